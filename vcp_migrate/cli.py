@@ -1,0 +1,365 @@
+"""The command line: parses options, calls one engine method, renders, maps errors to exit codes.
+
+Exit codes: 0 ok; 1 error; 2 usage; 3 pending (``status --exit-code``); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+import click
+
+from . import __version__
+from .config import read_settings
+from .engine import MigrationManager, Observer
+from .errors import VcpMigrateError
+from .models import Direction, MigrationFile, MigrationRun
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.status import Status
+
+EXIT_PENDING = 3
+EXIT_INTERRUPTED = 130
+DEFAULTS = {"db": "vcp_trading.db", "dir": "migrations"}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _colour(stream: Any) -> bool:
+    return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
+
+
+def _error(message: str) -> None:
+    prefix = click.style("Error:", fg="red", bold=True) if _colour(sys.stderr) else "Error:"
+    click.echo(f"{prefix} {' '.join(message.split())}", err=True, color=_colour(sys.stderr))
+
+
+def _console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+class _Group(click.Group):
+    """The command group: aliases (up, down) and one-line usage errors."""
+
+    aliases: ClassVar[dict[str, str]] = {"up": "migrate", "down": "rollback"}
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, self.aliases.get(cmd_name, cmd_name))
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        _, command, rest = super().resolve_command(ctx, args)
+        return (command.name if command else None), command, rest
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            result = super().main(*args, **kwargs)
+        except click.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:
+                click.echo(exc.ctx.get_help())
+            else:
+                where = exc.ctx.command_path if exc.ctx else "vcp-migrate"
+                _error(f"{exc.format_message()} (see '{where} --help')")
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            _error(exc.format_message())
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            _error("aborted")
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+def _settings_default(key: str) -> str:
+    value = read_settings().get(key, DEFAULTS[key])
+    assert isinstance(value, str)
+    return value
+
+
+class _Progress(Observer):
+    """Prints each migration as it completes; on a terminal, a spinner while one runs."""
+
+    def __init__(self) -> None:
+        self.console = _console()
+        self.status: Status | None = None
+        self.current: MigrationFile | None = None
+
+    def started(self, migration: MigrationFile, direction: Direction, index: int, total: int) -> None:
+        self.current = migration
+        if not self.console.is_terminal:
+            return
+        verb = "Applying" if direction == "up" else "Rolling back"
+        text = f"{verb} {migration.path.name} ({index}/{total})"
+        if self.status is None:
+            self.status = self.console.status(text)
+            self.status.start()
+        else:
+            self.status.update(text)
+
+    def finished(self, run: MigrationRun) -> None:
+        from . import render
+
+        self.current = None
+        self.console.print(render.run_line(run))
+
+    def warning(self, message: str) -> None:
+        click.echo(f"Warning: {message}", err=True)
+
+    def stop(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+
+def _handles_errors(command: F) -> F:
+    """Run a command body: VcpMigrateError and Ctrl-C become one line on stderr and an exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, debug: bool, **kwargs: Any) -> int:
+        progress = _Progress()
+        try:
+            result = command(*args, progress=progress, **kwargs)
+            return int(result or 0)
+        except VcpMigrateError as exc:
+            progress.stop()
+            if debug:
+                traceback.print_exc()
+            _error(str(exc))
+            return exc.exit_code
+        except KeyboardInterrupt:
+            progress.stop()
+            current = f" while running {progress.current.path}" if progress.current else ""
+            _error(
+                f"interrupted{current} (a transactional migration is rolled back whole;"
+                " 'vcp-migrate status' shows what is applied)"
+            )
+            return EXIT_INTERRUPTED
+        except Exception as exc:
+            progress.stop()
+            if debug:
+                traceback.print_exc()
+            _error(f"unexpected {type(exc).__name__}: {exc} (run again with --debug and report it)")
+            return 1
+        finally:
+            progress.stop()
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _common(command: F) -> F:
+    """--db, --dir and --debug, shared by every command."""
+    command = click.option("--debug", is_flag=True, help="Show the traceback of an error.")(command)
+    command = click.option(
+        "--dir",
+        "directory",
+        metavar="PATH",
+        envvar="VCP_MIGRATE_DIR",
+        help="Migrations directory [env VCP_MIGRATE_DIR; default: migrations, or dir in [tool.vcp-migrate]].",
+    )(command)
+    command = click.option(
+        "--db",
+        "db",
+        metavar="PATH",
+        envvar="VCP_MIGRATE_DB",
+        help="SQLite database [env VCP_MIGRATE_DB; default: vcp_trading.db, or db in [tool.vcp-migrate]].",
+    )(command)
+    return command
+
+
+_lock_timeout = click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    envvar="VCP_MIGRATE_LOCK_TIMEOUT",
+    metavar="SECONDS",
+    help="How long to wait for another run or connection to release the database [env VCP_MIGRATE_LOCK_TIMEOUT].",
+)
+
+
+def _manager(db: str | None, directory: str | None, progress: Observer, lock_timeout: float = 30.0) -> MigrationManager:
+    return MigrationManager(
+        db if db is not None else _settings_default("db"),
+        directory if directory is not None else _settings_default("dir"),
+        lock_timeout=lock_timeout,
+        observer=progress,
+    )
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]}, no_args_is_help=True)
+@click.version_option(__version__, prog_name="vcp-migrate")
+def main() -> None:
+    """Versioned, reversible, atomic schema migrations for SQLite.
+
+    \b
+    Example:
+      vcp-migrate new add_pnl_column
+      vcp-migrate up
+      vcp-migrate status
+      vcp-migrate rollback --steps 2
+    """
+
+
+@main.command("migrate")
+@_common
+@_lock_timeout
+@click.option("--to", "target", type=click.IntRange(min=1), metavar="VERSION", help="Stop after this version.")
+@click.option("--allow-out-of-order", is_flag=True, help="Apply pending migrations numbered below applied ones.")
+@_handles_errors
+def migrate_command(
+    db: str | None,
+    directory: str | None,
+    lock_timeout: float,
+    target: int | None,
+    allow_out_of_order: bool,
+    progress: _Progress,
+) -> int:
+    """Apply pending migrations in version order (alias: up).
+
+    Each migration commits together with its history row, or not at all.
+    Creates the database if it does not exist.
+
+    \b
+    Example:
+      vcp-migrate up
+      vcp-migrate migrate --to 2 --db vcp_trading.db
+    """
+    manager = _manager(db, directory, progress, lock_timeout)
+    runs = manager.migrate(target, allow_out_of_order=allow_out_of_order)
+    progress.stop()
+    if not runs:
+        progress.console.print(f"Nothing to apply: {manager.db_path} is up to date.")
+    else:
+        total = sum(run.duration_ms for run in runs)
+        progress.console.print(f"Applied {len(runs)} migration(s) in {total} ms.")
+    return 0
+
+
+@main.command("rollback")
+@_common
+@_lock_timeout
+@click.option("--steps", type=click.IntRange(min=1), metavar="N", help="How many migrations to roll back [default: 1].")
+@click.option(
+    "--to",
+    "to",
+    type=click.IntRange(min=0),
+    metavar="VERSION",
+    help="Roll back every migration above VERSION; 0 rolls back all.",
+)
+@_handles_errors
+def rollback_command(
+    db: str | None,
+    directory: str | None,
+    lock_timeout: float,
+    steps: int | None,
+    to: int | None,
+    progress: _Progress,
+) -> int:
+    """Roll back applied migrations, newest first (alias: down).
+
+    \b
+    Example:
+      vcp-migrate rollback
+      vcp-migrate rollback --steps 2
+      vcp-migrate down --to 0
+    """
+    if steps is not None and to is not None:
+        raise click.UsageError("--steps and --to cannot be used together")
+    manager = _manager(db, directory, progress, lock_timeout)
+    runs = manager.rollback(steps, to=to)
+    progress.stop()
+    if not runs:
+        progress.console.print("Nothing to roll back.")
+    else:
+        progress.console.print(f"Rolled back {len(runs)} migration(s).")
+    return 0
+
+
+@main.command("status")
+@_common
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+@click.option("--exit-code", is_flag=True, help=f"Exit {EXIT_PENDING} when any migration is pending.")
+@_handles_errors
+def status_command(db: str | None, directory: str | None, as_json: bool, exit_code: bool, progress: _Progress) -> int:
+    """Show every migration: applied, pending, modified, missing, out-of-order or invalid.
+
+    Never runs migration code and never creates the database.
+
+    \b
+    Example:
+      vcp-migrate status
+      vcp-migrate status --json --exit-code
+    """
+    report = _manager(db, directory, progress).report()
+    if as_json:
+        import json
+
+        click.echo(json.dumps([row.as_dict() for row in report.rows], indent=2))
+        if not report.database_exists:
+            click.echo(f"Note: {report.database} does not exist yet: every migration is pending.", err=True)
+    else:
+        from . import render
+
+        progress.console.print(render.status_table(report))
+    return EXIT_PENDING if exit_code and report.pending else 0
+
+
+@main.command("new")
+@_common
+@click.argument("name")
+@click.option("--sql", "sql", is_flag=True, help="Create a .sql file instead of a .py file.")
+@_handles_errors
+def new_command(db: str | None, directory: str | None, name: str, sql: bool, progress: _Progress) -> int:
+    """Create the next migration file, NNN_NAME.py (or .sql), with empty up and down.
+
+    \b
+    Example:
+      vcp-migrate new add_pnl_column
+      vcp-migrate new "Add index on symbol" --sql
+    """
+    path = _manager(db, directory, progress).new(name, sql=sql)
+    click.echo(f"Created {path}")
+    return 0
+
+
+@main.command("validate")
+@_common
+@click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
+@_handles_errors
+def validate_command(db: str | None, directory: str | None, as_json: bool, progress: _Progress) -> int:
+    """Check the files, the history against them, and the database's integrity.
+
+    Loads every migration (running its module code, not up or down).
+    One line per problem; exits 1 if there is any.
+
+    \b
+    Example:
+      vcp-migrate validate
+      vcp-migrate validate --json
+    """
+    problems = _manager(db, directory, progress).validate()
+    if as_json:
+        import json
+
+        click.echo(json.dumps({"ok": not problems, "problems": [p.as_dict() for p in problems]}, indent=2))
+    else:
+        from . import render
+
+        for problem in problems:
+            progress.console.print(render.problem_line(problem))
+        verdict = f"{len(problems)} problem(s) found." if problems else "OK: no problems found."
+        progress.console.print(verdict)
+    return 1 if problems else 0
+
+
+__all__ = ["main"]

@@ -1,0 +1,109 @@
+"""Defaults from the ``[tool.vcp-migrate]`` table of ./pyproject.toml.
+
+Python 3.11+ reads the file with tomllib. Python 3.10 has no TOML parser in its standard
+library, so there a small reader takes just that table, written as plain ``key = value``
+lines (strings, numbers, booleans), which is all vcp-migrate's keys need.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+from .errors import UsageError
+
+KEYS: dict[str, type] = {"db": str, "dir": str}
+_WHERE = "pyproject.toml"
+
+
+def read_settings(path: Path = Path("pyproject.toml")) -> dict[str, object]:
+    """The [tool.vcp-migrate] table of ``path``, checked; empty when there is no such file or table."""
+    if not path.is_file():
+        return {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(
+            f"cannot be read: {exc}", where=str(path), hint="fix the file or pass --db and --dir"
+        ) from None
+    table = _parse(text, str(path))
+    for key, value in table.items():
+        expected = KEYS.get(key)
+        if expected is None:
+            raise UsageError(
+                f"[tool.vcp-migrate] has an unknown key {key!r}",
+                where=str(path),
+                hint=f"known keys: {', '.join(KEYS)}",
+            )
+        if not isinstance(value, expected):
+            raise UsageError(f"[tool.vcp-migrate] {key} must be a {expected.__name__}, not {value!r}", where=str(path))
+    return table
+
+
+def _parse(text: str, where: str) -> dict[str, object]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+
+        try:
+            document = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise UsageError(f"is not valid TOML: {exc}", where=where, hint="fix the file") from None
+        table = document.get("tool", {}).get("vcp-migrate", {})
+        if not isinstance(table, dict):
+            raise UsageError("tool.vcp-migrate must be a table", where=where)
+        return table
+    return parse_tool_table(text, where)  # pragma: no cover - exercised directly on every version
+
+
+_HEADER = re.compile(r"\[\s*tool\s*\.\s*(?:vcp-migrate|\"vcp-migrate\")\s*\]\s*(?:#.*)?")
+_PAIR = re.compile(r"([A-Za-z0-9_-]+)\s*=\s*(.+)")
+_BASIC = re.compile(r"\"((?:[^\"\\]|\\.)*)\"\s*(?:#.*)?")
+_LITERAL = re.compile(r"'([^']*)'\s*(?:#.*)?")
+
+
+def parse_tool_table(text: str, where: str = _WHERE) -> dict[str, object]:
+    """The [tool.vcp-migrate] table, from plain ``key = value`` lines (the Python 3.10 reader)."""
+    table: dict[str, object] = {}
+    inside = False
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if line.startswith("["):
+            inside = bool(_HEADER.fullmatch(line))
+            continue
+        if not inside or not line or line.startswith("#"):
+            continue
+        pair = _PAIR.fullmatch(line)
+        if pair is None:
+            raise UsageError(f"line {number}: expected key = value", where=where, hint="fix the file")
+        key, value = pair[1], _value(pair[2].strip(), number, where)
+        if key in table:
+            raise UsageError(f"line {number}: {key} is set twice", where=where, hint="fix the file")
+        table[key] = value
+    return table
+
+
+def _value(raw: str, number: int, where: str) -> object:
+    basic, literal = _BASIC.fullmatch(raw), _LITERAL.fullmatch(raw)
+    if basic:
+        try:
+            return str(json.loads(f'"{basic[1]}"'))
+        except json.JSONDecodeError:
+            pass
+    elif literal:
+        return literal[1]
+    else:
+        bare = raw.split("#", 1)[0].strip()
+        if bare in ("true", "false"):
+            return bare == "true"
+        for convert in (int, float):
+            try:
+                return convert(bare.replace("_", ""))
+            except ValueError:
+                continue
+    raise UsageError(
+        f"line {number}: cannot read the value {raw!r}",
+        where=where,
+        hint="write a quoted string, a number or true/false",
+    )

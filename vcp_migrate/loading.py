@@ -1,0 +1,176 @@
+"""Turning a migration file into what runs: SQL sections or Python functions.
+
+Loading always compiles the file's current bytes (the ones its checksum was taken from) into a
+fresh module object: no bytecode cache, no entry in sys.modules, no clash between directories.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import sqlite3
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+
+from .errors import MigrationFileError
+from .models import MigrationFile
+from .sqlite import split_statements
+
+_MARKER = re.compile(r"--\s*migrate:(up|down)(?:[ \t]+(.*?))?\s*")
+_NEAR_MARKER = re.compile(r"--\s*migrate\s*:?\s*(up|down)\b", re.IGNORECASE)
+_FIX = "fix the file"
+
+
+@dataclass(frozen=True)
+class SqlStep:
+    """One section of a SQL migration, split into statements."""
+
+    statements: tuple[str, ...]
+    transactional: bool
+
+
+@dataclass(frozen=True)
+class PythonStep:
+    """The up() or down() function of a Python migration."""
+
+    function: Callable[[sqlite3.Connection], object]
+    transactional: bool
+
+
+Step = SqlStep | PythonStep
+
+
+@dataclass(frozen=True)
+class LoadedMigration:
+    """A migration file made runnable; ``down`` is None when the file has none."""
+
+    file: MigrationFile
+    up: Step
+    down: Step | None
+
+
+def load(migration: MigrationFile) -> LoadedMigration:
+    """Load a migration file. Raises MigrationFileError naming the file and the line."""
+    if migration.kind == "sql":
+        return LoadedMigration(migration, *_load_sql(migration))
+    module = _exec_python(migration)
+    transactional = getattr(module, "transactional", True)
+    if not isinstance(transactional, bool):
+        raise MigrationFileError(
+            f"transactional must be True or False, not {transactional!r}", where=str(migration.path), hint=_FIX
+        )
+    up_function = _function(module, "up", migration)
+    if up_function is None:
+        raise MigrationFileError("has no up(connection) function", where=str(migration.path), hint=_FIX)
+    down_function = _function(module, "down", migration)
+    return LoadedMigration(
+        migration,
+        PythonStep(up_function, transactional),
+        PythonStep(down_function, transactional) if down_function else None,
+    )
+
+
+def _load_sql(migration: MigrationFile) -> tuple[SqlStep, SqlStep | None]:
+    where = str(migration.path)
+    try:
+        text = migration.source.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise MigrationFileError(
+            f"is not UTF-8 text (byte {exc.start})", where=where, hint="save it as UTF-8"
+        ) from None
+    sections: dict[str, list[str]] = {}
+    options: dict[str, bool] = {}
+    current: list[str] | None = None
+    for number, line in enumerate(text.splitlines(), 1):
+        marker = _MARKER.fullmatch(line.strip())
+        if marker is None and _NEAR_MARKER.match(line.strip()):
+            raise MigrationFileError(
+                f"line {number}: {line.strip()!r} looks like a section marker but is not one",
+                where=where,
+                hint="write '-- migrate:up' or '-- migrate:down' at the start of a line",
+            )
+        if marker is None:
+            if current is None and line.strip() and not line.strip().startswith("--"):
+                raise MigrationFileError(
+                    f"line {number}: SQL before the first '-- migrate:up' or '-- migrate:down'",
+                    where=where,
+                    hint="move it into a section",
+                )
+            if current is not None:
+                current.append(line)
+            continue
+        direction, option = marker.group(1), (marker.group(2) or "")
+        if direction in sections:
+            raise MigrationFileError(f"line {number}: a second '-- migrate:{direction}'", where=where, hint=_FIX)
+        if option not in ("", "transaction:false", "transaction:true"):
+            raise MigrationFileError(
+                f"line {number}: unknown option {option!r}", where=where, hint="the only option is transaction:false"
+            )
+        options[direction] = option != "transaction:false"
+        current = sections[direction] = []
+    if "up" not in sections:
+        raise MigrationFileError("has no '-- migrate:up' section", where=where, hint="add one above the up SQL")
+
+    def step(direction: str) -> SqlStep:
+        return SqlStep(tuple(split_statements("\n".join(sections[direction]))), options[direction])
+
+    return step("up"), step("down") if "down" in sections else None
+
+
+def _exec_python(migration: MigrationFile) -> types.ModuleType:
+    where = str(migration.path)
+    try:
+        code = compile(migration.source, where, "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        raise MigrationFileError(f"line {exc.lineno}: {exc.msg}", where=where, hint=_FIX) from None
+    except ValueError as exc:  # null bytes, bad coding declaration
+        raise MigrationFileError(f"cannot be compiled: {exc}", where=where, hint=_FIX) from None
+    module = types.ModuleType(f"vcp_migration_{migration.version}_{migration.name}")
+    module.__file__ = where
+    try:
+        exec(code, module.__dict__)
+    except (Exception, SystemExit) as exc:
+        raise MigrationFileError(
+            f"loading failed{at_line(exc.__traceback__, where)}: {describe(exc)}", where=where, hint=_FIX
+        ) from None
+    return module
+
+
+def _function(
+    module: types.ModuleType, name: str, migration: MigrationFile
+) -> Callable[[sqlite3.Connection], object] | None:
+    function = getattr(module, name, None)
+    if function is None:
+        return None
+    where = str(migration.path)
+    if not callable(function):
+        raise MigrationFileError(f"{name} is not a function", where=where, hint=f"define def {name}(connection):")
+    try:
+        inspect.signature(function).bind(None)
+    except TypeError:
+        raise MigrationFileError(
+            f"{name}() must take exactly one argument, the connection",
+            where=where,
+            hint=f"define def {name}(connection):",
+        ) from None
+    except ValueError:  # builtins without a signature: let the call itself decide
+        pass
+    return function  # type: ignore[no-any-return]
+
+
+def at_line(tb: TracebackType | None, filename: str) -> str:
+    """' at line N' for the last frame of ``tb`` in ``filename``, or ''."""
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f" at line {line}" if line else ""
+
+
+def describe(exc: BaseException) -> str:
+    """'TypeName: message' on one line."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

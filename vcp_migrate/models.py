@@ -1,0 +1,126 @@
+"""Frozen values passed between discovery, planning, the engine and the renderers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+State = Literal["applied", "pending", "modified", "missing", "out-of-order", "invalid"]
+Direction = Literal["up", "down"]
+APPLIED_STATES: frozenset[str] = frozenset({"applied", "modified", "missing"})
+
+
+@dataclass(frozen=True)
+class MigrationFile:
+    """A file named NNN_name.py or NNN_name.sql, with the bytes its checksum was taken from."""
+
+    version: int
+    name: str
+    path: Path
+    checksum: str
+    source: bytes = field(repr=False, compare=False)
+
+    @property
+    def kind(self) -> str:
+        return self.path.suffix[1:]
+
+
+@dataclass(frozen=True)
+class FileProblem:
+    """A file in the migrations directory that cannot be used as it is."""
+
+    kind: Literal["name", "duplicate", "unreadable"]
+    path: Path
+    reason: str
+    version: int | None = None
+
+
+@dataclass(frozen=True)
+class Directory:
+    """What discovery found: usable files in version order, and the files it could not use."""
+
+    path: Path
+    migrations: tuple[MigrationFile, ...]
+    problems: tuple[FileProblem, ...]
+
+
+@dataclass(frozen=True)
+class AppliedMigration:
+    """One row of the history table."""
+
+    version: int
+    name: str
+    checksum: str
+    applied_at: str
+    execution_ms: int
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    """One migration as ``status`` shows it: a file, a history row, or both."""
+
+    version: int | None
+    name: str
+    state: State
+    path: Path | None
+    checksum: str | None
+    applied: AppliedMigration | None
+
+    def as_dict(self) -> dict[str, object]:
+        """The row as the JSON and Python API present it."""
+        return {
+            "version": self.version,
+            "name": self.name,
+            "state": self.state,
+            "applied": self.state in APPLIED_STATES,
+            "applied_at": self.applied.applied_at if self.applied else None,
+            "execution_ms": self.applied.execution_ms if self.applied else None,
+            "checksum": self.checksum,
+            "applied_checksum": self.applied.checksum if self.applied else None,
+            "file": str(self.path) if self.path else None,
+        }
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """Every migration's state, and whether the database exists at all."""
+
+    database: Path
+    database_exists: bool
+    rows: tuple[StatusRow, ...]
+
+    @property
+    def pending(self) -> tuple[StatusRow, ...]:
+        return tuple(row for row in self.rows if row.state not in APPLIED_STATES)
+
+
+@dataclass(frozen=True)
+class MigrationRun:
+    """A migration that was applied (up) or rolled back (down), and how long it took."""
+
+    version: int
+    name: str
+    direction: Direction
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing ``validate`` found wrong."""
+
+    kind: str
+    message: str
+    path: Path | None = None
+    version: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "version": self.version,
+            "file": str(self.path) if self.path else None,
+            "message": self.message,
+        }

@@ -1,0 +1,114 @@
+"""Pure planning: from the files and the history, decide each migration's state and what a
+command will run. Nothing here touches the database or the file system."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .errors import PlanError
+from .models import AppliedMigration, Directory, MigrationFile, State, StatusRow
+
+
+def status_rows(directory: Directory, applied: Mapping[int, AppliedMigration]) -> list[StatusRow]:
+    """Every migration known to the files or the history, in version order; unusable files last."""
+    files = {migration.version: migration for migration in directory.migrations}
+    highest = max(applied, default=0)
+    unreadable = {p.version: p for p in directory.problems if p.kind == "unreadable" and p.version is not None}
+    rows = []
+    for version in sorted(files.keys() | applied.keys() | unreadable.keys()):
+        file, row = files.get(version), applied.get(version)
+        state: State
+        if version in unreadable:
+            state = "invalid"
+        elif row and not file:
+            state = "missing"
+        elif row and file:
+            state = "applied" if row.checksum == file.checksum else "modified"
+        else:
+            state = "out-of-order" if version < highest else "pending"
+        path = file.path if file else unreadable[version].path if version in unreadable else None
+        name = file.name if file else row.name if row else _stem_name(unreadable[version].path.stem)
+        rows.append(StatusRow(version, name, state, path, file.checksum if file else None, row))
+    for problem in directory.problems:
+        if problem.kind == "name":
+            rows.append(StatusRow(None, problem.path.stem, "invalid", problem.path, None, None))
+    return rows
+
+
+def _stem_name(stem: str) -> str:
+    return stem.partition("_")[2] or stem
+
+
+def plan_migrate(
+    directory: Directory,
+    applied: Mapping[int, AppliedMigration],
+    *,
+    target: int | None = None,
+    allow_out_of_order: bool = False,
+) -> list[MigrationFile]:
+    """The files ``migrate`` applies, in order. Raises PlanError when it must refuse."""
+    rows = status_rows(directory, applied)
+    for row in rows:
+        if row.state == "modified" and row.applied:
+            raise PlanError(
+                f"changed since it was applied on {row.applied.applied_at} (checksum differs)",
+                where=str(row.path),
+                hint="restore the applied content and put further changes in a new migration; nothing was applied",
+            )
+    if target is not None:
+        _require_known(target, rows, directory)
+    highest = max(applied, default=0)
+    plan = []
+    for migration in directory.migrations:
+        if migration.version in applied or (target is not None and migration.version > target):
+            continue
+        if migration.version < highest and not allow_out_of_order:
+            raise PlanError(
+                f"version {migration.version} is pending but version {highest} is already applied (out of order)",
+                where=str(migration.path),
+                hint="renumber it above the applied ones, or pass --allow-out-of-order; nothing was applied",
+            )
+        plan.append(migration)
+    return plan
+
+
+def plan_rollback(
+    directory: Directory,
+    applied: Mapping[int, AppliedMigration],
+    *,
+    steps: int | None = None,
+    to: int | None = None,
+) -> list[MigrationFile]:
+    """The files ``rollback`` undoes, newest first. Raises PlanError when it must refuse."""
+    newest_first = sorted(applied, reverse=True)
+    if to is not None:
+        if to != 0:
+            _require_known(to, status_rows(directory, applied), directory)
+        chosen = [version for version in newest_first if version > to]
+    else:
+        count = 1 if steps is None else steps
+        if count > len(newest_first):
+            raise PlanError(
+                f"cannot roll back {count}: {len(newest_first)} migration(s) applied",
+                where=None,
+                hint="use --to 0 to roll back every applied migration; nothing was changed",
+            )
+        chosen = newest_first[:count]
+    files = {migration.version: migration for migration in directory.migrations}
+    for version in chosen:
+        if version not in files:
+            raise PlanError(
+                f"version {version} ({applied[version].name}) is applied but its file is missing from {directory.path}",
+                hint="restore the file to roll it back; its history row was kept and nothing was changed",
+            )
+    return [files[version] for version in chosen]
+
+
+def _require_known(version: int, rows: list[StatusRow], directory: Directory) -> None:
+    known = [row.version for row in rows if row.version is not None]
+    if version not in known:
+        listed = ", ".join(map(str, known)) or "none"
+        raise PlanError(
+            f"version {version} is not a migration in {directory.path}",
+            hint=f"known versions: {listed}",
+        )

@@ -1,0 +1,216 @@
+"""Every SQLite quirk vcp-migrate relies on: connecting, owning transactions, splitting
+statements, translating errors, checking foreign keys."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .errors import DatabaseError, LockTimeout
+
+# Python caches prepared statements by their text, and a cached statement is not re-authorized.
+# Our own transaction control therefore uses text that no migration would write, so a migration's
+# "COMMIT" is always prepared afresh and refused by the authorizer.
+BEGIN = "BEGIN IMMEDIATE /* vcp-migrate */"
+COMMIT = "COMMIT /* vcp-migrate */"
+ROLLBACK = "ROLLBACK /* vcp-migrate */"
+
+# Statements after which the connection may carry state into the next migration.
+_STATEFUL_ACTIONS = frozenset(
+    {
+        sqlite3.SQLITE_PRAGMA,
+        sqlite3.SQLITE_ATTACH,
+        sqlite3.SQLITE_DETACH,
+        sqlite3.SQLITE_CREATE_TEMP_INDEX,
+        sqlite3.SQLITE_CREATE_TEMP_TABLE,
+        sqlite3.SQLITE_CREATE_TEMP_TRIGGER,
+        sqlite3.SQLITE_CREATE_TEMP_VIEW,
+    }
+)
+
+
+class MigrationConnection(sqlite3.Connection):
+    """A real sqlite3.Connection that, while ``guarded``, refuses to end the migration's transaction.
+
+    The authorizer is the backstop: every COMMIT, ROLLBACK or BEGIN that reaches SQLite (a
+    statement, ``commit()``, the implicit commit of ``executescript()``) is denied. The Python
+    methods are overridden too, so the error names what the migration did.
+    """
+
+    guarded = False
+    refused: str | None = None
+    touched_state = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        super().set_authorizer(self._authorize)
+
+    def _authorize(self, action: int, arg1: str | None, *_: str | None) -> int:
+        if self.guarded:
+            if action == sqlite3.SQLITE_TRANSACTION:
+                self.refused = f"run {arg1}"
+                return sqlite3.SQLITE_DENY
+            if action in _STATEFUL_ACTIONS:
+                self.touched_state = True
+        return sqlite3.SQLITE_OK
+
+    def _refuse(self, what: str) -> None:
+        self.refused = what
+        raise sqlite3.OperationalError(f"a migration must not {what}")
+
+    def commit(self) -> None:
+        if self.guarded:
+            self._refuse("call commit()")
+        super().commit()
+
+    def rollback(self) -> None:
+        if self.guarded:
+            self._refuse("call rollback()")
+        super().rollback()
+
+    def close(self) -> None:
+        if self.guarded:
+            self._refuse("call close()")
+        super().close()
+
+    def set_authorizer(self, authorizer_callback: Any, /) -> None:
+        if self.guarded:
+            self._refuse("call set_authorizer()")
+        super().set_authorizer(authorizer_callback)
+
+    def executescript(self, sql_script: str, /) -> sqlite3.Cursor:
+        """Inside a migration, run the script statement by statement in its transaction.
+
+        sqlite3's own executescript() commits first, which would split the migration in two.
+        """
+        if not self.guarded:
+            return super().executescript(sql_script)
+        cursor = self.cursor()
+        for statement in split_statements(sql_script):
+            cursor.execute(statement)
+        return cursor
+
+
+def check_path(path: Path, *, create: bool) -> None:
+    """Raise DatabaseError unless ``path`` is a file, or (with ``create``) could become one."""
+    if path.is_dir():
+        raise DatabaseError("is a directory, not a database file", where=str(path), hint="check --db")
+    if not create and not path.exists():
+        raise DatabaseError("does not exist", where=str(path), hint="check --db; only 'migrate' creates a database")
+    if create and not path.absolute().parent.is_dir():
+        raise DatabaseError(f"directory {path.parent} does not exist", where=str(path), hint="check --db")
+
+
+def open_database(path: Path, *, create: bool, timeout: float) -> MigrationConnection:
+    """Open ``path`` in autocommit mode and check that it is a SQLite database.
+
+    Only ``create=True`` may create the file. Raises DatabaseError naming the path.
+    """
+    check_path(path, create=create)
+    uri = path.absolute().as_uri() + ("?mode=rwc" if create else "?mode=rw")
+    connection: MigrationConnection | None = None
+    try:
+        connection = sqlite3.connect(
+            uri,
+            uri=True,
+            timeout=timeout,
+            isolation_level=None,
+            factory=MigrationConnection,
+            check_same_thread=False,
+        )
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error as exc:
+        if connection is not None:
+            connection.close()
+        raise database_error(exc, path) from exc
+    return connection
+
+
+def database_error(exc: sqlite3.Error, path: Path, changed: str = "nothing was changed") -> DatabaseError:
+    """Translate a SQLite error about the database file itself into a DatabaseError.
+
+    ``changed`` ends the hint: what the command had done when the error came.
+    """
+    text = str(exc)
+    lowered = text.lower()
+    where = str(path)
+    if "not a database" in lowered:
+        return DatabaseError("is not a SQLite database", where=where, hint=f"check --db; {changed}")
+    if "malformed" in lowered or "corrupt" in lowered:
+        return DatabaseError(f"is corrupt ({text})", where=where, hint=f"restore it from a backup; {changed}")
+    if "readonly" in lowered or "read-only" in lowered:
+        return DatabaseError(
+            "is read-only", where=where, hint=f"check the permissions of the file and its directory; {changed}"
+        )
+    if "locked" in lowered or "busy" in lowered:
+        return LockTimeout(
+            "is locked by another connection",
+            where=where,
+            hint=f"retry when it is released, or raise --lock-timeout; {changed}",
+        )
+    if "unable to open" in lowered:
+        return DatabaseError("cannot be opened", where=where, hint="check the path and its permissions")
+    return DatabaseError(text, where=where, hint=changed)
+
+
+@contextmanager
+def transaction(connection: MigrationConnection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception, KeyboardInterrupt included."""
+    connection.execute(BEGIN)
+    try:
+        yield
+        connection.execute(COMMIT)
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute(ROLLBACK)
+        raise
+
+
+def foreign_key_violations(connection: sqlite3.Connection) -> list[str]:
+    """Describe each row PRAGMA foreign_key_check reports (at most five)."""
+    rows = connection.execute("PRAGMA foreign_key_check").fetchmany(5)
+    return [f"table {table} row {rowid} references a missing row in {parent}" for table, rowid, parent, _ in rows]
+
+
+_COMMENT_OR_QUOTED = re.compile(
+    r"--[^\n]*|/\*.*?(?:\*/|\Z)|'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|`(?:[^`]|``)*`?|\[[^\]]*\]?",
+    re.DOTALL,
+)
+
+
+def _holds_code(chunk: str) -> bool:
+    """Whether ``chunk`` has anything but comments, white space and semicolons."""
+    code = _COMMENT_OR_QUOTED.sub(lambda m: "" if m.group().startswith(("--", "/*")) else "x", chunk)
+    return bool(code.strip(" \t\r\n\f;"))
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split SQL text into statements, as SQLite itself delimits them.
+
+    A semicolon ends a statement only where ``sqlite3.complete_statement`` agrees, so semicolons
+    in string literals, comments and trigger bodies (BEGIN ... END) are kept. Chunks that hold
+    only comments are dropped; a last statement without its semicolon is kept.
+    """
+    statements: list[str] = []
+    start = 0
+    position = sql.find(";")
+    while position != -1:
+        candidate = sql[start : position + 1]
+        if sqlite3.complete_statement(candidate):
+            if _holds_code(candidate):
+                statements.append(candidate.strip())
+            start = position + 1
+        position = sql.find(";", position + 1)
+    if _holds_code(sql[start:]):
+        statements.append(sql[start:].strip())
+    return statements
+
+
+def short(statement: str, width: int = 60) -> str:
+    """A statement on one line, cut to ``width`` characters, for error messages."""
+    flat = " ".join(statement.split())
+    return flat if len(flat) <= width else flat[: width - 3] + "..."
