@@ -130,6 +130,8 @@ def _handles_errors(command: F) -> F:
         try:
             result = command(*args, progress=progress, **kwargs)
             return int(result or 0)
+        except click.ClickException:
+            raise
         except VcpMigrateError as exc:
             progress.stop()
             if debug:
@@ -196,7 +198,7 @@ def _manager(db: str | None, directory: str | None, progress: Observer, lock_tim
     )
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]}, no_args_is_help=True)
+@click.group("vcp-migrate", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]}, no_args_is_help=True)
 @click.version_option(__version__, prog_name="vcp-migrate")
 def main() -> None:
     """Versioned, reversible, atomic schema migrations for SQLite.

@@ -83,6 +83,7 @@ def _load_sql(migration: MigrationFile) -> tuple[SqlStep, SqlStep | None]:
     sections: dict[str, list[str]] = {}
     options: dict[str, bool] = {}
     current: list[str] | None = None
+    stray: int | None = None  # first line of SQL outside any section
     for number, line in enumerate(text.splitlines(), 1):
         marker = _MARKER.fullmatch(line.strip())
         if marker is None and _NEAR_MARKER.match(line.strip()):
@@ -92,12 +93,8 @@ def _load_sql(migration: MigrationFile) -> tuple[SqlStep, SqlStep | None]:
                 hint="write '-- migrate:up' or '-- migrate:down' at the start of a line",
             )
         if marker is None:
-            if current is None and line.strip() and not line.strip().startswith("--"):
-                raise MigrationFileError(
-                    f"line {number}: SQL before the first '-- migrate:up' or '-- migrate:down'",
-                    where=where,
-                    hint="move it into a section",
-                )
+            if current is None and stray is None and line.strip() and not line.strip().startswith("--"):
+                stray = number
             if current is not None:
                 current.append(line)
             continue
@@ -112,6 +109,12 @@ def _load_sql(migration: MigrationFile) -> tuple[SqlStep, SqlStep | None]:
         current = sections[direction] = []
     if "up" not in sections:
         raise MigrationFileError("has no '-- migrate:up' section", where=where, hint="add one above the up SQL")
+    if stray is not None:
+        raise MigrationFileError(
+            f"line {stray}: SQL before the first '-- migrate:up' or '-- migrate:down'",
+            where=where,
+            hint="move it into a section",
+        )
 
     def step(direction: str) -> SqlStep:
         return SqlStep(tuple(split_statements("\n".join(sections[direction]))), options[direction])

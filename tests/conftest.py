@@ -1,0 +1,107 @@
+"""Fixtures: a project directory with migrations written from strings, and a file database
+that tests reopen to check what is (not) in it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from vcp_migrate import MigrationManager
+from vcp_migrate.cli import main
+
+ENV_VARS = ("VCP_MIGRATE_DB", "VCP_MIGRATE_DIR", "VCP_MIGRATE_LOCK_TIMEOUT", "NO_COLOR")
+
+
+class Project:
+    """A temporary project: ``migrations/`` and ``test.db`` under ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.dir = root / "migrations"
+        self.dir.mkdir()
+        self.db = root / "test.db"
+
+    def write(self, name: str, text: str = "", *, raw: bytes | None = None) -> Path:
+        path = self.dir / name
+        if raw is not None:
+            path.write_bytes(raw)
+        else:
+            path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return path
+
+    def sql(self, name: str, up: str, down: str = "") -> Path:
+        return self.write(name, f"-- migrate:up\n{textwrap.dedent(up)}\n-- migrate:down\n{textwrap.dedent(down)}\n")
+
+    def manager(self, **kwargs: object) -> MigrationManager:
+        return MigrationManager(self.db, self.dir, **kwargs)  # type: ignore[arg-type]
+
+    def query(self, sql: str, *params: object) -> list[tuple[object, ...]]:
+        """Run a query on a fresh connection, as an outsider would."""
+        connection = sqlite3.connect(self.db)
+        try:
+            return connection.execute(sql, params).fetchall()
+        finally:
+            connection.close()
+
+    def tables(self) -> set[str]:
+        """User tables, without SQLite's and vcp-migrate's own."""
+        if not self.db.exists():
+            return set()
+        rows = self.query("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {str(r[0]) for r in rows if not str(r[0]).startswith(("sqlite_", "vcp_migrations"))}
+
+    def columns(self, table: str) -> list[str]:
+        return [str(row[1]) for row in self.query(f"PRAGMA table_info({table})")]
+
+    def history(self) -> list[int]:
+        """Versions in the history table; [] when it does not exist."""
+        if not self.db.exists() or not self.query("SELECT 1 FROM sqlite_master WHERE name = 'vcp_migrations'"):
+            return []
+        return [int(r[0]) for r in self.query("SELECT version FROM vcp_migrations ORDER BY version")]  # type: ignore[call-overload]
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.db.read_bytes()).hexdigest()
+
+    def cli(self, *args: str, env: dict[str, str] | None = None) -> Result:
+        """Run the command line in-process with --db and --dir of this project."""
+        command, *rest = args
+        return CliRunner().invoke(main, [command, "--db", str(self.db), "--dir", str(self.dir), *rest], env=env)
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project]:
+    monkeypatch.chdir(tmp_path)
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    yield Project(tmp_path)
+
+
+def console_script() -> Path:
+    """The installed vcp-migrate beside the interpreter running the tests."""
+    path = Path(sys.executable).parent / "vcp-migrate"
+    assert path.exists(), f"vcp-migrate is not installed beside {sys.executable}: pip install -e '.[test]'"
+    return path
+
+
+def run_cli(project: Project, *args: str, timeout: float = 60, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    """Run the installed console script as a real process in the project's directory."""
+    command, *rest = args
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    return subprocess.run(
+        [str(console_script()), command, "--db", str(project.db), "--dir", str(project.dir), *rest],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        **kwargs,  # type: ignore[arg-type]
+    )

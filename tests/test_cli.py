@@ -1,0 +1,219 @@
+"""The command line: exit codes, one-line errors, help, aliases, environment and configuration."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from vcp_migrate.cli import main
+
+from .conftest import Project
+
+COMMANDS = ["migrate", "rollback", "status", "new", "validate"]
+
+
+def two(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b(x);", "DROP TABLE b;")
+
+
+def test_migrate_prints_each_migration_and_exits_0(project: Project) -> None:
+    two(project)
+    result = project.cli("migrate")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Applied 1 a (") and lines[1].startswith("Applied 2 b (")
+    assert lines[2].startswith("Applied 2 migration(s) in ")
+    again = project.cli("up")
+    assert again.exit_code == 0 and "Nothing to apply" in again.stdout
+
+
+def test_rollback_alias_and_steps(project: Project) -> None:
+    two(project)
+    project.cli("up")
+    result = project.cli("down", "--steps", "2")
+    assert result.exit_code == 0, result.output
+    assert "Rolled back 2 b" in result.stdout and "Rolled back 1 a" in result.stdout
+    assert project.history() == []
+    assert project.cli("rollback", "--to", "0").stdout.strip() == "Nothing to roll back."
+
+
+def test_status_table_json_and_exit_code(project: Project) -> None:
+    two(project)
+    table = project.cli("status")
+    assert table.exit_code == 0
+    assert "does not exist yet" in table.stdout and "pending" in table.stdout
+    result = project.cli("status", "--json", "--exit-code")
+    assert result.exit_code == 3
+    data = json.loads(result.stdout)
+    assert [(d["version"], d["name"], d["applied"], d["state"], d["applied_at"]) for d in data] == [
+        (1, "a", False, "pending", None),
+        (2, "b", False, "pending", None),
+    ]
+    assert "does not exist yet" in result.stderr
+    project.cli("up", "--to", "1")
+    assert project.cli("status", "--exit-code").exit_code == 3
+    project.cli("up")
+    done = project.cli("status", "--json", "--exit-code")
+    assert done.exit_code == 0 and all(d["applied"] for d in json.loads(done.stdout))
+
+
+def test_new_prints_the_path(project: Project) -> None:
+    result = project.cli("new", "AddPnlColumn")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"Created {project.dir / '001_add_pnl_column.py'}"
+    assert project.cli("new", "idx", "--sql").stdout.strip().endswith("002_idx.sql")
+
+
+def test_validate_exit_codes_and_json(project: Project) -> None:
+    two(project)
+    ok = project.cli("validate")
+    assert ok.exit_code == 0 and "OK: no problems found." in ok.stdout
+    project.write("003_c.py", "def up(c): pass\n")
+    bad = project.cli("validate")
+    assert bad.exit_code == 1
+    assert f"{project.dir / '003_c.py'}: has no down" in bad.stdout
+    data = json.loads(project.cli("validate", "--json").stdout)
+    assert data["ok"] is False
+    assert data["problems"] == [
+        {"kind": "no-down", "version": 3, "file": str(project.dir / "003_c.py"), "message": data["problems"][0]["message"]}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "text"),
+    [
+        (["rollback", "--steps", "0"], 2, "Error: Invalid value for '--steps': 0 is not in the range x>=1."),
+        (["rollback", "--steps", "x"], 2, "Error: Invalid value for '--steps': 'x' is not a valid integer"),
+        (["rollback", "--steps", "1", "--to", "0"], 2, "Error: --steps and --to cannot be used together"),
+        (["migrate", "--to", "-3"], 2, "Error: Invalid value for '--to': -3 is not in the range x>=1."),
+        (["migrate", "--lock-timeout", "-1"], 2, "Error: Invalid value for '--lock-timeout'"),
+        (["migrate", "--bogus"], 2, "--bogus"),
+        (["new"], 2, "Error: Missing argument 'NAME'."),
+        (["new", "../../etc/passwd"], 2, "Error: migration name '../../etc/passwd' contains a path"),
+        (["migrate", "--to", "9"], 1, "Error: version 9 is not a migration in"),
+        (["rollback"], 1, "test.db: does not exist (check --db; only 'migrate' creates a database)"),
+    ],
+)
+def test_errors_are_one_line_with_the_documented_exit_code(
+    project: Project, args: list[str], code: int, text: str
+) -> None:
+    two(project)
+    result = project.cli(*args)
+    assert result.exit_code == code, result.output
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("Error: ") and text in result.stderr
+    assert "Traceback" not in result.output
+    assert not project.db.exists()
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    result = CliRunner().invoke(main, ["frobnicate"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "Error: No such command 'frobnicate'. (see 'vcp-migrate --help')"
+
+
+def test_failed_migration_message_and_debug_traceback(project: Project) -> None:
+    project.sql("001_bad.sql", "CREATE TABLE t(x);\nSELECT * FROM nowhere;")
+    result = project.cli("migrate")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"Error: {project.dir / '001_bad.sql'}: statement 2 failed: no such table: nowhere (nothing was applied)"
+    )
+    debug = project.cli("migrate", "--debug")
+    assert debug.exit_code == 1 and "Traceback" in debug.stderr
+    assert project.tables() == set()
+
+
+def test_unexpected_exception_is_one_line_without_debug(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vcp_migrate import engine
+
+    two(project)
+
+    def broken(self: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(engine.MigrationManager, "report", broken)
+    result = project.cli("status")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "Error: unexpected RuntimeError: boom (run again with --debug and report it)"
+
+
+def test_interrupt_exits_130_and_names_the_migration(project: Project) -> None:
+    project.write("001_x.py", "def up(c):\n    c.execute('CREATE TABLE t(x)')\n    raise KeyboardInterrupt\ndef down(c): pass\n")
+    result = project.cli("migrate")
+    assert result.exit_code == 130
+    assert result.stderr.startswith(f"Error: interrupted while running {project.dir / '001_x.py'}")
+    assert project.tables() == set()
+
+
+def test_warnings_go_to_stderr(project: Project) -> None:
+    two(project)
+    project.cli("up")
+    (project.dir / "001_a.sql").unlink()
+    result = project.cli("up")
+    assert result.exit_code == 0
+    assert result.stderr.startswith("Warning: version 1 (a) is applied but its file is missing")
+
+
+def test_environment_variables(project: Project) -> None:
+    two(project)
+    env = {"VCP_MIGRATE_DB": str(project.root / "env.db"), "VCP_MIGRATE_DIR": str(project.dir)}
+    result = CliRunner().invoke(main, ["migrate"], env=env)
+    assert result.exit_code == 0, result.output
+    assert (project.root / "env.db").exists() and not project.db.exists()
+    bad = CliRunner().invoke(main, ["migrate"], env={**env, "VCP_MIGRATE_LOCK_TIMEOUT": "soon"})
+    assert bad.exit_code == 2 and "Invalid value for '--lock-timeout'" in bad.stderr
+
+
+def test_pyproject_defaults_and_command_line_precedence(project: Project) -> None:
+    two(project)
+    (project.root / "pyproject.toml").write_text('[tool.vcp-migrate]\ndb = "from_config.db"\ndir = "migrations"\n')
+    assert CliRunner().invoke(main, ["migrate"]).exit_code == 0
+    assert (project.root / "from_config.db").exists()
+    assert CliRunner().invoke(main, ["migrate", "--db", "explicit.db"]).exit_code == 0
+    assert (project.root / "explicit.db").exists()
+
+
+def test_built_in_defaults(project: Project) -> None:
+    two(project)
+    assert CliRunner().invoke(main, ["migrate"]).exit_code == 0
+    assert (project.root / "vcp_trading.db").exists()
+
+
+def test_broken_pyproject_is_one_line_exit_2(project: Project) -> None:
+    two(project)
+    (project.root / "pyproject.toml").write_text("[tool.vcp-migrate\ndb = 'x'\n")
+    result = CliRunner().invoke(main, ["status"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: pyproject.toml: ") and len(result.stderr.strip().splitlines()) == 1
+    (project.root / "pyproject.toml").write_text("[tool.vcp-migrate]\ndatabase = 'x'\n")
+    unknown = CliRunner().invoke(main, ["status"])
+    assert unknown.exit_code == 2 and "unknown key 'database'" in unknown.stderr
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example_and_a_readme_mention(command: str) -> None:
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Example:" in result.stdout and f"vcp-migrate {command}" in result.stdout.replace("vcp-migrate up", "vcp-migrate migrate").replace("vcp-migrate down", "vcp-migrate rollback")
+    for option in ("--db", "--dir", "--debug"):
+        assert option in result.stdout
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert f"vcp-migrate {command}" in readme
+
+
+def test_group_help_and_version() -> None:
+    assert CliRunner().invoke(main, []).exit_code == 2
+    assert "Commands:" in CliRunner().invoke(main, []).stdout
+    version = CliRunner().invoke(main, ["--version"])
+    assert version.exit_code == 0 and "vcp-migrate, version" in version.stdout
+
+
+def test_no_colour_off_a_terminal(project: Project) -> None:
+    two(project)
+    result = project.cli("status")
+    assert "\x1b[" not in result.stdout

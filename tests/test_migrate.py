@@ -1,0 +1,418 @@
+"""migrate: a migration and its history row commit together or not at all, whatever it does."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from vcp_migrate import MigrationFailed, MigrationFileError, PlanError
+
+from .conftest import Project
+
+TRADES = "CREATE TABLE trades (id INTEGER PRIMARY KEY, symbol TEXT);"
+
+
+def test_applies_in_order_and_records_history(project: Project) -> None:
+    project.sql("001_trades.sql", TRADES, "DROP TABLE trades;")
+    project.write(
+        "002_pnl.py",
+        """
+        def up(connection):
+            connection.execute("ALTER TABLE trades ADD COLUMN pnl REAL")
+        def down(connection):
+            connection.execute("ALTER TABLE trades DROP COLUMN pnl")
+        """,
+    )
+    runs = project.manager().migrate()
+    assert [(r.version, r.name, r.direction) for r in runs] == [(1, "trades", "up"), (2, "pnl", "up")]
+    assert project.columns("trades") == ["id", "symbol", "pnl"]
+    rows = project.query("SELECT version, name, checksum, applied_at, execution_ms FROM vcp_migrations")
+    assert [r[:2] for r in rows] == [(1, "trades"), (2, "pnl")]
+    for _, _, checksum, applied_at, execution_ms in rows:
+        assert len(str(checksum)) == 64
+        assert str(applied_at).endswith("Z") and "T" in str(applied_at)
+        assert isinstance(execution_ms, int) and execution_ms >= 0
+    assert project.query("SELECT value FROM vcp_migrations_meta WHERE key = 'layout'") == [("1",)]
+    assert project.manager().migrate() == []
+
+
+def test_target_stops_after_the_version(project: Project) -> None:
+    for version in (1, 2, 3):
+        project.sql(f"00{version}_t{version}.sql", f"CREATE TABLE t{version}(x);", f"DROP TABLE t{version};")
+    assert [r.version for r in project.manager().migrate(2)] == [1, 2]
+    assert project.tables() == {"t1", "t2"}
+    with pytest.raises(PlanError, match="version 7 is not a migration.*known versions: 1, 2, 3"):
+        project.manager().migrate(7)
+
+
+def test_failing_third_statement_leaves_no_partial_schema_and_no_history(project: Project) -> None:
+    project.sql("001_ok.sql", "CREATE TABLE ok(x);", "DROP TABLE ok;")
+    project.sql(
+        "002_bad.sql",
+        "CREATE TABLE first(x);\nCREATE INDEX first_x ON first(x);\nINSERT INTO no_such_table VALUES (1);",
+    )
+    with pytest.raises(MigrationFailed) as error:
+        project.manager().migrate()
+    message = str(error.value)
+    assert message.startswith(str(project.dir / "002_bad.sql") + ": statement 3 failed: no such table: no_such_table")
+    assert "it was rolled back; the 1 migration(s) before it in this run stay applied" in message
+    assert error.value.statement_index == 3 and error.value.version == 2
+    assert project.tables() == {"ok"}
+    assert project.query("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'first_x'") == []
+    assert project.history() == [1]
+    project.sql("002_bad.sql", "CREATE TABLE first(x);")
+    assert [r.version for r in project.manager().migrate()] == [2]
+
+
+def test_first_migration_failing_on_a_new_database_leaves_no_file(project: Project) -> None:
+    project.sql("001_bad.sql", "CREATE TABLE t(x);\nSELECT * FROM nowhere;")
+    with pytest.raises(MigrationFailed, match=r"statement 2 failed.*\(nothing was applied\)$"):
+        project.manager().migrate()
+    assert not project.db.exists()
+    assert list(project.root.glob("test.db*")) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "refused"),
+    [
+        ("connection.commit()", "call commit()"),
+        ("connection.rollback()", "call rollback()"),
+        ("connection.execute('COMMIT')", "run COMMIT"),
+        ("connection.execute('END')", "run COMMIT"),
+        ("connection.execute('ROLLBACK')", "run ROLLBACK"),
+        ("connection.execute('BEGIN')", "run BEGIN"),
+        ("connection.cursor().executescript('SELECT 1;')", "run COMMIT"),
+        ("connection.close()", "call close()"),
+        ("connection.set_authorizer(None)", "call set_authorizer()"),
+    ],
+)
+def test_python_code_cannot_commit_on_its_own(project: Project, body: str, refused: str) -> None:
+    project.write(
+        "001_sneaky.py",
+        f"""
+        def up(connection):
+            connection.execute("CREATE TABLE created_before(x)")
+            {body}
+            connection.execute("CREATE TABLE created_after(x)")
+        def down(connection):
+            pass
+        """,
+    )
+    with pytest.raises(MigrationFailed) as error:
+        project.manager().migrate()
+    assert f"up() tried to {refused}" in str(error.value)
+    assert "(nothing was applied)" in str(error.value)
+    assert project.tables() == set()
+    assert project.history() == []
+
+
+def test_refusal_is_enforced_even_when_the_migration_swallows_the_error(project: Project) -> None:
+    project.write(
+        "001_sneaky.py",
+        """
+        def up(connection):
+            connection.execute("CREATE TABLE t(x)")
+            try:
+                connection.commit()
+            except Exception:
+                pass
+        def down(connection):
+            pass
+        """,
+    )
+    with pytest.raises(MigrationFailed, match=r"tried to call commit\(\)"):
+        project.manager().migrate()
+    assert project.tables() == set() and project.history() == []
+
+
+def test_commit_statement_in_a_sql_file_is_refused(project: Project) -> None:
+    project.sql("001_x.sql", "CREATE TABLE t(x);\nCOMMIT;\nCREATE TABLE u(x);")
+    with pytest.raises(MigrationFailed, match="statement 2 tried to run COMMIT"):
+        project.manager().migrate()
+    assert project.tables() == set() and project.history() == []
+
+
+def test_executescript_runs_inside_the_migration_transaction(project: Project) -> None:
+    project.write(
+        "001_script.py",
+        """
+        def up(connection):
+            connection.executescript("CREATE TABLE a(x); INSERT INTO a VALUES ('x;y');")
+            connection.execute("INSERT INTO nowhere VALUES (1)")
+        def down(connection):
+            pass
+        """,
+    )
+    with pytest.raises(MigrationFailed, match=r"up\(\) failed at line 3: OperationalError: no such table: nowhere"):
+        project.manager().migrate()
+    assert project.tables() == set() and project.history() == []
+    project.write(
+        "001_script.py",
+        """
+        def up(connection):
+            connection.executescript("CREATE TABLE a(x); INSERT INTO a VALUES ('x;y');")
+        def down(connection):
+            connection.executescript("DROP TABLE a;")
+        """,
+    )
+    project.manager().migrate()
+    assert project.query("SELECT x FROM a") == [("x;y",)]
+
+
+def test_keyboard_interrupt_rolls_back_and_next_run_works(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    project.write(
+        "001_interrupted.py",
+        """
+        import os
+        def up(connection):
+            connection.execute("CREATE TABLE t(x)")
+            if not os.environ.get("LET_IT_PASS"):
+                raise KeyboardInterrupt
+        def down(connection):
+            connection.execute("DROP TABLE t")
+        """,
+    )
+    with pytest.raises(KeyboardInterrupt):
+        project.manager().migrate()
+    assert project.tables() == set() and project.history() == []
+    assert not project.root.joinpath("test.db.vcp-lock").exists()
+    monkeypatch.setenv("LET_IT_PASS", "1")
+    assert [r.version for r in project.manager(lock_timeout=0).migrate()] == [1]
+    assert project.tables() == {"t"} and project.history() == [1]
+
+
+def test_sys_exit_in_a_migration_is_a_failure(project: Project) -> None:
+    project.write("001_x.py", "import sys\ndef up(c):\n    c.execute('CREATE TABLE t(x)')\n    sys.exit(4)\ndef down(c): pass\n")
+    with pytest.raises(MigrationFailed, match=r"up\(\) failed at line 4: SystemExit: 4"):
+        project.manager().migrate()
+    assert project.tables() == set()
+
+
+def test_a_migration_that_fails_to_load_stops_the_run_before_anything_runs(project: Project) -> None:
+    project.sql("001_ok.sql", "CREATE TABLE ok(x);")
+    project.write("002_broken.py", "def up(connection)\n    pass\n")
+    with pytest.raises(MigrationFileError, match=r"002_broken.py: line 1: .*nothing was applied"):
+        project.manager().migrate()
+    assert not project.db.exists()
+    project.manager().migrate(1)
+    before = project.digest()
+    with pytest.raises(MigrationFileError, match="002_broken.py"):
+        project.manager().migrate()
+    assert project.digest() == before
+
+
+def test_connection_state_does_not_leak_into_the_next_migration(project: Project) -> None:
+    project.sql("001_legacy.sql", "PRAGMA legacy_alter_table = ON;\nPRAGMA recursive_triggers = ON;\nCREATE TEMP TABLE scratch(x);")
+    project.write(
+        "002_python_sets_state.py",
+        """
+        def up(connection):
+            connection.execute("PRAGMA case_sensitive_like = ON")
+            connection.create_function("leaky", 0, lambda: 1)
+            connection.row_factory = lambda cursor, row: "not a tuple"
+        def down(connection):
+            pass
+        """,
+    )
+    project.write(
+        "003_observe.py",
+        """
+        def up(connection):
+            legacy = connection.execute("PRAGMA legacy_alter_table").fetchone()[0]
+            recursive = connection.execute("PRAGMA recursive_triggers").fetchone()[0]
+            temp = connection.execute("SELECT count(*) FROM sqlite_temp_master").fetchone()[0]
+            like = connection.execute("SELECT 'A' LIKE 'a'").fetchone()[0]
+            try:
+                connection.execute("SELECT leaky()")
+                leaky = 1
+            except Exception:
+                leaky = 0
+            connection.execute("CREATE TABLE seen(legacy, recursive, temp, like_ci, leaky)")
+            connection.execute("INSERT INTO seen VALUES (?, ?, ?, ?, ?)", (legacy, recursive, temp, like, leaky))
+        def down(connection):
+            connection.execute("DROP TABLE seen")
+        """,
+    )
+    project.manager().migrate()
+    assert project.query("SELECT * FROM seen") == [(0, 0, 0, 1, 0)]
+
+
+def test_foreign_key_violation_fails_the_migration_and_names_the_table(project: Project) -> None:
+    project.sql(
+        "001_schema.sql",
+        """
+        CREATE TABLE accounts (id INTEGER PRIMARY KEY);
+        CREATE TABLE orders (id INTEGER PRIMARY KEY, account_id INTEGER REFERENCES accounts(id));
+        INSERT INTO accounts VALUES (1);
+        INSERT INTO orders VALUES (10, 1);
+        """,
+    )
+    project.sql("002_orphan.sql", "DELETE FROM accounts;\nCREATE TABLE marker(x);")
+    project.manager().migrate(1)
+    with pytest.raises(MigrationFailed) as error:
+        project.manager().migrate()
+    assert "foreign key check failed: table orders row 10 references a missing row in accounts" in str(error.value)
+    assert project.query("SELECT * FROM accounts") == [(1,)]
+    assert "marker" not in project.tables() and project.history() == [1]
+
+
+def test_rebuilding_a_parent_table_keeps_every_child_row(project: Project) -> None:
+    project.sql(
+        "001_schema.sql",
+        """
+        CREATE TABLE accounts (id INTEGER PRIMARY KEY, name TEXT);
+        CREATE TABLE orders (id INTEGER PRIMARY KEY,
+                             account_id INTEGER REFERENCES accounts(id) ON DELETE CASCADE);
+        INSERT INTO accounts VALUES (1, 'a'), (2, 'b');
+        INSERT INTO orders VALUES (10, 1), (11, 2), (12, 2);
+        """,
+    )
+    project.sql(
+        "002_rebuild_accounts.sql",
+        """
+        CREATE TABLE accounts_new (id INTEGER PRIMARY KEY, name TEXT NOT NULL DEFAULT '');
+        INSERT INTO accounts_new SELECT id, name FROM accounts;
+        DROP TABLE accounts;
+        ALTER TABLE accounts_new RENAME TO accounts;
+        """,
+    )
+    project.manager().migrate()
+    assert project.query("SELECT id, account_id FROM orders ORDER BY id") == [(10, 1), (11, 2), (12, 2)]
+    connection = sqlite3.connect(project.db)
+    assert connection.execute("PRAGMA foreign_key_check").fetchall() == []
+    connection.close()
+
+
+def test_foreign_key_enforcement_is_off_inside_and_restored_after(project: Project) -> None:
+    """On a connection with enforcement on (as an application runs), the migration's transaction
+    runs with it off, and it is on again afterwards."""
+    from vcp_migrate import engine, loading, sqlite
+
+    connection = sqlite.open_database(project.db, create=True, timeout=1)
+    connection.execute("PRAGMA foreign_keys = ON")
+    seen: list[int] = []
+    step = loading.SqlStep(("SELECT 1;",), True)
+    engine._in_transaction(connection, step, lambda c: seen.append(c.execute("PRAGMA foreign_keys").fetchone()[0]))
+    assert seen == [0]
+    assert connection.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    connection.close()
+
+
+def test_non_transactional_migrations_run_outside_a_transaction(project: Project) -> None:
+    project.sql("001_t.sql", "CREATE TABLE t(x);")
+    project.write("002_wal.sql", "-- migrate:up transaction:false\nPRAGMA journal_mode = WAL;\nVACUUM;\n-- migrate:down transaction:false\nPRAGMA journal_mode = DELETE;\n")
+    project.write("003_py.py", "transactional = False\ndef up(c):\n    c.execute('VACUUM')\ndef down(c): pass\n")
+    project.manager().migrate()
+    assert project.query("PRAGMA journal_mode") == [("wal",)]
+    assert project.history() == [1, 2, 3]
+    project.manager().rollback(2)
+    assert project.query("PRAGMA journal_mode") == [("delete",)]
+
+
+def test_vacuum_in_a_transactional_migration_fails_cleanly(project: Project) -> None:
+    project.sql("001_vacuum.sql", "CREATE TABLE t(x);\nVACUUM;")
+    with pytest.raises(MigrationFailed, match="statement 2 failed: cannot VACUUM from within a transaction"):
+        project.manager().migrate()
+    assert project.tables() == set()
+
+
+def test_failed_non_transactional_migration_says_what_stays(project: Project) -> None:
+    project.write("001_x.sql", "-- migrate:up transaction:false\nCREATE TABLE t(x);\nSELECT * FROM nowhere;\n")
+    with pytest.raises(MigrationFailed, match="runs outside a transaction, so what it did before failing stays"):
+        project.manager().migrate()
+    assert project.tables() == {"t"} and project.history() == []
+
+
+def test_modified_applied_file_is_refused(project: Project) -> None:
+    project.sql("001_t.sql", "CREATE TABLE t(x);", "DROP TABLE t;")
+    project.manager().migrate()
+    project.sql("001_t.sql", "CREATE TABLE t(x, y);", "DROP TABLE t;")
+    project.sql("002_u.sql", "CREATE TABLE u(x);")
+    before = project.digest()
+    with pytest.raises(PlanError, match=r"001_t.sql: changed since it was applied on .*nothing was applied"):
+        project.manager().migrate()
+    assert project.digest() == before
+
+
+def test_line_ending_change_is_not_a_modification(project: Project) -> None:
+    path = project.sql("001_t.sql", "CREATE TABLE t(x);", "DROP TABLE t;")
+    project.manager().migrate()
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    assert project.manager().migrate() == []
+
+
+def test_out_of_order_is_refused_unless_allowed(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);")
+    project.sql("003_c.sql", "CREATE TABLE c(x);")
+    project.manager().migrate()
+    project.sql("002_b.sql", "CREATE TABLE b(x);")
+    with pytest.raises(PlanError, match="version 2 is pending but version 3 is already applied"):
+        project.manager().migrate()
+    assert "b" not in project.tables()
+    assert [r.version for r in project.manager().migrate(allow_out_of_order=True)] == [2]
+    assert project.history() == [1, 2, 3]
+
+
+def test_missing_applied_file_is_a_warning_for_migrate(project: Project) -> None:
+    from vcp_migrate import Observer
+
+    project.sql("001_a.sql", "CREATE TABLE a(x);")
+    project.manager().migrate()
+    (project.dir / "001_a.sql").unlink()
+    project.sql("002_b.sql", "CREATE TABLE b(x);")
+    warnings: list[str] = []
+
+    class Collect(Observer):
+        def warning(self, message: str) -> None:
+            warnings.append(message)
+
+    assert [r.version for r in project.manager(observer=Collect()).migrate()] == [2]
+    assert warnings == [f"version 1 (a) is applied but its file is missing from {project.dir}"]
+
+
+def test_directory_problems_stop_migrate(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);")
+    project.write("add_index.sql", "-- migrate:up\n")
+    with pytest.raises(MigrationFileError, match="add_index.sql: name does not match"):
+        project.manager().migrate()
+    assert not project.db.exists()
+
+
+def test_database_the_application_made_without_history(project: Project) -> None:
+    connection = sqlite3.connect(project.db)
+    connection.execute("CREATE TABLE existing(x)")
+    connection.execute("INSERT INTO existing VALUES (42)")
+    connection.commit()
+    connection.close()
+    project.sql("001_a.sql", "CREATE TABLE a(x);")
+    project.manager().migrate()
+    assert project.query("SELECT x FROM existing") == [(42,)]
+    assert project.tables() == {"existing", "a"}
+
+
+def test_foreign_history_table_is_refused(project: Project) -> None:
+    connection = sqlite3.connect(project.db)
+    connection.execute("CREATE TABLE vcp_migrations(id)")
+    connection.commit()
+    connection.close()
+    project.sql("001_a.sql", "CREATE TABLE a(x);")
+    before = project.digest()
+    from vcp_migrate import DatabaseError
+
+    with pytest.raises(DatabaseError, match=r"test.db: has a vcp_migrations table that vcp-migrate did not create"):
+        project.manager().migrate()
+    assert project.digest() == before
+
+
+def test_history_from_a_newer_release_is_refused(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);")
+    project.manager().migrate()
+    connection = sqlite3.connect(project.db)
+    connection.execute("UPDATE vcp_migrations_meta SET value = '99' WHERE key = 'layout'")
+    connection.commit()
+    connection.close()
+    from vcp_migrate import DatabaseError
+
+    with pytest.raises(DatabaseError, match="written by a newer vcp-migrate.*upgrade vcp-migrate"):
+        project.manager().status()

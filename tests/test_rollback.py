@@ -1,0 +1,108 @@
+"""rollback: newest first, each down with its history row, refusals that change nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from vcp_migrate import DatabaseError, MigrationFailed, MigrationFileError, PlanError, UsageError
+
+from .conftest import Project
+
+
+def three_tables(project: Project) -> None:
+    for version in (1, 2, 3):
+        project.sql(f"00{version}_t{version}.sql", f"CREATE TABLE t{version}(x);", f"DROP TABLE t{version};")
+    project.manager().migrate()
+
+
+def test_default_rolls_back_the_newest_one(project: Project) -> None:
+    three_tables(project)
+    runs = project.manager().rollback()
+    assert [(r.version, r.direction) for r in runs] == [(3, "down")]
+    assert project.tables() == {"t1", "t2"} and project.history() == [1, 2]
+
+
+def test_steps_go_newest_first(project: Project) -> None:
+    three_tables(project)
+    assert [r.version for r in project.manager().rollback(2)] == [3, 2]
+    assert project.tables() == {"t1"} and project.history() == [1]
+
+
+def test_to_version_and_to_zero(project: Project) -> None:
+    three_tables(project)
+    assert [r.version for r in project.manager().rollback(to=1)] == [3, 2]
+    assert project.manager().rollback(to=1) == []
+    assert [r.version for r in project.manager().rollback(to=0)] == [1]
+    assert project.tables() == set() and project.history() == []
+    assert project.manager().rollback(to=0) == []
+
+
+def test_failing_down_keeps_earlier_undone_and_itself_applied(project: Project) -> None:
+    three_tables(project)
+    project.sql("002_t2.sql", "CREATE TABLE t2(x);", "DROP TABLE t2;\nDROP TABLE no_such_table;")
+    # 002's file changed, but rollback runs the current down (a warning, not a refusal).
+    with pytest.raises(MigrationFailed) as error:
+        project.manager().rollback(3)
+    message = str(error.value)
+    assert "002_t2.sql: statement 2 failed: no such table: no_such_table" in message
+    assert "it was rolled back and is still applied; the 1 migration(s) before it in this run stay rolled back" in message
+    assert project.tables() == {"t1", "t2"}
+    assert project.history() == [1, 2]
+
+
+def test_missing_file_is_refused_and_history_kept(project: Project) -> None:
+    three_tables(project)
+    (project.dir / "002_t2.sql").unlink()
+    before = project.digest()
+    with pytest.raises(PlanError, match=r"version 2 \(t2\) is applied but its file is missing.*history row was kept"):
+        project.manager().rollback(2)
+    assert project.digest() == before
+    assert project.history() == [1, 2, 3]
+
+
+def test_more_steps_than_applied_is_refused(project: Project) -> None:
+    three_tables(project)
+    with pytest.raises(PlanError, match=r"cannot roll back 4: 3 migration\(s\) applied.*--to 0"):
+        project.manager().rollback(4)
+    assert project.history() == [1, 2, 3]
+
+
+def test_unknown_version_is_refused(project: Project) -> None:
+    three_tables(project)
+    with pytest.raises(PlanError, match="version 9 is not a migration"):
+        project.manager().rollback(to=9)
+
+
+def test_bad_arguments(project: Project) -> None:
+    with pytest.raises(UsageError, match="either steps or to"):
+        project.manager().rollback(1, to=0)
+    with pytest.raises(UsageError, match="steps must be 1 or more"):
+        project.manager().rollback(0)
+    with pytest.raises(UsageError, match="to must be a version or 0"):
+        project.manager().rollback(to=-1)
+    with pytest.raises(UsageError, match="lock timeout"):
+        project.manager(lock_timeout=-1)
+
+
+def test_missing_database_is_an_error_and_is_not_created(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);")
+    with pytest.raises(DatabaseError, match=r"test.db: does not exist \(check --db; only 'migrate' creates a database\)"):
+        project.manager().rollback()
+    assert list(project.root.iterdir()) == [project.dir]
+
+
+def test_migration_without_down_cannot_be_rolled_back(project: Project) -> None:
+    project.write("001_a.sql", "-- migrate:up\nCREATE TABLE a(x);\n")
+    project.write("002_b.py", "def up(c): c.execute('CREATE TABLE b(x)')\n")
+    project.manager().migrate()
+    with pytest.raises(MigrationFileError, match="002_b.py: has no down.*nothing was rolled back"):
+        project.manager().rollback(2)
+    assert project.history() == [1, 2]
+
+
+def test_python_down_failure_names_the_line(project: Project) -> None:
+    project.write("001_a.py", "def up(c):\n    c.execute('CREATE TABLE a(x)')\ndef down(c):\n    raise ValueError('nope')\n")
+    project.manager().migrate()
+    with pytest.raises(MigrationFailed, match=r"down\(\) failed at line 4: ValueError: nope"):
+        project.manager().rollback()
+    assert project.tables() == {"a"} and project.history() == [1]

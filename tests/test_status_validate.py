@@ -1,0 +1,119 @@
+"""status and validate: every state, never creating or changing the database."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from vcp_migrate import MigrationFileError
+
+from .conftest import Project
+
+
+def states(project: Project) -> list[tuple[object, str]]:
+    return [(row["version"], str(row["state"])) for row in project.manager().status()]
+
+
+def test_every_state(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b(x);", "DROP TABLE b;")
+    project.sql("004_d.sql", "CREATE TABLE d(x);", "DROP TABLE d;")
+    project.manager().migrate()
+    project.sql("001_a.sql", "CREATE TABLE a(x, y);", "DROP TABLE a;")
+    (project.dir / "002_b.sql").unlink()
+    project.sql("003_c.sql", "CREATE TABLE c(x);")
+    project.sql("005_e.sql", "CREATE TABLE e(x);")
+    project.write("notes.sql", "-- migrate:up\n")
+    assert states(project) == [
+        (1, "modified"),
+        (2, "missing"),
+        (3, "out-of-order"),
+        (4, "applied"),
+        (5, "pending"),
+        (None, "invalid"),
+    ]
+    rows = {row["version"]: row for row in project.manager().status()}
+    assert rows[4]["applied"] is True and str(rows[4]["applied_at"]).endswith("Z")
+    assert rows[5]["applied"] is False and rows[5]["applied_at"] is None
+    assert rows[1]["checksum"] != rows[1]["applied_checksum"]
+    assert rows[2]["checksum"] is None and rows[2]["name"] == "b"
+
+
+def test_status_on_a_missing_database_creates_nothing(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);")
+    report = project.manager().report()
+    assert not report.database_exists
+    assert [row.state for row in report.rows] == ["pending"]
+    assert not project.db.exists()
+
+
+def test_status_never_runs_migration_code(project: Project) -> None:
+    project.write("001_a.py", "import os\nos.mkdir('ran_at_import')\ndef up(c): pass\ndef down(c): pass\n")
+    assert states(project) == [(1, "pending")]
+    assert not (project.root / "ran_at_import").exists()
+
+
+def test_duplicates_are_an_error_for_status(project: Project) -> None:
+    project.sql("001_a.sql", "SELECT 1;")
+    project.sql("1_b.sql", "SELECT 1;")
+    with pytest.raises(MigrationFileError, match="version 1 is also used by 001_a.sql"):
+        project.manager().status()
+
+
+def test_unreadable_file_is_invalid(project: Project) -> None:
+    outside = project.root / "x.sql"
+    outside.write_text("-- migrate:up\n")
+    (project.dir / "001_link.sql").symlink_to(outside)
+    assert states(project) == [(1, "invalid")]
+
+
+def test_validate_finds_every_kind_of_problem(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b(x);", "DROP TABLE b;")
+    project.sql("004_d.sql", "CREATE TABLE d(x);", "DROP TABLE d;")
+    project.manager().migrate()
+    project.sql("001_a.sql", "CREATE TABLE a(x, y);", "DROP TABLE a;")
+    (project.dir / "002_b.sql").unlink()
+    project.sql("003_c.sql", "CREATE TABLE c(x);")
+    project.write("005_e.py", "def up(c): pass\n")
+    project.write("006_f.py", "def up(c) pass\n")
+    project.write("007_g.sql", "-- migrate:up\n")
+    project.write("7_h.sql", "-- migrate:up\n-- migrate:down\n")
+    project.write("junk.sql", "")
+    problems = project.manager().validate()
+    kinds = sorted((p.kind, p.version) for p in problems)
+    assert kinds == [
+        ("duplicate", 7),
+        ("load", 6),
+        ("missing", 2),
+        ("modified", 1),
+        ("name", None),
+        ("no-down", 5),
+        ("no-down", 7),
+        ("out-of-order", 3),
+    ]
+    assert all(str(p).count("\n") == 0 for p in problems)
+
+
+def test_validate_checks_integrity_and_foreign_keys(project: Project) -> None:
+    project.sql(
+        "001_a.sql",
+        "CREATE TABLE p(id INTEGER PRIMARY KEY);\nCREATE TABLE c(id INTEGER PRIMARY KEY, p INTEGER REFERENCES p(id));",
+        "DROP TABLE c;\nDROP TABLE p;",
+    )
+    project.manager().migrate()
+    assert project.manager().validate() == []
+    connection = sqlite3.connect(project.db)
+    connection.execute("INSERT INTO c VALUES (1, 99)")
+    connection.commit()
+    connection.close()
+    (problem,) = project.manager().validate()
+    assert problem.kind == "foreign-key"
+    assert str(problem) == f"{project.db}: foreign_key_check: table c row 1 references a missing row in p"
+
+
+def test_validate_without_database_checks_only_files(project: Project) -> None:
+    project.sql("001_a.sql", "SELECT 1;", "SELECT 1;")
+    assert project.manager().validate() == []
+    assert not project.db.exists()
