@@ -79,7 +79,12 @@ def test_validate_exit_codes_and_json(project: Project) -> None:
     data = json.loads(project.cli("validate", "--json").stdout)
     assert data["ok"] is False
     assert data["problems"] == [
-        {"kind": "no-down", "version": 3, "file": str(project.dir / "003_c.py"), "message": data["problems"][0]["message"]}
+        {
+            "kind": "no-down",
+            "version": 3,
+            "file": str(project.dir / "003_c.py"),
+            "message": data["problems"][0]["message"],
+        }
     ]
 
 
@@ -143,7 +148,9 @@ def test_unexpected_exception_is_one_line_without_debug(project: Project, monkey
 
 
 def test_interrupt_exits_130_and_names_the_migration(project: Project) -> None:
-    project.write("001_x.py", "def up(c):\n    c.execute('CREATE TABLE t(x)')\n    raise KeyboardInterrupt\ndef down(c): pass\n")
+    project.write(
+        "001_x.py", "def up(c):\n    c.execute('CREATE TABLE t(x)')\n    raise KeyboardInterrupt\ndef down(c): pass\n"
+    )
     result = project.cli("migrate")
     assert result.exit_code == 130
     assert result.stderr.startswith(f"Error: interrupted while running {project.dir / '001_x.py'}")
@@ -199,7 +206,9 @@ def test_broken_pyproject_is_one_line_exit_2(project: Project) -> None:
 def test_every_command_has_help_with_an_example_and_a_readme_mention(command: str) -> None:
     result = CliRunner().invoke(main, [command, "--help"])
     assert result.exit_code == 0
-    assert "Example:" in result.stdout and f"vcp-migrate {command}" in result.stdout.replace("vcp-migrate up", "vcp-migrate migrate").replace("vcp-migrate down", "vcp-migrate rollback")
+    assert "Example:" in result.stdout and f"vcp-migrate {command}" in result.stdout.replace(
+        "vcp-migrate up", "vcp-migrate migrate"
+    ).replace("vcp-migrate down", "vcp-migrate rollback")
     for option in ("--db", "--dir", "--debug"):
         assert option in result.stdout
     readme = (Path(__file__).parent.parent / "README.md").read_text()

@@ -14,7 +14,7 @@ SAMPLES = [
     '[project]\nname = "x"\n\n[tool.vcp-migrate]\ndb = "prod.db"\ndir = \'db/migrations\'  # where they live\n',
     '[tool."vcp-migrate"]\ndb = "a \\"quoted\\" name.db"\n[tool.other]\ndb = "not ours"\n',
     "[tool.vcp-migrate]\n# nothing set\n",
-    '[tool.vcp-migrate]\nflag = true\nnumber = 1_000\nratio = 0.5\n',
+    "[tool.vcp-migrate]\nflag = true\nnumber = 1_000\nratio = 0.5\n",
     '[tool.other]\nkey = "value"\n',
 ]
 

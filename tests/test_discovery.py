@@ -31,7 +31,15 @@ def test_same_version_with_different_padding_is_a_duplicate_naming_both_files(pr
 
 def test_ignored_files_are_not_reported(project: Project) -> None:
     project.write("001_x.sql", "-- migrate:up\n")
-    for name in ("__init__.py", ".hidden.py", ".001_x.sql.swp", "001_x.sql~", "001_x.py.orig", "README.md", "notes.txt"):
+    for name in (
+        "__init__.py",
+        ".hidden.py",
+        ".001_x.sql.swp",
+        "001_x.sql~",
+        "001_x.py.orig",
+        "README.md",
+        "notes.txt",
+    ):
         project.write(name, "junk")
     (project.dir / "__pycache__").mkdir()
     (project.dir / "__pycache__" / "001_x.cpython-311.pyc").write_bytes(b"\0")

@@ -53,7 +53,10 @@ def test_sql_bom_is_accepted(project: Project) -> None:
         ("SELECT 1;\n-- migrate:up\n", "line 1: SQL before the first"),
         ("-- migrate:up\n-- migrate:up\n", "line 2: a second '-- migrate:up'"),
         ("-- migrate:up transaction:maybe\n", "unknown option 'transaction:maybe'"),
-        ("-- migrate:up\nSELECT 1;\n-- migrate: down\nDROP TABLE t;\n", "line 3: '-- migrate: down' looks like a section marker"),
+        (
+            "-- migrate:up\nSELECT 1;\n-- migrate: down\nDROP TABLE t;\n",
+            "line 3: '-- migrate: down' looks like a section marker",
+        ),
         ("-- Migrate:Up\n", "looks like a section marker"),
     ],
 )

@@ -183,7 +183,9 @@ def test_keyboard_interrupt_rolls_back_and_next_run_works(project: Project, monk
 
 
 def test_sys_exit_in_a_migration_is_a_failure(project: Project) -> None:
-    project.write("001_x.py", "import sys\ndef up(c):\n    c.execute('CREATE TABLE t(x)')\n    sys.exit(4)\ndef down(c): pass\n")
+    project.write(
+        "001_x.py", "import sys\ndef up(c):\n    c.execute('CREATE TABLE t(x)')\n    sys.exit(4)\ndef down(c): pass\n"
+    )
     with pytest.raises(MigrationFailed, match=r"up\(\) failed at line 4: SystemExit: 4"):
         project.manager().migrate()
     assert project.tables() == set()
@@ -203,7 +205,10 @@ def test_a_migration_that_fails_to_load_stops_the_run_before_anything_runs(proje
 
 
 def test_connection_state_does_not_leak_into_the_next_migration(project: Project) -> None:
-    project.sql("001_legacy.sql", "PRAGMA legacy_alter_table = ON;\nPRAGMA recursive_triggers = ON;\nCREATE TEMP TABLE scratch(x);")
+    project.sql(
+        "001_legacy.sql",
+        "PRAGMA legacy_alter_table = ON;\nPRAGMA recursive_triggers = ON;\nCREATE TEMP TABLE scratch(x);",
+    )
     project.write(
         "002_python_sets_state.py",
         """
@@ -301,7 +306,11 @@ def test_foreign_key_enforcement_is_off_inside_and_restored_after(project: Proje
 
 def test_non_transactional_migrations_run_outside_a_transaction(project: Project) -> None:
     project.sql("001_t.sql", "CREATE TABLE t(x);")
-    project.write("002_wal.sql", "-- migrate:up transaction:false\nPRAGMA journal_mode = WAL;\nVACUUM;\n-- migrate:down transaction:false\nPRAGMA journal_mode = DELETE;\n")
+    project.write(
+        "002_wal.sql",
+        "-- migrate:up transaction:false\nPRAGMA journal_mode = WAL;\nVACUUM;\n"
+        "-- migrate:down transaction:false\nPRAGMA journal_mode = DELETE;\n",
+    )
     project.write("003_py.py", "transactional = False\ndef up(c):\n    c.execute('VACUUM')\ndef down(c): pass\n")
     project.manager().migrate()
     assert project.query("PRAGMA journal_mode") == [("wal",)]

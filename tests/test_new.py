@@ -31,7 +31,12 @@ def test_width_already_in_use_and_history_versions_count(project: Project) -> No
 
 @pytest.mark.parametrize(
     ("given", "expected"),
-    [("AddPnlColumn", "add_pnl_column"), ("add pnl-column!", "add_pnl_column"), ("  x  ", "x"), ("v2Index", "v2_index")],
+    [
+        ("AddPnlColumn", "add_pnl_column"),
+        ("add pnl-column!", "add_pnl_column"),
+        ("  x  ", "x"),
+        ("v2Index", "v2_index"),
+    ],
 )
 def test_names_become_snake_case(given: str, expected: str) -> None:
     assert normalise_name(given) == expected

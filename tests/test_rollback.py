@@ -45,7 +45,9 @@ def test_failing_down_keeps_earlier_undone_and_itself_applied(project: Project) 
         project.manager().rollback(3)
     message = str(error.value)
     assert "002_t2.sql: statement 2 failed: no such table: no_such_table" in message
-    assert "it was rolled back and is still applied; the 1 migration(s) before it in this run stay rolled back" in message
+    assert (
+        "it was rolled back and is still applied; the 1 migration(s) before it in this run stay rolled back" in message
+    )
     assert project.tables() == {"t1", "t2"}
     assert project.history() == [1, 2]
 
@@ -86,7 +88,9 @@ def test_bad_arguments(project: Project) -> None:
 
 def test_missing_database_is_an_error_and_is_not_created(project: Project) -> None:
     project.sql("001_a.sql", "CREATE TABLE a(x);")
-    with pytest.raises(DatabaseError, match=r"test.db: does not exist \(check --db; only 'migrate' creates a database\)"):
+    with pytest.raises(
+        DatabaseError, match=r"test.db: does not exist \(check --db; only 'migrate' creates a database\)"
+    ):
         project.manager().rollback()
     assert list(project.root.iterdir()) == [project.dir]
 
@@ -101,7 +105,9 @@ def test_migration_without_down_cannot_be_rolled_back(project: Project) -> None:
 
 
 def test_python_down_failure_names_the_line(project: Project) -> None:
-    project.write("001_a.py", "def up(c):\n    c.execute('CREATE TABLE a(x)')\ndef down(c):\n    raise ValueError('nope')\n")
+    project.write(
+        "001_a.py", "def up(c):\n    c.execute('CREATE TABLE a(x)')\ndef down(c):\n    raise ValueError('nope')\n"
+    )
     project.manager().migrate()
     with pytest.raises(MigrationFailed, match=r"down\(\) failed at line 4: ValueError: nope"):
         project.manager().rollback()

@@ -341,6 +341,8 @@ def _run_step(connection: sqlite.MigrationConnection, step: Step, *, guarded: bo
                     for _ in connection.execute(statement):
                         pass
                 except sqlite3.Error as exc:
+                    if sqlite.is_file_problem(exc):
+                        raise
                     raise _StepFailed(
                         _refused(connection, f"statement {index}") or f"statement {index} failed: {exc}",
                         index,
@@ -351,6 +353,8 @@ def _run_step(connection: sqlite.MigrationConnection, step: Step, *, guarded: bo
             try:
                 step.function(connection)
             except (Exception, SystemExit) as exc:
+                if sqlite.is_file_problem(exc) and connection.refused is None:
+                    raise
                 where = loading.at_line(exc.__traceback__, step.function.__code__.co_filename)
                 raise _StepFailed(
                     _refused(connection, f"{name}()") or f"{name}() failed{where}: {loading.describe(exc)}"

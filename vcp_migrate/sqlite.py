@@ -130,31 +130,60 @@ def open_database(path: Path, *, create: bool, timeout: float) -> MigrationConne
     return connection
 
 
+# SQLite's fixed messages for errors about the database file rather than the SQL that ran.
+_FILE_ERRORS = {
+    "file is not a database": "not-a-database",
+    "database disk image is malformed": "corrupt",
+    "malformed database schema": "corrupt",
+    "attempt to write a readonly database": "read-only",
+    "database is locked": "locked",
+    "database schema is locked": "locked",
+    "database table is locked": "locked",
+    "unable to open database file": "cannot-open",
+    "database or disk is full": "disk",
+    "disk i/o error": "disk",
+}
+
+
+def _file_error_kind(exc: BaseException) -> str | None:
+    if not isinstance(exc, sqlite3.Error):
+        return None
+    text = str(exc).lower()
+    return next((kind for prefix, kind in _FILE_ERRORS.items() if text.startswith(prefix)), None)
+
+
+def is_file_problem(exc: BaseException) -> bool:
+    """Whether a SQLite error is about the database file (read-only, locked, corrupt, full, I/O),
+    not about the SQL that was running."""
+    return _file_error_kind(exc) is not None
+
+
 def database_error(exc: sqlite3.Error, path: Path, changed: str = "nothing was changed") -> DatabaseError:
     """Translate a SQLite error about the database file itself into a DatabaseError.
 
     ``changed`` ends the hint: what the command had done when the error came.
     """
-    text = str(exc)
-    lowered = text.lower()
     where = str(path)
-    if "not a database" in lowered:
+    kind = _file_error_kind(exc)
+    if kind == "not-a-database":
         return DatabaseError("is not a SQLite database", where=where, hint=f"check --db; {changed}")
-    if "malformed" in lowered or "corrupt" in lowered:
-        return DatabaseError(f"is corrupt ({text})", where=where, hint=f"restore it from a backup; {changed}")
-    if "readonly" in lowered or "read-only" in lowered:
+    if kind == "corrupt":
+        return DatabaseError(f"is corrupt ({exc})", where=where, hint=f"restore it from a backup; {changed}")
+    if kind == "read-only":
         return DatabaseError(
             "is read-only", where=where, hint=f"check the permissions of the file and its directory; {changed}"
         )
-    if "locked" in lowered or "busy" in lowered:
+    if kind == "locked":
         return LockTimeout(
             "is locked by another connection",
             where=where,
             hint=f"retry when it is released, or raise --lock-timeout; {changed}",
         )
-    if "unable to open" in lowered:
-        return DatabaseError("cannot be opened", where=where, hint="check the path and its permissions")
-    return DatabaseError(text, where=where, hint=changed)
+    if kind == "cannot-open":
+        return DatabaseError("cannot be opened", where=where, hint=f"check the path and its permissions; {changed}")
+    if kind == "disk":
+        return DatabaseError(str(exc), where=where, hint=f"check the disk; {changed}")
+    return DatabaseError(str(exc), where=where, hint=changed)
 
 
 @contextmanager

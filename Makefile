@@ -1,0 +1,36 @@
+# make run   - a virtualenv with vcp-migrate, the example migrations applied to vcp_trading.db, status shown
+# make test  - the test suite with coverage (fails under 90% of vcp_migrate)
+# make lint  - ruff and mypy --strict
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.PHONY: run test lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(PIP) install -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[test,lint]'
+	touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run
+	$(BIN)/vcp-migrate migrate --db vcp_trading.db --dir migrations
+	$(BIN)/vcp-migrate status --db vcp_trading.db --dir migrations
+
+test: $(VENV)/.installed-test
+	$(BIN)/pytest --cov=vcp_migrate --cov-report=term-missing --cov-fail-under=90
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check vcp_migrate tests
+	$(BIN)/ruff format --check vcp_migrate
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .venv-* .coverage .pytest_cache .mypy_cache .ruff_cache *.egg-info vcp_trading.db*

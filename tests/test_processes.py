@@ -1,0 +1,254 @@
+"""What only a real process shows: SIGKILL, SIGINT, concurrent runners, lock timeouts, exit codes
+of the installed console script, and databases that cannot be used."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import Project, console_script, run_cli
+
+SLOW = """
+import os, time
+from pathlib import Path
+
+def up(connection):
+    connection.execute("CREATE TABLE slow(x)")
+    connection.executemany("INSERT INTO slow VALUES (?)", ((i,) for i in range(20000)))
+    Path("started").write_text(str(os.getpid()))
+    if not Path("let_it_finish").exists():
+        time.sleep(120)
+
+def down(connection):
+    connection.execute("DROP TABLE slow")
+"""
+
+
+def start(project: Project, *args: str) -> subprocess.Popen[str]:
+    command, *rest = args
+    return subprocess.Popen(
+        [str(console_script()), command, "--db", str(project.db), "--dir", str(project.dir), *rest],
+        cwd=project.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(path: Path, process: subprocess.Popen[str], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def digest_all(project: Project) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in project.root.glob("test.db*")}
+
+
+@pytest.mark.parametrize("journal_mode", ["delete", "wal"])
+def test_sigkill_mid_migration_leaves_nothing_and_next_run_works(project: Project, journal_mode: str) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.write("002_slow.py", SLOW)
+    assert run_cli(project, "migrate", "--to", "1").returncode == 0
+    connection = sqlite3.connect(project.db)
+    connection.execute(f"PRAGMA journal_mode = {journal_mode}")
+    connection.close()
+    process = start(project, "migrate")
+    wait_for(project.root / "started", process)
+    process.kill()
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    status = run_cli(project, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    assert project.tables() == {"a"} and project.history() == [1]
+    (project.root / "let_it_finish").write_text("")
+    again = run_cli(project, "migrate", "--lock-timeout", "0")
+    assert again.returncode == 0, again.stderr
+    assert project.history() == [1, 2] and project.query("SELECT count(*) FROM slow") == [(20000,)]
+    assert project.query("PRAGMA integrity_check") == [("ok",)]
+
+
+def test_sigint_rolls_back_and_exits_130(project: Project) -> None:
+    project.write("001_slow.py", SLOW)
+    process = start(project, "migrate")
+    wait_for(project.root / "started", process)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert stderr.startswith("Error: interrupted while running") and "Traceback" not in stderr
+    assert project.tables() == set() and project.history() == []
+
+
+def test_concurrent_runners_apply_each_migration_exactly_once(project: Project) -> None:
+    project.write(
+        "001_ledger.py",
+        "def up(c):\n    c.execute('CREATE TABLE ledger(version, pid)')\n"
+        "    c.execute('INSERT INTO ledger VALUES (1, ?)', (__import__('os').getpid(),))\n"
+        "def down(c):\n    c.execute('DROP TABLE ledger')\n",
+    )
+    for version in range(2, 7):
+        project.write(
+            f"00{version}_step.py",
+            "import os, time\n"
+            "def up(c):\n    time.sleep(0.1)\n"
+            f"    c.execute('INSERT INTO ledger VALUES ({version}, ?)', (os.getpid(),))\n"
+            f"def down(c):\n    c.execute('DELETE FROM ledger WHERE version = {version}')\n",
+        )
+    runners = [start(project, "migrate") for _ in range(8)]
+    outputs = [runner.communicate(timeout=120) for runner in runners]
+    assert [runner.returncode for runner in runners] == [0] * 8, outputs
+    assert project.query("SELECT version, count(*) FROM ledger GROUP BY version") == [(v, 1) for v in range(1, 7)]
+    assert project.history() == list(range(1, 7))
+    applied_lines = [
+        line
+        for out, _ in outputs
+        for line in out.splitlines()
+        if line.startswith("Applied ") and "(" in line and "migration(s)" not in line
+    ]
+    assert len(applied_lines) == 6
+    assert not (project.root / "test.db.vcp-lock").exists()
+
+
+def test_waiter_past_the_lock_timeout_fails_cleanly(project: Project) -> None:
+    project.write("001_slow.py", SLOW)
+    holder = start(project, "migrate")
+    wait_for(project.root / "started", holder)
+    started = time.monotonic()
+    waiter = run_cli(project, "migrate", "--lock-timeout", "1")
+    elapsed = time.monotonic() - started
+    holder.kill()
+    holder.wait()
+    assert waiter.returncode == 1
+    assert waiter.stderr.strip() == (
+        f"Error: {project.db}: another vcp-migrate run (pid {holder.pid}) held the database for 1s"
+        " (wait for it to finish or raise --lock-timeout; nothing was changed)"
+    )
+    assert elapsed >= 1
+    assert project.tables() == set() and project.history() == []
+
+
+def test_application_holding_a_write_lock_makes_migrate_fail_cleanly(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);")
+    project.sql("002_b.sql", "CREATE TABLE b(x);")
+    assert run_cli(project, "migrate", "--to", "1").returncode == 0
+    before = digest_all(project)
+    application = sqlite3.connect(project.db, isolation_level=None)
+    application.execute("BEGIN IMMEDIATE")
+    try:
+        result = run_cli(project, "migrate", "--lock-timeout", "0.5")
+    finally:
+        application.execute("ROLLBACK")
+        application.close()
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"Error: {project.db}: is locked by another connection"
+        " (retry when it is released, or raise --lock-timeout; nothing was changed)"
+    )
+    assert digest_all(project) == before
+    assert run_cli(project, "migrate").returncode == 0 and project.history() == [1, 2]
+
+
+def as_unprivileged(command: list[str]) -> list[str]:
+    """Root ignores file permissions; drop that power so a read-only file is read-only."""
+    if os.geteuid() != 0:
+        return command
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: file permissions cannot be enforced")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--", *command]
+
+
+def test_read_only_database_is_refused_and_unchanged(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);")
+    project.sql("002_b.sql", "CREATE TABLE b(x);")
+    assert run_cli(project, "migrate", "--to", "1").returncode == 0
+    before = project.digest()
+    project.db.chmod(0o444)
+    try:
+        result = subprocess.run(
+            as_unprivileged([str(console_script()), "migrate", "--db", str(project.db), "--dir", str(project.dir)]),
+            cwd=project.root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        project.db.chmod(0o644)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip() == (
+        f"Error: {project.db}: is read-only (check the permissions of the file and its directory; nothing was changed)"
+    )
+    assert project.digest() == before and project.history() == [1]
+
+
+@pytest.mark.parametrize("command", ["status", "migrate", "rollback", "validate", "new"])
+def test_file_that_is_not_a_database(project: Project, command: str) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.db.write_text("these are my trading notes, not a database\n" * 50)
+    before = project.digest()
+    result = run_cli(project, command, *(["x"] if command == "new" else []))
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"Error: {project.db}: is not a SQLite database (check --db; nothing was changed)"
+    assert project.digest() == before
+    assert not (project.root / "test.db.vcp-lock").exists()
+
+
+def test_corrupt_database(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b(x);", "DROP TABLE b;")
+    assert run_cli(project, "migrate", "--to", "1").returncode == 0
+    data = bytearray(project.db.read_bytes())
+    data[100:400] = b"\xab" * 300  # the schema page's b-tree header and cell pointers
+    project.db.write_bytes(bytes(data))
+    before = project.digest()
+    for command in ("status", "migrate", "rollback"):
+        result = run_cli(project, command)
+        assert result.returncode == 1, (command, result.stderr)
+        assert result.stderr.startswith(f"Error: {project.db}: is corrupt (") and result.stderr.count("\n") == 1
+        assert "restore it from a backup" in result.stderr
+        assert project.digest() == before
+
+
+def test_database_path_that_is_a_directory(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);")
+    project.db.mkdir()
+    for command in ("status", "migrate"):
+        result = run_cli(project, command)
+        assert result.returncode == 1
+        assert result.stderr.strip() == f"Error: {project.db}: is a directory, not a database file (check --db)"
+
+
+def test_mistyped_database_path_creates_nothing(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);")
+    typo = project.root / "vcp_tradng.db"
+    for command in ("status", "rollback", "validate"):
+        subprocess.run(
+            [str(console_script()), command, "--db", str(typo), "--dir", str(project.dir)],
+            cwd=project.root,
+            capture_output=True,
+            timeout=60,
+        )
+        assert sorted(p.name for p in project.root.iterdir()) == ["migrations"]
+
+
+def test_console_script_exit_codes_and_python_dash_m(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    assert run_cli(project, "status", "--exit-code").returncode == 3
+    assert run_cli(project, "migrate").returncode == 0
+    assert run_cli(project, "status", "--exit-code").returncode == 0
+    assert run_cli(project, "rollback", "--steps", "0").returncode == 2
+    assert run_cli(project, "rollback", "--steps", "5").returncode == 1
+    module = subprocess.run(
+        [sys.executable, "-m", "vcp_migrate", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert module.returncode == 0 and "vcp-migrate, version" in module.stdout
