@@ -16,6 +16,7 @@ SAMPLES = [
     "[tool.vcp-migrate]\n# nothing set\n",
     "[tool.vcp-migrate]\nflag = true\nnumber = 1_000\nratio = 0.5\n",
     '[tool.other]\nkey = "value"\n',
+    '[[tool.array]]\nx = 1\n[tool.vcp-migrate]  # ours\ndb = "y"\n',
 ]
 
 
@@ -40,6 +41,8 @@ def test_small_reader_values() -> None:
         ("[tool.vcp-migrate]\ndb\n", "line 2: expected key = value"),
         ("[tool.vcp-migrate]\ndb = [1, 2]\n", "line 2: cannot read the value"),
         ('[tool.vcp-migrate]\ndb = "a"\ndb = "b"\n', "line 3: db is set twice"),
+        ("[tool.vcp-migrate\ndb = 'x'\n", "line 1: malformed table header"),
+        ("[project]\n[tool.vcp-migrate]]\n", "line 2: malformed table header"),
     ],
 )
 def test_small_reader_errors(text: str, message: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 import pytest
@@ -76,15 +77,16 @@ def test_first_migration_failing_on_a_new_database_leaves_no_file(project: Proje
 @pytest.mark.parametrize(
     ("body", "refused"),
     [
-        ("connection.commit()", "call commit()"),
-        ("connection.rollback()", "call rollback()"),
+        ("connection.commit()", r"call commit\(\)"),
+        ("connection.rollback()", r"call rollback\(\)"),
         ("connection.execute('COMMIT')", "run COMMIT"),
         ("connection.execute('END')", "run COMMIT"),
         ("connection.execute('ROLLBACK')", "run ROLLBACK"),
         ("connection.execute('BEGIN')", "run BEGIN"),
-        ("connection.cursor().executescript('SELECT 1;')", "run COMMIT"),
-        ("connection.close()", "call close()"),
-        ("connection.set_authorizer(None)", "call set_authorizer()"),
+        # 3.10 and 3.11 reach the Python-level commit(), later versions the C-level COMMIT
+        ("connection.cursor().executescript('SELECT 1;')", r"(run COMMIT|call commit\(\))"),
+        ("connection.close()", r"call close\(\)"),
+        ("connection.set_authorizer(None)", r"call set_authorizer\(\)"),
     ],
 )
 def test_python_code_cannot_commit_on_its_own(project: Project, body: str, refused: str) -> None:
@@ -101,7 +103,7 @@ def test_python_code_cannot_commit_on_its_own(project: Project, body: str, refus
     )
     with pytest.raises(MigrationFailed) as error:
         project.manager().migrate()
-    assert f"up() tried to {refused}" in str(error.value)
+    assert re.search(rf"up\(\) tried to {refused}", str(error.value)), str(error.value)
     assert "(nothing was applied)" in str(error.value)
     assert project.tables() == set()
     assert project.history() == []

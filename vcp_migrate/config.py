@@ -58,6 +58,7 @@ def _parse(text: str, where: str) -> dict[str, object]:
 
 
 _HEADER = re.compile(r"\[\s*tool\s*\.\s*(?:vcp-migrate|\"vcp-migrate\")\s*\]\s*(?:#.*)?")
+_ANY_HEADER = re.compile(r"(?:\[[^\[\]]+\]|\[\[[^\[\]]+\]\])\s*(?:#.*)?")
 _PAIR = re.compile(r"([A-Za-z0-9_-]+)\s*=\s*(.+)")
 _BASIC = re.compile(r"\"((?:[^\"\\]|\\.)*)\"\s*(?:#.*)?")
 _LITERAL = re.compile(r"'([^']*)'\s*(?:#.*)?")
@@ -70,6 +71,8 @@ def parse_tool_table(text: str, where: str = _WHERE) -> dict[str, object]:
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if line.startswith("["):
+            if not _ANY_HEADER.fullmatch(line):
+                raise UsageError(f"line {number}: malformed table header {line!r}", where=where, hint="fix the file")
             inside = bool(_HEADER.fullmatch(line))
             continue
         if not inside or not line or line.startswith("#"):
