@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -226,3 +227,13 @@ def test_no_colour_off_a_terminal(project: Project) -> None:
     two(project)
     result = project.cli("status")
     assert "\x1b[" not in result.stdout
+
+
+def test_terminal_gets_progress_and_colour_and_no_color_removes_colour(project: Project) -> None:
+    two(project)
+    coloured = project.cli("migrate", env={"FORCE_COLOR": "1"})
+    assert coloured.exit_code == 0
+    assert "\x1b[32m" in coloured.stdout  # green "Applied"
+    plain = project.cli("status", env={"FORCE_COLOR": "1", "NO_COLOR": "1"})
+    assert plain.exit_code == 0 and "applied" in plain.stdout
+    assert not re.search(r"\x1b\[[0-9;]*3[0-7]m", plain.stdout)

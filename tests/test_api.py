@@ -1,0 +1,42 @@
+"""The Python API as the README shows it, and the example migrations of the trading database."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from .conftest import Project
+
+ROOT = Path(__file__).parent.parent
+
+
+def readme_python_snippet() -> str:
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
+    (snippet,) = [block for block in blocks if "from vcp_migrate import MigrationManager" in block]
+    return str(snippet)
+
+
+def test_readme_snippet_runs_as_written(project: Project) -> None:
+    shutil.rmtree(project.dir)
+    shutil.copytree(ROOT / "migrations", project.dir)
+    namespace: dict[str, object] = {}
+    exec(readme_python_snippet(), namespace)
+    status = namespace["status"]
+    assert isinstance(status, list)
+    assert [(row["version"], row["name"], row["applied"]) for row in status] == [
+        (1, "create_trades_table", True),
+        (2, "add_pnl_column", False),
+    ]
+    assert (project.root / "vcp_trading.db").exists()
+
+
+def test_example_migrations_round_trip(project: Project) -> None:
+    shutil.rmtree(project.dir)
+    shutil.copytree(ROOT / "migrations", project.dir)
+    manager = project.manager()
+    assert manager.validate() == []
+    assert [run.version for run in manager.migrate()] == [1, 2]
+    assert project.columns("trades") == ["id", "order_id", "symbol", "quantity", "price", "timestamp", "pnl"]
+    assert [run.version for run in manager.rollback(steps=2)] == [2, 1]
+    assert project.tables() == set()
