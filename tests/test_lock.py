@@ -18,7 +18,8 @@ def test_second_holder_times_out_naming_the_first(tmp_path: Path) -> None:
     with RunLock(database, timeout=1):
         assert lock_path(database).read_text() == str(os.getpid())
         started = time.monotonic()
-        with pytest.raises(LockTimeout, match=rf"another vcp-migrate run \(pid {os.getpid()}\) held the database for 0.2s"):
+        expected = rf"another vcp-migrate run \(pid {os.getpid()}\) held the database for 0.2s"
+        with pytest.raises(LockTimeout, match=expected):
             RunLock(database, timeout=0.2).__enter__()
         assert 0.2 <= time.monotonic() - started < 1.0
     assert not lock_path(database).exists()
