@@ -34,7 +34,10 @@ def test_applies_in_order_and_records_history(project: Project) -> None:
         assert len(str(checksum)) == 64
         assert str(applied_at).endswith("Z") and "T" in str(applied_at)
         assert isinstance(execution_ms, int) and execution_ms >= 0
-    assert project.query("SELECT value FROM vcp_migrations_meta WHERE key = 'layout'") == [("1",)]
+    assert project.query("SELECT value FROM vcp_migrations_meta WHERE key = 'layout'") == [("2",)]
+    assert project.query("SELECT file, source FROM vcp_migrations WHERE version = 1") == [
+        ("001_trades.sql", (project.dir / "001_trades.sql").read_bytes())
+    ]
     assert project.manager().migrate() == []
 
 
@@ -294,13 +297,21 @@ def test_rebuilding_a_parent_table_keeps_every_child_row(project: Project) -> No
 def test_foreign_key_enforcement_is_off_inside_and_restored_after(project: Project) -> None:
     """On a connection with enforcement on (as an application runs), the migration's transaction
     runs with it off, and it is on again afterwards."""
-    from vcp_migrate import engine, loading, sqlite
+    from vcp_migrate import execution, loading, sqlite
 
+    project.sql("001_a.sql", "SELECT 1;")
     connection = sqlite.open_database(project.db, create=True, timeout=1)
     connection.execute("PRAGMA foreign_keys = ON")
     seen: list[int] = []
+    session = execution.Session(project.db, 1, connection)
+    runner = execution.Runner(session)
     step = loading.SqlStep(("SELECT 1;",), True)
-    engine._in_transaction(connection, step, lambda c: seen.append(c.execute("PRAGMA foreign_keys").fetchone()[0]))
+    original = runner._record
+    runner._record = lambda c, *args: (seen.append(c.execute("PRAGMA foreign_keys").fetchone()[0]), original(c, *args))  # type: ignore[method-assign]
+    migration = loading.LoadedMigration(
+        __import__("vcp_migrate.discovery").discovery.scan(project.dir).migrations[0], step, step
+    )
+    assert runner.one(migration, "up", earlier=0).error is None
     assert seen == [0]
     assert connection.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     connection.close()

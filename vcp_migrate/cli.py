@@ -16,9 +16,9 @@ import click
 
 from . import __version__
 from .config import read_settings
-from .engine import MigrationManager, Observer
+from .engine import MigrationManager, Observer, Repair
 from .errors import VcpMigrateError
-from .models import Direction, MigrationFile, MigrationRun
+from .models import Backup, Direction, DryRun, MigrationFile, MigrationRun
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -80,10 +80,8 @@ class _Group(click.Group):
         sys.exit(result if isinstance(result, int) else 0)
 
 
-def _settings_default(key: str) -> str:
-    value = read_settings().get(key, DEFAULTS[key])
-    assert isinstance(value, str)
-    return value
+def _setting(key: str, default: object) -> object:
+    return read_settings().get(key, default)
 
 
 class _Progress(Observer):
@@ -112,6 +110,16 @@ class _Progress(Observer):
         self.current = None
         self.console.print(render.run_line(run))
 
+    def backed_up(self, backup: Backup) -> None:
+        from . import render
+
+        self.console.print(render.backup_line(backup))
+
+    def showing(self, title: str, code: str) -> None:
+        self.stop()
+        self.console.print(f"Running the {title}:", style="bold")
+        self.console.print(code or "(empty)", markup=False)
+
     def warning(self, message: str) -> None:
         click.echo(f"Warning: {message}", err=True)
 
@@ -130,7 +138,7 @@ def _handles_errors(command: F) -> F:
         try:
             result = command(*args, progress=progress, **kwargs)
             return int(result or 0)
-        except click.ClickException:
+        except (click.ClickException, click.Abort):
             raise
         except VcpMigrateError as exc:
             progress.stop()
@@ -189,13 +197,69 @@ _lock_timeout = click.option(
 )
 
 
-def _manager(db: str | None, directory: str | None, progress: Observer, lock_timeout: float = 30.0) -> MigrationManager:
+_backup_options = [
+    click.option(
+        "--backup/--no-backup",
+        "backup",
+        default=None,
+        help="Back up the database before changing it [default: on, or backup in [tool.vcp-migrate]].",
+    ),
+    click.option(
+        "--keep-backups",
+        type=click.IntRange(min=1),
+        metavar="N",
+        help="How many backups to keep [default: 5, or keep_backups in [tool.vcp-migrate]].",
+    ),
+]
+
+
+def _with(options: list[Callable[[F], F]]) -> Callable[[F], F]:
+    def apply(command: F) -> F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
+def _manager(
+    db: str | None,
+    directory: str | None,
+    progress: Observer,
+    lock_timeout: float = 30.0,
+    backup: bool | None = None,
+    keep_backups: int | None = None,
+) -> MigrationManager:
+    """The engine, with command-line values first, then [tool.vcp-migrate], then defaults."""
+    settings = read_settings()
+    chosen_backup = settings.get("backup", True) if backup is None else backup
+    chosen_keep = settings.get("keep_backups", 5) if keep_backups is None else keep_backups
+    user_version = settings.get("user_version", True)
+    assert isinstance(chosen_backup, bool) and isinstance(chosen_keep, int) and isinstance(user_version, bool)
     return MigrationManager(
-        db if db is not None else _settings_default("db"),
-        directory if directory is not None else _settings_default("dir"),
+        db if db is not None else str(settings.get("db", DEFAULTS["db"])),
+        directory if directory is not None else str(settings.get("dir", DEFAULTS["dir"])),
         lock_timeout=lock_timeout,
+        backup=chosen_backup,
+        keep_backups=chosen_keep,
+        user_version=user_version,
         observer=progress,
     )
+
+
+def _show_dry_run(report: DryRun, progress: _Progress, sql: bool) -> int:
+    from . import render
+
+    progress.stop()
+    if sql:
+        click.echo(render.sql_only(report))
+    else:
+        progress.console.print(render.dry_run(report))
+    failed = report.failed
+    if failed is None:
+        return 0
+    _error(f"{failed.path}: {failed.error} (dry run: nothing was changed)")
+    return 1
 
 
 @click.group("vcp-migrate", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]}, no_args_is_help=True)
@@ -212,11 +276,22 @@ def main() -> None:
     """
 
 
+_dry_run_options = [
+    click.option(
+        "--dry-run", is_flag=True, help="Run for real, then undo: report statements, times, errors, schema diff."
+    ),
+    click.option("--sql", "sql_only", is_flag=True, help="With a dry run: print only the captured SQL statements."),
+]
+
+
 @main.command("migrate")
 @_common
 @_lock_timeout
 @click.option("--to", "target", type=click.IntRange(min=1), metavar="VERSION", help="Stop after this version.")
 @click.option("--allow-out-of-order", is_flag=True, help="Apply pending migrations numbered below applied ones.")
+@click.option("--atomic", is_flag=True, help="Apply every pending migration in one transaction: all or none.")
+@_with(_dry_run_options)
+@_with(_backup_options)
 @_handles_errors
 def migrate_command(
     db: str | None,
@@ -224,20 +299,29 @@ def migrate_command(
     lock_timeout: float,
     target: int | None,
     allow_out_of_order: bool,
+    atomic: bool,
+    dry_run: bool,
+    sql_only: bool,
+    backup: bool | None,
+    keep_backups: int | None,
     progress: _Progress,
 ) -> int:
     """Apply pending migrations in version order (alias: up).
 
     Each migration commits together with its history row, or not at all.
-    Creates the database if it does not exist.
+    Creates the database if it does not exist; backs up an existing one first.
 
     \b
     Example:
       vcp-migrate up
       vcp-migrate migrate --to 2 --db vcp_trading.db
+      vcp-migrate migrate --dry-run
+      vcp-migrate migrate --atomic --keep-backups 10
     """
-    manager = _manager(db, directory, progress, lock_timeout)
-    runs = manager.migrate(target, allow_out_of_order=allow_out_of_order)
+    manager = _manager(db, directory, progress, lock_timeout, backup, keep_backups)
+    if dry_run or sql_only:
+        return _show_dry_run(manager.dry_run_migrate(target, allow_out_of_order=allow_out_of_order), progress, sql_only)
+    runs = manager.migrate(target, allow_out_of_order=allow_out_of_order, atomic=atomic)
     progress.stop()
     if not runs:
         progress.console.print(f"Nothing to apply: {manager.db_path} is up to date.")
@@ -258,6 +342,13 @@ def migrate_command(
     metavar="VERSION",
     help="Roll back every migration above VERSION; 0 rolls back all.",
 )
+@click.option(
+    "--from-history",
+    is_flag=True,
+    help="For a migration whose file is missing, run the down kept in the database (trusts its content).",
+)
+@_with(_dry_run_options)
+@_with(_backup_options)
 @_handles_errors
 def rollback_command(
     db: str | None,
@@ -265,6 +356,11 @@ def rollback_command(
     lock_timeout: float,
     steps: int | None,
     to: int | None,
+    from_history: bool,
+    dry_run: bool,
+    sql_only: bool,
+    backup: bool | None,
+    keep_backups: int | None,
     progress: _Progress,
 ) -> int:
     """Roll back applied migrations, newest first (alias: down).
@@ -274,16 +370,156 @@ def rollback_command(
       vcp-migrate rollback
       vcp-migrate rollback --steps 2
       vcp-migrate down --to 0
+      vcp-migrate rollback --dry-run --sql
+      vcp-migrate rollback --from-history
     """
     if steps is not None and to is not None:
         raise click.UsageError("--steps and --to cannot be used together")
-    manager = _manager(db, directory, progress, lock_timeout)
-    runs = manager.rollback(steps, to=to)
+    manager = _manager(db, directory, progress, lock_timeout, backup, keep_backups)
+    if dry_run or sql_only:
+        report = manager.dry_run_rollback(steps, to=to, from_history=from_history)
+        return _show_dry_run(report, progress, sql_only)
+    runs = manager.rollback(steps, to=to, from_history=from_history)
     progress.stop()
     if not runs:
         progress.console.print("Nothing to roll back.")
     else:
         progress.console.print(f"Rolled back {len(runs)} migration(s).")
+    return 0
+
+
+@main.command("redo")
+@_common
+@_lock_timeout
+@_with(_backup_options)
+@_handles_errors
+def redo_command(
+    db: str | None,
+    directory: str | None,
+    lock_timeout: float,
+    backup: bool | None,
+    keep_backups: int | None,
+    progress: _Progress,
+) -> int:
+    """Roll back the newest migration and apply it again, as its file is now.
+
+    The loop while writing a migration. In one transaction when the migration is
+    transactional: if its up fails, it stays applied as it was.
+
+    \b
+    Example:
+      vcp-migrate redo
+    """
+    _manager(db, directory, progress, lock_timeout, backup, keep_backups).redo()
+    return 0
+
+
+@main.command("baseline")
+@_common
+@_lock_timeout
+@click.argument("version", type=click.IntRange(min=1))
+@_handles_errors
+def baseline_command(
+    db: str | None, directory: str | None, lock_timeout: float, version: int, progress: _Progress
+) -> int:
+    """Record migrations up to VERSION as applied, without running them.
+
+    For a database created before vcp-migrate: its schema already holds what these
+    migrations would create. Refuses if the history already goes beyond VERSION.
+
+    \b
+    Example:
+      vcp-migrate baseline 2
+    """
+    recorded = _manager(db, directory, progress, lock_timeout).baseline(version)
+    listed = ", ".join(map(str, recorded)) or "none (already recorded)"
+    click.echo(f"Recorded as applied without running them: {listed}.")
+    return 0
+
+
+@main.command("repair")
+@_common
+@_lock_timeout
+@click.argument("versions", type=click.IntRange(min=1), nargs=-1)
+@click.option("--yes", is_flag=True, help="Record without asking.")
+@_handles_errors
+def repair_command(
+    db: str | None,
+    directory: str | None,
+    lock_timeout: float,
+    versions: tuple[int, ...],
+    yes: bool,
+    progress: _Progress,
+) -> int:
+    """Accept reviewed edits to applied migrations: record their new checksums.
+
+    Shows the diff between what was applied and the file now, and asks before
+    recording each one (unless --yes). Without VERSIONS: every modified migration.
+
+    \b
+    Example:
+      vcp-migrate repair
+      vcp-migrate repair 3 --yes
+    """
+    from . import render
+
+    def confirm(repair: Repair) -> bool:
+        progress.console.print(render.diff_text(repair.diff))
+        return yes or click.confirm(f"Record the new checksum of {repair.current.path}?", default=False)
+
+    manager = _manager(db, directory, progress, lock_timeout)
+    repaired = manager.repair(list(versions) or None, confirm=confirm)
+    listed = ", ".join(map(str, repaired)) or "nothing"
+    click.echo(f"Recorded new checksums: {listed}.")
+    return 0
+
+
+@main.command("backups")
+@_common
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+@_handles_errors
+def backups_command(db: str | None, directory: str | None, as_json: bool, progress: _Progress) -> int:
+    """List the backups taken before changes: time, version, size.
+
+    \b
+    Example:
+      vcp-migrate backups
+      vcp-migrate backups --json
+    """
+    manager = _manager(db, directory, progress)
+    found = manager.backups()
+    if as_json:
+        import json
+
+        click.echo(json.dumps([backup.as_dict() for backup in found], indent=2))
+    else:
+        from . import render
+
+        progress.console.print(render.backups_table(manager.db_path, found))
+    return 0
+
+
+@main.command("restore")
+@_common
+@_lock_timeout
+@click.argument("backup", required=False, metavar="[BACKUP]")
+@_handles_errors
+def restore_command(
+    db: str | None, directory: str | None, lock_timeout: float, backup: str | None, progress: _Progress
+) -> int:
+    """Replace the database with a backup: the newest, or the one named.
+
+    First backs up the current state, so the restore can itself be undone.
+    Refuses a file that is not a backup of this database.
+
+    \b
+    Example:
+      vcp-migrate restore
+      vcp-migrate restore 20261124T120000.000Z-v2.db
+    """
+    manager = _manager(db, directory, progress, lock_timeout)
+    restored, _ = manager.restore(backup)
+    click.echo(f"Restored {manager.db_path} from {restored.path}.")
     return 0
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import UsageError
 
-KEYS: dict[str, type] = {"db": str, "dir": str}
+KEYS: dict[str, type] = {"db": str, "dir": str, "backup": bool, "keep_backups": int, "user_version": bool}
 _WHERE = "pyproject.toml"
 
 
@@ -37,7 +37,7 @@ def read_settings(path: Path = Path("pyproject.toml")) -> dict[str, object]:
                 where=str(path),
                 hint=f"known keys: {', '.join(KEYS)}",
             )
-        if not isinstance(value, expected):
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise UsageError(f"[tool.vcp-migrate] {key} must be a {expected.__name__}, not {value!r}", where=str(path))
     return table
 

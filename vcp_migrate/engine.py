@@ -1,30 +1,36 @@
 """MigrationManager, the engine: every command reads the directory, plans, then runs the plan.
 
-Transactions: each transactional migration runs between our own BEGIN IMMEDIATE and COMMIT,
-with its history row written before the COMMIT, so both land or neither does. Foreign keys
-follow SQLite's procedure for schema changes: enforcement off outside the transaction,
-PRAGMA foreign_key_check before the commit, the setting restored after.
+Commands that change the database hold the run lock (one writer at a time), read the history,
+plan, load every migration they will run, take a backup, and only then run them. Running is
+``execution``'s job: each migration commits together with its history row, or not at all.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import sqlite3
-import time
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from . import discovery, history, loading, planning, scaffold, sqlite
-from .errors import DatabaseError, MigrationFailed, MigrationFileError, UsageError
-from .loading import LoadedMigration, PythonStep, SqlStep, Step
+from . import backups, discovery, history, loading, planning, scaffold, schema, sqlite
+from .errors import DatabaseError, MigrationFailed, MigrationFileError, PlanError, UsageError
+from .execution import Outcome, Runner, Session
+from .loading import LoadedMigration
 from .lock import RunLock
 from .models import (
     AppliedMigration,
+    Backup,
     Direction,
+    Directory,
+    DryRun,
     MigrationFile,
     MigrationRun,
     Problem,
+    Rehearsal,
     StatusReport,
 )
 
@@ -38,15 +44,32 @@ class Observer:
     def finished(self, run: MigrationRun) -> None:
         """A migration ran and was committed with its history row."""
 
+    def backed_up(self, backup: Backup) -> None:
+        """A backup was taken before changing the database."""
+
+    def showing(self, title: str, code: str) -> None:
+        """Code about to run that the user should see first (a down kept in the history)."""
+
     def warning(self, message: str) -> None:
         """Something the user should know that does not stop the command."""
+
+
+@dataclass(frozen=True)
+class Repair:
+    """An applied migration whose file changed: what was applied, what is there now."""
+
+    current: MigrationFile
+    applied: AppliedMigration
+    diff: str
 
 
 class MigrationManager:
     """Applies, rolls back, reports and checks the migrations of one directory on one database.
 
     ``lock_timeout`` bounds how long a command waits for another run or connection to release
-    the database. Every failure raises a VcpMigrateError.
+    the database. ``backup`` and ``keep_backups`` govern the copy taken before a change;
+    ``user_version`` keeps PRAGMA user_version equal to the highest applied version.
+    Every failure raises a VcpMigrateError.
     """
 
     def __init__(
@@ -55,13 +78,21 @@ class MigrationManager:
         migrations_dir: str | os.PathLike[str] = "migrations",
         *,
         lock_timeout: float = 30.0,
+        backup: bool = True,
+        keep_backups: int = 5,
+        user_version: bool = True,
         observer: Observer | None = None,
     ) -> None:
         if lock_timeout < 0:
             raise UsageError(f"lock timeout must be 0 or more seconds, not {lock_timeout}")
+        if keep_backups < 1:
+            raise UsageError(f"keep_backups must be 1 or more, not {keep_backups}", hint="use backup=False instead")
         self.db_path = Path(db_path)
         self.migrations_dir = Path(migrations_dir)
         self.lock_timeout = lock_timeout
+        self.backup = backup
+        self.keep_backups = keep_backups
+        self.user_version = user_version
         self.observer = observer or Observer()
 
     # -- reading --------------------------------------------------------------------------
@@ -110,45 +141,166 @@ class MigrationManager:
                 problems.append(Problem("out-of-order", message, row.path, row.version))
         return problems + self._database_problems()
 
+    def backups(self) -> list[Backup]:
+        """The backups of this database, newest first."""
+        return backups.listing(self.db_path)
+
+    def repairs(self, versions: list[int] | None = None) -> list[Repair]:
+        """The applied migrations whose files changed (or just ``versions``), with their diffs."""
+        directory = discovery.usable(discovery.scan(self.migrations_dir))
+        if not self.db_path.exists():
+            raise DatabaseError("does not exist", where=str(self.db_path), hint="check --db")
+        with closing(self._open(create=False)) as connection:
+            return self._repairs(connection, directory, versions)
+
     # -- changing ---------------------------------------------------------------------------
 
-    def migrate(self, target: int | None = None, *, allow_out_of_order: bool = False) -> list[MigrationRun]:
+    def migrate(
+        self, target: int | None = None, *, allow_out_of_order: bool = False, atomic: bool = False
+    ) -> list[MigrationRun]:
         """Apply pending migrations in version order, up to ``target`` if given; return what ran.
 
         Every migration to run is loaded before the first one starts. Creates the database.
+        With ``atomic``, all of them run in one transaction: all are applied or none.
         """
         directory = discovery.usable(discovery.scan(self.migrations_dir))
         with self._writing(create=True) as session:
-            applied = self._read_history(session.connection)
-            for row in planning.status_rows(directory, applied):
-                if row.state == "missing":
-                    self.observer.warning(
-                        f"version {row.version} ({row.name}) is applied but its file is missing from {directory.path}"
-                    )
-            plan = planning.plan_migrate(directory, applied, target=target, allow_out_of_order=allow_out_of_order)
-            return self._run_all(session, self._load(plan, "up"), "up")
+            plan = self._migrate_plan(session.connection, directory, target, allow_out_of_order)
+            if atomic:
+                for migration in plan:
+                    if not migration.up.transactional:
+                        raise PlanError(
+                            "is not transactional, so it cannot run in an atomic batch",
+                            where=str(migration.file.path),
+                            hint="run without --atomic; nothing was applied",
+                        )
+            if plan:
+                self._take_backup(session)
+            if atomic:
+                return self._run_batch(session, [(m, "up") for m in plan])
+            return self._run_each(session, plan, "up")
 
-    def rollback(self, steps: int | None = None, *, to: int | None = None) -> list[MigrationRun]:
+    def rollback(
+        self, steps: int | None = None, *, to: int | None = None, from_history: bool = False
+    ) -> list[MigrationRun]:
         """Roll back the newest ``steps`` migrations (default 1), or all above version ``to``.
 
-        Newest first; if one fails, those rolled back before it stay rolled back.
+        Newest first; if one fails, those rolled back before it stay rolled back. With
+        ``from_history``, a migration whose file is missing runs the down kept in the history.
         """
-        if steps is not None and to is not None:
-            raise UsageError("give either steps or to, not both")
-        if steps is not None and steps < 1:
-            raise UsageError(f"steps must be 1 or more, not {steps}")
-        if to is not None and to < 0:
-            raise UsageError(f"to must be a version or 0, not {to}")
+        _check_rollback_arguments(steps, to)
         directory = discovery.usable(discovery.scan(self.migrations_dir))
         with self._writing(create=False) as session:
-            applied = self._read_history(session.connection)
-            plan = planning.plan_rollback(directory, applied, steps=steps, to=to)
-            for file in plan:
-                if file.checksum != applied[file.version].checksum:
-                    self.observer.warning(
-                        f"{file.path}: changed since it was applied; rolling back with its current down"
-                    )
-            return self._run_all(session, self._load(plan, "down"), "down")
+            plan = self._rollback_plan(session.connection, directory, steps, to, from_history)
+            if plan:
+                self._take_backup(session)
+            return self._run_each(session, plan, "down")
+
+    def redo(self) -> list[MigrationRun]:
+        """Roll back the newest migration and apply it again, from its file as it is now.
+
+        When it is transactional both happen in one transaction: if the up fails, it stays applied.
+        """
+        directory = discovery.usable(discovery.scan(self.migrations_dir))
+        with self._writing(create=False) as session:
+            (migration,) = self._rollback_plan(session.connection, directory, 1, None, False)
+            self._take_backup(session)
+            assert migration.down is not None
+            if migration.up.transactional and migration.down.transactional:
+                return self._run_batch(session, [(migration, "down"), (migration, "up")])
+            return self._run_each(session, [migration], "down") + self._run_each(session, [migration], "up")
+
+    def dry_run_migrate(self, target: int | None = None, *, allow_out_of_order: bool = False) -> DryRun:
+        """Rehearse ``migrate``: really run it, then undo it; the database file is left as it was."""
+        directory = discovery.usable(discovery.scan(self.migrations_dir))
+
+        def plan(connection: sqlite.MigrationConnection) -> list[tuple[LoadedMigration, Direction]]:
+            return [(m, "up") for m in self._migrate_plan(connection, directory, target, allow_out_of_order)]
+
+        return self._dry_run(plan)
+
+    def dry_run_rollback(
+        self, steps: int | None = None, *, to: int | None = None, from_history: bool = False
+    ) -> DryRun:
+        """Rehearse ``rollback``: really run it, then undo it; the database file is left as it was."""
+        _check_rollback_arguments(steps, to)
+        directory = discovery.usable(discovery.scan(self.migrations_dir))
+        if not self.db_path.exists():
+            raise DatabaseError(
+                "does not exist", where=str(self.db_path), hint="check --db; only 'migrate' creates a database"
+            )
+
+        def plan(connection: sqlite.MigrationConnection) -> list[tuple[LoadedMigration, Direction]]:
+            return [(m, "down") for m in self._rollback_plan(connection, directory, steps, to, from_history)]
+
+        return self._dry_run(plan)
+
+    def baseline(self, version: int) -> list[int]:
+        """Record the migrations up to ``version`` as applied, without running them.
+
+        For a database that existed before vcp-migrate. Refuses when the history already goes
+        beyond ``version``. Returns the versions recorded.
+        """
+        directory = discovery.usable(discovery.scan(self.migrations_dir))
+        with self._writing(create=False) as session:
+            connection = session.connection
+            applied = self._read_history(connection)
+            if version not in {m.version for m in directory.migrations}:
+                raise PlanError(f"version {version} is not a migration in {directory.path}", hint="nothing was changed")
+            beyond = sorted(v for v in applied if v > version)
+            if beyond:
+                raise PlanError(
+                    f"the history already has version(s) above {version}: {', '.join(map(str, beyond))}",
+                    where=str(self.db_path),
+                    hint="baseline only adopts a database up to its current point; nothing was changed",
+                )
+            files = [m for m in directory.migrations if m.version <= version and m.version not in applied]
+            try:
+                with sqlite.transaction(connection):
+                    history.prepare(connection)
+                    for file in files:
+                        history.record(connection, file, 0)
+                    if self.user_version:
+                        history.sync_user_version(connection)
+            except sqlite3.Error as exc:
+                raise sqlite.database_error(exc, self.db_path) from exc
+            return [file.version for file in files]
+
+    def repair(
+        self, versions: list[int] | None = None, *, confirm: Callable[[Repair], bool] | None = None
+    ) -> list[int]:
+        """Record the current checksum and source of modified applied migrations.
+
+        ``confirm`` sees each one with its diff and says whether to record it. Returns the
+        versions recorded; the database is not otherwise changed.
+        """
+        directory = discovery.usable(discovery.scan(self.migrations_dir))
+        with self._writing(create=False) as session:
+            connection = session.connection
+            chosen = [r for r in self._repairs(connection, directory, versions) if confirm is None or confirm(r)]
+            try:
+                with sqlite.transaction(connection):
+                    history.prepare(connection)
+                    for repair in chosen:
+                        history.update(connection, repair.current)
+            except sqlite3.Error as exc:
+                raise sqlite.database_error(exc, self.db_path) from exc
+            return [repair.current.version for repair in chosen]
+
+    def restore(self, backup: str | os.PathLike[str] | None = None) -> tuple[Backup, Backup | None]:
+        """Replace the database with a backup (the newest by default), under the run lock.
+
+        First takes a backup of the current state, so a restore can itself be undone. Refuses a
+        file that is not a backup of this database. Returns (restored, safety copy or None).
+        """
+        chosen = self._choose_backup(backup)
+        with self._writing(create=True) as session:
+            safety = self._take_backup(session, always=True)
+            try:
+                backups.copy_into(chosen.path, session.connection)
+            except sqlite3.Error as exc:
+                raise sqlite.database_error(exc, self.db_path) from exc
+            return chosen, safety
 
     def new(self, name: str, *, sql: bool = False) -> Path:
         """Create the next migration file with empty up and down; return its path. Never overwrites."""
@@ -174,51 +326,58 @@ class MigrationManager:
             raise MigrationFileError("already exists", where=str(path), hint="nothing was overwritten") from None
         return path
 
-    # -- internals ------------------------------------------------------------------------
+    # -- planning -----------------------------------------------------------------------------
 
-    def _applied(self) -> dict[int, AppliedMigration] | None:
-        """The history, or None when the database does not exist (it is never created here)."""
-        if not self.db_path.exists() and not self.db_path.is_symlink():
-            return None
-        with closing(sqlite.open_database(self.db_path, create=False, timeout=self.lock_timeout)) as connection:
-            return self._read_history(connection)
+    def _migrate_plan(
+        self,
+        connection: sqlite.MigrationConnection,
+        directory: Directory,
+        target: int | None,
+        allow_out_of_order: bool,
+    ) -> list[LoadedMigration]:
+        applied = self._read_history(connection)
+        for row in planning.status_rows(directory, applied):
+            if row.state == "missing":
+                self.observer.warning(
+                    f"version {row.version} ({row.name}) is applied but its file is missing from {directory.path}"
+                )
+        files = planning.plan_migrate(directory, applied, target=target, allow_out_of_order=allow_out_of_order)
+        return self._load(files, "up")
 
-    def _read_history(self, connection: sqlite3.Connection) -> dict[int, AppliedMigration]:
-        try:
-            return history.read(connection)
-        except sqlite3.Error as exc:
-            raise sqlite.database_error(exc, self.db_path) from exc
-        except DatabaseError as exc:
-            exc.where = exc.where or str(self.db_path)
-            raise
+    def _rollback_plan(
+        self,
+        connection: sqlite.MigrationConnection,
+        directory: Directory,
+        steps: int | None,
+        to: int | None,
+        from_history: bool,
+    ) -> list[LoadedMigration]:
+        applied = self._read_history(connection)
+        plan = planning.plan_rollback(directory, applied, steps=steps, to=to, from_history=from_history)
+        files: list[MigrationFile] = []
+        for item in plan:
+            if isinstance(item, AppliedMigration):
+                files.append(self._from_history(connection, item))
+            else:
+                if item.checksum != applied[item.version].checksum:
+                    self.observer.warning(
+                        f"{item.path}: changed since it was applied; rolling back with its current down"
+                    )
+                files.append(item)
+        return self._load(files, "down")
 
-    def _database_problems(self) -> list[Problem]:
-        with closing(sqlite.open_database(self.db_path, create=False, timeout=self.lock_timeout)) as connection:
-            try:
-                integrity = [row[0] for row in connection.execute("PRAGMA integrity_check")]
-                violations = sqlite.foreign_key_violations(connection)
-            except sqlite3.Error as exc:
-                raise sqlite.database_error(exc, self.db_path) from exc
-        problems = [
-            Problem("integrity", f"integrity_check: {line}", self.db_path) for line in integrity if line != "ok"
-        ]
-        return problems + [Problem("foreign-key", f"foreign_key_check: {v}", self.db_path) for v in violations]
-
-    @contextmanager
-    def _writing(self, *, create: bool) -> Iterator[_Session]:
-        """Hold the run lock and a write connection; remove a database this run created empty."""
-        existed = self.db_path.exists()
-        sqlite.check_path(self.db_path, create=create)
-        try:
-            with RunLock(self.db_path, self.lock_timeout):
-                session = _Session(self.db_path, self.lock_timeout)
-                try:
-                    yield session
-                finally:
-                    session.close()
-        finally:
-            if not existed and self.db_path.exists() and self.db_path.stat().st_size == 0:
-                self.db_path.unlink()
+    def _from_history(self, connection: sqlite.MigrationConnection, row: AppliedMigration) -> MigrationFile:
+        """The migration as it was applied, rebuilt from the source kept in the history."""
+        source = history.applied_source(connection, row.version)
+        if source is None or row.file is None:
+            raise PlanError(
+                f"version {row.version} ({row.name}) has no source in the history (applied before sources were kept)",
+                where=str(self.db_path),
+                hint="restore its file to roll it back; nothing was changed",
+            )
+        file = MigrationFile(row.version, row.name, Path(f"{self.db_path}:history/{row.file}"), row.checksum, source)
+        self.observer.showing(f"down of {row.file}, from the history of {self.db_path}", loading.down_source(file))
+        return file
 
     def _load(self, plan: list[MigrationFile], direction: Direction) -> list[LoadedMigration]:
         done = "applied" if direction == "up" else "rolled back"
@@ -237,161 +396,253 @@ class MigrationManager:
             loaded.append(migration)
         return loaded
 
-    def _run_all(self, session: _Session, plan: list[LoadedMigration], direction: Direction) -> list[MigrationRun]:
+    def _repairs(
+        self, connection: sqlite.MigrationConnection, directory: Directory, versions: list[int] | None
+    ) -> list[Repair]:
+        applied = self._read_history(connection)
+        modified = {
+            row.version: row
+            for row in planning.status_rows(directory, applied)
+            if row.state == "modified" and row.version is not None
+        }
+        for version in versions or []:
+            if version not in modified:
+                raise PlanError(
+                    f"version {version} is not an applied migration whose file changed", hint="nothing was changed"
+                )
+        repairs = []
+        for version in versions or sorted(modified):
+            row = modified[version]
+            current = next(m for m in directory.migrations if m.version == version)
+            assert row.applied is not None
+            before = history.applied_source(connection, version)
+            repairs.append(Repair(current, row.applied, _source_diff(before, current)))
+        return repairs
+
+    def _choose_backup(self, backup: str | os.PathLike[str] | None) -> Backup:
+        found = backups.listing(self.db_path)
+        if backup is None:
+            if not found:
+                raise DatabaseError(
+                    f"has no backups in {backups.folder(self.db_path)}",
+                    where=str(self.db_path),
+                    hint="nothing was changed",
+                )
+            chosen = found[0].path
+        else:
+            chosen = Path(backup)
+            if not chosen.exists() and (backups.folder(self.db_path) / chosen).exists():
+                chosen = backups.folder(self.db_path) / chosen
+        self._check_backup_of_this_database(chosen)
+        return next((b for b in found if b.path.resolve() == chosen.resolve()), None) or Backup(
+            chosen, "", 0, chosen.stat().st_size
+        )
+
+    def _check_backup_of_this_database(self, path: Path) -> None:
+        where = str(path)
+        if not path.is_file():
+            raise DatabaseError("is not a file", where=where, hint="pick one from 'vcp-migrate backups'")
+        try:
+            with closing(sqlite.open_database(path, create=False, timeout=self.lock_timeout)) as connection:
+                if connection.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                    raise DatabaseError("is corrupt", where=where, hint="pick another backup; nothing was changed")
+                backup_id = history.database_id(connection)
+        except DatabaseError as exc:
+            raise DatabaseError(exc.what, where=where, hint="pick another backup; nothing was changed") from None
+        live_id = None
+        if self.db_path.exists() and self.db_path.stat().st_size:
+            with closing(self._open(create=False)) as connection:
+                live_id = history.database_id(connection)
+        if backup_id and live_id:
+            if backup_id != live_id:
+                raise DatabaseError(
+                    f"is a backup of another database, not of {self.db_path}", where=where, hint="nothing was changed"
+                )
+            return
+        in_folder = path.resolve().parent == backups.folder(self.db_path).resolve() and backups.is_backup_name(path)
+        if not in_folder:
+            raise DatabaseError(
+                f"is not a backup of {self.db_path}: it is not in {backups.folder(self.db_path)}"
+                " and carries no matching database id",
+                where=where,
+                hint="nothing was changed",
+            )
+
+    # -- running --------------------------------------------------------------------------
+
+    def _runner(self, session: Session) -> Runner:
+        return Runner(session, user_version=self.user_version, warn=self.observer.warning)
+
+    def _run_each(self, session: Session, plan: list[LoadedMigration], direction: Direction) -> list[MigrationRun]:
+        runner = self._runner(session)
         runs: list[MigrationRun] = []
         for index, migration in enumerate(plan, 1):
             self.observer.started(migration.file, direction, index, len(plan))
-            run = self._run(session, migration, direction, earlier=len(runs))
-            runs.append(run)
-            self.observer.finished(run)
+            outcome = runner.one(migration, direction, earlier=len(runs))
+            if outcome.error:
+                raise outcome.error
+            runs.append(outcome.run)
+            self.observer.finished(outcome.run)
         return runs
 
-    def _run(self, session: _Session, migration: LoadedMigration, direction: Direction, earlier: int) -> MigrationRun:
-        """Run one migration and write (or delete) its history row in the same transaction."""
-        file = migration.file
-        step = migration.up if direction == "up" else migration.down
-        assert step is not None  # _load refuses a rollback without down
-        connection = session.connection
-        started = time.perf_counter()
+    def _run_batch(self, session: Session, plan: list[tuple[LoadedMigration, Direction]]) -> list[MigrationRun]:
+        if plan:
+            self.observer.started(plan[0][0].file, plan[0][1], 1, len(plan))
+        outcomes = self._runner(session).batch(plan, commit=True)
+        for outcome in outcomes:
+            if outcome.error:
+                raise outcome.error
+        for outcome in outcomes:
+            self.observer.finished(outcome.run)
+        return [outcome.run for outcome in outcomes]
 
-        def write_history(connection: sqlite.MigrationConnection) -> None:
-            if direction == "down":
-                history.remove(connection, file.version)
-                return
-            if not session.history_ready:
-                history.prepare(connection)
-            history.record(connection, file, round((time.perf_counter() - started) * 1000))
+    def _dry_run(
+        self, make_plan: Callable[[sqlite.MigrationConnection], list[tuple[LoadedMigration, Direction]]]
+    ) -> DryRun:
+        """Run a plan for real, then throw the result away.
 
+        Transactional migrations run on the database inside one transaction that is rolled back.
+        If any is not transactional, everything runs on a throw-away copy made with the backup API
+        (or, for a database that does not exist yet, on an empty one in memory).
+        """
+        if not self.db_path.exists():
+            sqlite.check_path(self.db_path, create=True)
+            session = Session(Path(":memory:"), self.lock_timeout, sqlite.memory_database())
+            with closing(session):
+                ran_in = f"an empty database in memory ({self.db_path} does not exist yet)"
+                return self._rehearse_each(session, make_plan(session.connection), ran_in)
+        with self._writing(create=False) as session:
+            plan = make_plan(session.connection)
+            if all(_step(m, d).transactional for m, d in plan):
+                return self._rehearse_in_place(session, plan)
+            with tempfile.TemporaryDirectory(dir=self.db_path.absolute().parent, prefix=".vcp-dry-run-") as scratch:
+                copy = Path(scratch) / self.db_path.name
+                with closing(sqlite3.connect(copy)) as target:
+                    session.connection.backup(target)
+                copied = Session(copy, self.lock_timeout)
+                with closing(copied):
+                    return self._rehearse_each(copied, plan, "a throw-away copy made with the backup API")
+
+    def _rehearse_in_place(self, session: Session, plan: list[tuple[LoadedMigration, Direction]]) -> DryRun:
+        before = schema.snapshot(session.connection)
+        after: list[str] = []
+        outcomes = self._runner(session).batch(
+            plan, commit=False, capture=True, inspect=lambda connection: after.append(schema.snapshot(connection))
+        )
+        ran_in = "a transaction that was rolled back"
+        return DryRun(tuple(map(_rehearsal, outcomes)), before, after[0] if after else before, ran_in)
+
+    def _rehearse_each(self, session: Session, plan: list[tuple[LoadedMigration, Direction]], ran_in: str) -> DryRun:
+        before = schema.snapshot(session.connection)
+        runner = self._runner(session)
+        outcomes: list[Outcome] = []
+        for migration, direction in plan:
+            outcomes.append(runner.one(migration, direction, earlier=len(outcomes), capture=True))
+            if outcomes[-1].error:
+                break
+        after = schema.snapshot(session.connection)
+        return DryRun(tuple(map(_rehearsal, outcomes)), before, after, ran_in)
+
+    # -- the database -----------------------------------------------------------------------
+
+    def _open(self, *, create: bool) -> sqlite.MigrationConnection:
+        return sqlite.open_database(self.db_path, create=create, timeout=self.lock_timeout)
+
+    def _applied(self) -> dict[int, AppliedMigration] | None:
+        """The history, or None when the database does not exist (it is never created here)."""
+        if not self.db_path.exists() and not self.db_path.is_symlink():
+            return None
+        with closing(self._open(create=False)) as connection:
+            return self._read_history(connection)
+
+    def _read_history(self, connection: sqlite3.Connection) -> dict[int, AppliedMigration]:
         try:
-            if step.transactional:
-                _in_transaction(connection, step, write_history)
-            else:
-                _run_step(connection, step, guarded=False)
-                with sqlite.transaction(connection):
-                    write_history(connection)
-            session.history_ready = True
-        except _StepFailed as failed:
-            raise _failure(failed, file, direction, step.transactional, earlier) from failed.__cause__
+            return history.read(connection)
         except sqlite3.Error as exc:
-            done = f"{earlier} migration(s) of this run completed before it" if earlier else "nothing was changed"
-            raise sqlite.database_error(exc, self.db_path, done) from exc
-        finally:
-            if isinstance(step, PythonStep) or not step.transactional or connection.touched_state:
-                session.renew()
-        return MigrationRun(file.version, file.name, direction, round((time.perf_counter() - started) * 1000))
+            raise sqlite.database_error(exc, self.db_path) from exc
+        except DatabaseError as exc:
+            exc.where = exc.where or str(self.db_path)
+            raise
 
-
-class _Session:
-    """The write connection of one run, replaced after any migration that may have changed its
-    state (Python code, a PRAGMA, ATTACH, TEMP objects), so no state leaks into the next one."""
-
-    def __init__(self, path: Path, timeout: float) -> None:
-        self.path = path
-        self.timeout = timeout
-        self.history_ready = False
-        self.connection = sqlite.open_database(path, create=True, timeout=timeout)
-
-    def renew(self) -> None:
-        self.connection.close()
-        self.connection = sqlite.open_database(self.path, create=False, timeout=self.timeout)
-
-    def close(self) -> None:
-        self.connection.close()
-
-
-class _StepFailed(Exception):
-    """A step failed; carries what to say and which statement."""
-
-    def __init__(self, what: str, index: int | None = None, statement: str | None = None) -> None:
-        super().__init__(what)
-        self.what = what
-        self.index = index
-        self.statement = statement
-
-
-def _in_transaction(
-    connection: sqlite.MigrationConnection,
-    step: Step,
-    write_history: Callable[[sqlite.MigrationConnection], None],
-) -> None:
-    enforced = connection.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-    if enforced:
-        connection.execute("PRAGMA foreign_keys = OFF")
-    try:
-        with sqlite.transaction(connection):
-            _run_step(connection, step, guarded=True)
-            violations = sqlite.foreign_key_violations(connection)
-            if violations:
-                raise _StepFailed(f"foreign key check failed: {'; '.join(violations)}; fix the data or the migration")
-            write_history(connection)
-    finally:
-        if enforced:
-            connection.execute("PRAGMA foreign_keys = ON")
-
-
-def _run_step(connection: sqlite.MigrationConnection, step: Step, *, guarded: bool) -> None:
-    """Run a step's statements or function; raise _StepFailed naming what failed."""
-    connection.refused = None
-    connection.touched_state = False
-    connection.guarded = guarded
-    try:
-        if isinstance(step, SqlStep):
-            for index, statement in enumerate(step.statements, 1):
-                try:
-                    for _ in connection.execute(statement):
-                        pass
-                except sqlite3.Error as exc:
-                    if sqlite.is_file_problem(exc):
-                        raise
-                    raise _StepFailed(
-                        _refused(connection, f"statement {index}") or f"statement {index} failed: {exc}",
-                        index,
-                        statement,
-                    ) from exc
-        else:
-            name = step.function.__name__
+    def _database_problems(self) -> list[Problem]:
+        with closing(self._open(create=False)) as connection:
             try:
-                step.function(connection)
-            except (Exception, SystemExit) as exc:
-                if sqlite.is_file_problem(exc) and connection.refused is None:
-                    raise
-                where = loading.at_line(exc.__traceback__, step.function.__code__.co_filename)
-                raise _StepFailed(
-                    _refused(connection, f"{name}()") or f"{name}() failed{where}: {loading.describe(exc)}"
-                ) from exc
-            refused = _refused(connection, f"{name}()")
-            if refused:
-                raise _StepFailed(refused)
-    finally:
-        connection.guarded = False
+                integrity = [row[0] for row in connection.execute("PRAGMA integrity_check")]
+                violations = sqlite.foreign_key_violations(connection)
+            except sqlite3.Error as exc:
+                raise sqlite.database_error(exc, self.db_path) from exc
+        problems = [
+            Problem("integrity", f"integrity_check: {line}", self.db_path) for line in integrity if line != "ok"
+        ]
+        return problems + [Problem("foreign-key", f"foreign_key_check: {v}", self.db_path) for v in violations]
+
+    def _take_backup(self, session: Session, *, always: bool = False) -> Backup | None:
+        """Back up the database before a change, unless disabled or there is nothing to keep."""
+        if not (self.backup or always) or not session.existed:
+            return None
+        backup = backups.take(session.connection, self.db_path, history.highest(session.connection))
+        self.observer.backed_up(backup)
+        if not always:
+            backups.prune(self.db_path, self.keep_backups)
+        return backup
+
+    @contextmanager
+    def _writing(self, *, create: bool) -> Iterator[Session]:
+        """Hold the run lock and a write connection; remove a database this run created empty."""
+        existed = self.db_path.exists()
+        sqlite.check_path(self.db_path, create=create)
+        try:
+            with RunLock(self.db_path, self.lock_timeout):
+                session = Session(self.db_path, self.lock_timeout)
+                session.existed = existed and self.db_path.stat().st_size > 0
+                try:
+                    if session.existed:
+                        sqlite.require_writable(session.connection, self.db_path)
+                    yield session
+                finally:
+                    session.close()
+        finally:
+            if not existed and self.db_path.exists() and self.db_path.stat().st_size == 0:
+                self.db_path.unlink()
 
 
-def _refused(connection: sqlite.MigrationConnection, who: str) -> str | None:
-    if connection.refused is None:
-        return None
-    return (
-        f"{who} tried to {connection.refused}; vcp-migrate commits each migration together with its"
-        " history row, so remove that"
+def _check_rollback_arguments(steps: int | None, to: int | None) -> None:
+    if steps is not None and to is not None:
+        raise UsageError("give either steps or to, not both")
+    if steps is not None and steps < 1:
+        raise UsageError(f"steps must be 1 or more, not {steps}")
+    if to is not None and to < 0:
+        raise UsageError(f"to must be a version or 0, not {to}")
+
+
+def _step(migration: LoadedMigration, direction: Direction) -> loading.Step:
+    step = migration.up if direction == "up" else migration.down
+    assert step is not None
+    return step
+
+
+def _rehearsal(outcome: Outcome) -> Rehearsal:
+    file = outcome.migration.file
+    error: MigrationFailed | None = outcome.error
+    return Rehearsal(
+        file.version,
+        file.name,
+        file.path,
+        outcome.direction,
+        outcome.statements,
+        outcome.duration_ms,
+        error.what if error else None,
     )
 
 
-def _failure(
-    failed: _StepFailed, file: MigrationFile, direction: Direction, transactional: bool, earlier: int
-) -> MigrationFailed:
-    if not transactional:
-        hint = "it runs outside a transaction, so what it did before failing stays; make it idempotent and run again"
-    elif direction == "up":
-        hint = "nothing was applied" if not earlier else "it was rolled back"
-    else:
-        hint = "it was rolled back and is still applied"
-    if earlier:
-        stay = "applied" if direction == "up" else "rolled back"
-        hint += f"; the {earlier} migration(s) before it in this run stay {stay}"
-    return MigrationFailed(
-        failed.what,
-        where=str(file.path),
-        version=file.version,
-        hint=hint,
-        statement_index=failed.index,
-        statement=failed.statement,
+def _source_diff(before: bytes | None, current: MigrationFile) -> str:
+    if before is None:
+        return "(the applied source was not kept: it was applied before vcp-migrate kept sources)"
+    lines = difflib.unified_diff(
+        before.decode("utf-8", errors="replace").splitlines(),
+        current.source.decode("utf-8", errors="replace").splitlines(),
+        fromfile=f"applied {current.path.name}",
+        tofile=str(current.path),
+        lineterm="",
     )
+    return "\n".join(lines)

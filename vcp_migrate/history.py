@@ -1,12 +1,16 @@
-"""The history table: the only module that knows its SQL.
+"""The history tables: the only module that knows their SQL.
 
-``vcp_migrations`` holds one row per applied migration. ``vcp_migrations_meta`` records the
-layout of these tables, so a later release can upgrade them in place.
+``vcp_migrations`` holds one row per applied migration, with the file name and the exact
+source that was applied. ``vcp_migrations_meta`` records the layout of these tables, so a
+later release upgrades them in place, and an id that tells backups of this database apart.
+
+Layouts: 1 (the first release) had no ``file`` and ``source``; 2 adds them and the database id.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from datetime import datetime, timezone
 
 from .errors import DatabaseError
@@ -14,17 +18,24 @@ from .models import AppliedMigration, MigrationFile
 
 TABLE = "vcp_migrations"
 META = "vcp_migrations_meta"
-LAYOUT = 1
+LAYOUT = 2
+USER_VERSION_MAX = 2**31 - 1  # PRAGMA user_version is a signed 32-bit integer
 
 _CREATE = (
-    f"CREATE TABLE IF NOT EXISTS {TABLE} ("
+    f"CREATE TABLE {TABLE} ("
     " version INTEGER PRIMARY KEY,"
     " name TEXT NOT NULL,"
     " checksum TEXT NOT NULL,"
     " applied_at TEXT NOT NULL,"
-    " execution_ms INTEGER NOT NULL)",
-    f"CREATE TABLE IF NOT EXISTS {META} (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    " execution_ms INTEGER NOT NULL,"
+    " file TEXT,"
+    " source BLOB)",
+    f"CREATE TABLE {META} (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
+# Statements that take the tables from layout N to N + 1.
+_UPGRADES = {
+    1: (f"ALTER TABLE {TABLE} ADD COLUMN file TEXT", f"ALTER TABLE {TABLE} ADD COLUMN source BLOB"),
+}
 
 
 def layout(connection: sqlite3.Connection) -> int:
@@ -53,33 +64,97 @@ def layout(connection: sqlite3.Connection) -> int:
 
 
 def read(connection: sqlite3.Connection) -> dict[int, AppliedMigration]:
-    """Every applied migration by version; empty when the database has no history yet."""
-    if layout(connection) == 0:
+    """Every applied migration by version (without sources); empty when there is no history yet."""
+    found = layout(connection)
+    if found == 0:
         return {}
-    rows = connection.execute(f"SELECT version, name, checksum, applied_at, execution_ms FROM {TABLE} ORDER BY version")
+    file = "file" if found >= 2 else "NULL"
+    rows = connection.execute(
+        f"SELECT version, name, checksum, applied_at, execution_ms, {file} FROM {TABLE} ORDER BY version"
+    )
     return {row[0]: AppliedMigration(*row) for row in rows}
 
 
+def applied_source(connection: sqlite3.Connection, version: int) -> bytes | None:
+    """The file content as it was applied, or None when the history predates sources."""
+    if layout(connection) < 2:
+        return None
+    row = connection.execute(f"SELECT source FROM {TABLE} WHERE version = ?", (version,)).fetchone()
+    return bytes(row[0]) if row and row[0] is not None else None
+
+
+def database_id(connection: sqlite3.Connection) -> str | None:
+    """The id vcp-migrate gave this database, or None if it has no (current) history."""
+    if layout(connection) < 2:
+        return None
+    row = connection.execute(f"SELECT value FROM {META} WHERE key = 'database_id'").fetchone()
+    return str(row[0]) if row else None
+
+
 def prepare(connection: sqlite3.Connection) -> None:
-    """Create the history tables if missing; call inside a write transaction."""
-    if layout(connection) == LAYOUT:
+    """Create the history tables, or upgrade them to the current layout; call inside a write transaction."""
+    found = layout(connection)
+    if found == LAYOUT:
         return
-    for statement in _CREATE:
-        connection.execute(statement)
-    connection.execute(f"INSERT INTO {META} (key, value) VALUES ('layout', ?)", (str(LAYOUT),))
+    if found == 0:
+        for statement in _CREATE:
+            connection.execute(statement)
+        connection.execute(f"INSERT INTO {META} (key, value) VALUES ('layout', ?)", (str(LAYOUT),))
+    else:
+        for step in range(found, LAYOUT):
+            for statement in _UPGRADES[step]:
+                connection.execute(statement)
+        connection.execute(f"UPDATE {META} SET value = ? WHERE key = 'layout'", (str(LAYOUT),))
+    connection.execute(f"INSERT OR IGNORE INTO {META} (key, value) VALUES ('database_id', ?)", (uuid.uuid4().hex,))
 
 
 def record(connection: sqlite3.Connection, migration: MigrationFile, execution_ms: int) -> None:
     """Write the history row of an applied migration, in the caller's transaction."""
     connection.execute(
-        f"INSERT INTO {TABLE} (version, name, checksum, applied_at, execution_ms) VALUES (?, ?, ?, ?, ?)",
-        (migration.version, migration.name, migration.checksum, utc_now(), execution_ms),
+        f"INSERT INTO {TABLE} (version, name, checksum, applied_at, execution_ms, file, source)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            migration.version,
+            migration.name,
+            migration.checksum,
+            utc_now(),
+            execution_ms,
+            migration.path.name,
+            migration.source,
+        ),
+    )
+
+
+def update(connection: sqlite3.Connection, migration: MigrationFile) -> None:
+    """Record a reviewed edit of an applied migration: its new name, checksum and source."""
+    connection.execute(
+        f"UPDATE {TABLE} SET name = ?, checksum = ?, file = ?, source = ? WHERE version = ?",
+        (migration.name, migration.checksum, migration.path.name, migration.source, migration.version),
     )
 
 
 def remove(connection: sqlite3.Connection, version: int) -> None:
     """Delete the history row of a rolled-back migration, in the caller's transaction."""
     connection.execute(f"DELETE FROM {TABLE} WHERE version = ?", (version,))
+
+
+def highest(connection: sqlite3.Connection) -> int:
+    """The highest applied version, 0 when none."""
+    if layout(connection) == 0:
+        return 0
+    return int(connection.execute(f"SELECT coalesce(max(version), 0) FROM {TABLE}").fetchone()[0])
+
+
+def sync_user_version(connection: sqlite3.Connection) -> bool:
+    """Set PRAGMA user_version to the highest applied version, in the caller's transaction.
+
+    Returns False, leaving it unchanged, when that version does not fit in 32 bits.
+    """
+    version = highest(connection)
+    if version > USER_VERSION_MAX:
+        return False
+    connection.execute(f"PRAGMA user_version = {version:d}")
+    return True
 
 
 def utc_now() -> str:

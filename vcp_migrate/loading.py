@@ -6,6 +6,7 @@ fresh module object: no bytecode cache, no entry in sys.modules, no clash betwee
 
 from __future__ import annotations
 
+import ast
 import inspect
 import re
 import sqlite3
@@ -120,6 +121,27 @@ def _load_sql(migration: MigrationFile) -> tuple[SqlStep, SqlStep | None]:
         return SqlStep(tuple(split_statements("\n".join(sections[direction]))), options[direction])
 
     return step("up"), step("down") if "down" in sections else None
+
+
+def down_source(migration: MigrationFile) -> str:
+    """The text of a migration's down: the SQL section, or the source of def down()."""
+    text = migration.source.decode("utf-8-sig", errors="replace")
+    if migration.kind == "sql":
+        lines = text.splitlines()
+        starts = [i for i, line in enumerate(lines) if (m := _MARKER.fullmatch(line.strip())) and m[1] == "down"]
+        if not starts:
+            return ""
+        section = []
+        for line in lines[starts[0] + 1 :]:
+            if _MARKER.fullmatch(line.strip()):
+                break
+            section.append(line)
+        return "\n".join(section).strip()
+    tree = ast.parse(text)
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "down":
+            return ast.get_source_segment(text, node) or ""
+    return ""
 
 
 def _exec_python(migration: MigrationFile) -> types.ModuleType:

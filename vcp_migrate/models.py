@@ -54,6 +54,7 @@ class AppliedMigration:
     checksum: str
     applied_at: str
     execution_ms: int
+    file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,3 +125,43 @@ class Problem:
             "file": str(self.path) if self.path else None,
             "message": self.message,
         }
+
+
+@dataclass(frozen=True)
+class Backup:
+    """A copy of the database taken before a change: when, at which schema version, how big."""
+
+    path: Path
+    taken_at: str
+    version: int
+    size: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {"file": str(self.path), "taken_at": self.taken_at, "version": self.version, "size": self.size}
+
+
+@dataclass(frozen=True)
+class Rehearsal:
+    """What one migration did in a dry run: the SQL it executed, its time, the error it would hit."""
+
+    version: int
+    name: str
+    path: Path
+    direction: Direction
+    statements: tuple[str, ...]
+    duration_ms: int
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """A dry run: each migration rehearsed, and the schema before and after."""
+
+    rehearsals: tuple[Rehearsal, ...]
+    schema_before: str
+    schema_after: str
+    ran_in: str  # "a transaction that was rolled back", "a throw-away copy", ...
+
+    @property
+    def failed(self) -> Rehearsal | None:
+        return next((r for r in self.rehearsals if r.error is not None), None)

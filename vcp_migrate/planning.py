@@ -78,8 +78,10 @@ def plan_rollback(
     *,
     steps: int | None = None,
     to: int | None = None,
-) -> list[MigrationFile]:
-    """The files ``rollback`` undoes, newest first. Raises PlanError when it must refuse."""
+    from_history: bool = False,
+) -> list[MigrationFile | AppliedMigration]:
+    """What ``rollback`` undoes, newest first: the file, or with ``from_history`` the history row
+    of a migration whose file is missing. Raises PlanError when it must refuse."""
     newest_first = sorted(applied, reverse=True)
     if to is not None:
         if to != 0:
@@ -96,12 +98,13 @@ def plan_rollback(
         chosen = newest_first[:count]
     files = {migration.version: migration for migration in directory.migrations}
     for version in chosen:
-        if version not in files:
+        if version not in files and not from_history:
             raise PlanError(
                 f"version {version} ({applied[version].name}) is applied but its file is missing from {directory.path}",
-                hint="restore the file to roll it back; its history row was kept and nothing was changed",
+                hint="restore the file, or pass --from-history to run the down kept in the database;"
+                " its history row was kept and nothing was changed",
             )
-    return [files[version] for version in chosen]
+    return [files.get(version) or applied[version] for version in chosen]
 
 
 def _require_known(version: int, rows: list[StatusRow], directory: Directory) -> None:

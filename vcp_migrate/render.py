@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from .models import MigrationRun, Problem, StatusReport
+from . import schema
+from .models import Backup, DryRun, MigrationRun, Problem, StatusReport
 
 _STATE_STYLES = {
     "applied": "green",
@@ -58,3 +62,83 @@ def problem_line(problem: Problem) -> Text:
     text = Text(f"{problem.path}: " if problem.path else "", style="bold")
     text.append(problem.message)
     return text
+
+
+def backup_line(backup: Backup) -> Text:
+    """'Backed up to PATH (12.3 MB, version 2)'."""
+    return Text(f"Backed up to {backup.path} ({size(backup.size)}, at version {backup.version})", style="dim")
+
+
+def backups_table(database: Path, found: list[Backup]) -> Table:
+    """The backups of a database, newest first."""
+    table = Table(title=f"Backups of {database}", title_justify="left")
+    table.add_column("Taken at (UTC)")
+    table.add_column("Version", justify="right")
+    table.add_column("Size", justify="right")
+    table.add_column("File")
+    for backup in found:
+        table.add_row(backup.taken_at, str(backup.version), size(backup.size), Text(backup.path.name))
+    table.caption = f"{len(found)} backup(s) in {database.with_name(database.name + '.backups')}"
+    return table
+
+
+def size(count: int) -> str:
+    """A byte count for people: 512 B, 12.3 kB, 1.0 GB."""
+    value = float(count)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def diff_text(diff: str) -> Text:
+    """A unified diff, additions green and removals red."""
+    text = Text()
+    for line in diff.splitlines():
+        style = (
+            "bold"
+            if line.startswith(("+++", "---"))
+            else "green"
+            if line.startswith("+")
+            else "red"
+            if line.startswith("-")
+            else "cyan"
+            if line.startswith("@@")
+            else ""
+        )
+        text.append(line + "\n", style=style)
+    return text
+
+
+def dry_run(report: DryRun) -> Group:
+    """Each rehearsed migration with its statements, time and error; then the schema change."""
+    parts: list[RenderableType] = [
+        Text(f"Dry run: the migrations ran in {report.ran_in}; the database is unchanged.", style="bold")
+    ]
+    for rehearsal in report.rehearsals:
+        verb = "apply" if rehearsal.direction == "up" else "roll back"
+        outcome = f"would fail: {rehearsal.error}" if rehearsal.error else f"{rehearsal.duration_ms} ms"
+        line = Text(f"Would {verb} ", style="red" if rehearsal.error else "green")
+        line.append(f"{rehearsal.version} {rehearsal.name}", style="bold")
+        line.append(f" ({outcome})")
+        parts.append(line)
+        parts.extend(Text("    " + statement) for statement in rehearsal.statements)
+    if not report.rehearsals:
+        parts.append(Text("Nothing to run."))
+    change = schema.diff(report.schema_before, report.schema_after, "schema before", "schema after")
+    parts.append(Text("Schema change:" if change else "Schema change: none.", style="bold"))
+    if change:
+        parts.append(diff_text(change))
+    return Group(*parts)
+
+
+def sql_only(report: DryRun) -> str:
+    """The statements a dry run captured, ready to paste into a review."""
+    lines = []
+    for rehearsal in report.rehearsals:
+        lines.append(f"-- {rehearsal.path.name} ({rehearsal.direction})")
+        lines.extend(rehearsal.statements)
+        if rehearsal.error:
+            lines.append(f"-- would fail: {rehearsal.error}")
+    return "\n".join(lines)

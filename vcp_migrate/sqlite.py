@@ -44,6 +44,7 @@ class MigrationConnection(sqlite3.Connection):
     guarded = False
     refused: str | None = None
     touched_state = False
+    capture: list[str] | None = None  # while set, every statement the migration asks for
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -57,6 +58,13 @@ class MigrationConnection(sqlite3.Connection):
             if action in _STATEFUL_ACTIONS:
                 self.touched_state = True
         return sqlite3.SQLITE_OK
+
+    def reset_python_state(self) -> None:
+        """Undo what Python code may have set on the connection that would break our own queries
+        before the commit (the connection itself is replaced after the migration)."""
+        self.row_factory = None
+        self.text_factory = str
+        self.set_progress_handler(None, 0)
 
     def _refuse(self, what: str) -> None:
         self.refused = what
@@ -82,6 +90,25 @@ class MigrationConnection(sqlite3.Connection):
             self._refuse("call set_authorizer()")
         super().set_authorizer(authorizer_callback)
 
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        if self.capture is not None:
+            self.capture.append(_as_statement(sql, parameters))
+        return super().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        if self.capture is None:
+            return super().executemany(sql, parameters)
+        counted = _Counted(parameters)
+        cursor = super().executemany(sql, counted)
+        self.capture.append(f"{_as_statement(sql)} -- executed {counted.count} time(s)")
+        return cursor
+
+    def cursor(self, factory: Any = None) -> Any:
+        if factory is None and self.capture is not None:
+            return super().cursor(_RecordingCursor)
+        cursor: sqlite3.Cursor = super().cursor() if factory is None else super().cursor(factory)
+        return cursor
+
     def executescript(self, sql_script: str, /) -> sqlite3.Cursor:
         """Inside a migration, run the script statement by statement in its transaction.
 
@@ -89,10 +116,60 @@ class MigrationConnection(sqlite3.Connection):
         """
         if not self.guarded:
             return super().executescript(sql_script)
-        cursor = self.cursor()
+        cursor: sqlite3.Cursor = self.cursor()
         for statement in split_statements(sql_script):
             cursor.execute(statement)
         return cursor
+
+
+class _RecordingCursor(sqlite3.Cursor):
+    """A cursor of a connection whose statements are being captured (dry runs)."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _RecordingCursor:
+        _captured(self).append(_as_statement(sql, parameters))
+        return super().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> _RecordingCursor:
+        counted = _Counted(parameters)
+        cursor = super().executemany(sql, counted)
+        _captured(self).append(f"{_as_statement(sql)} -- executed {counted.count} time(s)")
+        return cursor
+
+    def executescript(self, sql_script: str, /) -> sqlite3.Cursor:
+        if isinstance(self.connection, MigrationConnection) and self.connection.guarded:
+            self.connection.executescript(sql_script)
+            return self
+        _captured(self).extend(split_statements(sql_script))
+        return super().executescript(sql_script)
+
+
+def _captured(cursor: sqlite3.Cursor) -> list[str]:
+    capture = getattr(cursor.connection, "capture", None)
+    return capture if capture is not None else []
+
+
+class _Counted:
+    """Counts the parameter sets executemany() consumes, without holding them."""
+
+    def __init__(self, parameters: Any) -> None:
+        self._iterator = iter(parameters)
+        self.count = 0
+
+    def __iter__(self) -> _Counted:
+        return self
+
+    def __next__(self) -> Any:
+        item = next(self._iterator)
+        self.count += 1
+        return item
+
+
+def _as_statement(sql: str, parameters: Any = ()) -> str:
+    """A captured statement: ends with a semicolon; parameters follow as a comment."""
+    text = sql.strip()
+    if not text.endswith(";"):
+        text += ";"
+    return f"{text} -- parameters: {parameters!r}" if parameters else text
 
 
 def check_path(path: Path, *, create: bool) -> None:
@@ -158,6 +235,25 @@ def is_file_problem(exc: BaseException) -> bool:
     return _file_error_kind(exc) is not None
 
 
+def require_writable(connection: MigrationConnection, path: Path) -> None:
+    """Raise DatabaseError now if the database cannot be written (read-only file or directory).
+
+    BEGIN IMMEDIATE succeeds on a read-only file; only a real write fails. Rewriting
+    user_version with its own value is such a write, and it is rolled back at once.
+    """
+    try:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        with transaction(connection, commit=False):
+            connection.execute(f"PRAGMA user_version = {int(version):d}")
+    except sqlite3.Error as exc:
+        raise database_error(exc, path) from exc
+
+
+def memory_database() -> MigrationConnection:
+    """An empty throw-away database in memory (dry runs of a database that does not exist yet)."""
+    return sqlite3.connect(":memory:", isolation_level=None, factory=MigrationConnection, check_same_thread=False)
+
+
 def database_error(exc: sqlite3.Error, path: Path, changed: str = "nothing was changed") -> DatabaseError:
     """Translate a SQLite error about the database file itself into a DatabaseError.
 
@@ -187,16 +283,35 @@ def database_error(exc: sqlite3.Error, path: Path, changed: str = "nothing was c
 
 
 @contextmanager
-def transaction(connection: MigrationConnection) -> Iterator[None]:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception, KeyboardInterrupt included."""
+def transaction(connection: MigrationConnection, *, commit: bool = True) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception, KeyboardInterrupt included.
+
+    With ``commit=False`` (a dry run) it is rolled back at the end in any case.
+    """
     connection.execute(BEGIN)
     try:
         yield
-        connection.execute(COMMIT)
+        connection.execute(COMMIT if commit else ROLLBACK)
     except BaseException:
         if connection.in_transaction:
             connection.execute(ROLLBACK)
         raise
+
+
+@contextmanager
+def foreign_keys_off(connection: MigrationConnection) -> Iterator[None]:
+    """Foreign key enforcement off around a schema change, restored after (SQLite's procedure).
+
+    The pragma is a no-op inside a transaction, so this must wrap the transaction, not sit in it.
+    """
+    enforced = connection.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    if enforced:
+        connection.execute("PRAGMA foreign_keys = OFF")
+    try:
+        yield
+    finally:
+        if enforced:
+            connection.execute("PRAGMA foreign_keys = ON")
 
 
 def foreign_key_violations(connection: sqlite3.Connection) -> list[str]:

@@ -1,0 +1,91 @@
+"""Schema snapshots: the database's schema as normalised, deterministic text, and diffs of two.
+
+Tables come first, then indexes, views and triggers, each by name; SQLite's internal objects and
+vcp-migrate's own tables are left out. White space outside string literals is folded, and a
+table's columns and constraints stand one to a line, so a diff shows the column that changed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import sqlite3
+
+_KIND_ORDER = {"table": 0, "index": 1, "view": 2, "trigger": 3}
+_OWN_TABLES = ("vcp_migrations", "vcp_migrations_meta")
+_TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`(?:[^`]|``)*`|\[[^\]]*\]|\s+|[(),]|[^\s'\"`\[(),]+")
+
+
+def snapshot(connection: sqlite3.Connection) -> str:
+    """The normalised schema of the main database, one statement per object, ending in a newline."""
+    rows = connection.execute(
+        "SELECT type, name, sql FROM sqlite_master"
+        " WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+        " AND tbl_name NOT IN (?, ?)",
+        _OWN_TABLES,
+    ).fetchall()
+    rows.sort(key=lambda row: (_KIND_ORDER.get(row[0], 9), row[1]))
+    return "".join(normalise(sql) + ";\n" for _, _, sql in rows)
+
+
+def normalise(sql: str) -> str:
+    """Fold white space outside literals; put a CREATE TABLE's definitions one to a line."""
+    folded = _fold(_TOKEN.findall(sql.strip()))
+    if not re.match(r"CREATE\s+(TEMP\s+|TEMPORARY\s+)?TABLE\b", folded, re.IGNORECASE):
+        return folded
+    return _table_one_definition_a_line(folded)
+
+
+def _fold(tokens: list[str]) -> str:
+    """Join tokens with single spaces, none inside parentheses' edges or before a comma."""
+    out: list[str] = []
+    for index, token in enumerate(tokens):
+        if not token.isspace():
+            out.append(token)
+            if token == "," and index + 1 < len(tokens) and not tokens[index + 1].isspace():
+                out.append(" ")
+            continue
+        following = tokens[index + 1] if index + 1 < len(tokens) else ")"
+        if out and out[-1] not in ("(", " ") and following not in ("(", ")", ","):
+            out.append(" ")
+    return "".join(out)
+
+
+def _table_one_definition_a_line(sql: str) -> str:
+    tokens = _TOKEN.findall(sql)
+    depth = 0
+    head: list[str] = []
+    parts: list[list[str]] = []
+    tail: list[str] = []
+    for token in tokens:
+        if depth == 0 and not parts and token != "(":
+            head.append(token)
+            continue
+        if token == "(":
+            depth += 1
+            if depth == 1:
+                parts.append([])
+                continue
+        elif token == ")":
+            depth -= 1
+            if depth == 0:
+                tail = []
+                continue
+        if depth == 0:
+            tail.append(token)
+        elif depth == 1 and token == ",":
+            parts.append([])
+        else:
+            parts[-1].append(token)
+    if not parts:  # CREATE TABLE ... AS SELECT
+        return sql
+    lines = ",\n".join("  " + "".join(part).strip() for part in parts)
+    return f"{''.join(head).strip()} (\n{lines}\n){''.join(tail).rstrip()}"
+
+
+def diff(before: str, after: str, before_label: str = "before", after_label: str = "after") -> str:
+    """A unified diff of two snapshots; empty when they are the same."""
+    lines = difflib.unified_diff(
+        before.splitlines(), after.splitlines(), fromfile=before_label, tofile=after_label, lineterm=""
+    )
+    return "\n".join(lines)
