@@ -71,10 +71,11 @@ class Project:
     def digest(self) -> str:
         return hashlib.sha256(self.db.read_bytes()).hexdigest()
 
-    def cli(self, *args: str, env: dict[str, str] | None = None) -> Result:
+    def cli(self, *args: str, env: dict[str, str] | None = None, input: str | None = None) -> Result:
         """Run the command line in-process with --db and --dir of this project."""
         command, *rest = args
-        return CliRunner().invoke(main, [command, "--db", str(self.db), "--dir", str(self.dir), *rest], env=env)
+        arguments = [command, "--db", str(self.db), "--dir", str(self.dir), *rest]
+        return CliRunner().invoke(main, arguments, env=env, input=input)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from vcp_migrate.cli import main
 
 from .conftest import Project
 
-COMMANDS = ["migrate", "rollback", "status", "new", "validate"]
+COMMANDS = ["migrate", "rollback", "status", "new", "validate", "redo", "baseline", "repair", "backups", "restore"]
 
 
 def two(project: Project) -> None:

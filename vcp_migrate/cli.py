@@ -75,7 +75,7 @@ class _Group(click.Group):
             _error(exc.format_message())
             sys.exit(exc.exit_code)
         except click.Abort:
-            _error("aborted")
+            _error("aborted: no answer to the question; nothing was changed (pass --yes to skip questions)")
             sys.exit(1)
         sys.exit(result if isinstance(result, int) else 0)
 

@@ -1,0 +1,173 @@
+"""Backups before changes, their retention, and restore: it really restores, and never
+overwrites anything without a copy."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import time
+
+import pytest
+
+from vcp_migrate import DatabaseError, MigrationManager
+from vcp_migrate.backups import folder
+
+from .conftest import Project
+
+
+def three(project: Project) -> None:
+    project.sql(
+        "001_trades.sql",
+        "CREATE TABLE trades (id INTEGER PRIMARY KEY, symbol TEXT);\nINSERT INTO trades (symbol) VALUES ('AAPL');",
+        "DROP TABLE trades;",
+    )
+    project.sql("002_pnl.sql", "ALTER TABLE trades ADD COLUMN pnl REAL;", "ALTER TABLE trades DROP COLUMN pnl;")
+    project.sql("003_idx.sql", "CREATE INDEX trades_symbol ON trades(symbol);", "DROP INDEX trades_symbol;")
+
+
+def test_backup_before_changing_an_existing_database_only(project: Project) -> None:
+    three(project)
+    project.manager().migrate(1)  # created the database: nothing to back up
+    assert project.manager().backups() == []
+    project.manager().migrate()
+    (backup,) = project.manager().backups()
+    assert backup.version == 1 and backup.path.parent == folder(project.db)
+    assert backup.size == backup.path.stat().st_size > 0
+    copy = sqlite3.connect(backup.path)
+    assert copy.execute("SELECT version FROM vcp_migrations").fetchall() == [(1,)]
+    assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    copy.close()
+    assert project.manager().migrate() == [] and len(project.manager().backups()) == 1  # nothing to do: no backup
+    project.manager().rollback()
+    assert [b.version for b in project.manager().backups()] == [3, 1]
+    project.manager().redo()
+    assert [b.version for b in project.manager().backups()] == [2, 3, 1]
+
+
+def test_cli_reports_path_and_size_and_lists_backups(project: Project) -> None:
+    three(project)
+    project.cli("migrate", "--to", "1")
+    result = project.cli("migrate")
+    assert result.exit_code == 0
+    assert result.stdout.startswith(f"Backed up to {folder(project.db)}/") and "at version 1)" in result.stdout
+    listing = project.cli("backups")
+    assert listing.exit_code == 0 and "1 backup(s)" in listing.stdout
+    data = __import__("json").loads(project.cli("backups", "--json").stdout)
+    assert [(d["version"], d["size"] > 0) for d in data] == [(1, True)]
+
+
+def test_keep_newest_n_and_no_backup(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    three(project)
+    project.manager().migrate(1)
+    for _ in range(4):
+        project.manager(keep_backups=2).migrate()
+        project.manager(keep_backups=2).rollback(to=1)
+    assert len(project.manager().backups()) == 2
+    project.manager(backup=False).migrate()
+    assert len(project.manager().backups()) == 2
+    (project.root / "pyproject.toml").write_text("[tool.vcp-migrate]\nbackup = false\n")
+    project.cli("rollback")
+    assert len(project.manager().backups()) == 2
+    project.cli("rollback", "--backup")
+    assert len(project.manager().backups()) == 3
+    with pytest.raises(Exception, match="keep_backups must be 1 or more"):
+        project.manager(keep_backups=0)
+
+
+def test_backup_is_no_more_readable_than_the_database(project: Project) -> None:
+    three(project)
+    project.manager().migrate(1)
+    project.db.chmod(0o600)
+    project.manager().migrate()
+    (backup,) = project.manager().backups()
+    assert stat.S_IMODE(backup.path.stat().st_mode) & 0o077 == 0
+    assert stat.S_IMODE(folder(project.db).stat().st_mode) == 0o700
+
+
+def test_restore_brings_back_data_and_schema_and_keeps_a_safety_copy(project: Project) -> None:
+    three(project)
+    project.manager().migrate(1)
+    project.manager().migrate()
+    connection = sqlite3.connect(project.db)
+    connection.execute("DELETE FROM trades")  # the incident
+    connection.commit()
+    connection.close()
+    restored, safety = project.manager().restore()
+    assert restored.version == 1 and safety is not None and safety.version == 3
+    assert project.history() == [1]
+    assert project.columns("trades") == ["id", "symbol"]
+    assert project.query("SELECT symbol FROM trades") == [("AAPL",)]
+    assert project.query("PRAGMA user_version") == [(1,)]
+    # and the restore itself can be undone
+    project.manager().restore(safety.path.name)
+    assert project.history() == [1, 2, 3] and project.query("SELECT count(*) FROM trades") == [(0,)]
+
+
+def test_restore_cli_in_wal_mode_while_a_reader_is_open(project: Project) -> None:
+    three(project)
+    project.manager().migrate(1)
+    connection = sqlite3.connect(project.db)
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.close()
+    project.manager().migrate()
+    reader = sqlite3.connect(project.db)
+    assert reader.execute("SELECT count(*) FROM vcp_migrations").fetchone() == (3,)
+    result = project.cli("restore")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1].startswith(f"Restored {project.db} from ")
+    assert reader.execute("SELECT count(*) FROM vcp_migrations").fetchone() == (1,)
+    reader.close()
+    assert project.query("PRAGMA integrity_check") == [("ok",)]
+
+
+def test_restore_refuses_what_is_not_a_backup_of_this_database(project: Project) -> None:
+    three(project)
+    project.manager().migrate(1)
+    project.manager().migrate()
+    other = MigrationManager(project.root / "other.db", project.dir)
+    other.migrate(1)
+    other.migrate()
+    before = project.digest()
+    (other_backup,) = other.backups()
+    with pytest.raises(DatabaseError, match="is a backup of another database"):
+        project.manager().restore(other_backup.path)
+    stray = project.root / "stray.db"
+    sqlite3.connect(stray).execute("CREATE TABLE x(y)").connection.commit()
+    with pytest.raises(DatabaseError, match="is not a backup of .*carries no matching database id"):
+        project.manager().restore(stray)
+    junk = folder(project.db) / "20990101T000000.000Z-v9.db"
+    junk.write_text("not a database at all" * 100)
+    with pytest.raises(DatabaseError, match="is not a SQLite database"):
+        project.manager().restore(junk)
+    with pytest.raises(DatabaseError, match="is not a file"):
+        project.manager().restore(project.root / "nope.db")
+    assert project.digest() == before
+
+
+def test_restore_without_backups(project: Project) -> None:
+    three(project)
+    project.manager().migrate()
+    result = project.cli("restore")
+    assert result.exit_code == 1 and "has no backups in" in result.stderr
+
+
+def test_failed_backup_leaves_nothing_and_changes_nothing(project: Project) -> None:
+    three(project)
+    project.manager().migrate(1)
+    folder(project.db).write_text("a file where the backups folder should be")
+    before = project.digest()
+    with pytest.raises(DatabaseError, match="backup into .* failed.*pass --no-backup; nothing was changed"):
+        project.manager().migrate()
+    assert project.digest() == before and project.history() == [1]
+
+
+def test_backup_names_sort_by_time(project: Project) -> None:
+    three(project)
+    project.manager().migrate(1)
+    project.manager().migrate(2)
+    time.sleep(0.01)
+    project.manager().migrate(3)
+    names = [b.path.name for b in project.manager().backups()]
+    assert names == sorted(names, reverse=True)
+    assert os.path.basename(names[0]).endswith("-v2.db")

@@ -1,0 +1,150 @@
+"""Dry runs really run the migrations, report what they did, and leave the file byte-identical."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from .conftest import Project
+
+PY_BACKFILL = """
+def up(connection):
+    connection.execute("ALTER TABLE trades ADD COLUMN notional REAL")
+    connection.execute("UPDATE trades SET notional = quantity * price WHERE quantity > ?", (0,))
+    connection.executemany("INSERT INTO trades (symbol, quantity, price) VALUES (?, ?, ?)", [("X", 1, 2.0)] * 3)
+
+def down(connection):
+    connection.execute("DELETE FROM trades WHERE symbol = 'X'")
+    connection.execute("ALTER TABLE trades DROP COLUMN notional")
+"""
+
+
+def trading(project: Project, journal_mode: str = "delete") -> None:
+    project.sql(
+        "001_trades.sql",
+        "CREATE TABLE trades (id INTEGER PRIMARY KEY, symbol TEXT, quantity INTEGER, price REAL);\n"
+        "INSERT INTO trades (symbol, quantity, price) VALUES ('AAPL', 10, 1.5), ('MSFT', 5, 2.0);",
+        "DROP TABLE trades;",
+    )
+    project.write("002_backfill.py", PY_BACKFILL)
+    project.manager().migrate(1)
+    connection = sqlite3.connect(project.db)
+    connection.execute(f"PRAGMA journal_mode = {journal_mode}")
+    connection.close()
+
+
+@pytest.mark.parametrize("journal_mode", ["delete", "wal"])
+def test_dry_run_reports_python_sql_and_leaves_the_file_byte_identical(project: Project, journal_mode: str) -> None:
+    trading(project, journal_mode)
+    before = project.digest()
+    report = project.manager().dry_run_migrate()
+    assert project.digest() == before
+    assert report.ran_in == "a transaction that was rolled back"
+    (rehearsal,) = report.rehearsals
+    assert (rehearsal.version, rehearsal.direction, rehearsal.error) == (2, "up", None)
+    assert rehearsal.statements == (
+        "ALTER TABLE trades ADD COLUMN notional REAL;",
+        "UPDATE trades SET notional = quantity * price WHERE quantity > ?; -- parameters: (0,)",
+        "INSERT INTO trades (symbol, quantity, price) VALUES (?, ?, ?); -- executed 3 time(s)",
+    )
+    assert "+  notional REAL" in __import__("vcp_migrate").schema.diff(report.schema_before, report.schema_after)
+    assert project.history() == [1] and "notional" not in project.columns("trades")
+    assert not (project.root / "test.db.vcp-lock").exists()
+    assert not (project.root / "test.db.backups").exists()
+    assert project.query("PRAGMA user_version") == [(1,)]
+
+
+def test_cli_dry_run_sql_and_diff(project: Project) -> None:
+    trading(project)
+    before = project.digest()
+    result = project.cli("migrate", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "Would apply 2 backfill" in result.stdout
+    assert "+  notional REAL" in result.stdout
+    sql = project.cli("migrate", "--sql")
+    assert sql.exit_code == 0
+    assert sql.stdout.splitlines()[:2] == ["-- 002_backfill.py (up)", "ALTER TABLE trades ADD COLUMN notional REAL;"]
+    assert "Dry run" not in sql.stdout
+    assert project.digest() == before
+
+
+def test_failing_dry_run_exits_1_naming_migration_and_statement(project: Project) -> None:
+    trading(project)
+    project.sql("003_bad.sql", "CREATE INDEX trades_symbol ON trades(symbol);\nSELECT * FROM missing_table;")
+    before = project.digest()
+    result = project.cli("migrate", "--dry-run")
+    assert result.exit_code == 1
+    assert "Would apply 2 backfill" in result.stdout and "would fail: statement 2 failed" in result.stdout
+    assert result.stderr.strip() == (
+        f"Error: {project.dir / '003_bad.sql'}: statement 2 failed: no such table: missing_table"
+        " (dry run: nothing was changed)"
+    )
+    assert project.digest() == before and project.history() == [1]
+
+
+def test_non_transactional_migration_is_rehearsed_on_a_copy(project: Project) -> None:
+    trading(project)
+    project.write(
+        "003_wal.sql", "-- migrate:up transaction:false\nPRAGMA journal_mode = WAL;\nVACUUM;\n-- migrate:down\n"
+    )
+    before = project.digest()
+    report = project.manager().dry_run_migrate()
+    assert report.ran_in == "a throw-away copy made with the backup API"
+    assert [r.version for r in report.rehearsals] == [2, 3]
+    assert report.rehearsals[1].statements == ("PRAGMA journal_mode = WAL;", "VACUUM;")
+    assert project.digest() == before
+    assert project.query("PRAGMA journal_mode") == [("delete",)]
+    assert sorted(p.name for p in project.root.iterdir()) == ["migrations", "test.db"]
+
+
+def test_dry_run_of_a_missing_database_creates_nothing(project: Project) -> None:
+    trading(project)
+    project.db.unlink()
+    report = project.manager().dry_run_migrate()
+    assert "does not exist yet" in report.ran_in
+    assert [r.version for r in report.rehearsals] == [1, 2]
+    assert "CREATE TABLE trades" in report.schema_after
+    assert not project.db.exists()
+
+
+def test_rollback_dry_run(project: Project) -> None:
+    trading(project)
+    project.manager().migrate()
+    before = project.digest()
+    result = project.cli("rollback", "--dry-run", "--steps", "2")
+    assert result.exit_code == 0, result.output
+    assert "Would roll back 2 backfill" in result.stdout and "Would roll back 1 trades" in result.stdout
+    assert "-CREATE TABLE trades (" in result.stdout
+    assert project.digest() == before and project.history() == [1, 2]
+
+
+def test_rollback_dry_run_on_missing_database_is_an_error(project: Project) -> None:
+    trading(project)
+    project.db.unlink()
+    result = project.cli("rollback", "--dry-run")
+    assert result.exit_code == 1 and "does not exist" in result.stderr
+    assert not project.db.exists()
+
+
+@pytest.mark.parametrize("journal_mode", ["delete", "wal"])
+def test_dry_run_larger_than_the_page_cache_is_still_byte_identical(project: Project, journal_mode: str) -> None:
+    """Dirty pages beyond the cache are written to the file before the rollback restores them."""
+    project.sql(
+        "001_big.sql",
+        "CREATE TABLE big (id INTEGER PRIMARY KEY, payload TEXT);\n"
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40000)"
+        " INSERT INTO big SELECT i, hex(randomblob(100)) FROM n;",
+    )
+    project.sql(
+        "002_rewrite.sql", "UPDATE big SET payload = payload || payload;\nCREATE INDEX big_payload ON big(payload);"
+    )
+    project.manager().migrate(1)
+    connection = sqlite3.connect(project.db)
+    connection.execute(f"PRAGMA journal_mode = {journal_mode}")
+    connection.close()
+    size, before = project.db.stat().st_size, project.digest()
+    report = project.manager().dry_run_migrate()
+    assert report.failed is None
+    assert project.db.stat().st_size == size and project.digest() == before
+    assert project.query("PRAGMA integrity_check") == [("ok",)]
