@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .engine import MigrationManager, Observer
+from .engine import MigrationManager, Observer, Repair
 from .errors import (
     DatabaseError,
     LockTimeout,
@@ -12,12 +12,14 @@ from .errors import (
     UsageError,
     VcpMigrateError,
 )
-from .models import MigrationRun, Problem, StatusReport, StatusRow
+from .models import Backup, DryRun, MigrationRun, Problem, Rehearsal, StatusReport, StatusRow
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Backup",
     "DatabaseError",
+    "DryRun",
     "LockTimeout",
     "MigrationFailed",
     "MigrationFileError",
@@ -26,6 +28,8 @@ __all__ = [
     "Observer",
     "PlanError",
     "Problem",
+    "Rehearsal",
+    "Repair",
     "StatusReport",
     "StatusRow",
     "UsageError",
