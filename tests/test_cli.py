@@ -79,14 +79,15 @@ def test_validate_exit_codes_and_json(project: Project) -> None:
     assert f"{project.dir / '003_c.py'}: has no down" in bad.stdout
     data = json.loads(project.cli("validate", "--json").stdout)
     assert data["ok"] is False
-    assert data["problems"] == [
-        {
-            "kind": "no-down",
-            "version": 3,
-            "file": str(project.dir / "003_c.py"),
-            "message": data["problems"][0]["message"],
-        }
-    ]
+    (problem,) = data["problems"]
+    assert problem == {
+        "kind": "no-down",
+        "severity": "error",
+        "version": 3,
+        "file": str(project.dir / "003_c.py"),
+        "message": "has no down, so it cannot be rolled back; add one",
+        "diff": None,
+    }
 
 
 @pytest.mark.parametrize(

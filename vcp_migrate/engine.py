@@ -16,7 +16,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import backups, discovery, history, loading, planning, scaffold, schema, sqlite
+from . import backups, checks, discovery, history, loading, planning, scaffold, schema, sqlite
 from .errors import DatabaseError, MigrationFailed, MigrationFileError, PlanError, UsageError
 from .execution import Outcome, Runner, Session
 from .loading import LoadedMigration
@@ -68,7 +68,9 @@ class MigrationManager:
 
     ``lock_timeout`` bounds how long a command waits for another run or connection to release
     the database. ``backup`` and ``keep_backups`` govern the copy taken before a change;
-    ``user_version`` keeps PRAGMA user_version equal to the highest applied version.
+    ``user_version`` keeps PRAGMA user_version equal to the highest applied version;
+    ``schema_file`` (default ``<migrations_dir>/schema.sql``) receives the normalised schema
+    after every change unless ``dump_schema`` is False.
     Every failure raises a VcpMigrateError.
     """
 
@@ -81,6 +83,8 @@ class MigrationManager:
         backup: bool = True,
         keep_backups: int = 5,
         user_version: bool = True,
+        schema_file: str | os.PathLike[str] | None = None,
+        dump_schema: bool = True,
         observer: Observer | None = None,
     ) -> None:
         if lock_timeout < 0:
@@ -93,6 +97,8 @@ class MigrationManager:
         self.backup = backup
         self.keep_backups = keep_backups
         self.user_version = user_version
+        self.schema_file = Path(schema_file) if schema_file is not None else self.migrations_dir / "schema.sql"
+        self.dump_schema = dump_schema
         self.observer = observer or Observer()
 
     # -- reading --------------------------------------------------------------------------
@@ -103,18 +109,24 @@ class MigrationManager:
 
     def report(self) -> StatusReport:
         """Every migration's state; never runs migration code and never creates the database."""
-        directory = discovery.without_duplicates(discovery.scan(self.migrations_dir))
+        directory = discovery.without_duplicates(self._scan())
         applied = self._applied()
         rows = planning.status_rows(directory, applied or {})
         return StatusReport(self.db_path, applied is not None, tuple(rows))
 
-    def validate(self) -> list[Problem]:
-        """Every problem with the files, the history against them, and the database's integrity."""
-        directory = discovery.scan(self.migrations_dir)
+    def validate(self, *, roundtrip: bool = False) -> list[Problem]:
+        """Every problem with the files, the history against them, the database's integrity and
+        schema (drift), the schema file, and hazards in pending migrations (warnings).
+
+        Runs migrations, but only on databases in memory; ``roundtrip`` also proves each one
+        reversible on a copy of the database. The database itself is only read.
+        """
+        directory = self._scan()
         problems = [Problem(p.kind, p.reason, p.path, p.version) for p in directory.problems]
+        loaded: dict[int, LoadedMigration] = {}
         for file in directory.migrations:
             try:
-                migration = loading.load(file)
+                loaded[file.version] = migration = loading.load(file)
             except MigrationFileError as exc:
                 problems.append(Problem("load", exc.what, file.path, file.version))
                 continue
@@ -122,24 +134,35 @@ class MigrationManager:
                 problems.append(
                     Problem("no-down", "has no down, so it cannot be rolled back; add one", file.path, file.version)
                 )
-        applied = self._applied()
-        if applied is None:
-            return problems
-        highest = max(applied, default=0)
-        for row in planning.status_rows(directory, applied):
-            if row.state == "modified" and row.applied:
-                message = (
-                    f"changed since it was applied on {row.applied.applied_at};"
-                    " restore it and put the change in a new migration"
-                )
-                problems.append(Problem("modified", message, row.path, row.version))
-            elif row.state == "missing":
-                message = f"version {row.version} ({row.name}) is applied but its file is missing"
-                problems.append(Problem("missing", message, self.migrations_dir, row.version))
-            elif row.state == "out-of-order":
-                message = f"pending below the highest applied version {highest}; migrate needs --allow-out-of-order"
-                problems.append(Problem("out-of-order", message, row.path, row.version))
-        return problems + self._database_problems()
+        runnable = not problems  # replays need every file to load, and one file per version
+        exists = self.db_path.exists()
+        with closing(self._open(create=False)) if exists else _nothing() as connection:
+            applied = self._read_history(connection) if connection else {}
+            if connection:
+                problems += self._history_problems(connection, directory, applied) + self._database_problems()
+                if runnable:
+                    problems += self._drift(connection, directory, applied)
+            if runnable and self.schema_file.is_file():
+                problems += checks.dump_file(self.schema_file, [loaded[v] for v in sorted(loaded)])
+            if runnable:
+                pending = [loaded[v] for v in sorted(loaded) if v not in applied]
+                problems += checks.lint(connection, pending)
+                if roundtrip:
+                    done = [loaded[v] for v in sorted(loaded) if v in applied]
+                    problems += checks.roundtrip(connection, done, pending)
+        return problems
+
+    def schema_text(self) -> str:
+        """The database's normalised schema (tables, indexes, views, triggers)."""
+        if not self.db_path.exists():
+            raise DatabaseError(
+                "does not exist", where=str(self.db_path), hint="check --db; only 'migrate' creates a database"
+            )
+        with closing(self._open(create=False)) as connection:
+            try:
+                return schema.snapshot(connection)
+            except sqlite3.Error as exc:
+                raise sqlite.database_error(exc, self.db_path) from exc
 
     def backups(self) -> list[Backup]:
         """The backups of this database, newest first."""
@@ -147,7 +170,7 @@ class MigrationManager:
 
     def repairs(self, versions: list[int] | None = None) -> list[Repair]:
         """The applied migrations whose files changed (or just ``versions``), with their diffs."""
-        directory = discovery.usable(discovery.scan(self.migrations_dir))
+        directory = discovery.usable(self._scan())
         if not self.db_path.exists():
             raise DatabaseError("does not exist", where=str(self.db_path), hint="check --db")
         with closing(self._open(create=False)) as connection:
@@ -163,7 +186,7 @@ class MigrationManager:
         Every migration to run is loaded before the first one starts. Creates the database.
         With ``atomic``, all of them run in one transaction: all are applied or none.
         """
-        directory = discovery.usable(discovery.scan(self.migrations_dir))
+        directory = discovery.usable(self._scan())
         with self._writing(create=True) as session:
             plan = self._migrate_plan(session.connection, directory, target, allow_out_of_order)
             if atomic:
@@ -174,11 +197,15 @@ class MigrationManager:
                             where=str(migration.file.path),
                             hint="run without --atomic; nothing was applied",
                         )
-            if plan:
-                self._take_backup(session)
-            if atomic:
-                return self._run_batch(session, [(m, "up") for m in plan])
-            return self._run_each(session, plan, "up")
+            if not plan:
+                return []
+            self._take_backup(session)
+            try:
+                if atomic:
+                    return self._run_batch(session, [(m, "up") for m in plan])
+                return self._run_each(session, plan, "up")
+            finally:
+                self._dump(session)
 
     def rollback(
         self, steps: int | None = None, *, to: int | None = None, from_history: bool = False
@@ -189,30 +216,37 @@ class MigrationManager:
         ``from_history``, a migration whose file is missing runs the down kept in the history.
         """
         _check_rollback_arguments(steps, to)
-        directory = discovery.usable(discovery.scan(self.migrations_dir))
+        directory = discovery.usable(self._scan())
         with self._writing(create=False) as session:
             plan = self._rollback_plan(session.connection, directory, steps, to, from_history)
-            if plan:
-                self._take_backup(session)
-            return self._run_each(session, plan, "down")
+            if not plan:
+                return []
+            self._take_backup(session)
+            try:
+                return self._run_each(session, plan, "down")
+            finally:
+                self._dump(session)
 
     def redo(self) -> list[MigrationRun]:
         """Roll back the newest migration and apply it again, from its file as it is now.
 
         When it is transactional both happen in one transaction: if the up fails, it stays applied.
         """
-        directory = discovery.usable(discovery.scan(self.migrations_dir))
+        directory = discovery.usable(self._scan())
         with self._writing(create=False) as session:
             (migration,) = self._rollback_plan(session.connection, directory, 1, None, False)
             self._take_backup(session)
             assert migration.down is not None
-            if migration.up.transactional and migration.down.transactional:
-                return self._run_batch(session, [(migration, "down"), (migration, "up")])
-            return self._run_each(session, [migration], "down") + self._run_each(session, [migration], "up")
+            try:
+                if migration.up.transactional and migration.down.transactional:
+                    return self._run_batch(session, [(migration, "down"), (migration, "up")])
+                return self._run_each(session, [migration], "down") + self._run_each(session, [migration], "up")
+            finally:
+                self._dump(session)
 
     def dry_run_migrate(self, target: int | None = None, *, allow_out_of_order: bool = False) -> DryRun:
         """Rehearse ``migrate``: really run it, then undo it; the database file is left as it was."""
-        directory = discovery.usable(discovery.scan(self.migrations_dir))
+        directory = discovery.usable(self._scan())
 
         def plan(connection: sqlite.MigrationConnection) -> list[tuple[LoadedMigration, Direction]]:
             return [(m, "up") for m in self._migrate_plan(connection, directory, target, allow_out_of_order)]
@@ -224,7 +258,7 @@ class MigrationManager:
     ) -> DryRun:
         """Rehearse ``rollback``: really run it, then undo it; the database file is left as it was."""
         _check_rollback_arguments(steps, to)
-        directory = discovery.usable(discovery.scan(self.migrations_dir))
+        directory = discovery.usable(self._scan())
         if not self.db_path.exists():
             raise DatabaseError(
                 "does not exist", where=str(self.db_path), hint="check --db; only 'migrate' creates a database"
@@ -241,7 +275,7 @@ class MigrationManager:
         For a database that existed before vcp-migrate. Refuses when the history already goes
         beyond ``version``. Returns the versions recorded.
         """
-        directory = discovery.usable(discovery.scan(self.migrations_dir))
+        directory = discovery.usable(self._scan())
         with self._writing(create=False) as session:
             connection = session.connection
             applied = self._read_history(connection)
@@ -264,6 +298,7 @@ class MigrationManager:
                         history.sync_user_version(connection)
             except sqlite3.Error as exc:
                 raise sqlite.database_error(exc, self.db_path) from exc
+            self._dump(session)
             return [file.version for file in files]
 
     def repair(
@@ -274,7 +309,7 @@ class MigrationManager:
         ``confirm`` sees each one with its diff and says whether to record it. Returns the
         versions recorded; the database is not otherwise changed.
         """
-        directory = discovery.usable(discovery.scan(self.migrations_dir))
+        directory = discovery.usable(self._scan())
         with self._writing(create=False) as session:
             connection = session.connection
             chosen = [r for r in self._repairs(connection, directory, versions) if confirm is None or confirm(r)]
@@ -300,6 +335,7 @@ class MigrationManager:
                 backups.copy_into(chosen.path, session.connection)
             except sqlite3.Error as exc:
                 raise sqlite.database_error(exc, self.db_path) from exc
+            self._dump(session)
             return chosen, safety
 
     def new(self, name: str, *, sql: bool = False) -> Path:
@@ -307,7 +343,7 @@ class MigrationManager:
         snake = scaffold.normalise_name(name)
         files: tuple[MigrationFile, ...] = ()
         if self.migrations_dir.exists():
-            files = discovery.without_duplicates(discovery.scan(self.migrations_dir)).migrations
+            files = discovery.without_duplicates(self._scan()).migrations
         elif not self.migrations_dir.absolute().parent.is_dir():
             raise MigrationFileError(
                 f"directory {self.migrations_dir.parent} does not exist",
@@ -367,17 +403,22 @@ class MigrationManager:
         return self._load(files, "down")
 
     def _from_history(self, connection: sqlite.MigrationConnection, row: AppliedMigration) -> MigrationFile:
-        """The migration as it was applied, rebuilt from the source kept in the history."""
-        source = history.applied_source(connection, row.version)
-        if source is None or row.file is None:
+        """The migration as it was applied, rebuilt from the history, after showing its down."""
+        file = self._history_file(connection, row)
+        if file is None:
             raise PlanError(
                 f"version {row.version} ({row.name}) has no source in the history (applied before sources were kept)",
                 where=str(self.db_path),
                 hint="restore its file to roll it back; nothing was changed",
             )
-        file = MigrationFile(row.version, row.name, Path(f"{self.db_path}:history/{row.file}"), row.checksum, source)
         self.observer.showing(f"down of {row.file}, from the history of {self.db_path}", loading.down_source(file))
         return file
+
+    def _history_file(self, connection: sqlite.MigrationConnection, row: AppliedMigration) -> MigrationFile | None:
+        source = history.applied_source(connection, row.version)
+        if source is None or row.file is None:
+            return None
+        return MigrationFile(row.version, row.name, Path(f"{self.db_path}:history/{row.file}"), row.checksum, source)
 
     def _load(self, plan: list[MigrationFile], direction: Direction) -> list[LoadedMigration]:
         done = "applied" if direction == "up" else "rolled back"
@@ -564,6 +605,45 @@ class MigrationManager:
             exc.where = exc.where or str(self.db_path)
             raise
 
+    def _history_problems(
+        self, connection: sqlite.MigrationConnection, directory: Directory, applied: dict[int, AppliedMigration]
+    ) -> list[Problem]:
+        problems = []
+        highest = max(applied, default=0)
+        for row in planning.status_rows(directory, applied):
+            if row.state == "modified" and row.applied and row.path:
+                message = (
+                    f"changed since it was applied on {row.applied.applied_at};"
+                    " restore it and put the change in a new migration, or accept a reviewed edit with repair"
+                )
+                current = next(m for m in directory.migrations if m.version == row.version)
+                before = history.applied_source(connection, current.version)
+                problems.append(Problem("modified", message, row.path, row.version, diff=_source_diff(before, current)))
+            elif row.state == "missing":
+                message = f"version {row.version} ({row.name}) is applied but its file is missing"
+                problems.append(Problem("missing", message, self.migrations_dir, row.version))
+            elif row.state == "out-of-order":
+                message = f"pending below the highest applied version {highest}; migrate needs --allow-out-of-order"
+                problems.append(Problem("out-of-order", message, row.path, row.version))
+        return problems
+
+    def _drift(
+        self, connection: sqlite.MigrationConnection, directory: Directory, applied: dict[int, AppliedMigration]
+    ) -> list[Problem]:
+        """Replay what was applied (the sources the history keeps, else the files) and compare."""
+        files = {m.version: m for m in directory.migrations}
+        replayed = []
+        for version, row in sorted(applied.items()):
+            file = self._history_file(connection, row) or files.get(version)
+            if file is None:
+                message = f"cannot check for drift: version {version} has neither a file nor a source in the history"
+                return [Problem("drift", message, self.db_path, version, severity="warning")]
+            try:
+                replayed.append(loading.load(file))
+            except MigrationFileError as exc:
+                return [Problem("drift", f"cannot check for drift: {exc.what}", file.path, version, severity="warning")]
+        return checks.drift(connection, replayed, self.db_path)
+
     def _database_problems(self) -> list[Problem]:
         with closing(self._open(create=False)) as connection:
             try:
@@ -575,6 +655,26 @@ class MigrationManager:
             Problem("integrity", f"integrity_check: {line}", self.db_path) for line in integrity if line != "ok"
         ]
         return problems + [Problem("foreign-key", f"foreign_key_check: {v}", self.db_path) for v in violations]
+
+    def _scan(self) -> Directory:
+        """The migrations directory; the schema file is not a migration even when it lives there."""
+        inside = self.schema_file.absolute().parent == self.migrations_dir.absolute()
+        return discovery.scan(self.migrations_dir, ignore=[self.schema_file.name] if inside else [])
+
+    def _dump(self, session: Session) -> None:
+        """Write the schema file after a change; a failure to write it is a warning, not an error
+        (the change itself is committed)."""
+        if not self.dump_schema:
+            return
+        try:
+            text = schema.dump_text(session.connection, history.highest(session.connection))
+            if self.schema_file.is_file() and self.schema_file.read_text(encoding="utf-8") == text:
+                return
+            partial = self.schema_file.with_name(f".{self.schema_file.name}.partial")
+            partial.write_text(text, encoding="utf-8")
+            os.replace(partial, self.schema_file)
+        except (OSError, sqlite3.Error) as exc:
+            self.observer.warning(f"{self.schema_file}: the schema file could not be written: {exc}")
 
     def _take_backup(self, session: Session, *, always: bool = False) -> Backup | None:
         """Back up the database before a change, unless disabled or there is nothing to keep."""
@@ -604,6 +704,11 @@ class MigrationManager:
         finally:
             if not existed and self.db_path.exists() and self.db_path.stat().st_size == 0:
                 self.db_path.unlink()
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield None
 
 
 def _check_rollback_arguments(steps: int | None, to: int | None) -> None:

@@ -108,12 +108,14 @@ class MigrationRun:
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing ``validate`` found wrong."""
+    """One thing ``validate`` found: an error, or a warning (a hazard) that --strict makes one."""
 
     kind: str
     message: str
     path: Path | None = None
     version: int | None = None
+    severity: Literal["error", "warning"] = "error"
+    diff: str | None = None
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
@@ -121,9 +123,11 @@ class Problem:
     def as_dict(self) -> dict[str, object]:
         return {
             "kind": self.kind,
+            "severity": self.severity,
             "version": self.version,
             "file": str(self.path) if self.path else None,
             "message": self.message,
+            "diff": self.diff,
         }
 
 

@@ -8,8 +8,10 @@ table's columns and constraints stand one to a line, so a diff shows the column 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
 import sqlite3
+from pathlib import Path
 
 _KIND_ORDER = {"table": 0, "index": 1, "view": 2, "trigger": 3}
 _OWN_TABLES = ("vcp_migrations", "vcp_migrations_meta")
@@ -89,3 +91,40 @@ def diff(before: str, after: str, before_label: str = "before", after_label: str
         before.splitlines(), after.splitlines(), fromfile=before_label, tofile=after_label, lineterm=""
     )
     return "\n".join(lines)
+
+
+def table_digests(connection: sqlite3.Connection) -> dict[str, str]:
+    """A sha256 of every user table's rows, independent of rowids and of the order they came in."""
+    digests = {}
+    tables = connection.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND sql IS NOT NULL"
+        " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT IN (?, ?)",
+        _OWN_TABLES,
+    ).fetchall()
+    for (table,) in tables:
+        quoted = '"' + table.replace('"', '""') + '"'
+        count = len(connection.execute(f"SELECT * FROM {quoted} LIMIT 0").description)
+        order = ", ".join(str(i) for i in range(1, count + 1))
+        digest = hashlib.sha256()
+        for row in connection.execute(f"SELECT * FROM {quoted} ORDER BY {order}"):
+            digest.update(repr(row).encode())
+        digests[table] = digest.hexdigest()
+    return digests
+
+
+DUMP_HEADER = "-- Schema written by vcp-migrate after the last change; do not edit.\n-- version: {version}\n\n"
+_DUMP_VERSION = re.compile(r"-- version: (\d+)\n")
+
+
+def dump_text(connection: sqlite3.Connection, version: int) -> str:
+    """The schema file's content: a header with the version, then the normalised schema."""
+    return DUMP_HEADER.format(version=version) + snapshot(connection)
+
+
+def read_dump(path: Path) -> tuple[int, str] | None:
+    """(version, schema) from a schema file, or None if it is not one vcp-migrate wrote."""
+    header, separator, body = path.read_text(encoding="utf-8", errors="replace").partition("\n\n")
+    match = _DUMP_VERSION.search(header + "\n")
+    if match is None or not separator:
+        return None
+    return int(match[1]), body

@@ -90,18 +90,20 @@ class MigrationConnection(sqlite3.Connection):
             self._refuse("call set_authorizer()")
         super().set_authorizer(authorizer_callback)
 
+    # While capturing, statements go through a recording cursor, and only it records: on
+    # Python 3.10 the C execute() itself calls cursor() and the cursor's execute(), on later
+    # versions it does not, so recording here as well would count some statements twice.
     def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
-        if self.capture is not None:
-            self.capture.append(_as_statement(sql, parameters))
-        return super().execute(sql, parameters)
+        if self.capture is None:
+            return super().execute(sql, parameters)
+        cursor: sqlite3.Cursor = self.cursor()
+        return cursor.execute(sql, parameters)
 
     def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
         if self.capture is None:
             return super().executemany(sql, parameters)
-        counted = _Counted(parameters)
-        cursor = super().executemany(sql, counted)
-        self.capture.append(f"{_as_statement(sql)} -- executed {counted.count} time(s)")
-        return cursor
+        cursor: sqlite3.Cursor = self.cursor()
+        return cursor.executemany(sql, parameters)
 
     def cursor(self, factory: Any = None) -> Any:
         if factory is None and self.capture is not None:

@@ -1,0 +1,170 @@
+"""The checks behind ``validate`` that run migrations, always on a database in memory:
+drift (replay the applied migrations, compare with the live schema), the schema file,
+round trips (up, down, up on a copy holding real data) and hazards in pending migrations.
+The live database is only ever read (and copied)."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+from . import hazards, schema, sqlite
+from .execution import Runner, Session
+from .loading import LoadedMigration
+from .models import Direction, Problem
+
+
+def in_memory(source: sqlite3.Connection | None = None) -> Session:
+    """A session on a database in memory: empty, or a copy of ``source`` made with the backup API."""
+    connection = sqlite.memory_database()
+    if source is not None:
+        source.backup(connection)
+    return Session(Path(":memory:"), 0, connection)
+
+
+def replay(migrations: list[LoadedMigration]) -> tuple[str, Problem | None]:
+    """Run the ups on an empty database in memory; the resulting schema, or the failure."""
+    with closing(in_memory()) as session:
+        runner = Runner(session, user_version=False)
+        for migration in migrations:
+            outcome = runner.one(migration, "up", earlier=0)
+            if outcome.error:
+                return "", Problem(
+                    "replay",
+                    f"replaying it on an empty database fails: {outcome.error.what}",
+                    migration.file.path,
+                    migration.file.version,
+                )
+        return schema.snapshot(session.connection), None
+
+
+def drift(live: sqlite3.Connection, applied: list[LoadedMigration], database: Path) -> list[Problem]:
+    """A problem (with the diff) if the live schema is not what the applied migrations produce."""
+    expected, failure = replay(applied)
+    if failure:
+        return [failure]
+    actual = schema.snapshot(live)
+    if actual == expected:
+        return []
+    difference = schema.diff(expected, actual, "what the applied migrations produce", f"{database} now")
+    message = "the schema differs from what the applied migrations produce (drift: changed outside migrations)"
+    return [Problem("drift", message, database, diff=difference)]
+
+
+def dump_file(path: Path, files: list[LoadedMigration]) -> list[Problem]:
+    """A problem if the schema file is not what the migrations up to its version produce."""
+    dumped = schema.read_dump(path)
+    if dumped is None:
+        return [Problem("schema-file", "has no '-- version: N' header; it was not written by vcp-migrate", path)]
+    version, text = dumped
+    expected, failure = replay([m for m in files if m.file.version <= version])
+    if failure:
+        return [failure]
+    if expected == text:
+        return []
+    difference = schema.diff(expected, text, f"what migrations up to {version} produce", str(path))
+    return [Problem("schema-file", f"disagrees with the migrations up to version {version}", path, diff=difference)]
+
+
+def lint(live: sqlite3.Connection | None, pending: list[LoadedMigration]) -> list[Problem]:
+    """Hazards in the statements each pending migration executes, on a copy of the database.
+
+    A pending migration that fails on the copy is an error: it would fail on the database.
+    """
+    problems: list[Problem] = []
+    with closing(in_memory(live)) as session:
+        runner = Runner(session, user_version=False)
+        for migration in pending:
+            context = hazards.SchemaContext.read(session.connection)
+            outcome = runner.one(migration, "up", earlier=0, capture=True)
+            for hazard in hazards.find(outcome.statements, transactional=migration.up.transactional, context=context):
+                problems.append(
+                    Problem("hazard", str(hazard), migration.file.path, migration.file.version, severity="warning")
+                )
+            if outcome.error:
+                message = f"would fail on the database as it is: {outcome.error.what}"
+                problems.append(Problem("fails", message, migration.file.path, migration.file.version))
+                break
+    return problems
+
+
+def roundtrip(
+    live: sqlite3.Connection | None, applied: list[LoadedMigration], pending: list[LoadedMigration]
+) -> list[Problem]:
+    """Prove each migration reversible on a copy of the database, real data included.
+
+    Pending migrations, oldest first, from the database as it is: up, down (schema and rows of
+    the tables that existed before are back), up again (same as after the first up). Then every
+    migration, newest first: down, up (back as it was), down again (same as after the first down).
+    The first migration that fails stops the check: what follows would start from a wrong state.
+    """
+    with closing(in_memory(live)) as session:
+        trip = _Trip(Runner(session, user_version=False), session)
+        for migration in pending:
+            if not trip.there_and_back(migration, ("up", "down", "up")):
+                return trip.problems
+        for migration in reversed(applied + pending):
+            if not trip.there_and_back(migration, ("down", "up", "down")):
+                return trip.problems
+        return trip.problems
+
+
+class _State:
+    """The schema and the rows of every table, to compare before and after."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.schema = schema.snapshot(connection)
+        self.rows = schema.table_digests(connection)
+
+
+class _Trip:
+    def __init__(self, runner: Runner, session: Session) -> None:
+        self.runner = runner
+        self.session = session
+        self.problems: list[Problem] = []
+
+    def there_and_back(self, migration: LoadedMigration, directions: tuple[Direction, Direction, Direction]) -> bool:
+        """Run three steps and compare: the second must undo the first, the third redo it.
+
+        Rows are compared for the tables that exist both before and after the first step: a
+        down that drops the migration's own table destroys its rows by design.
+        """
+        first, back, again = directions
+        if migration.down is None:
+            self._fail(migration, "has no down, so it cannot be rolled back")
+            return False
+        before = _State(self.session.connection)
+        after_first = self._step(migration, first)
+        if after_first is None:
+            return False
+        kept = before.rows.keys() & after_first.rows.keys()
+        after_back = self._step(migration, back)
+        if after_back is None or not self._same(migration, before, after_back, kept, f"{back} does not undo {first}"):
+            return False
+        after_again = self._step(migration, again)
+        return after_again is not None and self._same(
+            migration, after_first, after_again, kept, f"{again} after {back} differs from the first {first}"
+        )
+
+    def _step(self, migration: LoadedMigration, direction: Direction) -> _State | None:
+        outcome = self.runner.one(migration, direction, earlier=0)
+        if outcome.error:
+            self._fail(migration, f"{direction} fails on the copy of the database: {outcome.error.what}")
+            return None
+        return _State(self.session.connection)
+
+    def _same(self, migration: LoadedMigration, expected: _State, actual: _State, tables: set[str], what: str) -> bool:
+        if expected.schema != actual.schema:
+            difference = schema.diff(expected.schema, actual.schema, "expected", "after the round trip")
+            self._fail(migration, f"{what}: the schema is not back as it was", difference)
+            return False
+        changed = sorted(t for t in tables if expected.rows.get(t) != actual.rows.get(t))
+        if changed:
+            self._fail(migration, f"{what}: the rows of {', '.join(changed)} are not back as they were")
+            return False
+        return True
+
+    def _fail(self, migration: LoadedMigration, message: str, difference: str | None = None) -> None:
+        file = migration.file
+        self.problems.append(Problem("roundtrip", message, file.path, file.version, diff=difference))

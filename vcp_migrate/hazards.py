@@ -1,0 +1,158 @@
+"""Hazard lint: SQLite pitfalls in the statements a pending migration executes.
+
+Pure: it reads statements and a summary of the schema they run against, never a database.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+
+from .sqlite import short
+
+_LITERAL_OR_COMMENT = re.compile(r"--[^\n]*|/\*.*?(?:\*/|\Z)|'(?:[^']|'')*'", re.DOTALL)
+_NAME = r"((?:\w+\.)?(?:\"(?:[^\"]|\"\")+\"|\[[^\]]+\]|`[^`]+`|\w+))"
+_PRAGMA_SET = re.compile(r"PRAGMA\s+[\w.]+\s*=", re.IGNORECASE)
+_VACUUM = re.compile(r"VACUUM\b", re.IGNORECASE)
+_ADD_COLUMN = re.compile(rf"ALTER\s+TABLE\s+{_NAME}\s+ADD\s+(?:COLUMN\s+)?(.*)", re.IGNORECASE | re.DOTALL)
+_DROP_COLUMN = re.compile(rf"ALTER\s+TABLE\s+{_NAME}\s+DROP\s+(?:COLUMN\s+)?{_NAME}", re.IGNORECASE)
+_RENAME_TABLE = re.compile(rf"ALTER\s+TABLE\s+{_NAME}\s+RENAME\s+TO\s+{_NAME}", re.IGNORECASE)
+_DROP_TABLE = re.compile(rf"DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?{_NAME}", re.IGNORECASE)
+_OPT_OUT = "put it in a migration of its own with transaction:false (SQL) or transactional = False (Python)"
+
+
+@dataclass(frozen=True)
+class Hazard:
+    """One pitfall: the statement, what goes wrong, and the safer alternative."""
+
+    statement: str
+    problem: str
+    advice: str
+
+    def __str__(self) -> str:
+        return f"{short(self.statement)!r}: {self.problem}; {self.advice}"
+
+
+@dataclass(frozen=True)
+class SchemaContext:
+    """What the hazards depend on in the schema a migration starts from."""
+
+    dependents: dict[str, tuple[str, ...]]  # table -> views and triggers whose SQL names it
+    cascades: dict[str, tuple[str, ...]]  # parent table -> children whose rows a delete would change
+
+    @classmethod
+    def read(cls, connection: sqlite3.Connection) -> SchemaContext:
+        objects = connection.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL"
+        ).fetchall()
+        tables = [name for kind, name, _, _ in objects if kind == "table" and not name.startswith("sqlite_")]
+        dependents: dict[str, list[str]] = {}
+        for kind, name, _, sql in objects:
+            if kind not in ("view", "trigger"):
+                continue
+            code = _code(sql)
+            for table in tables:
+                if re.search(rf"(?<![\w.]){re.escape(table)}(?!\w)", code, re.IGNORECASE):
+                    dependents.setdefault(table.lower(), []).append(f"{kind} {name}")
+        cascades: dict[str, list[str]] = {}
+        for child in tables:
+            for row in connection.execute('SELECT "table", on_delete FROM pragma_foreign_key_list(?)', (child,)):
+                if str(row[1]).upper() in ("CASCADE", "SET NULL", "SET DEFAULT"):
+                    cascades.setdefault(str(row[0]).lower(), []).append(child)
+        return cls(
+            {k: tuple(v) for k, v in dependents.items()},
+            {k: tuple(sorted(set(v))) for k, v in cascades.items()},
+        )
+
+
+def find(statements: tuple[str, ...], *, transactional: bool, context: SchemaContext) -> list[Hazard]:
+    """Every hazard in the statements of one migration, in statement order."""
+    codes = [_code(statement).strip() for statement in statements]
+    rebuilt = {_bare(m[2]) for code in codes if (m := _RENAME_TABLE.match(code))}
+    found: list[Hazard] = []
+    for statement, code in zip(statements, codes, strict=True):
+        found.extend(_hazards(statement, code, transactional, context, rebuilt))
+    return found
+
+
+def _hazards(statement: str, code: str, transactional: bool, context: SchemaContext, rebuilt: set[str]) -> list[Hazard]:
+    if transactional and _PRAGMA_SET.match(code):
+        return [Hazard(statement, "a PRAGMA inside a transaction is a no-op or an error", _OPT_OUT)]
+    if transactional and _VACUUM.match(code):
+        return [Hazard(statement, "VACUUM fails inside a transaction", _OPT_OUT)]
+    added = _ADD_COLUMN.match(code)
+    if added and re.search(r"\bNOT\s+NULL\b", added[2], re.I) and not re.search(r"\bDEFAULT\b", added[2], re.I):
+        return [
+            Hazard(
+                statement,
+                "ADD COLUMN ... NOT NULL without a DEFAULT fails on a table that has rows",
+                "give it a DEFAULT, or add it nullable, backfill it, then rebuild the table with NOT NULL",
+            )
+        ]
+    if dropped := _DROP_COLUMN.match(code):
+        return [
+            Hazard(
+                statement,
+                f"dropping column {_bare(dropped[2])} of {_bare(dropped[1])} destroys its data",
+                "make sure nothing reads it any more; the backup taken before migrate is the way back",
+            )
+        ]
+    if dropped := _DROP_TABLE.match(code):
+        table = _bare(dropped[1])
+        if table in rebuilt:
+            return _rebuild_hazards(statement, table, context)
+        return [
+            Hazard(
+                statement,
+                f"dropping table {table} destroys its data",
+                "rename it aside instead, or make sure its data is not needed; the backup taken before migrate"
+                " is the way back",
+            )
+        ]
+    if renamed := _RENAME_TABLE.match(code):
+        table = _bare(renamed[1])
+        if table in context.dependents:
+            return [_dependents_hazard(statement, table, context)]
+    return []
+
+
+def _rebuild_hazards(statement: str, table: str, context: SchemaContext) -> list[Hazard]:
+    found = []
+    if table in context.dependents:
+        found.append(_dependents_hazard(statement, table, context))
+    if table in context.cascades:
+        children = ", ".join(context.cascades[table])
+        found.append(
+            Hazard(
+                statement,
+                f"rebuilding {table}, a parent of {children} with ON DELETE actions: with foreign keys on,"
+                " DROP TABLE deletes or changes their rows",
+                "vcp-migrate runs it with foreign key enforcement off, which is safe; never run this SQL with"
+                " foreign keys on",
+            )
+        )
+    return found
+
+
+def _dependents_hazard(statement: str, table: str, context: SchemaContext) -> Hazard:
+    names = ", ".join(context.dependents[table])
+    return Hazard(
+        statement,
+        f"renaming or rebuilding {table}, which {names} reference(s): SQLite checks them during the rename,"
+        " which fails or leaves them broken",
+        "drop them before the rebuild and create them again after it, in the same migration",
+    )
+
+
+def _code(sql: str) -> str:
+    """The SQL without comments, string literals emptied."""
+    return _LITERAL_OR_COMMENT.sub(lambda m: "''" if m.group().startswith("'") else " ", sql)
+
+
+def _bare(name: str) -> str:
+    """A table name without schema prefix or quotes, lower case."""
+    name = name.split(".", 1)[1] if re.match(r"\w+\.", name) else name
+    if name[:1] in '"[`':
+        name = name[1:-1].replace('""', '"')
+    return name.lower()
