@@ -13,7 +13,19 @@ from vcp_migrate.cli import main
 
 from .conftest import Project
 
-COMMANDS = ["migrate", "rollback", "status", "new", "validate", "redo", "baseline", "repair", "backups", "restore"]
+COMMANDS = [
+    "migrate",
+    "rollback",
+    "status",
+    "new",
+    "validate",
+    "redo",
+    "baseline",
+    "repair",
+    "backups",
+    "restore",
+    "schema",
+]
 
 
 def two(project: Project) -> None:

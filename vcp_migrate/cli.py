@@ -210,6 +210,12 @@ _backup_options = [
         metavar="N",
         help="How many backups to keep [default: 5, or keep_backups in [tool.vcp-migrate]].",
     ),
+    click.option(
+        "--dump/--no-dump",
+        "dump",
+        default=None,
+        help="Write the schema file after the change [default: on, or dump in [tool.vcp-migrate]].",
+    ),
 ]
 
 
@@ -229,13 +235,17 @@ def _manager(
     lock_timeout: float = 30.0,
     backup: bool | None = None,
     keep_backups: int | None = None,
+    dump: bool | None = None,
 ) -> MigrationManager:
     """The engine, with command-line values first, then [tool.vcp-migrate], then defaults."""
     settings = read_settings()
     chosen_backup = settings.get("backup", True) if backup is None else backup
     chosen_keep = settings.get("keep_backups", 5) if keep_backups is None else keep_backups
+    chosen_dump = settings.get("dump", True) if dump is None else dump
     user_version = settings.get("user_version", True)
+    schema_file = settings.get("schema_file")
     assert isinstance(chosen_backup, bool) and isinstance(chosen_keep, int) and isinstance(user_version, bool)
+    assert isinstance(chosen_dump, bool) and (schema_file is None or isinstance(schema_file, str))
     return MigrationManager(
         db if db is not None else str(settings.get("db", DEFAULTS["db"])),
         directory if directory is not None else str(settings.get("dir", DEFAULTS["dir"])),
@@ -243,6 +253,8 @@ def _manager(
         backup=chosen_backup,
         keep_backups=chosen_keep,
         user_version=user_version,
+        schema_file=schema_file,
+        dump_schema=chosen_dump,
         observer=progress,
     )
 
@@ -304,6 +316,7 @@ def migrate_command(
     sql_only: bool,
     backup: bool | None,
     keep_backups: int | None,
+    dump: bool | None,
     progress: _Progress,
 ) -> int:
     """Apply pending migrations in version order (alias: up).
@@ -318,7 +331,7 @@ def migrate_command(
       vcp-migrate migrate --dry-run
       vcp-migrate migrate --atomic --keep-backups 10
     """
-    manager = _manager(db, directory, progress, lock_timeout, backup, keep_backups)
+    manager = _manager(db, directory, progress, lock_timeout, backup, keep_backups, dump)
     if dry_run or sql_only:
         return _show_dry_run(manager.dry_run_migrate(target, allow_out_of_order=allow_out_of_order), progress, sql_only)
     runs = manager.migrate(target, allow_out_of_order=allow_out_of_order, atomic=atomic)
@@ -361,6 +374,7 @@ def rollback_command(
     sql_only: bool,
     backup: bool | None,
     keep_backups: int | None,
+    dump: bool | None,
     progress: _Progress,
 ) -> int:
     """Roll back applied migrations, newest first (alias: down).
@@ -375,7 +389,7 @@ def rollback_command(
     """
     if steps is not None and to is not None:
         raise click.UsageError("--steps and --to cannot be used together")
-    manager = _manager(db, directory, progress, lock_timeout, backup, keep_backups)
+    manager = _manager(db, directory, progress, lock_timeout, backup, keep_backups, dump)
     if dry_run or sql_only:
         report = manager.dry_run_rollback(steps, to=to, from_history=from_history)
         return _show_dry_run(report, progress, sql_only)
@@ -399,6 +413,7 @@ def redo_command(
     lock_timeout: float,
     backup: bool | None,
     keep_backups: int | None,
+    dump: bool | None,
     progress: _Progress,
 ) -> int:
     """Roll back the newest migration and apply it again, as its file is now.
@@ -410,7 +425,7 @@ def redo_command(
     Example:
       vcp-migrate redo
     """
-    _manager(db, directory, progress, lock_timeout, backup, keep_backups).redo()
+    _manager(db, directory, progress, lock_timeout, backup, keep_backups, dump).redo()
     return 0
 
 
@@ -572,32 +587,63 @@ def new_command(db: str | None, directory: str | None, name: str, sql: bool, pro
 
 @main.command("validate")
 @_common
+@click.option("--roundtrip", is_flag=True, help="Also prove every migration reversible on a copy of the database.")
+@click.option("--strict", is_flag=True, help="Treat warnings (hazards) as failures.")
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
 @_handles_errors
-def validate_command(db: str | None, directory: str | None, as_json: bool, progress: _Progress) -> int:
-    """Check the files, the history against them, and the database's integrity.
+def validate_command(
+    db: str | None, directory: str | None, roundtrip: bool, strict: bool, as_json: bool, progress: _Progress
+) -> int:
+    """Check that the database is exactly what the migrations say, and that they can be undone.
 
-    Loads every migration (running its module code, not up or down).
-    One line per problem; exits 1 if there is any.
+    The files (names, duplicates, loading, a down for each), the history against them
+    (with a diff for edited files), the database (integrity, foreign keys, drift from
+    what the applied migrations produce), the schema file, and hazards in pending
+    migrations. Runs migrations only on databases in memory. Exits 1 on any error,
+    and on warnings too with --strict.
 
     \b
     Example:
       vcp-migrate validate
-      vcp-migrate validate --json
+      vcp-migrate validate --roundtrip --strict --json
     """
-    problems = _manager(db, directory, progress).validate()
+    problems = _manager(db, directory, progress).validate(roundtrip=roundtrip)
+    failing = [p for p in problems if p.severity == "error" or strict]
     if as_json:
         import json
 
-        click.echo(json.dumps({"ok": not problems, "problems": [p.as_dict() for p in problems]}, indent=2))
+        click.echo(json.dumps({"ok": not failing, "problems": [p.as_dict() for p in problems]}, indent=2))
     else:
         from . import render
 
         for problem in problems:
             progress.console.print(render.problem_line(problem))
-        verdict = f"{len(problems)} problem(s) found." if problems else "OK: no problems found."
-        progress.console.print(verdict)
-    return 1 if problems else 0
+            if problem.diff:
+                progress.console.print(render.diff_text(problem.diff))
+        progress.console.print(render.validate_summary(problems, strict=strict))
+    return 1 if failing else 0
+
+
+@main.command("schema")
+@_common
+@_handles_errors
+def schema_command(db: str | None, directory: str | None, progress: _Progress) -> int:
+    """Print the database's normalised schema: tables, indexes, views, triggers.
+
+    The same text as the schema file written after every change.
+
+    \b
+    Example:
+      vcp-migrate schema --db vcp_trading.db
+    """
+    text = _manager(db, directory, progress).schema_text()
+    if progress.console.is_terminal:
+        from rich.syntax import Syntax
+
+        progress.console.print(Syntax(text, "sql", background_color="default"))
+    else:
+        click.echo(text, nl=False)
+    return 0
 
 
 __all__ = ["main"]

@@ -14,7 +14,15 @@ from pathlib import Path
 
 from .errors import UsageError
 
-KEYS: dict[str, type] = {"db": str, "dir": str, "backup": bool, "keep_backups": int, "user_version": bool}
+KEYS: dict[str, type] = {
+    "db": str,
+    "dir": str,
+    "backup": bool,
+    "keep_backups": int,
+    "user_version": bool,
+    "schema_file": str,
+    "dump": bool,
+}
 _WHERE = "pyproject.toml"
 
 

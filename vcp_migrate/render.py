@@ -58,10 +58,21 @@ def run_line(run: MigrationRun) -> Text:
 
 
 def problem_line(problem: Problem) -> Text:
-    """One line per problem: where, then what and what to do."""
-    text = Text(f"{problem.path}: " if problem.path else "", style="bold")
+    """One line per problem: where, then what and what to do; warnings say so."""
+    text = Text("warning: ", style="yellow") if problem.severity == "warning" else Text()
+    text.append(f"{problem.path}: " if problem.path else "", style="bold")
     text.append(problem.message)
     return text
+
+
+def validate_summary(problems: list[Problem], *, strict: bool) -> str:
+    """The last line of validate: OK, or how many errors and warnings."""
+    errors = sum(1 for p in problems if p.severity == "error")
+    warnings = len(problems) - errors
+    if not problems:
+        return "OK: no problems found."
+    verdict = "failed" if errors or (warnings and strict) else "OK"
+    return f"{verdict}: {errors} error(s), {warnings} warning(s)" + (" (--strict)" if strict and warnings else ".")
 
 
 def backup_line(backup: Backup) -> Text:

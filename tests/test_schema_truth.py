@@ -1,0 +1,294 @@
+"""Schema snapshots, drift, the schema file, edited migrations, round trips and hazard lint:
+each bad case is built for real and must be reported."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from vcp_migrate.schema import normalise, snapshot
+
+from .conftest import Project
+
+TRADES = "CREATE TABLE trades (id INTEGER PRIMARY KEY, symbol TEXT, quantity INTEGER);"
+
+
+def trading(project: Project) -> None:
+    project.sql("001_trades.sql", TRADES, "DROP TABLE trades;")
+    project.sql("002_index.sql", "CREATE INDEX trades_symbol ON trades(symbol);", "DROP INDEX trades_symbol;")
+
+
+def populate(project: Project) -> None:
+    connection = sqlite3.connect(project.db)
+    connection.executemany("INSERT INTO trades (symbol, quantity) VALUES (?, ?)", [("AAPL", 1), ("MSFT", 2)])
+    connection.commit()
+    connection.close()
+
+
+def kinds(problems: list) -> list[tuple[str, str, int | None]]:  # type: ignore[type-arg]
+    return [(p.kind, p.severity, p.version) for p in problems]
+
+
+# -- the schema file and the schema command -------------------------------------------------
+
+
+def test_schema_file_follows_every_change_and_is_not_a_migration(project: Project) -> None:
+    trading(project)
+    project.manager().migrate()
+    dump = project.dir / "schema.sql"
+    text = dump.read_text()
+    assert text.startswith("-- Schema written by vcp-migrate after the last change; do not edit.\n-- version: 2\n\n")
+    assert "CREATE INDEX trades_symbol ON trades(symbol);" in text and "vcp_migrations" not in text
+    project.manager().rollback()
+    assert "-- version: 1" in dump.read_text() and "trades_symbol" not in dump.read_text()
+    assert [row["state"] for row in project.manager().status()] == ["applied", "pending"]
+    assert project.manager().validate() == []
+
+
+def test_schema_file_is_deterministic(project: Project) -> None:
+    trading(project)
+    project.manager().migrate()
+    first = (project.dir / "schema.sql").read_text()
+    project.manager().rollback(to=0)
+    project.manager().migrate()
+    assert (project.dir / "schema.sql").read_text() == first
+
+
+def test_no_dump_and_another_schema_file(project: Project) -> None:
+    trading(project)
+    assert project.cli("migrate", "--to", "1", "--no-dump").exit_code == 0
+    assert not (project.dir / "schema.sql").exists()
+    (project.root / "pyproject.toml").write_text('[tool.vcp-migrate]\nschema_file = "db/schema.sql"\n')
+    (project.root / "db").mkdir()
+    assert project.cli("migrate").exit_code == 0
+    assert "-- version: 2" in (project.root / "db" / "schema.sql").read_text()
+    (project.root / "pyproject.toml").write_text("[tool.vcp-migrate]\ndump = false\n")
+    assert project.cli("rollback").exit_code == 0
+    assert "-- version: 2" in (project.root / "db" / "schema.sql").read_text()
+
+
+def test_failing_to_write_the_schema_file_is_a_warning(project: Project) -> None:
+    trading(project)
+    (project.dir / "schema.sql").mkdir()  # a directory where the file should go
+    result = project.cli("migrate")
+    assert result.exit_code == 0 and project.history() == [1, 2]
+    assert "Warning: " in result.stderr and "the schema file could not be written" in result.stderr
+
+
+def test_schema_command(project: Project) -> None:
+    trading(project)
+    assert project.cli("schema").exit_code == 1  # no database yet
+    project.manager().migrate()
+    result = project.cli("schema")
+    assert result.exit_code == 0
+    assert result.stdout == snapshot(sqlite3.connect(project.db))
+    assert result.stdout == (project.dir / "schema.sql").read_text().split("\n\n", 1)[1]
+
+
+def test_normalisation_keeps_literals_and_folds_the_rest() -> None:
+    sql = "CREATE TABLE  t ( a TEXT DEFAULT 'x ,  y(z)' ,\n  b   INTEGER CHECK (b > 0) )"
+    assert normalise(sql) == "CREATE TABLE t (\n  a TEXT DEFAULT 'x ,  y(z)',\n  b INTEGER CHECK(b > 0)\n)"
+    assert normalise("CREATE INDEX   i ON t ( a ,b )") == "CREATE INDEX i ON t(a, b)"
+
+
+# -- drift ---------------------------------------------------------------------------------
+
+
+def test_index_added_by_hand_in_production_is_drift(project: Project) -> None:
+    trading(project)
+    project.manager().migrate()
+    connection = sqlite3.connect(project.db)
+    connection.execute("CREATE INDEX by_hand ON trades(quantity)")
+    connection.commit()
+    connection.close()
+    result = project.cli("validate")
+    assert result.exit_code == 1
+    assert "the schema differs from what the applied migrations produce (drift" in result.stdout
+    assert "+CREATE INDEX by_hand ON trades(quantity);" in result.stdout
+    data = json.loads(project.cli("validate", "--json").stdout)
+    (drift,) = [p for p in data["problems"] if p["kind"] == "drift"]
+    assert "+CREATE INDEX by_hand ON trades(quantity);" in drift["diff"]
+
+
+def test_column_altered_outside_migrations_is_drift(project: Project) -> None:
+    trading(project)
+    project.manager().migrate()
+    connection = sqlite3.connect(project.db)
+    connection.execute("ALTER TABLE trades ADD COLUMN note TEXT")
+    connection.commit()
+    connection.close()
+    (problem,) = project.manager().validate()
+    assert problem.kind == "drift" and problem.diff is not None and "+  note TEXT" in problem.diff
+
+
+def test_drift_replays_what_was_applied_not_the_edited_file(project: Project) -> None:
+    trading(project)
+    project.manager().migrate()
+    project.sql("002_index.sql", "CREATE INDEX trades_symbol ON trades(symbol, quantity);", "DROP INDEX trades_symbol;")
+    problems = project.manager().validate()
+    assert kinds(problems) == [("modified", "error", 2), ("schema-file", "error", None)]
+    assert problems[0].diff is not None
+    assert "-CREATE INDEX trades_symbol ON trades(symbol);" in problems[0].diff
+    assert "+CREATE INDEX trades_symbol ON trades(symbol, quantity);" in problems[0].diff
+
+
+def test_hand_edited_schema_file_disagrees_with_the_migrations(project: Project) -> None:
+    trading(project)
+    project.manager().migrate()
+    dump = project.dir / "schema.sql"
+    dump.write_text(dump.read_text().replace("symbol TEXT", "symbol VARCHAR(8)"))
+    (problem,) = project.manager().validate()
+    assert (problem.kind, str(problem.path)) == ("schema-file", str(dump))
+    assert problem.message == "disagrees with the migrations up to version 2"
+    dump.write_text("CREATE TABLE whatever(x);\n")
+    (problem,) = project.manager().validate()
+    assert "has no '-- version: N' header" in problem.message
+
+
+# -- round trips ---------------------------------------------------------------------------
+
+
+def test_reversible_migrations_pass_the_round_trip_and_the_database_is_untouched(project: Project) -> None:
+    trading(project)
+    project.manager().migrate(1)
+    populate(project)
+    project.sql(
+        "003_fees.sql",
+        "ALTER TABLE trades ADD COLUMN fees REAL NOT NULL DEFAULT 0;\nUPDATE trades SET fees = quantity * 0.5;",
+        "ALTER TABLE trades DROP COLUMN fees;",
+    )
+    before = project.digest()
+    assert project.manager().validate(roundtrip=True) == []
+    assert project.digest() == before
+
+
+def test_down_that_does_not_undo_up_is_reported_with_the_diff(project: Project) -> None:
+    trading(project)
+    project.sql("003_forgetful.sql", "CREATE INDEX trades_quantity ON trades(quantity);", "SELECT 1;")
+    result = project.cli("validate", "--roundtrip")
+    assert result.exit_code == 1
+    assert (
+        f"{project.dir / '003_forgetful.sql'}: down does not undo up: the schema is not back as it was" in result.stdout
+    )
+    assert "+CREATE INDEX trades_quantity ON trades(quantity);" in result.stdout
+
+
+def test_down_that_loses_rows_of_an_existing_table(project: Project) -> None:
+    trading(project)
+    project.manager().migrate()
+    populate(project)
+    project.sql("003_archive.sql", "DELETE FROM trades WHERE quantity > 1;", "SELECT 1;")
+    (problem,) = [p for p in project.manager().validate(roundtrip=True) if p.kind == "roundtrip"]
+    assert problem.message == "down does not undo up: the rows of trades are not back as they were"
+
+
+def test_not_null_column_that_passes_on_an_empty_table_fails_on_a_populated_one(project: Project) -> None:
+    trading(project)
+    project.sql(
+        "003_venue.sql", "ALTER TABLE trades ADD COLUMN venue TEXT NOT NULL;", "ALTER TABLE trades DROP COLUMN venue;"
+    )
+    assert [p.kind for p in project.manager().validate(roundtrip=True)] == ["hazard"]  # empty: only the warning
+    project.manager().migrate(2)
+    populate(project)
+    problems = project.manager().validate(roundtrip=True)
+    assert kinds(problems) == [("hazard", "warning", 3), ("fails", "error", 3)]
+    assert "Cannot add a NOT NULL column with default value NULL" in problems[1].message
+    assert project.history() == [1, 2] and "venue" not in project.columns("trades")
+
+
+def test_applied_migration_whose_down_breaks_the_up_is_caught_going_back(project: Project) -> None:
+    project.sql("001_trades.sql", TRADES, "DROP TABLE trades;")
+    project.sql("002_view.sql", "CREATE VIEW big AS SELECT * FROM trades WHERE quantity > 1;", "DROP TABLE trades;")
+    project.manager().migrate()
+    problems = [p for p in project.manager().validate(roundtrip=True) if p.kind == "roundtrip"]
+    assert [(p.version, p.message.split(":")[0]) for p in problems] == [(2, "up fails on the copy of the database")]
+
+
+def test_round_trip_without_a_database_starts_from_an_empty_one(project: Project) -> None:
+    trading(project)
+    project.sql("003_bad_down.sql", "CREATE TABLE extra(x);", "SELECT 1;")
+    problems = project.manager().validate(roundtrip=True)
+    assert [(p.kind, p.version) for p in problems] == [("roundtrip", 3)]
+    assert not project.db.exists()
+
+
+# -- hazard lint -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("up", "expected"),
+    [
+        ("PRAGMA foreign_keys = ON;", "a PRAGMA inside a transaction is a no-op or an error"),
+        ("ALTER TABLE trades ADD COLUMN venue TEXT NOT NULL;", "NOT NULL without a DEFAULT"),
+        ("DROP TABLE trades;", "dropping table trades destroys its data"),
+        ("ALTER TABLE trades DROP COLUMN quantity;", "dropping column quantity of trades destroys its data"),
+    ],
+)
+def test_hazards_in_sql_files_name_file_statement_and_alternative(project: Project, up: str, expected: str) -> None:
+    trading(project)
+    project.manager().migrate()
+    project.sql("003_risky.sql", up, "SELECT 1;")
+    result = project.cli("validate", "--json")
+    hazards = [p for p in json.loads(result.stdout)["problems"] if p["kind"] == "hazard"]
+    assert len(hazards) == 1 and hazards[0]["severity"] == "warning"
+    assert hazards[0]["file"] == str(project.dir / "003_risky.sql")
+    assert expected in hazards[0]["message"] and up.rstrip(";") in hazards[0]["message"]
+    assert result.exit_code == 0
+    assert project.cli("validate", "--strict").exit_code == 1
+
+
+def test_rename_under_a_view_and_rebuild_of_a_parent_with_cascades(project: Project) -> None:
+    trading(project)
+    project.sql(
+        "003_children.sql",
+        "CREATE TABLE fills (id INTEGER PRIMARY KEY, trade_id INTEGER REFERENCES trades(id) ON DELETE CASCADE);\n"
+        "CREATE VIEW big_trades AS SELECT * FROM trades WHERE quantity > 100;",
+        "DROP VIEW big_trades;\nDROP TABLE fills;",
+    )
+    project.manager().migrate()
+    project.sql(
+        "004_rebuild.sql",
+        "CREATE TABLE trades_new (id INTEGER PRIMARY KEY, symbol TEXT NOT NULL DEFAULT '', quantity INTEGER);\n"
+        "INSERT INTO trades_new SELECT * FROM trades;\n"
+        "DROP TABLE trades;\n"
+        "ALTER TABLE trades_new RENAME TO trades;",
+        "SELECT 1;",
+    )
+    messages = [p.message for p in project.manager().validate() if p.kind in ("hazard", "fails")]
+    assert any("rebuilding trades, which view big_trades reference(s)" in m for m in messages)
+    assert any("rebuilding trades, a parent of fills with ON DELETE actions" in m for m in messages)
+    assert not any("destroys its data" in m for m in messages)  # a rebuild keeps the data
+
+
+def test_hazards_in_the_sql_a_python_migration_executes(project: Project) -> None:
+    trading(project)
+    project.write(
+        "003_py.py",
+        "def up(connection):\n    connection.execute('PRAGMA journal_mode = WAL')\ndef down(connection):\n    pass\n",
+    )
+    (problem,) = [p for p in project.manager().validate() if p.kind == "hazard"]
+    assert "'PRAGMA journal_mode = WAL;': a PRAGMA inside a transaction" in problem.message
+    assert "transactional = False" in problem.message
+
+
+def test_pragma_in_a_non_transactional_migration_is_fine(project: Project) -> None:
+    trading(project)
+    project.write(
+        "003_wal.sql",
+        "-- migrate:up transaction:false\nPRAGMA journal_mode = WAL;\n-- migrate:down transaction:false\nPRAGMA journal_mode = DELETE;\n",
+    )
+    assert project.manager().validate() == []
+
+
+def test_applied_migrations_are_not_linted(project: Project) -> None:
+    trading(project)
+    project.sql(
+        "003_drop.sql",
+        "DROP INDEX trades_symbol;\nCREATE TABLE gone(x);\nDROP TABLE gone;",
+        "CREATE INDEX trades_symbol ON trades(symbol);",
+    )
+    assert [p.kind for p in project.manager().validate()] == ["hazard"]
+    project.manager().migrate()
+    assert project.manager().validate() == []
