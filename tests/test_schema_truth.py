@@ -277,7 +277,8 @@ def test_pragma_in_a_non_transactional_migration_is_fine(project: Project) -> No
     trading(project)
     project.write(
         "003_wal.sql",
-        "-- migrate:up transaction:false\nPRAGMA journal_mode = WAL;\n-- migrate:down transaction:false\nPRAGMA journal_mode = DELETE;\n",
+        "-- migrate:up transaction:false\nPRAGMA journal_mode = WAL;\n"
+        "-- migrate:down transaction:false\nPRAGMA journal_mode = DELETE;\n",
     )
     assert project.manager().validate() == []
 
