@@ -123,12 +123,12 @@ def test_column_altered_outside_migrations_is_drift(project: Project) -> None:
     assert problem.kind == "drift" and problem.diff is not None and "+  note TEXT" in problem.diff
 
 
-def test_drift_replays_what_was_applied_not_the_edited_file(project: Project) -> None:
+def test_edited_applied_file_shows_its_diff_and_the_drift_it_implies(project: Project) -> None:
     trading(project)
     project.manager().migrate()
     project.sql("002_index.sql", "CREATE INDEX trades_symbol ON trades(symbol, quantity);", "DROP INDEX trades_symbol;")
     problems = project.manager().validate()
-    assert kinds(problems) == [("modified", "error", 2), ("schema-file", "error", None)]
+    assert kinds(problems) == [("modified", "error", 2), ("drift", "error", None), ("schema-file", "error", None)]
     assert problems[0].diff is not None
     assert "-CREATE INDEX trades_symbol ON trades(symbol);" in problems[0].diff
     assert "+CREATE INDEX trades_symbol ON trades(symbol, quantity);" in problems[0].diff

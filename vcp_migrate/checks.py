@@ -39,12 +39,19 @@ def replay(migrations: list[LoadedMigration]) -> tuple[str, Problem | None]:
         return schema.snapshot(session.connection), None
 
 
-def drift(live: sqlite3.Connection, applied: list[LoadedMigration], database: Path) -> list[Problem]:
-    """A problem (with the diff) if the live schema is not what the applied migrations produce."""
+def copy_of(source: sqlite3.Connection) -> sqlite.MigrationConnection:
+    """A copy in memory of the database behind ``source``, as ``source`` sees it now."""
+    connection = sqlite.memory_database()
+    source.backup(connection)
+    return connection
+
+
+def drift(actual: str, applied: list[LoadedMigration], database: Path) -> list[Problem]:
+    """A problem (with the diff) if the live schema ``actual`` is not what the applied migrations
+    produce. They are replayed from their files: code kept in the history is never run here."""
     expected, failure = replay(applied)
     if failure:
         return [failure]
-    actual = schema.snapshot(live)
     if actual == expected:
         return []
     difference = schema.diff(expected, actual, "what the applied migrations produce", f"{database} now")

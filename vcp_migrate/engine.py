@@ -135,22 +135,32 @@ class MigrationManager:
                     Problem("no-down", "has no down, so it cannot be rolled back; add one", file.path, file.version)
                 )
         runnable = not problems  # replays need every file to load, and one file per version
-        exists = self.db_path.exists()
-        with closing(self._open(create=False)) if exists else _nothing() as connection:
-            applied = self._read_history(connection) if connection else {}
-            if connection:
-                problems += self._history_problems(connection, directory, applied) + self._database_problems()
-                if runnable:
-                    problems += self._drift(connection, directory, applied)
+        applied: dict[int, AppliedMigration] = {}
+        live_schema: str | None = None
+        copy: sqlite.MigrationConnection | None = None
+        if self.db_path.exists():
+            # One read transaction: history, schema and copy agree even while others migrate.
+            with closing(self._open(create=False)) as connection, sqlite.read_transaction(connection):
+                applied = self._read_history(connection)
+                try:
+                    problems += self._history_problems(connection, directory, applied)
+                    problems += self._database_problems(connection)
+                    live_schema = schema.snapshot(connection)
+                    copy = checks.copy_of(connection) if runnable else None
+                except sqlite3.Error as exc:
+                    raise sqlite.database_error(exc, self.db_path) from exc
+        with closing(copy) if copy else _nothing():
+            if runnable and live_schema is not None:
+                problems += self._drift(live_schema, loaded, applied)
             if runnable and self.schema_file.is_file():
                 problems += checks.dump_file(self.schema_file, [loaded[v] for v in sorted(loaded)])
             if runnable:
                 pending = [loaded[v] for v in sorted(loaded) if v not in applied]
-                problems += checks.lint(connection, pending)
+                problems += checks.lint(copy, pending)
                 # a pending migration that fails on the data is reported once, not again as a round trip
                 if roundtrip and not any(p.kind == "fails" for p in problems):
                     done = [loaded[v] for v in sorted(loaded) if v in applied]
-                    problems += checks.roundtrip(connection, done, pending)
+                    problems += checks.roundtrip(copy, done, pending)
         return problems
 
     def schema_text(self) -> str:
@@ -404,22 +414,20 @@ class MigrationManager:
         return self._load(files, "down")
 
     def _from_history(self, connection: sqlite.MigrationConnection, row: AppliedMigration) -> MigrationFile:
-        """The migration as it was applied, rebuilt from the history, after showing its down."""
-        file = self._history_file(connection, row)
-        if file is None:
+        """The migration as it was applied, rebuilt from the history, after showing its down.
+
+        This (rollback --from-history) is the only path on which code kept in a database runs.
+        """
+        source = history.applied_source(connection, row.version)
+        if source is None or row.file is None:
             raise PlanError(
                 f"version {row.version} ({row.name}) has no source in the history (applied before sources were kept)",
                 where=str(self.db_path),
                 hint="restore its file to roll it back; nothing was changed",
             )
+        file = MigrationFile(row.version, row.name, Path(f"{self.db_path}:history/{row.file}"), row.checksum, source)
         self.observer.showing(f"down of {row.file}, from the history of {self.db_path}", loading.down_source(file))
         return file
-
-    def _history_file(self, connection: sqlite.MigrationConnection, row: AppliedMigration) -> MigrationFile | None:
-        source = history.applied_source(connection, row.version)
-        if source is None or row.file is None:
-            return None
-        return MigrationFile(row.version, row.name, Path(f"{self.db_path}:history/{row.file}"), row.checksum, source)
 
     def _load(self, plan: list[MigrationFile], direction: Direction) -> list[LoadedMigration]:
         done = "applied" if direction == "up" else "rolled back"
@@ -629,29 +637,20 @@ class MigrationManager:
         return problems
 
     def _drift(
-        self, connection: sqlite.MigrationConnection, directory: Directory, applied: dict[int, AppliedMigration]
+        self, live_schema: str, loaded: dict[int, LoadedMigration], applied: dict[int, AppliedMigration]
     ) -> list[Problem]:
-        """Replay what was applied (the sources the history keeps, else the files) and compare."""
-        files = {m.version: m for m in directory.migrations}
-        replayed = []
-        for version, row in sorted(applied.items()):
-            file = self._history_file(connection, row) or files.get(version)
-            if file is None:
-                message = f"cannot check for drift: version {version} has neither a file nor a source in the history"
-                return [Problem("drift", message, self.db_path, version, severity="warning")]
-            try:
-                replayed.append(loading.load(file))
-            except MigrationFileError as exc:
-                return [Problem("drift", f"cannot check for drift: {exc.what}", file.path, version, severity="warning")]
-        return checks.drift(connection, replayed, self.db_path)
+        """Replay the files of the applied migrations and compare with the live schema."""
+        missing = sorted(v for v in applied if v not in loaded)
+        if missing:
+            message = (
+                f"cannot check for drift: the file of applied version(s) {', '.join(map(str, missing))} is missing"
+            )
+            return [Problem("drift", message, self.migrations_dir, severity="warning")]
+        return checks.drift(live_schema, [loaded[v] for v in sorted(applied)], self.db_path)
 
-    def _database_problems(self) -> list[Problem]:
-        with closing(self._open(create=False)) as connection:
-            try:
-                integrity = [row[0] for row in connection.execute("PRAGMA integrity_check")]
-                violations = sqlite.foreign_key_violations(connection)
-            except sqlite3.Error as exc:
-                raise sqlite.database_error(exc, self.db_path) from exc
+    def _database_problems(self, connection: sqlite.MigrationConnection) -> list[Problem]:
+        integrity = [row[0] for row in connection.execute("PRAGMA integrity_check")]
+        violations = sqlite.foreign_key_violations(connection)
         problems = [
             Problem("integrity", f"integrity_check: {line}", self.db_path) for line in integrity if line != "ok"
         ]

@@ -301,6 +301,17 @@ def transaction(connection: MigrationConnection, *, commit: bool = True) -> Iter
 
 
 @contextmanager
+def read_transaction(connection: MigrationConnection) -> Iterator[None]:
+    """BEGIN ... ROLLBACK: every read inside sees one snapshot, however other connections write."""
+    connection.execute("BEGIN DEFERRED /* vcp-migrate */")
+    try:
+        yield
+    finally:
+        if connection.in_transaction:
+            connection.execute(ROLLBACK)
+
+
+@contextmanager
 def foreign_keys_off(connection: MigrationConnection) -> Iterator[None]:
     """Foreign key enforcement off around a schema change, restored after (SQLite's procedure).
 
