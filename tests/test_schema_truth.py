@@ -293,3 +293,28 @@ def test_applied_migrations_are_not_linted(project: Project) -> None:
     assert [p.kind for p in project.manager().validate()] == ["hazard"]
     project.manager().migrate()
     assert project.manager().validate() == []
+
+
+def test_rebuilt_and_renamed_objects_are_not_drift(project: Project) -> None:
+    """SQLite quotes the names it rewrites on RENAME: "trades" and trades are the same table."""
+    trading(project)
+    project.sql(
+        "003_rename_column.sql",
+        "ALTER TABLE trades RENAME COLUMN quantity TO qty;",
+        "ALTER TABLE trades RENAME COLUMN qty TO quantity;",
+    )
+    project.sql(
+        "004_rebuild.sql",
+        "CREATE TABLE trades_new (id INTEGER PRIMARY KEY, symbol TEXT, qty INTEGER CHECK (qty > 0));\n"
+        "INSERT INTO trades_new SELECT * FROM trades;\nDROP TABLE trades;\nALTER TABLE trades_new RENAME TO trades;\n"
+        "CREATE INDEX trades_symbol ON trades(symbol);",
+        "CREATE TABLE trades_old (id INTEGER PRIMARY KEY, symbol TEXT, qty INTEGER);\n"
+        "INSERT INTO trades_old SELECT * FROM trades;\nDROP TABLE trades;\nALTER TABLE trades_old RENAME TO trades;\n"
+        "CREATE INDEX trades_symbol ON trades(symbol);",
+    )
+    project.manager().migrate(2)
+    populate(project)
+    assert project.manager().validate(roundtrip=True) == []
+    project.manager().migrate()
+    assert 'CREATE TABLE "trades"' in project.query("SELECT sql FROM sqlite_master WHERE name = 'trades'")[0][0]  # type: ignore[operator]
+    assert project.manager().validate(roundtrip=True) == []

@@ -35,21 +35,31 @@ def take(source: sqlite3.Connection, database: Path, version: int) -> Backup:
     where = folder(database)
     # Readable by no one who cannot read the database; writable by its owner only.
     mode = (stat.S_IMODE(os.stat(database).st_mode) & 0o444) | 0o200
+    partial: Path | None = None
     try:
         where.mkdir(mode=0o700, exist_ok=True)
+        for stale in where.glob("*.partial"):  # left by a killed run; the caller holds the run lock
+            stale.unlink()
         path, fd = _create(where, version, mode)
         os.close(fd)
-        target = sqlite3.connect(path)
+        # Copy under a name listing() ignores, and give it its real name only once it is complete
+        # and on disk: a run killed mid-copy never leaves something that looks like a backup.
+        partial = path.with_name(path.name + ".partial")
+        os.rename(path, partial)
+        target = sqlite3.connect(partial)
         try:
             source.backup(target)
         finally:
             target.close()
-        _fsync(path)
+        _fsync(partial)
+        os.rename(partial, path)
+        partial = None
         _fsync(where)
     except (OSError, sqlite3.Error) as exc:
-        if "path" in locals():
-            with contextlib.suppress(OSError):
-                path.unlink()
+        for leftover in (partial, locals().get("path")):
+            if isinstance(leftover, Path):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
         raise DatabaseError(
             f"backup into {where} failed: {exc}",
             where=str(database),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import shutil
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
@@ -565,7 +566,11 @@ class MigrationManager:
             plan = make_plan(session.connection)
             if all(_step(m, d).transactional for m, d in plan):
                 return self._rehearse_in_place(session, plan)
-            with tempfile.TemporaryDirectory(dir=self.db_path.absolute().parent, prefix=".vcp-dry-run-") as scratch:
+            for stale in self.db_path.absolute().parent.glob(f".vcp-dry-run-*-{self.db_path.name}"):
+                shutil.rmtree(stale, ignore_errors=True)  # left by a killed dry run; we hold the run lock
+            with tempfile.TemporaryDirectory(
+                dir=self.db_path.absolute().parent, prefix=".vcp-dry-run-", suffix=f"-{self.db_path.name}"
+            ) as scratch:
                 copy = Path(scratch) / self.db_path.name
                 with closing(sqlite3.connect(copy)) as target:
                     session.connection.backup(target)

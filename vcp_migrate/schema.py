@@ -38,8 +38,37 @@ def normalise(sql: str) -> str:
     return _table_one_definition_a_line(folded)
 
 
+# SQLite's keywords: an identifier spelled like one keeps its quotes.
+_KEYWORDS = frozenset(
+    """ABORT ACTION ADD AFTER ALL ALTER ALWAYS ANALYZE AND AS ASC ATTACH AUTOINCREMENT BEFORE BEGIN
+    BETWEEN BY CASCADE CASE CAST CHECK COLLATE COLUMN COMMIT CONFLICT CONSTRAINT CREATE CROSS CURRENT
+    CURRENT_DATE CURRENT_TIME CURRENT_TIMESTAMP DATABASE DEFAULT DEFERRABLE DEFERRED DELETE DESC DETACH
+    DISTINCT DO DROP EACH ELSE END ESCAPE EXCEPT EXCLUDE EXCLUSIVE EXISTS EXPLAIN FAIL FILTER FIRST
+    FOLLOWING FOR FOREIGN FROM FULL GENERATED GLOB GROUP GROUPS HAVING IF IGNORE IMMEDIATE IN INDEX
+    INDEXED INITIALLY INNER INSERT INSTEAD INTERSECT INTO IS ISNULL JOIN KEY LAST LEFT LIKE LIMIT MATCH
+    MATERIALIZED NATURAL NO NOT NOTHING NOTNULL NULL NULLS OF OFFSET ON OR ORDER OTHERS OUTER OVER
+    PARTITION PLAN PRAGMA PRECEDING PRIMARY QUERY RAISE RANGE RECURSIVE REFERENCES REGEXP REINDEX
+    RELEASE RENAME REPLACE RESTRICT RETURNING RIGHT ROLLBACK ROW ROWS SAVEPOINT SELECT SET TABLE TEMP
+    TEMPORARY THEN TIES TO TRANSACTION TRIGGER UNBOUNDED UNION UNIQUE UPDATE USING VACUUM VALUES VIEW
+    VIRTUAL WHEN WHERE WINDOW WITH WITHOUT""".split()
+)
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _identifier(token: str) -> str:
+    """A quoted identifier as plainly as it can be written: SQLite quotes names it rewrites
+    (ALTER TABLE ... RENAME), so "trades" and trades must compare equal."""
+    if token[:1] not in ('"', "[", "`"):
+        return token
+    inner = token[1:-1].replace('""', '"') if token[0] == '"' else token[1:-1]
+    if _PLAIN.fullmatch(inner) and inner.upper() not in _KEYWORDS:
+        return inner
+    return '"' + inner.replace('"', '""') + '"'
+
+
 def _fold(tokens: list[str]) -> str:
     """Join tokens with single spaces, none inside parentheses' edges or before a comma."""
+    tokens = [_identifier(token) for token in tokens]
     out: list[str] = []
     for index, token in enumerate(tokens):
         if not token.isspace():

@@ -1,0 +1,88 @@
+"""Security: new stays in its directory, discovery stays in its tree, names reach SQL only as
+parameters, backups are no more readable than the database, and code kept in a database runs
+only with rollback --from-history."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from vcp_migrate import UsageError
+
+from .conftest import Project
+
+PLANTED = b"import pathlib\npathlib.Path('PWNED').write_text('ran')\ndef up(c): pass\ndef down(c): pass\n"
+
+
+def plant_code_in_history(project: Project) -> None:
+    """Version 2's file is gone; its history row holds code that leaves a mark if it ever runs."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.write(
+        "002_b.py", "def up(c):\n    c.execute('CREATE TABLE b(x)')\ndef down(c):\n    c.execute('DROP TABLE b')\n"
+    )
+    project.manager().migrate()
+    (project.dir / "002_b.py").unlink()
+    connection = sqlite3.connect(project.db)
+    connection.execute("UPDATE vcp_migrations SET source = ? WHERE version = 2", (PLANTED,))
+    connection.commit()
+    connection.close()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("status",),
+        ("status", "--json"),
+        ("validate",),
+        ("validate", "--roundtrip"),
+        ("migrate",),
+        ("migrate", "--dry-run"),
+        ("rollback",),
+        ("rollback", "--dry-run"),
+        ("redo",),
+        ("repair", "--yes"),
+        ("schema",),
+        ("backups",),
+    ],
+)
+def test_code_kept_in_the_database_never_runs_without_from_history(project: Project, args: tuple[str, ...]) -> None:
+    plant_code_in_history(project)
+    project.cli(*args)
+    assert not (project.root / "PWNED").exists()
+
+
+def test_from_history_is_the_way_it_runs(project: Project) -> None:
+    plant_code_in_history(project)
+    result = project.cli("rollback", "--from-history")
+    assert result.exit_code == 0, result.output
+    assert (project.root / "PWNED").exists()  # what the option is for: it trusts the database
+
+
+def test_names_and_versions_reach_sql_only_as_parameters(project: Project) -> None:
+    hostile = "x'); DROP TABLE a; --"
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.sql(f"002_{hostile}.sql", "CREATE TABLE b(x);", "DROP TABLE b;")
+    project.manager().migrate()
+    assert project.tables() == {"a", "b"}
+    assert project.query("SELECT name FROM vcp_migrations WHERE version = 2") == [(hostile,)]
+    project.manager().rollback()
+    assert project.tables() == {"a"}
+
+
+@pytest.mark.parametrize("name", ["../outside", "sub/dir", "..", "/etc/cron.d/x", "a\\b"])
+def test_new_cannot_write_outside_the_directory(project: Project, name: str) -> None:
+    with pytest.raises(UsageError):
+        project.manager().new(name)
+    assert list(project.root.rglob("*")) == [project.dir]
+
+
+def test_new_does_not_follow_a_link_planted_where_its_file_goes(project: Project) -> None:
+    target = project.root / "victim.txt"
+    target.write_text("precious")
+    (project.dir / "001_x.py").symlink_to(target)  # a dangling-or-not link named like the next file
+    from vcp_migrate import MigrationFileError
+
+    with pytest.raises(MigrationFileError):
+        project.manager().new("x")
+    assert target.read_text() == "precious"
