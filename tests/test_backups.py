@@ -171,3 +171,29 @@ def test_backup_names_sort_by_time(project: Project) -> None:
     names = [b.path.name for b in project.manager().backups()]
     assert names == sorted(names, reverse=True)
     assert os.path.basename(names[0]).endswith("-v2.db")
+
+
+def tree(project: Project) -> dict[str, bytes]:
+    return {str(p.relative_to(project.root)): p.read_bytes() for p in sorted(project.root.rglob("*")) if p.is_file()}
+
+
+def test_a_run_that_changes_nothing_leaves_no_backup_and_no_schema_file(project: Project) -> None:
+    three(project)
+    project.manager(dump_schema=False).migrate(1)
+    project.sql("002_pnl.sql", "ALTER TABLE trades ADD COLUMN pnl REAL;\nSELECT * FROM nowhere;")
+    before = tree(project)
+    result = project.cli("migrate")
+    assert result.exit_code == 1 and "Backed up to" in result.stdout
+    assert tree(project) == before
+    assert not folder(project.db).exists()
+
+
+def test_a_run_that_changed_something_before_failing_keeps_its_backup(project: Project) -> None:
+    three(project)
+    project.manager().migrate(1)
+    project.sql("003_idx.sql", "SELECT * FROM nowhere;")
+    with pytest.raises(Exception, match="statement 1 failed"):
+        project.manager().migrate()
+    assert project.history() == [1, 2]
+    assert [b.version for b in project.manager().backups()] == [1]
+    assert "-- version: 2" in (project.dir / "schema.sql").read_text()

@@ -7,6 +7,7 @@ plan, load every migration they will run, take a backup, and only then run them.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import shutil
@@ -209,15 +210,14 @@ class MigrationManager:
                             where=str(migration.file.path),
                             hint="run without --atomic; nothing was applied",
                         )
-            if not plan:
-                return []
-            self._take_backup(session)
-            try:
-                if atomic:
-                    return self._run_batch(session, [(m, "up") for m in plan])
-                return self._run_each(session, plan, "up")
-            finally:
-                self._dump(session)
+            done: list[MigrationRun] = []
+            if plan:
+                with self._changing(session, done):
+                    if atomic:
+                        self._run_batch(session, [(m, "up") for m in plan], done)
+                    else:
+                        self._run_each(session, plan, "up", done)
+            return done
 
     def rollback(
         self, steps: int | None = None, *, to: int | None = None, from_history: bool = False
@@ -231,13 +231,11 @@ class MigrationManager:
         directory = discovery.usable(self._scan())
         with self._writing(create=False) as session:
             plan = self._rollback_plan(session.connection, directory, steps, to, from_history)
-            if not plan:
-                return []
-            self._take_backup(session)
-            try:
-                return self._run_each(session, plan, "down")
-            finally:
-                self._dump(session)
+            done: list[MigrationRun] = []
+            if plan:
+                with self._changing(session, done):
+                    self._run_each(session, plan, "down", done)
+            return done
 
     def redo(self) -> list[MigrationRun]:
         """Roll back the newest migration and apply it again, from its file as it is now.
@@ -247,14 +245,15 @@ class MigrationManager:
         directory = discovery.usable(self._scan())
         with self._writing(create=False) as session:
             (migration,) = self._rollback_plan(session.connection, directory, 1, None, False)
-            self._take_backup(session)
             assert migration.down is not None
-            try:
+            done: list[MigrationRun] = []
+            with self._changing(session, done):
                 if migration.up.transactional and migration.down.transactional:
-                    return self._run_batch(session, [(migration, "down"), (migration, "up")])
-                return self._run_each(session, [migration], "down") + self._run_each(session, [migration], "up")
-            finally:
-                self._dump(session)
+                    self._run_batch(session, [(migration, "down"), (migration, "up")], done)
+                else:
+                    self._run_each(session, [migration], "down", done)
+                    self._run_each(session, [migration], "up", done)
+            return done
 
     def dry_run_migrate(self, target: int | None = None, *, allow_out_of_order: bool = False) -> DryRun:
         """Rehearse ``migrate``: really run it, then undo it; the database file is left as it was."""
@@ -524,28 +523,50 @@ class MigrationManager:
     def _runner(self, session: Session) -> Runner:
         return Runner(session, user_version=self.user_version, warn=self.observer.warning)
 
-    def _run_each(self, session: Session, plan: list[LoadedMigration], direction: Direction) -> list[MigrationRun]:
+    def _run_each(
+        self, session: Session, plan: list[LoadedMigration], direction: Direction, done: list[MigrationRun]
+    ) -> None:
+        """Run each migration in its own transaction; ``done`` grows as each one commits."""
         runner = self._runner(session)
-        runs: list[MigrationRun] = []
         for index, migration in enumerate(plan, 1):
             self.observer.started(migration.file, direction, index, len(plan))
-            outcome = runner.one(migration, direction, earlier=len(runs))
+            outcome = runner.one(migration, direction, earlier=len(done))
             if outcome.error:
                 raise outcome.error
-            runs.append(outcome.run)
+            done.append(outcome.run)
             self.observer.finished(outcome.run)
-        return runs
 
-    def _run_batch(self, session: Session, plan: list[tuple[LoadedMigration, Direction]]) -> list[MigrationRun]:
-        if plan:
-            self.observer.started(plan[0][0].file, plan[0][1], 1, len(plan))
+    def _run_batch(
+        self, session: Session, plan: list[tuple[LoadedMigration, Direction]], done: list[MigrationRun]
+    ) -> None:
+        """Run the whole plan in one transaction; ``done`` gets every run once it has committed."""
+        self.observer.started(plan[0][0].file, plan[0][1], 1, len(plan))
         outcomes = self._runner(session).batch(plan, commit=True)
         for outcome in outcomes:
             if outcome.error:
                 raise outcome.error
         for outcome in outcomes:
+            done.append(outcome.run)
             self.observer.finished(outcome.run)
-        return [outcome.run for outcome in outcomes]
+
+    @contextmanager
+    def _changing(self, session: Session, done: list[MigrationRun]) -> Iterator[None]:
+        """Back up before a change. Afterwards, if anything was committed, keep the backup, prune
+        old ones and write the schema file; if nothing was, leave the disk as it was."""
+        created_folder = not backups.folder(self.db_path).exists()
+        backup = self._take_backup(session)
+        try:
+            yield
+        finally:
+            if done:
+                self._dump(session)
+                if backup:
+                    backups.prune(self.db_path, self.keep_backups)
+            elif backup:
+                backup.path.unlink(missing_ok=True)
+                if created_folder:
+                    with contextlib.suppress(OSError):
+                        backup.path.parent.rmdir()
 
     def _dry_run(
         self, make_plan: Callable[[sqlite.MigrationConnection], list[tuple[LoadedMigration, Direction]]]
@@ -687,8 +708,6 @@ class MigrationManager:
             return None
         backup = backups.take(session.connection, self.db_path, history.highest(session.connection))
         self.observer.backed_up(backup)
-        if not always:
-            backups.prune(self.db_path, self.keep_backups)
         return backup
 
     @contextmanager

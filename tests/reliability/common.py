@@ -29,7 +29,9 @@ def unprivileged(command: list[str]) -> list[str]:
     return [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--", *command]
 
 
-def vcp(*args: str, cwd: Path, timeout: float = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def vcp(
+    *args: str, cwd: Path, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the console script to completion."""
     return subprocess.run(
         [str(console_script()), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env or clean_env()
