@@ -1,13 +1,15 @@
 # make run   - a virtualenv with vcp-migrate, the example migrations applied to vcp_trading.db, status shown
 # make test  - the test suite with coverage (fails under 90% of vcp_migrate)
 # make lint  - ruff and mypy --strict
+# make reliability        - the crash, concurrency, bad-input and model-based campaigns (minutes)
+# make reliability-quick  - their reduced versions, as CI runs them
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint clean
+.PHONY: run test lint reliability reliability-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +33,12 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check vcp_migrate tests
 	$(BIN)/ruff format --check vcp_migrate
 	$(BIN)/mypy
+
+reliability: $(VENV)/.installed-test
+	$(BIN)/python -m tests.reliability
+
+reliability-quick: $(VENV)/.installed-test
+	$(BIN)/python -m tests.reliability --quick
 
 clean:
 	rm -rf $(VENV) .venv-* .coverage .pytest_cache .mypy_cache .ruff_cache *.egg-info vcp_trading.db*

@@ -401,17 +401,12 @@ class MigrationManager:
     ) -> list[LoadedMigration]:
         applied = self._read_history(connection)
         plan = planning.plan_rollback(directory, applied, steps=steps, to=to, from_history=from_history)
-        files: list[MigrationFile] = []
-        for item in plan:
-            if isinstance(item, AppliedMigration):
-                files.append(self._from_history(connection, item))
-            else:
-                if item.checksum != applied[item.version].checksum:
-                    self.observer.warning(
-                        f"{item.path}: changed since it was applied; rolling back with its current down"
-                    )
-                files.append(item)
-        return self._load(files, "down")
+        files = [self._from_history(connection, i) if isinstance(i, AppliedMigration) else i for i in plan]
+        loaded = self._load(files, "down")
+        for file in files:  # said only once the rollback is sure to run
+            if file.checksum != applied[file.version].checksum:
+                self.observer.warning(f"{file.path}: changed since it was applied; rolling back with its current down")
+        return loaded
 
     def _from_history(self, connection: sqlite.MigrationConnection, row: AppliedMigration) -> MigrationFile:
         """The migration as it was applied, rebuilt from the history, after showing its down.
