@@ -40,3 +40,16 @@ def test_example_migrations_round_trip(project: Project) -> None:
     assert project.columns("trades") == ["id", "order_id", "symbol", "quantity", "price", "timestamp", "pnl"]
     assert [run.version for run in manager.rollback(steps=2)] == [2, 1]
     assert project.tables() == set()
+
+
+def test_every_exported_name_resolves() -> None:
+    import vcp_migrate
+
+    for name in vcp_migrate.__all__:
+        assert getattr(vcp_migrate, name) is not None
+    try:
+        vcp_migrate.NoSuchThing  # type: ignore[attr-defined]  # noqa: B018
+    except AttributeError as error:
+        assert "NoSuchThing" in str(error)
+    else:
+        raise AssertionError("a missing name must raise AttributeError")

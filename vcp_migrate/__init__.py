@@ -1,20 +1,34 @@
-"""vcp-migrate: versioned, reversible, atomic schema migrations for SQLite."""
+"""vcp-migrate: versioned, reversible, atomic schema migrations for SQLite.
+
+Names are imported on first use, so ``vcp-migrate status`` in CI loads only what it needs.
+"""
 
 from __future__ import annotations
 
-from .engine import MigrationManager, Observer, Repair
-from .errors import (
-    DatabaseError,
-    LockTimeout,
-    MigrationFailed,
-    MigrationFileError,
-    PlanError,
-    UsageError,
-    VcpMigrateError,
-)
-from .models import Backup, DryRun, MigrationRun, Problem, Rehearsal, StatusReport, StatusRow
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_WHERE = {
+    "MigrationManager": "engine",
+    "Repair": "engine",
+    "Observer": "observer",
+    "DatabaseError": "errors",
+    "LockTimeout": "errors",
+    "MigrationFailed": "errors",
+    "MigrationFileError": "errors",
+    "PlanError": "errors",
+    "UsageError": "errors",
+    "VcpMigrateError": "errors",
+    "Backup": "models",
+    "DryRun": "models",
+    "MigrationRun": "models",
+    "Problem": "models",
+    "Rehearsal": "models",
+    "StatusReport": "models",
+    "StatusRow": "models",
+}
 
 __all__ = [
     "Backup",
@@ -36,3 +50,24 @@ __all__ = [
     "VcpMigrateError",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'vcp_migrate' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+
+
+if TYPE_CHECKING:
+    from .engine import MigrationManager, Repair
+    from .errors import (
+        DatabaseError,
+        LockTimeout,
+        MigrationFailed,
+        MigrationFileError,
+        PlanError,
+        UsageError,
+        VcpMigrateError,
+    )
+    from .models import Backup, DryRun, MigrationRun, Problem, Rehearsal, StatusReport, StatusRow
+    from .observer import Observer

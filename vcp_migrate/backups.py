@@ -9,10 +9,12 @@ included. A backup file is created with the database's permissions, never wider.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import sqlite3
 import stat
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -36,6 +38,7 @@ def take(source: sqlite3.Connection, database: Path, version: int) -> Backup:
     # Readable by no one who cannot read the database; writable by its owner only.
     mode = (stat.S_IMODE(os.stat(database).st_mode) & 0o444) | 0o200
     partial: Path | None = None
+    started = time.perf_counter()
     try:
         where.mkdir(mode=0o700, exist_ok=True)
         for stale in where.glob("*.partial"):  # left by a killed run; the caller holds the run lock
@@ -65,7 +68,7 @@ def take(source: sqlite3.Connection, database: Path, version: int) -> Backup:
             where=str(database),
             hint="free space, fix permissions, or pass --no-backup; nothing was changed",
         ) from None
-    return _describe(path)
+    return dataclasses.replace(_describe(path), seconds=time.perf_counter() - started)
 
 
 def _create(where: Path, version: int, mode: int) -> tuple[Path, int]:

@@ -16,13 +16,15 @@ import click
 
 from . import __version__
 from .config import read_settings
-from .engine import MigrationManager, Observer, Repair
+from .observer import Observer
 from .errors import VcpMigrateError
 from .models import Backup, Direction, DryRun, MigrationFile, MigrationRun
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.status import Status
+
+    from .engine import MigrationManager, Repair
 
 EXIT_PENDING = 3
 EXIT_INTERRUPTED = 130
@@ -238,6 +240,8 @@ def _manager(
     dump: bool | None = None,
 ) -> MigrationManager:
     """The engine, with command-line values first, then [tool.vcp-migrate], then defaults."""
+    from .engine import MigrationManager
+
     settings = read_settings()
     chosen_backup = settings.get("backup", True) if backup is None else backup
     chosen_keep = settings.get("keep_backups", 5) if keep_backups is None else keep_backups

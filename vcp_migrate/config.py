@@ -7,7 +7,6 @@ lines (strings, numbers, booleans), which is all vcp-migrate's keys need.
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path
@@ -98,6 +97,8 @@ def parse_tool_table(text: str, where: str = _WHERE) -> dict[str, object]:
 def _value(raw: str, number: int, where: str) -> object:
     basic, literal = _BASIC.fullmatch(raw), _LITERAL.fullmatch(raw)
     if basic:
+        import json
+
         try:
             return str(json.loads(f'"{basic[1]}"'))
         except json.JSONDecodeError:

@@ -8,11 +8,8 @@ plan, load every migration they will run, take a backup, and only then run them.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import os
-import shutil
 import sqlite3
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -35,25 +32,7 @@ from .models import (
     Rehearsal,
     StatusReport,
 )
-
-
-class Observer:
-    """Receives progress from the engine (the CLI renders it); the default ignores it."""
-
-    def started(self, migration: MigrationFile, direction: Direction, index: int, total: int) -> None:
-        """A migration is about to run; ``index`` counts from 1 to ``total``."""
-
-    def finished(self, run: MigrationRun) -> None:
-        """A migration ran and was committed with its history row."""
-
-    def backed_up(self, backup: Backup) -> None:
-        """A backup was taken before changing the database."""
-
-    def showing(self, title: str, code: str) -> None:
-        """Code about to run that the user should see first (a down kept in the history)."""
-
-    def warning(self, message: str) -> None:
-        """Something the user should know that does not stop the command."""
+from .observer import Observer
 
 
 @dataclass(frozen=True)
@@ -582,6 +561,9 @@ class MigrationManager:
             plan = make_plan(session.connection)
             if all(_step(m, d).transactional for m, d in plan):
                 return self._rehearse_in_place(session, plan)
+            import shutil
+            import tempfile
+
             for stale in self.db_path.absolute().parent.glob(f".vcp-dry-run-*-{self.db_path.name}"):
                 shutil.rmtree(stale, ignore_errors=True)  # left by a killed dry run; we hold the run lock
             with tempfile.TemporaryDirectory(
@@ -760,6 +742,8 @@ def _rehearsal(outcome: Outcome) -> Rehearsal:
 
 
 def _source_diff(before: bytes | None, current: MigrationFile) -> str:
+    import difflib
+
     if before is None:
         return "(the applied source was not kept: it was applied before vcp-migrate kept sources)"
     lines = difflib.unified_diff(

@@ -139,6 +139,7 @@ class Backup:
     taken_at: str
     version: int
     size: int
+    seconds: float | None = None  # how long taking it took, when this run took it
 
     def as_dict(self) -> dict[str, object]:
         return {"file": str(self.path), "taken_at": self.taken_at, "version": self.version, "size": self.size}

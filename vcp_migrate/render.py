@@ -76,8 +76,9 @@ def validate_summary(problems: list[Problem], *, strict: bool) -> str:
 
 
 def backup_line(backup: Backup) -> Text:
-    """'Backed up to PATH (12.3 MB, version 2)'."""
-    return Text(f"Backed up to {backup.path} ({size(backup.size)}, at version {backup.version})", style="dim")
+    """'Backed up to PATH (12.3 MB in 0.05 s, at version 2)'."""
+    took = f" in {backup.seconds:.2f} s" if backup.seconds is not None else ""
+    return Text(f"Backed up to {backup.path} ({size(backup.size)}{took}, at version {backup.version})", style="dim")
 
 
 def backups_table(database: Path, found: list[Backup]) -> Table:

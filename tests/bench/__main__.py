@@ -1,0 +1,274 @@
+"""Run the benchmark and print medians and ratios against vcp-migrate.
+
+    python -m tests.bench            the full workloads (the README's table)
+    python -m tests.bench --quick    small sizes, one repetition: CI runs it so the code keeps working
+
+Run with the interpreter of a virtualenv that has vcp-migrate and the peers installed
+(``make bench`` makes one). Nothing here asserts anything about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .tools import Migration, Tool, Vcp, VcpJson, every_tool
+
+Results = dict[str, dict[str, list[tuple[float, float]]]]  # workload -> tool -> [(seconds, peak MB)]
+
+
+def table_migrations(count: int) -> list[Migration]:
+    return [
+        Migration(
+            i,
+            f"t{i}",
+            f"CREATE TABLE t{i} (id INTEGER PRIMARY KEY, x TEXT);\nCREATE INDEX t{i}_x ON t{i}(x);",
+            f"DROP TABLE t{i};",
+        )
+        for i in range(1, count + 1)
+    ]
+
+
+def trades_migrations(rows: int) -> list[Migration]:
+    return [
+        Migration(
+            1,
+            "trades",
+            "CREATE TABLE trades (id INTEGER PRIMARY KEY, symbol TEXT NOT NULL, quantity INTEGER NOT NULL,"
+            " price REAL NOT NULL, ts TEXT NOT NULL);\n"
+            f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})"
+            " INSERT INTO trades SELECT i, 'SYM' || (i % 500), 1 + i % 1000, (i % 10000) / 100.0,"
+            " '2026-01-01' FROM n;\nCREATE INDEX trades_symbol ON trades(symbol);",
+            "DROP TABLE trades;",
+        ),
+        Migration(
+            2,
+            "notional",
+            "ALTER TABLE trades ADD COLUMN notional REAL;\nUPDATE trades SET notional = quantity * price;",
+            "ALTER TABLE trades DROP COLUMN notional;",
+        ),
+        Migration(
+            3,
+            "quantity_real",
+            "CREATE TABLE trades_new (id INTEGER PRIMARY KEY, symbol TEXT NOT NULL, quantity REAL NOT NULL,"
+            " price REAL NOT NULL, ts TEXT NOT NULL, notional REAL);\n"
+            "INSERT INTO trades_new SELECT id, symbol, quantity, price, ts, notional FROM trades;\n"
+            "DROP TABLE trades;\nALTER TABLE trades_new RENAME TO trades;\n"
+            "CREATE INDEX trades_symbol ON trades(symbol);",
+            "SELECT 1;",
+        ),
+    ]
+
+
+def run(commands: list[list[str]], cwd: Path) -> tuple[float, float]:
+    """Run commands one after the other; (wall seconds, peak resident MB of any of them)."""
+    peak = 0
+    started = time.perf_counter()
+    for command in commands:
+        with tempfile.TemporaryFile() as errors:
+            process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=errors, env=_env())
+            _, status, usage = os.wait4(process.pid, 0)
+            process.returncode = os.waitstatus_to_exitcode(status)
+            if process.returncode != 0:
+                errors.seek(0)
+                raise SystemExit(f"{' '.join(command)} failed ({process.returncode}): {errors.read().decode()[-800:]}")
+        peak = max(peak, usage.ru_maxrss)
+    return time.perf_counter() - started, peak / 1024
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VCP_MIGRATE_")}
+    return {**env, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def rotate(tools: list[Tool], repetition: int) -> list[Tool]:
+    shift = repetition % len(tools)
+    return tools[shift:] + tools[:shift]
+
+
+def workloads_1_to_3(tools: list[Tool], count: int, reps: int, work: Path, results: Results) -> None:
+    migrations = table_migrations(count)
+    for rep in range(reps):
+        for tool in rotate(tools, rep):
+            root = work / f"w1-{rep}-{tool.name.split()[0]}"
+            db = root / "bench.db"
+            root.mkdir(parents=True)
+            tool.write(root, migrations, db)
+            results[f"1. apply {count} migrations"][tool.name].append(run(tool.migrate(root, db), root))
+            results[f"2. status, {count} applied"][tool.name].append(run(tool.status(root, db), root))
+            if isinstance(tool, Vcp):
+                results[f"2. status, {count} applied"][VcpJson.name].append(
+                    run(VcpJson(tool.bin).status(root, db), root)
+                )
+            rollback = tool.rollback(root, db, count // 10, migrations)
+            results[f"3. roll back {count // 10}"][tool.name].append(run(rollback, root))
+            shutil.rmtree(root)
+        for label, code in IMPORTS.items():
+            results[f"2. status, {count} applied"][label].append(run([[sys.executable, "-c", code]], work))
+
+
+IMPORTS = {
+    "import sqlite3, click, rich (baseline)": "import sqlite3, click, rich.console, rich.table",
+    "import sqlite3, click (baseline)": "import sqlite3, click",
+}
+
+
+def workload_4(tools: list[Tool], rows: int, reps: int, work: Path, results: Results, label: str) -> dict[str, Path]:
+    """Add a column and backfill it, then rebuild the table with a column's type changed."""
+    migrations = trades_migrations(rows)
+    templates = {}
+    for tool in tools:
+        root = work / f"w4-template-{tool.name.split()[0]}-{rows}"
+        root.mkdir(parents=True)
+        db = root / "bench.db"
+        tool.write(root, migrations[:1], db)
+        run(tool.migrate(root, db), root)
+        templates[tool.name] = root
+    for rep in range(reps):
+        for tool in rotate(tools, rep):
+            template = templates[tool.name]
+            root = work / f"w4-{rep}-{tool.name.split()[0]}"
+            shutil.copytree(template, root)
+            db = root / "bench.db"
+            _retarget(root, template, db)
+            tool.write(root, migrations, db)
+            results[label][tool.name].append(run(tool.migrate(root, db), root))
+            shutil.rmtree(root)
+    return templates
+
+
+def _retarget(root: Path, template: Path, db: Path) -> None:
+    """A copied alembic.ini still names the template's database."""
+    ini = root / "alembic.ini"
+    if ini.exists():
+        ini.write_text(ini.read_text().replace(str(template / "bench.db"), str(db)))
+
+
+def workload_5(vcp: Vcp, template: Path, rows: int, size_mb: int, reps: int, work: Path, results: Results) -> None:
+    """The backup before a migration on a large database, against cp; the dry run of workload 4
+    against its real run."""
+    big = work / "big"
+    big.mkdir()
+    rows = size_mb * 1000
+    connection = sqlite3.connect(big / "bench.db")
+    connection.executescript(
+        "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;"
+        "CREATE TABLE payload (id INTEGER PRIMARY KEY, data BLOB);"
+        f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})"
+        " INSERT INTO payload SELECT i, randomblob(1000) FROM n;"
+    )
+    connection.close()
+    vcp.write(big, [Migration(1, "marker", "CREATE TABLE marker (x);", "DROP TABLE marker;")], big / "bench.db")
+    size = (big / "bench.db").stat().st_size / 1e6
+    label = f"5a. backup of a {size:.0f} MB database"
+    for _ in range(reps):
+        seconds, peak = _backup_seconds(vcp, big)
+        results[label][f"{vcp.name} backup"].append((seconds, peak))
+        started = time.perf_counter()
+        subprocess.run(["cp", str(big / "bench.db"), str(big / "copy.db")], check=True)
+        results[label]["cp"].append((time.perf_counter() - started, 0.0))
+        subprocess.run(["sync", str(big / "copy.db")], check=True)
+        results[label]["cp + sync"].append((time.perf_counter() - started, 0.0))
+        (big / "copy.db").unlink()
+    shutil.rmtree(big)
+    migrations = trades_migrations(rows)
+    for rep in range(reps):
+        for mode in ("real", "dry run"):
+            root = work / f"w5-{rep}-{mode.replace(' ', '-')}"
+            shutil.copytree(template, root)
+            vcp.write(root, migrations, root / "bench.db")
+            command = vcp.migrate(root, root / "bench.db")[0]
+            if mode == "dry run":
+                command = [*command[:6], "--dry-run"]
+            results["5b. workload 4: dry run against real run"][f"{vcp.name} {mode}"].append(run([command], root))
+            shutil.rmtree(root)
+
+
+def _backup_seconds(vcp: Vcp, root: Path) -> tuple[float, float]:
+    """Migrate with the backup on; the backup's own time, as vcp-migrate reports it."""
+    command = [str(vcp.bin / "vcp-migrate"), "migrate", "--db", "bench.db", "--dir", "migrations", "--no-dump"]
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(command, cwd=root, stdout=output, stderr=subprocess.STDOUT, env=_env())
+        _, status, usage = os.wait4(process.pid, 0)
+        output.seek(0)
+        text = output.read().decode()
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    seconds = float(re.search(r" in ([0-9.]+) s,", text)[1])  # type: ignore[index]
+    subprocess.run(
+        [
+            str(vcp.bin / "vcp-migrate"),
+            "rollback",
+            "--db",
+            "bench.db",
+            "--dir",
+            "migrations",
+            "--no-backup",
+            "--no-dump",
+        ],
+        cwd=root,
+        check=True,
+        capture_output=True,
+    )
+    for backup in (root / "bench.db.backups").glob("*"):
+        backup.unlink()
+    return seconds, usage.ru_maxrss / 1024
+
+
+def report(results: Results) -> str:
+    lines = []
+    for workload, by_tool in results.items():
+        lines.append(f"\n{workload}")
+        reference = next((t for t in by_tool if t.startswith("vcp-migrate")), None)
+        base = statistics.median(s for s, _ in by_tool[reference]) if reference else None
+        lines.append(f"  {'':40} {'median s':>10} {'x vcp-migrate':>14} {'peak MB':>9}   runs")
+        for tool, runs in by_tool.items():
+            median = statistics.median(s for s, _ in runs)
+            peak = max(p for _, p in runs)
+            ratio = f"{median / base:.2f}" if base else "-"
+            lines.append(f"  {tool:40} {median:10.3f} {ratio:>14} {peak:9.1f}   {len(runs)}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench")
+    parser.add_argument("--quick", action="store_true")
+    arguments = parser.parse_args()
+    quick = arguments.quick
+    count, rows, big_mb, reps = (50, 10_000, 20, 1) if quick else (1000, 1_000_000, 1000, 5)
+    bin_dir = Path(sys.executable).parent
+    tools = every_tool(bin_dir)
+    vcp = tools[0]
+    assert isinstance(vcp, Vcp)
+    print(
+        f"vcp-migrate benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.system()} "
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}",
+        flush=True,
+    )
+    results: Results = defaultdict(lambda: defaultdict(list))
+    with tempfile.TemporaryDirectory(prefix="vcp-bench-", dir=Path.cwd()) as scratch:
+        work = Path(scratch)
+        workloads_1_to_3(tools, count, reps, work, results)
+        print(report(results), flush=True)
+        label = f"4. add+backfill a column, then rebuild, {rows:,} rows"
+        templates = workload_4(tools, rows, max(1, reps - 2), work, results, label)
+        small = f"4. the same on {rows // 100:,} rows (memory)"
+        workload_4([vcp], rows // 100, 1, work / "small", results, small)
+        workload_5(vcp, templates[vcp.name], rows, big_mb, max(1, reps - 2), work, results)
+    print(report({k: v for k, v in results.items() if not k.startswith(("1.", "2.", "3."))}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""The floor: vcp-migrate's work done by a minimal script with nothing but sqlite3.
+
+    python -m tests.bench.floor migrate DB DIR       each migration in its own transaction, with its history row
+    python -m tests.bench.floor status DB DIR        the history against the files
+    python -m tests.bench.floor rollback DB DIR N    the newest N, each in its own transaction
+
+It writes the same history rows (version, name, checksum, applied_at, execution_ms, file,
+source) and makes no checks: it is what the work costs with no tool around it.
+"""
+
+import hashlib
+import sqlite3
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+HISTORY = (
+    "CREATE TABLE IF NOT EXISTS vcp_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+    " checksum TEXT NOT NULL, applied_at TEXT NOT NULL, execution_ms INTEGER NOT NULL, file TEXT, source BLOB)"
+)
+
+
+def sections(path):
+    text = path.read_text()
+    up, _, down = text.partition("-- migrate:down")
+    return up.replace("-- migrate:up", ""), down
+
+
+def statements(sql):
+    chunks, current = [], ""
+    for part in sql.split(";"):
+        current += part + ";"
+        if sqlite3.complete_statement(current):
+            if current.strip(" \n;"):
+                chunks.append(current)
+            current = ""
+    return chunks
+
+
+def files(directory):
+    return sorted(Path(directory).glob("*.sql"), key=lambda p: int(p.name.split("_", 1)[0]))
+
+
+def migrate(connection, directory):
+    connection.execute(HISTORY)
+    done = {row[0] for row in connection.execute("SELECT version FROM vcp_migrations")}
+    for path in files(directory):
+        version = int(path.name.split("_", 1)[0])
+        if version in done:
+            continue
+        started = time.perf_counter()
+        source = path.read_bytes()
+        connection.execute("BEGIN IMMEDIATE")
+        for statement in statements(sections(path)[0]):
+            connection.execute(statement)
+        connection.execute(
+            "INSERT INTO vcp_migrations VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                version,
+                path.stem.split("_", 1)[1],
+                hashlib.sha256(source).hexdigest(),
+                datetime.now(timezone.utc).isoformat(),
+                round((time.perf_counter() - started) * 1000),
+                path.name,
+                source,
+            ),
+        )
+        connection.execute("COMMIT")
+
+
+def status(connection, directory):
+    applied = {row[0] for row in connection.execute("SELECT version FROM vcp_migrations")}
+    for path in files(directory):
+        version = int(path.name.split("_", 1)[0])
+        print(version, path.stem, "applied" if version in applied else "pending")
+
+
+def rollback(connection, directory, count):
+    by_version = {int(p.name.split("_", 1)[0]): p for p in files(directory)}
+    newest = [
+        row[0]
+        for row in connection.execute("SELECT version FROM vcp_migrations ORDER BY version DESC LIMIT ?", (count,))
+    ]
+    for version in newest:
+        connection.execute("BEGIN IMMEDIATE")
+        for statement in statements(sections(by_version[version])[1]):
+            connection.execute(statement)
+        connection.execute("DELETE FROM vcp_migrations WHERE version = ?", (version,))
+        connection.execute("COMMIT")
+
+
+def main():
+    command, database, directory, *rest = sys.argv[1:]
+    connection = sqlite3.connect(database, isolation_level=None)
+    if command == "migrate":
+        migrate(connection, directory)
+    elif command == "status":
+        status(connection, directory)
+    else:
+        rollback(connection, directory, int(rest[0]))
+    connection.close()
+
+
+if __name__ == "__main__":
+    main()
