@@ -16,9 +16,9 @@ import click
 
 from . import __version__
 from .config import read_settings
-from .observer import Observer
 from .errors import VcpMigrateError
 from .models import Backup, Direction, DryRun, MigrationFile, MigrationRun
+from .observer import Observer
 
 if TYPE_CHECKING:
     from rich.console import Console

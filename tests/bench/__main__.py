@@ -253,7 +253,8 @@ def main() -> int:
     assert isinstance(vcp, Vcp)
     print(
         f"vcp-migrate benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.system()} "
-        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}",
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()},"
+        f" SQLite {sqlite3.sqlite_version}",
         flush=True,
     )
     results: Results = defaultdict(lambda: defaultdict(list))
