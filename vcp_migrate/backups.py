@@ -9,7 +9,6 @@ included. A backup file is created with the database's permissions, never wider.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import re
 import sqlite3
@@ -68,7 +67,7 @@ def take(source: sqlite3.Connection, database: Path, version: int) -> Backup:
             where=str(database),
             hint="free space, fix permissions, or pass --no-backup; nothing was changed",
         ) from None
-    return dataclasses.replace(_describe(path), seconds=time.perf_counter() - started)
+    return _describe(path)._replace(seconds=time.perf_counter() - started)
 
 
 def _create(where: Path, version: int, mode: int) -> tuple[Path, int]:

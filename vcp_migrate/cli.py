@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import os
 import sys
-import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -17,7 +16,6 @@ import click
 from . import __version__
 from .config import read_settings
 from .errors import VcpMigrateError
-from .models import Backup, Direction, DryRun, MigrationFile, MigrationRun
 from .observer import Observer
 
 if TYPE_CHECKING:
@@ -25,6 +23,7 @@ if TYPE_CHECKING:
     from rich.status import Status
 
     from .engine import MigrationManager, Repair
+    from .models import Backup, Direction, DryRun, MigrationFile, MigrationRun
 
 EXIT_PENDING = 3
 EXIT_INTERRUPTED = 130
@@ -40,6 +39,12 @@ def _colour(stream: Any) -> bool:
 def _error(message: str) -> None:
     prefix = click.style("Error:", fg="red", bold=True) if _colour(sys.stderr) else "Error:"
     click.echo(f"{prefix} {' '.join(message.split())}", err=True, color=_colour(sys.stderr))
+
+
+def _traceback() -> None:
+    import traceback
+
+    traceback.print_exc()
 
 
 def _console(stderr: bool = False) -> Console:
@@ -90,13 +95,20 @@ class _Progress(Observer):
     """Prints each migration as it completes; on a terminal, a spinner while one runs."""
 
     def __init__(self) -> None:
-        self.console = _console()
+        self._console: Console | None = None
         self.status: Status | None = None
         self.current: MigrationFile | None = None
 
+    @property
+    def console(self) -> Console:
+        """Made on first use: status --json never loads Rich."""
+        if self._console is None:
+            self._console = _console()
+        return self._console
+
     def started(self, migration: MigrationFile, direction: Direction, index: int, total: int) -> None:
         self.current = migration
-        if not self.console.is_terminal:
+        if not sys.stdout.isatty() or not self.console.is_terminal:
             return
         verb = "Applying" if direction == "up" else "Rolling back"
         text = f"{verb} {migration.path.name} ({index}/{total})"
@@ -126,7 +138,7 @@ class _Progress(Observer):
         click.echo(f"Warning: {message}", err=True)
 
     def stop(self) -> None:
-        if self.status is not None:
+        if self._console is not None and self.status is not None:
             self.status.stop()
             self.status = None
 
@@ -145,7 +157,7 @@ def _handles_errors(command: F) -> F:
         except VcpMigrateError as exc:
             progress.stop()
             if debug:
-                traceback.print_exc()
+                _traceback()
             _error(str(exc))
             return exc.exit_code
         except KeyboardInterrupt:
@@ -159,7 +171,7 @@ def _handles_errors(command: F) -> F:
         except Exception as exc:
             progress.stop()
             if debug:
-                traceback.print_exc()
+                _traceback()
             _error(f"unexpected {type(exc).__name__}: {exc} (run again with --debug and report it)")
             return 1
         finally:
@@ -561,7 +573,7 @@ def status_command(db: str | None, directory: str | None, as_json: bool, exit_co
     if as_json:
         import json
 
-        click.echo(json.dumps([row.as_dict() for row in report.rows], indent=2))
+        click.echo(json.dumps([row.as_dict() for row in report.rows]))
         if not report.database_exists:
             click.echo(f"Note: {report.database} does not exist yet: every migration is pending.", err=True)
     else:

@@ -41,7 +41,9 @@ def scan(directory: Path, ignore: Collection[str] = ()) -> Directory:
     if not directory.is_dir():
         raise MigrationFileError("is not a directory", where=str(directory), hint="check --dir")
     try:
-        names = sorted(entry.name for entry in os.scandir(directory))
+        with os.scandir(directory) as listing:
+            # scandir's entries know whether they are directories or links without a stat each
+            entries = sorted(listing, key=lambda entry: entry.name)
     except OSError as exc:
         raise MigrationFileError(
             f"cannot be read: {exc.strerror}", where=str(directory), hint="check its permissions"
@@ -49,13 +51,13 @@ def scan(directory: Path, ignore: Collection[str] = ()) -> Directory:
     root = directory.resolve()
     files: list[MigrationFile] = []
     problems: list[FileProblem] = []
-    for name in names:
-        path = directory / name
+    for entry in entries:
+        name = entry.name
         if name.startswith(".") or name == "__init__.py" or name in ignore:
             continue
-        if not name.endswith((".py", ".sql")) or path.is_dir():
+        if not name.endswith((".py", ".sql")) or entry.is_dir():
             continue
-        found = _read(path, root)
+        found = _read(directory / name, entry.is_symlink(), root)
         if isinstance(found, FileProblem):
             problems.append(found)
         else:
@@ -65,7 +67,7 @@ def scan(directory: Path, ignore: Collection[str] = ()) -> Directory:
     return Directory(directory, tuple(files), tuple(problems))
 
 
-def _read(path: Path, root: Path) -> MigrationFile | FileProblem:
+def _read(path: Path, is_link: bool, root: Path) -> MigrationFile | FileProblem:
     match = _NAME.fullmatch(path.name)
     if match is None:
         return FileProblem(
@@ -78,7 +80,7 @@ def _read(path: Path, root: Path) -> MigrationFile | FileProblem:
         return FileProblem(
             "name", path, f"version must be between 1 and {_MAX_VERSION} (0 means 'before any migration')"
         )
-    if path.is_symlink() and not path.resolve().is_relative_to(root):
+    if is_link and not path.resolve().is_relative_to(root):
         return FileProblem(
             "unreadable",
             path,
@@ -86,7 +88,8 @@ def _read(path: Path, root: Path) -> MigrationFile | FileProblem:
             version,
         )
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as handle:
+            data = handle.read()
     except OSError as exc:
         return FileProblem("unreadable", path, f"cannot be read: {exc.strerror}; check its permissions", version)
     return MigrationFile(version, match[2], path, checksum(data), data)

@@ -12,14 +12,14 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
-from . import backups, checks, discovery, history, loading, planning, scaffold, schema, sqlite
-from .errors import DatabaseError, MigrationFailed, MigrationFileError, PlanError, UsageError
-from .execution import Outcome, Runner, Session
-from .loading import LoadedMigration
-from .lock import RunLock
+# Only what `status` needs is imported with the engine: status runs as a fresh process in CI,
+# thousands of times. Loading and running migrations, backups and the checks are imported by the
+# methods that use them.
+from . import discovery, history, planning, sqlite
+from .errors import DatabaseError, MigrationFileError, PlanError, UsageError
 from .models import (
     AppliedMigration,
     Backup,
@@ -34,9 +34,12 @@ from .models import (
 )
 from .observer import Observer
 
+if TYPE_CHECKING:
+    from .execution import Outcome, Runner, Session
+    from .loading import LoadedMigration, Step
 
-@dataclass(frozen=True)
-class Repair:
+
+class Repair(NamedTuple):
     """An applied migration whose file changed: what was applied, what is there now."""
 
     current: MigrationFile
@@ -102,6 +105,8 @@ class MigrationManager:
         Runs migrations, but only on databases in memory; ``roundtrip`` also proves each one
         reversible on a copy of the database. The database itself is only read.
         """
+        from . import checks, loading, schema
+
         directory = self._scan()
         problems = [Problem(p.kind, p.reason, p.path, p.version) for p in directory.problems]
         loaded: dict[int, LoadedMigration] = {}
@@ -146,6 +151,8 @@ class MigrationManager:
 
     def schema_text(self) -> str:
         """The database's normalised schema (tables, indexes, views, triggers)."""
+        from . import schema
+
         if not self.db_path.exists():
             raise DatabaseError(
                 "does not exist", where=str(self.db_path), hint="check --db; only 'migrate' creates a database"
@@ -158,6 +165,8 @@ class MigrationManager:
 
     def backups(self) -> list[Backup]:
         """The backups of this database, newest first."""
+        from . import backups
+
         return backups.listing(self.db_path)
 
     def repairs(self, versions: list[int] | None = None) -> list[Repair]:
@@ -318,6 +327,8 @@ class MigrationManager:
         First takes a backup of the current state, so a restore can itself be undone. Refuses a
         file that is not a backup of this database. Returns (restored, safety copy or None).
         """
+        from . import backups
+
         chosen = self._choose_backup(backup)
         with self._writing(create=True) as session:
             safety = self._take_backup(session, always=True)
@@ -330,6 +341,8 @@ class MigrationManager:
 
     def new(self, name: str, *, sql: bool = False) -> Path:
         """Create the next migration file with empty up and down; return its path. Never overwrites."""
+        from . import scaffold
+
         snake = scaffold.normalise_name(name)
         files: tuple[MigrationFile, ...] = ()
         if self.migrations_dir.exists():
@@ -392,6 +405,8 @@ class MigrationManager:
 
         This (rollback --from-history) is the only path on which code kept in a database runs.
         """
+        from . import loading
+
         source = history.applied_source(connection, row.version)
         if source is None or row.file is None:
             raise PlanError(
@@ -404,6 +419,8 @@ class MigrationManager:
         return file
 
     def _load(self, plan: list[MigrationFile], direction: Direction) -> list[LoadedMigration]:
+        from . import loading
+
         done = "applied" if direction == "up" else "rolled back"
         loaded = []
         for file in plan:
@@ -444,6 +461,8 @@ class MigrationManager:
         return repairs
 
     def _choose_backup(self, backup: str | os.PathLike[str] | None) -> Backup:
+        from . import backups
+
         found = backups.listing(self.db_path)
         if backup is None:
             if not found:
@@ -463,6 +482,8 @@ class MigrationManager:
         )
 
     def _check_backup_of_this_database(self, path: Path) -> None:
+        from . import backups
+
         where = str(path)
         if not path.is_file():
             raise DatabaseError("is not a file", where=where, hint="pick one from 'vcp-migrate backups'")
@@ -495,6 +516,8 @@ class MigrationManager:
     # -- running --------------------------------------------------------------------------
 
     def _runner(self, session: Session) -> Runner:
+        from .execution import Runner
+
         return Runner(session, user_version=self.user_version, warn=self.observer.warning)
 
     def _run_each(
@@ -527,6 +550,8 @@ class MigrationManager:
     def _changing(self, session: Session, done: list[MigrationRun]) -> Iterator[None]:
         """Back up before a change. Afterwards, if anything was committed, keep the backup, prune
         old ones and write the schema file; if nothing was, leave the disk as it was."""
+        from . import backups
+
         created_folder = not backups.folder(self.db_path).exists()
         backup = self._take_backup(session)
         try:
@@ -551,6 +576,8 @@ class MigrationManager:
         If any is not transactional, everything runs on a throw-away copy made with the backup API
         (or, for a database that does not exist yet, on an empty one in memory).
         """
+        from .execution import Session
+
         if not self.db_path.exists():
             sqlite.check_path(self.db_path, create=True)
             session = Session(Path(":memory:"), self.lock_timeout, sqlite.memory_database())
@@ -577,6 +604,8 @@ class MigrationManager:
                     return self._rehearse_each(copied, plan, "a throw-away copy made with the backup API")
 
     def _rehearse_in_place(self, session: Session, plan: list[tuple[LoadedMigration, Direction]]) -> DryRun:
+        from . import schema
+
         before = schema.snapshot(session.connection)
         after: list[str] = []
         outcomes = self._runner(session).batch(
@@ -586,6 +615,8 @@ class MigrationManager:
         return DryRun(tuple(map(_rehearsal, outcomes)), before, after[0] if after else before, ran_in)
 
     def _rehearse_each(self, session: Session, plan: list[tuple[LoadedMigration, Direction]], ran_in: str) -> DryRun:
+        from . import schema
+
         before = schema.snapshot(session.connection)
         runner = self._runner(session)
         outcomes: list[Outcome] = []
@@ -643,6 +674,8 @@ class MigrationManager:
         self, live_schema: str, loaded: dict[int, LoadedMigration], applied: dict[int, AppliedMigration]
     ) -> list[Problem]:
         """Replay the files of the applied migrations and compare with the live schema."""
+        from . import checks
+
         missing = sorted(v for v in applied if v not in loaded)
         if missing:
             message = (
@@ -667,6 +700,8 @@ class MigrationManager:
     def _dump(self, session: Session) -> None:
         """Write the schema file after a change; a failure to write it is a warning, not an error
         (the change itself is committed)."""
+        from . import schema
+
         if not self.dump_schema:
             return
         try:
@@ -681,6 +716,8 @@ class MigrationManager:
 
     def _take_backup(self, session: Session, *, always: bool = False) -> Backup | None:
         """Back up the database before a change, unless disabled or there is nothing to keep."""
+        from . import backups
+
         if not (self.backup or always) or not session.existed:
             return None
         backup = backups.take(session.connection, self.db_path, history.highest(session.connection))
@@ -690,6 +727,9 @@ class MigrationManager:
     @contextmanager
     def _writing(self, *, create: bool) -> Iterator[Session]:
         """Hold the run lock and a write connection; remove a database this run created empty."""
+        from .execution import Session
+        from .lock import RunLock
+
         existed = self.db_path.exists()
         sqlite.check_path(self.db_path, create=create)
         try:
@@ -721,7 +761,7 @@ def _check_rollback_arguments(steps: int | None, to: int | None) -> None:
         raise UsageError(f"to must be a version or 0, not {to}")
 
 
-def _step(migration: LoadedMigration, direction: Direction) -> loading.Step:
+def _step(migration: LoadedMigration, direction: Direction) -> Step:
     step = migration.up if direction == "up" else migration.down
     assert step is not None
     return step
@@ -729,7 +769,7 @@ def _step(migration: LoadedMigration, direction: Direction) -> loading.Step:
 
 def _rehearsal(outcome: Outcome) -> Rehearsal:
     file = outcome.migration.file
-    error: MigrationFailed | None = outcome.error
+    error = outcome.error
     return Rehearsal(
         file.version,
         file.name,

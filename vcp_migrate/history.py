@@ -10,7 +10,6 @@ Layouts: 1 (the first release) had no ``file`` and ``source``; 2 adds them and t
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from datetime import datetime, timezone
 
 from .errors import DatabaseError
@@ -105,6 +104,8 @@ def prepare(connection: sqlite3.Connection) -> None:
             for statement in _UPGRADES[step]:
                 connection.execute(statement)
         connection.execute(f"UPDATE {META} SET value = ? WHERE key = 'layout'", (str(LAYOUT),))
+    import uuid
+
     connection.execute(f"INSERT OR IGNORE INTO {META} (key, value) VALUES ('database_id', ?)", (uuid.uuid4().hex,))
 
 

@@ -24,10 +24,13 @@ _STATE_STYLES = {
 def status_table(report: StatusReport) -> Table:
     """Version, name, state and applied_at of every migration, with a caption that sums up."""
     table = Table(title=f"Migrations of {report.database}", title_justify="left")
-    table.add_column("Version", justify="right")
-    table.add_column("Name")
-    table.add_column("State")
-    table.add_column("Applied at (UTC)")
+    # Fixed widths spare Rich measuring every cell, which dominates status on large histories.
+    versions = ["-" if row.version is None else str(row.version) for row in report.rows]
+    table.add_column("Version", justify="right", width=_widest(versions, "Version"), no_wrap=True)
+    table.add_column("Name", width=_widest([row.name for row in report.rows], "Name"), overflow="fold")
+    table.add_column("State", width=_widest([row.state for row in report.rows], "State"), no_wrap=True)
+    times = [row.applied.applied_at for row in report.rows if row.applied]
+    table.add_column("Applied at (UTC)", width=_widest(times, "Applied at (UTC)"), no_wrap=True)
     for row in report.rows:
         table.add_row(
             "-" if row.version is None else str(row.version),
@@ -37,6 +40,10 @@ def status_table(report: StatusReport) -> Table:
         )
     table.caption = status_summary(report)
     return table
+
+
+def _widest(cells: list[str], header: str) -> int:
+    return max([len(header), *map(len, cells)])
 
 
 def status_summary(report: StatusReport) -> str:
