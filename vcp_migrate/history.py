@@ -147,11 +147,12 @@ def highest(connection: sqlite3.Connection) -> int:
 
 
 def sync_user_version(connection: sqlite3.Connection) -> bool:
-    """Set PRAGMA user_version to the highest applied version, in the caller's transaction.
+    """Set PRAGMA user_version to the highest applied version, in the caller's transaction, which
+    has just written the history (so the table exists: no need to look for it, at O(schema) a time).
 
     Returns False, leaving it unchanged, when that version does not fit in 32 bits.
     """
-    version = highest(connection)
+    version = int(connection.execute(f"SELECT coalesce(max(version), 0) FROM {TABLE}").fetchone()[0])
     if version > USER_VERSION_MAX:
         return False
     connection.execute(f"PRAGMA user_version = {version:d}")

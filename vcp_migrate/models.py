@@ -102,6 +102,10 @@ class MigrationRun(NamedTuple):
     direction: Direction
     duration_ms: int
 
+    def __str__(self) -> str:
+        verb = "Applied" if self.direction == "up" else "Rolled back"
+        return f"{verb} {self.version} {self.name} ({self.duration_ms} ms)"
+
 
 class Problem(NamedTuple):
     """One thing ``validate`` found: an error, or a warning (a hazard) that --strict makes one."""

@@ -56,10 +56,10 @@ def status_summary(report: StatusReport) -> str:
 
 
 def run_line(run: MigrationRun) -> Text:
-    """'Applied 001 create_trades_table (3 ms)' or 'Rolled back ...'."""
-    verb = "Applied" if run.direction == "up" else "Rolled back"
-    text = Text(f"{verb} ", style="green" if run.direction == "up" else "yellow")
-    text.append(f"{run.version} {run.name}", style="bold")
+    """'Applied 001 create_trades_table (3 ms)' or 'Rolled back ...', the verb coloured."""
+    verb, _, rest = str(run).partition(f" {run.version} ")
+    text = Text(verb, style="green" if run.direction == "up" else "yellow")
+    text.append(f" {run.version} {rest.rpartition(' (')[0]}", style="bold")
     text.append(f" ({run.duration_ms} ms)")
     return text
 

@@ -44,6 +44,7 @@ class MigrationConnection(sqlite3.Connection):
     guarded = False
     refused: str | None = None
     touched_state = False
+    foreign_keys: bool | None = None  # the connection's enforcement setting, read once
     capture: list[str] | None = None  # while set, every statement the migration asks for
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -317,7 +318,9 @@ def foreign_keys_off(connection: MigrationConnection) -> Iterator[None]:
 
     The pragma is a no-op inside a transaction, so this must wrap the transaction, not sit in it.
     """
-    enforced = connection.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    if connection.foreign_keys is None:  # only our own pragmas change it on this connection
+        connection.foreign_keys = connection.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    enforced = connection.foreign_keys
     if enforced:
         connection.execute("PRAGMA foreign_keys = OFF")
     try:

@@ -89,8 +89,8 @@ def run(commands: list[list[str]], cwd: Path) -> tuple[float, float]:
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VCP_MIGRATE_")}
-    return {**env, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "PYTHONDONTWRITEBYTECODE": "1"}
+    """The tools run as their users run them: installed, with bytecode caches."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("VCP_MIGRATE_") and k != "PYTHONPATH"}
 
 
 def rotate(tools: list[Tool], repetition: int) -> list[Tool]:
@@ -161,12 +161,12 @@ def workload_5(vcp: Vcp, template: Path, rows: int, size_mb: int, reps: int, wor
     against its real run."""
     big = work / "big"
     big.mkdir()
-    rows = size_mb * 1000
+    payloads = size_mb * 1000  # rows of 1 kB
     connection = sqlite3.connect(big / "bench.db")
     connection.executescript(
         "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;"
         "CREATE TABLE payload (id INTEGER PRIMARY KEY, data BLOB);"
-        f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})"
+        f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {payloads})"
         " INSERT INTO payload SELECT i, randomblob(1000) FROM n;"
     )
     connection.close()

@@ -1,8 +1,8 @@
 """The floor: vcp-migrate's work done by a minimal script with nothing but sqlite3.
 
-    python -m tests.bench.floor migrate DB DIR       each migration in its own transaction, with its history row
-    python -m tests.bench.floor status DB DIR        the history against the files
-    python -m tests.bench.floor rollback DB DIR N    the newest N, each in its own transaction
+    python floor.py migrate DB DIR       each migration in its own transaction, with its history row
+    python floor.py status DB DIR        the history against the files
+    python floor.py rollback DB DIR N    the newest N, each in its own transaction
 
 It writes the same history rows (version, name, checksum, applied_at, execution_ms, file,
 source) and makes no checks: it is what the work costs with no tool around it.

@@ -82,7 +82,7 @@ class Floor(Tool):
         Vcp(self.bin).write(root, migrations, db)
 
     def _run(self, command: str, db: Path, *extra: str) -> list[str]:
-        return [sys.executable, "-m", "tests.bench.floor", command, str(db), "migrations", *extra]
+        return [sys.executable, str(Path(__file__).with_name("floor.py")), command, str(db), "migrations", *extra]
 
     def migrate(self, root: Path, db: Path) -> list[list[str]]:
         return [self._run("migrate", db)]
