@@ -3,6 +3,7 @@ overwrites anything without a copy."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
@@ -53,7 +54,7 @@ def test_cli_reports_path_and_size_and_lists_backups(project: Project) -> None:
     assert result.stdout.startswith(f"Backed up to {folder(project.db)}/") and "at version 1)" in result.stdout
     listing = project.cli("backups")
     assert listing.exit_code == 0 and "1 backup(s)" in listing.stdout
-    data = __import__("json").loads(project.cli("backups", "--json").stdout)
+    data = json.loads(project.cli("backups", "--json").stdout)
     assert [(d["version"], d["size"] > 0) for d in data] == [(1, True)]
 
 

@@ -6,6 +6,8 @@ import sqlite3
 
 import pytest
 
+from vcp_migrate.schema import diff
+
 from .conftest import Project
 
 PY_BACKFILL = """
@@ -48,7 +50,7 @@ def test_dry_run_reports_python_sql_and_leaves_the_file_byte_identical(project: 
         "UPDATE trades SET notional = quantity * price WHERE quantity > ?; -- parameters: (0,)",
         "INSERT INTO trades (symbol, quantity, price) VALUES (?, ?, ?); -- executed 3 time(s)",
     )
-    assert "+  notional REAL" in __import__("vcp_migrate").schema.diff(report.schema_before, report.schema_after)
+    assert "+  notional REAL" in diff(report.schema_before, report.schema_after)
     assert project.history() == [1] and "notional" not in project.columns("trades")
     assert not (project.root / "test.db.vcp-lock").exists()
     assert not (project.root / "test.db.backups").exists()

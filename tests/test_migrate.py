@@ -295,26 +295,29 @@ def test_rebuilding_a_parent_table_keeps_every_child_row(project: Project) -> No
 
 
 def test_foreign_key_enforcement_is_off_inside_and_restored_after(project: Project) -> None:
-    """On a connection with enforcement on (as an application runs), the migration's transaction
-    runs with it off, and it is on again afterwards."""
+    """On a connection with enforcement on (as an application runs), a migration that briefly
+    orphans child rows succeeds, because enforcement is off inside its transaction; the final
+    check finds nothing wrong, and the connection has enforcement on again afterwards."""
     from vcp_migrate import execution, loading, sqlite
+    from vcp_migrate.discovery import scan
 
-    project.sql("001_a.sql", "SELECT 1;")
-    connection = sqlite.open_database(project.db, create=True, timeout=1)
-    connection.execute("PRAGMA foreign_keys = ON")
-    seen: list[int] = []
-    session = execution.Session(project.db, 1, connection)
-    runner = execution.Runner(session)
-    step = loading.SqlStep(("SELECT 1;",), True)
-    original = runner._record
-    runner._record = lambda c, *args: (seen.append(c.execute("PRAGMA foreign_keys").fetchone()[0]), original(c, *args))  # type: ignore[method-assign]
-    migration = loading.LoadedMigration(
-        __import__("vcp_migrate.discovery").discovery.scan(project.dir).migrations[0], step, step
+    project.sql(
+        "001_parent.sql",
+        "CREATE TABLE p (id INTEGER PRIMARY KEY);\n"
+        "CREATE TABLE c (id INTEGER PRIMARY KEY, p INTEGER REFERENCES p(id));\n"
+        "INSERT INTO p VALUES (1);\nINSERT INTO c VALUES (10, 1);",
     )
-    assert runner.one(migration, "up", earlier=0).error is None
-    assert seen == [0]
+    project.sql("002_reinsert_parent.sql", "DELETE FROM p;\nINSERT INTO p VALUES (1);")
+    project.manager().migrate(1)
+    connection = sqlite.open_database(project.db, create=False, timeout=1)
+    connection.execute("PRAGMA foreign_keys = ON")
+    runner = execution.Runner(execution.Session(project.db, 1, connection))
+    second = loading.load(scan(project.dir).migrations[1])
+    assert runner.one(second, "up", earlier=0).error is None
+    assert runner.session.connection is connection  # plain SQL: the same connection goes on
     assert connection.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     connection.close()
+    assert project.history() == [1, 2] and project.query("SELECT * FROM c") == [(10, 1)]
 
 
 def test_non_transactional_migrations_run_outside_a_transaction(project: Project) -> None:
