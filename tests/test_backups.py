@@ -198,3 +198,16 @@ def test_a_run_that_changed_something_before_failing_keeps_its_backup(project: P
     assert project.history() == [1, 2]
     assert [b.version for b in project.manager().backups()] == [1]
     assert "-- version: 2" in (project.dir / "schema.sql").read_text()
+
+
+def test_a_backup_killed_mid_copy_is_never_listed_and_is_cleaned_up(project: Project) -> None:
+    """Found by the crash campaign: a backup is copied under a .partial name first."""
+    three(project)
+    project.manager().migrate(1)
+    folder(project.db).mkdir(mode=0o700)
+    leftover = folder(project.db) / "20260101T000000.000Z-v1.db.partial"
+    leftover.write_bytes(b"half a copy")
+    assert project.manager().backups() == []
+    project.manager().migrate()
+    assert not leftover.exists()
+    assert [b.version for b in project.manager().backups()] == [1]

@@ -250,3 +250,17 @@ def test_terminal_gets_progress_and_colour_and_no_color_removes_colour(project: 
     plain = project.cli("status", env={"FORCE_COLOR": "1", "NO_COLOR": "1"})
     assert plain.exit_code == 0 and "applied" in plain.stdout
     assert not re.search(r"\x1b\[[0-9;]*3[0-7]m", plain.stdout)
+
+
+def test_failing_rollback_of_an_edited_file_says_one_thing(project: Project) -> None:
+    """Found by the bad-input campaign: no 'rolling back with its current down' warning before an
+    error that rolls nothing back."""
+    two(project)
+    project.cli("up")
+    project.write("002_b.sql", "-- migrate:up\nCREATE TABLE b(x);\n")  # edited, and its down is gone
+    result = project.cli("rollback")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"Error: {project.dir / '002_b.sql'}: has no down, so it cannot be rolled back"
+        " (add one; nothing was rolled back)"
+    ]

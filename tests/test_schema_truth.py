@@ -318,3 +318,27 @@ def test_rebuilt_and_renamed_objects_are_not_drift(project: Project) -> None:
     project.manager().migrate()
     assert 'CREATE TABLE "trades"' in project.query("SELECT sql FROM sqlite_master WHERE name = 'trades'")[0][0]  # type: ignore[operator]
     assert project.manager().validate(roundtrip=True) == []
+
+
+def test_validate_reads_one_snapshot_while_another_process_migrates(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the concurrency campaign: history and schema must come from one read transaction,
+    or a migration committed between the two reads looks like drift."""
+    from vcp_migrate import history
+
+    trading(project)
+    project.manager().migrate(1)
+    sqlite3.connect(project.db).execute("PRAGMA journal_mode = WAL").connection.close()
+    real_read = history.read
+
+    def read_then_someone_migrates(connection: sqlite3.Connection) -> object:
+        found = real_read(connection)
+        monkeypatch.setattr(history, "read", real_read)
+        project.manager().migrate()  # another process, between our history and schema reads
+        return found
+
+    monkeypatch.setattr(history, "read", read_then_someone_migrates)
+    problems = project.manager().validate()
+    assert [p.kind for p in problems if p.kind == "drift"] == []
+    assert project.history() == [1, 2]
