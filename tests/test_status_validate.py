@@ -15,7 +15,8 @@ def states(project: Project) -> list[tuple[object, str]]:
     return [(row["version"], str(row["state"])) for row in project.manager().status()]
 
 
-def test_every_state(project: Project) -> None:
+def modified_missing_and_out_of_order(project: Project) -> None:
+    """Versions 1, 2 and 4 applied; then 1 edited, 2's file deleted, 3 added below 4."""
     project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
     project.sql("002_b.sql", "CREATE TABLE b(x);", "DROP TABLE b;")
     project.sql("004_d.sql", "CREATE TABLE d(x);", "DROP TABLE d;")
@@ -23,6 +24,10 @@ def test_every_state(project: Project) -> None:
     project.sql("001_a.sql", "CREATE TABLE a(x, y);", "DROP TABLE a;")
     (project.dir / "002_b.sql").unlink()
     project.sql("003_c.sql", "CREATE TABLE c(x);")
+
+
+def test_every_state(project: Project) -> None:
+    modified_missing_and_out_of_order(project)
     project.sql("005_e.sql", "CREATE TABLE e(x);")
     project.write("notes.sql", "-- migrate:up\n")
     assert states(project) == [
@@ -69,13 +74,7 @@ def test_unreadable_file_is_invalid(project: Project) -> None:
 
 
 def test_validate_finds_every_kind_of_problem(project: Project) -> None:
-    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
-    project.sql("002_b.sql", "CREATE TABLE b(x);", "DROP TABLE b;")
-    project.sql("004_d.sql", "CREATE TABLE d(x);", "DROP TABLE d;")
-    project.manager().migrate()
-    project.sql("001_a.sql", "CREATE TABLE a(x, y);", "DROP TABLE a;")
-    (project.dir / "002_b.sql").unlink()
-    project.sql("003_c.sql", "CREATE TABLE c(x);")
+    modified_missing_and_out_of_order(project)
     project.write("005_e.py", "def up(c): pass\n")
     project.write("006_f.py", "def up(c) pass\n")
     project.write("007_g.sql", "-- migrate:up\n")
