@@ -17,9 +17,7 @@ from .models import Direction, Problem
 
 def in_memory(source: sqlite3.Connection | None = None) -> Session:
     """A session on a database in memory: empty, or a copy of ``source`` made with the backup API."""
-    connection = sqlite.memory_database()
-    if source is not None:
-        source.backup(connection)
+    connection = copy_of(source) if source is not None else sqlite.memory_database()
     return Session(Path(":memory:"), 0, connection)
 
 

@@ -36,7 +36,7 @@ from .observer import Observer
 
 if TYPE_CHECKING:
     from .execution import Outcome, Runner, Session
-    from .loading import LoadedMigration, Step
+    from .loading import LoadedMigration
 
 
 class Repair(NamedTuple):
@@ -135,7 +135,7 @@ class MigrationManager:
                     copy = checks.copy_of(connection) if runnable else None
                 except sqlite3.Error as exc:
                     raise sqlite.database_error(exc, self.db_path) from exc
-        with closing(copy) if copy else _nothing():
+        with closing(copy) if copy else contextlib.nullcontext():
             if runnable and live_schema is not None:
                 problems += self._drift(live_schema, loaded, applied)
             if runnable and self.schema_file.is_file():
@@ -153,10 +153,6 @@ class MigrationManager:
         """The database's normalised schema (tables, indexes, views, triggers)."""
         from . import schema
 
-        if not self.db_path.exists():
-            raise DatabaseError(
-                "does not exist", where=str(self.db_path), hint="check --db; only 'migrate' creates a database"
-            )
         with closing(self._open(create=False)) as connection:
             try:
                 return schema.snapshot(connection)
@@ -168,14 +164,6 @@ class MigrationManager:
         from . import backups
 
         return backups.listing(self.db_path)
-
-    def repairs(self, versions: list[int] | None = None) -> list[Repair]:
-        """The applied migrations whose files changed (or just ``versions``), with their diffs."""
-        directory = discovery.usable(self._scan())
-        if not self.db_path.exists():
-            raise DatabaseError("does not exist", where=str(self.db_path), hint="check --db")
-        with closing(self._open(create=False)) as connection:
-            return self._repairs(connection, directory, versions)
 
     # -- changing ---------------------------------------------------------------------------
 
@@ -258,10 +246,7 @@ class MigrationManager:
         """Rehearse ``rollback``: really run it, then undo it; the database file is left as it was."""
         _check_rollback_arguments(steps, to)
         directory = discovery.usable(self._scan())
-        if not self.db_path.exists():
-            raise DatabaseError(
-                "does not exist", where=str(self.db_path), hint="check --db; only 'migrate' creates a database"
-            )
+        sqlite.check_path(self.db_path, create=False)
 
         def plan(connection: sqlite.MigrationConnection) -> list[tuple[LoadedMigration, Direction]]:
             return [(m, "down") for m in self._rollback_plan(connection, directory, steps, to, from_history)]
@@ -586,7 +571,7 @@ class MigrationManager:
                 return self._rehearse_each(session, make_plan(session.connection), ran_in)
         with self._writing(create=False) as session:
             plan = make_plan(session.connection)
-            if all(_step(m, d).transactional for m, d in plan):
+            if all(m.step(d).transactional for m, d in plan):
                 return self._rehearse_in_place(session, plan)
             import shutil
             import tempfile
@@ -747,11 +732,6 @@ class MigrationManager:
                 self.db_path.unlink()
 
 
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield None
-
-
 def _check_rollback_arguments(steps: int | None, to: int | None) -> None:
     if steps is not None and to is not None:
         raise UsageError("give either steps or to, not both")
@@ -759,12 +739,6 @@ def _check_rollback_arguments(steps: int | None, to: int | None) -> None:
         raise UsageError(f"steps must be 1 or more, not {steps}")
     if to is not None and to < 0:
         raise UsageError(f"to must be a version or 0, not {to}")
-
-
-def _step(migration: LoadedMigration, direction: Direction) -> Step:
-    step = migration.up if direction == "up" else migration.down
-    assert step is not None
-    return step
 
 
 def _rehearsal(outcome: Outcome) -> Rehearsal:

@@ -66,7 +66,7 @@ class Runner:
 
     def one(self, migration: LoadedMigration, direction: Direction, *, earlier: int, capture: bool = False) -> Outcome:
         """Run one migration in its own transaction (or none, if it opted out)."""
-        step = _step(migration, direction)
+        step = migration.step(direction)
         connection = self.session.connection
         started = time.perf_counter()
         try:
@@ -120,7 +120,7 @@ class Runner:
         except sqlite3.Error as exc:
             raise sqlite.database_error(exc, self.session.path) from exc
         finally:
-            if connection.touched_state or any(isinstance(_step(m, d), PythonStep) for m, d in plan):
+            if connection.touched_state or any(isinstance(m.step(d), PythonStep) for m, d in plan):
                 self.session.renew()
         if commit and not (outcomes and outcomes[-1].error):
             self.session.history_ready = True
@@ -134,7 +134,7 @@ class Runner:
         capture: bool,
         earlier: int,
     ) -> Outcome:
-        step = _step(migration, direction)
+        step = migration.step(direction)
         started = time.perf_counter()
         connection.execute(f"SAVEPOINT {_SAVEPOINT}")
         try:
@@ -164,12 +164,6 @@ class Runner:
                 f"versions above {history.USER_VERSION_MAX} do not fit PRAGMA user_version, which was left"
                 " unchanged; set user_version = false in [tool.vcp-migrate] to silence this"
             )
-
-
-def _step(migration: LoadedMigration, direction: Direction) -> Step:
-    step = migration.up if direction == "up" else migration.down
-    assert step is not None  # planning refuses a rollback without down
-    return step
 
 
 def _ms(started: float) -> int:

@@ -51,6 +51,12 @@ class LoadedMigration:
     up: Step
     down: Step | None
 
+    def step(self, direction: str) -> Step:
+        """The up or the down; planning refuses a rollback of a migration without down."""
+        step = self.up if direction == "up" else self.down
+        assert step is not None
+        return step
+
 
 def load(migration: MigrationFile) -> LoadedMigration:
     """Load a migration file. Raises MigrationFileError naming the file and the line."""

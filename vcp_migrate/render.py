@@ -8,7 +8,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from . import schema
+from . import backups, schema
 from .models import Backup, DryRun, MigrationRun, Problem, StatusReport
 
 _STATE_STYLES = {
@@ -97,7 +97,7 @@ def backups_table(database: Path, found: list[Backup]) -> Table:
     table.add_column("File")
     for backup in found:
         table.add_row(backup.taken_at, str(backup.version), size(backup.size), Text(backup.path.name))
-    table.caption = f"{len(found)} backup(s) in {database.with_name(database.name + '.backups')}"
+    table.caption = f"{len(found)} backup(s) in {backups.folder(database)}"
     return table
 
 
