@@ -4,6 +4,7 @@ dry runs), each with its history row written in the same transaction as its chan
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,22 +19,42 @@ from .models import Direction, MigrationFile, MigrationRun
 _SAVEPOINT = "vcp_migrate_step"
 
 
+def _no_check() -> None:
+    return None
+
+
 class Session:
     """The write connection of one run. It is replaced after any migration that may have changed
-    its state (Python code, a PRAGMA, ATTACH, TEMP objects), so no state leaks into the next one."""
+    its state (Python code, a PRAGMA, ATTACH, TEMP objects), so no state leaks into the next one.
 
-    def __init__(self, path: Path, timeout: float, connection: sqlite.MigrationConnection | None = None) -> None:
+    ``rehearsing`` marks a database that only rehearses (validate, dry runs): nothing run on it may
+    write another file. ``before_commit`` is called inside each migration's transaction right
+    before its COMMIT (the run lock checks there that it is still held).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        timeout: float,
+        connection: sqlite.MigrationConnection | None = None,
+        *,
+        rehearsing: bool = False,
+    ) -> None:
         self.path = path
         self.timeout = timeout
         self.history_ready = False
         self.existed = False  # the database had content before this run (so it is backed up)
+        self.rehearsing = rehearsing
+        self.before_commit: Callable[[], None] = _no_check
         self.connection = connection or sqlite.open_database(path, create=True, timeout=timeout)
+        self.connection.rehearsing = rehearsing
 
     def renew(self) -> None:
         if str(self.path) == ":memory:":  # a throw-away database: renewing would empty it
             return
         self.connection.close()
         self.connection = sqlite.open_database(self.path, create=False, timeout=self.timeout)
+        self.connection.rehearsing = self.rehearsing
 
     def close(self) -> None:
         self.connection.close()
@@ -48,6 +69,7 @@ class Outcome:
     duration_ms: int
     statements: tuple[str, ...] = ()
     error: MigrationFailed | None = None
+    unrehearsable: bool = False  # failed only because rehearsing forbids what it does
 
     @property
     def run(self) -> MigrationRun:
@@ -75,14 +97,16 @@ class Runner:
                     statements = run_step(connection, step, guarded=True, capture=capture)
                     _check_foreign_keys(connection)
                     self._record(connection, migration.file, direction, started)
+                    self.session.before_commit()
             else:
                 statements = run_step(connection, step, guarded=False, capture=capture)
                 with sqlite.transaction(connection):
                     self._record(connection, migration.file, direction, started)
+                    self.session.before_commit()
             self.session.history_ready = True
         except _StepFailed as failed:
             error = _failure(failed, migration.file, direction, transactional=step.transactional, earlier=earlier)
-            return Outcome(migration, direction, _ms(started), failed.statements, error)
+            return Outcome(migration, direction, _ms(started), failed.statements, error, failed.unrehearsable)
         except sqlite3.Error as exc:
             done = f"{earlier} migration(s) of this run completed before it" if earlier else "nothing was changed"
             raise sqlite.database_error(exc, self.session.path, done) from exc
@@ -115,6 +139,8 @@ class Runner:
                     inspect(connection)
                 if outcomes and outcomes[-1].error:
                     raise _Abandon
+                if commit:
+                    self.session.before_commit()
         except _Abandon:
             pass
         except sqlite3.Error as exc:
@@ -142,10 +168,11 @@ class Runner:
             _check_foreign_keys(connection)
             self._record(connection, migration.file, direction, started)
         except _StepFailed as failed:
-            connection.execute(f"ROLLBACK TO {_SAVEPOINT}")
-            connection.execute(f"RELEASE {_SAVEPOINT}")
+            if not failed.ended_transaction:
+                connection.execute(f"ROLLBACK TO {_SAVEPOINT}")
+                connection.execute(f"RELEASE {_SAVEPOINT}")
             error = _failure(failed, migration.file, direction, transactional=True, earlier=earlier, batch=True)
-            return Outcome(migration, direction, _ms(started), failed.statements, error)
+            return Outcome(migration, direction, _ms(started), failed.statements, error, failed.unrehearsable)
         connection.execute(f"RELEASE {_SAVEPOINT}")
         return Outcome(migration, direction, _ms(started), statements)
 
@@ -158,6 +185,13 @@ class Runner:
             history.record(connection, file, _ms(started))
         else:
             history.remove(connection, file.version)
+        # A migration may have left a TEMP trigger on the history table that undoes our row: the
+        # history must say exactly what is committed, so check before the COMMIT.
+        if not history.is_recorded(connection, file, applied=direction == "up"):
+            raise _StepFailed(
+                "its history row did not stay as written (a trigger left by the migration on the history"
+                " table?), so it cannot be recorded"
+            )
         if self.user_version and not history.sync_user_version(connection) and not self._warned:
             self._warned = True
             self.warn(
@@ -178,13 +212,22 @@ class _StepFailed(Exception):
     """A step failed: what to say, which statement, and what it had executed."""
 
     def __init__(
-        self, what: str, index: int | None = None, statement: str | None = None, statements: tuple[str, ...] = ()
+        self,
+        what: str,
+        index: int | None = None,
+        statement: str | None = None,
+        statements: tuple[str, ...] = (),
+        *,
+        unrehearsable: bool = False,
     ) -> None:
         super().__init__(what)
         self.what = what
         self.index = index
         self.statement = statement
         self.statements = statements
+        self.unrehearsable = unrehearsable
+        self.ended_transaction = False  # the migration ended our transaction behind our back
+        self.changes = 0  # rows it had changed by then
 
 
 def run_step(
@@ -195,11 +238,13 @@ def run_step(
     Raises _StepFailed naming what failed; errors about the database file itself pass through.
     """
     connection.refused = None
+    connection.unrehearsable = None
     connection.touched_state = False
     connection.guarded = guarded
     connection.capture = [] if capture else None
+    changes_before = connection.total_changes
     try:
-        with _failing(connection):
+        with _failing(connection, guarded=guarded, changes_before=changes_before):
             if isinstance(step, SqlStep):
                 _run_statements(connection, step.statements)
             else:
@@ -213,13 +258,29 @@ def run_step(
 
 
 @contextmanager
-def _failing(connection: sqlite.MigrationConnection) -> Iterator[None]:
-    """Attach the statements captured so far to a failure."""
+def _failing(connection: sqlite.MigrationConnection, *, guarded: bool, changes_before: int) -> Iterator[None]:
+    """Attach the statements captured so far to a failure, and fail a step that ended our
+    transaction itself (by calling the base class's methods past our guards): what it did up to
+    then is committed, and nothing may be recorded on top of it."""
     try:
         yield
     except _StepFailed as failed:
         failed.statements = tuple(connection.capture or ())
+        if guarded and not connection.in_transaction:
+            _ended(failed, connection, changes_before)
         raise
+    if guarded and not connection.in_transaction:
+        ended = _StepFailed("it ended vcp-migrate's transaction itself (a COMMIT or ROLLBACK past its guards)")
+        ended.statements = tuple(connection.capture or ())
+        _ended(ended, connection, changes_before)
+        raise ended
+
+
+def _ended(failed: _StepFailed, connection: sqlite.MigrationConnection, changes_before: int) -> None:
+    failed.ended_transaction = True
+    failed.changes = connection.total_changes - changes_before
+    if not failed.what.startswith("it ended"):
+        failed.what = f"{failed.what}, after it had ended vcp-migrate's transaction itself"
 
 
 def _run_statements(connection: sqlite.MigrationConnection, statements: tuple[str, ...]) -> None:
@@ -230,24 +291,70 @@ def _run_statements(connection: sqlite.MigrationConnection, statements: tuple[st
         except sqlite3.Error as exc:
             if sqlite.is_file_problem(exc):
                 raise
+            if connection.unrehearsable:
+                what = f"statement {index} cannot be rehearsed: {connection.unrehearsable}"
+                raise _StepFailed(what, index, statement, unrehearsable=True) from exc
             what = _refused(connection, f"statement {index}") or f"statement {index} failed: {exc}"
             raise _StepFailed(what, index, statement) from exc
 
 
 def _run_function(connection: sqlite.MigrationConnection, step: PythonStep) -> None:
     name = step.function.__name__
+    threads_before = set(threading.enumerate())
     try:
-        step.function(connection)
-    except (Exception, SystemExit) as exc:
+        try:
+            step.function(connection)
+        finally:
+            _stop_left_threads(connection, threads_before, f"{name}()")
+    except KeyboardInterrupt:
+        raise
+    except _StepFailed:
+        raise
+    except BaseException as exc:  # SystemExit, GeneratorExit and the like are the migration's failure too
+        if connection.unrehearsable:
+            raise _StepFailed(f"{name}() cannot be rehearsed: {connection.unrehearsable}", unrehearsable=True) from exc
         if sqlite.is_file_problem(exc) and connection.refused is None:
+            if sqlite.is_locked(exc):
+                # We hold the write lock: a lock met inside the migration is one it waits for itself,
+                # most often through a second connection of its own.
+                raise _StepFailed(
+                    f"{name}() failed: {exc}; a migration that opens its own connection to the database waits"
+                    " for vcp-migrate's transaction: use the connection it is given"
+                ) from exc
             raise
         where = loading.at_line(exc.__traceback__, step.function.__code__.co_filename)
         raise _StepFailed(
             _refused(connection, f"{name}()") or f"{name}() failed{where}: {loading.describe(exc)}"
         ) from exc
+    if connection.unrehearsable:
+        raise _StepFailed(f"{name}() cannot be rehearsed: {connection.unrehearsable}", unrehearsable=True)
     refused = _refused(connection, f"{name}()")
     if refused:
         raise _StepFailed(refused)
+
+
+_THREAD_GRACE_SECONDS = 2.0
+
+
+def _stop_left_threads(connection: sqlite.MigrationConnection, before: set[threading.Thread], who: str) -> None:
+    """Fail a migration that returned with a thread of its own still running.
+
+    Such a thread may go on using the connection after the migration's COMMIT (or hold it while we
+    wait to roll back): interrupt what it runs on the connection and wait briefly, so the
+    rollback and the release of the locks cannot hang on it.
+    """
+    left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    if not left:
+        return
+    connection.interrupt()
+    deadline = time.monotonic() + _THREAD_GRACE_SECONDS
+    for thread in left:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    names = ", ".join(thread.name for thread in left)
+    raise _StepFailed(
+        f"{who} returned with thread(s) still running ({names}); a migration must finish its work"
+        " (join its threads) before it returns"
+    )
 
 
 def _check_foreign_keys(connection: sqlite.MigrationConnection) -> None:
@@ -274,7 +381,23 @@ def _failure(
     earlier: int,
     batch: bool = False,
 ) -> MigrationFailed:
-    if batch:
+    if failed.ended_transaction:
+        return MigrationFailed(
+            failed.what,
+            where=str(file.path),
+            version=file.version,
+            hint=(
+                f"what it did up to then ({failed.changes} row change(s), and any schema change) is committed"
+                " without a history row"
+                + ("; so are the migrations before it in the batch" if batch and earlier else "")
+                + "; 'vcp-migrate validate' shows the drift: undo it by hand or restore the backup"
+            ),
+            statement_index=failed.index,
+            statement=failed.statement,
+        )
+    if failed.unrehearsable:
+        hint = "run it for real after a backup; nothing was changed"
+    elif batch:
         hint = "the whole batch was rolled back; nothing was changed"
     elif not transactional:
         hint = "it runs outside a transaction, so what it did before failing stays; make it idempotent and run again"

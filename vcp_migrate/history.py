@@ -139,6 +139,13 @@ def remove(connection: sqlite3.Connection, version: int) -> None:
     connection.execute(f"DELETE FROM {TABLE} WHERE version = ?", (version,))
 
 
+def is_recorded(connection: sqlite3.Connection, migration: MigrationFile, *, applied: bool) -> bool:
+    """Whether the history says what the run just wrote: the row of ``migration`` with its
+    checksum (``applied``), or no row at all (rolled back)."""
+    row = connection.execute(f"SELECT checksum FROM {TABLE} WHERE version = ?", (migration.version,)).fetchone()
+    return (row is not None and row[0] == migration.checksum) if applied else row is None
+
+
 def highest(connection: sqlite3.Connection) -> int:
     """The highest applied version, 0 when none."""
     if layout(connection) == 0:
