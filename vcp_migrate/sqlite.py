@@ -44,6 +44,10 @@ class MigrationConnection(sqlite3.Connection):
     guarded = False
     refused: str | None = None
     touched_state = False
+    # While rehearsing (validate, dry runs, round trips) nothing may reach a file but the database
+    # rehearsed on: ATTACH of a file and VACUUM INTO (which SQLite authorizes as an ATTACH) are denied.
+    rehearsing = False
+    unrehearsable: str | None = None
     foreign_keys: bool | None = None  # the connection's enforcement setting, read once
     capture: list[str] | None = None  # while set, every statement the migration asks for
 
@@ -52,6 +56,9 @@ class MigrationConnection(sqlite3.Connection):
         super().set_authorizer(self._authorize)
 
     def _authorize(self, action: int, arg1: str | None, *_: str | None) -> int:
+        if self.rehearsing and action == sqlite3.SQLITE_ATTACH and arg1 not in ("", ":memory:"):
+            self.unrehearsable = f"it would write to the file {arg1!r} (ATTACH or VACUUM INTO)"
+            return sqlite3.SQLITE_DENY
         if self.guarded:
             if action == sqlite3.SQLITE_TRANSACTION:
                 self.refused = f"run {arg1}"
@@ -236,6 +243,11 @@ def is_file_problem(exc: BaseException) -> bool:
     """Whether a SQLite error is about the database file (read-only, locked, corrupt, full, I/O),
     not about the SQL that was running."""
     return _file_error_kind(exc) is not None
+
+
+def is_locked(exc: BaseException) -> bool:
+    """Whether a SQLite error says another connection holds a lock the statement needs."""
+    return _file_error_kind(exc) == "locked"
 
 
 def require_writable(connection: MigrationConnection, path: Path) -> None:
