@@ -150,3 +150,56 @@ def test_dry_run_larger_than_the_page_cache_is_still_byte_identical(project: Pro
     assert report.failed is None
     assert project.db.stat().st_size == size and project.digest() == before
     assert project.query("PRAGMA integrity_check") == [("ok",)]
+
+
+# -- rehearsals write no file -----------------------------------------------------------------
+
+
+def test_dry_run_refuses_vacuum_into_and_writes_no_file(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.manager().migrate()
+    project.write(
+        "002_copy.sql",
+        "-- migrate:up transaction:false\nVACUUM INTO 'copy.db';\n-- migrate:down transaction:false\nSELECT 1;\n",
+    )
+    before = project.digest()
+    result = project.cli("migrate", "--dry-run")
+    assert result.exit_code == 1, result.output
+    assert "statement 1 cannot be rehearsed: it would write to the file 'copy.db'" in result.output
+    assert not (project.root / "copy.db").exists()
+    assert project.digest() == before and project.history() == [1]
+
+
+def test_dry_run_refuses_attaching_the_live_database_itself(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.manager().migrate()
+    project.sql("002_self.sql", f"ATTACH '{project.db}' AS live;\nINSERT INTO live.a VALUES (1);", "SELECT 1;")
+    before = project.digest()
+    report = project.manager().dry_run_migrate()
+    failed = report.failed
+    assert failed is not None and failed.version == 2
+    assert failed.error is not None and "cannot be rehearsed" in failed.error
+    assert project.digest() == before
+    assert project.query("SELECT count(*) FROM a") == [(0,)] and project.history() == [1]
+
+
+def test_dry_runs_of_two_databases_in_one_folder_keep_each_others_scratch(project: Project) -> None:
+    project.write(
+        "001_a.sql", "-- migrate:up transaction:false\nCREATE TABLE a (x);\n-- migrate:down\nDROP TABLE a;\n"
+    )
+    for name in ("app.db", "staging-app.db", "app.db.x"):
+        sqlite3.connect(project.root / name).execute("CREATE TABLE seed (x)").connection.close()
+    other = project.root / ".vcp-dry-run.staging-app.db.abcd1234"
+    similar = project.root / ".vcp-dry-run.app.db.x.abcd1234"
+    stale = project.root / ".vcp-dry-run.app.db.abcd1234"
+    for folder in (other, similar, stale):
+        folder.mkdir()
+        (folder / "app.db").write_bytes(b"scratch")
+    from vcp_migrate import MigrationManager
+
+    report = MigrationManager(project.root / "app.db", project.dir).dry_run_migrate()
+    assert report.failed is None and report.ran_in == "a throw-away copy made with the backup API"
+    assert (other / "app.db").read_bytes() == b"scratch" and (similar / "app.db").read_bytes() == b"scratch"
+    assert not stale.exists()
+    leftovers = [p.name for p in project.root.iterdir() if p.name.startswith(".vcp-dry-run.app.db.a")]
+    assert leftovers == []

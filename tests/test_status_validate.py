@@ -116,3 +116,43 @@ def test_validate_without_database_checks_only_files(project: Project) -> None:
     project.sql("001_a.sql", "SELECT 1;", "SELECT 1;")
     assert project.manager().validate() == []
     assert not project.db.exists()
+
+
+# -- validate rehearses without writing any file -------------------------------------------------
+
+
+def test_validate_does_not_let_a_migration_write_another_file(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.manager().migrate()
+    project.sql(
+        "002_side.sql",
+        "ATTACH 'side.db' AS side;\nCREATE TABLE side.t (x);\nINSERT INTO side.t VALUES (1);",
+        "SELECT 1;",
+    )
+    project.sql("003_self.sql", f"ATTACH '{project.db}' AS live;\nINSERT INTO live.a VALUES (1);", "SELECT 1;")
+    before = project.digest()
+    result = project.cli("validate", "--roundtrip", "--json")
+    assert not (project.root / "side.db").exists()
+    assert project.digest() == before and project.query("SELECT count(*) FROM a") == [(0,)]
+    import json
+
+    problems = json.loads(result.output)["problems"]
+    unrehearsable = [p for p in problems if p["kind"] == "unrehearsable"]
+    assert unrehearsable and all(p["severity"] == "warning" for p in unrehearsable)
+    assert unrehearsable[0]["version"] == 2
+    assert "statement 1 cannot be rehearsed: it would write to the file 'side.db'" in unrehearsable[0]["message"]
+    strict = project.cli("validate", "--strict")
+    assert strict.exit_code == 1 and not (project.root / "side.db").exists()
+
+
+def test_validate_warns_when_an_applied_migration_cannot_be_replayed(project: Project) -> None:
+    project.write(
+        "001_copy.sql",
+        "-- migrate:up transaction:false\nCREATE TABLE a (x);\nVACUUM INTO 'snapshot.db';\n"
+        "-- migrate:down\nDROP TABLE a;\n",
+    )
+    project.manager(backup=False).migrate()
+    (project.root / "snapshot.db").unlink()
+    problems = project.manager().validate()
+    assert [(p.kind, p.severity) for p in problems] == [("unrehearsable", "warning")] * len(problems)
+    assert problems and not (project.root / "snapshot.db").exists()

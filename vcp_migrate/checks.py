@@ -1,7 +1,9 @@
 """The checks behind ``validate`` that run migrations, always on a database in memory:
 drift (replay the applied migrations, compare with the live schema), the schema file,
 round trips (up, down, up on a copy holding real data) and hazards in pending migrations.
-The live database is only ever read (and copied)."""
+The live database is only ever read (and copied). Every session here rehearses: a migration that
+would write another file (ATTACH, VACUUM INTO) is refused there and reported as one that cannot
+be rehearsed, a warning, never as checked."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from .models import Direction, Problem
 def in_memory(source: sqlite3.Connection | None = None) -> Session:
     """A session on a database in memory: empty, or a copy of ``source`` made with the backup API."""
     connection = copy_of(source) if source is not None else sqlite.memory_database()
-    return Session(Path(":memory:"), 0, connection)
+    return Session(Path(":memory:"), 0, connection, rehearsing=True)
 
 
 def replay(migrations: list[LoadedMigration]) -> tuple[str, Problem | None]:
@@ -27,6 +29,8 @@ def replay(migrations: list[LoadedMigration]) -> tuple[str, Problem | None]:
         runner = Runner(session, user_version=False)
         for migration in migrations:
             outcome = runner.one(migration, "up", earlier=0)
+            if outcome.unrehearsable and outcome.error:
+                return "", unrehearsable(migration, outcome.error.what, "the replay stopped there")
             if outcome.error:
                 return "", Problem(
                     "replay",
@@ -35,6 +39,12 @@ def replay(migrations: list[LoadedMigration]) -> tuple[str, Problem | None]:
                     migration.file.version,
                 )
         return schema.snapshot(session.connection), None
+
+
+def unrehearsable(migration: LoadedMigration, what: str, consequence: str) -> Problem:
+    """The warning for a migration whose rehearsal was refused because it would write a file."""
+    message = f"{what}; it was not rehearsed and {consequence} (review it by hand)"
+    return Problem("unrehearsable", message, migration.file.path, migration.file.version, severity="warning")
 
 
 def copy_of(source: sqlite3.Connection) -> sqlite.MigrationConnection:
@@ -87,6 +97,9 @@ def lint(live: sqlite3.Connection | None, pending: list[LoadedMigration]) -> lis
                 problems.append(
                     Problem("hazard", str(hazard), migration.file.path, migration.file.version, severity="warning")
                 )
+            if outcome.unrehearsable and outcome.error:
+                problems.append(unrehearsable(migration, outcome.error.what, "the migrations after it were not linted"))
+                break
             if outcome.error:
                 message = f"would fail on the database as it is: {outcome.error.what}"
                 problems.append(Problem("fails", message, migration.file.path, migration.file.version))
@@ -154,6 +167,9 @@ class _Trip:
 
     def _step(self, migration: LoadedMigration, direction: Direction) -> _State | None:
         outcome = self.runner.one(migration, direction, earlier=0)
+        if outcome.unrehearsable and outcome.error:
+            self.problems.append(unrehearsable(migration, outcome.error.what, "the round trips stopped there"))
+            return None
         if outcome.error:
             self._fail(migration, f"{direction} fails on the copy of the database: {outcome.error.what}")
             return None

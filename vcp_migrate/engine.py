@@ -565,26 +565,25 @@ class MigrationManager:
 
         if not self.db_path.exists():
             sqlite.check_path(self.db_path, create=True)
-            session = Session(Path(":memory:"), self.lock_timeout, sqlite.memory_database())
+            session = Session(Path(":memory:"), self.lock_timeout, sqlite.memory_database(), rehearsing=True)
             with closing(session):
                 ran_in = f"an empty database in memory ({self.db_path} does not exist yet)"
                 return self._rehearse_each(session, make_plan(session.connection), ran_in)
         with self._writing(create=False) as session:
             plan = make_plan(session.connection)
+            session.rehearsing = session.connection.rehearsing = True
             if all(m.step(d).transactional for m, d in plan):
                 return self._rehearse_in_place(session, plan)
-            import shutil
             import tempfile
 
-            for stale in self.db_path.absolute().parent.glob(f".vcp-dry-run-*-{self.db_path.name}"):
-                shutil.rmtree(stale, ignore_errors=True)  # left by a killed dry run; we hold the run lock
+            _remove_stale_scratch(self.db_path)
             with tempfile.TemporaryDirectory(
-                dir=self.db_path.absolute().parent, prefix=".vcp-dry-run-", suffix=f"-{self.db_path.name}"
+                dir=self.db_path.absolute().parent, prefix=_scratch_prefix(self.db_path)
             ) as scratch:
                 copy = Path(scratch) / self.db_path.name
                 with closing(sqlite3.connect(copy)) as target:
                     session.connection.backup(target)
-                copied = Session(copy, self.lock_timeout)
+                copied = Session(copy, self.lock_timeout, rehearsing=True)
                 with closing(copied):
                     return self._rehearse_each(copied, plan, "a throw-away copy made with the backup API")
 
@@ -739,6 +738,27 @@ def _check_rollback_arguments(steps: int | None, to: int | None) -> None:
         raise UsageError(f"steps must be 1 or more, not {steps}")
     if to is not None and to < 0:
         raise UsageError(f"to must be a version or 0, not {to}")
+
+
+def _scratch_prefix(database: Path) -> str:
+    """The name a dry run's scratch folder starts with; tempfile adds 8 characters of [a-z0-9_]."""
+    return f".vcp-dry-run.{database.name}."
+
+
+def _remove_stale_scratch(database: Path) -> None:
+    """Remove scratch folders a killed dry run of this database left; the caller holds its run lock.
+
+    Matched by the exact name tempfile makes, so the scratch of ``staging-app.db`` (or of
+    ``app.db.x``) is never taken for the scratch of ``app.db``. Links are never followed.
+    """
+    import re
+    import shutil
+
+    pattern = re.compile(re.escape(_scratch_prefix(database)) + r"[a-z0-9_]{8}")
+    with os.scandir(database.absolute().parent) as entries:
+        for entry in entries:
+            if pattern.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def _rehearsal(outcome: Outcome) -> Rehearsal:
