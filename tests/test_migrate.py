@@ -441,3 +441,114 @@ def test_history_from_a_newer_release_is_refused(project: Project) -> None:
 
     with pytest.raises(DatabaseError, match="written by a newer vcp-migrate.*upgrade vcp-migrate"):
         project.manager().status()
+
+
+# -- a migration cannot end our transaction or rewrite its history row unnoticed ----------------
+
+BYPASS_COMMIT = """
+import sqlite3
+
+def up(connection):
+    sqlite3.Connection.set_authorizer(connection, None)
+    connection.execute("CREATE TABLE sneaky (x)")
+    connection.execute("COMMIT")
+    {after}
+
+def down(connection):
+    connection.execute("DROP TABLE sneaky")
+"""
+
+
+@pytest.mark.parametrize(
+    "after", ["raise ValueError('after the commit')", "connection.execute('INSERT INTO sneaky VALUES (1)')"]
+)
+def test_a_migration_that_commits_past_the_guards_fails_loudly(project: Project, after: str) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.write("002_sneaky.py", BYPASS_COMMIT.format(after=after))
+    result = project.cli("migrate")
+    assert result.exit_code == 1
+    assert "002_sneaky.py: " in result.output and "ended vcp-migrate's transaction itself" in result.output
+    assert (
+        "committed without a history row" in result.output and "'vcp-migrate validate' shows the drift" in result.output
+    )
+    assert "nothing was applied" not in result.output
+    # What the migration committed is there, and the history says exactly what ran through us.
+    assert project.history() == [1] and "sneaky" in project.tables()
+    assert project.query("PRAGMA user_version") == [(1,)]
+    validate = project.cli("validate")
+    assert validate.exit_code == 1 and "drift" in validate.output
+
+
+def test_a_temp_trigger_that_deletes_the_history_row_fails_the_migration(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.sql(
+        "002_trap.sql",
+        "CREATE TABLE b (x);\n"
+        "CREATE TEMP TRIGGER hide AFTER INSERT ON vcp_migrations BEGIN\n"
+        "  DELETE FROM vcp_migrations WHERE version = NEW.version;\n"
+        "END;",
+        "DROP TABLE b;",
+    )
+    result = project.cli("migrate")
+    assert result.exit_code == 1
+    assert "002_trap.sql: its history row did not stay as written" in result.output
+    assert "Applied 2" not in result.output
+    assert project.history() == [1] and project.tables() == {"a"}
+    project.write("002_trap.sql", "-- migrate:up\nCREATE TABLE b (x);\n-- migrate:down\nDROP TABLE b;\n")
+    assert project.cli("migrate").exit_code == 0 and project.history() == [1, 2]
+
+
+def test_a_temp_trigger_that_restores_the_row_on_rollback_fails_the_rollback(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.sql(
+        "002_b.sql",
+        "CREATE TABLE b (x);",
+        "DROP TABLE b;\n"
+        "CREATE TEMP TRIGGER keep AFTER DELETE ON vcp_migrations BEGIN\n"
+        "  INSERT INTO vcp_migrations SELECT OLD.version, OLD.name, OLD.checksum, OLD.applied_at,"
+        " OLD.execution_ms, OLD.file, OLD.source;\n"
+        "END;",
+    )
+    project.manager().migrate()
+    result = project.cli("rollback")
+    assert result.exit_code == 1 and "its history row did not stay as written" in result.output
+    assert project.history() == [1, 2] and project.tables() == {"a", "b"}
+
+
+@pytest.mark.parametrize(
+    "raised",
+    ["GeneratorExit()", "type('Custom', (BaseException,), {})('custom base exception')"],
+    ids=["GeneratorExit", "custom BaseException"],
+)
+def test_a_base_exception_from_a_migration_is_its_failure_without_a_traceback(project: Project, raised: str) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.write(
+        "002_b.py",
+        f"def up(connection):\n    connection.execute('CREATE TABLE b (x)')\n    raise {raised}\n\n"
+        "def down(connection):\n    connection.execute('DROP TABLE b')\n",
+    )
+    result = project.cli("migrate")
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    name = "GeneratorExit" if "Generator" in raised else "Custom: custom base exception"
+    assert f"002_b.py: up() failed at line 3: {name}" in result.output
+    assert project.history() == [1] and project.tables() == {"a"}
+
+
+def test_a_second_connection_of_the_migration_that_waits_names_the_migration(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.write(
+        "002_own.py",
+        "import sqlite3\n\n"
+        "def up(connection):\n"
+        "    connection.execute('CREATE TABLE b (x)')\n"
+        "    own = sqlite3.connect(connection.execute('PRAGMA database_list').fetchone()[2], timeout=0.1)\n"
+        "    own.execute('INSERT INTO a VALUES (1)')\n"
+        "    own.commit()\n\n"
+        "def down(connection):\n    connection.execute('DROP TABLE b')\n",
+    )
+    result = project.cli("migrate")
+    assert result.exit_code == 1
+    assert "002_own.py: up() failed: database is locked; a migration that opens its own connection" in result.output
+    assert project.history() == [1] and project.tables() == {"a"}
+    assert project.query("SELECT count(*) FROM a") == [(0,)]

@@ -252,3 +252,42 @@ def test_console_script_exit_codes_and_python_dash_m(project: Project) -> None:
         [sys.executable, "-m", "vcp_migrate", "--version"], capture_output=True, text=True, timeout=60
     )
     assert module.returncode == 0 and "vcp-migrate, version" in module.stdout
+
+
+LEAVES_A_THREAD = """
+import threading
+import time
+
+def up(connection):
+    connection.execute("CREATE TABLE b (x)")
+
+    def work():
+        while True:
+            try:
+                connection.execute("INSERT INTO b VALUES (1)")
+            except Exception:
+                pass
+            time.sleep(0.01)
+
+    threading.Thread(target=work, name="backfill").start()
+
+def down(connection):
+    connection.execute("DROP TABLE b")
+"""
+
+
+def test_a_migration_that_leaves_a_thread_running_fails_and_the_process_ends(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.write("002_thread.py", LEAVES_A_THREAD)
+    result = run_cli(project, "migrate", timeout=30)
+    assert result.returncode == 1, result.stderr
+    assert "002_thread.py: up() returned with thread(s) still running (backfill)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert project.history() == [1] and project.tables() == {"a"}
+    # the locks were released: the next run does not wait
+    project.write(
+        "002_thread.py",
+        "def up(c):\n    c.execute('CREATE TABLE b (x)')\n\ndef down(c):\n    c.execute('DROP TABLE b')\n",
+    )
+    assert run_cli(project, "migrate", "--lock-timeout", "0").returncode == 0
+    assert project.history() == [1, 2]

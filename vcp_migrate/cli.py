@@ -84,7 +84,24 @@ class _Group(click.Group):
         except click.Abort:
             _error("aborted: no answer to the question; nothing was changed (pass --yes to skip questions)")
             sys.exit(1)
-        sys.exit(result if isinstance(result, int) else 0)
+        _exit(result if isinstance(result, int) else 0)
+
+
+def _exit(code: int) -> None:
+    """Exit with ``code``, even when a migration left a thread running.
+
+    Python waits for such threads at exit, forever if they never end. By now the command has
+    failed that migration, rolled it back and released the locks, so the process ends at once.
+    """
+    threading = sys.modules.get("threading")
+    if threading is not None and any(
+        thread.is_alive() and not thread.daemon and thread is not threading.main_thread()
+        for thread in threading.enumerate()
+    ):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def _setting(key: str, default: object) -> object:
