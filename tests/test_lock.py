@@ -1,50 +1,287 @@
-"""The run lock in one process: flock locks belong to open files, so two RunLocks conflict."""
+"""The run lock in one process: flock locks belong to open files, so two RunLocks conflict.
+
+Also what anyone who can write the database's directory could plant under the lock's name, every
+path to one database taking one lock, and a lock file removed while its run holds it."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sqlite3
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from vcp_migrate import DatabaseError, LockTimeout
-from vcp_migrate.lock import RunLock, lock_path
+from vcp_migrate.lock import RunLock, _same_file, lock_path
+
+from .conftest import Project
+
+
+def make_database(path: Path) -> Path:
+    with closing(sqlite3.connect(path)) as connection:
+        connection.execute("CREATE TABLE t(x)")
+        connection.execute("INSERT INTO t VALUES ('precious')")
+        connection.commit()
+    return path
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def enter_within(lock: RunLock, seconds: float = 10) -> BaseException | None:
+    """Try to take ``lock`` in a thread, so a lock file that would block (a FIFO) fails the test
+    instead of hanging it; the exception raised, or None (the lock is then released)."""
+    raised: list[BaseException | None] = []
+
+    def attempt() -> None:
+        try:
+            lock.__enter__()
+            lock.__exit__(None, None, None)
+            raised.append(None)
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert raised, f"taking the run lock hung for {seconds}s"
+    return raised[0]
 
 
 def test_second_holder_times_out_naming_the_first(tmp_path: Path) -> None:
-    database = tmp_path / "x.db"
-    with RunLock(database, timeout=1):
-        assert lock_path(database).read_text() == str(os.getpid())
+    database = make_database(tmp_path / "x.db")
+    with RunLock(database, timeout=1) as lock:
+        assert lock.path == lock_path(database)
+        assert lock.path.read_text() == str(os.getpid())
         started = time.monotonic()
         expected = rf"another vcp-migrate run \(pid {os.getpid()}\) held the database for 0.2s"
         with pytest.raises(LockTimeout, match=expected):
             RunLock(database, timeout=0.2).__enter__()
         assert 0.2 <= time.monotonic() - started < 1.0
-    assert not lock_path(database).exists()
+    assert not lock.path.exists()
 
 
 def test_waiter_gets_the_lock_when_it_is_released(tmp_path: Path) -> None:
-    database = tmp_path / "x.db"
+    database = make_database(tmp_path / "x.db")
     first = RunLock(database, timeout=1).__enter__()
     threading.Timer(0.2, first.__exit__, (None, None, None)).start()
     with RunLock(database, timeout=5) as second:
         assert second.path.exists()
-    assert not lock_path(database).exists()
+    assert not second.path.exists()
 
 
 def test_lock_file_replaced_under_a_waiter_is_not_trusted(tmp_path: Path) -> None:
     """A waiter that locks a file its holder has just deleted must not think it holds the lock."""
-    database = tmp_path / "x.db"
-    with RunLock(database, timeout=1):
-        stale = RunLock(database, timeout=1)
-        fd = os.open(stale.path, os.O_RDWR)
-        os.unlink(stale.path)
-        assert stale._still_current(fd) is False
+    database = make_database(tmp_path / "x.db")
+    with RunLock(database, timeout=1) as lock:
+        fd = os.open(lock.path, os.O_RDWR)
+        os.unlink(lock.path)
+        assert _same_file(lock.path, fd) is False
         os.close(fd)
 
 
-def test_unwritable_place_for_the_lock_file(tmp_path: Path) -> None:
-    with pytest.raises(DatabaseError, match="cannot create the lock file x.db.vcp-lock"):
-        RunLock(tmp_path / "missing" / "x.db", timeout=0).__enter__()
+def test_lock_is_named_by_the_database_identity_in_its_real_directory(tmp_path: Path) -> None:
+    real = tmp_path / "data"
+    real.mkdir()
+    database = make_database(real / "x.db")
+    (tmp_path / "alias.db").symlink_to(database)
+    status = os.stat(database)
+    with RunLock(tmp_path / "alias.db", timeout=0) as lock:
+        assert lock.path == real / f".vcp-lock-{status.st_dev}-{status.st_ino}"
+        assert lock.identity is not None and lock.identity.links == 1
+
+
+@pytest.mark.parametrize("alias", ["symlink", "hard link", "symlinked directory", "relative path"])
+def test_every_path_to_one_database_takes_one_lock(tmp_path: Path, alias: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    database = make_database(tmp_path / "x.db")
+    other = tmp_path / "alias.db"
+    if alias == "symlink":
+        other.symlink_to(database)
+    elif alias == "hard link":
+        os.link(database, other)
+    elif alias == "symlinked directory":
+        (tmp_path / "linked").symlink_to(tmp_path)
+        other = tmp_path / "linked" / "x.db"
+    else:
+        monkeypatch.chdir(tmp_path)
+        other = Path("x.db")
+    with RunLock(database, timeout=1), pytest.raises(LockTimeout):
+        RunLock(other, timeout=0.1).__enter__()
+
+
+PLANTS = ["symlink to the database", "symlink to another file", "dangling symlink", "hard link to another file"]
+PLANTS += ["FIFO", "directory", "large file", "file that is not a pid"]
+
+
+def plant(kind: str, at: Path, database: Path, victim: Path) -> None:
+    if kind == "symlink to the database":
+        at.symlink_to(database)
+    elif kind == "symlink to another file":
+        at.symlink_to(victim)
+    elif kind == "dangling symlink":
+        at.symlink_to(victim.with_name("created-through-the-link"))
+    elif kind == "hard link to another file":
+        os.link(victim, at)
+    elif kind == "FIFO":
+        os.mkfifo(at)
+    elif kind == "directory":
+        at.mkdir()
+    elif kind == "large file":
+        at.write_text("9" * 21)
+    else:
+        at.write_text("notes\n")
+
+
+REFUSALS = {
+    "symlink to the database": "is a symbolic link",
+    "symlink to another file": "is a symbolic link",
+    "dangling symlink": "is a symbolic link",
+    "hard link to another file": "has 2 hard links",
+    "FIFO": "is not a regular file",
+    "directory": "is a directory",
+    "large file": "holds 21 bytes",
+    "file that is not a pid": "holds something other than a pid",
+}
+
+
+@pytest.mark.parametrize("kind", PLANTS)
+def test_anything_planted_at_the_lock_path_is_refused_and_left_alone(tmp_path: Path, kind: str) -> None:
+    database = make_database(tmp_path / "x.db")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("someone else's file, that a root runner must not overwrite\n")
+    at = lock_path(database)
+    plant(kind, at, database, victim)
+    before = {p: digest(p) for p in (database, victim)}
+    raised = enter_within(RunLock(database, timeout=0.5))
+    assert isinstance(raised, DatabaseError) and not isinstance(raised, LockTimeout), raised
+    assert str(raised) == (
+        f"{at}: {REFUSALS[kind]}, not a run lock of vcp-migrate"
+        f" (remove it once no vcp-migrate run is using {database}; nothing was changed)"
+    )
+    assert {p: digest(p) for p in (database, victim)} == before
+    assert os.path.lexists(at) and not victim.with_name("created-through-the-link").exists()
+    if kind == "file that is not a pid":
+        assert at.read_text() == "notes\n"
+
+
+def test_lock_file_a_killed_run_left_is_taken_over(tmp_path: Path) -> None:
+    database = make_database(tmp_path / "x.db")
+    lock_path(database).write_text("4194304")
+    with RunLock(database, timeout=0) as lock:
+        assert lock.path.read_text() == str(os.getpid())
+    assert not lock.path.exists()
+
+
+@pytest.mark.parametrize("how", ["removed", "replaced"])
+def test_verify_fails_once_the_lock_file_is_removed_or_replaced(tmp_path: Path, how: str) -> None:
+    database = make_database(tmp_path / "x.db")
+    with RunLock(database, timeout=0) as lock:
+        lock.verify()
+        lock.path.unlink()
+        if how == "replaced":
+            lock.path.write_text("1")  # a newcomer's lock file: never ours to delete
+        with pytest.raises(DatabaseError) as raised:
+            lock.verify()
+    assert str(raised.value) == (
+        f"{database}: the lock file {lock.path} was removed or replaced while this run held it;"
+        " another run may be changing the database (nothing more was applied)"
+    )
+    assert lock.path.exists() == (how == "replaced")
+
+
+def test_first_run_creates_the_database_so_racing_runs_agree_on_one_lock(tmp_path: Path) -> None:
+    database = tmp_path / "new.db"
+    first = RunLock(database, timeout=0, create=True).__enter__()
+    assert first.created and database.stat().st_size == 0
+    with pytest.raises(LockTimeout):
+        RunLock(database, timeout=0.1, create=True).__enter__()
+    waiter: list[RunLock] = []
+    thread = threading.Thread(target=lambda: waiter.append(RunLock(database, timeout=5, create=True).__enter__()))
+    thread.start()
+    time.sleep(0.2)
+    first.remove_if_created_empty()  # a failed first run, under its lock: the waiter must start again
+    first.__exit__(None, None, None)
+    thread.join(10)
+    (second,) = waiter
+    assert second.created and second.identity is not None
+    assert second.identity.inode == os.stat(database).st_ino and second.path == lock_path(database)
+    second.__exit__(None, None, None)
+
+
+def test_missing_database_without_create(tmp_path: Path) -> None:
+    with pytest.raises(DatabaseError, match="x.db: does not exist"):
+        RunLock(tmp_path / "x.db", timeout=0).__enter__()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_database_in_a_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(DatabaseError, match="x.db: cannot be created: No such file or directory"):
+        RunLock(tmp_path / "missing" / "x.db", timeout=0, create=True).__enter__()
+
+
+@pytest.mark.parametrize("kind", ["symlink to the database", "symlink to another file", "hard link to another file"])
+def test_rollback_refuses_a_planted_lock_file_and_changes_nothing(project: Project, kind: str) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    assert project.cli("migrate").exit_code == 0
+    victim = project.root / "victim.txt"
+    victim.write_text("someone else's file\n")
+    at = lock_path(project.db)
+    plant(kind, at, project.db, victim)
+    before = {p: digest(p) for p in (project.db, victim)}
+    result = project.cli("rollback")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {at}: {REFUSALS[kind]}, not a run lock of vcp-migrate"
+        f" (remove it once no vcp-migrate run is using {project.db}; nothing was changed)\n"
+    )
+    assert {p: digest(p) for p in (project.db, victim)} == before
+    assert project.query("PRAGMA integrity_check") == [("ok",)]
+    assert project.tables() == {"a"} and project.history() == [1]
+
+
+REMOVES_THE_LOCK = """
+from pathlib import Path
+
+def up(connection):
+    connection.execute("CREATE TABLE b(x)")
+    for lock in Path(".").glob(".vcp-lock-*"):
+        lock.unlink()
+
+def down(connection):
+    connection.execute("DROP TABLE b")
+"""
+
+
+def test_lock_file_removed_during_a_run_stops_it_before_the_next_commit(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.write("002_b.py", REMOVES_THE_LOCK)
+    project.sql("003_c.sql", "CREATE TABLE c(x);", "DROP TABLE c;")
+    result = project.cli("migrate")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {project.db}: the lock file {project.root}/.vcp-lock-")
+    assert result.stderr.endswith(
+        " was removed or replaced while this run held it; another run may be changing the database"
+        " (nothing more was applied)\n"
+    )
+    assert project.tables() == {"a"} and project.history() == [1]
+
+
+def test_database_with_another_hard_link_is_warned_about(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b(x);", "DROP TABLE b;")
+    assert project.cli("migrate", "--to", "1").exit_code == 0
+    (project.root / "elsewhere").mkdir()
+    os.link(project.db, project.root / "elsewhere" / "same.db")
+    result = project.cli("migrate")
+    assert result.exit_code == 0, result.output
+    assert (
+        f"Warning: {project.db}: the database file has 2 hard links; runs through a name in another"
+        " directory take another run lock and are not serialised with this one, and SQLite documents"
+        " hard links to a database as a way to corrupt it (keep one name)\n"
+    ) in result.stderr
+    assert project.history() == [1, 2]

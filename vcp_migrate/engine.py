@@ -714,21 +714,28 @@ class MigrationManager:
         from .execution import Session
         from .lock import RunLock
 
-        existed = self.db_path.exists()
         sqlite.check_path(self.db_path, create=create)
-        try:
-            with RunLock(self.db_path, self.lock_timeout):
+        with RunLock(self.db_path, self.lock_timeout, create=create) as lock:
+            assert lock.identity is not None
+            if lock.identity.links > 1:
+                self.observer.warning(
+                    f"{self.db_path}: the database file has {lock.identity.links} hard links; runs through"
+                    " a name in another directory take another run lock and are not serialised with this"
+                    " one, and SQLite documents hard links to a database as a way to corrupt it"
+                    " (keep one name)"
+                )
+            try:
                 session = Session(self.db_path, self.lock_timeout)
-                session.existed = existed and self.db_path.stat().st_size > 0
+                session.existed = lock.identity.size > 0
+                session.before_commit = lock.verify
                 try:
                     if session.existed:
                         sqlite.require_writable(session.connection, self.db_path)
                     yield session
                 finally:
                     session.close()
-        finally:
-            if not existed and self.db_path.exists() and self.db_path.stat().st_size == 0:
-                self.db_path.unlink()
+            finally:
+                lock.remove_if_created_empty()
 
 
 def _check_rollback_arguments(steps: int | None, to: int | None) -> None:

@@ -1,62 +1,159 @@
 """The run lock: one vcp-migrate writer per database at a time.
 
 SQLite's own locks last one transaction, but a run is several transactions and must not
-interleave with another run. The run lock is an advisory lock (flock) on ``<db>.vcp-lock``:
-the operating system releases it when the holder exits or is killed, so a dead runner never
-leaves a lock behind. The holder deletes the file on release; a waiter that locked the file
-just deleted notices (the inode changed) and tries again.
+interleave with another run. The run lock is an advisory lock (flock) on a lock file beside the
+database:
+
+- It is keyed on the database file's identity, not on the path given: the lock file is
+  ``.vcp-lock-<device>-<inode>`` in the directory the database really is in (symbolic links
+  resolved), so every path to one database takes the same lock. Hard links in other directories
+  still cannot meet there; the engine warns when the database has more than one.
+- The operating system releases a flock when its holder exits or is killed, so a dead runner
+  never leaves a lock behind. The holder deletes the file on release; a waiter that locked the
+  file just deleted notices (the inode changed) and tries again. A holder whose file was deleted
+  or replaced learns it from ``verify`` before each commit, since a newcomer could now lock too.
+- Anyone who can write the database's directory can plant something under the lock's name. So
+  the lock file is never followed through a link, and only a file that looks like one we created
+  (a regular file with one link, holding at most a pid) is locked, truncated or written.
+- Nothing here keeps a descriptor of the database: closing any descriptor of a file drops the
+  POSIX locks the process holds on it, which SQLite relies on. Its identity comes from os.stat.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
+import stat
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from .errors import DatabaseError, LockTimeout
 
 _POLL_SECONDS = 0.02
+_PREFIX = ".vcp-lock-"
+_MAX_PID_BYTES = 20  # a lock file holds a pid and nothing else
+_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What makes two paths one database file: its device and inode (and, for the warning, its links)."""
+
+    device: int
+    inode: int
+    links: int
+    size: int
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.device, self.inode)
+
+
+def identify(database: Path) -> tuple[Path, Identity] | None:
+    """The resolved path of ``database`` and its identity, or None if it does not exist.
+
+    Raises DatabaseError if it cannot be examined (a loop of links, a directory without access).
+    """
+    resolved = Path(os.path.realpath(database))
+    try:
+        status = os.stat(resolved)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise DatabaseError(f"cannot be examined: {exc.strerror}", where=str(database), hint="check --db") from None
+    return resolved, Identity(status.st_dev, status.st_ino, status.st_nlink, status.st_size)
 
 
 def lock_path(database: Path) -> Path:
-    """Where the run lock of ``database`` lives."""
-    return database.with_name(database.name + ".vcp-lock")
+    """Where the run lock of the existing ``database`` lives (FileNotFoundError if it does not exist)."""
+    found = identify(database)
+    if found is None:
+        raise FileNotFoundError(errno.ENOENT, "no such database", str(database))
+    return _lock_file(*found)
+
+
+def _lock_file(resolved: Path, identity: Identity) -> Path:
+    return resolved.with_name(f"{_PREFIX}{identity.device}-{identity.inode}")
 
 
 class RunLock:
-    """Context manager holding the run lock of a database, waiting at most ``timeout`` seconds."""
+    """Context manager holding the run lock of a database, waiting at most ``timeout`` seconds.
 
-    def __init__(self, database: Path, timeout: float) -> None:
-        self.path = lock_path(database)
+    With ``create``, a database that does not exist is created empty first (an empty file is an
+    empty SQLite database), so that runs racing to create it agree on one file and so one lock;
+    ``created`` then says this run made it. ``identity`` is the database's once the lock is held.
+    """
+
+    def __init__(self, database: Path, timeout: float, *, create: bool = False) -> None:
         self.database = database
         self.timeout = timeout
+        self.create = create
+        self._created: tuple[int, int] | None = None  # the identity of the database this run created
+        self.identity: Identity | None = None
+        self._path: Path | None = None
         self._fd: int | None = None
 
+    @property
+    def created(self) -> bool:
+        """This run created the database (empty)."""
+        return self._created is not None
+
+    @property
+    def path(self) -> Path:
+        """The lock file this run holds."""
+        if self._path is None:
+            raise RuntimeError("the run lock is not held")
+        return self._path
+
     def __enter__(self) -> RunLock:
+        try:
+            return self._acquire()
+        except LockTimeout:
+            raise  # its holder may be using the database this run created: leave it
+        except DatabaseError:
+            self.remove_if_created_empty()  # refused: no run can hold this lock, so it is no one's
+            raise
+
+    def _acquire(self) -> RunLock:
         deadline = time.monotonic() + self.timeout
         while True:
-            fd = self._open()
+            resolved, identity = self._database()
+            path = _lock_file(resolved, identity)
+            fd = self._open(path)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
+                holder = _holder(fd)
                 os.close(fd)
                 if time.monotonic() >= deadline:
                     raise LockTimeout(
-                        f"another vcp-migrate run ({self._holder()}) held the database for {self.timeout:g}s",
+                        f"another vcp-migrate run ({holder}) held the database for {self.timeout:g}s",
                         where=str(self.database),
                         hint="wait for it to finish or raise --lock-timeout; nothing was changed",
                     ) from None
                 time.sleep(_POLL_SECONDS)
                 continue
-            if self._still_current(fd):
-                os.ftruncate(fd, 0)
-                os.write(fd, str(os.getpid()).encode())
-                self._fd = fd
-                return self
-            os.close(fd)
+            if not _same_file(path, fd):  # its holder deleted it as we locked it
+                os.close(fd)
+                continue
+            now = identify(self.database)
+            if now is None or now[1].key != identity.key:
+                # The database was removed or replaced while we waited: this is not its lock.
+                _release(path, fd)
+                continue
+            try:
+                _check_content(fd, path, self.database)  # again: no one else may write it now
+            except DatabaseError:
+                os.close(fd)
+                raise
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            self._fd, self._path, self.identity = fd, path, now[1]
+            return self
 
     def __exit__(
         self,
@@ -66,30 +163,138 @@ class RunLock:
     ) -> None:
         if self._fd is None:
             return
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-        os.close(self._fd)
+        # A file put in our lock file's place is a newcomer's lock: never delete it.
+        if _same_file(self.path, self._fd):
+            _release(self.path, self._fd)
+        else:
+            os.close(self._fd)
         self._fd = None
 
-    def _open(self) -> int:
+    def remove_if_created_empty(self) -> None:
+        """Delete the database if this run created it and it is still empty.
+
+        Call it holding the lock (or when no run can hold it): a run waiting for the lock then
+        finds the database gone and starts again, rather than writing into a deleted file.
+        """
+        now = identify(self.database)
+        if now is not None and now[1].key == self._created and now[1].size == 0:
+            now[0].unlink()
+
+    def verify(self) -> None:
+        """Raise DatabaseError unless the file at the lock path is still the one this run holds.
+
+        If it was deleted or replaced, a newcomer takes the lock on the new file while this run
+        goes on, so the run must stop before committing anything more.
+        """
+        if self._fd is None or not _same_file(self.path, self._fd):
+            raise DatabaseError(
+                f"the lock file {self._path} was removed or replaced while this run held it;"
+                " another run may be changing the database",
+                where=str(self.database),
+                hint="nothing more was applied",
+            )
+
+    def _database(self) -> tuple[Path, Identity]:
+        while True:
+            found = identify(self.database)
+            if found is not None:
+                return found
+            if not self.create:
+                raise DatabaseError(
+                    "does not exist", where=str(self.database), hint="check --db; only 'migrate' creates a database"
+                )
+            self._create_empty()
+
+    def _create_empty(self) -> None:
+        resolved = Path(os.path.realpath(self.database))
         try:
-            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(os.open(resolved, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644))
+        except FileExistsError:
+            return  # another run created it first, or a link appeared: look again
         except OSError as exc:
             raise DatabaseError(
-                f"cannot create the lock file {self.path.name}: {exc.strerror}",
+                f"cannot be created: {exc.strerror}",
+                where=str(self.database),
+                hint="its directory must exist and be writable; nothing was changed",
+            ) from None
+        found = identify(self.database)
+        self._created = found[1].key if found else None
+
+    def _open(self, path: Path) -> int:
+        """Open (or create) the lock file at ``path``, refusing anything we would not have created."""
+        # Looked at before opening too: opening a hard link to the database and closing it would
+        # drop the SQLite locks this process holds on it.
+        with contextlib.suppress(FileNotFoundError):
+            _check_kind(os.lstat(path), path, self.database)
+        try:
+            fd = os.open(path, _OPEN_FLAGS, 0o600)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise _not_ours(path, "is a symbolic link", self.database) from None
+            if exc.errno == errno.EISDIR:
+                raise _not_ours(path, "is a directory", self.database) from None
+            raise DatabaseError(
+                f"cannot create the lock file {path}: {exc.strerror}",
                 where=str(self.database),
                 hint="the database's directory must be writable; nothing was changed",
             ) from None
-
-    def _still_current(self, fd: int) -> bool:
         try:
-            return os.stat(self.path).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            return False
+            _check_content(fd, path, self.database)
+        except DatabaseError:
+            os.close(fd)
+            raise
+        return fd
 
-    def _holder(self) -> str:
-        try:
-            pid = self.path.read_text().strip()
-        except OSError:
-            pid = ""
-        return f"pid {pid}" if pid.isdigit() else "another process"
+
+def _check_kind(status: os.stat_result, path: Path, database: Path) -> None:
+    """Refuse what cannot be a lock file we created: a link, a special file, a file with other names."""
+    if stat.S_ISLNK(status.st_mode):
+        raise _not_ours(path, "is a symbolic link", database)
+    if stat.S_ISDIR(status.st_mode):
+        raise _not_ours(path, "is a directory", database)
+    if not stat.S_ISREG(status.st_mode):
+        raise _not_ours(path, "is not a regular file", database)
+    if status.st_nlink != 1:
+        raise _not_ours(path, f"has {status.st_nlink} hard links", database)
+    if status.st_size > _MAX_PID_BYTES:
+        raise _not_ours(path, f"holds {status.st_size} bytes", database)
+
+
+def _check_content(fd: int, path: Path, database: Path) -> None:
+    """Refuse what ``_check_kind`` refuses, and a file that holds anything but a pid."""
+    _check_kind(os.fstat(fd), path, database)
+    content = os.pread(fd, _MAX_PID_BYTES + 1, 0).strip()
+    if content and not content.isdigit():
+        raise _not_ours(path, "holds something other than a pid", database)
+
+
+def _not_ours(path: Path, what: str, database: Path) -> DatabaseError:
+    return DatabaseError(
+        f"{what}, not a run lock of vcp-migrate",
+        where=str(path),
+        hint=f"remove it once no vcp-migrate run is using {database}; nothing was changed",
+    )
+
+
+def _same_file(path: Path, fd: int) -> bool:
+    try:
+        at_path = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (at_path.st_dev, at_path.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _release(path: Path, fd: int) -> None:
+    """Delete the lock file we hold, then let go of it: a waiter on it notices the deletion."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    os.close(fd)
+
+
+def _holder(fd: int) -> str:
+    try:
+        pid = os.pread(fd, _MAX_PID_BYTES, 0).decode(errors="replace").strip()
+    except OSError:
+        pid = ""
+    return f"pid {pid}" if pid.isdigit() else "another process"
