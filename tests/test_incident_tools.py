@@ -119,11 +119,13 @@ def test_missing_file_error_names_from_history_and_the_option_runs_the_stored_do
     refused = project.cli("rollback", "--steps", "2")
     assert refused.exit_code == 1 and "pass --from-history" in refused.stderr
     assert project.history() == [1, 2, 3, 4]
-    result = project.cli("rollback", "--steps", "2", "--from-history")
+    result = project.cli("rollback", "--steps", "2", "--from-history", "--yes")
     assert result.exit_code == 0, result.output
-    assert f"Running the down of 004_py.py, from the history of {project.db}:" in result.stdout
-    assert "def down(c):\n    c.execute('DROP TABLE d')" in result.stdout
-    assert "Running the down of 003_c.sql" in result.stdout and "DROP TABLE c;" in result.stdout
+    assert f"Running the source of 004_py.py, as kept in the history of {project.db} (all of it runs):" in result.stdout
+    assert (
+        "def up(c):\n    c.execute('CREATE TABLE d(x)')\ndef down(c):\n    c.execute('DROP TABLE d')" in result.stdout
+    )
+    assert "Running the source of 003_c.sql, as kept" in result.stdout and "DROP TABLE c;" in result.stdout
     assert project.tables() == {"a", "b"} and project.history() == [1, 2]
 
 

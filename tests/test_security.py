@@ -54,9 +54,53 @@ def test_code_kept_in_the_database_never_runs_without_from_history(project: Proj
 
 def test_from_history_is_the_way_it_runs(project: Project) -> None:
     plant_code_in_history(project)
-    result = project.cli("rollback", "--from-history")
+    result = project.cli("rollback", "--from-history", "--yes")
     assert result.exit_code == 0, result.output
     assert (project.root / "PWNED").exists()  # what the option is for: it trusts the database
+    # what ran was shown whole first, top-level code included, not only def down
+    assert "pathlib.Path('PWNED').write_text('ran')" in result.stdout
+
+
+@pytest.mark.parametrize("dry_run", [(), ("--dry-run",)], ids=["rollback", "dry run"])
+def test_from_history_without_a_terminal_or_yes_refuses_and_runs_nothing(
+    project: Project, dry_run: tuple[str, ...]
+) -> None:
+    plant_code_in_history(project)
+    before = project.digest()
+    result = project.cli("rollback", "--from-history", *dry_run)
+    assert result.exit_code == 1
+    assert "pathlib.Path('PWNED').write_text('ran')" in result.stdout  # shown, so it can be reviewed
+    assert "there is no terminal to confirm it (review the source shown above and pass --yes;" in result.stderr
+    assert not (project.root / "PWNED").exists()
+    assert project.digest() == before and project.history() == [1, 2]
+    assert not (project.root / "test.db.backups").exists()
+
+
+@pytest.mark.parametrize(("answer", "ran"), [("n\n", False), ("y\n", True)])
+def test_from_history_on_a_terminal_asks_first(
+    project: Project, monkeypatch: pytest.MonkeyPatch, answer: str, ran: bool
+) -> None:
+    plant_code_in_history(project)
+    monkeypatch.setattr("vcp_migrate.cli._interactive", lambda: True)
+    result = project.cli("rollback", "--from-history", input=answer)
+    assert "Run it? [y/N]" in result.stdout
+    assert (project.root / "PWNED").exists() is ran
+    if ran:
+        assert result.exit_code == 0 and project.history() == [1]
+    else:
+        assert result.exit_code == 1 and "was not confirmed (nothing was rolled back)" in result.stderr
+        assert project.history() == [1, 2]
+
+
+def test_from_history_through_the_api_shows_the_whole_source_to_confirm(project: Project) -> None:
+    plant_code_in_history(project)
+    seen: list[tuple[str, str]] = []
+    from vcp_migrate import PlanError
+
+    with pytest.raises(PlanError, match="was not confirmed"):
+        project.manager().rollback(from_history=True, confirm=lambda title, code: bool(seen.append((title, code))))
+    assert seen == [(f"source of 002_b.py, as kept in the history of {project.db} (all of it runs)", PLANTED.decode())]
+    assert not (project.root / "PWNED").exists() and project.history() == [1, 2]
 
 
 def test_names_and_versions_reach_sql_only_as_parameters(project: Project) -> None:

@@ -104,6 +104,11 @@ def _exit(code: int) -> None:
     sys.exit(code)
 
 
+def _interactive() -> bool:
+    """Whether a question can be answered: standard input is a terminal."""
+    return sys.stdin.isatty()
+
+
 def _setting(key: str, default: object) -> object:
     return read_settings().get(key, default)
 
@@ -404,8 +409,9 @@ def migrate_command(
 @click.option(
     "--from-history",
     is_flag=True,
-    help="For a migration whose file is missing, run the down kept in the database (trusts its content).",
+    help="For a migration whose file is missing, run the source kept in the database (shown first).",
 )
+@click.option("--yes", is_flag=True, help="With --from-history: run the source kept in the database without asking.")
 @_with(_dry_run_options)
 @_with(_backup_options)
 @_handles_errors
@@ -416,6 +422,7 @@ def rollback_command(
     steps: int | None,
     to: int | None,
     from_history: bool,
+    yes: bool,
     dry_run: bool,
     sql_only: bool,
     backup: bool | None,
@@ -425,6 +432,9 @@ def rollback_command(
 ) -> int:
     """Roll back applied migrations, newest first (alias: down).
 
+    With --from-history, a migration whose file is missing runs from the source
+    kept in the database: it is shown whole, and run only once you say yes.
+
     \b
     Example:
       vcp-migrate rollback
@@ -432,14 +442,29 @@ def rollback_command(
       vcp-migrate down --to 0
       vcp-migrate rollback --dry-run --sql
       vcp-migrate rollback --from-history
+      vcp-migrate rollback --from-history --yes
     """
     if steps is not None and to is not None:
         raise click.UsageError("--steps and --to cannot be used together")
+
+    def confirm(title: str, code: str) -> bool:
+        from .errors import PlanError
+
+        progress.showing(title, code)
+        if yes:
+            return True
+        if not _interactive():
+            raise PlanError(
+                "--from-history runs code kept in the database, and there is no terminal to confirm it",
+                hint="review the source shown above and pass --yes; nothing was rolled back",
+            )
+        return click.confirm("Run it?", default=False)
+
     manager = _manager(db, directory, progress, lock_timeout, backup, keep_backups, dump)
     if dry_run or sql_only:
-        report = manager.dry_run_rollback(steps, to=to, from_history=from_history)
+        report = manager.dry_run_rollback(steps, to=to, from_history=from_history, confirm=confirm)
         return _show_dry_run(report, progress, sql_only)
-    runs = manager.rollback(steps, to=to, from_history=from_history)
+    runs = manager.rollback(steps, to=to, from_history=from_history, confirm=confirm)
     progress.stop()
     if not runs:
         progress.console.print("Nothing to roll back.")

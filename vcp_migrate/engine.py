@@ -196,17 +196,24 @@ class MigrationManager:
             return done
 
     def rollback(
-        self, steps: int | None = None, *, to: int | None = None, from_history: bool = False
+        self,
+        steps: int | None = None,
+        *,
+        to: int | None = None,
+        from_history: bool = False,
+        confirm: Callable[[str, str], bool] | None = None,
     ) -> list[MigrationRun]:
         """Roll back the newest ``steps`` migrations (default 1), or all above version ``to``.
 
         Newest first; if one fails, those rolled back before it stay rolled back. With
-        ``from_history``, a migration whose file is missing runs the down kept in the history.
+        ``from_history``, a migration whose file is missing runs the source kept in the history:
+        ``confirm`` sees what will run (a title and the whole source as stored, top-level code
+        included) before anything runs, and refusing stops the rollback with PlanError.
         """
         _check_rollback_arguments(steps, to)
         directory = discovery.usable(self._scan())
         with self._writing(create=False) as session:
-            plan = self._rollback_plan(session.connection, directory, steps, to, from_history)
+            plan = self._rollback_plan(session.connection, directory, steps, to, from_history, confirm)
             done: list[MigrationRun] = []
             if plan:
                 with self._changing(session, done):
@@ -241,7 +248,12 @@ class MigrationManager:
         return self._dry_run(plan)
 
     def dry_run_rollback(
-        self, steps: int | None = None, *, to: int | None = None, from_history: bool = False
+        self,
+        steps: int | None = None,
+        *,
+        to: int | None = None,
+        from_history: bool = False,
+        confirm: Callable[[str, str], bool] | None = None,
     ) -> DryRun:
         """Rehearse ``rollback``: really run it, then undo it; the database file is left as it was."""
         _check_rollback_arguments(steps, to)
@@ -249,7 +261,8 @@ class MigrationManager:
         sqlite.check_path(self.db_path, create=False)
 
         def plan(connection: sqlite.MigrationConnection) -> list[tuple[LoadedMigration, Direction]]:
-            return [(m, "down") for m in self._rollback_plan(connection, directory, steps, to, from_history)]
+            plan = self._rollback_plan(connection, directory, steps, to, from_history, confirm)
+            return [(m, "down") for m in plan]
 
         return self._dry_run(plan)
 
@@ -375,23 +388,26 @@ class MigrationManager:
         steps: int | None,
         to: int | None,
         from_history: bool,
+        confirm: Callable[[str, str], bool] | None = None,
     ) -> list[LoadedMigration]:
         applied = self._read_history(connection)
         plan = planning.plan_rollback(directory, applied, steps=steps, to=to, from_history=from_history)
-        files = [self._from_history(connection, i) if isinstance(i, AppliedMigration) else i for i in plan]
+        files = [self._from_history(connection, i, confirm) if isinstance(i, AppliedMigration) else i for i in plan]
         loaded = self._load(files, "down")
         for file in files:  # said only once the rollback is sure to run
             if file.checksum != applied[file.version].checksum:
                 self.observer.warning(f"{file.path}: changed since it was applied; rolling back with its current down")
         return loaded
 
-    def _from_history(self, connection: sqlite.MigrationConnection, row: AppliedMigration) -> MigrationFile:
-        """The migration as it was applied, rebuilt from the history, after showing its down.
+    def _from_history(
+        self, connection: sqlite.MigrationConnection, row: AppliedMigration, confirm: Callable[[str, str], bool] | None
+    ) -> MigrationFile:
+        """The migration as it was applied, rebuilt from the history, once the user has seen it.
 
         This (rollback --from-history) is the only path on which code kept in a database runs.
+        Loading a Python migration runs its whole module, so the whole source is shown, not only
+        its down.
         """
-        from . import loading
-
         source = history.applied_source(connection, row.version)
         if source is None or row.file is None:
             raise PlanError(
@@ -400,7 +416,16 @@ class MigrationManager:
                 hint="restore its file to roll it back; nothing was changed",
             )
         file = MigrationFile(row.version, row.name, Path(f"{self.db_path}:history/{row.file}"), row.checksum, source)
-        self.observer.showing(f"down of {row.file}, from the history of {self.db_path}", loading.down_source(file))
+        title = f"source of {row.file}, as kept in the history of {self.db_path} (all of it runs)"
+        code = source.decode("utf-8", errors="replace")
+        if confirm is None:
+            self.observer.showing(title, code)
+        elif not confirm(title, code):
+            raise PlanError(
+                f"running version {row.version} ({row.file}) from the history was not confirmed",
+                where=str(self.db_path),
+                hint="nothing was rolled back",
+            )
         return file
 
     def _load(self, plan: list[MigrationFile], direction: Direction) -> list[LoadedMigration]:
