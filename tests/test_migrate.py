@@ -552,3 +552,12 @@ def test_a_second_connection_of_the_migration_that_waits_names_the_migration(pro
     assert "002_own.py: up() failed: database is locked; a migration that opens its own connection" in result.output
     assert project.history() == [1] and project.tables() == {"a"}
     assert project.query("SELECT count(*) FROM a") == [(0,)]
+
+
+def test_a_base_exception_while_loading_a_migration_is_a_file_error(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.write("002_b.py", "raise GeneratorExit('at import')\n\ndef up(connection):\n    pass\n")
+    result = project.cli("migrate")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "002_b.py: loading failed at line 1: GeneratorExit: at import" in result.output
+    assert project.history() == [] and not project.db.exists()

@@ -162,7 +162,9 @@ def _exec_python(migration: MigrationFile) -> types.ModuleType:
     module.__file__ = where
     try:
         exec(code, module.__dict__)
-    except (Exception, SystemExit) as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # SystemExit, GeneratorExit and the like fail the load too
         raise MigrationFileError(
             f"loading failed{at_line(exc.__traceback__, where)}: {describe(exc)}", where=where, hint=_FIX
         ) from None
