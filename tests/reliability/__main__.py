@@ -17,7 +17,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import bad_input, concurrency, crash, model
+from . import bad_input, concurrency, crash, model, rehearsal
 from .common import Figures
 
 
@@ -51,6 +51,7 @@ def main() -> int:
                 ),
             ),
             ("bad input", lambda: bad_input.run(work / "bad-input")),
+            ("rehearsal", lambda: rehearsal.run(work / "rehearsal")),
             ("model-based", lambda: model.run(examples=30 if quick else 300, steps=15 if quick else 25)),
         ):
             print(f"running the {name} campaign ...", file=sys.stderr, flush=True)
