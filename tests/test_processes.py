@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from vcp_migrate.lock import lock_path
+
 from .conftest import Project, console_script, run_cli
 
 SLOW = """
@@ -116,7 +118,7 @@ def test_concurrent_runners_apply_each_migration_exactly_once(project: Project) 
         if line.startswith("Applied ") and "(" in line and "migration(s)" not in line
     ]
     assert len(applied_lines) == 6
-    assert not (project.root / "test.db.vcp-lock").exists()
+    assert not list(project.root.glob(".vcp-lock-*"))
 
 
 def test_waiter_past_the_lock_timeout_fails_cleanly(project: Project) -> None:
@@ -135,6 +137,119 @@ def test_waiter_past_the_lock_timeout_fails_cleanly(project: Project) -> None:
     )
     assert elapsed >= 1
     assert project.tables() == set() and project.history() == []
+
+
+GATED = """
+import os, time
+from pathlib import Path
+
+def _gate(what):
+    with open("ledger.txt", "a") as ledger:
+        ledger.write(what + "\\n")
+    Path("started-" + what).write_text(str(os.getpid()))
+    while not Path("go-" + what).exists():
+        time.sleep(0.02)
+
+def up(connection):
+    connection.execute("CREATE TABLE gated(x)")
+    _gate("up")
+
+def down(connection):
+    connection.execute("DROP TABLE gated")
+    _gate("down")
+"""
+
+
+def start_on(project: Project, database: Path, *args: str) -> subprocess.Popen[str]:
+    command, *rest = args
+    return subprocess.Popen(
+        [str(console_script()), command, "--db", str(database), "--dir", str(project.dir), *rest],
+        cwd=project.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize("alias", ["symlink", "hard link"])
+def test_runners_through_another_path_to_the_database_wait_for_each_other(project: Project, alias: str) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.write("002_gated.py", GATED)
+    assert run_cli(project, "migrate", "--to", "1").returncode == 0
+    other = project.root / "alias.db"
+    if alias == "symlink":
+        other.symlink_to(project.db)
+    else:
+        os.link(project.db, other)
+    for direction, command, first, second in (
+        ("up", ["migrate"], project.db, other),
+        ("down", ["rollback", "--to", "1"], other, project.db),
+    ):
+        holder = start_on(project, first, *command)
+        wait_for(project.root / f"started-{direction}", holder)
+        impatient = start_on(project, second, *command, "--lock-timeout", "0.5")
+        _, stderr = impatient.communicate(timeout=60)
+        assert impatient.returncode == 1
+        assert stderr == (
+            f"Error: {second}: another vcp-migrate run (pid {holder.pid}) held the database for 0.5s"
+            " (wait for it to finish or raise --lock-timeout; nothing was changed)\n"
+        )
+        patient = start_on(project, second, *command)  # must wait, then find nothing left to do
+        time.sleep(1)
+        (project.root / f"go-{direction}").write_text("")
+        for process in (holder, patient):
+            _, stderr = process.communicate(timeout=60)
+            assert process.returncode == 0, stderr
+    assert (project.root / "ledger.txt").read_text().split() == ["up", "down"]
+    assert project.tables() == {"a"} and project.history() == [1]
+    assert project.query("PRAGMA integrity_check") == [("ok",)]
+
+
+def test_lock_file_removed_while_held_stops_the_run_before_its_next_commit(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.write("002_gated.py", GATED)
+    project.sql("003_c.sql", "CREATE TABLE c(x);", "DROP TABLE c;")
+    holder = start(project, "migrate")
+    wait_for(project.root / "started-up", holder)
+    (lock,) = project.root.glob(".vcp-lock-*")
+    lock.unlink()
+    (project.root / "go-up").write_text("")
+    _, stderr = holder.communicate(timeout=60)
+    assert holder.returncode == 1
+    assert stderr == (
+        f"Error: {project.db}: the lock file {lock} was removed or replaced while this run held it;"
+        " another run may be changing the database (nothing more was applied)\n"
+    )
+    assert project.tables() == {"a"} and project.history() == [1]
+    again = run_cli(project, "migrate", "--lock-timeout", "0")
+    assert again.returncode == 0, again.stderr
+    assert project.tables() == {"a", "gated", "c"} and project.history() == [1, 2, 3]
+
+
+@pytest.mark.parametrize("kind", ["FIFO", "directory", "symlink to the database"])
+def test_something_planted_at_the_lock_path_is_refused_without_hanging(project: Project, kind: str) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    assert run_cli(project, "migrate").returncode == 0
+    at = lock_path(project.db)
+    if kind == "FIFO":
+        os.mkfifo(at)
+        what = "is not a regular file"
+    elif kind == "directory":
+        at.mkdir()
+        what = "is a directory"
+    else:
+        at.symlink_to(project.db)
+        what = "is a symbolic link"
+    before = project.digest()
+    for command in ("migrate", "rollback"):
+        result = run_cli(project, command, timeout=20)
+        assert result.returncode == 1
+        assert result.stderr == (
+            f"Error: {at}: {what}, not a run lock of vcp-migrate"
+            f" (remove it once no vcp-migrate run is using {project.db}; nothing was changed)\n"
+        )
+    assert project.digest() == before and project.history() == [1] and os.path.lexists(at)
+    assert project.query("PRAGMA integrity_check") == [("ok",)]
 
 
 def test_application_holding_a_write_lock_makes_migrate_fail_cleanly(project: Project) -> None:
@@ -200,7 +315,7 @@ def test_file_that_is_not_a_database(project: Project, command: str) -> None:
     assert result.returncode == 1
     assert result.stderr.strip() == f"Error: {project.db}: is not a SQLite database (check --db; nothing was changed)"
     assert project.digest() == before
-    assert not (project.root / "test.db.vcp-lock").exists()
+    assert not list(project.root.glob(".vcp-lock-*"))
 
 
 def test_corrupt_database(project: Project) -> None:
