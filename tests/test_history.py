@@ -1,0 +1,121 @@
+"""The history module on its own: layouts, upgrades, rows, ids and PRAGMA user_version."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from vcp_migrate import history
+from vcp_migrate.errors import DatabaseError
+from vcp_migrate.models import MigrationFile
+
+
+def database() -> sqlite3.Connection:
+    return sqlite3.connect(":memory:", isolation_level=None)
+
+
+def file(version: int, source: bytes = b"-- migrate:up\n") -> MigrationFile:
+    return MigrationFile(
+        version, f"m{version}", Path(f"migrations/{version:03d}_m{version}.sql"), f"sum{version}", source
+    )
+
+
+def test_a_new_database_has_no_history() -> None:
+    connection = database()
+    assert history.layout(connection) == 0
+    assert history.read(connection) == {} and history.highest(connection) == 0
+    assert history.database_id(connection) is None and history.applied_source(connection, 1) is None
+
+
+def test_prepare_record_read_remove() -> None:
+    connection = database()
+    history.prepare(connection)
+    assert history.layout(connection) == history.LAYOUT
+    history.record(connection, file(1, b"first"), 12)
+    history.record(connection, file(3, b"third"), 5)
+    rows = history.read(connection)
+    assert sorted(rows) == [1, 3]
+    assert (rows[3].name, rows[3].checksum, rows[3].execution_ms, rows[3].file) == ("m3", "sum3", 5, "003_m3.sql")
+    assert history.applied_source(connection, 1) == b"first"
+    assert history.highest(connection) == 3
+    assert history.is_recorded(connection, file(3), applied=True)
+    history.remove(connection, 3)
+    assert not history.is_recorded(connection, file(3), applied=True)
+    assert history.is_recorded(connection, file(3), applied=False)
+    assert history.highest(connection) == 1
+
+
+def test_is_recorded_compares_the_checksum() -> None:
+    connection = database()
+    history.prepare(connection)
+    history.record(connection, file(1), 0)
+    edited = file(1)._replace(checksum="other")
+    assert not history.is_recorded(connection, edited, applied=True)
+    assert not history.is_recorded(connection, edited, applied=False)
+
+
+def test_prepare_twice_keeps_the_database_id() -> None:
+    connection = database()
+    history.prepare(connection)
+    first = history.database_id(connection)
+    history.prepare(connection)
+    assert first is not None and len(first) == 32 and history.database_id(connection) == first
+
+
+def test_update_records_a_reviewed_edit() -> None:
+    connection = database()
+    history.prepare(connection)
+    history.record(connection, file(2, b"old"), 0)
+    history.update(connection, file(2, b"new")._replace(checksum="edited", name="renamed"))
+    row = history.read(connection)[2]
+    assert (row.name, row.checksum) == ("renamed", "edited")
+    assert history.applied_source(connection, 2) == b"new"
+
+
+def test_layout_1_is_upgraded_in_place() -> None:
+    connection = database()
+    connection.execute(
+        "CREATE TABLE vcp_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL,"
+        " applied_at TEXT NOT NULL, execution_ms INTEGER NOT NULL)"
+    )
+    connection.execute("CREATE TABLE vcp_migrations_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    connection.execute("INSERT INTO vcp_migrations_meta VALUES ('layout', '1')")
+    connection.execute("INSERT INTO vcp_migrations VALUES (1, 'm1', 'sum1', '2026-01-01T00:00:00.000Z', 3)")
+    assert history.layout(connection) == 1
+    assert history.read(connection)[1].file is None and history.applied_source(connection, 1) is None
+    history.prepare(connection)
+    assert history.layout(connection) == 2 and history.database_id(connection) is not None
+    assert history.read(connection)[1].name == "m1"
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("CREATE TABLE vcp_migrations (x)", "has a vcp_migrations table that vcp-migrate did not create"),
+        (
+            "CREATE TABLE vcp_migrations (x); CREATE TABLE vcp_migrations_meta (key, value);"
+            " INSERT INTO vcp_migrations_meta VALUES ('layout', '99')",
+            "its history was written by a newer vcp-migrate (layout 99, this one knows 2)",
+        ),
+    ],
+    ids=["foreign table", "newer layout"],
+)
+def test_history_it_cannot_use_is_refused(setup: str, message: str) -> None:
+    connection = database()
+    connection.executescript(setup)
+    with pytest.raises(DatabaseError, match=re.escape(message)):
+        history.read(connection)
+
+
+def test_user_version_follows_the_highest_version_and_refuses_what_does_not_fit() -> None:
+    connection = database()
+    history.prepare(connection)
+    history.record(connection, file(7), 0)
+    assert history.sync_user_version(connection) is True
+    assert connection.execute("PRAGMA user_version").fetchone() == (7,)
+    history.record(connection, file(history.USER_VERSION_MAX + 1), 0)
+    assert history.sync_user_version(connection) is False
+    assert connection.execute("PRAGMA user_version").fetchone() == (7,)
