@@ -147,7 +147,8 @@ def _gate(what):
     with open("ledger.txt", "a") as ledger:
         ledger.write(what + "\\n")
     Path("started-" + what).write_text(str(os.getpid()))
-    while not Path("go-" + what).exists():
+    deadline = time.monotonic() + 60  # a failed test must not leave this process behind for ever
+    while not Path("go-" + what).exists() and time.monotonic() < deadline:
         time.sleep(0.02)
 
 def up(connection):

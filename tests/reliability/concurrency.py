@@ -1,12 +1,15 @@
 """Concurrency campaign: 8 processes a phase, mixing migrate, rollback, status and validate on
-one database, and holders that keep the database past the waiter's lock timeout.
+one database, and holders that keep the database past the waiter's lock timeout. Then the same
+rounds again with the processes reaching the database through its name, a symbolic link and a
+hard link at once: the run lock is the database file's, so they must still take turns.
 
-Each migration appends to a ledger file when it runs on the real database (not on validate's
+Each migration appends to a ledger file when it starts on the real database (not on validate's
 copies in memory): each must appear exactly once per round going up, and once going down.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import statistics
@@ -18,6 +21,7 @@ from pathlib import Path
 from .common import Figures, Timer, sha256, start, vcp
 
 DB = "trading.db"
+SYMLINK, HARD_LINK = "trading-symlink.db", "trading-hardlink.db"
 MIGRATIONS = 6
 STEP = """
 import os, time
@@ -28,13 +32,13 @@ def _ledger(connection, what):
             ledger.write(what + " " + str(os.getpid()) + "\\n")
 
 def up(connection):
+    _ledger(connection, "up {version}")  # first, so a second run counts even if its SQL then fails
     connection.execute("CREATE TABLE t{version} (x)")
     time.sleep(0.05)
-    _ledger(connection, "up {version}")
 
 def down(connection):
-    connection.execute("DROP TABLE t{version}")
     _ledger(connection, "down {version}")
+    connection.execute("DROP TABLE t{version}")
 """
 SLOW = """
 import time
@@ -60,35 +64,23 @@ def run(rounds: int, workdir: Path, timeouts: tuple[float, ...] = (0.5, 1.0, 2.0
         for version in range(1, MIGRATIONS + 1):
             (project / "migrations" / f"{version:03d}_step.py").write_text(STEP.format(version=version))
         failures: Counter[str] = Counter()
-        status_seconds: list[float] = []
-        writer_seconds: list[float] = []
+        seconds: dict[str, list[float]] = {"status": [], "writers": []}
         notes: list[str] = []
-        for _ in range(rounds):
-            for phase, expected_history in ((UP_PHASE, list(range(1, MIGRATIONS + 1))), (DOWN_PHASE, [])):
-                (project / "ledger.txt").write_text("")
-                results = _together(project, phase)
-                for command, (code, seconds, stderr) in zip(phase, results, strict=True):
-                    (status_seconds if command.startswith("status") else writer_seconds).append(seconds)
-                    if code != 0:
-                        failures["unexpected errors"] += 1
-                        notes.append(f"{command}: exit {code}: {stderr.strip()[:200]}")
-                lines = Counter((project / "ledger.txt").read_text().split("\n")[:-1])
-                direction = "up" if phase is UP_PHASE else "down"
-                once = all(
-                    sum(n for line, n in lines.items() if line.startswith(f"{direction} {v} ")) == 1
-                    for v in range(1, MIGRATIONS + 1)
-                )
-                if not once or len(lines) != MIGRATIONS:
-                    failures["migrations not run exactly once"] += 1
-                    notes.append(f"{direction}: ledger {sorted(lines)}")
-                if _history(project) != expected_history:
-                    failures["history not as expected"] += 1
+        for aliased in (False, True):
+            if aliased:
+                _make_aliases(project)
+            for _ in range(rounds):
+                for phase, expected_history in ((UP_PHASE, list(range(1, MIGRATIONS + 1))), (DOWN_PHASE, [])):
+                    names = [(DB, SYMLINK, HARD_LINK)[i % 3] if aliased else DB for i in range(len(phase))]
+                    _phase(project, phase, names, expected_history, aliased, failures, notes, seconds)
         overshoots, changed = _timeouts(workdir / "timeouts", timeouts, repeats)
         failures["waiters that changed the database"] = changed
+    status_seconds, writer_seconds = seconds["status"], seconds["writers"]
     figures.counts = {
         "rounds": rounds,
+        "rounds through the name, a symlink and a hard link at once": rounds,
         "processes per phase": len(UP_PHASE),
-        "process runs": rounds * (len(UP_PHASE) + len(DOWN_PHASE)),
+        "process runs": 2 * rounds * (len(UP_PHASE) + len(DOWN_PHASE)),
         "status: slowest (s)": round(max(status_seconds), 2),
         "writers: slowest (s)": round(max(writer_seconds), 2),
         "lock-timeout waits measured": len(overshoots),
@@ -98,6 +90,7 @@ def run(rounds: int, workdir: Path, timeouts: tuple[float, ...] = (0.5, 1.0, 2.0
     figures.failures = {
         "unexpected errors": failures["unexpected errors"],
         "migrations not run exactly once": failures["migrations not run exactly once"],
+        "double runs through a symlink or hard link": failures["double runs through a symlink or hard link"],
         "history not as expected": failures["history not as expected"],
         "readers slower than the lock timeout": sum(s > 30 for s in status_seconds),
         "waiters that changed the database": failures["waiters that changed the database"],
@@ -107,10 +100,53 @@ def run(rounds: int, workdir: Path, timeouts: tuple[float, ...] = (0.5, 1.0, 2.0
     return figures
 
 
-def _together(project: Path, commands: list[str]) -> list[tuple[int, float, str]]:
-    """Start every command at once; their exit codes, wall times and stderr."""
+def _phase(
+    project: Path,
+    phase: list[str],
+    names: list[str],
+    expected_history: list[int],
+    aliased: bool,
+    failures: Counter[str],
+    notes: list[str],
+    seconds: dict[str, list[float]],
+) -> None:
+    """Run one phase's commands at once, each on its name of the database, and check the ledger."""
+    (project / "ledger.txt").write_text("")
+    results = _together(project, phase, names)
+    for command, name, (code, elapsed, stderr) in zip(phase, names, results, strict=True):
+        seconds["status" if command.startswith("status") else "writers"].append(elapsed)
+        if code != 0:
+            failures["unexpected errors"] += 1
+            notes.append(f"{command} --db {name}: exit {code}: {stderr.strip()[:200]}")
+    lines = Counter((project / "ledger.txt").read_text().split("\n")[:-1])
+    direction = "up" if phase is UP_PHASE else "down"
+    runs = [
+        sum(n for line, n in lines.items() if line.startswith(f"{direction} {v} ")) for v in range(1, MIGRATIONS + 1)
+    ]
+    if runs != [1] * MIGRATIONS or len(lines) != MIGRATIONS:
+        failures["migrations not run exactly once"] += 1
+        notes.append(f"{direction}{' through aliases' if aliased else ''}: ledger {sorted(lines)}")
+    if aliased:
+        failures["double runs through a symlink or hard link"] += sum(max(n - 1, 0) for n in runs)
+    if _history(project) != expected_history:
+        failures["history not as expected"] += 1
+
+
+def _make_aliases(project: Path) -> None:
+    """A symbolic link and a hard link to the database, beside it (a hard link elsewhere could not
+    share its lock file: the engine warns about those)."""
+    sqlite3.connect(project / DB).close()  # it exists by now, unless there were no plain rounds
+    (project / SYMLINK).symlink_to(DB)
+    os.link(project / DB, project / HARD_LINK)
+
+
+def _together(project: Path, commands: list[str], names: list[str]) -> list[tuple[int, float, str]]:
+    """Start every command at once, each on its name of the database; their exit codes, wall times and stderr."""
     started = time.monotonic()
-    processes = [start(*command.split(), "--db", DB, "--dir", "migrations", cwd=project) for command in commands]
+    processes = [
+        start(*command.split(), "--db", name, "--dir", "migrations", cwd=project)
+        for command, name in zip(commands, names, strict=True)
+    ]
     results = []
     for process in processes:
         _, stderr = process.communicate(timeout=300)
