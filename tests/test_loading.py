@@ -9,7 +9,7 @@ import pytest
 
 from vcp_migrate import MigrationFileError
 from vcp_migrate.discovery import scan
-from vcp_migrate.loading import LoadedMigration, PythonStep, SqlStep, load
+from vcp_migrate.loading import LoadedMigration, PythonStep, SqlStep, down_source, load
 
 from .conftest import Project
 
@@ -124,3 +124,136 @@ def test_same_file_name_in_two_directories_does_not_clash(project: Project) -> N
     a, b = load(scan(project.dir).migrations[0]), load(scan(other).migrations[0])
     assert isinstance(a.up, PythonStep) and isinstance(b.up, PythonStep)
     assert (a.up.function(None), b.up.function(None)) == ("first", "second")  # type: ignore[arg-type]
+
+
+# -- the SQL file format: markers, literals and line ends as SQLite reads them -----------------
+
+ODD_SEPARATORS = ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e"]
+
+
+@pytest.mark.parametrize("separator", ODD_SEPARATORS, ids=[f"U+{ord(c):04X}" for c in ODD_SEPARATORS])
+def test_odd_line_separators_in_a_literal_arrive_byte_identical(project: Project, separator: str) -> None:
+    """str.splitlines() breaks at these; a literal holding one must still store it, not '\\n'."""
+    value = f"first{separator}second{separator}-- migrate:down{separator}"
+    project.write(
+        "001_notes.sql",
+        raw=f"-- migrate:up\nCREATE TABLE notes (body TEXT);\nINSERT INTO notes VALUES ('{value}');\n"
+        "-- migrate:down\nDROP TABLE notes;\n".encode(),
+    )
+    project.manager().migrate()
+    assert project.query("SELECT CAST(body AS BLOB) FROM notes") == [(value.encode(),)]
+
+
+def test_a_marker_inside_a_block_comment_does_not_split_the_file(project: Project) -> None:
+    project.write(
+        "001_kept.sql",
+        """
+        -- migrate:up
+        /* The down, kept here for reference:
+        -- migrate:down
+        DROP TABLE kept;
+        */
+        CREATE TABLE kept (x);
+        INSERT INTO kept VALUES ('up ran');
+        """,
+    )
+    loaded = load(scan(project.dir).migrations[0])
+    assert loaded.down is None
+    project.manager().migrate()
+    assert project.query("SELECT x FROM kept") == [("up ran",)]
+
+
+@pytest.mark.parametrize("quote", ["'", '"'])
+def test_a_marker_inside_a_literal_or_quoted_name_does_not_split_the_file(project: Project, quote: str) -> None:
+    body = "first line\n-- migrate:down\nthird line"
+    project.write(
+        "001_notes.sql",
+        raw=f"-- migrate:up\nCREATE TABLE notes ({quote}{body}{quote} TEXT);\n"
+        f"INSERT INTO notes VALUES ('{body}');\n-- migrate:down\nDROP TABLE notes;\n".encode(),
+    )
+    project.manager().migrate()
+    assert project.query("SELECT * FROM notes") == [(body,)]
+    assert project.columns("notes") == [body]
+
+
+NEAR_MISSES = [
+    "-- migrate:dwon",
+    "-- migrate:",
+    "-- migrate:downgrade",
+    "-- +migrate Down",
+    "-- +goose Down",
+    "-- +goose Up",
+    "-- +migrate Up",
+    "--migrate:down",
+    "-- MIGRATE:DOWN",
+    "  --  migrate : down",
+]
+
+
+@pytest.mark.parametrize("marker", NEAR_MISSES)
+def test_a_near_miss_marker_is_an_error_and_nothing_is_applied(project: Project, marker: str) -> None:
+    """Taken as a comment, it would run the down as part of up (here: dropping the table)."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.write(
+        "002_kept.sql",
+        f"-- migrate:up\nCREATE TABLE kept (x);\nINSERT INTO kept VALUES (1);\n{marker}\nDROP TABLE kept;\n",
+    )
+    with pytest.raises(MigrationFileError) as error:
+        project.manager().migrate()
+    assert str(error.value).startswith(
+        f"{project.dir / '002_kept.sql'}: line 4: {marker.strip()!r} looks like a section marker but is not one"
+        " (write '-- migrate:up' or '-- migrate:down' at the start of a line;"
+        " other tools' markers such as '-- +goose Down' are not read"
+    )
+    assert project.tables() == set() and project.history() == []
+
+
+@pytest.mark.parametrize("between", [" ", "\u2028", "\x85", "\x0c"])
+def test_a_marker_that_does_not_begin_its_line_is_an_error(project: Project, between: str) -> None:
+    """Some editors show U+2028 or \\x85 as a line break; SQLite and this file format do not."""
+    project.write("001_x.sql", raw=f"-- migrate:up\nCREATE TABLE t (x);{between}-- migrate:down\n".encode())
+    with pytest.raises(MigrationFileError, match="line 2: '-- migrate:down' looks like a section marker but does not"):
+        project.manager().migrate()
+    assert project.tables() == set()
+
+
+def test_line_numbers_count_only_lf_crlf_and_cr(project: Project) -> None:
+    raw = "-- migrate:up\r\nINSERT INTO t VALUES ('a\u2028b\x85c');\rSELECT 1;\n-- migrate:dwon\n"
+    with pytest.raises(MigrationFileError, match="001_x.sql: line 4: '-- migrate:dwon'"):
+        load_one(project, "001_x.sql", raw=raw.encode())
+
+
+def test_nul_character_is_an_error_naming_file_and_line(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    assert project.cli("migrate").exit_code == 0
+    before = project.digest()
+    project.write("002_nul.sql", raw=b"-- migrate:up\nCREATE TABLE b (x);\nINSERT INTO b VALUES ('a\x00b');\n")
+    result = project.cli("migrate")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {project.dir / '002_nul.sql'}: line 3: holds a NUL character, which SQLite cannot run"
+        " (remove it; write X'00' for a zero byte in a blob; nothing was applied)\n"
+    )
+    assert project.digest() == before and project.history() == [1] and project.tables() == {"a"}
+
+
+def test_cr_only_line_ends_load(project: Project) -> None:
+    loaded = load_one(
+        project,
+        "001_x.sql",
+        raw=b"-- the table\r-- migrate:up\rCREATE TABLE t (x); -- made\r\r-- migrate:down\rDROP TABLE t;\r",
+    )
+    assert isinstance(loaded.up, SqlStep) and loaded.up.statements == ("CREATE TABLE t (x);",)
+    assert isinstance(loaded.down, SqlStep) and loaded.down.statements == ("DROP TABLE t;",)
+
+
+def test_sql_that_sqlite_would_read_as_part_of_a_comment_is_an_error(project: Project) -> None:
+    """SQLite ends a -- comment at \\n only: after '-- make it\\r', it would skip CREATE TABLE."""
+    with pytest.raises(MigrationFileError, match="001_x.sql: line 3: SQLite would read this line as part of"):
+        load_one(project, "001_x.sql", raw=b"-- migrate:up\n-- make it\rCREATE TABLE t (x);\n")
+
+
+def test_down_source_is_the_down_section_as_written(project: Project) -> None:
+    down = "INSERT INTO t VALUES ('a\u2028b');\n/*\n-- migrate:up\n*/\nDROP TABLE t;"
+    project.write("001_x.sql", raw=f"-- migrate:up\nCREATE TABLE t (x);\n-- migrate:down\n{down}\n".encode())
+    assert down_source(scan(project.dir).migrations[0]) == down

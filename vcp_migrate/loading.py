@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import inspect
-import re
 import sqlite3
 import types
 from collections.abc import Callable
@@ -17,10 +16,8 @@ from types import TracebackType
 
 from .errors import MigrationFileError
 from .models import MigrationFile
-from .sqlite import split_statements
+from .sqltext import sections, split_statements
 
-_MARKER = re.compile(r"--\s*migrate:(up|down)(?:[ \t]+(.*?))?\s*")
-_NEAR_MARKER = re.compile(r"--\s*migrate\s*:?\s*(up|down)\b", re.IGNORECASE)
 _FIX = "fix the file"
 
 
@@ -87,62 +84,23 @@ def _load_sql(migration: MigrationFile) -> tuple[SqlStep, SqlStep | None]:
         raise MigrationFileError(
             f"is not UTF-8 text (byte {exc.start})", where=where, hint="save it as UTF-8"
         ) from None
-    sections: dict[str, list[str]] = {}
-    options: dict[str, bool] = {}
-    current: list[str] | None = None
-    stray: int | None = None  # first line of SQL outside any section
-    for number, line in enumerate(text.splitlines(), 1):
-        marker = _MARKER.fullmatch(line.strip())
-        if marker is None and _NEAR_MARKER.match(line.strip()):
-            raise MigrationFileError(
-                f"line {number}: {line.strip()!r} looks like a section marker but is not one",
-                where=where,
-                hint="write '-- migrate:up' or '-- migrate:down' at the start of a line",
-            )
-        if marker is None:
-            if current is None and stray is None and line.strip() and not line.strip().startswith("--"):
-                stray = number
-            if current is not None:
-                current.append(line)
-            continue
-        direction, option = marker.group(1), (marker.group(2) or "")
-        if direction in sections:
-            raise MigrationFileError(f"line {number}: a second '-- migrate:{direction}'", where=where, hint=_FIX)
-        if option not in ("", "transaction:false", "transaction:true"):
-            raise MigrationFileError(
-                f"line {number}: unknown option {option!r}", where=where, hint="the only option is transaction:false"
-            )
-        options[direction] = option != "transaction:false"
-        current = sections[direction] = []
-    if "up" not in sections:
-        raise MigrationFileError("has no '-- migrate:up' section", where=where, hint="add one above the up SQL")
-    if stray is not None:
-        raise MigrationFileError(
-            f"line {stray}: SQL before the first '-- migrate:up' or '-- migrate:down'",
-            where=where,
-            hint="move it into a section",
-        )
+    found = sections(text, where)
 
     def step(direction: str) -> SqlStep:
-        return SqlStep(tuple(split_statements("\n".join(sections[direction]))), options[direction])
+        return SqlStep(tuple(split_statements(found[direction].text)), found[direction].transactional)
 
-    return step("up"), step("down") if "down" in sections else None
+    return step("up"), step("down") if "down" in found else None
 
 
 def down_source(migration: MigrationFile) -> str:
     """The text of a migration's down: the SQL section, or the source of def down()."""
     text = migration.source.decode("utf-8-sig", errors="replace")
     if migration.kind == "sql":
-        lines = text.splitlines()
-        starts = [i for i, line in enumerate(lines) if (m := _MARKER.fullmatch(line.strip())) and m[1] == "down"]
-        if not starts:
+        try:
+            down = sections(text, str(migration.path)).get("down")
+        except MigrationFileError:  # loading the file reports it, with what was (not) done
             return ""
-        section = []
-        for line in lines[starts[0] + 1 :]:
-            if _MARKER.fullmatch(line.strip()):
-                break
-            section.append(line)
-        return "\n".join(section).strip()
+        return "" if down is None else down.text.strip()
     tree = ast.parse(text)
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and node.name == "down":

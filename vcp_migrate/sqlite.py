@@ -3,7 +3,6 @@ statements, translating errors, checking foreign keys."""
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DatabaseError, LockTimeout
+from .sqltext import split_statements as split_statements  # splitting lives with the lexer
 
 # Python caches prepared statements by their text, and a cached statement is not re-authorized.
 # Our own transaction control therefore uses text that no migration would write, so a migration's
@@ -346,40 +346,6 @@ def foreign_key_violations(connection: sqlite3.Connection) -> list[str]:
     """Describe each row PRAGMA foreign_key_check reports (at most five)."""
     rows = connection.execute("PRAGMA foreign_key_check").fetchmany(5)
     return [f"table {table} row {rowid} references a missing row in {parent}" for table, rowid, parent, _ in rows]
-
-
-_COMMENT_OR_QUOTED = re.compile(
-    r"--[^\n]*|/\*.*?(?:\*/|\Z)|'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|`(?:[^`]|``)*`?|\[[^\]]*\]?",
-    re.DOTALL,
-)
-
-
-def _holds_code(chunk: str) -> bool:
-    """Whether ``chunk`` has anything but comments, white space and semicolons."""
-    code = _COMMENT_OR_QUOTED.sub(lambda m: "" if m.group().startswith(("--", "/*")) else "x", chunk)
-    return bool(code.strip(" \t\r\n\f;"))
-
-
-def split_statements(sql: str) -> list[str]:
-    """Split SQL text into statements, as SQLite itself delimits them.
-
-    A semicolon ends a statement only where ``sqlite3.complete_statement`` agrees, so semicolons
-    in string literals, comments and trigger bodies (BEGIN ... END) are kept. Chunks that hold
-    only comments are dropped; a last statement without its semicolon is kept.
-    """
-    statements: list[str] = []
-    start = 0
-    position = sql.find(";")
-    while position != -1:
-        candidate = sql[start : position + 1]
-        if sqlite3.complete_statement(candidate):
-            if _holds_code(candidate):
-                statements.append(candidate.strip())
-            start = position + 1
-        position = sql.find(";", position + 1)
-    if _holds_code(sql[start:]):
-        statements.append(sql[start:].strip())
-    return statements
 
 
 def short(statement: str, width: int = 60) -> str:
