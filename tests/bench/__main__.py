@@ -226,6 +226,25 @@ def _backup_seconds(vcp: Vcp, root: Path) -> tuple[float, float]:
     return seconds, usage.ru_maxrss / 1024
 
 
+def workload_6(vcp: Vcp, semicolons: int, reps: int, work: Path, results: Results) -> None:
+    """One INSERT whose literal holds ``semicolons`` semicolons among letters: splitting it must
+    take time in proportion to its size (checking growing prefixes took 67 s for 1 MB)."""
+    value = (";" * 12 + "x" * 13) * (semicolons // 12)
+    label = f"6. split a {len(value) / 1e6:.1f} MB statement with {semicolons:,} semicolons"
+    up = f"CREATE TABLE big (v TEXT);\nINSERT INTO big VALUES ('{value}');"
+    for rep in range(reps):
+        root = work / f"w6-{rep}"
+        root.mkdir(parents=True)
+        vcp.write(root, [Migration(1, "big", up, "DROP TABLE big;")], root / "bench.db")
+        results[label][vcp.name].append(run(vcp.migrate(root, root / "bench.db"), root))
+        connection = sqlite3.connect(root / "bench.db")
+        stored = connection.execute("SELECT v FROM big").fetchone()
+        connection.close()
+        if stored != (value,):
+            raise SystemExit(f"{label}: the value stored is not the value written")
+        shutil.rmtree(root)
+
+
 def report(results: Results) -> str:
     lines = []
     for workload, by_tool in results.items():
@@ -267,6 +286,7 @@ def main() -> int:
         small = f"4. the same on {rows // 100:,} rows (memory)"
         workload_4([vcp], rows // 100, 1, work / "small", results, small)
         workload_5(vcp, templates[vcp.name], rows, big_mb, max(1, reps - 2), work, results)
+        workload_6(vcp, 48_000 if quick else 480_000, reps, work, results)
     print(report({k: v for k, v in results.items() if not k.startswith(("1.", "2.", "3."))}), flush=True)
     return 0
 
