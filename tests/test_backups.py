@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import signal
 import sqlite3
 import stat
 import time
+from collections.abc import Callable
 
 import pytest
 
 from vcp_migrate import DatabaseError, MigrationManager
 from vcp_migrate.backups import folder
 
-from .conftest import Project
+from .conftest import Project, run_cli
 
 
 def three(project: Project) -> None:
@@ -114,7 +117,7 @@ def test_restore_cli_in_wal_mode_while_a_reader_is_open(project: Project) -> Non
     project.manager().migrate()
     reader = sqlite3.connect(project.db)
     assert reader.execute("SELECT count(*) FROM vcp_migrations").fetchone() == (3,)
-    result = project.cli("restore")
+    result = project.cli("restore", "--yes")
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[-1].startswith(f"Restored {project.db} from ")
     assert reader.execute("SELECT count(*) FROM vcp_migrations").fetchone() == (1,)
@@ -211,3 +214,97 @@ def test_a_backup_killed_mid_copy_is_never_listed_and_is_cleaned_up(project: Pro
     project.manager().migrate()
     assert not leftover.exists()
     assert [b.version for b in project.manager().backups()] == [1]
+
+
+NON_TRANSACTIONAL = {
+    "004_fill.sql": (
+        "-- migrate:up transaction:false\nINSERT INTO trades (symbol) VALUES ('MSFT');\nSELECT * FROM nowhere;\n"
+        "-- migrate:down\n"
+    ),
+    "004_fill.py": (
+        "transactional = False\n"
+        "def up(c):\n    c.execute(\"INSERT INTO trades (symbol) VALUES ('MSFT')\")\n    raise RuntimeError('boom')\n"
+        "def down(c):\n    pass\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NON_TRANSACTIONAL))
+def test_a_failed_non_transactional_migration_keeps_its_backup_and_says_so(project: Project, name: str) -> None:
+    three(project)
+    project.manager().migrate()
+    project.write(name, NON_TRANSACTIONAL[name])
+    result = project.cli("migrate")
+    assert result.exit_code == 1
+    # what it did before failing stays, without a history row: the backup is the way back
+    assert project.query("SELECT symbol FROM trades ORDER BY id") == [("AAPL",), ("MSFT",)]
+    assert project.history() == [1, 2, 3]
+    (backup,) = project.manager().backups()
+    assert backup.version == 3
+    assert f"Warning: {backup.path}: kept" in result.stderr
+    copy = sqlite3.connect(backup.path)
+    assert copy.execute("SELECT symbol FROM trades").fetchall() == [("AAPL",)]
+    copy.close()
+
+
+def test_backups_folder_that_is_a_link_is_refused_and_not_followed(project: Project) -> None:
+    three(project)
+    project.manager().migrate(1)
+    elsewhere = project.root / "elsewhere"
+    elsewhere.mkdir()
+    precious = elsewhere / "20260101T000000.000Z-v1.db.partial"
+    precious.write_bytes(b"not ours")
+    folder(project.db).symlink_to(elsewhere)
+    before = project.digest()
+    result = project.cli("migrate")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"Error: {project.db}: backup into {folder(project.db)} failed: it is a symbolic link, and backups are"
+        " never written through one (remove it, or pass --no-backup; nothing was changed)"
+    )
+    assert precious.read_bytes() == b"not ours" and os.listdir(elsewhere) == [precious.name]
+    assert project.digest() == before and project.history() == [1]
+    with pytest.raises(DatabaseError, match="is a symbolic link"):
+        project.manager().backups()
+
+
+def test_only_partial_backups_we_named_are_cleaned_up_and_links_are_left(project: Project) -> None:
+    three(project)
+    project.manager().migrate(1)
+    folder(project.db).mkdir(mode=0o700)
+    outside = project.root / "outside.db"
+    outside.write_bytes(b"not ours")
+    link = folder(project.db) / "20260101T000000.000Z-v1.db.partial"
+    link.symlink_to(outside)
+    theirs = folder(project.db) / "notes.partial"
+    theirs.write_text("someone's notes")
+    project.manager().migrate()
+    assert link.is_symlink() and outside.read_bytes() == b"not ours"
+    assert theirs.read_text() == "someone's notes"
+    assert [b.version for b in project.manager().backups()] == [1] and project.history() == [1, 2, 3]
+
+
+def _file_size_limit(limit: int) -> Callable[[], None]:
+    def apply() -> None:
+        # Writing past RLIMIT_FSIZE fails with EFBIG, as on a full disk, once SIGXFSZ is ignored.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_a_backup_that_fills_the_disk_leaves_no_folder_and_changes_nothing(project: Project) -> None:
+    three(project)
+    project.manager().migrate(1)
+    connection = sqlite3.connect(project.db)
+    connection.execute("CREATE TABLE ballast (b BLOB)")
+    connection.execute("INSERT INTO ballast VALUES (zeroblob(1000000))")
+    connection.commit()
+    connection.close()
+    before = project.digest()
+    result = run_cli(project, "migrate", preexec_fn=_file_size_limit(200_000))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"Error: {project.db}: backup into {folder(project.db)} failed: ")
+    assert result.stderr.rstrip().endswith("(free space, fix permissions, or pass --no-backup; nothing was changed)")
+    assert not os.path.lexists(folder(project.db))
+    assert project.digest() == before and project.history() == [1]

@@ -4,6 +4,9 @@ They live in ``<db>.backups/`` beside the database, named ``<UTC time>-v<schema 
 The API copies page by page through SQLite's pager (memory stays flat whatever the size) inside
 one read transaction, so the copy is consistent while other processes use the database, WAL
 included. A backup file is created with the database's permissions, never wider.
+
+The folder is never followed through a link, and nothing in it is deleted that is not a regular
+file named as we name backups.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import re
 import sqlite3
 import stat
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,6 +25,9 @@ from .errors import DatabaseError
 from .models import Backup
 
 _NAME = re.compile(r"(\d{8}T\d{6}\.\d{3}Z)-v(\d+)(?:-(\d+))?\.db")
+# A copy under way, and the files SQLite may keep beside it; a run killed mid-copy leaves them.
+_PARTIAL = re.compile(_NAME.pattern + r"\.partial(?:-journal|-wal|-shm)?")
+_BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (sqlite3 names them from Python 3.11 only)
 
 
 def folder(database: Path) -> Path:
@@ -31,55 +38,119 @@ def folder(database: Path) -> Path:
 def take(source: sqlite3.Connection, database: Path, version: int) -> Backup:
     """Copy the database behind ``source`` into a new backup file and make it durable.
 
-    Raises DatabaseError (and leaves no partial file) if the copy cannot be made.
+    Raises DatabaseError, leaving no partial file (nor the folder, if it made it), if the copy
+    cannot be made, and when the folder is a link or not a directory.
     """
     where = folder(database)
     # Readable by no one who cannot read the database; writable by its owner only.
     mode = (stat.S_IMODE(os.stat(database).st_mode) & 0o444) | 0o200
-    partial: Path | None = None
     started = time.perf_counter()
+    created = False
     try:
-        where.mkdir(mode=0o700, exist_ok=True)
-        for stale in where.glob("*.partial"):  # left by a killed run; the caller holds the run lock
-            stale.unlink()
-        path, fd = _create(where, version, mode)
-        os.close(fd)
+        created = _make_folder(where)
         # Copy under a name listing() ignores, and give it its real name only once it is complete
         # and on disk: a run killed mid-copy never leaves something that looks like a backup.
-        partial = path.with_name(path.name + ".partial")
-        os.rename(path, partial)
-        target = sqlite3.connect(partial)
-        try:
-            source.backup(target)
-        finally:
-            target.close()
-        _fsync(partial)
-        os.rename(partial, path)
-        partial = None
+        with _partial(where, version, mode, clean=True) as (partial, path):
+            target = sqlite3.connect(partial)
+            try:
+                copy(source, target)
+            finally:
+                target.close()
+            _fsync(partial)
+            os.rename(partial, path)
         _fsync(where)
     except (OSError, sqlite3.Error) as exc:
-        for leftover in (partial, locals().get("path")):
-            if isinstance(leftover, Path):
-                with contextlib.suppress(OSError):
-                    leftover.unlink()
+        if created:
+            with contextlib.suppress(OSError):
+                where.rmdir()
         raise DatabaseError(
             f"backup into {where} failed: {exc}",
             where=str(database),
-            hint="free space, fix permissions, or pass --no-backup; nothing was changed",
+            hint=f"{_remedy(exc)}, or pass --no-backup; nothing was changed",
         ) from None
     return _describe(path)._replace(seconds=time.perf_counter() - started)
 
 
-def _create(where: Path, version: int, mode: int) -> tuple[Path, int]:
+class _NotAFolder(OSError):
+    """The backups folder is a link or not a directory: it is refused, not followed."""
+
+
+def _make_folder(where: Path) -> bool:
+    """Create the backups folder if it is missing; return whether this call created it."""
+    try:
+        os.mkdir(where, 0o700)
+        return True
+    except FileExistsError:
+        _check_folder(where)
+        return False
+
+
+def _check_folder(where: Path) -> None:
+    info = os.lstat(where)
+    if stat.S_ISLNK(info.st_mode):
+        raise _NotAFolder("it is a symbolic link, and backups are never written through one")
+    if not stat.S_ISDIR(info.st_mode):
+        raise _NotAFolder("it is not a directory")
+
+
+def _remedy(exc: OSError | sqlite3.Error) -> str:
+    if isinstance(exc, _NotAFolder):
+        return "remove it" if "link" in str(exc) else "move it away"
+    return "free space, fix permissions"
+
+
+@contextlib.contextmanager
+def _partial(where: Path, version: int, mode: int, *, clean: bool) -> Iterator[tuple[Path, Path]]:
+    """A new empty file in ``where`` under a partial name: yields (partial, final name). The
+    partial file, and what SQLite kept beside it, is removed at the end, unless renamed."""
+    # O_NOFOLLOW: if the folder was swapped for a link since it was checked, this fails.
+    descriptor = os.open(where, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        if clean:  # left by a killed run; the caller holds the run lock
+            with os.scandir(descriptor) as entries:
+                stale = [e.name for e in entries if _PARTIAL.fullmatch(e.name) and e.is_file(follow_symlinks=False)]
+            for name in stale:
+                os.unlink(name, dir_fd=descriptor)
+        name = _create(descriptor, version, mode)
+        partial = name + ".partial"
+        try:
+            os.rename(name, partial, src_dir_fd=descriptor, dst_dir_fd=descriptor)
+        except OSError:
+            os.unlink(name, dir_fd=descriptor)
+            raise
+        try:
+            yield where / partial, where / name
+        finally:
+            for leftover in (partial, partial + "-journal", partial + "-wal", partial + "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(leftover, dir_fd=descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _create(descriptor: int, version: int, mode: int) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%f")[:-3] + "Z"
     for attempt in range(1, 1000):
         suffix = "" if attempt == 1 else f"-{attempt}"
-        path = where / f"{stamp}-v{version}{suffix}.db"
+        name = f"{stamp}-v{version}{suffix}.db"
         try:
-            return path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+            os.close(os.open(name, flags, mode, dir_fd=descriptor))
+            return name
         except FileExistsError:
             continue
     raise OSError(f"too many backups named {stamp}")
+
+
+def copy(source: sqlite3.Connection, target: sqlite3.Connection) -> None:
+    """``source.backup(target)``, except that a lock still held when the busy timeout of the
+    connection waiting for it runs out fails the copy: sqlite3 would retry it forever."""
+
+    def give_up_when_busy(status: int, remaining: int, total: int) -> None:
+        if status in _BUSY:
+            raise sqlite3.OperationalError("database is locked")
+
+    source.backup(target, progress=give_up_when_busy)
 
 
 def _fsync(path: Path) -> None:
@@ -90,12 +161,12 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _describe(path: Path) -> Backup:
+def _describe(path: Path, size: int | None = None) -> Backup:
     match = _NAME.fullmatch(path.name)
     assert match is not None
     stamp = match[1]
     taken_at = f"{stamp[0:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[9:11]}:{stamp[11:13]}:{stamp[13:]}"
-    return Backup(path, taken_at, int(match[2]), path.stat().st_size)
+    return Backup(path, taken_at, int(match[2]), path.stat().st_size if size is None else size)
 
 
 def is_backup_name(path: Path) -> bool:
@@ -104,11 +175,23 @@ def is_backup_name(path: Path) -> bool:
 
 
 def listing(database: Path) -> list[Backup]:
-    """The backups of ``database``, newest first."""
+    """The backups of ``database``, newest first.
+
+    Raises DatabaseError when the backups folder is a link or not a directory.
+    """
     where = folder(database)
-    if not where.is_dir():
+    try:
+        _check_folder(where)
+    except FileNotFoundError:
         return []
-    found = [_describe(path) for path in where.iterdir() if is_backup_name(path) and path.is_file()]
+    except _NotAFolder as exc:
+        raise DatabaseError(str(exc), where=str(where), hint="replace it by a folder, or remove it") from None
+    with os.scandir(where) as entries:
+        found = [
+            _describe(where / entry.name, entry.stat(follow_symlinks=False).st_size)
+            for entry in entries
+            if _NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False)
+        ]
     return sorted(found, key=lambda backup: backup.path.name, reverse=True)
 
 
@@ -121,10 +204,84 @@ def prune(database: Path, keep: int) -> list[Path]:
     return removed
 
 
-def copy_into(backup: Path, target: sqlite3.Connection) -> None:
-    """Overwrite the database behind ``target`` with ``backup``, through SQLite's locking."""
+def discard(backup: Backup, *, folder_created: bool) -> None:
+    """Delete a backup this run took and no longer needs, and its folder if this run made it."""
+    backup.path.unlink(missing_ok=True)
+    if folder_created:
+        with contextlib.suppress(OSError):
+            backup.path.parent.rmdir()
+
+
+def copy_into(backup: Path, target: sqlite3.Connection, database: Path) -> str | None:
+    """Overwrite the database behind ``target`` with ``backup``, through SQLite's locking, with the
+    backup's page size and journal mode.
+
+    Returns a note when the database keeps its own: only the last connection can take a database
+    out of WAL mode, and SQLite cannot copy pages of another size into one in WAL mode, so while
+    others have it open it is given a copy of the backup converted to its page size.
+    """
     source = sqlite3.connect(backup.absolute().as_uri() + "?mode=ro", uri=True)
     try:
-        source.backup(target)
+        size, mode = _storage(source)
+        own_size, own_mode = _storage(target)
+        if own_mode != "wal" or (size == own_size and mode == "wal"):
+            copy(source, target)  # a database in rollback mode takes the backup's header as it is
+            return None
+        if _leave_wal(target):
+            try:
+                copy(source, target)
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    target.execute("PRAGMA journal_mode = WAL")
+                raise
+            return None
+        kept = [f"page size ({own_size} bytes, not the backup's {size})"] if size != own_size else []
+        kept += [f"journal mode (wal, not the backup's {mode})"] if mode != "wal" else []
+        if size == own_size:
+            copy(source, target)
+        else:
+            with _converted(source, own_size, database) as converted:
+                copy(converted, target)
+        return (
+            f"{database}: restored with its own {' and '.join(kept)}, since other connections have it open"
+            " in WAL mode; restore again once they are closed to get the backup's"
+        )
     finally:
         source.close()
+
+
+def _storage(connection: sqlite3.Connection) -> tuple[int, str]:
+    page_size = int(connection.execute("PRAGMA page_size").fetchone()[0])
+    return page_size, str(connection.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+
+
+def _leave_wal(target: sqlite3.Connection) -> bool:
+    """Switch to rollback-journal mode; False if other connections have the database open."""
+    # Leaving WAL mode needs an exclusive lock, and every connection that has the database open
+    # in WAL mode holds it shared until it closes: waiting would only delay the answer.
+    timeout = int(target.execute("PRAGMA busy_timeout").fetchone()[0])
+    target.execute("PRAGMA busy_timeout = 0")
+    try:
+        return str(target.execute("PRAGMA journal_mode = DELETE").fetchone()[0]).lower() == "delete"
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc):
+            raise
+        return False
+    finally:
+        target.execute(f"PRAGMA busy_timeout = {timeout:d}")
+
+
+@contextlib.contextmanager
+def _converted(source: sqlite3.Connection, page_size: int, database: Path) -> Iterator[sqlite3.Connection]:
+    """A temporary copy of ``source`` with ``page_size``, in the backups folder under a partial name."""
+    where = folder(database)
+    with _partial(where, 0, 0o600, clean=False) as (partial, _):
+        converted = sqlite3.connect(partial, isolation_level=None)
+        try:
+            copy(source, converted)
+            converted.execute("PRAGMA journal_mode = DELETE")  # VACUUM changes no page size in WAL mode
+            converted.execute(f"PRAGMA page_size = {page_size:d}")
+            converted.execute("VACUUM")
+            yield converted
+        finally:
+            converted.close()

@@ -585,27 +585,52 @@ def backups_command(db: str | None, directory: str | None, as_json: bool, progre
     return 0
 
 
+def _stdin_is_terminal() -> bool:
+    """Whether someone can answer a question (piped input is not an answer to a destructive one)."""
+    return sys.stdin.isatty()
+
+
 @main.command("restore")
 @_common
 @_lock_timeout
 @click.argument("backup", required=False, metavar="[BACKUP]")
+@click.option("--yes", is_flag=True, help="Restore without asking (needed when no terminal can answer).")
 @_handles_errors
 def restore_command(
-    db: str | None, directory: str | None, lock_timeout: float, backup: str | None, progress: _Progress
+    db: str | None, directory: str | None, lock_timeout: float, backup: str | None, yes: bool, progress: _Progress
 ) -> int:
     """Replace the database with a backup: the newest, or the one named.
 
-    First backs up the current state, so the restore can itself be undone.
-    Refuses a file that is not a backup of this database.
+    Says when the backup was taken and asks first, since every change made
+    since then is lost (--yes skips the question). Backs up the current state
+    first, so the restore can itself be undone. Refuses a file that is not a
+    backup of this database.
 
     \b
     Example:
       vcp-migrate restore
-      vcp-migrate restore 20261124T120000.000Z-v2.db
+      vcp-migrate restore 20261124T120000.000Z-v2.db --yes
     """
     manager = _manager(db, directory, progress, lock_timeout)
-    restored, _ = manager.restore(backup)
-    click.echo(f"Restored {manager.db_path} from {restored.path}.")
+
+    def confirm(chosen: Backup) -> bool:
+        when = f"{chosen.path} (taken {chosen.taken_at}, at version {chosen.version})"
+        if yes:
+            return True
+        if not _stdin_is_terminal():
+            raise VcpMigrateError(
+                f"restoring {when} would lose every change made since then, and there is no terminal to ask",
+                where=str(manager.db_path),
+                hint="pass --yes to restore; nothing was changed",
+            )
+        progress.stop()
+        click.echo(f"Restoring {when} replaces {manager.db_path}: every change made since then will be lost.")
+        return click.confirm("Restore it?", default=False)
+
+    restored, safety = manager.restore(backup, confirm=confirm)
+    when = f"taken {restored.taken_at}, at version {restored.version}"
+    undo = f"; the state before is in {safety.path}" if safety else ""
+    click.echo(f"Restored {manager.db_path} from {restored.path} ({when}){undo}.")
     return 0
 
 

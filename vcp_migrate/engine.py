@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, NamedTuple
 # thousands of times. Loading and running migrations, backups and the checks are imported by the
 # methods that use them.
 from . import discovery, history, planning, sqlite
-from .errors import DatabaseError, MigrationFileError, PlanError, UsageError
+from .errors import DatabaseError, MigrationFileError, PlanError, UsageError, VcpMigrateError
 from .models import (
     AppliedMigration,
     Backup,
@@ -319,21 +319,41 @@ class MigrationManager:
                 raise sqlite.database_error(exc, self.db_path) from exc
             return [repair.current.version for repair in chosen]
 
-    def restore(self, backup: str | os.PathLike[str] | None = None) -> tuple[Backup, Backup | None]:
-        """Replace the database with a backup (the newest by default), under the run lock.
+    def restore(
+        self, backup: str | os.PathLike[str] | None = None, *, confirm: Callable[[Backup], bool] | None = None
+    ) -> tuple[Backup, Backup | None]:
+        """Replace the database with a backup (the newest by default), under the run lock, with the
+        backup's page size and journal mode.
 
-        First takes a backup of the current state, so a restore can itself be undone. Refuses a
-        file that is not a backup of this database. Returns (restored, safety copy or None).
+        ``confirm`` sees the backup chosen (when it was taken, its version: every change since is
+        lost) and says whether to go on; None goes on. Then a backup of the current state is taken,
+        so a restore can itself be undone (it is deleted again if the restore fails). Refuses a file
+        that is not a backup of this database. Returns (restored, safety copy or None).
         """
         from . import backups
 
-        chosen = self._choose_backup(backup)
         with self._writing(create=True) as session:
+            # Chosen under the run lock: a run that held it may have pruned the newest backup.
+            chosen = self._choose_backup(backup, session.connection)
+            if confirm is not None and not confirm(chosen):
+                raise VcpMigrateError(
+                    "the restore was not confirmed", where=str(self.db_path), hint="nothing was changed"
+                )
+            created_folder = not os.path.lexists(backups.folder(self.db_path))
             safety = self._take_backup(session, always=True)
             try:
-                backups.copy_into(chosen.path, session.connection)
-            except sqlite3.Error as exc:
-                raise sqlite.database_error(exc, self.db_path) from exc
+                note = backups.copy_into(chosen.path, session.connection, self.db_path)
+            except BaseException as exc:
+                if safety:  # the copy is one transaction: a failed one changed nothing to undo
+                    backups.discard(safety, folder_created=created_folder)
+                if isinstance(exc, sqlite3.Error):
+                    raise sqlite.database_error(exc, self.db_path) from exc
+                if isinstance(exc, OSError):
+                    what = f"restore failed: {exc}"
+                    raise DatabaseError(what, where=str(self.db_path), hint="nothing was changed") from None
+                raise
+            if note:
+                self.observer.warning(note)
             self._dump(session)
             return chosen, safety
 
@@ -470,7 +490,9 @@ class MigrationManager:
             repairs.append(Repair(current, row.applied, _source_diff(before, current)))
         return repairs
 
-    def _choose_backup(self, backup: str | os.PathLike[str] | None) -> Backup:
+    def _choose_backup(self, backup: str | os.PathLike[str] | None, live: sqlite.MigrationConnection) -> Backup:
+        from datetime import datetime, timezone
+
         from . import backups
 
         found = backups.listing(self.db_path)
@@ -486,12 +508,17 @@ class MigrationManager:
             chosen = Path(backup)
             if not chosen.exists() and (backups.folder(self.db_path) / chosen).exists():
                 chosen = backups.folder(self.db_path) / chosen
-        self._check_backup_of_this_database(chosen)
-        return next((b for b in found if b.path.resolve() == chosen.resolve()), None) or Backup(
-            chosen, "", 0, chosen.stat().st_size
-        )
+        version = self._check_backup_of_this_database(chosen, live)
+        listed = next((b for b in found if b.path.resolve() == chosen.resolve()), None)
+        if listed:
+            return listed
+        # A file named otherwise: its own time stands for when it was taken.
+        info = chosen.stat()
+        taken_at = datetime.fromtimestamp(info.st_mtime, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        return Backup(chosen, taken_at, version, info.st_size)
 
-    def _check_backup_of_this_database(self, path: Path) -> None:
+    def _check_backup_of_this_database(self, path: Path, live: sqlite.MigrationConnection) -> int:
+        """Raise DatabaseError unless ``path`` is a sound backup of this database; return its version."""
         from . import backups
 
         where = str(path)
@@ -502,18 +529,19 @@ class MigrationManager:
                 if connection.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                     raise DatabaseError("is corrupt", where=where, hint="pick another backup; nothing was changed")
                 backup_id = history.database_id(connection)
+                version = history.highest(connection)
         except DatabaseError as exc:
             raise DatabaseError(exc.what, where=where, hint="pick another backup; nothing was changed") from None
-        live_id = None
-        if self.db_path.exists() and self.db_path.stat().st_size:
-            with closing(self._open(create=False)) as connection:
-                live_id = history.database_id(connection)
+        try:
+            live_id = history.database_id(live)
+        except sqlite3.Error as exc:
+            raise sqlite.database_error(exc, self.db_path) from exc
         if backup_id and live_id:
             if backup_id != live_id:
                 raise DatabaseError(
                     f"is a backup of another database, not of {self.db_path}", where=where, hint="nothing was changed"
                 )
-            return
+            return version
         in_folder = path.resolve().parent == backups.folder(self.db_path).resolve() and backups.is_backup_name(path)
         if not in_folder:
             raise DatabaseError(
@@ -522,6 +550,7 @@ class MigrationManager:
                 where=where,
                 hint="nothing was changed",
             )
+        return version
 
     # -- running --------------------------------------------------------------------------
 
@@ -558,24 +587,32 @@ class MigrationManager:
 
     @contextmanager
     def _changing(self, session: Session, done: list[MigrationRun]) -> Iterator[None]:
-        """Back up before a change. Afterwards, if anything was committed, keep the backup, prune
-        old ones and write the schema file; if nothing was, leave the disk as it was."""
+        """Back up before a change. Afterwards, if anything may have changed, keep the backup and
+        prune old ones, and write the schema file if a migration was committed; if nothing can have
+        changed, leave the disk as it was."""
         from . import backups
 
-        created_folder = not backups.folder(self.db_path).exists()
+        created_folder = not os.path.lexists(backups.folder(self.db_path))
         backup = self._take_backup(session)
+        connection = session.connection
         try:
             yield
         finally:
+            # The session replaces its connection after a step that ran outside our transaction,
+            # or ran Python code, which can end it: what such a step did before failing stays.
+            outside = session.connection is not connection
             if done:
                 self._dump(session)
-                if backup:
-                    backups.prune(self.db_path, self.keep_backups)
+            if backup and (done or outside):
+                if not done:
+                    self.observer.warning(
+                        f"{backup.path}: kept: a migration that ran outside vcp-migrate's transaction or ran"
+                        " Python code may have changed the database before the run failed; restore this"
+                        " backup to go back"
+                    )
+                backups.prune(self.db_path, self.keep_backups)
             elif backup:
-                backup.path.unlink(missing_ok=True)
-                if created_folder:
-                    with contextlib.suppress(OSError):
-                        backup.path.parent.rmdir()
+                backups.discard(backup, folder_created=created_folder)
 
     def _dry_run(
         self, make_plan: Callable[[sqlite.MigrationConnection], list[tuple[LoadedMigration, Direction]]]

@@ -115,6 +115,8 @@ def _arguments(operation: str, directory: Path, extra: int) -> list[str]:
     common = ["--db", DB, "--dir", "migrations", "--lock-timeout", "10"]
     if operation == "rollback":
         return ["rollback", "--steps", str(extra), *common]
+    if operation == "restore":
+        return ["restore", "--yes", *common]
     return [operation, *common]
 
 
