@@ -2,6 +2,7 @@
 
 Each case must give its documented exit code, one line on stderr that starts with 'Error:' and
 names the culprit, no traceback, the database byte-identical, and no file changed on disk.
+A case with ``stored`` is input that only looks wrong: it must succeed and store what was written.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Case:
     unprivileged: bool = False  # run without root's power over file permissions
     env: dict[str, str] = field(default_factory=dict)
     hold_write_lock: bool = False
+    stored: tuple[str, list[tuple[object, ...]]] | None = None  # a case that must succeed: a query, its rows
 
 
 def _write(name: str, content: str | bytes) -> Callable[[Path], object]:
@@ -578,6 +580,70 @@ CASES = [
     ),
 ]
 
+# -- SQL text: what is a marker, and literals kept as written ---------------------------------
+_APPLY = ("migrate", "--no-backup", "--no-dump")
+_NEAR_MISSES = ("-- migrate:dwon", "-- migrate:", "-- migrate:downgrade", "-- +migrate Down", "-- +goose Down")
+_NEAR_MISSES += ("-- +goose Up", "-- +migrate Up", "--migrate:down")
+_ODD_SEPARATORS = ("\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e")
+_A_STILL_THERE = "(SELECT count(*) FROM sqlite_master WHERE name = 'a')"
+CASES += [
+    Case(
+        "SQL text",
+        "marker in a block comment",
+        _APPLY,
+        0,
+        "",
+        _write(
+            "003_x.sql",
+            "-- migrate:up\n/*\n-- migrate:down\nDROP TABLE a;\n*/\nCREATE TABLE c AS SELECT 'up ran' AS x;\n",
+        ),
+        stored=(f"SELECT x, {_A_STILL_THERE} FROM c", [("up ran", 1)]),
+    ),
+    Case(
+        "SQL text",
+        "marker in a literal",
+        _APPLY,
+        0,
+        "",
+        _sql("003_x.sql", "CREATE TABLE c (x);\nINSERT INTO c VALUES ('one\n-- migrate:down\nDROP TABLE a;');"),
+        stored=(f"SELECT x, {_A_STILL_THERE} FROM c", [("one\n-- migrate:down\nDROP TABLE a;", 1)]),
+    ),
+    *(
+        Case(
+            "SQL text",
+            f"near-miss marker {marker}",
+            ("migrate",),
+            1,
+            f"003_x.sql: line 3: {marker!r} looks like a section marker but is not one",
+            _write("003_x.sql", f"-- migrate:up\nCREATE TABLE c (x);\n{marker}\nDROP TABLE a;\n"),
+        )
+        for marker in _NEAR_MISSES
+    ),
+    *(
+        Case(
+            "SQL text",
+            f"U+{ord(separator):04X} in a literal",
+            _APPLY,
+            0,
+            "",
+            _write(
+                "003_x.sql",
+                f"-- migrate:up\nCREATE TABLE c AS SELECT 'one{separator}two{separator}' AS x;\n".encode(),
+            ),
+            stored=("SELECT CAST(x AS BLOB) FROM c", [(f"one{separator}two{separator}".encode(),)]),
+        )
+        for separator in _ODD_SEPARATORS
+    ),
+    Case(
+        "SQL text",
+        "NUL character",
+        ("migrate",),
+        1,
+        "003_x.sql: line 3: holds a NUL character",
+        _write("003_x.sql", b"-- migrate:up\nCREATE TABLE c (x);\nINSERT INTO c VALUES ('a\x00b');\n"),
+    ),
+]
+
 
 def _base(root: Path) -> None:
     """A project at version 2 of two migrations."""
@@ -625,19 +691,31 @@ def check(case: Case, root: Path) -> list[str]:
     lines = result.stderr.strip().splitlines()
     if result.returncode != case.exit_code:
         failures.append("wrong exit code")
-    if len(lines) != 1 or not lines[0].startswith("Error: "):
+    if case.stored is None and (len(lines) != 1 or not lines[0].startswith("Error: ")):
         failures.append("not one 'Error:' line")
     if "Traceback" in result.stdout + result.stderr:
         failures.append("traceback")
     if case.culprit not in result.stderr:
         failures.append("culprit not named")
-    if sha256(root / DB) != database:
+    if case.stored is None and sha256(root / DB) != database:
         failures.append("database changed")
-    if tree(root) != files:
+    if case.stored is None and tree(root) != files:
         failures.append("files changed on disk")
+    if case.stored is not None and _rows(root / DB, case.stored[0]) != case.stored[1]:
+        failures.append("stored value differs")
     if failures:
         failures.append(f"[{case.category}: {case.name}] exit {result.returncode}: {result.stderr.strip()[:300]}")
     return failures
+
+
+def _rows(db: Path, query: str) -> list[tuple[object, ...]]:
+    connection = sqlite3.connect(db)
+    try:
+        return connection.execute(query).fetchall()
+    except sqlite3.Error as exc:  # a table the migration should have made is missing
+        return [("error", str(exc))]
+    finally:
+        connection.close()
 
 
 def run(workdir: Path) -> Figures:
@@ -666,6 +744,7 @@ def run(workdir: Path) -> Figures:
             "culprit not named",
             "database changed",
             "files changed on disk",
+            "stored value differs",
         )
     }
     figures.notes = notes
