@@ -123,6 +123,8 @@ def test_restore_cli_in_wal_mode_while_a_reader_is_open(project: Project) -> Non
     assert reader.execute("SELECT count(*) FROM vcp_migrations").fetchone() == (1,)
     reader.close()
     assert project.query("PRAGMA integrity_check") == [("ok",)]
+    # reading a backup of a database in WAL mode leaves none of SQLite's files beside it
+    assert all(name.endswith(".db") for name in os.listdir(folder(project.db)))
 
 
 def test_restore_refuses_what_is_not_a_backup_of_this_database(project: Project) -> None:
@@ -259,8 +261,8 @@ def test_backups_folder_that_is_a_link_is_refused_and_not_followed(project: Proj
     result = project.cli("migrate")
     assert result.exit_code == 1
     assert result.stderr.strip() == (
-        f"Error: {project.db}: backup into {folder(project.db)} failed: it is a symbolic link, and backups are"
-        " never written through one (remove it, or pass --no-backup; nothing was changed)"
+        f"Error: {project.db}: backup into {folder(project.db)} failed: it is a symbolic link, which is never"
+        " followed (remove it, or pass --no-backup; nothing was changed)"
     )
     assert precious.read_bytes() == b"not ours" and os.listdir(elsewhere) == [precious.name]
     assert project.digest() == before and project.history() == [1]

@@ -88,7 +88,7 @@ def _make_folder(where: Path) -> bool:
 def _check_folder(where: Path) -> None:
     info = os.lstat(where)
     if stat.S_ISLNK(info.st_mode):
-        raise _NotAFolder("it is a symbolic link, and backups are never written through one")
+        raise _NotAFolder("it is a symbolic link, which is never followed")
     if not stat.S_ISDIR(info.st_mode):
         raise _NotAFolder("it is not a directory")
 
@@ -220,7 +220,9 @@ def copy_into(backup: Path, target: sqlite3.Connection, database: Path) -> str |
     out of WAL mode, and SQLite cannot copy pages of another size into one in WAL mode, so while
     others have it open it is given a copy of the backup converted to its page size.
     """
-    source = sqlite3.connect(backup.absolute().as_uri() + "?mode=ro", uri=True)
+    # Not read-only: a read-only connection to a backup of a database in WAL mode leaves the -wal
+    # and -shm files SQLite needs beside it, where a connection that may write deletes them on close.
+    source = sqlite3.connect(backup.absolute().as_uri() + "?mode=rw", uri=True)
     try:
         size, mode = _storage(source)
         own_size, own_mode = _storage(target)
