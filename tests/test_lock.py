@@ -177,6 +177,28 @@ def test_lock_file_a_killed_run_left_is_taken_over(tmp_path: Path) -> None:
     assert not lock.path.exists()
 
 
+def test_lock_file_deleted_as_a_waiter_opens_it_is_looked_at_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its holder released it (deleting it) between a waiter's open and its checks: not a refusal."""
+    database = make_database(tmp_path / "x.db")
+    path = lock_path(database)
+    path.write_text("4194304")
+    real_open = os.open
+    released: list[bool] = []
+
+    def open_as_the_holder_releases(file: str | Path, flags: int, mode: int = 0o777) -> int:
+        fd = real_open(file, flags, mode)
+        if Path(file) == path and not released:
+            released.append(True)
+            path.unlink()
+        return fd
+
+    monkeypatch.setattr(os, "open", open_as_the_holder_releases)
+    with RunLock(database, timeout=0) as lock:
+        assert released and lock.path.read_text() == str(os.getpid())
+
+
 @pytest.mark.parametrize("how", ["removed", "replaced"])
 def test_verify_fails_once_the_lock_file_is_removed_or_replaced(tmp_path: Path, how: str) -> None:
     database = make_database(tmp_path / "x.db")

@@ -124,6 +124,8 @@ class RunLock:
             resolved, identity = self._database()
             path = _lock_file(resolved, identity)
             fd = self._open(path)
+            if fd is None:
+                continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -220,8 +222,9 @@ class RunLock:
         found = identify(self.database)
         self._created = found[1].key if found else None
 
-    def _open(self, path: Path) -> int:
-        """Open (or create) the lock file at ``path``, refusing anything we would not have created."""
+    def _open(self, path: Path) -> int | None:
+        """Open (or create) the lock file at ``path``, refusing anything we would not have created;
+        None if its holder deleted it as we opened it."""
         # Looked at before opening too: opening a hard link to the database and closing it would
         # drop the SQLite locks this process holds on it.
         with contextlib.suppress(FileNotFoundError):
@@ -238,6 +241,9 @@ class RunLock:
                 where=str(self.database),
                 hint="the database's directory must be writable; nothing was changed",
             ) from None
+        if os.fstat(fd).st_nlink == 0:  # released and deleted between our open and now: look again
+            os.close(fd)
+            return None
         try:
             _check_content(fd, path, self.database)
         except DatabaseError:
