@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vcp_migrate.sqlite import split_statements
+from vcp_migrate.sqltext import sections
 
 
 def test_plain_statements() -> None:
@@ -122,7 +123,7 @@ def test_a_megabyte_statement_of_semicolons_is_one_statement_and_runs_intact() -
 
 
 ODD = "\u2028\u2029\x85\x0b\x0c\x1c\x1d\x1e\r\n"
-_PIECES = [*";'\"`[]-/*\t ", "--", "/*", "*/", "END", "END;", *ODD, "é", "a"]
+_PIECES = [*";'\"`[]-/*\t ", "--", "/*", "*/", "END", "END;", *ODD, "é", "a", "\n-- migrate:down\n", "\n-- +goose Up"]
 _texts = st.lists(st.sampled_from(_PIECES), max_size=12).map("".join)
 
 
@@ -156,3 +157,20 @@ def test_split_of_joined_statements_gives_them_back_exactly(parts: list[tuple[tu
         connection.execute(statement)
     expected = [value for (statement, value), _ in parts if not statement.startswith("CREATE")]
     assert [row[0] for row in connection.execute("SELECT v FROM t")] == expected
+
+
+_joined = st.lists(st.tuples(_statements(), st.sampled_from(["\n", " ", "\r\n", "\r"])), max_size=4)
+
+
+@given(_joined, _joined)
+def test_sections_of_a_file_built_from_statements_give_them_back(
+    up: list[tuple[tuple[str, str], str]], down: list[tuple[tuple[str, str], str]]
+) -> None:
+    """Marker lines, other tools' markers and odd line separators inside literals and quoted
+    names are text: each section splits into exactly the statements written."""
+    up_text = "".join(statement + separator for (statement, _), separator in up)
+    down_text = "".join(statement + separator for (statement, _), separator in down)
+    found = sections(f"-- migrate:up\n{up_text}\n-- migrate:down transaction:false\r\n{down_text}", "x.sql")
+    assert split_statements(found["up"].text) == [statement for (statement, _), _ in up]
+    assert split_statements(found["down"].text) == [statement for (statement, _), _ in down]
+    assert found["up"].transactional and not found["down"].transactional
