@@ -96,6 +96,8 @@ def _check_folder(where: Path) -> None:
 def _remedy(exc: OSError | sqlite3.Error) -> str:
     if isinstance(exc, _NotAFolder):
         return "remove it" if "link" in str(exc) else "move it away"
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        return "retry when the other connection is done, raise --lock-timeout"
     return "free space, fix permissions"
 
 

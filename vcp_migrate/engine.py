@@ -326,9 +326,10 @@ class MigrationManager:
         backup's page size and journal mode.
 
         ``confirm`` sees the backup chosen (when it was taken, its version: every change since is
-        lost) and says whether to go on; None goes on. Then a backup of the current state is taken,
-        so a restore can itself be undone (it is deleted again if the restore fails). Refuses a file
-        that is not a backup of this database. Returns (restored, safety copy or None).
+        lost) and says whether to go on (if not: VcpMigrateError, nothing changed); None goes on.
+        Then a backup of the current state is taken, so a restore can itself be undone (it is
+        deleted again if the restore fails). Refuses a file that is not a backup of this database.
+        Returns (restored, safety copy or None).
         """
         from . import backups
 
