@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from vcp_migrate import UsageError
 from vcp_migrate.cli import main
 
 from .conftest import Project
@@ -188,6 +189,28 @@ def test_environment_variables(project: Project) -> None:
     assert (project.root / "env.db").exists() and not project.db.exists()
     bad = CliRunner().invoke(main, ["migrate"], env={**env, "VCP_MIGRATE_LOCK_TIMEOUT": "soon"})
     assert bad.exit_code == 2 and "Invalid value for '--lock-timeout'" in bad.stderr
+
+
+@pytest.mark.parametrize("seconds", ["nan", "NaN", "inf", "-inf", "1e400", "-1"])
+def test_lock_timeout_that_is_not_a_finite_number_of_seconds_is_a_usage_error(project: Project, seconds: str) -> None:
+    two(project)
+    project.cli("migrate", "--to", "1")
+    before = project.digest()
+    for result in (
+        project.cli("migrate", "--lock-timeout", seconds),
+        project.cli("rollback", env={"VCP_MIGRATE_LOCK_TIMEOUT": seconds}),
+    ):
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith("Error: Invalid value for '--lock-timeout': ")
+        assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output
+    assert project.digest() == before and project.history() == [1]
+
+
+@pytest.mark.parametrize("seconds", [float("nan"), float("inf"), -0.5])
+def test_manager_refuses_a_lock_timeout_that_is_not_finite(project: Project, seconds: float) -> None:
+    with pytest.raises(UsageError, match="lock timeout must be a finite number of seconds, 0 or more"):
+        project.manager(lock_timeout=seconds)
+    assert not project.db.exists()
 
 
 def test_pyproject_defaults_and_command_line_precedence(project: Project) -> None:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
 from vcp_migrate import MigrationFileError
-from vcp_migrate.discovery import checksum, scan, usable, without_duplicates
+from vcp_migrate.discovery import _read_regular, checksum, scan, usable, without_duplicates
 
 from .conftest import Project
 
@@ -84,3 +89,82 @@ def test_link_leaving_the_directory_is_reported_link_inside_is_used(project: Pro
 def test_checksum_ignores_line_endings_only() -> None:
     assert checksum(b"a\r\nb\r\n") == checksum(b"a\nb\n") == checksum(b"a\rb\r")
     assert checksum(b"a\nb\n") != checksum(b"a\nb \n")
+
+
+@contextmanager
+def within(seconds: int) -> Iterator[None]:
+    """Turn a hang (open() of a named pipe waits for a writer) into a failure."""
+
+    def expire(signum: int, frame: object) -> None:
+        # pytest.fail, not TimeoutError: code that catches OSError would swallow that and block again.
+        pytest.fail(f"still blocked after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def reasons(directory: Path) -> dict[str, str]:
+    with within(5):
+        found = scan(directory)
+    assert [m.path.name for m in found.migrations] == ["001_a.sql"]
+    assert {p.kind for p in found.problems} == {"unreadable"}
+    return {p.path.name: p.reason for p in found.problems}
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_named_pipe_socket_and_directory_are_reported_never_opened(project: Project) -> None:
+    project.write("001_a.sql", "-- migrate:up\n")
+    os.mkfifo(project.dir / "003_pipe.sql")
+    (project.dir / "004_folder.sql").mkdir()
+    # A socket's path must stay short (108 bytes), so bind it where it is short and move it in.
+    server = socket.socket(socket.AF_UNIX)
+    try:
+        server.bind("005_socket.py")
+        os.rename("005_socket.py", project.dir / "005_socket.py")
+        os.symlink("003_pipe.sql", project.dir / "006_to_pipe.sql")
+        found = reasons(project.dir)
+    finally:
+        server.close()
+    assert found == {
+        "003_pipe.sql": "is a named pipe (FIFO), not a regular file, so it was not read;"
+        " remove it, or start its name with a dot to ignore it",
+        "004_folder.sql": "is a directory, not a regular file, so it was not read;"
+        " remove it, or start its name with a dot to ignore it",
+        "005_socket.py": "is a socket, not a regular file, so it was not read;"
+        " remove it, or start its name with a dot to ignore it",
+        "006_to_pipe.sql": "is a link to a named pipe (FIFO), not a regular file, so it was not read;"
+        " remove it, or start its name with a dot to ignore it",
+    }
+    with pytest.raises(MigrationFileError, match="003_pipe.sql: is a named pipe.*and 3 more"):
+        usable(scan(project.dir))
+
+
+def test_looping_and_dangling_links_are_reported(project: Project) -> None:
+    project.write("001_a.sql", "-- migrate:up\n")
+    os.symlink("003_self.sql", project.dir / "003_self.sql")
+    os.symlink("005_b.sql", project.dir / "004_a.sql")
+    os.symlink("004_a.sql", project.dir / "005_b.sql")
+    os.symlink("gone.sql", project.dir / "006_dangling.sql")
+    loop = "is a link that loops back on itself; remove it, or point it at a migration file in this directory"
+    assert reasons(project.dir) == {
+        "003_self.sql": loop,
+        "004_a.sql": loop,
+        "005_b.sql": loop,
+        "006_dangling.sql": "is a link to gone.sql, which does not exist; remove the link or restore its file",
+    }
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_file_replaced_after_its_stat_is_not_read(project: Project) -> None:
+    first = project.write("001_a.sql", "-- migrate:up\n")
+    second = project.write("002_b.sql", "-- migrate:up\n")
+    assert _read_regular(first, os.stat(first)) == b"-- migrate:up\n"
+    assert _read_regular(first, os.stat(second)) is None
+    os.mkfifo(project.dir / "003_pipe.sql")
+    with within(5):  # a pipe that took a regular file's place: opened without waiting, then refused
+        assert _read_regular(project.dir / "003_pipe.sql", os.stat(first)) is None

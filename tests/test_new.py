@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from vcp_migrate import MigrationFileError, UsageError
@@ -36,6 +38,11 @@ def test_width_already_in_use_and_history_versions_count(project: Project) -> No
         ("add pnl-column!", "add_pnl_column"),
         ("  x  ", "x"),
         ("v2Index", "v2_index"),
+        ("ÉTÉ données", "été_données"),
+        ("E\u0301te\u0301", "été"),  # decomposed accents, composed (NFC)
+        ("名前", "名前"),
+        ("ÉtéDonnées", "été_données"),
+        ("नमस्ते दुनिया", "नमस्ते_दुनिया"),  # vowel signs are combining marks, not letters
     ],
 )
 def test_names_become_snake_case(given: str, expected: str) -> None:
@@ -66,3 +73,32 @@ def test_creates_the_directory_but_not_its_parents(project: Project) -> None:
     assert MigrationManager(project.db, project.root / "fresh").new("x").exists()
     with pytest.raises(MigrationFileError, match="does not exist"):
         MigrationManager(project.db, project.root / "no" / "such").new("x")
+
+
+def test_a_unicode_name_is_discovered_and_migrates(project: Project) -> None:
+    path = project.manager().new("ÉTÉ données", sql=True)
+    assert path.name == "001_été_données.sql"
+    path.write_text("-- migrate:up\nCREATE TABLE été(x);\n-- migrate:down\nDROP TABLE été;\n", encoding="utf-8")
+    assert [(row["version"], row["name"]) for row in project.manager().status()] == [(1, "été_données")]
+    project.manager().migrate()
+    assert project.tables() == {"été"} and project.history() == [1]
+    result = project.cli("status", "--json")
+    assert json.loads(result.stdout)[0]["name"] == "été_données"
+
+
+def test_a_name_too_long_for_a_file_name_is_a_usage_error(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.manager().migrate()
+    before = project.digest()
+    result = project.cli("new", "x" * 300)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        "Error: migration name is too long: 300 bytes in UTF-8, at most 248 fit"
+        " (a file name holds 255 bytes, '002_' and '.py' included; shorten it)\n"
+    )
+    # 2 bytes a letter: 124 fit beside '002_' and '.py', 125 do not
+    assert "250 bytes in UTF-8, at most 248 fit" in project.cli("new", "é" * 125).stderr
+    assert "at most 247 fit" in project.cli("new", "é" * 124, "--sql").stderr
+    assert sorted(p.name for p in project.dir.iterdir()) == ["001_a.sql", "schema.sql"]
+    assert project.digest() == before and project.history() == [1]
+    assert len(project.manager().new("é" * 124).name.encode()) == 255

@@ -407,3 +407,30 @@ def test_a_migration_that_leaves_a_thread_running_fails_and_the_process_ends(pro
     )
     assert run_cli(project, "migrate", "--lock-timeout", "0").returncode == 0
     assert project.history() == [1, 2]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+@pytest.mark.parametrize("kind", ["named pipe", "looping link"])
+def test_a_named_pipe_or_looping_link_never_hangs_a_command(project: Project, kind: str) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    assert run_cli(project, "migrate").returncode == 0
+    if kind == "named pipe":
+        os.mkfifo(project.dir / "003_x.sql")
+        reason = "is a named pipe (FIFO), not a regular file, so it was not read"
+    else:
+        os.symlink("003_x.sql", project.dir / "003_x.sql")
+        reason = "is a link that loops back on itself"
+    before = project.digest()
+    status = run_cli(project, "status", timeout=20)
+    assert status.returncode == 0 and status.stderr == ""
+    assert [line.split() for line in status.stdout.splitlines() if " 3 " in line] == [
+        ["│", "3", "│", "x", "│", "invalid", "│", "│"]
+    ]
+    for command in ("migrate", "rollback"):
+        result = run_cli(project, command, timeout=20)
+        assert result.returncode == 1
+        assert result.stderr.startswith(f"Error: {project.dir / '003_x.sql'}: {reason}; remove ")
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stdout + result.stderr
+    validate = run_cli(project, "validate", timeout=20)
+    assert validate.returncode == 1 and f"{project.dir / '003_x.sql'}: {reason}" in validate.stdout
+    assert project.digest() == before and project.history() == [1] and project.tables() == {"a"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
@@ -156,3 +157,45 @@ def test_validate_warns_when_an_applied_migration_cannot_be_replayed(project: Pr
     problems = project.manager().validate()
     assert [(p.kind, p.severity) for p in problems] == [("unrehearsable", "warning")] * len(problems)
     assert problems and not (project.root / "snapshot.db").exists()
+
+
+RED = "003_\x1b[31mred.sql"
+TITLE = "004_\x1b]0;pwned\x07x.sql"
+
+
+def test_escape_sequences_in_names_are_shown_not_obeyed(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.manager().migrate()
+    project.sql(RED, "CREATE TABLE r(x);", "DROP TABLE r;")
+    project.sql(TITLE, "INSERT INTO nothing VALUES (1);")
+    before = project.digest()
+    plain = project.cli("status")
+    coloured = project.cli("status", env={"FORCE_COLOR": "1"})
+    assert plain.exit_code == coloured.exit_code == 0
+    assert "\x1b" not in plain.stdout
+    assert "\\x1b[31mred" in plain.stdout and "\\x1b]0;pwned\\x07x" in plain.stdout
+    # On a terminal only Rich's own styles remain: the names' sequences are shown, not sent.
+    assert "\x1b[" in coloured.stdout and "\x1b[31mred" not in coloured.stdout and "\x1b]" not in coloured.stdout
+    rows = json.loads(project.cli("status", "--json").stdout)
+    assert [row["name"] for row in rows] == ["a", "\x1b[31mred", "\x1b]0;pwned\x07x"]
+    assert rows[1]["file"] == str(project.dir / RED)
+    assert project.digest() == before
+    failed = project.cli("migrate", "--no-backup")
+    assert failed.exit_code == 1
+    assert "\x1b" not in failed.stdout + failed.stderr
+    assert failed.stdout.startswith("Applied 3 \\x1b[31mred (")
+    assert failed.stderr.startswith(f"Error: {project.dir}/004_\\x1b]0;pwned\\x07x.sql: ")
+    assert project.history() == [1, 3] and project.tables() == {"a", "r"}
+    after = project.digest()
+    (project.dir / RED).unlink()
+    validate = project.cli("validate")
+    assert "\x1b" not in validate.stdout and "3 (\\x1b[31mred) is applied but its file is missing" in validate.stdout
+    assert project.digest() == after
+
+
+def test_database_name_is_not_read_as_markup(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    result = project.cli("status", "--db", str(project.root / "[/x].db"))
+    assert result.exit_code == 0, result.output
+    assert "Migrations of " in result.stdout and "[/x].db does not exist yet" in result.stdout
+    assert not (project.root / "[/x].db").exists()

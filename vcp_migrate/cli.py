@@ -17,6 +17,7 @@ from . import __version__
 from .config import read_settings
 from .errors import VcpMigrateError
 from .observer import Observer
+from .printable import printable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -38,7 +39,8 @@ def _colour(stream: Any) -> bool:
 
 def _error(message: str) -> None:
     prefix = click.style("Error:", fg="red", bold=True) if _colour(sys.stderr) else "Error:"
-    click.echo(f"{prefix} {' '.join(message.split())}", err=True, color=_colour(sys.stderr))
+    # Whitespace first (a statement's line breaks become spaces), then names' escape sequences.
+    click.echo(f"{prefix} {printable(' '.join(message.split()))}", err=True, color=_colour(sys.stderr))
 
 
 def _traceback() -> None:
@@ -143,7 +145,9 @@ class _Progress(Observer):
         if not self.terminal:
             return
         verb = "Applying" if direction == "up" else "Rolling back"
-        text = f"{verb} {migration.path.name} ({index}/{total})"
+        from rich.text import Text
+
+        text = Text(f"{verb} {printable(migration.path.name)} ({index}/{total})")  # Text: a name is not markup
         if self.status is None:
             self.status = self.console.status(text)
             self.status.start()
@@ -153,7 +157,7 @@ class _Progress(Observer):
     def finished(self, run: MigrationRun) -> None:
         self.current = None
         if not self.terminal:
-            click.echo(str(run))  # plain lines off a terminal: Rich costs a third of a millisecond a line
+            click.echo(printable(str(run)))  # plain lines off a terminal: Rich costs a third of a millisecond a line
             return
         from . import render
 
@@ -170,7 +174,7 @@ class _Progress(Observer):
         self.console.print(code or "(empty)", markup=False)
 
     def warning(self, message: str) -> None:
-        click.echo(f"Warning: {message}", err=True)
+        click.echo(f"Warning: {printable(message)}", err=True)
 
     def stop(self) -> None:
         if self._console is not None and self.status is not None:
@@ -235,9 +239,17 @@ def _common(command: F) -> F:
     return command
 
 
+def _finite(ctx: click.Context, param: click.Parameter, seconds: float) -> float:
+    # float() parses 'nan' and 'inf', and nan passes FloatRange(min=0): both would mean waiting forever.
+    if seconds != seconds or seconds == float("inf"):
+        raise click.BadParameter(f"{seconds} is not a number of seconds; give one such as 30", ctx, param)
+    return seconds
+
+
 _lock_timeout = click.option(
     "--lock-timeout",
     type=click.FloatRange(min=0),
+    callback=_finite,
     default=30.0,
     show_default=True,
     envvar="VCP_MIGRATE_LOCK_TIMEOUT",
@@ -675,9 +687,10 @@ def new_command(db: str | None, directory: str | None, name: str, sql: bool, pro
     Example:
       vcp-migrate new add_pnl_column
       vcp-migrate new "Add index on symbol" --sql
+      vcp-migrate new "Été données"
     """
     path = _manager(db, directory, progress).new(name, sql=sql)
-    click.echo(f"Created {path}")
+    click.echo(f"Created {printable(str(path))}")
     return 0
 
 

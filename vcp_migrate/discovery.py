@@ -3,14 +3,17 @@
 A migration is ``NNN_name.py`` or ``NNN_name.sql``: the version is the integer prefix, the name
 the rest of the stem. Ignored: ``__init__.py``, ``__pycache__/`` and other directories, dotfiles,
 and files not ending in .py or .sql (editor backups such as ``001_x.py~`` or ``001_x.sql.orig``).
-Any other .py/.sql file is reported, never skipped.
+Any other .py/.sql entry is reported, never skipped: a directory, pipe, socket or device so named,
+or a link that loops or leads nowhere, is a problem, and only regular files are ever opened.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Collection
 from itertools import pairwise
 from pathlib import Path
@@ -55,7 +58,7 @@ def scan(directory: Path, ignore: Collection[str] = ()) -> Directory:
         name = entry.name
         if name.startswith(".") or name == "__init__.py" or name in ignore:
             continue
-        if not name.endswith((".py", ".sql")) or entry.is_dir():
+        if not name.endswith((".py", ".sql")):
             continue
         found = _read(directory / name, entry.is_symlink(), root)
         if isinstance(found, FileProblem):
@@ -80,7 +83,9 @@ def _read(path: Path, is_link: bool, root: Path) -> MigrationFile | FileProblem:
         return FileProblem(
             "name", path, f"version must be between 1 and {_MAX_VERSION} (0 means 'before any migration')"
         )
-    if is_link and not path.resolve().is_relative_to(root):
+    # realpath, unlike Path.resolve, never raises: a looping link is named by the stat below.
+    real = Path(os.path.realpath(path)) if is_link else path
+    if is_link and not real.is_relative_to(root):
         return FileProblem(
             "unreadable",
             path,
@@ -88,11 +93,65 @@ def _read(path: Path, is_link: bool, root: Path) -> MigrationFile | FileProblem:
             version,
         )
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        # stat, never open, before knowing what the entry is: opening a named pipe waits for a writer.
+        info = os.stat(path)
+    except OSError as exc:
+        return FileProblem("unreadable", path, _stat_failed(path, exc, is_link), version)
+    if not stat.S_ISREG(info.st_mode):
+        link = "a link to " if is_link else ""
+        return FileProblem(
+            "unreadable",
+            path,
+            f"is {link}{_file_type(info.st_mode)}, not a regular file, so it was not read;"
+            " remove it, or start its name with a dot to ignore it",
+            version,
+        )
+    try:
+        data = _read_regular(real, info)
     except OSError as exc:
         return FileProblem("unreadable", path, f"cannot be read: {exc.strerror}; check its permissions", version)
+    if data is None:
+        return FileProblem("unreadable", path, "was replaced while being read; run the command again", version)
     return MigrationFile(version, match[2], path, checksum(data), data)
+
+
+def _read_regular(path: Path, expected: os.stat_result) -> bytes | None:
+    """The content of the regular file stat gave ``expected`` for; None if another file took its place."""
+    # Between the stat and the open the entry may become a pipe or a link: O_NONBLOCK keeps the
+    # open of a pipe from waiting, O_NOFOLLOW refuses a link, and fstat proves it is the same file.
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    with open(os.open(path, flags), "rb") as handle:
+        found = os.fstat(handle.fileno())
+        if not stat.S_ISREG(found.st_mode) or (found.st_dev, found.st_ino) != (expected.st_dev, expected.st_ino):
+            return None
+        return handle.read()
+
+
+def _stat_failed(path: Path, exc: OSError, is_link: bool) -> str:
+    if exc.errno == errno.ELOOP:
+        return "is a link that loops back on itself; remove it, or point it at a migration file in this directory"
+    if is_link and exc.errno == errno.ENOENT:
+        try:
+            target = os.readlink(path)
+        except OSError:  # removed since: say what it was when listed
+            target = "a file"
+        return f"is a link to {target}, which does not exist; remove the link or restore its file"
+    if exc.errno == errno.ENOENT:
+        return "was removed while being read; run the command again"
+    return f"cannot be read: {exc.strerror}; check its permissions"
+
+
+def _file_type(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return name
+    return "a special file"
 
 
 def _duplicates(files: list[MigrationFile]) -> list[FileProblem]:

@@ -71,8 +71,8 @@ class MigrationManager:
         dump_schema: bool = True,
         observer: Observer | None = None,
     ) -> None:
-        if lock_timeout < 0:
-            raise UsageError(f"lock timeout must be 0 or more seconds, not {lock_timeout}")
+        if not 0 <= lock_timeout < float("inf"):  # also false for nan
+            raise UsageError(f"lock timeout must be a finite number of seconds, 0 or more, not {lock_timeout}")
         if keep_backups < 1:
             raise UsageError(f"keep_backups must be 1 or more, not {keep_backups}", hint="use backup=False instead")
         self.db_path = Path(db_path)
@@ -326,10 +326,9 @@ class MigrationManager:
         backup's page size and journal mode.
 
         ``confirm`` sees the backup chosen (when it was taken, its version: every change since is
-        lost) and says whether to go on (if not: VcpMigrateError, nothing changed); None goes on.
-        Then a backup of the current state is taken, so a restore can itself be undone (it is
-        deleted again if the restore fails). Refuses a file that is not a backup of this database.
-        Returns (restored, safety copy or None).
+        lost) and says whether to go on; None goes on. Then a backup of the current state is taken,
+        so a restore can itself be undone (it is deleted again if the restore fails). Refuses a file
+        that is not a backup of this database. Returns (restored, safety copy or None).
         """
         from . import backups
 
@@ -376,12 +375,16 @@ class MigrationManager:
         version = scaffold.next_version([*(f.version for f in files), *applied])
         width = scaffold.prefix_width(f.path.name.partition("_")[0] for f in files)
         path = self.migrations_dir / scaffold.file_name(version, snake, width=width, sql=sql)
-        self.migrations_dir.mkdir(exist_ok=True)
         try:
+            self.migrations_dir.mkdir(exist_ok=True)
             with open(path, "x", encoding="utf-8") as handle:
                 handle.write(scaffold.template(snake, sql=sql))
         except FileExistsError:
             raise MigrationFileError("already exists", where=str(path), hint="nothing was overwritten") from None
+        except OSError as exc:  # a read-only directory, or a file system with shorter names
+            raise MigrationFileError(
+                f"cannot be created: {exc.strerror}", where=str(path), hint="check the directory and the name"
+            ) from None
         return path
 
     # -- planning -----------------------------------------------------------------------------

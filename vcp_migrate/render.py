@@ -1,4 +1,10 @@
-"""Pure functions from models to Rich renderables; nothing here knows the engine."""
+"""Pure functions from models to Rich renderables; nothing here knows the engine.
+
+Names and paths come from the file system and the database: they go through ``printable`` so a
+terminal shows their escape sequences instead of obeying them, and into ``Text``, never into a
+string Rich would read as markup (``[/x].db`` would raise MarkupError); a ``Text`` title or
+caption takes no style from the table, hence the explicit ones.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from rich.text import Text
 
 from . import backups, schema
 from .models import Backup, DryRun, MigrationRun, Problem, StatusReport
+from .printable import printable
 
 _STATE_STYLES = {
     "applied": "green",
@@ -23,22 +30,23 @@ _STATE_STYLES = {
 
 def status_table(report: StatusReport) -> Table:
     """Version, name, state and applied_at of every migration, with a caption that sums up."""
-    table = Table(title=f"Migrations of {report.database}", title_justify="left")
+    table = Table(title=Text(f"Migrations of {printable(str(report.database))}", "table.title"), title_justify="left")
     # Fixed widths spare Rich measuring every cell, which dominates status on large histories.
     versions = ["-" if row.version is None else str(row.version) for row in report.rows]
     table.add_column("Version", justify="right", width=_widest(versions, "Version"), no_wrap=True)
-    table.add_column("Name", width=_widest([row.name for row in report.rows], "Name"), overflow="fold")
+    names = [printable(row.name) for row in report.rows]
+    table.add_column("Name", width=_widest(names, "Name"), overflow="fold")
     table.add_column("State", width=_widest([row.state for row in report.rows], "State"), no_wrap=True)
     times = [row.applied.applied_at for row in report.rows if row.applied]
     table.add_column("Applied at (UTC)", width=_widest(times, "Applied at (UTC)"), no_wrap=True)
-    for row in report.rows:
+    for row, name in zip(report.rows, names, strict=True):
         table.add_row(
             "-" if row.version is None else str(row.version),
-            Text(row.name),
+            Text(name),
             Text(row.state, style=_STATE_STYLES[row.state]),
             row.applied.applied_at if row.applied else "",
         )
-    table.caption = status_summary(report)
+    table.caption = Text(printable(status_summary(report)), "table.caption")
     return table
 
 
@@ -57,7 +65,7 @@ def status_summary(report: StatusReport) -> str:
 
 def run_line(run: MigrationRun) -> Text:
     """'Applied 001 create_trades_table (3 ms)' or 'Rolled back ...', the verb coloured."""
-    verb, _, rest = str(run).partition(f" {run.version} ")
+    verb, _, rest = printable(str(run)).partition(f" {run.version} ")
     text = Text(verb, style="green" if run.direction == "up" else "yellow")
     text.append(f" {run.version} {rest.rpartition(' (')[0]}", style="bold")
     text.append(f" ({run.duration_ms} ms)")
@@ -67,8 +75,8 @@ def run_line(run: MigrationRun) -> Text:
 def problem_line(problem: Problem) -> Text:
     """One line per problem: where, then what and what to do; warnings say so."""
     text = Text("warning: ", style="yellow") if problem.severity == "warning" else Text()
-    text.append(f"{problem.path}: " if problem.path else "", style="bold")
-    text.append(problem.message)
+    text.append(f"{printable(str(problem.path))}: " if problem.path else "", style="bold")
+    text.append(printable(problem.message))
     return text
 
 
@@ -85,19 +93,21 @@ def validate_summary(problems: list[Problem], *, strict: bool) -> str:
 def backup_line(backup: Backup) -> Text:
     """'Backed up to PATH (12.3 MB in 0.05 s, at version 2)'."""
     took = f" in {backup.seconds:.2f} s" if backup.seconds is not None else ""
-    return Text(f"Backed up to {backup.path} ({size(backup.size)}{took}, at version {backup.version})", style="dim")
+    where = printable(str(backup.path))
+    return Text(f"Backed up to {where} ({size(backup.size)}{took}, at version {backup.version})", style="dim")
 
 
 def backups_table(database: Path, found: list[Backup]) -> Table:
     """The backups of a database, newest first."""
-    table = Table(title=f"Backups of {database}", title_justify="left")
+    table = Table(title=Text(f"Backups of {printable(str(database))}", "table.title"), title_justify="left")
     table.add_column("Taken at (UTC)")
     table.add_column("Version", justify="right")
     table.add_column("Size", justify="right")
     table.add_column("File")
     for backup in found:
-        table.add_row(backup.taken_at, str(backup.version), size(backup.size), Text(backup.path.name))
-    table.caption = f"{len(found)} backup(s) in {backups.folder(database)}"
+        table.add_row(backup.taken_at, str(backup.version), size(backup.size), Text(printable(backup.path.name)))
+    folder = printable(str(backups.folder(database)))
+    table.caption = Text(f"{len(found)} backup(s) in {folder}", "table.caption")
     return table
 
 
@@ -137,9 +147,9 @@ def dry_run(report: DryRun) -> Group:
     ]
     for rehearsal in report.rehearsals:
         verb = "apply" if rehearsal.direction == "up" else "roll back"
-        outcome = f"would fail: {rehearsal.error}" if rehearsal.error else f"{rehearsal.duration_ms} ms"
+        outcome = f"would fail: {printable(rehearsal.error)}" if rehearsal.error else f"{rehearsal.duration_ms} ms"
         line = Text(f"Would {verb} ", style="red" if rehearsal.error else "green")
-        line.append(f"{rehearsal.version} {rehearsal.name}", style="bold")
+        line.append(f"{rehearsal.version} {printable(rehearsal.name)}", style="bold")
         line.append(f" ({outcome})")
         parts.append(line)
         parts.extend(Text("    " + statement) for statement in rehearsal.statements)
@@ -156,7 +166,7 @@ def sql_only(report: DryRun) -> str:
     """The statements a dry run captured, ready to paste into a review."""
     lines = []
     for rehearsal in report.rehearsals:
-        lines.append(f"-- {rehearsal.path.name} ({rehearsal.direction})")
+        lines.append(f"-- {printable(rehearsal.path.name)} ({rehearsal.direction})")
         lines.extend(rehearsal.statements)
         if rehearsal.error:
             lines.append(f"-- would fail: {rehearsal.error}")

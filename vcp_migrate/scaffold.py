@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 
 from .errors import UsageError
+
+MAX_FILE_NAME_BYTES = 255  # ext4, XFS, btrfs, APFS; NTFS counts UTF-16 units, never more than UTF-8 bytes
 
 PYTHON_TEMPLATE = '''"""{title}."""
 
@@ -28,15 +31,24 @@ SQL_TEMPLATE = """-- {title}.
 
 
 def normalise_name(name: str) -> str:
-    """NAME as snake_case. Raises UsageError for an empty name or one that could leave the directory."""
+    """NAME as snake_case: letters and digits of any script, lowercased, in NFC; runs of anything
+    else become one underscore. Raises UsageError for an empty name or one that could leave the
+    directory."""
     if "/" in name or "\\" in name or name.strip() in (".", ".."):
         raise UsageError(
             f"migration name {name!r} contains a path",
             hint="give a plain name such as add_pnl_column",
         )
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name.strip())
-    snake = re.sub(r"[^0-9A-Za-z]+", "_", spaced).strip("_").lower()
-    if not snake:
+    kept = []
+    previous = ""
+    for char in unicodedata.normalize("NFC", name.strip()):
+        if char.isupper() and (previous.islower() or previous.isdecimal()):
+            kept.append("_")  # AddPnlColumn, v2Index
+        # Marks stay: scripts such as Devanagari write vowels as combining marks after a letter.
+        kept.append(char if char.isalnum() or unicodedata.category(char).startswith("M") else "_")
+        previous = char
+    snake = re.sub("_+", "_", unicodedata.normalize("NFC", "".join(kept).lower())).strip("_")
+    if not any(char.isalnum() for char in snake):
         raise UsageError(f"migration name {name!r} is empty", hint="give a name such as add_pnl_column")
     return snake
 
@@ -47,8 +59,19 @@ def next_version(versions: Iterable[int]) -> int:
 
 
 def file_name(version: int, name: str, *, width: int, sql: bool) -> str:
-    """``NNN_name.py`` (or .sql), the version zero-padded to ``width``."""
-    return f"{version:0{width}d}_{name}.{'sql' if sql else 'py'}"
+    """``NNN_name.py`` (or .sql), the version zero-padded to ``width``.
+
+    Raises UsageError when it would be longer than common file systems allow.
+    """
+    prefix, suffix = f"{version:0{width}d}_", f".{'sql' if sql else 'py'}"
+    room = MAX_FILE_NAME_BYTES - len(prefix) - len(suffix)
+    size = len(name.encode("utf-8"))
+    if size > room:
+        raise UsageError(
+            f"migration name is too long: {size} bytes in UTF-8, at most {room} fit",
+            hint=f"a file name holds {MAX_FILE_NAME_BYTES} bytes, {prefix!r} and {suffix!r} included; shorten it",
+        )
+    return f"{prefix}{name}{suffix}"
 
 
 def prefix_width(prefixes: Iterable[str]) -> int:
