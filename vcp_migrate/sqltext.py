@@ -7,7 +7,9 @@ structure. Statements and sections are slices of the original text: every charac
 literal arrives in the database as written.
 
 Only \\n, \\r\\n and \\r end a line here. Python's str.splitlines() also breaks at \\x0b, \\x0c,
-\\x1c-\\x1e, \\x85, U+2028 and U+2029, which may sit inside a literal.
+\\x1c-\\x1e, \\x85, U+2028 and U+2029, which may sit inside a literal. SQLite itself ends a --
+comment at \\n only, so splitting does too, and a file whose -- comment ends at a lone \\r before
+more SQL is refused rather than run with that SQL commented out.
 """
 
 from __future__ import annotations
@@ -148,7 +150,7 @@ def sections(text: str, where: str) -> dict[str, Section]:
     A marker counts only on a line that begins outside any comment, literal or quoted name.
     Raises MigrationFileError naming ``where`` and the line: a NUL character, a line that looks
     like a marker but is not one, a second section of one kind, an unknown option, SQL before
-    the first marker, no up section.
+    the first marker, no up section, SQL that SQLite would read as part of a -- comment.
     """
     nul = text.find("\x00")
     if nul != -1:
