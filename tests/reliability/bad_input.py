@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sqlite3
 import subprocess
 from collections import Counter
@@ -53,6 +54,20 @@ def _both(*steps: Callable[[Path], object]) -> Callable[[Path], object]:
     def setup(root: Path) -> None:
         for step in steps:
             step(root)
+
+    return setup
+
+
+def _socket(name: str) -> Callable[[Path], object]:
+    def setup(root: Path) -> None:
+        # A socket's path is limited to about 100 bytes: bind it by a short relative name.
+        here = os.getcwd()
+        os.chdir(root / "migrations")
+        try:
+            with socket.socket(socket.AF_UNIX) as server:
+                server.bind(name)
+        finally:
+            os.chdir(here)
 
     return setup
 
@@ -374,6 +389,50 @@ CASES = [
         "003_x.sql: is a link to a file outside the migrations directory",
         lambda root: (root / "migrations" / "003_x.sql").symlink_to("/etc/hostname"),
     ),
+    Case(
+        "directories",
+        "named pipe",
+        ("migrate",),
+        1,
+        "003_x.sql: is a named pipe (FIFO), not a regular file",
+        lambda root: os.mkfifo(root / "migrations" / "003_x.sql"),
+    ),
+    Case(
+        "directories",
+        "link to itself",
+        ("migrate",),
+        1,
+        "003_x.sql: is a link that loops back on itself",
+        lambda root: (root / "migrations" / "003_x.sql").symlink_to("003_x.sql"),
+    ),
+    Case(
+        "directories",
+        "links to each other, rollback",
+        ("rollback",),
+        1,
+        "003_x.sql: is a link that loops back on itself",
+        _both(
+            lambda root: (root / "migrations" / "003_x.sql").symlink_to("004_y.sql"),
+            lambda root: (root / "migrations" / "004_y.sql").symlink_to("003_x.sql"),
+        ),
+    ),
+    Case(
+        "directories",
+        "dangling link",
+        ("migrate",),
+        1,
+        "003_x.sql: is a link to gone.sql, which does not exist",
+        lambda root: (root / "migrations" / "003_x.sql").symlink_to("gone.sql"),
+    ),
+    Case(
+        "directories",
+        "directory named like a migration",
+        ("migrate",),
+        1,
+        "003_x.sql: is a directory, not a regular file",
+        lambda root: (root / "migrations" / "003_x.sql").mkdir(),
+    ),
+    Case("directories", "socket", ("migrate",), 1, "003_x.py: is a socket, not a regular file", _socket("003_x.py")),
     Case("directories", "migrations dir removed, new", ("new", "x", "--dir", "no/such/dir"), 1, "does not exist"),
     # -- databases ----------------------------------------------------------------------------
     Case(
@@ -494,6 +553,8 @@ CASES = [
     Case("arguments", "unknown option", ("migrate", "--frobnicate"), 2, "--frobnicate"),
     Case("arguments", "name with a path", ("new", "../outside"), 2, "migration name '../outside' contains a path"),
     Case("arguments", "empty name", ("new", " "), 2, "migration name ' ' is empty"),
+    Case("arguments", "name too long", ("new", "x" * 300), 2, "migration name is too long: 300 bytes"),
+    Case("arguments", "lock timeout nan", ("migrate", "--lock-timeout", "nan"), 2, "nan is not a number of seconds"),
     Case(
         "arguments",
         "restore a file that is not a backup",
