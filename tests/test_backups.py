@@ -229,6 +229,13 @@ NON_TRANSACTIONAL = {
         "def down(c):\n    pass\n"
     ),
 }
+NOTHING_CHANGED = {
+    "004_first_fails.sql": "-- migrate:up transaction:false\nINSERT INTO nowhere VALUES (1);\n-- migrate:down\n",
+    "004_python.py": (
+        "def up(c):\n    c.execute(\"INSERT INTO trades (symbol) VALUES ('MSFT')\")\n    raise RuntimeError('boom')\n"
+    ),
+    "004_pragma.sql": "-- migrate:up\nPRAGMA foreign_keys = ON;\nINSERT INTO nowhere VALUES (1);\n-- migrate:down\n",
+}
 
 
 @pytest.mark.parametrize("name", sorted(NON_TRANSACTIONAL))
@@ -247,6 +254,30 @@ def test_a_failed_non_transactional_migration_keeps_its_backup_and_says_so(proje
     copy = sqlite3.connect(backup.path)
     assert copy.execute("SELECT symbol FROM trades").fetchall() == [("AAPL",)]
     copy.close()
+
+
+@pytest.mark.parametrize("name", sorted(NOTHING_CHANGED))
+def test_a_failed_run_that_changed_nothing_leaves_no_backup(project: Project, name: str) -> None:
+    """A step run outside our transaction, or Python code, that failed before changing anything."""
+    three(project)
+    project.manager(dump_schema=False).migrate()
+    project.write(name, NOTHING_CHANGED[name])
+    before = tree(project)
+    result = project.cli("migrate", "--no-dump")
+    assert result.exit_code == 1 and "Backed up to" in result.stdout and "Warning" not in result.stderr
+    assert tree(project) == before and not folder(project.db).exists()
+
+
+def test_a_failed_run_that_changed_only_a_setting_keeps_its_backup(project: Project) -> None:
+    three(project)
+    project.manager().migrate()
+    project.write(
+        "004_wal.sql", "-- migrate:up transaction:false\nPRAGMA journal_mode = WAL;\nSELECT * FROM nowhere;\n"
+    )
+    result = project.cli("migrate")
+    assert result.exit_code == 1 and project.query("PRAGMA journal_mode") == [("wal",)]
+    (backup,) = project.manager().backups()
+    assert f"Warning: {backup.path}: kept" in result.stderr
 
 
 def test_backups_folder_that_is_a_link_is_refused_and_not_followed(project: Project) -> None:

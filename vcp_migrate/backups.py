@@ -289,3 +289,53 @@ def _converted(source: sqlite3.Connection, page_size: int, database: Path) -> It
             yield converted
         finally:
             converted.close()
+
+
+def differs(database: Path, backup: Path, timeout: float) -> bool:
+    """Whether ``database`` holds anything other than ``backup``: schema, rows, or the header
+    settings a migration can change (page size, journal mode, user_version, ...).
+
+    Reads both whole, so it is asked only when a run failed after code that may have written
+    outside a transaction; the database is only read.
+    """
+    # The backup is opened as main and read-write only so that SQLite removes the -wal and -shm
+    # files of a backup of a database in WAL mode when it closes (see copy_into).
+    connection = sqlite3.connect(backup.absolute().as_uri() + "?mode=rw", uri=True, timeout=timeout)
+    try:
+        connection.execute("ATTACH ? AS live", (database.absolute().as_uri() + "?mode=ro",))
+        for setting in ("page_size", "journal_mode", "user_version", "application_id", "auto_vacuum"):
+            if _one(connection, f"PRAGMA main.{setting}") != _one(connection, f"PRAGMA live.{setting}"):
+                return True
+        tables = "SELECT name FROM {}.sqlite_master WHERE type = 'table' AND sql NOT LIKE 'CREATE VIRTUAL %'"
+        schema = "SELECT type, name, tbl_name, sql FROM {}.sqlite_master"
+        if _rows_differ(connection, schema.format("main"), schema.format("live")):
+            return True
+        for (name,) in connection.execute(tables.format("main")).fetchall():
+            quoted = '"' + str(name).replace('"', '""') + '"'
+            # Every row of a rowid table is told apart by its rowid, of a WITHOUT ROWID one by its key.
+            rowid = "" if _without_rowid(connection, quoted) else "_rowid_, "
+            query = f"SELECT {rowid}* FROM {{}}.{quoted}"
+            if _rows_differ(connection, query.format("main"), query.format("live")):
+                return True
+        return False
+    finally:
+        connection.close()
+
+
+def _one(connection: sqlite3.Connection, sql: str) -> object:
+    row = connection.execute(sql).fetchone()
+    return str(row[0]).lower() if row else None
+
+
+def _rows_differ(connection: sqlite3.Connection, left: str, right: str) -> bool:
+    counts = connection.execute(f"SELECT (SELECT count(*) FROM ({left})), (SELECT count(*) FROM ({right}))")
+    before, after = counts.fetchone()
+    return bool(before != after or connection.execute(f"SELECT 1 FROM ({left} EXCEPT {right}) LIMIT 1").fetchone())
+
+
+def _without_rowid(connection: sqlite3.Connection, quoted: str) -> bool:
+    try:
+        connection.execute(f"SELECT _rowid_ FROM main.{quoted} LIMIT 0")
+        return False
+    except sqlite3.OperationalError:
+        return True

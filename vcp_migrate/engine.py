@@ -326,9 +326,10 @@ class MigrationManager:
         backup's page size and journal mode.
 
         ``confirm`` sees the backup chosen (when it was taken, its version: every change since is
-        lost) and says whether to go on; None goes on. Then a backup of the current state is taken,
-        so a restore can itself be undone (it is deleted again if the restore fails). Refuses a file
-        that is not a backup of this database. Returns (restored, safety copy or None).
+        lost) and says whether to go on (if not: VcpMigrateError, nothing changed); None goes on.
+        Then a backup of the current state is taken, so a restore can itself be undone (it is
+        deleted again if the restore fails). Refuses a file that is not a backup of this database.
+        Returns (restored, safety copy or None).
         """
         from . import backups
 
@@ -602,18 +603,23 @@ class MigrationManager:
         try:
             yield
         finally:
-            # The session replaces its connection after a step that ran outside our transaction,
-            # or ran Python code, which can end it: what such a step did before failing stays.
-            outside = session.connection is not connection
             if done:
                 self._dump(session)
-            if backup and (done or outside):
-                if not done:
+            # The session replaces its connection after a step that ran outside our transaction,
+            # or ran Python code (which can end it): what such a step did before failing stays.
+            # Nothing else was committed if none was done, so the backup says whether it changed.
+            changed = bool(done) or (backup is not None and session.connection is not connection)
+            if changed and backup and not done:
+                try:
+                    changed = backups.differs(self.db_path, backup.path, self.lock_timeout)
+                except (OSError, sqlite3.Error):
+                    changed = True  # cannot tell: keep it
+                if changed:
                     self.observer.warning(
-                        f"{backup.path}: kept: a migration that ran outside vcp-migrate's transaction or ran"
-                        " Python code may have changed the database before the run failed; restore this"
-                        " backup to go back"
+                        f"{backup.path}: kept: a migration changed the database before the run failed,"
+                        " outside a transaction; restore this backup to go back"
                     )
+            if backup and changed:
                 backups.prune(self.db_path, self.keep_backups)
             elif backup:
                 backups.discard(backup, folder_created=created_folder)
