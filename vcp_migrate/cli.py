@@ -636,13 +636,14 @@ def restore_command(
                 hint="pass --yes to restore; nothing was changed",
             )
         progress.stop()
-        click.echo(f"Restoring {when} replaces {manager.db_path}: every change made since then will be lost.")
+        warning = f"Restoring {when} replaces {manager.db_path}: every change made since then will be lost."
+        click.echo(printable(warning))
         return click.confirm("Restore it?", default=False)
 
     restored, safety = manager.restore(backup, confirm=confirm)
     when = f"taken {restored.taken_at}, at version {restored.version}"
     undo = f"; the state before is in {safety.path}" if safety else ""
-    click.echo(f"Restored {manager.db_path} from {restored.path} ({when}){undo}.")
+    click.echo(printable(f"Restored {manager.db_path} from {restored.path} ({when}){undo}."))
     return 0
 
 
