@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import closing
 
 import pytest
 
@@ -199,3 +200,9 @@ def test_database_name_is_not_read_as_markup(project: Project) -> None:
     assert result.exit_code == 0, result.output
     assert "Migrations of " in result.stdout and "[/x].db does not exist yet" in result.stdout
     assert not (project.root / "[/x].db").exists()
+    marked = str(project.root / "[red]x.db")
+    assert project.cli("migrate", "--db", marked).exit_code == 0
+    again = project.cli("migrate", "--db", marked)
+    assert again.exit_code == 0 and again.stdout == f"Nothing to apply: {marked} is up to date.\n"
+    with closing(sqlite3.connect(marked)) as connection:
+        assert connection.execute("SELECT version FROM vcp_migrations").fetchall() == [(1,)]

@@ -170,7 +170,7 @@ class _Progress(Observer):
 
     def showing(self, title: str, code: str) -> None:
         self.stop()
-        self.console.print(f"Running the {title}:", style="bold")
+        self.console.print(f"Running the {printable(title)}:", style="bold", markup=False)
         self.console.print(code or "(empty)", markup=False)
 
     def warning(self, message: str) -> None:
@@ -400,7 +400,7 @@ def migrate_command(
     runs = manager.migrate(target, allow_out_of_order=allow_out_of_order, atomic=atomic)
     progress.stop()
     if not runs:
-        progress.console.print(f"Nothing to apply: {manager.db_path} is up to date.")
+        progress.console.print(f"Nothing to apply: {printable(str(manager.db_path))} is up to date.", markup=False)
     else:
         total = sum(run.duration_ms for run in runs)
         progress.console.print(f"Applied {len(runs)} migration(s) in {total} ms.")
