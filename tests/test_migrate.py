@@ -449,7 +449,7 @@ BYPASS_COMMIT = """
 import sqlite3
 
 def up(connection):
-    sqlite3.Connection.set_authorizer(connection, None)
+    sqlite3.Connection.set_authorizer(connection, lambda *args: sqlite3.SQLITE_OK)
     connection.execute("CREATE TABLE sneaky (x)")
     connection.execute("COMMIT")
     {after}
