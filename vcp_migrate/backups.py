@@ -23,11 +23,11 @@ from pathlib import Path
 
 from .errors import DatabaseError
 from .models import Backup
+from .sqlite import copy
 
 _NAME = re.compile(r"(\d{8}T\d{6}\.\d{3}Z)-v(\d+)(?:-(\d+))?\.db")
 # A copy under way, and the files SQLite may keep beside it; a run killed mid-copy leaves them.
 _PARTIAL = re.compile(_NAME.pattern + r"\.partial(?:-journal|-wal|-shm)?")
-_BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (sqlite3 names them from Python 3.11 only)
 
 
 def folder(database: Path) -> Path:
@@ -142,17 +142,6 @@ def _create(descriptor: int, version: int, mode: int) -> str:
         except FileExistsError:
             continue
     raise OSError(f"too many backups named {stamp}")
-
-
-def copy(source: sqlite3.Connection, target: sqlite3.Connection) -> None:
-    """``source.backup(target)``, except that a lock still held when the busy timeout of the
-    connection waiting for it runs out fails the copy: sqlite3 would retry it forever."""
-
-    def give_up_when_busy(status: int, remaining: int, total: int) -> None:
-        if status in _BUSY:
-            raise sqlite3.OperationalError("database is locked")
-
-    source.backup(target, progress=give_up_when_busy)
 
 
 def _fsync(path: Path) -> None:

@@ -3,18 +3,16 @@ dry runs), each with its history row written in the same transaction as its chan
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
-from . import history, loading, sqlite
+from . import history, sqlite
 from .errors import MigrationFailed
-from .loading import LoadedMigration, PythonStep, SqlStep, Step
+from .loading import LoadedMigration, PythonStep
 from .models import Direction, MigrationFile, MigrationRun
+from .steps import StepFailed, check_foreign_keys, run_step
 
 _SAVEPOINT = "vcp_migrate_step"
 
@@ -60,16 +58,21 @@ class Session:
         self.connection.close()
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """A migration that ran (or failed): its time, the statements captured, the error if any."""
+class Outcome(NamedTuple):
+    """A migration that ran (or failed): its time, the statements captured, the error if any.
+
+    ``partly``: it failed, but what it did before failing may be committed (it ran outside a
+    transaction, or ended ours itself). ``unrehearsable``: it failed only because rehearsing
+    forbids what it does.
+    """
 
     migration: LoadedMigration
     direction: Direction
     duration_ms: int
     statements: tuple[str, ...] = ()
     error: MigrationFailed | None = None
-    unrehearsable: bool = False  # failed only because rehearsing forbids what it does
+    unrehearsable: bool = False
+    partly: bool = False
 
     @property
     def run(self) -> MigrationRun:
@@ -77,39 +80,44 @@ class Outcome:
         return MigrationRun(file.version, file.name, self.direction, self.duration_ms)
 
 
-@dataclass
+def _ignore(message: str) -> None:
+    return None
+
+
 class Runner:
     """Runs migrations on a session and keeps their history (and PRAGMA user_version) in step."""
 
-    session: Session
-    user_version: bool = True
-    warn: Callable[[str], None] = lambda message: None
-    _warned: bool = field(default=False, init=False)
+    def __init__(self, session: Session, *, user_version: bool = True, warn: Callable[[str], None] = _ignore) -> None:
+        self.session = session
+        self.user_version = user_version
+        self.warn = warn
+        self._warned = False
 
     def one(self, migration: LoadedMigration, direction: Direction, *, earlier: int, capture: bool = False) -> Outcome:
         """Run one migration in its own transaction (or none, if it opted out)."""
         step = migration.step(direction)
         connection = self.session.connection
         started = time.perf_counter()
+        done = f"{earlier} migration(s) of this run completed before it" if earlier else "nothing was changed"
         try:
-            if step.transactional:
-                with sqlite.foreign_keys_off(connection), sqlite.transaction(connection):
-                    statements = run_step(connection, step, guarded=True, capture=capture)
-                    _check_foreign_keys(connection)
-                    self._record(connection, migration.file, direction, started)
-                    self.session.before_commit()
-            else:
-                statements = run_step(connection, step, guarded=False, capture=capture)
-                with sqlite.transaction(connection):
-                    self._record(connection, migration.file, direction, started)
-                    self.session.before_commit()
+            with sqlite.translated(self.session.path, done):
+                if step.transactional:
+                    with sqlite.foreign_keys_off(connection), sqlite.transaction(connection):
+                        statements = run_step(connection, step, guarded=True, capture=capture)
+                        check_foreign_keys(connection)
+                        self._record(connection, migration.file, direction, started)
+                        self.session.before_commit()
+                else:
+                    statements = run_step(connection, step, guarded=False, capture=capture)
+                    with sqlite.transaction(connection):
+                        self._record(connection, migration.file, direction, started)
+                        self.session.before_commit()
             self.session.history_ready = True
-        except _StepFailed as failed:
+        except StepFailed as failed:
             error = _failure(failed, migration.file, direction, transactional=step.transactional, earlier=earlier)
-            return Outcome(migration, direction, _ms(started), failed.statements, error, failed.unrehearsable)
-        except sqlite3.Error as exc:
-            done = f"{earlier} migration(s) of this run completed before it" if earlier else "nothing was changed"
-            raise sqlite.database_error(exc, self.session.path, done) from exc
+            partly = not step.transactional or failed.ended_transaction
+            ms = _ms(started)
+            return Outcome(migration, direction, ms, failed.statements, error, failed.unrehearsable, partly)
         finally:
             if isinstance(step, PythonStep) or not step.transactional or connection.touched_state:
                 self.session.renew()
@@ -129,7 +137,11 @@ class Runner:
         connection = self.session.connection
         outcomes: list[Outcome] = []
         try:
-            with sqlite.foreign_keys_off(connection), sqlite.transaction(connection, commit=commit):
+            with (
+                sqlite.translated(self.session.path),
+                sqlite.foreign_keys_off(connection),
+                sqlite.transaction(connection, commit=commit),
+            ):
                 for migration, direction in plan:
                     outcome = self._in_savepoint(connection, migration, direction, capture, len(outcomes))
                     outcomes.append(outcome)
@@ -143,8 +155,6 @@ class Runner:
                     self.session.before_commit()
         except _Abandon:
             pass
-        except sqlite3.Error as exc:
-            raise sqlite.database_error(exc, self.session.path) from exc
         finally:
             if connection.touched_state or any(isinstance(m.step(d), PythonStep) for m, d in plan):
                 self.session.renew()
@@ -165,14 +175,15 @@ class Runner:
         connection.execute(f"SAVEPOINT {_SAVEPOINT}")
         try:
             statements = run_step(connection, step, guarded=True, capture=capture)
-            _check_foreign_keys(connection)
+            check_foreign_keys(connection)
             self._record(connection, migration.file, direction, started)
-        except _StepFailed as failed:
+        except StepFailed as failed:
             if not failed.ended_transaction:
                 connection.execute(f"ROLLBACK TO {_SAVEPOINT}")
                 connection.execute(f"RELEASE {_SAVEPOINT}")
             error = _failure(failed, migration.file, direction, transactional=True, earlier=earlier, batch=True)
-            return Outcome(migration, direction, _ms(started), failed.statements, error, failed.unrehearsable)
+            ms, ended = _ms(started), failed.ended_transaction
+            return Outcome(migration, direction, ms, failed.statements, error, failed.unrehearsable, ended)
         connection.execute(f"RELEASE {_SAVEPOINT}")
         return Outcome(migration, direction, _ms(started), statements)
 
@@ -188,7 +199,7 @@ class Runner:
         # A migration may have left a TEMP trigger on the history table that undoes our row: the
         # history must say exactly what is committed, so check before the COMMIT.
         if not history.is_recorded(connection, file, applied=direction == "up"):
-            raise _StepFailed(
+            raise StepFailed(
                 "its history row did not stay as written (a trigger left by the migration on the history"
                 " table?), so it cannot be recorded"
             )
@@ -208,172 +219,8 @@ class _Abandon(Exception):
     """Ends a batch's transaction with a rollback after a migration failed."""
 
 
-class _StepFailed(Exception):
-    """A step failed: what to say, which statement, and what it had executed."""
-
-    def __init__(
-        self,
-        what: str,
-        index: int | None = None,
-        statement: str | None = None,
-        statements: tuple[str, ...] = (),
-        *,
-        unrehearsable: bool = False,
-    ) -> None:
-        super().__init__(what)
-        self.what = what
-        self.index = index
-        self.statement = statement
-        self.statements = statements
-        self.unrehearsable = unrehearsable
-        self.ended_transaction = False  # the migration ended our transaction behind our back
-        self.changes = 0  # rows it had changed by then
-
-
-def run_step(
-    connection: sqlite.MigrationConnection, step: Step, *, guarded: bool, capture: bool = False
-) -> tuple[str, ...]:
-    """Run a step's statements or function; return what it executed when ``capture`` is set.
-
-    Raises _StepFailed naming what failed; errors about the database file itself pass through.
-    """
-    connection.refused = None
-    connection.unrehearsable = None
-    connection.touched_state = False
-    connection.guarded = guarded
-    connection.capture = [] if capture else None
-    changes_before = connection.total_changes
-    try:
-        with _failing(connection, guarded=guarded, changes_before=changes_before):
-            if isinstance(step, SqlStep):
-                _run_statements(connection, step.statements)
-            else:
-                _run_function(connection, step)
-        return tuple(connection.capture or ())
-    finally:
-        connection.guarded = False
-        connection.capture = None
-        if isinstance(step, PythonStep):
-            connection.reset_python_state()
-
-
-@contextmanager
-def _failing(connection: sqlite.MigrationConnection, *, guarded: bool, changes_before: int) -> Iterator[None]:
-    """Attach the statements captured so far to a failure, and fail a step that ended our
-    transaction itself (by calling the base class's methods past our guards): what it did up to
-    then is committed, and nothing may be recorded on top of it."""
-    try:
-        yield
-    except _StepFailed as failed:
-        failed.statements = tuple(connection.capture or ())
-        if guarded and not connection.in_transaction:
-            _ended(failed, connection, changes_before)
-        raise
-    if guarded and not connection.in_transaction:
-        ended = _StepFailed("it ended vcp-migrate's transaction itself (a COMMIT or ROLLBACK past its guards)")
-        ended.statements = tuple(connection.capture or ())
-        _ended(ended, connection, changes_before)
-        raise ended
-
-
-def _ended(failed: _StepFailed, connection: sqlite.MigrationConnection, changes_before: int) -> None:
-    failed.ended_transaction = True
-    failed.changes = connection.total_changes - changes_before
-    if not failed.what.startswith("it ended"):
-        failed.what = f"{failed.what}, after it had ended vcp-migrate's transaction itself"
-
-
-def _run_statements(connection: sqlite.MigrationConnection, statements: tuple[str, ...]) -> None:
-    for index, statement in enumerate(statements, 1):
-        try:
-            for _ in connection.execute(statement):
-                pass
-        except sqlite3.Error as exc:
-            if sqlite.is_file_problem(exc):
-                raise
-            if connection.unrehearsable:
-                what = f"statement {index} cannot be rehearsed: {connection.unrehearsable}"
-                raise _StepFailed(what, index, statement, unrehearsable=True) from exc
-            what = _refused(connection, f"statement {index}") or f"statement {index} failed: {exc}"
-            raise _StepFailed(what, index, statement) from exc
-
-
-def _run_function(connection: sqlite.MigrationConnection, step: PythonStep) -> None:
-    name = step.function.__name__
-    threads_before = set(threading.enumerate())
-    try:
-        try:
-            step.function(connection)
-        finally:
-            _stop_left_threads(connection, threads_before, f"{name}()")
-    except KeyboardInterrupt:
-        raise
-    except _StepFailed:
-        raise
-    except BaseException as exc:  # SystemExit, GeneratorExit and the like are the migration's failure too
-        if connection.unrehearsable:
-            raise _StepFailed(f"{name}() cannot be rehearsed: {connection.unrehearsable}", unrehearsable=True) from exc
-        if sqlite.is_file_problem(exc) and connection.refused is None:
-            if sqlite.is_locked(exc):
-                # We hold the write lock: a lock met inside the migration is one it waits for itself,
-                # most often through a second connection of its own.
-                raise _StepFailed(
-                    f"{name}() failed: {exc}; a migration that opens its own connection to the database waits"
-                    " for vcp-migrate's transaction: use the connection it is given"
-                ) from exc
-            raise
-        where = loading.at_line(exc.__traceback__, step.function.__code__.co_filename)
-        raise _StepFailed(
-            _refused(connection, f"{name}()") or f"{name}() failed{where}: {loading.describe(exc)}"
-        ) from exc
-    if connection.unrehearsable:
-        raise _StepFailed(f"{name}() cannot be rehearsed: {connection.unrehearsable}", unrehearsable=True)
-    refused = _refused(connection, f"{name}()")
-    if refused:
-        raise _StepFailed(refused)
-
-
-_THREAD_GRACE_SECONDS = 2.0
-
-
-def _stop_left_threads(connection: sqlite.MigrationConnection, before: set[threading.Thread], who: str) -> None:
-    """Fail a migration that returned with a thread of its own still running.
-
-    Such a thread may go on using the connection after the migration's COMMIT (or hold it while we
-    wait to roll back): interrupt what it runs on the connection and wait briefly, so the
-    rollback and the release of the locks cannot hang on it.
-    """
-    left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-    if not left:
-        return
-    connection.interrupt()
-    deadline = time.monotonic() + _THREAD_GRACE_SECONDS
-    for thread in left:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    names = ", ".join(thread.name for thread in left)
-    raise _StepFailed(
-        f"{who} returned with thread(s) still running ({names}); a migration must finish its work"
-        " (join its threads) before it returns"
-    )
-
-
-def _check_foreign_keys(connection: sqlite.MigrationConnection) -> None:
-    violations = sqlite.foreign_key_violations(connection)
-    if violations:
-        raise _StepFailed(f"foreign key check failed: {'; '.join(violations)}; fix the data or the migration")
-
-
-def _refused(connection: sqlite.MigrationConnection, who: str) -> str | None:
-    if connection.refused is None:
-        return None
-    return (
-        f"{who} tried to {connection.refused}; vcp-migrate commits each migration together with its"
-        " history row, so remove that"
-    )
-
-
 def _failure(
-    failed: _StepFailed,
+    failed: StepFailed,
     file: MigrationFile,
     direction: Direction,
     *,

@@ -1,5 +1,11 @@
-"""Every SQLite quirk vcp-migrate relies on: connecting, owning transactions, splitting
-statements, translating errors, checking foreign keys."""
+"""Every SQLite quirk vcp-migrate relies on: connecting, owning transactions, translating
+errors, copying a database, checking its integrity and foreign keys.
+
+Everything tied to a local SQLite file is behind these few names: ``open_database``,
+``memory_database``, ``transaction``, ``read_transaction``, ``translated`` (error translation),
+``copy`` and ``copy_to_memory`` (the online backup API), ``quick_check`` and
+``integrity_problems``. Another kind of database supplies the same names.
+"""
 
 from __future__ import annotations
 
@@ -295,6 +301,50 @@ def database_error(exc: sqlite3.Error, path: Path, changed: str = "nothing was c
     if kind == "disk":
         return DatabaseError(str(exc), where=where, hint=f"check the disk; {changed}")
     return DatabaseError(str(exc), where=where, hint=changed)
+
+
+@contextmanager
+def translated(path: Path, changed: str = "nothing was changed") -> Iterator[None]:
+    """Turn a SQLite error raised inside into a DatabaseError about ``path`` (see database_error)."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise database_error(exc, path, changed) from exc
+
+
+_BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (sqlite3 names them from Python 3.11 only)
+
+
+def copy(source: sqlite3.Connection, target: sqlite3.Connection) -> None:
+    """Copy the database behind ``source`` over the one behind ``target`` with the online backup
+    API: page by page through SQLite's pager (memory stays flat), consistent while others write.
+
+    A lock still held when the busy timeout of the waiting connection runs out fails the copy
+    with "database is locked": sqlite3's own backup() would retry it forever.
+    """
+
+    def give_up_when_busy(status: int, remaining: int, total: int) -> None:
+        if status in _BUSY:
+            raise sqlite3.OperationalError("database is locked")
+
+    source.backup(target, progress=give_up_when_busy)
+
+
+def copy_to_memory(source: sqlite3.Connection) -> MigrationConnection:
+    """A copy in memory of the database behind ``source``, as ``source`` sees it now."""
+    connection = memory_database()
+    copy(source, connection)
+    return connection
+
+
+def quick_check(connection: sqlite3.Connection) -> bool:
+    """Whether PRAGMA quick_check finds the database sound."""
+    return bool(connection.execute("PRAGMA quick_check").fetchone()[0] == "ok")
+
+
+def integrity_problems(connection: sqlite3.Connection) -> list[str]:
+    """What PRAGMA integrity_check reports, empty when the database is sound."""
+    return [str(row[0]) for row in connection.execute("PRAGMA integrity_check") if row[0] != "ok"]
 
 
 @contextmanager

@@ -1,0 +1,177 @@
+"""Running one step of a migration, its SQL statements or its Python function, on a connection
+guarded against ending our transaction; every way it can fail becomes one StepFailed."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from . import loading, sqlite
+from .loading import PythonStep, SqlStep, Step
+
+
+class StepFailed(Exception):
+    """A step failed: what to say, which statement, and what it had executed."""
+
+    def __init__(
+        self,
+        what: str,
+        index: int | None = None,
+        statement: str | None = None,
+        statements: tuple[str, ...] = (),
+        *,
+        unrehearsable: bool = False,
+    ) -> None:
+        super().__init__(what)
+        self.what = what
+        self.index = index
+        self.statement = statement
+        self.statements = statements
+        self.unrehearsable = unrehearsable
+        self.ended_transaction = False  # the migration ended our transaction behind our back
+        self.changes = 0  # rows it had changed by then
+
+
+def run_step(
+    connection: sqlite.MigrationConnection, step: Step, *, guarded: bool, capture: bool = False
+) -> tuple[str, ...]:
+    """Run a step's statements or function; return what it executed when ``capture`` is set.
+
+    Raises StepFailed naming what failed; errors about the database file itself pass through.
+    """
+    connection.refused = None
+    connection.unrehearsable = None
+    connection.touched_state = False
+    connection.guarded = guarded
+    connection.capture = [] if capture else None
+    changes_before = connection.total_changes
+    try:
+        with _failing(connection, guarded=guarded, changes_before=changes_before):
+            if isinstance(step, SqlStep):
+                _run_statements(connection, step.statements)
+            else:
+                _run_function(connection, step)
+        return tuple(connection.capture or ())
+    finally:
+        connection.guarded = False
+        connection.capture = None
+        if isinstance(step, PythonStep):
+            connection.reset_python_state()
+
+
+@contextmanager
+def _failing(connection: sqlite.MigrationConnection, *, guarded: bool, changes_before: int) -> Iterator[None]:
+    """Attach the statements captured so far to a failure, and fail a step that ended our
+    transaction itself (by calling the base class's methods past our guards): what it did up to
+    then is committed, and nothing may be recorded on top of it."""
+    try:
+        yield
+    except StepFailed as failed:
+        failed.statements = tuple(connection.capture or ())
+        if guarded and not connection.in_transaction:
+            _ended(failed, connection, changes_before)
+        raise
+    if guarded and not connection.in_transaction:
+        ended = StepFailed("it ended vcp-migrate's transaction itself (a COMMIT or ROLLBACK past its guards)")
+        ended.statements = tuple(connection.capture or ())
+        _ended(ended, connection, changes_before)
+        raise ended
+
+
+def _ended(failed: StepFailed, connection: sqlite.MigrationConnection, changes_before: int) -> None:
+    failed.ended_transaction = True
+    failed.changes = connection.total_changes - changes_before
+    if not failed.what.startswith("it ended"):
+        failed.what = f"{failed.what}, after it had ended vcp-migrate's transaction itself"
+
+
+def _run_statements(connection: sqlite.MigrationConnection, statements: tuple[str, ...]) -> None:
+    for index, statement in enumerate(statements, 1):
+        try:
+            for _ in connection.execute(statement):
+                pass
+        except sqlite3.Error as exc:
+            if sqlite.is_file_problem(exc):
+                raise
+            if connection.unrehearsable:
+                what = f"statement {index} cannot be rehearsed: {connection.unrehearsable}"
+                raise StepFailed(what, index, statement, unrehearsable=True) from exc
+            what = _refused(connection, f"statement {index}") or f"statement {index} failed: {exc}"
+            raise StepFailed(what, index, statement) from exc
+
+
+def _run_function(connection: sqlite.MigrationConnection, step: PythonStep) -> None:
+    name = step.function.__name__
+    threads_before = set(threading.enumerate())
+    try:
+        try:
+            step.function(connection)
+        finally:
+            _stop_left_threads(connection, threads_before, f"{name}()")
+    except KeyboardInterrupt:
+        raise
+    except StepFailed:
+        raise
+    except BaseException as exc:  # SystemExit, GeneratorExit and the like are the migration's failure too
+        if connection.unrehearsable:
+            raise StepFailed(f"{name}() cannot be rehearsed: {connection.unrehearsable}", unrehearsable=True) from exc
+        if sqlite.is_file_problem(exc) and connection.refused is None:
+            if sqlite.is_locked(exc):
+                # We hold the write lock: a lock met inside the migration is one it waits for itself,
+                # most often through a second connection of its own.
+                raise StepFailed(
+                    f"{name}() failed: {exc}; a migration that opens its own connection to the database waits"
+                    " for vcp-migrate's transaction: use the connection it is given"
+                ) from exc
+            raise
+        where = loading.at_line(exc.__traceback__, step.function.__code__.co_filename)
+        raise StepFailed(
+            _refused(connection, f"{name}()") or f"{name}() failed{where}: {loading.describe(exc)}"
+        ) from exc
+    if connection.unrehearsable:
+        raise StepFailed(f"{name}() cannot be rehearsed: {connection.unrehearsable}", unrehearsable=True)
+    refused = _refused(connection, f"{name}()")
+    if refused:
+        raise StepFailed(refused)
+
+
+_THREAD_GRACE_SECONDS = 2.0
+
+
+def _stop_left_threads(connection: sqlite.MigrationConnection, before: set[threading.Thread], who: str) -> None:
+    """Fail a migration that returned with a thread of its own still running.
+
+    Such a thread may go on using the connection after the migration's COMMIT (or hold it while we
+    wait to roll back): interrupt what it runs on the connection and wait briefly, so the
+    rollback and the release of the locks cannot hang on it.
+    """
+    left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    if not left:
+        return
+    connection.interrupt()
+    deadline = time.monotonic() + _THREAD_GRACE_SECONDS
+    for thread in left:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    names = ", ".join(thread.name for thread in left)
+    raise StepFailed(
+        f"{who} returned with thread(s) still running ({names}); a migration must finish its work"
+        " (join its threads) before it returns"
+    )
+
+
+def check_foreign_keys(connection: sqlite.MigrationConnection) -> None:
+    violations = sqlite.foreign_key_violations(connection)
+    if violations:
+        raise StepFailed(f"foreign key check failed: {'; '.join(violations)}; fix the data or the migration")
+
+
+def _refused(connection: sqlite.MigrationConnection, who: str) -> str | None:
+    if connection.refused is None:
+        return None
+    return (
+        f"{who} tried to {connection.refused}; vcp-migrate commits each migration together with its"
+        " history row, so remove that"
+    )
