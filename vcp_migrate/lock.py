@@ -103,6 +103,13 @@ class RunLock:
         return self._created is not None
 
     @property
+    def held(self) -> Identity:
+        """The identity of the database whose lock this run holds."""
+        if self.identity is None:
+            raise RuntimeError("the run lock is not held")
+        return self.identity
+
+    @property
     def path(self) -> Path:
         """The lock file this run holds."""
         if self._path is None:

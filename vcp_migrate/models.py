@@ -167,3 +167,11 @@ class DryRun(NamedTuple):
     @property
     def failed(self) -> Rehearsal | None:
         return next((r for r in self.rehearsals if r.error is not None), None)
+
+
+class Repair(NamedTuple):
+    """An applied migration whose file changed: what was applied, what is there now, the diff."""
+
+    current: MigrationFile
+    applied: AppliedMigration
+    diff: str

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import re
 import sqlite3
 from pathlib import Path
@@ -148,6 +149,17 @@ _DUMP_VERSION = re.compile(r"-- version: (\d+)\n")
 def dump_text(connection: sqlite3.Connection, version: int) -> str:
     """The schema file's content: a header with the version, then the normalised schema."""
     return DUMP_HEADER.format(version=version) + snapshot(connection)
+
+
+def write_dump(path: Path, connection: sqlite3.Connection, version: int) -> None:
+    """Write the schema file, atomically (a partial file renamed over it), unless it is already
+    up to date."""
+    text = dump_text(connection, version)
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
 
 
 def read_dump(path: Path) -> tuple[int, str] | None:

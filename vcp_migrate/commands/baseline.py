@@ -1,0 +1,35 @@
+"""baseline: adopt a database made before vcp-migrate by recording migrations as applied,
+without running them. Scan, lock, read the history, check, record in one transaction."""
+
+from __future__ import annotations
+
+from .. import discovery, history, sqlite
+from ..errors import PlanError
+from . import frame
+from .context import Settings, read_history, scan
+
+
+def baseline(settings: Settings, version: int) -> list[int]:
+    """Record the migrations up to ``version`` as applied; return the versions recorded."""
+    directory = discovery.usable(scan(settings))
+    with frame.writing(settings, create=False) as session:
+        connection = session.connection
+        applied = read_history(settings, connection)
+        if version not in {m.version for m in directory.migrations}:
+            raise PlanError(f"version {version} is not a migration in {directory.path}", hint="nothing was changed")
+        beyond = sorted(v for v in applied if v > version)
+        if beyond:
+            raise PlanError(
+                f"the history already has version(s) above {version}: {', '.join(map(str, beyond))}",
+                where=str(settings.db_path),
+                hint="baseline only adopts a database up to its current point; nothing was changed",
+            )
+        files = [m for m in directory.migrations if m.version <= version and m.version not in applied]
+        with sqlite.translated(settings.db_path), sqlite.transaction(connection):
+            history.prepare(connection)
+            for file in files:
+                history.record(connection, file, 0)
+            if settings.user_version:
+                history.sync_user_version(connection)
+        frame.dump(settings, session)
+        return [file.version for file in files]

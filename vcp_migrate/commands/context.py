@@ -1,0 +1,53 @@
+"""What every command starts from: its settings, the migrations directory, and the history.
+
+Only what ``status`` needs lives here, so ``vcp-migrate status`` imports no more than this.
+"""
+
+from __future__ import annotations
+
+from contextlib import closing
+from pathlib import Path
+from typing import NamedTuple
+
+from .. import discovery, history, sqlite
+from ..errors import DatabaseError
+from ..models import AppliedMigration, Directory
+from ..observer import Observer
+
+
+class Settings(NamedTuple):
+    """A MigrationManager's settings, read afresh for each call (attributes may change between calls)."""
+
+    db_path: Path
+    migrations_dir: Path
+    lock_timeout: float
+    backup: bool
+    keep_backups: int
+    user_version: bool
+    schema_file: Path
+    dump_schema: bool
+    observer: Observer
+
+
+def scan(settings: Settings) -> Directory:
+    """The migrations directory; the schema file is not a migration even when it lives there."""
+    inside = settings.schema_file.absolute().parent == settings.migrations_dir.absolute()
+    return discovery.scan(settings.migrations_dir, ignore=[settings.schema_file.name] if inside else [])
+
+
+def read_history(settings: Settings, connection: sqlite.MigrationConnection) -> dict[int, AppliedMigration]:
+    """The history of the database behind ``connection``; errors name the database."""
+    with sqlite.translated(settings.db_path):
+        try:
+            return history.read(connection)
+        except DatabaseError as exc:
+            exc.where = exc.where or str(settings.db_path)
+            raise
+
+
+def applied(settings: Settings) -> dict[int, AppliedMigration] | None:
+    """The history, or None when the database does not exist (it is never created here)."""
+    if not settings.db_path.exists() and not settings.db_path.is_symlink():
+        return None
+    with closing(sqlite.open_database(settings.db_path, create=False, timeout=settings.lock_timeout)) as connection:
+        return read_history(settings, connection)

@@ -1,0 +1,168 @@
+"""The frame every changing command shares: the run lock and its session, loading the plan,
+running it, and around the run the backup before and, after, what to keep.
+
+What to keep is decided from the value the run returns (``Ran``), never from state another
+function filled in: the backup is kept whenever something may have been committed, and
+deleted only when nothing was.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import NamedTuple
+
+from .. import backups, history, loading, schema, sqlite
+from ..errors import MigrationFileError
+from ..execution import Runner, Session
+from ..loading import LoadedMigration
+from ..lock import RunLock
+from ..models import Backup, Direction, MigrationFile, MigrationRun
+from .context import Settings
+
+
+class Ran(NamedTuple):
+    """What a run did: the migrations committed, what stopped it (a failed migration, an
+    interrupt, a database error), and whether the migration that failed may have committed
+    part of its work (it ran outside a transaction, or ended ours)."""
+
+    runs: tuple[MigrationRun, ...]
+    stopped: BaseException | None = None
+    partly: bool = False
+
+    def result(self) -> list[MigrationRun]:
+        """The runs, or raise what stopped the run."""
+        if self.stopped is not None:
+            raise self.stopped
+        return list(self.runs)
+
+
+@contextmanager
+def writing(settings: Settings, *, create: bool) -> Iterator[Session]:
+    """Hold the run lock and a write connection; a database this run created empty is removed."""
+    sqlite.check_path(settings.db_path, create=create)
+    with RunLock(settings.db_path, settings.lock_timeout, create=create) as lock:
+        if lock.held.links > 1:
+            settings.observer.warning(
+                f"{settings.db_path}: the database file has {lock.held.links} hard links; runs through a name in"
+                " another directory take another run lock and are not serialised with this one, and SQLite"
+                " documents hard links to a database as a way to corrupt it (keep one name)"
+            )
+        try:
+            session = Session(settings.db_path, settings.lock_timeout)
+            session.existed = lock.held.size > 0
+            session.before_commit = lock.verify
+            try:
+                if session.existed:
+                    sqlite.require_writable(session.connection, settings.db_path)
+                yield session
+            finally:
+                session.close()
+        finally:
+            lock.remove_if_created_empty()
+
+
+def load(plan: list[MigrationFile], direction: Direction) -> list[LoadedMigration]:
+    """Load every migration of a plan before the first one runs."""
+    done = "applied" if direction == "up" else "rolled back"
+    loaded = []
+    for file in plan:
+        try:
+            migration = loading.load(file)
+        except MigrationFileError as exc:
+            raise MigrationFileError(exc.what, where=exc.where, hint=f"{exc.hint}; nothing was {done}") from None
+        if direction == "down" and migration.down is None:
+            raise MigrationFileError(
+                "has no down, so it cannot be rolled back", where=str(file.path), hint=f"add one; nothing was {done}"
+            )
+        loaded.append(migration)
+    return loaded
+
+
+def runner(settings: Settings, session: Session) -> Runner:
+    """A runner that keeps user_version as configured and warns through the observer."""
+    return Runner(session, user_version=settings.user_version, warn=settings.observer.warning)
+
+
+def each(settings: Settings, session: Session, plan: list[LoadedMigration], direction: Direction) -> Ran:
+    """Run each migration in its own transaction until one fails; never raises what stops it."""
+    run = runner(settings, session)
+    runs: list[MigrationRun] = []
+    for index, migration in enumerate(plan, 1):
+        settings.observer.started(migration.file, direction, index, len(plan))
+        try:
+            outcome = run.one(migration, direction, earlier=len(runs))
+        except BaseException as exc:  # an interrupt or a database error: its transaction rolled back
+            return Ran(tuple(runs), exc)
+        if outcome.error:
+            return Ran(tuple(runs), outcome.error, outcome.partly)
+        runs.append(outcome.run)
+        settings.observer.finished(outcome.run)
+    return Ran(tuple(runs))
+
+
+def batch(settings: Settings, session: Session, plan: list[tuple[LoadedMigration, Direction]]) -> Ran:
+    """Run the whole plan in one transaction: every run once it has committed, or what stopped it."""
+    settings.observer.started(plan[0][0].file, plan[0][1], 1, len(plan))
+    try:
+        outcomes = runner(settings, session).batch(plan, commit=True)
+    except BaseException as exc:
+        return Ran((), exc)
+    failed = next((outcome for outcome in outcomes if outcome.error), None)
+    if failed is not None:
+        return Ran((), failed.error, failed.partly)
+    for outcome in outcomes:
+        settings.observer.finished(outcome.run)
+    return Ran(tuple(outcome.run for outcome in outcomes))
+
+
+def changing(settings: Settings, session: Session, run: Callable[[], Ran]) -> Ran:
+    """Back up, run, then decide from what ran: after a commit, write the schema file; keep the
+    backup (and prune old ones) if anything may have changed; otherwise delete it again."""
+    created_folder = not os.path.lexists(backups.folder(settings.db_path))
+    backup = take_backup(settings, session)
+    ran = run()
+    if ran.runs:
+        dump(settings, session)
+    changed = bool(ran.runs) or ran.partly
+    if backup is not None and not ran.runs and (ran.partly or not isinstance(ran.stopped, Exception)):
+        changed = _differs(settings, backup)  # interrupted, or it may have written outside a transaction
+        if changed:
+            settings.observer.warning(
+                f"{backup.path}: kept: a migration changed the database before the run failed, outside a"
+                " transaction; restore this backup to go back"
+            )
+    if backup is not None and changed:
+        backups.prune(settings.db_path, settings.keep_backups)
+    elif backup is not None:
+        backups.discard(backup, folder_created=created_folder)
+    return ran
+
+
+def _differs(settings: Settings, backup: Backup) -> bool:
+    try:
+        return backups.differs(settings.db_path, backup.path, settings.lock_timeout)
+    except (OSError, sqlite3.Error):
+        return True  # cannot tell: keep it
+
+
+def take_backup(settings: Settings, session: Session, *, always: bool = False) -> Backup | None:
+    """Back up the database before a change, unless disabled or there is nothing to keep."""
+    if not (settings.backup or always) or not session.existed:
+        return None
+    backup = backups.take(session.connection, settings.db_path, history.highest(session.connection))
+    settings.observer.backed_up(backup)
+    return backup
+
+
+def dump(settings: Settings, session: Session) -> None:
+    """Write the schema file after a change; a failure to write it is a warning, not an error
+    (the change itself is committed)."""
+    if not settings.dump_schema:
+        return
+    try:
+        schema.write_dump(settings.schema_file, session.connection, history.highest(session.connection))
+    except (OSError, sqlite3.Error) as exc:
+        settings.observer.warning(f"{settings.schema_file}: the schema file could not be written: {exc}")

@@ -1,0 +1,64 @@
+"""repair: accept reviewed edits to applied migrations by recording their new checksum and
+source. Scan, lock, read the history, show each diff and ask, record in one transaction."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+
+from .. import discovery, history, planning, sqlite
+from ..errors import PlanError
+from ..models import Directory, MigrationFile, Repair
+from . import frame
+from .context import Settings, read_history, scan
+
+
+def repair(settings: Settings, versions: list[int] | None, confirm: Callable[[Repair], bool] | None) -> list[int]:
+    """Record the current checksum and source of modified applied migrations that ``confirm`` accepts."""
+    directory = discovery.usable(scan(settings))
+    with frame.writing(settings, create=False) as session:
+        connection = session.connection
+        found = repairs(settings, connection, directory, versions)
+        chosen = [r for r in found if confirm is None or confirm(r)]
+        with sqlite.translated(settings.db_path), sqlite.transaction(connection):
+            history.prepare(connection)
+            for one in chosen:
+                history.update(connection, one.current)
+        return [one.current.version for one in chosen]
+
+
+def repairs(
+    settings: Settings, connection: sqlite.MigrationConnection, directory: Directory, versions: list[int] | None
+) -> list[Repair]:
+    """The modified applied migrations (those of ``versions``, or all), each with its diff."""
+    applied = read_history(settings, connection)
+    modified = {
+        row.version: row
+        for row in planning.status_rows(directory, applied)
+        if row.state == "modified" and row.version is not None
+    }
+    for version in versions or []:
+        if version not in modified:
+            raise PlanError(
+                f"version {version} is not an applied migration whose file changed", hint="nothing was changed"
+            )
+    found = []
+    for version in versions or sorted(modified):
+        current = next(m for m in directory.migrations if m.version == version)
+        before = history.applied_source(connection, version)
+        found.append(Repair(current, applied[version], source_diff(before, current)))
+    return found
+
+
+def source_diff(before: bytes | None, current: MigrationFile) -> str:
+    """A unified diff from the source as applied to the file now (shared with validate)."""
+    if before is None:
+        return "(the applied source was not kept: it was applied before vcp-migrate kept sources)"
+    lines = difflib.unified_diff(
+        before.decode("utf-8", errors="replace").splitlines(),
+        current.source.decode("utf-8", errors="replace").splitlines(),
+        fromfile=f"applied {current.path.name}",
+        tofile=str(current.path),
+        lineterm="",
+    )
+    return "\n".join(lines)

@@ -1,0 +1,108 @@
+"""restore and backups: list the backups, and replace the database with one of them.
+
+Take the run lock, choose the backup and check it is a sound backup of this database (under
+the lock: a run that held it may have pruned it), let the user confirm, take a safety copy of
+the current state, copy the backup in through SQLite, write the schema file.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable
+from contextlib import closing
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .. import backups, history, sqlite
+from ..errors import DatabaseError, VcpMigrateError
+from ..models import Backup
+from . import frame
+from .context import Settings
+
+
+def listing(settings: Settings) -> list[Backup]:
+    """The backups of this database, newest first."""
+    return backups.listing(settings.db_path)
+
+
+def restore(
+    settings: Settings, backup: str | os.PathLike[str] | None, confirm: Callable[[Backup], bool] | None
+) -> tuple[Backup, Backup | None]:
+    """Replace the database with ``backup`` (default: the newest); return it and the safety copy."""
+    database = settings.db_path
+    with frame.writing(settings, create=True) as session:
+        chosen = _choose(settings, backup, session.connection)
+        if confirm is not None and not confirm(chosen):
+            raise VcpMigrateError("the restore was not confirmed", where=str(database), hint="nothing was changed")
+        created_folder = not os.path.lexists(backups.folder(database))
+        safety = frame.take_backup(settings, session, always=True)
+        try:
+            note = backups.copy_into(chosen.path, session.connection, database)
+        except BaseException as exc:
+            if safety:  # the copy is one transaction: a failed one changed nothing to undo
+                backups.discard(safety, folder_created=created_folder)
+            if isinstance(exc, sqlite3.Error):
+                raise sqlite.database_error(exc, database) from exc
+            if isinstance(exc, OSError):
+                raise DatabaseError(f"restore failed: {exc}", where=str(database), hint="nothing was changed") from None
+            raise
+        if note:
+            settings.observer.warning(note)
+        frame.dump(settings, session)
+        return chosen, safety
+
+
+def _choose(settings: Settings, backup: str | os.PathLike[str] | None, live: sqlite.MigrationConnection) -> Backup:
+    database = settings.db_path
+    found = backups.listing(database)
+    if backup is None:
+        if not found:
+            raise DatabaseError(
+                f"has no backups in {backups.folder(database)}", where=str(database), hint="nothing was changed"
+            )
+        chosen = found[0].path
+    else:
+        chosen = Path(backup)
+        if not chosen.exists() and (backups.folder(database) / chosen).exists():
+            chosen = backups.folder(database) / chosen
+    version = _check(settings, chosen, live)
+    listed = next((b for b in found if b.path.resolve() == chosen.resolve()), None)
+    if listed:
+        return listed
+    # A file named otherwise: its own time stands for when it was taken.
+    info = chosen.stat()
+    taken_at = datetime.fromtimestamp(info.st_mtime, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return Backup(chosen, taken_at, version, info.st_size)
+
+
+def _check(settings: Settings, path: Path, live: sqlite.MigrationConnection) -> int:
+    """Raise DatabaseError unless ``path`` is a sound backup of this database; return its version."""
+    database, where = settings.db_path, str(path)
+    if not path.is_file():
+        raise DatabaseError("is not a file", where=where, hint="pick one from 'vcp-migrate backups'")
+    try:
+        with closing(sqlite.open_database(path, create=False, timeout=settings.lock_timeout)) as connection:
+            if not sqlite.quick_check(connection):
+                raise DatabaseError("is corrupt", where=where, hint="pick another backup; nothing was changed")
+            backup_id = history.database_id(connection)
+            version = history.highest(connection)
+    except DatabaseError as exc:
+        raise DatabaseError(exc.what, where=where, hint="pick another backup; nothing was changed") from None
+    with sqlite.translated(database):
+        live_id = history.database_id(live)
+    if backup_id and live_id:
+        if backup_id != live_id:
+            raise DatabaseError(
+                f"is a backup of another database, not of {database}", where=where, hint="nothing was changed"
+            )
+        return version
+    in_folder = path.resolve().parent == backups.folder(database).resolve() and backups.is_backup_name(path)
+    if not in_folder:
+        raise DatabaseError(
+            f"is not a backup of {database}: it is not in {backups.folder(database)}"
+            " and carries no matching database id",
+            where=where,
+            hint="nothing was changed",
+        )
+    return version

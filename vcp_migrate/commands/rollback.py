@@ -1,0 +1,114 @@
+"""rollback and redo: undo the newest migrations, newest first, each committed with the removal
+of its history row; redo undoes the newest and applies it again from its file.
+
+Scan, lock, read the history, plan (files, or with --from-history the source kept in the
+history, shown and confirmed first), load, back up, run, keep what ran.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from .. import discovery, history, planning, sqlite
+from ..errors import PlanError, UsageError
+from ..loading import LoadedMigration
+from ..models import AppliedMigration, Direction, Directory, MigrationFile, MigrationRun
+from . import frame
+from .context import Settings, read_history, scan
+
+Confirm = Callable[[str, str], bool]
+
+
+def rollback(
+    settings: Settings, steps: int | None, to: int | None, *, from_history: bool, confirm: Confirm | None
+) -> list[MigrationRun]:
+    """Roll back the newest ``steps`` migrations (default 1), or all above ``to``."""
+    check_arguments(steps, to)
+    directory = discovery.usable(scan(settings))
+    with frame.writing(settings, create=False) as session:
+        plan = plan_rollback(settings, session.connection, directory, steps, to, from_history, confirm)
+        if not plan:
+            return []
+        return frame.changing(settings, session, lambda: frame.each(settings, session, plan, "down")).result()
+
+
+def redo(settings: Settings) -> list[MigrationRun]:
+    """Roll back the newest migration and apply it again, in one transaction when both allow it."""
+    directory = discovery.usable(scan(settings))
+    with frame.writing(settings, create=False) as session:
+        (migration,) = plan_rollback(settings, session.connection, directory, 1, None, False, None)
+        down, up = migration.step("down"), migration.step("up")
+        if down.transactional and up.transactional:
+            pair: list[tuple[LoadedMigration, Direction]] = [(migration, "down"), (migration, "up")]
+            return frame.changing(settings, session, lambda: frame.batch(settings, session, pair)).result()
+
+        def one_then_other() -> frame.Ran:
+            undone = frame.each(settings, session, [migration], "down")
+            if undone.stopped is not None:
+                return undone
+            again = frame.each(settings, session, [migration], "up")
+            return frame.Ran(undone.runs + again.runs, again.stopped, again.partly)
+
+        return frame.changing(settings, session, one_then_other).result()
+
+
+def check_arguments(steps: int | None, to: int | None) -> None:
+    """Refuse what the API would otherwise silently misread."""
+    if steps is not None and to is not None:
+        raise UsageError("give either steps or to, not both")
+    if steps is not None and steps < 1:
+        raise UsageError(f"steps must be 1 or more, not {steps}")
+    if to is not None and to < 0:
+        raise UsageError(f"to must be a version or 0, not {to}")
+
+
+def plan_rollback(
+    settings: Settings,
+    connection: sqlite.MigrationConnection,
+    directory: Directory,
+    steps: int | None,
+    to: int | None,
+    from_history: bool,
+    confirm: Confirm | None,
+) -> list[LoadedMigration]:
+    """The loaded migrations a rollback runs, newest first (shared with its dry run)."""
+    applied = read_history(settings, connection)
+    plan = planning.plan_rollback(directory, applied, steps=steps, to=to, from_history=from_history)
+    files = [_from_history(settings, connection, i, confirm) if isinstance(i, AppliedMigration) else i for i in plan]
+    loaded = frame.load(files, "down")
+    for file in files:  # said only once the rollback is sure to run
+        if file.checksum != applied[file.version].checksum:
+            settings.observer.warning(f"{file.path}: changed since it was applied; rolling back with its current down")
+    return loaded
+
+
+def _from_history(
+    settings: Settings, connection: sqlite.MigrationConnection, row: AppliedMigration, confirm: Confirm | None
+) -> MigrationFile:
+    """The migration as it was applied, rebuilt from the history, once the user has seen it.
+
+    This (rollback --from-history) is the only path on which code kept in a database runs.
+    Loading a Python migration runs its whole module, so the whole source is shown, not only
+    its down.
+    """
+    database = settings.db_path
+    source = history.applied_source(connection, row.version)
+    if source is None or row.file is None:
+        raise PlanError(
+            f"version {row.version} ({row.name}) has no source in the history (applied before sources were kept)",
+            where=str(database),
+            hint="restore its file to roll it back; nothing was changed",
+        )
+    file = MigrationFile(row.version, row.name, Path(f"{database}:history/{row.file}"), row.checksum, source)
+    title = f"source of {row.file}, as kept in the history of {database} (all of it runs)"
+    code = source.decode("utf-8", errors="replace")
+    if confirm is None:
+        settings.observer.showing(title, code)
+    elif not confirm(title, code):
+        raise PlanError(
+            f"running version {row.version} ({row.file}) from the history was not confirmed",
+            where=str(database),
+            hint="nothing was rolled back",
+        )
+    return file

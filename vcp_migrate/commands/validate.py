@@ -1,0 +1,119 @@
+"""validate: every problem with the files, the history against them, the database (integrity,
+drift), the schema file, and hazards in pending migrations; and schema, the normalised schema.
+
+Load every file; in one read transaction read the history, check the database and copy it into
+memory; then replay, lint and round-trip on databases in memory only. The database is only read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from contextlib import closing
+
+from .. import checks, loading, planning, schema, sqlite
+from ..errors import MigrationFileError
+from ..loading import LoadedMigration
+from ..models import AppliedMigration, Directory, Problem
+from .context import Settings, read_history, scan
+from .repair import source_diff
+
+
+def validate(settings: Settings, *, roundtrip: bool) -> list[Problem]:
+    """Every problem found; warnings (hazards) have severity "warning"."""
+    directory = scan(settings)
+    problems = [Problem(p.kind, p.reason, p.path, p.version) for p in directory.problems]
+    loaded: dict[int, LoadedMigration] = {}
+    for file in directory.migrations:
+        try:
+            loaded[file.version] = migration = loading.load(file)
+        except MigrationFileError as exc:
+            problems.append(Problem("load", exc.what, file.path, file.version))
+            continue
+        if migration.down is None:
+            problems.append(
+                Problem("no-down", "has no down, so it cannot be rolled back; add one", file.path, file.version)
+            )
+    runnable = not problems  # replays need every file to load, and one file per version
+    applied: dict[int, AppliedMigration] = {}
+    live_schema: str | None = None
+    copy: sqlite.MigrationConnection | None = None
+    if settings.db_path.exists():
+        # One read transaction: history, schema and copy agree even while others migrate.
+        with closing(_open(settings)) as connection, sqlite.read_transaction(connection):
+            applied = read_history(settings, connection)
+            with sqlite.translated(settings.db_path):
+                problems += _history_problems(settings, connection, directory, applied)
+                problems += _database_problems(settings, connection)
+                live_schema = schema.snapshot(connection)
+                copy = sqlite.copy_to_memory(connection) if runnable else None
+    with closing(copy) if copy else contextlib.nullcontext():
+        if runnable and live_schema is not None:
+            problems += _drift(settings, live_schema, loaded, applied)
+        if runnable and settings.schema_file.is_file():
+            problems += checks.dump_file(settings.schema_file, [loaded[v] for v in sorted(loaded)])
+        if runnable:
+            pending = [loaded[v] for v in sorted(loaded) if v not in applied]
+            problems += checks.lint(copy, pending)
+            # a pending migration that fails on the data is reported once, not again as a round trip
+            if roundtrip and not any(p.kind == "fails" for p in problems):
+                done = [loaded[v] for v in sorted(loaded) if v in applied]
+                problems += checks.roundtrip(copy, done, pending)
+    return problems
+
+
+def schema_text(settings: Settings) -> str:
+    """The database's normalised schema (tables, indexes, views, triggers)."""
+    with closing(_open(settings)) as connection, sqlite.translated(settings.db_path):
+        return schema.snapshot(connection)
+
+
+def _open(settings: Settings) -> sqlite.MigrationConnection:
+    return sqlite.open_database(settings.db_path, create=False, timeout=settings.lock_timeout)
+
+
+def _history_problems(
+    settings: Settings,
+    connection: sqlite.MigrationConnection,
+    directory: Directory,
+    applied: dict[int, AppliedMigration],
+) -> list[Problem]:
+    from .. import history
+
+    problems = []
+    highest = max(applied, default=0)
+    for row in planning.status_rows(directory, applied):
+        if row.state == "modified" and row.applied and row.path:
+            message = (
+                f"changed since it was applied on {row.applied.applied_at};"
+                " restore it and put the change in a new migration, or accept a reviewed edit with repair"
+            )
+            current = next(m for m in directory.migrations if m.version == row.version)
+            before = history.applied_source(connection, current.version)
+            problems.append(Problem("modified", message, row.path, row.version, diff=source_diff(before, current)))
+        elif row.state == "missing":
+            message = f"version {row.version} ({row.name}) is applied but its file is missing"
+            problems.append(Problem("missing", message, settings.migrations_dir, row.version))
+        elif row.state == "out-of-order":
+            message = f"pending below the highest applied version {highest}; migrate needs --allow-out-of-order"
+            problems.append(Problem("out-of-order", message, row.path, row.version))
+    return problems
+
+
+def _drift(
+    settings: Settings, live_schema: str, loaded: dict[int, LoadedMigration], applied: dict[int, AppliedMigration]
+) -> list[Problem]:
+    """Replay the files of the applied migrations and compare with the live schema."""
+    missing = sorted(v for v in applied if v not in loaded)
+    if missing:
+        message = f"cannot check for drift: the file of applied version(s) {', '.join(map(str, missing))} is missing"
+        return [Problem("drift", message, settings.migrations_dir, severity="warning")]
+    return checks.drift(live_schema, [loaded[v] for v in sorted(applied)], settings.db_path)
+
+
+def _database_problems(settings: Settings, connection: sqlite.MigrationConnection) -> list[Problem]:
+    database = settings.db_path
+    problems = [
+        Problem("integrity", f"integrity_check: {line}", database) for line in sqlite.integrity_problems(connection)
+    ]
+    violations = sqlite.foreign_key_violations(connection)
+    return problems + [Problem("foreign-key", f"foreign_key_check: {v}", database) for v in violations]
