@@ -19,7 +19,7 @@ from .models import Direction, Problem
 
 def in_memory(source: sqlite3.Connection | None = None) -> Session:
     """A session on a database in memory: empty, or a copy of ``source`` made with the backup API."""
-    connection = copy_of(source) if source is not None else sqlite.memory_database()
+    connection = sqlite.copy_to_memory(source) if source is not None else sqlite.memory_database()
     return Session(Path(":memory:"), 0, connection, rehearsing=True)
 
 
@@ -45,13 +45,6 @@ def unrehearsable(migration: LoadedMigration, what: str, consequence: str) -> Pr
     """The warning for a migration whose rehearsal was refused because it would write a file."""
     message = f"{what}; it was not rehearsed and {consequence} (review it by hand)"
     return Problem("unrehearsable", message, migration.file.path, migration.file.version, severity="warning")
-
-
-def copy_of(source: sqlite3.Connection) -> sqlite.MigrationConnection:
-    """A copy in memory of the database behind ``source``, as ``source`` sees it now."""
-    connection = sqlite.memory_database()
-    source.backup(connection)
-    return connection
 
 
 def drift(actual: str, applied: list[LoadedMigration], database: Path) -> list[Problem]:

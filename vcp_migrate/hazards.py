@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .sqlite import short
 
@@ -22,8 +22,7 @@ _DROP_TABLE = re.compile(rf"DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?{_NAME}", re.IGNOR
 _OPT_OUT = "put it in a migration of its own with transaction:false (SQL) or transactional = False (Python)"
 
 
-@dataclass(frozen=True)
-class Hazard:
+class Hazard(NamedTuple):
     """One pitfall: the statement, what goes wrong, and the safer alternative."""
 
     statement: str
@@ -34,8 +33,7 @@ class Hazard:
         return f"{short(self.statement)!r}: {self.problem}; {self.advice}"
 
 
-@dataclass(frozen=True)
-class SchemaContext:
+class SchemaContext(NamedTuple):
     """What the hazards depend on in the schema a migration starts from."""
 
     dependents: dict[str, tuple[str, ...]]  # table -> views and triggers whose SQL names it

@@ -17,6 +17,7 @@ from .models import AppliedMigration, MigrationFile
 
 TABLE = "vcp_migrations"
 META = "vcp_migrations_meta"
+TABLES = (TABLE, META)  # left out of schema snapshots: they are the tool's, not the application's
 LAYOUT = 2
 USER_VERSION_MAX = 2**31 - 1  # PRAGMA user_version is a signed 32-bit integer
 

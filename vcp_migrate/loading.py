@@ -11,26 +11,24 @@ import inspect
 import sqlite3
 import types
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import TracebackType
+from typing import NamedTuple
 
 from .errors import MigrationFileError
-from .models import MigrationFile
+from .models import Direction, MigrationFile
 from .sqltext import sections, split_statements
 
 _FIX = "fix the file"
 
 
-@dataclass(frozen=True)
-class SqlStep:
+class SqlStep(NamedTuple):
     """One section of a SQL migration, split into statements."""
 
     statements: tuple[str, ...]
     transactional: bool
 
 
-@dataclass(frozen=True)
-class PythonStep:
+class PythonStep(NamedTuple):
     """The up() or down() function of a Python migration."""
 
     function: Callable[[sqlite3.Connection], object]
@@ -40,18 +38,20 @@ class PythonStep:
 Step = SqlStep | PythonStep
 
 
-@dataclass(frozen=True)
-class LoadedMigration:
+class LoadedMigration(NamedTuple):
     """A migration file made runnable; ``down`` is None when the file has none."""
 
     file: MigrationFile
     up: Step
     down: Step | None
 
-    def step(self, direction: str) -> Step:
+    def step(self, direction: Direction) -> Step:
         """The up or the down; planning refuses a rollback of a migration without down."""
         step = self.up if direction == "up" else self.down
-        assert step is not None
+        if step is None:
+            raise MigrationFileError(
+                "has no down, so it cannot be rolled back", where=str(self.file.path), hint="add one"
+            )
         return step
 
 
@@ -74,6 +74,23 @@ def load(migration: MigrationFile) -> LoadedMigration:
         PythonStep(up_function, transactional),
         PythonStep(down_function, transactional) if down_function else None,
     )
+
+
+def load_plan(plan: list[MigrationFile], direction: Direction) -> list[LoadedMigration]:
+    """Load every migration of a plan before the first one runs."""
+    done = "applied" if direction == "up" else "rolled back"
+    loaded = []
+    for file in plan:
+        try:
+            migration = load(file)
+        except MigrationFileError as exc:
+            raise MigrationFileError(exc.what, where=exc.where, hint=f"{exc.hint}; nothing was {done}") from None
+        if direction == "down" and migration.down is None:
+            raise MigrationFileError(
+                "has no down, so it cannot be rolled back", where=str(file.path), hint=f"add one; nothing was {done}"
+            )
+        loaded.append(migration)
+    return loaded
 
 
 def _load_sql(migration: MigrationFile) -> tuple[SqlStep, SqlStep | None]:

@@ -27,9 +27,9 @@ import fcntl
 import os
 import stat
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import NamedTuple
 
 from .errors import DatabaseError, LockTimeout
 
@@ -39,8 +39,7 @@ _MAX_PID_BYTES = 20  # a lock file holds a pid and nothing else
 _OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
-@dataclass(frozen=True)
-class Identity:
+class Identity(NamedTuple):
     """What makes two paths one database file: its device and inode (and, for the warning, its links)."""
 
     device: int

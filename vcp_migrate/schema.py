@@ -14,8 +14,9 @@ import re
 import sqlite3
 from pathlib import Path
 
+from . import history
+
 _KIND_ORDER = {"table": 0, "index": 1, "view": 2, "trigger": 3}
-_OWN_TABLES = ("vcp_migrations", "vcp_migrations_meta")
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`(?:[^`]|``)*`|\[[^\]]*\]|\s+|[(),]|[^\s'\"`\[(),]+")
 
 
@@ -25,7 +26,7 @@ def snapshot(connection: sqlite3.Connection) -> str:
         "SELECT type, name, sql FROM sqlite_master"
         " WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
         " AND tbl_name NOT IN (?, ?)",
-        _OWN_TABLES,
+        history.TABLES,
     ).fetchall()
     rows.sort(key=lambda row: (_KIND_ORDER.get(row[0], 9), row[1]))
     return "".join(normalise(sql) + ";\n" for _, _, sql in rows)
@@ -129,7 +130,7 @@ def table_digests(connection: sqlite3.Connection) -> dict[str, str]:
     tables = connection.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND sql IS NOT NULL"
         " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT IN (?, ?)",
-        _OWN_TABLES,
+        history.TABLES,
     ).fetchall()
     for (table,) in tables:
         quoted = '"' + table.replace('"', '""') + '"'

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import MigrationFileError
 
@@ -118,8 +118,7 @@ def split_statements(sql: str) -> list[str]:
     return [sql[start:end].strip(SPACE) for start, end in statement_spans(sql)]
 
 
-@dataclass(frozen=True)
-class Section:
+class Section(NamedTuple):
     """The up or the down of a SQL migration: its text exactly as written, and its option."""
 
     text: str

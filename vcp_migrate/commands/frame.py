@@ -14,12 +14,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import NamedTuple
 
-from .. import backups, history, loading, schema, sqlite
-from ..errors import MigrationFileError
+from .. import backups, history, schema, sqlite
 from ..execution import Runner, Session
 from ..loading import LoadedMigration
 from ..lock import RunLock
-from ..models import Backup, Direction, MigrationFile, MigrationRun
+from ..models import Backup, Direction, MigrationRun
 from .context import Settings
 
 
@@ -62,23 +61,6 @@ def writing(settings: Settings, *, create: bool) -> Iterator[Session]:
                 session.close()
         finally:
             lock.remove_if_created_empty()
-
-
-def load(plan: list[MigrationFile], direction: Direction) -> list[LoadedMigration]:
-    """Load every migration of a plan before the first one runs."""
-    done = "applied" if direction == "up" else "rolled back"
-    loaded = []
-    for file in plan:
-        try:
-            migration = loading.load(file)
-        except MigrationFileError as exc:
-            raise MigrationFileError(exc.what, where=exc.where, hint=f"{exc.hint}; nothing was {done}") from None
-        if direction == "down" and migration.down is None:
-            raise MigrationFileError(
-                "has no down, so it cannot be rolled back", where=str(file.path), hint=f"add one; nothing was {done}"
-            )
-        loaded.append(migration)
-    return loaded
 
 
 def runner(settings: Settings, session: Session) -> Runner:

@@ -6,7 +6,7 @@ plan, back up, run, and decide what to keep from what ran.
 
 from __future__ import annotations
 
-from .. import discovery, planning, sqlite
+from .. import discovery, loading, planning, sqlite
 from ..errors import PlanError
 from ..loading import LoadedMigration
 from ..models import Direction, Directory, MigrationRun
@@ -50,4 +50,4 @@ def plan(
                 f"version {row.version} ({row.name}) is applied but its file is missing from {directory.path}"
             )
     files = planning.plan_migrate(directory, applied, target=target, allow_out_of_order=allow_out_of_order)
-    return frame.load(files, "up")
+    return loading.load_plan(files, "up")

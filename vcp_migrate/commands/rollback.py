@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .. import discovery, history, planning, sqlite
+from .. import discovery, history, loading, planning, sqlite
 from ..errors import PlanError, UsageError
 from ..loading import LoadedMigration
 from ..models import AppliedMigration, Direction, Directory, MigrationFile, MigrationRun
@@ -76,7 +76,7 @@ def plan_rollback(
     applied = read_history(settings, connection)
     plan = planning.plan_rollback(directory, applied, steps=steps, to=to, from_history=from_history)
     files = [_from_history(settings, connection, i, confirm) if isinstance(i, AppliedMigration) else i for i in plan]
-    loaded = frame.load(files, "down")
+    loaded = loading.load_plan(files, "down")
     for file in files:  # said only once the rollback is sure to run
         if file.checksum != applied[file.version].checksum:
             settings.observer.warning(f"{file.path}: changed since it was applied; rolling back with its current down")
