@@ -1,5 +1,5 @@
 """Fixtures: a project directory with migrations written from strings, and a file database
-that tests reopen to check what is (not) in it."""
+that tests reopen to check what is (not) in it; and the sets of migrations several test files use."""
 
 from __future__ import annotations
 
@@ -106,3 +106,44 @@ def run_cli(project: Project, *args: str, timeout: float = 60, **kwargs: object)
         env=env,
         **kwargs,  # type: ignore[arg-type]
     )
+
+
+# -- migrations that several test files share -----------------------------------------------------
+
+
+TRADES = "CREATE TABLE trades (id INTEGER PRIMARY KEY, symbol TEXT, quantity INTEGER);"
+
+
+def three(project: Project) -> None:
+    """Tables a, b and c, one per migration, each with its down."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b(x);", "DROP TABLE b;")
+    project.sql("003_c.sql", "CREATE TABLE c(x);", "DROP TABLE c;")
+
+
+def three_trades(project: Project) -> None:
+    """trades with one row (AAPL), then a pnl column, then an index on symbol; each with its down."""
+    project.sql(
+        "001_trades.sql",
+        "CREATE TABLE trades (id INTEGER PRIMARY KEY, symbol TEXT);\nINSERT INTO trades (symbol) VALUES ('AAPL');",
+        "DROP TABLE trades;",
+    )
+    project.sql("002_pnl.sql", "ALTER TABLE trades ADD COLUMN pnl REAL;", "ALTER TABLE trades DROP COLUMN pnl;")
+    project.sql("003_idx.sql", "CREATE INDEX trades_symbol ON trades(symbol);", "DROP INDEX trades_symbol;")
+
+
+def trading(project: Project) -> None:
+    """trades (TRADES), then an index on symbol; each with its down."""
+    project.sql("001_trades.sql", TRADES, "DROP TABLE trades;")
+    project.sql("002_index.sql", "CREATE INDEX trades_symbol ON trades(symbol);", "DROP INDEX trades_symbol;")
+
+
+def modified_missing_and_out_of_order(project: Project) -> None:
+    """Versions 1, 2 and 4 applied; then 1 edited, 2's file deleted, 3 added below 4."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b(x);", "DROP TABLE b;")
+    project.sql("004_d.sql", "CREATE TABLE d(x);", "DROP TABLE d;")
+    project.manager().migrate()
+    project.sql("001_a.sql", "CREATE TABLE a(x, y);", "DROP TABLE a;")
+    (project.dir / "002_b.sql").unlink()
+    project.sql("003_c.sql", "CREATE TABLE c(x);")

@@ -1,5 +1,5 @@
-"""Backups before changes, their retention, and restore: it really restores, and never
-overwrites anything without a copy."""
+"""Backups taken before changes: when one is taken, kept or cleaned up, how they are listed and
+pruned, and that taking one never follows a link or leaves half a copy. Restoring: test_restore.py."""
 
 from __future__ import annotations
 
@@ -14,20 +14,11 @@ from collections.abc import Callable
 
 import pytest
 
-from vcp_migrate import DatabaseError, MigrationManager
+from vcp_migrate import DatabaseError
 from vcp_migrate.backups import folder
 
 from .conftest import Project, run_cli
-
-
-def three(project: Project) -> None:
-    project.sql(
-        "001_trades.sql",
-        "CREATE TABLE trades (id INTEGER PRIMARY KEY, symbol TEXT);\nINSERT INTO trades (symbol) VALUES ('AAPL');",
-        "DROP TABLE trades;",
-    )
-    project.sql("002_pnl.sql", "ALTER TABLE trades ADD COLUMN pnl REAL;", "ALTER TABLE trades DROP COLUMN pnl;")
-    project.sql("003_idx.sql", "CREATE INDEX trades_symbol ON trades(symbol);", "DROP INDEX trades_symbol;")
+from .conftest import three_trades as three
 
 
 def test_backup_before_changing_an_existing_database_only(project: Project) -> None:
@@ -87,75 +78,6 @@ def test_backup_is_no_more_readable_than_the_database(project: Project) -> None:
     (backup,) = project.manager().backups()
     assert stat.S_IMODE(backup.path.stat().st_mode) & 0o077 == 0
     assert stat.S_IMODE(folder(project.db).stat().st_mode) == 0o700
-
-
-def test_restore_brings_back_data_and_schema_and_keeps_a_safety_copy(project: Project) -> None:
-    three(project)
-    project.manager().migrate(1)
-    project.manager().migrate()
-    connection = sqlite3.connect(project.db)
-    connection.execute("DELETE FROM trades")  # the incident
-    connection.commit()
-    connection.close()
-    restored, safety = project.manager().restore()
-    assert restored.version == 1 and safety is not None and safety.version == 3
-    assert project.history() == [1]
-    assert project.columns("trades") == ["id", "symbol"]
-    assert project.query("SELECT symbol FROM trades") == [("AAPL",)]
-    assert project.query("PRAGMA user_version") == [(1,)]
-    # and the restore itself can be undone
-    project.manager().restore(safety.path.name)
-    assert project.history() == [1, 2, 3] and project.query("SELECT count(*) FROM trades") == [(0,)]
-
-
-def test_restore_cli_in_wal_mode_while_a_reader_is_open(project: Project) -> None:
-    three(project)
-    project.manager().migrate(1)
-    connection = sqlite3.connect(project.db)
-    connection.execute("PRAGMA journal_mode = WAL")
-    connection.close()
-    project.manager().migrate()
-    reader = sqlite3.connect(project.db)
-    assert reader.execute("SELECT count(*) FROM vcp_migrations").fetchone() == (3,)
-    result = project.cli("restore", "--yes")
-    assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[-1].startswith(f"Restored {project.db} from ")
-    assert reader.execute("SELECT count(*) FROM vcp_migrations").fetchone() == (1,)
-    reader.close()
-    assert project.query("PRAGMA integrity_check") == [("ok",)]
-    # reading a backup of a database in WAL mode leaves none of SQLite's files beside it
-    assert all(name.endswith(".db") for name in os.listdir(folder(project.db)))
-
-
-def test_restore_refuses_what_is_not_a_backup_of_this_database(project: Project) -> None:
-    three(project)
-    project.manager().migrate(1)
-    project.manager().migrate()
-    other = MigrationManager(project.root / "other.db", project.dir)
-    other.migrate(1)
-    other.migrate()
-    before = project.digest()
-    (other_backup,) = other.backups()
-    with pytest.raises(DatabaseError, match="is a backup of another database"):
-        project.manager().restore(other_backup.path)
-    stray = project.root / "stray.db"
-    sqlite3.connect(stray).execute("CREATE TABLE x(y)").connection.commit()
-    with pytest.raises(DatabaseError, match="is not a backup of .*carries no matching database id"):
-        project.manager().restore(stray)
-    junk = folder(project.db) / "20990101T000000.000Z-v9.db"
-    junk.write_text("not a database at all" * 100)
-    with pytest.raises(DatabaseError, match="is not a SQLite database"):
-        project.manager().restore(junk)
-    with pytest.raises(DatabaseError, match="is not a file"):
-        project.manager().restore(project.root / "nope.db")
-    assert project.digest() == before
-
-
-def test_restore_without_backups(project: Project) -> None:
-    three(project)
-    project.manager().migrate()
-    result = project.cli("restore")
-    assert result.exit_code == 1 and "has no backups in" in result.stderr
 
 
 def test_failed_backup_leaves_nothing_and_changes_nothing(project: Project) -> None:
@@ -229,6 +151,8 @@ NON_TRANSACTIONAL = {
         "def down(c):\n    pass\n"
     ),
 }
+
+
 NOTHING_CHANGED = {
     "004_first_fails.sql": "-- migrate:up transaction:false\nINSERT INTO nowhere VALUES (1);\n-- migrate:down\n",
     "004_python.py": (

@@ -52,7 +52,7 @@ def test_dry_run_reports_python_sql_and_leaves_the_file_byte_identical(project: 
     )
     assert "+  notional REAL" in diff(report.schema_before, report.schema_after)
     assert project.history() == [1] and "notional" not in project.columns("trades")
-    assert not (project.root / "test.db.vcp-lock").exists()
+    assert not list(project.root.glob(".vcp-lock-*"))
     assert not (project.root / "test.db.backups").exists()
     assert project.query("PRAGMA user_version") == [(1,)]
 
@@ -184,9 +184,7 @@ def test_dry_run_refuses_attaching_the_live_database_itself(project: Project) ->
 
 
 def test_dry_runs_of_two_databases_in_one_folder_keep_each_others_scratch(project: Project) -> None:
-    project.write(
-        "001_a.sql", "-- migrate:up transaction:false\nCREATE TABLE a (x);\n-- migrate:down\nDROP TABLE a;\n"
-    )
+    project.write("001_a.sql", "-- migrate:up transaction:false\nCREATE TABLE a (x);\n-- migrate:down\nDROP TABLE a;\n")
     for name in ("app.db", "staging-app.db", "app.db.x"):
         sqlite3.connect(project.root / name).execute("CREATE TABLE seed (x)").connection.close()
     other = project.root / ".vcp-dry-run.staging-app.db.abcd1234"

@@ -9,7 +9,7 @@ import pytest
 
 from vcp_migrate import MigrationFailed, MigrationFileError, PlanError
 
-from .conftest import Project
+from .conftest import Project, three
 
 TRADES = "CREATE TABLE trades (id INTEGER PRIMARY KEY, symbol TEXT);"
 
@@ -181,7 +181,7 @@ def test_keyboard_interrupt_rolls_back_and_next_run_works(project: Project, monk
     with pytest.raises(KeyboardInterrupt):
         project.manager().migrate()
     assert project.tables() == set() and project.history() == []
-    assert not project.root.joinpath("test.db.vcp-lock").exists()
+    assert not list(project.root.glob(".vcp-lock-*"))
     monkeypatch.setenv("LET_IT_PASS", "1")
     assert [r.version for r in project.manager(lock_timeout=0).migrate()] == [1]
     assert project.tables() == {"t"} and project.history() == [1]
@@ -561,3 +561,87 @@ def test_a_base_exception_while_loading_a_migration_is_a_file_error(project: Pro
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "002_b.py: loading failed at line 1: GeneratorExit: at import" in result.output
     assert project.history() == [] and not project.db.exists()
+
+
+# -- atomic batches, PRAGMA user_version, history tables of the first release ---------------------
+
+
+def test_atomic_batch_leaves_nothing_when_its_last_migration_fails(project: Project) -> None:
+    three(project)
+    project.sql("004_bad.sql", "CREATE TABLE d(x);\nINSERT INTO nowhere VALUES (1);")
+    result = project.cli("migrate", "--atomic")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"Error: {project.dir / '004_bad.sql'}: statement 2 failed: no such table: nowhere"
+        " (the whole batch was rolled back; nothing was changed)"
+    )
+    assert project.tables() == set() and project.history() == []
+    project.sql("004_bad.sql", "CREATE TABLE d(x);")
+    assert [r.version for r in project.manager().migrate(atomic=True)] == [1, 2, 3, 4]
+    assert project.history() == [1, 2, 3, 4] and project.tables() == {"a", "b", "c", "d"}
+
+
+def test_atomic_refuses_non_transactional_up_front(project: Project) -> None:
+    three(project)
+    project.write("004_vacuum.sql", "-- migrate:up transaction:false\nVACUUM;\n-- migrate:down\n")
+    with pytest.raises(PlanError, match=r"004_vacuum.sql: is not transactional, so it cannot run in an atomic batch"):
+        project.manager().migrate(atomic=True)
+    assert not project.db.exists()
+
+
+def test_user_version_follows_the_highest_applied_version(project: Project) -> None:
+    three(project)
+    project.manager().migrate()
+    assert project.query("PRAGMA user_version") == [(3,)]
+    project.manager().rollback(2)
+    assert project.query("PRAGMA user_version") == [(1,)]
+    project.manager().rollback(to=0)
+    assert project.query("PRAGMA user_version") == [(0,)]
+
+
+def test_user_version_can_be_left_alone(project: Project) -> None:
+    three(project)
+    connection = sqlite3.connect(project.db)
+    connection.execute("PRAGMA user_version = 77")
+    connection.close()
+    (project.root / "pyproject.toml").write_text("[tool.vcp-migrate]\nuser_version = false\n")
+    assert project.cli("migrate").exit_code == 0
+    assert project.query("PRAGMA user_version") == [(77,)]
+
+
+def test_versions_beyond_32_bits_leave_user_version_with_a_warning(project: Project) -> None:
+    project.sql("20261124120000_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    result = project.cli("migrate")
+    assert result.exit_code == 0
+    assert "do not fit PRAGMA user_version" in result.stderr
+    assert project.query("PRAGMA user_version") == [(0,)]
+
+
+def test_history_from_the_first_release_is_upgraded_in_place(project: Project) -> None:
+    three(project)
+    connection = sqlite3.connect(project.db)
+    connection.executescript(
+        """
+        CREATE TABLE a(x);
+        CREATE TABLE vcp_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL,
+                                     applied_at TEXT NOT NULL, execution_ms INTEGER NOT NULL);
+        CREATE TABLE vcp_migrations_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO vcp_migrations_meta VALUES ('layout', '1');
+        """
+    )
+    checksum = project.manager().status()[0]["checksum"]
+    connection.execute("INSERT INTO vcp_migrations VALUES (1, 'a', ?, '2026-01-01T00:00:00.000Z', 3)", (checksum,))
+    connection.commit()
+    connection.close()
+    assert [row["state"] for row in project.manager().status()] == ["applied", "pending", "pending"]
+    assert [r.version for r in project.manager().migrate()] == [2, 3]
+    assert project.query("SELECT value FROM vcp_migrations_meta WHERE key = 'layout'") == [("2",)]
+    assert project.query("SELECT version, file, source IS NULL FROM vcp_migrations") == [
+        (1, None, 1),
+        (2, "002_b.sql", 0),
+        (3, "003_c.sql", 0),
+    ]
+    (project.dir / "001_a.sql").unlink()
+    with pytest.raises(PlanError, match="has no source in the history"):
+        project.manager().rollback(to=0, from_history=True)
+    assert project.history() == [1, 2, 3]

@@ -6,7 +6,7 @@ import pytest
 
 from vcp_migrate import DatabaseError, MigrationFailed, MigrationFileError, PlanError, UsageError
 
-from .conftest import Project
+from .conftest import Project, three
 
 
 def three_tables(project: Project) -> None:
@@ -112,3 +112,46 @@ def test_python_down_failure_names_the_line(project: Project) -> None:
     with pytest.raises(MigrationFailed, match=r"down\(\) failed at line 4: ValueError: nope"):
         project.manager().rollback()
     assert project.tables() == {"a"} and project.history() == [1]
+
+
+def test_missing_file_error_names_from_history_and_the_option_runs_the_stored_down(project: Project) -> None:
+    three(project)
+    project.write(
+        "004_py.py", "def up(c):\n    c.execute('CREATE TABLE d(x)')\ndef down(c):\n    c.execute('DROP TABLE d')\n"
+    )
+    project.manager().migrate()
+    (project.dir / "004_py.py").unlink()
+    (project.dir / "003_c.sql").unlink()  # the code was rolled back to a release without them
+    refused = project.cli("rollback", "--steps", "2")
+    assert refused.exit_code == 1 and "pass --from-history" in refused.stderr
+    assert project.history() == [1, 2, 3, 4]
+    result = project.cli("rollback", "--steps", "2", "--from-history", "--yes")
+    assert result.exit_code == 0, result.output
+    assert f"Running the source of 004_py.py, as kept in the history of {project.db} (all of it runs):" in result.stdout
+    assert (
+        "def up(c):\n    c.execute('CREATE TABLE d(x)')\ndef down(c):\n    c.execute('DROP TABLE d')" in result.stdout
+    )
+    assert "Running the source of 003_c.sql, as kept" in result.stdout and "DROP TABLE c;" in result.stdout
+    assert project.tables() == {"a", "b"} and project.history() == [1, 2]
+
+
+# -- redo -----------------------------------------------------------------------------------------
+
+
+def test_redo_reapplies_the_edited_file(project: Project) -> None:
+    three(project)
+    project.manager().migrate()
+    project.sql("003_c.sql", "CREATE TABLE c(x, y);", "DROP TABLE c;")
+    runs = project.manager().redo()
+    assert [(r.version, r.direction) for r in runs] == [(3, "down"), (3, "up")]
+    assert project.columns("c") == ["x", "y"]
+    assert project.manager().status()[2]["state"] == "applied"
+
+
+def test_redo_whose_up_fails_stays_applied_as_it_was(project: Project) -> None:
+    three(project)
+    project.manager().migrate()
+    project.sql("003_c.sql", "CREATE TABLE c(x, y);\nSELECT * FROM nowhere;", "DROP TABLE c;")
+    with pytest.raises(MigrationFailed, match="the whole batch was rolled back"):
+        project.manager().redo()
+    assert project.columns("c") == ["x"] and project.history() == [1, 2, 3]

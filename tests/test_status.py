@@ -1,4 +1,4 @@
-"""status and validate: every state, never creating or changing the database."""
+"""status: every state, never creating or changing the database, names shown and not obeyed."""
 
 from __future__ import annotations
 
@@ -10,22 +10,11 @@ import pytest
 
 from vcp_migrate import MigrationFileError
 
-from .conftest import Project
+from .conftest import Project, modified_missing_and_out_of_order
 
 
 def states(project: Project) -> list[tuple[object, str]]:
     return [(row["version"], str(row["state"])) for row in project.manager().status()]
-
-
-def modified_missing_and_out_of_order(project: Project) -> None:
-    """Versions 1, 2 and 4 applied; then 1 edited, 2's file deleted, 3 added below 4."""
-    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
-    project.sql("002_b.sql", "CREATE TABLE b(x);", "DROP TABLE b;")
-    project.sql("004_d.sql", "CREATE TABLE d(x);", "DROP TABLE d;")
-    project.manager().migrate()
-    project.sql("001_a.sql", "CREATE TABLE a(x, y);", "DROP TABLE a;")
-    (project.dir / "002_b.sql").unlink()
-    project.sql("003_c.sql", "CREATE TABLE c(x);")
 
 
 def test_every_state(project: Project) -> None:
@@ -75,92 +64,9 @@ def test_unreadable_file_is_invalid(project: Project) -> None:
     assert states(project) == [(1, "invalid")]
 
 
-def test_validate_finds_every_kind_of_problem(project: Project) -> None:
-    modified_missing_and_out_of_order(project)
-    project.write("005_e.py", "def up(c): pass\n")
-    project.write("006_f.py", "def up(c) pass\n")
-    project.write("007_g.sql", "-- migrate:up\n")
-    project.write("7_h.sql", "-- migrate:up\n-- migrate:down\n")
-    project.write("junk.sql", "")
-    problems = project.manager().validate()
-    kinds = sorted((p.kind, p.version) for p in problems)
-    assert kinds == [
-        ("duplicate", 7),
-        ("load", 6),
-        ("missing", 2),
-        ("modified", 1),
-        ("name", None),
-        ("no-down", 5),
-        ("no-down", 7),
-        ("out-of-order", 3),
-    ]
-    assert all(str(p).count("\n") == 0 for p in problems)
-
-
-def test_validate_checks_integrity_and_foreign_keys(project: Project) -> None:
-    project.sql(
-        "001_a.sql",
-        "CREATE TABLE p(id INTEGER PRIMARY KEY);\nCREATE TABLE c(id INTEGER PRIMARY KEY, p INTEGER REFERENCES p(id));",
-        "DROP TABLE c;\nDROP TABLE p;",
-    )
-    project.manager().migrate()
-    assert project.manager().validate() == []
-    connection = sqlite3.connect(project.db)
-    connection.execute("INSERT INTO c VALUES (1, 99)")
-    connection.commit()
-    connection.close()
-    (problem,) = project.manager().validate()
-    assert problem.kind == "foreign-key"
-    assert str(problem) == f"{project.db}: foreign_key_check: table c row 1 references a missing row in p"
-
-
-def test_validate_without_database_checks_only_files(project: Project) -> None:
-    project.sql("001_a.sql", "SELECT 1;", "SELECT 1;")
-    assert project.manager().validate() == []
-    assert not project.db.exists()
-
-
-# -- validate rehearses without writing any file -------------------------------------------------
-
-
-def test_validate_does_not_let_a_migration_write_another_file(project: Project) -> None:
-    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
-    project.manager().migrate()
-    project.sql(
-        "002_side.sql",
-        "ATTACH 'side.db' AS side;\nCREATE TABLE side.t (x);\nINSERT INTO side.t VALUES (1);",
-        "SELECT 1;",
-    )
-    project.sql("003_self.sql", f"ATTACH '{project.db}' AS live;\nINSERT INTO live.a VALUES (1);", "SELECT 1;")
-    before = project.digest()
-    result = project.cli("validate", "--roundtrip", "--json")
-    assert not (project.root / "side.db").exists()
-    assert project.digest() == before and project.query("SELECT count(*) FROM a") == [(0,)]
-    import json
-
-    problems = json.loads(result.output)["problems"]
-    unrehearsable = [p for p in problems if p["kind"] == "unrehearsable"]
-    assert unrehearsable and all(p["severity"] == "warning" for p in unrehearsable)
-    assert unrehearsable[0]["version"] == 2
-    assert "statement 1 cannot be rehearsed: it would write to the file 'side.db'" in unrehearsable[0]["message"]
-    strict = project.cli("validate", "--strict")
-    assert strict.exit_code == 1 and not (project.root / "side.db").exists()
-
-
-def test_validate_warns_when_an_applied_migration_cannot_be_replayed(project: Project) -> None:
-    project.write(
-        "001_copy.sql",
-        "-- migrate:up transaction:false\nCREATE TABLE a (x);\nVACUUM INTO 'snapshot.db';\n"
-        "-- migrate:down\nDROP TABLE a;\n",
-    )
-    project.manager(backup=False).migrate()
-    (project.root / "snapshot.db").unlink()
-    problems = project.manager().validate()
-    assert [(p.kind, p.severity) for p in problems] == [("unrehearsable", "warning")] * len(problems)
-    assert problems and not (project.root / "snapshot.db").exists()
-
-
 RED = "003_\x1b[31mred.sql"
+
+
 TITLE = "004_\x1b]0;pwned\x07x.sql"
 
 

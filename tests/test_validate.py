@@ -1,5 +1,5 @@
-"""Schema snapshots, drift, the schema file, edited migrations, round trips and hazard lint:
-each bad case is built for real and must be reported."""
+"""validate: every problem with the files, drift, the schema file, round trips and hazard lint;
+each bad case is built for real and must be reported, and validate never writes a file."""
 
 from __future__ import annotations
 
@@ -8,16 +8,7 @@ import sqlite3
 
 import pytest
 
-from vcp_migrate.schema import normalise, snapshot
-
-from .conftest import Project
-
-TRADES = "CREATE TABLE trades (id INTEGER PRIMARY KEY, symbol TEXT, quantity INTEGER);"
-
-
-def trading(project: Project) -> None:
-    project.sql("001_trades.sql", TRADES, "DROP TABLE trades;")
-    project.sql("002_index.sql", "CREATE INDEX trades_symbol ON trades(symbol);", "DROP INDEX trades_symbol;")
+from .conftest import TRADES, Project, modified_missing_and_out_of_order, trading
 
 
 def populate(project: Project) -> None:
@@ -31,69 +22,52 @@ def kinds(problems: list) -> list[tuple[str, str, int | None]]:  # type: ignore[
     return [(p.kind, p.severity, p.version) for p in problems]
 
 
-# -- the schema file and the schema command -------------------------------------------------
+def test_validate_finds_every_kind_of_problem(project: Project) -> None:
+    modified_missing_and_out_of_order(project)
+    project.write("005_e.py", "def up(c): pass\n")
+    project.write("006_f.py", "def up(c) pass\n")
+    project.write("007_g.sql", "-- migrate:up\n")
+    project.write("7_h.sql", "-- migrate:up\n-- migrate:down\n")
+    project.write("junk.sql", "")
+    problems = project.manager().validate()
+    kinds = sorted((p.kind, p.version) for p in problems)
+    assert kinds == [
+        ("duplicate", 7),
+        ("load", 6),
+        ("missing", 2),
+        ("modified", 1),
+        ("name", None),
+        ("no-down", 5),
+        ("no-down", 7),
+        ("out-of-order", 3),
+    ]
+    assert all(str(p).count("\n") == 0 for p in problems)
 
 
-def test_schema_file_follows_every_change_and_is_not_a_migration(project: Project) -> None:
-    trading(project)
+def test_validate_checks_integrity_and_foreign_keys(project: Project) -> None:
+    project.sql(
+        "001_a.sql",
+        "CREATE TABLE p(id INTEGER PRIMARY KEY);\nCREATE TABLE c(id INTEGER PRIMARY KEY, p INTEGER REFERENCES p(id));",
+        "DROP TABLE c;\nDROP TABLE p;",
+    )
     project.manager().migrate()
-    dump = project.dir / "schema.sql"
-    text = dump.read_text()
-    assert text.startswith("-- Schema written by vcp-migrate after the last change; do not edit.\n-- version: 2\n\n")
-    assert "CREATE INDEX trades_symbol ON trades(symbol);" in text and "vcp_migrations" not in text
-    project.manager().rollback()
-    assert "-- version: 1" in dump.read_text() and "trades_symbol" not in dump.read_text()
-    assert [row["state"] for row in project.manager().status()] == ["applied", "pending"]
     assert project.manager().validate() == []
+    connection = sqlite3.connect(project.db)
+    connection.execute("INSERT INTO c VALUES (1, 99)")
+    connection.commit()
+    connection.close()
+    (problem,) = project.manager().validate()
+    assert problem.kind == "foreign-key"
+    assert str(problem) == f"{project.db}: foreign_key_check: table c row 1 references a missing row in p"
 
 
-def test_schema_file_is_deterministic(project: Project) -> None:
-    trading(project)
-    project.manager().migrate()
-    first = (project.dir / "schema.sql").read_text()
-    project.manager().rollback(to=0)
-    project.manager().migrate()
-    assert (project.dir / "schema.sql").read_text() == first
+def test_validate_without_database_checks_only_files(project: Project) -> None:
+    project.sql("001_a.sql", "SELECT 1;", "SELECT 1;")
+    assert project.manager().validate() == []
+    assert not project.db.exists()
 
 
-def test_no_dump_and_another_schema_file(project: Project) -> None:
-    trading(project)
-    assert project.cli("migrate", "--to", "1", "--no-dump").exit_code == 0
-    assert not (project.dir / "schema.sql").exists()
-    (project.root / "pyproject.toml").write_text('[tool.vcp-migrate]\nschema_file = "db/schema.sql"\n')
-    (project.root / "db").mkdir()
-    assert project.cli("migrate").exit_code == 0
-    assert "-- version: 2" in (project.root / "db" / "schema.sql").read_text()
-    (project.root / "pyproject.toml").write_text("[tool.vcp-migrate]\ndump = false\n")
-    assert project.cli("rollback").exit_code == 0
-    assert "-- version: 2" in (project.root / "db" / "schema.sql").read_text()
-
-
-def test_failing_to_write_the_schema_file_is_a_warning(project: Project) -> None:
-    trading(project)
-    (project.dir / "schema.sql").mkdir()  # a directory where the file should go
-    result = project.cli("migrate")
-    assert result.exit_code == 0 and project.history() == [1, 2]
-    assert "Warning: " in result.stderr and "the schema file could not be written" in result.stderr
-
-
-def test_schema_command(project: Project) -> None:
-    trading(project)
-    assert project.cli("schema").exit_code == 1  # no database yet
-    project.manager().migrate()
-    result = project.cli("schema")
-    assert result.exit_code == 0
-    assert result.stdout == snapshot(sqlite3.connect(project.db))
-    assert result.stdout == (project.dir / "schema.sql").read_text().split("\n\n", 1)[1]
-
-
-def test_normalisation_keeps_literals_and_folds_the_rest() -> None:
-    sql = "CREATE TABLE  t ( a TEXT DEFAULT 'x ,  y(z)' ,\n  b   INTEGER CHECK (b > 0) )"
-    assert normalise(sql) == "CREATE TABLE t (\n  a TEXT DEFAULT 'x ,  y(z)',\n  b INTEGER CHECK(b > 0)\n)"
-    assert normalise("CREATE INDEX   i ON t ( a ,b )") == "CREATE INDEX i ON t(a, b)"
-
-
-# -- drift ---------------------------------------------------------------------------------
+# -- drift and the schema file --------------------------------------------------------------------
 
 
 def test_index_added_by_hand_in_production_is_drift(project: Project) -> None:
@@ -147,7 +121,7 @@ def test_hand_edited_schema_file_disagrees_with_the_migrations(project: Project)
     assert "has no '-- version: N' header" in problem.message
 
 
-# -- round trips ---------------------------------------------------------------------------
+# -- round trips ----------------------------------------------------------------------------------
 
 
 def test_reversible_migrations_pass_the_round_trip_and_the_database_is_untouched(project: Project) -> None:
@@ -214,7 +188,7 @@ def test_round_trip_without_a_database_starts_from_an_empty_one(project: Project
     assert not project.db.exists()
 
 
-# -- hazard lint -----------------------------------------------------------------------------
+# -- hazard lint ----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -342,3 +316,43 @@ def test_validate_reads_one_snapshot_while_another_process_migrates(
     problems = project.manager().validate()
     assert [p.kind for p in problems if p.kind == "drift"] == []
     assert project.history() == [1, 2]
+
+
+# -- validate rehearses without writing any file --------------------------------------------------
+
+
+def test_validate_does_not_let_a_migration_write_another_file(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.manager().migrate()
+    project.sql(
+        "002_side.sql",
+        "ATTACH 'side.db' AS side;\nCREATE TABLE side.t (x);\nINSERT INTO side.t VALUES (1);",
+        "SELECT 1;",
+    )
+    project.sql("003_self.sql", f"ATTACH '{project.db}' AS live;\nINSERT INTO live.a VALUES (1);", "SELECT 1;")
+    before = project.digest()
+    result = project.cli("validate", "--roundtrip", "--json")
+    assert not (project.root / "side.db").exists()
+    assert project.digest() == before and project.query("SELECT count(*) FROM a") == [(0,)]
+    import json
+
+    problems = json.loads(result.output)["problems"]
+    unrehearsable = [p for p in problems if p["kind"] == "unrehearsable"]
+    assert unrehearsable and all(p["severity"] == "warning" for p in unrehearsable)
+    assert unrehearsable[0]["version"] == 2
+    assert "statement 1 cannot be rehearsed: it would write to the file 'side.db'" in unrehearsable[0]["message"]
+    strict = project.cli("validate", "--strict")
+    assert strict.exit_code == 1 and not (project.root / "side.db").exists()
+
+
+def test_validate_warns_when_an_applied_migration_cannot_be_replayed(project: Project) -> None:
+    project.write(
+        "001_copy.sql",
+        "-- migrate:up transaction:false\nCREATE TABLE a (x);\nVACUUM INTO 'snapshot.db';\n"
+        "-- migrate:down\nDROP TABLE a;\n",
+    )
+    project.manager(backup=False).migrate()
+    (project.root / "snapshot.db").unlink()
+    problems = project.manager().validate()
+    assert [(p.kind, p.severity) for p in problems] == [("unrehearsable", "warning")] * len(problems)
+    assert problems and not (project.root / "snapshot.db").exists()

@@ -1,0 +1,239 @@
+"""restore: it really restores (data, schema, page size, journal mode), asks first, refuses what
+is not a backup of this database, and never overwrites anything without a copy."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import threading
+import time
+
+import pytest
+
+from vcp_migrate import Backup, DatabaseError, MigrationManager, cli
+from vcp_migrate.backups import folder
+from vcp_migrate.lock import RunLock
+from vcp_migrate.observer import Observer
+
+from .conftest import Project, run_cli
+from .conftest import three_trades as three
+
+
+def test_restore_brings_back_data_and_schema_and_keeps_a_safety_copy(project: Project) -> None:
+    three(project)
+    project.manager().migrate(1)
+    project.manager().migrate()
+    connection = sqlite3.connect(project.db)
+    connection.execute("DELETE FROM trades")  # the incident
+    connection.commit()
+    connection.close()
+    restored, safety = project.manager().restore()
+    assert restored.version == 1 and safety is not None and safety.version == 3
+    assert project.history() == [1]
+    assert project.columns("trades") == ["id", "symbol"]
+    assert project.query("SELECT symbol FROM trades") == [("AAPL",)]
+    assert project.query("PRAGMA user_version") == [(1,)]
+    # and the restore itself can be undone
+    project.manager().restore(safety.path.name)
+    assert project.history() == [1, 2, 3] and project.query("SELECT count(*) FROM trades") == [(0,)]
+
+
+def test_restore_cli_in_wal_mode_while_a_reader_is_open(project: Project) -> None:
+    three(project)
+    project.manager().migrate(1)
+    connection = sqlite3.connect(project.db)
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.close()
+    project.manager().migrate()
+    reader = sqlite3.connect(project.db)
+    assert reader.execute("SELECT count(*) FROM vcp_migrations").fetchone() == (3,)
+    result = project.cli("restore", "--yes")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1].startswith(f"Restored {project.db} from ")
+    assert reader.execute("SELECT count(*) FROM vcp_migrations").fetchone() == (1,)
+    reader.close()
+    assert project.query("PRAGMA integrity_check") == [("ok",)]
+    # reading a backup of a database in WAL mode leaves none of SQLite's files beside it
+    assert all(name.endswith(".db") for name in os.listdir(folder(project.db)))
+
+
+def test_restore_refuses_what_is_not_a_backup_of_this_database(project: Project) -> None:
+    three(project)
+    project.manager().migrate(1)
+    project.manager().migrate()
+    other = MigrationManager(project.root / "other.db", project.dir)
+    other.migrate(1)
+    other.migrate()
+    before = project.digest()
+    (other_backup,) = other.backups()
+    with pytest.raises(DatabaseError, match="is a backup of another database"):
+        project.manager().restore(other_backup.path)
+    stray = project.root / "stray.db"
+    sqlite3.connect(stray).execute("CREATE TABLE x(y)").connection.commit()
+    with pytest.raises(DatabaseError, match="is not a backup of .*carries no matching database id"):
+        project.manager().restore(stray)
+    junk = folder(project.db) / "20990101T000000.000Z-v9.db"
+    junk.write_text("not a database at all" * 100)
+    with pytest.raises(DatabaseError, match="is not a SQLite database"):
+        project.manager().restore(junk)
+    with pytest.raises(DatabaseError, match="is not a file"):
+        project.manager().restore(project.root / "nope.db")
+    assert project.digest() == before
+
+
+def test_restore_without_backups(project: Project) -> None:
+    three(project)
+    project.manager().migrate()
+    result = project.cli("restore")
+    assert result.exit_code == 1 and "has no backups in" in result.stderr
+
+
+def incident(project: Project) -> None:
+    """Version 1 is backed up, then version 2 adds a row: restoring the backup loses that row."""
+    project.sql(
+        "001_trades.sql",
+        "CREATE TABLE trades (id INTEGER PRIMARY KEY, symbol TEXT);\nINSERT INTO trades (symbol) VALUES ('AAPL');",
+        "DROP TABLE trades;",
+    )
+    project.sql("002_msft.sql", "INSERT INTO trades (symbol) VALUES ('MSFT');", "DELETE FROM trades WHERE id = 2;")
+    project.manager().migrate(1)
+    project.manager().migrate()
+
+
+def storage(project: Project) -> tuple[object, object]:
+    page_size, journal_mode = project.query("PRAGMA page_size")[0][0], project.query("PRAGMA journal_mode")[0][0]
+    return page_size, journal_mode
+
+
+@pytest.mark.parametrize("journal_mode", ["delete", "wal"])
+def test_restore_across_a_page_size_change_in_wal_mode_both_ways(project: Project, journal_mode: str) -> None:
+    project.sql(
+        "001_trades.sql",
+        "CREATE TABLE trades (id INTEGER PRIMARY KEY, symbol TEXT);\nINSERT INTO trades (symbol) VALUES ('AAPL');",
+    )
+    project.write(
+        "002_pages.sql",
+        "-- migrate:up transaction:false\nPRAGMA journal_mode = DELETE;\nPRAGMA page_size = 8192;\nVACUUM;\n"
+        "PRAGMA journal_mode = WAL;\nINSERT INTO trades (symbol) VALUES ('MSFT');\n-- migrate:down\n",
+    )
+    project.manager().migrate(1)
+    project.query(f"PRAGMA journal_mode = {journal_mode}")
+    project.manager().migrate()
+    assert storage(project) == (8192, "wal")
+    restored, safety = project.manager().restore()
+    assert restored.version == 1 and safety is not None
+    assert storage(project) == (4096, journal_mode)
+    assert project.query("SELECT symbol FROM trades") == [("AAPL",)] and project.history() == [1]
+    restored, _ = project.manager().restore(safety.path)  # and back: a 4096-byte database to an 8192 WAL one
+    assert storage(project) == (8192, "wal")
+    assert project.query("SELECT symbol FROM trades ORDER BY id") == [("AAPL",), ("MSFT",)]
+    assert project.history() == [1, 2] and project.query("PRAGMA integrity_check") == [("ok",)]
+    assert len(project.manager().backups()) == 3
+
+
+class Warnings(Observer):
+    def __init__(self) -> None:
+        self.said: list[str] = []
+
+    def warning(self, message: str) -> None:
+        self.said.append(message)
+
+
+def test_restore_across_a_page_size_change_while_others_keep_the_wal_database_open(project: Project) -> None:
+    project.sql("001_trades.sql", "CREATE TABLE trades (symbol TEXT);\nINSERT INTO trades VALUES ('AAPL');")
+    project.write(
+        "002_pages.sql",
+        "-- migrate:up transaction:false\nPRAGMA page_size = 8192;\nVACUUM;\nPRAGMA journal_mode = WAL;\n"
+        "INSERT INTO trades VALUES ('MSFT');\n-- migrate:down\n",
+    )
+    project.manager().migrate(1)
+    project.manager().migrate()
+    reader = sqlite3.connect(project.db)  # an application: it keeps the database open, in WAL mode
+    assert reader.execute("SELECT count(*) FROM trades").fetchall() == [(2,)]
+    observer = Warnings()
+    project.manager(observer=observer).restore()
+    assert reader.execute("SELECT symbol FROM trades").fetchall() == [("AAPL",)]
+    reader.close()
+    assert project.history() == [1] and project.query("PRAGMA integrity_check") == [("ok",)]
+    assert storage(project) == (8192, "wal")  # only the last connection can take it out of WAL mode
+    assert observer.said == [
+        f"{project.db}: restored with its own page size (8192 bytes, not the backup's 4096) and journal mode"
+        " (wal, not the backup's delete), since other connections have it open in WAL mode; restore again once"
+        " they are closed to get the backup's"
+    ]
+
+
+def test_a_failed_restore_leaves_no_safety_copy(project: Project) -> None:
+    incident(project)
+    before, backups = project.digest(), project.manager().backups()
+    reader = sqlite3.connect(project.db, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM trades").fetchall()  # a read transaction: nobody may write
+    for _ in range(2):  # sqlite3 retries a busy copy forever: the run must give up at its lock timeout
+        result = run_cli(project, "restore", "--yes", "--lock-timeout", "0.2", timeout=30)
+        assert result.returncode == 1 and ": is locked by another connection" in result.stderr
+        assert project.manager().backups() == backups
+    # Read the file only now: closing any descriptor of it would drop the reader's lock.
+    reader.execute("COMMIT")
+    reader.close()
+    assert project.digest() == before and project.manager().backups() == backups
+    assert project.query("SELECT symbol FROM trades ORDER BY rowid") == [("AAPL",), ("MSFT",)]
+
+
+def test_restore_asks_first_and_refuses_without_a_terminal(project: Project) -> None:
+    incident(project)
+    before, (backup,) = project.digest(), project.manager().backups()
+    refused = run_cli(project, "restore", stdin=subprocess.DEVNULL)
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        f"Error: {project.db}: restoring {backup.path} (taken {backup.taken_at}, at version 1) would lose every"
+        " change made since then, and there is no terminal to ask (pass --yes to restore; nothing was changed)\n"
+    )
+    assert project.digest() == before and project.manager().backups() == [backup]
+    piped = project.cli("restore", input="y\n")  # input that is not a terminal is no answer
+    assert piped.exit_code == 1 and "pass --yes to restore" in piped.stderr
+    assert project.digest() == before and project.manager().backups() == [backup]
+    result = run_cli(project, "restore", "--yes", stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    assert f"Restored {project.db} from {backup.path} (taken {backup.taken_at}, at version 1)" in result.stdout
+    assert project.query("SELECT symbol FROM trades") == [("AAPL",)] and project.history() == [1]
+
+
+def test_restore_asks_on_a_terminal(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    incident(project)
+    before, (backup,) = project.digest(), project.manager().backups()
+    monkeypatch.setattr(cli, "_stdin_is_terminal", lambda: True)
+    declined = project.cli("restore", input="n\n")
+    warning = (
+        f"Restoring {backup.path} (taken {backup.taken_at}, at version 1) replaces {project.db}:"
+        " every change made since then will be lost."
+    )
+    assert declined.exit_code == 1 and warning in declined.stdout
+    assert declined.stderr == f"Error: {project.db}: the restore was not confirmed (nothing was changed)\n"
+    assert project.digest() == before and project.manager().backups() == [backup]
+    accepted = project.cli("restore", input="y\n")
+    assert accepted.exit_code == 0 and warning in accepted.stdout
+    assert project.query("SELECT symbol FROM trades") == [("AAPL",)] and project.history() == [1]
+
+
+def test_restore_chooses_and_confirms_under_the_run_lock(project: Project) -> None:
+    incident(project)
+    project.manager().rollback()  # a second backup, at version 2
+    newest, oldest = project.manager().backups()
+    seen: list[Backup] = []
+    done: list[tuple[Backup, Backup | None]] = []
+
+    def confirm(backup: Backup) -> bool:
+        seen.append(backup)
+        return True
+
+    with RunLock(project.db, 5):
+        worker = threading.Thread(target=lambda: done.append(project.manager().restore(confirm=confirm)))
+        worker.start()
+        time.sleep(0.5)
+        newest.path.unlink()  # pruned by the run that holds the lock
+    worker.join(10)
+    assert done and done[0][0].path == oldest.path and [b.path for b in seen] == [oldest.path]
+    assert seen[0].version == 1 and seen[0].taken_at == oldest.taken_at
+    assert project.history() == [1] and project.query("SELECT symbol FROM trades") == [("AAPL",)]

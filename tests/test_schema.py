@@ -1,0 +1,68 @@
+"""The schema file written after every change, and the schema command."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from vcp_migrate.schema import normalise, snapshot
+
+from .conftest import Project, trading
+
+
+def test_schema_file_follows_every_change_and_is_not_a_migration(project: Project) -> None:
+    trading(project)
+    project.manager().migrate()
+    dump = project.dir / "schema.sql"
+    text = dump.read_text()
+    assert text.startswith("-- Schema written by vcp-migrate after the last change; do not edit.\n-- version: 2\n\n")
+    assert "CREATE INDEX trades_symbol ON trades(symbol);" in text and "vcp_migrations" not in text
+    project.manager().rollback()
+    assert "-- version: 1" in dump.read_text() and "trades_symbol" not in dump.read_text()
+    assert [row["state"] for row in project.manager().status()] == ["applied", "pending"]
+    assert project.manager().validate() == []
+
+
+def test_schema_file_is_deterministic(project: Project) -> None:
+    trading(project)
+    project.manager().migrate()
+    first = (project.dir / "schema.sql").read_text()
+    project.manager().rollback(to=0)
+    project.manager().migrate()
+    assert (project.dir / "schema.sql").read_text() == first
+
+
+def test_no_dump_and_another_schema_file(project: Project) -> None:
+    trading(project)
+    assert project.cli("migrate", "--to", "1", "--no-dump").exit_code == 0
+    assert not (project.dir / "schema.sql").exists()
+    (project.root / "pyproject.toml").write_text('[tool.vcp-migrate]\nschema_file = "db/schema.sql"\n')
+    (project.root / "db").mkdir()
+    assert project.cli("migrate").exit_code == 0
+    assert "-- version: 2" in (project.root / "db" / "schema.sql").read_text()
+    (project.root / "pyproject.toml").write_text("[tool.vcp-migrate]\ndump = false\n")
+    assert project.cli("rollback").exit_code == 0
+    assert "-- version: 2" in (project.root / "db" / "schema.sql").read_text()
+
+
+def test_failing_to_write_the_schema_file_is_a_warning(project: Project) -> None:
+    trading(project)
+    (project.dir / "schema.sql").mkdir()  # a directory where the file should go
+    result = project.cli("migrate")
+    assert result.exit_code == 0 and project.history() == [1, 2]
+    assert "Warning: " in result.stderr and "the schema file could not be written" in result.stderr
+
+
+def test_schema_command(project: Project) -> None:
+    trading(project)
+    assert project.cli("schema").exit_code == 1  # no database yet
+    project.manager().migrate()
+    result = project.cli("schema")
+    assert result.exit_code == 0
+    assert result.stdout == snapshot(sqlite3.connect(project.db))
+    assert result.stdout == (project.dir / "schema.sql").read_text().split("\n\n", 1)[1]
+
+
+def test_normalisation_keeps_literals_and_folds_the_rest() -> None:
+    sql = "CREATE TABLE  t ( a TEXT DEFAULT 'x ,  y(z)' ,\n  b   INTEGER CHECK (b > 0) )"
+    assert normalise(sql) == "CREATE TABLE t (\n  a TEXT DEFAULT 'x ,  y(z)',\n  b INTEGER CHECK(b > 0)\n)"
+    assert normalise("CREATE INDEX   i ON t ( a ,b )") == "CREATE INDEX i ON t(a, b)"
