@@ -7,8 +7,7 @@ import sqlite3
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vcp_migrate.sqlite import split_statements
-from vcp_migrate.sqltext import sections
+from vcp_migrate.sqltext import sections, split_statements
 
 
 def test_plain_statements() -> None:

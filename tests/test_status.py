@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 
 import pytest
@@ -112,3 +114,32 @@ def test_database_name_is_not_read_as_markup(project: Project) -> None:
     assert again.exit_code == 0 and again.stdout == f"Nothing to apply: {marked} is up to date.\n"
     with closing(sqlite3.connect(marked)) as connection:
         assert connection.execute("SELECT version FROM vcp_migrations").fetchall() == [(1,)]
+
+
+STATUS_IMPORTS = """
+import sys
+from vcp_migrate.cli import main
+
+try:
+    main(["status", "--db", sys.argv[1], "--dir", sys.argv[2], *sys.argv[3:]])
+except SystemExit:
+    pass
+print(" ".join(sorted(name for name in sys.modules if name.startswith("vcp_migrate"))), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("json_flag", [(), ("--json",)], ids=["table", "json"])
+def test_status_imports_no_command_module_but_its_own(project: Project, json_flag: tuple[str, ...]) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.manager().migrate()
+    result = subprocess.run(
+        [sys.executable, "-c", STATUS_IMPORTS, str(project.db), str(project.dir), *json_flag],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    loaded = set(result.stderr.split())
+    commands = {name for name in loaded if name.startswith("vcp_migrate.commands.")}
+    assert commands == {"vcp_migrate.commands.context", "vcp_migrate.commands.status"}
+    for heavy in ("execution", "steps", "loading", "backups", "checks", "lock", "schema", "hazards", "sqltext"):
+        assert f"vcp_migrate.{heavy}" not in loaded

@@ -14,7 +14,6 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from . import backups, schema
 from .models import Backup, DryRun, MigrationRun, Problem, StatusReport
 from .printable import printable
 
@@ -106,6 +105,8 @@ def backups_table(database: Path, found: list[Backup]) -> Table:
     table.add_column("File")
     for backup in found:
         table.add_row(backup.taken_at, str(backup.version), size(backup.size), Text(printable(backup.path.name)))
+    from . import backups  # loaded only for this table, not by status
+
     folder = printable(str(backups.folder(database)))
     table.caption = Text(f"{len(found)} backup(s) in {folder}", "table.caption")
     return table
@@ -155,6 +156,8 @@ def dry_run(report: DryRun) -> Group:
         parts.extend(Text("    " + statement) for statement in rehearsal.statements)
     if not report.rehearsals:
         parts.append(Text("Nothing to run."))
+    from . import schema  # loaded only for a dry run, not by status
+
     change = schema.diff(report.schema_before, report.schema_after, "schema before", "schema after")
     parts.append(Text("Schema change:" if change else "Schema change: none.", style="bold"))
     if change:

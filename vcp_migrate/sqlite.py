@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DatabaseError, LockTimeout
-from .sqltext import split_statements as split_statements  # splitting lives with the lexer
 
 # Python caches prepared statements by their text, and a cached statement is not re-authorized.
 # Our own transaction control therefore uses text that no migration would write, so a migration's
@@ -133,6 +132,8 @@ class MigrationConnection(sqlite3.Connection):
         if not self.guarded:
             return super().executescript(sql_script)
         cursor: sqlite3.Cursor = self.cursor()
+        from .sqltext import split_statements  # loaded only when a migration calls executescript()
+
         for statement in split_statements(sql_script):
             cursor.execute(statement)
         return cursor
@@ -155,6 +156,8 @@ class _RecordingCursor(sqlite3.Cursor):
         if isinstance(self.connection, MigrationConnection) and self.connection.guarded:
             self.connection.executescript(sql_script)
             return self
+        from .sqltext import split_statements
+
         _captured(self).extend(split_statements(sql_script))
         return super().executescript(sql_script)
 

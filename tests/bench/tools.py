@@ -12,7 +12,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-from vcp_migrate.sqlite import split_statements
+from vcp_migrate.sqltext import split_statements
 
 
 @dataclass(frozen=True)
