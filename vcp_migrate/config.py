@@ -1,4 +1,4 @@
-"""Defaults from the ``[tool.vcp-migrate]`` table of ./pyproject.toml.
+"""Defaults from the ``[tool.vcp-migrate]`` table of ./pyproject.toml, and their merge with given values.
 
 Python 3.11+ reads the file with tomllib. Python 3.10 has no TOML parser in its standard
 library, so there a small reader takes just that table, written as plain ``key = value``
@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import NamedTuple, TypeGuard, TypeVar
 
 from .errors import UsageError
 
@@ -23,9 +24,23 @@ KEYS: dict[str, type] = {
     "dump": bool,
 }
 _WHERE = "pyproject.toml"
+_PYPROJECT = Path(_WHERE)
+T = TypeVar("T")
 
 
-def read_settings(path: Path = Path("pyproject.toml")) -> dict[str, object]:
+class ManagerSettings(NamedTuple):
+    """What a MigrationManager is built from, each value decided: given, else configured, else the default."""
+
+    db: str
+    directory: str
+    backup: bool
+    keep_backups: int
+    user_version: bool
+    schema_file: str | None
+    dump: bool
+
+
+def read_settings(path: Path = _PYPROJECT) -> dict[str, object]:
     """The [tool.vcp-migrate] table of ``path``, checked; empty when there is no such file or table."""
     if not path.is_file():
         return {}
@@ -44,9 +59,52 @@ def read_settings(path: Path = Path("pyproject.toml")) -> dict[str, object]:
                 where=str(path),
                 hint=f"known keys: {', '.join(KEYS)}",
             )
-        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise UsageError(f"[tool.vcp-migrate] {key} must be a {expected.__name__}, not {value!r}", where=str(path))
+        if not _is_a(value, expected):
+            raise _wrong_type(key, expected, value, str(path))
     return table
+
+
+def manager_settings(
+    db: str | None = None,
+    directory: str | None = None,
+    backup: bool | None = None,
+    keep_backups: int | None = None,
+    dump: bool | None = None,
+    path: Path = _PYPROJECT,
+) -> ManagerSettings:
+    """Given values (None: not given) first, then the [tool.vcp-migrate] table of ``path``, then the defaults.
+
+    Raises UsageError when ``path`` cannot be read, or its table has an unknown key or a value of the wrong type.
+    """
+    table = read_settings(path)
+    where = str(path)
+    return ManagerSettings(
+        db=_setting(table, "db", str, "vcp_trading.db", where) if db is None else db,
+        directory=_setting(table, "dir", str, "migrations", where) if directory is None else directory,
+        backup=_setting(table, "backup", bool, True, where) if backup is None else backup,
+        keep_backups=_setting(table, "keep_backups", int, 5, where) if keep_backups is None else keep_backups,
+        user_version=_setting(table, "user_version", bool, True, where),
+        schema_file=_setting(table, "schema_file", str, "", where) if "schema_file" in table else None,
+        dump=_setting(table, "dump", bool, True, where) if dump is None else dump,
+    )
+
+
+def _setting(table: dict[str, object], key: str, kind: type[T], default: T, where: str) -> T:
+    # read_settings has checked every value already; checking again here is what gives the value
+    # its type, and unlike an assert it still holds under python -O.
+    value = table.get(key, default)
+    if _is_a(value, kind):
+        return value
+    raise _wrong_type(key, kind, value, where)
+
+
+def _is_a(value: object, kind: type[T]) -> TypeGuard[T]:
+    # bool is a subclass of int, and `keep_backups = true` is not a number of backups.
+    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+
+
+def _wrong_type(key: str, kind: type, value: object, where: str) -> UsageError:
+    return UsageError(f"[tool.vcp-migrate] {key} must be a {kind.__name__}, not {value!r}", where=where)
 
 
 def _parse(text: str, where: str) -> dict[str, object]:

@@ -1,0 +1,45 @@
+"""The command line: parses options, calls one engine method, renders, maps errors to exit codes.
+
+Exit codes: 0 ok; 1 error; 2 usage; 3 pending (``status --exit-code``); 130 interrupted.
+Shared options and error handling are in ``base``; the commands in ``changing`` and ``reading``.
+"""
+
+from __future__ import annotations
+
+import click
+
+from .. import __version__
+from . import changing, reading
+from .base import Group
+
+
+@click.group("vcp-migrate", cls=Group, context_settings={"help_option_names": ["-h", "--help"]}, no_args_is_help=True)
+@click.version_option(__version__, prog_name="vcp-migrate")
+def main() -> None:
+    """Versioned, reversible, atomic schema migrations for SQLite.
+
+    \b
+    Example:
+      vcp-migrate new add_pnl_column
+      vcp-migrate up
+      vcp-migrate status
+      vcp-migrate rollback --steps 2
+    """
+
+
+for _command in (
+    changing.migrate_command,
+    changing.rollback_command,
+    changing.redo_command,
+    changing.baseline_command,
+    changing.repair_command,
+    changing.backups_command,
+    changing.restore_command,
+    reading.status_command,
+    reading.new_command,
+    reading.validate_command,
+    reading.schema_command,
+):
+    main.add_command(_command)
+
+__all__ = ["main"]

@@ -1,0 +1,322 @@
+"""The commands that change the database, or put a backup back: migrate, rollback, redo,
+baseline, repair, backups, restore."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from ..errors import PlanError, VcpMigrateError
+from ..printable import printable
+from .base import (
+    backup_options,
+    common,
+    dry_run_options,
+    error,
+    handles_errors,
+    interactive,
+    lock_timeout_option,
+    make_manager,
+)
+
+if TYPE_CHECKING:
+    from ..engine import Repair
+    from ..models import Backup, DryRun
+    from .progress import Progress
+
+
+def _show_dry_run(report: DryRun, progress: Progress, sql: bool) -> int:
+    from .. import render
+
+    progress.stop()
+    if sql:
+        click.echo(render.sql_only(report))
+    else:
+        progress.console.print(render.dry_run(report))
+    failed = report.failed
+    if failed is None:
+        return 0
+    error(f"{failed.path}: {failed.error} (dry run: nothing was changed)")
+    return 1
+
+
+@click.command("migrate")
+@common
+@lock_timeout_option
+@click.option("--to", "target", type=click.IntRange(min=1), metavar="VERSION", help="Stop after this version.")
+@click.option("--allow-out-of-order", is_flag=True, help="Apply pending migrations numbered below applied ones.")
+@click.option("--atomic", is_flag=True, help="Apply every pending migration in one transaction: all or none.")
+@dry_run_options
+@backup_options
+@handles_errors
+def migrate_command(
+    db: str | None,
+    directory: str | None,
+    lock_timeout: float,
+    target: int | None,
+    allow_out_of_order: bool,
+    atomic: bool,
+    dry_run: bool,
+    sql_only: bool,
+    backup: bool | None,
+    keep_backups: int | None,
+    dump: bool | None,
+    progress: Progress,
+) -> int:
+    """Apply pending migrations in version order (alias: up).
+
+    Each migration commits together with its history row, or not at all.
+    Creates the database if it does not exist; backs up an existing one first.
+
+    \b
+    Example:
+      vcp-migrate up
+      vcp-migrate migrate --to 2 --db vcp_trading.db
+      vcp-migrate migrate --dry-run
+      vcp-migrate migrate --atomic --keep-backups 10
+    """
+    manager = make_manager(db, directory, progress, lock_timeout, backup, keep_backups, dump)
+    if dry_run or sql_only:
+        return _show_dry_run(manager.dry_run_migrate(target, allow_out_of_order=allow_out_of_order), progress, sql_only)
+    runs = manager.migrate(target, allow_out_of_order=allow_out_of_order, atomic=atomic)
+    progress.stop()
+    if not runs:
+        progress.console.print(f"Nothing to apply: {printable(str(manager.db_path))} is up to date.", markup=False)
+    else:
+        total = sum(run.duration_ms for run in runs)
+        progress.console.print(f"Applied {len(runs)} migration(s) in {total} ms.")
+    return 0
+
+
+@click.command("rollback")
+@common
+@lock_timeout_option
+@click.option("--steps", type=click.IntRange(min=1), metavar="N", help="How many migrations to roll back [default: 1].")
+@click.option(
+    "--to",
+    "to",
+    type=click.IntRange(min=0),
+    metavar="VERSION",
+    help="Roll back every migration above VERSION; 0 rolls back all.",
+)
+@click.option(
+    "--from-history",
+    is_flag=True,
+    help="For a migration whose file is missing, run the source kept in the database (shown first).",
+)
+@click.option("--yes", is_flag=True, help="With --from-history: run the source kept in the database without asking.")
+@dry_run_options
+@backup_options
+@handles_errors
+def rollback_command(
+    db: str | None,
+    directory: str | None,
+    lock_timeout: float,
+    steps: int | None,
+    to: int | None,
+    from_history: bool,
+    yes: bool,
+    dry_run: bool,
+    sql_only: bool,
+    backup: bool | None,
+    keep_backups: int | None,
+    dump: bool | None,
+    progress: Progress,
+) -> int:
+    """Roll back applied migrations, newest first (alias: down).
+
+    With --from-history, a migration whose file is missing runs from the source
+    kept in the database: it is shown whole, and run only once you say yes.
+
+    \b
+    Example:
+      vcp-migrate rollback
+      vcp-migrate rollback --steps 2
+      vcp-migrate down --to 0
+      vcp-migrate rollback --dry-run --sql
+      vcp-migrate rollback --from-history
+      vcp-migrate rollback --from-history --yes
+    """
+    if steps is not None and to is not None:
+        raise click.UsageError("--steps and --to cannot be used together")
+
+    def confirm(title: str, code: str) -> bool:
+        progress.showing(title, code)
+        if yes:
+            return True
+        if not interactive():
+            raise PlanError(
+                "--from-history runs code kept in the database, and there is no terminal to confirm it",
+                hint="review the source shown above and pass --yes; nothing was rolled back",
+            )
+        return click.confirm("Run it?", default=False)
+
+    manager = make_manager(db, directory, progress, lock_timeout, backup, keep_backups, dump)
+    if dry_run or sql_only:
+        report = manager.dry_run_rollback(steps, to=to, from_history=from_history, confirm=confirm)
+        return _show_dry_run(report, progress, sql_only)
+    runs = manager.rollback(steps, to=to, from_history=from_history, confirm=confirm)
+    progress.stop()
+    if not runs:
+        progress.console.print("Nothing to roll back.")
+    else:
+        progress.console.print(f"Rolled back {len(runs)} migration(s).")
+    return 0
+
+
+@click.command("redo")
+@common
+@lock_timeout_option
+@backup_options
+@handles_errors
+def redo_command(
+    db: str | None,
+    directory: str | None,
+    lock_timeout: float,
+    backup: bool | None,
+    keep_backups: int | None,
+    dump: bool | None,
+    progress: Progress,
+) -> int:
+    """Roll back the newest migration and apply it again, as its file is now.
+
+    The loop while writing a migration. In one transaction when the migration is
+    transactional: if its up fails, it stays applied as it was.
+
+    \b
+    Example:
+      vcp-migrate redo
+    """
+    make_manager(db, directory, progress, lock_timeout, backup, keep_backups, dump).redo()
+    return 0
+
+
+@click.command("baseline")
+@common
+@lock_timeout_option
+@click.argument("version", type=click.IntRange(min=1))
+@handles_errors
+def baseline_command(
+    db: str | None, directory: str | None, lock_timeout: float, version: int, progress: Progress
+) -> int:
+    """Record migrations up to VERSION as applied, without running them.
+
+    For a database created before vcp-migrate: its schema already holds what these
+    migrations would create. Refuses if the history already goes beyond VERSION.
+
+    \b
+    Example:
+      vcp-migrate baseline 2
+    """
+    recorded = make_manager(db, directory, progress, lock_timeout).baseline(version)
+    listed = ", ".join(map(str, recorded)) or "none (already recorded)"
+    click.echo(f"Recorded as applied without running them: {listed}.")
+    return 0
+
+
+@click.command("repair")
+@common
+@lock_timeout_option
+@click.argument("versions", type=click.IntRange(min=1), nargs=-1)
+@click.option("--yes", is_flag=True, help="Record without asking.")
+@handles_errors
+def repair_command(
+    db: str | None,
+    directory: str | None,
+    lock_timeout: float,
+    versions: tuple[int, ...],
+    yes: bool,
+    progress: Progress,
+) -> int:
+    """Accept reviewed edits to applied migrations: record their new checksums.
+
+    Shows the diff between what was applied and the file now, and asks before
+    recording each one (unless --yes). Without VERSIONS: every modified migration.
+
+    \b
+    Example:
+      vcp-migrate repair
+      vcp-migrate repair 3 --yes
+    """
+    from .. import render
+
+    def confirm(repair: Repair) -> bool:
+        progress.console.print(render.diff_text(repair.diff))
+        return yes or click.confirm(f"Record the new checksum of {repair.current.path}?", default=False)
+
+    manager = make_manager(db, directory, progress, lock_timeout)
+    repaired = manager.repair(list(versions) or None, confirm=confirm)
+    listed = ", ".join(map(str, repaired)) or "nothing"
+    click.echo(f"Recorded new checksums: {listed}.")
+    return 0
+
+
+@click.command("backups")
+@common
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+@handles_errors
+def backups_command(db: str | None, directory: str | None, as_json: bool, progress: Progress) -> int:
+    """List the backups taken before changes: time, version, size.
+
+    \b
+    Example:
+      vcp-migrate backups
+      vcp-migrate backups --json
+    """
+    manager = make_manager(db, directory, progress)
+    found = manager.backups()
+    if as_json:
+        import json
+
+        click.echo(json.dumps([backup.as_dict() for backup in found], indent=2))
+    else:
+        from .. import render
+
+        progress.console.print(render.backups_table(manager.db_path, found))
+    return 0
+
+
+@click.command("restore")
+@common
+@lock_timeout_option
+@click.argument("backup", required=False, metavar="[BACKUP]")
+@click.option("--yes", is_flag=True, help="Restore without asking (needed when no terminal can answer).")
+@handles_errors
+def restore_command(
+    db: str | None, directory: str | None, lock_timeout: float, backup: str | None, yes: bool, progress: Progress
+) -> int:
+    """Replace the database with a backup: the newest, or the one named.
+
+    Says when the backup was taken and asks first, since every change made
+    since then is lost (--yes skips the question). Backs up the current state
+    first, so the restore can itself be undone. Refuses a file that is not a
+    backup of this database.
+
+    \b
+    Example:
+      vcp-migrate restore
+      vcp-migrate restore 20261124T120000.000Z-v2.db --yes
+    """
+    manager = make_manager(db, directory, progress, lock_timeout)
+
+    def confirm(chosen: Backup) -> bool:
+        when = f"{chosen.path} (taken {chosen.taken_at}, at version {chosen.version})"
+        if yes:
+            return True
+        if not interactive():
+            raise VcpMigrateError(
+                f"restoring {when} would lose every change made since then, and there is no terminal to ask",
+                where=str(manager.db_path),
+                hint="pass --yes to restore; nothing was changed",
+            )
+        progress.stop()
+        warning = f"Restoring {when} replaces {manager.db_path}: every change made since then will be lost."
+        click.echo(printable(warning))
+        return click.confirm("Restore it?", default=False)
+
+    restored, safety = manager.restore(backup, confirm=confirm)
+    when = f"taken {restored.taken_at}, at version {restored.version}"
+    undo = f"; the state before is in {safety.path}" if safety else ""
+    click.echo(printable(f"Restored {manager.db_path} from {restored.path} ({when}){undo}."))
+    return 0

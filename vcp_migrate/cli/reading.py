@@ -1,0 +1,122 @@
+"""The commands that only read, or add a file: status, validate, schema, new."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from ..printable import printable
+from .base import EXIT_PENDING, common, handles_errors, make_manager
+
+if TYPE_CHECKING:
+    from .progress import Progress
+
+
+@click.command("status")
+@common
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+@click.option("--exit-code", is_flag=True, help=f"Exit {EXIT_PENDING} when any migration is pending.")
+@handles_errors
+def status_command(db: str | None, directory: str | None, as_json: bool, exit_code: bool, progress: Progress) -> int:
+    """Show every migration: applied, pending, modified, missing, out-of-order or invalid.
+
+    Never runs migration code and never creates the database.
+
+    \b
+    Example:
+      vcp-migrate status
+      vcp-migrate status --json --exit-code
+    """
+    report = make_manager(db, directory, progress).report()
+    if as_json:
+        import json
+
+        click.echo(json.dumps([row.as_dict() for row in report.rows]))
+        if not report.database_exists:
+            click.echo(f"Note: {report.database} does not exist yet: every migration is pending.", err=True)
+    else:
+        from .. import render
+
+        progress.console.print(render.status_table(report))
+    return EXIT_PENDING if exit_code and report.pending else 0
+
+
+@click.command("new")
+@common
+@click.argument("name")
+@click.option("--sql", "sql", is_flag=True, help="Create a .sql file instead of a .py file.")
+@handles_errors
+def new_command(db: str | None, directory: str | None, name: str, sql: bool, progress: Progress) -> int:
+    """Create the next migration file, NNN_NAME.py (or .sql), with empty up and down.
+
+    \b
+    Example:
+      vcp-migrate new add_pnl_column
+      vcp-migrate new "Add index on symbol" --sql
+      vcp-migrate new "Été données"
+    """
+    path = make_manager(db, directory, progress).new(name, sql=sql)
+    click.echo(f"Created {printable(str(path))}")
+    return 0
+
+
+@click.command("validate")
+@common
+@click.option("--roundtrip", is_flag=True, help="Also prove every migration reversible on a copy of the database.")
+@click.option("--strict", is_flag=True, help="Treat warnings (hazards) as failures.")
+@click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
+@handles_errors
+def validate_command(
+    db: str | None, directory: str | None, roundtrip: bool, strict: bool, as_json: bool, progress: Progress
+) -> int:
+    """Check that the database is exactly what the migrations say, and that they can be undone.
+
+    The files (names, duplicates, loading, a down for each), the history against them
+    (with a diff for edited files), the database (integrity, foreign keys, drift from
+    what the applied migrations produce), the schema file, and hazards in pending
+    migrations. Runs migrations only on databases in memory. Exits 1 on any error,
+    and on warnings too with --strict.
+
+    \b
+    Example:
+      vcp-migrate validate
+      vcp-migrate validate --roundtrip --strict --json
+    """
+    problems = make_manager(db, directory, progress).validate(roundtrip=roundtrip)
+    failing = [p for p in problems if p.severity == "error" or strict]
+    if as_json:
+        import json
+
+        click.echo(json.dumps({"ok": not failing, "problems": [p.as_dict() for p in problems]}, indent=2))
+    else:
+        from .. import render
+
+        for problem in problems:
+            progress.console.print(render.problem_line(problem))
+            if problem.diff:
+                progress.console.print(render.diff_text(problem.diff))
+        progress.console.print(render.validate_summary(problems, strict=strict))
+    return 1 if failing else 0
+
+
+@click.command("schema")
+@common
+@handles_errors
+def schema_command(db: str | None, directory: str | None, progress: Progress) -> int:
+    """Print the database's normalised schema: tables, indexes, views, triggers.
+
+    The same text as the schema file written after every change.
+
+    \b
+    Example:
+      vcp-migrate schema --db vcp_trading.db
+    """
+    text = make_manager(db, directory, progress).schema_text()
+    if progress.console.is_terminal:
+        from rich.syntax import Syntax
+
+        progress.console.print(Syntax(text, "sql", background_color="default"))
+    else:
+        click.echo(text, nl=False)
+    return 0
