@@ -61,3 +61,47 @@ def test_read_settings_checks_keys_and_types(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfe")
     with pytest.raises(UsageError, match="cannot be read"):
         read_settings(path)
+
+
+def test_manager_settings_take_given_values_then_the_table_then_defaults(tmp_path: Path) -> None:
+    from vcp_migrate.config import manager_settings
+
+    assert manager_settings(path=tmp_path / "absent.toml") == (
+        "vcp_trading.db",
+        "migrations",
+        True,
+        5,
+        True,
+        None,
+        True,
+    )
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(
+        '[tool.vcp-migrate]\ndb = "table.db"\nbackup = false\nkeep_backups = 2\nschema_file = "s.sql"\n'
+        "user_version = false\ndump = false\n"
+    )
+    from_table = manager_settings(path=pyproject)
+    assert (from_table.db, from_table.directory, from_table.backup, from_table.keep_backups) == (
+        "table.db",
+        "migrations",
+        False,
+        2,
+    )
+    assert (from_table.user_version, from_table.schema_file, from_table.dump) == (False, "s.sql", False)
+    given = manager_settings("given.db", "given", True, 9, True, path=pyproject)
+    assert (given.db, given.directory, given.backup, given.keep_backups, given.dump) == (
+        "given.db",
+        "given",
+        True,
+        9,
+        True,
+    )
+
+
+def test_manager_settings_refuse_a_value_of_the_wrong_type(tmp_path: Path) -> None:
+    from vcp_migrate.config import manager_settings
+
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text("[tool.vcp-migrate]\nkeep_backups = true\n")
+    with pytest.raises(UsageError, match="keep_backups must be a int, not True"):
+        manager_settings(path=pyproject)

@@ -120,7 +120,9 @@ class MigrationConnection(sqlite3.Connection):
 
     def cursor(self, factory: Any = None) -> Any:
         if factory is None and self.capture is not None:
-            return super().cursor(_RecordingCursor)
+            from .capture import RecordingCursor  # loaded only by dry runs and validate
+
+            return super().cursor(RecordingCursor)
         cursor: sqlite3.Cursor = super().cursor() if factory is None else super().cursor(factory)
         return cursor
 
@@ -137,58 +139,6 @@ class MigrationConnection(sqlite3.Connection):
         for statement in split_statements(sql_script):
             cursor.execute(statement)
         return cursor
-
-
-class _RecordingCursor(sqlite3.Cursor):
-    """A cursor of a connection whose statements are being captured (dry runs)."""
-
-    def execute(self, sql: str, parameters: Any = (), /) -> _RecordingCursor:
-        _captured(self).append(_as_statement(sql, parameters))
-        return super().execute(sql, parameters)
-
-    def executemany(self, sql: str, parameters: Any, /) -> _RecordingCursor:
-        counted = _Counted(parameters)
-        cursor = super().executemany(sql, counted)
-        _captured(self).append(f"{_as_statement(sql)} -- executed {counted.count} time(s)")
-        return cursor
-
-    def executescript(self, sql_script: str, /) -> sqlite3.Cursor:
-        if isinstance(self.connection, MigrationConnection) and self.connection.guarded:
-            self.connection.executescript(sql_script)
-            return self
-        from .sqltext import split_statements
-
-        _captured(self).extend(split_statements(sql_script))
-        return super().executescript(sql_script)
-
-
-def _captured(cursor: sqlite3.Cursor) -> list[str]:
-    capture = getattr(cursor.connection, "capture", None)
-    return capture if capture is not None else []
-
-
-class _Counted:
-    """Counts the parameter sets executemany() consumes, without holding them."""
-
-    def __init__(self, parameters: Any) -> None:
-        self._iterator = iter(parameters)
-        self.count = 0
-
-    def __iter__(self) -> _Counted:
-        return self
-
-    def __next__(self) -> Any:
-        item = next(self._iterator)
-        self.count += 1
-        return item
-
-
-def _as_statement(sql: str, parameters: Any = ()) -> str:
-    """A captured statement: ends with a semicolon; parameters follow as a comment."""
-    text = sql.strip()
-    if not text.endswith(";"):
-        text += ";"
-    return f"{text} -- parameters: {parameters!r}" if parameters else text
 
 
 def check_path(path: Path, *, create: bool) -> None:
