@@ -53,3 +53,28 @@ def test_every_exported_name_resolves() -> None:
         assert "NoSuchThing" in str(error)
     else:
         raise AssertionError("a missing name must raise AttributeError")
+
+
+def test_attributes_set_after_construction_are_used_by_the_next_call(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
+    manager = project.manager()
+    manager.migrate(1)
+    manager.backup = False
+    manager.dump_schema = False
+    manager.migrate()
+    assert not (project.root / "test.db.backups").exists()
+    assert "-- version: 1\n" in (project.dir / "schema.sql").read_text()  # written by the first call only
+    manager.backup = True
+    manager.rollback()
+    assert len(list((project.root / "test.db.backups").iterdir())) == 1
+    manager.lock_timeout = float("nan")
+    from vcp_migrate import UsageError
+
+    try:
+        manager.status()
+    except UsageError as error:
+        assert "lock timeout must be a finite number of seconds" in str(error)
+    else:
+        raise AssertionError("a bad value set after construction must be refused at the next call")
+    assert project.history() == [1]
