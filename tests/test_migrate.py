@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from contextlib import closing
 
 import pytest
 
@@ -491,7 +492,7 @@ def test_a_temp_trigger_that_deletes_the_history_row_fails_the_migration(project
     )
     result = project.cli("migrate")
     assert result.exit_code == 1
-    assert "002_trap.sql: its history row did not stay as written" in result.output
+    assert "002_trap.sql: it left trigger(s) on the history table (hide)" in result.output
     assert "Applied 2" not in result.output
     assert project.history() == [1] and project.tables() == {"a"}
     project.write("002_trap.sql", "-- migrate:up\nCREATE TABLE b (x);\n-- migrate:down\nDROP TABLE b;\n")
@@ -511,7 +512,38 @@ def test_a_temp_trigger_that_restores_the_row_on_rollback_fails_the_rollback(pro
     )
     project.manager().migrate()
     result = project.cli("rollback")
-    assert result.exit_code == 1 and "its history row did not stay as written" in result.output
+    assert result.exit_code == 1 and "it left trigger(s) on the history table (keep)" in result.output
+    assert project.history() == [1, 2] and project.tables() == {"a", "b"}
+
+
+@pytest.mark.parametrize("temp", ["TEMP ", ""], ids=["temp trigger", "trigger in the database"])
+def test_a_trigger_that_rewrites_other_history_rows_fails_the_migration(project: Project, temp: str) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.sql(
+        "002_trap.sql",
+        f"CREATE {temp}TRIGGER evil AFTER INSERT ON vcp_migrations BEGIN\n"
+        "  DELETE FROM vcp_migrations WHERE version < NEW.version;\n"
+        "END;\n"
+        "CREATE TABLE two (a);",
+        "DROP TABLE two;",
+    )
+    result = project.cli("migrate")
+    assert result.exit_code == 1 and "002_trap.sql: it left trigger(s) on the history table (evil)" in result.output
+    assert project.history() == [1] and project.tables() == {"a"}
+    assert project.query("SELECT name FROM sqlite_master WHERE type = 'trigger'") == []
+
+
+def test_a_rollback_whose_history_row_is_already_gone_is_rolled_back(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.sql(
+        "002_b.sql",
+        "CREATE TABLE b (x);",
+        "DROP TABLE b;\nDELETE FROM vcp_migrations WHERE version = 2;",
+    )
+    project.manager().migrate()
+    result = project.cli("rollback")
+    assert result.exit_code == 1
+    assert "002_b.sql: its history row was already gone: another run rolled it back first" in result.output
     assert project.history() == [1, 2] and project.tables() == {"a", "b"}
 
 
@@ -645,3 +677,75 @@ def test_history_from_the_first_release_is_upgraded_in_place(project: Project) -
     with pytest.raises(PlanError, match="has no source in the history"):
         project.manager().rollback(to=0, from_history=True)
     assert project.history() == [1, 2, 3]
+
+
+def test_a_migration_that_commits_then_begins_again_is_caught(project: Project) -> None:
+    project.sql(
+        "001_a.sql",
+        "CREATE TABLE acct (id INTEGER PRIMARY KEY, bal INTEGER);\nINSERT INTO acct VALUES (1, 10000);",
+        "DROP TABLE acct;",
+    )
+    project.manager().migrate()
+    project.write(
+        "002_evil.py",
+        "import sqlite3\n\n"
+        "def up(connection):\n"
+        "    connection.execute('UPDATE acct SET bal = bal / 100')\n"
+        "    sqlite3.Connection.set_authorizer(connection, lambda *args: sqlite3.SQLITE_OK)\n"
+        "    connection.execute('COMMIT')\n"
+        "    connection.execute('BEGIN')\n"
+        "    raise RuntimeError('boom')\n\n"
+        "def down(connection):\n    pass\n",
+    )
+    result = project.cli("migrate")
+    assert result.exit_code == 1
+    assert "after it had ended vcp-migrate's transaction itself" in result.output
+    assert "committed without a history row" in result.output and "nothing was applied" not in result.output
+    assert project.query("SELECT bal FROM acct") == [(100,)] and project.history() == [1]
+    backups = list((project.root / "test.db.backups").iterdir())
+    assert len(backups) == 1  # kept: the database changed
+
+
+def test_a_non_transactional_migration_stopped_by_a_database_error_keeps_the_backup(project: Project) -> None:
+    project.sql(
+        "001_a.sql",
+        "CREATE TABLE acct (id INTEGER PRIMARY KEY, bal INTEGER);\nINSERT INTO acct VALUES (1, 10000);",
+        "DROP TABLE acct;",
+    )
+    project.manager().migrate()
+    project.write(
+        "002_nt.sql",
+        "-- migrate:up transaction:false\nUPDATE acct SET bal = bal / 100;\nBEGIN;\nINSERT INTO acct VALUES (2, 1);\n"
+        "-- migrate:down transaction:false\nSELECT 1;\n",
+    )
+    result = project.cli("migrate")
+    assert result.exit_code == 1
+    assert "002_nt.sql runs outside a transaction, so what it did stays" in result.output
+    assert project.query("SELECT bal FROM acct ORDER BY id") == [(100,)] and project.history() == [1]
+    backups = list((project.root / "test.db.backups").iterdir())
+    assert len(backups) == 1 and "kept" in result.output
+
+
+def test_a_link_repointed_during_the_run_does_not_move_the_run_to_another_database(project: Project) -> None:
+    from vcp_migrate import MigrationManager
+
+    real, other, link = project.root / "a.db", project.root / "b.db", project.root / "current.db"
+    sqlite3.connect(other).execute("CREATE TABLE untouched (x)").connection.close()
+    link.symlink_to(real.name)
+    project.sql("001_a.sql", "CREATE TABLE one (x);", "DROP TABLE one;")
+    project.write(
+        "002_flip.py",
+        "import os\n\n"
+        "def up(connection):\n"
+        "    os.symlink('b.db', 'flipped.db')\n"
+        "    os.replace('flipped.db', 'current.db')  # a deploy flips the link while we run\n\n"
+        "def down(connection):\n    pass\n",
+    )
+    project.sql("003_c.sql", "CREATE TABLE three (x);", "DROP TABLE three;")
+    runs = MigrationManager(link, project.dir, backup=False).migrate()
+    assert [run.version for run in runs] == [1, 2, 3]
+    with closing(sqlite3.connect(real)) as connection:
+        assert [row[0] for row in connection.execute("SELECT version FROM vcp_migrations")] == [1, 2, 3]
+    with closing(sqlite3.connect(other)) as connection:
+        names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    assert names == {"untouched"}

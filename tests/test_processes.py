@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -344,6 +345,26 @@ def test_database_path_that_is_a_directory(project: Project) -> None:
         assert result.stderr.strip() == f"Error: {project.db}: is a directory, not a database file (check --db)"
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+@pytest.mark.parametrize("through", ["itself", "a link"])
+def test_database_path_that_is_a_named_pipe_is_never_opened(project: Project, through: str) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);")
+    pipe = project.root / "pipe.db"
+    os.mkfifo(pipe)
+    if through == "a link":
+        os.symlink(pipe.name, project.db)
+    else:
+        project.db = pipe
+    for command in ("status", "migrate"):
+        result = run_cli(project, command, timeout=20)  # opening the pipe would wait for a writer
+        assert result.returncode == 1
+        assert result.stderr == f"Error: {project.db}: is not a regular file (check --db)\n"
+    assert stat.S_ISFIFO(os.stat(project.db).st_mode)
+    assert sorted(p.name for p in project.root.iterdir()) == sorted(
+        ["migrations", "pipe.db"] + (["test.db"] if through == "a link" else [])
+    )
+
+
 def test_mistyped_database_path_creates_nothing(project: Project) -> None:
     project.sql("001_a.sql", "CREATE TABLE a(x);")
     typo = project.root / "vcp_tradng.db"
@@ -434,3 +455,26 @@ def test_a_named_pipe_or_looping_link_never_hangs_a_command(project: Project, ki
     validate = run_cli(project, "validate", timeout=20)
     assert validate.returncode == 1 and f"{project.dir / '003_x.sql'}: {reason}" in validate.stdout
     assert project.digest() == before and project.history() == [1] and project.tables() == {"a"}
+
+
+def test_a_thread_left_using_the_connection_is_refused_it_and_fails_the_migration(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE acct (bal INTEGER);\nINSERT INTO acct VALUES (10000);", "DROP TABLE acct;")
+    project.write(
+        "002_thread.py",
+        "import threading, time\n\n"
+        "def up(connection):\n"
+        "    connection.execute('CREATE TABLE log (n INTEGER)')\n"
+        "    def work():\n"
+        "        for _ in range(300):\n"
+        "            try:\n"
+        "                connection.execute('UPDATE acct SET bal = bal / 100')\n"
+        "            except Exception:\n"
+        "                pass\n"
+        "            time.sleep(0.01)\n"
+        "    threading.Thread(target=work).start()\n\n"
+        "def down(connection):\n    connection.execute('DROP TABLE log')\n",
+    )
+    result = run_cli(project, "migrate", timeout=60)
+    assert result.returncode == 1, result.stderr  # not a crash
+    assert "002_thread.py: up() returned with thread(s) still running" in result.stderr
+    assert project.history() == [1] and project.query("SELECT bal FROM acct") == [(10000,)]

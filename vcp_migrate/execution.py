@@ -99,6 +99,8 @@ class Runner:
         connection = self.session.connection
         started = time.perf_counter()
         done = f"{earlier} migration(s) of this run completed before it" if earlier else "nothing was changed"
+        if not step.transactional:
+            done = f"{migration.file.path} runs outside a transaction, so what it did stays; {done}"
         try:
             with sqlite.translated(self.session.path, done):
                 if step.transactional:
@@ -194,8 +196,17 @@ class Runner:
             history.prepare(connection)
         if direction == "up":
             history.record(connection, file, _ms(started))
-        else:
-            history.remove(connection, file.version)
+        elif not history.remove(connection, file.version):
+            raise StepFailed(
+                "its history row was already gone: another run rolled it back first (one reaching the"
+                " database through another name, such as a hard link in another folder?)"
+            )
+        triggers = history.triggers(connection)
+        if triggers:
+            raise StepFailed(
+                f"it left trigger(s) on the history table ({', '.join(triggers)}), which could rewrite the"
+                " history; drop them in the migration"
+            )
         # A migration may have left a TEMP trigger on the history table that undoes our row: the
         # history must say exactly what is committed, so check before the COMMIT.
         if not history.is_recorded(connection, file, applied=direction == "up"):

@@ -135,9 +135,20 @@ def update(connection: sqlite3.Connection, migration: MigrationFile) -> None:
     )
 
 
-def remove(connection: sqlite3.Connection, version: int) -> None:
-    """Delete the history row of a rolled-back migration, in the caller's transaction."""
-    connection.execute(f"DELETE FROM {TABLE} WHERE version = ?", (version,))
+def remove(connection: sqlite3.Connection, version: int) -> bool:
+    """Delete the history row of a rolled-back migration, in the caller's transaction; False when
+    there was no row to delete (another run, through another name, rolled it back first)."""
+    return connection.execute(f"DELETE FROM {TABLE} WHERE version = ?", (version,)).rowcount == 1
+
+
+def triggers(connection: sqlite3.Connection) -> list[str]:
+    """Triggers on the history tables (TEMP or not): a migration's, which could rewrite the history."""
+    rows = connection.execute(
+        "SELECT name FROM temp.sqlite_master WHERE type = 'trigger' AND tbl_name IN (?, ?)"
+        " UNION ALL SELECT name FROM main.sqlite_master WHERE type = 'trigger' AND tbl_name IN (?, ?)",
+        TABLES + TABLES,
+    )
+    return [str(row[0]) for row in rows]
 
 
 def is_recorded(connection: sqlite3.Connection, migration: MigrationFile, *, applied: bool) -> bool:

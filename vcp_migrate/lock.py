@@ -93,6 +93,7 @@ class RunLock:
         self.create = create
         self._created: tuple[int, int] | None = None  # the identity of the database this run created
         self.identity: Identity | None = None
+        self._resolved: Path | None = None
         self._path: Path | None = None
         self._fd: int | None = None
 
@@ -107,6 +108,14 @@ class RunLock:
         if self.identity is None:
             raise RuntimeError("the run lock is not held")
         return self.identity
+
+    @property
+    def resolved(self) -> Path:
+        """The database file whose lock this run holds, links resolved: open this one, not the path
+        given, so a link repointed during the run cannot move the run onto an unlocked database."""
+        if self._resolved is None:
+            raise RuntimeError("the run lock is not held")
+        return self._resolved
 
     @property
     def path(self) -> Path:
@@ -160,7 +169,7 @@ class RunLock:
                 raise
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode(), 0)
-            self._fd, self._path, self.identity = fd, path, now[1]
+            self._fd, self._path, self.identity, self._resolved = fd, path, now[1], now[0]
             return self
 
     def __exit__(

@@ -62,7 +62,8 @@ class MigrationConnection(sqlite3.Connection):
 
     def _authorize(self, action: int, arg1: str | None, *_: str | None) -> int:
         if self.rehearsing and action == sqlite3.SQLITE_ATTACH and arg1 not in ("", ":memory:"):
-            self.unrehearsable = f"it would write to the file {arg1!r} (ATTACH or VACUUM INTO)"
+            target = f"the file {arg1!r}" if arg1 is not None else "a file named by an expression"
+            self.unrehearsable = f"it would write to {target} (ATTACH or VACUUM INTO)"
             return sqlite3.SQLITE_DENY
         if self.guarded:
             if action == sqlite3.SQLITE_TRANSACTION:
@@ -166,7 +167,6 @@ def open_database(path: Path, *, create: bool, timeout: float) -> MigrationConne
             timeout=timeout,
             isolation_level=None,
             factory=MigrationConnection,
-            check_same_thread=False,
         )
         connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.Error as exc:
@@ -225,7 +225,7 @@ def require_writable(connection: MigrationConnection, path: Path) -> None:
 
 def memory_database() -> MigrationConnection:
     """An empty throw-away database in memory (dry runs of a database that does not exist yet)."""
-    return sqlite3.connect(":memory:", isolation_level=None, factory=MigrationConnection, check_same_thread=False)
+    return sqlite3.connect(":memory:", isolation_level=None, factory=MigrationConnection)
 
 
 def database_error(exc: sqlite3.Error, path: Path, changed: str = "nothing was changed") -> DatabaseError:

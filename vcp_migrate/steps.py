@@ -3,6 +3,7 @@ guarded against ending our transaction; every way it can fail becomes one StepFa
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import threading
 import time
@@ -48,12 +49,19 @@ def run_step(
     connection.guarded = guarded
     connection.capture = [] if capture else None
     changes_before = connection.total_changes
+    # A savepoint of our own, released after the step: if the step ended our transaction (even
+    # if it began another), the savepoint is gone and releasing it fails.
+    guard = f"vcp_migrate_guard_{secrets.token_hex(6)}"
+    if guarded:
+        _quietly(connection, f"SAVEPOINT {guard}")
     try:
-        with _failing(connection, guarded=guarded, changes_before=changes_before):
+        with _failing(connection, guard=guard if guarded else None, changes_before=changes_before):
             if isinstance(step, SqlStep):
                 _run_statements(connection, step.statements)
             else:
                 _run_function(connection, step)
+            if connection.rehearsing:
+                _check_attached(connection)
         return tuple(connection.capture or ())
     finally:
         connection.guarded = False
@@ -63,7 +71,7 @@ def run_step(
 
 
 @contextmanager
-def _failing(connection: sqlite.MigrationConnection, *, guarded: bool, changes_before: int) -> Iterator[None]:
+def _failing(connection: sqlite.MigrationConnection, *, guard: str | None, changes_before: int) -> Iterator[None]:
     """Attach the statements captured so far to a failure, and fail a step that ended our
     transaction itself (by calling the base class's methods past our guards): what it did up to
     then is committed, and nothing may be recorded on top of it."""
@@ -71,14 +79,40 @@ def _failing(connection: sqlite.MigrationConnection, *, guarded: bool, changes_b
         yield
     except StepFailed as failed:
         failed.statements = tuple(connection.capture or ())
-        if guarded and not connection.in_transaction:
+        if guard is not None and not _still_ours(connection, guard):
             _ended(failed, connection, changes_before)
         raise
-    if guarded and not connection.in_transaction:
+    if guard is not None and not _still_ours(connection, guard):
         ended = StepFailed("it ended vcp-migrate's transaction itself (a COMMIT or ROLLBACK past its guards)")
         ended.statements = tuple(connection.capture or ())
         _ended(ended, connection, changes_before)
         raise ended
+
+
+def _still_ours(connection: sqlite.MigrationConnection, guard: str) -> bool:
+    """Whether the transaction the step ran in is still ours: the guard savepoint is there."""
+    if not connection.in_transaction:
+        return False
+    try:
+        _quietly(connection, f"RELEASE {guard}")
+    except sqlite3.OperationalError:  # "no such savepoint": a transaction of the step's own
+        return False
+    return True
+
+
+def _quietly(connection: sqlite.MigrationConnection, sql: str) -> sqlite3.Cursor:
+    """Run our own statement on the step's connection without capturing it as the step's."""
+    return sqlite3.Connection.execute(connection, sql)
+
+
+def _check_attached(connection: sqlite.MigrationConnection) -> None:
+    """While rehearsing, fail a step that attached a file past the authorizer (it swapped it out)."""
+    listed = _quietly(connection, "PRAGMA database_list").fetchall()
+    main = listed[0][2]
+    for _, name, file in listed:
+        if name not in ("main", "temp") and file and file != main:
+            connection.unrehearsable = f"it attached the file {file!r} past vcp-migrate's guards"
+            raise StepFailed(f"it cannot be rehearsed: {connection.unrehearsable}", unrehearsable=True)
 
 
 def _ended(failed: StepFailed, connection: sqlite.MigrationConnection, changes_before: int) -> None:
@@ -144,9 +178,9 @@ _THREAD_GRACE_SECONDS = 2.0
 def _stop_left_threads(connection: sqlite.MigrationConnection, before: set[threading.Thread], who: str) -> None:
     """Fail a migration that returned with a thread of its own still running.
 
-    Such a thread may go on using the connection after the migration's COMMIT (or hold it while we
-    wait to roll back): interrupt what it runs on the connection and wait briefly, so the
-    rollback and the release of the locks cannot hang on it.
+    Such a thread may go on working after the migration's COMMIT. The connection refuses other
+    threads (it checks the thread), so it cannot use ours; still, interrupt what runs on it and
+    wait briefly for the threads, so the rollback and the release of the locks come first.
     """
     left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
     if not left:

@@ -1,8 +1,8 @@
 """Dry runs of migrate and rollback: run the plan for real, report what it did, throw it away.
 
-Transactional migrations run on the database inside one transaction that is rolled back. If
-any is not transactional, everything runs on a throw-away copy made with the backup API (or,
-for a database that does not exist yet, on an empty one in memory). Every session here
+Transactional SQL migrations run on the database inside one transaction that is rolled back. If
+any migration is Python or not transactional, everything runs on a throw-away copy made with the
+backup API (or, for a database that does not exist yet, on an empty one in memory). Every session here
 rehearses: nothing it runs may write another file.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .. import discovery, schema, sqlite
 from ..execution import Outcome, Session
-from ..loading import LoadedMigration
+from ..loading import LoadedMigration, SqlStep
 from ..models import Direction, DryRun, Rehearsal
 from . import frame, migrate, rollback
 from .context import Settings, scan
@@ -64,7 +64,9 @@ def _rehearse(settings: Settings, make_plan: Callable[[sqlite.MigrationConnectio
     with frame.writing(settings, create=False) as session:
         plan = make_plan(session.connection)
         session.rehearsing = session.connection.rehearsing = True
-        if all(m.step(d).transactional for m, d in plan):
+        # In place only SQL that is transactional: Python code could reach past the guards and
+        # commit onto the live file, so a plan with any runs on a throw-away copy.
+        if all(isinstance(m.step(d), SqlStep) and m.step(d).transactional for m, d in plan):
             return _in_place(settings, session, plan)
         _remove_stale_scratch(database)
         with tempfile.TemporaryDirectory(dir=database.absolute().parent, prefix=_scratch_prefix(database)) as scratch:

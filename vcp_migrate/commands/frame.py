@@ -50,7 +50,7 @@ def writing(settings: Settings, *, create: bool) -> Iterator[Session]:
                 " documents hard links to a database as a way to corrupt it (keep one name)"
             )
         try:
-            session = Session(settings.db_path, settings.lock_timeout)
+            session = Session(lock.resolved, settings.lock_timeout)
             session.existed = lock.held.size > 0
             session.before_commit = lock.verify
             try:
@@ -76,8 +76,8 @@ def each(settings: Settings, session: Session, plan: list[LoadedMigration], dire
         settings.observer.started(migration.file, direction, index, len(plan))
         try:
             outcome = run.one(migration, direction, earlier=len(runs))
-        except BaseException as exc:  # an interrupt or a database error: its transaction rolled back
-            return Ran(tuple(runs), exc)
+        except BaseException as exc:  # an interrupt or a database error: what it did outside a transaction stays
+            return Ran(tuple(runs), exc, partly=not migration.step(direction).transactional)
         if outcome.error:
             return Ran(tuple(runs), outcome.error, outcome.partly)
         runs.append(outcome.run)
