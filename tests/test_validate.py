@@ -356,3 +356,21 @@ def test_validate_warns_when_an_applied_migration_cannot_be_replayed(project: Pr
     problems = project.manager().validate()
     assert [(p.kind, p.severity) for p in problems] == [("unrehearsable", "warning")] * len(problems)
     assert problems and not (project.root / "snapshot.db").exists()
+
+
+def test_validate_reports_a_file_attached_past_the_guards(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.manager().migrate()
+    project.write(
+        "002_past.py",
+        "import sqlite3\n\n"
+        "def up(connection):\n"
+        "    sqlite3.Connection.set_authorizer(connection, lambda *args: sqlite3.SQLITE_OK)\n"
+        "    connection.execute(\"ATTACH 'past.db' AS past\")\n\n"
+        "def down(connection):\n    pass\n",
+    )
+    before = project.digest()
+    problems = project.manager().validate()
+    assert [(p.kind, p.severity, p.version) for p in problems] == [("unrehearsable", "warning", 2)]
+    assert "it attached the file" in problems[0].message and "past vcp-migrate's guards" in problems[0].message
+    assert project.digest() == before and project.history() == [1]
