@@ -168,3 +168,17 @@ def test_a_file_replaced_after_its_stat_is_not_read(project: Project) -> None:
     os.mkfifo(project.dir / "003_pipe.sql")
     with within(5):  # a pipe that took a regular file's place: opened without waiting, then refused
         assert _read_regular(project.dir / "003_pipe.sql", os.stat(first)) is None
+
+
+def test_versions_are_ascii_digits_only(project: Project) -> None:
+    project.write("\u0662_arabic_two.sql", "-- migrate:up\nCREATE TABLE a(x);\n")
+    project.write("\uff11_fullwidth_one.sql", "-- migrate:up\nCREATE TABLE b(x);\n")
+    found = scan(project.dir)
+    assert found.migrations == ()
+    assert {(p.path.name, p.kind) for p in found.problems} == {
+        ("\u0662_arabic_two.sql", "name"),
+        ("\uff11_fullwidth_one.sql", "name"),
+    }
+    result = project.cli("migrate")
+    assert result.exit_code == 1 and "name does not match NNN_name.py or NNN_name.sql" in result.stderr
+    assert not project.db.exists() or project.history() == []

@@ -257,3 +257,34 @@ def test_down_source_is_the_down_section_as_written(project: Project) -> None:
     down = "INSERT INTO t VALUES ('a\u2028b');\n/*\n-- migrate:up\n*/\nDROP TABLE t;"
     project.write("001_x.sql", raw=f"-- migrate:up\nCREATE TABLE t (x);\n-- migrate:down\n{down}\n".encode())
     assert down_source(scan(project.dir).migrations[0]) == down
+
+
+@pytest.mark.parametrize(
+    "declaration",
+    ["# coding: utf-7", "# -*- coding: latin-1 -*-", "#!/usr/bin/env python\n# vim: set fileencoding=cp1252 :"],
+)
+def test_python_declaring_another_encoding_is_refused(project: Project, declaration: str) -> None:
+    # compile() of the bytes would obey the declaration, so what runs would not be what is shown
+    project.write("001_a.py", f"{declaration}\ndef up(c): pass\n# +AAo-open('PWNED', 'w').write('ran')\n")
+    encoding = declaration.split("=" if "=" in declaration else ": ")[-1].split()[0]
+    with pytest.raises(MigrationFileError) as raised:
+        load(scan(project.dir).migrations[0])
+    assert str(raised.value) == (
+        f"{project.dir / '001_a.py'}: declares its encoding as {encoding}, but migrations are read as UTF-8"
+        " (save it as UTF-8 and drop the declaration)"
+    )
+    assert not (project.root / "PWNED").exists()
+
+
+@pytest.mark.parametrize("declaration", ["# coding: utf-8", "# -*- coding: UTF8 -*-", "# coding=utf_8"])
+def test_python_declaring_utf8_or_with_a_bom_loads(project: Project, declaration: str) -> None:
+    project.write("001_a.py", raw=f"\ufeff{declaration}\ndef up(c):\n    return 'é'\n".encode())
+    loaded = load(scan(project.dir).migrations[0])
+    assert isinstance(loaded.up, PythonStep) and loaded.up.function(None) == "é"  # type: ignore[arg-type]
+
+
+def test_non_utf8_python_is_refused(project: Project) -> None:
+    project.write("001_a.py", raw=b"def up(c):\n    return '\xe9'\n")
+    with pytest.raises(MigrationFileError) as raised:
+        load(scan(project.dir).migrations[0])
+    assert str(raised.value) == f"{project.dir / '001_a.py'}: is not UTF-8 text (byte 23) (save it as UTF-8)"

@@ -237,3 +237,24 @@ def test_restore_chooses_and_confirms_under_the_run_lock(project: Project) -> No
     assert done and done[0][0].path == oldest.path and [b.path for b in seen] == [oldest.path]
     assert seen[0].version == 1 and seen[0].taken_at == oldest.taken_at
     assert project.history() == [1] and project.query("SELECT symbol FROM trades") == [("AAPL",)]
+
+
+@pytest.mark.parametrize("through", ["itself", "a link"])
+def test_restore_refuses_the_database_as_its_own_backup_at_once(project: Project, through: str) -> None:
+    three(project)
+    project.manager().migrate()
+    named = project.db
+    if through == "a link":
+        named = project.root / "link.db"
+        os.symlink(project.db.name, named)
+    kept = folder(project.db)
+    before, backups_before = project.digest(), sorted(kept.iterdir()) if kept.exists() else []
+    started = time.monotonic()
+    result = run_cli(project, "restore", str(named), "--yes", "--lock-timeout", "5")
+    assert time.monotonic() - started < 4  # no waiting out the lock timeout
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"Error: {named}: is the database itself, not a backup of it"
+        " (pick one from 'vcp-migrate backups'; nothing was changed)\n"
+    )
+    assert project.digest() == before and (sorted(kept.iterdir()) if kept.exists() else []) == backups_before

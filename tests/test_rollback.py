@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from vcp_migrate import DatabaseError, MigrationFailed, MigrationFileError, PlanError, UsageError
@@ -155,3 +157,20 @@ def test_redo_whose_up_fails_stays_applied_as_it_was(project: Project) -> None:
     with pytest.raises(MigrationFailed, match="the whole batch was rolled back"):
         project.manager().redo()
     assert project.columns("c") == ["x"] and project.history() == [1, 2, 3]
+
+
+def test_from_history_accepts_a_source_kept_as_text(project: Project) -> None:
+    three(project)
+    project.manager().migrate()
+    (project.dir / "003_c.sql").unlink()
+    connection = sqlite3.connect(project.db)
+    connection.execute(
+        "UPDATE vcp_migrations SET source = CAST(source AS TEXT) WHERE version = 3"
+    )  # as another tool, or a hand repair, might leave it
+    connection.commit()
+    assert connection.execute("SELECT typeof(source) FROM vcp_migrations WHERE version = 3").fetchone() == ("text",)
+    connection.close()
+    result = project.cli("rollback", "--from-history", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "DROP TABLE c;" in result.stdout
+    assert project.tables() == {"a", "b"} and project.history() == [1, 2]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 
 from vcp_migrate.schema import normalise, snapshot
@@ -66,3 +67,35 @@ def test_normalisation_keeps_literals_and_folds_the_rest() -> None:
     sql = "CREATE TABLE  t ( a TEXT DEFAULT 'x ,  y(z)' ,\n  b   INTEGER CHECK (b > 0) )"
     assert normalise(sql) == "CREATE TABLE t (\n  a TEXT DEFAULT 'x ,  y(z)',\n  b INTEGER CHECK(b > 0)\n)"
     assert normalise("CREATE INDEX   i ON t ( a ,b )") == "CREATE INDEX i ON t(a, b)"
+
+
+def test_the_schema_file_is_written_through_no_link(project: Project) -> None:
+    trading(project)
+    victim, other = project.root / "victim.txt", project.root / "other.txt"
+    victim.write_bytes(b"not ours\n")
+    other.write_bytes(b"not ours either\n")
+    os.symlink("../victim.txt", project.dir / ".schema.sql.partial")  # the name the partial file once had
+    os.symlink("../other.txt", project.dir / "schema.sql")
+    result = project.cli("migrate")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == "" and project.history() == [1, 2]
+    assert victim.read_bytes() == b"not ours\n" and other.read_bytes() == b"not ours either\n"
+    dump = project.dir / "schema.sql"
+    assert not dump.is_symlink() and "-- version: 2" in dump.read_text()  # the link itself was replaced
+    assert os.readlink(project.dir / ".schema.sql.partial") == "../victim.txt"  # left as it was
+    assert sorted(p.name for p in project.dir.iterdir()) == [
+        ".schema.sql.partial",
+        "001_trades.sql",
+        "002_index.sql",
+        "schema.sql",
+    ]
+
+
+def test_a_failed_schema_file_write_leaves_no_partial_file(project: Project) -> None:
+    trading(project)
+    (project.dir / "schema.sql").mkdir()
+    result = project.cli("migrate")
+    assert result.exit_code == 0 and project.history() == [1, 2]
+    assert "the schema file could not be written" in result.stderr
+    assert not [p.name for p in project.dir.iterdir() if p.name.endswith(".partial")]
+    assert list((project.dir / "schema.sql").iterdir()) == []

@@ -130,3 +130,50 @@ def test_new_does_not_follow_a_link_planted_where_its_file_goes(project: Project
     with pytest.raises(MigrationFileError):
         project.manager().new("x")
     assert target.read_text() == "precious"
+
+
+def test_from_history_never_runs_code_a_coding_declaration_hides(project: Project) -> None:
+    # Read as UTF-8 the last line is a comment; read as UTF-7, as compile() would from the bytes,
+    # +AAo- is a line break and open() runs.
+    hidden = b"# coding: utf-7\ndef up(c): pass\ndef down(c): pass\n# note+AAo-open('PWNED', 'w').write('ran')\n"
+    plant_code_in_history(project)
+    connection = sqlite3.connect(project.db)
+    connection.execute("UPDATE vcp_migrations SET source = ? WHERE version = 2", (hidden,))
+    connection.commit()
+    connection.close()
+    before = project.digest()
+    result = project.cli("rollback", "--from-history", "--yes")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {project.db}:history/002_b.py: declares its encoding as utf-7, but migrations are read as UTF-8"
+        " (save it as UTF-8 and drop the declaration; nothing was rolled back)\n"
+    )
+    assert not (project.root / "PWNED").exists()
+    assert project.digest() == before and project.history() == [1, 2]
+
+
+def test_from_history_shows_escape_sequences_instead_of_obeying_them(project: Project) -> None:
+    # \x1b[1A\x1b[2K moves up a line and erases it: printed raw, the open() above would vanish.
+    hiding = b"open('PWNED', 'w').write('ran')\n# \x1b[1A\x1b[2K\ndef up(c): pass\r\ndef down(c):\r\tpass\n"
+    plant_code_in_history(project)
+    connection = sqlite3.connect(project.db)
+    connection.execute("UPDATE vcp_migrations SET source = ? WHERE version = 2", (hiding,))
+    connection.commit()
+    connection.close()
+    result = project.cli("rollback", "--from-history", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.stdout and "\\t" not in result.stdout and "\\r" not in result.stdout
+    assert "open('PWNED', 'w').write('ran')\n# \\x1b[1A\\x1b[2K\ndef up(c): pass\ndef down(c):\n" in result.stdout
+    assert (project.root / "PWNED").exists() and project.history() == [1]
+
+
+def test_from_history_gives_the_api_the_source_as_it_is(project: Project) -> None:
+    hiding = "# \x1b[2K\ndef up(c): pass\ndef down(c):\n\tpass\n"
+    plant_code_in_history(project)
+    connection = sqlite3.connect(project.db)
+    connection.execute("UPDATE vcp_migrations SET source = ? WHERE version = 2", (b"\xef\xbb\xbf" + hiding.encode(),))
+    connection.commit()
+    connection.close()
+    seen: list[str] = []
+    project.manager().rollback(from_history=True, confirm=lambda title, code: bool(seen.append(code)) or True)
+    assert seen == [hiding] and project.history() == [1]

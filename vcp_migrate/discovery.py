@@ -21,7 +21,7 @@ from pathlib import Path
 from .errors import MigrationFileError
 from .models import Directory, FileProblem, MigrationFile
 
-_NAME = re.compile(r"(\d+)_(.+)\.(py|sql)")
+_NAME = re.compile(r"([0-9]+)_(.+)\.(py|sql)")  # not \d: it matches every script's digits
 _MAX_VERSION = 2**63 - 1  # SQLite's INTEGER
 
 

@@ -80,7 +80,9 @@ def applied_source(connection: sqlite3.Connection, version: int) -> bytes | None
     if layout(connection) < 2:
         return None
     row = connection.execute(f"SELECT source FROM {TABLE} WHERE version = ?", (version,)).fetchone()
-    return bytes(row[0]) if row and row[0] is not None else None
+    if not row or row[0] is None:
+        return None
+    return row[0].encode("utf-8") if isinstance(row[0], str) else bytes(row[0])  # TEXT, if not kept by us
 
 
 def database_id(connection: sqlite3.Connection) -> str | None:

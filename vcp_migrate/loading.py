@@ -1,13 +1,16 @@
 """Turning a migration file into what runs: SQL sections or Python functions.
 
-Loading always compiles the file's current bytes (the ones its checksum was taken from) into a
-fresh module object: no bytecode cache, no entry in sys.modules, no clash between directories.
+Loading always compiles the file's current bytes (the ones its checksum was taken from), read as
+UTF-8, into a fresh module object: no bytecode cache, no entry in sys.modules, no clash between
+directories, and no coding declaration that makes the code run differ from the code shown.
 """
 
 from __future__ import annotations
 
 import ast
+import codecs
 import inspect
+import re
 import sqlite3
 import types
 from collections.abc import Callable
@@ -95,13 +98,7 @@ def load_plan(plan: list[MigrationFile], direction: Direction) -> list[LoadedMig
 
 def _load_sql(migration: MigrationFile) -> tuple[SqlStep, SqlStep | None]:
     where = str(migration.path)
-    try:
-        text = migration.source.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise MigrationFileError(
-            f"is not UTF-8 text (byte {exc.start})", where=where, hint="save it as UTF-8"
-        ) from None
-    found = sections(text, where)
+    found = sections(source_text(migration), where)
 
     def step(direction: str) -> SqlStep:
         return SqlStep(tuple(split_statements(found[direction].text)), found[direction].transactional)
@@ -125,13 +122,64 @@ def down_source(migration: MigrationFile) -> str:
     return ""
 
 
-def _exec_python(migration: MigrationFile) -> types.ModuleType:
+def source_text(migration: MigrationFile) -> str:
+    """The file's text as it runs: its bytes read as UTF-8 (a BOM dropped).
+
+    A Python file is compiled from this text, never from its bytes: compile() would obey a
+    coding declaration, so the code that ran could differ from the code shown. Raises
+    MigrationFileError when the file is not UTF-8 or (Python) declares another encoding.
+    """
     where = str(migration.path)
     try:
-        code = compile(migration.source, where, "exec", dont_inherit=True)
+        text = migration.source.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise MigrationFileError(
+            f"is not UTF-8 text (byte {exc.start})", where=where, hint="save it as UTF-8"
+        ) from None
+    declared = _declared_encoding(text) if migration.kind == "py" else None
+    if declared is not None and not _is_utf8(declared):
+        raise MigrationFileError(
+            f"declares its encoding as {declared}, but migrations are read as UTF-8",
+            where=where,
+            hint="save it as UTF-8 and drop the declaration",
+        )
+    return text
+
+
+# PEP 263: a comment on the first line, or on the second after a comment or blank first line.
+_CODING = re.compile(r"[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.ASCII)
+_BLANK_OR_COMMENT = re.compile(r"[ \t\f]*(?:#.*)?", re.ASCII)
+
+
+def _declared_encoding(text: str) -> str | None:
+    lines = re.split(r"\r\n|\r|\n", text, maxsplit=2)
+    for index, line in enumerate(lines[:2]):
+        found = _CODING.match(line)
+        if found:
+            return found[1]
+        if index == 0 and not _BLANK_OR_COMMENT.fullmatch(line):
+            return None
+    return None
+
+
+def _is_utf8(name: str) -> bool:
+    normal = name.lower().replace("_", "-")
+    if normal == "utf-8" or normal.startswith("utf-8-"):  # as Python's tokenizer reads it (utf-8-unix)
+        return True
+    try:
+        return codecs.lookup(name).name in ("utf-8", "utf-8-sig")
+    except LookupError:
+        return False
+
+
+def _exec_python(migration: MigrationFile) -> types.ModuleType:
+    where = str(migration.path)
+    text = source_text(migration)
+    try:
+        code = compile(text, where, "exec", dont_inherit=True)
     except SyntaxError as exc:
         raise MigrationFileError(f"line {exc.lineno}: {exc.msg}", where=where, hint=_FIX) from None
-    except ValueError as exc:  # null bytes, bad coding declaration
+    except ValueError as exc:  # null bytes
         raise MigrationFileError(f"cannot be compiled: {exc}", where=where, hint=_FIX) from None
     module = types.ModuleType(f"vcp_migration_{migration.version}_{migration.name}")
     module.__file__ = where

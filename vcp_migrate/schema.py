@@ -7,11 +7,15 @@ table's columns and constraints stand one to a line, so a diff shows the column 
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import errno
 import hashlib
 import os
 import re
+import secrets
 import sqlite3
+import stat
 from pathlib import Path
 
 from . import history
@@ -153,14 +157,55 @@ def dump_text(connection: sqlite3.Connection, version: int) -> str:
 
 
 def write_dump(path: Path, connection: sqlite3.Connection, version: int) -> None:
-    """Write the schema file, atomically (a partial file renamed over it), unless it is already
-    up to date."""
+    """Write the schema file, atomically, unless it is already up to date.
+
+    The text goes to a new file of our own beside it, renamed over it. Nothing found there is
+    written through: a link at the schema file's path is replaced, its target left as it is.
+    Raises OSError when the file cannot be written; no partial file is left behind.
+    """
     text = dump_text(connection, version)
-    if path.is_file() and path.read_text(encoding="utf-8") == text:
+    if _regular_file_text(path) == text:
         return
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
+    partial, handle = _new_file_beside(path)
+    try:
+        with open(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise
+
+
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+
+
+def _regular_file_text(path: Path) -> str | None:
+    """The text of the regular file at ``path``; None for a link, pipe, directory or nothing."""
+    try:
+        # O_NOFOLLOW refuses a link; O_NONBLOCK keeps the open of a pipe from waiting for a writer.
+        handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | _NO_FOLLOW)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            return None
+        with open(handle, encoding="utf-8", errors="replace", closefd=False) as file:
+            return file.read()
+    finally:
+        os.close(handle)
+
+
+def _new_file_beside(path: Path) -> tuple[Path, int]:
+    """A file created here and now (O_EXCL: never one found there, nor a link's target), with a
+    name no one can plant in advance; its mode is the umask's, like any new file's."""
+    for _ in range(10):
+        partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
+        try:
+            return partial, os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NO_FOLLOW, 0o666)
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused name for the partial schema file", str(path.parent))
 
 
 def read_dump(path: Path) -> tuple[int, str] | None:

@@ -146,6 +146,9 @@ def check_path(path: Path, *, create: bool) -> None:
     """Raise DatabaseError unless ``path`` is a file, or (with ``create``) could become one."""
     if path.is_dir():
         raise DatabaseError("is a directory, not a database file", where=str(path), hint="check --db")
+    # stat, never open: opening a named pipe waits for a writer, and SQLite cannot use a device
+    if path.exists() and not path.is_file():
+        raise DatabaseError("is not a regular file", where=str(path), hint="check --db")
     if not create and not path.exists():
         raise DatabaseError("does not exist", where=str(path), hint="check --db; only 'migrate' creates a database")
     if create and not path.absolute().parent.is_dir():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import TYPE_CHECKING
 
@@ -76,7 +77,10 @@ class Progress(Observer):
     def showing(self, title: str, code: str) -> None:
         self.stop()
         self.console.print(f"Running the {printable(title)}:", style="bold", markup=False)
-        self.console.print(code or "(empty)", markup=False)
+        # Escapes in the code could move the cursor and erase lines it shows: only line ends and tabs stay.
+        lines = re.split(r"\r\n|\r|\n", code)
+        shown = "\n".join("\t".join(printable(part) for part in line.split("\t")) for line in lines)
+        self.console.print(shown or "(empty)", markup=False)
 
     def warning(self, message: str) -> None:
         click.echo(f"Warning: {printable(message)}", err=True)

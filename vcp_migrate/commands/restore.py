@@ -81,6 +81,12 @@ def _check(settings: Settings, path: Path, live: sqlite.MigrationConnection) -> 
     database, where = settings.db_path, str(path)
     if not path.is_file():
         raise DatabaseError("is not a file", where=where, hint="pick one from 'vcp-migrate backups'")
+    if _same_file(path, database):  # opening it would wait out the lock this restore holds
+        raise DatabaseError(
+            "is the database itself, not a backup of it",
+            where=where,
+            hint="pick one from 'vcp-migrate backups'; nothing was changed",
+        )
     try:
         with closing(sqlite.open_database(path, create=False, timeout=settings.lock_timeout)) as connection:
             if not sqlite.quick_check(connection):
@@ -106,3 +112,10 @@ def _check(settings: Settings, path: Path, live: sqlite.MigrationConnection) -> 
             hint="nothing was changed",
         )
     return version
+
+
+def _same_file(path: Path, database: Path) -> bool:
+    try:
+        return os.path.samefile(path, database)
+    except OSError:  # the database is there (the run lock was taken on it): only the backup may be gone
+        return False

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import discovery, history, loading, planning, sqlite
-from ..errors import PlanError, UsageError
+from ..errors import MigrationFileError, PlanError, UsageError
 from ..loading import LoadedMigration
 from ..models import AppliedMigration, Direction, Directory, MigrationFile, MigrationRun
 from . import frame
@@ -102,7 +102,10 @@ def _from_history(
         )
     file = MigrationFile(row.version, row.name, Path(f"{database}:history/{row.file}"), row.checksum, source)
     title = f"source of {row.file}, as kept in the history of {database} (all of it runs)"
-    code = source.decode("utf-8", errors="replace")
+    try:  # the text that loading compiles, so what is shown is what runs
+        code = loading.source_text(file)
+    except MigrationFileError as exc:
+        raise MigrationFileError(exc.what, where=exc.where, hint=f"{exc.hint}; nothing was rolled back") from None
     if confirm is None:
         settings.observer.showing(title, code)
     elif not confirm(title, code):
