@@ -102,7 +102,12 @@ def _still_ours(connection: sqlite.MigrationConnection, guard: str) -> bool:
 
 def _quietly(connection: sqlite.MigrationConnection, sql: str) -> sqlite3.Cursor:
     """Run our own statement on the step's connection without capturing it as the step's."""
-    return sqlite3.Connection.execute(connection, sql)
+    # Not by calling the base class's execute(): on Python 3.10 that calls our cursor(), which records.
+    capture, connection.capture = connection.capture, None
+    try:
+        return connection.execute(sql)
+    finally:
+        connection.capture = capture
 
 
 def _check_attached(connection: sqlite.MigrationConnection) -> None:
