@@ -46,7 +46,7 @@ reliability-quick: $(VENV)/.installed-test
 	$(BIN)/python -m tests.reliability --quick
 
 # The benchmark installs vcp-migrate as its users do (not editable) beside the peers from PyPI.
-$(BENCH_VENV)/.installed: pyproject.toml $(wildcard vcp_migrate/*.py)
+$(BENCH_VENV)/.installed: pyproject.toml $(shell find vcp_migrate -name "*.py")
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip --disable-pip-version-check -q install . $(PEERS)
 	touch $@
