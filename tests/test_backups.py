@@ -265,3 +265,17 @@ def test_a_backup_that_fills_the_disk_leaves_no_folder_and_changes_nothing(proje
     assert result.stderr.rstrip().endswith("(free space, fix permissions, or pass --no-backup; nothing was changed)")
     assert not os.path.lexists(folder(project.db))
     assert project.digest() == before and project.history() == [1]
+
+
+def test_a_file_named_like_a_backup_in_other_digits_is_neither_listed_nor_pruned(project: Project) -> None:
+    three(project)
+    project.manager().migrate(1)
+    project.manager(keep_backups=1).migrate()
+    arabic = "".join(chr(0x660 + int(digit)) for digit in "20200101")  # Arabic-Indic digits
+    foreign = folder(project.db) / f"{arabic}T000000.000Z-v1.db"  # not a name vcp-migrate gives
+    foreign.write_bytes(b"someone else's file")
+    project.manager(keep_backups=1).rollback(to=1)
+    assert [backup.path.name for backup in project.manager().backups()] == sorted(
+        p.name for p in folder(project.db).iterdir() if p != foreign
+    )
+    assert foreign.read_bytes() == b"someone else's file"

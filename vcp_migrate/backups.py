@@ -25,7 +25,7 @@ from .errors import DatabaseError
 from .models import Backup
 from .sqlite import copy
 
-_NAME = re.compile(r"(\d{8}T\d{6}\.\d{3}Z)-v(\d+)(?:-(\d+))?\.db")
+_NAME = re.compile(r"([0-9]{8}T[0-9]{6}\.[0-9]{3}Z)-v([0-9]+)(?:-([0-9]+))?\.db")  # ASCII digits: only names we gave
 # A copy under way, and the files SQLite may keep beside it; a run killed mid-copy leaves them.
 _PARTIAL = re.compile(_NAME.pattern + r"\.partial(?:-journal|-wal|-shm)?")
 
