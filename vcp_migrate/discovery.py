@@ -60,7 +60,7 @@ def scan(directory: Path, ignore: Collection[str] = ()) -> Directory:
             continue
         if not name.endswith((".py", ".sql")):
             continue
-        found = _read(directory / name, entry.is_symlink(), root)
+        found = _read(directory / name, entry.is_symlink(), root, plain=entry.is_file(follow_symlinks=False))
         if isinstance(found, FileProblem):
             problems.append(found)
         else:
@@ -70,7 +70,7 @@ def scan(directory: Path, ignore: Collection[str] = ()) -> Directory:
     return Directory(directory, tuple(files), tuple(problems))
 
 
-def _read(path: Path, is_link: bool, root: Path) -> MigrationFile | FileProblem:
+def _read(path: Path, is_link: bool, root: Path, *, plain: bool = False) -> MigrationFile | FileProblem:
     match = _NAME.fullmatch(path.name)
     if match is None:
         return FileProblem(
@@ -83,6 +83,14 @@ def _read(path: Path, is_link: bool, root: Path) -> MigrationFile | FileProblem:
         return FileProblem(
             "name", path, f"version must be between 1 and {_MAX_VERSION} (0 means 'before any migration')"
         )
+    if plain:  # listed as a regular file (scandir knew it without a stat): open it, and check it is one
+        try:
+            data = _read_opened(path)
+        except OSError as exc:
+            return FileProblem("unreadable", path, _stat_failed(path, exc, False), version)
+        if isinstance(data, bytes):
+            return MigrationFile(version, match[2], path, checksum(data), data)
+        # it became something else since it was listed: say what, as below
     # realpath, unlike Path.resolve, never raises: a looping link is named by the stat below.
     real = Path(os.path.realpath(path)) if is_link else path
     if is_link and not real.is_relative_to(root):
@@ -113,6 +121,28 @@ def _read(path: Path, is_link: bool, root: Path) -> MigrationFile | FileProblem:
     if data is None:
         return FileProblem("unreadable", path, "was replaced while being read; run the command again", version)
     return MigrationFile(version, match[2], path, checksum(data), data)
+
+
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+
+
+def _read_opened(path: Path) -> bytes | None:
+    """The content of ``path`` if what it opens is a regular file; None otherwise.
+
+    One open, one fstat and the reads: status reads every migration file at every start. O_NONBLOCK
+    keeps the open of a pipe put in its place from waiting; O_NOFOLLOW refuses a link.
+    """
+    descriptor = os.open(path, _OPEN_FLAGS)
+    try:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        chunks = []
+        while chunk := os.read(descriptor, max(info.st_size, 65536)):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(descriptor)
 
 
 def _read_regular(path: Path, expected: os.stat_result) -> bytes | None:
