@@ -679,13 +679,18 @@ def test_history_from_the_first_release_is_upgraded_in_place(project: Project) -
     assert project.history() == [1, 2, 3]
 
 
-def test_a_migration_that_commits_then_begins_again_is_caught(project: Project) -> None:
+def an_account(project: Project) -> None:
+    """Version 1 applied: one account with a balance of 10,000."""
     project.sql(
         "001_a.sql",
         "CREATE TABLE acct (id INTEGER PRIMARY KEY, bal INTEGER);\nINSERT INTO acct VALUES (1, 10000);",
         "DROP TABLE acct;",
     )
     project.manager().migrate()
+
+
+def test_a_migration_that_commits_then_begins_again_is_caught(project: Project) -> None:
+    an_account(project)
     project.write(
         "002_evil.py",
         "import sqlite3\n\n"
@@ -707,12 +712,7 @@ def test_a_migration_that_commits_then_begins_again_is_caught(project: Project) 
 
 
 def test_a_non_transactional_migration_stopped_by_a_database_error_keeps_the_backup(project: Project) -> None:
-    project.sql(
-        "001_a.sql",
-        "CREATE TABLE acct (id INTEGER PRIMARY KEY, bal INTEGER);\nINSERT INTO acct VALUES (1, 10000);",
-        "DROP TABLE acct;",
-    )
-    project.manager().migrate()
+    an_account(project)
     project.write(
         "002_nt.sql",
         "-- migrate:up transaction:false\nUPDATE acct SET bal = bal / 100;\nBEGIN;\nINSERT INTO acct VALUES (2, 1);\n"
