@@ -143,3 +143,19 @@ def test_status_imports_no_command_module_but_its_own(project: Project, json_fla
     assert commands == {"vcp_migrate.commands.context", "vcp_migrate.commands.status"}
     for heavy in ("execution", "steps", "loading", "backups", "checks", "lock", "schema", "hazards", "sqltext"):
         assert f"vcp_migrate.{heavy}" not in loaded
+
+
+def test_the_summary_counts_each_state(project: Project) -> None:
+    modified_missing_and_out_of_order(project)
+    project.write("notes.sql", "-- not a migration name\n")
+    result = project.cli("status")
+    assert result.exit_code == 0
+    assert "1 applied, 0 pending, 1 modified, 1 missing, 1 out-of-order, 1 invalid" in result.stdout
+
+
+def test_the_summary_of_a_database_not_yet_made_counts_invalid_files_apart(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.write("notes.sql", "-- not a migration name\n")
+    result = project.cli("status")
+    assert f"{project.db} does not exist yet: 1 migration(s) pending (1 invalid)" in result.stdout
+    assert not project.db.exists()

@@ -89,6 +89,8 @@ def plan_rollback(
         chosen = [version for version in newest_first if version > to]
     else:
         count = 1 if steps is None else steps
+        if not newest_first:
+            raise PlanError("nothing to roll back: no migration is applied", hint="nothing was changed")
         if count > len(newest_first):
             raise PlanError(
                 f"cannot roll back {count}: {len(newest_first)} migration(s) applied",
@@ -110,8 +112,14 @@ def plan_rollback(
 def _require_known(version: int, rows: list[StatusRow], directory: Directory) -> None:
     known = [row.version for row in rows if row.version is not None]
     if version not in known:
-        listed = ", ".join(map(str, known)) or "none"
+        listed = short_list(known) or "none"
         raise PlanError(
             f"version {version} is not a migration in {directory.path}",
             hint=f"known versions: {listed}",
         )
+
+
+def short_list(items: list[int], most: int = 10) -> str:
+    """The items separated by commas; past ``most``, the first ones and "and N more"."""
+    shown = ", ".join(map(str, items[:most]))
+    return f"{shown} and {len(items) - most} more" if len(items) > most else shown

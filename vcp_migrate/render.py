@@ -53,13 +53,20 @@ def _widest(cells: list[str], header: str) -> int:
     return max([len(header), *map(len, cells)])
 
 
+_SUMMARY_ORDER = ("applied", "pending", "modified", "missing", "out-of-order", "invalid")
+
+
 def status_summary(report: StatusReport) -> str:
-    """One sentence: how many migrations are applied and pending, and whether the database exists."""
-    pending = len(report.pending)
+    """One sentence: how many migrations are in each state, and whether the database exists."""
+    counts = {state: 0 for state in _SUMMARY_ORDER}
+    for row in report.rows:
+        counts[row.state] += 1
+    # applied and pending always; the other states only when there are some
+    parts = [f"{counts[state]} {state}" for state in _SUMMARY_ORDER if state in ("applied", "pending") or counts[state]]
     if not report.database_exists:
-        return f"{report.database} does not exist yet: all {pending} migration(s) are pending"
-    applied = len(report.rows) - pending
-    return f"{applied} applied, {pending} pending"
+        tail = f" ({', '.join(parts[2:])})" if parts[2:] else ""
+        return f"{printable(str(report.database))} does not exist yet: {counts['pending']} migration(s) pending{tail}"
+    return ", ".join(parts)
 
 
 def run_line(run: MigrationRun) -> Text:
