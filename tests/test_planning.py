@@ -137,9 +137,3 @@ def test_a_long_list_of_known_versions_is_cut_short() -> None:
         plan_rollback(files(*range(1, 1001)), applied(*range(1, 1001)), to=5000)
     message = str(raised.value)
     assert "known versions: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and 990 more" in message and len(message) < 200
-
-
-def test_nothing_applied_says_so_instead_of_suggesting_to_0() -> None:
-    with pytest.raises(PlanError) as raised:
-        plan_rollback(files(1, 2), applied())
-    assert str(raised.value) == "nothing to roll back: no migration is applied (nothing was changed)"

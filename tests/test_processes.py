@@ -132,10 +132,11 @@ def test_waiter_past_the_lock_timeout_fails_cleanly(project: Project) -> None:
     holder.kill()
     holder.wait()
     assert waiter.returncode == 1
-    assert waiter.stderr.strip() == (
+    assert waiter.stderr.splitlines() == [
+        f"waiting for the run lock held by pid {holder.pid} (up to 1 s)",  # said once, at once
         f"Error: {project.db}: another vcp-migrate run (pid {holder.pid}) held the database for 1s"
-        " (wait for it to finish or raise --lock-timeout; nothing was changed)"
-    )
+        " (wait for it to finish or raise --lock-timeout; nothing was changed)",
+    ]
     assert elapsed >= 1
     assert project.tables() == set() and project.history() == []
 
@@ -193,6 +194,7 @@ def test_runners_through_another_path_to_the_database_wait_for_each_other(projec
         _, stderr = impatient.communicate(timeout=60)
         assert impatient.returncode == 1
         assert stderr == (
+            f"waiting for the run lock held by pid {holder.pid} (up to 0.5 s)\n"
             f"Error: {second}: another vcp-migrate run (pid {holder.pid}) held the database for 0.5s"
             " (wait for it to finish or raise --lock-timeout; nothing was changed)\n"
         )
@@ -478,3 +480,25 @@ def test_a_thread_left_using_the_connection_is_refused_it_and_fails_the_migratio
     assert result.returncode == 1, result.stderr  # not a crash
     assert "002_thread.py: up() returned with thread(s) still running" in result.stderr
     assert project.history() == [1] and project.query("SELECT bal FROM acct") == [(10000,)]
+
+
+def test_a_waiting_runner_says_so_at_once_and_once(project: Project) -> None:
+    project.write("001_slow.py", SLOW)
+    holder = start(project, "migrate")
+    wait_for(project.root / "started", holder)
+    waiter = subprocess.Popen(
+        [str(console_script()), "migrate", "--db", str(project.db), "--dir", str(project.dir), "--lock-timeout", "3"],
+        cwd=project.root,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    assert waiter.stderr is not None
+    first = waiter.stderr.readline()  # before the timeout runs out: it is said when the wait begins
+    assert first == f"waiting for the run lock held by pid {holder.pid} (up to 3 s)\n"
+    assert waiter.poll() is None
+    rest = waiter.communicate(timeout=30)[1]
+    holder.kill()
+    holder.wait()
+    assert "waiting for the run lock" not in rest and rest.startswith("Error: ")
+    assert project.tables() == set() and project.history() == []

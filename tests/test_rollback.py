@@ -174,3 +174,16 @@ def test_from_history_accepts_a_source_kept_as_text(project: Project) -> None:
     assert result.exit_code == 0, result.output
     assert "DROP TABLE c;" in result.stdout
     assert project.tables() == {"a", "b"} and project.history() == [1, 2]
+
+
+@pytest.mark.parametrize("command", ["rollback", "redo"])
+def test_nothing_applied_says_so_instead_of_suggesting_to_0(project: Project, command: str) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    sqlite3.connect(project.db).close()
+    result = project.cli(command)
+    assert result.exit_code == 1
+    assert (
+        result.stderr.strip()
+        == f"Error: {project.db}: nothing to roll back: no migration is applied (nothing was changed)"
+    )
+    assert project.tables() == set() and project.history() == []

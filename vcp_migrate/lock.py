@@ -27,6 +27,7 @@ import fcntl
 import os
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple
@@ -87,10 +88,13 @@ class RunLock:
     ``created`` then says this run made it. ``identity`` is the database's once the lock is held.
     """
 
-    def __init__(self, database: Path, timeout: float, *, create: bool = False) -> None:
+    def __init__(
+        self, database: Path, timeout: float, *, create: bool = False, on_wait: Callable[[str], None] | None = None
+    ) -> None:
         self.database = database
         self.timeout = timeout
         self.create = create
+        self.on_wait = on_wait  # told once, when the lock is held by another run and this one waits
         self._created: tuple[int, int] | None = None  # the identity of the database this run created
         self.identity: Identity | None = None
         self._resolved: Path | None = None
@@ -146,6 +150,9 @@ class RunLock:
             except BlockingIOError:
                 holder = _holder(fd)
                 os.close(fd)
+                if self.on_wait is not None and self.timeout > 0:
+                    self.on_wait(f"waiting for the run lock held by {holder} (up to {self.timeout:g} s)")
+                    self.on_wait = None
                 if time.monotonic() >= deadline:
                     raise LockTimeout(
                         f"another vcp-migrate run ({holder}) held the database for {self.timeout:g}s",

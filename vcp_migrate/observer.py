@@ -23,5 +23,8 @@ class Observer:
     def showing(self, title: str, code: str) -> None:
         """Code about to run that the user should see first (a down kept in the history)."""
 
+    def waiting(self, message: str) -> None:
+        """The command waits for another run to release the database (said once)."""
+
     def warning(self, message: str) -> None:
         """Something the user should know that does not stop the command."""

@@ -89,8 +89,6 @@ def plan_rollback(
         chosen = [version for version in newest_first if version > to]
     else:
         count = 1 if steps is None else steps
-        if not newest_first:
-            raise PlanError("nothing to roll back: no migration is applied", hint="nothing was changed")
         if count > len(newest_first):
             raise PlanError(
                 f"cannot roll back {count}: {len(newest_first)} migration(s) applied",

@@ -467,7 +467,7 @@ CASES = [
         "zero bytes, rollback",
         ("rollback",),
         1,
-        "cannot roll back 1: 0 migration(s) applied",
+        "trading.db: nothing to roll back: no migration is applied",
         _database(b""),
     ),
     Case(

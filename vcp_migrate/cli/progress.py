@@ -82,6 +82,9 @@ class Progress(Observer):
         shown = "\n".join("\t".join(printable(part) for part in line.split("\t")) for line in lines)
         self.console.print(shown or "(empty)", markup=False)
 
+    def waiting(self, message: str) -> None:
+        click.echo(printable(message), err=True)
+
     def warning(self, message: str) -> None:
         click.echo(f"Warning: {printable(message)}", err=True)
 

@@ -42,7 +42,7 @@ class Ran(NamedTuple):
 def writing(settings: Settings, *, create: bool) -> Iterator[Session]:
     """Hold the run lock and a write connection; a database this run created empty is removed."""
     sqlite.check_path(settings.db_path, create=create)
-    with RunLock(settings.db_path, settings.lock_timeout, create=create) as lock:
+    with RunLock(settings.db_path, settings.lock_timeout, create=create, on_wait=settings.observer.waiting) as lock:
         if lock.held.links > 1:
             settings.observer.warning(
                 f"{settings.db_path}: the database file has {lock.held.links} hard links; runs through a name in"

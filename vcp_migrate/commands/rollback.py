@@ -74,6 +74,10 @@ def plan_rollback(
 ) -> list[LoadedMigration]:
     """The loaded migrations a rollback runs, newest first (shared with its dry run)."""
     applied = read_history(settings, connection)
+    if not applied and to is None:
+        raise PlanError(
+            "nothing to roll back: no migration is applied", where=str(settings.db_path), hint="nothing was changed"
+        )
     plan = planning.plan_rollback(directory, applied, steps=steps, to=to, from_history=from_history)
     files = [_from_history(settings, connection, i, confirm) if isinstance(i, AppliedMigration) else i for i in plan]
     loaded = loading.load_plan(files, "down")
