@@ -18,6 +18,7 @@ COMMANDS = [
     "migrate",
     "rollback",
     "status",
+    "current",
     "new",
     "validate",
     "redo",

@@ -86,6 +86,12 @@ class MigrationManager:
 
         return status.report(self._settings())
 
+    def current(self) -> int:
+        """The highest applied version (0 when none), from the history alone; never creates the database."""
+        from .commands import current
+
+        return current.version(self._settings())
+
     def validate(self, *, roundtrip: bool = False) -> list[Problem]:
         """Every problem with the files, the history against them, the database's integrity and
         schema (drift), the schema file, and hazards in pending migrations (warnings).

@@ -36,6 +36,7 @@ for _command in (
     changing.backups_command,
     changing.restore_command,
     reading.status_command,
+    reading.current_command,
     reading.new_command,
     reading.validate_command,
     reading.schema_command,

@@ -1,4 +1,4 @@
-"""The commands that only read, or add a file: status, validate, schema, new."""
+"""The commands that only read, or add a file: status, current, validate, schema, new."""
 
 from __future__ import annotations
 
@@ -40,6 +40,33 @@ def status_command(db: str | None, directory: str | None, as_json: bool, exit_co
 
         progress.console.print(render.status_table(report))
     return EXIT_PENDING if exit_code and report.pending else 0
+
+
+@click.command("current")
+@common
+@click.option("--json", "as_json", is_flag=True, help='Print {"database": ..., "version": N} instead.')
+@handles_errors
+def current_command(db: str | None, directory: str | None, as_json: bool, progress: Progress) -> int:
+    """Print the database's version alone: the highest applied migration, 0 when none.
+
+    Reads only the history: never scans the migrations, never takes the run lock, never
+    creates the database (a database that does not exist is an error, exit 1).
+
+    \b
+    Example:
+      vcp-migrate current
+      test "$(vcp-migrate current)" -ge 12 || exit 1
+      vcp-migrate current --json
+    """
+    manager = make_manager(db, directory, progress)
+    version = manager.current()
+    if as_json:
+        import json
+
+        click.echo(json.dumps({"database": str(manager.db_path), "version": version}))
+    else:
+        click.echo(version)
+    return 0
 
 
 @click.command("new")
