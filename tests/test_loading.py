@@ -9,7 +9,7 @@ import pytest
 
 from vcp_migrate import MigrationFileError
 from vcp_migrate.discovery import scan
-from vcp_migrate.loading import LoadedMigration, PythonStep, SqlStep, down_source, load
+from vcp_migrate.loading import LoadedMigration, PythonStep, SqlStep, load
 
 from .conftest import Project
 
@@ -251,12 +251,6 @@ def test_sql_that_sqlite_would_read_as_part_of_a_comment_is_an_error(project: Pr
     """SQLite ends a -- comment at \\n only: after '-- make it\\r', it would skip CREATE TABLE."""
     with pytest.raises(MigrationFileError, match="001_x.sql: line 3: SQLite would read this line as part of"):
         load_one(project, "001_x.sql", raw=b"-- migrate:up\n-- make it\rCREATE TABLE t (x);\n")
-
-
-def test_down_source_is_the_down_section_as_written(project: Project) -> None:
-    down = "INSERT INTO t VALUES ('a\u2028b');\n/*\n-- migrate:up\n*/\nDROP TABLE t;"
-    project.write("001_x.sql", raw=f"-- migrate:up\nCREATE TABLE t (x);\n-- migrate:down\n{down}\n".encode())
-    assert down_source(scan(project.dir).migrations[0]) == down
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ directories, and no coding declaration that makes the code run differ from the c
 
 from __future__ import annotations
 
-import ast
 import codecs
 import inspect
 import re
@@ -104,22 +103,6 @@ def _load_sql(migration: MigrationFile) -> tuple[SqlStep, SqlStep | None]:
         return SqlStep(tuple(split_statements(found[direction].text)), found[direction].transactional)
 
     return step("up"), step("down") if "down" in found else None
-
-
-def down_source(migration: MigrationFile) -> str:
-    """The text of a migration's down: the SQL section, or the source of def down()."""
-    text = migration.source.decode("utf-8-sig", errors="replace")
-    if migration.kind == "sql":
-        try:
-            down = sections(text, str(migration.path)).get("down")
-        except MigrationFileError:  # loading the file reports it, with what was (not) done
-            return ""
-        return "" if down is None else down.text.strip()
-    tree = ast.parse(text)
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.name == "down":
-            return ast.get_source_segment(text, node) or ""
-    return ""
 
 
 def source_text(migration: MigrationFile) -> str:
