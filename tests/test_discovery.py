@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from vcp_migrate import MigrationFileError
-from vcp_migrate.discovery import _read_regular, checksum, scan, usable, without_duplicates
+from vcp_migrate.discovery import _read_opened, checksum, scan, usable, without_duplicates
 
 from .conftest import Project
 
@@ -163,11 +163,11 @@ def test_looping_and_dangling_links_are_reported(project: Project) -> None:
 def test_a_file_replaced_after_its_stat_is_not_read(project: Project) -> None:
     first = project.write("001_a.sql", "-- migrate:up\n")
     second = project.write("002_b.sql", "-- migrate:up\n")
-    assert _read_regular(first, os.stat(first)) == b"-- migrate:up\n"
-    assert _read_regular(first, os.stat(second)) is None
+    assert _read_opened(first, os.stat(first)) == b"-- migrate:up\n"
+    assert _read_opened(first, os.stat(second)) is None
     os.mkfifo(project.dir / "003_pipe.sql")
     with within(5):  # a pipe that took a regular file's place: opened without waiting, then refused
-        assert _read_regular(project.dir / "003_pipe.sql", os.stat(first)) is None
+        assert _read_opened(project.dir / "003_pipe.sql", os.stat(first)) is None
 
 
 def test_versions_are_ascii_digits_only(project: Project) -> None:

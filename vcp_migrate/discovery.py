@@ -115,7 +115,7 @@ def _read(path: Path, is_link: bool, root: Path, *, plain: bool = False) -> Migr
             version,
         )
     try:
-        data = _read_regular(real, info)
+        data = _read_opened(real, info)
     except OSError as exc:
         return FileProblem("unreadable", path, f"cannot be read: {exc.strerror}; check its permissions", version)
     if data is None:
@@ -126,16 +126,20 @@ def _read(path: Path, is_link: bool, root: Path, *, plain: bool = False) -> Migr
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
 
 
-def _read_opened(path: Path) -> bytes | None:
-    """The content of ``path`` if what it opens is a regular file; None otherwise.
+def _read_opened(path: Path, expected: os.stat_result | None = None) -> bytes | None:
+    """The content of ``path`` if what it opens is a regular file (the one stat gave ``expected``
+    for, if given); None otherwise.
 
-    One open, one fstat and the reads: status reads every migration file at every start. O_NONBLOCK
-    keeps the open of a pipe put in its place from waiting; O_NOFOLLOW refuses a link.
+    One open, one fstat and the reads: status reads every migration file at every start. Between
+    a listing or a stat and the open, the entry may become a pipe or a link: O_NONBLOCK keeps the
+    open of a pipe from waiting, O_NOFOLLOW refuses a link, and fstat proves what was opened.
     """
     descriptor = os.open(path, _OPEN_FLAGS)
     try:
         info = os.fstat(descriptor)
         if not stat.S_ISREG(info.st_mode):
+            return None
+        if expected is not None and (info.st_dev, info.st_ino) != (expected.st_dev, expected.st_ino):
             return None
         chunks = []
         while chunk := os.read(descriptor, max(info.st_size, 65536)):
@@ -143,18 +147,6 @@ def _read_opened(path: Path) -> bytes | None:
         return b"".join(chunks)
     finally:
         os.close(descriptor)
-
-
-def _read_regular(path: Path, expected: os.stat_result) -> bytes | None:
-    """The content of the regular file stat gave ``expected`` for; None if another file took its place."""
-    # Between the stat and the open the entry may become a pipe or a link: O_NONBLOCK keeps the
-    # open of a pipe from waiting, O_NOFOLLOW refuses a link, and fstat proves it is the same file.
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-    with open(os.open(path, flags), "rb") as handle:
-        found = os.fstat(handle.fileno())
-        if not stat.S_ISREG(found.st_mode) or (found.st_dev, found.st_ino) != (expected.st_dev, expected.st_ino):
-            return None
-        return handle.read()
 
 
 def _stat_failed(path: Path, exc: OSError, is_link: bool) -> str:
