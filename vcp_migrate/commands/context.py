@@ -5,7 +5,8 @@ Only what ``status`` needs lives here, so ``vcp-migrate status`` imports no more
 
 from __future__ import annotations
 
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -35,19 +36,31 @@ def scan(settings: Settings) -> Directory:
     return discovery.scan(settings.migrations_dir, ignore=[settings.schema_file.name] if inside else [])
 
 
-def read_history(settings: Settings, connection: sqlite.MigrationConnection) -> dict[int, AppliedMigration]:
-    """The history of the database behind ``connection``; errors name the database."""
+def open_existing(settings: Settings) -> sqlite.MigrationConnection:
+    """A connection to the database, which must exist: commands that only read never create it."""
+    return sqlite.open_database(settings.db_path, create=False, timeout=settings.lock_timeout)
+
+
+@contextmanager
+def naming_the_database(settings: Settings) -> Iterator[None]:
+    """SQLite errors, and history errors that name no place, become errors about the database."""
     with sqlite.translated(settings.db_path):
         try:
-            return history.read(connection)
-        except DatabaseError as exc:
+            yield
+        except DatabaseError as exc:  # a history table vcp-migrate did not make, or a newer layout
             exc.where = exc.where or str(settings.db_path)
             raise
+
+
+def read_history(settings: Settings, connection: sqlite.MigrationConnection) -> dict[int, AppliedMigration]:
+    """The history of the database behind ``connection``; errors name the database."""
+    with naming_the_database(settings):
+        return history.read(connection)
 
 
 def applied(settings: Settings) -> dict[int, AppliedMigration] | None:
     """The history, or None when the database does not exist (it is never created here)."""
     if not settings.db_path.exists() and not settings.db_path.is_symlink():
         return None
-    with closing(sqlite.open_database(settings.db_path, create=False, timeout=settings.lock_timeout)) as connection:
+    with closing(open_existing(settings)) as connection:
         return read_history(settings, connection)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from contextlib import closing
 
-from .. import history, sqlite
+from .. import history
 from ..errors import DatabaseError
-from .context import Settings
+from .context import Settings, naming_the_database, open_existing
 
 
 def version(settings: Settings) -> int:
@@ -23,10 +23,5 @@ def version(settings: Settings) -> int:
         raise DatabaseError(
             "does not exist", where=str(settings.db_path), hint="check --db, or run 'vcp-migrate migrate' to create it"
         )
-    connection = sqlite.open_database(settings.db_path, create=False, timeout=settings.lock_timeout)
-    with closing(connection), sqlite.translated(settings.db_path):
-        try:
-            return history.highest(connection)
-        except DatabaseError as exc:  # a history table vcp-migrate did not make, or a newer layout
-            exc.where = exc.where or str(settings.db_path)
-            raise
+    with closing(open_existing(settings)) as connection, naming_the_database(settings):
+        return history.highest(connection)

@@ -14,7 +14,7 @@ from .. import checks, loading, planning, schema, sqlite
 from ..errors import MigrationFileError
 from ..loading import LoadedMigration
 from ..models import AppliedMigration, Directory, Problem
-from .context import Settings, read_history, scan
+from .context import Settings, open_existing, read_history, scan
 from .repair import source_diff
 
 
@@ -39,7 +39,7 @@ def validate(settings: Settings, *, roundtrip: bool) -> list[Problem]:
     copy: sqlite.MigrationConnection | None = None
     if settings.db_path.exists():
         # One read transaction: history, schema and copy agree even while others migrate.
-        with closing(_open(settings)) as connection, sqlite.read_transaction(connection):
+        with closing(open_existing(settings)) as connection, sqlite.read_transaction(connection):
             applied = read_history(settings, connection)
             with sqlite.translated(settings.db_path):
                 problems += _history_problems(settings, connection, directory, applied)
@@ -63,12 +63,8 @@ def validate(settings: Settings, *, roundtrip: bool) -> list[Problem]:
 
 def schema_text(settings: Settings) -> str:
     """The database's normalised schema (tables, indexes, views, triggers)."""
-    with closing(_open(settings)) as connection, sqlite.translated(settings.db_path):
+    with closing(open_existing(settings)) as connection, sqlite.translated(settings.db_path):
         return schema.snapshot(connection)
-
-
-def _open(settings: Settings) -> sqlite.MigrationConnection:
-    return sqlite.open_database(settings.db_path, create=False, timeout=settings.lock_timeout)
 
 
 def _history_problems(
