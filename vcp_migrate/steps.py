@@ -80,6 +80,7 @@ def _failing(connection: sqlite.MigrationConnection, *, guard: str | None, chang
     except StepFailed as failed:
         failed.statements = tuple(connection.capture or ())
         if guard is not None and not _still_ours(connection, guard):
+            failed.what = f"{failed.what}, after it had ended vcp-migrate's transaction itself"
             _ended(failed, connection, changes_before)
         raise
     if guard is not None and not _still_ours(connection, guard):
@@ -123,8 +124,6 @@ def _check_attached(connection: sqlite.MigrationConnection) -> None:
 def _ended(failed: StepFailed, connection: sqlite.MigrationConnection, changes_before: int) -> None:
     failed.ended_transaction = True
     failed.changes = connection.total_changes - changes_before
-    if not failed.what.startswith("it ended"):
-        failed.what = f"{failed.what}, after it had ended vcp-migrate's transaction itself"
 
 
 def _run_statements(connection: sqlite.MigrationConnection, statements: tuple[str, ...]) -> None:
