@@ -2,13 +2,64 @@
 
 Every message names what happened, where (file, statement, database) and what to do next,
 so the CLI can print it as a single ``Error: ...`` line.
+
+A message that names a setting writes it with ``setting()``, never as a command-line option or
+a parameter: ``str(error)`` spells it as the Python parameter (``migrations_dir``,
+``to=0``), and the CLI as its option (``--dir``, ``--to 0``) through ``error.message()``.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from typing import Literal
+
+Parameter = Literal[
+    "db_path",
+    "migrations_dir",
+    "lock_timeout",
+    "backup",
+    "keep_backups",
+    "create",
+    "allow_existing",
+    "target",
+    "to",
+    "steps",
+    "allow_out_of_order",
+    "atomic",
+    "from_history",
+]
+"""The MigrationManager parameters a message may name (the CLI maps each to its option)."""
+
+# A NUL byte cannot occur in a path or in SQLite's messages, so a token is never mistaken for text.
+_TOKEN = re.compile("\x00([a-z_]+)(?:=([^\x00]*))?\x00")
+
+
+def setting(parameter: Parameter, value: bool | int | None = None) -> str:
+    """A setting to name in a message, with the value to give it if any (``to=0``,
+    ``allow_out_of_order=True``); rendered when the message is, by ``VcpMigrateError.message``."""
+    return f"\x00{parameter}\x00" if value is None else f"\x00{parameter}={value!r}\x00"
+
+
+def as_parameter(parameter: str, value: str | None) -> str:
+    """How the Python API spells a setting: ``migrations_dir``, ``to=0``, ``backup=False``."""
+    return parameter if value is None else f"{parameter}={value}"
+
+
+def spelled(text: str, spell: Callable[[str, str | None], str] = as_parameter) -> str:
+    """``text`` with each ``setting()`` in it spelled by ``spell(parameter, value)``; the value
+    is the text of the Python literal (``0``, ``True``) or None."""
+    if "\x00" not in text:
+        return text
+    return _TOKEN.sub(lambda found: spell(found[1], found[2]), text)
+
 
 class VcpMigrateError(Exception):
-    """Base of every error vcp-migrate raises on purpose; ``exit_code`` is the CLI's exit code."""
+    """Base of every error vcp-migrate raises on purpose; ``exit_code`` is the CLI's exit code.
+
+    ``what`` and ``hint`` keep the settings they name as tokens; ``str(error)`` spells them as
+    Python parameters, ``message(spell)`` as the caller likes (the CLI: as options).
+    """
 
     exit_code = 1
 
@@ -19,8 +70,12 @@ class VcpMigrateError(Exception):
         super().__init__(str(self))
 
     def __str__(self) -> str:
+        return self.message()
+
+    def message(self, spell: Callable[[str, str | None], str] = as_parameter) -> str:
+        """The whole message, each setting it names spelled by ``spell`` (see ``spelled``)."""
         text = f"{self.where}: {self.what}" if self.where else self.what
-        return f"{text} ({self.hint})" if self.hint else text
+        return spelled(f"{text} ({self.hint})" if self.hint else text, spell)
 
 
 class UsageError(VcpMigrateError):

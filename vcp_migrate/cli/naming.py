@@ -1,0 +1,37 @@
+"""How the command line names the settings that errors mention: its options, not Python's parameters."""
+
+from __future__ import annotations
+
+from ..errors import VcpMigrateError
+
+# Each MigrationManager parameter a message may name (errors.Parameter), and its option.
+OPTIONS = {
+    "db_path": "--db",
+    "migrations_dir": "--dir",
+    "lock_timeout": "--lock-timeout",
+    "backup": "--backup",
+    "keep_backups": "--keep-backups",
+    "create": "--create",
+    "allow_existing": "--allow-existing",
+    "target": "--to",
+    "to": "--to",
+    "steps": "--steps",
+    "allow_out_of_order": "--allow-out-of-order",
+    "atomic": "--atomic",
+    "from_history": "--from-history",
+}
+
+
+def as_option(parameter: str, value: str | None) -> str:
+    """The option for a setting: ``--dir``, ``--to 0``, a flag for True, its ``--no-`` form for False."""
+    option = OPTIONS.get(parameter, parameter)
+    if value == "True":
+        return option
+    if value == "False":
+        return f"--no-{option.removeprefix('--')}"
+    return option if value is None else f"{option} {value}"
+
+
+def message(error: VcpMigrateError) -> str:
+    """The error's message as the command line says it, naming options."""
+    return error.message(as_option)
