@@ -101,6 +101,7 @@ def test_validate_exit_codes_and_json(project: Project) -> None:
         "file": str(project.dir / "003_c.py"),
         "message": "has no down, so it cannot be rolled back; add one",
         "diff": None,
+        "hazard": None,
     }
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import pytest
 
-from vcp_migrate.hazards import SchemaContext, find
+from vcp_migrate.hazards import KINDS, SchemaContext, find
 
 EMPTY = SchemaContext({}, {})
 
@@ -116,3 +117,40 @@ def test_schema_context_reads_dependents_and_cascades() -> None:
     )
     assert context.cascades == {"a": ("b",)}
     assert context.dependents == {"a": ("trigger t",), "b": ("trigger t",)}
+
+
+@pytest.mark.parametrize(
+    ("statements", "schema", "kinds"),
+    [
+        (("PRAGMA foreign_keys = ON",), "", ["pragma-in-transaction"]),
+        (("VACUUM",), "", ["vacuum-in-transaction"]),
+        (("ALTER TABLE t ADD y NOT NULL",), "", ["not-null-without-default"]),
+        (("ALTER TABLE t DROP COLUMN y",), "", ["drop-column"]),
+        (("DROP TABLE t",), "", ["drop-table"]),
+        (("ALTER TABLE parent RENAME TO old",), "CREATE VIEW v AS SELECT * FROM parent;", ["rename-referenced"]),
+        (
+            REBUILD,
+            "CREATE VIEW v AS SELECT * FROM parent;CREATE TABLE child (p REFERENCES parent(id) ON DELETE CASCADE);",
+            ["rename-referenced", "rebuild-parent"],
+        ),
+    ],
+)
+def test_each_hazard_has_a_stable_name(statements: tuple[str, ...], schema: str, kinds: list[str]) -> None:
+    """The names are what migrations acknowledge (-- vcp:allow NAME): renaming one breaks them."""
+    context = context_of("CREATE TABLE parent (id INTEGER PRIMARY KEY, name TEXT);" + schema)
+    assert [hazard.kind for hazard in find(statements, transactional=True, context=context)] == kinds
+
+
+def test_every_hazard_name_is_known_and_documented() -> None:
+    assert list(KINDS) == [
+        "pragma-in-transaction",
+        "vacuum-in-transaction",
+        "not-null-without-default",
+        "drop-column",
+        "drop-table",
+        "rename-referenced",
+        "rebuild-parent",
+    ]
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    for name, meaning in KINDS.items():
+        assert f"| `{name}` | {meaning} |" in readme

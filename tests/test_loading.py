@@ -282,3 +282,168 @@ def test_non_utf8_python_is_refused(project: Project) -> None:
     with pytest.raises(MigrationFileError) as raised:
         load(scan(project.dir).migrations[0])
     assert str(raised.value) == f"{project.dir / '001_a.py'}: is not UTF-8 text (byte 23) (save it as UTF-8)"
+
+
+# -- hazard acknowledgements: '-- vcp:allow NAME' in SQL, allow_hazards in Python ---------------
+
+KNOWN = (
+    "pragma-in-transaction, vacuum-in-transaction, not-null-without-default, drop-column, drop-table,"
+    " rename-referenced, rebuild-parent"
+)
+
+
+def test_sql_acknowledgements_are_read_from_any_line_comment_outside_literals(project: Project) -> None:
+    loaded = load_one(
+        project,
+        "001_x.sql",
+        """
+        -- vcp:allow rebuild-parent
+        -- migrate:up
+          -- vcp:allow drop-table, drop-column
+        CREATE TABLE t (x); -- vcp:allow rename-referenced
+        -- migrate:down
+        -- vcp:allow	not-null-without-default,vacuum-in-transaction
+        DROP TABLE t;
+        """,
+    )
+    assert loaded.allowed_hazards == {
+        "rebuild-parent",
+        "drop-table",
+        "drop-column",
+        "rename-referenced",
+        "not-null-without-default",
+        "vacuum-in-transaction",
+    }
+    assert isinstance(loaded.up, SqlStep) and len(loaded.up.statements) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "SELECT '\n-- vcp:allow drop-table\n';",
+        'CREATE TABLE "\n-- vcp:allow drop-table\n" (x);',
+        "/*\n-- vcp:allow drop-table\n*/ SELECT 1;",
+        "SELECT 1; -- see below -- vcp:allow drop-table",
+    ],
+    ids=["string literal", "quoted name", "block comment", "inside another comment"],
+)
+def test_an_acknowledgement_inside_a_literal_or_a_block_comment_does_not_count(project: Project, body: str) -> None:
+    loaded = load_one(project, "001_x.sql", f"-- migrate:up\n{body}\n")
+    assert loaded.allowed_hazards == frozenset()
+
+
+def test_no_acknowledgement_is_an_empty_set(project: Project) -> None:
+    assert load_one(project, "001_x.sql", "-- migrate:up\nSELECT 1;\n").allowed_hazards == frozenset()
+    assert load_one(project, "002_x.py", "def up(c): pass\n").allowed_hazards == frozenset()
+
+
+ALLOW_NEAR_MISSES = [
+    "-- vcp: allow drop-table",
+    "--vcp:allow drop-table",
+    "--  vcp:allow drop-table",
+    "-- VCP:ALLOW drop-table",
+    "-- vcp:alow drop-table",
+    "-- vcp:allowed drop-table",
+    "-- vcp-allow drop-table",
+    "-- vcp allow drop-table",
+    "-- vcp:allow,drop-table",
+    "-- vcp:ignore drop-table",
+]
+
+
+@pytest.mark.parametrize("comment", ALLOW_NEAR_MISSES)
+def test_a_near_miss_acknowledgement_is_an_error_naming_the_line(project: Project, comment: str) -> None:
+    """Taken as a comment, it would silently not acknowledge anything."""
+    with pytest.raises(MigrationFileError) as error:
+        load_one(project, "001_x.sql", f"-- migrate:up\nCREATE TABLE t (x);\n{comment}\nDROP TABLE t;\n")
+    assert str(error.value) == (
+        f"{project.dir / '001_x.sql'}: line 3: {comment!r} looks like a hazard acknowledgement but is not one"
+        " (write '-- vcp:allow NAME', naming the hazards separated by commas or spaces)"
+    )
+
+
+def test_comments_that_only_mention_the_tool_are_fine(project: Project) -> None:
+    loaded = load_one(project, "001_x.sql", "-- migrate:up\n-- vcp-migrate runs this with foreign keys off\n")
+    assert loaded.allowed_hazards == frozenset()
+
+
+def test_an_acknowledgement_naming_nothing_is_an_error(project: Project) -> None:
+    with pytest.raises(MigrationFileError, match=r"001_x.sql: line 2: '-- vcp:allow' names no hazard"):
+        load_one(project, "001_x.sql", "-- migrate:up\n-- vcp:allow  \nSELECT 1;\n")
+
+
+def test_an_unknown_hazard_name_is_an_error_naming_it_and_the_known_ones(project: Project) -> None:
+    with pytest.raises(MigrationFileError) as error:
+        load_one(project, "001_x.sql", "-- migrate:up\n-- vcp:allow drop-table rebuild-parnet\nSELECT 1;\n")
+    assert str(error.value) == (
+        f"{project.dir / '001_x.sql'}: line 2: '-- vcp:allow' names an unknown hazard 'rebuild-parnet';"
+        f" the known hazards are {KNOWN} (fix the name)"
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['{"rebuild-parent"}', '["rebuild-parent", "drop-table"]', '("rebuild-parent",)', 'frozenset({"drop-table"})'],
+)
+def test_python_allow_hazards_as_a_set_list_tuple_or_frozenset(project: Project, value: str) -> None:
+    loaded = load_one(project, "001_x.py", f"allow_hazards = {value}\ndef up(c): pass\n")
+    assert loaded.allowed_hazards == frozenset(eval(value))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "allow_hazards = {'rebuild-parent', 'drop-tables'}\n",
+            f"allow_hazards names an unknown hazard 'drop-tables'; the known hazards are {KNOWN} (fix the name)",
+        ),
+        (
+            "allow_hazards = 'rebuild-parent'\n",
+            "allow_hazards must be a set, list or tuple of hazard names, not a str"
+            " (write allow_hazards = {'rebuild-parent'})",
+        ),
+        (
+            "allow_hazards = {1}\n",
+            "allow_hazards must hold hazard names (strings) only (write allow_hazards = {'rebuild-parent'})",
+        ),
+        (
+            "allowed_hazards = {'rebuild-parent'}\n",
+            "defines allowed_hazards, which is not read; hazards are acknowledged with allow_hazards"
+            " (write allow_hazards = {'rebuild-parent'})",
+        ),
+        (
+            "ALLOW_HAZARD = {'rebuild-parent'}\n",
+            "defines ALLOW_HAZARD, which is not read; hazards are acknowledged with allow_hazards"
+            " (write allow_hazards = {'rebuild-parent'})",
+        ),
+    ],
+    ids=["unknown name", "a string", "not strings", "allowed_hazards", "ALLOW_HAZARD"],
+)
+def test_bad_python_allow_hazards_say_what_is_wrong(project: Project, text: str, message: str) -> None:
+    with pytest.raises(MigrationFileError) as error:
+        load_one(project, "001_x.py", f"{text}def up(c): pass\n")
+    assert str(error.value) == f"{project.dir / '001_x.py'}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("002_rebuild.sql", "-- vcp:allow rebuild-parnet\n-- migrate:up\nCREATE TABLE b (x);\n"),
+        ("002_rebuild.py", "allow_hazards = {'rebuild-parnet'}\ndef up(c):\n    c.execute('CREATE TABLE b (x)')\n"),
+    ],
+)
+def test_migrate_refuses_a_file_with_an_unknown_hazard_name_and_changes_nothing(
+    project: Project, name: str, text: str
+) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    assert project.cli("migrate").exit_code == 0
+    before = project.digest()
+    project.write(name, text)
+    result = project.cli("migrate")
+    assert result.exit_code == 1
+    source = "line 1: '-- vcp:allow'" if name.endswith(".sql") else "allow_hazards"
+    assert result.stderr == (
+        f"Error: {project.dir / name}: {source} names an unknown hazard 'rebuild-parnet';"
+        f" the known hazards are {KNOWN} (fix the name; nothing was applied)\n"
+    )
+    assert project.digest() == before and project.history() == [1] and project.tables() == {"a"}

@@ -374,3 +374,133 @@ def test_validate_reports_a_file_attached_past_the_guards(project: Project) -> N
     assert [(p.kind, p.severity, p.version) for p in problems] == [("unrehearsable", "warning", 2)]
     assert "it attached the file" in problems[0].message and "past vcp-migrate's guards" in problems[0].message
     assert project.digest() == before and project.history() == [1]
+
+
+# -- acknowledged hazards: '-- vcp:allow NAME' and allow_hazards ----------------------------------
+
+REBUILD_TRADES = (
+    "CREATE TABLE trades_new (id INTEGER PRIMARY KEY, symbol TEXT NOT NULL DEFAULT '', quantity INTEGER);\n"
+    "INSERT INTO trades_new SELECT * FROM trades;\n"
+    "DROP TABLE trades;\n"
+    "ALTER TABLE trades_new RENAME TO trades;"
+)
+REBUILD_WARNING = (
+    "rebuild-parent: 'DROP TABLE trades;': rebuilding trades, a parent of fills with ON DELETE actions:"
+    " with foreign keys on, DROP TABLE deletes or changes their rows; vcp-migrate runs it with foreign key"
+    " enforcement off, which is safe; never run this SQL with foreign keys on"
+)
+
+
+def with_children(project: Project) -> None:
+    """trades and its index applied, then fills whose rows a delete of a trade cascades to."""
+    trading(project)
+    project.sql(
+        "003_fills.sql",
+        "CREATE TABLE fills (id INTEGER PRIMARY KEY, trade_id INTEGER REFERENCES trades(id) ON DELETE CASCADE);",
+        "DROP TABLE fills;",
+    )
+    project.manager().migrate()
+
+
+def test_an_acknowledged_rebuild_is_listed_and_strict_passes(project: Project) -> None:
+    with_children(project)
+    path = project.sql("004_rebuild.sql", f"-- vcp:allow rebuild-parent\n{REBUILD_TRADES}", "SELECT 1;")
+    before = project.digest()
+    result = project.cli("validate", "--strict")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        f"acknowledged: {path}: {REBUILD_WARNING}",
+        "OK: no problems found (1 hazard(s) acknowledged).",
+    ]
+    data = json.loads(project.cli("validate", "--strict", "--json").stdout)
+    assert data["ok"] is True
+    (problem,) = data["problems"]
+    assert (problem["kind"], problem["severity"], problem["hazard"], problem["version"]) == (
+        "hazard",
+        "acknowledged",
+        "rebuild-parent",
+        4,
+    )
+    assert project.digest() == before and project.history() == [1, 2, 3]
+
+
+def test_the_same_rebuild_unacknowledged_fails_strict_and_says_how_to_acknowledge(project: Project) -> None:
+    with_children(project)
+    path = project.sql("004_rebuild.sql", REBUILD_TRADES, "SELECT 1;")
+    assert project.cli("validate").exit_code == 0
+    result = project.cli("validate", "--strict")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        f"warning: {path}: {REBUILD_WARNING} (if reviewed and safe, acknowledge it in the file:"
+        " '-- vcp:allow rebuild-parent')",
+        "failed: 0 error(s), 1 warning(s) (--strict)",
+    ]
+    data = json.loads(project.cli("validate", "--strict", "--json").stdout)
+    assert data["ok"] is False
+    assert [(p["severity"], p["hazard"]) for p in data["problems"]] == [("warning", "rebuild-parent")]
+
+
+@pytest.mark.parametrize(("allowed", "code"), [("{'rebuild-parent'}", 0), ("['drop-table']", 1), ("()", 1)])
+def test_a_python_migration_acknowledges_with_allow_hazards(project: Project, allowed: str, code: int) -> None:
+    with_children(project)
+    statements = REBUILD_TRADES.split("\n")
+    project.write(
+        "004_rebuild.py",
+        f"allow_hazards = {allowed}\n\ndef up(connection):\n"
+        + "".join(f"    connection.execute({s.rstrip(';')!r})\n" for s in statements)
+        + "\ndef down(connection):\n    pass\n",
+    )
+    result = project.cli("validate", "--strict")
+    assert result.exit_code == code, result.output
+    (problem,) = [p for p in project.manager().validate() if p.kind == "hazard"]
+    assert problem.hazard == "rebuild-parent"
+    assert problem.severity == ("acknowledged" if code == 0 else "warning")
+    if code:
+        assert "acknowledge it in the file: allow_hazards = {'rebuild-parent'})" in problem.message
+
+
+def test_a_hazard_not_acknowledged_still_fails_strict_beside_one_that_is(project: Project) -> None:
+    with_children(project)
+    path = project.sql(
+        "004_rebuild.sql",
+        f"-- vcp:allow rebuild-parent\n{REBUILD_TRADES}\nALTER TABLE trades DROP COLUMN quantity;",
+        "",
+    )
+    result = project.cli("validate", "--strict")
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"acknowledged: {path}: {REBUILD_WARNING}"
+    assert lines[1].startswith(f"warning: {path}: drop-column: 'ALTER TABLE trades DROP COLUMN quantity;'")
+    assert lines[1].endswith("(if reviewed and safe, acknowledge it in the file: '-- vcp:allow drop-column')")
+    assert lines[2:] == ["failed: 0 error(s), 1 warning(s), 1 acknowledged (--strict)"]
+    assert project.cli("validate").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "hidden",
+    ["SELECT '\n-- vcp:allow rebuild-parent\n';", "/*\n-- vcp:allow rebuild-parent\n*/"],
+    ids=["string literal", "block comment"],
+)
+def test_an_acknowledgement_in_a_literal_or_block_comment_does_not_count(project: Project, hidden: str) -> None:
+    with_children(project)
+    project.sql("004_rebuild.sql", f"{hidden}\n{REBUILD_TRADES}", "SELECT 1;")
+    result = project.cli("validate", "--strict")
+    assert result.exit_code == 1
+    assert "warning: " in result.stdout and "acknowledged" not in result.stdout.splitlines()[-1]
+
+
+def test_an_unknown_hazard_name_fails_validate_and_changes_nothing(project: Project) -> None:
+    with_children(project)
+    path = project.sql("004_rebuild.sql", f"-- vcp:allow rebuild-parnet\n{REBUILD_TRADES}", "SELECT 1;")
+    before = project.digest()
+    result = project.cli("validate")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        f"{path}: line 2: '-- vcp:allow' names an unknown hazard 'rebuild-parnet'; the known hazards are"
+        " pragma-in-transaction, vacuum-in-transaction, not-null-without-default, drop-column, drop-table,"
+        " rename-referenced, rebuild-parent",
+        "failed: 1 error(s), 0 warning(s).",
+    ]
+    assert project.digest() == before and project.history() == [1, 2, 3] and "fills" in project.tables()
+    assert project.cli("migrate").exit_code == 1
+    assert project.digest() == before and project.history() == [1, 2, 3]

@@ -87,9 +87,7 @@ def lint(live: sqlite3.Connection | None, pending: list[LoadedMigration]) -> lis
             context = hazards.SchemaContext.read(session.connection)
             outcome = runner.one(migration, "up", earlier=0, capture=True)
             for hazard in hazards.find(outcome.statements, transactional=migration.up.transactional, context=context):
-                problems.append(
-                    Problem("hazard", str(hazard), migration.file.path, migration.file.version, severity="warning")
-                )
+                problems.append(_hazard_problem(migration, hazard))
             if outcome.unrehearsable and outcome.error:
                 problems.append(unrehearsable(migration, outcome.error.what, "the migrations after it were not linted"))
                 break
@@ -98,6 +96,18 @@ def lint(live: sqlite3.Connection | None, pending: list[LoadedMigration]) -> lis
                 problems.append(Problem("fails", message, migration.file.path, migration.file.version))
                 break
     return problems
+
+
+def _hazard_problem(migration: LoadedMigration, hazard: hazards.Hazard) -> Problem:
+    """A warning, or (when the file acknowledges its kind) an acknowledged hazard, never a failure."""
+    file = migration.file
+    if hazard.kind in migration.allowed_hazards:
+        return Problem(
+            "hazard", f"{hazard.kind}: {hazard}", file.path, file.version, "acknowledged", hazard=hazard.kind
+        )
+    how = f"'-- vcp:allow {hazard.kind}'" if file.kind == "sql" else f"allow_hazards = {{{hazard.kind!r}}}"
+    message = f"{hazard.kind}: {hazard} (if reviewed and safe, acknowledge it in the file: {how})"
+    return Problem("hazard", message, file.path, file.version, "warning", hazard=hazard.kind)
 
 
 def roundtrip(

@@ -21,10 +21,23 @@ _RENAME_TABLE = re.compile(rf"ALTER\s+TABLE\s+{_NAME}\s+RENAME\s+TO\s+{_NAME}", 
 _DROP_TABLE = re.compile(rf"DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?{_NAME}", re.IGNORECASE)
 _OPT_OUT = "put it in a migration of its own with transaction:false (SQL) or transactional = False (Python)"
 
+# The stable name of each kind of hazard, as a migration acknowledges it (`-- vcp:allow NAME`,
+# `allow_hazards = {"NAME"}`), with what it means. Renaming one breaks the files that name it.
+KINDS: dict[str, str] = {
+    "pragma-in-transaction": "a PRAGMA that sets a value, inside a transactional migration",
+    "vacuum-in-transaction": "VACUUM inside a transactional migration",
+    "not-null-without-default": "ADD COLUMN ... NOT NULL without a DEFAULT",
+    "drop-column": "dropping a column",
+    "drop-table": "dropping a table",
+    "rename-referenced": "renaming or rebuilding a table that views or triggers reference",
+    "rebuild-parent": "rebuilding a parent table whose children have ON DELETE actions",
+}
+
 
 class Hazard(NamedTuple):
-    """One pitfall: the statement, what goes wrong, and the safer alternative."""
+    """One pitfall: its kind (a name of KINDS), the statement, what goes wrong, and the safer alternative."""
 
+    kind: str
     statement: str
     problem: str
     advice: str
@@ -76,13 +89,16 @@ def find(statements: tuple[str, ...], *, transactional: bool, context: SchemaCon
 
 def _hazards(statement: str, code: str, transactional: bool, context: SchemaContext, rebuilt: set[str]) -> list[Hazard]:
     if transactional and _PRAGMA_SET.match(code):
-        return [Hazard(statement, "a PRAGMA inside a transaction is a no-op or an error", _OPT_OUT)]
+        return [
+            Hazard("pragma-in-transaction", statement, "a PRAGMA inside a transaction is a no-op or an error", _OPT_OUT)
+        ]
     if transactional and _VACUUM.match(code):
-        return [Hazard(statement, "VACUUM fails inside a transaction", _OPT_OUT)]
+        return [Hazard("vacuum-in-transaction", statement, "VACUUM fails inside a transaction", _OPT_OUT)]
     added = _ADD_COLUMN.match(code)
     if added and re.search(r"\bNOT\s+NULL\b", added[2], re.I) and not re.search(r"\bDEFAULT\b", added[2], re.I):
         return [
             Hazard(
+                "not-null-without-default",
                 statement,
                 "ADD COLUMN ... NOT NULL without a DEFAULT fails on a table that has rows",
                 "give it a DEFAULT, or add it nullable, backfill it, then rebuild the table with NOT NULL",
@@ -91,6 +107,7 @@ def _hazards(statement: str, code: str, transactional: bool, context: SchemaCont
     if dropped := _DROP_COLUMN.match(code):
         return [
             Hazard(
+                "drop-column",
                 statement,
                 f"dropping column {_bare(dropped[2])} of {_bare(dropped[1])} destroys its data",
                 "make sure nothing reads it any more; the backup taken before migrate is the way back",
@@ -102,6 +119,7 @@ def _hazards(statement: str, code: str, transactional: bool, context: SchemaCont
             return _rebuild_hazards(statement, table, context)
         return [
             Hazard(
+                "drop-table",
                 statement,
                 f"dropping table {table} destroys its data",
                 "rename it aside instead, or make sure its data is not needed; the backup taken before migrate"
@@ -123,6 +141,7 @@ def _rebuild_hazards(statement: str, table: str, context: SchemaContext) -> list
         children = ", ".join(context.cascades[table])
         found.append(
             Hazard(
+                "rebuild-parent",
                 statement,
                 f"rebuilding {table}, a parent of {children} with ON DELETE actions: with foreign keys on,"
                 " DROP TABLE deletes or changes their rows",
@@ -136,6 +155,7 @@ def _rebuild_hazards(statement: str, table: str, context: SchemaContext) -> list
 def _dependents_hazard(statement: str, table: str, context: SchemaContext) -> Hazard:
     names = ", ".join(context.dependents[table])
     return Hazard(
+        "rename-referenced",
         statement,
         f"renaming or rebuilding {table}, which {names} reference(s): SQLite checks them during the rename,"
         " which fails or leaves them broken",

@@ -16,9 +16,11 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import NamedTuple
 
+from . import sqltext
 from .errors import MigrationFileError
+from .hazards import KINDS
 from .models import Direction, MigrationFile
-from .sqltext import sections, split_statements
+from .sqltext import split_statements
 
 _FIX = "fix the file"
 
@@ -41,11 +43,16 @@ Step = SqlStep | PythonStep
 
 
 class LoadedMigration(NamedTuple):
-    """A migration file made runnable; ``down`` is None when the file has none."""
+    """A migration file made runnable; ``down`` is None when the file has none.
+
+    ``allowed_hazards``: the hazard names the file acknowledges as reviewed (``-- vcp:allow`` in
+    SQL, ``allow_hazards`` in Python), each one of ``hazards.KINDS``.
+    """
 
     file: MigrationFile
     up: Step
     down: Step | None
+    allowed_hazards: frozenset[str] = frozenset()
 
     def step(self, direction: Direction) -> Step:
         """The up or the down; planning refuses a rollback of a migration without down."""
@@ -58,7 +65,9 @@ class LoadedMigration(NamedTuple):
 
 
 def load(migration: MigrationFile) -> LoadedMigration:
-    """Load a migration file. Raises MigrationFileError naming the file and the line."""
+    """Load a migration file. Raises MigrationFileError naming the file and the line, also when
+    it acknowledges a hazard name that is not one of ``hazards.KINDS`` (a typo would otherwise
+    silently keep a warning, or acknowledge another hazard)."""
     if migration.kind == "sql":
         return LoadedMigration(migration, *_load_sql(migration))
     module = _exec_python(migration)
@@ -75,6 +84,7 @@ def load(migration: MigrationFile) -> LoadedMigration:
         migration,
         PythonStep(up_function, transactional),
         PythonStep(down_function, transactional) if down_function else None,
+        _python_allowances(module, str(migration.path)),
     )
 
 
@@ -95,14 +105,58 @@ def load_plan(plan: list[MigrationFile], direction: Direction) -> list[LoadedMig
     return loaded
 
 
-def _load_sql(migration: MigrationFile) -> tuple[SqlStep, SqlStep | None]:
+def _load_sql(migration: MigrationFile) -> tuple[SqlStep, SqlStep | None, frozenset[str]]:
     where = str(migration.path)
-    found = sections(source_text(migration), where)
+    file = sqltext.read(source_text(migration), where)
+    found = file.sections
 
     def step(direction: str) -> SqlStep:
         return SqlStep(tuple(split_statements(found[direction].text)), found[direction].transactional)
 
-    return step("up"), step("down") if "down" in found else None
+    allowed: set[str] = set()
+    for allowance in file.allowances:
+        _check_hazard_names(allowance.names, where, f"line {allowance.line}: '-- vcp:allow'")
+        allowed.update(allowance.names)
+    return step("up"), step("down") if "down" in found else None, frozenset(allowed)
+
+
+# Module attributes that look meant as allow_hazards: read as nothing, they would drop the acknowledgement.
+_NEAR_ALLOW = re.compile(r"_*(?:allow(?:ed|s)?_*hazards?|hazards?_*allow(?:ed|s)?)", re.IGNORECASE)
+_ALLOW_EXAMPLE = "write allow_hazards = {'rebuild-parent'}"
+
+
+def _python_allowances(module: types.ModuleType, where: str) -> frozenset[str]:
+    near = sorted(name for name in vars(module) if name != "allow_hazards" and _NEAR_ALLOW.fullmatch(name))
+    if near:
+        raise MigrationFileError(
+            f"defines {near[0]}, which is not read; hazards are acknowledged with allow_hazards",
+            where=where,
+            hint=_ALLOW_EXAMPLE,
+        )
+    allowed = vars(module).get("allow_hazards", frozenset())
+    if not isinstance(allowed, (set, frozenset, list, tuple)):  # a str would be read letter by letter
+        raise MigrationFileError(
+            f"allow_hazards must be a set, list or tuple of hazard names, not a {type(allowed).__name__}",
+            where=where,
+            hint=_ALLOW_EXAMPLE,
+        )
+    if not all(isinstance(name, str) for name in allowed):
+        raise MigrationFileError(
+            "allow_hazards must hold hazard names (strings) only", where=where, hint=_ALLOW_EXAMPLE
+        )
+    _check_hazard_names(tuple(allowed), where, "allow_hazards")
+    return frozenset(allowed)
+
+
+def _check_hazard_names(names: tuple[str, ...], where: str, source: str) -> None:
+    unknown = sorted({name for name in names if name not in KINDS})
+    if unknown:
+        which = "an unknown hazard" if len(unknown) == 1 else "unknown hazards"
+        raise MigrationFileError(
+            f"{source} names {which} {', '.join(map(repr, unknown))}; the known hazards are {', '.join(KINDS)}",
+            where=where,
+            hint="fix the name",
+        )
 
 
 def source_text(migration: MigrationFile) -> str:

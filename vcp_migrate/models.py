@@ -108,14 +108,17 @@ class MigrationRun(NamedTuple):
 
 
 class Problem(NamedTuple):
-    """One thing ``validate`` found: an error, or a warning (a hazard) that --strict makes one."""
+    """One thing ``validate`` found: an error, a warning (a hazard) that --strict makes one, or a
+    hazard the migration acknowledges as reviewed (severity "acknowledged", never a failure).
+    ``hazard`` is the hazard's name (``hazards.KINDS``) when the kind is "hazard"."""
 
     kind: str
     message: str
     path: Path | None = None
     version: int | None = None
-    severity: Literal["error", "warning"] = "error"
+    severity: Literal["error", "warning", "acknowledged"] = "error"
     diff: str | None = None
+    hazard: str | None = None
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
@@ -128,6 +131,7 @@ class Problem(NamedTuple):
             "file": str(self.path) if self.path else None,
             "message": self.message,
             "diff": self.diff,
+            "hazard": self.hazard,
         }
 
 

@@ -80,20 +80,27 @@ def run_line(run: MigrationRun) -> Text:
 
 def problem_line(problem: Problem) -> Text:
     """One line per problem: where, then what and what to do; warnings say so."""
-    text = Text("warning: ", style="yellow") if problem.severity == "warning" else Text()
+    prefix = {"warning": Text("warning: ", style="yellow"), "acknowledged": Text("acknowledged: ", style="green")}
+    text = prefix.get(problem.severity, Text())
     text.append(f"{printable(str(problem.path))}: " if problem.path else "", style="bold")
     text.append(printable(problem.message))
     return text
 
 
 def validate_summary(problems: list[Problem], *, strict: bool) -> str:
-    """The last line of validate: OK, or how many errors and warnings."""
+    """The last line of validate: OK, or how many errors and warnings; acknowledged hazards counted apart."""
     errors = sum(1 for p in problems if p.severity == "error")
-    warnings = len(problems) - errors
-    if not problems:
-        return "OK: no problems found."
+    warnings = sum(1 for p in problems if p.severity == "warning")
+    acknowledged = sum(1 for p in problems if p.severity == "acknowledged")
+    if not errors and not warnings:
+        return (
+            f"OK: no problems found ({acknowledged} hazard(s) acknowledged)."
+            if acknowledged
+            else "OK: no problems found."
+        )
     verdict = "failed" if errors or (warnings and strict) else "OK"
-    return f"{verdict}: {errors} error(s), {warnings} warning(s)" + (" (--strict)" if strict and warnings else ".")
+    counts = f"{errors} error(s), {warnings} warning(s)" + (f", {acknowledged} acknowledged" if acknowledged else "")
+    return f"{verdict}: {counts}" + (" (--strict)" if strict and warnings else ".")
 
 
 def backup_line(backup: Backup) -> Text:

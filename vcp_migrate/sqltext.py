@@ -1,4 +1,5 @@
-"""SQL text by SQLite's lexical rules: statements, and the sections of a SQL migration file.
+"""SQL text by SQLite's lexical rules: statements, and the sections and hazard acknowledgements
+of a SQL migration file.
 
 One pass over the text finds string literals ('...', with '' inside), quoted names ("...",
 `...`, [...]), comments (-- to the end of the line, /* to */ or the end of the text) and trigger
@@ -125,6 +126,20 @@ class Section(NamedTuple):
     transactional: bool
 
 
+class Allowance(NamedTuple):
+    """A ``-- vcp:allow NAME ...`` comment: its line, and the hazard names it acknowledges."""
+
+    line: int
+    names: tuple[str, ...]
+
+
+class SqlFile(NamedTuple):
+    """A SQL migration file read: its sections keyed "up" and "down", and its acknowledgements."""
+
+    sections: dict[str, Section]
+    allowances: tuple[Allowance, ...]
+
+
 _OPENER = re.compile(r"['\"`\[]|--|/\*")
 _LINE_END = re.compile(r"[\r\n]")
 _EXACT_MARKER = re.compile(r"-- migrate:(up|down)(?:[ \t]+(.*?))?\s*")
@@ -136,6 +151,12 @@ _MARKER_HINT = (
     " other tools' markers such as '-- +goose Down' are not read"
 )
 _FIX = "fix the file"
+# A hazard acknowledgement: a -- comment beginning '-- vcp:allow', then names separated by commas or
+# spaces. Anything else that starts like one (other spacing or case, '-- vcp:alow', '-- vcp-allow',
+# any '-- vcp:' word) is an error: taken as a comment, a misspelt one would silently not count.
+_EXACT_ALLOW = re.compile(r"-- vcp:allow(?:[ \t]+(.*))?")
+_NEAR_ALLOW = re.compile(r"--\s*vcp\s*(?::|[-_\s]*allow)", re.IGNORECASE)
+_ALLOW_HINT = "write '-- vcp:allow NAME', naming the hazards separated by commas or spaces"
 
 
 def line_number(text: str, pos: int) -> int:
@@ -144,12 +165,20 @@ def line_number(text: str, pos: int) -> int:
 
 
 def sections(text: str, where: str) -> dict[str, Section]:
-    """The sections of a SQL migration file, keyed "up" and "down".
+    """The sections of a SQL migration file, keyed "up" and "down" (see ``read``)."""
+    return read(text, where).sections
 
-    A marker counts only on a line that begins outside any comment, literal or quoted name.
+
+def read(text: str, where: str) -> SqlFile:
+    """The sections of a SQL migration file and its hazard acknowledgements, in one pass.
+
+    A marker counts only on a line that begins outside any comment, literal or quoted name. An
+    acknowledgement is a -- comment beginning '-- vcp:allow', anywhere outside literals, quoted
+    names and block comments (a trailing comment too), in either section or before the first.
     Raises MigrationFileError naming ``where`` and the line: a NUL character, a line that looks
-    like a marker but is not one, a second section of one kind, an unknown option, SQL before
-    the first marker, no up section, SQL that SQLite would read as part of a -- comment.
+    like a marker or an acknowledgement but is not one, an acknowledgement naming nothing, a
+    second section of one kind, an unknown option, SQL before the first marker, no up section,
+    SQL that SQLite would read as part of a -- comment.
     """
     nul = text.find("\x00")
     if nul != -1:
@@ -159,6 +188,7 @@ def sections(text: str, where: str) -> dict[str, Section]:
             hint="remove it; write X'00' for a zero byte in a blob",
         )
     markers: list[tuple[str, bool, int, int]] = []  # direction, transactional, line start, body start
+    allowances: list[Allowance] = []
     stray: int | None = None  # where the first SQL before any marker is
     pos = 0
     while True:
@@ -181,6 +211,9 @@ def sections(text: str, where: str) -> dict[str, Section]:
                     )
                 markers.append((direction, transactional, line_start, _next_line(text, pos)))
             else:
+                allowance = _allowance(text, start, pos, where)
+                if allowance is not None:
+                    allowances.append(allowance)
                 _check_lone_cr(text, pos, where)
         elif kind == "/*":
             end = text.find("*/", start + 2)
@@ -199,7 +232,29 @@ def sections(text: str, where: str) -> dict[str, Section]:
             hint="move it into a section",
         )
     ends = [m[2] for m in markers[1:]] + [len(text)]
-    return {m[0]: Section(text[m[3] : end], m[1]) for m, end in zip(markers, ends, strict=True)}
+    found = {m[0]: Section(text[m[3] : end], m[1]) for m, end in zip(markers, ends, strict=True)}
+    return SqlFile(found, tuple(allowances))
+
+
+def _allowance(text: str, start: int, end: int, where: str) -> Allowance | None:
+    """The acknowledgement the -- comment text[start:end] makes, if it is one.
+
+    Raises MigrationFileError if it looks like one but is not, or names no hazard.
+    """
+    exact = _EXACT_ALLOW.fullmatch(text, start, end)
+    if exact is None and _NEAR_ALLOW.match(text, start, end) is None:
+        return None
+    number = line_number(text, start)
+    if exact is None:
+        raise MigrationFileError(
+            f"line {number}: {text[start:end].strip()!r} looks like a hazard acknowledgement but is not one",
+            where=where,
+            hint=_ALLOW_HINT,
+        )
+    names = tuple(name for name in re.split(r"[\s,]+", exact.group(1) or "") if name)
+    if not names:
+        raise MigrationFileError(f"line {number}: '-- vcp:allow' names no hazard", where=where, hint=_ALLOW_HINT)
+    return Allowance(number, names)
 
 
 def _marker(text: str, start: int, end: int, where: str) -> tuple[str, bool, int] | None:

@@ -91,7 +91,7 @@ def new_command(db: str | None, directory: str | None, name: str, sql: bool, pro
 @click.command("validate")
 @common
 @click.option("--roundtrip", is_flag=True, help="Also prove every migration reversible on a copy of the database.")
-@click.option("--strict", is_flag=True, help="Treat warnings (hazards) as failures.")
+@click.option("--strict", is_flag=True, help="Treat warnings (hazards not acknowledged) as failures.")
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
 @handles_errors
 def validate_command(
@@ -103,7 +103,8 @@ def validate_command(
     (with a diff for edited files), the database (integrity, foreign keys, drift from
     what the applied migrations produce), the schema file, and hazards in pending
     migrations. Runs migrations only on databases in memory. Exits 1 on any error,
-    and on warnings too with --strict.
+    and on warnings too with --strict. A hazard a migration acknowledges as reviewed
+    (-- vcp:allow NAME in SQL, allow_hazards = {"NAME"} in Python) is listed, never a failure.
 
     \b
     Example:
@@ -111,7 +112,7 @@ def validate_command(
       vcp-migrate validate --roundtrip --strict --json
     """
     problems = make_manager(db, directory, progress).validate(roundtrip=roundtrip)
-    failing = [p for p in problems if p.severity == "error" or strict]
+    failing = [p for p in problems if p.severity == "error" or (strict and p.severity == "warning")]
     if as_json:
         import json
 
