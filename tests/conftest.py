@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 from vcp_migrate import MigrationManager
 from vcp_migrate.cli import main
 
-ENV_VARS = ("VCP_MIGRATE_DB", "VCP_MIGRATE_DIR", "VCP_MIGRATE_LOCK_TIMEOUT", "NO_COLOR")
+ENV_VARS = ("VCP_MIGRATE_DB", "VCP_MIGRATE_DIR", "VCP_MIGRATE_LOCK_TIMEOUT", "VCP_MIGRATE_CONFIG", "NO_COLOR")
 
 
 class Project:

@@ -41,7 +41,8 @@ def test_migrate_prints_each_migration_and_exits_0(project: Project) -> None:
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].startswith("Applied 1 a (") and lines[1].startswith("Applied 2 b (")
-    assert lines[2].startswith("Applied 2 migration(s) in ")
+    assert lines[2] == f"Created {project.db}"
+    assert lines[3].startswith("Applied 2 migration(s) in ")
     again = project.cli("up")
     assert again.exit_code == 0 and "Nothing to apply" in again.stdout
 
@@ -116,7 +117,7 @@ def test_validate_exit_codes_and_json(project: Project) -> None:
         (["migrate", "--bogus"], 2, "--bogus"),
         (["new"], 2, "Error: Missing argument 'NAME'."),
         (["new", "../../etc/passwd"], 2, "Error: migration name '../../etc/passwd' contains a path"),
-        (["migrate", "--to", "9"], 1, "Error: version 9 is not a migration in"),
+        (["migrate", "--to", "9"], 1, "Error: --to 9 is not a migration in"),
         (["rollback"], 1, "test.db: does not exist (check --db; only 'migrate' creates a database)"),
     ],
 )
@@ -190,7 +191,7 @@ def test_environment_variables(project: Project) -> None:
     assert result.exit_code == 0, result.output
     assert (project.root / "env.db").exists() and not project.db.exists()
     bad = CliRunner().invoke(main, ["migrate"], env={**env, "VCP_MIGRATE_LOCK_TIMEOUT": "soon"})
-    assert bad.exit_code == 2 and "Invalid value for '--lock-timeout'" in bad.stderr
+    assert bad.exit_code == 2 and "VCP_MIGRATE_LOCK_TIMEOUT='soon' is not a finite number" in bad.stderr
 
 
 @pytest.mark.parametrize("seconds", ["nan", "NaN", "inf", "-inf", "1e400", "-1"])
@@ -198,12 +199,12 @@ def test_lock_timeout_that_is_not_a_finite_number_of_seconds_is_a_usage_error(pr
     two(project)
     project.cli("migrate", "--to", "1")
     before = project.digest()
-    for result in (
-        project.cli("migrate", "--lock-timeout", seconds),
-        project.cli("rollback", env={"VCP_MIGRATE_LOCK_TIMEOUT": seconds}),
+    for result, start in (
+        (project.cli("migrate", "--lock-timeout", seconds), "Error: Invalid value for '--lock-timeout': "),
+        (project.cli("rollback", env={"VCP_MIGRATE_LOCK_TIMEOUT": seconds}), "Error: VCP_MIGRATE_LOCK_TIMEOUT="),
     ):
         assert result.exit_code == 2, result.output
-        assert result.stderr.startswith("Error: Invalid value for '--lock-timeout': ")
+        assert result.stderr.startswith(start)
         assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output
     assert project.digest() == before and project.history() == [1]
 
@@ -289,3 +290,55 @@ def test_failing_rollback_of_an_edited_file_says_one_thing(project: Project) -> 
         f"Error: {project.dir / '002_b.sql'}: has no down, so it cannot be rolled back"
         " (add one; nothing was rolled back)"
     ]
+
+
+def test_global_options_before_the_command_as_after_it(project: Project) -> None:
+    two(project)
+    before = CliRunner().invoke(main, ["--db", str(project.db), "--dir", str(project.dir), "up", "--to", "1"])
+    assert before.exit_code == 0, before.output
+    assert project.history() == [1]
+    mixed = CliRunner().invoke(
+        main, ["--db", "elsewhere.db", "--dir", str(project.dir), "current", "--db", str(project.db)]
+    )
+    assert mixed.output == "1\n"  # after the command wins
+    assert not (project.root / "elsewhere.db").exists()
+    for options in (["--debug"], ["-q"], ["-v"], ["--no-color"], ["--config", "x.toml"]):
+        result = CliRunner().invoke(main, [*options, "--help"])
+        assert result.exit_code == 0 and "--config PATH" in result.output
+
+
+def test_quiet_prints_only_errors(project: Project) -> None:
+    two(project)
+    quiet = project.cli("up", "-q")
+    assert quiet.exit_code == 0 and quiet.stdout == "" and quiet.stderr == ""
+    assert project.history() == [1, 2]
+    down = CliRunner().invoke(main, ["-q", "down", "--db", str(project.db), "--dir", str(project.dir)])
+    assert down.exit_code == 0 and down.stdout == "" and project.history() == [1]
+    project.write("003_bad.sql", "-- migrate:up\nCREATE TABLE a(x);\n-- migrate:down\n")
+    failed = project.cli("up", "-q")
+    assert failed.exit_code == 1 and failed.stdout == "" and failed.stderr.startswith("Error: ")
+    assert project.cli("status", "-q", "--json").stdout.startswith("[")  # data is still printed
+    both = project.cli("up", "-q", "-v")
+    assert both.exit_code == 2 and "-q and -v cannot be used together" in both.stderr
+
+
+def test_verbose_prints_each_statement_with_its_time(project: Project) -> None:
+    project.write(
+        "001_a.sql", "-- migrate:up\nCREATE TABLE a(x);\nINSERT INTO a VALUES (1);\n-- migrate:down\nDROP TABLE a;\n"
+    )
+    project.write(
+        "002_b.py",
+        "def up(conn):\n    conn.execute('CREATE TABLE b(x)')\n"
+        "    conn.executemany('INSERT INTO b VALUES (?)', [(1,), (2,)])\n"
+        "def down(conn):\n    conn.execute('DROP TABLE b')\n",
+    )
+    result = CliRunner().invoke(main, ["-v", "up", "--db", str(project.db), "--dir", str(project.dir)])
+    assert result.exit_code == 0, result.output
+    timed = [line for line in result.stdout.splitlines() if re.match(r"^\s+\d+\.\d ms  ", line)]
+    assert [line.split(" ms  ", 1)[1] for line in timed] == [
+        "CREATE TABLE a(x);",
+        "INSERT INTO a VALUES (1);",
+        "CREATE TABLE b(x)",
+        "INSERT INTO b VALUES (?)",
+    ]
+    assert "SAVEPOINT" not in result.stdout and project.history() == [1, 2]

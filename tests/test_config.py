@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from vcp_migrate import UsageError
+from vcp_migrate import MigrationManager, UsageError, config
+from vcp_migrate.cli import main
 from vcp_migrate.config import parse_tool_table, read_settings
+
+from .conftest import ENV_VARS, console_script
 
 SAMPLES = [
     '[project]\nname = "x"\n\n[tool.vcp-migrate]\ndb = "prod.db"\ndir = \'db/migrations\'  # where they live\n',
@@ -66,42 +73,172 @@ def test_read_settings_checks_keys_and_types(tmp_path: Path) -> None:
 def test_manager_settings_take_given_values_then_the_table_then_defaults(tmp_path: Path) -> None:
     from vcp_migrate.config import manager_settings
 
-    assert manager_settings(path=tmp_path / "absent.toml") == (
-        "vcp_trading.db",
-        "migrations",
-        True,
-        5,
-        True,
-        None,
-        True,
-    )
+    assert manager_settings() == (
+        "vcp_trading.db", "migrations", None, 30.0, True, 5, True, True, True, False, None
+    )  # fmt: skip
     pyproject = tmp_path / "pyproject.toml"
     pyproject.write_text(
         '[tool.vcp-migrate]\ndb = "table.db"\nbackup = false\nkeep_backups = 2\nschema_file = "s.sql"\n'
-        "user_version = false\ndump = false\n"
+        "user_version = false\ndump = false\nlock_timeout = 4\ncreate = false\nallow_existing = true\n"
     )
-    from_table = manager_settings(path=pyproject)
-    assert (from_table.db, from_table.directory, from_table.backup, from_table.keep_backups) == (
-        "table.db",
-        "migrations",
-        False,
-        2,
-    )
-    assert (from_table.user_version, from_table.schema_file, from_table.dump) == (False, "s.sql", False)
-    given = manager_settings("given.db", "given", True, 9, True, path=pyproject)
-    assert (given.db, given.directory, given.backup, given.keep_backups, given.dump) == (
-        "given.db",
-        "given",
-        True,
-        9,
-        True,
-    )
+    table = manager_settings(config=pyproject)
+    assert table == (
+        str(tmp_path / "table.db"), str(tmp_path / "migrations"), str(tmp_path / "s.sql"),
+        4.0, False, 2, False, False, False, True, pyproject,
+    )  # fmt: skip
+    given = manager_settings({"db": "given.db", "dir": "given", "keep_backups": 9, "create": True}, pyproject)
+    assert (given.db, given.directory, given.keep_backups, given.create, given.backup) == (
+        "given.db", "given", 9, True, False
+    )  # fmt: skip
 
 
 def test_manager_settings_refuse_a_value_of_the_wrong_type(tmp_path: Path) -> None:
     from vcp_migrate.config import manager_settings
 
     pyproject = tmp_path / "pyproject.toml"
-    pyproject.write_text("[tool.vcp-migrate]\nkeep_backups = true\n")
-    with pytest.raises(UsageError, match="keep_backups must be a int, not True"):
-        manager_settings(path=pyproject)
+    for text, message in (
+        ("keep_backups = true", "keep_backups must be a int, not True"),
+        ("lock_timeout = 'soon'", "lock_timeout must be a number, not 'soon'"),
+        ("lock_timeout = -1", "lock_timeout must be a finite number of seconds, 0 or more, not -1.0"),
+        ("create = 'no'", "create must be a bool, not 'no'"),
+    ):
+        pyproject.write_text(f"[tool.vcp-migrate]\n{text}\n")
+        with pytest.raises(UsageError, match=re.escape(message)):
+            manager_settings(config=pyproject)
+
+
+# -- which file -------------------------------------------------------------------------------
+
+
+def _layout(root: Path, table: str = '[tool.vcp-migrate]\ndb = "data/app.db"\ndir = "db/migrations"\n') -> Path:
+    """A repository: pyproject.toml at the root, migrations two folders down, a subfolder to work in."""
+    (root / ".git").mkdir(parents=True)
+    (root / "pyproject.toml").write_text(table)
+    (root / "db" / "migrations").mkdir(parents=True)
+    (root / "data").mkdir()
+    (root / "db" / "migrations" / "001_a.sql").write_text(
+        "-- migrate:up\nCREATE TABLE a(x);\n-- migrate:down\nDROP TABLE a;\n"
+    )
+    work = root / "src" / "app"
+    work.mkdir(parents=True)
+    return work
+
+
+def test_found_walking_up_and_paths_relative_to_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    work = _layout(tmp_path)
+    monkeypatch.chdir(work)
+    assert config.find() == Path("../../pyproject.toml")
+    manager = MigrationManager.from_config()
+    assert manager.db_path.resolve() == tmp_path / "data" / "app.db"
+    assert manager.migrations_dir.resolve() == tmp_path / "db" / "migrations"
+    assert [run.version for run in manager.migrate()] == [1]
+    assert (tmp_path / "data" / "app.db").exists() and not (work / "app.db").exists()
+
+
+def test_a_pyproject_without_the_table_is_passed_by(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    work = _layout(tmp_path)
+    (work.parent / "pyproject.toml").write_text('[project]\nname = "app"\n')
+    monkeypatch.chdir(work)
+    assert config.find() == Path("../../pyproject.toml")
+
+
+def test_the_walk_stops_at_the_repository_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.vcp-migrate]\ndb = "outside.db"\n')
+    repository = tmp_path / "repo"
+    work = _layout(repository, "[project]\n")
+    monkeypatch.chdir(work)
+    assert config.find() is None
+    assert MigrationManager.from_config().db_path == Path("vcp_trading.db")
+
+
+@pytest.mark.parametrize("name", ["vcp_migrate", "vcpmigrate", "VCP-Migrate", '"vcp_migrate"'])
+def test_a_near_miss_table_name_is_an_error_naming_the_right_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    work = _layout(tmp_path, f'[tool.{name}]\ndb = "x.db"\n')
+    monkeypatch.chdir(work)
+    with pytest.raises(
+        UsageError,
+        match=r"pyproject.toml: \[tool\.\S+\] is not read by vcp-migrate \(name the table \[tool\.vcp-migrate\]\)",
+    ):
+        config.find()
+    result = CliRunner().invoke(main, ["status"])
+    assert result.exit_code == 2 and "name the table [tool.vcp-migrate]" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert not list((tmp_path / "data").iterdir())
+
+
+def test_config_option_and_environment_pick_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    work = _layout(tmp_path)
+    other = tmp_path / "other.toml"
+    other.write_text('[tool.vcp-migrate]\ndb = "other.db"\n')
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("VCP_MIGRATE_CONFIG", str(other))
+    assert config.find() == other
+    assert MigrationManager.from_config().db_path == tmp_path / "other.db"
+    assert config.find(tmp_path / "pyproject.toml") == tmp_path / "pyproject.toml"  # --config wins
+    monkeypatch.setenv("VCP_MIGRATE_CONFIG", str(tmp_path / "absent.toml"))
+    with pytest.raises(UsageError, match="VCP_MIGRATE_CONFIG names a file that does not exist"):
+        config.find()
+    monkeypatch.delenv("VCP_MIGRATE_CONFIG")
+    result = CliRunner().invoke(main, ["--config", "nowhere.toml", "status"])
+    assert result.exit_code == 2 and "nowhere.toml: --config names a file that does not exist" in result.stderr
+    empty = tmp_path / "empty.toml"
+    empty.write_text("[project]\n")
+    result = CliRunner().invoke(main, ["status", "--config", str(empty)])
+    assert result.exit_code == 2 and "has no [tool.vcp-migrate] table" in result.stderr
+
+
+def test_precedence_option_then_environment_then_config_then_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = _layout(tmp_path, '[tool.vcp-migrate]\ndb = "config.db"\nlock_timeout = 7\n')
+    monkeypatch.chdir(work)
+    assert MigrationManager.from_config().db_path == Path("../../config.db")
+    assert MigrationManager.from_config().lock_timeout == 7.0
+    assert MigrationManager.from_config().migrations_dir == Path("../../migrations")  # default, relative to the file
+    monkeypatch.setenv("VCP_MIGRATE_DB", "env.db")
+    monkeypatch.setenv("VCP_MIGRATE_LOCK_TIMEOUT", "8")
+    assert MigrationManager.from_config().db_path == Path("env.db")
+    assert MigrationManager.from_config().lock_timeout == 8.0
+    chosen = MigrationManager.from_config(db_path="option.db", lock_timeout=9)
+    assert (chosen.db_path, chosen.lock_timeout) == (Path("option.db"), 9)
+    with pytest.raises(UsageError, match="unknown parameter 'database'"):
+        MigrationManager.from_config(database="x.db")
+
+
+def test_the_cli_and_the_api_use_the_same_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    work = _layout(tmp_path, '[tool.vcp-migrate]\ndb = "data/app.db"\ndir = "db/migrations"\nbackup = false\n')
+    monkeypatch.chdir(work)
+    result = CliRunner().invoke(main, ["up"])
+    assert result.exit_code == 0, result.output
+    assert MigrationManager.from_config().current() == 1
+    assert not (tmp_path / "data" / "app.db.backups").exists()
+    assert CliRunner().invoke(main, ["--db", "here.db", "current"]).exit_code == 1  # the option wins: no such db
+    assert CliRunner().invoke(main, ["current", "--db", "../../data/app.db"]).output == "1\n"
+
+
+def test_the_installed_command_from_a_subdirectory_uses_the_project_two_folders_up(tmp_path: Path) -> None:
+    """As a new user would: pyproject.toml at the repository root, `cd src/app && vcp-migrate up`."""
+    work = _layout(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [str(console_script()), *args]
+        return subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=60, env=env)
+
+    up = run("up")
+    assert up.returncode == 0, up.stderr
+    assert f"Created {Path('../../data/app.db')}" in up.stdout
+    assert (tmp_path / "data" / "app.db").exists() and list(work.iterdir()) == []
+    assert run("current").stdout == "1\n"
+    status = run("status", "--json")
+    assert status.returncode == 0 and '"state": "applied"' in status.stdout
+    (tmp_path / "pyproject.toml").write_text('[tool.vcp_migrate]\ndb = "data/app.db"\n')
+    wrong = run("up")
+    assert wrong.returncode == 2 and wrong.stdout == "" and "Traceback" not in wrong.stderr
+    assert wrong.stderr == (
+        "Error: ../../pyproject.toml: [tool.vcp_migrate] is not read by vcp-migrate"
+        " (name the table [tool.vcp-migrate])\n"
+    )
+    assert list(work.iterdir()) == []

@@ -195,7 +195,7 @@ def test_dry_runs_of_two_databases_in_one_folder_keep_each_others_scratch(projec
         (folder / "app.db").write_bytes(b"scratch")
     from vcp_migrate import MigrationManager
 
-    report = MigrationManager(project.root / "app.db", project.dir).dry_run_migrate()
+    report = MigrationManager(project.root / "app.db", project.dir, allow_existing=True).dry_run_migrate()
     assert report.failed is None and report.ran_in == "a throw-away copy made with the backup API"
     assert (other / "app.db").read_bytes() == b"scratch" and (similar / "app.db").read_bytes() == b"scratch"
     assert not stale.exists()

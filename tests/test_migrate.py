@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from contextlib import closing
+from pathlib import Path
 
 import pytest
 
-from vcp_migrate import MigrationFailed, MigrationFileError, PlanError
+from vcp_migrate import DatabaseError, MigrationFailed, MigrationFileError, PlanError
 
 from .conftest import Project, three
 
@@ -47,7 +49,7 @@ def test_target_stops_after_the_version(project: Project) -> None:
         project.sql(f"00{version}_t{version}.sql", f"CREATE TABLE t{version}(x);", f"DROP TABLE t{version};")
     assert [r.version for r in project.manager().migrate(2)] == [1, 2]
     assert project.tables() == {"t1", "t2"}
-    with pytest.raises(PlanError, match="version 7 is not a migration.*known versions: 1, 2, 3"):
+    with pytest.raises(PlanError, match="target=7 is not a migration.*known versions: 1, 2, 3"):
         project.manager().migrate(7)
 
 
@@ -384,16 +386,17 @@ def test_missing_applied_file_is_a_warning_for_migrate(project: Project) -> None
     from vcp_migrate import Observer
 
     project.sql("001_a.sql", "CREATE TABLE a(x);")
+    project.sql("002_b.sql", "CREATE TABLE b(x);")
     project.manager().migrate()
     (project.dir / "001_a.sql").unlink()
-    project.sql("002_b.sql", "CREATE TABLE b(x);")
+    project.sql("003_c.sql", "CREATE TABLE c(x);")
     warnings: list[str] = []
 
     class Collect(Observer):
         def warning(self, message: str) -> None:
             warnings.append(message)
 
-    assert [r.version for r in project.manager(observer=Collect()).migrate()] == [2]
+    assert [r.version for r in project.manager(observer=Collect()).migrate()] == [3]
     assert warnings == [f"version 1 (a) is applied but its file is missing from {project.dir}"]
 
 
@@ -405,16 +408,103 @@ def test_directory_problems_stop_migrate(project: Project) -> None:
     assert not project.db.exists()
 
 
-def test_database_the_application_made_without_history(project: Project) -> None:
+def _made_without_history(project: Project) -> None:
     connection = sqlite3.connect(project.db)
     connection.execute("CREATE TABLE existing(x)")
     connection.execute("INSERT INTO existing VALUES (42)")
     connection.commit()
     connection.close()
-    project.sql("001_a.sql", "CREATE TABLE a(x);")
-    project.manager().migrate()
+    project.sql("001_a.sql", "CREATE TABLE IF NOT EXISTS existing(x);")
+    project.sql("002_b.sql", "CREATE TABLE b(x);")
+
+
+def test_database_the_application_made_without_history_is_refused_naming_baseline(project: Project) -> None:
+    _made_without_history(project)
+    before = project.digest()
+    for run in (project.manager().migrate, project.manager().dry_run_migrate):
+        with pytest.raises(
+            PlanError, match=r"test.db: has 1 table\(s\) \(existing\) and no migration history.*baseline"
+        ):
+            run()
+        assert project.digest() == before
+    result = project.cli("up")
+    assert result.exit_code == 1 and "vcp-migrate baseline VERSION" in result.stderr
+    assert "--allow-existing" in result.stderr and project.digest() == before
+    assert project.cli("baseline", "1").exit_code == 0
+    assert project.cli("up").exit_code == 0  # once baselined, the rest applies
+    assert project.history() == [1, 2] and project.query("SELECT x FROM existing") == [(42,)]
+
+
+def test_allow_existing_applies_every_migration_to_it(project: Project) -> None:
+    _made_without_history(project)
+    result = project.cli("up", "--allow-existing")
+    assert result.exit_code == 0, result.output
     assert project.query("SELECT x FROM existing") == [(42,)]
-    assert project.tables() == {"existing", "a"}
+    assert project.tables() == {"existing", "b"} and project.history() == [1, 2]
+
+
+def test_allow_existing_from_the_config_and_the_api(project: Project) -> None:
+    _made_without_history(project)
+    assert project.manager(allow_existing=True).migrate()
+    assert project.history() == [1, 2]
+
+
+def test_an_emptied_database_that_vcp_migrate_made_is_not_refused(project: Project) -> None:
+    project.write("001_a.sql", "-- migrate:up\nCREATE TABLE a(x);\n-- migrate:down\nDROP TABLE a;\n")
+    project.manager().migrate()
+    project.query("CREATE TABLE kept_by_the_application(x)")
+    project.manager().rollback(to=0)
+    assert [run.version for run in project.manager().migrate()] == [1]
+
+
+def test_no_create_refuses_a_missing_database_and_creates_nothing(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);")
+    with pytest.raises(DatabaseError, match=r"test.db: does not exist, and create=False forbids creating it"):
+        project.manager(create=False).migrate()
+    result = project.cli("up", "--no-create")
+    assert result.exit_code == 1 and "does not exist, and --no-create forbids creating it" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert not project.db.exists() and sorted(p.name for p in project.root.iterdir()) == ["migrations"]
+    (project.root / "pyproject.toml").write_text("[tool.vcp-migrate]\ncreate = false\n")
+    assert project.cli("up").exit_code == 1 and not project.db.exists()
+    assert project.cli("up", "--create").exit_code == 0 and project.history() == [1]
+    assert project.cli("up", "--no-create").exit_code == 0  # it exists now
+
+
+def test_created_is_said_once_and_only_when_the_database_is_new(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);")
+    project.sql("002_b.sql", "CREATE TABLE b(x);")
+    first = project.cli("up", "--to", "1")
+    assert first.stdout.count(f"Created {project.db}") == 1
+    second = project.cli("up")
+    assert "Created" not in second.stdout and second.exit_code == 0
+
+
+def test_migrate_and_rollback_json(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);")
+    project.sql("002_b.sql", "CREATE TABLE b(x);")
+    up = project.cli("up", "--json")
+    assert up.exit_code == 0, up.output
+    result = json.loads(up.stdout)
+    assert result["created"] is True and result["version_before"] == 0 and result["version_after"] == 2
+    assert [(r["version"], r["name"], r["direction"]) for r in result["ran"]] == [(1, "a", "up"), (2, "b", "up")]
+    assert all(isinstance(r["ms"], int) for r in result["ran"]) and result["backup"] is None
+    assert result["error"] is None and result["database"] == str(project.db)
+    down = json.loads(project.cli("rollback", "--json").stdout)
+    assert down["version_before"] == 2 and down["version_after"] == 1 and not down["created"]
+    assert [(r["version"], r["direction"]) for r in down["ran"]] == [(2, "down")]
+    assert down["backup"]["version"] == 2 and Path(down["backup"]["file"]).exists()
+
+
+def test_migrate_json_when_a_migration_fails_says_what_committed(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);")
+    project.sql("002_b.sql", "CREATE TABLE b(x); INSERT INTO nowhere VALUES (1);")
+    result = project.cli("up", "--json")
+    assert result.exit_code == 1 and "no such table: nowhere" in result.stderr
+    report = json.loads(result.stdout)
+    assert [r["version"] for r in report["ran"]] == [1] and report["version_after"] == 1
+    assert "no such table: nowhere" in report["error"]
+    assert project.history() == [1] and project.tables() == {"a"}
 
 
 def test_foreign_history_table_is_refused(project: Project) -> None:

@@ -159,3 +159,19 @@ def test_the_summary_of_a_database_not_yet_made_counts_invalid_files_apart(proje
     result = project.cli("status")
     assert f"{project.db} does not exist yet: 1 migration(s) pending (1 invalid)" in result.stdout
     assert not project.db.exists()
+
+
+def test_a_database_with_tables_and_no_history_is_said_so(project: Project) -> None:
+    sqlite3.connect(project.db).execute("CREATE TABLE existing(x)").connection.close()
+    project.sql("001_a.sql", "CREATE TABLE a(x);")
+    before = project.digest()
+    report = project.manager().report()
+    assert report.unmanaged == ("existing",) and len(report.pending) == 1
+    for args in ((), ("--json",)):
+        result = project.cli("status", *args)
+        assert result.exit_code == 0, result.output
+        assert "has 1 table(s) (existing) and no migration history" in result.stderr
+        assert "vcp-migrate baseline VERSION" in result.stderr
+    assert project.digest() == before
+    project.manager(allow_existing=True).migrate()
+    assert project.manager().report().unmanaged == ()

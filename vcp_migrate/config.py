@@ -1,4 +1,10 @@
-"""Defaults from the ``[tool.vcp-migrate]`` table of ./pyproject.toml, and their merge with given values.
+"""Settings from a ``[tool.vcp-migrate]`` table, and their merge with given values and the environment.
+
+Which file: ``--config PATH`` (or ``path=``), else ``VCP_MIGRATE_CONFIG``, else the first
+``pyproject.toml`` with a ``[tool.vcp-migrate]`` table found walking up from the current
+directory; the walk stops at the repository root (a folder holding ``.git``) or the file
+system root. Paths in the table (``db``, ``dir``, ``schema_file``) are relative to the file.
+Precedence: a given value, then the environment, then the table, then the default.
 
 Python 3.11+ reads the file with tomllib. Python 3.10 has no TOML parser in its standard
 library, so there a small reader takes just that table, written as plain ``key = value``
@@ -7,8 +13,11 @@ lines (strings, numbers, booleans), which is all vcp-migrate's keys need.
 
 from __future__ import annotations
 
+import math
+import os
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple, TypeGuard, TypeVar
 
@@ -17,128 +26,262 @@ from .errors import UsageError
 KEYS: dict[str, type] = {
     "db": str,
     "dir": str,
+    "schema_file": str,
+    "lock_timeout": float,
     "backup": bool,
     "keep_backups": int,
-    "user_version": bool,
-    "schema_file": str,
     "dump": bool,
+    "user_version": bool,
+    "create": bool,
+    "allow_existing": bool,
 }
-_WHERE = "pyproject.toml"
-_PYPROJECT = Path(_WHERE)
+DEFAULTS: dict[str, object] = {
+    "db": "vcp_trading.db",
+    "dir": "migrations",
+    "schema_file": None,  # <dir>/schema.sql
+    "lock_timeout": 30.0,
+    "backup": True,
+    "keep_backups": 5,
+    "dump": True,
+    "user_version": True,
+    "create": True,
+    "allow_existing": False,
+}
+ENVIRONMENT = {"db": "VCP_MIGRATE_DB", "dir": "VCP_MIGRATE_DIR", "lock_timeout": "VCP_MIGRATE_LOCK_TIMEOUT"}
+CONFIG_VARIABLE = "VCP_MIGRATE_CONFIG"
+_PATHS = ("db", "dir", "schema_file")
+_TABLE = "[tool.vcp-migrate]"
 T = TypeVar("T")
 
 
 class ManagerSettings(NamedTuple):
-    """What a MigrationManager is built from, each value decided: given, else configured, else the default."""
+    """What a MigrationManager is built from, each value decided: given, else the environment,
+    else configured, else the default. ``config`` is the file the table came from, if any."""
 
     db: str
     directory: str
+    schema_file: str | None
+    lock_timeout: float
     backup: bool
     keep_backups: int
-    user_version: bool
-    schema_file: str | None
     dump: bool
+    user_version: bool
+    create: bool
+    allow_existing: bool
+    config: Path | None
 
 
-def read_settings(path: Path = _PYPROJECT) -> dict[str, object]:
+def find(explicit: str | os.PathLike[str] | None = None, start: Path | None = None) -> Path | None:
+    """The configuration file: ``explicit``, else $VCP_MIGRATE_CONFIG, else the nearest pyproject.toml
+    with a [tool.vcp-migrate] table from ``start`` (the current directory) up to the repository root.
+
+    An explicit file must exist and hold the table. Raises UsageError otherwise, and for a
+    pyproject.toml on the way that cannot be read or names the table almost right.
+    """
+    named, how = (explicit, "--config") if explicit is not None else (os.environ.get(CONFIG_VARIABLE), CONFIG_VARIABLE)
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise UsageError(f"{how} names a file that does not exist", where=str(path), hint="give a pyproject.toml")
+        if not _has_table(path):
+            raise UsageError(f"has no {_TABLE} table", where=str(path), hint=f"add one, or leave {how} out")
+        return path
+    here = Path.cwd() if start is None else start
+    for folder in (here, *here.absolute().parents):
+        candidate = _shortest(folder / "pyproject.toml")
+        if candidate.is_file() and _has_table(candidate):
+            return candidate
+        if (folder / ".git").exists():
+            break
+    return None
+
+
+def _shortest(path: Path) -> Path:
+    """``path`` relative to the current directory when it is above it (../../pyproject.toml)."""
+    try:
+        return Path(os.path.relpath(path))
+    except ValueError:  # another drive
+        return path
+
+
+def _has_table(path: Path) -> bool:
+    return _document(path)[1]
+
+
+def read_settings(path: Path) -> dict[str, object]:
     """The [tool.vcp-migrate] table of ``path``, checked; empty when there is no such file or table."""
     if not path.is_file():
         return {}
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(
-            f"cannot be read: {exc}", where=str(path), hint="fix the file or pass --db and --dir"
-        ) from None
-    table = _parse(text, str(path))
+    table, _ = _document(path)
     for key, value in table.items():
         expected = KEYS.get(key)
         if expected is None:
             raise UsageError(
-                f"[tool.vcp-migrate] has an unknown key {key!r}",
-                where=str(path),
-                hint=f"known keys: {', '.join(KEYS)}",
+                f"{_TABLE} has an unknown key {key!r}", where=str(path), hint=f"known keys: {', '.join(KEYS)}"
             )
         if not _is_a(value, expected):
             raise _wrong_type(key, expected, value, str(path))
     return table
 
 
-def manager_settings(
-    db: str | None = None,
-    directory: str | None = None,
-    backup: bool | None = None,
-    keep_backups: int | None = None,
-    dump: bool | None = None,
-    path: Path = _PYPROJECT,
-) -> ManagerSettings:
-    """Given values (None: not given) first, then the [tool.vcp-migrate] table of ``path``, then the defaults.
+def manager_settings(given: Mapping[str, object] | None = None, config: Path | None = None) -> ManagerSettings:
+    """Each setting: ``given`` (keys as in the table; None means not given), else the environment,
+    else the table of ``config``, else the default. Paths from the table are made relative to it.
 
-    Raises UsageError when ``path`` cannot be read, or its table has an unknown key or a value of the wrong type.
+    Raises UsageError for an unknown key, a value of the wrong type, or a bad environment variable.
     """
-    table = read_settings(path)
-    where = str(path)
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(KEYS))
+    if unknown:
+        raise UsageError(f"unknown setting {unknown[0]!r}", hint=f"known settings: {', '.join(KEYS)}")
+    table = read_settings(config) if config is not None else {}
+    values: dict[str, object] = {}
+    for key, kind in KEYS.items():
+        value = given.get(key)
+        if value is None and key in ENVIRONMENT and os.environ.get(ENVIRONMENT[key]):
+            value = _from_environment(key, os.environ[ENVIRONMENT[key]])
+        if value is None:
+            value = table.get(key, DEFAULTS[key])
+            # With a configuration file, its paths and the default ones are relative to it.
+            if key in _PATHS and value is not None and config is not None and not Path(str(value)).is_absolute():
+                value = str(config.parent / str(value))
+        if value is not None and not _is_a(value, kind):
+            raise _wrong_type(key, kind, value, "")  # a given value: the table's were checked when read
+        values[key] = float(value) if kind is float and value is not None else value
+    _check_lock_timeout(values["lock_timeout"], str(config) if "lock_timeout" in table else None)
     return ManagerSettings(
-        db=_setting(table, "db", str, "vcp_trading.db", where) if db is None else db,
-        directory=_setting(table, "dir", str, "migrations", where) if directory is None else directory,
-        backup=_setting(table, "backup", bool, True, where) if backup is None else backup,
-        keep_backups=_setting(table, "keep_backups", int, 5, where) if keep_backups is None else keep_backups,
-        user_version=_setting(table, "user_version", bool, True, where),
-        schema_file=_setting(table, "schema_file", str, "", where) if "schema_file" in table else None,
-        dump=_setting(table, "dump", bool, True, where) if dump is None else dump,
+        db=str(values["db"]),
+        directory=str(values["dir"]),
+        schema_file=None if values["schema_file"] is None else str(values["schema_file"]),
+        lock_timeout=float(values["lock_timeout"]),  # type: ignore[arg-type]
+        backup=bool(values["backup"]),
+        keep_backups=int(values["keep_backups"]),  # type: ignore[call-overload]
+        dump=bool(values["dump"]),
+        user_version=bool(values["user_version"]),
+        create=bool(values["create"]),
+        allow_existing=bool(values["allow_existing"]),
+        config=config,
     )
 
 
-def _setting(table: dict[str, object], key: str, kind: type[T], default: T, where: str) -> T:
-    # read_settings has checked every value already; checking again here is what gives the value
-    # its type, and unlike an assert it still holds under python -O.
-    value = table.get(key, default)
-    if _is_a(value, kind):
-        return value
-    raise _wrong_type(key, kind, value, where)
+# MigrationManager's parameter names for the keys whose names differ.
+PARAMETERS = {"db_path": "db", "migrations_dir": "dir", "dump_schema": "dump"}
+
+
+def settings_from(
+    explicit: str | os.PathLike[str] | None, given: Mapping[str, object], *, parameters: bool = False
+) -> ManagerSettings:
+    """The settings from the configuration file found (see ``find``) and ``given`` values, keyed as
+    in the table, or with ``parameters`` as MigrationManager's parameters."""
+    if parameters:
+        known = {name: name for name in KEYS if name not in PARAMETERS.values()} | PARAMETERS
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise UsageError(f"unknown parameter {unknown[0]!r}", hint=f"known parameters: {', '.join(known)}")
+        given = {known[name]: value for name, value in given.items()}
+    return manager_settings(given, find(explicit))
+
+
+def _from_environment(key: str, raw: str) -> object:
+    if KEYS[key] is not float:
+        return raw
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise UsageError(
+            f"{ENVIRONMENT[key]}={raw!r} is not a finite number of seconds, 0 or more", hint="give one such as 30"
+        )
+    return seconds
+
+
+def _check_lock_timeout(seconds: object, where: str | None) -> None:
+    if not (isinstance(seconds, float) and math.isfinite(seconds) and seconds >= 0):
+        raise UsageError(
+            f"lock_timeout must be a finite number of seconds, 0 or more, not {seconds}",
+            where=where,
+            hint="give one such as 30",
+        )
 
 
 def _is_a(value: object, kind: type[T]) -> TypeGuard[T]:
-    # bool is a subclass of int, and `keep_backups = true` is not a number of backups.
-    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    # bool is a subclass of int, and `keep_backups = true` is not a number of backups; an int is a float here.
+    if isinstance(value, bool):
+        return kind is bool
+    if kind is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, kind)
 
 
 def _wrong_type(key: str, kind: type, value: object, where: str) -> UsageError:
-    return UsageError(f"[tool.vcp-migrate] {key} must be a {kind.__name__}, not {value!r}", where=where)
+    name = "number" if kind is float else kind.__name__
+    what = f"{_TABLE} {key}" if where else key
+    return UsageError(f"{what} must be a {name}, not {value!r}", where=where or None)
 
 
-def _parse(text: str, where: str) -> dict[str, object]:
+def _near_miss(name: str) -> bool:
+    return name != "vcp-migrate" and re.sub(r"[-_.\s\"']", "", name.lower()) == "vcpmigrate"
+
+
+def _near_miss_error(name: str, where: str) -> UsageError:
+    return UsageError(f"[tool.{name}] is not read by vcp-migrate", where=where, hint=f"name the table {_TABLE}")
+
+
+def _document(path: Path) -> tuple[dict[str, object], bool]:
+    """The table of ``path`` and whether the file has one; a near-miss table name is an error."""
+    where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot be read: {exc}", where=where, hint="fix the file or pass --db and --dir") from exc
     if sys.version_info >= (3, 11):
         import tomllib
 
         try:
             document = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            raise UsageError(f"is not valid TOML: {exc}", where=where, hint="fix the file") from None
-        table = document.get("tool", {}).get("vcp-migrate", {})
+            raise UsageError(f"is not valid TOML: {exc}", where=where, hint="fix the file") from exc
+        tool = document.get("tool", {})
+        tool = tool if isinstance(tool, dict) else {}
+        for name in tool:
+            if _near_miss(name):
+                raise _near_miss_error(name, where)
+        if "vcp-migrate" not in tool:
+            return {}, False
+        table = tool["vcp-migrate"]
         if not isinstance(table, dict):
             raise UsageError("tool.vcp-migrate must be a table", where=where)
-        return table
-    return parse_tool_table(text, where)  # pragma: no cover - exercised directly on every version
+        return table, True
+    return _tool_table(text, where)  # pragma: no cover - exercised directly on every version
 
 
 _HEADER = re.compile(r"\[\s*tool\s*\.\s*(?:vcp-migrate|\"vcp-migrate\")\s*\]\s*(?:#.*)?")
+_TOOL_HEADER = re.compile(r"\[\s*tool\s*\.\s*(\"[^\"]*\"|[A-Za-z0-9_-]+)[^\]]*\]\s*(?:#.*)?")
 _ANY_HEADER = re.compile(r"(?:\[[^\[\]]+\]|\[\[[^\[\]]+\]\])\s*(?:#.*)?")
 _PAIR = re.compile(r"([A-Za-z0-9_-]+)\s*=\s*(.+)")
 _BASIC = re.compile(r"\"((?:[^\"\\]|\\.)*)\"\s*(?:#.*)?")
 _LITERAL = re.compile(r"'([^']*)'\s*(?:#.*)?")
 
 
-def parse_tool_table(text: str, where: str = _WHERE) -> dict[str, object]:
+def parse_tool_table(text: str, where: str = "pyproject.toml") -> dict[str, object]:
     """The [tool.vcp-migrate] table, from plain ``key = value`` lines (the Python 3.10 reader)."""
+    return _tool_table(text, where)[0]
+
+
+def _tool_table(text: str, where: str) -> tuple[dict[str, object], bool]:
     table: dict[str, object] = {}
-    inside = False
+    inside = found = False
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if line.startswith("["):
             if not _ANY_HEADER.fullmatch(line):
                 raise UsageError(f"line {number}: malformed table header {line!r}", where=where, hint="fix the file")
             inside = bool(_HEADER.fullmatch(line))
+            found = found or inside
+            tool = _TOOL_HEADER.fullmatch(line)
+            if tool and _near_miss(tool[1].strip('"')):
+                raise _near_miss_error(tool[1].strip('"'), where)
             continue
         if not inside or not line or line.startswith("#"):
             continue
@@ -149,7 +292,7 @@ def parse_tool_table(text: str, where: str = _WHERE) -> dict[str, object]:
         if key in table:
             raise UsageError(f"line {number}: {key} is set twice", where=where, hint="fix the file")
         table[key] = value
-    return table
+    return table, found
 
 
 def _value(raw: str, number: int, where: str) -> object:

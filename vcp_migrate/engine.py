@@ -27,8 +27,10 @@ class MigrationManager:
     the database. ``backup`` and ``keep_backups`` govern the copy taken before a change;
     ``user_version`` keeps PRAGMA user_version equal to the highest applied version;
     ``schema_file`` (default ``<migrations_dir>/schema.sql``) receives the normalised schema
-    after every change unless ``dump_schema`` is False.
-    Every failure raises a VcpMigrateError.
+    after every change unless ``dump_schema`` is False. ``create=False`` refuses to create a
+    missing database; ``allow_existing`` lets ``migrate`` apply every migration to a database
+    that has tables but no history (otherwise it refuses and names ``baseline``).
+    Every failure raises a VcpMigrateError. ``from_config`` builds the manager the CLI would use.
     """
 
     def __init__(
@@ -42,6 +44,8 @@ class MigrationManager:
         user_version: bool = True,
         schema_file: str | os.PathLike[str] | None = None,
         dump_schema: bool = True,
+        create: bool = True,
+        allow_existing: bool = False,
         observer: Observer | None = None,
     ) -> None:
         self.db_path = Path(db_path)
@@ -52,8 +56,36 @@ class MigrationManager:
         self.user_version = user_version
         self.schema_file = Path(schema_file) if schema_file is not None else self.migrations_dir / "schema.sql"
         self.dump_schema = dump_schema
+        self.create = create
+        self.allow_existing = allow_existing
         self.observer = observer or Observer()
         self._settings()  # refuse bad values now, not at the first command
+
+    @classmethod
+    def from_config(
+        cls, path: str | os.PathLike[str] | None = None, *, observer: Observer | None = None, **overrides: object
+    ) -> MigrationManager:
+        """The manager the CLI would use: each setting from ``overrides`` (constructor parameter
+        names), else the environment (VCP_MIGRATE_DB, VCP_MIGRATE_DIR, VCP_MIGRATE_LOCK_TIMEOUT),
+        else the [tool.vcp-migrate] table of ``path`` (default: $VCP_MIGRATE_CONFIG, else the
+        nearest pyproject.toml with that table, up to the repository root), else the default.
+        """
+        from . import config
+
+        found = config.settings_from(path, overrides, parameters=True)
+        return cls(
+            found.db,
+            found.directory,
+            lock_timeout=found.lock_timeout,
+            backup=found.backup,
+            keep_backups=found.keep_backups,
+            user_version=found.user_version,
+            schema_file=found.schema_file,
+            dump_schema=found.dump,
+            create=found.create,
+            allow_existing=found.allow_existing,
+            observer=observer,
+        )
 
     def _settings(self) -> Settings:
         if not (math.isfinite(self.lock_timeout) and self.lock_timeout >= 0):
@@ -72,6 +104,8 @@ class MigrationManager:
             Path(self.schema_file),
             self.dump_schema,
             self.observer,
+            self.create,
+            self.allow_existing,
         )
 
     # -- reading ------------------------------------------------------------------------------

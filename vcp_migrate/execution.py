@@ -47,12 +47,23 @@ class Session:
         self.connection = connection or sqlite.open_database(path, create=True, timeout=timeout)
         self.connection.rehearsing = rehearsing
 
+    @property
+    def on_statement(self) -> Callable[[str, float], None] | None:
+        """Called with each statement a migration runs and its time in ms (for -v)."""
+        return self.connection.on_statement
+
+    @on_statement.setter
+    def on_statement(self, report: Callable[[str, float], None] | None) -> None:
+        self.connection.on_statement = report
+
     def renew(self) -> None:
         if str(self.path) == ":memory:":  # a throw-away database: renewing would empty it
             return
+        report = self.connection.on_statement
         self.connection.close()
         self.connection = sqlite.open_database(self.path, create=False, timeout=self.timeout)
         self.connection.rehearsing = self.rehearsing
+        self.connection.on_statement = report
 
     def close(self) -> None:
         self.connection.close()
@@ -238,6 +249,20 @@ def _failure(
     transactional: bool,
     earlier: int,
     batch: bool = False,
+) -> MigrationFailed:
+    error = _failed_with(failed, file, direction, transactional=transactional, earlier=earlier, batch=batch)
+    error.__cause__ = failed.__cause__  # what the migration raised, or SQLite's error for its statement
+    return error
+
+
+def _failed_with(
+    failed: StepFailed,
+    file: MigrationFile,
+    direction: Direction,
+    *,
+    transactional: bool,
+    earlier: int,
+    batch: bool,
 ) -> MigrationFailed:
     if failed.ended_transaction:
         return MigrationFailed(

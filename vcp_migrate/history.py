@@ -63,6 +63,14 @@ def layout(connection: sqlite3.Connection) -> int:
     return found
 
 
+def unmanaged_tables(connection: sqlite3.Connection) -> list[str]:
+    """The tables of a database that has never had vcp-migrate's history tables; [] when it has them."""
+    if layout(connection):
+        return []
+    query = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite!_%' ESCAPE '!' ORDER BY name"
+    return [str(row[0]) for row in connection.execute(query)]
+
+
 def read(connection: sqlite3.Connection) -> dict[int, AppliedMigration]:
     """Every applied migration by version (without sources); empty when there is no history yet."""
     found = layout(connection)

@@ -83,11 +83,13 @@ class StatusRow(NamedTuple):
 
 
 class StatusReport(NamedTuple):
-    """Every migration's state, and whether the database exists at all."""
+    """Every migration's state, whether the database exists at all, and, for a database that has
+    tables but no history, its tables (``migrate`` refuses it until baseline or allow_existing)."""
 
     database: Path
     database_exists: bool
     rows: tuple[StatusRow, ...]
+    unmanaged: tuple[str, ...] = ()  # the tables of a database with no history (made before vcp-migrate)
 
     @property
     def pending(self) -> tuple[StatusRow, ...]:

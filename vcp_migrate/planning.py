@@ -3,9 +3,9 @@ command will run. Nothing here touches the database or the file system."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from .errors import PlanError
+from .errors import Parameter, PlanError, setting
 from .models import AppliedMigration, Directory, MigrationFile, State, StatusRow
 
 
@@ -35,6 +35,28 @@ def status_rows(directory: Directory, applied: Mapping[int, AppliedMigration]) -
     return rows
 
 
+def require_some_applied_files(directory: Directory, applied: Mapping[int, AppliedMigration], database: str) -> None:
+    """Refuse a directory that holds none of the applied migrations' files: it is probably not the
+    one the database was migrated from, and every command would misread it (all missing).
+
+    Raises PlanError when the history has rows and not one of their versions has a file here
+    (a usable one or one that cannot be read).
+    """
+    if not applied:
+        return
+    present = {migration.version for migration in directory.migrations}
+    present.update(problem.version for problem in directory.problems if problem.version is not None)
+    if present.isdisjoint(applied):
+        versions = short_list(sorted(applied))
+        raise PlanError(
+            f"none of the {len(applied)} migration(s) applied to {database} (version(s) {versions}) has its file"
+            " in this directory, so it is probably the wrong migrations directory",
+            where=str(directory.path),
+            hint="pass the directory this database was migrated from as the migrations directory"
+            f" ({setting('migrations_dir')}); nothing was changed",
+        )
+
+
 def _stem_name(stem: str) -> str:
     return stem.partition("_")[2] or stem
 
@@ -56,7 +78,7 @@ def plan_migrate(
                 hint="restore the applied content and put further changes in a new migration; nothing was applied",
             )
     if target is not None:
-        _require_known(target, rows, directory)
+        _require_known("target", target, rows, directory)
     highest = max(applied, default=0)
     plan = []
     for migration in directory.migrations:
@@ -66,7 +88,8 @@ def plan_migrate(
             raise PlanError(
                 f"version {migration.version} is pending but version {highest} is already applied (out of order)",
                 where=str(migration.path),
-                hint="renumber it above the applied ones, or pass --allow-out-of-order; nothing was applied",
+                hint=f"renumber it above the applied ones, or pass {setting('allow_out_of_order', True)};"
+                " nothing was applied",
             )
         plan.append(migration)
     return plan
@@ -85,7 +108,7 @@ def plan_rollback(
     newest_first = sorted(applied, reverse=True)
     if to is not None:
         if to != 0:
-            _require_known(to, status_rows(directory, applied), directory)
+            _require_known("to", to, status_rows(directory, applied), directory)
         chosen = [version for version in newest_first if version > to]
     else:
         count = 1 if steps is None else steps
@@ -93,7 +116,7 @@ def plan_rollback(
             raise PlanError(
                 f"cannot roll back {count}: {len(newest_first)} migration(s) applied",
                 where=None,
-                hint="use --to 0 to roll back every applied migration; nothing was changed",
+                hint=f"use {setting('to', 0)} to roll back every applied migration; nothing was changed",
             )
         chosen = newest_first[:count]
     files = {migration.version: migration for migration in directory.migrations}
@@ -101,23 +124,23 @@ def plan_rollback(
         if version not in files and not from_history:
             raise PlanError(
                 f"version {version} ({applied[version].name}) is applied but its file is missing from {directory.path}",
-                hint="restore the file, or pass --from-history to run the down kept in the database;"
+                hint=f"restore the file, or pass {setting('from_history', True)} to run the down kept in the database;"
                 " its history row was kept and nothing was changed",
             )
     return [files.get(version) or applied[version] for version in chosen]
 
 
-def _require_known(version: int, rows: list[StatusRow], directory: Directory) -> None:
+def _require_known(parameter: Parameter, version: int, rows: list[StatusRow], directory: Directory) -> None:
     known = [row.version for row in rows if row.version is not None]
     if version not in known:
         listed = short_list(known) or "none"
         raise PlanError(
-            f"version {version} is not a migration in {directory.path}",
+            f"{setting(parameter, version)} is not a migration in {directory.path}",
             hint=f"known versions: {listed}",
         )
 
 
-def short_list(items: list[int], most: int = 10) -> str:
+def short_list(items: Sequence[object], most: int = 10) -> str:
     """The items separated by commas; past ``most``, the first ones and "and N more"."""
     shown = ", ".join(map(str, items[:most]))
     return f"{shown} and {len(items) - most} more" if len(items) > most else shown

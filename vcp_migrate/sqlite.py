@@ -10,12 +10,13 @@ Everything tied to a local SQLite file is behind these few names: ``open_databas
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import DatabaseError, LockTimeout
+from .errors import DatabaseError, LockTimeout, setting
 
 # Python caches prepared statements by their text, and a cached statement is not re-authorized.
 # Our own transaction control therefore uses text that no migration would write, so a migration's
@@ -55,6 +56,7 @@ class MigrationConnection(sqlite3.Connection):
     unrehearsable: str | None = None
     foreign_keys: bool | None = None  # the connection's enforcement setting, read once
     capture: list[str] | None = None  # while set, every statement the migration asks for
+    on_statement: Callable[[str, float], None] | None = None  # -v: each statement of a migration and its ms
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -108,16 +110,35 @@ class MigrationConnection(sqlite3.Connection):
     # Python 3.10 the C execute() itself calls cursor() and the cursor's execute(), on later
     # versions it does not, so recording here as well would count some statements twice.
     def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        if self.on_statement is not None and self.guarded:
+            return self._timed(sql, lambda: self._execute(sql, parameters))
+        return self._execute(sql, parameters)
+
+    def _execute(self, sql: str, parameters: Any) -> sqlite3.Cursor:
         if self.capture is None:
             return super().execute(sql, parameters)
         cursor: sqlite3.Cursor = self.cursor()
         return cursor.execute(sql, parameters)
 
     def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        if self.on_statement is not None and self.guarded:
+            return self._timed(sql, lambda: self._executemany(sql, parameters))
+        return self._executemany(sql, parameters)
+
+    def _executemany(self, sql: str, parameters: Any) -> sqlite3.Cursor:
         if self.capture is None:
             return super().executemany(sql, parameters)
         cursor: sqlite3.Cursor = self.cursor()
         return cursor.executemany(sql, parameters)
+
+    def _timed(self, sql: str, run: Callable[[], sqlite3.Cursor]) -> sqlite3.Cursor:
+        """Run a statement of a migration and report it with its time (-v)."""
+        started = time.perf_counter()
+        try:
+            return run()
+        finally:
+            if self.on_statement is not None:
+                self.on_statement(sql, (time.perf_counter() - started) * 1000)
 
     def cursor(self, factory: Any = None) -> Any:
         if factory is None and self.capture is not None:
@@ -145,14 +166,18 @@ class MigrationConnection(sqlite3.Connection):
 def check_path(path: Path, *, create: bool) -> None:
     """Raise DatabaseError unless ``path`` is a file, or (with ``create``) could become one."""
     if path.is_dir():
-        raise DatabaseError("is a directory, not a database file", where=str(path), hint="check --db")
+        raise DatabaseError("is a directory, not a database file", where=str(path), hint=f"check {setting('db_path')}")
     # stat, never open: opening a named pipe waits for a writer, and SQLite cannot use a device
     if path.exists() and not path.is_file():
-        raise DatabaseError("is not a regular file", where=str(path), hint="check --db")
+        raise DatabaseError("is not a regular file", where=str(path), hint=f"check {setting('db_path')}")
     if not create and not path.exists():
-        raise DatabaseError("does not exist", where=str(path), hint="check --db; only 'migrate' creates a database")
+        raise DatabaseError(
+            "does not exist", where=str(path), hint=f"check {setting('db_path')}; only 'migrate' creates a database"
+        )
     if create and not path.absolute().parent.is_dir():
-        raise DatabaseError(f"directory {path.parent} does not exist", where=str(path), hint="check --db")
+        raise DatabaseError(
+            f"directory {path.parent} does not exist", where=str(path), hint=f"check {setting('db_path')}"
+        )
 
 
 def open_database(path: Path, *, create: bool, timeout: float) -> MigrationConnection:
@@ -239,7 +264,7 @@ def database_error(exc: sqlite3.Error, path: Path, changed: str = "nothing was c
     where = str(path)
     kind = _file_error_kind(exc)
     if kind == "not-a-database":
-        return DatabaseError("is not a SQLite database", where=where, hint=f"check --db; {changed}")
+        return DatabaseError("is not a SQLite database", where=where, hint=f"check {setting('db_path')}; {changed}")
     if kind == "corrupt":
         return DatabaseError(f"is corrupt ({exc})", where=where, hint=f"restore it from a backup; {changed}")
     if kind == "read-only":
@@ -250,7 +275,7 @@ def database_error(exc: sqlite3.Error, path: Path, changed: str = "nothing was c
         return LockTimeout(
             "is locked by another connection",
             where=where,
-            hint=f"retry when it is released, or raise --lock-timeout; {changed}",
+            hint=f"retry when it is released, or raise {setting('lock_timeout')}; {changed}",
         )
     if kind == "cannot-open":
         return DatabaseError("cannot be opened", where=where, hint=f"check the path and its permissions; {changed}")

@@ -105,10 +105,12 @@ def _quietly(connection: sqlite.MigrationConnection, sql: str) -> sqlite3.Cursor
     """Run our own statement on the step's connection without capturing it as the step's."""
     # Not by calling the base class's execute(): on Python 3.10 that calls our cursor(), which records.
     capture, connection.capture = connection.capture, None
+    report, connection.on_statement = connection.on_statement, None
     try:
         return connection.execute(sql)
     finally:
         connection.capture = capture
+        connection.on_statement = report
 
 
 def _check_attached(connection: sqlite.MigrationConnection) -> None:

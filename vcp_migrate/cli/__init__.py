@@ -10,21 +10,26 @@ import click
 
 from .. import __version__
 from . import changing, reading
-from .base import Group
+from .base import Globals, Group, global_options
 
 
 @click.group("vcp-migrate", cls=Group, context_settings={"help_option_names": ["-h", "--help"]}, no_args_is_help=True)
 @click.version_option(__version__, prog_name="vcp-migrate")
-def main() -> None:
+@global_options
+@click.pass_context
+def main(context: click.Context, /, **options: object) -> None:
     """Versioned, reversible, atomic schema migrations for SQLite.
+
+    The options here are accepted after the command name too (there they win).
 
     \b
     Example:
       vcp-migrate new add_pnl_column
       vcp-migrate up
-      vcp-migrate status
+      vcp-migrate --db books/eu.db status
       vcp-migrate rollback --steps 2
     """
+    context.obj = Globals(**options)  # type: ignore[arg-type]
 
 
 for _command in (

@@ -6,13 +6,13 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 
 import click
 
-from ..config import manager_settings
 from ..errors import VcpMigrateError
 from ..printable import printable
+from . import naming
 from .progress import Progress
 
 if TYPE_CHECKING:
@@ -101,17 +101,47 @@ def exit_now(code: int) -> None:
     sys.exit(code)
 
 
+class Globals(NamedTuple):
+    """The options every command takes, given before the command or after it (after wins)."""
+
+    db: str | None = None
+    directory: str | None = None
+    config: str | None = None
+    debug: bool = False
+    quiet: bool = False
+    verbose: bool = False
+    no_color: bool = False
+
+
+def _globals(given: dict[str, Any]) -> Globals:
+    """Merge this command's global options with those given before it, kept by the group."""
+    context = click.get_current_context(silent=True)
+    before = context.find_object(Globals) if context is not None else None
+    before = before or Globals()
+    mine = Globals(**{name: given.pop(name) for name in Globals._fields})
+    merged = {name: getattr(mine, name) or getattr(before, name) for name in Globals._fields}
+    return Globals(**merged)
+
+
 def handles_errors(command: F) -> F:
     """Run a command body: VcpMigrateError and Ctrl-C become one line on stderr and an exit code.
 
-    The body gets a ``progress`` argument, the Progress that the engine reports to.
+    The body gets ``db`` and ``directory`` (from before or after the command name) and a
+    ``progress`` argument, the Progress that the engine reports to.
     """
 
     @functools.wraps(command)
-    def wrapper(*args: Any, debug: bool, **kwargs: Any) -> int:
-        progress = Progress()
+    def wrapper(*args: Any, **kwargs: Any) -> int:
+        options = _globals(kwargs)
+        if options.quiet and options.verbose:
+            raise click.UsageError("-q and -v cannot be used together")
+        if options.no_color:
+            os.environ["NO_COLOR"] = "1"  # Rich and the error line both honour it
+        progress = Progress(quiet=options.quiet, verbose=options.verbose)
+        progress.config = options.config
+        debug = options.debug
         try:
-            result = command(*args, progress=progress, **kwargs)
+            result = command(*args, db=options.db, directory=options.directory, progress=progress, **kwargs)
             return int(result or 0)
         except (click.ClickException, click.Abort):
             raise
@@ -119,7 +149,7 @@ def handles_errors(command: F) -> F:
             progress.stop()
             if debug:
                 _traceback()
-            error(str(exc))
+            error(naming.message(exc))  # options, where str(exc) names Python's parameters
             return exc.exit_code
         except KeyboardInterrupt:
             progress.stop()
@@ -148,30 +178,45 @@ def _outermost_first(command: F, *options: Callable[[F], F]) -> F:
     return command
 
 
-def common(command: F) -> F:
-    """--db, --dir and --debug, shared by every command."""
+def global_options(command: F, *, environment: bool = False) -> F:
+    """--db, --dir, --config, --debug, -q, -v and --no-color: on the group, and on every command."""
     return _outermost_first(
         command,
         click.option(
             "--db",
             "db",
             metavar="PATH",
-            envvar="VCP_MIGRATE_DB",
-            help="SQLite database [env VCP_MIGRATE_DB; default: vcp_trading.db, or db in [tool.vcp-migrate]].",
+            help="SQLite database [env VCP_MIGRATE_DB; default: db in [tool.vcp-migrate], else vcp_trading.db].",
         ),
         click.option(
             "--dir",
             "directory",
             metavar="PATH",
-            envvar="VCP_MIGRATE_DIR",
-            help="Migrations directory [env VCP_MIGRATE_DIR; default: migrations, or dir in [tool.vcp-migrate]].",
+            help="Migrations directory [env VCP_MIGRATE_DIR; default: dir in [tool.vcp-migrate], else migrations].",
+        ),
+        click.option(
+            "--config",
+            "config",
+            metavar="PATH",
+            help="The file with the [tool.vcp-migrate] table [env VCP_MIGRATE_CONFIG; default: the nearest"
+            " pyproject.toml that has one, up to the repository root].",
         ),
         click.option("--debug", is_flag=True, help="Show the traceback of an error."),
+        click.option("-q", "--quiet", "quiet", is_flag=True, help="Print only errors."),
+        click.option("-v", "--verbose", "verbose", is_flag=True, help="Also print each statement with its time."),
+        click.option("--no-color", "no_color", is_flag=True, help="No colour, even on a terminal [env NO_COLOR]."),
     )
 
 
-def _finite(ctx: click.Context, param: click.Parameter, seconds: float) -> float:
+def common(command: F) -> F:
+    """The global options, accepted after the command name too."""
+    return global_options(command)
+
+
+def _finite(ctx: click.Context, param: click.Parameter, seconds: float | None) -> float | None:
     # float() parses 'nan' and 'inf', and nan passes FloatRange(min=0): both would mean waiting forever.
+    if seconds is None:
+        return None
     if seconds != seconds or seconds == float("inf"):
         raise click.BadParameter(f"{seconds} is not a number of seconds; give one such as 30", ctx, param)
     return seconds
@@ -181,11 +226,9 @@ lock_timeout_option = click.option(
     "--lock-timeout",
     type=click.FloatRange(min=0),
     callback=_finite,
-    default=30.0,
-    show_default=True,
-    envvar="VCP_MIGRATE_LOCK_TIMEOUT",
     metavar="SECONDS",
-    help="How long to wait for another run or connection to release the database [env VCP_MIGRATE_LOCK_TIMEOUT].",
+    help="How long to wait for another run or connection to release the database"
+    " [env VCP_MIGRATE_LOCK_TIMEOUT; default: lock_timeout in [tool.vcp-migrate], else 30].",
 )
 
 
@@ -229,23 +272,23 @@ def make_manager(
     db: str | None,
     directory: str | None,
     progress: Progress,
-    lock_timeout: float = 30.0,
+    lock_timeout: float | None = None,
     backup: bool | None = None,
     keep_backups: int | None = None,
     dump: bool | None = None,
+    **more: bool | None,
 ) -> MigrationManager:
-    """The engine, with command-line values first, then [tool.vcp-migrate], then defaults."""
+    """The engine as ``MigrationManager.from_config`` builds it: options given here first, then
+    the environment, then [tool.vcp-migrate] of --config or the nearest pyproject.toml, then defaults."""
     from ..engine import MigrationManager
 
-    settings = manager_settings(db, directory, backup=backup, keep_backups=keep_backups, dump=dump)
-    return MigrationManager(
-        settings.db,
-        settings.directory,
+    given = dict(
+        db_path=db,
+        migrations_dir=directory,
         lock_timeout=lock_timeout,
-        backup=settings.backup,
-        keep_backups=settings.keep_backups,
-        user_version=settings.user_version,
-        schema_file=settings.schema_file,
-        dump_schema=settings.dump,
-        observer=progress,
+        backup=backup,
+        keep_backups=keep_backups,
+        dump_schema=dump,
+        **more,
     )
+    return MigrationManager.from_config(progress.config, observer=progress, **given)

@@ -3,6 +3,9 @@ baseline, repair, backups, restore."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import click
@@ -21,7 +24,7 @@ from .base import (
 )
 
 if TYPE_CHECKING:
-    from ..engine import Repair
+    from ..engine import MigrationManager, Repair
     from ..models import Backup, DryRun
     from .progress import Progress
 
@@ -47,16 +50,32 @@ def _show_dry_run(report: DryRun, progress: Progress, sql: bool) -> int:
 @click.option("--to", "target", type=click.IntRange(min=1), metavar="VERSION", help="Stop after this version.")
 @click.option("--allow-out-of-order", is_flag=True, help="Apply pending migrations numbered below applied ones.")
 @click.option("--atomic", is_flag=True, help="Apply every pending migration in one transaction: all or none.")
+@click.option(
+    "--create/--no-create",
+    "create",
+    default=None,
+    help="Create the database if it does not exist [default: yes, or create in [tool.vcp-migrate]].",
+)
+@click.option(
+    "--allow-existing",
+    is_flag=True,
+    default=None,
+    help="Apply every migration to a database that has tables but no history (otherwise: see baseline).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print what ran, the backup and the versions as JSON.")
 @dry_run_options
 @backup_options
 @handles_errors
 def migrate_command(
     db: str | None,
     directory: str | None,
-    lock_timeout: float,
+    lock_timeout: float | None,
     target: int | None,
     allow_out_of_order: bool,
     atomic: bool,
+    create: bool | None,
+    allow_existing: bool | None,
+    as_json: bool,
     dry_run: bool,
     sql_only: bool,
     backup: bool | None,
@@ -67,7 +86,9 @@ def migrate_command(
     """Apply pending migrations in version order (alias: up).
 
     Each migration commits together with its history row, or not at all.
-    Creates the database if it does not exist; backs up an existing one first.
+    Creates the database if it does not exist (and says so), unless --no-create;
+    backs up an existing one first. Refuses a database that has tables but no
+    history (made before vcp-migrate): record it with baseline, or --allow-existing.
 
     \b
     Example:
@@ -75,18 +96,59 @@ def migrate_command(
       vcp-migrate migrate --to 2 --db vcp_trading.db
       vcp-migrate migrate --dry-run
       vcp-migrate migrate --atomic --keep-backups 10
+      vcp-migrate up --no-create --json
     """
-    manager = make_manager(db, directory, progress, lock_timeout, backup, keep_backups, dump)
+    manager = make_manager(
+        db, directory, progress, lock_timeout, backup, keep_backups, dump, create=create, allow_existing=allow_existing
+    )
     if dry_run or sql_only:
         return _show_dry_run(manager.dry_run_migrate(target, allow_out_of_order=allow_out_of_order), progress, sql_only)
-    runs = manager.migrate(target, allow_out_of_order=allow_out_of_order, atomic=atomic)
-    progress.stop()
+    with _reporting(manager, progress, as_json):
+        runs = manager.migrate(target, allow_out_of_order=allow_out_of_order, atomic=atomic)
     if not runs:
-        progress.console.print(f"Nothing to apply: {printable(str(manager.db_path))} is up to date.", markup=False)
+        progress.say(f"Nothing to apply: {printable(str(manager.db_path))} is up to date.")
     else:
         total = sum(run.duration_ms for run in runs)
-        progress.console.print(f"Applied {len(runs)} migration(s) in {total} ms.")
+        progress.say(f"Applied {len(runs)} migration(s) in {total} ms.")
     return 0
+
+
+@contextmanager
+def _reporting(manager: MigrationManager, progress: Progress, as_json: bool) -> Iterator[None]:
+    """With --json, print what ran (also when the run failed part way), the backup taken and the
+    version before and after, as one JSON object."""
+    if not as_json:
+        yield
+        progress.stop()
+        return
+    progress.lines = False
+    before = manager.current() if manager.db_path.exists() else 0
+    failure: str | None = None
+    try:
+        yield
+    except VcpMigrateError as exc:
+        failure = str(exc)
+        raise
+    finally:
+        after = manager.current() if manager.db_path.exists() else 0
+        click.echo(json.dumps(_result(manager, progress, before, after, failure), indent=2))
+
+
+def _result(
+    manager: MigrationManager, progress: Progress, before: int, after: int, failure: str | None
+) -> dict[str, object]:
+    return {
+        "database": str(manager.db_path),
+        "created": progress.made is not None,
+        "version_before": before,
+        "version_after": after,
+        "ran": [
+            {"version": run.version, "name": run.name, "direction": run.direction, "ms": run.duration_ms}
+            for run in progress.ran
+        ],
+        "backup": progress.taken.as_dict() if progress.taken else None,
+        "error": failure,
+    }
 
 
 @click.command("rollback")
@@ -106,17 +168,19 @@ def migrate_command(
     help="For a migration whose file is missing, run the source kept in the database (shown first).",
 )
 @click.option("--yes", is_flag=True, help="With --from-history: run the source kept in the database without asking.")
+@click.option("--json", "as_json", is_flag=True, help="Print what ran, the backup and the versions as JSON.")
 @dry_run_options
 @backup_options
 @handles_errors
 def rollback_command(
     db: str | None,
     directory: str | None,
-    lock_timeout: float,
+    lock_timeout: float | None,
     steps: int | None,
     to: int | None,
     from_history: bool,
     yes: bool,
+    as_json: bool,
     dry_run: bool,
     sql_only: bool,
     backup: bool | None,
@@ -156,12 +220,9 @@ def rollback_command(
     if dry_run or sql_only:
         report = manager.dry_run_rollback(steps, to=to, from_history=from_history, confirm=confirm)
         return _show_dry_run(report, progress, sql_only)
-    runs = manager.rollback(steps, to=to, from_history=from_history, confirm=confirm)
-    progress.stop()
-    if not runs:
-        progress.console.print("Nothing to roll back.")
-    else:
-        progress.console.print(f"Rolled back {len(runs)} migration(s).")
+    with _reporting(manager, progress, as_json):
+        runs = manager.rollback(steps, to=to, from_history=from_history, confirm=confirm)
+    progress.say(f"Rolled back {len(runs)} migration(s)." if runs else "Nothing to roll back.")
     return 0
 
 
@@ -173,7 +234,7 @@ def rollback_command(
 def redo_command(
     db: str | None,
     directory: str | None,
-    lock_timeout: float,
+    lock_timeout: float | None,
     backup: bool | None,
     keep_backups: int | None,
     dump: bool | None,
@@ -198,7 +259,7 @@ def redo_command(
 @click.argument("version", type=click.IntRange(min=1))
 @handles_errors
 def baseline_command(
-    db: str | None, directory: str | None, lock_timeout: float, version: int, progress: Progress
+    db: str | None, directory: str | None, lock_timeout: float | None, version: int, progress: Progress
 ) -> int:
     """Record migrations up to VERSION as applied, without running them.
 
@@ -224,7 +285,7 @@ def baseline_command(
 def repair_command(
     db: str | None,
     directory: str | None,
-    lock_timeout: float,
+    lock_timeout: float | None,
     versions: tuple[int, ...],
     yes: bool,
     progress: Progress,
@@ -284,7 +345,7 @@ def backups_command(db: str | None, directory: str | None, as_json: bool, progre
 @click.option("--yes", is_flag=True, help="Restore without asking (needed when no terminal can answer).")
 @handles_errors
 def restore_command(
-    db: str | None, directory: str | None, lock_timeout: float, backup: str | None, yes: bool, progress: Progress
+    db: str | None, directory: str | None, lock_timeout: float | None, backup: str | None, yes: bool, progress: Progress
 ) -> int:
     """Replace the database with a backup: the newest, or the one named.
 

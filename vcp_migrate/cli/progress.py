@@ -13,6 +13,8 @@ from ..observer import Observer
 from ..printable import printable
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from rich.console import Console
     from rich.status import Status
 
@@ -22,11 +24,25 @@ if TYPE_CHECKING:
 class Progress(Observer):
     """Prints each migration as it completes; on a terminal, a spinner while one runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, quiet: bool = False, verbose: bool = False) -> None:
         self._console: Console | None = None
         self._terminal: bool | None = None
         self.status: Status | None = None
         self.current: MigrationFile | None = None
+        self.quiet = quiet  # only errors (and what the command exists to print)
+        self.lines = not quiet  # lines about what was done; off with -q and with --json
+        self.ran: list[MigrationRun] = []  # what this command committed, for --json
+        self.verbose = verbose  # each statement with its time too
+        self.wants_statements = verbose
+        self.config: str | None = None  # --config, for the manager
+        self.taken: Backup | None = None  # the backup taken by this command, for --json
+        self.made: Path | None = None  # the database this command created
+
+    def say(self, text: str) -> None:
+        """A line about what was done (not data): silent with -q and --json; names in it are not markup."""
+        if self.lines:
+            self.stop()
+            self.console.print(text, markup=False)
 
     @property
     def console(self) -> Console:
@@ -48,7 +64,7 @@ class Progress(Observer):
 
     def started(self, migration: MigrationFile, direction: Direction, index: int, total: int) -> None:
         self.current = migration
-        if not self.terminal:
+        if not self.lines or not self.terminal:
             return
         verb = "Applying" if direction == "up" else "Rolling back"
         from rich.text import Text
@@ -62,6 +78,9 @@ class Progress(Observer):
 
     def finished(self, run: MigrationRun) -> None:
         self.current = None
+        self.ran.append(run)
+        if not self.lines:
+            return
         if not self.terminal:
             click.echo(printable(str(run)))  # plain lines off a terminal: Rich costs a third of a millisecond a line
             return
@@ -70,9 +89,23 @@ class Progress(Observer):
         self.console.print(render.run_line(run))
 
     def backed_up(self, backup: Backup) -> None:
+        self.taken = backup
+        if not self.lines:
+            return
         from .. import render
 
         self.console.print(render.backup_line(backup))
+
+    def created(self, database: Path) -> None:
+        self.made = database
+        self.say(f"Created {printable(str(database))}")
+
+    def statement(self, sql: str, ms: float) -> None:
+        if not self.verbose:
+            return
+        self.stop()
+        text = printable(" ".join(sql.split()))
+        click.echo(f"  {ms:8.1f} ms  {text}")
 
     def showing(self, title: str, code: str) -> None:
         self.stop()
@@ -83,10 +116,12 @@ class Progress(Observer):
         self.console.print(shown or "(empty)", markup=False)
 
     def waiting(self, message: str) -> None:
-        click.echo(printable(message), err=True)
+        if not self.quiet:
+            click.echo(printable(message), err=True)
 
     def warning(self, message: str) -> None:
-        click.echo(f"Warning: {printable(message)}", err=True)
+        if not self.quiet:
+            click.echo(f"Warning: {printable(message)}", err=True)
 
     def stop(self) -> None:
         if self._console is not None and self.status is not None:

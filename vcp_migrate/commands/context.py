@@ -28,6 +28,8 @@ class Settings(NamedTuple):
     schema_file: Path
     dump_schema: bool
     observer: Observer
+    create: bool = True
+    allow_existing: bool = False
 
 
 def scan(settings: Settings) -> Directory:

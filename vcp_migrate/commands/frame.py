@@ -53,6 +53,8 @@ def writing(settings: Settings, *, create: bool) -> Iterator[Session]:
             session = Session(lock.resolved, settings.lock_timeout)
             session.existed = lock.held.size > 0
             session.before_commit = lock.verify
+            if settings.observer.wants_statements:
+                session.on_statement = settings.observer.statement
             try:
                 if session.existed:
                     sqlite.require_writable(session.connection, settings.db_path)
@@ -61,6 +63,8 @@ def writing(settings: Settings, *, create: bool) -> Iterator[Session]:
                 session.close()
         finally:
             lock.remove_if_created_empty()
+            if lock.created and os.path.lexists(settings.db_path):
+                settings.observer.created(settings.db_path)
 
 
 def runner(settings: Settings, session: Session) -> Runner:

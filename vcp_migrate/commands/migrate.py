@@ -6,18 +6,24 @@ plan, back up, run, and decide what to keep from what ran.
 
 from __future__ import annotations
 
-from .. import discovery, loading, planning, sqlite
-from ..errors import PlanError
+from .. import discovery, history, loading, planning, sqlite
+from ..errors import DatabaseError, PlanError, setting
 from ..loading import LoadedMigration
 from ..models import Direction, Directory, MigrationRun
 from . import frame
-from .context import Settings, read_history, scan
+from .context import Settings, naming_the_database, read_history, scan
 
 
 def migrate(settings: Settings, target: int | None, *, allow_out_of_order: bool, atomic: bool) -> list[MigrationRun]:
     """Apply pending migrations in version order, up to ``target``; every one is loaded first."""
     directory = discovery.usable(scan(settings))
-    with frame.writing(settings, create=True) as session:
+    if not settings.create and not settings.db_path.exists():
+        raise DatabaseError(
+            f"does not exist, and {setting('create', False)} forbids creating it",
+            where=str(settings.db_path),
+            hint="check the database path; nothing was created",
+        )
+    with frame.writing(settings, create=settings.create) as session:
         loaded = plan(settings, session.connection, directory, target, allow_out_of_order)
         if atomic:
             for migration in loaded:
@@ -25,7 +31,7 @@ def migrate(settings: Settings, target: int | None, *, allow_out_of_order: bool,
                     raise PlanError(
                         "is not transactional, so it cannot run in an atomic batch",
                         where=str(migration.file.path),
-                        hint="run without --atomic; nothing was applied",
+                        hint=f"run without {setting('atomic', True)}; nothing was applied",
                     )
         if not loaded:
             return []
@@ -44,6 +50,9 @@ def plan(
 ) -> list[LoadedMigration]:
     """The loaded migrations ``migrate`` runs, in order (shared with its dry run)."""
     applied = read_history(settings, connection)
+    if not applied and not settings.allow_existing:
+        refuse_unmanaged(settings, connection)
+    planning.require_some_applied_files(directory, applied, str(settings.db_path))
     for row in planning.status_rows(directory, applied):
         if row.state == "missing":
             settings.observer.warning(
@@ -51,3 +60,18 @@ def plan(
             )
     files = planning.plan_migrate(directory, applied, target=target, allow_out_of_order=allow_out_of_order)
     return loading.load_plan(files, "up")
+
+
+def refuse_unmanaged(settings: Settings, connection: sqlite.MigrationConnection) -> None:
+    """Refuse a database made without vcp-migrate (tables, no history): its first migrations would
+    be recorded as applied whether or not they did anything (CREATE TABLE IF NOT EXISTS)."""
+    with naming_the_database(settings):
+        tables = history.unmanaged_tables(connection)
+    if tables:
+        raise PlanError(
+            f"has {len(tables)} table(s) ({planning.short_list(tables)}) and no migration history:"
+            " it was not made by vcp-migrate",
+            where=str(settings.db_path),
+            hint="record the migrations its schema already has with 'vcp-migrate baseline VERSION', or apply"
+            f" every migration to it with {setting('allow_existing', True)}; nothing was changed",
+        )
