@@ -87,7 +87,7 @@ def test_plan_migrate(
     [
         (files(1, 2, changed=(1,)), applied(1), {}, "changed since it was applied on 2026-11-24T12:00:00.000Z"),
         (files(1, 2, 3), applied(1, 3), {}, "version 2 is pending but version 3 is already applied"),
-        (files(1, 2), applied(), {"target": 7}, "version 7 is not a migration in migrations"),
+        (files(1, 2), applied(), {"target": 7}, "target=7 is not a migration in migrations"),
     ],
     ids=["modified file", "out of order", "unknown target"],
 )
@@ -123,7 +123,7 @@ def test_plan_rollback(
     [
         (applied(1), {"steps": 2}, "cannot roll back 2: 1 migration(s) applied"),
         (applied(1, 2, 3), {}, "version 3 (m3) is applied but its file is missing from migrations"),
-        (applied(1, 2), {"to": 9}, "version 9 is not a migration in migrations"),
+        (applied(1, 2), {"to": 9}, "to=9 is not a migration in migrations"),
     ],
     ids=["more steps than applied", "missing file", "unknown target"],
 )
