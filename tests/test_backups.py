@@ -85,7 +85,7 @@ def test_failed_backup_leaves_nothing_and_changes_nothing(project: Project) -> N
     project.manager().migrate(1)
     folder(project.db).write_text("a file where the backups folder should be")
     before = project.digest()
-    with pytest.raises(DatabaseError, match="backup into .* failed.*pass --no-backup; nothing was changed"):
+    with pytest.raises(DatabaseError, match="backup into .* failed.*pass backup=False; nothing was changed"):
         project.manager().migrate()
     assert project.digest() == before and project.history() == [1]
 

@@ -67,7 +67,7 @@ def test_unmatched_names_are_reported_not_skipped(project: Project) -> None:
 
 
 def test_missing_directory_and_file_instead_of_directory(project: Project) -> None:
-    with pytest.raises(MigrationFileError, match="does not exist.*check --dir"):
+    with pytest.raises(MigrationFileError, match="does not exist.*check migrations_dir"):
         scan(project.root / "migrtions")
     (project.root / "afile").write_text("")
     with pytest.raises(MigrationFileError, match="is not a directory"):

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import DatabaseError
+from .errors import DatabaseError, setting
 from .models import Backup
 from .sqlite import copy
 
@@ -66,8 +66,8 @@ def take(source: sqlite3.Connection, database: Path, version: int) -> Backup:
         raise DatabaseError(
             f"backup into {where} failed: {exc}",
             where=str(database),
-            hint=f"{_remedy(exc)}, or pass --no-backup; nothing was changed",
-        ) from None
+            hint=f"{_remedy(exc)}, or pass {setting('backup', False)}; nothing was changed",
+        ) from exc
     return _describe(path)._replace(seconds=time.perf_counter() - started)
 
 
@@ -97,7 +97,7 @@ def _remedy(exc: OSError | sqlite3.Error) -> str:
     if isinstance(exc, _NotAFolder):
         return "remove it" if "link" in str(exc) else "move it away"
     if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-        return "retry when the other connection is done, raise --lock-timeout"
+        return f"retry when the other connection is done, raise {setting('lock_timeout')}"
     return "free space, fix permissions"
 
 
@@ -176,7 +176,7 @@ def listing(database: Path) -> list[Backup]:
     except FileNotFoundError:
         return []
     except _NotAFolder as exc:
-        raise DatabaseError(str(exc), where=str(where), hint="replace it by a folder, or remove it") from None
+        raise DatabaseError(str(exc), where=str(where), hint="replace it by a folder, or remove it") from exc
     with os.scandir(where) as entries:
         found = [
             _describe(where / entry.name, entry.stat(follow_symlinks=False).st_size)

@@ -18,7 +18,7 @@ from collections.abc import Collection
 from itertools import pairwise
 from pathlib import Path
 
-from .errors import MigrationFileError
+from .errors import MigrationFileError, setting
 from .models import Directory, FileProblem, MigrationFile
 
 _NAME = re.compile(r"([0-9]+)_(.+)\.(py|sql)")  # not \d: it matches every script's digits
@@ -39,10 +39,10 @@ def scan(directory: Path, ignore: Collection[str] = ()) -> Directory:
         raise MigrationFileError(
             "migrations directory does not exist",
             where=str(directory),
-            hint="check --dir, or create it with 'vcp-migrate new NAME'",
+            hint=f"check {setting('migrations_dir')}, or create it with 'vcp-migrate new NAME'",
         )
     if not directory.is_dir():
-        raise MigrationFileError("is not a directory", where=str(directory), hint="check --dir")
+        raise MigrationFileError("is not a directory", where=str(directory), hint=f"check {setting('migrations_dir')}")
     try:
         with os.scandir(directory) as listing:
             # scandir's entries know whether they are directories or links without a stat each
@@ -50,7 +50,7 @@ def scan(directory: Path, ignore: Collection[str] = ()) -> Directory:
     except OSError as exc:
         raise MigrationFileError(
             f"cannot be read: {exc.strerror}", where=str(directory), hint="check its permissions"
-        ) from None
+        ) from exc
     root = directory.resolve()
     files: list[MigrationFile] = []
     problems: list[FileProblem] = []

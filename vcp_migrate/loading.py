@@ -96,7 +96,9 @@ def load_plan(plan: list[MigrationFile], direction: Direction) -> list[LoadedMig
         try:
             migration = load(file)
         except MigrationFileError as exc:
-            raise MigrationFileError(exc.what, where=exc.where, hint=f"{exc.hint}; nothing was {done}") from None
+            raise MigrationFileError(
+                exc.what, where=exc.where, hint=f"{exc.hint}; nothing was {done}"
+            ) from exc.__cause__
         if direction == "down" and migration.down is None:
             raise MigrationFileError(
                 "has no down, so it cannot be rolled back", where=str(file.path), hint=f"add one; nothing was {done}"
@@ -170,9 +172,7 @@ def source_text(migration: MigrationFile) -> str:
     try:
         text = migration.source.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise MigrationFileError(
-            f"is not UTF-8 text (byte {exc.start})", where=where, hint="save it as UTF-8"
-        ) from None
+        raise MigrationFileError(f"is not UTF-8 text (byte {exc.start})", where=where, hint="save it as UTF-8") from exc
     declared = _declared_encoding(text) if migration.kind == "py" else None
     if declared is not None and not _is_utf8(declared):
         raise MigrationFileError(
@@ -215,9 +215,9 @@ def _exec_python(migration: MigrationFile) -> types.ModuleType:
     try:
         code = compile(text, where, "exec", dont_inherit=True)
     except SyntaxError as exc:
-        raise MigrationFileError(f"line {exc.lineno}: {exc.msg}", where=where, hint=_FIX) from None
+        raise MigrationFileError(f"line {exc.lineno}: {exc.msg}", where=where, hint=_FIX) from exc
     except ValueError as exc:  # null bytes
-        raise MigrationFileError(f"cannot be compiled: {exc}", where=where, hint=_FIX) from None
+        raise MigrationFileError(f"cannot be compiled: {exc}", where=where, hint=_FIX) from exc
     module = types.ModuleType(f"vcp_migration_{migration.version}_{migration.name}")
     module.__file__ = where
     try:
@@ -227,7 +227,7 @@ def _exec_python(migration: MigrationFile) -> types.ModuleType:
     except BaseException as exc:  # SystemExit, GeneratorExit and the like fail the load too
         raise MigrationFileError(
             f"loading failed{at_line(exc.__traceback__, where)}: {describe(exc)}", where=where, hint=_FIX
-        ) from None
+        ) from exc
     return module
 
 

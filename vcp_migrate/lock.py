@@ -32,7 +32,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple
 
-from .errors import DatabaseError, LockTimeout
+from .errors import DatabaseError, LockTimeout, setting
 
 _POLL_SECONDS = 0.02
 _PREFIX = ".vcp-lock-"
@@ -64,7 +64,9 @@ def identify(database: Path) -> tuple[Path, Identity] | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise DatabaseError(f"cannot be examined: {exc.strerror}", where=str(database), hint="check --db") from None
+        raise DatabaseError(
+            f"cannot be examined: {exc.strerror}", where=str(database), hint=f"check {setting('db_path')}"
+        ) from exc
     return resolved, Identity(status.st_dev, status.st_ino, status.st_nlink, status.st_size)
 
 
@@ -157,8 +159,8 @@ class RunLock:
                     raise LockTimeout(
                         f"another vcp-migrate run ({holder}) held the database for {self.timeout:g}s",
                         where=str(self.database),
-                        hint="wait for it to finish or raise --lock-timeout; nothing was changed",
-                    ) from None
+                        hint=f"wait for it to finish or raise {setting('lock_timeout')}; nothing was changed",
+                    ) from None  # the deadline passed: the last refusal to lock is not the cause
                 time.sleep(_POLL_SECONDS)
                 continue
             if not _same_file(path, fd):  # its holder deleted it as we locked it
@@ -225,7 +227,9 @@ class RunLock:
                 return found
             if not self.create:
                 raise DatabaseError(
-                    "does not exist", where=str(self.database), hint="check --db; only 'migrate' creates a database"
+                    "does not exist",
+                    where=str(self.database),
+                    hint=f"check {setting('db_path')}; only 'migrate' creates a database",
                 )
             self._create_empty()
 
@@ -240,7 +244,7 @@ class RunLock:
                 f"cannot be created: {exc.strerror}",
                 where=str(self.database),
                 hint="its directory must exist and be writable; nothing was changed",
-            ) from None
+            ) from exc
         found = identify(self.database)
         self._created = found[1].key if found else None
 
@@ -255,14 +259,14 @@ class RunLock:
             fd = os.open(path, _OPEN_FLAGS, 0o600)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                raise _not_ours(path, "is a symbolic link", self.database) from None
+                raise _not_ours(path, "is a symbolic link", self.database) from exc
             if exc.errno == errno.EISDIR:
-                raise _not_ours(path, "is a directory", self.database) from None
+                raise _not_ours(path, "is a directory", self.database) from exc
             raise DatabaseError(
                 f"cannot create the lock file {path}: {exc.strerror}",
                 where=str(self.database),
                 hint="the database's directory must be writable; nothing was changed",
-            ) from None
+            ) from exc
         if os.fstat(fd).st_nlink == 0:  # released and deleted between our open and now: look again
             os.close(fd)
             return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from contextlib import closing
 
 from .. import history
-from ..errors import DatabaseError
+from ..errors import DatabaseError, setting
 from .context import Settings, naming_the_database, open_existing
 
 
@@ -21,7 +21,9 @@ def version(settings: Settings) -> int:
     """
     if not settings.db_path.exists() and not settings.db_path.is_symlink():
         raise DatabaseError(
-            "does not exist", where=str(settings.db_path), hint="check --db, or run 'vcp-migrate migrate' to create it"
+            "does not exist",
+            where=str(settings.db_path),
+            hint=f"check {setting('db_path')}, or run 'vcp-migrate migrate' to create it",
         )
     with closing(open_existing(settings)) as connection, naming_the_database(settings):
         return history.highest(connection)

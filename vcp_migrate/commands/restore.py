@@ -45,7 +45,7 @@ def restore(
             if isinstance(exc, sqlite3.Error):
                 raise sqlite.database_error(exc, database) from exc
             if isinstance(exc, OSError):
-                raise DatabaseError(f"restore failed: {exc}", where=str(database), hint="nothing was changed") from None
+                raise DatabaseError(f"restore failed: {exc}", where=str(database), hint="nothing was changed") from exc
             raise
         if note:
             settings.observer.warning(note)
@@ -94,7 +94,7 @@ def _check(settings: Settings, path: Path, live: sqlite.MigrationConnection) -> 
             backup_id = history.database_id(connection)
             version = history.highest(connection)
     except DatabaseError as exc:
-        raise DatabaseError(exc.what, where=where, hint="pick another backup; nothing was changed") from None
+        raise DatabaseError(exc.what, where=where, hint="pick another backup; nothing was changed") from exc.__cause__
     with sqlite.translated(database):
         live_id = history.database_id(live)
     if backup_id and live_id:

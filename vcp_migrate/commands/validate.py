@@ -90,7 +90,10 @@ def _history_problems(
             message = f"version {row.version} ({row.name}) is applied but its file is missing"
             problems.append(Problem("missing", message, settings.migrations_dir, row.version))
         elif row.state == "out-of-order":
-            message = f"pending below the highest applied version {highest}; migrate needs --allow-out-of-order"
+            message = (
+                f"pending below the highest applied version {highest};"
+                " migrate refuses it unless out-of-order migrations are allowed"
+            )
             problems.append(Problem("out-of-order", message, row.path, row.version))
     return problems
 
