@@ -109,7 +109,9 @@ def _from_history(
     try:  # the text that loading compiles, so what is shown is what runs
         code = loading.source_text(file)
     except MigrationFileError as exc:
-        raise MigrationFileError(exc.what, where=exc.where, hint=f"{exc.hint}; nothing was rolled back") from None
+        raise MigrationFileError(
+            exc.what, where=exc.where, hint=f"{exc.hint}; nothing was rolled back"
+        ) from exc.__cause__
     if confirm is None:
         settings.observer.showing(title, code)
     elif not confirm(title, code):
