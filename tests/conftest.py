@@ -147,3 +147,21 @@ def modified_missing_and_out_of_order(project: Project) -> None:
     project.sql("001_a.sql", "CREATE TABLE a(x, y);", "DROP TABLE a;")
     (project.dir / "002_b.sql").unlink()
     project.sql("003_c.sql", "CREATE TABLE c(x);")
+
+
+def wrong_directory(project: Project) -> Path:
+    """Versions 1-3 applied from migrations/; returns another directory holding none of them."""
+    three(project)
+    project.manager().migrate()
+    elsewhere = project.root / "other"
+    elsewhere.mkdir()
+    (elsewhere / "007_g.sql").write_text("-- migrate:up\nCREATE TABLE g(x);\n-- migrate:down\nDROP TABLE g;\n")
+    return elsewhere
+
+
+def wrong_directory_error(project: Project, elsewhere: Path) -> str:
+    return (
+        f"Error: {elsewhere}: none of the 3 migration(s) applied to {project.db} (version(s) 1, 2, 3) has its file"
+        " in this directory, so it is probably the wrong migrations directory (pass the directory this database"
+        " was migrated from as the migrations directory (--dir); nothing was changed)\n"
+    )

@@ -12,7 +12,7 @@ import pytest
 
 from vcp_migrate import DatabaseError, MigrationFailed, MigrationFileError, PlanError
 
-from .conftest import Project, three
+from .conftest import Project, three, wrong_directory, wrong_directory_error
 
 TRADES = "CREATE TABLE trades (id INTEGER PRIMARY KEY, symbol TEXT);"
 
@@ -398,6 +398,21 @@ def test_missing_applied_file_is_a_warning_for_migrate(project: Project) -> None
 
     assert [r.version for r in project.manager(observer=Collect()).migrate()] == [3]
     assert warnings == [f"version 1 (a) is applied but its file is missing from {project.dir}"]
+
+
+@pytest.mark.parametrize("flags", [(), ("--dry-run",)], ids=["migrate", "dry run"])
+def test_a_directory_with_none_of_the_applied_files_is_refused(project: Project, flags: tuple[str, ...]) -> None:
+    elsewhere = wrong_directory(project)  # its pending 007 would otherwise be applied
+    before, listing = project.digest(), sorted(p.name for p in project.root.iterdir())
+    result = project.cli("migrate", "--dir", str(elsewhere), *flags)
+    assert result.exit_code == 1
+    assert result.stdout == "" and result.stderr == wrong_directory_error(project, elsewhere)
+    assert project.digest() == before and sorted(p.name for p in project.root.iterdir()) == listing
+    assert project.history() == [1, 2, 3] and project.tables() == {"a", "b", "c"}
+    assert not (elsewhere / "schema.sql").exists()
+    with pytest.raises(PlanError, match="none of the 3 migration.s. applied to .* probably the wrong migrations"):
+        project.manager().__class__(project.db, elsewhere).migrate()
+    assert project.digest() == before and project.history() == [1, 2, 3]
 
 
 def test_directory_problems_stop_migrate(project: Project) -> None:

@@ -446,9 +446,7 @@ def test_a_named_pipe_or_looping_link_never_hangs_a_command(project: Project, ki
     before = project.digest()
     status = run_cli(project, "status", timeout=20)
     assert status.returncode == 0 and status.stderr == ""
-    assert [line.split() for line in status.stdout.splitlines() if " 3 " in line] == [
-        ["│", "3", "│", "x", "│", "invalid", "│", "│"]
-    ]
+    assert [line.split() for line in status.stdout.splitlines() if " 3 " in line] == [["3", "invalid", "x"]]
     for command in ("migrate", "rollback"):
         result = run_cli(project, command, timeout=20)
         assert result.returncode == 1

@@ -8,7 +8,7 @@ import pytest
 
 from vcp_migrate import DatabaseError, MigrationFailed, MigrationFileError, PlanError, UsageError
 
-from .conftest import Project, three
+from .conftest import Project, three, wrong_directory, wrong_directory_error
 
 
 def three_tables(project: Project) -> None:
@@ -62,6 +62,32 @@ def test_missing_file_is_refused_and_history_kept(project: Project) -> None:
         project.manager().rollback(2)
     assert project.digest() == before
     assert project.history() == [1, 2, 3]
+
+
+@pytest.mark.parametrize("args", [("rollback",), ("rollback", "--to", "0"), ("redo",)], ids=["one", "to 0", "redo"])
+def test_a_directory_with_none_of_the_applied_files_is_refused(project: Project, args: tuple[str, ...]) -> None:
+    elsewhere = wrong_directory(project)
+    before, listing = project.digest(), sorted(p.name for p in project.root.iterdir())
+    result = project.cli(*args, "--dir", str(elsewhere))
+    assert result.exit_code == 1
+    assert result.stdout == "" and result.stderr == wrong_directory_error(project, elsewhere)
+    assert project.digest() == before and sorted(p.name for p in project.root.iterdir()) == listing
+    assert project.history() == [1, 2, 3] and project.tables() == {"a", "b", "c"}
+    with pytest.raises(PlanError, match="probably the wrong migrations directory"):
+        project.manager().__class__(project.db, elsewhere).rollback(to=0)
+    assert project.digest() == before and project.history() == [1, 2, 3]
+
+
+def test_from_history_needs_none_of_the_files(project: Project) -> None:
+    """A release from before every applied migration: the history's own sources are all there is."""
+    three(project)
+    project.manager().migrate()
+    for path in project.dir.glob("00*.sql"):
+        path.unlink()
+    result = project.cli("rollback", "--steps", "2", "--from-history", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "Rolled back 3 c" in result.stdout and "Rolled back 2 b" in result.stdout
+    assert project.tables() == {"a"} and project.history() == [1]
 
 
 def test_more_steps_than_applied_is_refused(project: Project) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import re
 import sqlite3
 import subprocess
 import sys
@@ -10,9 +13,18 @@ from contextlib import closing
 
 import pytest
 
-from vcp_migrate import MigrationFileError
+from vcp_migrate import MigrationFileError, PlanError
 
-from .conftest import Project, modified_missing_and_out_of_order
+from .conftest import (
+    ENV_VARS,
+    Project,
+    console_script,
+    modified_missing_and_out_of_order,
+    run_cli,
+    three,
+    wrong_directory,
+    wrong_directory_error,
+)
 
 
 def states(project: Project) -> list[tuple[object, str]]:
@@ -125,6 +137,7 @@ try:
 except SystemExit:
     pass
 print(" ".join(sorted(name for name in sys.modules if name.startswith("vcp_migrate"))), file=sys.stderr)
+print(" ".join(sorted(name for name in sys.modules if name.startswith("rich"))))
 """
 
 
@@ -141,6 +154,8 @@ def test_status_imports_no_command_module_but_its_own(project: Project, json_fla
     loaded = set(result.stderr.split())
     commands = {name for name in loaded if name.startswith("vcp_migrate.commands.")}
     assert commands == {"vcp_migrate.commands.context", "vcp_migrate.commands.status"}
+    assert "vcp_migrate.render" not in loaded  # off a terminal the table is plain text: no Rich at all
+    assert not {name for name in result.stdout.split() if name == "rich" or name.startswith("rich.")}
     for heavy in ("execution", "steps", "loading", "backups", "checks", "lock", "schema", "hazards", "sqltext"):
         assert f"vcp_migrate.{heavy}" not in loaded
 
@@ -175,3 +190,200 @@ def test_a_database_with_tables_and_no_history_is_said_so(project: Project) -> N
     assert project.digest() == before
     project.manager(allow_existing=True).migrate()
     assert project.manager().report().unmanaged == ()
+
+
+# -- on a terminal and off it ---------------------------------------------------------------------
+
+LONG = "add_a_reporting_currency_column_to_every_trade_and_backfill_it_from_the_fx_table"
+BOX = re.compile("[\u2500-\u257f]")
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def long_and_short(project: Project) -> list[str]:
+    """Version 1 (a long name) applied; 2 pending; an invalid file. Returns 1's applied_at."""
+    project.sql(f"001_{LONG}.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b(x);", "DROP TABLE b;")
+    project.manager().migrate(target=1)
+    project.write("notes.sql", "-- not a migration name\n")
+    return [str(row[0]) for row in project.query("SELECT applied_at FROM vcp_migrations")]
+
+
+def test_off_a_terminal_status_is_plain_aligned_lines(project: Project) -> None:
+    (applied_at,) = long_and_short(project)
+    before = project.digest()
+    result = project.cli("status")
+    assert result.exit_code == 0, result.output
+    blank = " " * len(applied_at)
+    assert result.stdout.splitlines() == [
+        f"Migrations of {project.db}",
+        f"Version  State    {'Applied at (UTC)':<{len(applied_at)}}  Name",
+        f"      1  applied  {applied_at}  {LONG}",
+        f"      2  pending  {blank}  b",
+        f"      -  invalid  {blank}  notes",
+        "1 applied, 1 pending, 1 invalid",
+    ]
+    assert project.digest() == before
+
+
+def test_piped_status_is_plain_whole_and_without_box_drawing(project: Project) -> None:
+    (applied_at,) = long_and_short(project)
+    before = project.digest()
+    result = run_cli(project, "status")  # stdout is a pipe
+    assert result.returncode == 0, result.stderr
+    assert not BOX.search(result.stdout) and "\x1b" not in result.stdout
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"Migrations of {project.db}" and lines[-1] == "1 applied, 1 pending, 1 invalid"
+    rows = [line.split(maxsplit=3) for line in lines[2:-1] if "applied" in line]
+    assert rows == [["1", "applied", applied_at, LONG]]
+    assert [line.split()[-1] for line in lines[1:-1]] == ["Name", LONG, "b", "notes"]
+    columns = {
+        line.index(state) for line, state in zip(lines[1:-1], ("State", "applied", "pending", "invalid"), strict=True)
+    }
+    assert len(columns) == 1  # aligned
+    assert project.digest() == before
+
+
+def on_a_terminal(project: Project, *args: str, columns: int) -> tuple[int, str]:
+    """Run the installed vcp-migrate with its output on a pseudo-terminal COLUMNS wide."""
+    primary, secondary = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS and k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    env.update(COLUMNS=str(columns), LINES="50", TERM="xterm-256color")
+    command = [str(console_script()), args[0], "--db", str(project.db), "--dir", str(project.dir), *args[1:]]
+    process = subprocess.Popen(command, cwd=project.root, stdout=secondary, stderr=secondary, env=env)
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # EIO: the process closed its end
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    code = process.wait(timeout=60)
+    return code, ANSI.sub("", b"".join(chunks).decode()).replace("\r\n", "\n")
+
+
+def test_on_a_narrow_terminal_the_name_folds_and_version_state_and_time_stay_whole(project: Project) -> None:
+    (applied_at,) = long_and_short(project)
+    before = project.digest()
+    code, output = on_a_terminal(project, "status", columns=60)
+    assert code == 0, output
+    rows = [line for line in output.splitlines() if line.startswith("│")]
+    cells = [[cell.strip() for cell in line.strip("│").split("│")] for line in rows]
+    assert all(len(line) <= 60 for line in rows)  # it fits: only the name gave way
+    assert [cell[0] for cell in cells if cell[0]] == ["1", "2", "-"]
+    assert [cell[2] for cell in cells if cell[2]] == ["applied", "pending", "invalid"]
+    assert [cell[3] for cell in cells if cell[3]] == [applied_at]
+    first_row = cells[: [cell[0] for cell in cells].index("2")]
+    assert len(first_row) > 1 and "".join(cell[1] for cell in first_row) == LONG
+    assert "1 applied, 1 pending, 1 invalid" in output
+    assert project.digest() == before
+
+
+# -- --exit-code ----------------------------------------------------------------------------------
+
+
+def apply_two(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b(x);", "DROP TABLE b;")
+    project.manager().migrate()
+
+
+def modify(project: Project) -> None:
+    project.sql("002_b.sql", "CREATE TABLE b(x, y);", "DROP TABLE b;")
+
+
+def delete(project: Project) -> None:
+    (project.dir / "002_b.sql").unlink()
+
+
+def invalid(project: Project) -> None:
+    project.write("notes.sql", "-- not a migration name\n")
+
+
+def unreadable(project: Project) -> None:
+    (project.root / "x.sql").write_text("-- migrate:up\n")
+    (project.dir / "003_link.sql").symlink_to(project.root / "x.sql")  # a link out of the directory
+
+
+def out_of_order(project: Project) -> None:
+    project.sql("004_d.sql", "CREATE TABLE d(x);", "DROP TABLE d;")
+    project.manager().migrate()
+    project.sql("003_c.sql", "CREATE TABLE c(x);", "DROP TABLE c;")
+
+
+def pending(project: Project) -> None:
+    project.sql("003_c.sql", "CREATE TABLE c(x);", "DROP TABLE c;")
+
+
+def modified_and_pending(project: Project) -> None:
+    modify(project)
+    pending(project)
+
+
+@pytest.mark.parametrize(
+    ("change", "state", "code"),
+    [
+        (lambda project: None, None, 0),
+        (pending, "pending", 3),
+        (modify, "modified", 4),
+        (delete, "missing", 4),
+        (invalid, "invalid", 4),
+        (unreadable, "invalid", 4),
+        (out_of_order, "out-of-order", 4),
+        (modified_and_pending, "modified", 4),  # 4 wins over 3
+    ],
+    ids=["applied", "pending", "modified", "missing", "invalid name", "unreadable", "out-of-order", "4 over 3"],
+)
+def test_exit_code(project: Project, change: object, state: str | None, code: int) -> None:
+    apply_two(project)
+    change(project)  # type: ignore[operator]
+    before, history = project.digest(), project.history()
+    states = [row["state"] for row in project.manager().status()]
+    assert state in states if state else set(states) == {"applied"}
+    for json_flag in ((), ("--json",)):
+        result = project.cli("status", "--exit-code", *json_flag)
+        assert result.exit_code == code, result.output
+        assert result.stderr == ""
+    assert project.cli("status").exit_code == 0  # without --exit-code, listing is success
+    assert project.digest() == before and project.history() == history
+
+
+def test_exit_code_of_a_database_not_yet_made_is_pending(project: Project) -> None:
+    three(project)
+    result = project.cli("status", "--exit-code")
+    assert result.exit_code == 3 and "does not exist yet: 3 migration(s) pending" in result.stdout
+    assert not project.db.exists()
+
+
+# -- a directory with none of the applied files ----------------------------------------------------
+
+
+@pytest.mark.parametrize("flags", [(), ("--json",), ("--exit-code",)], ids=["table", "json", "exit-code"])
+def test_status_with_none_of_the_applied_files_says_the_directory_is_wrong(
+    project: Project, flags: tuple[str, ...]
+) -> None:
+    elsewhere = wrong_directory(project)
+    before, listing = project.digest(), sorted(os.listdir(project.root))
+    result = project.cli("status", "--dir", str(elsewhere), *flags)
+    assert result.exit_code == 1
+    assert result.stdout == "" and result.stderr == wrong_directory_error(project, elsewhere)
+    assert project.digest() == before and sorted(os.listdir(project.root)) == listing
+    assert project.history() == [1, 2, 3]
+    with pytest.raises(PlanError, match="probably the wrong migrations directory"):
+        project.manager().__class__(project.db, elsewhere).status()
+    empty = project.root / "empty"
+    empty.mkdir()
+    assert project.cli("status", "--dir", str(empty), *flags).exit_code == 1
+    assert project.digest() == before
+
+
+def test_one_applied_file_present_is_enough_for_status(project: Project) -> None:
+    three(project)
+    project.manager().migrate()
+    (project.dir / "001_a.sql").unlink()
+    (project.dir / "002_b.sql").unlink()
+    assert states(project) == [(1, "missing"), (2, "missing"), (3, "applied")]
+    assert project.cli("status", "--exit-code").exit_code == 4

@@ -2,9 +2,16 @@
 
 A file may be named ``003_\\x1b]0;title\\x07.sql``: printed as it is, the terminal would obey the
 escape sequence (retitle the window, recolour or erase the screen) instead of showing it.
+
+Also the plain text of ``status`` off a terminal (CI logs, pipes): it must not load Rich.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .models import StatusReport
 
 
 def printable(text: str) -> str:
@@ -17,3 +24,45 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
+_TIME = "Applied at (UTC)"
+_SUMMARY_ORDER = ("applied", "pending", "modified", "missing", "out-of-order", "invalid")
+
+
+def status_summary(report: StatusReport) -> str:
+    """One sentence: how many migrations are in each state, and whether the database exists."""
+    counts = {state: 0 for state in _SUMMARY_ORDER}
+    for row in report.rows:
+        counts[row.state] += 1
+    # applied and pending always; the other states only when there are some
+    parts = [f"{counts[state]} {state}" for state in _SUMMARY_ORDER if state in ("applied", "pending") or counts[state]]
+    if not report.database_exists:
+        tail = f" ({', '.join(parts[2:])})" if parts[2:] else ""
+        return f"{printable(str(report.database))} does not exist yet: {counts['pending']} migration(s) pending{tail}"
+    return ", ".join(parts)
+
+
+def status_lines(report: StatusReport) -> str:
+    """``status`` as plain text: a title, a header, one aligned line per migration, the summary.
+
+    The name comes last, so however long it is, it is never cut and pads no other line.
+    """
+    versions = ["-" if row.version is None else str(row.version) for row in report.rows]
+    states: list[str] = [row.state for row in report.rows]
+    times = [printable(row.applied.applied_at) if row.applied else "" for row in report.rows]
+    v, s, t = (_widest(header, cells) for header, cells in (("Version", versions), ("State", states), (_TIME, times)))
+    lines = [
+        f"Migrations of {printable(str(report.database))}",
+        f"{'Version':>{v}}  {'State':<{s}}  {_TIME:<{t}}  Name",
+    ]
+    lines.extend(
+        f"{version:>{v}}  {state:<{s}}  {applied_at:<{t}}  {printable(row.name)}"
+        for version, state, applied_at, row in zip(versions, states, times, report.rows, strict=True)
+    )
+    lines.append(status_summary(report))
+    return "\n".join(lines)
+
+
+def _widest(header: str, cells: list[str]) -> int:
+    return max([len(header), *map(len, cells)])

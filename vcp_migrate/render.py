@@ -15,8 +15,9 @@ from rich.table import Table
 from rich.text import Text
 
 from .models import Backup, DryRun, MigrationRun, Problem, StatusReport
-from .printable import printable
+from .printable import printable, status_summary
 
+_TIME = "Applied at (UTC)"
 _STATE_STYLES = {
     "applied": "green",
     "pending": "yellow",
@@ -28,45 +29,29 @@ _STATE_STYLES = {
 
 
 def status_table(report: StatusReport) -> Table:
-    """Version, name, state and applied_at of every migration, with a caption that sums up."""
+    """Version, name, state and applied_at of every migration, with a caption that sums up.
+
+    On a narrow terminal only the name folds: version, state and time keep their whole width.
+    """
     table = Table(title=Text(f"Migrations of {printable(str(report.database))}", "table.title"), title_justify="left")
-    # Fixed widths spare Rich measuring every cell, which dominates status on large histories.
     versions = ["-" if row.version is None else str(row.version) for row in report.rows]
-    table.add_column("Version", justify="right", width=_widest(versions, "Version"), no_wrap=True)
-    names = [printable(row.name) for row in report.rows]
-    table.add_column("Name", width=_widest(names, "Name"), overflow="fold")
-    table.add_column("State", width=_widest([row.state for row in report.rows], "State"), no_wrap=True)
-    times = [row.applied.applied_at for row in report.rows if row.applied]
-    table.add_column("Applied at (UTC)", width=_widest(times, "Applied at (UTC)"), no_wrap=True)
-    for row, name in zip(report.rows, names, strict=True):
-        table.add_row(
-            "-" if row.version is None else str(row.version),
-            Text(name),
-            Text(row.state, style=_STATE_STYLES[row.state]),
-            row.applied.applied_at if row.applied else "",
-        )
+    times = [printable(row.applied.applied_at) if row.applied else "" for row in report.rows]
+    # Rich reduces even a fixed width when the table is too wide for the terminal, but never a
+    # min_width; the name, the one column left free, folds instead.
+    widths = [_widest(versions, "Version"), _widest([row.state for row in report.rows], "State"), _widest(times, _TIME)]
+    table.add_column("Version", justify="right", no_wrap=True, width=widths[0], min_width=widths[0])
+    table.add_column("Name", overflow="fold")
+    table.add_column("State", no_wrap=True, width=widths[1], min_width=widths[1])
+    table.add_column(_TIME, no_wrap=True, width=widths[2], min_width=widths[2])
+    for row, version, applied_at in zip(report.rows, versions, times, strict=True):
+        state = Text(row.state, style=_STATE_STYLES[row.state])
+        table.add_row(version, Text(printable(row.name)), state, Text(applied_at))
     table.caption = Text(printable(status_summary(report)), "table.caption")
     return table
 
 
 def _widest(cells: list[str], header: str) -> int:
     return max([len(header), *map(len, cells)])
-
-
-_SUMMARY_ORDER = ("applied", "pending", "modified", "missing", "out-of-order", "invalid")
-
-
-def status_summary(report: StatusReport) -> str:
-    """One sentence: how many migrations are in each state, and whether the database exists."""
-    counts = {state: 0 for state in _SUMMARY_ORDER}
-    for row in report.rows:
-        counts[row.state] += 1
-    # applied and pending always; the other states only when there are some
-    parts = [f"{counts[state]} {state}" for state in _SUMMARY_ORDER if state in ("applied", "pending") or counts[state]]
-    if not report.database_exists:
-        tail = f" ({', '.join(parts[2:])})" if parts[2:] else ""
-        return f"{printable(str(report.database))} does not exist yet: {counts['pending']} migration(s) pending{tail}"
-    return ", ".join(parts)
 
 
 def run_line(run: MigrationRun) -> Text:

@@ -1,6 +1,7 @@
 """The command line: parses options, calls one engine method, renders, maps errors to exit codes.
 
-Exit codes: 0 ok; 1 error; 2 usage; 3 pending (``status --exit-code``); 130 interrupted.
+Exit codes: 0 ok; 1 error; 2 usage; 130 interrupted. ``status --exit-code`` adds 3 (something is
+pending) and 4 (something is modified, missing, invalid or out-of-order; 4 wins over 3).
 Shared options and error handling are in ``base``; the commands in ``changing`` and ``reading``.
 """
 

@@ -17,9 +17,12 @@ from .progress import Progress
 
 if TYPE_CHECKING:
     from ..engine import MigrationManager
+    from ..models import StatusReport
 
 EXIT_PENDING = 3
+EXIT_DISAGREE = 4
 EXIT_INTERRUPTED = 130
+DISAGREEING_STATES = frozenset({"modified", "missing", "invalid", "out-of-order"})
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,6 +42,16 @@ def _traceback() -> None:
     import traceback
 
     traceback.print_exc()
+
+
+def status_exit_code(report: StatusReport) -> int:
+    """``status --exit-code``: EXIT_DISAGREE when the files and the history disagree (modified,
+    missing, invalid, out-of-order: ``migrate`` would refuse or warn), else EXIT_PENDING when
+    something is pending, else 0."""
+    states = {row.state for row in report.rows}
+    if not states.isdisjoint(DISAGREEING_STATES):
+        return EXIT_DISAGREE
+    return EXIT_PENDING if "pending" in states else 0
 
 
 def interactive() -> bool:

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..printable import printable
-from .base import EXIT_PENDING, common, handles_errors, make_manager
+from ..printable import printable, status_lines
+from .base import EXIT_DISAGREE, EXIT_PENDING, common, handles_errors, make_manager, status_exit_code
 
 if TYPE_CHECKING:
     from .progress import Progress
@@ -16,12 +16,18 @@ if TYPE_CHECKING:
 @click.command("status")
 @common
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
-@click.option("--exit-code", is_flag=True, help=f"Exit {EXIT_PENDING} when any migration is pending.")
+@click.option(
+    "--exit-code",
+    is_flag=True,
+    help=f"Exit {EXIT_PENDING} when any migration is pending, {EXIT_DISAGREE} when any is modified, missing,"
+    " invalid or out-of-order.",
+)
 @handles_errors
 def status_command(db: str | None, directory: str | None, as_json: bool, exit_code: bool, progress: Progress) -> int:
     """Show every migration: applied, pending, modified, missing, out-of-order or invalid.
 
-    Never runs migration code and never creates the database.
+    A table on a terminal; otherwise plain aligned lines, one per migration. Never runs
+    migration code and never creates the database.
 
     \b
     Example:
@@ -47,11 +53,13 @@ def status_command(db: str | None, directory: str | None, as_json: bool, exit_co
         click.echo(json.dumps([row.as_dict() for row in report.rows]))
         if not report.database_exists:
             click.echo(f"Note: {report.database} does not exist yet: every migration is pending.", err=True)
-    else:
+    elif progress.terminal:
         from .. import render
 
         progress.console.print(render.status_table(report))
-    return EXIT_PENDING if exit_code and report.pending else 0
+    else:  # CI logs and pipes: no Rich, which would take most of the time laying out the cells
+        click.echo(status_lines(report))
+    return status_exit_code(report) if exit_code else 0
 
 
 @click.command("current")
@@ -153,7 +161,7 @@ def schema_command(db: str | None, directory: str | None, progress: Progress) ->
       vcp-migrate schema --db vcp_trading.db
     """
     text = make_manager(db, directory, progress).schema_text()
-    if progress.console.is_terminal:
+    if progress.terminal:
         from rich.syntax import Syntax
 
         progress.console.print(Syntax(text, "sql", background_color="default"))

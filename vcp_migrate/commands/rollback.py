@@ -74,6 +74,8 @@ def plan_rollback(
 ) -> list[LoadedMigration]:
     """The loaded migrations a rollback runs, newest first (shared with its dry run)."""
     applied = read_history(settings, connection)
+    if not from_history:  # the history's own sources need no directory: a release may have none of them
+        planning.require_some_applied_files(directory, applied, str(settings.db_path))
     if not applied and to is None:
         raise PlanError(
             "nothing to roll back: no migration is applied", where=str(settings.db_path), hint="nothing was changed"
