@@ -14,7 +14,15 @@ import pytest
 from vcp_migrate import MigrationManager
 from vcp_migrate.cli import main
 from vcp_migrate.cli.naming import OPTIONS, as_option
-from vcp_migrate.errors import DatabaseError, MigrationFailed, Parameter, PlanError, VcpMigrateError, setting
+from vcp_migrate.errors import (
+    DatabaseError,
+    MigrationFailed,
+    Parameter,
+    PlanError,
+    UsageError,
+    VcpMigrateError,
+    setting,
+)
 
 from .conftest import Project, three
 
@@ -121,6 +129,19 @@ def test_a_missing_file_names_from_history_as_a_parameter_or_an_option(project: 
     assert project.history() == [1, 2, 3]
 
 
+def test_configuration_errors_name_path_or_the_config_option(project: Project) -> None:
+    with pytest.raises(UsageError) as raised:
+        MigrationManager.from_config("nowhere.toml")
+    assert str(raised.value) == "nowhere.toml: path names a file that does not exist (give a pyproject.toml)"
+    (project.root / "pyproject.toml").write_bytes(b"[tool.vcp-migrate]\ndb = '\xff'\n")
+    with pytest.raises(UsageError) as raised:
+        MigrationManager.from_config()
+    assert str(raised.value).endswith("(fix the file, or name another with path)")
+    result = project.cli("status")
+    assert result.exit_code == 2 and result.stderr.endswith("(fix the file, or name another with --config)\n")
+    assert not project.db.exists()
+
+
 def test_a_setting_with_a_value_is_spelled_for_each_audience() -> None:
     error = PlanError(
         "refused", hint=f"pass {setting('backup', False)} or {setting('atomic', True)} or {setting('to', 0)}"
@@ -133,7 +154,12 @@ def test_every_parameter_a_message_may_name_is_one_of_the_api_and_has_an_option_
     parameters = set(typing.get_args(Parameter))
     api = {
         name
-        for method in (MigrationManager.__init__, MigrationManager.migrate, MigrationManager.rollback)
+        for method in (
+            MigrationManager.__init__,
+            MigrationManager.migrate,
+            MigrationManager.rollback,
+            MigrationManager.from_config,
+        )
         for name in inspect.signature(method).parameters
     }
     assert parameters <= api

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple, TypeGuard, TypeVar
 
-from .errors import UsageError
+from .errors import UsageError, setting
 
 KEYS: dict[str, type] = {
     "db": str,
@@ -78,7 +78,9 @@ def find(explicit: str | os.PathLike[str] | None = None, start: Path | None = No
     An explicit file must exist and hold the table. Raises UsageError otherwise, and for a
     pyproject.toml on the way that cannot be read or names the table almost right.
     """
-    named, how = (explicit, "--config") if explicit is not None else (os.environ.get(CONFIG_VARIABLE), CONFIG_VARIABLE)
+    named, how = (
+        (explicit, setting("path")) if explicit is not None else (os.environ.get(CONFIG_VARIABLE), CONFIG_VARIABLE)
+    )
     if named:
         path = Path(named)
         if not path.is_file():
@@ -234,7 +236,9 @@ def _document(path: Path) -> tuple[dict[str, object], bool]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot be read: {exc}", where=where, hint="fix the file or pass --db and --dir") from exc
+        raise UsageError(
+            f"cannot be read: {exc}", where=where, hint=f"fix the file, or name another with {setting('path')}"
+        ) from exc
     if sys.version_info >= (3, 11):
         import tomllib
 

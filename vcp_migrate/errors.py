@@ -28,8 +28,10 @@ Parameter = Literal[
     "allow_out_of_order",
     "atomic",
     "from_history",
+    "path",
 ]
-"""The MigrationManager parameters a message may name (the CLI maps each to its option)."""
+"""The MigrationManager parameters a message may name (of the constructor, ``migrate``, ``rollback``
+and ``from_config``); the CLI maps each to its option."""
 
 # A NUL byte cannot occur in a path or in SQLite's messages, so a token is never mistaken for text.
 _TOKEN = re.compile("\x00([a-z_]+)(?:=([^\x00]*))?\x00")

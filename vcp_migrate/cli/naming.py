@@ -19,6 +19,7 @@ OPTIONS = {
     "allow_out_of_order": "--allow-out-of-order",
     "atomic": "--atomic",
     "from_history": "--from-history",
+    "path": "--config",  # of MigrationManager.from_config
 }
 
 
