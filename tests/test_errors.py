@@ -4,6 +4,7 @@ line; the exception underneath chained as ``__cause__``; warnings on the ``vcp_m
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import sqlite3
 import typing
@@ -84,6 +85,17 @@ def test_out_of_order_names_allow_out_of_order_as_a_parameter_or_an_option(proje
     assert "--" not in str(raised.value)
     line = cli_error(project, "migrate")
     assert line.endswith("(renumber it above the applied ones, or pass --allow-out-of-order; nothing was applied)")
+    assert project.history() == [2]
+
+
+def test_migrate_json_names_the_option_in_its_error_too(project: Project) -> None:
+    project.sql("002_b.sql", "CREATE TABLE b(x);")
+    project.manager().migrate()
+    project.sql("001_a.sql", "CREATE TABLE a(x);")
+    result = project.cli("migrate", "--json")
+    assert result.exit_code == 1
+    error = json.loads(result.stdout)["error"]
+    assert error.endswith("(renumber it above the applied ones, or pass --allow-out-of-order; nothing was applied)")
     assert project.history() == [2]
 
 

@@ -12,6 +12,7 @@ import click
 
 from ..errors import PlanError, VcpMigrateError
 from ..printable import printable
+from . import naming
 from .base import (
     backup_options,
     common,
@@ -127,7 +128,7 @@ def _reporting(manager: MigrationManager, progress: Progress, as_json: bool) -> 
     try:
         yield
     except VcpMigrateError as exc:
-        failure = str(exc)
+        failure = naming.message(exc)  # the options, as the error line names them
         raise
     finally:
         after = manager.current() if manager.db_path.exists() else 0
