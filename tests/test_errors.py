@@ -55,6 +55,19 @@ def test_a_missing_migrations_directory_names_migrations_dir_or_dir(project: Pro
     )
 
 
+def test_the_wrong_migrations_directory_names_migrations_dir_or_dir(project: Project) -> None:
+    three(project)
+    project.manager().migrate()
+    other = project.root / "other"
+    other.mkdir()
+    with pytest.raises(PlanError) as raised:
+        MigrationManager(project.db, other).migrate()
+    assert str(raised.value).endswith("as the migrations directory (migrations_dir); nothing was changed)")
+    line = cli_error(project, "migrate", "--dir", str(other))
+    assert line.endswith("as the migrations directory (--dir); nothing was changed)")
+    assert project.history() == [1, 2, 3]
+
+
 def test_a_database_path_that_is_a_directory_names_db_path_or_db_for_status(project: Project) -> None:
     project.db.mkdir()
     with pytest.raises(DatabaseError) as raised:
