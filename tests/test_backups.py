@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import signal
 import sqlite3
@@ -98,7 +99,7 @@ def test_backup_names_sort_by_time(project: Project) -> None:
     project.manager().migrate(3)
     names = [b.path.name for b in project.manager().backups()]
     assert names == sorted(names, reverse=True)
-    assert os.path.basename(names[0]).endswith("-v2.db")
+    assert re.fullmatch(r"[0-9]{8}T[0-9]{6}\.[0-9]{3}Z-v2\.[0-9a-f]{12}\.db", names[0])
 
 
 def tree(project: Project) -> dict[str, bytes]:

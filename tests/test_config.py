@@ -74,17 +74,18 @@ def test_manager_settings_take_given_values_then_the_table_then_defaults(tmp_pat
     from vcp_migrate.config import manager_settings
 
     assert manager_settings() == (
-        "vcp_trading.db", "migrations", None, 30.0, True, 5, True, True, True, False, None
+        "vcp_trading.db", "migrations", None, 30.0, True, 5, True, True, True, False, None, None
     )  # fmt: skip
     pyproject = tmp_path / "pyproject.toml"
     pyproject.write_text(
         '[tool.vcp-migrate]\ndb = "table.db"\nbackup = false\nkeep_backups = 2\nschema_file = "s.sql"\n'
         "user_version = false\ndump = false\nlock_timeout = 4\ncreate = false\nallow_existing = true\n"
+        'backup_dir = "/srv/backups"\n'
     )
     table = manager_settings(config=pyproject)
     assert table == (
         str(tmp_path / "table.db"), str(tmp_path / "migrations"), str(tmp_path / "s.sql"),
-        4.0, False, 2, False, False, False, True, pyproject,
+        4.0, False, 2, False, False, False, True, pyproject, "/srv/backups",
     )  # fmt: skip
     given = manager_settings({"db": "given.db", "dir": "given", "keep_backups": 9, "create": True}, pyproject)
     assert (given.db, given.directory, given.keep_backups, given.create, given.backup) == (

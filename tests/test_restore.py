@@ -3,16 +3,22 @@ is not a backup of this database, and never overwrites anything without a copy."
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import sqlite3
 import subprocess
 import threading
 import time
+from contextlib import closing
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from vcp_migrate import Backup, DatabaseError, MigrationManager, cli
 from vcp_migrate.backups import folder
+from vcp_migrate.cli import main
 from vcp_migrate.lock import RunLock
 from vcp_migrate.observer import Observer
 
@@ -258,3 +264,65 @@ def test_restore_refuses_the_database_as_its_own_backup_at_once(project: Project
         " (pick one from 'vcp-migrate backups'; nothing was changed)\n"
     )
     assert project.digest() == before and (sorted(kept.iterdir()) if kept.exists() else []) == backups_before
+
+
+def _tenants_cloned_from_one_template(project: Project) -> tuple[Path, Path]:
+    project.sql("001_a.sql", "CREATE TABLE a(x);")
+    project.write("002_b.sql", "-- migrate:up\nCREATE TABLE b(x);\n-- migrate:down\nDROP TABLE b;\n")
+    template = project.root / "template.db"
+    MigrationManager(template, project.dir).migrate(1)
+    tenants = project.root / "tenants"
+    tenants.mkdir()
+    first, second = tenants / "first.db", tenants / "second.db"
+    shutil.copyfile(template, first)
+    shutil.copyfile(template, second)
+    return first, second
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_a_backup_of_one_tenant_is_never_restored_into_another(project: Project, shared: bool) -> None:
+    first, second = _tenants_cloned_from_one_template(project)
+    backup_dir = project.root / "backups" if shared else None
+    for tenant in (first, second):
+        MigrationManager(tenant, project.dir, backup_dir=backup_dir).migrate()
+        sqlite3.connect(tenant).execute("INSERT INTO b VALUES ('own data')").connection.commit()
+    with closing(sqlite3.connect(first)) as one, closing(sqlite3.connect(second)) as two:
+        shared_id = "SELECT value FROM vcp_migrations_meta WHERE key = 'database_id'"
+        assert one.execute(shared_id).fetchone() == two.execute(shared_id).fetchone()  # the clones share an id
+    (taken_of_first,) = MigrationManager(first, project.dir, backup_dir=backup_dir).backups()
+    before = _digest(second)
+    with pytest.raises(DatabaseError, match="is a backup of another database file, not of .*second.db"):
+        MigrationManager(second, project.dir, backup_dir=backup_dir).restore(taken_of_first.path)
+    assert _digest(second) == before
+    result = CliRunner().invoke(
+        main,
+        ["restore", str(taken_of_first.path), "--db", str(second), "--dir", str(project.dir), "--yes"]
+        + (["--backup-dir", str(backup_dir)] if backup_dir else []),
+    )
+    assert result.exit_code == 1 and "is a backup of another database file" in result.stderr
+    assert _digest(second) == before
+    # Each tenant's own backup restores into it.
+    (own,) = MigrationManager(second, project.dir, backup_dir=backup_dir).backups()
+    MigrationManager(second, project.dir, backup_dir=backup_dir).restore(own.path)
+    assert MigrationManager(second, project.dir).current() == 1
+
+
+def test_a_shared_backup_folder_keeps_each_databases_backups_apart_and_rotates_each(project: Project) -> None:
+    first, second = _tenants_cloned_from_one_template(project)
+    shared = project.root / "backups"
+    for _ in range(3):
+        for tenant in (first, second):
+            manager = MigrationManager(tenant, project.dir, backup_dir=shared, keep_backups=2)
+            manager.migrate()
+            manager.rollback()
+    names = sorted(path.name for path in shared.iterdir())
+    assert len(names) == 4 and sum(name.startswith("first.db.") for name in names) == 2  # 2 kept of each
+    for tenant in (first, second):
+        listed = MigrationManager(tenant, project.dir, backup_dir=shared).backups()
+        assert len(listed) == 2 and all(b.path.name.startswith(tenant.name + ".") for b in listed)
+        assert [b.version for b in listed] == [2, 1]  # newest first
+    assert not (project.root / "tenants" / "first.db.backups").exists()
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -1,6 +1,10 @@
 """Backups: consistent copies of the database taken with SQLite's online backup API.
 
-They live in ``<db>.backups/`` beside the database, named ``<UTC time>-v<schema version>.db``.
+They live in ``<db>.backups/`` beside the database, named ``<UTC time>-v<schema version>.<tag>.db``,
+or in a folder shared by many databases (a fleet's backup folder), named
+``<db file name>.<UTC time>-v<schema version>.<tag>.db``. The tag is a hash of the database
+file's resolved path: databases cloned from one template share their database id, and the tag
+is what tells one's backups from another's.
 The API copies page by page through SQLite's pager (memory stays flat whatever the size) inside
 one read transaction, so the copy is consistent while other processes use the database, WAL
 included. A backup file is created with the database's permissions, never wider.
@@ -12,6 +16,7 @@ file named as we name backups.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import sqlite3
@@ -25,23 +30,46 @@ from .errors import DatabaseError, setting
 from .models import Backup
 from .sqlite import copy
 
-_NAME = re.compile(r"([0-9]{8}T[0-9]{6}\.[0-9]{3}Z)-v([0-9]+)(?:-([0-9]+))?\.db")  # ASCII digits: only names we gave
+# ASCII digits and hex only: only names we gave. The tag is missing from names of older releases.
+_NAME = re.compile(
+    r"(?:(?P<database>.+)\.)?(?P<stamp>[0-9]{8}T[0-9]{6}\.[0-9]{3}Z)-v(?P<version>[0-9]+)(?:-[0-9]+)?"
+    r"(?:\.(?P<tag>[0-9a-f]{12}))?\.db"
+)
 # A copy under way, and the files SQLite may keep beside it; a run killed mid-copy leaves them.
 _PARTIAL = re.compile(_NAME.pattern + r"\.partial(?:-journal|-wal|-shm)?")
 
 
-def folder(database: Path) -> Path:
-    """Where the backups of ``database`` live."""
-    return database.with_name(database.name + ".backups")
+def folder(database: Path, shared: Path | None = None) -> Path:
+    """Where the backups of ``database`` live: ``shared`` if given, else ``<db>.backups``."""
+    return shared if shared is not None else database.with_name(database.name + ".backups")
 
 
-def take(source: sqlite3.Connection, database: Path, version: int) -> Backup:
+def tag(database: Path) -> str:
+    """What names the backups of this database file: a hash of its resolved path."""
+    return hashlib.sha256(os.fsencode(os.path.realpath(database))).hexdigest()[:12]
+
+
+def _prefix(database: Path, shared: Path | None) -> str:
+    return "" if shared is None else database.name + "."
+
+
+def belongs(path: Path, database: Path) -> bool | None:
+    """Whether the backup file ``path`` was taken of this database file (by its tag); None when
+    its name carries no tag (older releases, or named by hand)."""
+    match = _NAME.fullmatch(path.name)
+    if match is None or match["tag"] is None:
+        return None
+    return match["tag"] == tag(database)
+
+
+def take(source: sqlite3.Connection, database: Path, version: int, shared: Path | None = None) -> Backup:
     """Copy the database behind ``source`` into a new backup file and make it durable.
 
     Raises DatabaseError, leaving no partial file (nor the folder, if it made it), if the copy
     cannot be made, and when the folder is a link or not a directory.
     """
-    where = folder(database)
+    where = folder(database, shared)
+    name = f"{_prefix(database, shared)}{{stamp}}-v{version}{{suffix}}.{tag(database)}.db"
     # Readable by no one who cannot read the database; writable by its owner only.
     mode = (stat.S_IMODE(os.stat(database).st_mode) & 0o444) | 0o200
     started = time.perf_counter()
@@ -50,7 +78,7 @@ def take(source: sqlite3.Connection, database: Path, version: int) -> Backup:
         created = _make_folder(where)
         # Copy under a name listing() ignores, and give it its real name only once it is complete
         # and on disk: a run killed mid-copy never leaves something that looks like a backup.
-        with _partial(where, version, mode, clean=True) as (partial, path):
+        with _partial(where, name, mode, clean=shared is None) as (partial, path):
             target = sqlite3.connect(partial)
             try:
                 copy(source, target)
@@ -102,18 +130,18 @@ def _remedy(exc: OSError | sqlite3.Error) -> str:
 
 
 @contextlib.contextmanager
-def _partial(where: Path, version: int, mode: int, *, clean: bool) -> Iterator[tuple[Path, Path]]:
+def _partial(where: Path, pattern: str, mode: int, *, clean: bool) -> Iterator[tuple[Path, Path]]:
     """A new empty file in ``where`` under a partial name: yields (partial, final name). The
     partial file, and what SQLite kept beside it, is removed at the end, unless renamed."""
     # O_NOFOLLOW: if the folder was swapped for a link since it was checked, this fails.
     descriptor = os.open(where, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
-        if clean:  # left by a killed run; the caller holds the run lock
+        if clean:  # left by a killed run; the caller holds the run lock (a shared folder: not of all its databases)
             with os.scandir(descriptor) as entries:
                 stale = [e.name for e in entries if _PARTIAL.fullmatch(e.name) and e.is_file(follow_symlinks=False)]
             for name in stale:
                 os.unlink(name, dir_fd=descriptor)
-        name = _create(descriptor, version, mode)
+        name = _create(descriptor, pattern, mode)
         partial = name + ".partial"
         try:
             os.rename(name, partial, src_dir_fd=descriptor, dst_dir_fd=descriptor)
@@ -130,11 +158,11 @@ def _partial(where: Path, version: int, mode: int, *, clean: bool) -> Iterator[t
         os.close(descriptor)
 
 
-def _create(descriptor: int, version: int, mode: int) -> str:
+def _create(descriptor: int, pattern: str, mode: int) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%f")[:-3] + "Z"
     for attempt in range(1, 1000):
         suffix = "" if attempt == 1 else f"-{attempt}"
-        name = f"{stamp}-v{version}{suffix}.db"
+        name = pattern.format(stamp=stamp, suffix=suffix)
         try:
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
             os.close(os.open(name, flags, mode, dir_fd=descriptor))
@@ -155,9 +183,9 @@ def _fsync(path: Path) -> None:
 def _describe(path: Path, size: int | None = None) -> Backup:
     match = _NAME.fullmatch(path.name)
     assert match is not None
-    stamp = match[1]
+    stamp = match["stamp"]
     taken_at = f"{stamp[0:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[9:11]}:{stamp[11:13]}:{stamp[13:]}"
-    return Backup(path, taken_at, int(match[2]), path.stat().st_size if size is None else size)
+    return Backup(path, taken_at, int(match["version"]), path.stat().st_size if size is None else size)
 
 
 def is_backup_name(path: Path) -> bool:
@@ -165,12 +193,13 @@ def is_backup_name(path: Path) -> bool:
     return _NAME.fullmatch(path.name) is not None
 
 
-def listing(database: Path) -> list[Backup]:
-    """The backups of ``database``, newest first.
+def listing(database: Path, shared: Path | None = None) -> list[Backup]:
+    """The backups of ``database``, newest first: in its own folder, every backup there; in a
+    shared one, those named after this database file and tagged as its.
 
     Raises DatabaseError when the backups folder is a link or not a directory.
     """
-    where = folder(database)
+    where = folder(database, shared)
     try:
         _check_folder(where)
     except FileNotFoundError:
@@ -181,15 +210,28 @@ def listing(database: Path) -> list[Backup]:
         found = [
             _describe(where / entry.name, entry.stat(follow_symlinks=False).st_size)
             for entry in entries
-            if _NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False)
+            if _ours(entry.name, database, shared) and entry.is_file(follow_symlinks=False)
         ]
-    return sorted(found, key=lambda backup: backup.path.name, reverse=True)
+    return sorted(found, key=_newest, reverse=True)
 
 
-def prune(database: Path, keep: int) -> list[Path]:
+def _newest(backup: Backup) -> tuple[str, str]:
+    return backup.taken_at, backup.path.name
+
+
+def _ours(name: str, database: Path, shared: Path | None) -> bool:
+    match = _NAME.fullmatch(name)
+    if match is None:
+        return False
+    if shared is None:
+        return match["database"] is None
+    return match["database"] == database.name and match["tag"] == tag(database)
+
+
+def prune(database: Path, keep: int, shared: Path | None = None) -> list[Path]:
     """Delete all but the newest ``keep`` backups; return what was deleted."""
     removed = []
-    for backup in listing(database)[keep:]:
+    for backup in listing(database, shared)[keep:]:
         backup.path.unlink()
         removed.append(backup.path)
     return removed
@@ -233,7 +275,7 @@ def copy_into(backup: Path, target: sqlite3.Connection, database: Path) -> str |
         if size == own_size:
             copy(source, target)
         else:
-            with _converted(source, own_size, database) as converted:
+            with _converted(source, own_size, backup.parent) as converted:
                 copy(converted, target)
         return (
             f"{database}: restored with its own {' and '.join(kept)}, since other connections have it open"
@@ -265,10 +307,9 @@ def _leave_wal(target: sqlite3.Connection) -> bool:
 
 
 @contextlib.contextmanager
-def _converted(source: sqlite3.Connection, page_size: int, database: Path) -> Iterator[sqlite3.Connection]:
-    """A temporary copy of ``source`` with ``page_size``, in the backups folder under a partial name."""
-    where = folder(database)
-    with _partial(where, 0, 0o600, clean=False) as (partial, _):
+def _converted(source: sqlite3.Connection, page_size: int, where: Path) -> Iterator[sqlite3.Connection]:
+    """A temporary copy of ``source`` with ``page_size``, in the backup's folder under a partial name."""
+    with _partial(where, "{stamp}-v0{suffix}.db", 0o600, clean=False) as (partial, _):
         converted = sqlite3.connect(partial, isolation_level=None)
         try:
             copy(source, converted)

@@ -3,7 +3,7 @@
 Which file: ``--config PATH`` (or ``path=``), else ``VCP_MIGRATE_CONFIG``, else the first
 ``pyproject.toml`` with a ``[tool.vcp-migrate]`` table found walking up from the current
 directory; the walk stops at the repository root (a folder holding ``.git``) or the file
-system root. Paths in the table (``db``, ``dir``, ``schema_file``) are relative to the file.
+system root. Paths in the table (``db``, ``dir``, ``schema_file``, ``backup_dir``) are relative to the file.
 Precedence: a given value, then the environment, then the table, then the default.
 
 Python 3.11+ reads the file with tomllib. Python 3.10 has no TOML parser in its standard
@@ -30,6 +30,7 @@ KEYS: dict[str, type] = {
     "lock_timeout": float,
     "backup": bool,
     "keep_backups": int,
+    "backup_dir": str,
     "dump": bool,
     "user_version": bool,
     "create": bool,
@@ -42,6 +43,7 @@ DEFAULTS: dict[str, object] = {
     "lock_timeout": 30.0,
     "backup": True,
     "keep_backups": 5,
+    "backup_dir": None,  # <db>.backups/
     "dump": True,
     "user_version": True,
     "create": True,
@@ -49,7 +51,7 @@ DEFAULTS: dict[str, object] = {
 }
 ENVIRONMENT = {"db": "VCP_MIGRATE_DB", "dir": "VCP_MIGRATE_DIR", "lock_timeout": "VCP_MIGRATE_LOCK_TIMEOUT"}
 CONFIG_VARIABLE = "VCP_MIGRATE_CONFIG"
-_PATHS = ("db", "dir", "schema_file")
+_PATHS = ("db", "dir", "schema_file", "backup_dir")
 _TABLE = "[tool.vcp-migrate]"
 T = TypeVar("T")
 
@@ -69,6 +71,7 @@ class ManagerSettings(NamedTuple):
     create: bool
     allow_existing: bool
     config: Path | None
+    backup_dir: str | None = None
 
 
 def find(explicit: str | os.PathLike[str] | None = None, start: Path | None = None) -> Path | None:
@@ -163,6 +166,7 @@ def manager_settings(given: Mapping[str, object] | None = None, config: Path | N
         create=bool(values["create"]),
         allow_existing=bool(values["allow_existing"]),
         config=config,
+        backup_dir=None if values["backup_dir"] is None else str(values["backup_dir"]),
     )
 
 

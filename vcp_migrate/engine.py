@@ -46,6 +46,7 @@ class MigrationManager:
         dump_schema: bool = True,
         create: bool = True,
         allow_existing: bool = False,
+        backup_dir: str | os.PathLike[str] | None = None,
         observer: Observer | None = None,
     ) -> None:
         self.db_path = Path(db_path)
@@ -58,6 +59,7 @@ class MigrationManager:
         self.dump_schema = dump_schema
         self.create = create
         self.allow_existing = allow_existing
+        self.backup_dir = Path(backup_dir) if backup_dir is not None else None
         self.observer = observer or Observer()
         self._settings()  # refuse bad values now, not at the first command
 
@@ -84,6 +86,7 @@ class MigrationManager:
             dump_schema=found.dump,
             create=found.create,
             allow_existing=found.allow_existing,
+            backup_dir=found.backup_dir,
             observer=observer,
         )
 
@@ -106,6 +109,7 @@ class MigrationManager:
             self.observer,
             self.create,
             self.allow_existing,
+            Path(self.backup_dir) if self.backup_dir is not None else None,
         )
 
     # -- reading ------------------------------------------------------------------------------

@@ -95,7 +95,7 @@ def backup_line(backup: Backup) -> Text:
     return Text(f"Backed up to {where} ({size(backup.size)}{took}, at version {backup.version})", style="dim")
 
 
-def backups_table(database: Path, found: list[Backup]) -> Table:
+def backups_table(database: Path, found: list[Backup], shared: Path | None = None) -> Table:
     """The backups of a database, newest first."""
     table = Table(title=Text(f"Backups of {printable(str(database))}", "table.title"), title_justify="left")
     table.add_column("Taken at (UTC)")
@@ -106,8 +106,8 @@ def backups_table(database: Path, found: list[Backup]) -> Table:
         table.add_row(backup.taken_at, str(backup.version), size(backup.size), Text(printable(backup.path.name)))
     from . import backups  # loaded only for this table, not by status
 
-    folder = printable(str(backups.folder(database)))
-    table.caption = Text(f"{len(found)} backup(s) in {folder}", "table.caption")
+    where = printable(str(backups.folder(database, shared)))
+    table.caption = Text(f"{len(found)} backup(s) in {where}", "table.caption")
     return table
 
 

@@ -245,6 +245,23 @@ lock_timeout_option = click.option(
 )
 
 
+def _remember(ctx: click.Context, param: click.Parameter, value: object) -> None:
+    # Read by make_manager: an option every command that backs up shares, not an argument of each.
+    if value is not None:
+        ctx.meta[f"vcp_migrate.{param.name}"] = value
+
+
+backup_dir_option = click.option(
+    "--backup-dir",
+    "backup_dir",
+    metavar="DIR",
+    expose_value=False,
+    callback=_remember,
+    help="Keep backups in DIR, one folder for many databases [default: <db>.backups, or backup_dir in"
+    " [tool.vcp-migrate]].",
+)
+
+
 def backup_options(command: F) -> F:
     """--backup/--no-backup, --keep-backups and --dump/--no-dump, for commands that change the database."""
     return _outermost_first(
@@ -255,6 +272,7 @@ def backup_options(command: F) -> F:
             default=None,
             help="Back up the database before changing it [default: on, or backup in [tool.vcp-migrate]].",
         ),
+        backup_dir_option,
         click.option(
             "--keep-backups",
             type=click.IntRange(min=1),
@@ -304,4 +322,7 @@ def make_manager(
         dump_schema=dump,
         **more,
     )
+    context = click.get_current_context(silent=True)
+    if context is not None and "backup_dir" not in given:
+        given["backup_dir"] = context.meta.get("vcp_migrate.backup_dir")
     return MigrationManager.from_config(progress.config, observer=progress, **given)

@@ -14,6 +14,7 @@ from ..errors import PlanError, VcpMigrateError
 from ..printable import printable
 from . import naming
 from .base import (
+    backup_dir_option,
     backup_options,
     common,
     dry_run_options,
@@ -316,6 +317,7 @@ def repair_command(
 
 @click.command("backups")
 @common
+@backup_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
 @handles_errors
 def backups_command(db: str | None, directory: str | None, as_json: bool, progress: Progress) -> int:
@@ -335,13 +337,14 @@ def backups_command(db: str | None, directory: str | None, as_json: bool, progre
     else:
         from .. import render
 
-        progress.console.print(render.backups_table(manager.db_path, found))
+        progress.console.print(render.backups_table(manager.db_path, found, manager.backup_dir))
     return 0
 
 
 @click.command("restore")
 @common
 @lock_timeout_option
+@backup_dir_option
 @click.argument("backup", required=False, metavar="[BACKUP]")
 @click.option("--yes", is_flag=True, help="Restore without asking (needed when no terminal can answer).")
 @handles_errors

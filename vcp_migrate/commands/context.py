@@ -8,12 +8,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from .. import discovery, history, sqlite
 from ..errors import DatabaseError
 from ..models import AppliedMigration, Directory
 from ..observer import Observer
+
+if TYPE_CHECKING:
+    from ..loading import LoadedMigration
 
 
 class Settings(NamedTuple):
@@ -30,10 +33,15 @@ class Settings(NamedTuple):
     observer: Observer
     create: bool = True
     allow_existing: bool = False
+    backup_dir: Path | None = None  # one folder for the backups of many databases (a fleet)
+    directory: Directory | None = None  # the migrations directory, scanned once for many databases (a fleet)
+    loaded: dict[tuple[Path, str], LoadedMigration] | None = None  # migrations loaded once for many databases
 
 
 def scan(settings: Settings) -> Directory:
     """The migrations directory; the schema file is not a migration even when it lives there."""
+    if settings.directory is not None:
+        return settings.directory
     inside = settings.schema_file.absolute().parent == settings.migrations_dir.absolute()
     return discovery.scan(settings.migrations_dir, ignore=[settings.schema_file.name] if inside else [])
 

@@ -107,7 +107,7 @@ def batch(settings: Settings, session: Session, plan: list[tuple[LoadedMigration
 def changing(settings: Settings, session: Session, run: Callable[[], Ran]) -> Ran:
     """Back up, run, then decide from what ran: after a commit, write the schema file; keep the
     backup (and prune old ones) if anything may have changed; otherwise delete it again."""
-    created_folder = not os.path.lexists(backups.folder(settings.db_path))
+    created_folder = not os.path.lexists(backups.folder(settings.db_path, settings.backup_dir))
     backup = take_backup(settings, session)
     ran = run()
     if ran.runs:
@@ -121,7 +121,7 @@ def changing(settings: Settings, session: Session, run: Callable[[], Ran]) -> Ra
                 " transaction; restore this backup to go back"
             )
     if backup is not None and changed:
-        backups.prune(settings.db_path, settings.keep_backups)
+        backups.prune(settings.db_path, settings.keep_backups, settings.backup_dir)
     elif backup is not None:
         backups.discard(backup, folder_created=created_folder)
     return ran
@@ -138,7 +138,8 @@ def take_backup(settings: Settings, session: Session, *, always: bool = False) -
     """Back up the database before a change, unless disabled or there is nothing to keep."""
     if not (settings.backup or always) or not session.existed:
         return None
-    backup = backups.take(session.connection, settings.db_path, history.highest(session.connection))
+    version = history.highest(session.connection)
+    backup = backups.take(session.connection, settings.db_path, version, settings.backup_dir)
     settings.observer.backed_up(backup)
     return backup
 

@@ -23,7 +23,7 @@ from .context import Settings
 
 def listing(settings: Settings) -> list[Backup]:
     """The backups of this database, newest first."""
-    return backups.listing(settings.db_path)
+    return backups.listing(settings.db_path, settings.backup_dir)
 
 
 def restore(
@@ -35,7 +35,7 @@ def restore(
         chosen = _choose(settings, backup, session.connection)
         if confirm is not None and not confirm(chosen):
             raise VcpMigrateError("the restore was not confirmed", where=str(database), hint="nothing was changed")
-        created_folder = not os.path.lexists(backups.folder(database))
+        created_folder = not os.path.lexists(backups.folder(database, settings.backup_dir))
         safety = frame.take_backup(settings, session, always=True)
         try:
             note = backups.copy_into(chosen.path, session.connection, database)
@@ -55,17 +55,16 @@ def restore(
 
 def _choose(settings: Settings, backup: str | os.PathLike[str] | None, live: sqlite.MigrationConnection) -> Backup:
     database = settings.db_path
-    found = backups.listing(database)
+    found = backups.listing(database, settings.backup_dir)
+    home = backups.folder(database, settings.backup_dir)
     if backup is None:
         if not found:
-            raise DatabaseError(
-                f"has no backups in {backups.folder(database)}", where=str(database), hint="nothing was changed"
-            )
+            raise DatabaseError(f"has no backups in {home}", where=str(database), hint="nothing was changed")
         chosen = found[0].path
     else:
         chosen = Path(backup)
-        if not chosen.exists() and (backups.folder(database) / chosen).exists():
-            chosen = backups.folder(database) / chosen
+        if not chosen.exists() and (home / chosen).exists():
+            chosen = home / chosen
     version = _check(settings, chosen, live)
     listed = next((b for b in found if b.path.resolve() == chosen.resolve()), None)
     if listed:
@@ -97,17 +96,25 @@ def _check(settings: Settings, path: Path, live: sqlite.MigrationConnection) -> 
         raise DatabaseError(exc.what, where=where, hint="pick another backup; nothing was changed") from exc.__cause__
     with sqlite.translated(database):
         live_id = history.database_id(live)
+    if backups.belongs(path, database) is False:  # databases cloned from one template share their id
+        raise DatabaseError(
+            f"is a backup of another database file, not of {database} (its name carries another file's tag)",
+            where=where,
+            hint=f"pick one from 'vcp-migrate backups'; if {database} was moved here from the database this"
+            " backup was taken of, copy the backup to a name without the tag to restore it on its database id"
+            " alone; nothing was changed",
+        )
     if backup_id and live_id:
         if backup_id != live_id:
             raise DatabaseError(
                 f"is a backup of another database, not of {database}", where=where, hint="nothing was changed"
             )
         return version
-    in_folder = path.resolve().parent == backups.folder(database).resolve() and backups.is_backup_name(path)
+    home = backups.folder(database, settings.backup_dir)
+    in_folder = path.resolve().parent == home.resolve() and backups.is_backup_name(path)
     if not in_folder:
         raise DatabaseError(
-            f"is not a backup of {database}: it is not in {backups.folder(database)}"
-            " and carries no matching database id",
+            f"is not a backup of {database}: it is not in {home} and carries no matching database id",
             where=where,
             hint="nothing was changed",
         )
