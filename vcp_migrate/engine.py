@@ -7,13 +7,11 @@ command modules are imported by the methods that use them, so ``status`` loads o
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 from pathlib import Path
 
-from .commands.context import Settings
-from .errors import UsageError
+from .commands.context import Settings, checked
 from .models import Backup, DryRun, MigrationRun, Problem, Repair, StatusReport
 from .observer import Observer
 
@@ -91,25 +89,21 @@ class MigrationManager:
         )
 
     def _settings(self) -> Settings:
-        if not (math.isfinite(self.lock_timeout) and self.lock_timeout >= 0):
-            raise UsageError(f"lock timeout must be a finite number of seconds, 0 or more, not {self.lock_timeout}")
-        if self.keep_backups < 1:
-            raise UsageError(
-                f"keep_backups must be 1 or more, not {self.keep_backups}", hint="use backup=False instead"
+        return checked(
+            Settings(
+                Path(self.db_path),
+                Path(self.migrations_dir),
+                self.lock_timeout,
+                self.backup,
+                self.keep_backups,
+                self.user_version,
+                Path(self.schema_file),
+                self.dump_schema,
+                self.observer,
+                self.create,
+                self.allow_existing,
+                Path(self.backup_dir) if self.backup_dir is not None else None,
             )
-        return Settings(
-            Path(self.db_path),
-            Path(self.migrations_dir),
-            self.lock_timeout,
-            self.backup,
-            self.keep_backups,
-            self.user_version,
-            Path(self.schema_file),
-            self.dump_schema,
-            self.observer,
-            self.create,
-            self.allow_existing,
-            Path(self.backup_dir) if self.backup_dir is not None else None,
         )
 
     # -- reading ------------------------------------------------------------------------------

@@ -43,6 +43,11 @@ def setting(parameter: Parameter, value: bool | int | None = None) -> str:
     return f"\x00{parameter}\x00" if value is None else f"\x00{parameter}={value!r}\x00"
 
 
+def as_token(parameter: str, value: str | None) -> str:
+    """A setting left as its token: a message kept to be spelled later (a fleet's results)."""
+    return f"\x00{parameter}\x00" if value is None else f"\x00{parameter}={value}\x00"
+
+
 def as_parameter(parameter: str, value: str | None) -> str:
     """How the Python API spells a setting: ``migrations_dir``, ``to=0``, ``backup=False``."""
     return parameter if value is None else f"{parameter}={value}"

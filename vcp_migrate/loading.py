@@ -13,6 +13,7 @@ import re
 import sqlite3
 import types
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple
 
@@ -88,13 +89,19 @@ def load(migration: MigrationFile) -> LoadedMigration:
     )
 
 
-def load_plan(plan: list[MigrationFile], direction: Direction) -> list[LoadedMigration]:
-    """Load every migration of a plan before the first one runs."""
+def load_plan(
+    plan: list[MigrationFile], direction: Direction, cache: dict[tuple[Path, str], LoadedMigration] | None = None
+) -> list[LoadedMigration]:
+    """Load every migration of a plan before the first one runs; with ``cache`` (a fleet), a file
+    with the same path and checksum is loaded once for many databases."""
     done = "applied" if direction == "up" else "rolled back"
     loaded = []
     for file in plan:
         try:
-            migration = load(file)
+            key = (file.path, file.checksum)
+            migration = cache[key] if cache is not None and key in cache else load(file)
+            if cache is not None:
+                cache[key] = migration
         except MigrationFileError as exc:
             raise MigrationFileError(
                 exc.what, where=exc.where, hint=f"{exc.hint}; nothing was {done}"

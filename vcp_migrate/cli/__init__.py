@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from . import changing, reading
+from . import changing, fleet, reading
 from .base import Globals, Group, global_options
 
 
@@ -46,6 +46,7 @@ for _command in (
     reading.new_command,
     reading.validate_command,
     reading.schema_command,
+    fleet.fleet_group,
 ):
     main.add_command(_command)
 

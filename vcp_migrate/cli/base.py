@@ -131,8 +131,12 @@ def _globals(given: dict[str, Any]) -> Globals:
     context = click.get_current_context(silent=True)
     before = context.find_object(Globals) if context is not None else None
     before = before or Globals()
-    mine = Globals(**{name: given.pop(name) for name in Globals._fields})
-    merged = {name: getattr(mine, name) or getattr(before, name) for name in Globals._fields}
+    mine = Globals(**{name: given.pop(name, Globals._field_defaults[name]) for name in Globals._fields})
+    # Given after the command wins, even as an empty string (an error, never the default).
+    merged = {
+        name: getattr(before, name) if getattr(mine, name) in (None, False) else getattr(mine, name)
+        for name in Globals._fields
+    }
     return Globals(**merged)
 
 

@@ -5,13 +5,14 @@ Only what ``status`` needs lives here, so ``vcp-migrate status`` imports no more
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from .. import discovery, history, sqlite
-from ..errors import DatabaseError
+from ..errors import DatabaseError, UsageError
 from ..models import AppliedMigration, Directory
 from ..observer import Observer
 
@@ -36,6 +37,19 @@ class Settings(NamedTuple):
     backup_dir: Path | None = None  # one folder for the backups of many databases (a fleet)
     directory: Directory | None = None  # the migrations directory, scanned once for many databases (a fleet)
     loaded: dict[tuple[Path, str], LoadedMigration] | None = None  # migrations loaded once for many databases
+
+
+def checked(settings: Settings) -> Settings:
+    """``settings``, once its values are checked: raises UsageError for a lock timeout that is not
+    a finite number of seconds, or fewer than one backup to keep."""
+    seconds = settings.lock_timeout
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise UsageError(f"lock timeout must be a finite number of seconds, 0 or more, not {seconds}")
+    if settings.keep_backups < 1:
+        raise UsageError(
+            f"keep_backups must be 1 or more, not {settings.keep_backups}", hint="use backup=False instead"
+        )
+    return settings
 
 
 def scan(settings: Settings) -> Directory:

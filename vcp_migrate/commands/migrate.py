@@ -59,7 +59,7 @@ def plan(
                 f"version {row.version} ({row.name}) is applied but its file is missing from {directory.path}"
             )
     files = planning.plan_migrate(directory, applied, target=target, allow_out_of_order=allow_out_of_order)
-    return loading.load_plan(files, "up")
+    return loading.load_plan(files, "up", settings.loaded)
 
 
 def refuse_unmanaged(settings: Settings, connection: sqlite.MigrationConnection) -> None:

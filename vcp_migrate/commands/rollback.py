@@ -82,7 +82,7 @@ def plan_rollback(
         )
     plan = planning.plan_rollback(directory, applied, steps=steps, to=to, from_history=from_history)
     files = [_from_history(settings, connection, i, confirm) if isinstance(i, AppliedMigration) else i for i in plan]
-    loaded = loading.load_plan(files, "down")
+    loaded = loading.load_plan(files, "down", settings.loaded)
     for file in files:  # said only once the rollback is sure to run
         if file.checksum != applied[file.version].checksum:
             settings.observer.warning(f"{file.path}: changed since it was applied; rolling back with its current down")

@@ -1,0 +1,323 @@
+"""vcp-migrate fleet: many databases in one command, each migrated as the single command would,
+with real worker processes; every failure checked by reopening the databases."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from vcp_migrate import MigrationManager
+from vcp_migrate.errors import MigrationFileError
+from vcp_migrate.fleet import Fleet
+
+from .conftest import ENV_VARS, Project, console_script
+
+TRADES = (
+    "-- migrate:up\nCREATE TABLE trades (id INTEGER PRIMARY KEY, qty INTEGER);\n-- migrate:down\nDROP TABLE trades;\n"
+)
+FROZEN = "CREATE TRIGGER frozen BEFORE UPDATE ON trades BEGIN SELECT RAISE(ABORT, 'trades are frozen'); END"
+
+
+def _tenants(project: Project, count: int, *, rows: int = 100, frozen: tuple[int, ...] = ()) -> list[Path]:
+    """``count`` databases cloned from one template at version 1 with ``rows`` rows; version 2
+    adds a column and backfills it, which fails on the ``frozen`` ones (a trigger refuses updates)."""
+    project.write(
+        "001_trades.sql",
+        TRADES,
+    )
+    template = project.root / "template.db"
+    MigrationManager(template, project.dir, dump_schema=False).migrate()
+    with closing(sqlite3.connect(template)) as connection:
+        connection.executemany("INSERT INTO trades (qty) VALUES (?)", [(n,) for n in range(rows)])
+        connection.commit()
+    project.write(
+        "002_notional.sql",
+        "-- migrate:up\nALTER TABLE trades ADD COLUMN notional INTEGER;\nUPDATE trades SET notional = qty * 10;\n"
+        "-- migrate:down\nALTER TABLE trades DROP COLUMN notional;\n",
+    )
+    folder = project.root / "tenants"
+    folder.mkdir()
+    paths = []
+    for number in range(count):
+        path = folder / f"tenant{number:04d}.db"
+        shutil.copyfile(template, path)
+        if number in frozen:
+            with closing(sqlite3.connect(path)) as connection:
+                connection.execute(FROZEN)
+        paths.append(path)
+    return paths
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _version(path: Path) -> int:
+    with closing(sqlite3.connect(path)) as connection:
+        return int(connection.execute("SELECT coalesce(max(version), 0) FROM vcp_migrations").fetchone()[0])
+
+
+def _consistent(path: Path) -> int:
+    """The version, once checked that schema, history and user_version agree."""
+    with closing(sqlite3.connect(path)) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(trades)")}
+        version = int(connection.execute("SELECT coalesce(max(version), 0) FROM vcp_migrations").fetchone()[0])
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == version
+        assert ("notional" in columns) == (version == 2), (path, version, columns)
+        if version == 2:
+            assert connection.execute("SELECT count(*) FROM trades WHERE notional IS NOT qty * 10").fetchone() == (0,)
+        return version
+
+
+def _fleet(project: Project, *args: str, cwd: Path | None = None, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    command = [str(console_script()), "fleet", *args, "--dir", str(project.dir)]
+    return subprocess.run(
+        command, cwd=cwd or project.root, capture_output=True, text=True, timeout=300, env=env, **kwargs
+    )  # type: ignore[call-overload]
+
+
+def test_two_hundred_databases_three_fail_and_only_failed_finishes_the_job(project: Project) -> None:
+    frozen = (17, 90, 151)
+    paths = _tenants(project, 200, frozen=frozen)
+    before = {path: _digest(path) for path in paths}
+    result = _fleet(project, "migrate", "tenants/*.db", "--jobs", "2", "--keep-going", "--json", "--report", "run.json")
+    assert result.returncode == 1, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 200 and {line["path"] for line in lines} == {f"tenants/{p.name}" for p in paths}
+    failed = sorted(line["path"] for line in lines if line["state"] == "failed")
+    assert failed == [f"tenants/tenant{n:04d}.db" for n in frozen]
+    for line in lines:
+        if line["state"] == "failed":
+            assert "trades are frozen" in line["error"] and line["kind"] == "migration" and line["applied"] == []
+            assert (line["version_before"], line["version_after"]) == (1, 1)
+        else:
+            assert line["state"] == "migrated" and line["applied"] == [2] and line["version_after"] == 2
+    for number, path in enumerate(paths):
+        if number in frozen:
+            assert _digest(path) == before[path]  # byte for byte as it was
+        else:
+            assert _consistent(path) == 2
+    report = json.loads((project.root / "run.json").read_text())
+    assert report["summary"]["states"] == {"migrated": 197, "failed": 3}
+    assert report["summary"]["versions"] == {"2": 197}
+    assert len(report["summary"]["slowest"]) == 5 and len(report["summary"]["failed"]) == 3
+    assert "3 failed, 197 migrated" in result.stderr  # the summary, on stderr with --json
+    # Fix the cause, then resume from the report: only the three run, and the job is done.
+    for number in frozen:
+        with closing(sqlite3.connect(paths[number])) as connection:
+            connection.execute("DROP TRIGGER frozen")
+    again = _fleet(project, "migrate", "--only-failed", "run.json", "--report", "run.json")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("migrated") == 4  # three lines and the summary
+    assert all(_consistent(path) == 2 for path in paths)
+    assert json.loads((project.root / "run.json").read_text())["summary"]["states"] == {"migrated": 3}
+    status = _fleet(project, "status", "tenants/*.db", "--exit-code")
+    assert status.returncode == 0 and "200 checked" in status.stdout and "v2: 200" in status.stdout
+
+
+def test_by_default_no_database_starts_after_the_first_failure(project: Project) -> None:
+    paths = _tenants(project, 40, rows=1, frozen=(0,))
+    result = _fleet(project, "migrate", "tenants/*.db", "--jobs", "1", "--json")
+    assert result.returncode == 1
+    states = [json.loads(line)["state"] for line in result.stdout.splitlines()]
+    assert states == ["failed"] + ["not-started"] * 39
+    assert all(_version(path) == 1 for path in paths)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_canary_stops_the_run_when_one_of_the_first_fails(project: Project, jobs: int) -> None:
+    paths = _tenants(project, 30, rows=1, frozen=(3,))
+    run = Fleet(paths, project.dir).migrate(jobs=jobs, canary=5, keep_going=True)
+    states = [result.state for result in run.results]
+    assert states[3] == "failed" and states[:5].count("migrated") == 4  # the canaries all ran
+    assert set(states[5:]) == {"not-started"}
+    assert [_version(p) for p in paths] == [2, 2, 2, 1, 2] + [1] * 25
+    clean = _tenants_elsewhere(project, 12)
+    run = Fleet(clean, project.dir).migrate(jobs=jobs, canary=5)
+    assert [result.state for result in run.results] == ["migrated"] * 12
+
+
+def _tenants_elsewhere(project: Project, count: int) -> list[Path]:
+    folder = project.root / "more"
+    folder.mkdir()
+    paths = []
+    for number in range(count):
+        path = folder / f"t{number}.db"
+        shutil.copyfile(project.root / "template.db", path)
+        paths.append(path)
+    return paths
+
+
+def test_max_failures_stops_after_that_many(project: Project) -> None:
+    paths = _tenants(project, 20, rows=1, frozen=(2, 5, 8, 11))
+    run = Fleet(paths, project.dir).migrate(jobs=1, max_failures=2)
+    states = [result.state for result in run.results]
+    assert states[:6] == ["migrated", "migrated", "failed", "migrated", "migrated", "failed"]
+    assert set(states[6:]) == {"not-started"} and run.summary.states["not-started"] == 14
+    assert not run.summary.ok
+    keep_going = Fleet(paths, project.dir).migrate(jobs=2, keep_going=True)
+    assert [r.path for r in keep_going.results if r.state == "failed"] == [str(paths[n]) for n in (2, 5, 8, 11)]
+
+
+def test_a_bad_migration_file_stops_the_fleet_before_any_database_is_touched(project: Project) -> None:
+    paths = _tenants(project, 5, rows=1)
+    project.write("003_broken.py", "def up(connection):\n    connection.execute(\n")
+    before = {path: _digest(path) for path in paths}
+    with pytest.raises(MigrationFileError, match="003_broken.py"):
+        Fleet(paths, project.dir).migrate(jobs=2)
+    result = _fleet(project, "migrate", "tenants/*.db")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith("Error: ") and len(result.stderr.splitlines()) == 1
+    assert all(_digest(path) == before[path] for path in paths)
+
+
+def test_a_fleet_run_and_single_runs_leave_identical_databases(project: Project) -> None:
+    paths = _tenants(project, 6, rows=20)
+    singles = [project.root / f"single{n}.db" for n in range(6)]
+    for path, single in zip(paths, singles, strict=True):
+        shutil.copyfile(path, single)
+    Fleet(paths, project.dir, dump_schema=False).migrate(jobs=2)
+    for single in singles:
+        MigrationManager(single, project.dir, backup=False, dump_schema=False).migrate()
+    for path, single in zip(paths, singles, strict=True):
+        with closing(sqlite3.connect(path)) as fleet, closing(sqlite3.connect(single)) as alone:
+            for query in (
+                "SELECT * FROM trades ORDER BY id",
+                "SELECT type, name, sql FROM sqlite_schema ORDER BY name",
+                "SELECT version, name, checksum FROM vcp_migrations",
+                "PRAGMA user_version",
+            ):
+                assert fleet.execute(query).fetchall() == alone.execute(query).fetchall()
+
+
+def test_the_schema_file_is_written_once_and_shared_ids_are_reported(project: Project) -> None:
+    paths = _tenants(project, 8, rows=1)
+    warnings: list[str] = []
+
+    from vcp_migrate.observer import Observer
+
+    class Listening(Observer):
+        def warning(self, message: str) -> None:
+            warnings.append(message)
+
+    run = Fleet(paths, project.dir, observer=Listening()).migrate(jobs=2)
+    schema = (project.dir / "schema.sql").read_text()
+    assert "-- version: 2" in schema and "notional" in schema
+    assert list(run.summary.shared_ids.values()) == [tuple(str(p) for p in paths)]
+    assert len(warnings) == 1 and "8 databases share the database id" in warnings[0]
+
+
+def test_backups_in_one_folder_only_when_asked(project: Project) -> None:
+    paths = _tenants(project, 4, rows=1)
+    Fleet(paths[:2], project.dir).migrate(jobs=1)
+    assert not list((project.root / "tenants").glob("*.backups"))
+    result = _fleet(project, "migrate", *(str(p) for p in paths[2:]), "--backup-dir", "saved", "--keep-backups", "1")
+    assert result.returncode == 0, result.stderr
+    saved = sorted(p.name for p in (project.root / "saved").iterdir())
+    assert [name.split(".")[0] for name in saved] == ["tenant0002", "tenant0003"] and len(saved) == 2
+    assert all(name.endswith(".db") and "-v1." in name for name in saved)
+
+
+def test_a_database_locked_by_its_application_fails_as_locked_and_the_rest_go_on(project: Project) -> None:
+    paths = _tenants(project, 4, rows=1)
+    holder = sqlite3.connect(paths[1], isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        result = _fleet(project, "migrate", "tenants/*.db", "--lock-timeout", "0.2", "--keep-going", "--json")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.returncode == 1
+    by_path = {line["path"]: line for line in map(json.loads, result.stdout.splitlines())}
+    locked = by_path["tenants/tenant0001.db"]
+    assert locked["state"] == "failed" and locked["kind"] == "locked"
+    assert [_version(p) for p in paths] == [2, 1, 2, 2]
+
+
+def test_sigkill_of_the_fleet_leaves_every_database_consistent_and_a_rerun_converges(project: Project) -> None:
+    project.write(
+        "001_trades.sql",
+        TRADES,
+    )
+    paths = _tenants(project, 300, rows=2000)
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    command = [str(console_script()), "fleet", "migrate", "tenants/*.db", "--dir", str(project.dir), "--jobs", "2",
+               "--json"]  # fmt: skip
+    process = subprocess.Popen(command, cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    assert process.stdout is not None
+    for _ in range(20):  # wait until some databases are done
+        process.stdout.readline()
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    time.sleep(0.5)  # its workers see their parent gone and finish the database in hand
+    versions = [_consistent(path) for path in paths]
+    assert 20 <= versions.count(2) < 300, versions.count(2)
+    rerun = _fleet(project, "migrate", "tenants/*.db", "--jobs", "2", "--lock-timeout", "30")
+    assert rerun.returncode == 0, rerun.stderr
+    assert all(_consistent(path) == 2 for path in paths)
+
+
+def test_fleet_status_counts_versions_and_lists_problems(project: Project) -> None:
+    paths = _tenants(project, 6, rows=1)
+    Fleet(paths[:4], project.dir).migrate(jobs=1)
+    with closing(sqlite3.connect(paths[0])) as connection:
+        connection.execute("CREATE INDEX drift ON trades(qty)")
+    paths[5].write_bytes(b"not a database" * 100)
+    run = Fleet(paths, project.dir).status(jobs=2)
+    by_name = {Path(r.path).name: r for r in run.results}
+    assert by_name["tenant0000.db"].problems == ("drifted",)
+    assert by_name["tenant0004.db"].pending == 1 and by_name["tenant0004.db"].version_after == 1
+    assert by_name["tenant0005.db"].state == "failed" and by_name["tenant0005.db"].kind == "not-a-database"
+    assert run.summary.versions == {2: 4, 1: 1}
+    result = _fleet(project, "status", *(str(p) for p in paths[:5]), "--exit-code")
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "tenant0000.db" in result.stdout and "drifted" in result.stdout and "tenant0004.db" in result.stdout
+    assert "tenant0001.db" not in result.stdout.split("status:")[0]  # up to date: not listed
+    behind = _fleet(project, "status", *(str(p) for p in paths[1:5]), "--exit-code")
+    assert behind.returncode == 3
+
+
+def test_targets_bad_input_is_one_line_and_changes_nothing(project: Project) -> None:
+    paths = _tenants(project, 2, rows=1)
+    before = {path: _digest(path) for path in paths}
+    for args, message in (
+        (("migrate", "tenant/*.db"), "the pattern 'tenant/*.db' matches no file"),
+        (("migrate",), "no databases given"),
+        (("migrate", "--targets-from", "absent.txt"), "absent.txt: cannot be read"),
+        (("migrate", "--only-failed", "absent.json"), "absent.json: cannot be read"),
+        (("migrate", "tenants/*.db", "--db", "x.db"), "fleet commands take the databases as arguments"),
+    ):
+        result = _fleet(project, *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert message in result.stderr and len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+    (project.root / "list.txt").write_text(f"# tenants\n{paths[0]}\n\n")
+    listed = _fleet(project, "migrate", "--targets-from", "list.txt", "--json")
+    assert listed.returncode == 0 and [json.loads(line)["path"] for line in listed.stdout.splitlines()] == [
+        str(paths[0])
+    ]
+    assert _digest(paths[1]) == before[paths[1]]
+    from_stdin = _fleet(project, "migrate", "--targets-from", "-", input=f"{paths[1]}\n")
+    assert from_stdin.returncode == 0 and _version(paths[1]) == 2
+
+
+def test_fleet_rollback_and_validate(project: Project) -> None:
+    paths = _tenants(project, 5, rows=1)
+    Fleet(paths, project.dir).migrate(jobs=2)
+    run = Fleet(paths, project.dir).rollback(jobs=2)
+    assert {r.state for r in run.results} == {"rolled-back"} and all(_consistent(p) == 1 for p in paths)
+    checked = Fleet(paths, project.dir).validate(jobs=2)
+    assert checked.summary.ok and {r.state for r in checked.results} == {"checked"}
+    result = _fleet(project, "validate", "tenants/*.db")
+    assert result.returncode == 0, result.stdout + result.stderr

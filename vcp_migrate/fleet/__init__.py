@@ -1,0 +1,176 @@
+"""Fleets: one command over many databases (one per customer, per book, per shard), in parallel.
+
+The migrations are scanned, loaded and checked once, before any database is touched; then
+worker processes run the command on database after database, each exactly as the single
+command would, and the results come back one per database, with a summary.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable
+from contextlib import closing
+from pathlib import Path
+from typing import NamedTuple
+
+from .. import discovery, history, loading, schema, sqlite
+from ..commands import context
+from ..errors import DatabaseError, UsageError
+from ..observer import Observer
+from . import pool
+from .pool import Policy, Report
+from .results import MIGRATED, ROLLED_BACK, DatabaseResult, Summary, mark_drifted, summarize, write_report
+from .worker import Job
+
+__all__ = ["DatabaseResult", "Fleet", "FleetRun", "Policy", "Summary", "write_report"]
+
+
+class FleetRun(NamedTuple):
+    """One result per database, in the order given, and their summary."""
+
+    results: list[DatabaseResult]
+    summary: Summary
+
+
+class Fleet:
+    """Runs migrate, rollback, status or validate on many databases with one migrations directory.
+
+    Settings are those of MigrationManager, but backups are off unless asked for (``backup`` or
+    ``backup_dir``: one folder for all, each database's backups named after it), a database is
+    never created, and the schema file is written once for the fleet, from one database.
+    ``jobs`` is the number of worker processes (default: the number of cores; 1 runs here).
+    """
+
+    def __init__(
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        migrations_dir: str | os.PathLike[str] = "migrations",
+        *,
+        lock_timeout: float = 30.0,
+        backup: bool = False,
+        keep_backups: int = 5,
+        backup_dir: str | os.PathLike[str] | None = None,
+        user_version: bool = True,
+        schema_file: str | os.PathLike[str] | None = None,
+        dump_schema: bool = True,
+        allow_existing: bool = False,
+        observer: Observer | None = None,
+    ) -> None:
+        self.paths = [str(path) for path in paths]
+        self.observer = observer or Observer()
+        directory = Path(migrations_dir)
+        self.schema_file = Path(schema_file) if schema_file is not None else directory / "schema.sql"
+        self.dump_schema = dump_schema
+        self.settings = context.checked(
+            context.Settings(
+                Path("."), directory, lock_timeout, backup or backup_dir is not None, keep_backups, user_version,
+                self.schema_file, False, Observer(), create=False, allow_existing=allow_existing,
+                backup_dir=Path(backup_dir) if backup_dir is not None else None,
+            )
+        )  # fmt: skip
+
+    def migrate(
+        self,
+        target: int | None = None,
+        *,
+        jobs: int | None = None,
+        allow_out_of_order: bool = False,
+        atomic: bool = False,
+        dry_run: bool = False,
+        keep_going: bool = False,
+        max_failures: int | None = None,
+        canary: int = 0,
+        on_result: Report | None = None,
+    ) -> FleetRun:
+        """Apply pending migrations to every database. By default no database is started after
+        the first failure (those in flight finish); ``keep_going`` runs them all, ``max_failures``
+        stops after that many, ``canary`` runs that many first and stops if any of them fails.
+        ``on_result`` sees each database's result as it comes."""
+        policy = _policy(keep_going, max_failures, canary)
+        job = Job("migrate", self.settings, (), target, allow_out_of_order=allow_out_of_order, atomic=atomic,
+                  dry_run=dry_run)  # fmt: skip
+        return self._run(job, jobs, policy, on_result, load=True, dump=not dry_run)
+
+    def rollback(
+        self,
+        steps: int | None = None,
+        *,
+        to: int | None = None,
+        jobs: int | None = None,
+        keep_going: bool = False,
+        max_failures: int | None = None,
+        canary: int = 0,
+        on_result: Report | None = None,
+    ) -> FleetRun:
+        """Roll back the newest ``steps`` migrations (default 1), or all above ``to``, on every
+        database; when to stop as for ``migrate``."""
+        policy = _policy(keep_going, max_failures, canary)
+        from ..commands.rollback import check_arguments
+
+        check_arguments(steps, to)
+        job = Job("rollback", self.settings, (), steps=steps, to=to)
+        return self._run(job, jobs, policy, on_result, load=True, dump=True)
+
+    def status(self, *, jobs: int | None = None, on_result: Report | None = None) -> FleetRun:
+        """Every database's version, pending count and problems; "drifted" marks a database whose
+        schema differs from most databases at its version. Never changes a database."""
+        job = Job("status", self.settings, ())
+        run = self._run(job, jobs, Policy(max_failures=None), on_result, load=False, dump=False)
+        return FleetRun(mark_drifted(run.results), run.summary)
+
+    def validate(
+        self, *, roundtrip: bool = False, jobs: int | None = None, on_result: Report | None = None
+    ) -> FleetRun:
+        """Validate every database (see MigrationManager.validate); a database with errors fails."""
+        job = Job("validate", self.settings, (), roundtrip=roundtrip)
+        return self._run(job, jobs, Policy(max_failures=None), on_result, load=False, dump=False)
+
+    def _run(
+        self, job: Job, jobs: int | None, policy: Policy, on_result: Report | None, *, load: bool, dump: bool
+    ) -> FleetRun:
+        started = time.perf_counter()
+        directory = discovery.usable(context.scan(self.settings))
+        loaded: dict[tuple[Path, str], loading.LoadedMigration] = {}
+        if load:  # a bad migration file stops the fleet before any database is touched
+            loading.load_plan(list(directory.migrations), "up", loaded)
+        checksums = tuple((migration.version, migration.checksum) for migration in directory.migrations)
+        job = job._replace(settings=self.settings._replace(directory=directory), checksums=checksums)
+        workers = jobs if jobs is not None else (os.cpu_count() or 1)
+        results = pool.run(job, self.paths, max(1, workers), policy, on_result or _ignore, loaded)
+        summary = summarize(results, time.perf_counter() - started)
+        for shared, paths in summary.shared_ids.items():
+            listed = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+            self.observer.warning(
+                f"{len(paths)} databases share the database id {shared} (cloned from one template?): {listed};"
+                " their backups are told apart by file, never by id"
+            )
+        if dump and self.dump_schema:
+            self._write_schema(results)
+        return FleetRun(results, summary)
+
+    def _write_schema(self, results: list[DatabaseResult]) -> None:
+        """Write the schema file once, from the first database changed to the highest version."""
+        changed = [r for r in results if r.state in (MIGRATED, ROLLED_BACK) and r.version_after is not None]
+        if not changed:
+            return
+        highest = max(r.version_after or 0 for r in changed)
+        source = next(r for r in changed if r.version_after == highest)
+        try:
+            with closing(
+                sqlite.open_database(Path(source.path), create=False, timeout=self.settings.lock_timeout)
+            ) as c:
+                schema.write_dump(self.schema_file, c, history.highest(c))
+        except (OSError, sqlite3.Error, DatabaseError) as exc:
+            self.observer.warning(f"{self.schema_file}: the schema file could not be written: {exc}")
+
+
+def _policy(keep_going: bool, max_failures: int | None, canary: int) -> Policy:
+    if (max_failures is not None and max_failures < 1) or canary < 0:
+        raise UsageError("max_failures must be 1 or more and canary 0 or more")
+    return Policy(None if keep_going and max_failures is None else max_failures or 1, canary)
+
+
+def _ignore(result: DatabaseResult) -> None:
+    return None

@@ -1,0 +1,120 @@
+"""Scheduling a fleet run over worker processes, and when to stop.
+
+Databases are handed out in small chunks, a few per worker at a time, so a failure stops the
+scheduling quickly: the chunks not yet handed out are not started, and a worker skips the rest
+of its chunk once told to stop. The databases in flight finish. A canary phase runs the first
+databases alone and stops the run if any of them fails.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+from . import worker
+from .results import FAILED, DatabaseResult
+
+if TYPE_CHECKING:
+    from ..loading import LoadedMigration
+
+Report = Callable[[DatabaseResult], None]
+
+
+class Policy(NamedTuple):
+    """When to stop scheduling: after ``max_failures`` failures (None: never, keep going), and
+    after a failure among the first ``canary`` databases, which run before all others."""
+
+    max_failures: int | None = 1
+    canary: int = 0
+
+
+def run(
+    job: worker.Job,
+    paths: Sequence[str],
+    jobs: int,
+    policy: Policy,
+    report: Report,
+    loaded: dict[tuple[Path, str], LoadedMigration] | None = None,
+) -> list[DatabaseResult]:
+    """Run ``job`` on every database, in ``jobs`` worker processes (1: in this process); call
+    ``report`` with each result as it comes. Returns one result per path, in the order given."""
+    tally = _Tally(policy, len(paths), report)
+    canary, rest = list(range(min(policy.canary, len(paths)))), list(range(min(policy.canary, len(paths)), len(paths)))
+    if jobs <= 1:
+        worker.start(job, None, loaded)
+        for phase in (canary, rest):
+            for index in phase:
+                tally.record(index, worker.not_started(paths[index]) if tally.stopped else worker.run_one(paths[index]))
+            tally.end_phase(is_canary=phase is canary)
+        return tally.results(paths)
+    context = multiprocessing.get_context("spawn")  # no fork: nothing of this process's state is shared
+    stop = context.Event()
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=worker.start, initargs=(job, stop)) as pool:
+        for phase, size in ((canary, 1), (rest, _chunk_size(len(rest), jobs))):
+            _phase(pool, [phase[i : i + size] for i in range(0, len(phase), size)], paths, jobs, tally)
+            tally.end_phase(is_canary=phase is canary)
+            if tally.stopped:
+                stop.set()
+    return tally.results(paths)
+
+
+def _chunk_size(count: int, jobs: int) -> int:
+    # Big enough that handing out costs little next to migrating, small enough that a stop is quick.
+    return max(1, min(16, count // (jobs * 8)))
+
+
+def _phase(pool: ProcessPoolExecutor, chunks: list[list[int]], paths: Sequence[str], jobs: int, tally: _Tally) -> None:
+    waiting = deque(chunks)
+    running: dict[Future[list[DatabaseResult]], list[int]] = {}
+    try:
+        while waiting or running:
+            while waiting and len(running) < jobs * 2 and not tally.stopped:
+                chunk = waiting.popleft()
+                running[pool.submit(worker.run_chunk, [paths[i] for i in chunk])] = chunk
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                chunk = running.pop(future)
+                for index, result in zip(chunk, future.result(), strict=True):
+                    tally.record(index, result)
+    except KeyboardInterrupt:
+        tally.stopped = True  # the chunks in flight finish; nothing more is handed out
+        for future in list(running):
+            for index, result in zip(running.pop(future), future.result(), strict=True):
+                tally.record(index, result)
+        raise
+
+
+class _Tally:
+    """The results so far, and whether the policy says stop."""
+
+    def __init__(self, policy: Policy, total: int, report: Report) -> None:
+        self.policy = policy
+        self.report = report
+        self.by_index: dict[int, DatabaseResult] = {}
+        self.failures = 0
+        self.stopped = False
+
+    def record(self, index: int, result: DatabaseResult) -> None:
+        self.by_index[index] = result
+        self.report(result)
+        if result.state == FAILED:
+            self.failures += 1
+            limit = self.policy.max_failures
+            if limit is not None and self.failures >= limit:
+                self.stopped = True
+
+    def end_phase(self, *, is_canary: bool) -> None:
+        if is_canary and self.failures:
+            self.stopped = True
+
+    def results(self, paths: Sequence[str]) -> list[DatabaseResult]:
+        missing = [i for i in range(len(paths)) if i not in self.by_index]
+        for index in missing:
+            self.record(index, worker.not_started(paths[index]))
+        return [self.by_index[i] for i in range(len(paths))]

@@ -1,0 +1,165 @@
+"""What a fleet run says about each database, and about all of them: one DatabaseResult per
+database, a Summary, and the JSON report that ``--only-failed`` reads back."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+from ..errors import UsageError, as_parameter, spelled
+
+# What happened to one database. "failed" and "not-started" are what --only-failed reruns.
+MIGRATED, UP_TO_DATE, ROLLED_BACK, NOTHING_TO_ROLL_BACK = "migrated", "up-to-date", "rolled-back", "nothing-to-undo"
+CHECKED, FAILED, NOT_STARTED = "checked", "failed", "not-started"
+RERUN = (FAILED, NOT_STARTED)
+
+
+class DatabaseResult(NamedTuple):
+    """One database of a fleet run.
+
+    ``applied``: the versions committed (applied, or rolled back), also when a later one failed.
+    ``error`` keeps the settings it names as tokens: ``message()`` spells them. ``kind`` says
+    why it failed ("locked", "missing", "not-a-database", "migration", "files", "plan", ...).
+    ``pending`` and ``problems`` are status's (states such as "modified", and "drifted" when its
+    schema differs from most databases at its version); ``fingerprint`` is its schema's digest.
+    """
+
+    path: str
+    state: str
+    version_before: int | None = None
+    version_after: int | None = None
+    applied: tuple[int, ...] = ()
+    ms: float = 0.0
+    error: str | None = None
+    kind: str | None = None
+    database_id: str | None = None
+    pending: int = 0
+    problems: tuple[str, ...] = ()
+    fingerprint: str | None = None
+
+    def message(self, spell: Callable[[str, str | None], str] = as_parameter) -> str | None:
+        """The error, each setting it names spelled by ``spell`` (Python's spelling by default)."""
+        return None if self.error is None else spelled(self.error, spell)
+
+    def as_dict(self, spell: Callable[[str, str | None], str] = as_parameter) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "state": self.state,
+            "version_before": self.version_before,
+            "version_after": self.version_after,
+            "applied": list(self.applied),
+            "ms": round(self.ms, 3),
+            "error": self.message(spell),
+            "kind": self.kind,
+            "database_id": self.database_id,
+            "pending": self.pending,
+            "problems": list(self.problems),
+        }
+
+
+class Summary(NamedTuple):
+    """All databases of a run: how many in each state and at each version, the slowest five,
+    the databases that failed, and database ids shared by several files (clones of a template)."""
+
+    total: int
+    states: dict[str, int]
+    versions: dict[int, int]
+    slowest: tuple[DatabaseResult, ...]
+    failed: tuple[DatabaseResult, ...]
+    shared_ids: dict[str, tuple[str, ...]]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.states.get(NOT_STARTED)
+
+    def as_dict(self, spell: Callable[[str, str | None], str] = as_parameter) -> dict[str, object]:
+        return {
+            "databases": self.total,
+            "states": self.states,
+            "versions": {str(version): count for version, count in sorted(self.versions.items())},
+            "slowest": [{"path": r.path, "ms": round(r.ms, 3)} for r in self.slowest],
+            "failed": [{"path": r.path, "error": r.message(spell)} for r in self.failed],
+            "shared_database_ids": {key: list(paths) for key, paths in self.shared_ids.items()},
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def summarize(results: Sequence[DatabaseResult], seconds: float) -> Summary:
+    """The summary of ``results``, in their order."""
+    by_id: defaultdict[str, list[str]] = defaultdict(list)
+    for result in results:
+        if result.database_id:
+            by_id[result.database_id].append(result.path)
+    versions = Counter(r.version_after for r in results if r.version_after is not None and r.state != FAILED)
+    return Summary(
+        total=len(results),
+        states=dict(Counter(result.state for result in results)),
+        versions=dict(versions),
+        slowest=tuple(sorted((r for r in results if r.state != NOT_STARTED), key=lambda r: -r.ms)[:5]),
+        failed=tuple(r for r in results if r.state == FAILED),
+        shared_ids={key: tuple(paths) for key, paths in by_id.items() if len(paths) > 1},
+        seconds=seconds,
+    )
+
+
+def mark_drifted(results: list[DatabaseResult]) -> list[DatabaseResult]:
+    """Status: a database whose schema differs from most databases at its version is "drifted"."""
+    usual: dict[int | None, str] = {}
+    by_version: defaultdict[int | None, Counter[str]] = defaultdict(Counter)
+    for result in results:
+        if result.fingerprint is not None:
+            by_version[result.version_after][result.fingerprint] += 1
+    for version, counts in by_version.items():
+        (most, count), *rest = counts.most_common()
+        if not rest or count > rest[0][1]:  # a tie names no usual schema
+            usual[version] = most
+    return [
+        r._replace(problems=(*r.problems, "drifted"))
+        if r.fingerprint is not None and usual.get(r.version_after, r.fingerprint) != r.fingerprint
+        else r
+        for r in results
+    ]
+
+
+def write_report(path: Path, command: str, results: Iterable[DatabaseResult], summary: Summary) -> None:
+    """Write the JSON report whole or not at all (a new file renamed over the old one)."""
+    document = {
+        "command": command,
+        "summary": summary.as_dict(),
+        "results": [result.as_dict() for result in results],
+    }
+    folder = path.absolute().parent
+    descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+            json.dump(document, out, indent=1)
+            out.write("\n")
+        os.replace(name, path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+
+
+def to_rerun(report: Path) -> list[str]:
+    """The databases of a report that failed or were not started: what --only-failed runs again."""
+    where = str(report)
+    try:
+        document = json.loads(report.read_text(encoding="utf-8"))
+        results = document["results"]
+        return [str(result["path"]) for result in results if result["state"] in RERUN]
+    except OSError as exc:
+        raise UsageError(
+            f"cannot be read: {exc.strerror}", where=where, hint="give a report a fleet run wrote"
+        ) from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(
+            "is not a report of a fleet run",
+            where=where,
+            hint="give the JSON report a fleet run wrote",
+        ) from exc

@@ -1,0 +1,82 @@
+"""Which databases a fleet run covers: paths and glob patterns, a file listing them, or the
+databases a report says failed or were not started."""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..errors import UsageError
+from .results import to_rerun
+
+_MAGIC = frozenset("*?[")
+
+
+def expand(patterns: Iterable[str]) -> list[str]:
+    """Each pattern's matches in sorted order, or the path itself when it has no glob character;
+    every file once (two names of one file count once, the first kept).
+
+    A pattern that matches nothing is an error: a typo must not make a fleet of none. A plain
+    path that does not exist is kept, so the run reports it as failed (missing).
+    """
+    found: list[str] = []
+    for pattern in patterns:
+        if _MAGIC.isdisjoint(pattern):
+            found.append(pattern)
+            continue
+        matches = sorted(glob.glob(pattern, recursive=True))
+        if not matches:
+            raise UsageError(
+                f"the pattern {pattern!r} matches no file",
+                hint="check it, and quote it so that the shell does not expand it first",
+            )
+        found.extend(matches)
+    return _once(found)
+
+
+def listed_in(source: str) -> list[str]:
+    """The paths in a file (``-``: standard input), one a line; blank lines and ``#`` comments skipped."""
+    where = "standard input" if source == "-" else source
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot be read: {exc}", where=where, hint="give a file with one path a line") from exc
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def choose(patterns: Iterable[str], targets_from: str | None, only_failed: str | None) -> list[str]:
+    """The databases of a run, from its arguments; refuses a run of none."""
+    chosen = list(patterns)
+    if targets_from is not None:
+        chosen.extend(listed_in(targets_from))
+    paths = expand(chosen)
+    if only_failed is not None:
+        rerun = to_rerun(Path(only_failed))
+        paths = _once([*paths, *rerun]) if paths else rerun
+        if not rerun:
+            return []
+        keep = {_key(path) for path in rerun}
+        paths = [path for path in paths if _key(path) in keep]
+    if not paths and only_failed is None:
+        raise UsageError(
+            "no databases given", hint="name them as paths or quoted patterns, or list them in a file, one a line"
+        )
+    return paths
+
+
+def _key(path: str) -> str:
+    return os.path.realpath(path)
+
+
+def _once(paths: list[str]) -> list[str]:
+    seen: set[str] = set()
+    kept = []
+    for path in paths:
+        key = _key(path)
+        if key not in seen:
+            seen.add(key)
+            kept.append(path)
+    return kept

@@ -1,0 +1,247 @@
+"""One worker of a fleet run: it checks once that the migrations are those the run was planned
+with, then runs the command on database after database, each exactly as the single command
+does (its own run lock, transactions, history, user_version and backup), reusing the scanned
+directory and the loaded migrations."""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import time
+from contextlib import closing
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+from .. import history, schema
+from ..commands import context
+from ..errors import (
+    DatabaseError,
+    LockTimeout,
+    MigrationFailed,
+    MigrationFileError,
+    PlanError,
+    VcpMigrateError,
+    as_token,
+    setting,
+)
+from ..observer import Observer
+from .results import CHECKED, FAILED, MIGRATED, NOT_STARTED, NOTHING_TO_ROLL_BACK, ROLLED_BACK, UP_TO_DATE
+
+if TYPE_CHECKING:
+    from multiprocessing.synchronize import Event
+
+    from ..loading import LoadedMigration
+    from ..models import MigrationRun
+    from .results import DatabaseResult
+
+
+class Job(NamedTuple):
+    """What every database of a run gets: the command and its arguments, the settings, and the
+    migrations (version and checksum) the run was planned with."""
+
+    command: str  # migrate, rollback, status, validate
+    settings: context.Settings
+    checksums: tuple[tuple[int, str], ...]
+    target: int | None = None
+    steps: int | None = None
+    to: int | None = None
+    allow_out_of_order: bool = False
+    atomic: bool = False
+    dry_run: bool = False
+    roundtrip: bool = False
+
+
+class _Collector(Observer):
+    """Keeps what one database's run committed, and its warnings; says nothing."""
+
+    def __init__(self) -> None:
+        self.runs: list[MigrationRun] = []
+        self.warnings: list[str] = []
+
+    def finished(self, run: MigrationRun) -> None:
+        self.runs.append(run)
+
+    def warning(self, message: str) -> None:
+        self.warnings.append(message)
+
+
+class _Worker(NamedTuple):
+    job: Job
+    stop: Event | None
+    refused: str | None  # why no database can be run here (the migrations changed since planned)
+
+
+_here: _Worker | None = None
+
+
+def start(job: Job, stop: Event | None, loaded: dict[tuple[Path, str], LoadedMigration] | None = None) -> None:
+    """Set up this process for ``job``: scan the migrations once and check them against the plan.
+
+    In a worker process Ctrl-C is the parent's to handle: the databases in flight finish.
+    """
+    global _here
+    if stop is not None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    settings = job.settings._replace(loaded=loaded if loaded is not None else {})
+    refused = None
+    try:
+        directory = context.scan(settings._replace(directory=None))
+        found = tuple((m.version, m.checksum) for m in directory.migrations)
+        if found != job.checksums:
+            refused = "the migrations changed after the fleet run was planned; run it again"
+        settings = settings._replace(directory=directory)
+    except VcpMigrateError as exc:
+        refused = exc.message(as_token)
+    _here = _Worker(job._replace(settings=settings), stop, refused)
+
+
+def run_chunk(paths: list[str]) -> list[DatabaseResult]:
+    """Run the job on each database in turn; once the run is told to stop, the rest are not started."""
+    assert _here is not None, "start() first"
+    results = []
+    for path in paths:
+        if _here.stop is not None and _here.stop.is_set():
+            results.append(not_started(path))
+        else:
+            results.append(run_one(path))
+    return results
+
+
+def not_started(path: str) -> DatabaseResult:
+    from .results import DatabaseResult
+
+    return DatabaseResult(path, NOT_STARTED)
+
+
+def run_one(path: str) -> DatabaseResult:
+    """The job on one database; every failure becomes a failed result, never an exception."""
+    from .results import DatabaseResult
+
+    assert _here is not None, "start() first"
+    job, collector = _here.job, _Collector()
+    settings = job.settings._replace(db_path=Path(path), observer=collector)
+    started = time.perf_counter()
+    before: int | None = None
+    identity: str | None = None
+    try:
+        if _here.refused is not None:
+            raise PlanError(_here.refused)
+        before, identity = _peek(settings)
+        result = _COMMANDS[job.command](job, settings, DatabaseResult(path, CHECKED, before, database_id=identity))
+    except (VcpMigrateError, OSError) as exc:
+        result = DatabaseResult(
+            path, FAILED, before, _after(before, collector.runs), database_id=identity, kind=_kind(exc),
+            error=exc.message(as_token) if isinstance(exc, VcpMigrateError) else f"{path}: {exc}",
+        )  # fmt: skip
+    except Exception as exc:  # a defect of ours: the other databases go on
+        result = DatabaseResult(path, FAILED, before, before, error=f"{path}: unexpected {type(exc).__name__}: {exc}")
+    applied = tuple(run.version for run in collector.runs)
+    return result._replace(applied=applied, ms=(time.perf_counter() - started) * 1000)
+
+
+def _peek(settings: context.Settings) -> tuple[int, str | None]:
+    """The database's version and id; it must exist (a fleet never creates a database)."""
+    if not settings.db_path.is_file():
+        kind = "does not exist" if not settings.db_path.exists() else "is not a regular file"
+        raise DatabaseError(
+            kind, where=str(settings.db_path), hint=f"check the list of databases ({setting('db_path')})"
+        )
+    with closing(context.open_existing(settings)) as connection, context.naming_the_database(settings):
+        return history.highest(connection), history.database_id(connection)
+
+
+def _after(before: int | None, runs: list[MigrationRun]) -> int | None:
+    ups = [run.version for run in runs if run.direction == "up"]
+    return max([before or 0, *ups]) if ups else before
+
+
+def _migrate(job: Job, settings: context.Settings, result: DatabaseResult) -> DatabaseResult:
+    from ..commands import dry_run, migrate
+
+    if not job.dry_run:
+        runs = migrate.migrate(settings, job.target, allow_out_of_order=job.allow_out_of_order, atomic=job.atomic)
+        return result._replace(
+            state=MIGRATED if runs else UP_TO_DATE, version_after=_after(result.version_before, runs)
+        )
+    report = dry_run.dry_run_migrate(settings, job.target, allow_out_of_order=job.allow_out_of_order)
+    failed = report.failed
+    if failed is not None:
+        raise MigrationFailed(
+            f"version {failed.version} ({failed.name}) would fail: {failed.error}",
+            where=str(settings.db_path),
+            version=failed.version,
+            hint="dry run: nothing was changed",
+        )
+    versions = [rehearsal.version for rehearsal in report.rehearsals]
+    after = max([result.version_before or 0, *versions]) if versions else result.version_before
+    return result._replace(state=MIGRATED if versions else UP_TO_DATE, version_after=after)
+
+
+def _rollback(job: Job, settings: context.Settings, result: DatabaseResult) -> DatabaseResult:
+    from ..commands import rollback
+
+    if not result.version_before:
+        return result._replace(state=NOTHING_TO_ROLL_BACK, version_after=0)
+    runs = rollback.rollback(settings, job.steps, job.to, from_history=False, confirm=None)
+    after, _ = _peek(settings)
+    return result._replace(state=ROLLED_BACK if runs else NOTHING_TO_ROLL_BACK, version_after=after)
+
+
+def _status(job: Job, settings: context.Settings, result: DatabaseResult) -> DatabaseResult:
+    from ..commands import status
+
+    report = status.report(settings)
+    problems: list[str] = sorted({row.state for row in report.rows if row.state not in ("applied", "pending")})
+    if report.unmanaged:
+        problems.append("no-history")
+    with closing(context.open_existing(settings)) as connection, context.naming_the_database(settings):
+        fingerprint = hashlib.sha256(schema.snapshot(connection).encode()).hexdigest()[:16]
+    return result._replace(
+        version_after=result.version_before,
+        pending=len(report.pending),
+        problems=tuple(problems),
+        fingerprint=fingerprint,
+    )
+
+
+def _validate(job: Job, settings: context.Settings, result: DatabaseResult) -> DatabaseResult:
+    from ..commands import validate
+
+    problems = validate.validate(settings, roundtrip=job.roundtrip)
+    errors = [p for p in problems if p.severity == "error"]
+    warnings = tuple(f"{p.severity}: {p}" for p in problems if p.severity != "error")
+    if errors:
+        raise _ValidateFailed(
+            "; ".join(str(p) for p in errors[:3]) + (f" and {len(errors) - 3} more" if len(errors) > 3 else "")
+        )
+    return result._replace(version_after=result.version_before, problems=warnings)
+
+
+class _ValidateFailed(VcpMigrateError):
+    """Validate found errors in this database."""
+
+
+_COMMANDS = {"migrate": _migrate, "rollback": _rollback, "status": _status, "validate": _validate}
+
+
+def _kind(exc: BaseException) -> str:
+    if isinstance(exc, LockTimeout) or "locked" in str(exc):
+        return "locked"
+    if isinstance(exc, MigrationFailed):
+        return "migration"
+    if isinstance(exc, MigrationFileError):
+        return "files"
+    if isinstance(exc, PlanError):
+        return "plan"
+    if isinstance(exc, _ValidateFailed):
+        return "invalid"
+    if isinstance(exc, DatabaseError):
+        text = str(exc)
+        return (
+            "missing"
+            if "does not exist" in text
+            else "not-a-database"
+            if "not a SQLite database" in text
+            else "database"
+        )
+    return "error"
