@@ -342,3 +342,22 @@ def test_verbose_prints_each_statement_with_its_time(project: Project) -> None:
         "INSERT INTO b VALUES (?)",
     ]
     assert "SAVEPOINT" not in result.stdout and project.history() == [1, 2]
+
+
+def test_verbose_prints_statements_of_executescript_and_of_a_migration_outside_a_transaction(
+    project: Project,
+) -> None:
+    project.write(
+        "001_a.py",
+        "def up(conn):\n    conn.executescript('CREATE TABLE a(x); CREATE TABLE b(y);')\n"
+        "def down(conn):\n    conn.execute('DROP TABLE b')\n    conn.execute('DROP TABLE a')\n",
+    )
+    project.write(
+        "002_n.sql",
+        "-- migrate:up transaction:false\nCREATE TABLE n(x);\n-- migrate:down transaction:false\nDROP TABLE n;\n",
+    )
+    result = CliRunner().invoke(main, ["-v", "up", "--db", str(project.db), "--dir", str(project.dir)])
+    assert result.exit_code == 0, result.output
+    timed = [line.split(" ms  ", 1)[1] for line in result.stdout.splitlines() if re.match(r"^\s+\d+\.\d ms  ", line)]
+    assert timed == ["CREATE TABLE a(x);", "CREATE TABLE b(y);", "CREATE TABLE n(x);"]
+    assert project.history() == [1, 2] and {"a", "b", "n"} <= project.tables()

@@ -15,7 +15,7 @@ from vcp_migrate import MigrationManager, UsageError, config
 from vcp_migrate.cli import main
 from vcp_migrate.config import parse_tool_table, read_settings
 
-from .conftest import ENV_VARS, console_script
+from .conftest import ENV_VARS, Project, console_script
 
 SAMPLES = [
     '[project]\nname = "x"\n\n[tool.vcp-migrate]\ndb = "prod.db"\ndir = \'db/migrations\'  # where they live\n',
@@ -24,6 +24,11 @@ SAMPLES = [
     "[tool.vcp-migrate]\nflag = true\nnumber = 1_000\nratio = 0.5\n",
     '[tool.other]\nkey = "value"\n',
     '[[tool.array]]\nx = 1\n[tool.vcp-migrate]  # ours\ndb = "y"\n',
+    "[tool.'vcp-migrate']\ndb = 'literal.db'\n",
+    '[ tool . "vcp-migrate" ]\ndb = "spaced.db"\n',
+    # Values over several lines in other tables: a nested array, strings holding brackets and headers.
+    '[tool.other]\nmatrix = [\n  ["a", "b"],  # [x]\n  [\'c\', "]"],\n]\ntext = """\n[not a header\n"""\n'
+    "raw = '''\n[tool.vcpmigrate]\n'''\n[tool.vcp-migrate]\ndb = \"z.db\"\n",
 ]
 
 
@@ -40,6 +45,11 @@ def test_small_reader_agrees_with_tomllib(text: str) -> None:
 def test_small_reader_values() -> None:
     assert parse_tool_table(SAMPLES[0]) == {"db": "prod.db", "dir": "db/migrations"}
     assert parse_tool_table(SAMPLES[3]) == {"flag": True, "number": 1000, "ratio": 0.5}
+    assert [parse_tool_table(text) for text in SAMPLES[6:]] == [
+        {"db": "literal.db"},
+        {"db": "spaced.db"},
+        {"db": "z.db"},
+    ]
 
 
 @pytest.mark.parametrize(
@@ -50,6 +60,13 @@ def test_small_reader_values() -> None:
         ('[tool.vcp-migrate]\ndb = "a"\ndb = "b"\n', "line 3: db is set twice"),
         ("[tool.vcp-migrate\ndb = 'x'\n", "line 1: malformed table header"),
         ("[project]\n[tool.vcp-migrate]]\n", "line 2: malformed table header"),
+        # What tomllib reads as the table, and this reader cannot: an error, never a table passed by.
+        ('[tool]\nvcp-migrate = {db = "x.db"}\n', "line 2: .*write the settings as key = value lines"),
+        ('tool.vcp-migrate.db = "x.db"\n', "line 1: .*write the settings as key = value lines"),
+        ('[tool.vcp-migrate.extra]\ndb = "x.db"\n', "line 1: .*write the settings as key = value lines"),
+        ("[[tool.vcp-migrate]]\ndb = 'x.db'\n", "line 1: .*write the settings as key = value lines"),
+        ('[tool]\nvcp_migrate = {db = "x.db"}\n', r"\[tool.vcp_migrate\] is not read by vcp-migrate"),
+        ("[tool.'vcp_migrate']\ndb = 'x.db'\n", r"\[tool.vcp_migrate\] is not read by vcp-migrate"),
     ],
 )
 def test_small_reader_errors(text: str, message: str) -> None:
@@ -106,6 +123,41 @@ def test_manager_settings_refuse_a_value_of_the_wrong_type(tmp_path: Path) -> No
         pyproject.write_text(f"[tool.vcp-migrate]\n{text}\n")
         with pytest.raises(UsageError, match=re.escape(message)):
             manager_settings(config=pyproject)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # Each names the file and says what to write in it, as the other bad values do.
+        ("keep_backups = 0", "pyproject.toml: keep_backups must be 1 or more, not 0 (write backup = false"),
+        ('db = ""', "pyproject.toml: [tool.vcp-migrate] db is empty (give a path, or leave the key out)"),
+        # An empty dir would make the project's root the migrations directory, where 'new' writes.
+        ('dir = ""', "pyproject.toml: [tool.vcp-migrate] dir is empty"),
+        ("schema_file = ''", "pyproject.toml: [tool.vcp-migrate] schema_file is empty"),
+    ],
+)
+def test_a_bad_value_in_the_table_is_an_error_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, message: str
+) -> None:
+    work = _layout(tmp_path, f"[tool.vcp-migrate]\n{text}\n")
+    monkeypatch.chdir(work)
+    with pytest.raises(UsageError, match=re.escape(message)):
+        MigrationManager.from_config()
+    for command in ("status", "new", "up"):
+        result = CliRunner().invoke(main, [command, "x"] if command == "new" else [command])
+        assert result.exit_code == 2 and result.stderr.count("\n") == 1 and message in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".git", "data", "db", "pyproject.toml", "src"]
+    assert [p.name for p in (tmp_path / "db" / "migrations").iterdir()] == ["001_a.sql"]
+    assert not list((tmp_path / "data").iterdir()) and not list(work.iterdir())
+
+
+def test_an_empty_path_given_is_an_error(project: Project) -> None:
+    with pytest.raises(UsageError, match="migrations_dir is empty"):
+        MigrationManager.from_config(migrations_dir="")
+    for option in ("--db", "--dir", "--config"):
+        result = CliRunner().invoke(main, ["new", "x", option, ""])
+        assert result.exit_code == 2 and result.stderr == f"Error: {option} is empty (give a path)\n"
+    assert sorted(p.name for p in project.root.iterdir()) == ["migrations"] and not any(project.dir.iterdir())
 
 
 # -- which file -------------------------------------------------------------------------------

@@ -522,6 +522,32 @@ def test_migrate_json_when_a_migration_fails_says_what_committed(project: Projec
     assert project.history() == [1] and project.tables() == {"a"}
 
 
+def test_migrate_json_names_no_backup_when_the_run_deleted_it(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);")
+    assert project.cli("up").exit_code == 0
+    project.sql("002_b.sql", "CREATE TABLE b(x); INSERT INTO nowhere VALUES (1);")
+    before = project.digest()
+    result = project.cli("up", "--json")
+    assert result.exit_code == 1 and "nothing was applied" in result.stderr
+    report = json.loads(result.stdout)
+    assert report["ran"] == [] and report["backup"] is None  # nothing committed: the backup was deleted
+    assert not any(project.root.glob("test.db.backups/*.db")) and project.digest() == before
+
+
+def test_migrate_json_is_printed_when_the_database_cannot_be_read(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);")
+    project.db.write_bytes(b"not a database, not at all, not even close")
+    before = project.digest()
+    for command in ("up", "down"):
+        result = project.cli(command, "--json")
+        assert result.exit_code == 1 and result.stderr.count("\n") == 1
+        assert "is not a SQLite database" in result.stderr
+        report = json.loads(result.stdout)
+        assert report["version_before"] is None and report["version_after"] is None and report["ran"] == []
+        assert "is not a SQLite database" in report["error"] and "--db" in report["error"]
+    assert project.digest() == before and sorted(p.name for p in project.root.iterdir()) == ["migrations", "test.db"]
+
+
 def test_foreign_history_table_is_refused(project: Project) -> None:
     connection = sqlite3.connect(project.db)
     connection.execute("CREATE TABLE vcp_migrations(id)")

@@ -81,6 +81,8 @@ def find(explicit: str | os.PathLike[str] | None = None, start: Path | None = No
     An explicit file must exist and hold the table. Raises UsageError otherwise, and for a
     pyproject.toml on the way that cannot be read or names the table almost right.
     """
+    if explicit is not None and not str(explicit):
+        raise UsageError(f"{setting('path')} is empty", hint="give a path")
     named, how = (
         (explicit, setting("path")) if explicit is not None else (os.environ.get(CONFIG_VARIABLE), CONFIG_VARIABLE)
     )
@@ -126,6 +128,14 @@ def read_settings(path: Path) -> dict[str, object]:
             )
         if not _is_a(value, expected):
             raise _wrong_type(key, expected, value, str(path))
+        if key in _PATHS and value == "":  # relative to the file, it would name the file's own folder
+            raise UsageError(f"{_TABLE} {key} is empty", where=str(path), hint="give a path, or leave the key out")
+    if table.get("keep_backups", 1) < 1:  # type: ignore[operator]
+        raise UsageError(
+            f"keep_backups must be 1 or more, not {table['keep_backups']}",
+            where=str(path),
+            hint="write backup = false instead, to keep none",
+        )
     return table
 
 
@@ -139,6 +149,9 @@ def manager_settings(given: Mapping[str, object] | None = None, config: Path | N
     unknown = sorted(set(given) - set(KEYS))
     if unknown:
         raise UsageError(f"unknown setting {unknown[0]!r}", hint=f"known settings: {', '.join(KEYS)}")
+    for key, parameter in (("db", "db_path"), ("dir", "migrations_dir")):
+        if given.get(key) == "":  # Path("") is the current folder, never what was meant
+            raise UsageError(f"{setting(parameter)} is empty", hint="give a path")  # type: ignore[arg-type]
     table = read_settings(config) if config is not None else {}
     values: dict[str, object] = {}
     for key, kind in KEYS.items():
@@ -264,10 +277,10 @@ def _document(path: Path) -> tuple[dict[str, object], bool]:
     return _tool_table(text, where)  # pragma: no cover - exercised directly on every version
 
 
-_HEADER = re.compile(r"\[\s*tool\s*\.\s*(?:vcp-migrate|\"vcp-migrate\")\s*\]\s*(?:#.*)?")
-_TOOL_HEADER = re.compile(r"\[\s*tool\s*\.\s*(\"[^\"]*\"|[A-Za-z0-9_-]+)[^\]]*\]\s*(?:#.*)?")
-_ANY_HEADER = re.compile(r"(?:\[[^\[\]]+\]|\[\[[^\[\]]+\]\])\s*(?:#.*)?")
-_PAIR = re.compile(r"([A-Za-z0-9_-]+)\s*=\s*(.+)")
+_PART = r"""\s*(?:"(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_-]+)\s*"""
+_HEADER = re.compile(rf"(\[\[?)({_PART}(?:\.{_PART})*)\]\]?\s*(?:#.*)?")
+_PAIR = re.compile(rf"({_PART}(?:\.{_PART})*)=\s*(.+)")
+_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _BASIC = re.compile(r"\"((?:[^\"\\]|\\.)*)\"\s*(?:#.*)?")
 _LITERAL = re.compile(r"'([^']*)'\s*(?:#.*)?")
 
@@ -280,27 +293,82 @@ def parse_tool_table(text: str, where: str = "pyproject.toml") -> dict[str, obje
 def _tool_table(text: str, where: str) -> tuple[dict[str, object], bool]:
     table: dict[str, object] = {}
     inside = found = False
+    path: list[str] = []
+    open_value: tuple[int, str | None] = (0, None)  # a value of another table going on over lines
     for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if line.startswith("["):
-            if not _ANY_HEADER.fullmatch(line):
-                raise UsageError(f"line {number}: malformed table header {line!r}", where=where, hint="fix the file")
-            inside = bool(_HEADER.fullmatch(line))
-            found = found or inside
-            tool = _TOOL_HEADER.fullmatch(line)
-            if tool and _near_miss(tool[1].strip('"')):
-                raise _near_miss_error(tool[1].strip('"'), where)
+        if open_value != (0, None):
+            open_value = _scan(raw, *open_value)
             continue
-        if not inside or not line or line.startswith("#"):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        header = _HEADER.fullmatch(line) if line.startswith("[") else None
+        if line.startswith("["):
+            if header is None or (header[1] == "[[") != line.split("#")[0].rstrip().endswith("]]"):
+                raise UsageError(f"line {number}: malformed table header {line!r}", where=where, hint="fix the file")
+            path = _dotted(header[2])
+            inside = path == ["tool", "vcp-migrate"] and header[1] == "["
+            found = found or inside
+            if not inside:
+                _not_ours(path, number, where)
             continue
         pair = _PAIR.fullmatch(line)
         if pair is None:
             raise UsageError(f"line {number}: expected key = value", where=where, hint="fix the file")
-        key, value = pair[1], _value(pair[2].strip(), number, where)
+        if not inside:
+            _not_ours(path + _dotted(pair[1]), number, where)
+            open_value = _scan(pair[2], 0, None)
+            continue
+        key = pair[1].strip()
+        if not _KEY.fullmatch(key):
+            raise UsageError(f"line {number}: expected key = value", where=where, hint="fix the file")
         if key in table:
             raise UsageError(f"line {number}: {key} is set twice", where=where, hint="fix the file")
-        table[key] = value
+        table[key] = _value(pair[2].strip(), number, where)
     return table, found
+
+
+def _dotted(key: str) -> list[str]:
+    """The parts of a dotted key or table name, unquoted: ``tool . "vcp-migrate"`` is tool, vcp-migrate."""
+    parts = re.findall(r"""\s*("(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_-]+)\s*(?:\.|$)""", key)
+    return [part[1:-1] if part[:1] in "\"'" else part for part in parts]
+
+
+def _not_ours(path: list[str], number: int, where: str) -> None:
+    """Refuse, outside the table, what names it almost right or sets it in a form this reader cannot read."""
+    if len(path) < 2 or path[0] != "tool":
+        return
+    if _near_miss(path[1]):
+        raise _near_miss_error(path[1], where)
+    if path[1] == "vcp-migrate":
+        raise UsageError(
+            f"line {number}: {'.'.join(path)} is not read on Python 3.10",
+            where=where,
+            hint=f"write the settings as key = value lines under {_TABLE}",
+        )
+
+
+def _scan(text: str, depth: int, quote: str | None) -> tuple[int, str | None]:
+    """Carry the brackets and the multi-line string still open after ``text``, so that the lines of
+    a value over several lines (an array of arrays, a string) are never read as headers or keys."""
+    at = 0
+    while at < len(text):
+        if quote is not None:
+            if text.startswith(quote, at):
+                at, quote = at + len(quote), None
+                continue
+            at += 2 if text[at] == "\\" and quote[0] == '"' else 1
+            continue
+        char = text[at]
+        if char == "#":
+            break
+        if char in "\"'":
+            quote = char * 3 if text.startswith(char * 3, at) else char
+            at += len(quote)
+            continue
+        depth += (char in "[{") - (char in "]}")
+        at += 1
+    return depth, quote if quote is not None and len(quote) == 3 else None
 
 
 def _value(raw: str, number: int, where: str) -> object:

@@ -57,6 +57,7 @@ class MigrationConnection(sqlite3.Connection):
     foreign_keys: bool | None = None  # the connection's enforcement setting, read once
     capture: list[str] | None = None  # while set, every statement the migration asks for
     on_statement: Callable[[str, float], None] | None = None  # -v: each statement of a migration and its ms
+    in_step = False  # a migration's step runs (guarded or not): its statements are reported, not ours
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -110,7 +111,7 @@ class MigrationConnection(sqlite3.Connection):
     # Python 3.10 the C execute() itself calls cursor() and the cursor's execute(), on later
     # versions it does not, so recording here as well would count some statements twice.
     def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
-        if self.on_statement is not None and self.guarded:
+        if self.on_statement is not None and self.in_step:
             return self._timed(sql, lambda: self._execute(sql, parameters))
         return self._execute(sql, parameters)
 
@@ -121,7 +122,7 @@ class MigrationConnection(sqlite3.Connection):
         return cursor.execute(sql, parameters)
 
     def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
-        if self.on_statement is not None and self.guarded:
+        if self.on_statement is not None and self.in_step:
             return self._timed(sql, lambda: self._executemany(sql, parameters))
         return self._executemany(sql, parameters)
 
@@ -154,12 +155,14 @@ class MigrationConnection(sqlite3.Connection):
         sqlite3's own executescript() commits first, which would split the migration in two.
         """
         if not self.guarded:
+            if self.on_statement is not None and self.in_step:
+                return self._timed(sql_script, lambda: sqlite3.Connection.executescript(self, sql_script))
             return super().executescript(sql_script)
         cursor: sqlite3.Cursor = self.cursor()
         from .sqltext import split_statements  # loaded only when a migration calls executescript()
 
         for statement in split_statements(sql_script):
-            cursor.execute(statement)
+            cursor = self.execute(statement)  # through execute(): -v reports each statement
         return cursor
 
 

@@ -47,6 +47,7 @@ def run_step(
     connection.unrehearsable = None
     connection.touched_state = False
     connection.guarded = guarded
+    connection.in_step = True
     connection.capture = [] if capture else None
     changes_before = connection.total_changes
     # A savepoint of our own, released after the step: if the step ended our transaction (even
@@ -65,6 +66,7 @@ def run_step(
         return tuple(connection.capture or ())
     finally:
         connection.guarded = False
+        connection.in_step = False
         connection.capture = None
         if isinstance(step, PythonStep):
             connection.reset_python_state()

@@ -124,7 +124,7 @@ def _reporting(manager: MigrationManager, progress: Progress, as_json: bool) -> 
         progress.stop()
         return
     progress.lines = False
-    before = manager.current() if manager.db_path.exists() else 0
+    before = _version(manager)
     failure: str | None = None
     try:
         yield
@@ -132,12 +132,20 @@ def _reporting(manager: MigrationManager, progress: Progress, as_json: bool) -> 
         failure = naming.message(exc)  # the options, as the error line names them
         raise
     finally:
-        after = manager.current() if manager.db_path.exists() else 0
-        click.echo(json.dumps(_result(manager, progress, before, after, failure), indent=2))
+        click.echo(json.dumps(_result(manager, progress, before, _version(manager), failure), indent=2))
+
+
+def _version(manager: MigrationManager) -> int | None:
+    """The database's version for --json: 0 when it does not exist, None when it cannot be read
+    (the run then fails with the error that says why, and the object must still be printed)."""
+    try:
+        return manager.current() if manager.db_path.exists() else 0
+    except VcpMigrateError:
+        return None
 
 
 def _result(
-    manager: MigrationManager, progress: Progress, before: int, after: int, failure: str | None
+    manager: MigrationManager, progress: Progress, before: int | None, after: int | None, failure: str | None
 ) -> dict[str, object]:
     return {
         "database": str(manager.db_path),
@@ -148,7 +156,8 @@ def _result(
             {"version": run.version, "name": run.name, "direction": run.direction, "ms": run.duration_ms}
             for run in progress.ran
         ],
-        "backup": progress.taken.as_dict() if progress.taken else None,
+        # A run that committed nothing deleted its backup again: name only one that is kept.
+        "backup": progress.taken.as_dict() if progress.taken and progress.taken.path.exists() else None,
         "error": failure,
     }
 
