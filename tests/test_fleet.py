@@ -321,3 +321,16 @@ def test_fleet_rollback_and_validate(project: Project) -> None:
     assert checked.summary.ok and {r.state for r in checked.results} == {"checked"}
     result = _fleet(project, "validate", "tenants/*.db")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("command", ["migrate", "rollback", "status", "validate"])
+def test_every_fleet_command_has_help_with_an_example_and_a_readme_mention(command: str) -> None:
+    from click.testing import CliRunner
+
+    from vcp_migrate.cli import main
+
+    result = CliRunner().invoke(main, ["fleet", command, "--help"])
+    assert result.exit_code == 0 and "Example:" in result.stdout
+    assert f"vcp-migrate fleet {command}" in result.stdout
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert f"vcp-migrate fleet {command}" in readme
