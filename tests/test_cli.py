@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from click.testing import CliRunner
 from vcp_migrate import UsageError
 from vcp_migrate.cli import main
 
-from .conftest import Project
+from .conftest import Project, console_script
 
 COMMANDS = [
     "migrate",
@@ -361,3 +362,26 @@ def test_verbose_prints_statements_of_executescript_and_of_a_migration_outside_a
     timed = [line.split(" ms  ", 1)[1] for line in result.stdout.splitlines() if re.match(r"^\s+\d+\.\d ms  ", line)]
     assert timed == ["CREATE TABLE a(x);", "CREATE TABLE b(y);", "CREATE TABLE n(x);"]
     assert project.history() == [1, 2] and {"a", "b", "n"} <= project.tables()
+
+
+def test_no_color_holds_for_usage_errors_on_a_terminal(project: Project) -> None:
+    import pty
+
+    for args in (["--no-color", "up", "--bogus"], ["up", "--no-color", "--bogus"], ["up", "--bogus"]):
+        pid, descriptor = pty.fork()
+        if pid == 0:  # the child: the installed command on a pseudo-terminal
+            os.chdir(project.root)
+            os.execv(str(console_script()), [str(console_script()), *args])
+        output = b""
+        while True:
+            try:
+                chunk = os.read(descriptor, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 2 and b"No such option '--bogus'" in output
+        assert (b"\x1b[" in output) == ("--no-color" not in args), output
+    assert sorted(p.name for p in project.root.iterdir()) == ["migrations"]

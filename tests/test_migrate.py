@@ -522,6 +522,17 @@ def test_migrate_json_when_a_migration_fails_says_what_committed(project: Projec
     assert project.history() == [1] and project.tables() == {"a"}
 
 
+def test_json_with_a_dry_run_is_a_usage_error(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    assert project.cli("up").exit_code == 0
+    before = project.digest()
+    for args in (("up", "--dry-run", "--json"), ("up", "--sql", "--json"), ("down", "--json", "--dry-run")):
+        result = project.cli(*args)
+        assert result.exit_code == 2 and result.stdout == "" and result.stderr.count("\n") == 1
+        assert "--json cannot be used with --dry-run or --sql" in result.stderr
+    assert project.digest() == before and project.history() == [1]
+
+
 def test_migrate_json_names_no_backup_when_the_run_deleted_it(project: Project) -> None:
     project.sql("001_a.sql", "CREATE TABLE a(x);")
     assert project.cli("up").exit_code == 0

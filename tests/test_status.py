@@ -192,6 +192,17 @@ def test_a_database_with_tables_and_no_history_is_said_so(project: Project) -> N
     assert project.manager().report().unmanaged == ()
 
 
+def test_the_note_does_not_say_migrate_refuses_when_allow_existing_is_configured(project: Project) -> None:
+    sqlite3.connect(project.db).execute("CREATE TABLE existing(x)").connection.close()
+    project.sql("001_a.sql", "CREATE TABLE a(x);")
+    (project.root / "pyproject.toml").write_text("[tool.vcp-migrate]\nallow_existing = true\n")
+    before = project.digest()
+    result = project.cli("status")
+    assert result.exit_code == 0 and "has 1 table(s) (existing) and no migration history" in result.stderr
+    assert "refuses" not in result.stderr and "allow_existing" in result.stderr
+    assert project.digest() == before
+
+
 # -- on a terminal and off it ---------------------------------------------------------------------
 
 LONG = "add_a_reporting_currency_column_to_every_trade_and_backfill_it_from_the_fx_table"

@@ -82,6 +82,8 @@ class Group(click.Group):
         try:
             result = super().main(*args, **kwargs)
         except click.UsageError as exc:
+            if "--no-color" in _arguments(args, kwargs):  # parsing failed before the option could act
+                os.environ["NO_COLOR"] = "1"
             if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:
                 click.echo(exc.ctx.get_help())
             else:
@@ -95,6 +97,11 @@ class Group(click.Group):
             error("aborted: no answer to the question; nothing was changed (pass --yes to skip questions)")
             sys.exit(1)
         exit_now(result if isinstance(result, int) else 0)
+
+
+def _arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
+    given = kwargs.get("args", args[0] if args else None)
+    return list(sys.argv[1:] if given is None else given)
 
 
 def exit_now(code: int) -> None:

@@ -100,6 +100,8 @@ def migrate_command(
       vcp-migrate migrate --atomic --keep-backups 10
       vcp-migrate up --no-create --json
     """
+    if as_json and (dry_run or sql_only):
+        raise click.UsageError("--json cannot be used with --dry-run or --sql")
     manager = make_manager(
         db, directory, progress, lock_timeout, backup, keep_backups, dump, create=create, allow_existing=allow_existing
     )
@@ -136,8 +138,7 @@ def _reporting(manager: MigrationManager, progress: Progress, as_json: bool) -> 
 
 
 def _version(manager: MigrationManager) -> int | None:
-    """The database's version for --json: 0 when it does not exist, None when it cannot be read
-    (the run then fails with the error that says why, and the object must still be printed)."""
+    """For --json: 0 when the database does not exist, None when it cannot be read (the run says why)."""
     try:
         return manager.current() if manager.db_path.exists() else 0
     except VcpMigrateError:
@@ -156,8 +157,7 @@ def _result(
             {"version": run.version, "name": run.name, "direction": run.direction, "ms": run.duration_ms}
             for run in progress.ran
         ],
-        # A run that committed nothing deleted its backup again: name only one that is kept.
-        "backup": progress.taken.as_dict() if progress.taken and progress.taken.path.exists() else None,
+        "backup": progress.taken.as_dict() if progress.taken and progress.taken.path.exists() else None,  # kept
         "error": failure,
     }
 
@@ -215,6 +215,8 @@ def rollback_command(
     """
     if steps is not None and to is not None:
         raise click.UsageError("--steps and --to cannot be used together")
+    if as_json and (dry_run or sql_only):
+        raise click.UsageError("--json cannot be used with --dry-run or --sql")
 
     def confirm(title: str, code: str) -> bool:
         progress.showing(title, code)

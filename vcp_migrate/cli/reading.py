@@ -34,16 +34,22 @@ def status_command(db: str | None, directory: str | None, as_json: bool, exit_co
       vcp-migrate status
       vcp-migrate status --json --exit-code
     """
-    report = make_manager(db, directory, progress).report()
+    manager = make_manager(db, directory, progress)
+    report = manager.report()
     if report.unmanaged:
         tables = ", ".join(report.unmanaged[:10]) + (
             f" and {len(report.unmanaged) - 10} more" if len(report.unmanaged) > 10 else ""
         )
+        then = (
+            " 'migrate' will apply every migration to it (allow_existing is set)."
+            if manager.allow_existing
+            else " 'migrate' refuses it; record what it has with 'vcp-migrate baseline VERSION',"
+            " or pass --allow-existing to apply every migration to it."
+        )
         click.echo(
             printable(
                 f"Note: {report.database} has {len(report.unmanaged)} table(s) ({tables}) and no migration history:"
-                " 'migrate' refuses it; record what it has with 'vcp-migrate baseline VERSION',"
-                " or pass --allow-existing to apply every migration to it."
+                + then
             ),
             err=True,
         )
