@@ -2,6 +2,7 @@
 
     python -m tests.bench            the full workloads (the README's table)
     python -m tests.bench --quick    small sizes, one repetition: CI runs it so the code keeps working
+    python -m tests.bench --only 7   only the workloads named (1-3, 4-5, 6, 7); repeatable
 
 Run with the interpreter of a virtualenv that has vcp-migrate and the peers installed
 (``make bench`` makes one). Nothing here asserts anything about time.
@@ -19,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from datetime import datetime, timezone
@@ -245,6 +247,174 @@ def workload_6(vcp: Vcp, semicolons: int, reps: int, work: Path, results: Result
         shutil.rmtree(root)
 
 
+FLEET = "vcp-migrate fleet --jobs 2"
+FLEET_FLOOR = "floor (sqlite3), 2 processes"
+FLEET_FLOOR_ALONE = "floor (sqlite3), 1 process"
+FLOOR_SCRIPT = Path(__file__).with_name("floor.py")
+SHELL_LOOP = 'for db in "$@"; do "$0" migrate --db "$db" --dir migrations --no-backup --no-dump || exit 1; done'
+
+
+def workload_7(vcp: Vcp, count: int, sample: int, reps: int, work: Path, results: Results) -> None:
+    """Fleets: ``count`` databases at version 1 with 100 rows each, one pending migration (add a
+    column and backfill it). Side by side, each on fresh copies: the fleet command with 2 workers,
+    then its no-op rerun; a shell loop of the single command on ``sample`` databases, scaled to
+    ``count``; the floor in 2 processes and in 1. The peak memory of the fleet's workers is taken
+    on a tenth of the databases and on all of them."""
+    migrations = trades_migrations(100)[:2]
+    prepared = work / "w7-prepared"
+    (prepared / "dbs").mkdir(parents=True)
+    vcp.write(prepared, migrations[:1], prepared / "dbs")
+    names = [f"tenant{i:05d}.db" for i in range(count)]
+    for name in names:
+        (prepared / "dbs" / name).touch()
+    # vcp-migrate takes each empty file to version 1 itself, so each has its own database id.
+    run([[str(vcp.bin / "vcp-migrate"), "fleet", "migrate", "dbs/*.db", "--dir", "migrations", "--no-dump"]], prepared)
+    _check_fleet(prepared, names, 1)
+    vcp.write(prepared, migrations, prepared / "dbs")
+    fleet = [str(vcp.bin / "vcp-migrate"), "fleet", "migrate", "dbs/*.db", "--dir", "migrations", "--no-dump"]
+    fleet += ["--jobs", "2"]
+    label = f"7. fleet: migrate {count:,} databases of 100 rows, add+backfill a column"
+    noop = f"7. fleet: the no-op rerun, {count:,} databases up to date"
+    memory = "7. fleet: peak memory (median s of the run beside it)"
+    shell = f"shell loop of migrate, {sample} x {count / sample:g}"
+    for name in (FLEET, FLEET_FLOOR, FLEET_FLOOR_ALONE, shell):
+        results[label][name] = []  # the fleet first: the report's ratios are against it
+    for size in (count // 10, count):
+        results[memory][f"each worker, {size:,} databases"] = []
+        results[memory][f"main process, {size:,} databases"] = []
+    kinds = ["fleet", "floor 2", "floor 1", "shell loop", "fleet on a tenth"]
+    for rep in range(reps):
+        for kind in kinds[rep % len(kinds) :] + kinds[: rep % len(kinds)]:
+            root = work / f"w7-{rep}-{kind.replace(' ', '-')}"
+            chosen = {"fleet on a tenth": names[: count // 10], "shell loop": names[:sample]}.get(kind, names)
+            _copy_fleet(prepared, root, chosen)
+            if kind.startswith("fleet"):
+                seconds, peak, main_mb, workers_mb = _run_watched(fleet, root)
+                _check_fleet(root, chosen, 2)
+                if kind == "fleet":
+                    results[label][FLEET].append((seconds, peak))
+                    results[noop][FLEET].append(run([fleet], root))
+                    _check_fleet(root, chosen, 2)
+                results[memory][f"each worker, {len(chosen):,} databases"].append((seconds, workers_mb))
+                results[memory][f"main process, {len(chosen):,} databases"].append((seconds, main_mb))
+            elif kind.startswith("floor"):
+                (root / "targets.txt").write_text("".join(f"dbs/{name}\n" for name in chosen))
+                jobs = kind.split()[1]
+                command = [sys.executable, str(FLOOR_SCRIPT), "fleet", "targets.txt", "migrations", jobs]
+                results[label][FLEET_FLOOR if jobs == "2" else FLEET_FLOOR_ALONE].append(run([command], root))
+                _check_fleet(root, chosen, 2)
+            else:
+                loop = ["sh", "-c", SHELL_LOOP, str(vcp.bin / "vcp-migrate"), *(f"dbs/{name}" for name in chosen)]
+                seconds, peak = run([loop], root)
+                results[label][shell].append((seconds * count / sample, peak))
+                _check_fleet(root, chosen, 2)
+            shutil.rmtree(root)
+    shutil.rmtree(prepared)
+
+
+def _copy_fleet(prepared: Path, root: Path, names: list[str]) -> None:
+    """Fresh copies of the databases, written out before the clock starts."""
+    shutil.copytree(prepared / "migrations", root / "migrations")
+    (root / "dbs").mkdir()
+    for name in names:
+        shutil.copyfile(prepared / "dbs" / name, root / "dbs" / name)
+    os.sync()
+
+
+def _check_fleet(root: Path, names: list[str], version: int) -> None:
+    """Every database at ``version``, with its history, user_version and (at 2) the backfill."""
+    for name in names:
+        connection = sqlite3.connect(root / "dbs" / name)
+        found = (
+            connection.execute("PRAGMA user_version").fetchone()[0],
+            [row[0] for row in connection.execute("SELECT version FROM vcp_migrations ORDER BY version")],
+            connection.execute("SELECT count(*) FROM trades").fetchone()[0],
+            version < 2 or connection.execute("SELECT count(*) FROM trades WHERE notional IS NULL").fetchone()[0],
+        )
+        connection.close()
+        if found != (version, list(range(1, version + 1)), 100, version < 2 or 0):
+            raise SystemExit(f"{root / 'dbs' / name}: expected version {version} with 100 rows, found {found}")
+
+
+def _run_watched(command: list[str], cwd: Path) -> tuple[float, float, float, float]:
+    """Run a fleet command; (wall seconds, peak MB of all its processes, peak MB of the main
+    process, highest peak MB of one worker). The workers' peaks are their VmHWM, read while they
+    run (0 where /proc cannot tell)."""
+    peaks: dict[int, int] = {}
+    workers: set[int] = set()
+    done = threading.Event()
+    started = time.perf_counter()
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=errors, env=_env())
+
+        def watch() -> None:
+            while not done.wait(0.05):
+                _sample_peaks(process.pid, peaks, workers)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        done.set()
+        watcher.join()
+        if os.waitstatus_to_exitcode(status) != 0:
+            errors.seek(0)
+            raise SystemExit(f"{' '.join(command)} failed: {errors.read().decode()[-800:]}")
+    worker_kb = max((kb for pid, kb in peaks.items() if pid in workers), default=0)
+    return seconds, usage.ru_maxrss / 1024, peaks.get(process.pid, 0) / 1024, worker_kb / 1024
+
+
+def _sample_peaks(pid: int, peaks: dict[int, int], workers: set[int]) -> None:
+    """Read the high-water mark of resident memory of ``pid`` and of its worker processes (those
+    multiprocessing spawned, not its resource tracker)."""
+    try:
+        children = [
+            int(child)
+            for task in os.listdir(f"/proc/{pid}/task")
+            for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split()
+        ]
+    except OSError:
+        children = []
+    for each in (pid, *children):
+        try:
+            if each != pid and each not in workers and b"spawn_main" in Path(f"/proc/{each}/cmdline").read_bytes():
+                workers.add(each)
+            status = Path(f"/proc/{each}/status").read_text()
+        except OSError:
+            continue  # gone, or no /proc here
+        match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+        if match:
+            peaks[each] = max(peaks.get(each, 0), int(match[1]))
+
+
+def fleet_targets(results: Results, count: int) -> str:
+    """Workload 7 against the targets of issue 12, as ratios with the times beside them."""
+    label = next((k for k in results if k.startswith("7. fleet: migrate")), None)
+    if label is None:
+        return ""
+    by_tool = results[label]
+    median = {tool: statistics.median(s for s, _ in runs) for tool, runs in by_tool.items() if runs}
+    shell = next(tool for tool in by_tool if tool.startswith("shell loop"))
+    noop_runs = next(v[FLEET] for k, v in results.items() if k.startswith("7. fleet: the no-op"))
+    noop = statistics.median(s for s, _ in noop_runs)
+    memory = next(v for k, v in results.items() if k.startswith("7. fleet: peak memory"))
+    fleet = median[FLEET]
+    lines = [
+        "\n7. fleet against the targets",
+        f"  fleet / floor, 2 processes: {fleet / median[FLEET_FLOOR]:.2f} (target at most 1.3);"
+        f" {fleet:.2f} s against {median[FLEET_FLOOR]:.2f} s",
+        f"  fleet / floor, 1 process: {fleet / median[FLEET_FLOOR_ALONE]:.2f};"
+        f" the floor alone {median[FLEET_FLOOR_ALONE]:.2f} s",
+        f"  shell loop / fleet: {median[shell] / fleet:.1f} (target at least 30); {median[shell]:.1f} s scaled",
+        f"  fleet per database: {fleet / count * 1000:.2f} ms; shell loop {median[shell] / count * 1000:.1f} ms",
+        f"  no-op rerun: {noop / count * 1000:.2f} ms per database (target at most 1); {noop:.2f} s",
+    ]
+    for name, runs in memory.items():
+        peak = max(p for _, p in runs)
+        lines.append(f"  peak memory, {name}: " + (f"{peak:.1f} MB" if peak else "not measured (no /proc)"))
+    return "\n".join(lines)
+
+
 def report(results: Results) -> str:
     lines = []
     for workload, by_tool in results.items():
@@ -263,9 +433,14 @@ def report(results: Results) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--only", action="append", choices=WORKLOADS, help="run only these workloads (7: fleets); repeatable"
+    )
     arguments = parser.parse_args()
     quick = arguments.quick
+    chosen = set(arguments.only or WORKLOADS)
     count, rows, big_mb, reps = (50, 10_000, 20, 1) if quick else (1000, 1_000_000, 1000, 5)
+    fleet_count, fleet_sample = (200, 20) if quick else (10_000, 200)
     bin_dir = Path(sys.executable).parent
     tools = every_tool(bin_dir)
     vcp = tools[0]
@@ -279,16 +454,26 @@ def main() -> int:
     results: Results = defaultdict(lambda: defaultdict(list))
     with tempfile.TemporaryDirectory(prefix="vcp-bench-", dir=Path.cwd()) as scratch:
         work = Path(scratch)
-        workloads_1_to_3(tools, count, reps, work, results)
-        print(report(results), flush=True)
-        label = f"4. add+backfill a column, then rebuild, {rows:,} rows"
-        templates = workload_4(tools, rows, max(1, reps - 2), work, results, label)
-        small = f"4. the same on {rows // 100:,} rows (memory)"
-        workload_4([vcp], rows // 100, 1, work / "small", results, small)
-        workload_5(vcp, templates[vcp.name], rows, big_mb, max(1, reps - 2), work, results)
-        workload_6(vcp, 48_000 if quick else 480_000, reps, work, results)
+        if "1-3" in chosen:
+            workloads_1_to_3(tools, count, reps, work, results)
+            print(report(results), flush=True)
+        if "4-5" in chosen:
+            label = f"4. add+backfill a column, then rebuild, {rows:,} rows"
+            templates = workload_4(tools, rows, max(1, reps - 2), work, results, label)
+            small = f"4. the same on {rows // 100:,} rows (memory)"
+            workload_4([vcp], rows // 100, 1, work / "small", results, small)
+            workload_5(vcp, templates[vcp.name], rows, big_mb, max(1, reps - 2), work, results)
+        if "6" in chosen:
+            workload_6(vcp, 48_000 if quick else 480_000, reps, work, results)
+        if "7" in chosen:
+            workload_7(vcp, fleet_count, fleet_sample, max(1, reps - 2), work, results)
     print(report({k: v for k, v in results.items() if not k.startswith(("1.", "2.", "3."))}), flush=True)
+    if "7" in chosen:
+        print(fleet_targets(results, fleet_count), flush=True)
     return 0
+
+
+WORKLOADS = ("1-3", "4-5", "6", "7")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
     python floor.py migrate DB DIR       each migration in its own transaction, with its history row
     python floor.py status DB DIR        the history against the files
     python floor.py rollback DB DIR N    the newest N, each in its own transaction
+    python floor.py fleet LIST DIR JOBS  migrate each database named in the file LIST (one a
+                                         line), in JOBS processes, setting PRAGMA user_version
 
 It writes the same history rows (version, name, checksum, applied_at, execution_ms, file,
 source) and makes no checks: it is what the work costs with no tool around it.
@@ -10,6 +12,7 @@ source) and makes no checks: it is what the work costs with no tool around it.
 
 import hashlib
 import sqlite3
+import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -90,8 +93,55 @@ def rollback(connection, directory, count):
         connection.execute("COMMIT")
 
 
+def fleet(listing, directory, jobs, part):
+    """Migrate every ``jobs``-th database of the list from ``part`` on; part 0 starts the other
+    parts as processes of their own. The files are read once per process, as a fleet's worker does."""
+    children = []
+    if part == 0:
+        for other in range(1, jobs):
+            command = [sys.executable, __file__, "fleet", listing, directory, str(jobs), str(other)]
+            children.append(subprocess.Popen(command))
+    loaded = []
+    for path in files(directory):
+        source = path.read_bytes()
+        name = path.stem.split("_", 1)[1]
+        checksum = hashlib.sha256(source).hexdigest()
+        sql = statements(sections(path)[0])
+        loaded.append((int(path.name.split("_", 1)[0]), name, checksum, path.name, source, sql))
+    for database in Path(listing).read_text().splitlines()[part::jobs]:
+        connection = sqlite3.connect(database, isolation_level=None)
+        done = {row[0] for row in connection.execute("SELECT version FROM vcp_migrations")}
+        for version, name, checksum, file, source, sql in loaded:
+            if version in done:
+                continue
+            started = time.perf_counter()
+            connection.execute("BEGIN IMMEDIATE")
+            for statement in sql:
+                connection.execute(statement)
+            connection.execute(
+                "INSERT INTO vcp_migrations VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    version,
+                    name,
+                    checksum,
+                    datetime.now(timezone.utc).isoformat(),
+                    round((time.perf_counter() - started) * 1000),
+                    file,
+                    source,
+                ),
+            )
+            connection.execute(f"PRAGMA user_version = {version}")
+            connection.execute("COMMIT")
+        connection.close()
+    if [child.wait() for child in children].count(0) != len(children):
+        sys.exit(1)
+
+
 def main():
     command, database, directory, *rest = sys.argv[1:]
+    if command == "fleet":
+        fleet(database, directory, int(rest[0]), int(rest[1]) if len(rest) > 1 else 0)
+        return
     connection = sqlite3.connect(database, isolation_level=None)
     if command == "migrate":
         migrate(connection, directory)
