@@ -36,6 +36,12 @@ class Observer:
 
     wants_statements = False
 
+    def found(self, version: int, database_id: str | None) -> None:
+        """The history as the command found it before running anything: the highest applied
+        version and the database's id (only when ``wants_history``; a fleet reports them)."""
+
+    wants_history = False
+
     def showing(self, title: str, code: str) -> None:
         """Code about to run that the user should see first (a down kept in the history)."""
 

@@ -9,6 +9,7 @@ Everything tied to a local SQLite file is behind these few names: ``open_databas
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -244,8 +245,13 @@ def require_writable(connection: MigrationConnection, path: Path) -> None:
     """Raise DatabaseError now if the database cannot be written (read-only file or directory).
 
     BEGIN IMMEDIATE succeeds on a read-only file; only a real write fails. Rewriting
-    user_version with its own value is such a write, and it is rolled back at once.
+    user_version with its own value is such a write, and it is rolled back at once. It creates
+    and deletes a journal, which costs more than the migration of a small database, so it is
+    made only when the permissions do not already say the file and its folder are writable (a
+    write refused later, say on a read-only mount, still fails that migration whole).
     """
+    if os.access(path, os.W_OK) and os.access(path.absolute().parent, os.W_OK | os.X_OK):
+        return
     try:
         version = connection.execute("PRAGMA user_version").fetchone()[0]
         with transaction(connection, commit=False):

@@ -79,7 +79,10 @@ def naming_the_database(settings: Settings) -> Iterator[None]:
 def read_history(settings: Settings, connection: sqlite.MigrationConnection) -> dict[int, AppliedMigration]:
     """The history of the database behind ``connection``; errors name the database."""
     with naming_the_database(settings):
-        return history.read(connection)
+        applied = history.read(connection)
+        if settings.observer.wants_history:
+            settings.observer.found(max(applied, default=0), history.database_id(connection))
+        return applied
 
 
 def applied(settings: Settings) -> dict[int, AppliedMigration] | None:

@@ -52,11 +52,19 @@ class Job(NamedTuple):
 
 
 class _Collector(Observer):
-    """Keeps what one database's run committed, and its warnings; says nothing."""
+    """Keeps the version and id one database's run found, what it committed, and its warnings;
+    says nothing."""
+
+    wants_history = True
 
     def __init__(self) -> None:
         self.runs: list[MigrationRun] = []
         self.warnings: list[str] = []
+        self.version: int | None = None
+        self.database_id: str | None = None
+
+    def found(self, version: int, database_id: str | None) -> None:
+        self.version, self.database_id = version, database_id
 
     def finished(self, run: MigrationRun) -> None:
         self.runs.append(run)
@@ -121,33 +129,37 @@ def run_one(path: str) -> DatabaseResult:
     job, collector = _here.job, _Collector()
     settings = job.settings._replace(db_path=Path(path), observer=collector)
     started = time.perf_counter()
-    before: int | None = None
-    identity: str | None = None
     try:
         if _here.refused is not None:
             raise PlanError(_here.refused)
-        before, identity = _peek(settings)
-        result = _COMMANDS[job.command](job, settings, DatabaseResult(path, CHECKED, before, database_id=identity))
+        _require_file(settings.db_path)
+        result = _COMMANDS[job.command](job, settings, collector, DatabaseResult(path, CHECKED))
     except (VcpMigrateError, OSError) as exc:
         result = DatabaseResult(
-            path, FAILED, before, _after(before, collector.runs), database_id=identity, kind=_kind(exc),
+            path, FAILED, version_after=_after(collector.version, collector.runs), kind=_kind(exc),
             error=exc.message(as_token) if isinstance(exc, VcpMigrateError) else f"{path}: {exc}",
         )  # fmt: skip
     except Exception as exc:  # a defect of ours: the other databases go on
-        result = DatabaseResult(path, FAILED, before, before, error=f"{path}: unexpected {type(exc).__name__}: {exc}")
-    applied = tuple(run.version for run in collector.runs)
-    return result._replace(applied=applied, ms=(time.perf_counter() - started) * 1000)
+        error = f"{path}: unexpected {type(exc).__name__}: {exc}"
+        result = DatabaseResult(path, FAILED, version_after=collector.version, error=error)
+    return result._replace(
+        version_before=collector.version,
+        database_id=collector.database_id,
+        applied=tuple(run.version for run in collector.runs),
+        ms=(time.perf_counter() - started) * 1000,
+    )
 
 
-def _peek(settings: context.Settings) -> tuple[int, str | None]:
-    """The database's version and id; it must exist (a fleet never creates a database)."""
-    if not settings.db_path.is_file():
-        kind = "does not exist" if not settings.db_path.exists() else "is not a regular file"
-        raise DatabaseError(
-            kind, where=str(settings.db_path), hint=f"check the list of databases ({setting('db_path')})"
-        )
+def _require_file(path: Path) -> None:
+    """A fleet never creates a database: each must exist, as a regular file."""
+    if not path.is_file():
+        kind = "does not exist" if not path.exists() else "is not a regular file"
+        raise DatabaseError(kind, where=str(path), hint=f"check the list of databases ({setting('db_path')})")
+
+
+def _highest(settings: context.Settings) -> int:
     with closing(context.open_existing(settings)) as connection, context.naming_the_database(settings):
-        return history.highest(connection), history.database_id(connection)
+        return history.highest(connection)
 
 
 def _after(before: int | None, runs: list[MigrationRun]) -> int | None:
@@ -155,14 +167,12 @@ def _after(before: int | None, runs: list[MigrationRun]) -> int | None:
     return max([before or 0, *ups]) if ups else before
 
 
-def _migrate(job: Job, settings: context.Settings, result: DatabaseResult) -> DatabaseResult:
+def _migrate(job: Job, settings: context.Settings, seen: _Collector, result: DatabaseResult) -> DatabaseResult:
     from ..commands import dry_run, migrate
 
     if not job.dry_run:
         runs = migrate.migrate(settings, job.target, allow_out_of_order=job.allow_out_of_order, atomic=job.atomic)
-        return result._replace(
-            state=MIGRATED if runs else UP_TO_DATE, version_after=_after(result.version_before, runs)
-        )
+        return result._replace(state=MIGRATED if runs else UP_TO_DATE, version_after=_after(seen.version, runs))
     report = dry_run.dry_run_migrate(settings, job.target, allow_out_of_order=job.allow_out_of_order)
     failed = report.failed
     if failed is not None:
@@ -173,21 +183,20 @@ def _migrate(job: Job, settings: context.Settings, result: DatabaseResult) -> Da
             hint="dry run: nothing was changed",
         )
     versions = [rehearsal.version for rehearsal in report.rehearsals]
-    after = max([result.version_before or 0, *versions]) if versions else result.version_before
+    after = max([seen.version or 0, *versions]) if versions else seen.version
     return result._replace(state=MIGRATED if versions else UP_TO_DATE, version_after=after)
 
 
-def _rollback(job: Job, settings: context.Settings, result: DatabaseResult) -> DatabaseResult:
+def _rollback(job: Job, settings: context.Settings, seen: _Collector, result: DatabaseResult) -> DatabaseResult:
     from ..commands import rollback
 
-    if not result.version_before:
+    if not _highest(settings):
         return result._replace(state=NOTHING_TO_ROLL_BACK, version_after=0)
     runs = rollback.rollback(settings, job.steps, job.to, from_history=False, confirm=None)
-    after, _ = _peek(settings)
-    return result._replace(state=ROLLED_BACK if runs else NOTHING_TO_ROLL_BACK, version_after=after)
+    return result._replace(state=ROLLED_BACK if runs else NOTHING_TO_ROLL_BACK, version_after=_highest(settings))
 
 
-def _status(job: Job, settings: context.Settings, result: DatabaseResult) -> DatabaseResult:
+def _status(job: Job, settings: context.Settings, seen: _Collector, result: DatabaseResult) -> DatabaseResult:
     from ..commands import status
 
     report = status.report(settings)
@@ -197,24 +206,20 @@ def _status(job: Job, settings: context.Settings, result: DatabaseResult) -> Dat
     with closing(context.open_existing(settings)) as connection, context.naming_the_database(settings):
         fingerprint = hashlib.sha256(schema.snapshot(connection).encode()).hexdigest()[:16]
     return result._replace(
-        version_after=result.version_before,
-        pending=len(report.pending),
-        problems=tuple(problems),
-        fingerprint=fingerprint,
+        version_after=seen.version, pending=len(report.pending), problems=tuple(problems), fingerprint=fingerprint
     )
 
 
-def _validate(job: Job, settings: context.Settings, result: DatabaseResult) -> DatabaseResult:
+def _validate(job: Job, settings: context.Settings, seen: _Collector, result: DatabaseResult) -> DatabaseResult:
     from ..commands import validate
 
     problems = validate.validate(settings, roundtrip=job.roundtrip)
     errors = [p for p in problems if p.severity == "error"]
-    warnings = tuple(f"{p.severity}: {p}" for p in problems if p.severity != "error")
     if errors:
-        raise _ValidateFailed(
-            "; ".join(str(p) for p in errors[:3]) + (f" and {len(errors) - 3} more" if len(errors) > 3 else "")
-        )
-    return result._replace(version_after=result.version_before, problems=warnings)
+        more = f" and {len(errors) - 3} more" if len(errors) > 3 else ""
+        raise _ValidateFailed("; ".join(str(p) for p in errors[:3]) + more)
+    warnings = tuple(f"{p.severity}: {p}" for p in problems if p.severity != "error")
+    return result._replace(version_after=seen.version, problems=warnings)
 
 
 class _ValidateFailed(VcpMigrateError):
