@@ -18,6 +18,8 @@ from click.testing import CliRunner, Result
 from vcp_migrate import MigrationManager
 from vcp_migrate.cli import main
 
+from .cluster import libsql_cluster  # noqa: F401 - the libSQL cluster fixture, for every test file
+
 ENV_VARS = ("VCP_MIGRATE_DB", "VCP_MIGRATE_DIR", "VCP_MIGRATE_LOCK_TIMEOUT", "VCP_MIGRATE_CONFIG", "NO_COLOR")
 
 

@@ -1,0 +1,359 @@
+"""A small client for libSQL's server (sqld, Turso) over Hrana over HTTP, on the standard library.
+
+One ``Stream`` is one server-side connection: the server hands back a baton with every answer and
+the next request must carry it, so connection state (an open transaction, ``PRAGMA foreign_keys``)
+lasts from one ``execute`` to the next. Every request has a timeout. Errors are ``sqlite3``
+exceptions, so code written for a local file handles them as it already does:
+
+- a statement the server refuses: ``ServerError`` (an ``sqlite3.OperationalError``), or
+  ``ConstraintError`` (an ``sqlite3.IntegrityError``) for a constraint, with the server's
+  ``code`` and message;
+- a server that cannot be reached or does not answer in time: ``ServerUnreachable`` (an
+  ``sqlite3.OperationalError``); whether the request took effect is then unknown, and the stream
+  cannot be used again.
+
+What differs from a local file: the server expires a stream idle for 10 s (rolling back its
+transaction), takes the write lock from a transaction older than 5 s when another writer waits,
+and refuses TEMP objects, ATTACH, VACUUM and ``PRAGMA journal_mode``. Non-finite floats cannot be
+sent (the protocol's JSON has no infinity) and come back as None.
+
+The auth token is sent only in the ``Authorization`` header: no message or repr holds it.
+Nothing of vcp_migrate is imported here, and nothing imports this module unless a URL is used.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import http.client
+import json
+import math
+import sqlite3
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeAlias
+
+Value: TypeAlias = int | float | str | bytes | None
+"""A value as Python's sqlite3 module returns it."""
+
+DEFAULT_TIMEOUT = 10.0
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+
+
+class ServerError(sqlite3.OperationalError):
+    """The server refused a statement or a request; ``code`` is its code (``SQLITE_ERROR``,
+    ``SQL_PARSE_ERROR``, ``STREAM_EXPIRED``...), ``server_message`` its message as sent."""
+
+    def __init__(self, message: str, code: str | None, server_message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.server_message = server_message
+        self.sqlite_errorname = code  # where Python's sqlite3 keeps it (3.11+)
+
+
+class ConstraintError(sqlite3.IntegrityError):
+    """The server refused a statement that broke a constraint (UNIQUE, NOT NULL, FOREIGN KEY...)."""
+
+    def __init__(self, message: str, code: str | None, server_message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.server_message = server_message
+        self.sqlite_errorname = code
+
+
+class ServerUnreachable(sqlite3.OperationalError):
+    """The server could not be reached or did not answer within the timeout."""
+
+    def __init__(self, message: str, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one statement returned: column names, rows of Python values, and its effect."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Value, ...], ...]
+    affected_row_count: int
+    last_insert_rowid: int | None
+
+
+def http_url(url: str) -> str:
+    """The http(s) base URL of a ``libsql://`` (served over https), ``https://`` or ``http://`` URL.
+
+    Raises ValueError, without repeating the URL's credentials, for any other scheme, a missing
+    host, a bad port, or a URL that carries a user, password, query or fragment (the auth token
+    is passed on its own, so it never ends up in a URL that gets printed).
+    """
+    parts = urllib.parse.urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in ("libsql", "http", "https"):
+        raise ValueError("not a libSQL URL: use libsql://HOST, https://HOST or http://HOST:PORT")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{scheme}://{parts.hostname or ''}: the port is not a number from 0 to 65535") from None
+    if not parts.hostname:
+        raise ValueError(f"{scheme}://: the URL names no host")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    netloc = host if port is None else f"{host}:{port}"
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        raise ValueError(
+            f"{scheme}://{netloc}: the URL must not carry a user, password, query or fragment"
+            " (pass the auth token on its own)"
+        )
+    return f"{'https' if scheme == 'libsql' else scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    # A redirect would resend the Authorization header to wherever it points, and turn the POST
+    # into a GET: refuse it, so it surfaces as an HTTP error naming the status.
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class Stream:
+    """One stream (a server-side connection) to a libSQL server.
+
+    ``url``: ``libsql://``, ``https://`` or ``http://``; ``auth_token``: sent as a Bearer token;
+    ``timeout``: seconds any single wait on the server may take (connecting, sending, each read).
+    Nothing is sent until the first ``execute``. Use ``close()`` (or ``with``) to end it;
+    a stream whose request failed in transport, or that the server ended, cannot be used again.
+    """
+
+    def __init__(self, url: str, auth_token: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+        if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        self.url = http_url(url)
+        self.timeout = float(timeout)
+        self._token = auth_token
+        self._endpoint = f"{self.url}/v2/pipeline"
+        self._baton: str | None = None
+        self._opened = False  # the server has a stream for us: a null baton now means it ended
+        self._closed = False
+        self._lost: str | None = None  # why the stream cannot be used any more
+        direct = urllib.parse.urlsplit(self.url).hostname in _LOOPBACK
+        # A proxy cannot reach this machine's loopback, so a proxy setting must not apply to it.
+        handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
+        if direct:
+            handlers.append(urllib.request.ProxyHandler({}))
+        self._opener = urllib.request.build_opener(*handlers)
+
+    def __repr__(self) -> str:
+        token = ", auth_token=<hidden>" if self._token else ""
+        return f"Stream({self.url!r}{token}, timeout={self.timeout:g})"
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` was called, the server ended the stream, or a request failed in transport."""
+        return self._closed or self._lost is not None
+
+    def execute(self, sql: str, args: Sequence[Value] = ()) -> Result:
+        """Run one statement with positional ``?`` arguments on this stream.
+
+        Raises ConstraintError or ServerError when the server refuses it (the stream stays
+        usable), ServerUnreachable when the server cannot be reached or does not answer in
+        time, sqlite3.ProgrammingError when the stream was closed or an argument cannot be sent.
+        """
+        statement = {"sql": sql, "args": [_encode(value, index) for index, value in enumerate(args, 1)]}
+        (result,) = self._pipeline([{"type": "execute", "stmt": statement}])
+        if result.get("type") == "error":
+            raise _statement_error(result.get("error"))
+        return _result(self.url, result)
+
+    def close(self) -> None:
+        """End the stream on the server (rolling back a transaction still open). Idempotent; a
+        stream the server already ended, or that cannot be reached, is simply forgotten."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._opened and self._lost is None and self._baton is not None:
+            # Not answering is fine: the server expires an abandoned stream after 10 s idle, rolling it back.
+            with contextlib.suppress(sqlite3.Error):
+                self._pipeline([{"type": "close"}], closing=True)
+
+    # -- the wire ----------------------------------------------------------------------------
+
+    def _pipeline(self, requests: list[dict[str, Any]], closing: bool = False) -> list[dict[str, Any]]:
+        if self._lost is not None:
+            raise ServerError(f"{self.url}: {self._lost}; open a new stream", "STREAM_LOST", self._lost)
+        if self._closed and not closing:
+            raise sqlite3.ProgrammingError(f"{self.url}: the stream is closed")
+        body = json.dumps({"baton": self._baton, "requests": requests}).encode()
+        answer = self._post(body)
+        baton = answer.get("baton")
+        results = answer.get("results")
+        if not isinstance(results, list) or len(results) != len(requests) or not isinstance(baton, (str, type(None))):
+            self._lost = "the server's answer was not a Hrana pipeline response"
+            raise ServerError(f"{self.url}: {self._lost} (is this a libSQL server?)", None, self._lost)
+        self._baton = baton
+        self._opened = True
+        if baton is None and not closing:
+            self._lost = "the server ended the stream"
+        base_url = answer.get("base_url")
+        if isinstance(base_url, str) and base_url:
+            self._follow(base_url)
+        return [item if isinstance(item, dict) else {} for item in results]
+
+    def _follow(self, base_url: str) -> None:
+        # The server may ask for the stream's next requests at another address (sqld's
+        # --http-self-url): follow it, but never from https to plain http, which would expose the token.
+        try:
+            target = http_url(base_url)
+        except ValueError:
+            return
+        if self.url.startswith("https://") and not target.startswith("https://"):
+            return
+        self._endpoint = f"{target}/v2/pipeline"
+
+    def _post(self, body: bytes) -> dict[str, Any]:
+        request = urllib.request.Request(self._endpoint, data=body, method="POST")
+        request.add_header("Content-Type", "application/json")
+        if self._token:
+            request.add_header("Authorization", f"Bearer {self._token}")
+        sent = False
+        try:
+            with self._opener.open(request, timeout=self.timeout) as response:
+                sent = True
+                text = response.read()
+        except urllib.error.HTTPError as exc:
+            raise self._refused(exc) from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+            raise self._unreachable(reason, sent or not isinstance(exc, urllib.error.URLError)) from exc
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            self._lost = "the server's answer was not JSON"
+            raise ServerError(f"{self.url}: {self._lost} (is this a libSQL server?)", None, self._lost)
+        return answer
+
+    def _unreachable(self, reason: object, sent: bool) -> ServerUnreachable:
+        self._lost = "an earlier request on this stream got no answer, so its state is unknown"
+        if isinstance(reason, TimeoutError):
+            what = f"the server did not answer within {self.timeout:g} s"
+            advice = "check that it is running and not overloaded, or allow a longer timeout"
+        else:
+            what = f"the server could not be reached ({_describe(reason)})"
+            advice = "check that it is running and that the URL is right"
+        effect = "whether the request took effect is unknown" if sent else "nothing was sent"
+        return ServerUnreachable(f"{self.url}: {what}; {advice} ({effect})", self.url)
+
+    def _refused(self, exc: urllib.error.HTTPError) -> ServerError:
+        # A whole request refused (a stream expired, a bad token, no such endpoint): the stream is over.
+        try:
+            raw = exc.read(4096).decode("utf-8", "replace").strip()
+        except (OSError, http.client.HTTPException):
+            raw = ""
+        message, code = raw, None
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            message, code = str(parsed.get("message") or parsed.get("error") or raw), parsed.get("code")
+        message = message or (exc.reason if isinstance(exc.reason, str) else "")
+        if code == "STREAM_EXPIRED":
+            advice = "the stream was idle for too long and its transaction, if any, was rolled back; open a new stream"
+        elif exc.code in (401, 403):
+            advice = "the server refused the auth token: check that it is set, valid and allows this database"
+        elif exc.code == 404:
+            advice = "no Hrana endpoint at this URL: check that it is a libSQL server (sqld) and the path is right"
+        elif 300 <= exc.code < 400:
+            advice = "the server redirects elsewhere: use the URL it redirects to"
+        else:
+            advice = "open a new stream and try again"
+        self._lost = f"the server refused a request (HTTP {exc.code})"
+        return ServerError(f"{self.url}: HTTP {exc.code}: {message} ({advice})", code or f"HTTP_{exc.code}", message)
+
+
+def _describe(reason: object) -> str:
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(reason, OSError) and reason.strerror:
+        return str(reason.strerror).lower()
+    return str(reason) or type(reason).__name__
+
+
+def _statement_error(error: object) -> sqlite3.Error:
+    """The sqlite3 exception for a statement the server refused, its message as SQLite words it."""
+    fields = error if isinstance(error, dict) else {}
+    raw = str(fields.get("message") or "the server refused the statement without a message")
+    code = fields.get("code") if isinstance(fields.get("code"), str) else None
+    message = raw.removeprefix("SQLite error: ")
+    if (code or "").startswith("SQLITE_CONSTRAINT"):
+        return ConstraintError(message, code, raw)
+    return ServerError(message, code, raw)
+
+
+def _encode(value: object, index: int) -> dict[str, Any]:
+    """One argument as Hrana sends it; types as sqlite3 accepts them."""
+    if value is None:
+        return {"type": "null"}
+    if isinstance(value, int):  # bool too, as sqlite3 stores it
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise OverflowError("Python int too large to convert to SQLite INTEGER")
+        return {"type": "integer", "value": str(int(value))}
+    if isinstance(value, float):
+        if math.isnan(value):
+            return {"type": "null"}  # as sqlite3 binds NaN
+        if math.isinf(value):
+            raise sqlite3.ProgrammingError(
+                f"argument {index}: {value} cannot be sent to a libSQL server (its protocol has no infinity)"
+            )
+        return {"type": "float", "value": value}
+    if isinstance(value, str):
+        return {"type": "text", "value": value}
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"type": "blob", "base64": base64.b64encode(bytes(value)).decode("ascii")}
+    raise sqlite3.ProgrammingError(f"Error binding parameter {index}: type '{type(value).__name__}' is not supported")
+
+
+def _decode(url: str, value: object) -> Value:
+    fields = value if isinstance(value, dict) else {}
+    kind = fields.get("type")
+    try:
+        if kind == "null":
+            return None
+        if kind == "integer":
+            return int(fields["value"])
+        if kind == "float":
+            number = fields.get("value")
+            return None if number is None else float(number)  # the server sends inf and -inf as null
+        if kind == "text":
+            return str(fields["value"])
+        if kind == "blob":
+            data = str(fields.get("base64", ""))
+            return base64.b64decode(data + "=" * (-len(data) % 4))  # the server leaves out the padding
+    except (KeyError, TypeError, ValueError):
+        pass
+    raise ServerError(f"{url}: the server sent a value this client cannot read: {kind!r}", None, str(kind))
+
+
+def _result(url: str, item: dict[str, Any]) -> Result:
+    result = (item.get("response") or {}).get("result")
+    if not isinstance(result, dict):
+        raise ServerError(f"{url}: the server's answer to a statement holds no result", None, "")
+    rowid = result.get("last_insert_rowid")
+    return Result(
+        columns=tuple(str(column.get("name") or "") for column in result.get("cols") or ()),
+        rows=tuple(tuple(_decode(url, value) for value in row) for row in result.get("rows") or ()),
+        affected_row_count=int(result.get("affected_row_count") or 0),
+        last_insert_rowid=None if rowid is None else int(rowid),
+    )
