@@ -532,8 +532,8 @@ CASES = [
         "--steps and --to cannot be used together",
     ),
     Case("arguments", "negative to", ("rollback", "--to", "-2"), 2, "Invalid value for '--to'"),
-    Case("arguments", "unknown version, migrate", ("migrate", "--to", "99"), 1, "version 99 is not a migration"),
-    Case("arguments", "unknown version, rollback", ("rollback", "--to", "99"), 1, "version 99 is not a migration"),
+    Case("arguments", "unknown version, migrate", ("migrate", "--to", "99"), 1, "--to 99 is not a migration"),
+    Case("arguments", "unknown version, rollback", ("rollback", "--to", "99"), 1, "--to 99 is not a migration"),
     Case(
         "arguments",
         "more steps than applied",
@@ -627,7 +627,7 @@ CASES = [
         "bad lock timeout variable",
         ("migrate",),
         2,
-        "Invalid value for '--lock-timeout'",
+        "VCP_MIGRATE_LOCK_TIMEOUT='soon' is not a finite number of seconds",
         env={"VCP_MIGRATE_LOCK_TIMEOUT": "soon"},
     ),
     Case(

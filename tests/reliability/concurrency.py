@@ -179,7 +179,9 @@ def _timeouts(workdir: Path, timeouts: tuple[float, ...], repeats: int) -> tuple
                 sqlite3.connect(workdir / DB).execute("CREATE TABLE app (x)").connection.commit()
                 before = sha256(workdir / DB)
                 with _holding(workdir, holder):
-                    seconds = _elapsed(workdir, "migrate", "--lock-timeout", str(timeout), expect=1)
+                    seconds = _elapsed(
+                        workdir, "migrate", "--allow-existing", "--lock-timeout", str(timeout), expect=1
+                    )
                 changed += sha256(workdir / DB) != before
                 overshoots.append(seconds - timeout - startup)
     shutil.rmtree(workdir)
@@ -196,7 +198,9 @@ class _holding:
             self.connection.execute("BEGIN IMMEDIATE")
             return
         (self.workdir / "holding").unlink(missing_ok=True)
-        self.process = start("migrate", "--db", DB, "--dir", "migrations", "--no-backup", cwd=self.workdir)
+        self.process = start(
+            "migrate", "--db", DB, "--dir", "migrations", "--no-backup", "--allow-existing", cwd=self.workdir
+        )
         while not (self.workdir / "holding").exists():
             assert self.process.poll() is None, self.process.communicate()
             time.sleep(0.01)
