@@ -185,21 +185,39 @@ class Cluster:
     """A primary and ``replicas`` replicas of one database, on loopback, under ``root``."""
 
     def __init__(self, binary: Path, root: Path, replicas: int = 2) -> None:
+        self.binary = binary
+        self.root = root
+        self.replica_count = replicas
+        self._place(root)
+
+    def _place(self, root: Path) -> None:
         self.grpc_port = free_port()
-        self.primary = Node("primary", binary, root, ["--grpc-listen-addr", f"127.0.0.1:{self.grpc_port}"])
+        self.primary = Node("primary", self.binary, root, ["--grpc-listen-addr", f"127.0.0.1:{self.grpc_port}"])
         self.replicas = [
-            Node(f"replica{index}", binary, root, ["--primary-grpc-url", f"http://127.0.0.1:{self.grpc_port}"])
-            for index in range(1, replicas + 1)
+            Node(f"replica{index}", self.binary, root, ["--primary-grpc-url", f"http://127.0.0.1:{self.grpc_port}"])
+            for index in range(1, self.replica_count + 1)
         ]
 
     @property
     def nodes(self) -> list[Node]:
         return [self.primary, *self.replicas]
 
-    def start(self) -> None:
-        """Start the primary, then the replicas (they connect to the primary's gRPC port)."""
-        for node in self.nodes:
-            node.start()
+    def start(self, attempts: int = 3) -> None:
+        """Start the primary, then the replicas (they connect to the primary's gRPC port).
+
+        A port found free can be taken by another process before sqld binds it: then everything
+        is stopped and started again on new ports, in a new directory, up to ``attempts`` times.
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                for node in self.nodes:
+                    node.start()
+                return
+            except RuntimeError:
+                self.stop()
+                if attempt == attempts:
+                    raise
+                self._place(self.root / f"attempt{attempt + 1}")
 
     def stop(self) -> None:
         """Stop every node, replicas first; a node that fails to stop does not keep the others running."""

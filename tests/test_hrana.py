@@ -350,3 +350,35 @@ def test_the_client_stands_alone_and_is_loaded_only_for_a_url() -> None:
     probe = "import sys, vcp_migrate.cli; print(sorted(m for m in sys.modules if 'backends' in m))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_answers_that_are_not_hrana_end_the_stream(fake: tuple[str, type[FakeServer]]) -> None:
+    url, handler = fake
+    handler.reply = (200, b"<html>a web page</html>", {"Content-Type": "text/html"})
+    with pytest.raises(ServerError, match=r"the server's answer was not JSON \(is this a libSQL server\?\)"):
+        Stream(url, timeout=5).execute("SELECT 1")
+    handler.reply = (200, b'{"results": "nothing"}', {})
+    with pytest.raises(ServerError, match="not a Hrana pipeline response"):
+        Stream(url, timeout=5).execute("SELECT 1")
+    strange = json.loads(json.dumps(PIPELINE))
+    strange["results"][0]["response"]["result"]["rows"] = [[{"type": "decimal", "value": "1.0"}]]
+    handler.reply = (200, json.dumps(strange).encode(), {})
+    with pytest.raises(ServerError, match="a value this client cannot read: 'decimal'"):
+        Stream(url, timeout=5).execute("SELECT 1")
+
+
+def test_the_stream_follows_the_servers_base_url_and_stops_when_the_server_ends_it(
+    fake: tuple[str, type[FakeServer]],
+) -> None:
+    url, handler = fake
+    moved = {**PIPELINE, "base_url": f"{url}/node2"}
+    handler.reply = (200, json.dumps(moved).encode(), {})
+    stream = Stream(url, timeout=5)
+    stream.execute("SELECT 1")
+    handler.reply = (200, json.dumps({**PIPELINE, "baton": None}).encode(), {})
+    assert stream.execute("SELECT 1").rows == ((1,),)  # the answer still counts
+    assert [path for path, _, _ in handler.received] == ["/v2/pipeline", "/node2/v2/pipeline"]
+    assert stream.closed  # a null baton: the server ended the stream, and its state with it
+    with pytest.raises(ServerError, match="the server ended the stream; open a new stream"):
+        stream.execute("SELECT 1")
+    assert len(handler.received) == 2
