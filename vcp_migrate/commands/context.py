@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -77,12 +77,20 @@ def naming_the_database(settings: Settings) -> Iterator[None]:
 
 
 def read_history(settings: Settings, connection: sqlite.MigrationConnection) -> dict[int, AppliedMigration]:
-    """The history of the database behind ``connection``; errors name the database."""
-    with naming_the_database(settings):
+    """The history of the database behind ``connection``; errors name the database.
+
+    Read in one read transaction (unless one is open): one snapshot, and one round of SQLite's
+    file locking and journal checks instead of one per query.
+    """
+    with naming_the_database(settings), _reading(connection):
         applied = history.read(connection)
         if settings.observer.wants_history:
             settings.observer.found(max(applied, default=0), history.database_id(connection))
         return applied
+
+
+def _reading(connection: sqlite.MigrationConnection) -> AbstractContextManager[None]:
+    return nullcontext() if connection.in_transaction else sqlite.read_transaction(connection)
 
 
 def applied(settings: Settings) -> dict[int, AppliedMigration] | None:
