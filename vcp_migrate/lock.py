@@ -205,6 +205,8 @@ class RunLock:
         Call it holding the lock (or when no run can hold it): a run waiting for the lock then
         finds the database gone and starts again, rather than writing into a deleted file.
         """
+        if self._created is None:
+            return
         now = identify(self.database)
         if now is not None and now[1].key == self._created and now[1].size == 0:
             now[0].unlink()
