@@ -259,9 +259,13 @@ def test_sigkill_of_the_fleet_leaves_every_database_consistent_and_a_rerun_conve
     assert process.stdout is not None
     for _ in range(20):  # wait until some databases are done
         process.stdout.readline()
+    workers = _children(process.pid)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
-    time.sleep(0.5)  # its workers see their parent gone and finish the database in hand
+    deadline = time.monotonic() + 10  # its workers see their parent gone, finish the database in hand and exit
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert workers and not any(_alive(pid) for pid in workers)
     versions = [_consistent(path) for path in paths]
     assert 20 <= versions.count(2) < 300, versions.count(2)
     rerun = _fleet(project, "migrate", "tenants/*.db", "--jobs", "2", "--lock-timeout", "30")
@@ -334,3 +338,141 @@ def test_every_fleet_command_has_help_with_an_example_and_a_readme_mention(comma
     assert f"vcp-migrate fleet {command}" in result.stdout
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert f"vcp-migrate fleet {command}" in readme
+
+
+SLOW = (
+    "import time\n\ndef up(connection):\n    connection.execute('ALTER TABLE trades ADD COLUMN notional INTEGER')\n"
+    "    time.sleep({seconds})\n    connection.execute('UPDATE trades SET notional = qty * 10')\n\n"
+    "def down(connection):\n    connection.execute('ALTER TABLE trades DROP COLUMN notional')\n"
+)
+
+
+def _slow_tenants(project: Project, count: int, seconds: float, frozen: tuple[int, ...] = ()) -> list[Path]:
+    """As _tenants, but version 2 is a Python migration that takes ``seconds`` on each database."""
+    paths = _tenants(project, count, rows=1, frozen=frozen)
+    (project.dir / "002_notional.sql").unlink()
+    project.write("002_notional.py", SLOW.format(seconds=seconds))
+    return paths
+
+
+def test_workers_start_no_database_after_the_first_failure(project: Project) -> None:
+    # Chunks of 12 a worker: the failing worker's own chunk, and the queued ones, are not started.
+    paths = _slow_tenants(project, 200, 0.05, frozen=(0,))
+    before = {path: _digest(path) for path in paths}
+    run = Fleet(paths, project.dir, dump_schema=False).migrate(jobs=2)
+    states = [result.state for result in run.results]
+    assert states[0] == "failed" and states.count("migrated") <= 4, states.count("migrated")
+    for path, result in zip(paths, run.results, strict=True):
+        if result.state == "not-started":
+            assert _digest(path) == before[path]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_finishes_those_in_flight_reports_the_rest_and_a_rerun_converges(
+    project: Project, sent: signal.Signals
+) -> None:
+    paths = _slow_tenants(project, 40, 0.1)
+    before = {path: _digest(path) for path in paths}
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    command = [str(console_script()), "fleet", "migrate", "tenants/*.db", "--dir", str(project.dir), "--jobs", "2",
+               "--json", "--report", "run.json"]  # fmt: skip
+    process = subprocess.Popen(
+        command,
+        cwd=project.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+        text=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    first = process.stdout.readline()  # one database done: the run is under way
+    os.killpg(process.pid, sent)
+    out, err = process.stdout.read(), process.stderr.read()  # not communicate(): readline() read ahead
+    process.wait(timeout=60)
+    assert process.returncode == 130, err
+    lines = [json.loads(line) for line in [first, *out.splitlines()]]
+    assert err.splitlines()[-1].startswith("Error: interrupted: the databases in flight finished")
+    assert "--only-failed run.json" in err and "Traceback" not in err
+    report = json.loads((project.root / "run.json").read_text())
+    states = {r["path"]: r["state"] for r in report["results"]}
+    assert states == {line["path"]: line["state"] for line in lines} and len(states) == 40
+    assert set(states.values()) == {"migrated", "not-started"} and list(states.values()).count("migrated") <= 8
+    for path in paths:
+        if states[f"tenants/{path.name}"] == "not-started":
+            assert _digest(path) == before[path]
+        else:
+            assert _consistent(path) == 2
+    again = _fleet(project, "migrate", "--only-failed", "run.json")
+    assert again.returncode == 0, again.stderr
+    assert all(_consistent(path) == 2 for path in paths)
+
+
+def test_sigkill_of_a_worker_fails_what_it_held_and_the_report_lets_a_rerun_finish(project: Project) -> None:
+    paths = _slow_tenants(project, 40, 0.1)
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    command = [str(console_script()), "fleet", "migrate", "tenants/*.db", "--dir", str(project.dir), "--jobs", "2",
+               "--json", "--report", "run.json", "--keep-going"]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
+    )
+    assert process.stdout is not None
+    process.stdout.readline()
+    workers = [pid for pid in _children(process.pid) if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    os.kill(workers[0], signal.SIGKILL)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1 and "Traceback" not in err and "unexpected" not in err, err
+    report = json.loads((project.root / "run.json").read_text())
+    lost = [r for r in report["results"] if r["state"] == "failed"]
+    assert lost and all(r["kind"] == "interrupted" and "worker process ended abruptly" in r["error"] for r in lost)
+    assert all(_consistent(path) in (1, 2) for path in paths)
+    again = _fleet(project, "migrate", "--only-failed", "run.json")
+    assert again.returncode == 0, again.stderr
+    assert all(_consistent(path) == 2 for path in paths)
+
+
+def test_only_failed_from_another_folder_and_never_from_another_commands_report(project: Project) -> None:
+    paths = _tenants(project, 6, rows=1, frozen=(2,))
+    result = _fleet(project, "migrate", "tenants/*.db", "--jobs", "1", "--report", "run.json")
+    assert result.returncode == 1
+    assert f"failed: tenants/{paths[2].name}: " in result.stdout  # the summary names the database
+    before = {path: _digest(path) for path in paths}
+    refused = _fleet(project, "rollback", "--only-failed", "run.json")
+    assert refused.returncode == 2 and "is the report of a fleet migrate run, not of fleet rollback" in refused.stderr
+    assert len(refused.stderr.splitlines()) == 1 and {p: _digest(p) for p in paths} == before
+    with closing(sqlite3.connect(paths[2])) as connection:
+        connection.execute("DROP TRIGGER frozen")
+    elsewhere = project.root / "elsewhere"
+    elsewhere.mkdir()
+    again = _fleet(project, "migrate", "--only-failed", "../run.json", "--jobs", "1", cwd=elsewhere)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "4 migrated" in again.stdout and all(_consistent(path) == 2 for path in paths)
+
+
+def test_a_report_that_cannot_be_written_is_refused_before_any_database_is_touched(project: Project) -> None:
+    paths = _tenants(project, 3, rows=1)
+    before = {path: _digest(path) for path in paths}
+    for report in ("absent/run.json", "tenants"):
+        result = _fleet(project, "migrate", "tenants/*.db", "--report", report)
+        assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+        assert f"'{report}' cannot be written" in result.stderr
+        assert {p: _digest(p) for p in paths} == before

@@ -7,6 +7,8 @@ terminal a progress bar shows databases done, failed, the rate and the time left
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ..printable import printable
-from .base import EXIT_DISAGREE, EXIT_PENDING, common, handles_errors
+from .base import EXIT_DISAGREE, EXIT_INTERRUPTED, EXIT_PENDING, common, error, handles_errors
 from .naming import as_option as _as_option
 
 if TYPE_CHECKING:
@@ -112,7 +114,7 @@ def _paths(db: str | None, patterns: tuple[str, ...], targets_from: str | None, 
 
     if db is not None:
         raise click.UsageError("fleet commands take the databases as arguments, not --db")
-    return targets.choose(patterns, targets_from, only_failed)
+    return targets.choose(patterns, targets_from, only_failed, click.get_current_context().info_name or "")
 
 
 class _Lines:
@@ -185,7 +187,8 @@ def _finish(run: FleetRun, lines: _Lines, command: str, report: str | None) -> N
     if summary.slowest:
         text.append("slowest: " + ", ".join(f"{r.path} ({r.ms:.0f} ms)" for r in summary.slowest))
     for result in summary.failed[:10]:
-        text.append(f"failed: {result.message(as_option)}")
+        message = result.message(as_option) or ""
+        text.append(f"failed: {message if message.startswith(result.path) else f'{result.path}: {message}'}")
     if len(summary.failed) > 10:
         text.append(f"failed: and {len(summary.failed) - 10} more" + (f" (all in {report})" if report else ""))
     for line in text:
@@ -196,17 +199,41 @@ def _run(
     progress: Progress, paths: list[str], as_json: bool, report: str | None, command: str,
     start: Callable[[Callable[[DatabaseResult], None]], FleetRun], show: Callable[[DatabaseResult], bool] = bool,
 ) -> FleetRun:  # fmt: skip
+    from ..fleet import FleetInterrupted
+
+    _writable(report)
     lines = _Lines(progress, len(paths), as_json, command, show)
     lines.deferred = command == "status"
+    interrupted = False
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # stop as Ctrl-C does: those in flight finish
     try:
         run = start(lines)
+    except FleetInterrupted as stopped:
+        run, interrupted = stopped.run, True
     finally:
+        signal.signal(signal.SIGTERM, previous)
         lines.stop()
     if lines.deferred:
         for result in run.results:
             lines.emit(result)
     _finish(run, lines, command, report)
+    if interrupted:
+        resume = f"run again with --only-failed {report}" if report else "run again"
+        error(f"interrupted: the databases in flight finished, the others were not started ({resume})")
+        raise SystemExit(EXIT_INTERRUPTED)
     return run
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _writable(report: str | None) -> None:
+    """Refuse a report that cannot be written before any database is touched, not after."""
+    folder = os.path.dirname(os.path.abspath(report or "."))
+    if report and (os.path.isdir(report) or not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK)):
+        message = f"{report!r} cannot be written: name a file in a folder that exists"
+        raise click.BadParameter(message, param_hint="--report")
 
 
 @fleet_group.command("migrate")

@@ -24,7 +24,7 @@ from .pool import Policy, Report
 from .results import MIGRATED, ROLLED_BACK, DatabaseResult, Summary, mark_drifted, summarize, write_report
 from .worker import Job
 
-__all__ = ["DatabaseResult", "Fleet", "FleetRun", "Policy", "Summary", "write_report"]
+__all__ = ["DatabaseResult", "Fleet", "FleetInterrupted", "FleetRun", "Policy", "Summary", "write_report"]
 
 
 class FleetRun(NamedTuple):
@@ -32,6 +32,14 @@ class FleetRun(NamedTuple):
 
     results: list[DatabaseResult]
     summary: Summary
+
+
+class FleetInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the run: those in flight finished, the others are "not-started" in ``run``."""
+
+    def __init__(self, run: FleetRun) -> None:
+        super().__init__()
+        self.run = run
 
 
 class Fleet:
@@ -138,7 +146,11 @@ class Fleet:
         checksums = tuple((migration.version, migration.checksum) for migration in directory.migrations)
         job = job._replace(settings=self.settings._replace(directory=directory), checksums=checksums)
         workers = jobs if jobs is not None else (os.cpu_count() or 1)
-        results = pool.run(job, self.paths, max(1, workers), policy, on_result or _ignore, loaded)
+        try:
+            results = pool.run(job, self.paths, max(1, workers), policy, on_result or _ignore, loaded)
+        except pool.Interrupted as stopped:
+            seconds = time.perf_counter() - started
+            raise FleetInterrupted(FleetRun(stopped.results, summarize(stopped.results, seconds))) from None
         summary = summarize(results, time.perf_counter() - started)
         for shared, paths in summary.shared_ids.items():
             listed = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")

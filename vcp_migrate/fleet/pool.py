@@ -3,7 +3,9 @@
 Databases are handed out in small chunks, a few per worker at a time, so a failure stops the
 scheduling quickly: the chunks not yet handed out are not started, and a worker skips the rest
 of its chunk once told to stop. The databases in flight finish. A canary phase runs the first
-databases alone and stops the run if any of them fails.
+databases alone and stops the run if any of them fails. Ctrl-C stops the run the same way, and
+the results so far come with the Interrupted exception; a worker that dies (SIGKILL) fails the
+databases it held and stops the run.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import multiprocessing
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -19,6 +22,8 @@ from . import worker
 from .results import FAILED, DatabaseResult
 
 if TYPE_CHECKING:
+    from multiprocessing.synchronize import Event
+
     from ..loading import LoadedMigration
 
 Report = Callable[[DatabaseResult], None]
@@ -30,6 +35,14 @@ class Policy(NamedTuple):
 
     max_failures: int | None = 1
     canary: int = 0
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run: the databases in flight finished; ``results`` has one per path."""
+
+    def __init__(self, results: list[DatabaseResult]) -> None:
+        super().__init__()
+        self.results = results
 
 
 def run(
@@ -44,22 +57,28 @@ def run(
     ``report`` with each result as it comes. Returns one result per path, in the order given."""
     tally = _Tally(policy, len(paths), report)
     canary, rest = list(range(min(policy.canary, len(paths)))), list(range(min(policy.canary, len(paths)), len(paths)))
-    if jobs <= 1:
-        worker.start(job, None, loaded)
-        for phase in (canary, rest):
-            for index in phase:
-                tally.record(index, worker.not_started(paths[index]) if tally.stopped else worker.run_one(paths[index]))
-            tally.end_phase(is_canary=phase is canary)
+    try:
+        if jobs <= 1:
+            worker.start(job, None, loaded)
+            for phase in (canary, rest):
+                for index in phase:
+                    tally.current = index
+                    path = paths[index]
+                    tally.record(index, worker.not_started(path) if tally.stopped else worker.run_one(path))
+                tally.end_phase(is_canary=phase is canary)
+            return tally.results(paths)
+        context = multiprocessing.get_context("spawn")  # no fork: nothing of this process's state is shared
+        tally.event = context.Event()
+        shared = (tally.event, None, context.Value("i", 0), policy.max_failures)
+        with ProcessPoolExecutor(jobs, mp_context=context, initializer=worker.start, initargs=(job, *shared)) as pool:
+            for phase, size in ((canary, 1), (rest, _chunk_size(len(rest), jobs))):
+                _phase(pool, [phase[i : i + size] for i in range(0, len(phase), size)], paths, jobs, tally)
+                tally.end_phase(is_canary=phase is canary)
         return tally.results(paths)
-    context = multiprocessing.get_context("spawn")  # no fork: nothing of this process's state is shared
-    stop = context.Event()
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=worker.start, initargs=(job, stop)) as pool:
-        for phase, size in ((canary, 1), (rest, _chunk_size(len(rest), jobs))):
-            _phase(pool, [phase[i : i + size] for i in range(0, len(phase), size)], paths, jobs, tally)
-            tally.end_phase(is_canary=phase is canary)
-            if tally.stopped:
-                stop.set()
-    return tally.results(paths)
+    except KeyboardInterrupt:
+        if tally.current is not None and tally.current not in tally.by_index:  # in this process: rolled back
+            tally.record(tally.current, worker.lost(paths[tally.current], "interrupted while it ran"))
+        raise Interrupted(tally.results(paths)) from None
 
 
 def _chunk_size(count: int, jobs: int) -> int:
@@ -79,15 +98,24 @@ def _phase(pool: ProcessPoolExecutor, chunks: list[list[int]], paths: Sequence[s
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
-                chunk = running.pop(future)
-                for index, result in zip(chunk, future.result(), strict=True):
-                    tally.record(index, result)
+                _collect(future, running[future], paths, tally)
+                del running[future]  # only once all its results are in: Ctrl-C may come in between
     except KeyboardInterrupt:
-        tally.stopped = True  # the chunks in flight finish; nothing more is handed out
+        tally.stop()  # nothing more is handed out, workers skip the rest of their chunks: those in flight finish
         for future in list(running):
-            for index, result in zip(running.pop(future), future.result(), strict=True):
-                tally.record(index, result)
+            _collect(future, running.pop(future), paths, tally)
         raise
+
+
+def _collect(future: Future[list[DatabaseResult]], chunk: list[int], paths: Sequence[str], tally: _Tally) -> None:
+    try:
+        results = future.result()
+    except BrokenProcessPool:  # a worker was killed: what it held is unknown, and the pool cannot go on
+        tally.stop()
+        results = [worker.lost(paths[i], "its worker process ended abruptly") for i in chunk]
+    for index, result in zip(chunk, results, strict=True):
+        if index not in tally.by_index:
+            tally.record(index, result)
 
 
 class _Tally:
@@ -99,19 +127,26 @@ class _Tally:
         self.by_index: dict[int, DatabaseResult] = {}
         self.failures = 0
         self.stopped = False
+        self.event: Event | None = None  # tells the workers to stop, as soon as the policy says so
+        self.current: int | None = None  # the database being run in this process (jobs 1)
+
+    def stop(self) -> None:
+        self.stopped = True
+        if self.event is not None:
+            self.event.set()
 
     def record(self, index: int, result: DatabaseResult) -> None:
-        self.by_index[index] = result
         self.report(result)
+        self.by_index[index] = result  # after the report: a result Ctrl-C cut short is reported again
         if result.state == FAILED:
             self.failures += 1
             limit = self.policy.max_failures
             if limit is not None and self.failures >= limit:
-                self.stopped = True
+                self.stop()
 
     def end_phase(self, *, is_canary: bool) -> None:
         if is_canary and self.failures:
-            self.stopped = True
+            self.stop()
 
     def results(self, paths: Sequence[str]) -> list[DatabaseResult]:
         missing = [i for i in range(len(paths)) if i not in self.by_index]

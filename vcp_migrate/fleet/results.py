@@ -131,6 +131,7 @@ def write_report(path: Path, command: str, results: Iterable[DatabaseResult], su
     """Write the JSON report whole or not at all (a new file renamed over the old one)."""
     document = {
         "command": command,
+        "directory": os.getcwd(),  # what relative paths are relative to, for a rerun from elsewhere
         "summary": summary.as_dict(),
         "results": [result.as_dict() for result in results],
     }
@@ -146,13 +147,17 @@ def write_report(path: Path, command: str, results: Iterable[DatabaseResult], su
         raise
 
 
-def to_rerun(report: Path) -> list[str]:
-    """The databases of a report that failed or were not started: what --only-failed runs again."""
+def to_rerun(report: Path, command: str) -> list[str]:
+    """The databases of a report that failed or were not started: what --only-failed runs again.
+
+    Relative paths are taken from the folder the report was written in. Raises UsageError when
+    ``command`` changes databases and the report is another command's (a migrate run's failures
+    are not databases to roll back)."""
     where = str(report)
     try:
         document = json.loads(report.read_text(encoding="utf-8"))
-        results = document["results"]
-        return [str(result["path"]) for result in results if result["state"] in RERUN]
+        paths = [str(result["path"]) for result in document["results"] if result["state"] in RERUN]
+        found, base = document["command"], document.get("directory")
     except OSError as exc:
         raise UsageError(
             f"cannot be read: {exc.strerror}", where=where, hint="give a report a fleet run wrote"
@@ -163,3 +168,12 @@ def to_rerun(report: Path) -> list[str]:
             where=where,
             hint="give the JSON report a fleet run wrote",
         ) from exc
+    if command in ("migrate", "rollback") and found != command:
+        raise UsageError(
+            f"is the report of a fleet {found} run, not of fleet {command}",
+            where=where,
+            hint=f"give the report of a fleet {command} run; nothing was changed",
+        )
+    if isinstance(base, str) and os.path.abspath(base) != os.getcwd():
+        paths = [os.path.join(base, path) for path in paths]
+    return paths

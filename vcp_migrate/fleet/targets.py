@@ -47,14 +47,14 @@ def listed_in(source: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
-def choose(patterns: Iterable[str], targets_from: str | None, only_failed: str | None) -> list[str]:
-    """The databases of a run, from its arguments; refuses a run of none."""
+def choose(patterns: Iterable[str], targets_from: str | None, only_failed: str | None, command: str) -> list[str]:
+    """The databases of a ``command`` run, from its arguments; refuses a run of none."""
     chosen = list(patterns)
     if targets_from is not None:
         chosen.extend(listed_in(targets_from))
     paths = expand(chosen)
     if only_failed is not None:
-        rerun = to_rerun(Path(only_failed))
+        rerun = to_rerun(Path(only_failed), command)
         paths = _once([*paths, *rerun]) if paths else rerun
         if not rerun:
             return []

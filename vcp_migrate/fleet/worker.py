@@ -6,7 +6,10 @@ directory and the loaded migrations."""
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 import signal
+import threading
 import time
 from contextlib import closing
 from pathlib import Path
@@ -28,6 +31,7 @@ from ..observer import Observer
 from .results import CHECKED, FAILED, MIGRATED, NOT_STARTED, NOTHING_TO_ROLL_BACK, ROLLED_BACK, UP_TO_DATE
 
 if TYPE_CHECKING:
+    from multiprocessing.sharedctypes import Synchronized
     from multiprocessing.synchronize import Event
 
     from ..loading import LoadedMigration
@@ -77,19 +81,32 @@ class _Worker(NamedTuple):
     job: Job
     stop: Event | None
     refused: str | None  # why no database can be run here (the migrations changed since planned)
+    failures: Synchronized[int] | None  # failures in all workers, and how many stop the run
+    limit: int | None
 
 
 _here: _Worker | None = None
+_busy = threading.Lock()  # held while a database is in hand
 
 
-def start(job: Job, stop: Event | None, loaded: dict[tuple[Path, str], LoadedMigration] | None = None) -> None:
+def start(
+    job: Job,
+    stop: Event | None,
+    loaded: dict[tuple[Path, str], LoadedMigration] | None = None,
+    failures: Synchronized[int] | None = None,
+    limit: int | None = None,
+) -> None:
     """Set up this process for ``job``: scan the migrations once and check them against the plan.
 
     In a worker process Ctrl-C is the parent's to handle: the databases in flight finish.
+    ``failures`` counts the failures of all workers; at ``limit`` a worker sets ``stop`` itself,
+    so that no database starts after it, not even in the rest of a chunk.
     """
     global _here
-    if stop is not None:
+    if stop is not None:  # a worker process: the fleet's process stops it, and it ends with it
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        threading.Thread(target=_end_with_parent, daemon=True).start()
     settings = job.settings._replace(loaded=loaded if loaded is not None else {})
     refused = None
     try:
@@ -100,7 +117,7 @@ def start(job: Job, stop: Event | None, loaded: dict[tuple[Path, str], LoadedMig
         settings = settings._replace(directory=directory)
     except VcpMigrateError as exc:
         refused = exc.message(as_token)
-    _here = _Worker(job._replace(settings=settings), stop, refused)
+    _here = _Worker(job._replace(settings=settings), stop, refused, failures, limit)
 
 
 def run_chunk(paths: list[str]) -> list[DatabaseResult]:
@@ -111,14 +128,46 @@ def run_chunk(paths: list[str]) -> list[DatabaseResult]:
         if _here.stop is not None and _here.stop.is_set():
             results.append(not_started(path))
         else:
-            results.append(run_one(path))
+            with _busy:
+                results.append(run_one(path))
+            if results[-1].state == FAILED:
+                _count_failure()
     return results
+
+
+def _end_with_parent() -> None:
+    """Exit once the fleet's process is gone (SIGKILL), after the database in hand: a worker
+    waiting for work would otherwise wait forever, since it holds the queue's other end."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        parent.join()
+        with _busy:
+            os._exit(1)
+
+
+def _count_failure() -> None:
+    assert _here is not None
+    if _here.failures is None or _here.stop is None or _here.limit is None:
+        return
+    with _here.failures.get_lock():
+        _here.failures.value += 1
+        if _here.failures.value >= _here.limit:
+            _here.stop.set()
 
 
 def not_started(path: str) -> DatabaseResult:
     from .results import DatabaseResult
 
     return DatabaseResult(path, NOT_STARTED)
+
+
+def lost(path: str, why: str) -> DatabaseResult:
+    """A database whose run was cut short: its migration in progress rolled back, those before it
+    may have committed; a rerun applies what is still pending."""
+    from .results import DatabaseResult
+
+    error = f"{path}: {why} (a transactional migration is rolled back whole; run the fleet again to finish it)"
+    return DatabaseResult(path, FAILED, error=error, kind="interrupted")
 
 
 def run_one(path: str) -> DatabaseResult:
