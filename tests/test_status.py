@@ -398,3 +398,16 @@ def test_one_applied_file_present_is_enough_for_status(project: Project) -> None
     (project.dir / "002_b.sql").unlink()
     assert states(project) == [(1, "missing"), (2, "missing"), (3, "applied")]
     assert project.cli("status", "--exit-code").exit_code == 4
+
+
+def test_quiet_status_prints_its_data_and_no_notes(project: Project) -> None:
+    sqlite3.connect(project.db).execute("CREATE TABLE existing(x)").connection.close()
+    project.sql("001_a.sql", "CREATE TABLE a(x);")
+    loud = project.cli("status", "--json")
+    assert "Note:" in loud.stderr
+    as_json = project.cli("status", "--json", "-q")
+    assert as_json.exit_code == 0 and as_json.stderr == "" and json.loads(as_json.stdout)[0]["state"] == "pending"
+    plain = project.cli("status", "-q")
+    assert plain.exit_code == 0 and plain.stderr == "" and "      1  pending" in plain.stdout
+    project.db.unlink()
+    assert project.cli("status", "--json", "-q").stderr == ""

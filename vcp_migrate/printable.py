@@ -66,3 +66,17 @@ def status_lines(report: StatusReport) -> str:
 
 def _widest(header: str, cells: list[str]) -> int:
     return max([len(header), *map(len, cells)])
+
+
+def unmanaged_note(report: StatusReport, *, allow_existing: bool) -> str:
+    """The note of ``status`` on a database that has tables but no history, and what migrate will do."""
+    shown = ", ".join(report.unmanaged[:10])
+    more = f" and {len(report.unmanaged) - 10} more" if len(report.unmanaged) > 10 else ""
+    then = (
+        " 'migrate' will apply every migration to it (allow_existing is set)."
+        if allow_existing
+        else " 'migrate' refuses it; record what it has with 'vcp-migrate baseline VERSION',"
+        " or pass --allow-existing to apply every migration to it."
+    )
+    tables = f"{len(report.unmanaged)} table(s) ({shown}{more})"
+    return printable(f"Note: {report.database} has {tables} and no migration history:{then}")

@@ -29,7 +29,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def as_option(parameter: str, value: str | None) -> str:
     """Options as the single commands name them, but the databases of a fleet are its arguments."""
-    return "the database's path in the list" if parameter == "db_path" else _as_option(parameter, value)
+    return "the database's path" if parameter == "db_path" else _as_option(parameter, value)
 
 
 @click.group("fleet")

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..printable import printable, status_lines
+from ..printable import printable, status_lines, unmanaged_note
 from .base import EXIT_DISAGREE, EXIT_PENDING, common, handles_errors, make_manager, status_exit_code
 
 if TYPE_CHECKING:
@@ -36,28 +36,13 @@ def status_command(db: str | None, directory: str | None, as_json: bool, exit_co
     """
     manager = make_manager(db, directory, progress)
     report = manager.report()
-    if report.unmanaged:
-        tables = ", ".join(report.unmanaged[:10]) + (
-            f" and {len(report.unmanaged) - 10} more" if len(report.unmanaged) > 10 else ""
-        )
-        then = (
-            " 'migrate' will apply every migration to it (allow_existing is set)."
-            if manager.allow_existing
-            else " 'migrate' refuses it; record what it has with 'vcp-migrate baseline VERSION',"
-            " or pass --allow-existing to apply every migration to it."
-        )
-        click.echo(
-            printable(
-                f"Note: {report.database} has {len(report.unmanaged)} table(s) ({tables}) and no migration history:"
-                + then
-            ),
-            err=True,
-        )
+    if report.unmanaged and not progress.quiet:
+        click.echo(unmanaged_note(report, allow_existing=manager.allow_existing), err=True)
     if as_json:
         import json
 
         click.echo(json.dumps([row.as_dict() for row in report.rows]))
-        if not report.database_exists:
+        if not report.database_exists and not progress.quiet:
             click.echo(f"Note: {report.database} does not exist yet: every migration is pending.", err=True)
     elif progress.terminal:
         from .. import render

@@ -25,7 +25,6 @@ from ..errors import (
     PlanError,
     VcpMigrateError,
     as_token,
-    setting,
 )
 from ..observer import Observer
 from .results import CHECKED, FAILED, MIGRATED, NOT_STARTED, NOTHING_TO_ROLL_BACK, ROLLED_BACK, UP_TO_DATE
@@ -203,7 +202,7 @@ def _require_file(path: Path) -> None:
     """A fleet never creates a database: each must exist, as a regular file."""
     if not path.is_file():
         kind = "does not exist" if not path.exists() else "is not a regular file"
-        raise DatabaseError(kind, where=str(path), hint=f"check the list of databases ({setting('db_path')})")
+        raise DatabaseError(kind, where=str(path), hint="check its path in the list of databases")
 
 
 def _highest(settings: context.Settings) -> int:
