@@ -15,9 +15,10 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 
 from vcp_migrate import MigrationManager
-from vcp_migrate.errors import MigrationFileError
+from vcp_migrate.errors import MigrationFileError, UsageError
 from vcp_migrate.fleet import Fleet
 
 from .conftest import ENV_VARS, Project, console_script
@@ -111,7 +112,7 @@ def test_two_hundred_databases_three_fail_and_only_failed_finishes_the_job(proje
             assert _consistent(path) == 2
     report = json.loads((project.root / "run.json").read_text())
     assert report["summary"]["states"] == {"migrated": 197, "failed": 3}
-    assert report["summary"]["versions"] == {"2": 197}
+    assert report["summary"]["versions"] == {"1": 3, "2": 197}
     assert len(report["summary"]["slowest"]) == 5 and len(report["summary"]["failed"]) == 3
     assert "3 failed, 197 migrated" in result.stderr  # the summary, on stderr with --json
     # Fix the cause, then resume from the report: only the three run, and the job is done.
@@ -504,3 +505,82 @@ def test_on_a_terminal_a_progress_bar_counts_done_failed_and_the_rate(project: P
     assert re.search(r"migrate\s.*30/30\s+1 failed\s+\d+/s", output), output[-2000:]
     assert "tenant0007.db" in output and "29 migrated" in output
     assert [_version(path) for path in paths].count(2) == 29
+
+
+# -- the command line in this process (--jobs 1): every path of its output, targets and report --
+
+
+def _cli(project: Project, *args: str, input: str | None = None) -> Result:
+    from click.testing import CliRunner
+
+    from vcp_migrate.cli import main
+
+    return CliRunner().invoke(main, ["fleet", *args, "--dir", str(project.dir), "--jobs", "1"], input=input)
+
+
+def test_the_command_line_in_process_text_json_report_and_only_failed(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = _tenants(project, 6, rows=1, frozen=(2,))
+    monkeypatch.chdir(project.root)
+    text = _cli(project, "migrate", "tenants/*.db", "--keep-going", "--report", "run.json")
+    assert text.exit_code == 1
+    lines = text.stdout.splitlines()
+    assert sum(line.startswith("migrated ") for line in lines) == 5 and lines[2].startswith("failed ")
+    assert "trades are frozen" in lines[2] and "migrate: 6 database(s)" in text.stdout
+    assert "at each version: v1: 1, v2: 5" in text.stdout and "slowest: " in text.stdout
+    assert "failed: tenants/tenant0002.db" in text.stdout
+    with closing(sqlite3.connect(paths[2])) as connection:
+        connection.execute("DROP TRIGGER frozen")
+    resumed = _cli(project, "migrate", "--only-failed", "run.json", "--json")
+    assert resumed.exit_code == 0, resumed.output
+    (line,) = [json.loads(line) for line in resumed.stdout.splitlines()]
+    assert line["path"] == "tenants/tenant0002.db" and line["state"] == "migrated" and line["applied"] == [2]
+    again = _cli(project, "migrate", "tenants/*.db", "--json")
+    assert {json.loads(line)["state"] for line in again.stdout.splitlines()} == {"up-to-date"}
+    status = _cli(project, "status", "tenants/*.db", "--exit-code", "--report", "status.json")
+    assert status.exit_code == 0 and "6 checked" in status.stdout and "v2: 6" in status.stdout
+    assert json.loads((project.root / "status.json").read_text())["command"] == "status"
+    down = _cli(project, "rollback", "tenants/*.db", "--steps", "1", "--backup")
+    assert down.exit_code == 0 and "rollback: 6 database(s)" in down.stdout and "6 rolled-back" in down.stdout
+    assert all(_version(path) == 1 for path in paths) and len(list(paths[0].parent.glob("*.backups"))) == 6
+    checked = _cli(project, "validate", "tenants/*.db", "--json")
+    assert checked.exit_code == 0 and len(checked.stdout.splitlines()) == 6
+
+
+def test_the_command_line_in_process_targets_from_a_file_and_standard_input(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = _tenants(project, 3, rows=1)
+    monkeypatch.chdir(project.root)
+    (project.root / "list.txt").write_text(f"# two of them\n{paths[0]}\n\n{paths[1]}\n{paths[0]}\n")
+    listed = _cli(project, "migrate", "--targets-from", "list.txt", "--json")
+    assert [json.loads(line)["path"] for line in listed.stdout.splitlines()] == [str(paths[0]), str(paths[1])]
+    piped = _cli(project, "migrate", "--targets-from", "-", "--json", input=f"{paths[2]}\n")
+    assert [json.loads(line)["state"] for line in piped.stdout.splitlines()] == ["migrated"]
+    for args, message in (
+        (("migrate", "nowhere/*.db"), "matches no file"),
+        (("migrate",), "no databases given"),
+        (("migrate", "--targets-from", "absent.txt"), "cannot be read"),
+        (("rollback", "tenants/*.db", "--steps", "1", "--to", "0"), "cannot be used together"),
+    ):
+        result = _cli(project, *args)
+        assert result.exit_code == 2 and message in result.stderr, (args, result.output)
+    missing = _cli(project, "migrate", "tenants/absent.db", "--json")
+    (line,) = [json.loads(line) for line in missing.stdout.splitlines()]
+    assert missing.exit_code == 1 and line["kind"] == "missing" and "does not exist" in line["error"]
+    assert "check its path in the list of databases" in line["error"]
+
+
+def test_the_python_api_status_validate_and_dry_run_in_process(project: Project) -> None:
+    paths = _tenants(project, 4, rows=1)
+    rehearsed = Fleet(paths, project.dir).migrate(jobs=1, dry_run=True)
+    assert {r.state for r in rehearsed.results} == {"migrated"} and all(_version(p) == 1 for p in paths)
+    seen: list[str] = []
+    run = Fleet(paths, project.dir).migrate(jobs=1, on_result=lambda result: seen.append(result.path))
+    assert seen == [str(p) for p in paths] and run.summary.ok and run.summary.as_dict()["states"] == {"migrated": 4}
+    with pytest.raises(UsageError, match="max_failures must be 1 or more"):
+        Fleet(paths, project.dir).migrate(jobs=1, max_failures=0)
+    paths[3].write_bytes(b"not a database" * 100)
+    checked = Fleet(paths, project.dir).validate(jobs=1)
+    assert [r.state for r in checked.results] == ["checked"] * 3 + ["failed"] and not checked.summary.ok

@@ -96,7 +96,7 @@ def summarize(results: Sequence[DatabaseResult], seconds: float) -> Summary:
     for result in results:
         if result.database_id:
             by_id[result.database_id].append(result.path)
-    versions = Counter(r.version_after for r in results if r.version_after is not None and r.state != FAILED)
+    versions = Counter(r.version_after for r in results if r.version_after is not None)
     return Summary(
         total=len(results),
         states=dict(Counter(result.state for result in results)),
