@@ -70,10 +70,16 @@ def run(
         context = multiprocessing.get_context("spawn")  # no fork: nothing of this process's state is shared
         tally.event = context.Event()
         shared = (tally.event, None, context.Value("i", 0), policy.max_failures)
+        others = set(multiprocessing.active_children())
         with ProcessPoolExecutor(jobs, mp_context=context, initializer=worker.start, initargs=(job, *shared)) as pool:
-            for phase, size in ((canary, 1), (rest, _chunk_size(len(rest), jobs))):
-                _phase(pool, [phase[i : i + size] for i in range(0, len(phase), size)], paths, jobs, tally)
-                tally.end_phase(is_canary=phase is canary)
+            try:
+                for phase, size in ((canary, 1), (rest, _chunk_size(len(rest), jobs))):
+                    _phase(pool, [phase[i : i + size] for i in range(0, len(phase), size)], paths, jobs, tally)
+                    tally.end_phase(is_canary=phase is canary)
+            finally:
+                if tally.broken:  # the pool cannot stop its other workers (they ignore SIGTERM): they are ours to end
+                    for child in set(multiprocessing.active_children()) - others:
+                        child.kill()
         return tally.results(paths)
     except KeyboardInterrupt:
         if tally.current is not None and tally.current not in tally.by_index:  # in this process: rolled back
@@ -111,6 +117,7 @@ def _collect(future: Future[list[DatabaseResult]], chunk: list[int], paths: Sequ
     try:
         results = future.result()
     except BrokenProcessPool:  # a worker was killed: what it held is unknown, and the pool cannot go on
+        tally.broken = True
         tally.stop()
         results = [worker.lost(paths[i], "its worker process ended abruptly") for i in chunk]
     for index, result in zip(chunk, results, strict=True):
@@ -129,6 +136,7 @@ class _Tally:
         self.stopped = False
         self.event: Event | None = None  # tells the workers to stop, as soon as the policy says so
         self.current: int | None = None  # the database being run in this process (jobs 1)
+        self.broken = False  # a worker process died: the others are ended too
 
     def stop(self) -> None:
         self.stopped = True
