@@ -12,6 +12,7 @@ import sqlite3
 import stat
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -280,3 +281,19 @@ def test_a_file_named_like_a_backup_in_other_digits_is_neither_listed_nor_pruned
         p.name for p in folder(project.db).iterdir() if p != foreign
     )
     assert foreign.read_bytes() == b"someone else's file"
+
+
+def test_backup_dir_from_the_command_line_and_the_configuration(project: Project) -> None:
+    three(project)
+    project.manager().migrate(1)
+    shared = project.root / "shared"
+    assert project.cli("up", "--to", "2", "--backup-dir", str(shared)).exit_code == 0
+    listed = project.cli("backups", "--backup-dir", str(shared), "--json")
+    (backup,) = json.loads(listed.stdout)
+    assert backup["version"] == 1 and Path(backup["file"]).parent == shared
+    assert Path(backup["file"]).name.startswith(f"{project.db.name}.") and not folder(project.db).exists()
+    (project.root / "pyproject.toml").write_text('[tool.vcp-migrate]\nbackup_dir = "shared"\n')
+    assert project.cli("up").exit_code == 0
+    assert len(json.loads(project.cli("backups", "--json").stdout)) == 2
+    restored = project.cli("restore", "--yes")
+    assert restored.exit_code == 0 and project.history() == [1, 2]
