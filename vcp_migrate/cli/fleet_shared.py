@@ -1,0 +1,220 @@
+"""What the fleet commands share: their options, the fleet built from them, and what they print
+(a line or a JSON object per database as it finishes, a progress bar on a terminal, a summary)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from ..printable import printable
+from .base import EXIT_INTERRUPTED, error
+from .naming import as_option as _as_option
+
+if TYPE_CHECKING:
+    from ..fleet import DatabaseResult, Fleet, FleetRun
+    from .progress import Progress
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def as_option(parameter: str, value: str | None) -> str:
+    """Options as the single commands name them, but the databases of a fleet are its arguments."""
+    return "the database's path" if parameter == "db_path" else _as_option(parameter, value)
+
+
+def targets_options(command: F) -> F:
+    for option in reversed(
+        (
+            click.argument("patterns", nargs=-1, metavar="[TARGETS]..."),
+            click.option("--targets-from", metavar="FILE",
+                         help="Read the databases from FILE, one a line ('-': standard input)."),
+            click.option("--only-failed", metavar="REPORT",
+                         help="Only the databases REPORT says failed or were not started."),
+            click.option("--jobs", type=click.IntRange(min=1), metavar="N",
+                         help="Worker processes [default: the number of cores]."),
+            click.option("--json", "as_json", is_flag=True,
+                         help="One JSON object a database (JSON Lines); the summary on stderr."),
+            click.option("--report", metavar="FILE", help="Write every result and the summary to FILE as JSON."),
+            click.option("--lock-timeout", type=click.FloatRange(min=0, max=86400), metavar="SECONDS",
+                         help="How long to wait for each database [default: lock_timeout in [tool.vcp-migrate],"
+                         " else 30]."),
+        )
+    ):  # fmt: skip
+        command = option(command)
+    return command
+
+
+def stopping_options(command: F) -> F:
+    for option in reversed(
+        (
+            click.option("--keep-going", is_flag=True,
+                         help="Go on after a failure [default: start no database after one]."),
+            click.option("--max-failures", type=click.IntRange(min=1), metavar="N", help="Stop after N failures."),
+            click.option("--canary", type=click.IntRange(min=0), default=0, metavar="K",
+                         help="Run the first K databases first; stop if any of them fails."),
+            click.option("--backup", is_flag=True, help="Back up each database before changing it [default: off]."),
+            click.option("--backup-dir", metavar="DIR", help="Back up into DIR, one folder for all (means --backup)."),
+            click.option("--keep-backups", type=click.IntRange(min=1), metavar="N", help="Backups kept per database."),
+            click.option("--dump/--no-dump", "dump", default=None, help="Write the schema file once, after the run."),
+        )
+    ):  # fmt: skip
+        command = option(command)
+    return command
+
+
+def make_fleet(progress: Progress, paths: list[str], directory: str | None, **options: Any) -> Fleet:
+    """The fleet, its settings as the single commands read them; backups only when asked for."""
+    from .. import config
+    from ..fleet import Fleet
+
+    backup, backup_dir = bool(options.pop("backup", False)), options.pop("backup_dir", None)
+    found = config.settings_from(progress.config, {"dir": directory, **options})
+    return Fleet(
+        paths,
+        found.directory,
+        lock_timeout=found.lock_timeout,
+        backup=backup,
+        keep_backups=found.keep_backups,
+        backup_dir=backup_dir or (found.backup_dir if backup else None),
+        user_version=found.user_version,
+        schema_file=found.schema_file,
+        dump_schema=found.dump,
+        allow_existing=found.allow_existing,
+        observer=progress,
+    )
+
+
+def choose_paths(
+    db: str | None, patterns: tuple[str, ...], targets_from: str | None, only_failed: str | None
+) -> list[str]:
+    from ..fleet import targets
+
+    if db is not None:
+        raise click.UsageError("fleet commands take the databases as arguments, not --db")
+    return targets.choose(patterns, targets_from, only_failed, click.get_current_context().info_name or "")
+
+
+class _Lines:
+    """Prints each database's result as it comes, and on a terminal a progress bar below them."""
+
+    def __init__(
+        self, progress: Progress, total: int, as_json: bool, verb: str, show: Callable[[DatabaseResult], bool]
+    ):
+        self.progress, self.as_json, self.show, self.failed = progress, as_json, show, 0
+        self.deferred = False  # results printed once all are in (status: drift is known only then)
+        self.bar: Any = None
+        if progress.terminal and not as_json and total:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn(verb), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[failed]} failed"),
+                TextColumn("{task.fields[rate]}/s"), TimeRemainingColumn(), console=progress.console,
+            )  # fmt: skip
+            self.task = self.bar.add_task(verb, total=total, failed=0, rate=0)
+            self.bar.start()
+        self.started, self.done = time.perf_counter(), 0
+
+    def __call__(self, result: DatabaseResult) -> None:
+        self.failed += result.state == "failed"
+        if not self.deferred:
+            self.emit(result)
+        self.done += 1
+        if self.bar is not None:
+            rate = round(self.done / max(time.perf_counter() - self.started, 1e-9))
+            self.bar.update(self.task, advance=1, failed=self.failed, rate=rate)
+
+    def emit(self, result: DatabaseResult) -> None:
+        if self.as_json:
+            click.echo(json.dumps(result.as_dict(as_option)))
+        elif self.show(result) and not self.progress.quiet:
+            line = _line(result)
+            if self.bar is not None:
+                self.bar.console.print(line, markup=False, highlight=False)
+            else:
+                click.echo(line)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+def _line(result: DatabaseResult) -> str:
+    versions = "" if result.version_before is None else f"  {result.version_before} -> {result.version_after}"
+    if result.problems and result.state != "failed":
+        versions += f"  ({', '.join(result.problems)})"
+    if result.pending:
+        versions += f"  {result.pending} pending"
+    error = f"  {result.message(as_option)}" if result.error else ""
+    return printable(f"{result.state:<15} {result.path}{versions}  {result.ms:.0f} ms{error}")
+
+
+def _finish(run: FleetRun, lines: _Lines, command: str, report: str | None) -> None:
+    from ..fleet import write_report
+
+    lines.stop()
+    if report is not None:
+        write_report(Path(report), command, run.results, run.summary)
+    summary = run.summary
+    states = ", ".join(f"{count} {state}" for state, count in sorted(summary.states.items()))
+    versions = ", ".join(f"v{version}: {count}" for version, count in sorted(summary.versions.items()))
+    text = [f"{command}: {summary.total} database(s) in {summary.seconds:.1f} s: {states or 'none'}"]
+    if versions:
+        text.append(f"at each version: {versions}")
+    if summary.slowest:
+        text.append("slowest: " + ", ".join(f"{r.path} ({r.ms:.0f} ms)" for r in summary.slowest))
+    for result in summary.failed[:10]:
+        message = result.message(as_option) or ""
+        text.append(f"failed: {message if message.startswith(result.path) else f'{result.path}: {message}'}")
+    if len(summary.failed) > 10:
+        text.append(f"failed: and {len(summary.failed) - 10} more" + (f" (all in {report})" if report else ""))
+    for line in text:
+        click.echo(printable(line), err=lines.as_json)
+
+
+def run_and_report(
+    progress: Progress, paths: list[str], as_json: bool, report: str | None, command: str,
+    start: Callable[[Callable[[DatabaseResult], None]], FleetRun], show: Callable[[DatabaseResult], bool] = bool,
+) -> FleetRun:  # fmt: skip
+    from ..fleet import FleetInterrupted
+
+    _writable(report)
+    lines = _Lines(progress, len(paths), as_json, command, show)
+    lines.deferred = command == "status"
+    interrupted = False
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # stop as Ctrl-C does: those in flight finish
+    try:
+        run = start(lines)
+    except FleetInterrupted as stopped:
+        run, interrupted = stopped.run, True
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        lines.stop()
+    if lines.deferred:
+        for result in run.results:
+            lines.emit(result)
+    _finish(run, lines, command, report)
+    if interrupted:
+        resume = f"run again with --only-failed {report}" if report else "run again"
+        error(f"interrupted: the databases in flight finished, the others were not started ({resume})")
+        raise SystemExit(EXIT_INTERRUPTED)
+    return run
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _writable(report: str | None) -> None:
+    """Refuse a report that cannot be written before any database is touched, not after."""
+    folder = os.path.dirname(os.path.abspath(report or "."))
+    if report and (os.path.isdir(report) or not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK)):
+        message = f"{report!r} cannot be written: name a file in a folder that exists"
+        raise click.BadParameter(message, param_hint="--report")
