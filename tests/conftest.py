@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pty
 import sqlite3
 import subprocess
 import sys
@@ -93,6 +94,28 @@ def console_script() -> Path:
     path = Path(sys.executable).parent / "vcp-migrate"
     assert path.exists(), f"vcp-migrate is not installed beside {sys.executable}: pip install -e '.[test]'"
     return path
+
+
+def on_a_terminal(command: list[str], cwd: Path, *, columns: int = 80) -> tuple[int, str]:
+    """Run ``command`` as a real process with its output on a pseudo-terminal COLUMNS wide: its
+    exit code and everything it wrote there, escape sequences included."""
+    primary, secondary = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS and k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    env.update(COLUMNS=str(columns), LINES="50", TERM="xterm-256color")
+    process = subprocess.Popen(command, cwd=cwd, stdout=secondary, stderr=secondary, env=env)
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # EIO: the process closed its end
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    code = process.wait(timeout=60)
+    return code, b"".join(chunks).decode()
 
 
 def run_cli(project: Project, *args: str, timeout: float = 60, **kwargs: object) -> subprocess.CompletedProcess[str]:

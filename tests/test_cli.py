@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from click.testing import CliRunner
 from vcp_migrate import UsageError
 from vcp_migrate.cli import main
 
-from .conftest import Project, console_script
+from .conftest import Project, console_script, on_a_terminal
 
 COMMANDS = [
     "migrate",
@@ -365,23 +364,8 @@ def test_verbose_prints_statements_of_executescript_and_of_a_migration_outside_a
 
 
 def test_no_color_holds_for_usage_errors_on_a_terminal(project: Project) -> None:
-    import pty
-
     for args in (["--no-color", "up", "--bogus"], ["up", "--no-color", "--bogus"], ["up", "--bogus"]):
-        pid, descriptor = pty.fork()
-        if pid == 0:  # the child: the installed command on a pseudo-terminal
-            os.chdir(project.root)
-            os.execv(str(console_script()), [str(console_script()), *args])
-        output = b""
-        while True:
-            try:
-                chunk = os.read(descriptor, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            output += chunk
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 2 and b"No such option '--bogus'" in output
-        assert (b"\x1b[" in output) == ("--no-color" not in args), output
+        code, output = on_a_terminal([str(console_script()), *args], project.root)
+        assert code == 2 and "No such option '--bogus'" in output
+        assert ("\x1b[" in output) == ("--no-color" not in args), output
     assert sorted(p.name for p in project.root.iterdir()) == ["migrations"]

@@ -21,7 +21,7 @@ from vcp_migrate import MigrationManager
 from vcp_migrate.errors import MigrationFileError, UsageError
 from vcp_migrate.fleet import Fleet
 
-from .conftest import ENV_VARS, Project, console_script
+from .conftest import ENV_VARS, Project, console_script, on_a_terminal
 
 TRADES = (
     "-- migrate:up\nCREATE TABLE trades (id INTEGER PRIMARY KEY, qty INTEGER);\n-- migrate:down\nDROP TABLE trades;\n"
@@ -480,28 +480,13 @@ def test_a_report_that_cannot_be_written_is_refused_before_any_database_is_touch
 
 
 def test_on_a_terminal_a_progress_bar_counts_done_failed_and_the_rate(project: Project) -> None:
-    import pty
     import re
 
     paths = _tenants(project, 30, rows=1, frozen=(7,))
-    primary, secondary = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS and k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
-    env.update(COLUMNS="120", LINES="40", TERM="xterm-256color")
     command = [str(console_script()), "fleet", "migrate", "tenants/*.db", "--dir", str(project.dir), "--keep-going"]
-    process = subprocess.Popen(command, cwd=project.root, stdout=secondary, stderr=secondary, env=env)
-    os.close(secondary)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(primary, 65536)
-        except OSError:  # the process closed its end
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(primary)
-    assert process.wait(timeout=60) == 1
-    output = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode())
+    code, output = on_a_terminal(command, project.root, columns=120)
+    assert code == 1
+    output = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output)
     assert re.search(r"migrate\s.*30/30\s+1 failed\s+\d+/s", output), output[-2000:]
     assert "tenant0007.db" in output and "29 migrated" in output
     assert [_version(path) for path in paths].count(2) == 29

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
 import sqlite3
 import subprocess
@@ -16,7 +15,6 @@ import pytest
 from vcp_migrate import MigrationFileError, PlanError
 
 from .conftest import (
-    ENV_VARS,
     Project,
     console_script,
     modified_missing_and_out_of_order,
@@ -24,6 +22,9 @@ from .conftest import (
     three,
     wrong_directory,
     wrong_directory_error,
+)
+from .conftest import (
+    on_a_terminal as terminal,
 )
 
 
@@ -256,24 +257,9 @@ def test_piped_status_is_plain_whole_and_without_box_drawing(project: Project) -
 
 def on_a_terminal(project: Project, *args: str, columns: int) -> tuple[int, str]:
     """Run the installed vcp-migrate with its output on a pseudo-terminal COLUMNS wide."""
-    primary, secondary = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS and k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
-    env.update(COLUMNS=str(columns), LINES="50", TERM="xterm-256color")
     command = [str(console_script()), args[0], "--db", str(project.db), "--dir", str(project.dir), *args[1:]]
-    process = subprocess.Popen(command, cwd=project.root, stdout=secondary, stderr=secondary, env=env)
-    os.close(secondary)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(primary, 65536)
-        except OSError:  # EIO: the process closed its end
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(primary)
-    code = process.wait(timeout=60)
-    return code, ANSI.sub("", b"".join(chunks).decode()).replace("\r\n", "\n")
+    code, output = terminal(command, project.root, columns=columns)
+    return code, ANSI.sub("", output).replace("\r\n", "\n")
 
 
 def test_on_a_narrow_terminal_the_name_folds_and_version_state_and_time_stay_whole(project: Project) -> None:
