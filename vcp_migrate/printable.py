@@ -70,13 +70,13 @@ def _widest(header: str, cells: list[str]) -> int:
 
 def unmanaged_note(report: StatusReport, *, allow_existing: bool) -> str:
     """The note of ``status`` on a database that has tables but no history, and what migrate will do."""
-    shown = ", ".join(report.unmanaged[:10])
-    more = f" and {len(report.unmanaged) - 10} more" if len(report.unmanaged) > 10 else ""
+    from .planning import short_list  # here, not at the top: `current` loads this module, never planning
+
     then = (
         " 'migrate' will apply every migration to it (allow_existing is set)."
         if allow_existing
         else " 'migrate' refuses it; record what it has with 'vcp-migrate baseline VERSION',"
         " or pass --allow-existing to apply every migration to it."
     )
-    tables = f"{len(report.unmanaged)} table(s) ({shown}{more})"
+    tables = f"{len(report.unmanaged)} table(s) ({short_list(report.unmanaged)})"
     return printable(f"Note: {report.database} has {tables} and no migration history:{then}")

@@ -69,7 +69,7 @@ def fleet_migrate(
         lock_timeout=lock_timeout,
         keep_backups=keep_backups,
         dump=dump,
-        backup=backup or backup_dir is not None,
+        backup=backup,
         backup_dir=backup_dir,
         allow_existing=allow_existing,
     )
@@ -123,7 +123,7 @@ def fleet_rollback(
         lock_timeout=lock_timeout,
         keep_backups=keep_backups,
         dump=dump,
-        backup=backup or backup_dir is not None,
+        backup=backup,
         backup_dir=backup_dir,
     )
     run = run_and_report(

@@ -19,6 +19,7 @@ from .. import discovery, history, loading, schema, sqlite
 from ..commands import context
 from ..errors import DatabaseError, UsageError
 from ..observer import Observer
+from ..planning import short_list
 from . import pool
 from .pool import Policy, Report
 from .results import MIGRATED, ROLLED_BACK, DatabaseResult, Summary, mark_drifted, summarize, write_report
@@ -153,7 +154,7 @@ class Fleet:
             raise FleetInterrupted(FleetRun(stopped.results, summarize(stopped.results, seconds))) from None
         summary = summarize(results, time.perf_counter() - started)
         for shared, paths in summary.shared_ids.items():
-            listed = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+            listed = short_list(paths, most=5)
             self.observer.warning(
                 f"{len(paths)} databases share the database id {shared} (cloned from one template?): {listed};"
                 " their backups are told apart by file, never by id"

@@ -15,7 +15,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from .. import history, schema
+from .. import schema
 from ..commands import context
 from ..errors import (
     DatabaseError,
@@ -205,11 +205,6 @@ def _require_file(path: Path) -> None:
         raise DatabaseError(kind, where=str(path), hint="check its path in the list of databases")
 
 
-def _highest(settings: context.Settings) -> int:
-    with closing(context.open_existing(settings)) as connection, context.naming_the_database(settings):
-        return history.highest(connection)
-
-
 def _after(before: int | None, runs: list[MigrationRun]) -> int | None:
     ups = [run.version for run in runs if run.direction == "up"]
     return max([before or 0, *ups]) if ups else before
@@ -236,12 +231,12 @@ def _migrate(job: Job, settings: context.Settings, seen: _Collector, result: Dat
 
 
 def _rollback(job: Job, settings: context.Settings, seen: _Collector, result: DatabaseResult) -> DatabaseResult:
-    from ..commands import rollback
+    from ..commands import current, rollback
 
-    if not _highest(settings):
+    if not current.version(settings):
         return result._replace(state=NOTHING_TO_ROLL_BACK, version_after=0)
     runs = rollback.rollback(settings, job.steps, job.to, from_history=False, confirm=None)
-    return result._replace(state=ROLLED_BACK if runs else NOTHING_TO_ROLL_BACK, version_after=_highest(settings))
+    return result._replace(state=ROLLED_BACK if runs else NOTHING_TO_ROLL_BACK, version_after=current.version(settings))
 
 
 def _status(job: Job, settings: context.Settings, seen: _Collector, result: DatabaseResult) -> DatabaseResult:
