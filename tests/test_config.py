@@ -13,7 +13,8 @@ from click.testing import CliRunner
 
 from vcp_migrate import MigrationManager, UsageError, config
 from vcp_migrate.cli import main
-from vcp_migrate.config import parse_tool_table, read_settings
+from vcp_migrate.config import read_settings
+from vcp_migrate.tomltable import parse_tool_table
 
 from .conftest import ENV_VARS, Project, console_script
 

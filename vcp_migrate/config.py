@@ -6,22 +6,21 @@ directory; the walk stops at the repository root (a folder holding ``.git``) or 
 system root. Paths in the table (``db``, ``dir``, ``schema_file``, ``backup_dir``) are relative to the file.
 Precedence: a given value, then the environment, then the table, then the default.
 
-Python 3.11+ reads the file with tomllib. Python 3.10 has no TOML parser in its standard
-library, so there a small reader takes just that table, written as plain ``key = value``
-lines (strings, numbers, booleans), which is all vcp-migrate's keys need.
+Python 3.11+ reads the file with tomllib; Python 3.10, which has no TOML parser in its
+standard library, with the small reader in ``tomltable``.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple, TypeGuard, TypeVar
 
 from .errors import UsageError, setting
+from .tomltable import TABLE, near_miss, near_miss_error, tool_table
 
 KEYS: dict[str, type] = {
     "db": str,
@@ -52,7 +51,6 @@ DEFAULTS: dict[str, object] = {
 ENVIRONMENT = {"db": "VCP_MIGRATE_DB", "dir": "VCP_MIGRATE_DIR", "lock_timeout": "VCP_MIGRATE_LOCK_TIMEOUT"}
 CONFIG_VARIABLE = "VCP_MIGRATE_CONFIG"
 _PATHS = ("db", "dir", "schema_file", "backup_dir")
-_TABLE = "[tool.vcp-migrate]"
 T = TypeVar("T")
 
 
@@ -81,6 +79,12 @@ def find(explicit: str | os.PathLike[str] | None = None, start: Path | None = No
     An explicit file must exist and hold the table. Raises UsageError otherwise, and for a
     pyproject.toml on the way that cannot be read or names the table almost right.
     """
+    found = _located(explicit, start)
+    return found[0] if found else None
+
+
+def _located(explicit: str | os.PathLike[str] | None, start: Path | None) -> tuple[Path, dict[str, object]] | None:
+    """``find``'s file and its table, as read to find it: the file is read and parsed once."""
     if explicit is not None and not str(explicit):
         raise UsageError(f"{setting('path')} is empty", hint="give a path")
     named, how = (
@@ -90,14 +94,17 @@ def find(explicit: str | os.PathLike[str] | None = None, start: Path | None = No
         path = Path(named)
         if not path.is_file():
             raise UsageError(f"{how} names a file that does not exist", where=str(path), hint="give a pyproject.toml")
-        if not _has_table(path):
-            raise UsageError(f"has no {_TABLE} table", where=str(path), hint=f"add one, or leave {how} out")
-        return path
+        table, has_table = _document(path)
+        if not has_table:
+            raise UsageError(f"has no {TABLE} table", where=str(path), hint=f"add one, or leave {how} out")
+        return path, table
     here = Path.cwd() if start is None else start
     for folder in (here, *here.absolute().parents):
         candidate = _shortest(folder / "pyproject.toml")
-        if candidate.is_file() and _has_table(candidate):
-            return candidate
+        if candidate.is_file():
+            table, has_table = _document(candidate)
+            if has_table:
+                return candidate, table
         if (folder / ".git").exists():
             break
     return None
@@ -111,25 +118,25 @@ def _shortest(path: Path) -> Path:
         return path
 
 
-def _has_table(path: Path) -> bool:
-    return _document(path)[1]
-
-
 def read_settings(path: Path) -> dict[str, object]:
     """The [tool.vcp-migrate] table of ``path``, checked; empty when there is no such file or table."""
     if not path.is_file():
         return {}
-    table, _ = _document(path)
+    return _checked(path, _document(path)[0])
+
+
+def _checked(path: Path, table: dict[str, object]) -> dict[str, object]:
+    """``table``, read from ``path``, once its keys and values are checked."""
     for key, value in table.items():
         expected = KEYS.get(key)
         if expected is None:
             raise UsageError(
-                f"{_TABLE} has an unknown key {key!r}", where=str(path), hint=f"known keys: {', '.join(KEYS)}"
+                f"{TABLE} has an unknown key {key!r}", where=str(path), hint=f"known keys: {', '.join(KEYS)}"
             )
         if not _is_a(value, expected):
             raise _wrong_type(key, expected, value, str(path))
         if key in _PATHS and value == "":  # relative to the file, it would name the file's own folder
-            raise UsageError(f"{_TABLE} {key} is empty", where=str(path), hint="give a path, or leave the key out")
+            raise UsageError(f"{TABLE} {key} is empty", where=str(path), hint="give a path, or leave the key out")
     if table.get("keep_backups", 1) < 1:  # type: ignore[operator]
         raise UsageError(
             f"keep_backups must be 1 or more, not {table['keep_backups']}",
@@ -139,9 +146,12 @@ def read_settings(path: Path) -> dict[str, object]:
     return table
 
 
-def manager_settings(given: Mapping[str, object] | None = None, config: Path | None = None) -> ManagerSettings:
+def manager_settings(
+    given: Mapping[str, object] | None = None, config: Path | None = None, *, table: dict[str, object] | None = None
+) -> ManagerSettings:
     """Each setting: ``given`` (keys as in the table; None means not given), else the environment,
-    else the table of ``config``, else the default. Paths from the table are made relative to it.
+    else the table of ``config`` (``table`` when it was read already), else the default. Paths
+    from the table are made relative to it.
 
     Raises UsageError for an unknown key, a value of the wrong type, or a bad environment variable.
     """
@@ -152,7 +162,12 @@ def manager_settings(given: Mapping[str, object] | None = None, config: Path | N
     for key, parameter in (("db", "db_path"), ("dir", "migrations_dir")):
         if given.get(key) == "":  # Path("") is the current folder, never what was meant
             raise UsageError(f"{setting(parameter)} is empty", hint="give a path")  # type: ignore[arg-type]
-    table = read_settings(config) if config is not None else {}
+    if config is None:
+        table = {}
+    elif table is None:
+        table = read_settings(config)
+    else:
+        table = _checked(config, table)
     values: dict[str, object] = {}
     for key, kind in KEYS.items():
         value = given.get(key)
@@ -198,7 +213,8 @@ def settings_from(
         if unknown:
             raise UsageError(f"unknown parameter {unknown[0]!r}", hint=f"known parameters: {', '.join(known)}")
         given = {known[name]: value for name, value in given.items()}
-    return manager_settings(given, find(explicit))
+    found = _located(explicit, None)
+    return manager_settings(given, found[0], table=found[1]) if found else manager_settings(given)
 
 
 def _from_environment(key: str, raw: str) -> object:
@@ -235,16 +251,8 @@ def _is_a(value: object, kind: type[T]) -> TypeGuard[T]:
 
 def _wrong_type(key: str, kind: type, value: object, where: str) -> UsageError:
     name = "number" if kind is float else kind.__name__
-    what = f"{_TABLE} {key}" if where else key
+    what = f"{TABLE} {key}" if where else key
     return UsageError(f"{what} must be a {name}, not {value!r}", where=where or None)
-
-
-def _near_miss(name: str) -> bool:
-    return name != "vcp-migrate" and re.sub(r"[-_.\s\"']", "", name.lower()) == "vcpmigrate"
-
-
-def _near_miss_error(name: str, where: str) -> UsageError:
-    return UsageError(f"[tool.{name}] is not read by vcp-migrate", where=where, hint=f"name the table {_TABLE}")
 
 
 def _document(path: Path) -> tuple[dict[str, object], bool]:
@@ -266,133 +274,12 @@ def _document(path: Path) -> tuple[dict[str, object], bool]:
         tool = document.get("tool", {})
         tool = tool if isinstance(tool, dict) else {}
         for name in tool:
-            if _near_miss(name):
-                raise _near_miss_error(name, where)
+            if near_miss(name):
+                raise near_miss_error(name, where)
         if "vcp-migrate" not in tool:
             return {}, False
         table = tool["vcp-migrate"]
         if not isinstance(table, dict):
             raise UsageError("tool.vcp-migrate must be a table", where=where)
         return table, True
-    return _tool_table(text, where)  # pragma: no cover - exercised directly on every version
-
-
-_PART = r"""\s*(?:"(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_-]+)\s*"""
-_HEADER = re.compile(rf"(\[\[?)({_PART}(?:\.{_PART})*)\]\]?\s*(?:#.*)?")
-_PAIR = re.compile(rf"({_PART}(?:\.{_PART})*)=\s*(.+)")
-_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_BASIC = re.compile(r"\"((?:[^\"\\]|\\.)*)\"\s*(?:#.*)?")
-_LITERAL = re.compile(r"'([^']*)'\s*(?:#.*)?")
-
-
-def parse_tool_table(text: str, where: str = "pyproject.toml") -> dict[str, object]:
-    """The [tool.vcp-migrate] table, from plain ``key = value`` lines (the Python 3.10 reader)."""
-    return _tool_table(text, where)[0]
-
-
-def _tool_table(text: str, where: str) -> tuple[dict[str, object], bool]:
-    table: dict[str, object] = {}
-    inside = found = False
-    path: list[str] = []
-    open_value: tuple[int, str | None] = (0, None)  # a value of another table going on over lines
-    for number, raw in enumerate(text.splitlines(), 1):
-        if open_value != (0, None):
-            open_value = _scan(raw, *open_value)
-            continue
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        header = _HEADER.fullmatch(line) if line.startswith("[") else None
-        if line.startswith("["):
-            if header is None or (header[1] == "[[") != line.split("#")[0].rstrip().endswith("]]"):
-                raise UsageError(f"line {number}: malformed table header {line!r}", where=where, hint="fix the file")
-            path = _dotted(header[2])
-            inside = path == ["tool", "vcp-migrate"] and header[1] == "["
-            found = found or inside
-            if not inside:
-                _not_ours(path, number, where)
-            continue
-        pair = _PAIR.fullmatch(line)
-        if pair is None:
-            raise UsageError(f"line {number}: expected key = value", where=where, hint="fix the file")
-        if not inside:
-            _not_ours(path + _dotted(pair[1]), number, where)
-            open_value = _scan(pair[2], 0, None)
-            continue
-        key = pair[1].strip()
-        if not _KEY.fullmatch(key):
-            raise UsageError(f"line {number}: expected key = value", where=where, hint="fix the file")
-        if key in table:
-            raise UsageError(f"line {number}: {key} is set twice", where=where, hint="fix the file")
-        table[key] = _value(pair[2].strip(), number, where)
-    return table, found
-
-
-def _dotted(key: str) -> list[str]:
-    """The parts of a dotted key or table name, unquoted: ``tool . "vcp-migrate"`` is tool, vcp-migrate."""
-    parts = re.findall(r"""\s*("(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_-]+)\s*(?:\.|$)""", key)
-    return [part[1:-1] if part[:1] in "\"'" else part for part in parts]
-
-
-def _not_ours(path: list[str], number: int, where: str) -> None:
-    """Refuse, outside the table, what names it almost right or sets it in a form this reader cannot read."""
-    if len(path) < 2 or path[0] != "tool":
-        return
-    if _near_miss(path[1]):
-        raise _near_miss_error(path[1], where)
-    if path[1] == "vcp-migrate":
-        raise UsageError(
-            f"line {number}: {'.'.join(path)} is not read on Python 3.10",
-            where=where,
-            hint=f"write the settings as key = value lines under {_TABLE}",
-        )
-
-
-def _scan(text: str, depth: int, quote: str | None) -> tuple[int, str | None]:
-    """Carry the brackets and the multi-line string still open after ``text``, so that the lines of
-    a value over several lines (an array of arrays, a string) are never read as headers or keys."""
-    at = 0
-    while at < len(text):
-        if quote is not None:
-            if text.startswith(quote, at):
-                at, quote = at + len(quote), None
-                continue
-            at += 2 if text[at] == "\\" and quote[0] == '"' else 1
-            continue
-        char = text[at]
-        if char == "#":
-            break
-        if char in "\"'":
-            quote = char * 3 if text.startswith(char * 3, at) else char
-            at += len(quote)
-            continue
-        depth += (char in "[{") - (char in "]}")
-        at += 1
-    return depth, quote if quote is not None and len(quote) == 3 else None
-
-
-def _value(raw: str, number: int, where: str) -> object:
-    basic, literal = _BASIC.fullmatch(raw), _LITERAL.fullmatch(raw)
-    if basic:
-        import json
-
-        try:
-            return str(json.loads(f'"{basic[1]}"'))
-        except json.JSONDecodeError:
-            pass
-    elif literal:
-        return literal[1]
-    else:
-        bare = raw.split("#", 1)[0].strip()
-        if bare in ("true", "false"):
-            return bare == "true"
-        for convert in (int, float):
-            try:
-                return convert(bare.replace("_", ""))
-            except ValueError:
-                continue
-    raise UsageError(
-        f"line {number}: cannot read the value {raw!r}",
-        where=where,
-        hint="write a quoted string, a number or true/false",
-    )
+    return tool_table(text, where)  # pragma: no cover - exercised directly on every version

@@ -1,0 +1,141 @@
+"""The [tool.vcp-migrate] table of a pyproject.toml on Python 3.10, which has no TOML parser in
+its standard library: a small reader of that table, written as plain ``key = value`` lines
+(strings, numbers, booleans), which is all vcp-migrate's keys need; and the near-miss table
+names both readers refuse."""
+
+from __future__ import annotations
+
+import re
+
+from .errors import UsageError
+
+TABLE = "[tool.vcp-migrate]"
+
+
+def near_miss(name: str) -> bool:
+    return name != "vcp-migrate" and re.sub(r"[-_.\s\"']", "", name.lower()) == "vcpmigrate"
+
+
+def near_miss_error(name: str, where: str) -> UsageError:
+    return UsageError(f"[tool.{name}] is not read by vcp-migrate", where=where, hint=f"name the table {TABLE}")
+
+
+_PART = r"""\s*(?:"(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_-]+)\s*"""
+_HEADER = re.compile(rf"(\[\[?)({_PART}(?:\.{_PART})*)\]\]?\s*(?:#.*)?")
+_PAIR = re.compile(rf"({_PART}(?:\.{_PART})*)=\s*(.+)")
+_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_BASIC = re.compile(r"\"((?:[^\"\\]|\\.)*)\"\s*(?:#.*)?")
+_LITERAL = re.compile(r"'([^']*)'\s*(?:#.*)?")
+
+
+def parse_tool_table(text: str, where: str = "pyproject.toml") -> dict[str, object]:
+    """The [tool.vcp-migrate] table, from plain ``key = value`` lines (the Python 3.10 reader)."""
+    return tool_table(text, where)[0]
+
+
+def tool_table(text: str, where: str) -> tuple[dict[str, object], bool]:
+    table: dict[str, object] = {}
+    inside = found = False
+    path: list[str] = []
+    open_value: tuple[int, str | None] = (0, None)  # a value of another table going on over lines
+    for number, raw in enumerate(text.splitlines(), 1):
+        if open_value != (0, None):
+            open_value = _scan(raw, *open_value)
+            continue
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        header = _HEADER.fullmatch(line) if line.startswith("[") else None
+        if line.startswith("["):
+            if header is None or (header[1] == "[[") != line.split("#")[0].rstrip().endswith("]]"):
+                raise UsageError(f"line {number}: malformed table header {line!r}", where=where, hint="fix the file")
+            path = _dotted(header[2])
+            inside = path == ["tool", "vcp-migrate"] and header[1] == "["
+            found = found or inside
+            if not inside:
+                _not_ours(path, number, where)
+            continue
+        pair = _PAIR.fullmatch(line)
+        if pair is None:
+            raise UsageError(f"line {number}: expected key = value", where=where, hint="fix the file")
+        if not inside:
+            _not_ours(path + _dotted(pair[1]), number, where)
+            open_value = _scan(pair[2], 0, None)
+            continue
+        key = pair[1].strip()
+        if not _KEY.fullmatch(key):
+            raise UsageError(f"line {number}: expected key = value", where=where, hint="fix the file")
+        if key in table:
+            raise UsageError(f"line {number}: {key} is set twice", where=where, hint="fix the file")
+        table[key] = _value(pair[2].strip(), number, where)
+    return table, found
+
+
+def _dotted(key: str) -> list[str]:
+    """The parts of a dotted key or table name, unquoted: ``tool . "vcp-migrate"`` is tool, vcp-migrate."""
+    parts = re.findall(r"""\s*("(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_-]+)\s*(?:\.|$)""", key)
+    return [part[1:-1] if part[:1] in "\"'" else part for part in parts]
+
+
+def _not_ours(path: list[str], number: int, where: str) -> None:
+    """Refuse, outside the table, what names it almost right or sets it in a form this reader cannot read."""
+    if len(path) < 2 or path[0] != "tool":
+        return
+    if near_miss(path[1]):
+        raise near_miss_error(path[1], where)
+    if path[1] == "vcp-migrate":
+        raise UsageError(
+            f"line {number}: {'.'.join(path)} is not read on Python 3.10",
+            where=where,
+            hint=f"write the settings as key = value lines under {TABLE}",
+        )
+
+
+def _scan(text: str, depth: int, quote: str | None) -> tuple[int, str | None]:
+    """Carry the brackets and the multi-line string still open after ``text``, so that the lines of
+    a value over several lines (an array of arrays, a string) are never read as headers or keys."""
+    at = 0
+    while at < len(text):
+        if quote is not None:
+            if text.startswith(quote, at):
+                at, quote = at + len(quote), None
+                continue
+            at += 2 if text[at] == "\\" and quote[0] == '"' else 1
+            continue
+        char = text[at]
+        if char == "#":
+            break
+        if char in "\"'":
+            quote = char * 3 if text.startswith(char * 3, at) else char
+            at += len(quote)
+            continue
+        depth += (char in "[{") - (char in "]}")
+        at += 1
+    return depth, quote if quote is not None and len(quote) == 3 else None
+
+
+def _value(raw: str, number: int, where: str) -> object:
+    basic, literal = _BASIC.fullmatch(raw), _LITERAL.fullmatch(raw)
+    if basic:
+        import json
+
+        try:
+            return str(json.loads(f'"{basic[1]}"'))
+        except json.JSONDecodeError:
+            pass
+    elif literal:
+        return literal[1]
+    else:
+        bare = raw.split("#", 1)[0].strip()
+        if bare in ("true", "false"):
+            return bare == "true"
+        for convert in (int, float):
+            try:
+                return convert(bare.replace("_", ""))
+            except ValueError:
+                continue
+    raise UsageError(
+        f"line {number}: cannot read the value {raw!r}",
+        where=where,
+        hint="write a quoted string, a number or true/false",
+    )
