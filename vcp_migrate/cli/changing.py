@@ -126,7 +126,7 @@ def _reporting(manager: MigrationManager, progress: Progress, as_json: bool) -> 
         progress.stop()
         return
     progress.lines = False
-    before = _version(manager)
+    progress.wants_history = True  # the version before is the one the run found under its lock
     failure: str | None = None
     try:
         yield
@@ -134,7 +134,10 @@ def _reporting(manager: MigrationManager, progress: Progress, as_json: bool) -> 
         failure = naming.message(exc)  # the options, as the error line names them
         raise
     finally:
-        click.echo(json.dumps(_result(manager, progress, before, _version(manager), failure), indent=2))
+        after = _version(manager)
+        # A run stopped before it read the history changed nothing: the version before is the one after.
+        before = after if progress.version_found is None else progress.version_found
+        click.echo(json.dumps(_result(manager, progress, before, after, failure), indent=2))
 
 
 def _version(manager: MigrationManager) -> int | None:

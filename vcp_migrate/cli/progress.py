@@ -37,6 +37,7 @@ class Progress(Observer):
         self.config: str | None = None  # --config, for the manager
         self.taken: Backup | None = None  # the backup taken by this command, for --json
         self.made: Path | None = None  # the database this command created
+        self.version_found: int | None = None  # the version the run found under its lock (with wants_history)
 
     def say(self, text: str) -> None:
         """A line about what was done (not data): silent with -q and --json; names in it are not markup."""
@@ -95,6 +96,9 @@ class Progress(Observer):
         from .. import render
 
         self.console.print(render.backup_line(backup))
+
+    def found(self, version: int, database_id: str | None) -> None:
+        self.version_found = version
 
     def created(self, database: Path) -> None:
         self.made = database
