@@ -10,6 +10,7 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 from contextlib import closing
 from pathlib import Path
@@ -408,8 +409,14 @@ def test_ctrl_c_or_sigterm_finishes_those_in_flight_reports_the_rest_and_a_rerun
     assert process.stdout is not None and process.stderr is not None
     first = process.stdout.readline()  # one database done: the run is under way
     os.killpg(process.pid, sent)
-    out, err = process.stdout.read(), process.stderr.read()  # not communicate(): readline() read ahead
-    process.wait(timeout=60)
+    # Bounded: a fleet that does not end fails the test (killed, exit -9) instead of hanging the suite.
+    watchdog = threading.Timer(60, os.killpg, (process.pid, signal.SIGKILL))
+    watchdog.start()
+    try:
+        out, err = process.stdout.read(), process.stderr.read()  # not communicate(): readline() read ahead
+        process.wait(timeout=60)
+    finally:
+        watchdog.cancel()
     assert process.returncode == 130, err
     lines = [json.loads(line) for line in [first, *out.splitlines()]]
     assert err.splitlines()[-1].startswith("Error: interrupted: the databases in flight finished")
