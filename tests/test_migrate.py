@@ -675,6 +675,19 @@ def test_a_trigger_that_rewrites_other_history_rows_fails_the_migration(project:
     assert project.query("SELECT name FROM sqlite_master WHERE type = 'trigger'") == []
 
 
+@pytest.mark.parametrize("table", ["vcp_migrations", "vcp_migrations_meta"])
+def test_a_migration_that_drops_a_history_table_fails_and_is_rolled_back(project: Project, table: str) -> None:
+    """The history read before the run found the tables; a migration that drops one fails whole,
+    and the history is not quietly made anew with only its own row."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.manager().migrate()
+    project.sql("002_drop.sql", f"CREATE TABLE b (x);\nDROP TABLE {table};", "DROP TABLE b;")
+    result = project.cli("migrate")
+    assert result.exit_code == 1 and "002_drop.sql" in result.output and "Traceback" not in result.output
+    assert project.history() == [1] and project.tables() == {"a"}
+    assert project.query("SELECT count(*) FROM vcp_migrations_meta") == [(2,)]
+
+
 def test_a_rollback_whose_history_row_is_already_gone_is_rolled_back(project: Project) -> None:
     project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
     project.sql(

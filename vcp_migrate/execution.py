@@ -3,6 +3,7 @@ dry runs), each with its history row written in the same transaction as its chan
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -203,34 +204,51 @@ class Runner:
     def _record(
         self, connection: sqlite.MigrationConnection, file: MigrationFile, direction: Direction, started: float
     ) -> None:
-        if not self.session.history_ready:
+        # The run lock keeps other runs out since the history was read: tables found at the
+        # current layout then need no second look inside this transaction.
+        if not self.session.history_ready and connection.history_layout != history.LAYOUT:
             history.prepare(connection)
-        if direction == "up":
-            history.record(connection, file, _ms(started))
-        elif not history.remove(connection, file.version):
+        try:
+            if direction == "up":
+                history.record(connection, file, _ms(started))
+            elif not history.remove(connection, file.version):
+                raise StepFailed(
+                    "its history row was already gone: another run rolled it back first (one reaching the"
+                    " database through another name, such as a hard link in another folder?)"
+                )
+        except sqlite3.Error:
+            if history.intact(connection):
+                raise
+            raise _history_dropped() from None
+        written = history.written(connection, file.version)
+        if written.tables != len(history.TABLES):
+            raise _history_dropped()
+        if written.triggers:
             raise StepFailed(
-                "its history row was already gone: another run rolled it back first (one reaching the"
-                " database through another name, such as a hard link in another folder?)"
-            )
-        triggers = history.triggers(connection)
-        if triggers:
-            raise StepFailed(
-                f"it left trigger(s) on the history table ({', '.join(triggers)}), which could rewrite the"
-                " history; drop them in the migration"
+                f"it left trigger(s) on the history table ({', '.join(history.triggers(connection))}), which"
+                " could rewrite the history; drop them in the migration"
             )
         # A migration may have left a TEMP trigger on the history table that undoes our row: the
         # history must say exactly what is committed, so check before the COMMIT.
-        if not history.is_recorded(connection, file, applied=direction == "up"):
+        expected = file.checksum if direction == "up" else None
+        if written.checksum != expected:
             raise StepFailed(
                 "its history row did not stay as written (a trigger left by the migration on the history"
                 " table?), so it cannot be recorded"
             )
-        if self.user_version and not history.sync_user_version(connection) and not self._warned:
+        if self.user_version and not history.sync_user_version(connection, written.highest) and not self._warned:
             self._warned = True
             self.warn(
                 f"versions above {history.USER_VERSION_MAX} do not fit PRAGMA user_version, which was left"
                 " unchanged; set user_version = false in [tool.vcp-migrate] to silence this"
             )
+
+
+def _history_dropped() -> StepFailed:
+    return StepFailed(
+        f"it dropped or renamed a history table ({' or '.join(history.TABLES)}), so it cannot be recorded;"
+        " leave the history tables to vcp-migrate"
+    )
 
 
 def _ms(started: float) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 from .errors import DatabaseError
 from .models import AppliedMigration, MigrationFile
@@ -73,7 +74,25 @@ def unmanaged_tables(connection: sqlite3.Connection) -> list[str]:
 
 def read(connection: sqlite3.Connection) -> dict[int, AppliedMigration]:
     """Every applied migration by version (without sources); empty when there is no history yet."""
+    return _rows(connection, layout(connection))
+
+
+class Found(NamedTuple):
+    """What a read of the history found: the layout of its tables, the applied migrations, the id."""
+
+    layout: int
+    applied: dict[int, AppliedMigration]
+    database_id: str | None
+
+
+def read_all(connection: sqlite3.Connection, *, with_id: bool) -> Found:
+    """``read``, the layout, and (``with_id``) ``database_id`` together, looking up the layout once
+    (call in one snapshot)."""
     found = layout(connection)
+    return Found(found, _rows(connection, found), _id(connection, found) if with_id else None)
+
+
+def _rows(connection: sqlite3.Connection, found: int) -> dict[int, AppliedMigration]:
     if found == 0:
         return {}
     file = "file" if found >= 2 else "NULL"
@@ -95,7 +114,11 @@ def applied_source(connection: sqlite3.Connection, version: int) -> bytes | None
 
 def database_id(connection: sqlite3.Connection) -> str | None:
     """The id vcp-migrate gave this database, or None if it has no (current) history."""
-    if layout(connection) < 2:
+    return _id(connection, layout(connection))
+
+
+def _id(connection: sqlite3.Connection, found: int) -> str | None:
+    if found < 2:
         return None
     row = connection.execute(f"SELECT value FROM {META} WHERE key = 'database_id'").fetchone()
     return str(row[0]) if row else None
@@ -153,19 +176,46 @@ def remove(connection: sqlite3.Connection, version: int) -> bool:
 
 def triggers(connection: sqlite3.Connection) -> list[str]:
     """Triggers on the history tables (TEMP or not): a migration's, which could rewrite the history."""
-    rows = connection.execute(
-        "SELECT name FROM temp.sqlite_master WHERE type = 'trigger' AND tbl_name IN (?, ?)"
-        " UNION ALL SELECT name FROM main.sqlite_master WHERE type = 'trigger' AND tbl_name IN (?, ?)",
-        TABLES + TABLES,
-    )
+    rows = connection.execute(f"SELECT name FROM ({_TRIGGERS})", TABLES + TABLES)
     return [str(row[0]) for row in rows]
+
+
+_TABLES = "SELECT count(*) FROM main.sqlite_master WHERE type = 'table' AND name IN (?, ?)"
+_TRIGGERS = (
+    "SELECT name FROM temp.sqlite_master WHERE type = 'trigger' AND tbl_name IN (?, ?)"
+    " UNION ALL SELECT name FROM main.sqlite_master WHERE type = 'trigger' AND tbl_name IN (?, ?)"
+)
+
+
+class Written(NamedTuple):
+    """The history as a migration's transaction leaves it, read back before its COMMIT."""
+
+    tables: int  # how many of the two history tables are there
+    triggers: int  # triggers on the history tables (names: ``triggers``)
+    checksum: str | None  # of the row at the version just written; None when there is none
+    highest: int  # the highest applied version
+
+
+def written(connection: sqlite3.Connection, version: int) -> Written:
+    """Read back, in one statement, what the run must check before it commits ``version``."""
+    row = connection.execute(
+        f"SELECT ({_TABLES}), (SELECT count(*) FROM ({_TRIGGERS})), (SELECT checksum FROM {TABLE} WHERE version = ?),"
+        f" (SELECT coalesce(max(version), 0) FROM {TABLE})",
+        (*TABLES, *TABLES, *TABLES, version),
+    ).fetchone()
+    return Written(int(row[0]), int(row[1]), None if row[2] is None else str(row[2]), int(row[3]))
+
+
+def intact(connection: sqlite3.Connection) -> bool:
+    """Whether both history tables are still there (a migration may have dropped or renamed one)."""
+    return int(connection.execute(_TABLES, TABLES).fetchone()[0]) == len(TABLES)
 
 
 def is_recorded(connection: sqlite3.Connection, migration: MigrationFile, *, applied: bool) -> bool:
     """Whether the history says what the run just wrote: the row of ``migration`` with its
     checksum (``applied``), or no row at all (rolled back)."""
-    row = connection.execute(f"SELECT checksum FROM {TABLE} WHERE version = ?", (migration.version,)).fetchone()
-    return (row is not None and row[0] == migration.checksum) if applied else row is None
+    checksum = written(connection, migration.version).checksum
+    return checksum == migration.checksum if applied else checksum is None
 
 
 def highest(connection: sqlite3.Connection) -> int:
@@ -175,16 +225,18 @@ def highest(connection: sqlite3.Connection) -> int:
     return int(connection.execute(f"SELECT coalesce(max(version), 0) FROM {TABLE}").fetchone()[0])
 
 
-def sync_user_version(connection: sqlite3.Connection) -> bool:
-    """Set PRAGMA user_version to the highest applied version, in the caller's transaction, which
-    has just written the history (so the table exists: no need to look for it, at O(schema) a time).
+def sync_user_version(connection: sqlite3.Connection, highest: int | None = None) -> bool:
+    """Set PRAGMA user_version to the highest applied version (``highest``, when the caller has
+    just read it), in the caller's transaction, which has just written the history (so the
+    table exists: no need to look for it, at O(schema) a time).
 
     Returns False, leaving it unchanged, when that version does not fit in 32 bits.
     """
-    version = int(connection.execute(f"SELECT coalesce(max(version), 0) FROM {TABLE}").fetchone()[0])
-    if version > USER_VERSION_MAX:
+    if highest is None:
+        highest = int(connection.execute(f"SELECT coalesce(max(version), 0) FROM {TABLE}").fetchone()[0])
+    if highest > USER_VERSION_MAX:
         return False
-    connection.execute(f"PRAGMA user_version = {version:d}")
+    connection.execute(f"PRAGMA user_version = {highest:d}")
     return True
 
 

@@ -70,6 +70,15 @@ def identify(database: Path) -> tuple[Path, Identity] | None:
     return resolved, Identity(status.st_dev, status.st_ino, status.st_nlink, status.st_size)
 
 
+def _restat(resolved: Path) -> Identity | None:
+    """The identity of the file now at ``resolved`` (links already resolved), None if it is gone."""
+    try:
+        status = os.stat(resolved)
+    except FileNotFoundError:
+        return None
+    return Identity(status.st_dev, status.st_ino, status.st_nlink, status.st_size)
+
+
 def lock_path(database: Path) -> Path:
     """Where the run lock of the existing ``database`` lives (FileNotFoundError if it does not exist)."""
     found = identify(database)
@@ -166,8 +175,8 @@ class RunLock:
             if not _same_file(path, fd):  # its holder deleted it as we locked it
                 os.close(fd)
                 continue
-            now = identify(self.database)
-            if now is None or now[1].key != identity.key:
+            now = _restat(resolved)
+            if now is None or now.key != identity.key:
                 # The database was removed or replaced while we waited: this is not its lock.
                 _release(path, fd)
                 continue
@@ -181,7 +190,7 @@ class RunLock:
             pid = str(os.getpid()).encode()
             os.pwrite(fd, pid, 0)
             os.ftruncate(fd, len(pid))
-            self._fd, self._path, self.identity, self._resolved = fd, path, now[1], now[0]
+            self._fd, self._path, self.identity, self._resolved = fd, path, now, resolved
             return self
 
     def __exit__(

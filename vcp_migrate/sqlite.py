@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -59,6 +60,7 @@ class MigrationConnection(sqlite3.Connection):
     capture: list[str] | None = None  # while set, every statement the migration asks for
     on_statement: Callable[[str, float], None] | None = None  # -v: each statement of a migration and its ms
     in_step = False  # a migration's step runs (guarded or not): its statements are reported, not ours
+    history_layout: int | None = None  # the layout of the history tables the last read on it found
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -169,16 +171,23 @@ class MigrationConnection(sqlite3.Connection):
 
 def check_path(path: Path, *, create: bool) -> None:
     """Raise DatabaseError unless ``path`` is a file, or (with ``create``) could become one."""
-    if path.is_dir():
+    try:  # stat, never open: opening a named pipe waits for a writer, and SQLite cannot use a device
+        mode: int | None = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        mode = None
+    except OSError as exc:  # a loop of links, a folder without access
+        raise DatabaseError(
+            f"cannot be examined: {exc.strerror}", where=str(path), hint=f"check {setting('db_path')}"
+        ) from exc
+    if mode is not None and stat.S_ISDIR(mode):
         raise DatabaseError("is a directory, not a database file", where=str(path), hint=f"check {setting('db_path')}")
-    # stat, never open: opening a named pipe waits for a writer, and SQLite cannot use a device
-    if path.exists() and not path.is_file():
+    if mode is not None and not stat.S_ISREG(mode):
         raise DatabaseError("is not a regular file", where=str(path), hint=f"check {setting('db_path')}")
-    if not create and not path.exists():
+    if mode is None and not create:
         raise DatabaseError(
             "does not exist", where=str(path), hint=f"check {setting('db_path')}; only 'migrate' creates a database"
         )
-    if create and not path.absolute().parent.is_dir():
+    if mode is None and not path.absolute().parent.is_dir():
         raise DatabaseError(
             f"directory {path.parent} does not exist", where=str(path), hint=f"check {setting('db_path')}"
         )

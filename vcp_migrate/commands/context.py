@@ -83,10 +83,11 @@ def read_history(settings: Settings, connection: sqlite.MigrationConnection) -> 
     file locking and journal checks instead of one per query.
     """
     with naming_the_database(settings), _reading(connection):
-        applied = history.read(connection)
+        found = history.read_all(connection, with_id=settings.observer.wants_history)
+        connection.history_layout = found.layout
         if settings.observer.wants_history:
-            settings.observer.found(max(applied, default=0), history.database_id(connection))
-        return applied
+            settings.observer.found(max(found.applied, default=0), found.database_id)
+        return found.applied
 
 
 def _reading(connection: sqlite.MigrationConnection) -> AbstractContextManager[None]:

@@ -107,7 +107,7 @@ def batch(settings: Settings, session: Session, plan: list[tuple[LoadedMigration
 def changing(settings: Settings, session: Session, run: Callable[[], Ran]) -> Ran:
     """Back up, run, then decide from what ran: after a commit, write the schema file; keep the
     backup (and prune old ones) if anything may have changed; otherwise delete it again."""
-    created_folder = not os.path.lexists(backups.folder(settings.db_path, settings.backup_dir))
+    created_folder = settings.backup and not os.path.lexists(backups.folder(settings.db_path, settings.backup_dir))
     backup = take_backup(settings, session)
     ran = run()
     if ran.runs:
