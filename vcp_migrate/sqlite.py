@@ -171,26 +171,21 @@ class MigrationConnection(sqlite3.Connection):
 
 def check_path(path: Path, *, create: bool) -> None:
     """Raise DatabaseError unless ``path`` is a file, or (with ``create``) could become one."""
+    hint = f"check {setting('db_path')}"
     try:  # stat, never open: opening a named pipe waits for a writer, and SQLite cannot use a device
         mode: int | None = os.stat(path).st_mode
     except (FileNotFoundError, NotADirectoryError):
         mode = None
     except OSError as exc:  # a loop of links, a folder without access
-        raise DatabaseError(
-            f"cannot be examined: {exc.strerror}", where=str(path), hint=f"check {setting('db_path')}"
-        ) from exc
+        raise DatabaseError(f"cannot be examined: {exc.strerror}", where=str(path), hint=hint) from exc
     if mode is not None and stat.S_ISDIR(mode):
-        raise DatabaseError("is a directory, not a database file", where=str(path), hint=f"check {setting('db_path')}")
+        raise DatabaseError("is a directory, not a database file", where=str(path), hint=hint)
     if mode is not None and not stat.S_ISREG(mode):
-        raise DatabaseError("is not a regular file", where=str(path), hint=f"check {setting('db_path')}")
+        raise DatabaseError("is not a regular file", where=str(path), hint=hint)
     if mode is None and not create:
-        raise DatabaseError(
-            "does not exist", where=str(path), hint=f"check {setting('db_path')}; only 'migrate' creates a database"
-        )
+        raise DatabaseError("does not exist", where=str(path), hint=f"{hint}; only 'migrate' creates a database")
     if mode is None and not path.absolute().parent.is_dir():
-        raise DatabaseError(
-            f"directory {path.parent} does not exist", where=str(path), hint=f"check {setting('db_path')}"
-        )
+        raise DatabaseError(f"directory {path.parent} does not exist", where=str(path), hint=hint)
 
 
 def open_database(path: Path, *, create: bool, timeout: float) -> MigrationConnection:
