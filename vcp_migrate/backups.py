@@ -22,7 +22,7 @@ import re
 import sqlite3
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -62,8 +62,15 @@ def belongs(path: Path, database: Path) -> bool | None:
     return match["tag"] == tag(database)
 
 
-def take(source: sqlite3.Connection, database: Path, version: int, shared: Path | None = None) -> Backup:
-    """Copy the database behind ``source`` into a new backup file and make it durable.
+def take(
+    source: sqlite3.Connection | None,
+    database: Path,
+    version: int,
+    shared: Path | None = None,
+    copier: Callable[[sqlite3.Connection], None] | None = None,
+) -> Backup:
+    """Copy the database behind ``source`` into a new backup file and make it durable;
+    ``copier`` fills the new file instead (a server's database, named after a local stand-in).
 
     Raises DatabaseError, leaving no partial file (nor the folder, if it made it), if the copy
     cannot be made, and when the folder is a link or not a directory.
@@ -71,7 +78,7 @@ def take(source: sqlite3.Connection, database: Path, version: int, shared: Path 
     where = folder(database, shared)
     name = f"{_prefix(database, shared)}{{stamp}}-v{version}{{suffix}}.{tag(database)}.db"
     # Readable by no one who cannot read the database; writable by its owner only.
-    mode = (stat.S_IMODE(os.stat(database).st_mode) & 0o444) | 0o200
+    mode = (stat.S_IMODE(os.stat(database).st_mode) & 0o444) | 0o200 if copier is None else 0o600
     started = time.perf_counter()
     created = False
     try:
@@ -81,7 +88,10 @@ def take(source: sqlite3.Connection, database: Path, version: int, shared: Path 
         with _partial(where, name, mode, clean=shared is None) as (partial, path):
             target = sqlite3.connect(partial)
             try:
-                copy(source, target)
+                if source is not None:
+                    copy(source, target)
+                elif copier is not None:
+                    copier(target)
             finally:
                 target.close()
             _fsync(partial)

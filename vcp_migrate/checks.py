@@ -155,7 +155,7 @@ class _Trip:
         if migration.down is None:
             self._fail(migration, "has no down, so it cannot be rolled back")
             return False
-        before = _State(self.session.connection)
+        before = _State(sqlite.local(self.session.connection))
         after_first = self._step(migration, first)
         if after_first is None:
             return False
@@ -176,7 +176,7 @@ class _Trip:
         if outcome.error:
             self._fail(migration, f"{direction} fails on the copy of the database: {outcome.error.what}")
             return None
-        return _State(self.session.connection)
+        return _State(sqlite.local(self.session.connection))
 
     def _same(self, migration: LoadedMigration, expected: _State, actual: _State, tables: set[str], what: str) -> bool:
         if expected.schema != actual.schema:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple, TypeGuard, TypeVar
 
+from .backends import is_url
 from .errors import UsageError, setting
 from .tomltable import TABLE, near_miss, near_miss_error, tool_table
 
@@ -176,7 +177,8 @@ def manager_settings(
         if value is None:
             value = table.get(key, DEFAULTS[key])
             # With a configuration file, its paths and the default ones are relative to it.
-            if key in _PATHS and value is not None and config is not None and not Path(str(value)).is_absolute():
+            relative = value is not None and not Path(str(value)).is_absolute() and not is_url(str(value))
+            if key in _PATHS and relative and config is not None:
                 value = str(config.parent / str(value))
         if value is not None and not _is_a(value, kind):
             raise _wrong_type(key, kind, value, "")  # a given value: the table's were checked when read

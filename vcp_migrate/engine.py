@@ -7,11 +7,14 @@ command modules are imported by the methods that use them, so ``status`` loads o
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .backends import TOKEN_VARIABLE, Server, is_url, stand_in
 from .commands.context import Settings, checked
+from .errors import UsageError, setting
 from .models import Backup, DryRun, MigrationRun, Problem, Repair, StatusReport
 from .observer import Observer
 
@@ -46,8 +49,18 @@ class MigrationManager:
         allow_existing: bool = False,
         backup_dir: str | os.PathLike[str] | None = None,
         observer: Observer | None = None,
+        replicas: Sequence[str] = (),
+        replica_timeout: float = 60.0,
+        lease: float = 30.0,
+        auth_token: str | None = None,
     ) -> None:
-        self.db_path = Path(db_path)
+        # A libSQL URL names a database on a server; db_path is then the local name its backups go by.
+        self.db_url = db_path if isinstance(db_path, str) and is_url(db_path) else None
+        self.db_path = stand_in(db_path) if isinstance(db_path, str) and self.db_url else Path(db_path)
+        self.replicas = tuple(replicas)
+        self.replica_timeout = replica_timeout
+        self.lease = lease
+        self._auth_token = auth_token  # else $VCP_MIGRATE_AUTH_TOKEN, read when used; never printed
         self.migrations_dir = Path(migrations_dir)
         self.lock_timeout = lock_timeout
         self.backup = backup
@@ -103,7 +116,47 @@ class MigrationManager:
                 self.create,
                 self.allow_existing,
                 Path(self.backup_dir) if self.backup_dir is not None else None,
+                server=self._server(),
             )
+        )
+
+    def _local_only(self, command: str) -> Settings:
+        """The settings, for a command that does not work on a server's database yet."""
+        settings = self._settings()
+        if settings.server is not None:
+            raise UsageError(
+                f"'{command}' does not work on a database on a server yet",
+                where=settings.server.url,
+                hint="migrate, rollback, status and current do; run this one on a local copy; nothing was changed",
+            )
+        return settings
+
+    @property
+    def database(self) -> str:
+        """How the database is named in messages: its path, or its server's URL."""
+        return self.db_url if self.db_url is not None else str(self.db_path)
+
+    def _server(self) -> Server | None:
+        if self.db_url is None:
+            if self.replicas:
+                raise UsageError(
+                    f"{setting('replicas')} is only for a database on a server",
+                    hint=f"give a libSQL URL as {setting('db_path')}, or leave the replicas out",
+                )
+            return None
+        from .backends.hrana import http_url
+
+        try:
+            for url in (self.db_url, *self.replicas):
+                http_url(url)
+        except ValueError as exc:
+            raise UsageError(str(exc), hint=f"check {setting('db_path')} and {setting('replicas')}") from None
+        for value, name in ((self.lease, setting("lease")), (self.replica_timeout, setting("replica_timeout"))):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise UsageError(f"{name} must be a positive number of seconds, not {value!r}")
+        token = self._auth_token or os.environ.get(TOKEN_VARIABLE) or None
+        return Server(
+            http_url(self.db_url), token, float(self.lease), tuple(self.replicas), float(self.replica_timeout)
         )
 
     # -- reading ------------------------------------------------------------------------------
@@ -133,19 +186,19 @@ class MigrationManager:
         """
         from .commands import validate
 
-        return validate.validate(self._settings(), roundtrip=roundtrip)
+        return validate.validate(self._local_only("validate"), roundtrip=roundtrip)
 
     def schema_text(self) -> str:
         """The database's normalised schema (tables, indexes, views, triggers)."""
         from .commands import validate
 
-        return validate.schema_text(self._settings())
+        return validate.schema_text(self._local_only("schema"))
 
     def backups(self) -> list[Backup]:
         """The backups of this database, newest first."""
         from .commands import restore
 
-        return restore.listing(self._settings())
+        return restore.listing(self._local_only("backups"))
 
     # -- changing -----------------------------------------------------------------------------
 
@@ -187,13 +240,15 @@ class MigrationManager:
         """
         from .commands import rollback
 
-        return rollback.redo(self._settings())
+        return rollback.redo(self._local_only("redo"))
 
     def dry_run_migrate(self, target: int | None = None, *, allow_out_of_order: bool = False) -> DryRun:
         """Rehearse ``migrate``: really run it, then undo it; the database file is left as it was."""
         from .commands import dry_run
 
-        return dry_run.dry_run_migrate(self._settings(), target, allow_out_of_order=allow_out_of_order)
+        return dry_run.dry_run_migrate(
+            self._local_only("migrate --dry-run"), target, allow_out_of_order=allow_out_of_order
+        )
 
     def dry_run_rollback(
         self,
@@ -206,7 +261,9 @@ class MigrationManager:
         """Rehearse ``rollback``: really run it, then undo it; the database file is left as it was."""
         from .commands import dry_run
 
-        return dry_run.dry_run_rollback(self._settings(), steps, to, from_history=from_history, confirm=confirm)
+        return dry_run.dry_run_rollback(
+            self._local_only("rollback --dry-run"), steps, to, from_history=from_history, confirm=confirm
+        )
 
     def baseline(self, version: int) -> list[int]:
         """Record the migrations up to ``version`` as applied, without running them.
@@ -216,7 +273,7 @@ class MigrationManager:
         """
         from .commands import baseline
 
-        return baseline.baseline(self._settings(), version)
+        return baseline.baseline(self._local_only("baseline"), version)
 
     def repair(
         self, versions: list[int] | None = None, *, confirm: Callable[[Repair], bool] | None = None
@@ -228,7 +285,7 @@ class MigrationManager:
         """
         from .commands import repair
 
-        return repair.repair(self._settings(), versions, confirm)
+        return repair.repair(self._local_only("repair"), versions, confirm)
 
     def restore(
         self, backup: str | os.PathLike[str] | None = None, *, confirm: Callable[[Backup], bool] | None = None
@@ -243,7 +300,7 @@ class MigrationManager:
         """
         from .commands import restore
 
-        return restore.restore(self._settings(), backup, confirm)
+        return restore.restore(self._local_only("restore"), backup, confirm)
 
     def new(self, name: str, *, sql: bool = False) -> Path:
         """Create the next migration file with empty up and down; return its path. Never overwrites."""

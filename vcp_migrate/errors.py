@@ -15,6 +15,9 @@ from collections.abc import Callable
 from typing import Literal
 
 Parameter = Literal[
+    "replicas",
+    "replica_timeout",
+    "lease",
     "db_path",
     "migrations_dir",
     "lock_timeout",

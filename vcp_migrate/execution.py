@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from . import history, sqlite
+from .database import Connection
 from .errors import MigrationFailed
 from .loading import LoadedMigration, PythonStep
 from .models import Direction, MigrationFile, MigrationRun
@@ -35,17 +36,23 @@ class Session:
         self,
         path: Path,
         timeout: float,
-        connection: sqlite.MigrationConnection | None = None,
+        connection: Connection | None = None,
         *,
         rehearsing: bool = False,
+        opener: Callable[[], Connection] | None = None,
     ) -> None:
         self.path = path
+        self.where = str(path)  # how errors name the database (a server's: its URL)
         self.timeout = timeout
         self.history_ready = False
         self.existed = False  # the database had content before this run (so it is backed up)
         self.rehearsing = rehearsing
         self.before_commit: Callable[[], None] = _no_check
-        self.connection = connection or sqlite.open_database(path, create=True, timeout=timeout)
+        # How to open it again (a server's database: a new stream); by default the file at ``path``.
+        self.opener = opener or (lambda: sqlite.open_database(path, create=False, timeout=timeout))
+        if connection is None:
+            connection = opener() if opener else sqlite.open_database(path, create=True, timeout=timeout)
+        self.connection = connection
         self.connection.rehearsing = rehearsing
 
     @property
@@ -62,7 +69,7 @@ class Session:
             return
         report = self.connection.on_statement
         self.connection.close()
-        self.connection = sqlite.open_database(self.path, create=False, timeout=self.timeout)
+        self.connection = self.opener()
         self.connection.rehearsing = self.rehearsing
         self.connection.on_statement = report
 
@@ -114,7 +121,7 @@ class Runner:
         if not step.transactional:
             done = f"{migration.file.path} runs outside a transaction, so what it did stays; {done}"
         try:
-            with sqlite.translated(self.session.path, done):
+            with sqlite.translated(self.session.where, done):
                 if step.transactional:
                     with sqlite.foreign_keys_off(connection), sqlite.transaction(connection):
                         statements = run_step(connection, step, guarded=True, capture=capture)
@@ -143,7 +150,7 @@ class Runner:
         *,
         commit: bool,
         capture: bool = False,
-        inspect: Callable[[sqlite.MigrationConnection], None] | None = None,
+        inspect: Callable[[Connection], None] | None = None,
     ) -> list[Outcome]:
         """Run every migration of ``plan`` in one transaction, committed only if all succeed and
         ``commit`` is set. The first failure stops the batch; its outcome carries the error.
@@ -152,7 +159,7 @@ class Runner:
         outcomes: list[Outcome] = []
         try:
             with (
-                sqlite.translated(self.session.path),
+                sqlite.translated(self.session.where),
                 sqlite.foreign_keys_off(connection),
                 sqlite.transaction(connection, commit=commit),
             ):
@@ -178,7 +185,7 @@ class Runner:
 
     def _in_savepoint(
         self,
-        connection: sqlite.MigrationConnection,
+        connection: Connection,
         migration: LoadedMigration,
         direction: Direction,
         capture: bool,
@@ -201,9 +208,7 @@ class Runner:
         connection.execute(f"RELEASE {_SAVEPOINT}")
         return Outcome(migration, direction, _ms(started), statements)
 
-    def _record(
-        self, connection: sqlite.MigrationConnection, file: MigrationFile, direction: Direction, started: float
-    ) -> None:
+    def _record(self, connection: Connection, file: MigrationFile, direction: Direction, started: float) -> None:
         # The run lock keeps other runs out since the history was read: tables found at the
         # current layout then need no second look inside this transaction.
         if not self.session.history_ready and connection.history_layout != history.LAYOUT:

@@ -6,9 +6,9 @@ Pure: it reads statements and a summary of the schema they run against, never a 
 from __future__ import annotations
 
 import re
-import sqlite3
 from typing import NamedTuple
 
+from .database import Queries
 from .sqlite import short
 
 _LITERAL_OR_COMMENT = re.compile(r"--[^\n]*|/\*.*?(?:\*/|\Z)|'(?:[^']|'')*'", re.DOTALL)
@@ -53,7 +53,7 @@ class SchemaContext(NamedTuple):
     cascades: dict[str, tuple[str, ...]]  # parent table -> children whose rows a delete would change
 
     @classmethod
-    def read(cls, connection: sqlite3.Connection) -> SchemaContext:
+    def read(cls, connection: Queries) -> SchemaContext:
         objects = connection.execute(
             "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL"
         ).fetchall()

@@ -9,16 +9,18 @@ Layouts: 1 (the first release) had no ``file`` and ``source``; 2 adds them and t
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime, timezone
 from typing import NamedTuple
 
+from .database import Queries
 from .errors import DatabaseError
 from .models import AppliedMigration, MigrationFile
 
 TABLE = "vcp_migrations"
 META = "vcp_migrations_meta"
-TABLES = (TABLE, META)  # left out of schema snapshots: they are the tool's, not the application's
+TABLES = (TABLE, META)
+LEASE = "vcp_migrations_lease"  # the run lock on a server (backends.lease)
+OURS = (*TABLES, LEASE)  # left out of schema snapshots: they are the tool's, not the application's
 LAYOUT = 2
 USER_VERSION_MAX = 2**31 - 1  # PRAGMA user_version is a signed 32-bit integer
 
@@ -39,7 +41,7 @@ _UPGRADES = {
 }
 
 
-def layout(connection: sqlite3.Connection) -> int:
+def layout(connection: Queries) -> int:
     """The layout of the history tables in this database; 0 when it has none."""
     names = {
         row[0]
@@ -64,15 +66,24 @@ def layout(connection: sqlite3.Connection) -> int:
     return found
 
 
-def unmanaged_tables(connection: sqlite3.Connection) -> list[str]:
+def unmanaged_tables(connection: Queries) -> list[str]:
     """The tables of a database that has never had vcp-migrate's history tables; [] when it has them."""
     if layout(connection):
         return []
-    query = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite!_%' ESCAPE '!' ORDER BY name"
-    return [str(row[0]) for row in connection.execute(query)]
+    query = (
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite!_%' ESCAPE '!'"
+        " AND name NOT IN (?, ?, ?) ORDER BY name"
+    )
+    return [str(row[0]) for row in connection.execute(query, OURS)]
 
 
-def read(connection: sqlite3.Connection) -> dict[int, AppliedMigration]:
+def has_objects(connection: Queries) -> bool:
+    """Whether the database holds anything but the run lock's lease (tables, indexes, views...)."""
+    query = "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite!_%' ESCAPE '!' AND tbl_name <> ?"
+    return int(connection.execute(query, (LEASE,)).fetchone()[0]) > 0
+
+
+def read(connection: Queries) -> dict[int, AppliedMigration]:
     """Every applied migration by version (without sources); empty when there is no history yet."""
     return _rows(connection, layout(connection))
 
@@ -85,14 +96,14 @@ class Found(NamedTuple):
     database_id: str | None
 
 
-def read_all(connection: sqlite3.Connection, *, with_id: bool) -> Found:
+def read_all(connection: Queries, *, with_id: bool) -> Found:
     """``read``, the layout, and (``with_id``) ``database_id`` together, looking up the layout once
     (call in one snapshot)."""
     found = layout(connection)
     return Found(found, _rows(connection, found), _id(connection, found) if with_id else None)
 
 
-def _rows(connection: sqlite3.Connection, found: int) -> dict[int, AppliedMigration]:
+def _rows(connection: Queries, found: int) -> dict[int, AppliedMigration]:
     if found == 0:
         return {}
     file = "file" if found >= 2 else "NULL"
@@ -102,7 +113,7 @@ def _rows(connection: sqlite3.Connection, found: int) -> dict[int, AppliedMigrat
     return {row[0]: AppliedMigration(*row) for row in rows}
 
 
-def applied_source(connection: sqlite3.Connection, version: int) -> bytes | None:
+def applied_source(connection: Queries, version: int) -> bytes | None:
     """The file content as it was applied, or None when the history predates sources."""
     if layout(connection) < 2:
         return None
@@ -112,19 +123,19 @@ def applied_source(connection: sqlite3.Connection, version: int) -> bytes | None
     return row[0].encode("utf-8") if isinstance(row[0], str) else bytes(row[0])  # TEXT, if not kept by us
 
 
-def database_id(connection: sqlite3.Connection) -> str | None:
+def database_id(connection: Queries) -> str | None:
     """The id vcp-migrate gave this database, or None if it has no (current) history."""
     return _id(connection, layout(connection))
 
 
-def _id(connection: sqlite3.Connection, found: int) -> str | None:
+def _id(connection: Queries, found: int) -> str | None:
     if found < 2:
         return None
     row = connection.execute(f"SELECT value FROM {META} WHERE key = 'database_id'").fetchone()
     return str(row[0]) if row else None
 
 
-def prepare(connection: sqlite3.Connection) -> None:
+def prepare(connection: Queries) -> None:
     """Create the history tables, or upgrade them to the current layout; call inside a write transaction."""
     found = layout(connection)
     if found == LAYOUT:
@@ -143,7 +154,7 @@ def prepare(connection: sqlite3.Connection) -> None:
     connection.execute(f"INSERT OR IGNORE INTO {META} (key, value) VALUES ('database_id', ?)", (uuid.uuid4().hex,))
 
 
-def record(connection: sqlite3.Connection, migration: MigrationFile, execution_ms: int) -> None:
+def record(connection: Queries, migration: MigrationFile, execution_ms: int) -> None:
     """Write the history row of an applied migration, in the caller's transaction."""
     connection.execute(
         f"INSERT INTO {TABLE} (version, name, checksum, applied_at, execution_ms, file, source)"
@@ -160,7 +171,7 @@ def record(connection: sqlite3.Connection, migration: MigrationFile, execution_m
     )
 
 
-def update(connection: sqlite3.Connection, migration: MigrationFile) -> None:
+def update(connection: Queries, migration: MigrationFile) -> None:
     """Record a reviewed edit of an applied migration: its new name, checksum and source."""
     connection.execute(
         f"UPDATE {TABLE} SET name = ?, checksum = ?, file = ?, source = ? WHERE version = ?",
@@ -168,13 +179,13 @@ def update(connection: sqlite3.Connection, migration: MigrationFile) -> None:
     )
 
 
-def remove(connection: sqlite3.Connection, version: int) -> bool:
+def remove(connection: Queries, version: int) -> bool:
     """Delete the history row of a rolled-back migration, in the caller's transaction; False when
     there was no row to delete (another run, through another name, rolled it back first)."""
-    return connection.execute(f"DELETE FROM {TABLE} WHERE version = ?", (version,)).rowcount == 1
+    return bool(connection.execute(f"DELETE FROM {TABLE} WHERE version = ?", (version,)).rowcount == 1)
 
 
-def triggers(connection: sqlite3.Connection) -> list[str]:
+def triggers(connection: Queries) -> list[str]:
     """Triggers on the history tables (TEMP or not): a migration's, which could rewrite the history."""
     rows = connection.execute(f"SELECT name FROM ({_TRIGGERS})", TABLES + TABLES)
     return [str(row[0]) for row in rows]
@@ -196,7 +207,7 @@ class Written(NamedTuple):
     highest: int  # the highest applied version
 
 
-def written(connection: sqlite3.Connection, version: int) -> Written:
+def written(connection: Queries, version: int) -> Written:
     """Read back, in one statement, what the run must check before it commits ``version``."""
     row = connection.execute(
         f"SELECT ({_TABLES}), (SELECT count(*) FROM ({_TRIGGERS})), (SELECT checksum FROM {TABLE} WHERE version = ?),"
@@ -206,26 +217,26 @@ def written(connection: sqlite3.Connection, version: int) -> Written:
     return Written(int(row[0]), int(row[1]), None if row[2] is None else str(row[2]), int(row[3]))
 
 
-def intact(connection: sqlite3.Connection) -> bool:
+def intact(connection: Queries) -> bool:
     """Whether both history tables are still there (a migration may have dropped or renamed one)."""
     return int(connection.execute(_TABLES, TABLES).fetchone()[0]) == len(TABLES)
 
 
-def is_recorded(connection: sqlite3.Connection, migration: MigrationFile, *, applied: bool) -> bool:
+def is_recorded(connection: Queries, migration: MigrationFile, *, applied: bool) -> bool:
     """Whether the history says what the run just wrote: the row of ``migration`` with its
     checksum (``applied``), or no row at all (rolled back)."""
     checksum = written(connection, migration.version).checksum
     return checksum == migration.checksum if applied else checksum is None
 
 
-def highest(connection: sqlite3.Connection) -> int:
+def highest(connection: Queries) -> int:
     """The highest applied version, 0 when none."""
     if layout(connection) == 0:
         return 0
     return int(connection.execute(f"SELECT coalesce(max(version), 0) FROM {TABLE}").fetchone()[0])
 
 
-def sync_user_version(connection: sqlite3.Connection, highest: int | None = None) -> bool:
+def sync_user_version(connection: Queries, highest: int | None = None) -> bool:
     """Set PRAGMA user_version to the highest applied version (``highest``, when the caller has
     just read it), in the caller's transaction, which has just written the history (so the
     table exists: no need to look for it, at O(schema) a time).

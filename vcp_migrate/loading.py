@@ -10,7 +10,6 @@ from __future__ import annotations
 import codecs
 import inspect
 import re
-import sqlite3
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +17,7 @@ from types import TracebackType
 from typing import NamedTuple
 
 from . import sqltext
+from .database import Connection
 from .errors import MigrationFileError
 from .hazards import KINDS
 from .models import Direction, MigrationFile
@@ -36,7 +36,7 @@ class SqlStep(NamedTuple):
 class PythonStep(NamedTuple):
     """The up() or down() function of a Python migration."""
 
-    function: Callable[[sqlite3.Connection], object]
+    function: Callable[[Connection], object]
     transactional: bool
 
 
@@ -238,9 +238,7 @@ def _exec_python(migration: MigrationFile) -> types.ModuleType:
     return module
 
 
-def _function(
-    module: types.ModuleType, name: str, migration: MigrationFile
-) -> Callable[[sqlite3.Connection], object] | None:
+def _function(module: types.ModuleType, name: str, migration: MigrationFile) -> Callable[[Connection], object] | None:
     function = getattr(module, name, None)
     if function is None:
         return None

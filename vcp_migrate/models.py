@@ -86,7 +86,7 @@ class StatusReport(NamedTuple):
     """Every migration's state, whether the database exists at all, and, for a database that has
     tables but no history, its tables (``migrate`` refuses it until baseline or allow_existing)."""
 
-    database: Path
+    database: Path | str  # a server's: its URL
     database_exists: bool
     rows: tuple[StatusRow, ...]
     unmanaged: tuple[str, ...] = ()  # the tables of a database with no history (made before vcp-migrate)

@@ -14,23 +14,23 @@ import hashlib
 import os
 import re
 import secrets
-import sqlite3
 import stat
 from pathlib import Path
 
 from . import history
+from .database import Queries
 
 _KIND_ORDER = {"table": 0, "index": 1, "view": 2, "trigger": 3}
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`(?:[^`]|``)*`|\[[^\]]*\]|\s+|[(),]|[^\s'\"`\[(),]+")
 
 
-def snapshot(connection: sqlite3.Connection) -> str:
+def snapshot(connection: Queries) -> str:
     """The normalised schema of the main database, one statement per object, ending in a newline."""
     rows = connection.execute(
         "SELECT type, name, sql FROM sqlite_master"
         " WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
-        " AND tbl_name NOT IN (?, ?)",
-        history.TABLES,
+        " AND tbl_name NOT IN (?, ?, ?)",
+        history.OURS,
     ).fetchall()
     rows.sort(key=lambda row: (_KIND_ORDER.get(row[0], 9), row[1]))
     return "".join(normalise(sql) + ";\n" for _, _, sql in rows)
@@ -128,13 +128,13 @@ def diff(before: str, after: str, before_label: str = "before", after_label: str
     return "\n".join(lines)
 
 
-def table_digests(connection: sqlite3.Connection) -> dict[str, str]:
+def table_digests(connection: Queries) -> dict[str, str]:
     """A sha256 of every user table's rows, independent of rowids and of the order they came in."""
     digests = {}
     tables = connection.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND sql IS NOT NULL"
-        " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT IN (?, ?)",
-        history.TABLES,
+        " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT IN (?, ?, ?)",
+        history.OURS,
     ).fetchall()
     for (table,) in tables:
         quoted = '"' + table.replace('"', '""') + '"'
@@ -151,12 +151,12 @@ DUMP_HEADER = "-- Schema written by vcp-migrate after the last change; do not ed
 _DUMP_VERSION = re.compile(r"-- version: (\d+)\n")
 
 
-def dump_text(connection: sqlite3.Connection, version: int) -> str:
+def dump_text(connection: Queries, version: int) -> str:
     """The schema file's content: a header with the version, then the normalised schema."""
     return DUMP_HEADER.format(version=version) + snapshot(connection)
 
 
-def write_dump(path: Path, connection: sqlite3.Connection, version: int) -> None:
+def write_dump(path: Path, connection: Queries, version: int) -> None:
     """Write the schema file, atomically, unless it is already up to date.
 
     The text goes to a new file of our own beside it, renamed over it. Nothing found there is

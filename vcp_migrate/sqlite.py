@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .database import Connection, Queries
 from .errors import DatabaseError, LockTimeout, setting
 
 # Python caches prepared statements by their text, and a cached statement is not re-authorized.
@@ -230,6 +231,8 @@ _FILE_ERRORS = {
 def _file_error_kind(exc: BaseException) -> str | None:
     if not isinstance(exc, sqlite3.Error):
         return None
+    if getattr(exc, "about_database", False):  # a server or its stream failed (backends.remote)
+        return "server"
     text = str(exc).lower()
     return next((kind for prefix, kind in _FILE_ERRORS.items() if text.startswith(prefix)), None)
 
@@ -264,12 +267,20 @@ def require_writable(connection: MigrationConnection, path: Path) -> None:
         raise database_error(exc, path) from exc
 
 
+def local(connection: Connection) -> MigrationConnection:
+    """The local file's connection behind ``connection`` (TypeError for a server's: commands that
+    need a local file's features are refused on a server before they open anything)."""
+    if not isinstance(connection, MigrationConnection):
+        raise TypeError(f"a local SQLite connection is needed here, not {connection!r}")
+    return connection
+
+
 def memory_database() -> MigrationConnection:
     """An empty throw-away database in memory (dry runs of a database that does not exist yet)."""
     return sqlite3.connect(":memory:", isolation_level=None, factory=MigrationConnection)
 
 
-def database_error(exc: sqlite3.Error, path: Path, changed: str = "nothing was changed") -> DatabaseError:
+def database_error(exc: sqlite3.Error, path: Path | str, changed: str = "nothing was changed") -> DatabaseError:
     """Translate a SQLite error about the database file itself into a DatabaseError.
 
     ``changed`` ends the hint: what the command had done when the error came.
@@ -294,11 +305,13 @@ def database_error(exc: sqlite3.Error, path: Path, changed: str = "nothing was c
         return DatabaseError("cannot be opened", where=where, hint=f"check the path and its permissions; {changed}")
     if kind == "disk":
         return DatabaseError(str(exc), where=where, hint=f"check the disk; {changed}")
+    if kind == "server":
+        return DatabaseError(str(exc), where=where, hint=changed)
     return DatabaseError(str(exc), where=where, hint=changed)
 
 
 @contextmanager
-def translated(path: Path, changed: str = "nothing was changed") -> Iterator[None]:
+def translated(path: Path | str, changed: str = "nothing was changed") -> Iterator[None]:
     """Turn a SQLite error raised inside into a DatabaseError about ``path`` (see database_error)."""
     try:
         yield
@@ -331,18 +344,18 @@ def copy_to_memory(source: sqlite3.Connection) -> MigrationConnection:
     return connection
 
 
-def quick_check(connection: sqlite3.Connection) -> bool:
+def quick_check(connection: Queries) -> bool:
     """Whether PRAGMA quick_check finds the database sound."""
     return bool(connection.execute("PRAGMA quick_check").fetchone()[0] == "ok")
 
 
-def integrity_problems(connection: sqlite3.Connection) -> list[str]:
+def integrity_problems(connection: Queries) -> list[str]:
     """What PRAGMA integrity_check reports, empty when the database is sound."""
     return [str(row[0]) for row in connection.execute("PRAGMA integrity_check") if row[0] != "ok"]
 
 
 @contextmanager
-def transaction(connection: MigrationConnection, *, commit: bool = True) -> Iterator[None]:
+def transaction(connection: Connection, *, commit: bool = True) -> Iterator[None]:
     """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception, KeyboardInterrupt included.
 
     With ``commit=False`` (a dry run) it is rolled back at the end in any case.
@@ -358,7 +371,7 @@ def transaction(connection: MigrationConnection, *, commit: bool = True) -> Iter
 
 
 @contextmanager
-def read_transaction(connection: MigrationConnection) -> Iterator[None]:
+def read_transaction(connection: Connection) -> Iterator[None]:
     """BEGIN ... ROLLBACK: every read inside sees one snapshot, however other connections write."""
     connection.execute("BEGIN DEFERRED /* vcp-migrate */")
     try:
@@ -369,7 +382,7 @@ def read_transaction(connection: MigrationConnection) -> Iterator[None]:
 
 
 @contextmanager
-def foreign_keys_off(connection: MigrationConnection) -> Iterator[None]:
+def foreign_keys_off(connection: Connection) -> Iterator[None]:
     """Foreign key enforcement off around a schema change, restored after (SQLite's procedure).
 
     The pragma is a no-op inside a transaction, so this must wrap the transaction, not sit in it.
@@ -386,7 +399,7 @@ def foreign_keys_off(connection: MigrationConnection) -> Iterator[None]:
             connection.execute("PRAGMA foreign_keys = ON")
 
 
-def foreign_key_violations(connection: sqlite3.Connection) -> list[str]:
+def foreign_key_violations(connection: Queries) -> list[str]:
     """Describe each row PRAGMA foreign_key_check reports (at most five)."""
     rows = connection.execute("PRAGMA foreign_key_check").fetchmany(5)
     return [f"table {table} row {rowid} references a missing row in {parent}" for table, rowid, parent, _ in rows]

@@ -119,6 +119,21 @@ def split_statements(sql: str) -> list[str]:
     return [sql[start:end].strip(SPACE) for start, end in statement_spans(sql)]
 
 
+def first_words(sql: str, count: int) -> list[str]:
+    """The first ``count`` words of a statement, lower case, white space and comments skipped;
+    fewer when something other than a word comes first."""
+    words: list[str] = []
+    pos, size = 0, len(sql)
+    while pos < size and len(words) < count:
+        kind, end = _token(sql, pos)
+        if kind != _WS:
+            if _WORD.fullmatch(sql, pos, end) is None:
+                break
+            words.append(sql[pos:end].lower())
+        pos = end
+    return words
+
+
 class Section(NamedTuple):
     """The up or the down of a SQL migration: its text exactly as written, and its option."""
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from . import loading, sqlite
+from .database import Connection, Rows
 from .loading import PythonStep, SqlStep, Step
 
 
@@ -36,9 +37,7 @@ class StepFailed(Exception):
         self.changes = 0  # rows it had changed by then
 
 
-def run_step(
-    connection: sqlite.MigrationConnection, step: Step, *, guarded: bool, capture: bool = False
-) -> tuple[str, ...]:
+def run_step(connection: Connection, step: Step, *, guarded: bool, capture: bool = False) -> tuple[str, ...]:
     """Run a step's statements or function; return what it executed when ``capture`` is set.
 
     Raises StepFailed naming what failed; errors about the database file itself pass through.
@@ -73,7 +72,7 @@ def run_step(
 
 
 @contextmanager
-def _failing(connection: sqlite.MigrationConnection, *, guard: str | None, changes_before: int) -> Iterator[None]:
+def _failing(connection: Connection, *, guard: str | None, changes_before: int) -> Iterator[None]:
     """Attach the statements captured so far to a failure, and fail a step that ended our
     transaction itself (by calling the base class's methods past our guards): what it did up to
     then is committed, and nothing may be recorded on top of it."""
@@ -92,7 +91,7 @@ def _failing(connection: sqlite.MigrationConnection, *, guard: str | None, chang
         raise ended
 
 
-def _still_ours(connection: sqlite.MigrationConnection, guard: str) -> bool:
+def _still_ours(connection: Connection, guard: str) -> bool:
     """Whether the transaction the step ran in is still ours: the guard savepoint is there."""
     if not connection.in_transaction:
         return False
@@ -103,7 +102,7 @@ def _still_ours(connection: sqlite.MigrationConnection, guard: str) -> bool:
     return True
 
 
-def _quietly(connection: sqlite.MigrationConnection, sql: str) -> sqlite3.Cursor:
+def _quietly(connection: Connection, sql: str) -> Rows:
     """Run our own statement on the step's connection without capturing it as the step's."""
     # Not by calling the base class's execute(): on Python 3.10 that calls our cursor(), which records.
     capture, connection.capture = connection.capture, None
@@ -115,7 +114,7 @@ def _quietly(connection: sqlite.MigrationConnection, sql: str) -> sqlite3.Cursor
         connection.on_statement = report
 
 
-def _check_attached(connection: sqlite.MigrationConnection) -> None:
+def _check_attached(connection: Connection) -> None:
     """While rehearsing, fail a step that attached a file past the authorizer (it swapped it out)."""
     listed = _quietly(connection, "PRAGMA database_list").fetchall()
     main = listed[0][2]
@@ -125,12 +124,12 @@ def _check_attached(connection: sqlite.MigrationConnection) -> None:
             raise StepFailed(f"it cannot be rehearsed: {connection.unrehearsable}", unrehearsable=True)
 
 
-def _ended(failed: StepFailed, connection: sqlite.MigrationConnection, changes_before: int) -> None:
+def _ended(failed: StepFailed, connection: Connection, changes_before: int) -> None:
     failed.ended_transaction = True
     failed.changes = connection.total_changes - changes_before
 
 
-def _run_statements(connection: sqlite.MigrationConnection, statements: tuple[str, ...]) -> None:
+def _run_statements(connection: Connection, statements: tuple[str, ...]) -> None:
     for index, statement in enumerate(statements, 1):
         try:
             for _ in connection.execute(statement):
@@ -145,7 +144,7 @@ def _run_statements(connection: sqlite.MigrationConnection, statements: tuple[st
             raise StepFailed(what, index, statement) from exc
 
 
-def _run_function(connection: sqlite.MigrationConnection, step: PythonStep) -> None:
+def _run_function(connection: Connection, step: PythonStep) -> None:
     name = step.function.__name__
     threads_before = set(threading.enumerate())
     try:
@@ -183,7 +182,7 @@ def _run_function(connection: sqlite.MigrationConnection, step: PythonStep) -> N
 _THREAD_GRACE_SECONDS = 2.0
 
 
-def _stop_left_threads(connection: sqlite.MigrationConnection, before: set[threading.Thread], who: str) -> None:
+def _stop_left_threads(connection: Connection, before: set[threading.Thread], who: str) -> None:
     """Fail a migration that returned with a thread of its own still running.
 
     Such a thread may go on working after the migration's COMMIT. The connection refuses other
@@ -204,13 +203,13 @@ def _stop_left_threads(connection: sqlite.MigrationConnection, before: set[threa
     )
 
 
-def check_foreign_keys(connection: sqlite.MigrationConnection) -> None:
+def check_foreign_keys(connection: Connection) -> None:
     violations = sqlite.foreign_key_violations(connection)
     if violations:
         raise StepFailed(f"foreign key check failed: {'; '.join(violations)}; fix the data or the migration")
 
 
-def _refused(connection: sqlite.MigrationConnection, who: str) -> str | None:
+def _refused(connection: Connection, who: str) -> str | None:
     if connection.refused is None:
         return None
     return (

@@ -273,6 +273,38 @@ backup_dir_option = click.option(
 )
 
 
+def server_options(command: F) -> F:
+    """--wait-for-replica, --replica-timeout and --lease, for changes to a database on a server."""
+    return _outermost_first(
+        command,
+        click.option(
+            "--wait-for-replica",
+            "replicas",
+            metavar="URL",
+            multiple=True,
+            expose_value=False,
+            callback=_remember,
+            help="After a change on a server, wait until this replica has it too (repeatable).",
+        ),
+        click.option(
+            "--replica-timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            callback=lambda ctx, param, value: _remember(ctx, param, _finite(ctx, param, value)),
+            expose_value=False,
+            metavar="SECONDS",
+            help="How long to wait for the replicas [default: 60].",
+        ),
+        click.option(
+            "--lease",
+            type=click.FloatRange(min=0, min_open=True),
+            callback=lambda ctx, param, value: _remember(ctx, param, _finite(ctx, param, value)),
+            expose_value=False,
+            metavar="SECONDS",
+            help="On a server, how long the run lock lasts without renewal if this run dies [default: 30].",
+        ),
+    )
+
+
 def backup_options(command: F) -> F:
     """--backup/--no-backup, --keep-backups and --dump/--no-dump, for commands that change the database."""
     return _outermost_first(
@@ -336,4 +368,9 @@ def make_manager(
     context = click.get_current_context(silent=True)
     if context is not None and "backup_dir" not in given:
         given["backup_dir"] = context.meta.get("vcp_migrate.backup_dir")
-    return MigrationManager.from_config(progress.config, observer=progress, **given)
+    manager = MigrationManager.from_config(progress.config, observer=progress, **given)
+    if context is not None:  # for a database on a server
+        manager.replicas = tuple(context.meta.get("vcp_migrate.replicas", ()))
+        manager.replica_timeout = context.meta.get("vcp_migrate.replica_timeout", manager.replica_timeout)
+        manager.lease = context.meta.get("vcp_migrate.lease", manager.lease)
+    return manager

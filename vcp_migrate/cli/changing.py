@@ -23,6 +23,7 @@ from .base import (
     interactive,
     lock_timeout_option,
     make_manager,
+    server_options,
 )
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ def _show_dry_run(report: DryRun, progress: Progress, sql: bool) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Print what ran, the backup and the versions as JSON.")
 @dry_run_options
 @backup_options
+@server_options
 @handles_errors
 def migrate_command(
     db: str | None,
@@ -110,7 +112,7 @@ def migrate_command(
     with _reporting(manager, progress, as_json):
         runs = manager.migrate(target, allow_out_of_order=allow_out_of_order, atomic=atomic)
     if not runs:
-        progress.say(f"Nothing to apply: {printable(str(manager.db_path))} is up to date.")
+        progress.say(f"Nothing to apply: {printable(manager.database)} is up to date.")
     else:
         total = sum(run.duration_ms for run in runs)
         progress.say(f"Applied {len(runs)} migration(s) in {total} ms.")
@@ -143,7 +145,7 @@ def _reporting(manager: MigrationManager, progress: Progress, as_json: bool) -> 
 def _version(manager: MigrationManager) -> int | None:
     """For --json: 0 when the database does not exist, None when it cannot be read (the run says why)."""
     try:
-        return manager.current() if manager.db_path.exists() else 0
+        return manager.current() if manager.db_url or manager.db_path.exists() else 0
     except VcpMigrateError:
         return None
 
@@ -152,7 +154,7 @@ def _result(
     manager: MigrationManager, progress: Progress, before: int | None, after: int | None, failure: str | None
 ) -> dict[str, object]:
     return {
-        "database": str(manager.db_path),
+        "database": manager.database,
         "created": progress.made is not None,
         "version_before": before,
         "version_after": after,
@@ -185,6 +187,7 @@ def _result(
 @click.option("--json", "as_json", is_flag=True, help="Print what ran, the backup and the versions as JSON.")
 @dry_run_options
 @backup_options
+@server_options
 @handles_errors
 def rollback_command(
     db: str | None,

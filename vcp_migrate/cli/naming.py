@@ -20,6 +20,9 @@ OPTIONS = {
     "atomic": "--atomic",
     "from_history": "--from-history",
     "path": "--config",  # of MigrationManager.from_config
+    "replicas": "--wait-for-replica",
+    "replica_timeout": "--replica-timeout",
+    "lease": "--lease",
 }
 
 

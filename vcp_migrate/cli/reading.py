@@ -74,7 +74,7 @@ def current_command(db: str | None, directory: str | None, as_json: bool, progre
     if as_json:
         import json
 
-        click.echo(json.dumps({"database": str(manager.db_path), "version": version}))
+        click.echo(json.dumps({"database": manager.database, "version": version}))
     else:
         click.echo(version)
     return 0

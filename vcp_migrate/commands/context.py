@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from .. import discovery, history, sqlite
+from ..database import Connection
 from ..errors import DatabaseError, UsageError
 from ..models import AppliedMigration, Directory
 from ..observer import Observer
 
 if TYPE_CHECKING:
+    from ..backends import Server
     from ..loading import LoadedMigration
 
 
@@ -37,6 +39,7 @@ class Settings(NamedTuple):
     backup_dir: Path | None = None  # one folder for the backups of many databases (a fleet)
     directory: Directory | None = None  # the migrations directory, scanned once for many databases (a fleet)
     loaded: dict[tuple[Path, str], LoadedMigration] | None = None  # migrations loaded once for many databases
+    server: Server | None = None  # a database on a libSQL server (db_path is then its local stand-in name)
 
 
 def checked(settings: Settings) -> Settings:
@@ -60,23 +63,37 @@ def scan(settings: Settings) -> Directory:
     return discovery.scan(settings.migrations_dir, ignore=[settings.schema_file.name] if inside else [])
 
 
-def open_existing(settings: Settings) -> sqlite.MigrationConnection:
+def where(settings: Settings) -> str:
+    """How errors and reports name the database: its path, or its server's URL."""
+    return settings.server.url if settings.server is not None else str(settings.db_path)
+
+
+def exists(settings: Settings) -> bool:
+    """Whether the database exists (a server's always does), never creating it."""
+    return settings.server is not None or settings.db_path.exists() or settings.db_path.is_symlink()
+
+
+def open_existing(settings: Settings) -> Connection:
     """A connection to the database, which must exist: commands that only read never create it."""
+    if settings.server is not None:
+        from ..backends import server
+
+        return server.open_existing(settings.server, settings.lock_timeout)
     return sqlite.open_database(settings.db_path, create=False, timeout=settings.lock_timeout)
 
 
 @contextmanager
 def naming_the_database(settings: Settings) -> Iterator[None]:
     """SQLite errors, and history errors that name no place, become errors about the database."""
-    with sqlite.translated(settings.db_path):
+    with sqlite.translated(where(settings)):
         try:
             yield
         except DatabaseError as exc:  # a history table vcp-migrate did not make, or a newer layout
-            exc.where = exc.where or str(settings.db_path)
+            exc.where = exc.where or where(settings)
             raise
 
 
-def read_history(settings: Settings, connection: sqlite.MigrationConnection) -> dict[int, AppliedMigration]:
+def read_history(settings: Settings, connection: Connection) -> dict[int, AppliedMigration]:
     """The history of the database behind ``connection``; errors name the database.
 
     Read in one read transaction (unless one is open): one snapshot, and one round of SQLite's
@@ -90,13 +107,13 @@ def read_history(settings: Settings, connection: sqlite.MigrationConnection) -> 
         return found.applied
 
 
-def _reading(connection: sqlite.MigrationConnection) -> AbstractContextManager[None]:
+def _reading(connection: Connection) -> AbstractContextManager[None]:
     return nullcontext() if connection.in_transaction else sqlite.read_transaction(connection)
 
 
 def applied(settings: Settings) -> dict[int, AppliedMigration] | None:
     """The history, or None when the database does not exist (it is never created here)."""
-    if not settings.db_path.exists() and not settings.db_path.is_symlink():
+    if not exists(settings):
         return None
     with closing(open_existing(settings)) as connection:
         return read_history(settings, connection)

@@ -10,7 +10,7 @@ from contextlib import closing
 
 from .. import history
 from ..errors import DatabaseError, setting
-from .context import Settings, naming_the_database, open_existing
+from .context import Settings, exists, naming_the_database, open_existing
 
 
 def version(settings: Settings) -> int:
@@ -19,7 +19,7 @@ def version(settings: Settings) -> int:
     PRAGMA user_version is not consulted: it mirrors the history, and may belong to someone else.
     Raises DatabaseError when the database does not exist: a mistyped path is not version 0.
     """
-    if not settings.db_path.exists() and not settings.db_path.is_symlink():
+    if not exists(settings):
         raise DatabaseError(
             "does not exist",
             where=str(settings.db_path),

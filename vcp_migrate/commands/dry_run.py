@@ -18,6 +18,7 @@ from contextlib import closing
 from pathlib import Path
 
 from .. import discovery, schema, sqlite
+from ..database import Connection
 from ..execution import Outcome, Session
 from ..loading import LoadedMigration, SqlStep
 from ..models import Direction, DryRun, Rehearsal
@@ -54,7 +55,7 @@ def dry_run_rollback(
     )
 
 
-def _rehearse(settings: Settings, make_plan: Callable[[sqlite.MigrationConnection], Plan]) -> DryRun:
+def _rehearse(settings: Settings, make_plan: Callable[[Connection], Plan]) -> DryRun:
     database = settings.db_path
     if not database.exists():
         sqlite.check_path(database, create=True)
@@ -72,7 +73,7 @@ def _rehearse(settings: Settings, make_plan: Callable[[sqlite.MigrationConnectio
         with tempfile.TemporaryDirectory(dir=database.absolute().parent, prefix=_scratch_prefix(database)) as scratch:
             copy = Path(scratch) / database.name
             with closing(sqlite3.connect(copy)) as target:
-                sqlite.copy(session.connection, target)
+                sqlite.copy(sqlite.local(session.connection), target)
             with closing(Session(copy, settings.lock_timeout, rehearsing=True)) as copied:
                 return _each(settings, copied, plan, "a throw-away copy made with the backup API")
 

@@ -41,6 +41,12 @@ class Ran(NamedTuple):
 @contextmanager
 def writing(settings: Settings, *, create: bool) -> Iterator[Session]:
     """Hold the run lock and a write connection; a database this run created empty is removed."""
+    if settings.server is not None:  # the lease on the server instead of a lock file
+        from ..backends import server
+
+        with server.writing(settings) as session:
+            yield session
+        return
     sqlite.check_path(settings.db_path, create=create)
     with RunLock(settings.db_path, settings.lock_timeout, create=create, on_wait=settings.observer.waiting) as lock:
         if lock.held.links > 1:
@@ -57,7 +63,7 @@ def writing(settings: Settings, *, create: bool) -> Iterator[Session]:
                 session.on_statement = settings.observer.statement
             try:
                 if session.existed:
-                    sqlite.require_writable(session.connection, settings.db_path)
+                    sqlite.require_writable(sqlite.local(session.connection), settings.db_path)
                 yield session
             finally:
                 session.close()
@@ -124,10 +130,16 @@ def changing(settings: Settings, session: Session, run: Callable[[], Ran]) -> Ra
         backups.prune(settings.db_path, settings.keep_backups, settings.backup_dir)
     elif backup is not None:
         backups.discard(backup, folder_created=created_folder)
+    if ran.runs and ran.stopped is None and settings.server is not None and settings.server.replicas:
+        from ..backends import server  # so a deploy does not start new code against a stale replica
+
+        server.wait_for_replicas(settings, history.highest(session.connection))
     return ran
 
 
 def _differs(settings: Settings, backup: Backup) -> bool:
+    if settings.server is not None:
+        return True  # cannot compare a server's database with a file cheaply: keep the backup
     try:
         return backups.differs(settings.db_path, backup.path, settings.lock_timeout)
     except (OSError, sqlite3.Error):
@@ -138,8 +150,14 @@ def take_backup(settings: Settings, session: Session, *, always: bool = False) -
     """Back up the database before a change, unless disabled or there is nothing to keep."""
     if not (settings.backup or always) or not session.existed:
         return None
+    if settings.server is not None:
+        from ..backends import server
+
+        backup = server.take_backup(settings, session)
+        settings.observer.backed_up(backup)
+        return backup
     version = history.highest(session.connection)
-    backup = backups.take(session.connection, settings.db_path, version, settings.backup_dir)
+    backup = backups.take(sqlite.local(session.connection), settings.db_path, version, settings.backup_dir)
     settings.observer.backed_up(backup)
     return backup
 

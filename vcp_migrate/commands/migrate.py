@@ -6,12 +6,13 @@ plan, back up, run, and decide what to keep from what ran.
 
 from __future__ import annotations
 
-from .. import discovery, history, loading, planning, sqlite
+from .. import discovery, history, loading, planning
+from ..database import Connection
 from ..errors import DatabaseError, PlanError, setting
 from ..loading import LoadedMigration
 from ..models import Direction, Directory, MigrationRun
 from . import frame
-from .context import Settings, naming_the_database, read_history, scan
+from .context import Settings, naming_the_database, read_history, scan, where
 
 
 def migrate(settings: Settings, target: int | None, *, allow_out_of_order: bool, atomic: bool) -> list[MigrationRun]:
@@ -20,7 +21,7 @@ def migrate(settings: Settings, target: int | None, *, allow_out_of_order: bool,
     if not settings.create and not settings.db_path.exists():
         raise DatabaseError(
             f"does not exist, and {setting('create', False)} forbids creating it",
-            where=str(settings.db_path),
+            where=where(settings),
             hint="check the database path; nothing was created",
         )
     with frame.writing(settings, create=settings.create) as session:
@@ -43,7 +44,7 @@ def migrate(settings: Settings, target: int | None, *, allow_out_of_order: bool,
 
 def plan(
     settings: Settings,
-    connection: sqlite.MigrationConnection,
+    connection: Connection,
     directory: Directory,
     target: int | None,
     allow_out_of_order: bool,
@@ -52,7 +53,7 @@ def plan(
     applied = read_history(settings, connection)
     if not applied and not settings.allow_existing:
         refuse_unmanaged(settings, connection)
-    planning.require_some_applied_files(directory, applied, str(settings.db_path))
+    planning.require_some_applied_files(directory, applied, where(settings))
     for row in planning.status_rows(directory, applied):
         if row.state == "missing":
             settings.observer.warning(
@@ -62,7 +63,7 @@ def plan(
     return loading.load_plan(files, "up", settings.loaded)
 
 
-def refuse_unmanaged(settings: Settings, connection: sqlite.MigrationConnection) -> None:
+def refuse_unmanaged(settings: Settings, connection: Connection) -> None:
     """Refuse a database made without vcp-migrate (tables, no history): its first migrations would
     be recorded as applied whether or not they did anything (CREATE TABLE IF NOT EXISTS)."""
     with naming_the_database(settings):
@@ -71,7 +72,7 @@ def refuse_unmanaged(settings: Settings, connection: sqlite.MigrationConnection)
         raise PlanError(
             f"has {len(tables)} table(s) ({planning.short_list(tables)}) and no migration history:"
             " it was not made by vcp-migrate",
-            where=str(settings.db_path),
+            where=where(settings),
             hint="record the migrations its schema already has with 'vcp-migrate baseline VERSION', or apply"
             f" every migration to it with {setting('allow_existing', True)}; nothing was changed",
         )

@@ -7,6 +7,7 @@ import difflib
 from collections.abc import Callable
 
 from .. import discovery, history, planning, sqlite
+from ..database import Connection
 from ..errors import PlanError
 from ..models import Directory, MigrationFile, Repair
 from . import frame
@@ -28,7 +29,7 @@ def repair(settings: Settings, versions: list[int] | None, confirm: Callable[[Re
 
 
 def repairs(
-    settings: Settings, connection: sqlite.MigrationConnection, directory: Directory, versions: list[int] | None
+    settings: Settings, connection: Connection, directory: Directory, versions: list[int] | None
 ) -> list[Repair]:
     """The modified applied migrations (those of ``versions``, or all), each with its diff."""
     applied = read_history(settings, connection)

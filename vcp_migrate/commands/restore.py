@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import backups, history, sqlite
+from ..database import Connection
 from ..errors import DatabaseError, VcpMigrateError
 from ..models import Backup
 from . import frame
@@ -38,7 +39,7 @@ def restore(
         created_folder = not os.path.lexists(backups.folder(database, settings.backup_dir))
         safety = frame.take_backup(settings, session, always=True)
         try:
-            note = backups.copy_into(chosen.path, session.connection, database)
+            note = backups.copy_into(chosen.path, sqlite.local(session.connection), database)
         except BaseException as exc:
             if safety:  # the copy is one transaction: a failed one changed nothing to undo
                 backups.discard(safety, folder_created=created_folder)
@@ -53,7 +54,7 @@ def restore(
         return chosen, safety
 
 
-def _choose(settings: Settings, backup: str | os.PathLike[str] | None, live: sqlite.MigrationConnection) -> Backup:
+def _choose(settings: Settings, backup: str | os.PathLike[str] | None, live: Connection) -> Backup:
     database = settings.db_path
     found = backups.listing(database, settings.backup_dir)
     home = backups.folder(database, settings.backup_dir)
@@ -75,7 +76,7 @@ def _choose(settings: Settings, backup: str | os.PathLike[str] | None, live: sql
     return Backup(chosen, taken_at, version, info.st_size)
 
 
-def _check(settings: Settings, path: Path, live: sqlite.MigrationConnection) -> int:
+def _check(settings: Settings, path: Path, live: Connection) -> int:
     """Raise DatabaseError unless ``path`` is a sound backup of this database; return its version."""
     database, where = settings.db_path, str(path)
     if not path.is_file():

@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .. import discovery, history, loading, planning, sqlite
+from .. import discovery, history, loading, planning
+from ..database import Connection
 from ..errors import MigrationFileError, PlanError, UsageError
 from ..loading import LoadedMigration
 from ..models import AppliedMigration, Direction, Directory, MigrationFile, MigrationRun
 from . import frame
-from .context import Settings, read_history, scan
+from .context import Settings, read_history, scan, where
 
 Confirm = Callable[[str, str], bool]
 
@@ -65,7 +66,7 @@ def check_arguments(steps: int | None, to: int | None) -> None:
 
 def plan_rollback(
     settings: Settings,
-    connection: sqlite.MigrationConnection,
+    connection: Connection,
     directory: Directory,
     steps: int | None,
     to: int | None,
@@ -75,10 +76,10 @@ def plan_rollback(
     """The loaded migrations a rollback runs, newest first (shared with its dry run)."""
     applied = read_history(settings, connection)
     if not from_history:  # the history's own sources need no directory: a release may have none of them
-        planning.require_some_applied_files(directory, applied, str(settings.db_path))
+        planning.require_some_applied_files(directory, applied, where(settings))
     if not applied and to is None:
         raise PlanError(
-            "nothing to roll back: no migration is applied", where=str(settings.db_path), hint="nothing was changed"
+            "nothing to roll back: no migration is applied", where=where(settings), hint="nothing was changed"
         )
     plan = planning.plan_rollback(directory, applied, steps=steps, to=to, from_history=from_history)
     files = [_from_history(settings, connection, i, confirm) if isinstance(i, AppliedMigration) else i for i in plan]
@@ -90,7 +91,7 @@ def plan_rollback(
 
 
 def _from_history(
-    settings: Settings, connection: sqlite.MigrationConnection, row: AppliedMigration, confirm: Confirm | None
+    settings: Settings, connection: Connection, row: AppliedMigration, confirm: Confirm | None
 ) -> MigrationFile:
     """The migration as it was applied, rebuilt from the history, once the user has seen it.
 
@@ -98,12 +99,12 @@ def _from_history(
     Loading a Python migration runs its whole module, so the whole source is shown, not only
     its down.
     """
-    database = settings.db_path
+    database = where(settings)
     source = history.applied_source(connection, row.version)
     if source is None or row.file is None:
         raise PlanError(
             f"version {row.version} ({row.name}) has no source in the history (applied before sources were kept)",
-            where=str(database),
+            where=database,
             hint="restore its file to roll it back; nothing was changed",
         )
     file = MigrationFile(row.version, row.name, Path(f"{database}:history/{row.file}"), row.checksum, source)
@@ -119,7 +120,7 @@ def _from_history(
     elif not confirm(title, code):
         raise PlanError(
             f"running version {row.version} ({row.file}) from the history was not confirmed",
-            where=str(database),
+            where=database,
             hint="nothing was rolled back",
         )
     return file

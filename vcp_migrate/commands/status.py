@@ -8,16 +8,17 @@ from contextlib import closing
 from .. import discovery, planning
 from ..history import unmanaged_tables
 from ..models import AppliedMigration, StatusReport
-from .context import Settings, applied, naming_the_database, open_existing, scan
+from .context import Settings, applied, naming_the_database, open_existing, scan, where
 
 
 def report(settings: Settings) -> StatusReport:
     """Every migration's state, in version order; unusable files last."""
     directory = discovery.without_duplicates(scan(settings))
     history = applied(settings)
-    planning.require_some_applied_files(directory, history or {}, str(settings.db_path))
+    planning.require_some_applied_files(directory, history or {}, where(settings))
     rows = planning.status_rows(directory, history or {})
-    return StatusReport(settings.db_path, history is not None, tuple(rows), _unmanaged(settings, history))
+    database = settings.db_path if settings.server is None else settings.server.url
+    return StatusReport(database, history is not None, tuple(rows), _unmanaged(settings, history))
 
 
 def _unmanaged(settings: Settings, history: dict[int, AppliedMigration] | None) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ import contextlib
 from contextlib import closing
 
 from .. import checks, loading, planning, schema, sqlite
+from ..database import Connection
 from ..errors import MigrationFileError
 from ..loading import LoadedMigration
 from ..models import AppliedMigration, Directory, Problem
@@ -45,7 +46,7 @@ def validate(settings: Settings, *, roundtrip: bool) -> list[Problem]:
                 problems += _history_problems(settings, connection, directory, applied)
                 problems += _database_problems(settings, connection)
                 live_schema = schema.snapshot(connection)
-                copy = sqlite.copy_to_memory(connection) if runnable else None
+                copy = sqlite.copy_to_memory(sqlite.local(connection)) if runnable else None
     with closing(copy) if copy else contextlib.nullcontext():
         if runnable and live_schema is not None:
             problems += _drift(settings, live_schema, loaded, applied)
@@ -69,7 +70,7 @@ def schema_text(settings: Settings) -> str:
 
 def _history_problems(
     settings: Settings,
-    connection: sqlite.MigrationConnection,
+    connection: Connection,
     directory: Directory,
     applied: dict[int, AppliedMigration],
 ) -> list[Problem]:
@@ -109,7 +110,7 @@ def _drift(
     return checks.drift(live_schema, [loaded[v] for v in sorted(applied)], settings.db_path)
 
 
-def _database_problems(settings: Settings, connection: sqlite.MigrationConnection) -> list[Problem]:
+def _database_problems(settings: Settings, connection: Connection) -> list[Problem]:
     database = settings.db_path
     problems = [
         Problem("integrity", f"integrity_check: {line}", database) for line in sqlite.integrity_problems(connection)

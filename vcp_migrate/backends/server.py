@@ -1,0 +1,139 @@
+"""What the commands do differently on a database on a libSQL server, behind a few named
+functions (their local-file counterparts live in ``sqlite``, ``lock`` and ``backups``):
+``connect``, ``writing`` (the lease and the write connection), ``take_backup`` and
+``wait_for_replicas``. Imported only when a URL is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from .. import backups, history, sqlite
+from ..errors import DatabaseError, setting
+from ..execution import Session
+from . import Server, remote
+from .lease import Lease
+
+if TYPE_CHECKING:
+    from ..commands.context import Settings
+    from ..models import Backup
+
+_REPLICA_POLL_SECONDS = 0.2
+
+
+def connect(server: Server, timeout: float) -> remote.RemoteConnection:
+    """A new connection (stream) to the server's database; nothing is sent yet."""
+    return remote.RemoteConnection(server.url, server.auth_token, _stream_timeout(timeout))
+
+
+def open_existing(server: Server, timeout: float) -> remote.RemoteConnection:
+    """A connection to the server's database, checked to answer (DatabaseError if it does not)."""
+    connection = connect(server, timeout)
+    try:
+        with sqlite.translated(server.url):
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _stream_timeout(lock_timeout: float) -> float:
+    # Each request waits at most this long; a server busy with another writer answers within
+    # its own 5 s write-lock limit, so the lock timeout bounds the wait when it is longer.
+    return max(10.0, min(lock_timeout, 300.0))
+
+
+@contextlib.contextmanager
+def writing(settings: Settings) -> Iterator[Session]:
+    """Hold the database's lease and a write connection to it, as ``frame.writing`` does for a file."""
+    server = settings.server
+    assert server is not None
+    url = server.url
+    with sqlite.translated(url):
+        lease = Lease(
+            lambda: connect(server, settings.lock_timeout),
+            url,
+            settings.lock_timeout,
+            server.lease,
+            on_wait=settings.observer.waiting,
+        )
+        with lease:
+            session = Session(
+                settings.db_path, settings.lock_timeout, opener=lambda: connect(server, settings.lock_timeout)
+            )
+            session.where = url
+            lease.busy = lambda: session.connection.in_transaction
+            session.before_commit = lambda: lease.verify(session.connection)
+            if settings.observer.wants_statements:
+                session.on_statement = settings.observer.statement
+            try:
+                # An empty database (nothing but the lease) has nothing to back up, as an empty file.
+                with sqlite.translated(url):
+                    session.existed = history.has_objects(session.connection)
+                yield session
+            finally:
+                session.close()
+
+
+def take_backup(settings: Settings, session: Session) -> Backup:
+    """A snapshot of the server's database (schema and rows, one read transaction) in a local
+    backup file, named as a file's backups are, after the server's local stand-in name."""
+    connection = session.connection
+    assert isinstance(connection, remote.RemoteConnection)
+    with sqlite.translated(connection.url), sqlite.read_transaction(connection):
+        version = history.highest(connection)
+        return backups.take(
+            None,
+            settings.db_path,
+            version,
+            settings.backup_dir,
+            copier=lambda target: remote.copy_into(connection, target),
+        )
+
+
+def wait_for_replicas(settings: Settings, version: int) -> None:
+    """Wait until every replica reports ``version`` as its highest applied version, at most the
+    replica timeout in all; raise DatabaseError naming the replicas still behind."""
+    server = settings.server
+    assert server is not None
+    deadline = time.monotonic() + server.replica_timeout
+    behind = list(server.replicas)
+    seen: dict[str, str] = {}
+    while behind:
+        for replica in list(behind):
+            found = _replica_version(Server(replica, server.auth_token), seen)
+            if found == version:
+                behind.remove(replica)
+        if not behind or time.monotonic() >= deadline:
+            break
+        time.sleep(_REPLICA_POLL_SECONDS)
+    if behind:
+        states = "; ".join(f"{replica}: {seen.get(replica, 'not read')}" for replica in behind)
+        raise DatabaseError(
+            f"the change is committed on the primary, but {len(behind)} replica(s) did not reach version {version}"
+            f" within {server.replica_timeout:g} s ({states})",
+            where=server.url,
+            hint=f"check the replicas, or raise {setting('replica_timeout')}; do not start code that needs"
+            " the new schema against them yet",
+        )
+
+
+def _replica_version(replica: Server, seen: dict[str, str]) -> int | None:
+    connection = connect(replica, 10.0)
+    try:
+        version = history.highest(connection)
+    except sqlite3.Error as exc:
+        seen[replica.url] = str(exc)
+        return None
+    except DatabaseError as exc:
+        seen[replica.url] = exc.message()
+        return None
+    finally:
+        connection.close()
+    seen[replica.url] = f"at version {version}"
+    return version
