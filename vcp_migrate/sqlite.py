@@ -1,10 +1,11 @@
-"""Every SQLite quirk vcp-migrate relies on: connecting, owning transactions, translating
-errors, copying a database, checking its integrity and foreign keys.
+"""Every quirk of a local SQLite file vcp-migrate relies on: connecting, the guarded connection
+(an authorizer refuses a migration's COMMIT), translating errors, copying a database, checking its
+integrity and foreign keys.
 
 Everything tied to a local SQLite file is behind these few names: ``open_database``,
-``memory_database``, ``transaction``, ``read_transaction``, ``translated`` (error translation),
-``copy`` and ``copy_to_memory`` (the online backup API), ``quick_check`` and
-``integrity_problems``. Another kind of database supplies the same names.
+``memory_database``, ``translated`` (error translation), ``copy`` and ``copy_to_memory`` (the
+online backup API), ``quick_check`` and ``integrity_problems``. A database on a server supplies
+its own in ``backends.server``; transactions (``transactions``) are the same for both.
 """
 
 from __future__ import annotations
@@ -20,13 +21,7 @@ from typing import Any
 
 from .database import Connection, Queries
 from .errors import DatabaseError, LockTimeout, setting
-
-# Python caches prepared statements by their text, and a cached statement is not re-authorized.
-# Our own transaction control therefore uses text that no migration would write, so a migration's
-# "COMMIT" is always prepared afresh and refused by the authorizer.
-BEGIN = "BEGIN IMMEDIATE /* vcp-migrate */"
-COMMIT = "COMMIT /* vcp-migrate */"
-ROLLBACK = "ROLLBACK /* vcp-migrate */"
+from .transactions import transaction
 
 # Statements after which the connection may carry state into the next migration.
 _STATEFUL_ACTIONS = frozenset(
@@ -354,58 +349,7 @@ def integrity_problems(connection: Queries) -> list[str]:
     return [str(row[0]) for row in connection.execute("PRAGMA integrity_check") if row[0] != "ok"]
 
 
-@contextmanager
-def transaction(connection: Connection, *, commit: bool = True) -> Iterator[None]:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception, KeyboardInterrupt included.
-
-    With ``commit=False`` (a dry run) it is rolled back at the end in any case.
-    """
-    connection.execute(BEGIN)
-    try:
-        yield
-        connection.execute(COMMIT if commit else ROLLBACK)
-    except BaseException:
-        if connection.in_transaction:
-            connection.execute(ROLLBACK)
-        raise
-
-
-@contextmanager
-def read_transaction(connection: Connection) -> Iterator[None]:
-    """BEGIN ... ROLLBACK: every read inside sees one snapshot, however other connections write."""
-    connection.execute("BEGIN DEFERRED /* vcp-migrate */")
-    try:
-        yield
-    finally:
-        if connection.in_transaction:
-            connection.execute(ROLLBACK)
-
-
-@contextmanager
-def foreign_keys_off(connection: Connection) -> Iterator[None]:
-    """Foreign key enforcement off around a schema change, restored after (SQLite's procedure).
-
-    The pragma is a no-op inside a transaction, so this must wrap the transaction, not sit in it.
-    """
-    if connection.foreign_keys is None:  # only our own pragmas change it on this connection
-        connection.foreign_keys = connection.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-    enforced = connection.foreign_keys
-    if enforced:
-        connection.execute("PRAGMA foreign_keys = OFF")
-    try:
-        yield
-    finally:
-        if enforced:
-            connection.execute("PRAGMA foreign_keys = ON")
-
-
 def foreign_key_violations(connection: Queries) -> list[str]:
     """Describe each row PRAGMA foreign_key_check reports (at most five)."""
     rows = connection.execute("PRAGMA foreign_key_check").fetchmany(5)
     return [f"table {table} row {rowid} references a missing row in {parent}" for table, rowid, parent, _ in rows]
-
-
-def short(statement: str, width: int = 60) -> str:
-    """A statement on one line, cut to ``width`` characters, for error messages."""
-    flat = " ".join(statement.split())
-    return flat if len(flat) <= width else flat[: width - 3] + "..."

@@ -2,7 +2,7 @@
 
     python -m tests.bench            the full workloads (the README's table)
     python -m tests.bench --quick    small sizes, one repetition: CI runs it so the code keeps working
-    python -m tests.bench --only 7   only the workloads named (1-3, 4-5, 6, 7); repeatable
+    python -m tests.bench --only 7   only the workloads named (1-3, 4-5, 6, 7, 8); repeatable
 
 Run with the interpreter of a virtualenv that has vcp-migrate and the peers installed
 (``make bench`` makes one). Nothing here asserts anything about time.
@@ -26,9 +26,8 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .tools import Migration, Tool, Vcp, VcpJson, every_tool
-
-Results = dict[str, dict[str, list[tuple[float, float]]]]  # workload -> tool -> [(seconds, peak MB)]
+from .server import server_ratio, workload_8
+from .tools import Migration, Results, Tool, Vcp, VcpJson, every_tool, run, tool_env
 
 
 def table_migrations(count: int) -> list[Migration]:
@@ -72,27 +71,6 @@ def trades_migrations(rows: int) -> list[Migration]:
             "SELECT 1;",
         ),
     ]
-
-
-def run(commands: list[list[str]], cwd: Path) -> tuple[float, float]:
-    """Run commands one after the other; (wall seconds, peak resident MB of any of them)."""
-    peak = 0
-    started = time.perf_counter()
-    for command in commands:
-        with tempfile.TemporaryFile() as errors:
-            process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=errors, env=_env())
-            _, status, usage = os.wait4(process.pid, 0)
-            process.returncode = os.waitstatus_to_exitcode(status)
-            if process.returncode != 0:
-                errors.seek(0)
-                raise SystemExit(f"{' '.join(command)} failed ({process.returncode}): {errors.read().decode()[-800:]}")
-        peak = max(peak, usage.ru_maxrss)
-    return time.perf_counter() - started, peak / 1024
-
-
-def _env() -> dict[str, str]:
-    """The tools run as their users run them: installed, with bytecode caches."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("VCP_MIGRATE_") and k != "PYTHONPATH"}
 
 
 def rotate(tools: list[Tool], repetition: int) -> list[Tool]:
@@ -204,7 +182,7 @@ def _backup_seconds(vcp: Vcp, root: Path) -> tuple[float, float]:
     command = [str(vcp.bin / "vcp-migrate"), "migrate", "--db", "bench.db", "--dir", "migrations", "--no-dump"]
     command.append("--allow-existing")
     with tempfile.TemporaryFile() as output:
-        process = subprocess.Popen(command, cwd=root, stdout=output, stderr=subprocess.STDOUT, env=_env())
+        process = subprocess.Popen(command, cwd=root, stdout=output, stderr=subprocess.STDOUT, env=tool_env())
         _, status, usage = os.wait4(process.pid, 0)
         output.seek(0)
         text = output.read().decode()
@@ -347,7 +325,7 @@ def _run_watched(command: list[str], cwd: Path) -> tuple[float, float, float, fl
     done = threading.Event()
     started = time.perf_counter()
     with tempfile.TemporaryFile() as errors:
-        process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=errors, env=_env())
+        process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=errors, env=tool_env())
 
         def watch() -> None:
             while not done.wait(0.05):
@@ -436,7 +414,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument(
-        "--only", action="append", choices=WORKLOADS, help="run only these workloads (7: fleets); repeatable"
+        "--only", action="append", choices=WORKLOADS, help="run only these workloads (7: fleets, 8: libSQL); repeatable"
     )
     arguments = parser.parse_args()
     quick = arguments.quick
@@ -469,13 +447,17 @@ def main() -> int:
             workload_6(vcp, 48_000 if quick else 480_000, reps, work, results)
         if "7" in chosen:
             workload_7(vcp, fleet_count, fleet_sample, max(1, reps - 2), work, results)
+        if "8" in chosen:
+            workload_8(vcp, table_migrations(20 if quick else 200), reps, work, results)
     print(report({k: v for k, v in results.items() if not k.startswith(("1.", "2.", "3."))}), flush=True)
     if "7" in chosen:
         print(fleet_targets(results, fleet_count), flush=True)
+    if "8" in chosen:
+        print(server_ratio(results), flush=True)
     return 0
 
 
-WORKLOADS = ("1-3", "4-5", "6", "7")
+WORKLOADS = ("1-3", "4-5", "6", "7", "8")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@
     python floor.py rollback DB DIR N    the newest N, each in its own transaction
     python floor.py fleet LIST DIR JOBS  migrate each database named in the file LIST (one a
                                          line), in JOBS processes, setting PRAGMA user_version
+    python floor.py server URL DIR       migrate the database of the libSQL server at URL through
+                                         vcp-migrate's own client (hrana), setting PRAGMA user_version
 
 It writes the same history rows (version, name, checksum, applied_at, execution_ms, file,
 source) and makes no checks: it is what the work costs with no tool around it.
@@ -15,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,6 +25,8 @@ HISTORY = (
     "CREATE TABLE IF NOT EXISTS vcp_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
     " checksum TEXT NOT NULL, applied_at TEXT NOT NULL, execution_ms INTEGER NOT NULL, file TEXT, source BLOB)"
 )
+META = "CREATE TABLE vcp_migrations_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+META_ROWS = "INSERT INTO vcp_migrations_meta (key, value) VALUES ('layout', '2'), ('database_id', ?)"
 
 
 def sections(path):
@@ -137,10 +142,56 @@ def fleet(listing, directory, jobs, part):
         sys.exit(1)
 
 
+def server(url, directory):
+    """One stream, one request a statement: the history read once, then for each migration BEGIN
+    IMMEDIATE, its statements, its history row, PRAGMA user_version, COMMIT. On a database without
+    history, the first transaction also creates the history tables and the meta rows (layout 2 and
+    a database id), as vcp-migrate does."""
+    from vcp_migrate.backends.hrana import Stream  # the client vcp-migrate uses, as installed
+
+    stream = Stream(url)
+    try:
+        done = {row[0] for row in stream.execute("SELECT version FROM vcp_migrations").rows}
+    except sqlite3.OperationalError:  # no such table: a database without history
+        done = None
+    for path in files(directory):
+        version = int(path.name.split("_", 1)[0])
+        if done is not None and version in done:
+            continue
+        started = time.perf_counter()
+        source = path.read_bytes()
+        stream.execute("BEGIN IMMEDIATE")
+        if done is None:
+            stream.execute(HISTORY)
+            stream.execute(META)
+            stream.execute(META_ROWS, (uuid.uuid4().hex,))
+            done = set()
+        for statement in statements(sections(path)[0]):
+            stream.execute(statement)
+        stream.execute(
+            "INSERT INTO vcp_migrations VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                version,
+                path.stem.split("_", 1)[1],
+                hashlib.sha256(source).hexdigest(),
+                datetime.now(timezone.utc).isoformat(),
+                round((time.perf_counter() - started) * 1000),
+                path.name,
+                source,
+            ),
+        )
+        stream.execute(f"PRAGMA user_version = {version}")
+        stream.execute("COMMIT")
+    stream.close()
+
+
 def main():
     command, database, directory, *rest = sys.argv[1:]
     if command == "fleet":
         fleet(database, directory, int(rest[0]), int(rest[1]) if len(rest) > 1 else 0)
+        return
+    if command == "server":
+        server(database, directory)
         return
     connection = sqlite3.connect(database, isolation_level=None)
     if command == "migrate":

@@ -1,5 +1,5 @@
-"""Each tool as its users run it: the same migrations written in its own format, and the
-commands that apply them, show status and roll back.
+"""Each tool as its users run it: the same migrations written in its own format, the commands
+that apply them, show status and roll back, and ``run``, which times those commands.
 
 Every tool gets the same SQL. The floor is a minimal script with the standard library's sqlite3
 doing the same work: one transaction per migration with its history row.
@@ -7,12 +7,39 @@ doing the same work: one transaction per migration with its history row.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+import tempfile
 import textwrap
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from vcp_migrate.sqltext import split_statements
+
+Results = dict[str, dict[str, list[tuple[float, float]]]]  # workload -> tool -> [(seconds, peak MB)]
+
+
+def run(commands: list[list[str]], cwd: Path) -> tuple[float, float]:
+    """Run commands one after the other; (wall seconds, peak resident MB of any of them)."""
+    peak = 0
+    started = time.perf_counter()
+    for command in commands:
+        with tempfile.TemporaryFile() as errors:
+            process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=errors, env=tool_env())
+            _, status, usage = os.wait4(process.pid, 0)
+            process.returncode = os.waitstatus_to_exitcode(status)
+            if process.returncode != 0:
+                errors.seek(0)
+                raise SystemExit(f"{' '.join(command)} failed ({process.returncode}): {errors.read().decode()[-800:]}")
+        peak = max(peak, usage.ru_maxrss)
+    return time.perf_counter() - started, peak / 1024
+
+
+def tool_env() -> dict[str, str]:
+    """The tools run as their users run them: installed, with bytecode caches."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("VCP_MIGRATE_") and k != "PYTHONPATH"}
 
 
 @dataclass(frozen=True)

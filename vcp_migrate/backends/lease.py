@@ -121,11 +121,14 @@ class Lease:
         connection.execute(_CREATE)
         deadline = time.monotonic() + self.timeout
         while True:
-            cursor = connection.execute(_TAKE, (self.holder, self.seconds / _DAY))
-            if getattr(cursor, "rowcount", 0) == 1:
-                return
+            # Read first, write only when the lease looks free: a write waiting for the holder's
+            # transaction makes the server take the write lock from it after 5 s.
             held = connection.execute(_HELD_BY).fetchone()  # type: ignore[attr-defined]
             holder, left = (str(held[0]), float(held[1])) if held else ("another run", 0.0)
+            if left <= 0:
+                cursor = connection.execute(_TAKE, (self.holder, self.seconds / _DAY))
+                if getattr(cursor, "rowcount", 0) == 1:
+                    return
             if self.on_wait is not None and self.timeout > 0:
                 self.on_wait(f"waiting for the run lock held by {holder} (up to {self.timeout:g} s)")
                 self.on_wait = None

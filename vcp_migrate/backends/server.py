@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from .. import backups, history, sqlite
+from .. import backups, history, sqlite, transactions
 from ..errors import DatabaseError, setting
 from ..execution import Session
 from . import Server, remote
@@ -85,7 +85,7 @@ def take_backup(settings: Settings, session: Session) -> Backup:
     backup file, named as a file's backups are, after the server's local stand-in name."""
     connection = session.connection
     assert isinstance(connection, remote.RemoteConnection)
-    with sqlite.translated(connection.url), sqlite.read_transaction(connection):
+    with sqlite.translated(connection.url), transactions.read_transaction(connection):
         version = history.highest(connection)
         return backups.take(
             None,

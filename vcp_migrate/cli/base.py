@@ -209,8 +209,9 @@ def global_options(command: F, *, environment: bool = False) -> F:
         click.option(
             "--db",
             "db",
-            metavar="PATH",
-            help="SQLite database [env VCP_MIGRATE_DB; default: db in [tool.vcp-migrate], else vcp_trading.db].",
+            metavar="PATH|URL",
+            help="SQLite database, or a libSQL server's URL (http://, https://, libsql://; its token from"
+            " VCP_MIGRATE_AUTH_TOKEN) [env VCP_MIGRATE_DB; default: db in [tool.vcp-migrate], else vcp_trading.db].",
         ),
         click.option(
             "--dir",
@@ -303,6 +304,11 @@ def server_options(command: F) -> F:
             help="On a server, how long the run lock lasts without renewal if this run dies [default: 30].",
         ),
     )
+
+
+def run_options(command: F) -> F:
+    """What migrate and rollback share: the dry run, the backup, and the options for a server."""
+    return dry_run_options(backup_options(server_options(command)))
 
 
 def backup_options(command: F) -> F:

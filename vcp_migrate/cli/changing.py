@@ -17,13 +17,12 @@ from .base import (
     backup_dir_option,
     backup_options,
     common,
-    dry_run_options,
     error,
     handles_errors,
     interactive,
     lock_timeout_option,
     make_manager,
-    server_options,
+    run_options,
 )
 
 if TYPE_CHECKING:
@@ -66,9 +65,7 @@ def _show_dry_run(report: DryRun, progress: Progress, sql: bool) -> int:
     help="Apply every migration to a database that has tables but no history (otherwise: see baseline).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print what ran, the backup and the versions as JSON.")
-@dry_run_options
-@backup_options
-@server_options
+@run_options
 @handles_errors
 def migrate_command(
     db: str | None,
@@ -185,9 +182,7 @@ def _result(
 )
 @click.option("--yes", is_flag=True, help="With --from-history: run the source kept in the database without asking.")
 @click.option("--json", "as_json", is_flag=True, help="Print what ran, the backup and the versions as JSON.")
-@dry_run_options
-@backup_options
-@server_options
+@run_options
 @handles_errors
 def rollback_command(
     db: str | None,

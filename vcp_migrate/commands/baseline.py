@@ -3,7 +3,7 @@ without running them. Scan, lock, read the history, check, record in one transac
 
 from __future__ import annotations
 
-from .. import discovery, history, sqlite
+from .. import discovery, history, sqlite, transactions
 from ..errors import PlanError
 from . import frame
 from .context import Settings, read_history, scan
@@ -25,7 +25,7 @@ def baseline(settings: Settings, version: int) -> list[int]:
                 hint="baseline only adopts a database up to its current point; nothing was changed",
             )
         files = [m for m in directory.migrations if m.version <= version and m.version not in applied]
-        with sqlite.translated(settings.db_path), sqlite.transaction(connection):
+        with sqlite.translated(settings.db_path), transactions.transaction(connection):
             history.prepare(connection)
             for file in files:
                 history.record(connection, file, 0)

@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager, closing, contextmanager, nullcont
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from .. import discovery, history, sqlite
+from .. import discovery, history, sqlite, transactions
 from ..database import Connection
 from ..errors import DatabaseError, UsageError
 from ..models import AppliedMigration, Directory
@@ -108,7 +108,7 @@ def read_history(settings: Settings, connection: Connection) -> dict[int, Applie
 
 
 def _reading(connection: Connection) -> AbstractContextManager[None]:
-    return nullcontext() if connection.in_transaction else sqlite.read_transaction(connection)
+    return nullcontext() if connection.in_transaction else transactions.read_transaction(connection)
 
 
 def applied(settings: Settings) -> dict[int, AppliedMigration] | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 
-from .. import discovery, history, planning, sqlite
+from .. import discovery, history, planning, sqlite, transactions
 from ..database import Connection
 from ..errors import PlanError
 from ..models import Directory, MigrationFile, Repair
@@ -21,7 +21,7 @@ def repair(settings: Settings, versions: list[int] | None, confirm: Callable[[Re
         connection = session.connection
         found = repairs(settings, connection, directory, versions)
         chosen = [r for r in found if confirm is None or confirm(r)]
-        with sqlite.translated(settings.db_path), sqlite.transaction(connection):
+        with sqlite.translated(settings.db_path), transactions.transaction(connection):
             history.prepare(connection)
             for one in chosen:
                 history.update(connection, one.current)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from contextlib import closing
 
-from .. import checks, loading, planning, schema, sqlite
+from .. import checks, loading, planning, schema, sqlite, transactions
 from ..database import Connection
 from ..errors import MigrationFileError
 from ..loading import LoadedMigration
@@ -40,7 +40,7 @@ def validate(settings: Settings, *, roundtrip: bool) -> list[Problem]:
     copy: sqlite.MigrationConnection | None = None
     if settings.db_path.exists():
         # One read transaction: history, schema and copy agree even while others migrate.
-        with closing(open_existing(settings)) as connection, sqlite.read_transaction(connection):
+        with closing(open_existing(settings)) as connection, transactions.read_transaction(connection):
             applied = read_history(settings, connection)
             with sqlite.translated(settings.db_path):
                 problems += _history_problems(settings, connection, directory, applied)

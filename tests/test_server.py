@@ -1,0 +1,449 @@
+"""A database on a real libSQL cluster (a sqld primary and two replicas on loopback): migrate,
+rollback, status and current give the guarantees they give on a file, checked each time by
+reading the database again through a fresh client. Faults are real: runners killed while they
+hold the lease, the primary killed mid-migration, the server taking the write lock away."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from vcp_migrate import MigrationManager
+from vcp_migrate.backends import hrana
+from vcp_migrate.cli import main
+
+from .cluster import Cluster, free_port
+from .conftest import ENV_VARS, Project, console_script
+
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+def query(url: str, sql: str, *args: object) -> list[tuple[object, ...]]:
+    """Run one statement through a fresh client, as an outsider would."""
+    with hrana.Stream(url, timeout=10) as stream:
+        return [tuple(row) for row in stream.execute(sql, args).rows]  # type: ignore[arg-type]
+
+
+def history(url: str) -> list[int]:
+    if not query(url, "SELECT name FROM sqlite_master WHERE name = 'vcp_migrations'"):
+        return []
+    return [int(row[0]) for row in query(url, "SELECT version FROM vcp_migrations ORDER BY version")]  # type: ignore[call-overload]
+
+
+def tables(url: str) -> set[str]:
+    rows = query(url, "SELECT name FROM sqlite_master WHERE type = 'table'")
+    return {str(r[0]) for r in rows if not str(r[0]).startswith(("sqlite_", "vcp_migrations", "_litestream"))}
+
+
+def wipe(url: str) -> None:
+    """Drop everything in the server's database: each test starts from an empty one."""
+    with hrana.Stream(url, timeout=30) as stream:
+        stream.execute("PRAGMA foreign_keys = OFF")
+        objects = stream.execute(
+            "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite!_%' ESCAPE '!'"
+            " AND type IN ('table', 'view', 'trigger')"
+        ).rows
+        for kind, name in objects:
+            stream.execute(f'DROP {str(kind).upper()} IF EXISTS "{name}"')
+        stream.execute("PRAGMA user_version = 0")
+
+
+def wait_until(check: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def cluster(libsql_cluster: Cluster, project: Project) -> Iterator[Cluster]:
+    """The session's cluster, its database emptied (on the replicas too) before the test."""
+    if libsql_cluster.primary.process is None:  # a test that killed it failed before restarting it
+        libsql_cluster.restart_primary()
+    wipe(libsql_cluster.primary.url)
+    for replica in libsql_cluster.replicas:
+        wait_until(lambda replica=replica: not tables(replica.url) and not history(replica.url) and True)
+    yield libsql_cluster
+
+
+def cli(project: Project, url: str, *args: str, env: dict[str, str] | None = None) -> Result:
+    command, *rest = args
+    return CliRunner().invoke(main, [command, "--db", url, "--dir", str(project.dir), *rest], env=env)
+
+
+def process(project: Project, url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    command, *rest = args
+    environment = {k: v for k, v in os.environ.items() if k not in ENV_VARS} | (env or {})
+    return subprocess.Popen(
+        [str(console_script()), command, "--db", url, "--dir", str(project.dir), *rest],
+        cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment,
+    )  # fmt: skip
+
+
+def two(project: Project) -> None:
+    project.sql("001_trades.sql", "CREATE TABLE trades (id INTEGER PRIMARY KEY, symbol TEXT);", "DROP TABLE trades;")
+    project.sql("002_fills.sql", "CREATE TABLE fills (id INTEGER PRIMARY KEY, qty INTEGER);", "DROP TABLE fills;")
+
+
+# -- migrate, rollback, status, current -----------------------------------------------------------
+
+
+def test_migrate_then_rollback_on_the_server(project: Project, cluster: Cluster) -> None:
+    url = cluster.primary.url
+    two(project)
+    result = cli(project, url, "migrate")
+    assert result.exit_code == 0, result.output
+    assert "Applied 2 migration(s)" in result.output
+    assert history(url) == [1, 2] and tables(url) == {"trades", "fills"}
+    assert query(url, "PRAGMA user_version") == [(2,)]
+    assert query(url, "SELECT count(*) FROM vcp_migrations_lease") == [(0,)]  # released
+    again = cli(project, url, "migrate")
+    assert again.exit_code == 0 and f"Nothing to apply: {url} is up to date." in again.output
+    back = cli(project, url, "rollback", "--steps", "2")
+    assert back.exit_code == 0, back.output
+    assert history(url) == [] and tables(url) == set() and query(url, "PRAGMA user_version") == [(0,)]
+
+
+def test_status_current_and_a_backup_on_the_server(project: Project, cluster: Cluster) -> None:
+    url = cluster.primary.url
+    two(project)
+    assert cli(project, url, "migrate", "--to", "1").exit_code == 0
+    status = cli(project, url, "status", "--exit-code")
+    assert status.exit_code == 3 and f"Migrations of {url}" in status.output
+    assert "1 applied, 1 pending" in status.output
+    assert cli(project, url, "current").output.strip() == "1"
+    query(url, "INSERT INTO trades (symbol) VALUES ('EURUSD')")
+    result = cli(project, url, "migrate")
+    assert result.exit_code == 0 and "Backed up to" in result.output
+    (backup,) = (project.root / f"127.0.0.1_{cluster.primary.port}.db.backups").iterdir()
+    import sqlite3
+
+    copy = sqlite3.connect(backup)
+    assert copy.execute("SELECT symbol FROM trades").fetchall() == [("EURUSD",)]
+    assert copy.execute("SELECT version FROM vcp_migrations").fetchall() == [(1,)]
+    assert copy.execute("SELECT name FROM sqlite_master WHERE name = 'vcp_migrations_lease'").fetchall() == []
+    copy.close()
+
+
+def test_a_failing_migration_applies_nothing_on_the_server(project: Project, cluster: Cluster) -> None:
+    url = cluster.primary.url
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b (x);\nINSERT INTO nowhere VALUES (1);", "DROP TABLE b;")
+    result = cli(project, url, "migrate", "--no-backup")
+    assert result.exit_code == 1
+    assert "002_b.sql: statement 2 failed: no such table: nowhere" in result.output
+    assert "Traceback" not in result.output
+    assert history(url) == [1] and tables(url) == {"a"}
+    project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
+    assert cli(project, url, "migrate", "--no-backup").exit_code == 0 and history(url) == [1, 2]
+
+
+def test_an_atomic_batch_on_the_server_is_all_or_nothing(project: Project, cluster: Cluster) -> None:
+    url = cluster.primary.url
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b (x);\nSELECT * FROM nowhere;", "DROP TABLE b;")
+    assert cli(project, url, "migrate", "--atomic", "--no-backup").exit_code == 1
+    assert history(url) == [] and tables(url) == set()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "CREATE TABLE b (x);\nCOMMIT;",
+        "CREATE TABLE b (x);\n/* sneaky */ end transaction;",
+        "CREATE TABLE b (x);\nROLLBACK;\nBEGIN;",
+    ],
+    ids=["commit", "end", "rollback"],
+)
+def test_the_guard_refuses_ending_the_transaction_on_the_server(project: Project, cluster: Cluster, body: str) -> None:
+    url = cluster.primary.url
+    project.sql("001_b.sql", body, "DROP TABLE b;")
+    result = cli(project, url, "migrate", "--no-backup")
+    assert result.exit_code == 1 and "vcp-migrate commits each migration together with its history row" in result.output
+    assert history(url) == [] and tables(url) == set()
+
+
+def test_a_python_migration_runs_on_the_server_and_cannot_commit(project: Project, cluster: Cluster) -> None:
+    url = cluster.primary.url
+    project.write(
+        "001_seed.py",
+        """
+        def up(connection):
+            connection.execute("CREATE TABLE seed (x)")
+            connection.executemany("INSERT INTO seed VALUES (?)", [(1,), (2,)])
+            connection.executescript("INSERT INTO seed VALUES (3); INSERT INTO seed VALUES (4);")
+
+        def down(connection):
+            connection.execute("DROP TABLE seed")
+        """,
+    )
+    project.write(
+        "002_commit.py",
+        """
+        def up(connection):
+            connection.execute("CREATE TABLE two (x)")
+            connection.commit()
+
+        def down(connection):
+            pass
+        """,
+    )
+    result = cli(project, url, "migrate", "--no-backup")
+    assert result.exit_code == 1 and "up() tried to call commit()" in result.output
+    assert history(url) == [1] and tables(url) == {"seed"}
+    assert query(url, "SELECT x FROM seed ORDER BY x") == [(1,), (2,), (3,), (4,)]
+
+
+def test_a_foreign_key_rebuild_on_the_server(project: Project, cluster: Cluster) -> None:
+    """The server enforces foreign keys by default; a table rebuild runs with them off, and the
+    check before COMMIT still refuses a migration that leaves a broken reference."""
+    url = cluster.primary.url
+    project.sql(
+        "001_books.sql",
+        "CREATE TABLE books (id INTEGER PRIMARY KEY, name TEXT);\n"
+        "CREATE TABLE trades (id INTEGER PRIMARY KEY, book INTEGER REFERENCES books(id));\n"
+        "INSERT INTO books VALUES (1, 'eu');\nINSERT INTO trades VALUES (1, 1);",
+        "DROP TABLE trades;\nDROP TABLE books;",
+    )
+    project.sql(
+        "002_rebuild.sql",
+        "CREATE TABLE books_new (id INTEGER PRIMARY KEY, name TEXT NOT NULL DEFAULT '');\n"
+        "INSERT INTO books_new SELECT id, coalesce(name, '') FROM books;\n"
+        "DROP TABLE books;\nALTER TABLE books_new RENAME TO books;",
+        "SELECT 1;",
+    )
+    project.sql("003_orphan.sql", "INSERT INTO trades VALUES (2, 99);", "DELETE FROM trades WHERE id = 2;")
+    result = cli(project, url, "migrate", "--no-backup")
+    assert result.exit_code == 1 and "003_orphan.sql: foreign key check failed" in result.output
+    assert history(url) == [1, 2] and query(url, "SELECT id, book FROM trades") == [(1, 1)]
+    assert query(url, "PRAGMA foreign_keys") == [(1,)]  # a fresh stream: the server's default is intact
+
+
+def test_wait_for_replicas_then_read_them(project: Project, cluster: Cluster) -> None:
+    url = cluster.primary.url
+    replicas = [replica.url for replica in cluster.replicas]
+    two(project)
+    waits = [arg for replica in replicas for arg in ("--wait-for-replica", replica)]
+    result = cli(project, url, "migrate", "--no-backup", *waits)
+    assert result.exit_code == 0, result.output
+    for replica in replicas:  # no waiting here: the run waited
+        assert history(replica) == [1, 2] and tables(replica) == {"trades", "fills"}
+        status = cli(project, replica, "status", "--exit-code")
+        assert status.exit_code == 0 and "2 applied, 0 pending" in status.output
+        assert cli(project, replica, "current").output.strip() == "2"
+
+
+def test_a_replica_that_does_not_catch_up_fails_the_deploy(project: Project, cluster: Cluster) -> None:
+    url, replica = cluster.primary.url, cluster.replicas[0]
+    two(project)
+    with replica.paused():
+        result = cli(
+            project, url, "migrate", "--no-backup", "--wait-for-replica", replica.url, "--replica-timeout", "1"
+        )
+    assert result.exit_code == 1
+    assert (
+        "the change is committed on the primary, but 1 replica(s) did not reach version 2 within 1 s" in result.output
+    )
+    assert "--replica-timeout" in result.output and "Traceback" not in result.output
+    assert history(url) == [1, 2]  # committed: the deploy is told not to trust the replica yet
+
+
+# -- the lease ------------------------------------------------------------------------------------
+
+
+def test_eight_concurrent_runners_apply_each_migration_once(project: Project, cluster: Cluster) -> None:
+    url = cluster.primary.url
+    for version in range(1, 6):  # not idempotent: a second run of any would add a second row
+        project.sql(
+            f"{version:03d}_m{version}.sql",
+            ("CREATE TABLE IF NOT EXISTS runs (version INTEGER);\n" if version == 1 else "")
+            + f"INSERT INTO runs VALUES ({version});",
+            f"DELETE FROM runs WHERE version = {version};",
+        )
+    runners = [process(project, url, "migrate", "--no-backup", "--lock-timeout", "60") for _ in range(8)]
+    outputs = [runner.communicate(timeout=120) for runner in runners]
+    assert [runner.returncode for runner in runners] == [0] * 8, outputs
+    assert history(url) == [1, 2, 3, 4, 5]
+    assert query(url, "SELECT version FROM runs ORDER BY version") == [(1,), (2,), (3,), (4,), (5,)]
+    assert sum("Applied 5 migration(s)" in out for out, _ in outputs) >= 1
+    assert query(url, "SELECT count(*) FROM vcp_migrations_lease") == [(0,)]
+
+
+def test_a_killed_runner_blocks_others_until_its_lease_expires(project: Project, cluster: Cluster) -> None:
+    url = cluster.primary.url
+    project.write(
+        "001_slow.py",
+        """
+        import time
+
+        def up(connection):
+            connection.execute("CREATE TABLE slow (x)")
+            time.sleep(60)
+
+        def down(connection):
+            connection.execute("DROP TABLE slow")
+        """,
+    )
+    lease = 8.0
+    runner = process(project, url, "migrate", "--no-backup", "--lease", str(lease))
+    wait_until(lambda: query(url, "SELECT name FROM sqlite_master WHERE name = 'vcp_migrations_lease'")
+               and query(url, "SELECT count(*) FROM vcp_migrations_lease") == [(1,)], timeout=30)  # fmt: skip
+    (holder,) = query(url, "SELECT holder FROM vcp_migrations_lease")[0]
+    assert f"pid {runner.pid}" in str(holder)
+    runner.send_signal(signal.SIGKILL)
+    runner.wait(timeout=10)
+    killed_at = time.monotonic()
+    refused = cli(project, url, "migrate", "--no-backup", "--lock-timeout", "0")
+    assert refused.exit_code == 1 and f"pid {runner.pid}" in refused.output and "lease" in refused.output
+    project.write("001_slow.py", "def up(connection):\n    connection.execute('CREATE TABLE slow (x)')\n")
+    result = cli(project, url, "migrate", "--no-backup", "--lock-timeout", "60", "--lease", str(lease))
+    waited = time.monotonic() - killed_at
+    assert result.exit_code == 0, result.output
+    assert waited >= lease - 2.0  # not before the dead runner's lease ran out
+    assert history(url) == [1] and tables(url) == {"slow"}
+
+
+# -- faults of the server -------------------------------------------------------------------------
+
+
+def test_the_primary_killed_mid_migration(project: Project, cluster: Cluster) -> None:
+    url = cluster.primary.url
+    started = project.root / "started"
+    project.write(
+        "001_slow.py",
+        f"""
+        import pathlib, time
+
+        def up(connection):
+            connection.execute("CREATE TABLE slow (x)")
+            pathlib.Path({str(started)!r}).touch()
+            time.sleep(2)
+            connection.execute("INSERT INTO slow VALUES (1)")
+
+        def down(connection):
+            connection.execute("DROP TABLE slow")
+        """,
+    )
+    runner = process(project, url, "migrate", "--no-backup")
+    wait_until(started.exists, timeout=30)
+    cluster.kill_primary()
+    out, err = runner.communicate(timeout=60)
+    assert runner.returncode == 1, out + err
+    assert "could not be reached" in err and "Traceback" not in err
+    cluster.restart_primary()
+    assert history(url) == [] and tables(url) == set()
+    project.write("001_slow.py", "def up(connection):\n    connection.execute('CREATE TABLE slow (x)')\n")
+    assert cli(project, url, "migrate", "--no-backup", "--lock-timeout", "60").exit_code == 0
+    assert history(url) == [1]
+
+
+def test_a_migration_that_loses_the_write_lock_applies_nothing(project: Project, cluster: Cluster) -> None:
+    """sqld takes the write lock from a transaction older than 5 s when another writer waits."""
+    url = cluster.primary.url
+    project.write(
+        "001_long.py",
+        """
+        import time
+
+        def up(connection):
+            connection.execute("CREATE TABLE long (x)")
+            time.sleep(7)
+            connection.execute("INSERT INTO long VALUES (1)")
+
+        def down(connection):
+            connection.execute("DROP TABLE long")
+        """,
+    )
+    query(url, "CREATE TABLE app (x)")
+
+    def application_writes() -> None:
+        time.sleep(1)
+        query(url, "INSERT INTO app VALUES (1)")
+
+    # A daemon: the command line ends its process at once when threads other than daemons are left.
+    writer = threading.Thread(target=application_writes, daemon=True)
+    writer.start()
+    result = cli(project, url, "migrate", "--no-backup", "--allow-existing")
+    writer.join(timeout=30)
+    assert result.exit_code == 1
+    assert "the server took the write lock from this transaction" in result.output
+    assert "keep migrations on a server short" in result.output and "Traceback" not in result.output
+    assert history(url) == [] and "long" not in tables(url)
+    assert query(url, "SELECT x FROM app") == [(1,)]
+
+
+# -- what does not work on a server, and bad input --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("validate",), ("schema",), ("baseline", "1"), ("redo",), ("restore", "--yes"), ("migrate", "--dry-run")],
+    ids=lambda args: args[0] + (" " + args[1] if len(args) > 1 and args[1].startswith("--") else ""),
+)
+def test_commands_that_do_not_work_on_a_server_say_so(
+    project: Project, cluster: Cluster, args: tuple[str, ...]
+) -> None:
+    url = cluster.primary.url
+    two(project)
+    result = cli(project, url, *args)
+    assert result.exit_code == 2, result.output
+    assert f"{url}: '{args[0]}" in result.output and "does not work on a database on a server yet" in result.output
+    assert history(url) == [] and tables(url) == set()
+
+
+def test_an_unreachable_server_is_one_line_and_nothing_is_written(project: Project) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    two(project)
+    result = cli(project, url, "migrate")
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert f"Error: {url}: the server could not be reached (connection refused)" in result.output
+    assert sorted(p.name for p in project.root.iterdir()) == ["migrations"]
+    assert cli(project, url, "status").exit_code == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://", "the URL names no host"),
+        ("http://127.0.0.1:99999", "the port is not a number from 0 to 65535"),
+        ("https://user:secret@example.com", "must not carry a user, password"),
+    ],
+)
+def test_a_bad_url_is_a_usage_error(project: Project, url: str, why: str) -> None:
+    two(project)
+    result = cli(project, url, "migrate")
+    assert result.exit_code == 2 and why in result.output and "secret" not in result.output
+
+
+def test_the_auth_token_is_never_printed(project: Project, cluster: Cluster) -> None:
+    url = cluster.primary.url
+    project.sql("001_bad.sql", "SELECT * FROM nowhere;", "SELECT 1;")
+    env = {"VCP_MIGRATE_AUTH_TOKEN": "tok-3f9a7c-secret"}
+    result = cli(project, url, "--debug", "migrate", "--no-backup", env=env)
+    assert result.exit_code == 1 and "tok-3f9a7c-secret" not in result.output
+    manager = MigrationManager(url, project.dir, auth_token="tok-3f9a7c-secret")
+    assert "tok-3f9a7c-secret" not in repr(manager._settings())
+
+
+def test_replicas_are_only_for_a_server(project: Project) -> None:
+    two(project)
+    result = project.cli("migrate", "--wait-for-replica", "http://127.0.0.1:1")
+    assert result.exit_code == 2 and "--wait-for-replica is only for a database on a server" in result.output
+    assert not project.db.exists()
+
+
+def test_the_url_may_come_from_the_configuration(project: Project, cluster: Cluster) -> None:
+    url = cluster.primary.url
+    two(project)
+    (project.root / "pyproject.toml").write_text(f'[tool.vcp-migrate]\ndb = "{url}"\ndir = "migrations"\n')
+    result = CliRunner().invoke(main, ["migrate", "--no-backup"])
+    assert result.exit_code == 0, result.output
+    assert history(url) == [1, 2] and not Path(url.replace("http://", "")).exists()

@@ -1,0 +1,68 @@
+"""Owning a run's transactions on any kind of database (``database.Connection``): BEGIN IMMEDIATE
+... COMMIT, a read snapshot, and foreign key enforcement off around a schema change. Each is a
+statement of its own, so the same code runs on a local file and on a server."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from .database import Connection
+
+# Python caches prepared statements by their text, and a cached statement is not re-authorized.
+# Our own transaction control therefore uses text that no migration would write, so a migration's
+# "COMMIT" is always prepared afresh and refused by the authorizer.
+BEGIN = "BEGIN IMMEDIATE /* vcp-migrate */"
+COMMIT = "COMMIT /* vcp-migrate */"
+ROLLBACK = "ROLLBACK /* vcp-migrate */"
+
+
+@contextmanager
+def transaction(connection: Connection, *, commit: bool = True) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception, KeyboardInterrupt included.
+
+    With ``commit=False`` (a dry run) it is rolled back at the end in any case.
+    """
+    connection.execute(BEGIN)
+    try:
+        yield
+        connection.execute(COMMIT if commit else ROLLBACK)
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute(ROLLBACK)
+        raise
+
+
+@contextmanager
+def read_transaction(connection: Connection) -> Iterator[None]:
+    """BEGIN ... ROLLBACK: every read inside sees one snapshot, however other connections write."""
+    connection.execute("BEGIN DEFERRED /* vcp-migrate */")
+    try:
+        yield
+    finally:
+        if connection.in_transaction:
+            connection.execute(ROLLBACK)
+
+
+@contextmanager
+def foreign_keys_off(connection: Connection) -> Iterator[None]:
+    """Foreign key enforcement off around a schema change, restored after (SQLite's procedure).
+
+    The pragma is a no-op inside a transaction, so this must wrap the transaction, not sit in it.
+    """
+    if connection.foreign_keys is None:  # only our own pragmas change it on this connection
+        connection.foreign_keys = connection.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    enforced = connection.foreign_keys
+    if enforced:
+        connection.execute("PRAGMA foreign_keys = OFF")
+    try:
+        yield
+    except BaseException:
+        if enforced:  # the error that stopped the run is what to report, not a failed restore after it
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("PRAGMA foreign_keys = ON")
+        raise
+    if enforced:
+        connection.execute("PRAGMA foreign_keys = ON")
