@@ -383,20 +383,79 @@ def test_a_migration_that_loses_the_write_lock_applies_nothing(project: Project,
 # -- what does not work on a server, and bad input --------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "args",
-    [("validate",), ("schema",), ("baseline", "1"), ("redo",), ("restore", "--yes"), ("migrate", "--dry-run")],
-    ids=lambda args: args[0] + (" " + args[1] if len(args) > 1 and args[1].startswith("--") else ""),
-)
-def test_commands_that_do_not_work_on_a_server_say_so(
-    project: Project, cluster: Cluster, args: tuple[str, ...]
-) -> None:
+def test_validate_schema_and_drift_on_the_server(project: Project, cluster: Cluster) -> None:
     url = cluster.primary.url
     two(project)
-    result = cli(project, url, *args)
-    assert result.exit_code == 2, result.output
-    assert f"{url}: '{args[0]}" in result.output and "does not work on a database on a server yet" in result.output
+    assert cli(project, url, "migrate", "--no-backup").exit_code == 0
+    assert cli(project, url, "validate", "--roundtrip").exit_code == 0
+    assert "CREATE TABLE fills (" in cli(project, url, "schema").output
+    query(url, "CREATE TABLE sneaky (x)")  # changed outside the migrations
+    result = cli(project, url, "validate")
+    assert result.exit_code == 1 and "drift" in result.output and "sneaky" in result.output
+    assert history(url) == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("statement", "refused"),
+    [
+        ("CREATE TEMP TABLE scratch (x);", "TEMP tables"),
+        ("PRAGMA legacy_alter_table = ON;", "PRAGMA legacy_alter_table"),
+        ("VACUUM;", "VACUUM"),
+    ],
+)
+def test_validate_names_what_the_server_refuses(
+    project: Project, cluster: Cluster, statement: str, refused: str
+) -> None:
+    url = cluster.primary.url
+    header = "-- migrate:up transaction:false\n" if statement == "VACUUM;" else "-- migrate:up\n"
+    project.write("001_a.sql", f"{header}CREATE TABLE a (x);\n{statement}\n-- migrate:down\nDROP TABLE a;\n")
+    result = cli(project, url, "validate")
+    assert result.exit_code == 1, result.output
+    assert "001_a.sql" in result.output and f"a libSQL server refuses {refused}" in result.output
     assert history(url) == [] and tables(url) == set()
+    local = project.cli("validate")  # a local file takes it
+    assert "libSQL" not in local.output
+
+
+def test_dry_runs_on_the_server_change_nothing(project: Project, cluster: Cluster) -> None:
+    url = cluster.primary.url
+    two(project)
+    project.write("003_py.py", "def up(connection):\n    connection.execute('CREATE TABLE py (x)')\n")
+    assert cli(project, url, "migrate", "--to", "1", "--no-backup").exit_code == 0
+    sql_only = cli(project, url, "migrate", "--dry-run", "--to", "2")
+    assert sql_only.exit_code == 0 and "a transaction that was rolled back" in sql_only.output
+    with_python = cli(project, url, "migrate", "--dry-run")
+    assert with_python.exit_code == 0 and "copy in memory of the server's database" in with_python.output
+    assert "CREATE TABLE py" in with_python.output
+    assert cli(project, url, "rollback", "--dry-run").exit_code == 0
+    assert history(url) == [1] and tables(url) == {"trades"}
+    assert query(url, "SELECT count(*) FROM vcp_migrations_lease") == [(0,)]
+
+
+def test_redo_baseline_and_repair_on_the_server(project: Project, cluster: Cluster) -> None:
+    url = cluster.primary.url
+    two(project)
+    query(url, "CREATE TABLE trades (id INTEGER PRIMARY KEY, symbol TEXT)")  # made before vcp-migrate
+    assert cli(project, url, "baseline", "1").exit_code == 0 and history(url) == [1]
+    assert cli(project, url, "migrate", "--no-backup").exit_code == 0 and history(url) == [1, 2]
+    redo = cli(project, url, "redo", "--no-backup")
+    assert redo.exit_code == 0 and "Applied 2 fills" in redo.output and history(url) == [1, 2]
+    project.sql(
+        "002_fills.sql", "CREATE TABLE fills (id INTEGER PRIMARY KEY, qty INTEGER); -- reviewed", "DROP TABLE fills;"
+    )
+    assert cli(project, url, "status", "--exit-code").exit_code == 4  # modified
+    assert cli(project, url, "repair", "--yes").exit_code == 0
+    assert cli(project, url, "status", "--exit-code").exit_code == 0
+
+
+def test_restore_to_a_server_is_refused(project: Project, cluster: Cluster) -> None:
+    url = cluster.primary.url
+    two(project)
+    assert cli(project, url, "migrate").exit_code == 0  # takes a backup (of an empty database: none)
+    assert cli(project, url, "migrate").exit_code == 0
+    result = cli(project, url, "restore", "--yes")
+    assert result.exit_code == 2 and "use the server's own point-in-time restore" in result.output
+    assert history(url) == [1, 2]
 
 
 def test_an_unreachable_server_is_one_line_and_nothing_is_written(project: Project) -> None:

@@ -47,7 +47,7 @@ def unrehearsable(migration: LoadedMigration, what: str, consequence: str) -> Pr
     return Problem("unrehearsable", message, migration.file.path, migration.file.version, severity="warning")
 
 
-def drift(actual: str, applied: list[LoadedMigration], database: Path) -> list[Problem]:
+def drift(actual: str, applied: list[LoadedMigration], database: Path | str) -> list[Problem]:
     """A problem (with the diff) if the live schema ``actual`` is not what the applied migrations
     produce. They are replayed from their files: code kept in the history is never run here."""
     expected, failure = replay(applied)
@@ -75,10 +75,11 @@ def dump_file(path: Path, files: list[LoadedMigration]) -> list[Problem]:
     return [Problem("schema-file", f"disagrees with the migrations up to version {version}", path, diff=difference)]
 
 
-def lint(live: sqlite3.Connection | None, pending: list[LoadedMigration]) -> list[Problem]:
+def lint(live: sqlite3.Connection | None, pending: list[LoadedMigration], *, server: bool = False) -> list[Problem]:
     """Hazards in the statements each pending migration executes, on a copy of the database.
 
-    A pending migration that fails on the copy is an error: it would fail on the database.
+    A pending migration that fails on the copy is an error: it would fail on the database; so is
+    one that executes what a libSQL server refuses, when the database is on one (``server``).
     """
     problems: list[Problem] = []
     with closing(in_memory(live)) as session:
@@ -88,6 +89,14 @@ def lint(live: sqlite3.Connection | None, pending: list[LoadedMigration]) -> lis
             outcome = runner.one(migration, "up", earlier=0, capture=True)
             for hazard in hazards.find(outcome.statements, transactional=migration.up.transactional, context=context):
                 problems.append(_hazard_problem(migration, hazard))
+            for index, statement in enumerate(outcome.statements if server else (), 1):
+                refused = hazards.refused_by_server(statement)
+                if refused:
+                    message = (
+                        f"statement {index} ({hazards.short(statement)!r}): a libSQL server refuses {refused};"
+                        " it would fail there: leave it out of migrations for a server"
+                    )
+                    problems.append(Problem("server", message, migration.file.path, migration.file.version))
             if outcome.unrehearsable and outcome.error:
                 problems.append(unrehearsable(migration, outcome.error.what, "the migrations after it were not linted"))
                 break

@@ -120,17 +120,6 @@ class MigrationManager:
             )
         )
 
-    def _local_only(self, command: str) -> Settings:
-        """The settings, for a command that does not work on a server's database yet."""
-        settings = self._settings()
-        if settings.server is not None:
-            raise UsageError(
-                f"'{command}' does not work on a database on a server yet",
-                where=settings.server.url,
-                hint="migrate, rollback, status and current do; run this one on a local copy; nothing was changed",
-            )
-        return settings
-
     @property
     def database(self) -> str:
         """How the database is named in messages: its path, or its server's URL."""
@@ -186,19 +175,19 @@ class MigrationManager:
         """
         from .commands import validate
 
-        return validate.validate(self._local_only("validate"), roundtrip=roundtrip)
+        return validate.validate(self._settings(), roundtrip=roundtrip)
 
     def schema_text(self) -> str:
         """The database's normalised schema (tables, indexes, views, triggers)."""
         from .commands import validate
 
-        return validate.schema_text(self._local_only("schema"))
+        return validate.schema_text(self._settings())
 
     def backups(self) -> list[Backup]:
         """The backups of this database, newest first."""
         from .commands import restore
 
-        return restore.listing(self._local_only("backups"))
+        return restore.listing(self._settings())
 
     # -- changing -----------------------------------------------------------------------------
 
@@ -240,15 +229,13 @@ class MigrationManager:
         """
         from .commands import rollback
 
-        return rollback.redo(self._local_only("redo"))
+        return rollback.redo(self._settings())
 
     def dry_run_migrate(self, target: int | None = None, *, allow_out_of_order: bool = False) -> DryRun:
         """Rehearse ``migrate``: really run it, then undo it; the database file is left as it was."""
         from .commands import dry_run
 
-        return dry_run.dry_run_migrate(
-            self._local_only("migrate --dry-run"), target, allow_out_of_order=allow_out_of_order
-        )
+        return dry_run.dry_run_migrate(self._settings(), target, allow_out_of_order=allow_out_of_order)
 
     def dry_run_rollback(
         self,
@@ -261,9 +248,7 @@ class MigrationManager:
         """Rehearse ``rollback``: really run it, then undo it; the database file is left as it was."""
         from .commands import dry_run
 
-        return dry_run.dry_run_rollback(
-            self._local_only("rollback --dry-run"), steps, to, from_history=from_history, confirm=confirm
-        )
+        return dry_run.dry_run_rollback(self._settings(), steps, to, from_history=from_history, confirm=confirm)
 
     def baseline(self, version: int) -> list[int]:
         """Record the migrations up to ``version`` as applied, without running them.
@@ -273,7 +258,7 @@ class MigrationManager:
         """
         from .commands import baseline
 
-        return baseline.baseline(self._local_only("baseline"), version)
+        return baseline.baseline(self._settings(), version)
 
     def repair(
         self, versions: list[int] | None = None, *, confirm: Callable[[Repair], bool] | None = None
@@ -285,7 +270,7 @@ class MigrationManager:
         """
         from .commands import repair
 
-        return repair.repair(self._local_only("repair"), versions, confirm)
+        return repair.repair(self._settings(), versions, confirm)
 
     def restore(
         self, backup: str | os.PathLike[str] | None = None, *, confirm: Callable[[Backup], bool] | None = None
@@ -300,7 +285,7 @@ class MigrationManager:
         """
         from .commands import restore
 
-        return restore.restore(self._local_only("restore"), backup, confirm)
+        return restore.restore(self._settings(), backup, confirm)
 
     def new(self, name: str, *, sql: bool = False) -> Path:
         """Create the next migration file with empty up and down; return its path. Never overwrites."""

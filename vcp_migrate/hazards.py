@@ -45,6 +45,21 @@ class Hazard(NamedTuple):
         return f"{short(self.statement)!r}: {self.problem}; {self.advice}"
 
 
+_SERVER_REFUSES = (
+    (re.compile(r"VACUUM\b", re.IGNORECASE), "VACUUM"),
+    (re.compile(r"CREATE\s+TEMP(?:ORARY)?\b", re.IGNORECASE), "TEMP tables, views, indexes and triggers"),
+    (re.compile(r"(?:ATTACH|DETACH)\b", re.IGNORECASE), "ATTACH and DETACH"),
+    (re.compile(r"PRAGMA\s+(?:\w+\.)?journal_mode\s*=", re.IGNORECASE), "PRAGMA journal_mode"),
+    (re.compile(r"PRAGMA\s+(?:\w+\.)?legacy_alter_table\s*=", re.IGNORECASE), "PRAGMA legacy_alter_table"),
+)
+
+
+def refused_by_server(statement: str) -> str | None:
+    """What a libSQL server (sqld) refuses in ``statement``, which runs on a local file; None if nothing."""
+    code = _LITERAL_OR_COMMENT.sub(" ", statement).strip()
+    return next((what for pattern, what in _SERVER_REFUSES if pattern.match(code)), None)
+
+
 class SchemaContext(NamedTuple):
     """What the hazards depend on in the schema a migration starts from."""
 

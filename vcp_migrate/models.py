@@ -116,7 +116,7 @@ class Problem(NamedTuple):
 
     kind: str
     message: str
-    path: Path | None = None
+    path: Path | str | None = None  # a file, or a server's database by its URL
     version: int | None = None
     severity: Literal["error", "warning", "acknowledged"] = "error"
     diff: str | None = None

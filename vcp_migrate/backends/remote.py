@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from .. import history, sqltext
+from ..database import Queries
 from . import hrana
 
 BEGINS = frozenset({"begin"})
@@ -229,7 +230,7 @@ _STOLEN = (
 )
 
 
-def copy_into(connection: RemoteConnection, target: sqlite3.Connection) -> None:
+def copy_into(connection: Queries, target: sqlite3.Connection) -> None:
     """Copy the schema and rows of the server's database into the empty local ``target``, read in
     one transaction on the server (one consistent snapshot), with its user_version."""
     objects = connection.execute(

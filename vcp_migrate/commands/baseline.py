@@ -6,7 +6,7 @@ from __future__ import annotations
 from .. import discovery, history, sqlite, transactions
 from ..errors import PlanError
 from . import frame
-from .context import Settings, read_history, scan
+from .context import Settings, read_history, scan, where
 
 
 def baseline(settings: Settings, version: int) -> list[int]:
@@ -21,11 +21,11 @@ def baseline(settings: Settings, version: int) -> list[int]:
         if beyond:
             raise PlanError(
                 f"the history already has version(s) above {version}: {', '.join(map(str, beyond))}",
-                where=str(settings.db_path),
+                where=where(settings),
                 hint="baseline only adopts a database up to its current point; nothing was changed",
             )
         files = [m for m in directory.migrations if m.version <= version and m.version not in applied]
-        with sqlite.translated(settings.db_path), transactions.transaction(connection):
+        with sqlite.translated(where(settings)), transactions.transaction(connection):
             history.prepare(connection)
             for file in files:
                 history.record(connection, file, 0)

@@ -82,6 +82,18 @@ def open_existing(settings: Settings) -> Connection:
     return sqlite.open_database(settings.db_path, create=False, timeout=settings.lock_timeout)
 
 
+def copy_to_memory(settings: Settings, connection: Connection) -> sqlite.MigrationConnection:
+    """A copy in memory of the database behind ``connection`` as it sees it now (in its read
+    transaction): a file's through the backup API, a server's schema and rows read over its stream."""
+    if settings.server is not None:
+        from ..backends import remote
+
+        copy = sqlite.memory_database()
+        remote.copy_into(connection, copy)
+        return copy
+    return sqlite.copy_to_memory(sqlite.local(connection))
+
+
 @contextmanager
 def naming_the_database(settings: Settings) -> Iterator[None]:
     """SQLite errors, and history errors that name no place, become errors about the database."""

@@ -23,7 +23,7 @@ from ..execution import Outcome, Session
 from ..loading import LoadedMigration, SqlStep
 from ..models import Direction, DryRun, Rehearsal
 from . import frame, migrate, rollback
-from .context import Settings, scan
+from .context import Settings, copy_to_memory, exists, scan
 
 Plan = list[tuple[LoadedMigration, Direction]]
 
@@ -45,7 +45,8 @@ def dry_run_rollback(
     """Rehearse ``rollback``."""
     rollback.check_arguments(steps, to)
     directory = discovery.usable(scan(settings))
-    sqlite.check_path(settings.db_path, create=False)
+    if settings.server is None:
+        sqlite.check_path(settings.db_path, create=False)
     return _rehearse(
         settings,
         lambda connection: [
@@ -57,7 +58,7 @@ def dry_run_rollback(
 
 def _rehearse(settings: Settings, make_plan: Callable[[Connection], Plan]) -> DryRun:
     database = settings.db_path
-    if not database.exists():
+    if not exists(settings):
         sqlite.check_path(database, create=True)
         with closing(Session(Path(":memory:"), settings.lock_timeout, sqlite.memory_database(), rehearsing=True)) as s:
             ran_in = f"an empty database in memory ({database} does not exist yet)"
@@ -69,6 +70,10 @@ def _rehearse(settings: Settings, make_plan: Callable[[Connection], Plan]) -> Dr
         # commit onto the live file, so a plan with any runs on a throw-away copy.
         if all(isinstance(m.step(d), SqlStep) and m.step(d).transactional for m, d in plan):
             return _in_place(settings, session, plan)
+        if settings.server is not None:  # a copy of the server's schema and rows, in memory
+            with closing(Session(Path(":memory:"), settings.lock_timeout, rehearsing=True,
+                                 connection=copy_to_memory(settings, session.connection))) as copied:  # fmt: skip
+                return _each(settings, copied, plan, "a throw-away copy in memory of the server's database")
         _remove_stale_scratch(database)
         with tempfile.TemporaryDirectory(dir=database.absolute().parent, prefix=_scratch_prefix(database)) as scratch:
             copy = Path(scratch) / database.name

@@ -11,7 +11,7 @@ from ..database import Connection
 from ..errors import PlanError
 from ..models import Directory, MigrationFile, Repair
 from . import frame
-from .context import Settings, read_history, scan
+from .context import Settings, read_history, scan, where
 
 
 def repair(settings: Settings, versions: list[int] | None, confirm: Callable[[Repair], bool] | None) -> list[int]:
@@ -21,7 +21,7 @@ def repair(settings: Settings, versions: list[int] | None, confirm: Callable[[Re
         connection = session.connection
         found = repairs(settings, connection, directory, versions)
         chosen = [r for r in found if confirm is None or confirm(r)]
-        with sqlite.translated(settings.db_path), transactions.transaction(connection):
+        with sqlite.translated(where(settings)), transactions.transaction(connection):
             history.prepare(connection)
             for one in chosen:
                 history.update(connection, one.current)

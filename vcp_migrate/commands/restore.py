@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .. import backups, history, sqlite
 from ..database import Connection
-from ..errors import DatabaseError, VcpMigrateError
+from ..errors import DatabaseError, UsageError, VcpMigrateError
 from ..models import Backup
 from . import frame
 from .context import Settings
@@ -31,6 +31,14 @@ def restore(
     settings: Settings, backup: str | os.PathLike[str] | None, confirm: Callable[[Backup], bool] | None
 ) -> tuple[Backup, Backup | None]:
     """Replace the database with ``backup`` (default: the newest); return it and the safety copy."""
+    if settings.server is not None:
+        raise UsageError(
+            "restoring a database on a server is refused: writing a backup over it here would race the"
+            " application and replicas would replay it as one huge change",
+            where=settings.server.url,
+            hint="use the server's own point-in-time restore (sqld, Turso); the backups are plain SQLite files"
+            " to inspect or load; nothing was changed",
+        )
     database = settings.db_path
     with frame.writing(settings, create=True) as session:
         chosen = _choose(settings, backup, session.connection)

@@ -15,7 +15,7 @@ from ..database import Connection
 from ..errors import MigrationFileError
 from ..loading import LoadedMigration
 from ..models import AppliedMigration, Directory, Problem
-from .context import Settings, open_existing, read_history, scan
+from .context import Settings, copy_to_memory, exists, open_existing, read_history, scan, where
 from .repair import source_diff
 
 
@@ -38,15 +38,15 @@ def validate(settings: Settings, *, roundtrip: bool) -> list[Problem]:
     applied: dict[int, AppliedMigration] = {}
     live_schema: str | None = None
     copy: sqlite.MigrationConnection | None = None
-    if settings.db_path.exists():
+    if exists(settings):
         # One read transaction: history, schema and copy agree even while others migrate.
         with closing(open_existing(settings)) as connection, transactions.read_transaction(connection):
             applied = read_history(settings, connection)
-            with sqlite.translated(settings.db_path):
+            with sqlite.translated(where(settings)):
                 problems += _history_problems(settings, connection, directory, applied)
                 problems += _database_problems(settings, connection)
                 live_schema = schema.snapshot(connection)
-                copy = sqlite.copy_to_memory(sqlite.local(connection)) if runnable else None
+                copy = copy_to_memory(settings, connection) if runnable else None
     with closing(copy) if copy else contextlib.nullcontext():
         if runnable and live_schema is not None:
             problems += _drift(settings, live_schema, loaded, applied)
@@ -54,7 +54,7 @@ def validate(settings: Settings, *, roundtrip: bool) -> list[Problem]:
             problems += checks.dump_file(settings.schema_file, [loaded[v] for v in sorted(loaded)])
         if runnable:
             pending = [loaded[v] for v in sorted(loaded) if v not in applied]
-            problems += checks.lint(copy, pending)
+            problems += checks.lint(copy, pending, server=settings.server is not None)
             # a pending migration that fails on the data is reported once, not again as a round trip
             if roundtrip and not any(p.kind == "fails" for p in problems):
                 done = [loaded[v] for v in sorted(loaded) if v in applied]
@@ -64,7 +64,7 @@ def validate(settings: Settings, *, roundtrip: bool) -> list[Problem]:
 
 def schema_text(settings: Settings) -> str:
     """The database's normalised schema (tables, indexes, views, triggers)."""
-    with closing(open_existing(settings)) as connection, sqlite.translated(settings.db_path):
+    with closing(open_existing(settings)) as connection, sqlite.translated(where(settings)):
         return schema.snapshot(connection)
 
 
@@ -107,11 +107,11 @@ def _drift(
     if missing:
         message = f"cannot check for drift: the file of applied version(s) {', '.join(map(str, missing))} is missing"
         return [Problem("drift", message, settings.migrations_dir, severity="warning")]
-    return checks.drift(live_schema, [loaded[v] for v in sorted(applied)], settings.db_path)
+    return checks.drift(live_schema, [loaded[v] for v in sorted(applied)], where(settings))
 
 
 def _database_problems(settings: Settings, connection: Connection) -> list[Problem]:
-    database = settings.db_path
+    database = where(settings)
     problems = [
         Problem("integrity", f"integrity_check: {line}", database) for line in sqlite.integrity_problems(connection)
     ]
