@@ -133,44 +133,6 @@ def test_status_current_and_a_backup_on_the_server(project: Project, cluster: Cl
     copy.close()
 
 
-def test_a_failing_migration_applies_nothing_on_the_server(project: Project, cluster: Cluster) -> None:
-    url = cluster.primary.url
-    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
-    project.sql("002_b.sql", "CREATE TABLE b (x);\nINSERT INTO nowhere VALUES (1);", "DROP TABLE b;")
-    result = cli(project, url, "migrate", "--no-backup")
-    assert result.exit_code == 1
-    assert "002_b.sql: statement 2 failed: no such table: nowhere" in result.output
-    assert "Traceback" not in result.output
-    assert history(url) == [1] and tables(url) == {"a"}
-    project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
-    assert cli(project, url, "migrate", "--no-backup").exit_code == 0 and history(url) == [1, 2]
-
-
-def test_an_atomic_batch_on_the_server_is_all_or_nothing(project: Project, cluster: Cluster) -> None:
-    url = cluster.primary.url
-    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
-    project.sql("002_b.sql", "CREATE TABLE b (x);\nSELECT * FROM nowhere;", "DROP TABLE b;")
-    assert cli(project, url, "migrate", "--atomic", "--no-backup").exit_code == 1
-    assert history(url) == [] and tables(url) == set()
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        "CREATE TABLE b (x);\nCOMMIT;",
-        "CREATE TABLE b (x);\n/* sneaky */ end transaction;",
-        "CREATE TABLE b (x);\nROLLBACK;\nBEGIN;",
-    ],
-    ids=["commit", "end", "rollback"],
-)
-def test_the_guard_refuses_ending_the_transaction_on_the_server(project: Project, cluster: Cluster, body: str) -> None:
-    url = cluster.primary.url
-    project.sql("001_b.sql", body, "DROP TABLE b;")
-    result = cli(project, url, "migrate", "--no-backup")
-    assert result.exit_code == 1 and "vcp-migrate commits each migration together with its history row" in result.output
-    assert history(url) == [] and tables(url) == set()
-
-
 def test_a_python_migration_runs_on_the_server_and_cannot_commit(project: Project, cluster: Cluster) -> None:
     url = cluster.primary.url
     project.write(
@@ -200,31 +162,6 @@ def test_a_python_migration_runs_on_the_server_and_cannot_commit(project: Projec
     assert result.exit_code == 1 and "up() tried to call commit()" in result.output
     assert history(url) == [1] and tables(url) == {"seed"}
     assert query(url, "SELECT x FROM seed ORDER BY x") == [(1,), (2,), (3,), (4,)]
-
-
-def test_a_foreign_key_rebuild_on_the_server(project: Project, cluster: Cluster) -> None:
-    """The server enforces foreign keys by default; a table rebuild runs with them off, and the
-    check before COMMIT still refuses a migration that leaves a broken reference."""
-    url = cluster.primary.url
-    project.sql(
-        "001_books.sql",
-        "CREATE TABLE books (id INTEGER PRIMARY KEY, name TEXT);\n"
-        "CREATE TABLE trades (id INTEGER PRIMARY KEY, book INTEGER REFERENCES books(id));\n"
-        "INSERT INTO books VALUES (1, 'eu');\nINSERT INTO trades VALUES (1, 1);",
-        "DROP TABLE trades;\nDROP TABLE books;",
-    )
-    project.sql(
-        "002_rebuild.sql",
-        "CREATE TABLE books_new (id INTEGER PRIMARY KEY, name TEXT NOT NULL DEFAULT '');\n"
-        "INSERT INTO books_new SELECT id, coalesce(name, '') FROM books;\n"
-        "DROP TABLE books;\nALTER TABLE books_new RENAME TO books;",
-        "SELECT 1;",
-    )
-    project.sql("003_orphan.sql", "INSERT INTO trades VALUES (2, 99);", "DELETE FROM trades WHERE id = 2;")
-    result = cli(project, url, "migrate", "--no-backup")
-    assert result.exit_code == 1 and "003_orphan.sql: foreign key check failed" in result.output
-    assert history(url) == [1, 2] and query(url, "SELECT id, book FROM trades") == [(1, 1)]
-    assert query(url, "PRAGMA foreign_keys") == [(1,)]  # a fresh stream: the server's default is intact
 
 
 def test_wait_for_replicas_then_read_them(project: Project, cluster: Cluster) -> None:
@@ -257,24 +194,6 @@ def test_a_replica_that_does_not_catch_up_fails_the_deploy(project: Project, clu
 
 
 # -- the lease ------------------------------------------------------------------------------------
-
-
-def test_eight_concurrent_runners_apply_each_migration_once(project: Project, cluster: Cluster) -> None:
-    url = cluster.primary.url
-    for version in range(1, 6):  # not idempotent: a second run of any would add a second row
-        project.sql(
-            f"{version:03d}_m{version}.sql",
-            ("CREATE TABLE IF NOT EXISTS runs (version INTEGER);\n" if version == 1 else "")
-            + f"INSERT INTO runs VALUES ({version});",
-            f"DELETE FROM runs WHERE version = {version};",
-        )
-    runners = [process(project, url, "migrate", "--no-backup", "--lock-timeout", "60") for _ in range(8)]
-    outputs = [runner.communicate(timeout=120) for runner in runners]
-    assert [runner.returncode for runner in runners] == [0] * 8, outputs
-    assert history(url) == [1, 2, 3, 4, 5]
-    assert query(url, "SELECT version FROM runs ORDER BY version") == [(1,), (2,), (3,), (4,), (5,)]
-    assert sum("Applied 5 migration(s)" in out for out, _ in outputs) >= 1
-    assert query(url, "SELECT count(*) FROM vcp_migrations_lease") == [(0,)]
 
 
 def test_a_killed_runner_blocks_others_until_its_lease_expires(project: Project, cluster: Cluster) -> None:

@@ -179,9 +179,7 @@ def _timeouts(workdir: Path, timeouts: tuple[float, ...], repeats: int) -> tuple
                 sqlite3.connect(workdir / DB).execute("CREATE TABLE app (x)").connection.commit()
                 before = sha256(workdir / DB)
                 with _holding(workdir, holder):
-                    seconds = _elapsed(
-                        workdir, "migrate", "--allow-existing", "--lock-timeout", str(timeout), expect=1
-                    )
+                    seconds = _elapsed(workdir, "migrate", "--allow-existing", "--lock-timeout", str(timeout), expect=1)
                 changed += sha256(workdir / DB) != before
                 overshoots.append(seconds - timeout - startup)
     shutil.rmtree(workdir)
