@@ -251,6 +251,72 @@ def test_connection_state_does_not_leak_into_the_next_migration(project: Project
     assert project.query("SELECT * FROM seen") == [(0, 0, 0, 1, 0)]
 
 
+@pytest.mark.parametrize(
+    ("sets", "observes", "clean"),
+    [
+        (
+            "connection.create_function('leaky', 0, lambda: 7)",
+            "connection.execute('SELECT leaky()').fetchone()[0]",
+            None,
+        ),
+        (
+            "connection.create_aggregate('agg', 1, type('A', (), {'step': lambda s, v: 0, 'finalize': lambda s: 7}))",
+            "connection.execute('SELECT agg(1)').fetchone()[0]",
+            None,
+        ),
+        (
+            "connection.create_collation('rev', lambda a, b: (a < b) - (a > b))",
+            "connection.execute(\"SELECT 'a' < 'b' COLLATE rev\").fetchone()[0]",
+            None,
+        ),
+        ("connection.isolation_level = 'DEFERRED'", "connection.isolation_level", None),
+        (
+            "connection.execute('PRAGMA reverse_unordered_selects = ON')",
+            "connection.execute('PRAGMA reverse_unordered_selects').fetchone()[0]",
+            0,
+        ),
+    ],
+    ids=["function", "aggregate", "collation", "isolation_level", "pragma"],
+)
+def test_each_kind_of_connection_state_is_dropped_after_its_migration(
+    project: Project, sets: str, observes: str, clean: object
+) -> None:
+    """A migration that changes its connection gets it replaced: the next one sees a fresh one."""
+    project.write("001_sets.py", f"def up(connection):\n    {sets}\n")
+    project.write(
+        "002_observes.py",
+        "def up(connection):\n"
+        "    try:\n"
+        f"        seen = {observes}\n"
+        "    except Exception:\n"
+        "        seen = None\n"
+        "    connection.execute('CREATE TABLE seen (x)')\n"
+        "    connection.execute('INSERT INTO seen VALUES (?)', (repr(seen),))\n",
+    )
+    project.manager().migrate()
+    assert project.query("SELECT x FROM seen") == [(repr(clean),)]
+    assert project.history() == [1, 2]
+
+
+def test_a_python_migration_that_changes_nothing_keeps_the_connection(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reopening after every Python migration cost a tenth of a run of many: only a changed one is."""
+    from vcp_migrate import sqlite
+
+    for version in range(1, 6):
+        project.write(
+            f"{version:03d}_t{version}.py",
+            f"def up(connection):\n    connection.execute('CREATE TABLE t{version} (x)')\n"
+            f"    connection.executemany('INSERT INTO t{version} VALUES (?)', [(1,), (2,)])\n",
+        )
+    opened: list[object] = []
+    real = sqlite.open_database
+    monkeypatch.setattr(sqlite, "open_database", lambda *a, **k: opened.append(a) or real(*a, **k))
+    project.manager().migrate()
+    assert project.history() == [1, 2, 3, 4, 5] and len(opened) == 1
+
+
 def test_foreign_key_violation_fails_the_migration_and_names_the_table(project: Project) -> None:
     project.sql(
         "001_schema.sql",

@@ -12,7 +12,7 @@ from typing import NamedTuple
 from . import history, sqlite, transactions
 from .database import Connection
 from .errors import MigrationFailed
-from .loading import LoadedMigration, PythonStep
+from .loading import LoadedMigration
 from .models import Direction, MigrationFile, MigrationRun
 from .steps import StepFailed, check_foreign_keys, run_step
 
@@ -116,6 +116,7 @@ class Runner:
         """Run one migration in its own transaction (or none, if it opted out)."""
         step = migration.step(direction)
         connection = self.session.connection
+        connection.touched_state = False
         started = time.perf_counter()
         done = f"{earlier} migration(s) of this run completed before it" if earlier else "nothing was changed"
         if not step.transactional:
@@ -140,7 +141,7 @@ class Runner:
             ms = _ms(started)
             return Outcome(migration, direction, ms, failed.statements, error, failed.unrehearsable, partly)
         finally:
-            if isinstance(step, PythonStep) or not step.transactional or connection.touched_state:
+            if not step.transactional or connection.touched_state:
                 self.session.renew()
         return Outcome(migration, direction, _ms(started), statements)
 
@@ -157,6 +158,7 @@ class Runner:
         ``inspect`` sees the database after the migrations that succeeded, before the end."""
         connection = self.session.connection
         outcomes: list[Outcome] = []
+        connection.touched_state = False  # set by any migration of the batch, kept to its end
         try:
             with (
                 sqlite.translated(self.session.where),
@@ -177,7 +179,7 @@ class Runner:
         except _Abandon:
             pass
         finally:
-            if connection.touched_state or any(isinstance(m.step(d), PythonStep) for m, d in plan):
+            if connection.touched_state:
                 self.session.renew()
         if commit and not (outcomes and outcomes[-1].error):
             self.session.history_ready = True

@@ -77,10 +77,10 @@ class MigrationConnection(sqlite3.Connection):
 
     def reset_python_state(self) -> None:
         """Undo what Python code may have set on the connection that would break our own queries
-        before the commit (the connection itself is replaced after the migration)."""
+        before the commit (a connection whose state it changed is replaced after the migration)."""
         self.row_factory = None
         self.text_factory = str
-        self.set_progress_handler(None, 0)
+        sqlite3.Connection.set_progress_handler(self, None, 0)
 
     def _refuse(self, what: str) -> None:
         self.refused = what
@@ -163,6 +163,44 @@ class MigrationConnection(sqlite3.Connection):
         for statement in split_statements(sql_script):
             cursor = self.execute(statement)  # through execute(): -v reports each statement
         return cursor
+
+
+def _marking(name: str) -> Callable[..., Any]:
+    def method(self: MigrationConnection, *args: Any, **kwargs: Any) -> Any:
+        self.touched_state = True
+        return getattr(sqlite3.Connection, name)(self, *args, **kwargs)
+
+    method.__name__ = name
+    return method
+
+
+class _MarkingAttribute:
+    """A connection setting a migration may assign (isolation_level, autocommit): assigning it marks
+    the connection's state as touched."""
+
+    def __init__(self, name: str) -> None:
+        self.base = getattr(sqlite3.Connection, name)
+
+    def __get__(self, connection: MigrationConnection | None, owner: type | None = None) -> Any:
+        return self if connection is None else self.base.__get__(connection, owner)
+
+    def __set__(self, connection: MigrationConnection, value: Any) -> None:
+        connection.touched_state = True
+        self.base.__set__(connection, value)
+
+
+# What else a Python migration can change on its connection for the next one: registered functions,
+# collations and callbacks, loaded extensions, limits, transaction settings. Each marks the
+# connection, which is then replaced after the migration; one that changed nothing keeps it.
+for _name in (
+    "create_function", "create_aggregate", "create_window_function", "create_collation", "set_trace_callback",
+    "set_progress_handler", "enable_load_extension", "load_extension", "setlimit",
+):  # fmt: skip
+    if hasattr(sqlite3.Connection, _name):
+        setattr(MigrationConnection, _name, _marking(_name))
+for _name in ("isolation_level", "autocommit"):
+    if hasattr(sqlite3.Connection, _name):
+        setattr(MigrationConnection, _name, _MarkingAttribute(_name))
 
 
 def check_path(path: Path, *, create: bool) -> None:

@@ -44,7 +44,6 @@ def run_step(connection: Connection, step: Step, *, guarded: bool, capture: bool
     """
     connection.refused = None
     connection.unrehearsable = None
-    connection.touched_state = False
     connection.guarded = guarded
     connection.in_step = True
     connection.capture = [] if capture else None
