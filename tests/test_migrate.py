@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 
@@ -970,3 +972,42 @@ def test_a_link_repointed_during_the_run_does_not_move_the_run_to_another_databa
     with closing(sqlite3.connect(other)) as connection:
         names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
     assert names == {"untouched"}
+
+
+NOOP_IMPORTS = """
+import sys
+from vcp_migrate.cli import main
+
+try:
+    main(["up", "--db", sys.argv[1], "--dir", sys.argv[2]])
+except SystemExit:
+    pass
+print(" ".join(sorted(name for name in sys.modules if name.startswith(("vcp_migrate", "rich")))), file=sys.stderr)
+"""
+
+
+def test_a_no_op_up_loads_nothing_it_does_not_use(project: Project) -> None:
+    """The most frequent deploy-time call: nothing to apply; it reads the files and the history,
+    takes the run lock, and loads no migration code, runner, backups, checks or Rich."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.write("002_b.py", "def up(connection):\n    connection.execute('CREATE TABLE b (x)')\n")
+    project.manager().migrate()
+    result = subprocess.run(
+        [sys.executable, "-c", NOOP_IMPORTS, str(project.db), str(project.dir)], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and result.stdout == f"Nothing to apply: {project.db} is up to date.\n"
+    loaded = set(result.stderr.split())
+    assert "vcp_migrate.commands.migrate" in loaded  # it did run the command
+    for heavy in (
+        "loading",
+        "execution",
+        "steps",
+        "backups",
+        "checks",
+        "schema",
+        "hazards",
+        "render",
+        "backends.hrana",
+    ):
+        assert f"vcp_migrate.{heavy}" not in loaded, heavy
+    assert not {name for name in loaded if name == "rich" or name.startswith("rich.")}

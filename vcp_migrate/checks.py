@@ -12,9 +12,10 @@ from contextlib import closing
 from pathlib import Path
 
 from . import hazards, schema, sqlite
-from .execution import Runner, Session
+from .execution import Runner
 from .loading import LoadedMigration
 from .models import Direction, Problem
+from .session import Session
 
 
 def in_memory(source: sqlite3.Connection | None = None) -> Session:

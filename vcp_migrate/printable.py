@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .models import StatusReport
+    from .models import Backup, StatusReport
 
 
 def printable(text: str) -> str:
@@ -80,3 +80,20 @@ def unmanaged_note(report: StatusReport, *, allow_existing: bool) -> str:
     )
     tables = f"{len(report.unmanaged)} table(s) ({short_list(report.unmanaged)})"
     return printable(f"Note: {report.database} has {tables} and no migration history:{then}")
+
+
+def size(count: int) -> str:
+    """A byte count for people: 512 B, 12.3 kB, 1.0 GB."""
+    value = float(count)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def backup_text(backup: Backup) -> str:
+    """'Backed up to PATH (12.3 MB in 0.05 s, at version 2)'."""
+    took = f" in {backup.seconds:.2f} s" if backup.seconds is not None else ""
+    where = printable(str(backup.path))
+    return f"Backed up to {where} ({size(backup.size)}{took}, at version {backup.version})"

@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .models import Backup, DryRun, MigrationRun, Problem, StatusReport
-from .printable import printable, status_summary
+from .printable import backup_text, printable, size, status_summary
 
 _TIME = "Applied at (UTC)"
 _STATE_STYLES = {
@@ -90,9 +90,7 @@ def validate_summary(problems: list[Problem], *, strict: bool) -> str:
 
 def backup_line(backup: Backup) -> Text:
     """'Backed up to PATH (12.3 MB in 0.05 s, at version 2)'."""
-    took = f" in {backup.seconds:.2f} s" if backup.seconds is not None else ""
-    where = printable(str(backup.path))
-    return Text(f"Backed up to {where} ({size(backup.size)}{took}, at version {backup.version})", style="dim")
+    return Text(backup_text(backup), style="dim")
 
 
 def backups_table(database: Path, found: list[Backup], shared: Path | None = None) -> Table:
@@ -109,16 +107,6 @@ def backups_table(database: Path, found: list[Backup], shared: Path | None = Non
     where = printable(str(backups.folder(database, shared)))
     table.caption = Text(f"{len(found)} backup(s) in {where}", "table.caption")
     return table
-
-
-def size(count: int) -> str:
-    """A byte count for people: 512 B, 12.3 kB, 1.0 GB."""
-    value = float(count)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
 
 
 def diff_text(diff: str) -> Text:

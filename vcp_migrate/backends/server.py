@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from .. import backups, history, sqlite, transactions
 from ..errors import DatabaseError, setting
-from ..execution import Session
+from ..session import Session
 from . import Server, remote
 from .lease import Lease
 

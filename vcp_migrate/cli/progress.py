@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..observer import Observer
-from ..printable import printable
+from ..printable import backup_text, printable
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -41,9 +41,13 @@ class Progress(Observer):
 
     def say(self, text: str) -> None:
         """A line about what was done (not data): silent with -q and --json; names in it are not markup."""
-        if self.lines:
-            self.stop()
+        if not self.lines:
+            return
+        self.stop()
+        if self.terminal:
             self.console.print(text, markup=False)
+        else:
+            click.echo(text)  # no Rich off a terminal: importing it costs more than a no-op run
 
     @property
     def console(self) -> Console:
@@ -92,6 +96,9 @@ class Progress(Observer):
     def backed_up(self, backup: Backup) -> None:
         self.taken = backup
         if not self.lines:
+            return
+        if not self.terminal:
+            click.echo(backup_text(backup))
             return
         from .. import render
 

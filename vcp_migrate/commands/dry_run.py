@@ -19,9 +19,10 @@ from pathlib import Path
 
 from .. import discovery, schema, sqlite
 from ..database import Connection
-from ..execution import Outcome, Session
+from ..execution import Outcome
 from ..loading import LoadedMigration, SqlStep
 from ..models import Direction, DryRun, Rehearsal
+from ..session import Session
 from . import frame, migrate, rollback
 from .context import Settings, copy_to_memory, exists, scan
 

@@ -12,14 +12,17 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from .. import backups, history, schema, sqlite
-from ..execution import Runner, Session
-from ..loading import LoadedMigration
+from .. import history, sqlite
 from ..lock import RunLock
 from ..models import Backup, Direction, MigrationRun
+from ..session import Session
 from .context import Settings
+
+if TYPE_CHECKING:  # loaded only once there is something to run: a run with nothing to do never needs them
+    from ..execution import Runner
+    from ..loading import LoadedMigration
 
 
 class Ran(NamedTuple):
@@ -75,6 +78,8 @@ def writing(settings: Settings, *, create: bool) -> Iterator[Session]:
 
 def runner(settings: Settings, session: Session) -> Runner:
     """A runner that keeps user_version as configured and warns through the observer."""
+    from ..execution import Runner
+
     return Runner(session, user_version=settings.user_version, warn=settings.observer.warning)
 
 
@@ -113,6 +118,8 @@ def batch(settings: Settings, session: Session, plan: list[tuple[LoadedMigration
 def changing(settings: Settings, session: Session, run: Callable[[], Ran]) -> Ran:
     """Back up, run, then decide from what ran: after a commit, write the schema file; keep the
     backup (and prune old ones) if anything may have changed; otherwise delete it again."""
+    from .. import backups
+
     created_folder = settings.backup and not os.path.lexists(backups.folder(settings.db_path, settings.backup_dir))
     backup = take_backup(settings, session)
     ran = run()
@@ -138,6 +145,8 @@ def changing(settings: Settings, session: Session, run: Callable[[], Ran]) -> Ra
 
 
 def _differs(settings: Settings, backup: Backup) -> bool:
+    from .. import backups
+
     if settings.server is not None:
         return True  # cannot compare a server's database with a file cheaply: keep the backup
     try:
@@ -148,6 +157,8 @@ def _differs(settings: Settings, backup: Backup) -> bool:
 
 def take_backup(settings: Settings, session: Session, *, always: bool = False) -> Backup | None:
     """Back up the database before a change, unless disabled or there is nothing to keep."""
+    from .. import backups
+
     if not (settings.backup or always) or not session.existed:
         return None
     if settings.server is not None:
@@ -165,6 +176,8 @@ def take_backup(settings: Settings, session: Session, *, always: bool = False) -
 def dump(settings: Settings, session: Session) -> None:
     """Write the schema file after a change; a failure to write it is a warning, not an error
     (the change itself is committed)."""
+    from .. import schema
+
     if not settings.dump_schema:
         return
     try:

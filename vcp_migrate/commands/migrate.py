@@ -6,13 +6,17 @@ plan, back up, run, and decide what to keep from what ran.
 
 from __future__ import annotations
 
-from .. import discovery, history, loading, planning
+from typing import TYPE_CHECKING
+
+from .. import discovery, history, planning
 from ..database import Connection
 from ..errors import DatabaseError, PlanError, setting
-from ..loading import LoadedMigration
 from ..models import Direction, Directory, MigrationRun
 from . import frame
 from .context import Settings, naming_the_database, read_history, scan, where
+
+if TYPE_CHECKING:
+    from ..loading import LoadedMigration
 
 
 def migrate(settings: Settings, target: int | None, *, allow_out_of_order: bool, atomic: bool) -> list[MigrationRun]:
@@ -60,6 +64,10 @@ def plan(
                 f"version {row.version} ({row.name}) is applied but its file is missing from {directory.path}"
             )
     files = planning.plan_migrate(directory, applied, target=target, allow_out_of_order=allow_out_of_order)
+    if not files:
+        return []  # nothing to load: a run with nothing to do never imports the loader
+    from .. import loading
+
     return loading.load_plan(files, "up", settings.loaded)
 
 

@@ -1,0 +1,68 @@
+"""The write connection of one run (``Session``): opened, replaced after a migration that changed
+its state, closed. Kept apart from ``execution`` so a run with nothing to do never loads it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from . import sqlite
+from .database import Connection
+
+
+def _no_check() -> None:
+    return None
+
+
+class Session:
+    """The write connection of one run. It is replaced after any migration that may have changed
+    its state (Python code, a PRAGMA, ATTACH, TEMP objects), so no state leaks into the next one.
+
+    ``rehearsing`` marks a database that only rehearses (validate, dry runs): nothing run on it may
+    write another file. ``before_commit`` is called inside each migration's transaction right
+    before its COMMIT (the run lock checks there that it is still held).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        timeout: float,
+        connection: Connection | None = None,
+        *,
+        rehearsing: bool = False,
+        opener: Callable[[], Connection] | None = None,
+    ) -> None:
+        self.path = path
+        self.where = str(path)  # how errors name the database (a server's: its URL)
+        self.timeout = timeout
+        self.history_ready = False
+        self.existed = False  # the database had content before this run (so it is backed up)
+        self.rehearsing = rehearsing
+        self.before_commit: Callable[[], None] = _no_check
+        # How to open it again (a server's database: a new stream); by default the file at ``path``.
+        self.opener = opener or (lambda: sqlite.open_database(path, create=False, timeout=timeout))
+        if connection is None:
+            connection = opener() if opener else sqlite.open_database(path, create=True, timeout=timeout)
+        self.connection = connection
+        self.connection.rehearsing = rehearsing
+
+    @property
+    def on_statement(self) -> Callable[[str, float], None] | None:
+        """Called with each statement a migration runs and its time in ms (for -v)."""
+        return self.connection.on_statement
+
+    @on_statement.setter
+    def on_statement(self, report: Callable[[str, float], None] | None) -> None:
+        self.connection.on_statement = report
+
+    def renew(self) -> None:
+        if str(self.path) == ":memory:":  # a throw-away database: renewing would empty it
+            return
+        report = self.connection.on_statement
+        self.connection.close()
+        self.connection = self.opener()
+        self.connection.rehearsing = self.rehearsing
+        self.connection.on_statement = report
+
+    def close(self) -> None:
+        self.connection.close()
