@@ -69,8 +69,7 @@ def cluster(libsql_cluster: Cluster, project: Project) -> Iterator[Cluster]:
     if libsql_cluster.primary.process is None:  # a test that killed it failed before restarting it
         libsql_cluster.restart_primary()
     wipe(libsql_cluster.primary.url)
-    for replica in libsql_cluster.replicas:
-        wait_until(lambda replica=replica: not tables(replica.url) and not history(replica.url) and True)
+    libsql_cluster.settle()
     yield libsql_cluster
 
 
@@ -344,7 +343,7 @@ def test_dry_runs_on_the_server_change_nothing(project: Project, cluster: Cluste
     sql_only = cli(project, url, "migrate", "--dry-run", "--to", "2")
     assert sql_only.exit_code == 0 and "a transaction that was rolled back" in sql_only.output
     with_python = cli(project, url, "migrate", "--dry-run")
-    assert with_python.exit_code == 0 and "copy in memory of the server's database" in with_python.output
+    assert with_python.exit_code == 0 and "a throw-away copy of the server's database" in with_python.output
     assert "CREATE TABLE py" in with_python.output
     assert cli(project, url, "rollback", "--dry-run").exit_code == 0
     assert history(url) == [1] and tables(url) == {"trades"}

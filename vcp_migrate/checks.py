@@ -11,7 +11,7 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-from . import hazards, schema, sqlite
+from . import hazards, schema, scratch, sqlite
 from .execution import Runner
 from .loading import LoadedMigration
 from .models import Direction, Problem
@@ -19,8 +19,9 @@ from .session import Session
 
 
 def in_memory(source: sqlite3.Connection | None = None) -> Session:
-    """A session on a database in memory: empty, or a copy of ``source`` made with the backup API."""
-    connection = sqlite.copy_to_memory(source) if source is not None else sqlite.memory_database()
+    """A throw-away session: on an empty database in memory, or on a scratch file copy of ``source``
+    made with the backup API (never reopened, so never emptied: its path is ":memory:")."""
+    connection = scratch.copy_of(source) if source is not None else sqlite.memory_database()
     return Session(Path(":memory:"), 0, connection, rehearsing=True)
 
 

@@ -3,8 +3,8 @@
 integrity and foreign keys.
 
 Everything tied to a local SQLite file is behind these few names: ``open_database``,
-``memory_database``, ``translated`` (error translation), ``copy`` and ``copy_to_memory`` (the
-online backup API), ``quick_check`` and ``integrity_problems``. A database on a server supplies
+``memory_database``, ``translated`` (error translation), ``copy`` (the online backup API; copies
+for checks are in ``scratch``), ``quick_check`` and ``integrity_problems``. A database on a server supplies
 its own in ``backends.server``; transactions (``transactions``) are the same for both.
 """
 
@@ -338,8 +338,6 @@ def database_error(exc: sqlite3.Error, path: Path | str, changed: str = "nothing
         return DatabaseError("cannot be opened", where=where, hint=f"check the path and its permissions; {changed}")
     if kind == "disk":
         return DatabaseError(str(exc), where=where, hint=f"check the disk; {changed}")
-    if kind == "server":
-        return DatabaseError(str(exc), where=where, hint=changed)
     return DatabaseError(str(exc), where=where, hint=changed)
 
 
@@ -368,13 +366,6 @@ def copy(source: sqlite3.Connection, target: sqlite3.Connection) -> None:
             raise sqlite3.OperationalError("database is locked")
 
     source.backup(target, progress=give_up_when_busy)
-
-
-def copy_to_memory(source: sqlite3.Connection) -> MigrationConnection:
-    """A copy in memory of the database behind ``source``, as ``source`` sees it now."""
-    connection = memory_database()
-    copy(source, connection)
-    return connection
 
 
 def quick_check(connection: Queries) -> bool:

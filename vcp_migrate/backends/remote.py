@@ -21,6 +21,7 @@ Nothing here is imported unless a URL is used.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -230,6 +231,9 @@ _STOLEN = (
 )
 
 
+_PAGE_ROWS = 2000
+
+
 def copy_into(connection: Queries, target: sqlite3.Connection) -> None:
     """Copy the schema and rows of the server's database into the empty local ``target``, read in
     one transaction on the server (one consistent snapshot), with its user_version."""
@@ -249,10 +253,13 @@ def copy_into(connection: Queries, target: sqlite3.Connection) -> None:
         if kind != "table":
             continue
         quoted = '"' + str(name).replace('"', '""') + '"'
-        rows = connection.execute(f"SELECT * FROM {quoted}").fetchall()
-        if rows:
-            marks = ", ".join("?" * len(rows[0]))
-            target.executemany(f"INSERT INTO {quoted} VALUES ({marks})", rows)
+        for offset in itertools.count(0, _PAGE_ROWS):  # a page at a time: memory stays flat (one snapshot)
+            rows = connection.execute(f"SELECT * FROM {quoted} LIMIT {_PAGE_ROWS} OFFSET {offset}").fetchall()
+            if rows:
+                marks = ", ".join("?" * len(rows[0]))
+                target.executemany(f"INSERT INTO {quoted} VALUES ({marks})", rows)
+            if len(rows) < _PAGE_ROWS:
+                break
     for kind, _, sql in objects:
         if kind != "table":
             target.execute(sql)

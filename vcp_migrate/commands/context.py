@@ -82,16 +82,23 @@ def open_existing(settings: Settings) -> Connection:
     return sqlite.open_database(settings.db_path, create=False, timeout=settings.lock_timeout)
 
 
-def copy_to_memory(settings: Settings, connection: Connection) -> sqlite.MigrationConnection:
-    """A copy in memory of the database behind ``connection`` as it sees it now (in its read
-    transaction): a file's through the backup API, a server's schema and rows read over its stream."""
-    if settings.server is not None:
-        from ..backends import remote
+def copy_for_checks(settings: Settings, connection: Connection) -> sqlite.MigrationConnection:
+    """A throw-away copy (a scratch file) of the database behind ``connection`` as it sees it now,
+    in its read transaction: a file's through the backup API, a server's schema and rows read over
+    its stream."""
+    from .. import scratch
 
-        copy = sqlite.memory_database()
+    if settings.server is None:
+        return scratch.copy_of(sqlite.local(connection))
+    from ..backends import remote
+
+    copy = scratch.database()
+    try:
         remote.copy_into(connection, copy)
-        return copy
-    return sqlite.copy_to_memory(sqlite.local(connection))
+    except BaseException:
+        copy.close()
+        raise
+    return copy
 
 
 @contextmanager

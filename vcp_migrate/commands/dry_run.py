@@ -24,7 +24,7 @@ from ..loading import LoadedMigration, SqlStep
 from ..models import Direction, DryRun, Rehearsal
 from ..session import Session
 from . import frame, migrate, rollback
-from .context import Settings, copy_to_memory, exists, scan
+from .context import Settings, copy_for_checks, exists, scan
 
 Plan = list[tuple[LoadedMigration, Direction]]
 
@@ -71,10 +71,10 @@ def _rehearse(settings: Settings, make_plan: Callable[[Connection], Plan]) -> Dr
         # commit onto the live file, so a plan with any runs on a throw-away copy.
         if all(isinstance(m.step(d), SqlStep) and m.step(d).transactional for m, d in plan):
             return _in_place(settings, session, plan)
-        if settings.server is not None:  # a copy of the server's schema and rows, in memory
+        if settings.server is not None:  # a scratch copy of the server's schema and rows
             with closing(Session(Path(":memory:"), settings.lock_timeout, rehearsing=True,
-                                 connection=copy_to_memory(settings, session.connection))) as copied:  # fmt: skip
-                return _each(settings, copied, plan, "a throw-away copy in memory of the server's database")
+                                 connection=copy_for_checks(settings, session.connection))) as copied:  # fmt: skip
+                return _each(settings, copied, plan, "a throw-away copy of the server's database")
         _remove_stale_scratch(database)
         with tempfile.TemporaryDirectory(dir=database.absolute().parent, prefix=_scratch_prefix(database)) as scratch:
             copy = Path(scratch) / database.name

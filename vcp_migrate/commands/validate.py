@@ -15,7 +15,7 @@ from ..database import Connection
 from ..errors import MigrationFileError
 from ..loading import LoadedMigration
 from ..models import AppliedMigration, Directory, Problem
-from .context import Settings, copy_to_memory, exists, open_existing, read_history, scan, where
+from .context import Settings, copy_for_checks, exists, open_existing, read_history, scan, where
 from .repair import source_diff
 
 
@@ -46,7 +46,7 @@ def validate(settings: Settings, *, roundtrip: bool) -> list[Problem]:
                 problems += _history_problems(settings, connection, directory, applied)
                 problems += _database_problems(settings, connection)
                 live_schema = schema.snapshot(connection)
-                copy = copy_to_memory(settings, connection) if runnable else None
+                copy = copy_for_checks(settings, connection) if runnable else None
     with closing(copy) if copy else contextlib.nullcontext():
         if runnable and live_schema is not None:
             problems += _drift(settings, live_schema, loaded, applied)

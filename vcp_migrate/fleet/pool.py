@@ -11,10 +11,13 @@ databases it held and stops the run.
 from __future__ import annotations
 
 import multiprocessing
+import signal
+import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -95,22 +98,57 @@ def _chunk_size(count: int, jobs: int) -> int:
 def _phase(pool: ProcessPoolExecutor, chunks: list[list[int]], paths: Sequence[str], jobs: int, tally: _Tally) -> None:
     waiting = deque(chunks)
     running: dict[Future[list[DatabaseResult]], list[int]] = {}
-    try:
+    with _signals_as_a_flag() as signalled:
         while waiting or running:
             while waiting and len(running) < jobs * 2 and not tally.stopped:
                 chunk = waiting.popleft()
-                running[pool.submit(worker.run_chunk, [paths[i] for i in chunk])] = chunk
+                with _blocked_signals():  # a worker the pool starts here is born deaf to them
+                    running[pool.submit(worker.run_chunk, [paths[i] for i in chunk])] = chunk
             if not running:
                 break
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            done, _ = wait(running, timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
             for future in done:
-                _collect(future, running[future], paths, tally)
-                del running[future]  # only once all its results are in: Ctrl-C may come in between
-    except KeyboardInterrupt:
-        tally.stop()  # nothing more is handed out, workers skip the rest of their chunks: those in flight finish
-        for future in list(running):
-            _collect(future, running.pop(future), paths, tally)
-        raise
+                _collect(future, running.pop(future), paths, tally)
+            if signalled.is_set() and not tally.stopped:
+                tally.stop()  # nothing more is handed out, workers skip the rest of their chunks
+    if signalled.is_set():
+        raise KeyboardInterrupt
+
+
+_POLL_SECONDS = 0.1
+_STOPPING = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextmanager
+def _blocked_signals() -> Iterator[None]:
+    """Ctrl-C and SIGTERM held back (not lost) while the pool may start a worker: a process
+    inherits its blocked signals, so a worker never dies of one sent to the whole process group
+    while it starts, before it ignores them itself; here they arrive once unblocked."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
+
+
+@contextmanager
+def _signals_as_a_flag() -> Iterator[threading.Event]:
+    """Ctrl-C and SIGTERM set a flag the scheduling loop reads, instead of raising where they land.
+
+    Raised as KeyboardInterrupt, a signal can strike while this thread holds a lock the pool's own
+    thread needs (inside ``submit``), and the run then waits forever for results that never come.
+    Only the main thread can set handlers; elsewhere signals are left as they are.
+    """
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = {number: signal.signal(number, lambda *_: flag.set()) for number in _STOPPING}
+    try:
+        yield flag
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _collect(future: Future[list[DatabaseResult]], chunk: list[int], paths: Sequence[str], tally: _Tally) -> None:
