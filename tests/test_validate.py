@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -504,3 +505,35 @@ def test_an_unknown_hazard_name_fails_validate_and_changes_nothing(project: Proj
     assert project.digest() == before and project.history() == [1, 2, 3] and "fills" in project.tables()
     assert project.cli("migrate").exit_code == 1
     assert project.digest() == before and project.history() == [1, 2, 3]
+
+
+def test_copies_are_scratch_files_in_the_temporary_folder_and_are_removed(
+    project: Project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """validate runs migrations on copies in files, not in memory: memory stays flat whatever the
+    database's size; the files go when the check ends, even when it finds a failing migration."""
+    import tempfile
+
+    from vcp_migrate import scratch
+
+    scratch_folder = tmp_path / "scratch"
+    scratch_folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch_folder))
+    made: list[str] = []
+    real = scratch.database
+
+    def recording() -> scratch.ScratchConnection:
+        connection = real()
+        made.append(connection.scratch_path)
+        return connection
+
+    monkeypatch.setattr(scratch, "database", recording)
+    project.sql("001_a.sql", "CREATE TABLE a (x);\nINSERT INTO a VALUES (1);", "DROP TABLE a;")
+    project.manager().migrate()
+    project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
+    assert project.manager().validate(roundtrip=True) == []
+    assert len(made) == 2 and all(Path(path).parent == scratch_folder for path in made)  # lint's and the trip's
+    project.sql("003_bad.sql", "INSERT INTO nowhere VALUES (1);", "")
+    assert [p.kind for p in project.manager().validate(roundtrip=True)] == ["fails"]
+    assert list(scratch_folder.iterdir()) == []
+    assert project.history() == [1]

@@ -25,6 +25,14 @@ def in_memory(source: sqlite3.Connection | None = None) -> Session:
     return Session(Path(":memory:"), 0, connection, rehearsing=True)
 
 
+def _throw_away(live: sqlite3.Connection | None, own: bool) -> Session:
+    """A session to run migrations on: ``live`` itself when it is a copy given away (``own``),
+    else a new copy of it (or an empty database)."""
+    if own and isinstance(live, sqlite.MigrationConnection):
+        return Session(Path(":memory:"), 0, live, rehearsing=True)  # never reopened
+    return in_memory(live)
+
+
 def replay(migrations: list[LoadedMigration]) -> tuple[str, Problem | None]:
     """Run the ups on an empty database in memory; the resulting schema, or the failure."""
     with closing(in_memory()) as session:
@@ -77,14 +85,19 @@ def dump_file(path: Path, files: list[LoadedMigration]) -> list[Problem]:
     return [Problem("schema-file", f"disagrees with the migrations up to version {version}", path, diff=difference)]
 
 
-def lint(live: sqlite3.Connection | None, pending: list[LoadedMigration], *, server: bool = False) -> list[Problem]:
+def lint(
+    live: sqlite3.Connection | None, pending: list[LoadedMigration], *, server: bool = False, own: bool = False
+) -> list[Problem]:
     """Hazards in the statements each pending migration executes, on a copy of the database.
 
     A pending migration that fails on the copy is an error: it would fail on the database; so is
     one that executes what a libSQL server refuses, when the database is on one (``server``).
+    With ``own``, ``live`` is a throw-away copy given away: the migrations run on it, no new copy.
     """
     problems: list[Problem] = []
-    with closing(in_memory(live)) as session:
+    if not pending:
+        return problems
+    with closing(_throw_away(live, own)) as session:
         runner = Runner(session, user_version=False)
         for migration in pending:
             context = hazards.SchemaContext.read(session.connection)
@@ -122,7 +135,11 @@ def _hazard_problem(migration: LoadedMigration, hazard: hazards.Hazard) -> Probl
 
 
 def roundtrip(
-    live: sqlite3.Connection | None, applied: list[LoadedMigration], pending: list[LoadedMigration]
+    live: sqlite3.Connection | None,
+    applied: list[LoadedMigration],
+    pending: list[LoadedMigration],
+    *,
+    own: bool = False,
 ) -> list[Problem]:
     """Prove each migration reversible on a copy of the database, real data included.
 
@@ -131,7 +148,7 @@ def roundtrip(
     migration, newest first: down, up (back as it was), down again (same as after the first down).
     The first migration that fails stops the check: what follows would start from a wrong state.
     """
-    with closing(in_memory(live)) as session:
+    with closing(_throw_away(live, own)) as session:
         trip = _Trip(Runner(session, user_version=False), session)
         for migration in pending:
             if not trip.there_and_back(migration, ("up", "down", "up")):

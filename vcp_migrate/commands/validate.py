@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from contextlib import closing
 
-from .. import checks, loading, planning, schema, sqlite, transactions
+from .. import checks, loading, planning, schema, scratch, sqlite, transactions
 from ..database import Connection
 from ..errors import MigrationFileError
 from ..loading import LoadedMigration
@@ -46,7 +46,9 @@ def validate(settings: Settings, *, roundtrip: bool) -> list[Problem]:
                 problems += _history_problems(settings, connection, directory, applied)
                 problems += _database_problems(settings, connection)
                 live_schema = schema.snapshot(connection)
-                copy = copy_for_checks(settings, connection) if runnable else None
+                # A copy only for what runs migrations on one: lint (something pending) and round trips.
+                needed = runnable and (roundtrip or not set(loaded) <= set(applied))
+                copy = copy_for_checks(settings, connection) if needed else None
     with closing(copy) if copy else contextlib.nullcontext():
         if runnable and live_schema is not None:
             problems += _drift(settings, live_schema, loaded, applied)
@@ -54,11 +56,13 @@ def validate(settings: Settings, *, roundtrip: bool) -> list[Problem]:
             problems += checks.dump_file(settings.schema_file, [loaded[v] for v in sorted(loaded)])
         if runnable:
             pending = [loaded[v] for v in sorted(loaded) if v not in applied]
-            problems += checks.lint(copy, pending, server=settings.server is not None)
-            # a pending migration that fails on the data is reported once, not again as a round trip
-            if roundtrip and not any(p.kind == "fails" for p in problems):
-                done = [loaded[v] for v in sorted(loaded) if v in applied]
-                problems += checks.roundtrip(copy, done, pending)
+            trip = scratch.copy_of(copy) if roundtrip and copy is not None else None  # lint changes its copy
+            with closing(trip) if trip else contextlib.nullcontext():
+                problems += checks.lint(copy, pending, server=settings.server is not None, own=True)
+                # a pending migration that fails on the data is reported once, not again as a round trip
+                if roundtrip and not any(p.kind == "fails" for p in problems):
+                    done = [loaded[v] for v in sorted(loaded) if v in applied]
+                    problems += checks.roundtrip(trip, done, pending, own=True)
     return problems
 
 
