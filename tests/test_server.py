@@ -424,3 +424,91 @@ def test_the_url_may_come_from_the_configuration(project: Project, cluster: Clus
     result = CliRunner().invoke(main, ["migrate", "--no-backup"])
     assert result.exit_code == 0, result.output
     assert history(url) == [1, 2] and not Path(url.replace("http://", "")).exists()
+
+
+# -- found by an attack on the first version --------------------------------------------------------
+
+
+def test_a_cursor_of_the_migration_holds_its_rows(project: Project, cluster: Cluster) -> None:
+    url = cluster.primary.url
+    project.sql("001_prices.sql", "CREATE TABLE prices (id INTEGER PRIMARY KEY, px REAL);\n"
+                "INSERT INTO prices (px) VALUES (1.5), (2.5);", "DROP TABLE prices;")  # fmt: skip
+    project.write(
+        "002_cents.py",
+        """
+        def up(connection):
+            cursor = connection.cursor()
+            cursor.execute("SELECT id, px FROM prices ORDER BY id")
+            for id_, px in cursor.fetchall():
+                connection.execute("UPDATE prices SET px = ? WHERE id = ?", (px * 100, id_))
+            assert cursor.execute("INSERT INTO prices (px) VALUES (9)").lastrowid == 3
+        """,
+    )
+    result = cli(project, url, "migrate", "--no-backup")
+    assert result.exit_code == 0, result.output
+    assert query(url, "SELECT px FROM prices ORDER BY id") == [(150.0,), (250.0,), (9.0,)]
+
+
+def test_the_lease_is_released_after_a_run_longer_than_an_idle_stream_lives(project: Project, cluster: Cluster) -> None:
+    url = cluster.primary.url
+    for version in (1, 2, 3):  # 12 s in all; the lease's own stream is idle all along
+        project.write(f"{version:03d}_slow.py", f"import time\n\ndef up(connection):\n    time.sleep(4)\n"
+                      f"    connection.execute('CREATE TABLE t{version} (x)')\n")  # fmt: skip
+    assert cli(project, url, "migrate", "--no-backup").exit_code == 0
+    assert query(url, "SELECT count(*) FROM vcp_migrations_lease") == [(0,)]
+    assert cli(project, url, "migrate", "--no-backup", "--lock-timeout", "0").exit_code == 0
+
+
+def test_a_migration_that_pauses_past_the_streams_life_applies_nothing_and_says_why(
+    project: Project, cluster: Cluster
+) -> None:
+    url = cluster.primary.url
+    project.write("001_idle.py", "import time\n\ndef up(connection):\n    connection.execute('CREATE TABLE idle (x)')\n"
+                  "    time.sleep(11)\n    connection.execute('INSERT INTO idle VALUES (1)')\n")  # fmt: skip
+    result = cli(project, url, "migrate", "--no-backup")
+    assert result.exit_code == 1 and "must not pause that long between statements" in result.output
+    assert "committed without a history row" not in result.output and "Traceback" not in result.output
+    assert history(url) == [] and tables(url) == set()
+
+
+def test_insert_or_rollback_that_ends_the_transaction_is_reported_as_on_a_file(
+    project: Project, cluster: Cluster
+) -> None:
+    url = cluster.primary.url
+    project.sql("001_a.sql", "CREATE TABLE a (x UNIQUE);\nINSERT INTO a VALUES (1);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b (x);\nINSERT OR ROLLBACK INTO a VALUES (1);", "DROP TABLE b;")
+    result = cli(project, url, "migrate", "--no-backup")
+    assert result.exit_code == 1 and "002_b.sql: statement 2 failed: UNIQUE constraint failed" in result.output
+    assert "cannot rollback" not in result.output
+    assert history(url) == [1] and tables(url) == {"a"}
+
+
+def test_a_token_read_with_its_line_end_works_and_a_bad_one_is_never_printed(
+    project: Project, cluster: Cluster
+) -> None:
+    url = cluster.primary.url
+    two(project)
+    fine = cli(project, url, "migrate", "--no-backup", env={"VCP_MIGRATE_AUTH_TOKEN": "tok-3f9a7c\n"})
+    assert fine.exit_code == 0 and history(url) == [1, 2]
+    bad = cli(project, url, "status", env={"VCP_MIGRATE_AUTH_TOKEN": "tok 3f9a7c-secret"})
+    assert bad.exit_code == 2 and "holds a character no token has" in bad.output and "3f9a7c" not in bad.output
+
+
+def test_no_create_and_waiting_for_replicas_with_nothing_to_apply(project: Project, cluster: Cluster) -> None:
+    url, replica = cluster.primary.url, cluster.replicas[0]
+    two(project)
+    assert cli(project, url, "migrate", "--no-backup", "--no-create").exit_code == 0  # a server's database exists
+    with replica.paused():  # behind: a rerun of the deploy step with nothing to apply must still wait
+        query(url, "INSERT INTO trades (symbol) VALUES ('x')")
+        cluster.primary.url  # noqa: B018 - the write above is what the paused replica misses
+        again = cli(project, url, "migrate", "--no-backup", "--wait-for-replica", replica.url, "--replica-timeout", "1")
+    assert again.exit_code == 1 and "did not reach version 2 within 1 s" in again.output
+
+
+@pytest.mark.parametrize("url", ["ws://127.0.0.1:8080", "libsql:127.0.0.1:8080", "http:/127.0.0.1"])
+def test_a_mistyped_url_is_never_made_a_file(project: Project, url: str) -> None:
+    two(project)
+    for command in ("migrate", "status"):
+        result = cli(project, url, command)
+        assert result.exit_code == 2 and "URL" in result.output, result.output
+    assert sorted(p.name for p in project.root.iterdir()) == ["migrations"]

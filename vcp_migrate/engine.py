@@ -20,6 +20,9 @@ from .observer import Observer
 
 __all__ = ["MigrationManager", "Repair"]
 
+_DAY = 86400.0
+_SERVER_ONLY = ("replicas", "replica_timeout", "lease", "auth_token")
+
 
 class MigrationManager:
     """Applies, rolls back, reports and checks the migrations of one directory on one database.
@@ -85,8 +88,10 @@ class MigrationManager:
         """
         from . import config
 
+        overrides = dict(overrides)
+        server = {name: overrides.pop(name) for name in _SERVER_ONLY if overrides.get(name) is not None}
         found = config.settings_from(path, overrides, parameters=True)
-        return cls(
+        manager = cls(
             found.db,
             found.directory,
             lock_timeout=found.lock_timeout,
@@ -100,6 +105,11 @@ class MigrationManager:
             backup_dir=found.backup_dir,
             observer=observer,
         )
+        # The server's settings are given, never read from the file (a token has no place there).
+        for name, value in server.items():
+            setattr(manager, "_auth_token" if name == "auth_token" else name, value)
+        manager._settings()  # checked now, as the constructor checks its own
+        return manager
 
     def _settings(self) -> Settings:
         return checked(
@@ -141,9 +151,16 @@ class MigrationManager:
         except ValueError as exc:
             raise UsageError(str(exc), hint=f"check {setting('db_path')} and {setting('replicas')}") from None
         for value, name in ((self.lease, setting("lease")), (self.replica_timeout, setting("replica_timeout"))):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise UsageError(f"{name} must be a positive number of seconds, not {value!r}")
-        token = self._auth_token or os.environ.get(TOKEN_VARIABLE) or None
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 < value <= _DAY):
+                raise UsageError(f"{name} must be a number of seconds above 0 and at most a day, not {value!r}")
+        # stripped: a token read from a file often ends with a line end
+        token = (self._auth_token or os.environ.get(TOKEN_VARIABLE) or "").strip() or None
+        if token is not None and not all("!" <= character <= "~" for character in token):
+            raise UsageError(  # never the token itself
+                f"the auth token (auth_token or {TOKEN_VARIABLE}) holds a character no token has (a space, a line"
+                " end, a character outside ASCII)",
+                hint="check how it is set",
+            )
         return Server(
             http_url(self.db_url), token, float(self.lease), tuple(self.replicas), float(self.replica_timeout)
         )

@@ -69,13 +69,14 @@ class Runner:
                     with transactions.foreign_keys_off(connection), transactions.transaction(connection):
                         statements = run_step(connection, step, guarded=True, capture=capture)
                         check_foreign_keys(connection)
+                        self.session.before_commit()  # still ours, before its history row (and its COMMIT)
                         self._record(connection, migration.file, direction, started)
-                        self.session.before_commit()
                 else:
+                    self.session.before_commit()  # nothing undoes this step: run it only holding the lock
                     statements = run_step(connection, step, guarded=False, capture=capture)
                     with transactions.transaction(connection):
-                        self._record(connection, migration.file, direction, started)
                         self.session.before_commit()
+                        self._record(connection, migration.file, direction, started)
             self.session.history_ready = True
         except StepFailed as failed:
             error = _failure(failed, migration.file, direction, transactional=step.transactional, earlier=earlier)

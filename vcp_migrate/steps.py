@@ -96,8 +96,10 @@ def _still_ours(connection: Connection, guard: str) -> bool:
         return False
     try:
         _quietly(connection, f"RELEASE {guard}")
-    except sqlite3.OperationalError:  # "no such savepoint": a transaction of the step's own
-        return False
+    except sqlite3.OperationalError as exc:
+        if sqlite.is_file_problem(exc):  # the server lost the transaction, not the step: say so
+            raise
+        return False  # "no such savepoint": a transaction of the step's own
     return True
 
 

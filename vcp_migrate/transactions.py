@@ -30,8 +30,9 @@ def transaction(connection: Connection, *, commit: bool = True) -> Iterator[None
         yield
         connection.execute(COMMIT if commit else ROLLBACK)
     except BaseException:
-        if connection.in_transaction:
-            connection.execute(ROLLBACK)
+        if connection.in_transaction:  # what stopped it is what to report, not a failed rollback after it
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute(ROLLBACK)
         raise
 
 

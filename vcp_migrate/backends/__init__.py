@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import NamedTuple
 
 SCHEMES = ("libsql", "http", "https")
+_LOOKS_LIKE = ("libsql:", "http:", "https:", "ws:", "wss:")  # a URL, even mistyped: never taken for a file name
 TOKEN_VARIABLE = "VCP_MIGRATE_AUTH_TOKEN"
 
 
 def is_url(text: str) -> bool:
-    """Whether ``text`` names a database on a server (``libsql://``, ``http://``, ``https://``)."""
-    scheme, found, _ = text.partition("://")
-    return bool(found) and scheme.lower() in SCHEMES
+    """Whether ``text`` names a database on a server (``libsql://``, ``http://``, ``https://``), or
+    was meant to (``libsql:host``, ``ws://``): then it is checked as a URL, never made a file."""
+    return text.strip().lower().startswith(_LOOKS_LIKE)
 
 
 class Server(NamedTuple):

@@ -230,6 +230,9 @@ class Stream:
             with self._opener.open(request, timeout=self.timeout) as response:
                 sent = True
                 text = response.read()
+        except KeyboardInterrupt:  # its answer, and so the stream's next baton, is lost with it
+            self._lost = "a request on this stream was interrupted, so its state is unknown"
+            raise
         except urllib.error.HTTPError as exc:
             raise self._refused(exc) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:

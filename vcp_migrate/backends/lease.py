@@ -97,13 +97,15 @@ class Lease:
         if self._renewer is not None:
             self._renewer.join(timeout=5)
         if self._connection is not None:
+            self._connection.close()  # idle since the lease was taken: the server may have ended it
+            self._connection = None
+            releasing = self.connect()
             try:
-                self._connection.execute(_RELEASE, (self.holder,))
+                releasing.execute(_RELEASE, (self.holder,))
             except Exception:  # unreachable: the lease expires on its own
                 pass
             finally:
-                self._connection.close()
-                self._connection = None
+                releasing.close()
 
     def verify(self, connection: _Connection) -> None:
         """Renew the lease in the transaction on ``connection``, right before its COMMIT; raise
@@ -143,24 +145,18 @@ class Lease:
 
     def _renew_until_released(self) -> None:
         every = self.seconds / 3
-        connection: _Connection | None = None
-        try:
-            while not self._stop.wait(every):
-                if self.busy is not None and self.busy():
-                    # A second writer waiting makes the server take the write lock from the run's
-                    # transaction after 5 s; the check before its COMMIT renews the lease instead.
-                    continue
-                try:
-                    connection = connection or self.connect()
-                    cursor = connection.execute(_RENEW, (self.seconds / _DAY, self.holder))
-                    if getattr(cursor, "rowcount", 0) != 1:
-                        self.lost = "it could not be renewed in time"
-                        return
-                except Exception as exc:  # tried again; the check before COMMIT decides
-                    self.lost = f"renewing it failed: {exc}"
-                    if connection is not None:
-                        connection.close()
-                    connection = None
-        finally:
-            if connection is not None:
+        while not self._stop.wait(every):
+            if self.busy is not None and self.busy():
+                # A second writer waiting makes the server take the write lock from the run's
+                # transaction after 5 s; the check before its COMMIT renews the lease instead.
+                continue
+            connection = self.connect()  # a new stream each time: one idle for 10 s is ended by the server
+            try:
+                cursor = connection.execute(_RENEW, (self.seconds / _DAY, self.holder))
+                if getattr(cursor, "rowcount", 0) != 1:
+                    self.lost = "it could not be renewed in time"
+                    return
+            except Exception as exc:  # tried again; the check before COMMIT decides
+                self.lost = f"renewing it failed: {exc}"
+            finally:
                 connection.close()

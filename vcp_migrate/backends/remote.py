@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -41,6 +42,9 @@ class RemoteCursor:
 
     def __init__(self, connection: RemoteConnection, result: hrana.Result | None = None) -> None:
         self.connection = connection
+        self._load(result)
+
+    def _load(self, result: hrana.Result | None) -> None:
         self._rows: list[tuple[Any, ...]] = list(result.rows) if result else []
         self._next = 0
         self.rowcount = result.affected_row_count if result and not result.columns else -1
@@ -49,10 +53,17 @@ class RemoteCursor:
         self.description = tuple((name, *(None,) * 6) for name in columns) if columns else None
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> RemoteCursor:
-        return self.connection.execute(sql, parameters)
+        """Run a statement on the connection; this cursor then holds its rows, as sqlite3's does."""
+        done = self.connection.execute(sql, parameters)
+        self._rows, self._next, self.rowcount = done._rows, 0, done.rowcount
+        self.lastrowid, self.description = done.lastrowid, done.description
+        return self
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> RemoteCursor:
-        return self.connection.executemany(sql, parameters)
+        done = self.connection.executemany(sql, parameters)
+        self._load(None)
+        self.rowcount = done.rowcount
+        return self
 
     def fetchone(self) -> Any:
         if self._next >= len(self._rows):
@@ -125,6 +136,15 @@ class RemoteConnection:
             self.touched_state = True
         if self.capture is not None:
             self.capture.append(sql)
+        if self.on_statement is not None and self.in_step:  # -v
+            started = time.perf_counter()
+            try:
+                return self._run(sql, parameters, words)
+            finally:
+                self.on_statement(sql, (time.perf_counter() - started) * 1000)
+        return self._run(sql, parameters, words)
+
+    def _run(self, sql: str, parameters: Sequence[Any], words: list[str]) -> RemoteCursor:
         if isinstance(parameters, dict):
             raise sqlite3.ProgrammingError("named parameters are not supported on a libSQL server: use ?")
         try:
@@ -138,7 +158,10 @@ class RemoteConnection:
                 raise ServerProblem(_STOLEN) from exc
             if self._stream.closed:  # the server ended the stream, rolling back its transaction
                 self._in_transaction = False
-                raise ServerProblem(str(exc).removeprefix(f"{self.url}: ")) from exc
+                expired = exc.code == "STREAM_EXPIRED" or "expired" in str(exc).lower()
+                raise ServerProblem(_EXPIRED if expired else str(exc).removeprefix(f"{self.url}: ")) from exc
+            if "no transaction is active" in str(exc):  # it ended earlier (INSERT OR ROLLBACK, RAISE(ROLLBACK))
+                self._in_transaction = False
             raise
         self._track(words)
         self.total_changes += result.affected_row_count if not result.columns else 0
@@ -215,6 +238,12 @@ def _ends_or_begins(words: list[str]) -> bool:
             rest = rest[1:]
         return rest[:1] != ["to"]
     return True
+
+
+_EXPIRED = (
+    "the server ended this run's stream after 10 s without a request from it, and rolled back its"
+    " transaction; a migration on a server must not pause that long between statements"
+)
 
 
 class ServerProblem(sqlite3.OperationalError):

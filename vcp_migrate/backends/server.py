@@ -76,8 +76,13 @@ def writing(settings: Settings) -> Iterator[Session]:
                 with sqlite.translated(url):
                     session.existed = history.has_objects(session.connection)
                 yield session
+                if server.replicas:  # so a deploy never starts new code against a stale replica
+                    with sqlite.translated(url):
+                        version = history.highest(session.connection)
             finally:
                 session.close()
+    if server.replicas:  # also when this run had nothing to do: another run may have just done it
+        wait_for_replicas(settings, version)
 
 
 def take_backup(settings: Settings, session: Session) -> Backup:
@@ -106,7 +111,8 @@ def wait_for_replicas(settings: Settings, version: int) -> None:
     seen: dict[str, str] = {}
     while behind:
         for replica in list(behind):
-            found = _replica_version(Server(replica, server.auth_token), seen)
+            wait = max(0.5, min(10.0, deadline - time.monotonic()))  # a replica that does not answer
+            found = _replica_version(Server(replica, server.auth_token), seen, wait)
             if found == version:
                 behind.remove(replica)
         if not behind or time.monotonic() >= deadline:
@@ -123,8 +129,8 @@ def wait_for_replicas(settings: Settings, version: int) -> None:
         )
 
 
-def _replica_version(replica: Server, seen: dict[str, str]) -> int | None:
-    connection = connect(replica, 10.0)
+def _replica_version(replica: Server, seen: dict[str, str], timeout: float) -> int | None:
+    connection = remote.RemoteConnection(replica.url, replica.auth_token, timeout)
     try:
         version = history.highest(connection)
     except sqlite3.Error as exc:

@@ -137,10 +137,6 @@ def changing(settings: Settings, session: Session, run: Callable[[], Ran]) -> Ra
         backups.prune(settings.db_path, settings.keep_backups, settings.backup_dir)
     elif backup is not None:
         backups.discard(backup, folder_created=created_folder)
-    if ran.runs and ran.stopped is None and settings.server is not None and settings.server.replicas:
-        from ..backends import server  # so a deploy does not start new code against a stale replica
-
-        server.wait_for_replicas(settings, history.highest(session.connection))
     return ran
 
 
