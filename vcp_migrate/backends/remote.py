@@ -21,14 +21,12 @@ Nothing here is imported unless a URL is used.
 
 from __future__ import annotations
 
-import itertools
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from .. import history, sqltext
-from ..database import Queries
+from .. import sqltext
 from . import hrana
 
 BEGINS = frozenset({"begin"})
@@ -258,39 +256,3 @@ _STOLEN = (
     " writer, and rolled it back; keep migrations on a server short (split a long data change), or run"
     " them when the application writes little"
 )
-
-
-_PAGE_ROWS = 2000
-
-
-def copy_into(connection: Queries, target: sqlite3.Connection) -> None:
-    """Copy the schema and rows of the server's database into the empty local ``target``, read in
-    one transaction on the server (one consistent snapshot), with its user_version."""
-    objects = connection.execute(
-        "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite!_%' ESCAPE '!'"
-        " AND tbl_name <> ? ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 WHEN 'view' THEN 2 ELSE 3 END,"
-        " rowid",
-        (history.LEASE,),  # the run lock is the server's, not part of its data
-    ).fetchall()
-    version = connection.execute("PRAGMA user_version").fetchone()[0]
-    target.isolation_level = None
-    target.execute("BEGIN")
-    for kind, _, sql in objects:
-        if kind == "table":
-            target.execute(sql)
-    for kind, name, _ in objects:
-        if kind != "table":
-            continue
-        quoted = '"' + str(name).replace('"', '""') + '"'
-        for offset in itertools.count(0, _PAGE_ROWS):  # a page at a time: memory stays flat (one snapshot)
-            rows = connection.execute(f"SELECT * FROM {quoted} LIMIT {_PAGE_ROWS} OFFSET {offset}").fetchall()
-            if rows:
-                marks = ", ".join("?" * len(rows[0]))
-                target.executemany(f"INSERT INTO {quoted} VALUES ({marks})", rows)
-            if len(rows) < _PAGE_ROWS:
-                break
-    for kind, _, sql in objects:
-        if kind != "table":
-            target.execute(sql)
-    target.execute(f"PRAGMA user_version = {int(version):d}")
-    target.execute("COMMIT")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from .. import backups, history, sqlite, transactions
 from ..errors import DatabaseError, setting
 from ..session import Session
-from . import Server, remote
+from . import Server, remote, snapshot
 from .lease import Lease
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ def take_backup(settings: Settings, session: Session) -> Backup:
             settings.db_path,
             version,
             settings.backup_dir,
-            copier=lambda target: remote.copy_into(connection, target),
+            copier=lambda target: snapshot.copy_into(connection, target),
         )
 
 

@@ -90,11 +90,11 @@ def copy_for_checks(settings: Settings, connection: Connection) -> sqlite.Migrat
 
     if settings.server is None:
         return scratch.copy_of(sqlite.local(connection))
-    from ..backends import remote
+    from ..backends import snapshot
 
     copy = scratch.database()
     try:
-        remote.copy_into(connection, copy)
+        snapshot.copy_into(connection, copy)
     except BaseException:
         copy.close()
         raise
