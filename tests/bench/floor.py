@@ -29,6 +29,24 @@ META = "CREATE TABLE vcp_migrations_meta (key TEXT PRIMARY KEY, value TEXT NOT N
 META_ROWS = "INSERT INTO vcp_migrations_meta (key, value) VALUES ('layout', '2'), ('database_id', ?)"
 
 
+INSERT_ROW = "INSERT INTO vcp_migrations VALUES (?, ?, ?, ?, ?, ?, ?)"
+
+
+def history_row(version, path, source, started):
+    """The history row vcp-migrate writes for a migration applied from ``path``."""
+    elapsed = round((time.perf_counter() - started) * 1000)
+    checksum = hashlib.sha256(source).hexdigest()
+    return (
+        version,
+        path.stem.split("_", 1)[1],
+        checksum,
+        datetime.now(timezone.utc).isoformat(),
+        elapsed,
+        path.name,
+        source,
+    )
+
+
 def sections(path):
     text = path.read_text()
     up, _, down = text.partition("-- migrate:down")
@@ -62,18 +80,7 @@ def migrate(connection, directory):
         connection.execute("BEGIN IMMEDIATE")
         for statement in statements(sections(path)[0]):
             connection.execute(statement)
-        connection.execute(
-            "INSERT INTO vcp_migrations VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                version,
-                path.stem.split("_", 1)[1],
-                hashlib.sha256(source).hexdigest(),
-                datetime.now(timezone.utc).isoformat(),
-                round((time.perf_counter() - started) * 1000),
-                path.name,
-                source,
-            ),
-        )
+        connection.execute(INSERT_ROW, history_row(version, path, source, started))
         connection.execute("COMMIT")
 
 
@@ -168,18 +175,7 @@ def server(url, directory):
             done = set()
         for statement in statements(sections(path)[0]):
             stream.execute(statement)
-        stream.execute(
-            "INSERT INTO vcp_migrations VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                version,
-                path.stem.split("_", 1)[1],
-                hashlib.sha256(source).hexdigest(),
-                datetime.now(timezone.utc).isoformat(),
-                round((time.perf_counter() - started) * 1000),
-                path.name,
-                source,
-            ),
-        )
+        stream.execute(INSERT_ROW, history_row(version, path, source, started))
         stream.execute(f"PRAGMA user_version = {version}")
         stream.execute("COMMIT")
     stream.close()
