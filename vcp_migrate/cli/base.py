@@ -287,22 +287,20 @@ def server_options(command: F) -> F:
             callback=_remember,
             help="After a change on a server, wait until this replica has it too (repeatable).",
         ),
-        click.option(
-            "--replica-timeout",
-            type=click.FloatRange(min=0, min_open=True),
-            callback=lambda ctx, param, value: _remember(ctx, param, _finite(ctx, param, value)),
-            expose_value=False,
-            metavar="SECONDS",
-            help="How long to wait for the replicas [default: 60].",
-        ),
-        click.option(
-            "--lease",
-            type=click.FloatRange(min=0, min_open=True),
-            callback=lambda ctx, param, value: _remember(ctx, param, _finite(ctx, param, value)),
-            expose_value=False,
-            metavar="SECONDS",
-            help="On a server, how long the run lock lasts without renewal if this run dies [default: 30].",
-        ),
+        _seconds("--replica-timeout", "How long to wait for the replicas [default: 60]."),
+        _seconds("--lease", "On a server, how long the run lock lasts without renewal if this run dies [default: 30]."),
+    )
+
+
+def _seconds(name: str, help: str) -> Callable[[F], F]:
+    """An option of seconds above 0, kept for make_manager (not an argument of the command)."""
+    return click.option(
+        name,
+        type=click.FloatRange(min=0, min_open=True),
+        callback=lambda ctx, param, value: _remember(ctx, param, _finite(ctx, param, value)),
+        expose_value=False,
+        metavar="SECONDS",
+        help=help,
     )
 
 
