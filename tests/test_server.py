@@ -545,3 +545,14 @@ def test_a_backup_of_the_server_keeps_what_select_star_would_lose(project: Proje
     project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")  # pending: validate lints it on the same copy
     checked = cli(project, url, "validate", "--roundtrip")
     assert "drift" in checked.output and "fails" not in checked.output and "Traceback" not in checked.output
+
+
+def test_status_on_a_replica_works_while_the_primary_is_down(project: Project, cluster: Cluster) -> None:
+    two(project)
+    replica = cluster.replicas[0].url
+    assert cli(project, cluster.primary.url, "migrate", "--no-backup", "--wait-for-replica", replica).exit_code == 0
+    with cluster.primary.paused():
+        status = cli(project, replica, "status", "--exit-code")
+        current = cli(project, replica, "current")
+    assert status.exit_code == 0 and "2 applied, 0 pending" in status.output
+    assert current.output.strip() == "2"

@@ -52,6 +52,7 @@ class Connection(Queries, Protocol):
     on_statement: Callable[[str, float], None] | None
     in_step: bool
     history_layout: int | None
+    remote: bool  # a database on a server (its reads outside a transaction are each a snapshot)
 
     @property
     def in_transaction(self) -> bool: ...

@@ -57,6 +57,7 @@ class MigrationConnection(sqlite3.Connection):
     on_statement: Callable[[str, float], None] | None = None  # -v: each statement of a migration and its ms
     in_step = False  # a migration's step runs (guarded or not): its statements are reported, not ours
     history_layout: int | None = None  # the layout of the history tables the last read on it found
+    remote = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -106,6 +106,7 @@ class RemoteConnection:
     on_statement: Callable[[str, float], None] | None = None
     in_step = False
     history_layout: int | None = None
+    remote = True
 
     def __init__(self, url: str, auth_token: str | None, timeout: float) -> None:
         self.url = hrana.http_url(url)

@@ -127,7 +127,11 @@ def read_history(settings: Settings, connection: Connection) -> dict[int, Applie
 
 
 def _reading(connection: Connection) -> AbstractContextManager[None]:
-    return nullcontext() if connection.in_transaction else transactions.read_transaction(connection)
+    # On a server, BEGIN goes to the primary even from a replica: reading a replica's history
+    # (status, current) must work while the primary is down, so there it reads without one.
+    if connection.in_transaction or connection.remote:
+        return nullcontext()
+    return transactions.read_transaction(connection)
 
 
 def applied(settings: Settings) -> dict[int, AppliedMigration] | None:
