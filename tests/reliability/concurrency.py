@@ -4,7 +4,7 @@ rounds again with the processes reaching the database through its name, a symbol
 hard link at once: the run lock is the database file's, so they must still take turns.
 
 Each migration appends to a ledger file when it starts on the real database (not on validate's
-copies in memory): each must appear exactly once per round going up, and once going down.
+throw-away copies, in memory or in the temporary folder): each must appear exactly once per round going up, and once going down.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ STEP = """
 import os, time
 
 def _ledger(connection, what):
-    if connection.execute("PRAGMA database_list").fetchone()[2]:  # a file, not a copy in memory
+    path = connection.execute("PRAGMA database_list").fetchone()[2]
+    if path and os.path.dirname(path) == os.getcwd():  # the database, not one of validate's copies
         with open("ledger.txt", "a") as ledger:
             ledger.write(what + " " + str(os.getpid()) + "\\n")
 
