@@ -4,7 +4,8 @@ rounds again with the processes reaching the database through its name, a symbol
 hard link at once: the run lock is the database file's, so they must still take turns.
 
 Each migration appends to a ledger file when it starts on the real database (not on validate's
-throw-away copies, in memory or in the temporary folder): each must appear exactly once per round going up, and once going down.
+throw-away copies, in memory or in the temporary folder): each must appear exactly once per
+round going up, and once going down.
 """
 
 from __future__ import annotations
