@@ -26,6 +26,7 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .python_steps import workload_9
 from .server import server_ratio, workload_8
 from .tools import Migration, Results, Tool, Vcp, VcpJson, every_tool, run, tool_env
 
@@ -427,7 +428,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument(
-        "--only", action="append", choices=WORKLOADS, help="run only these workloads (7: fleets, 8: libSQL); repeatable"
+        "--only",
+        action="append",
+        choices=WORKLOADS,
+        help="run only these workloads (7: fleets, 8: libSQL, 9: Python migrations); repeatable",
     )
     arguments = parser.parse_args()
     quick = arguments.quick
@@ -462,6 +466,8 @@ def main() -> int:
             workload_7(vcp, fleet_count, fleet_sample, max(1, reps - 2), work, results)
         if "8" in chosen:
             workload_8(vcp, table_migrations(20 if quick else 200), reps, work, results)
+        if "9" in chosen:
+            workload_9(vcp, tools[1], table_migrations(20 if quick else 200), reps, work, results)
     print(report({k: v for k, v in results.items() if not k.startswith(("1.", "2.", "3."))}), flush=True)
     if "7" in chosen:
         print(fleet_targets(results, fleet_count), flush=True)
@@ -470,7 +476,7 @@ def main() -> int:
     return 0
 
 
-WORKLOADS = ("1-3", "4-5", "6", "7", "8")
+WORKLOADS = ("1-3", "4-5", "6", "7", "8", "9")
 
 
 if __name__ == "__main__":
