@@ -7,6 +7,7 @@ import ast
 import http.server
 import json
 import math
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -177,10 +178,15 @@ def test_replicas_see_a_committed_write_within_seconds(libsql_cluster: Cluster) 
         wait_for_rows(replica.url, f"SELECT x FROM {name}", [("replicated",)])
 
 
-def test_a_server_that_does_not_answer_fails_within_the_timeout(libsql_cluster: Cluster) -> None:
-    stream = Stream(libsql_cluster.primary.url, auth_token=TOKEN, timeout=1)
-    stream.execute("SELECT 1")
-    with libsql_cluster.primary.paused():
+def test_a_server_that_does_not_answer_fails_within_the_timeout() -> None:
+    """A frozen server accepts the connection (the kernel does) and never answers. A socket that
+    listens and never reads is one deterministically: a paused sqld was seen to answer in a full
+    suite run, for reasons not found (a paused replica is tested in test_server.py)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        stream = Stream(url, auth_token=TOKEN, timeout=1)
         start = time.monotonic()
         with pytest.raises(sqlite3.OperationalError) as caught:
             stream.execute("SELECT 1")
@@ -188,7 +194,7 @@ def test_a_server_that_does_not_answer_fails_within_the_timeout(libsql_cluster: 
     assert isinstance(caught.value, ServerUnreachable)
     assert 0.9 < elapsed < 2.5
     assert str(caught.value) == (
-        f"{libsql_cluster.primary.url}: the server did not answer within 1 s; check that it is running and not"
+        f"{url}: the server did not answer within 1 s; check that it is running and not"
         " overloaded, or allow a longer timeout (whether the request took effect is unknown)"
     )
     # its state on the server is unknown, so the stream is not used again
@@ -196,7 +202,6 @@ def test_a_server_that_does_not_answer_fails_within_the_timeout(libsql_cluster: 
     with pytest.raises(ServerError, match="no answer, so its state is unknown; open a new stream"):
         stream.execute("SELECT 1")
     stream.close()
-    assert rows(libsql_cluster.primary.url, "SELECT 2") == [(2,)]
 
 
 def test_a_server_that_is_not_running_is_reported_at_once() -> None:
