@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import socket
@@ -89,6 +90,27 @@ def test_link_leaving_the_directory_is_reported_link_inside_is_used(project: Pro
 def test_checksum_ignores_line_endings_only() -> None:
     assert checksum(b"a\r\nb\r\n") == checksum(b"a\nb\n") == checksum(b"a\rb\r")
     assert checksum(b"a\nb\n") != checksum(b"a\nb \n")
+
+
+@pytest.mark.parametrize("hashed_before", [0, 10**9], ids=["interpreter's sha256", "OpenSSL's sha256"])
+def test_checksum_is_sha256_of_the_lf_text_whichever_implementation(hashed_before: int) -> None:
+    for data in (b"", b"-- migrate:up\r\nCREATE TABLE t (x);\r\n", bytes(range(256)) * 1000):
+        normalised = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        assert checksum(data, hashed_before=hashed_before) == hashlib.sha256(normalised).hexdigest()
+
+
+def test_a_large_directory_is_read_whole_and_checksummed_as_sha256(project: Project) -> None:
+    """Files larger than one read, and more bytes in all than the interpreter's SHA-256 hashes
+    before OpenSSL's takes over: each file's bytes and checksum are exactly its content's."""
+    texts = {f"{i:03d}_m{i}.sql": f"-- migrate:up\nSELECT '{str(i) * 120_000}';\n" for i in range(1, 5)}
+    for name, text in texts.items():
+        project.write(name, text)
+    found = scan(project.dir)
+    assert found.problems == ()
+    for migration in found.migrations:
+        data = texts[migration.path.name].encode()
+        assert migration.source == data
+        assert migration.checksum == hashlib.sha256(data).hexdigest()
 
 
 @contextmanager

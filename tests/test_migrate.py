@@ -1008,6 +1008,8 @@ def test_a_no_op_up_loads_nothing_it_does_not_use(project: Project) -> None:
         "hazards",
         "render",
         "backends.hrana",
+        "cli.reading",
+        "cli.fleet",
     ):
         assert f"vcp_migrate.{heavy}" not in loaded, heavy
     assert not {name for name in loaded if name == "rich" or name.startswith("rich.")}

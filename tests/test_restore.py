@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from vcp_migrate import Backup, DatabaseError, MigrationManager, cli
+from vcp_migrate import Backup, DatabaseError, MigrationManager
 from vcp_migrate.backups import folder
 from vcp_migrate.cli import main
 from vcp_migrate.lock import RunLock
@@ -209,7 +209,7 @@ def test_restore_asks_first_and_refuses_without_a_terminal(project: Project) -> 
 def test_restore_asks_on_a_terminal(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     incident(project)
     before, (backup,) = project.digest(), project.manager().backups()
-    monkeypatch.setattr(cli.changing, "interactive", lambda: True)
+    monkeypatch.setattr("vcp_migrate.cli.changing.interactive", lambda: True)
     declined = project.cli("restore", input="n\n")
     warning = (
         f"Restoring {backup.path} (taken {backup.taken_at}, at version 1) replaces {project.db}:"

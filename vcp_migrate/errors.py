@@ -37,7 +37,7 @@ Parameter = Literal[
 and ``from_config``); the CLI maps each to its option."""
 
 # A NUL byte cannot occur in a path or in SQLite's messages, so a token is never mistaken for text.
-_TOKEN = re.compile("\x00([a-z_]+)(?:=([^\x00]*))?\x00")
+_TOKEN = "\x00([a-z_]+)(?:=([^\x00]*))?\x00"  # compiled by re on first use: only a message needs it
 
 
 def setting(parameter: Parameter, value: bool | int | None = None) -> str:
@@ -61,7 +61,7 @@ def spelled(text: str, spell: Callable[[str, str | None], str] = as_parameter) -
     is the text of the Python literal (``0``, ``True``) or None."""
     if "\x00" not in text:
         return text
-    return _TOKEN.sub(lambda found: spell(found[1], found[2]), text)
+    return re.sub(_TOKEN, lambda found: spell(found[1], found[2]), text)
 
 
 class VcpMigrateError(Exception):

@@ -21,11 +21,12 @@ def near_miss_error(name: str, where: str) -> UsageError:
 
 
 _PART = r"""\s*(?:"(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_-]+)\s*"""
-_HEADER = re.compile(rf"(\[\[?)({_PART}(?:\.{_PART})*)\]\]?\s*(?:#.*)?")
-_PAIR = re.compile(rf"({_PART}(?:\.{_PART})*)=\s*(.+)")
-_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_BASIC = re.compile(r"\"((?:[^\"\\]|\\.)*)\"\s*(?:#.*)?")
-_LITERAL = re.compile(r"'([^']*)'\s*(?:#.*)?")
+# Patterns, compiled (and cached by re) on first use: only Python 3.10 reads a table with them.
+_HEADER = rf"(\[\[?)({_PART}(?:\.{_PART})*)\]\]?\s*(?:#.*)?"
+_PAIR = rf"({_PART}(?:\.{_PART})*)=\s*(.+)"
+_KEY = r"[A-Za-z0-9_-]+"
+_BASIC = r"\"((?:[^\"\\]|\\.)*)\"\s*(?:#.*)?"
+_LITERAL = r"'([^']*)'\s*(?:#.*)?"
 
 
 def parse_tool_table(text: str, where: str = "pyproject.toml") -> dict[str, object]:
@@ -45,7 +46,7 @@ def tool_table(text: str, where: str) -> tuple[dict[str, object], bool]:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        header = _HEADER.fullmatch(line) if line.startswith("[") else None
+        header = re.fullmatch(_HEADER, line) if line.startswith("[") else None
         if line.startswith("["):
             if header is None or (header[1] == "[[") != line.split("#")[0].rstrip().endswith("]]"):
                 raise UsageError(f"line {number}: malformed table header {line!r}", where=where, hint="fix the file")
@@ -55,7 +56,7 @@ def tool_table(text: str, where: str) -> tuple[dict[str, object], bool]:
             if not inside:
                 _not_ours(path, number, where)
             continue
-        pair = _PAIR.fullmatch(line)
+        pair = re.fullmatch(_PAIR, line)
         if pair is None:
             raise UsageError(f"line {number}: expected key = value", where=where, hint="fix the file")
         if not inside:
@@ -63,7 +64,7 @@ def tool_table(text: str, where: str) -> tuple[dict[str, object], bool]:
             open_value = _scan(pair[2], 0, None)
             continue
         key = pair[1].strip()
-        if not _KEY.fullmatch(key):
+        if not re.fullmatch(_KEY, key):
             raise UsageError(f"line {number}: expected key = value", where=where, hint="fix the file")
         if key in table:
             raise UsageError(f"line {number}: {key} is set twice", where=where, hint="fix the file")
@@ -115,7 +116,7 @@ def _scan(text: str, depth: int, quote: str | None) -> tuple[int, str | None]:
 
 
 def _value(raw: str, number: int, where: str) -> object:
-    basic, literal = _BASIC.fullmatch(raw), _LITERAL.fullmatch(raw)
+    basic, literal = re.fullmatch(_BASIC, raw), re.fullmatch(_LITERAL, raw)
     if basic:
         import json
 

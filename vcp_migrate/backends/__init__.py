@@ -9,7 +9,6 @@ replicas).
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 from typing import NamedTuple
@@ -47,5 +46,7 @@ def stand_in(url: str) -> Path:
     rest = url.partition("://")[2].split("/", 1)
     name = re.sub(r"[^A-Za-z0-9.-]+", "_", rest[0]).strip("_") or "server"
     if len(rest) > 1 and rest[1].strip("/"):
+        import hashlib  # only for a URL: a command on a local file never loads OpenSSL
+
         name += "_" + hashlib.sha256(rest[1].encode()).hexdigest()[:8]
     return Path(f"{name}.db")

@@ -2,7 +2,9 @@
 
 Exit codes: 0 ok; 1 error; 2 usage; 130 interrupted. ``status --exit-code`` adds 3 (something is
 pending) and 4 (something is modified, missing, invalid or out-of-order; 4 wins over 3).
-Shared options and error handling are in ``base``; the commands in ``changing`` and ``reading``.
+Shared options and error handling are in ``base``; the commands in ``changing``, ``reading`` and
+``fleet``, each module imported only when one of its commands runs (``Group.lazy``), so
+``vcp-migrate status`` loads neither the changing commands nor the fleet's.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from . import changing, fleet, reading
 from .base import Globals, Group, global_options
 
 
@@ -33,21 +34,23 @@ def main(context: click.Context, /, **options: object) -> None:
     context.obj = Globals(**options)  # type: ignore[arg-type]
 
 
-for _command in (
-    changing.migrate_command,
-    changing.rollback_command,
-    changing.redo_command,
-    changing.baseline_command,
-    changing.repair_command,
-    changing.backups_command,
-    changing.restore_command,
-    reading.status_command,
-    reading.current_command,
-    reading.new_command,
-    reading.validate_command,
-    reading.schema_command,
-    fleet.fleet_group,
-):
-    main.add_command(_command)
+# Each command by name, in the order --help lists them: (module of vcp_migrate.cli, attribute).
+main.lazy.update(
+    {
+        "migrate": ("changing", "migrate_command"),
+        "rollback": ("changing", "rollback_command"),
+        "redo": ("changing", "redo_command"),
+        "baseline": ("changing", "baseline_command"),
+        "repair": ("changing", "repair_command"),
+        "backups": ("changing", "backups_command"),
+        "restore": ("changing", "restore_command"),
+        "status": ("reading", "status_command"),
+        "current": ("reading", "current_command"),
+        "new": ("reading", "new_command"),
+        "validate": ("reading", "validate_command"),
+        "schema": ("reading", "schema_command"),
+        "fleet": ("fleet", "fleet_group"),
+    }
+)
 
 __all__ = ["main"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import sys
 from collections.abc import Callable
@@ -68,8 +69,20 @@ class Group(click.Group):
 
     aliases: ClassVar[dict[str, str]] = {"up": "migrate", "down": "rollback"}
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Commands by name whose module is imported when one of them is asked for: (module, attribute).
+        self.lazy: dict[str, tuple[str, str]] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy})
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        return super().get_command(ctx, self.aliases.get(cmd_name, cmd_name))
+        name = self.aliases.get(cmd_name, cmd_name)
+        if name not in self.commands and name in self.lazy:
+            module, attribute = self.lazy[name]
+            self.add_command(getattr(importlib.import_module(f"{__package__}.{module}"), attribute), name)
+        return super().get_command(ctx, name)
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
