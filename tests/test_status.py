@@ -283,6 +283,61 @@ def test_on_a_narrow_terminal_the_name_folds_and_version_state_and_time_stay_who
     assert project.digest() == before
 
 
+def test_on_a_terminal_wide_names_keep_the_columns_aligned_and_states_are_coloured(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.manager().migrate()
+    project.sql("002_Été_数据_テーブル.sql", "CREATE TABLE b(x);", "DROP TABLE b;")
+    before = project.digest()
+    command = [str(console_script()), "status", "--db", str(project.db), "--dir", str(project.dir)]
+    code, raw = terminal(command, project.root, columns=40)
+    assert code == 0, raw
+    assert "\x1b[32mapplied" in raw and "\x1b[33mpending" in raw  # green, yellow
+    output = ANSI.sub("", raw).replace("\r\n", "\n")
+    rows = [line for line in output.splitlines() if line[:1] in "│┃┏┡└"]
+    # Every line of the table is as wide in terminal cells (a wide character takes two).
+    assert len({sum(2 if "\u3000" <= char <= "\u9fff" or "\u30a0" <= char <= "\u30ff" else 1 for char in line)
+                for line in rows}) == 1  # fmt: skip
+    names = "".join(line.split("│")[2].strip() for line in rows if line.startswith("│") and "│" in line[1:])
+    assert "Été_数据_テーブル" in names and "1 applied, 1 pending" in output
+    assert project.digest() == before
+
+
+def test_no_color_on_a_terminal_keeps_the_table_without_styles(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    command = ["env", "NO_COLOR=1", str(console_script()), "status", "--db", str(project.db), "--dir", str(project.dir)]
+    code, raw = terminal(command, project.root, columns=80)
+    assert code == 0, raw
+    assert "\x1b[" not in raw and "┏" in raw and "│       1 │ a" in raw
+    assert not project.db.exists()  # status never creates the database
+
+
+STATUS_ON_A_TERMINAL = """
+import sys
+from vcp_migrate.cli import main
+
+try:
+    main(["status", "--db", sys.argv[1], "--dir", sys.argv[2]])
+except SystemExit:
+    pass
+with open(sys.argv[3], "w") as modules:
+    modules.write(" ".join(sorted(name for name in sys.modules if name.startswith(("vcp_migrate", "rich")))))
+"""
+
+
+def test_status_on_a_terminal_loads_no_rich(project: Project) -> None:
+    """The table on a terminal is drawn without Rich: loading it took longer than the rest of status."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.manager().migrate()
+    modules = project.root / "modules.txt"
+    command = [sys.executable, "-c", STATUS_ON_A_TERMINAL, str(project.db), str(project.dir), str(modules)]
+    code, raw = terminal(command, project.root)
+    assert code == 0, raw
+    assert "┏" in raw and "applied" in raw  # the table was drawn, on the terminal
+    loaded = set(modules.read_text().split())
+    assert "vcp_migrate.status_table" in loaded and "vcp_migrate.render" not in loaded
+    assert not {name for name in loaded if name == "rich" or name.startswith("rich.")}
+
+
 # -- --exit-code ----------------------------------------------------------------------------------
 
 

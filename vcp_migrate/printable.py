@@ -3,7 +3,8 @@
 A file may be named ``003_\\x1b]0;title\\x07.sql``: printed as it is, the terminal would obey the
 escape sequence (retitle the window, recolour or erase the screen) instead of showing it.
 
-Also the plain text of ``status`` off a terminal (CI logs, pipes): it must not load Rich.
+Also the plain text of ``status`` off a terminal (CI logs, pipes): it must not load Rich (nor does
+its table on a terminal, in ``status_table``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def printable(text: str) -> str:
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
-_TIME = "Applied at (UTC)"
+TIME = "Applied at (UTC)"
 _SUMMARY_ORDER = ("applied", "pending", "modified", "missing", "out-of-order", "invalid")
 
 
@@ -51,10 +52,10 @@ def status_lines(report: StatusReport) -> str:
     versions = ["-" if row.version is None else str(row.version) for row in report.rows]
     states: list[str] = [row.state for row in report.rows]
     times = [printable(row.applied.applied_at) if row.applied else "" for row in report.rows]
-    v, s, t = (_widest(header, cells) for header, cells in (("Version", versions), ("State", states), (_TIME, times)))
+    v, s, t = (_widest(header, cells) for header, cells in (("Version", versions), ("State", states), (TIME, times)))
     lines = [
         f"Migrations of {printable(str(report.database))}",
-        f"{'Version':>{v}}  {'State':<{s}}  {_TIME:<{t}}  Name",
+        f"{'Version':>{v}}  {'State':<{s}}  {TIME:<{t}}  Name",
     ]
     lines.extend(
         f"{version:>{v}}  {state:<{s}}  {applied_at:<{t}}  {printable(row.name)}"

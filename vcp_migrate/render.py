@@ -14,44 +14,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from .models import Backup, DryRun, MigrationRun, Problem, StatusReport
-from .printable import backup_text, printable, size, status_summary
-
-_TIME = "Applied at (UTC)"
-_STATE_STYLES = {
-    "applied": "green",
-    "pending": "yellow",
-    "modified": "bold red",
-    "missing": "bold red",
-    "out-of-order": "magenta",
-    "invalid": "bold red",
-}
-
-
-def status_table(report: StatusReport) -> Table:
-    """Version, name, state and applied_at of every migration, with a caption that sums up.
-
-    On a narrow terminal only the name folds: version, state and time keep their whole width.
-    """
-    table = Table(title=Text(f"Migrations of {printable(str(report.database))}", "table.title"), title_justify="left")
-    versions = ["-" if row.version is None else str(row.version) for row in report.rows]
-    times = [printable(row.applied.applied_at) if row.applied else "" for row in report.rows]
-    # Rich reduces even a fixed width when the table is too wide for the terminal, but never a
-    # min_width; the name, the one column left free, folds instead.
-    widths = [_widest(versions, "Version"), _widest([row.state for row in report.rows], "State"), _widest(times, _TIME)]
-    table.add_column("Version", justify="right", no_wrap=True, width=widths[0], min_width=widths[0])
-    table.add_column("Name", overflow="fold")
-    table.add_column("State", no_wrap=True, width=widths[1], min_width=widths[1])
-    table.add_column(_TIME, no_wrap=True, width=widths[2], min_width=widths[2])
-    for row, version, applied_at in zip(report.rows, versions, times, strict=True):
-        state = Text(row.state, style=_STATE_STYLES[row.state])
-        table.add_row(version, Text(printable(row.name)), state, Text(applied_at))
-    table.caption = Text(printable(status_summary(report)), "table.caption")
-    return table
-
-
-def _widest(cells: list[str], header: str) -> int:
-    return max([len(header), *map(len, cells)])
+from .models import Backup, DryRun, MigrationRun, Problem
+from .printable import backup_text, printable, size
 
 
 def run_line(run: MigrationRun) -> Text:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,6 +20,37 @@ if TYPE_CHECKING:
     from rich.status import Status
 
     from ..models import Backup, Direction, MigrationFile, MigrationRun
+
+
+def is_terminal(stream: Any) -> bool:
+    """Whether ``stream`` takes escape sequences, by Rich's rules (TTY_COMPATIBLE=1 or 0 decides,
+    then FORCE_COLOR set and not empty, then isatty) but without loading Rich."""
+    compatible = os.environ.get("TTY_COMPATIBLE", "")
+    if compatible in ("0", "1"):
+        return compatible == "1"
+    force = os.environ.get("FORCE_COLOR")
+    if force is not None:
+        return force != ""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+def colour(stream: Any) -> bool:
+    """Whether to style what goes to ``stream``: a terminal, and NO_COLOR unset or empty (as Rich)."""
+    return is_terminal(stream) and not os.environ.get("NO_COLOR")
+
+
+def terminal_columns() -> int:
+    """The terminal's width in columns: $COLUMNS first (as Rich), else the terminal's, else 80."""
+    with contextlib.suppress(KeyError, ValueError):
+        if (columns := int(os.environ["COLUMNS"])) > 0:
+            return columns
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns or 80
+    except (AttributeError, ValueError, OSError):
+        return 80
 
 
 class Progress(Observer):
@@ -44,10 +76,7 @@ class Progress(Observer):
         if not self.lines:
             return
         self.stop()
-        if self.terminal:
-            self.console.print(text, markup=False)
-        else:
-            click.echo(text)  # no Rich off a terminal: importing it costs more than a no-op run
+        click.echo(text)  # plain, never through Rich: loading it costs more than a no-op run
 
     @property
     def console(self) -> Console:
@@ -60,11 +89,9 @@ class Progress(Observer):
 
     @property
     def terminal(self) -> bool:
-        """Whether output goes to a terminal, as Rich decides it; without importing Rich when
-        nothing could make it say yes (no tty, no FORCE_COLOR or TTY_COMPATIBLE)."""
+        """Whether output goes to a terminal (``is_terminal``: as Rich decides it, without loading Rich)."""
         if self._terminal is None:
-            maybe = sys.stdout.isatty() or bool(os.environ.get("FORCE_COLOR") or os.environ.get("TTY_COMPATIBLE"))
-            self._terminal = maybe and self.console.is_terminal
+            self._terminal = is_terminal(sys.stdout)
         return self._terminal
 
     def started(self, migration: MigrationFile, direction: Direction, index: int, total: int) -> None:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import sys
 
 import click
 
 from ..printable import printable, status_lines, unmanaged_note
 from .base import EXIT_DISAGREE, EXIT_PENDING, common, handles_errors, make_manager, status_exit_code
-
-if TYPE_CHECKING:
-    from .progress import Progress
+from .progress import Progress, colour, terminal_columns
 
 
 @click.command("status")
@@ -44,11 +42,11 @@ def status_command(db: str | None, directory: str | None, as_json: bool, exit_co
         click.echo(json.dumps([row.as_dict() for row in report.rows]))
         if not report.database_exists and not progress.quiet:
             click.echo(f"Note: {report.database} does not exist yet: every migration is pending.", err=True)
-    elif progress.terminal:
-        from .. import render
+    elif progress.terminal:  # drawn without Rich: loading it takes longer than the rest of status
+        from ..status_table import status_table
 
-        progress.console.print(render.status_table(report))
-    else:  # CI logs and pipes: no Rich, which would take most of the time laying out the cells
+        click.echo(status_table(report, columns=terminal_columns(), colour=colour(sys.stdout)), color=True)
+    else:  # CI logs and pipes: plain aligned lines
         click.echo(status_lines(report))
     return status_exit_code(report) if exit_code else 0
 
