@@ -2,7 +2,7 @@
 
     python -m tests.bench            the full workloads (the README's table)
     python -m tests.bench --quick    small sizes, one repetition: CI runs it so the code keeps working
-    python -m tests.bench --only 7   only the workloads named (1-3, 4-5, 6, 7, 8); repeatable
+    python -m tests.bench --only 7   only the workloads named (1-3, 4-5, 6, 7, 8, 9, 10); repeatable
 
 Run with the interpreter of a virtualenv that has vcp-migrate and the peers installed
 (``make bench`` makes one). Nothing here asserts anything about time.
@@ -28,6 +28,7 @@ from pathlib import Path
 
 from .python_steps import workload_9
 from .server import server_ratio, workload_8
+from .startup import deploy_targets, workload_10
 from .tools import Migration, Results, Tool, Vcp, VcpJson, every_tool, run, tool_env
 
 
@@ -431,7 +432,7 @@ def main() -> int:
         "--only",
         action="append",
         choices=WORKLOADS,
-        help="run only these workloads (7: fleets, 8: libSQL, 9: Python migrations); repeatable",
+        help="run only these workloads (7: fleets, 8: libSQL, 9: Python migrations, 10: deploy and CI); repeatable",
     )
     arguments = parser.parse_args()
     quick = arguments.quick
@@ -468,15 +469,19 @@ def main() -> int:
             workload_8(vcp, table_migrations(20 if quick else 200), reps, work, results)
         if "9" in chosen:
             workload_9(vcp, tools[1], table_migrations(20 if quick else 200), reps, work, results)
+        if "10" in chosen:
+            workload_10(vcp, table_migrations(count), 2 if quick else 3 * reps, work, results)
     print(report({k: v for k, v in results.items() if not k.startswith(("1.", "2.", "3."))}), flush=True)
     if "7" in chosen:
         print(fleet_targets(results, fleet_count), flush=True)
     if "8" in chosen:
         print(server_ratio(results), flush=True)
+    if "10" in chosen:
+        print(deploy_targets(results), flush=True)
     return 0
 
 
-WORKLOADS = ("1-3", "4-5", "6", "7", "8", "9")
+WORKLOADS = ("1-3", "4-5", "6", "7", "8", "9", "10")
 
 
 if __name__ == "__main__":

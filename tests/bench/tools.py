@@ -37,6 +37,33 @@ def run(commands: list[list[str]], cwd: Path) -> tuple[float, float]:
     return time.perf_counter() - started, peak / 1024
 
 
+def run_on_terminal(command: list[str], cwd: Path, columns: int = 120) -> tuple[float, float]:
+    """Run one command with its output on a pseudo-terminal ``columns`` wide, read as a terminal
+    would; (wall seconds from start to exit, peak resident MB)."""
+    import pty
+
+    primary, secondary = pty.openpty()
+    env = {**tool_env(), "COLUMNS": str(columns), "LINES": "50", "TERM": "xterm-256color"}
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=cwd, stdout=secondary, stderr=secondary, env=env)
+    os.close(secondary)
+    output = []
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # EIO: the process closed its end
+            break
+        if not chunk:
+            break
+        output.append(chunk)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    os.close(primary)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(command)} failed: {b''.join(output).decode(errors='replace')[-800:]}")
+    return seconds, usage.ru_maxrss / 1024
+
+
 def tool_env() -> dict[str, str]:
     """The tools run as their users run them: installed, with bytecode caches."""
     return {k: v for k, v in os.environ.items() if not k.startswith("VCP_MIGRATE_") and k != "PYTHONPATH"}
