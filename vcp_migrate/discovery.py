@@ -13,6 +13,7 @@ import errno
 import os
 import re
 import stat
+import sys
 from collections.abc import Collection
 from itertools import pairwise
 from pathlib import Path
@@ -24,10 +25,11 @@ _NAME = re.compile(r"([0-9]+)_(.+)\.(py|sql)")  # not \d: it matches every scrip
 _MAX_VERSION = 2**63 - 1  # SQLite's INTEGER
 
 
-try:  # the interpreter's own SHA-256 (named _sha2 from 3.12, _sha256 before)
+# The interpreter's own SHA-256, named _sha2 from Python 3.12 and _sha256 before.
+if sys.version_info >= (3, 12):
     from _sha2 import sha256 as _builtin_sha256  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # pragma: no cover - depends on the interpreter
-    from _sha256 import sha256 as _builtin_sha256  # type: ignore[import-not-found,no-redef,unused-ignore]
+else:
+    from _sha256 import sha256 as _builtin_sha256  # type: ignore[import-not-found,unused-ignore]
 
 # hashlib's SHA-256 is OpenSSL's: about 8x faster a byte, but loading it costs about 3 ms, more than
 # hashing a directory of a thousand small migrations. The interpreter's own hashes the first

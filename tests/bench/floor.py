@@ -2,11 +2,6 @@
 
     python floor.py migrate DB DIR       each migration in its own transaction, with its history row
     python floor.py status DB DIR        the history against the files
-    python floor.py files DB DIR         import sqlite3 and click, read and checksum every file: what
-                                         reading the files costs beyond that import
-    python floor.py status-json DB DIR   status --json's work, importing click as a command line does:
-                                         every file read and checksummed, the history read, the states
-                                         decided, one JSON array printed
     python floor.py rollback DB DIR N    the newest N, each in its own transaction
     python floor.py fleet LIST DIR JOBS  migrate each database named in the file LIST (one a
                                          line), in JOBS processes, setting PRAGMA user_version
@@ -94,42 +89,6 @@ def status(connection, directory):
     for path in files(directory):
         version = int(path.name.split("_", 1)[0])
         print(version, path.stem, "applied" if version in applied else "pending")
-
-
-def checksums(directory):
-    """Each file's version, name, path and checksum (sha256 of its text with LF line ends)."""
-    found = {}
-    for path in files(directory):
-        source = path.read_bytes().replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        version, name = path.stem.split("_", 1)
-        found[int(version)] = (name, str(path), hashlib.sha256(source).hexdigest())
-    return found
-
-
-def status_json(connection, directory):
-    import json
-
-    found = checksums(directory)
-    query = "SELECT version, name, checksum, applied_at, execution_ms FROM vcp_migrations ORDER BY version"
-    applied = {row[0]: row for row in connection.execute(query)}
-    rows = []
-    for version in sorted(found.keys() | applied.keys()):
-        file, row = found.get(version), applied.get(version)
-        state = "missing" if not file else "pending" if not row else "applied" if row[2] == file[2] else "modified"
-        rows.append(
-            {
-                "version": version,
-                "name": file[0] if file else row[1],
-                "state": state,
-                "applied": row is not None,
-                "applied_at": row[3] if row else None,
-                "execution_ms": row[4] if row else None,
-                "checksum": file[2] if file else None,
-                "applied_checksum": row[2] if row else None,
-                "file": file[1] if file else None,
-            }
-        )
-    print(json.dumps(rows))
 
 
 def rollback(connection, directory, count):
@@ -230,19 +189,11 @@ def main():
     if command == "server":
         server(database, directory)
         return
-    if command in ("files", "status-json"):
-        import click  # noqa: F401 - as the command line it is measured beside: it imports click
-
-    if command == "files":
-        checksums(directory)
-        return
     connection = sqlite3.connect(database, isolation_level=None)
     if command == "migrate":
         migrate(connection, directory)
     elif command == "status":
         status(connection, directory)
-    elif command == "status-json":
-        status_json(connection, directory)
     else:
         rollback(connection, directory, int(rest[0]))
     connection.close()

@@ -3,10 +3,10 @@ nothing to do, ``status --json``, and the status table on a terminal and piped; 
 what bounds it from below.
 
 - ``python -c "import sqlite3, click"``: starting Python with what any such command imports;
-- the files: that import, then every migration file read and checksummed (``floor.py files``),
+- the files: that import, then every migration file read and checksummed (``floor_status.py files``),
   so that reading the files costs (this) minus (the import);
 - the status floor: status --json's whole work in a minimal script that imports click as a
-  command line does (``floor.py status-json``): the files read and checksummed, the history
+  command line does (``floor_status.py status``): the files read and checksummed, the history
   read (SQLite parses the database's schema for that: 2,000 objects here), the states, the JSON.
 
 On a terminal the output goes to a pseudo-terminal that is read as a terminal reads it.
@@ -25,7 +25,7 @@ LABEL = "10. deploy and CI: {count} applied"
 IMPORT = 'python -c "import sqlite3, click"'
 FILES = "  the import, then read the files"
 STATUS_FLOOR = "  status floor (status --json's work)"
-FLOOR_SCRIPT = Path(__file__).with_name("floor.py")
+FLOOR_SCRIPT = Path(__file__).with_name("floor_status.py")
 
 
 def workload_10(vcp: Vcp, migrations: list[Migration], reps: int, work: Path, results: Results) -> None:
@@ -45,8 +45,8 @@ def workload_10(vcp: Vcp, migrations: list[Migration], reps: int, work: Path, re
         "vcp-migrate status, terminal": (True, [*base, "status", *where]),
         "vcp-migrate status --json, terminal": (True, [*base, "status", "--json", *where]),
         IMPORT: (False, [sys.executable, "-c", "import sqlite3, click"]),
-        FILES: (False, [*floor, "files", str(db), "migrations"]),
-        STATUS_FLOOR: (False, [*floor, "status-json", str(db), "migrations"]),
+        FILES: (False, [*floor, "files", "migrations"]),
+        STATUS_FLOOR: (False, [*floor, "status", str(db), "migrations"]),
     }
     label = LABEL.format(count=f"{len(migrations):,}")
     names = list(commands)

@@ -3,7 +3,6 @@ baseline, repair, backups, restore."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -136,6 +135,8 @@ def _reporting(manager: MigrationManager, progress: Progress, as_json: bool) -> 
         after = _version(manager)
         # A run stopped before it read the history changed nothing: the version before is the one after.
         before = after if progress.version_found is None else progress.version_found
+        import json
+
         click.echo(json.dumps(_result(manager, progress, before, after, failure), indent=2))
 
 
@@ -344,6 +345,7 @@ def backups_command(db: str | None, directory: str | None, as_json: bool, progre
     found = manager.backups()
     if as_json:
         import json
+
 
         click.echo(json.dumps([backup.as_dict() for backup in found], indent=2))
     else:
