@@ -173,3 +173,13 @@ def test_sections_of_a_file_built_from_statements_give_them_back(
     assert split_statements(found["up"].text) == [statement for (statement, _), _ in up]
     assert split_statements(found["down"].text) == [statement for (statement, _), _ in down]
     assert found["up"].transactional and not found["down"].transactional
+
+
+def test_a_word_is_ascii_letters_digits_underscore_dollar_and_every_character_above_ascii() -> None:
+    from vcp_migrate.sqltext import _WORD
+
+    word = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$")
+    for code in range(0x80):
+        assert (_WORD.fullmatch(chr(code)) is not None) == (chr(code) in word), hex(code)
+    for code in (0x80, 0xE9, 0x3000, 0xD800, 0xFFFF, 0x10000, 0x10FFFF):
+        assert _WORD.fullmatch(chr(code)) is not None, hex(code)

@@ -48,7 +48,10 @@ _KEYWORDS = {
     "trigger": _TRIGGER,
     "end": _END,
 }
-_WORD = re.compile(r"[0-9A-Za-z_$\x80-\U0010ffff]+")
+# A word: ASCII letters, digits, _ and $, and every character above ASCII. Written as "no ASCII
+# but those", which compiles in 0.2 ms; the range up to U+10FFFF written out took 3.7 ms, at
+# every start of a command that loads a migration.
+_WORD = re.compile(r"[^\x00-\x23\x25-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]+")
 _SPACES = re.compile(r"[ \t\n\f\r]+")
 # In NORMAL and IN_TRIGGER only a semicolon changes the state: skip to the next character that
 # could start a semicolon, a literal, a quoted name or a comment, at the speed of the regex engine.

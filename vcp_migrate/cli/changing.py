@@ -346,7 +346,6 @@ def backups_command(db: str | None, directory: str | None, as_json: bool, progre
     if as_json:
         import json
 
-
         click.echo(json.dumps([backup.as_dict() for backup in found], indent=2))
     else:
         from .. import render
