@@ -29,7 +29,7 @@ from pathlib import Path
 from .python_steps import workload_9
 from .server import server_ratio, workload_8
 from .startup import deploy_targets, workload_10
-from .tools import Migration, Results, Tool, Vcp, VcpJson, every_tool, run, tool_env
+from .tools import Migration, Results, Tool, Vcp, VcpJson, every_tool, launched, run, tool_env
 
 
 def table_migrations(count: int) -> list[Migration]:
@@ -184,11 +184,11 @@ def workload_5(vcp: Vcp, template: Path, rows: int, size_mb: int, reps: int, wor
 def _any_exit(command: list[str], root: Path) -> tuple[float, float]:
     """(wall seconds, peak MB) of a command that may exit 1 (validate finds the table made without
     migrations as drift); only a crash fails the benchmark."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=tool_env())
-    _, status, usage = os.wait4(process.pid, 0)
-    assert os.waitstatus_to_exitcode(status) in (0, 1), process.stderr.read() if process.stderr else ""
-    return time.perf_counter() - started, usage.ru_maxrss / 1024
+    with tempfile.TemporaryFile() as errors:
+        seconds, peak, code = launched(command, root, stdout=subprocess.DEVNULL, stderr=errors)
+        errors.seek(0)
+        assert code in (0, 1), errors.read().decode()[-800:]
+    return seconds, peak
 
 
 def _backup_seconds(vcp: Vcp, root: Path) -> tuple[float, float]:
@@ -197,11 +197,10 @@ def _backup_seconds(vcp: Vcp, root: Path) -> tuple[float, float]:
     command = [str(vcp.bin / "vcp-migrate"), "migrate", "--db", "bench.db", "--dir", "migrations", "--no-dump"]
     command.append("--allow-existing")
     with tempfile.TemporaryFile() as output:
-        process = subprocess.Popen(command, cwd=root, stdout=output, stderr=subprocess.STDOUT, env=tool_env())
-        _, status, usage = os.wait4(process.pid, 0)
+        _, peak, code = launched(command, root, stdout=output, stderr=subprocess.STDOUT)
         output.seek(0)
         text = output.read().decode()
-    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert code == 0, text
     seconds = float(re.search(r" in ([0-9.]+) s,", text)[1])  # type: ignore[index]
     subprocess.run(
         [
@@ -220,7 +219,7 @@ def _backup_seconds(vcp: Vcp, root: Path) -> tuple[float, float]:
     )
     for backup in (root / "bench.db.backups").glob("*"):
         backup.unlink()
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, peak
 
 
 def workload_6(vcp: Vcp, semicolons: int, reps: int, work: Path, results: Results) -> None:

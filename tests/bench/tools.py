@@ -12,7 +12,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,47 +20,65 @@ from vcp_migrate.sqltext import split_statements
 Results = dict[str, dict[str, list[tuple[float, float]]]]  # workload -> tool -> [(seconds, peak MB)]
 
 
+LAUNCH = Path(__file__).with_name("launch.py")
+
+
 def run(commands: list[list[str]], cwd: Path) -> tuple[float, float]:
     """Run commands one after the other; (wall seconds, peak resident MB of any of them)."""
-    peak = 0
-    started = time.perf_counter()
+    seconds, peak = 0.0, 0.0
     for command in commands:
         with tempfile.TemporaryFile() as errors:
-            process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=errors, env=tool_env())
-            _, status, usage = os.wait4(process.pid, 0)
-            process.returncode = os.waitstatus_to_exitcode(status)
-            if process.returncode != 0:
+            took, mb, code = launched(command, cwd, stdout=subprocess.DEVNULL, stderr=errors)
+            if code != 0:
                 errors.seek(0)
-                raise SystemExit(f"{' '.join(command)} failed ({process.returncode}): {errors.read().decode()[-800:]}")
-        peak = max(peak, usage.ru_maxrss)
-    return time.perf_counter() - started, peak / 1024
+                raise SystemExit(f"{' '.join(command)} failed ({code}): {errors.read().decode()[-800:]}")
+        seconds, peak = seconds + took, max(peak, mb)
+    return seconds, peak
+
+
+def launched(
+    command: list[str], cwd: Path, env: dict[str, str] | None = None, **streams: object
+) -> tuple[float, float, int]:
+    """Run ``command`` through launch.py: (its wall seconds, its own peak resident MB, its exit code)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        report = Path(scratch) / "report"
+        launcher = [sys.executable, "-S", str(LAUNCH), str(report), *command]
+        subprocess.run(launcher, cwd=cwd, env=env or tool_env(), check=True, **streams)  # type: ignore[call-overload]
+        seconds, kb, code = report.read_text().split()
+    return float(seconds), int(kb) / 1024, int(code)
 
 
 def run_on_terminal(command: list[str], cwd: Path, columns: int = 120) -> tuple[float, float]:
     """Run one command with its output on a pseudo-terminal ``columns`` wide, read as a terminal
-    would; (wall seconds from start to exit, peak resident MB)."""
+    would; (wall seconds, peak resident MB)."""
     import pty
+    import threading
 
     primary, secondary = pty.openpty()
     env = {**tool_env(), "COLUMNS": str(columns), "LINES": "50", "TERM": "xterm-256color"}
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=cwd, stdout=secondary, stderr=secondary, env=env)
-    os.close(secondary)
-    output = []
-    while True:
-        try:
-            chunk = os.read(primary, 65536)
-        except OSError:  # EIO: the process closed its end
-            break
-        if not chunk:
-            break
-        output.append(chunk)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    os.close(primary)
-    if os.waitstatus_to_exitcode(status) != 0:
+    output: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # EIO: every process closed its end
+                return
+            if not chunk:
+                return
+            output.append(chunk)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    try:
+        seconds, mb, code = launched(command, cwd, env, stdout=secondary, stderr=secondary)
+    finally:
+        os.close(secondary)
+        reader.join()
+        os.close(primary)
+    if code != 0:
         raise SystemExit(f"{' '.join(command)} failed: {b''.join(output).decode(errors='replace')[-800:]}")
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, mb
 
 
 def tool_env() -> dict[str, str]:
