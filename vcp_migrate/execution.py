@@ -219,7 +219,7 @@ def _check_references(connection: Connection, watch: Watch | None, known: Known 
     if watch is None or not watch.trusted:
         _fail_on(references.violations(connection))
         return _Checked(True, None)
-    version = int(connection.execute("PRAGMA data_version").fetchone()[0])
+    version, keys = references.look(connection, watch.named)
     same = known is not None and known.version == version  # no other connection committed since
     if not same or watch.unsure or known is None:
         _fail_on(references.violations(connection))
@@ -227,7 +227,7 @@ def _check_references(connection: Connection, watch: Watch | None, known: Known 
     touched = watch.written.keys() | watch.named.keys()
     found = known.references
     if touched:
-        found = References.read(connection) if found is None else found.refreshed(connection, watch.named)
+        found = References.read(connection) if found is None else found.refreshed(watch.named, keys)
         _fail_on(references.violations(connection, found.to_check(touched)))
     return _Checked(watch.history, Known(version, found))
 

@@ -38,17 +38,15 @@ class References(NamedTuple):
         """Read every table's foreign keys (one pass over the schema)."""
         return _build(connection.execute(_READ))
 
-    def refreshed(self, connection: Queries, names: Mapping[str, str]) -> References:
-        """The map after the tables and views ``names`` (lower-cased -> name) were created or dropped:
-        their own foreign keys read again (none when they are gone)."""
+    def refreshed(self, names: Mapping[str, str], keys: Iterable[tuple[str, str]]) -> References:
+        """The map after the tables and views ``names`` (lower-cased -> name) were created or dropped,
+        given their foreign keys as they are now (``keys``, from ``look``: none when they are gone)."""
         if not names:
             return self
-        sql = " UNION ALL ".join([_ONE] * len(names))
-        rows = connection.execute(sql, [value for name in names.values() for value in (name, name)])
         kept = [
             (child, parent) for key, (child, parents) in self.parents.items() if key not in names for parent in parents
         ]
-        return _build([*kept, *rows])
+        return _build([*kept, *keys])
 
     def to_check(self, touched: Iterable[str]) -> list[str]:
         """The tables whose foreign keys the changes to ``touched`` (lower-cased names) could break,
@@ -59,6 +57,15 @@ class References(NamedTuple):
                 found.add(key)
             found.update(self.children.get(key, ()))
         return [self.parents[key][0] for key in sorted(found)]
+
+
+def look(connection: Queries, names: Mapping[str, str]) -> tuple[int, list[tuple[str, str]]]:
+    """PRAGMA data_version, and the foreign keys (child, parent) of the tables ``names`` as they are
+    now, in one statement."""
+    sql = " UNION ALL ".join(["SELECT NULL, data_version FROM pragma_data_version()", *[_ONE] * len(names)])
+    rows = connection.execute(sql, [value for name in names.values() for value in (name, name)]).fetchall()
+    version = next(int(row[1]) for row in rows if row[0] is None)
+    return version, [(str(row[0]), str(row[1])) for row in rows if row[0] is not None]
 
 
 def _build(rows: Iterable[tuple[str, str]]) -> References:

@@ -50,13 +50,13 @@ class MigrationConnection(sqlite3.Connection):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        super().set_authorizer(Watch(self))  # the authorizer is a watch that records nothing outside a step
+        super().set_authorizer(Watch(self).authorize)  # records nothing outside a step
 
     def watch(self, guard: str) -> Watch:
         """Install a fresh authorizer for a guarded step whose savepoint is ``guard`` and return it:
         it refuses what the step must not do and records what the checks before the commit need."""
         watch = Watch(self, guard)
-        super().set_authorizer(watch)  # which also expires every cached statement: each is authorized again
+        super().set_authorizer(watch.authorize)  # which also expires every cached statement: each is authorized again
         return watch
 
     def reset_python_state(self) -> None:
