@@ -1236,3 +1236,31 @@ def test_a_no_op_up_loads_nothing_it_does_not_use(project: Project) -> None:
     ):
         assert f"vcp_migrate.{heavy}" not in loaded, heavy
     assert not {name for name in loaded if name == "rich" or name.startswith("rich.")}
+
+
+RUN_IMPORTS = """
+import sys
+from vcp_migrate.cli import main
+
+try:
+    main(["up", "--db", sys.argv[1], "--dir", sys.argv[2], "--no-dump", "--no-backup"])
+except SystemExit:
+    pass
+print(" ".join(sorted(sys.modules)), file=sys.stderr)
+"""
+
+
+def test_a_run_without_a_schema_file_loads_no_schema_writer(project: Project) -> None:
+    """Each module costs every run its import: the schema writer (difflib) only when it writes, and
+    the guard's random name comes from os.urandom, not the secrets module (random, hmac, base64)."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.write("002_b.py", "def up(connection):\n    connection.execute('CREATE TABLE b (x)')\n")
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_IMPORTS, str(project.db), str(project.dir)], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "Applied 2 migration(s)" in result.stdout
+    loaded = set(result.stderr.split())
+    assert "vcp_migrate.steps" in loaded  # it did run migrations
+    for module in ("vcp_migrate.schema", "difflib", "secrets"):
+        assert module not in loaded, module
+    assert project.history() == [1, 2] and not (project.dir / "schema.sql").exists()
