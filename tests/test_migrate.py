@@ -951,6 +951,31 @@ def test_a_run_of_harmless_migrations_after_a_schema_with_foreign_keys_applies(p
     assert project.query("PRAGMA foreign_key_check") == []
 
 
+def test_a_drop_that_failed_inside_python_keeps_the_table_checked(project: Project) -> None:
+    """The authorizer sees a DROP when it is prepared, not whether it ran: a child table whose DROP
+    failed (and was caught) must still be checked when its parent loses a row."""
+    project.sql("001_schema.sql", SCHEMA)
+    project.sql("002_b.sql", "CREATE TABLE b (x);")
+    project.write(
+        "003_c.py",
+        "def up(connection):\n"
+        "    connection.execute('INSERT INTO orders VALUES (11, 1)')\n"
+        "    reading = connection.execute('SELECT * FROM orders')\n"
+        "    reading.fetchone()\n"
+        "    try:\n"
+        "        connection.execute('DROP TABLE orders')\n"
+        "    except Exception as refused:  # a statement still reads it\n"
+        "        assert 'locked' in str(refused)\n"
+        "    else:\n"
+        "        raise AssertionError('dropped')\n"
+        "    reading.close()\n"
+        "    connection.execute('DELETE FROM accounts')\n",
+    )
+    result = project.cli("migrate")
+    assert result.exit_code == 1 and "table orders row 10 references a missing row in accounts" in result.output
+    assert project.history() == [1, 2] and project.query("SELECT * FROM accounts") == [(1, "a1")]
+
+
 def test_a_temp_table_named_like_the_history_does_not_take_its_row(project: Project) -> None:
     project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
     project.sql(

@@ -23,7 +23,6 @@ _READ = (
     "SELECT m.name, f.\"table\" FROM main.sqlite_master AS m, pragma_foreign_key_list(m.name, 'main') AS f"
     " WHERE m.type = 'table' AND m.sql LIKE '%references%'"
 )
-_ONE = "SELECT ?, \"table\" FROM pragma_foreign_key_list(?, 'main')"
 
 
 class References(NamedTuple):
@@ -40,7 +39,7 @@ class References(NamedTuple):
 
     def refreshed(self, names: Mapping[str, str], keys: Iterable[tuple[str, str]]) -> References:
         """The map after the tables and views ``names`` (lower-cased -> name) were created or dropped,
-        given their foreign keys as they are now (``keys``, from ``look``: none when they are gone)."""
+        given their foreign keys as they are now (``keys``, from ``foreign_keys``)."""
         if not names:
             return self
         kept = [
@@ -59,13 +58,18 @@ class References(NamedTuple):
         return [self.parents[key][0] for key in sorted(found)]
 
 
-def look(connection: Queries, names: Mapping[str, str]) -> tuple[int, list[tuple[str, str]]]:
-    """PRAGMA data_version, and the foreign keys (child, parent) of the tables ``names`` as they are
-    now, in one statement."""
-    sql = " UNION ALL ".join(["SELECT NULL, data_version FROM pragma_data_version()", *[_ONE] * len(names)])
-    rows = connection.execute(sql, [value for name in names.values() for value in (name, name)]).fetchall()
-    version = next(int(row[1]) for row in rows if row[0] is None)
-    return version, [(str(row[0]), str(row[1])) for row in rows if row[0] is not None]
+def data_version(connection: Queries) -> int:
+    """PRAGMA data_version: it changes when another connection commits (never for our own commits)."""
+    return int(connection.execute("PRAGMA data_version").fetchone()[0])
+
+
+def foreign_keys(connection: Queries, names: Iterable[str]) -> list[tuple[str, str]]:
+    """The foreign keys (child, parent) of the tables ``names`` as they are now (none when gone)."""
+    found: list[tuple[str, str]] = []
+    for name in names:
+        quoted = '"' + name.replace('"', '""') + '"'
+        found += [(name, str(row[2])) for row in connection.execute(f"PRAGMA main.foreign_key_list({quoted})")]
+    return found
 
 
 def _build(rows: Iterable[tuple[str, str]]) -> References:

@@ -57,6 +57,7 @@ _WRITES = frozenset({sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLIT
 _NAMES = frozenset(
     {sqlite3.SQLITE_CREATE_TABLE, sqlite3.SQLITE_DROP_TABLE, sqlite3.SQLITE_CREATE_VIEW, sqlite3.SQLITE_DROP_VIEW}
 )
+_CREATES = frozenset({sqlite3.SQLITE_CREATE_TABLE, sqlite3.SQLITE_CREATE_VIEW})
 _TRIGGERS = frozenset({sqlite3.SQLITE_CREATE_TRIGGER, sqlite3.SQLITE_CREATE_TEMP_TRIGGER})
 # SQLite writes these itself for every schema change; a migration can only with writable_schema,
 # which takes a PRAGMA or setconfig(), both of which mark the connection (and so the full checks).
@@ -80,12 +81,13 @@ class Watch:
     ``history``: it may have dropped, renamed or put a trigger on a history table. ``unsure``: it
     did something whose effect on foreign keys is not followed here (ALTER TABLE, virtual or
     TEMP tables...). ``written``: tables whose rows it wrote, and tables that lost an index;
-    ``named``: tables and views it created or dropped (lower-cased name -> name).
+    ``named``: tables and views it created or dropped (lower-cased name -> name), ``created`` the
+    names it created (each a statement it prepared: not necessarily one that succeeded).
     ``authorize`` is what the connection installs (a closure: SQLite calls it for every action of
     every statement prepared, and a plain function costs a fifth of a callable object).
     """
 
-    __slots__ = ("authorize", "connection", "guard", "history", "named", "released", "unsure", "written")
+    __slots__ = ("authorize", "connection", "created", "guard", "history", "named", "released", "unsure", "written")
 
     def __init__(self, connection: MigrationConnection, guard: str | None = None) -> None:
         self.connection = connection
@@ -95,6 +97,7 @@ class Watch:
         self.unsure = False
         self.written: dict[str, str] = {}
         self.named: dict[str, str] = {}
+        self.created: set[str] = set()
         self.authorize = _authorizer(self)
 
     @property
@@ -114,6 +117,8 @@ class Watch:
             else:
                 self.named[arg1.lower()] = arg1
                 self.history = self.history or arg1.lower() in _HISTORY
+                if action in _CREATES:
+                    self.created.add(arg1.lower())
         elif action in _TRIGGERS:
             self.history = self.history or arg2 is None or arg2.lower() in _HISTORY
         elif action == sqlite3.SQLITE_DROP_INDEX:
