@@ -945,10 +945,20 @@ def test_a_later_migration_of_a_run_is_checked_as_the_first(project: Project, ca
 def test_a_run_of_harmless_migrations_after_a_schema_with_foreign_keys_applies(project: Project) -> None:
     project.sql("001_schema.sql", SCHEMA)
     project.sql("002_more.sql", "CREATE TABLE ledgers (key TEXT PRIMARY KEY);\nINSERT INTO orders VALUES (11, 1);")
-    project.sql("003_more.sql", "DROP TABLE invoices;\nCREATE TABLE c (x REFERENCES orders(id));")
-    project.write("004_more.py", "def up(connection):\n    connection.execute('INSERT INTO c VALUES (10)')\n")
+    project.sql(
+        "003_more.sql",
+        "DROP TABLE invoices;\nCREATE TABLE c (x REFERENCES orders(id));",
+        "DROP TABLE c;\nCREATE TABLE invoices (id INTEGER PRIMARY KEY, ledger_id INTEGER REFERENCES ledgers(key));",
+    )
+    project.write(
+        "004_more.py",
+        "def up(connection):\n    connection.execute('INSERT INTO c VALUES (10)')\n\n"
+        "def down(connection):\n    connection.execute('DELETE FROM c')\n",
+    )
     assert project.cli("migrate").exit_code == 0 and project.history() == [1, 2, 3, 4]
-    assert project.query("PRAGMA foreign_key_check") == []
+    assert project.query("PRAGMA foreign_key_check") == [] and project.query("PRAGMA user_version") == [(4,)]
+    assert project.cli("rollback", "--steps", "2").exit_code == 0 and project.history() == [1, 2]
+    assert project.query("PRAGMA user_version") == [(2,)] and "invoices" in project.tables()
 
 
 def test_a_drop_that_failed_inside_python_keeps_the_table_checked(project: Project) -> None:

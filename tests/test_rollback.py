@@ -232,6 +232,10 @@ LATER_DOWNS = {
         "DROP TABLE marker;\nALTER TABLE vcp_migrations RENAME TO old_history;",
         "it dropped or renamed a history table",
     ),
+    "its history row deleted": (
+        "DROP TABLE marker;\nDELETE FROM vcp_migrations WHERE version = 2;",
+        "its history row was already gone",
+    ),
 }
 
 
