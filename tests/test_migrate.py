@@ -818,6 +818,266 @@ def test_a_base_exception_while_loading_a_migration_is_a_file_error(project: Pro
     assert project.history() == [] and not project.db.exists()
 
 
+# -- the checks before each COMMIT cost what the migration touched, and still catch everything -----
+# From the second migration of a run on, the connection's authorizer tells the checks what a
+# migration did (see vcp_migrate/watching.py); each case below is a later migration of one run, so
+# the cheap path is the one under test, and each fails without the signal it relies on.
+
+SCHEMA = (
+    "CREATE TABLE accounts (id INTEGER PRIMARY KEY, code TEXT);\n"
+    "CREATE UNIQUE INDEX accounts_code ON accounts(code);\n"
+    "CREATE TABLE orders (id INTEGER PRIMARY KEY, account_id INTEGER REFERENCES accounts(id));\n"
+    "CREATE TABLE notes (id INTEGER PRIMARY KEY, account_code TEXT REFERENCES accounts(code));\n"
+    "CREATE TABLE invoices (id INTEGER PRIMARY KEY, ledger_id INTEGER REFERENCES ledgers(key));\n"
+    "INSERT INTO accounts VALUES (1, 'a1');\nINSERT INTO orders VALUES (10, 1);\n"
+    "INSERT INTO notes VALUES (20, 'a1');\nINSERT INTO invoices VALUES (30, NULL);"
+)
+PYTHON_TRIGGER = (
+    "def up(connection):\n"
+    "    connection.execute('CREATE TABLE b (x)')\n"
+    "    connection.execute('CREATE TRIGGER evil AFTER INSERT ON vcp_migrations BEGIN"
+    " DELETE FROM vcp_migrations WHERE version < NEW.version; END')\n"
+)
+SWAPPED_AUTHORIZER = (
+    "import sqlite3\n\n"
+    "def up(connection):\n"
+    "    sqlite3.Connection.set_authorizer(connection, lambda *args: sqlite3.SQLITE_OK)\n"
+    "    connection.execute('CREATE TRIGGER evil AFTER INSERT ON vcp_migrations BEGIN"
+    " DELETE FROM vcp_migrations WHERE version < NEW.version; END')\n"
+)
+LATER_IN_A_RUN = {
+    "trigger on the history table (SQL)": (
+        "002_b.sql",
+        "-- migrate:up\nCREATE TABLE b (x);\nCREATE TRIGGER evil AFTER INSERT ON vcp_migrations BEGIN\n"
+        "  DELETE FROM vcp_migrations WHERE version < NEW.version;\nEND;\n",
+        "it left trigger(s) on the history table (evil)",
+    ),
+    "trigger on the history table (Python)": ("002_b.py", PYTHON_TRIGGER, "it left trigger(s) on the history table"),
+    "trigger on its meta table": (
+        "002_b.sql",
+        "-- migrate:up\nCREATE TRIGGER meta AFTER UPDATE ON vcp_migrations_meta BEGIN SELECT 1; END;\n",
+        "it left trigger(s) on the history table (meta)",
+    ),
+    "trigger made past a swapped authorizer": ("002_b.py", SWAPPED_AUTHORIZER, "it left trigger(s)"),
+    "meta table dropped": (
+        "002_b.sql",
+        "-- migrate:up\nCREATE TABLE b (x);\nDROP TABLE vcp_migrations_meta;\n",
+        "it dropped or renamed a history table",
+    ),
+    "meta table renamed": (
+        "002_b.sql",
+        "-- migrate:up\nALTER TABLE vcp_migrations_meta RENAME TO old_meta;\n",
+        "it dropped or renamed a history table",
+    ),
+    "history table renamed": (
+        "002_b.sql",
+        "-- migrate:up\nALTER TABLE vcp_migrations RENAME TO old_history;\n",
+        "it dropped or renamed a history table",
+    ),
+    "orphan child row (SQL)": (
+        "002_b.sql",
+        "-- migrate:up\nINSERT INTO orders VALUES (11, 99);\n",
+        "table orders row 11 references a missing row in accounts",
+    ),
+    "orphan child row (Python)": (
+        "002_b.py",
+        "def up(connection):\n    connection.execute('INSERT INTO orders VALUES (11, 99)')\n",
+        "table orders row 11 references a missing row in accounts",
+    ),
+    "parent row deleted": (
+        "002_b.sql",
+        "-- migrate:up\nDELETE FROM accounts;\n",
+        "table orders row 10 references a missing row in accounts",
+    ),
+    "parent key updated": (
+        "002_b.sql",
+        "-- migrate:up\nUPDATE accounts SET code = 'a2';\n",
+        "table notes row 20 references a missing row in accounts",
+    ),
+    "parent table dropped": (
+        "002_b.sql",
+        "-- migrate:up\nDROP TABLE accounts;\n",
+        "table orders row 10 references a missing row in accounts",
+    ),
+    "child table made from another's rows": (
+        "002_b.sql",
+        "-- migrate:up\nCREATE TABLE orders2 (id INTEGER PRIMARY KEY, account_id INTEGER REFERENCES accounts(id));\n"
+        "INSERT INTO orders2 SELECT id, account_id + 1 FROM orders;\n",
+        "table orders2 row 10 references a missing row in accounts",
+    ),
+    "the index a child's key needs dropped": (
+        "002_b.sql",
+        "-- migrate:up\nDROP INDEX accounts_code;\n",
+        'foreign key mismatch - "notes" referencing "accounts"',
+    ),
+    "a parent made without the key its child needs": (
+        "002_b.sql",
+        "-- migrate:up\nCREATE TABLE ledgers (id INTEGER PRIMARY KEY, key TEXT);\n",
+        'foreign key mismatch - "invoices" referencing "ledgers"',
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(LATER_IN_A_RUN), ids=list(LATER_IN_A_RUN))
+@pytest.mark.parametrize("atomic", [False, True], ids=["each", "atomic"])
+def test_a_later_migration_of_a_run_is_checked_as_the_first(project: Project, case: str, atomic: bool) -> None:
+    name, text, message = LATER_IN_A_RUN[case]
+    project.sql("001_schema.sql", SCHEMA)
+    project.write(name, text)
+    result = project.cli("migrate", *(["--atomic"] if atomic else []))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    # In a batch on a new database, the history tables made by its first migration are looked up again
+    # before the second one's row, and one dropped or renamed is found there first: refused all the same.
+    assert message in result.output or (atomic and "did not create" in result.output and "history table" in message)
+    if "references a missing row" in message:  # the order of the violations named is SQLite's or the tables'
+        assert "foreign key check failed: table " in result.output
+    assert project.query("SELECT name FROM sqlite_master WHERE type = 'trigger'") == []
+    if atomic:  # the batch, and with it the history tables, left nothing
+        assert project.history() == [] and project.tables() == set()
+    else:
+        assert project.history() == [1] and project.query("SELECT count(*) FROM vcp_migrations_meta") == [(2,)]
+        assert project.tables() == {"accounts", "orders", "notes", "invoices"}
+        assert project.query("SELECT * FROM accounts") == [(1, "a1")]
+        assert project.query("SELECT * FROM orders") == [(10, 1)]
+        assert project.query("SELECT name FROM sqlite_master WHERE name = 'accounts_code'") == [("accounts_code",)]
+
+
+def test_a_run_of_harmless_migrations_after_a_schema_with_foreign_keys_applies(project: Project) -> None:
+    project.sql("001_schema.sql", SCHEMA)
+    project.sql("002_more.sql", "CREATE TABLE ledgers (key TEXT PRIMARY KEY);\nINSERT INTO orders VALUES (11, 1);")
+    project.sql(
+        "003_more.sql",
+        "DROP TABLE invoices;\nCREATE TABLE c (x REFERENCES orders(id));",
+        "DROP TABLE c;\nCREATE TABLE invoices (id INTEGER PRIMARY KEY, ledger_id INTEGER REFERENCES ledgers(key));",
+    )
+    project.write(
+        "004_more.py",
+        "def up(connection):\n    connection.execute('INSERT INTO c VALUES (10)')\n\n"
+        "def down(connection):\n    connection.execute('DELETE FROM c')\n",
+    )
+    assert project.cli("migrate").exit_code == 0 and project.history() == [1, 2, 3, 4]
+    assert project.query("PRAGMA foreign_key_check") == [] and project.query("PRAGMA user_version") == [(4,)]
+    assert project.cli("rollback", "--steps", "2").exit_code == 0 and project.history() == [1, 2]
+    assert project.query("PRAGMA user_version") == [(2,)] and "invoices" in project.tables()
+
+
+def test_a_drop_that_failed_inside_python_keeps_the_table_checked(project: Project) -> None:
+    """The authorizer sees a DROP when it is prepared, not whether it ran: a child table whose DROP
+    failed (and was caught) must still be checked when its parent loses a row."""
+    project.sql("001_schema.sql", SCHEMA)
+    project.sql("002_b.sql", "CREATE TABLE b (x);")
+    project.write(
+        "003_c.py",
+        "def up(connection):\n"
+        "    connection.execute('INSERT INTO orders VALUES (11, 1)')\n"
+        "    reading = connection.execute('SELECT * FROM orders')\n"
+        "    reading.fetchone()\n"
+        "    try:\n"
+        "        connection.execute('DROP TABLE orders')\n"
+        "    except Exception as refused:  # a statement still reads it\n"
+        "        assert 'locked' in str(refused)\n"
+        "    else:\n"
+        "        raise AssertionError('dropped')\n"
+        "    reading.close()\n"
+        "    connection.execute('DELETE FROM accounts')\n",
+    )
+    result = project.cli("migrate")
+    assert result.exit_code == 1 and "table orders row 10 references a missing row in accounts" in result.output
+    assert project.history() == [1, 2] and project.query("SELECT * FROM accounts") == [(1, "a1")]
+
+
+def test_a_temp_table_named_like_the_history_does_not_take_its_row(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.sql(
+        "002_b.sql",
+        "CREATE TABLE b (x);\nCREATE TEMP TABLE vcp_migrations (version INTEGER PRIMARY KEY, name TEXT, checksum TEXT,"
+        " applied_at TEXT, execution_ms INTEGER, file TEXT, source BLOB);",
+        "DROP TABLE b;",
+    )
+    assert project.cli("migrate").exit_code == 0
+    assert project.history() == [1, 2] and project.tables() == {"a", "b"}
+    assert project.query("PRAGMA user_version") == [(2,)]
+    assert project.cli("rollback").exit_code == 0 and project.history() == [1] and project.tables() == {"a"}
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["first statement", "after a schema change"])
+def test_a_migration_that_runs_our_own_commit_is_refused(project: Project, first: bool) -> None:
+    """Python caches prepared statements by their text, and a cached statement is not authorized
+    again: a migration running our COMMIT's exact text reused the one the previous migration's
+    commit left, and committed. Each step now installs a new authorizer, which expires them all."""
+    from vcp_migrate.transactions import COMMIT
+
+    create = "    connection.execute('CREATE TABLE b (x)')\n"
+    commit = f"    connection.execute({COMMIT!r})\n"
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.write("002_b.py", "def up(connection):\n" + (commit + create if first else create + commit))
+    result = project.cli("migrate")
+    assert result.exit_code == 1 and "002_b.py: up() tried to run COMMIT" in result.output
+    assert "committed without a history row" not in result.output
+    assert project.history() == [1] and project.tables() == {"a"}
+
+
+def test_the_connection_is_replaced_after_a_migration_swapped_its_authorizer(project: Project) -> None:
+    """Without our authorizer nothing marks the connection's state: the next migration's PRAGMA
+    would carry into the one after it."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);")
+    swap = "    sqlite3.Connection.set_authorizer(connection, None)\n"
+    project.write("002_swap.py", "import sqlite3\n\ndef up(connection):\n" + swap)
+    project.sql("003_legacy.sql", "PRAGMA legacy_alter_table = ON;")
+    project.write(
+        "004_seen.py",
+        "def up(connection):\n    seen = connection.execute('PRAGMA legacy_alter_table').fetchone()[0]\n"
+        "    connection.execute('CREATE TABLE seen (x)')\n"
+        "    connection.execute('INSERT INTO seen VALUES (?)', (seen,))\n",
+    )
+    assert project.cli("migrate").exit_code == 0 and project.history() == [1, 2, 3, 4]
+    assert project.query("SELECT x FROM seen") == [(0,)]
+
+
+def _runner(project: Project) -> tuple[object, list[object]]:
+    from vcp_migrate import discovery, loading
+    from vcp_migrate.execution import Runner
+    from vcp_migrate.session import Session
+
+    files = list(discovery.scan(project.dir).migrations)
+    return Runner(Session(project.db, 5.0)), list(loading.load_plan(files, "up"))
+
+
+@pytest.mark.parametrize(
+    ("outsider", "message"),
+    [
+        (
+            "CREATE TRIGGER evil AFTER INSERT ON vcp_migrations BEGIN SELECT 1; END",
+            "it left trigger(s) on the history table (evil)",
+        ),
+        ("INSERT INTO orders VALUES (11, 99)", "foreign key check failed: table orders row 11"),
+    ],
+    ids=["trigger on the history table", "orphan child row"],
+)
+def test_what_another_connection_commits_between_two_migrations_is_checked(
+    project: Project, outsider: str, message: str
+) -> None:
+    """The cheap checks rely on nothing having changed but what the run watched: a commit by any
+    other connection (PRAGMA data_version) sends the next migration back to the full checks."""
+    from vcp_migrate.execution import Runner
+
+    project.sql("001_schema.sql", SCHEMA)
+    project.sql("002_b.sql", "CREATE TABLE b (x);")
+    project.sql("003_c.sql", "CREATE TABLE c (x);")
+    runner, (first, second, third) = _runner(project)
+    assert isinstance(runner, Runner)
+    try:
+        assert runner.one(first, "up", earlier=0).error is None  # type: ignore[arg-type]
+        assert runner.one(second, "up", earlier=1).error is None  # type: ignore[arg-type]
+        with closing(sqlite3.connect(project.db, isolation_level=None)) as other:
+            other.execute(outsider)
+        outcome = runner.one(third, "up", earlier=2)  # type: ignore[arg-type]
+    finally:
+        runner.session.close()
+    assert outcome.error is not None and message in str(outcome.error)
+    assert project.history() == [1, 2] and "c" not in project.tables()
+
+
 # -- atomic batches, PRAGMA user_version, history tables of the first release ---------------------
 
 
@@ -1013,3 +1273,31 @@ def test_a_no_op_up_loads_nothing_it_does_not_use(project: Project) -> None:
     ):
         assert f"vcp_migrate.{heavy}" not in loaded, heavy
     assert not {name for name in loaded if name == "rich" or name.startswith("rich.")}
+
+
+RUN_IMPORTS = """
+import sys
+from vcp_migrate.cli import main
+
+try:
+    main(["up", "--db", sys.argv[1], "--dir", sys.argv[2], "--no-dump", "--no-backup"])
+except SystemExit:
+    pass
+print(" ".join(sorted(sys.modules)), file=sys.stderr)
+"""
+
+
+def test_a_run_without_a_schema_file_loads_no_schema_writer(project: Project) -> None:
+    """Each module costs every run its import: the schema writer (difflib) only when it writes, and
+    the guard's random name comes from os.urandom, not the secrets module (random, hmac, base64)."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.write("002_b.py", "def up(connection):\n    connection.execute('CREATE TABLE b (x)')\n")
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_IMPORTS, str(project.db), str(project.dir)], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "Applied 2 migration(s)" in result.stdout
+    loaded = set(result.stderr.split())
+    assert "vcp_migrate.steps" in loaded  # it did run migrations
+    for module in ("vcp_migrate.schema", "difflib", "secrets"):
+        assert module not in loaded, module
+    assert project.history() == [1, 2] and not (project.dir / "schema.sql").exists()

@@ -213,3 +213,49 @@ def test_nothing_applied_says_so_instead_of_suggesting_to_0(project: Project, co
         == f"Error: {project.db}: nothing to roll back: no migration is applied (nothing was changed)"
     )
     assert project.tables() == set() and project.history() == []
+
+
+# -- later rollbacks of a run get the cheap checks before their COMMIT; each still catches these ---
+
+LATER_DOWNS = {
+    "parent table dropped": (
+        "DROP TABLE accounts;",
+        "foreign key check failed: table orders row 10 references a missing row in accounts",
+    ),
+    "trigger that puts the history row back": (
+        "DROP TABLE marker;\nCREATE TRIGGER keep AFTER DELETE ON vcp_migrations BEGIN\n"
+        "  INSERT INTO vcp_migrations SELECT OLD.version, OLD.name, OLD.checksum, OLD.applied_at,"
+        " OLD.execution_ms, OLD.file, OLD.source;\nEND;",
+        "it left trigger(s) on the history table (keep)",
+    ),
+    "history table renamed": (
+        "DROP TABLE marker;\nALTER TABLE vcp_migrations RENAME TO old_history;",
+        "it dropped or renamed a history table",
+    ),
+    "its history row deleted": (
+        "DROP TABLE marker;\nDELETE FROM vcp_migrations WHERE version = 2;",
+        "its history row was already gone",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(LATER_DOWNS), ids=list(LATER_DOWNS))
+def test_a_later_rollback_of_a_run_is_checked_as_the_first(project: Project, case: str) -> None:
+    down, message = LATER_DOWNS[case]
+    project.sql(
+        "001_schema.sql",
+        "CREATE TABLE accounts (id INTEGER PRIMARY KEY);\n"
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY, account_id INTEGER REFERENCES accounts(id));\n"
+        "INSERT INTO accounts VALUES (1);\nINSERT INTO orders VALUES (10, 1);",
+        "DROP TABLE orders;\nDROP TABLE accounts;",
+    )
+    project.sql("002_marker.sql", "CREATE TABLE marker (x);", down)
+    project.sql("003_last.sql", "CREATE TABLE last (x);", "DROP TABLE last;")
+    project.manager().migrate()
+    result = project.cli("rollback", "--steps", "2")
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+    assert "002_marker.sql" in result.output
+    assert project.history() == [1, 2] and project.tables() == {"accounts", "orders", "marker"}
+    assert project.query("SELECT * FROM orders") == [(10, 1)]
+    assert project.query("SELECT name FROM sqlite_master WHERE type = 'trigger'") == []
+    assert project.query("PRAGMA user_version") == [(2,)]

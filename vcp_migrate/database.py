@@ -10,7 +10,10 @@ of ``sqlite`` and ``backends.server``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .watching import Known, Watch
 
 
 class Rows(Protocol):
@@ -53,6 +56,7 @@ class Connection(Queries, Protocol):
     in_step: bool
     history_layout: int | None
     remote: bool  # a database on a server (its reads outside a transaction are each a snapshot)
+    known: Known | None  # what the checks before the last commit established (never, on a server)
 
     @property
     def in_transaction(self) -> bool: ...
@@ -75,3 +79,7 @@ class Connection(Queries, Protocol):
     def interrupt(self) -> None: ...
 
     def reset_python_state(self) -> None: ...
+
+    def watch(self, guard: str) -> Watch | None:
+        """Watch a guarded step (its savepoint is ``guard``) through the authorizer; None when this
+        kind of database cannot (then every check before the commit reads the whole schema)."""

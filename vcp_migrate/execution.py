@@ -8,13 +8,15 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-from . import history, sqlite, transactions
+from . import history, references, sqlite, transactions
 from .database import Connection
 from .errors import MigrationFailed
 from .loading import LoadedMigration
 from .models import Direction, MigrationFile, MigrationRun
+from .references import References
 from .session import Session
-from .steps import StepFailed, check_foreign_keys, run_step
+from .steps import StepFailed, run_step
+from .watching import Known, Watch
 
 _SAVEPOINT = "vcp_migrate_step"
 
@@ -67,16 +69,17 @@ class Runner:
             with sqlite.translated(self.session.where, done):
                 if step.transactional:
                     with transactions.foreign_keys_off(connection), transactions.transaction(connection):
-                        statements = run_step(connection, step, guarded=True, capture=capture)
-                        check_foreign_keys(connection)
+                        ran = run_step(connection, step, guarded=True, capture=capture)
+                        checked = _check_references(connection, ran.watch, connection.known)
                         self.session.before_commit()  # still ours, before its history row (and its COMMIT)
-                        self._record(connection, migration.file, direction, started)
+                        self._record(connection, migration.file, direction, started, whole=checked.whole_history)
+                    connection.known = checked.known  # true now that it is committed
                 else:
                     self.session.before_commit()  # nothing undoes this step: run it only holding the lock
-                    statements = run_step(connection, step, guarded=False, capture=capture)
+                    ran = run_step(connection, step, guarded=False, capture=capture)
                     with transactions.transaction(connection):
                         self.session.before_commit()
-                        self._record(connection, migration.file, direction, started)
+                        self._record(connection, migration.file, direction, started, whole=True)
             self.session.history_ready = True
         except StepFailed as failed:
             error = _failure(failed, migration.file, direction, transactional=step.transactional, earlier=earlier)
@@ -86,7 +89,7 @@ class Runner:
         finally:
             if not step.transactional or connection.touched_state:
                 self.session.renew()
-        return Outcome(migration, direction, _ms(started), statements)
+        return Outcome(migration, direction, _ms(started), ran.statements)
 
     def batch(
         self,
@@ -102,6 +105,7 @@ class Runner:
         connection = self.session.connection
         outcomes: list[Outcome] = []
         connection.touched_state = False  # set by any migration of the batch, kept to its end
+        known = connection.known  # then what each migration's checks leave known inside the batch
         try:
             with (
                 sqlite.translated(self.session.where),
@@ -109,7 +113,7 @@ class Runner:
                 transactions.transaction(connection, commit=commit),
             ):
                 for migration, direction in plan:
-                    outcome = self._in_savepoint(connection, migration, direction, capture, len(outcomes))
+                    outcome, known = self._in_savepoint(connection, migration, direction, capture, len(outcomes), known)
                     outcomes.append(outcome)
                     if outcome.error:
                         break
@@ -119,6 +123,8 @@ class Runner:
                     raise _Abandon
                 if commit:
                     self.session.before_commit()
+            if commit:
+                connection.known = known
         except _Abandon:
             pass
         finally:
@@ -135,25 +141,29 @@ class Runner:
         direction: Direction,
         capture: bool,
         earlier: int,
-    ) -> Outcome:
+        known: Known | None,
+    ) -> tuple[Outcome, Known | None]:
+        """Run one migration of a batch in a savepoint; its outcome, and what is known after it."""
         step = migration.step(direction)
         started = time.perf_counter()
         connection.execute(f"SAVEPOINT {_SAVEPOINT}")
         try:
-            statements = run_step(connection, step, guarded=True, capture=capture)
-            check_foreign_keys(connection)
-            self._record(connection, migration.file, direction, started)
+            ran = run_step(connection, step, guarded=True, capture=capture)
+            checked = _check_references(connection, ran.watch, known)
+            self._record(connection, migration.file, direction, started, whole=checked.whole_history)
         except StepFailed as failed:
             if not failed.ended_transaction:
                 connection.execute(f"ROLLBACK TO {_SAVEPOINT}")
                 connection.execute(f"RELEASE {_SAVEPOINT}")
             error = _failure(failed, migration.file, direction, transactional=True, earlier=earlier, batch=True)
             ms, ended = _ms(started), failed.ended_transaction
-            return Outcome(migration, direction, ms, failed.statements, error, failed.unrehearsable, ended)
+            return Outcome(migration, direction, ms, failed.statements, error, failed.unrehearsable, ended), None
         connection.execute(f"RELEASE {_SAVEPOINT}")
-        return Outcome(migration, direction, _ms(started), statements)
+        return Outcome(migration, direction, _ms(started), ran.statements), checked.known
 
-    def _record(self, connection: Connection, file: MigrationFile, direction: Direction, started: float) -> None:
+    def _record(
+        self, connection: Connection, file: MigrationFile, direction: Direction, started: float, *, whole: bool
+    ) -> None:
         # The run lock keeps other runs out since the history was read: tables found at the
         # current layout then need no second look inside this transaction.
         if not self.session.history_ready and connection.history_layout != history.LAYOUT:
@@ -170,7 +180,7 @@ class Runner:
             if history.intact(connection):
                 raise
             raise _history_dropped() from None
-        written = history.written(connection, file.version)
+        written = history.written(connection, file.version, whole=whole)
         if written.tables != len(history.TABLES):
             raise _history_dropped()
         if written.triggers:
@@ -192,6 +202,43 @@ class Runner:
                 f"versions above {history.USER_VERSION_MAX} do not fit PRAGMA user_version, which was left"
                 " unchanged; set user_version = false in [tool.vcp-migrate] to silence this"
             )
+
+
+class _Checked(NamedTuple):
+    """What the checks before a commit know once the foreign keys are checked: whether the history
+    tables need the whole schema read (``whole_history``), and what will be known after the
+    commit if every check passes (None: nothing, the next migration checks everything)."""
+
+    whole_history: bool
+    known: Known | None
+
+
+def _check_references(connection: Connection, watch: Watch | None, known: Known | None) -> _Checked:
+    """Check the foreign keys after a step, over what it touched when the rest is known to be
+    sound (see ``watching``), otherwise the whole database. Raises StepFailed on a violation."""
+    if watch is None or not watch.trusted:
+        _fail_on(references.violations(connection))
+        return _Checked(True, None)
+    version = references.data_version(connection)
+    same = known is not None and known.version == version  # no other connection committed since
+    if not same or watch.unsure or known is None:
+        _fail_on(references.violations(connection))
+        return _Checked(not same or watch.history, Known(version, None))
+    touched = watch.written.keys() | watch.named.keys()
+    found = known.references
+    if touched:
+        if found is None:  # read once a run, after the step: its changes are in it
+            found = References.read(connection)
+        else:  # a table that had no foreign key and was only dropped has none whether the DROP ran or not
+            again = {key: name for key, name in watch.named.items() if key in watch.created or key in found.parents}
+            found = found.refreshed(again, references.foreign_keys(connection, again.values()))
+        _fail_on(references.violations(connection, found.to_check(touched)))
+    return _Checked(watch.history, Known(version, found))
+
+
+def _fail_on(violations: list[str]) -> None:
+    if violations:
+        raise StepFailed(f"foreign key check failed: {'; '.join(violations)}; fix the data or the migration")
 
 
 def _history_dropped() -> StepFailed:

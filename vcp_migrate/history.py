@@ -24,8 +24,13 @@ OURS = (*TABLES, LEASE)  # left out of schema snapshots: they are the tool's, no
 LAYOUT = 2
 USER_VERSION_MAX = 2**31 - 1  # PRAGMA user_version is a signed 32-bit integer
 
+# What this module writes, and reads back before a commit, names the schema: a migration's TEMP
+# table of the same name would otherwise take our row (unqualified names find TEMP first).
+_MAIN_TABLE = f"main.{TABLE}"
+_MAIN_META = f"main.{META}"
+
 _CREATE = (
-    f"CREATE TABLE {TABLE} ("
+    f"CREATE TABLE {_MAIN_TABLE} ("
     " version INTEGER PRIMARY KEY,"
     " name TEXT NOT NULL,"
     " checksum TEXT NOT NULL,"
@@ -33,11 +38,11 @@ _CREATE = (
     " execution_ms INTEGER NOT NULL,"
     " file TEXT,"
     " source BLOB)",
-    f"CREATE TABLE {META} (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    f"CREATE TABLE {_MAIN_META} (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
 # Statements that take the tables from layout N to N + 1.
 _UPGRADES = {
-    1: (f"ALTER TABLE {TABLE} ADD COLUMN file TEXT", f"ALTER TABLE {TABLE} ADD COLUMN source BLOB"),
+    1: (f"ALTER TABLE {_MAIN_TABLE} ADD COLUMN file TEXT", f"ALTER TABLE {_MAIN_TABLE} ADD COLUMN source BLOB"),
 }
 
 
@@ -143,21 +148,23 @@ def prepare(connection: Queries) -> None:
     if found == 0:
         for statement in _CREATE:
             connection.execute(statement)
-        connection.execute(f"INSERT INTO {META} (key, value) VALUES ('layout', ?)", (str(LAYOUT),))
+        connection.execute(f"INSERT INTO {_MAIN_META} (key, value) VALUES ('layout', ?)", (str(LAYOUT),))
     else:
         for step in range(found, LAYOUT):
             for statement in _UPGRADES[step]:
                 connection.execute(statement)
-        connection.execute(f"UPDATE {META} SET value = ? WHERE key = 'layout'", (str(LAYOUT),))
+        connection.execute(f"UPDATE {_MAIN_META} SET value = ? WHERE key = 'layout'", (str(LAYOUT),))
     import uuid
 
-    connection.execute(f"INSERT OR IGNORE INTO {META} (key, value) VALUES ('database_id', ?)", (uuid.uuid4().hex,))
+    connection.execute(
+        f"INSERT OR IGNORE INTO {_MAIN_META} (key, value) VALUES ('database_id', ?)", (uuid.uuid4().hex,)
+    )
 
 
 def record(connection: Queries, migration: MigrationFile, execution_ms: int) -> None:
     """Write the history row of an applied migration, in the caller's transaction."""
     connection.execute(
-        f"INSERT INTO {TABLE} (version, name, checksum, applied_at, execution_ms, file, source)"
+        f"INSERT INTO {_MAIN_TABLE} (version, name, checksum, applied_at, execution_ms, file, source)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         (
             migration.version,
@@ -174,7 +181,7 @@ def record(connection: Queries, migration: MigrationFile, execution_ms: int) -> 
 def update(connection: Queries, migration: MigrationFile) -> None:
     """Record a reviewed edit of an applied migration: its new name, checksum and source."""
     connection.execute(
-        f"UPDATE {TABLE} SET name = ?, checksum = ?, file = ?, source = ? WHERE version = ?",
+        f"UPDATE {_MAIN_TABLE} SET name = ?, checksum = ?, file = ?, source = ? WHERE version = ?",
         (migration.name, migration.checksum, migration.path.name, migration.source, migration.version),
     )
 
@@ -182,7 +189,7 @@ def update(connection: Queries, migration: MigrationFile) -> None:
 def remove(connection: Queries, version: int) -> bool:
     """Delete the history row of a rolled-back migration, in the caller's transaction; False when
     there was no row to delete (another run, through another name, rolled it back first)."""
-    return bool(connection.execute(f"DELETE FROM {TABLE} WHERE version = ?", (version,)).rowcount == 1)
+    return bool(connection.execute(f"DELETE FROM {_MAIN_TABLE} WHERE version = ?", (version,)).rowcount == 1)
 
 
 def triggers(connection: Queries) -> list[str]:
@@ -207,11 +214,23 @@ class Written(NamedTuple):
     highest: int  # the highest applied version
 
 
-def written(connection: Queries, version: int) -> Written:
-    """Read back, in one statement, what the run must check before it commits ``version``."""
+_CHECKSUM = f"SELECT checksum FROM {_MAIN_TABLE} WHERE version = ?"
+_HIGHEST = f"SELECT coalesce(max(version), 0) FROM {_MAIN_TABLE}"
+
+
+def written(connection: Queries, version: int, *, whole: bool = True) -> Written:
+    """Read back, in one statement, what the run must check before it commits ``version``.
+
+    The tables and the triggers are found by reading the whole schema. ``whole=False`` reads only
+    the row and the highest version, in O(log n), for a caller that knows the tables are there
+    with no trigger on them (nothing since its last full read could have changed that): it
+    reports them as such.
+    """
+    if not whole:
+        checksum, highest = connection.execute(f"SELECT ({_CHECKSUM}), ({_HIGHEST})", (version,)).fetchone()
+        return Written(len(TABLES), 0, None if checksum is None else str(checksum), int(highest))
     row = connection.execute(
-        f"SELECT ({_TABLES}), (SELECT count(*) FROM ({_TRIGGERS})), (SELECT checksum FROM {TABLE} WHERE version = ?),"
-        f" (SELECT coalesce(max(version), 0) FROM {TABLE})",
+        f"SELECT ({_TABLES}), (SELECT count(*) FROM ({_TRIGGERS})), ({_CHECKSUM}), ({_HIGHEST})",
         (*TABLES, *TABLES, *TABLES, version),
     ).fetchone()
     return Written(int(row[0]), int(row[1]), None if row[2] is None else str(row[2]), int(row[3]))
@@ -244,7 +263,7 @@ def sync_user_version(connection: Queries, highest: int | None = None) -> bool:
     Returns False, leaving it unchanged, when that version does not fit in 32 bits.
     """
     if highest is None:
-        highest = int(connection.execute(f"SELECT coalesce(max(version), 0) FROM {TABLE}").fetchone()[0])
+        highest = int(connection.execute(_HIGHEST).fetchone()[0])
     if highest > USER_VERSION_MAX:
         return False
     connection.execute(f"PRAGMA user_version = {highest:d}")

@@ -22,19 +22,7 @@ from typing import Any
 from .database import Connection, Queries
 from .errors import DatabaseError, LockTimeout, setting
 from .transactions import transaction
-
-# Statements after which the connection may carry state into the next migration.
-_STATEFUL_ACTIONS = frozenset(
-    {
-        sqlite3.SQLITE_PRAGMA,
-        sqlite3.SQLITE_ATTACH,
-        sqlite3.SQLITE_DETACH,
-        sqlite3.SQLITE_CREATE_TEMP_INDEX,
-        sqlite3.SQLITE_CREATE_TEMP_TABLE,
-        sqlite3.SQLITE_CREATE_TEMP_TRIGGER,
-        sqlite3.SQLITE_CREATE_TEMP_VIEW,
-    }
-)
+from .watching import Known, Watch
 
 
 class MigrationConnection(sqlite3.Connection):
@@ -58,23 +46,18 @@ class MigrationConnection(sqlite3.Connection):
     in_step = False  # a migration's step runs (guarded or not): its statements are reported, not ours
     history_layout: int | None = None  # the layout of the history tables the last read on it found
     remote = False
+    known: Known | None = None  # what the checks before the last commit established (watching)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        super().set_authorizer(self._authorize)
+        super().set_authorizer(Watch(self).authorize)  # records nothing outside a step
 
-    def _authorize(self, action: int, arg1: str | None, *_: str | None) -> int:
-        if self.rehearsing and action == sqlite3.SQLITE_ATTACH and arg1 not in ("", ":memory:"):
-            target = f"the file {arg1!r}" if arg1 is not None else "a file named by an expression"
-            self.unrehearsable = f"it would write to {target} (ATTACH or VACUUM INTO)"
-            return sqlite3.SQLITE_DENY
-        if self.guarded:
-            if action == sqlite3.SQLITE_TRANSACTION:
-                self.refused = f"run {arg1}"
-                return sqlite3.SQLITE_DENY
-            if action in _STATEFUL_ACTIONS:
-                self.touched_state = True
-        return sqlite3.SQLITE_OK
+    def watch(self, guard: str) -> Watch:
+        """Install a fresh authorizer for a guarded step whose savepoint is ``guard`` and return it:
+        it refuses what the step must not do and records what the checks before the commit need."""
+        watch = Watch(self, guard)
+        super().set_authorizer(watch.authorize)  # which also expires every cached statement: each is authorized again
+        return watch
 
     def reset_python_state(self) -> None:
         """Undo what Python code may have set on the connection that would break our own queries
@@ -191,11 +174,12 @@ class _MarkingAttribute:
 
 
 # What else a Python migration can change on its connection for the next one: registered functions,
-# collations and callbacks, loaded extensions, limits, transaction settings. Each marks the
-# connection, which is then replaced after the migration; one that changed nothing keeps it.
+# collations and callbacks, loaded extensions, limits, transaction settings, the configuration of
+# setconfig() (Python 3.12; it can make the schema writable). Each marks the connection, which is
+# then replaced after the migration; one that changed nothing keeps it.
 for _name in (
     "create_function", "create_aggregate", "create_window_function", "create_collation", "set_trace_callback",
-    "set_progress_handler", "enable_load_extension", "load_extension", "setlimit",
+    "set_progress_handler", "enable_load_extension", "load_extension", "setlimit", "setconfig",
 ):  # fmt: skip
     if hasattr(sqlite3.Connection, _name):
         setattr(MigrationConnection, _name, _marking(_name))
@@ -381,5 +365,6 @@ def integrity_problems(connection: Queries) -> list[str]:
 
 def foreign_key_violations(connection: Queries) -> list[str]:
     """Describe each row PRAGMA foreign_key_check reports (at most five)."""
-    rows = connection.execute("PRAGMA foreign_key_check").fetchmany(5)
-    return [f"table {table} row {rowid} references a missing row in {parent}" for table, rowid, parent, _ in rows]
+    from .references import violations
+
+    return violations(connection)

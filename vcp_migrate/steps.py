@@ -3,16 +3,20 @@ guarded against ending our transaction; every way it can fail becomes one StepFa
 
 from __future__ import annotations
 
-import secrets
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import loading, sqlite
 from .database import Connection, Rows
 from .loading import PythonStep, SqlStep, Step
+
+if TYPE_CHECKING:
+    from .watching import Watch
 
 
 class StepFailed(Exception):
@@ -37,22 +41,31 @@ class StepFailed(Exception):
         self.changes = 0  # rows it had changed by then
 
 
-def run_step(connection: Connection, step: Step, *, guarded: bool, capture: bool = False) -> tuple[str, ...]:
+class Ran(NamedTuple):
+    """A step that succeeded: what it executed (when captured), and what the authorizer saw it do
+    (``watch``; None when its connection cannot watch, or the step was not guarded)."""
+
+    statements: tuple[str, ...]
+    watch: Watch | None
+
+
+def run_step(connection: Connection, step: Step, *, guarded: bool, capture: bool = False) -> Ran:
     """Run a step's statements or function; return what it executed when ``capture`` is set.
 
     Raises StepFailed naming what failed; errors about the database file itself pass through.
     """
     connection.refused = None
     connection.unrehearsable = None
-    connection.guarded = guarded
-    connection.in_step = True
     connection.capture = [] if capture else None
     changes_before = connection.total_changes
     # A savepoint of our own, released after the step: if the step ended our transaction (even
     # if it began another), the savepoint is gone and releasing it fails.
-    guard = f"vcp_migrate_guard_{secrets.token_hex(6)}"
+    guard = f"vcp_migrate_guard_{os.urandom(6).hex()}"  # what secrets.token_hex does, without importing it
+    watch = connection.watch(guard) if guarded else None
     if guarded:
         _quietly(connection, f"SAVEPOINT {guard}")
+    connection.guarded = guarded
+    connection.in_step = True
     try:
         with _failing(connection, guard=guard if guarded else None, changes_before=changes_before):
             if isinstance(step, SqlStep):
@@ -61,7 +74,9 @@ def run_step(connection: Connection, step: Step, *, guarded: bool, capture: bool
                 _run_function(connection, step)
             if connection.rehearsing:
                 _check_attached(connection)
-        return tuple(connection.capture or ())
+        if watch is not None and not watch.released:
+            connection.touched_state = True  # its authorizer was swapped out: replace the connection after it
+        return Ran(tuple(connection.capture or ()), watch)
     finally:
         connection.guarded = False
         connection.in_step = False
@@ -202,12 +217,6 @@ def _stop_left_threads(connection: Connection, before: set[threading.Thread], wh
         f"{who} returned with thread(s) still running ({names}); a migration must finish its work"
         " (join its threads) before it returns"
     )
-
-
-def check_foreign_keys(connection: Connection) -> None:
-    violations = sqlite.foreign_key_violations(connection)
-    if violations:
-        raise StepFailed(f"foreign key check failed: {'; '.join(violations)}; fix the data or the migration")
 
 
 def _refused(connection: Connection, who: str) -> str | None:

@@ -13,7 +13,8 @@ from .database import Connection
 
 # Python caches prepared statements by their text, and a cached statement is not re-authorized.
 # Our own transaction control therefore uses text that no migration would write, so a migration's
-# "COMMIT" is always prepared afresh and refused by the authorizer.
+# "COMMIT" is always prepared afresh and refused by the authorizer; on a local file each guarded
+# step also installs a fresh authorizer, which expires every cached statement (watching.py).
 BEGIN = "BEGIN IMMEDIATE /* vcp-migrate */"
 COMMIT = "COMMIT /* vcp-migrate */"
 ROLLBACK = "ROLLBACK /* vcp-migrate */"

@@ -172,10 +172,10 @@ def take_backup(settings: Settings, session: Session, *, always: bool = False) -
 def dump(settings: Settings, session: Session) -> None:
     """Write the schema file after a change; a failure to write it is a warning, not an error
     (the change itself is committed)."""
-    from .. import schema
-
     if not settings.dump_schema:
         return
+    from .. import schema  # only when writing: with --no-dump the run never loads it
+
     try:
         schema.write_dump(settings.schema_file, session.connection, history.highest(session.connection))
     except (OSError, sqlite3.Error) as exc:

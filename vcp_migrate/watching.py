@@ -1,0 +1,161 @@
+"""What a migration's guarded step did, as SQLite's authorizer saw it, so that the checks before
+its COMMIT read the whole schema only when the step did something that could matter to them.
+
+A local connection installs a fresh ``Watch`` as its authorizer for each guarded step. Installing
+an authorizer expires every statement Python's sqlite3 module had cached on the connection, so
+each statement the step runs is authorized when it runs (a cached statement otherwise is not,
+and a migration could have reused our own COMMIT). A watch is believed only if it is still the
+authorizer when the step's guard savepoint is released: Python code that swapped it out (through
+the base class's ``set_authorizer``) gets the full checks, and the connection is replaced after
+it. A server's connection has no authorizer and is never watched.
+
+What the checks established is kept on the connection as ``Known``, tied to PRAGMA
+data_version: any commit by another connection changes it, and the next checks read everything.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple
+
+from .history import TABLES
+
+if TYPE_CHECKING:
+    from .references import References
+    from .sqlite import MigrationConnection
+
+# Statements after which the connection may carry state into the next migration.
+STATEFUL_ACTIONS = frozenset(
+    {
+        sqlite3.SQLITE_PRAGMA,
+        sqlite3.SQLITE_ATTACH,
+        sqlite3.SQLITE_DETACH,
+        sqlite3.SQLITE_CREATE_TEMP_INDEX,
+        sqlite3.SQLITE_CREATE_TEMP_TABLE,
+        sqlite3.SQLITE_CREATE_TEMP_TRIGGER,
+        sqlite3.SQLITE_CREATE_TEMP_VIEW,
+    }
+)
+# What changes nothing the checks look at (reads, indexes, triggers on other tables are sorted below).
+_QUIET = frozenset(
+    {
+        sqlite3.SQLITE_READ,
+        sqlite3.SQLITE_SELECT,
+        sqlite3.SQLITE_FUNCTION,
+        sqlite3.SQLITE_RECURSIVE,
+        sqlite3.SQLITE_SAVEPOINT,
+        sqlite3.SQLITE_CREATE_INDEX,
+        sqlite3.SQLITE_REINDEX,
+        sqlite3.SQLITE_ANALYZE,
+        sqlite3.SQLITE_DROP_TRIGGER,
+        sqlite3.SQLITE_DROP_TEMP_TRIGGER,
+    }
+)
+_WRITES = frozenset({sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE})
+# Named by arg1: a table or view appears or goes, which foreign keys may name.
+_NAMES = frozenset(
+    {sqlite3.SQLITE_CREATE_TABLE, sqlite3.SQLITE_DROP_TABLE, sqlite3.SQLITE_CREATE_VIEW, sqlite3.SQLITE_DROP_VIEW}
+)
+_CREATES = frozenset({sqlite3.SQLITE_CREATE_TABLE, sqlite3.SQLITE_CREATE_VIEW})
+_TRIGGERS = frozenset({sqlite3.SQLITE_CREATE_TRIGGER, sqlite3.SQLITE_CREATE_TEMP_TRIGGER})
+# SQLite writes these itself for every schema change; a migration can only with writable_schema,
+# which takes a PRAGMA or setconfig(), both of which mark the connection (and so the full checks).
+_SCHEMA_TABLES = frozenset({"sqlite_master", "sqlite_temp_master", "sqlite_schema", "sqlite_temp_schema"})
+_HISTORY = frozenset(TABLES)
+
+
+class Known(NamedTuple):
+    """What the checks before a COMMIT established on a connection, true while PRAGMA data_version
+    stays ``version`` (no other connection committed) and the watched steps since did nothing that
+    could change it: both history tables are there without a trigger on them, no foreign key is
+    violated, and (once read) ``references`` lists every foreign key of the database."""
+
+    version: int
+    references: References | None
+
+
+class Watch:
+    """The authorizer of one guarded step (``guard`` is its savepoint), and what it saw the step do.
+
+    ``history``: it may have dropped, renamed or put a trigger on a history table. ``unsure``: it
+    did something whose effect on foreign keys is not followed here (ALTER TABLE, virtual or
+    TEMP tables...). ``written``: tables whose rows it wrote, and tables that lost an index;
+    ``named``: tables and views it created or dropped (lower-cased name -> name), ``created`` the
+    names it created (each a statement it prepared: not necessarily one that succeeded).
+    ``authorize`` is what the connection installs (a closure: SQLite calls it for every action of
+    every statement prepared, and a plain function costs a fifth of a callable object).
+    """
+
+    __slots__ = ("authorize", "connection", "created", "guard", "history", "named", "released", "unsure", "written")
+
+    def __init__(self, connection: MigrationConnection, guard: str | None = None) -> None:
+        self.connection = connection
+        self.guard = guard
+        self.released = False  # it was still the authorizer when the guard was released
+        self.history = False
+        self.unsure = False
+        self.written: dict[str, str] = {}
+        self.named: dict[str, str] = {}
+        self.created: set[str] = set()
+        self.authorize = _authorizer(self)
+
+    @property
+    def trusted(self) -> bool:
+        """Whether it saw the whole step: still the authorizer at the end, and no connection state
+        changed (a PRAGMA could have made the schema writable)."""
+        return self.released and not self.connection.touched_state
+
+    def saw(self, action: int, arg1: str | None, arg2: str | None) -> None:
+        """Record an action of the guarded step that is not a read (those return early)."""
+        if action in _WRITES:
+            if arg1 is not None and arg1.lower() not in _SCHEMA_TABLES:
+                self.written[arg1.lower()] = arg1
+        elif action in _NAMES:
+            if arg1 is None:
+                self.unsure = self.history = True
+            else:
+                self.named[arg1.lower()] = arg1
+                self.history = self.history or arg1.lower() in _HISTORY
+                if action in _CREATES:
+                    self.created.add(arg1.lower())
+        elif action in _TRIGGERS:
+            self.history = self.history or arg2 is None or arg2.lower() in _HISTORY
+        elif action == sqlite3.SQLITE_DROP_INDEX:
+            if arg2 is not None:  # a parent that loses the index its foreign keys need
+                self.written[arg2.lower()] = arg2
+        else:  # ALTER TABLE, TEMP and virtual tables, ATTACH, PRAGMA, a new kind of action
+            self.unsure = True
+            self.history = self.history or action != sqlite3.SQLITE_ALTER_TABLE or (arg2 or "").lower() in _HISTORY
+        if action in STATEFUL_ACTIONS:
+            self.connection.touched_state = True
+
+
+def _authorizer(watch: Watch) -> Callable[[int, str | None, str | None, str | None, str | None], int]:
+    connection, guard = watch.connection, watch.guard
+    ok, deny, attach, savepoint, transaction = (
+        sqlite3.SQLITE_OK,
+        sqlite3.SQLITE_DENY,
+        sqlite3.SQLITE_ATTACH,
+        sqlite3.SQLITE_SAVEPOINT,
+        sqlite3.SQLITE_TRANSACTION,
+    )
+
+    def authorize(action: int, arg1: str | None, arg2: str | None, database: str | None, trigger: str | None) -> int:
+        if action == attach and connection.rehearsing and arg1 not in ("", ":memory:"):
+            target = f"the file {arg1!r}" if arg1 is not None else "a file named by an expression"
+            connection.unrehearsable = f"it would write to {target} (ATTACH or VACUUM INTO)"
+            return deny
+        if not connection.guarded:
+            return ok
+        if action in _QUIET:
+            if action == savepoint and arg2 == guard and arg1 == "RELEASE":
+                watch.released = True
+            return ok
+        if action == transaction:
+            connection.refused = f"run {arg1}"
+            return deny
+        watch.saw(action, arg1, arg2)
+        return ok
+
+    return authorize
