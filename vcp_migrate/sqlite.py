@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_from_bytes
 
 from .database import Connection, Queries
 from .errors import DatabaseError, LockTimeout, setting
@@ -223,13 +224,16 @@ def check_path(path: Path, *, create: bool) -> None:
         raise DatabaseError(f"directory {path.parent} does not exist", where=str(path), hint=hint)
 
 
-def open_database(path: Path, *, create: bool, timeout: float) -> MigrationConnection:
+def open_database(path: Path, *, create: bool, timeout: float, read_first: bool = True) -> MigrationConnection:
     """Open ``path`` in autocommit mode and check that it is a SQLite database.
 
     Only ``create=True`` may create the file. Raises DatabaseError naming the path.
+    ``read_first=False`` leaves the check to the caller's first statement, which must then run
+    under ``translated`` (it fails as this check would: "is not a SQLite database"), and saves a
+    round of SQLite's file locking.
     """
     check_path(path, create=create)
-    uri = path.absolute().as_uri() + ("?mode=rwc" if create else "?mode=rw")
+    uri = _uri(path) + ("?mode=rwc" if create else "?mode=rw")
     connection: MigrationConnection | None = None
     try:
         connection = sqlite3.connect(
@@ -239,12 +243,21 @@ def open_database(path: Path, *, create: bool, timeout: float) -> MigrationConne
             isolation_level=None,
             factory=MigrationConnection,
         )
-        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        if read_first:
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.Error as exc:
         if connection is not None:
             connection.close()
         raise database_error(exc, path) from exc
     return connection
+
+
+def _uri(path: Path) -> str:
+    """``path.absolute().as_uri()``, without making two more Path objects for every database."""
+    name = os.fspath(path)
+    if not os.path.isabs(name):
+        name = os.path.join(os.getcwd(), name)
+    return "file://" + quote_from_bytes(os.fsencode(name))
 
 
 # SQLite's fixed messages for errors about the database file rather than the SQL that ran.

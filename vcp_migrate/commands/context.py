@@ -115,13 +115,19 @@ def naming_the_database(settings: Settings) -> Iterator[None]:
 def read_history(settings: Settings, connection: Connection) -> dict[int, AppliedMigration]:
     """The history of the database behind ``connection``; errors name the database.
 
-    Read in one read transaction (unless one is open): one snapshot, and one round of SQLite's
-    file locking and journal checks instead of one per query.
+    Read in one snapshot: in one statement when the history tables are at the current layout,
+    else in one read transaction (unless one is open), with one round of SQLite's file locking
+    and journal checks instead of one per query.
     """
-    with naming_the_database(settings), _reading(connection):
-        found = history.read_all(connection, with_id=settings.observer.wants_history)
+    wants_id = settings.observer.wants_history
+    with naming_the_database(settings):
+        # A server words its errors its own way: there the history is read statement by statement.
+        found = None if connection.remote else history.read_current(connection, with_id=wants_id)
+        if found is None:
+            with _reading(connection):
+                found = history.read_all(connection, with_id=wants_id)
         connection.history_layout = found.layout
-        if settings.observer.wants_history:
+        if wants_id:
             settings.observer.found(max(found.applied, default=0), found.database_id)
         return found.applied
 

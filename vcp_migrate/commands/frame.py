@@ -42,8 +42,12 @@ class Ran(NamedTuple):
 
 
 @contextmanager
-def writing(settings: Settings, *, create: bool) -> Iterator[Session]:
-    """Hold the run lock and a write connection; a database this run created empty is removed."""
+def writing(settings: Settings, *, create: bool, history_first: bool = False) -> Iterator[Session]:
+    """Hold the run lock and a write connection; a database this run created empty is removed.
+
+    ``history_first``: the caller reads the history first thing (``read_history``), and that read
+    tells whether the file is a SQLite database, so the connection is opened without a read of its own.
+    """
     if settings.server is not None:  # the lease on the server instead of a lock file
         from ..backends import server
 
@@ -59,7 +63,7 @@ def writing(settings: Settings, *, create: bool) -> Iterator[Session]:
                 " documents hard links to a database as a way to corrupt it (keep one name)"
             )
         try:
-            session = Session(lock.resolved, settings.lock_timeout)
+            session = Session(lock.resolved, settings.lock_timeout, read_first=not history_first)
             session.existed = lock.held.size > 0
             session.before_commit = lock.verify
             if settings.observer.wants_statements:

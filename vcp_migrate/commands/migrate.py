@@ -28,7 +28,7 @@ def migrate(settings: Settings, target: int | None, *, allow_out_of_order: bool,
             where=where(settings),
             hint="check the database path; nothing was created",
         )
-    with frame.writing(settings, create=settings.create) as session:
+    with frame.writing(settings, create=settings.create, history_first=True) as session:
         loaded = plan(settings, session.connection, directory, target, allow_out_of_order)
         if atomic:
             for migration in loaded:
