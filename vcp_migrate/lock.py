@@ -172,7 +172,8 @@ class RunLock:
                     ) from None  # the deadline passed: the last refusal to lock is not the cause
                 time.sleep(_POLL_SECONDS)
                 continue
-            if not _same_file(path, fd):  # its holder deleted it as we locked it
+            held = os.fstat(fd)
+            if not _is_at(path, held):  # its holder deleted it as we locked it
                 os.close(fd)
                 continue
             now = _restat(resolved)
@@ -181,7 +182,7 @@ class RunLock:
                 _release(path, fd)
                 continue
             try:
-                _check_content(fd, path, self.database)  # again: no one else may write it now
+                _check_content(fd, path, self.database, held)  # again: no one else may write it now
             except DatabaseError:
                 os.close(fd)
                 raise
@@ -189,7 +190,8 @@ class RunLock:
             # close (its guard for files rewritten in place), which costs a disk write per run.
             pid = str(os.getpid()).encode()
             os.pwrite(fd, pid, 0)
-            os.ftruncate(fd, len(pid))
+            if held.st_size > len(pid):
+                os.ftruncate(fd, len(pid))
             self._fd, self._path, self.identity, self._resolved = fd, path, now, resolved
             return self
 
@@ -265,6 +267,12 @@ class RunLock:
     def _open(self, path: Path) -> int | None:
         """Open (or create) the lock file at ``path``, refusing anything we would not have created;
         None if its holder deleted it as we opened it."""
+        try:  # most often there is none: a file created here is ours, empty, and nothing to look at
+            return os.open(path, _OPEN_FLAGS | os.O_EXCL, 0o600)
+        except FileExistsError:  # anything at all is there, a link too: look at it before opening it
+            pass
+        except OSError as exc:
+            raise _cannot_create(path, exc, self.database) from exc
         # Looked at before opening too: opening a hard link to the database and closing it would
         # drop the SQLite locks this process holds on it.
         with contextlib.suppress(FileNotFoundError):
@@ -276,20 +284,25 @@ class RunLock:
                 raise _not_ours(path, "is a symbolic link", self.database) from exc
             if exc.errno == errno.EISDIR:
                 raise _not_ours(path, "is a directory", self.database) from exc
-            raise DatabaseError(
-                f"cannot create the lock file {path}: {exc.strerror}",
-                where=str(self.database),
-                hint="the database's directory must be writable; nothing was changed",
-            ) from exc
-        if os.fstat(fd).st_nlink == 0:  # released and deleted between our open and now: look again
+            raise _cannot_create(path, exc, self.database) from exc
+        status = os.fstat(fd)
+        if status.st_nlink == 0:  # released and deleted between our open and now: look again
             os.close(fd)
             return None
         try:
-            _check_content(fd, path, self.database)
+            _check_content(fd, path, self.database, status)
         except DatabaseError:
             os.close(fd)
             raise
         return fd
+
+
+def _cannot_create(path: Path, exc: OSError, database: Path) -> DatabaseError:
+    return DatabaseError(
+        f"cannot create the lock file {path}: {exc.strerror}",
+        where=str(database),
+        hint="the database's directory must be writable; nothing was changed",
+    )
 
 
 def _check_kind(status: os.stat_result, path: Path, database: Path) -> None:
@@ -306,10 +319,11 @@ def _check_kind(status: os.stat_result, path: Path, database: Path) -> None:
         raise _not_ours(path, f"holds {status.st_size} bytes", database)
 
 
-def _check_content(fd: int, path: Path, database: Path) -> None:
-    """Refuse what ``_check_kind`` refuses, and a file that holds anything but a pid."""
-    _check_kind(os.fstat(fd), path, database)
-    content = os.pread(fd, _MAX_PID_BYTES + 1, 0).strip()
+def _check_content(fd: int, path: Path, database: Path, status: os.stat_result) -> None:
+    """Refuse what ``_check_kind`` refuses (``status``: the fstat of ``fd``), and a file that holds
+    anything but a pid."""
+    _check_kind(status, path, database)
+    content = os.pread(fd, _MAX_PID_BYTES + 1, 0).strip() if status.st_size else b""
     if content and not content.isdigit():
         raise _not_ours(path, "holds something other than a pid", database)
 
@@ -323,11 +337,15 @@ def _not_ours(path: Path, what: str, database: Path) -> DatabaseError:
 
 
 def _same_file(path: Path, fd: int) -> bool:
+    return _is_at(path, os.fstat(fd))
+
+
+def _is_at(path: Path, held: os.stat_result) -> bool:
+    """Whether the file ``held`` (an fstat) is the one at ``path``."""
     try:
         at_path = os.lstat(path)
     except FileNotFoundError:
         return False
-    held = os.fstat(fd)
     return (at_path.st_dev, at_path.st_ino) == (held.st_dev, held.st_ino)
 
 

@@ -304,7 +304,8 @@ def require_writable(connection: MigrationConnection, path: Path) -> None:
     made only when the permissions do not already say the file and its folder are writable (a
     write refused later, say on a read-only mount, still fails that migration whole).
     """
-    if os.access(path, os.W_OK) and os.access(path.absolute().parent, os.W_OK | os.X_OK):
+    name = os.fspath(path)
+    if os.access(name, os.W_OK) and os.access(os.path.dirname(name) or os.curdir, os.W_OK | os.X_OK):
         return
     try:
         version = connection.execute("PRAGMA user_version").fetchone()[0]
