@@ -6,6 +6,7 @@ Only what ``status`` needs lives here, so ``vcp-migrate status`` imports no more
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from pathlib import Path
@@ -120,16 +121,21 @@ def read_history(settings: Settings, connection: Connection) -> dict[int, Applie
     and journal checks instead of one per query.
     """
     wants_id = settings.observer.wants_history
-    with naming_the_database(settings):
+    try:  # naming_the_database, spelled out: this runs for every database of a fleet
         # A server words its errors its own way: there the history is read statement by statement.
         found = None if connection.remote else history.read_current(connection, with_id=wants_id)
         if found is None:
             with _reading(connection):
                 found = history.read_all(connection, with_id=wants_id)
-        connection.history_layout = found.layout
-        if wants_id:
-            settings.observer.found(max(found.applied, default=0), found.database_id)
-        return found.applied
+    except sqlite3.Error as exc:
+        raise sqlite.database_error(exc, where(settings)) from exc
+    except DatabaseError as exc:
+        exc.where = exc.where or where(settings)
+        raise
+    connection.history_layout = found.layout
+    if wants_id:
+        settings.observer.found(max(found.applied, default=0), found.database_id)
+    return found.applied
 
 
 def _reading(connection: Connection) -> AbstractContextManager[None]:

@@ -122,9 +122,11 @@ def batch(settings: Settings, session: Session, plan: list[tuple[LoadedMigration
 def changing(settings: Settings, session: Session, run: Callable[[], Ran]) -> Ran:
     """Back up, run, then decide from what ran: after a commit, write the schema file; keep the
     backup (and prune old ones) if anything may have changed; otherwise delete it again."""
-    from .. import backups
+    created_folder = False
+    if settings.backup:  # backups is loaded only when there are backups to take
+        from .. import backups
 
-    created_folder = settings.backup and not os.path.lexists(backups.folder(settings.db_path, settings.backup_dir))
+        created_folder = not os.path.lexists(backups.folder(settings.db_path, settings.backup_dir))
     backup = take_backup(settings, session)
     ran = run()
     if ran.runs:
@@ -138,8 +140,12 @@ def changing(settings: Settings, session: Session, run: Callable[[], Ran]) -> Ra
                 " transaction; restore this backup to go back"
             )
     if backup is not None and changed:
+        from .. import backups
+
         backups.prune(settings.db_path, settings.keep_backups, settings.backup_dir)
     elif backup is not None:
+        from .. import backups
+
         backups.discard(backup, folder_created=created_folder)
     return ran
 
