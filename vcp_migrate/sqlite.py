@@ -38,20 +38,30 @@ _STATEFUL_ACTIONS = frozenset(
 )
 
 
+_ATTACH, _TRANSACTION = sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_TRANSACTION
+_OK, _DENY = sqlite3.SQLITE_OK, sqlite3.SQLITE_DENY
+
+
 class MigrationConnection(sqlite3.Connection):
     """A real sqlite3.Connection that, while ``guarded``, refuses to end the migration's transaction.
 
     The authorizer is the backstop: every COMMIT, ROLLBACK or BEGIN that reaches SQLite (a
     statement, ``commit()``, the implicit commit of ``executescript()``) is denied. The Python
     methods are overridden too, so the error names what the migration did.
+
+    The authorizer is installed the first time the connection is guarded or rehearsing, and stays:
+    until then it would allow everything, yet SQLite calls it for every table and column each
+    statement touches (the history read of every database of a fleet). Installing it expires every
+    statement prepared before, so none runs unauthorized from then on.
     """
 
-    guarded = False
+    _guarded = False
     refused: str | None = None
     touched_state = False
     # While rehearsing (validate, dry runs, round trips) nothing may reach a file but the database
     # rehearsed on: ATTACH of a file and VACUUM INTO (which SQLite authorizes as an ATTACH) are denied.
-    rehearsing = False
+    _rehearsing = False
+    _authorizing = False
     unrehearsable: str | None = None
     foreign_keys: bool | None = None  # the connection's enforcement setting, read once
     capture: list[str] | None = None  # while set, every statement the migration asks for
@@ -60,22 +70,44 @@ class MigrationConnection(sqlite3.Connection):
     history_layout: int | None = None  # the layout of the history tables the last read on it found
     remote = False
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        super().set_authorizer(self._authorize)
+    @property
+    def guarded(self) -> bool:
+        """A migration runs on the connection: it must not end our transaction."""
+        return self._guarded
 
-    def _authorize(self, action: int, arg1: str | None, *_: str | None) -> int:
-        if self.rehearsing and action == sqlite3.SQLITE_ATTACH and arg1 not in ("", ":memory:"):
+    @guarded.setter
+    def guarded(self, value: bool) -> None:
+        self._guarded = value
+        if value and not self._authorizing:
+            self._start_authorizing()
+
+    @property
+    def rehearsing(self) -> bool:
+        """Nothing run on the connection may write a file but its database."""
+        return self._rehearsing
+
+    @rehearsing.setter
+    def rehearsing(self, value: bool) -> None:
+        self._rehearsing = value
+        if value and not self._authorizing:
+            self._start_authorizing()
+
+    def _start_authorizing(self) -> None:
+        self._authorizing = True
+        sqlite3.Connection.set_authorizer(self, self._authorize)
+
+    def _authorize(self, action: int, arg1: str | None, arg2: str | None, database: str | None, by: str | None) -> int:
+        if action == _ATTACH and self._rehearsing and arg1 not in ("", ":memory:"):
             target = f"the file {arg1!r}" if arg1 is not None else "a file named by an expression"
             self.unrehearsable = f"it would write to {target} (ATTACH or VACUUM INTO)"
-            return sqlite3.SQLITE_DENY
-        if self.guarded:
-            if action == sqlite3.SQLITE_TRANSACTION:
+            return _DENY
+        if self._guarded:
+            if action == _TRANSACTION:
                 self.refused = f"run {arg1}"
-                return sqlite3.SQLITE_DENY
+                return _DENY
             if action in _STATEFUL_ACTIONS:
                 self.touched_state = True
-        return sqlite3.SQLITE_OK
+        return _OK
 
     def reset_python_state(self) -> None:
         """Undo what Python code may have set on the connection that would break our own queries
