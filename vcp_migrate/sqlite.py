@@ -38,8 +38,15 @@ _STATEFUL_ACTIONS = frozenset(
 )
 
 
-_ATTACH, _TRANSACTION = sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_TRANSACTION
-_OK, _DENY = sqlite3.SQLITE_OK, sqlite3.SQLITE_DENY
+# ``guarded`` and ``rehearsing``: setting either installs the connection's authorizer (once).
+def _flag(name: str) -> Any:
+    def set_flag(connection: MigrationConnection, value: bool) -> None:
+        setattr(connection, name, value)
+        if value and not connection._authorizing:
+            connection._authorizing = True
+            sqlite3.Connection.set_authorizer(connection, connection._authorize)
+
+    return property(lambda connection: getattr(connection, name), set_flag)
 
 
 class MigrationConnection(sqlite3.Connection):
@@ -47,21 +54,18 @@ class MigrationConnection(sqlite3.Connection):
 
     The authorizer is the backstop: every COMMIT, ROLLBACK or BEGIN that reaches SQLite (a
     statement, ``commit()``, the implicit commit of ``executescript()``) is denied. The Python
-    methods are overridden too, so the error names what the migration did.
-
-    The authorizer is installed the first time the connection is guarded or rehearsing, and stays:
-    until then it would allow everything, yet SQLite calls it for every table and column each
-    statement touches (the history read of every database of a fleet). Installing it expires every
-    statement prepared before, so none runs unauthorized from then on.
+    methods are overridden too, so the error names what the migration did. The authorizer is set
+    once guarded or rehearsing (before, it allowed all yet ran for each column read), which
+    expires every statement prepared before: none runs unchecked.
     """
 
-    _guarded = False
+    _guarded = _rehearsing = _authorizing = False
+    guarded = _flag("_guarded")
     refused: str | None = None
     touched_state = False
     # While rehearsing (validate, dry runs, round trips) nothing may reach a file but the database
     # rehearsed on: ATTACH of a file and VACUUM INTO (which SQLite authorizes as an ATTACH) are denied.
-    _rehearsing = False
-    _authorizing = False
+    rehearsing = _flag("_rehearsing")
     unrehearsable: str | None = None
     foreign_keys: bool | None = None  # the connection's enforcement setting, read once
     capture: list[str] | None = None  # while set, every statement the migration asks for
@@ -70,44 +74,18 @@ class MigrationConnection(sqlite3.Connection):
     history_layout: int | None = None  # the layout of the history tables the last read on it found
     remote = False
 
-    @property
-    def guarded(self) -> bool:
-        """A migration runs on the connection: it must not end our transaction."""
-        return self._guarded
-
-    @guarded.setter
-    def guarded(self, value: bool) -> None:
-        self._guarded = value
-        if value and not self._authorizing:
-            self._start_authorizing()
-
-    @property
-    def rehearsing(self) -> bool:
-        """Nothing run on the connection may write a file but its database."""
-        return self._rehearsing
-
-    @rehearsing.setter
-    def rehearsing(self, value: bool) -> None:
-        self._rehearsing = value
-        if value and not self._authorizing:
-            self._start_authorizing()
-
-    def _start_authorizing(self) -> None:
-        self._authorizing = True
-        sqlite3.Connection.set_authorizer(self, self._authorize)
-
     def _authorize(self, action: int, arg1: str | None, arg2: str | None, database: str | None, by: str | None) -> int:
-        if action == _ATTACH and self._rehearsing and arg1 not in ("", ":memory:"):
+        if action == sqlite3.SQLITE_ATTACH and self._rehearsing and arg1 not in ("", ":memory:"):
             target = f"the file {arg1!r}" if arg1 is not None else "a file named by an expression"
             self.unrehearsable = f"it would write to {target} (ATTACH or VACUUM INTO)"
-            return _DENY
+            return sqlite3.SQLITE_DENY
         if self._guarded:
-            if action == _TRANSACTION:
+            if action == sqlite3.SQLITE_TRANSACTION:
                 self.refused = f"run {arg1}"
-                return _DENY
+                return sqlite3.SQLITE_DENY
             if action in _STATEFUL_ACTIONS:
                 self.touched_state = True
-        return _OK
+        return sqlite3.SQLITE_OK
 
     def reset_python_state(self) -> None:
         """Undo what Python code may have set on the connection that would break our own queries
@@ -260,12 +238,11 @@ def open_database(path: Path, *, create: bool, timeout: float, read_first: bool 
     """Open ``path`` in autocommit mode and check that it is a SQLite database.
 
     Only ``create=True`` may create the file. Raises DatabaseError naming the path.
-    ``read_first=False`` leaves the check to the caller's first statement, which must then run
-    under ``translated`` (it fails as this check would: "is not a SQLite database"), and saves a
-    round of SQLite's file locking.
+    ``read_first=False`` leaves that check to the caller's first statement, run under ``translated``.
     """
     check_path(path, create=create)
-    uri = _uri(path) + ("?mode=rwc" if create else "?mode=rw")
+    name = raw if os.path.isabs(raw := os.fspath(path)) else os.path.join(os.getcwd(), raw)  # path.absolute()
+    uri = "file://" + quote_from_bytes(os.fsencode(name)) + ("?mode=rwc" if create else "?mode=rw")
     connection: MigrationConnection | None = None
     try:
         connection = sqlite3.connect(
@@ -282,14 +259,6 @@ def open_database(path: Path, *, create: bool, timeout: float, read_first: bool 
             connection.close()
         raise database_error(exc, path) from exc
     return connection
-
-
-def _uri(path: Path) -> str:
-    """``path.absolute().as_uri()``, without making two more Path objects for every database."""
-    name = os.fspath(path)
-    if not os.path.isabs(name):
-        name = os.path.join(os.getcwd(), name)
-    return "file://" + quote_from_bytes(os.fsencode(name))
 
 
 # SQLite's fixed messages for errors about the database file rather than the SQL that ran.
@@ -336,8 +305,7 @@ def require_writable(connection: MigrationConnection, path: Path) -> None:
     made only when the permissions do not already say the file and its folder are writable (a
     write refused later, say on a read-only mount, still fails that migration whole).
     """
-    name = os.fspath(path)
-    if os.access(name, os.W_OK) and os.access(os.path.dirname(name) or os.curdir, os.W_OK | os.X_OK):
+    if os.access(name := os.fspath(path), os.W_OK) and os.access(os.path.dirname(name) or ".", os.W_OK | os.X_OK):
         return
     try:
         version = connection.execute("PRAGMA user_version").fetchone()[0]
