@@ -10,6 +10,7 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from contextlib import closing
@@ -347,6 +348,46 @@ SLOW = (
     "    time.sleep({seconds})\n    connection.execute('UPDATE trades SET notional = qty * 10')\n\n"
     "def down(connection):\n    connection.execute('ALTER TABLE trades DROP COLUMN notional')\n"
 )
+
+
+# A Python migration that records what its worker process had loaded: the command line (click),
+# and the parent's main module run again (a user's script below defines TENANTS).
+LOADED = (
+    "import sys\n\ndef up(connection):\n    connection.execute('ALTER TABLE trades ADD COLUMN notional INTEGER')\n"
+    "    connection.execute('UPDATE trades SET notional = qty * 10')\n"
+    "    connection.execute('CREATE TABLE loaded (click, main)')\n"
+    "    seen = ('click' in sys.modules, hasattr(sys.modules['__main__'], 'TENANTS'))\n"
+    "    connection.execute('INSERT INTO loaded VALUES (?, ?)', seen)\n"
+)
+SCRIPT = (
+    "import sys\nfrom vcp_migrate.fleet import Fleet\n\nTENANTS = sys.argv[1:-1]\n\n"
+    "if __name__ == '__main__':\n    run = Fleet(TENANTS, sys.argv[-1], dump_schema=False).migrate(jobs=2)\n"
+    "    sys.exit(0 if run.summary.ok else 1)\n"
+)
+
+
+def _loaded(path: Path) -> tuple[int, int]:
+    with closing(sqlite3.connect(path)) as connection:
+        return tuple(connection.execute("SELECT click, main FROM loaded").fetchone())  # type: ignore[return-value]
+
+
+def test_workers_of_the_command_line_do_not_load_it_again_those_of_a_script_run_it(project: Project) -> None:
+    """A spawned worker runs its parent's main module first: for vcp-migrate's console script that
+    only costs (click and every command), for a user's script it is what multiprocessing promises."""
+    paths = _tenants(project, 4, rows=2)
+    (project.dir / "002_notional.sql").unlink()
+    project.write("002_notional.py", LOADED)
+    result = _fleet(project, "migrate", *(str(p) for p in paths[:2]), "--jobs", "2")
+    assert result.returncode == 0, result.stderr
+    assert [_loaded(p) for p in paths[:2]] == [(0, 0), (0, 0)]
+    script = project.root / "script.py"
+    script.write_text(SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    command = [sys.executable, str(script), *(str(p) for p in paths[2:]), str(project.dir)]
+    ran = subprocess.run(command, cwd=project.root, capture_output=True, text=True, timeout=300, env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert [_loaded(p)[1] for p in paths[2:]] == [1, 1]
+    assert all(_consistent(p) == 2 for p in paths)
 
 
 def _slow_tenants(project: Project, count: int, seconds: float, frozen: tuple[int, ...] = ()) -> list[Path]:

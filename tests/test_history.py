@@ -110,6 +110,52 @@ def test_history_it_cannot_use_is_refused(setup: str, message: str) -> None:
         history.read(connection)
 
 
+def test_the_current_layout_is_read_in_one_statement_as_read_all_reads_it() -> None:
+    connection = database()
+    history.prepare(connection)
+    history.record(connection, file(3, b"third"), 5)
+    history.record(connection, file(1, b"first"), 12)
+    statements: list[str] = []
+    connection.set_trace_callback(statements.append)
+    found = history.read_current(connection, with_id=True)
+    assert len(statements) == 1  # one statement: one snapshot with no transaction around it
+    assert found == history.read_all(connection, with_id=True) and found is not None
+    assert list(found.applied) == [1, 3] and found.database_id == history.database_id(connection)
+    assert history.read_current(connection, with_id=False) == found._replace(database_id=None)
+    connection.execute("DELETE FROM vcp_migrations")
+    assert history.read_current(connection, with_id=True) == history.read_all(connection, with_id=True)
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        "",
+        "CREATE TABLE vcp_migrations (x)",
+        "CREATE TABLE vcp_migrations_meta (key, value); INSERT INTO vcp_migrations_meta VALUES ('layout', '2')",
+        "CREATE TABLE vcp_migrations (version INTEGER PRIMARY KEY, name, checksum, applied_at, execution_ms, file);"
+        " CREATE TABLE vcp_migrations_meta (key, value); INSERT INTO vcp_migrations_meta VALUES ('layout', '99')",
+        "CREATE TABLE vcp_migrations (version INTEGER PRIMARY KEY, name, checksum, applied_at, execution_ms, file);"
+        " CREATE TABLE vcp_migrations_meta (key, value)",
+        "CREATE TABLE vcp_migrations (version INTEGER PRIMARY KEY, name, checksum, applied_at, execution_ms);"
+        " CREATE TABLE vcp_migrations_meta (key, value); INSERT INTO vcp_migrations_meta VALUES ('layout', '1')",
+    ],
+    ids=["none", "foreign table", "meta alone", "newer layout", "no layout", "layout 1"],
+)
+def test_any_other_history_is_left_to_read_all(setup: str) -> None:
+    connection = database()
+    connection.executescript(setup)
+    assert history.read_current(connection, with_id=True) is None
+
+
+def test_errors_about_the_database_pass_through_the_one_statement_read(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"not a database at all, but long enough to have a header" * 20)
+    connection = sqlite3.connect(path, isolation_level=None)
+    with pytest.raises(sqlite3.DatabaseError, match="file is not a database"):
+        history.read_current(connection, with_id=True)
+    connection.close()
+
+
 def test_user_version_follows_the_highest_version_and_refuses_what_does_not_fit() -> None:
     connection = database()
     history.prepare(connection)

@@ -143,6 +143,28 @@ def test_commit_statement_in_a_sql_file_is_refused(project: Project) -> None:
     assert project.tables() == set() and project.history() == []
 
 
+def test_the_guard_covers_statements_prepared_before_it_was_first_needed(tmp_path: Path) -> None:
+    """The authorizer is installed when the connection is first guarded: a statement prepared and
+    cached before then (the same text a migration runs) is authorized again, never reused as it was."""
+    from vcp_migrate import sqlite, transactions
+
+    path = tmp_path / "x.db"
+    with closing(sqlite.open_database(path, create=True, timeout=1)) as connection:
+        connection.execute("BEGIN")
+        connection.execute("CREATE TABLE t (x)")
+        connection.execute("COMMIT")  # prepared and cached with no guard
+        connection.execute(transactions.BEGIN)
+        connection.execute("INSERT INTO t VALUES (1)")
+        connection.guarded = True
+        with pytest.raises(sqlite3.DatabaseError, match="not authorized"):
+            connection.execute("COMMIT")
+        connection.guarded = False
+        assert connection.refused == "run COMMIT" and connection.in_transaction
+        connection.execute(transactions.ROLLBACK)
+    with closing(sqlite3.connect(path)) as check:
+        assert check.execute("SELECT count(*) FROM t").fetchone() == (0,)
+
+
 def test_executescript_runs_inside_the_migration_transaction(project: Project) -> None:
     project.write(
         "001_script.py",

@@ -287,6 +287,34 @@ def as_unprivileged(command: list[str]) -> list[str]:
     return [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--", *command]
 
 
+def test_database_in_a_read_only_folder_is_refused_by_its_run_lock(project: Project) -> None:
+    """The file is writable, its folder is not: the run lock cannot be created there, nothing runs."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);")
+    folder = project.root / "data"
+    folder.mkdir()
+    database = folder / "app.db"
+    assert run_cli(project, "migrate", "--db", str(database)).returncode == 0
+    project.sql("002_b.sql", "CREATE TABLE b(x);")
+    before = database.read_bytes()
+    folder.chmod(0o555)
+    try:
+        result = subprocess.run(
+            as_unprivileged([str(console_script()), "migrate", "--db", str(database), "--dir", str(project.dir)]),
+            cwd=project.root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        folder.chmod(0o755)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip() == (
+        f"Error: {database}: cannot create the lock file {lock_path(database)}: Permission denied"
+        " (the database's directory must be writable; nothing was changed)"
+    )
+    assert database.read_bytes() == before and sorted(p.name for p in folder.iterdir()) == ["app.db"]
+
+
 def test_read_only_database_is_refused_and_unchanged(project: Project) -> None:
     project.sql("001_a.sql", "CREATE TABLE a(x);")
     project.sql("002_b.sql", "CREATE TABLE b(x);")

@@ -305,15 +305,15 @@ def test_validate_reads_one_snapshot_while_another_process_migrates(
     trading(project)
     project.manager().migrate(1)
     sqlite3.connect(project.db).execute("PRAGMA journal_mode = WAL").connection.close()
-    real_read = history.read_all
+    real_read = history.read_current
 
     def read_then_someone_migrates(connection: sqlite3.Connection, *, with_id: bool) -> object:
         found = real_read(connection, with_id=with_id)
-        monkeypatch.setattr(history, "read_all", real_read)
+        monkeypatch.setattr(history, "read_current", real_read)
         project.manager().migrate()  # another process, between our history and schema reads
         return found
 
-    monkeypatch.setattr(history, "read_all", read_then_someone_migrates)
+    monkeypatch.setattr(history, "read_current", read_then_someone_migrates)
     problems = project.manager().validate()
     assert [p.kind for p in problems if p.kind == "drift"] == []
     assert project.history() == [1, 2]

@@ -9,6 +9,7 @@ Layouts: 1 (the first release) had no ``file`` and ``source``; 2 adds them and t
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime, timezone
 from typing import NamedTuple
 
@@ -106,6 +107,35 @@ def read_all(connection: Queries, *, with_id: bool) -> Found:
     (call in one snapshot)."""
     found = layout(connection)
     return Found(found, _rows(connection, found), _id(connection, found) if with_id else None)
+
+
+# The whole history at the current layout in one statement, hence one snapshot and one round of
+# SQLite's file locking without a transaction around it: a first row (version NULL, so sorted
+# first) carries the layout and the database id, the others are the applied migrations.
+_CURRENT = (
+    f"SELECT NULL, NULL, NULL, NULL, NULL, NULL, (SELECT value FROM {META} WHERE key = 'layout'),"
+    f" (SELECT value FROM {META} WHERE key = 'database_id')"
+    f" UNION ALL SELECT version, name, checksum, applied_at, execution_ms, file, NULL, NULL FROM {TABLE}"
+    " ORDER BY 1"
+)
+_NOT_CURRENT = ("no such table", "no such column")  # SQLite's words when a table or column is not there
+
+
+def read_current(connection: Queries, *, with_id: bool) -> Found | None:
+    """``read_all`` in one statement (one snapshot, no transaction needed) when the history tables
+    are at the current layout; None when they are not (absent, older, or not vcp-migrate's):
+    ``read_all``, in one snapshot, then tells which. Errors about the database pass through."""
+    try:
+        rows = connection.execute(_CURRENT).fetchall()
+    except sqlite3.OperationalError as exc:
+        if str(exc).startswith(_NOT_CURRENT):
+            return None
+        raise
+    layout, database_id = rows[0][6], rows[0][7]
+    if layout is None or str(layout) != str(LAYOUT):
+        return None
+    applied = {row[0]: AppliedMigration(row[0], row[1], row[2], row[3], row[4], row[5]) for row in rows[1:]}
+    return Found(LAYOUT, applied, str(database_id) if with_id and database_id is not None else None)
 
 
 def _rows(connection: Queries, found: int) -> dict[int, AppliedMigration]:

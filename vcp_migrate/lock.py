@@ -53,12 +53,14 @@ class Identity(NamedTuple):
         return (self.device, self.inode)
 
 
-def identify(database: Path) -> tuple[Path, Identity] | None:
+def identify(database: Path) -> tuple[str, Identity] | None:
     """The resolved path of ``database`` and its identity, or None if it does not exist.
 
     Raises DatabaseError if it cannot be examined (a loop of links, a directory without access).
     """
-    resolved = Path(os.path.realpath(database))
+    # Names are kept as strings here: a Path made and turned back into a string at every call
+    # costs more than the system calls the lock makes for each database of a fleet.
+    resolved = os.path.realpath(database)
     try:
         status = os.stat(resolved)
     except FileNotFoundError:
@@ -70,7 +72,7 @@ def identify(database: Path) -> tuple[Path, Identity] | None:
     return resolved, Identity(status.st_dev, status.st_ino, status.st_nlink, status.st_size)
 
 
-def _restat(resolved: Path) -> Identity | None:
+def _restat(resolved: str) -> Identity | None:
     """The identity of the file now at ``resolved`` (links already resolved), None if it is gone."""
     try:
         status = os.stat(resolved)
@@ -84,11 +86,11 @@ def lock_path(database: Path) -> Path:
     found = identify(database)
     if found is None:
         raise FileNotFoundError(errno.ENOENT, "no such database", str(database))
-    return _lock_file(*found)
+    return Path(_lock_file(*found))
 
 
-def _lock_file(resolved: Path, identity: Identity) -> Path:
-    return resolved.with_name(f"{_PREFIX}{identity.device}-{identity.inode}")
+def _lock_file(resolved: str, identity: Identity) -> str:
+    return os.path.join(os.path.dirname(resolved), f"{_PREFIX}{identity.device}-{identity.inode}")
 
 
 class RunLock:
@@ -108,8 +110,8 @@ class RunLock:
         self.on_wait = on_wait  # told once, when the lock is held by another run and this one waits
         self._created: tuple[int, int] | None = None  # the identity of the database this run created
         self.identity: Identity | None = None
-        self._resolved: Path | None = None
-        self._path: Path | None = None
+        self._resolved: str | None = None
+        self._path: str | None = None
         self._fd: int | None = None
 
     @property
@@ -130,14 +132,14 @@ class RunLock:
         given, so a link repointed during the run cannot move the run onto an unlocked database."""
         if self._resolved is None:
             raise RuntimeError("the run lock is not held")
-        return self._resolved
+        return Path(self._resolved)
 
     @property
     def path(self) -> Path:
         """The lock file this run holds."""
         if self._path is None:
             raise RuntimeError("the run lock is not held")
-        return self._path
+        return Path(self._path)
 
     def __enter__(self) -> RunLock:
         try:
@@ -172,7 +174,8 @@ class RunLock:
                     ) from None  # the deadline passed: the last refusal to lock is not the cause
                 time.sleep(_POLL_SECONDS)
                 continue
-            if not _same_file(path, fd):  # its holder deleted it as we locked it
+            held = os.fstat(fd)
+            if not _is_at(path, held):  # its holder deleted it as we locked it
                 os.close(fd)
                 continue
             now = _restat(resolved)
@@ -181,7 +184,7 @@ class RunLock:
                 _release(path, fd)
                 continue
             try:
-                _check_content(fd, path, self.database)  # again: no one else may write it now
+                _check_content(fd, path, self.database, held)  # again: no one else may write it now
             except DatabaseError:
                 os.close(fd)
                 raise
@@ -189,7 +192,8 @@ class RunLock:
             # close (its guard for files rewritten in place), which costs a disk write per run.
             pid = str(os.getpid()).encode()
             os.pwrite(fd, pid, 0)
-            os.ftruncate(fd, len(pid))
+            if held.st_size > len(pid):
+                os.ftruncate(fd, len(pid))
             self._fd, self._path, self.identity, self._resolved = fd, path, now, resolved
             return self
 
@@ -199,11 +203,11 @@ class RunLock:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._fd is None:
+        if self._fd is None or self._path is None:
             return
         # A file put in our lock file's place is a newcomer's lock: never delete it.
-        if _same_file(self.path, self._fd):
-            _release(self.path, self._fd)
+        if _same_file(self._path, self._fd):
+            _release(self._path, self._fd)
         else:
             os.close(self._fd)
         self._fd = None
@@ -218,7 +222,7 @@ class RunLock:
             return
         now = identify(self.database)
         if now is not None and now[1].key == self._created and now[1].size == 0:
-            now[0].unlink()
+            os.unlink(now[0])
 
     def verify(self) -> None:
         """Raise DatabaseError unless the file at the lock path is still the one this run holds.
@@ -226,7 +230,7 @@ class RunLock:
         If it was deleted or replaced, a newcomer takes the lock on the new file while this run
         goes on, so the run must stop before committing anything more.
         """
-        if self._fd is None or not _same_file(self.path, self._fd):
+        if self._fd is None or self._path is None or not _same_file(self._path, self._fd):
             raise DatabaseError(
                 f"the lock file {self._path} was removed or replaced while this run held it;"
                 " another run may be changing the database",
@@ -234,7 +238,7 @@ class RunLock:
                 hint="nothing more was applied",
             )
 
-    def _database(self) -> tuple[Path, Identity]:
+    def _database(self) -> tuple[str, Identity]:
         while True:
             found = identify(self.database)
             if found is not None:
@@ -248,7 +252,7 @@ class RunLock:
             self._create_empty()
 
     def _create_empty(self) -> None:
-        resolved = Path(os.path.realpath(self.database))
+        resolved = os.path.realpath(self.database)
         try:
             os.close(os.open(resolved, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644))
         except FileExistsError:
@@ -262,9 +266,15 @@ class RunLock:
         found = identify(self.database)
         self._created = found[1].key if found else None
 
-    def _open(self, path: Path) -> int | None:
+    def _open(self, path: str) -> int | None:
         """Open (or create) the lock file at ``path``, refusing anything we would not have created;
         None if its holder deleted it as we opened it."""
+        try:  # most often there is none: a file created here is ours, empty, and nothing to look at
+            return os.open(path, _OPEN_FLAGS | os.O_EXCL, 0o600)
+        except FileExistsError:  # anything at all is there, a link too: look at it before opening it
+            pass
+        except OSError as exc:
+            raise _cannot_create(path, exc, self.database) from exc
         # Looked at before opening too: opening a hard link to the database and closing it would
         # drop the SQLite locks this process holds on it.
         with contextlib.suppress(FileNotFoundError):
@@ -276,23 +286,28 @@ class RunLock:
                 raise _not_ours(path, "is a symbolic link", self.database) from exc
             if exc.errno == errno.EISDIR:
                 raise _not_ours(path, "is a directory", self.database) from exc
-            raise DatabaseError(
-                f"cannot create the lock file {path}: {exc.strerror}",
-                where=str(self.database),
-                hint="the database's directory must be writable; nothing was changed",
-            ) from exc
-        if os.fstat(fd).st_nlink == 0:  # released and deleted between our open and now: look again
+            raise _cannot_create(path, exc, self.database) from exc
+        status = os.fstat(fd)
+        if status.st_nlink == 0:  # released and deleted between our open and now: look again
             os.close(fd)
             return None
         try:
-            _check_content(fd, path, self.database)
+            _check_content(fd, path, self.database, status)
         except DatabaseError:
             os.close(fd)
             raise
         return fd
 
 
-def _check_kind(status: os.stat_result, path: Path, database: Path) -> None:
+def _cannot_create(path: str, exc: OSError, database: Path) -> DatabaseError:
+    return DatabaseError(
+        f"cannot create the lock file {path}: {exc.strerror}",
+        where=str(database),
+        hint="the database's directory must be writable; nothing was changed",
+    )
+
+
+def _check_kind(status: os.stat_result, path: str, database: Path) -> None:
     """Refuse what cannot be a lock file we created: a link, a special file, a file with other names."""
     if stat.S_ISLNK(status.st_mode):
         raise _not_ours(path, "is a symbolic link", database)
@@ -306,15 +321,16 @@ def _check_kind(status: os.stat_result, path: Path, database: Path) -> None:
         raise _not_ours(path, f"holds {status.st_size} bytes", database)
 
 
-def _check_content(fd: int, path: Path, database: Path) -> None:
-    """Refuse what ``_check_kind`` refuses, and a file that holds anything but a pid."""
-    _check_kind(os.fstat(fd), path, database)
-    content = os.pread(fd, _MAX_PID_BYTES + 1, 0).strip()
+def _check_content(fd: int, path: str, database: Path, status: os.stat_result) -> None:
+    """Refuse what ``_check_kind`` refuses (``status``: the fstat of ``fd``), and a file that holds
+    anything but a pid."""
+    _check_kind(status, path, database)
+    content = os.pread(fd, _MAX_PID_BYTES + 1, 0).strip() if status.st_size else b""
     if content and not content.isdigit():
         raise _not_ours(path, "holds something other than a pid", database)
 
 
-def _not_ours(path: Path, what: str, database: Path) -> DatabaseError:
+def _not_ours(path: str, what: str, database: Path) -> DatabaseError:
     return DatabaseError(
         f"{what}, not a run lock of vcp-migrate",
         where=str(path),
@@ -322,19 +338,23 @@ def _not_ours(path: Path, what: str, database: Path) -> DatabaseError:
     )
 
 
-def _same_file(path: Path, fd: int) -> bool:
+def _same_file(path: str | Path, fd: int) -> bool:
+    return _is_at(path, os.fstat(fd))
+
+
+def _is_at(path: str | Path, held: os.stat_result) -> bool:
+    """Whether the file ``held`` (an fstat) is the one at ``path``."""
     try:
         at_path = os.lstat(path)
     except FileNotFoundError:
         return False
-    held = os.fstat(fd)
     return (at_path.st_dev, at_path.st_ino) == (held.st_dev, held.st_ino)
 
 
-def _release(path: Path, fd: int) -> None:
+def _release(path: str, fd: int) -> None:
     """Delete the lock file we hold, then let go of it: a waiter on it notices the deletion."""
     with contextlib.suppress(FileNotFoundError):
-        path.unlink()
+        os.unlink(path)
     os.close(fd)
 
 

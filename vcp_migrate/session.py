@@ -20,7 +20,8 @@ class Session:
 
     ``rehearsing`` marks a database that only rehearses (validate, dry runs): nothing run on it may
     write another file. ``before_commit`` is called inside each migration's transaction right
-    before its COMMIT (the run lock checks there that it is still held).
+    before its COMMIT (the run lock checks there that it is still held). ``read_first=False``: the
+    caller's first statement, not the opening, tells whether the file is a SQLite database.
     """
 
     def __init__(
@@ -31,6 +32,7 @@ class Session:
         *,
         rehearsing: bool = False,
         opener: Callable[[], Connection] | None = None,
+        read_first: bool = True,
     ) -> None:
         self.path = path
         self.where = str(path)  # how errors name the database (a server's: its URL)
@@ -42,7 +44,10 @@ class Session:
         # How to open it again (a server's database: a new stream); by default the file at ``path``.
         self.opener = opener or (lambda: sqlite.open_database(path, create=False, timeout=timeout))
         if connection is None:
-            connection = opener() if opener else sqlite.open_database(path, create=True, timeout=timeout)
+            if opener is not None:
+                connection = opener()
+            else:
+                connection = sqlite.open_database(path, create=True, timeout=timeout, read_first=read_first)
         self.connection = connection
         self.connection.rehearsing = rehearsing
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_from_bytes
 
 from .database import Connection, Queries
 from .errors import DatabaseError, LockTimeout, setting
@@ -25,20 +26,34 @@ from .transactions import transaction
 from .watching import Known, Watch
 
 
+# ``guarded`` and ``rehearsing``: setting either installs the connection's authorizer (once).
+def _flag(name: str) -> Any:
+    def set_flag(connection: MigrationConnection, value: bool) -> None:
+        setattr(connection, name, value)
+        if value and not connection._authorizing:
+            connection._authorizing = True
+            sqlite3.Connection.set_authorizer(connection, Watch(connection).authorize)  # records nothing outside a step
+
+    return property(lambda connection: getattr(connection, name), set_flag)
+
+
 class MigrationConnection(sqlite3.Connection):
     """A real sqlite3.Connection that, while ``guarded``, refuses to end the migration's transaction.
 
     The authorizer is the backstop: every COMMIT, ROLLBACK or BEGIN that reaches SQLite (a
     statement, ``commit()``, the implicit commit of ``executescript()``) is denied. The Python
-    methods are overridden too, so the error names what the migration did.
+    methods are overridden too, so the error names what the migration did. The authorizer is set
+    once guarded or rehearsing (before, it allowed all yet ran for each column read), which
+    expires every statement prepared before: none runs unchecked.
     """
 
-    guarded = False
+    _guarded = _rehearsing = _authorizing = False
+    guarded = _flag("_guarded")
     refused: str | None = None
     touched_state = False
     # While rehearsing (validate, dry runs, round trips) nothing may reach a file but the database
     # rehearsed on: ATTACH of a file and VACUUM INTO (which SQLite authorizes as an ATTACH) are denied.
-    rehearsing = False
+    rehearsing = _flag("_rehearsing")
     unrehearsable: str | None = None
     foreign_keys: bool | None = None  # the connection's enforcement setting, read once
     capture: list[str] | None = None  # while set, every statement the migration asks for
@@ -48,14 +63,11 @@ class MigrationConnection(sqlite3.Connection):
     remote = False
     known: Known | None = None  # what the checks before the last commit established (watching)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        super().set_authorizer(Watch(self).authorize)  # records nothing outside a step
-
     def watch(self, guard: str) -> Watch:
         """Install a fresh authorizer for a guarded step whose savepoint is ``guard`` and return it:
         it refuses what the step must not do and records what the checks before the commit need."""
         watch = Watch(self, guard)
+        self._authorizing = True
         super().set_authorizer(watch.authorize)  # which also expires every cached statement: each is authorized again
         return watch
 
@@ -207,13 +219,15 @@ def check_path(path: Path, *, create: bool) -> None:
         raise DatabaseError(f"directory {path.parent} does not exist", where=str(path), hint=hint)
 
 
-def open_database(path: Path, *, create: bool, timeout: float) -> MigrationConnection:
+def open_database(path: Path, *, create: bool, timeout: float, read_first: bool = True) -> MigrationConnection:
     """Open ``path`` in autocommit mode and check that it is a SQLite database.
 
     Only ``create=True`` may create the file. Raises DatabaseError naming the path.
+    ``read_first=False`` leaves that check to the caller's first statement, run under ``translated``.
     """
     check_path(path, create=create)
-    uri = path.absolute().as_uri() + ("?mode=rwc" if create else "?mode=rw")
+    name = raw if os.path.isabs(raw := os.fspath(path)) else os.path.join(os.getcwd(), raw)  # path.absolute()
+    uri = "file://" + quote_from_bytes(os.fsencode(name)) + ("?mode=rwc" if create else "?mode=rw")
     connection: MigrationConnection | None = None
     try:
         connection = sqlite3.connect(
@@ -223,7 +237,8 @@ def open_database(path: Path, *, create: bool, timeout: float) -> MigrationConne
             isolation_level=None,
             factory=MigrationConnection,
         )
-        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        if read_first:
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.Error as exc:
         if connection is not None:
             connection.close()
@@ -275,7 +290,7 @@ def require_writable(connection: MigrationConnection, path: Path) -> None:
     made only when the permissions do not already say the file and its folder are writable (a
     write refused later, say on a read-only mount, still fails that migration whole).
     """
-    if os.access(path, os.W_OK) and os.access(path.absolute().parent, os.W_OK | os.X_OK):
+    if os.access(name := os.fspath(path), os.W_OK) and os.access(os.path.dirname(name) or ".", os.W_OK | os.X_OK):
         return
     try:
         version = connection.execute("PRAGMA user_version").fetchone()[0]

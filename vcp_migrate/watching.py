@@ -142,11 +142,11 @@ def _authorizer(watch: Watch) -> Callable[[int, str | None, str | None, str | No
     )
 
     def authorize(action: int, arg1: str | None, arg2: str | None, database: str | None, trigger: str | None) -> int:
-        if action == attach and connection.rehearsing and arg1 not in ("", ":memory:"):
+        if action == attach and connection._rehearsing and arg1 not in ("", ":memory:"):
             target = f"the file {arg1!r}" if arg1 is not None else "a file named by an expression"
             connection.unrehearsable = f"it would write to {target} (ATTACH or VACUUM INTO)"
             return deny
-        if not connection.guarded:
+        if not connection._guarded:  # the attribute behind the property: this runs for every action
             return ok
         if action in _QUIET:
             if action == savepoint and arg2 == guard and arg1 == "RELEASE":

@@ -6,6 +6,7 @@ Only what ``status`` needs lives here, so ``vcp-migrate status`` imports no more
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from pathlib import Path
@@ -115,15 +116,26 @@ def naming_the_database(settings: Settings) -> Iterator[None]:
 def read_history(settings: Settings, connection: Connection) -> dict[int, AppliedMigration]:
     """The history of the database behind ``connection``; errors name the database.
 
-    Read in one read transaction (unless one is open): one snapshot, and one round of SQLite's
-    file locking and journal checks instead of one per query.
+    Read in one snapshot: in one statement when the history tables are at the current layout,
+    else in one read transaction (unless one is open), with one round of SQLite's file locking
+    and journal checks instead of one per query.
     """
-    with naming_the_database(settings), _reading(connection):
-        found = history.read_all(connection, with_id=settings.observer.wants_history)
-        connection.history_layout = found.layout
-        if settings.observer.wants_history:
-            settings.observer.found(max(found.applied, default=0), found.database_id)
-        return found.applied
+    wants_id = settings.observer.wants_history
+    try:  # naming_the_database, spelled out: this runs for every database of a fleet
+        # A server words its errors its own way: there the history is read statement by statement.
+        found = None if connection.remote else history.read_current(connection, with_id=wants_id)
+        if found is None:
+            with _reading(connection):
+                found = history.read_all(connection, with_id=wants_id)
+    except sqlite3.Error as exc:
+        raise sqlite.database_error(exc, where(settings)) from exc
+    except DatabaseError as exc:
+        exc.where = exc.where or where(settings)
+        raise
+    connection.history_layout = found.layout
+    if wants_id:
+        settings.observer.found(max(found.applied, default=0), found.database_id)
+    return found.applied
 
 
 def _reading(connection: Connection) -> AbstractContextManager[None]:

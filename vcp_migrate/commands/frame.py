@@ -42,8 +42,12 @@ class Ran(NamedTuple):
 
 
 @contextmanager
-def writing(settings: Settings, *, create: bool) -> Iterator[Session]:
-    """Hold the run lock and a write connection; a database this run created empty is removed."""
+def writing(settings: Settings, *, create: bool, history_first: bool = False) -> Iterator[Session]:
+    """Hold the run lock and a write connection; a database this run created empty is removed.
+
+    ``history_first``: the caller reads the history first thing (``read_history``), and that read
+    tells whether the file is a SQLite database, so the connection is opened without a read of its own.
+    """
     if settings.server is not None:  # the lease on the server instead of a lock file
         from ..backends import server
 
@@ -59,7 +63,7 @@ def writing(settings: Settings, *, create: bool) -> Iterator[Session]:
                 " documents hard links to a database as a way to corrupt it (keep one name)"
             )
         try:
-            session = Session(lock.resolved, settings.lock_timeout)
+            session = Session(lock.resolved, settings.lock_timeout, read_first=not history_first)
             session.existed = lock.held.size > 0
             session.before_commit = lock.verify
             if settings.observer.wants_statements:
@@ -118,9 +122,11 @@ def batch(settings: Settings, session: Session, plan: list[tuple[LoadedMigration
 def changing(settings: Settings, session: Session, run: Callable[[], Ran]) -> Ran:
     """Back up, run, then decide from what ran: after a commit, write the schema file; keep the
     backup (and prune old ones) if anything may have changed; otherwise delete it again."""
-    from .. import backups
+    created_folder = False
+    if settings.backup:  # backups is loaded only when there are backups to take
+        from .. import backups
 
-    created_folder = settings.backup and not os.path.lexists(backups.folder(settings.db_path, settings.backup_dir))
+        created_folder = not os.path.lexists(backups.folder(settings.db_path, settings.backup_dir))
     backup = take_backup(settings, session)
     ran = run()
     if ran.runs:
@@ -134,8 +140,12 @@ def changing(settings: Settings, session: Session, run: Callable[[], Ran]) -> Ra
                 " transaction; restore this backup to go back"
             )
     if backup is not None and changed:
+        from .. import backups
+
         backups.prune(settings.db_path, settings.keep_backups, settings.backup_dir)
     elif backup is not None:
+        from .. import backups
+
         backups.discard(backup, folder_created=created_folder)
     return ran
 

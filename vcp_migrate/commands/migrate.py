@@ -28,7 +28,7 @@ def migrate(settings: Settings, target: int | None, *, allow_out_of_order: bool,
             where=where(settings),
             hint="check the database path; nothing was created",
         )
-    with frame.writing(settings, create=settings.create) as session:
+    with frame.writing(settings, create=settings.create, history_first=True) as session:
         loaded = plan(settings, session.connection, directory, target, allow_out_of_order)
         if atomic:
             for migration in loaded:
@@ -58,11 +58,12 @@ def plan(
     if not applied and not settings.allow_existing:
         refuse_unmanaged(settings, connection)
     planning.require_some_applied_files(directory, applied, where(settings))
-    for row in planning.status_rows(directory, applied):
-        if row.state == "missing":
-            settings.observer.warning(
-                f"version {row.version} ({row.name}) is applied but its file is missing from {directory.path}"
-            )
+    if not {migration.version for migration in directory.migrations}.issuperset(applied):  # a file is missing
+        for row in planning.status_rows(directory, applied):
+            if row.state == "missing":
+                settings.observer.warning(
+                    f"version {row.version} ({row.name}) is applied but its file is missing from {directory.path}"
+                )
     files = planning.plan_migrate(directory, applied, target=target, allow_out_of_order=allow_out_of_order)
     if not files:
         return []  # nothing to load: a run with nothing to do never imports the loader

@@ -15,7 +15,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import NamedTuple
 
-from .. import discovery, history, loading, schema, sqlite
+from .. import discovery, history, loading, sqlite
 from ..commands import context
 from ..errors import DatabaseError, UsageError
 from ..observer import Observer
@@ -170,6 +170,8 @@ class Fleet:
             return
         highest = max(r.version_after or 0 for r in changed)
         source = next(r for r in changed if r.version_after == highest)
+        from .. import schema
+
         try:
             with closing(
                 sqlite.open_database(Path(source.path), create=False, timeout=self.settings.lock_timeout)

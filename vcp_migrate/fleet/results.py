@@ -3,9 +3,7 @@ database, a Summary, and the JSON report that ``--only-failed`` reads back."""
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -136,6 +134,9 @@ def write_report(path: Path, command: str, results: Iterable[DatabaseResult], su
         "results": [result.as_dict() for result in results],
     }
     folder = path.absolute().parent
+    import json  # here: a worker process, which never writes a report, need not load them
+    import tempfile
+
     descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as out:
@@ -155,6 +156,8 @@ def to_rerun(report: Path, command: str) -> list[str]:
     are not databases to roll back)."""
     where = str(report)
     try:
+        import json
+
         document = json.loads(report.read_text(encoding="utf-8"))
         paths = [str(result["path"]) for result in document["results"] if result["state"] in RERUN]
         found, base = document["command"], document.get("directory")

@@ -5,17 +5,18 @@ directory and the loaded migrations."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import multiprocessing
 import os
 import signal
+import stat
 import threading
 import time
 from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from .. import schema
 from ..commands import context
 from ..errors import (
     DatabaseError,
@@ -27,7 +28,16 @@ from ..errors import (
     as_token,
 )
 from ..observer import Observer
-from .results import CHECKED, FAILED, MIGRATED, NOT_STARTED, NOTHING_TO_ROLL_BACK, ROLLED_BACK, UP_TO_DATE
+from .results import (
+    CHECKED,
+    FAILED,
+    MIGRATED,
+    NOT_STARTED,
+    NOTHING_TO_ROLL_BACK,
+    ROLLED_BACK,
+    UP_TO_DATE,
+    DatabaseResult,
+)
 
 if TYPE_CHECKING:
     from multiprocessing.sharedctypes import Synchronized
@@ -35,7 +45,6 @@ if TYPE_CHECKING:
 
     from ..loading import LoadedMigration
     from ..models import MigrationRun
-    from .results import DatabaseResult
 
 
 class Job(NamedTuple):
@@ -155,24 +164,18 @@ def _count_failure() -> None:
 
 
 def not_started(path: str) -> DatabaseResult:
-    from .results import DatabaseResult
-
     return DatabaseResult(path, NOT_STARTED)
 
 
 def lost(path: str, why: str) -> DatabaseResult:
     """A database whose run was cut short: its migration in progress rolled back, those before it
     may have committed; a rerun applies what is still pending."""
-    from .results import DatabaseResult
-
     error = f"{path}: {why} (a transactional migration is rolled back whole; run the fleet again to finish it)"
     return DatabaseResult(path, FAILED, error=error, kind="interrupted")
 
 
 def run_one(path: str) -> DatabaseResult:
     """The job on one database; every failure becomes a failed result, never an exception."""
-    from .results import DatabaseResult
-
     assert _here is not None, "start() first"
     job, collector = _here.job, _Collector()
     settings = job.settings._replace(db_path=Path(path), observer=collector)
@@ -180,7 +183,7 @@ def run_one(path: str) -> DatabaseResult:
     try:
         if _here.refused is not None:
             raise PlanError(_here.refused)
-        _require_file(settings.db_path)
+        _require_file(path)
         result = _COMMANDS[job.command](job, settings, collector, DatabaseResult(path, CHECKED))
     except (VcpMigrateError, OSError) as exc:
         result = DatabaseResult(
@@ -198,11 +201,19 @@ def run_one(path: str) -> DatabaseResult:
     )
 
 
-def _require_file(path: Path) -> None:
+def _require_file(path: str) -> None:
     """A fleet never creates a database: each must exist, as a regular file."""
-    if not path.is_file():
-        kind = "does not exist" if not path.exists() else "is not a regular file"
-        raise DatabaseError(kind, where=str(path), hint="check its path in the list of databases")
+    try:
+        regular = stat.S_ISREG(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        regular = None
+    except OSError as exc:  # as Path.exists() sees it: a loop of links is no file there
+        if exc.errno != errno.ELOOP:
+            raise
+        regular = None
+    if not regular:
+        kind = "does not exist" if regular is None else "is not a regular file"
+        raise DatabaseError(kind, where=path, hint="check its path in the list of databases")
 
 
 def _after(before: int | None, runs: list[MigrationRun]) -> int | None:
@@ -211,11 +222,13 @@ def _after(before: int | None, runs: list[MigrationRun]) -> int | None:
 
 
 def _migrate(job: Job, settings: context.Settings, seen: _Collector, result: DatabaseResult) -> DatabaseResult:
-    from ..commands import dry_run, migrate
+    from ..commands import migrate
 
     if not job.dry_run:
         runs = migrate.migrate(settings, job.target, allow_out_of_order=job.allow_out_of_order, atomic=job.atomic)
         return result._replace(state=MIGRATED if runs else UP_TO_DATE, version_after=_after(seen.version, runs))
+    from ..commands import dry_run
+
     report = dry_run.dry_run_migrate(settings, job.target, allow_out_of_order=job.allow_out_of_order)
     failed = report.failed
     if failed is not None:
@@ -240,6 +253,7 @@ def _rollback(job: Job, settings: context.Settings, seen: _Collector, result: Da
 
 
 def _status(job: Job, settings: context.Settings, seen: _Collector, result: DatabaseResult) -> DatabaseResult:
+    from .. import schema
     from ..commands import status
 
     report = status.report(settings)
