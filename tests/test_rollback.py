@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 
@@ -259,3 +261,32 @@ def test_a_later_rollback_of_a_run_is_checked_as_the_first(project: Project, cas
     assert project.query("SELECT * FROM orders") == [(10, 1)]
     assert project.query("SELECT name FROM sqlite_master WHERE type = 'trigger'") == []
     assert project.query("PRAGMA user_version") == [(2,)]
+
+
+ROLLBACK_IMPORTS = """
+import sys
+from vcp_migrate.cli import main
+
+try:
+    main(["rollback", "--db", sys.argv[1], "--dir", sys.argv[2], "--no-backup", "--no-dump"])
+except SystemExit as exit:
+    print("exit", exit.code)
+print(" ".join(sorted(sys.modules)), file=sys.stderr)
+"""
+
+
+def test_a_rollback_without_backup_or_dump_loads_neither_nor_the_hazard_lint(project: Project) -> None:
+    """What a rollback run at an incident does not need, it does not load: the backups and the
+    schema writer when they are off, the hazard lint, OpenSSL (hashlib) and the other commands."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
+    project.manager().migrate()
+    result = subprocess.run(
+        [sys.executable, "-c", ROLLBACK_IMPORTS, str(project.db), str(project.dir)], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "exit 0" in result.stdout, result.stdout + result.stderr
+    assert project.history() == [1] and project.tables() == {"a"}  # it did roll back
+    loaded = set(result.stderr.split())
+    for heavy in ("backups", "schema", "hazards", "cli.reading", "cli.fleet"):
+        assert f"vcp_migrate.{heavy}" not in loaded, heavy
+    assert not loaded & {"_hashlib", "secrets", "difflib", "rich"}

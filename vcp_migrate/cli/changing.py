@@ -117,8 +117,7 @@ def migrate_command(
 
 @contextmanager
 def _reporting(manager: MigrationManager, progress: Progress, as_json: bool) -> Iterator[None]:
-    """With --json, print what ran (also when the run failed part way), the backup taken and the
-    version before and after, as one JSON object."""
+    """With --json, print what ran (even if the run failed part way), the backup, the versions."""
     if not as_json:
         yield
         progress.stop()

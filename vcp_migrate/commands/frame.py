@@ -163,10 +163,9 @@ def _differs(settings: Settings, backup: Backup) -> bool:
 
 def take_backup(settings: Settings, session: Session, *, always: bool = False) -> Backup | None:
     """Back up the database before a change, unless disabled or there is nothing to keep."""
-    from .. import backups
-
     if not (settings.backup or always) or not session.existed:
         return None
+    from .. import backups  # only when there is a backup to take
     if settings.server is not None:
         from ..backends import server
 
