@@ -166,6 +166,7 @@ def take_backup(settings: Settings, session: Session, *, always: bool = False) -
     if not (settings.backup or always) or not session.existed:
         return None
     from .. import backups  # only when there is a backup to take
+
     if settings.server is not None:
         from ..backends import server
 
