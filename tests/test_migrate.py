@@ -937,6 +937,19 @@ LATER_IN_A_RUN = {
         "-- migrate:up\nCREATE TABLE ledgers (id INTEGER PRIMARY KEY, key TEXT);\n",
         'foreign key mismatch - "invoices" referencing "ledgers"',
     ),
+    "trigger on the history table named in capitals": (
+        "002_b.sql",
+        "-- migrate:up\nCREATE TABLE b (x);\nCREATE TRIGGER evil AFTER INSERT ON VCP_MIGRATIONS BEGIN\n"
+        "  DELETE FROM vcp_migrations WHERE version < NEW.version;\nEND;\n",
+        "it left trigger(s) on the history table (evil)",
+    ),
+    "child key rewritten through a blob (Python)": (
+        "002_b.py",
+        "def up(connection):\n"
+        "    with connection.blobopen('notes', 'account_code', 20) as blob:\n"
+        "        blob.write(b'zz')\n",
+        "table notes row 20 references a missing row in accounts",
+    ),
 }
 
 
@@ -962,6 +975,61 @@ def test_a_later_migration_of_a_run_is_checked_as_the_first(project: Project, ca
         assert project.query("SELECT * FROM accounts") == [(1, "a1")]
         assert project.query("SELECT * FROM orders") == [(10, 1)]
         assert project.query("SELECT name FROM sqlite_master WHERE name = 'accounts_code'") == [("accounts_code",)]
+
+
+def test_a_trigger_on_the_history_table_named_in_capitals_is_refused_first_in_a_run(project: Project) -> None:
+    """SQLite stores a trigger's table as the CREATE TRIGGER spelled it: the lookup of triggers on
+    the history tables must ignore case as SQLite's names do, or the trigger is committed and
+    rewrites the history at the next run."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);")
+    assert project.cli("migrate").exit_code == 0
+    project.sql(
+        "002_b.sql",
+        "CREATE TABLE b (x);\nCREATE TEMP TRIGGER evil AFTER INSERT ON main.Vcp_Migrations BEGIN\n"
+        "  DELETE FROM vcp_migrations WHERE version < NEW.version;\nEND;\n"
+        "CREATE TRIGGER evil2 AFTER INSERT ON VCP_MIGRATIONS BEGIN SELECT 1; END;",
+    )
+    result = project.cli("migrate")
+    assert result.exit_code == 1 and "it left trigger(s) on the history table (evil, evil2)" in result.output
+    assert project.history() == [1] and project.tables() == {"a"}
+    assert project.query("SELECT name FROM sqlite_master WHERE type = 'trigger'") == []
+
+
+def test_tables_whose_names_differ_only_in_a_non_ascii_letter_are_checked_apart(project: Project) -> None:
+    """SQLite folds only ASCII letters in names: "\u00c4rzte" and "\u00e4rzte" are two tables, which the
+    cheap foreign key check must not take for one (checking the other, it missed this violation)."""
+    project.sql(
+        "001_schema.sql",
+        "CREATE TABLE accounts (id INTEGER PRIMARY KEY);\nINSERT INTO accounts VALUES (1);\n"
+        'CREATE TABLE "\u00e4rzte" (id INTEGER PRIMARY KEY, account_id INTEGER REFERENCES accounts(id));\n'
+        'CREATE TABLE "\u00c4rzte" (id INTEGER PRIMARY KEY, account_id INTEGER REFERENCES accounts(id));',
+    )
+    project.sql("002_b.sql", 'INSERT INTO "\u00c4rzte" VALUES (7, 99);')
+    result = project.cli("migrate")
+    assert result.exit_code == 1
+    assert "foreign key check failed: table \u00c4rzte row 7 references a missing row in accounts" in result.output
+    assert project.history() == [1] and project.query('SELECT * FROM "\u00c4rzte"') == []
+    assert project.query("PRAGMA foreign_key_check") == []
+
+
+def test_a_migration_that_replaces_the_database_with_deserialize_is_refused(project: Project) -> None:
+    """deserialize() swaps the file for a copy in memory inside the transaction: the migration and
+    its history row were then committed to that copy, and the run said it was applied."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);")
+    project.write(
+        "002_b.py",
+        "import sqlite3\n\n"
+        "def up(connection):\n"
+        "    copy = sqlite3.connect(':memory:', isolation_level=None)\n"
+        "    copy.deserialize(connection.serialize())\n"
+        "    copy.execute('CREATE TABLE b (x)')\n"
+        "    connection.deserialize(copy.serialize())\n",
+    )
+    result = project.cli("migrate")
+    assert result.exit_code == 1 and "002_b.py: up() tried to call deserialize()" in result.output
+    assert "Applied 2" not in result.output
+    assert project.history() == [1] and project.tables() == {"a"}
+    assert project.cli("migrate").exit_code == 1 and project.history() == [1]
 
 
 def test_a_run_of_harmless_migrations_after_a_schema_with_foreign_keys_applies(project: Project) -> None:

@@ -229,9 +229,11 @@ def triggers(connection: Queries) -> list[str]:
 
 
 _TABLES = "SELECT count(*) FROM main.sqlite_master WHERE type = 'table' AND name IN (?, ?)"
+# A trigger's tbl_name is its table as CREATE TRIGGER spelled it (ON VCP_MIGRATIONS): compared as
+# SQLite compares names, ignoring the case of ASCII letters only (NOCASE).
 _TRIGGERS = (
-    "SELECT name FROM temp.sqlite_master WHERE type = 'trigger' AND tbl_name IN (?, ?)"
-    " UNION ALL SELECT name FROM main.sqlite_master WHERE type = 'trigger' AND tbl_name IN (?, ?)"
+    "SELECT name FROM temp.sqlite_master WHERE type = 'trigger' AND tbl_name COLLATE NOCASE IN (?, ?)"
+    " UNION ALL SELECT name FROM main.sqlite_master WHERE type = 'trigger' AND tbl_name COLLATE NOCASE IN (?, ?)"
 )
 
 

@@ -26,8 +26,8 @@ _READ = (
 
 
 class References(NamedTuple):
-    """Every foreign key of a database, table by table: ``parents`` maps a child (lower-cased) to
-    its name and the (lower-cased) names its foreign keys reference; ``children`` the other way."""
+    """Every foreign key of a database, table by table: ``parents`` maps a child (by ``key``) to
+    its name and the names (by ``key``) its foreign keys reference; ``children`` the other way."""
 
     parents: Mapping[str, tuple[str, frozenset[str]]]
     children: Mapping[str, frozenset[str]]
@@ -38,7 +38,7 @@ class References(NamedTuple):
         return _build(connection.execute(_READ))
 
     def refreshed(self, names: Mapping[str, str], keys: Iterable[tuple[str, str]]) -> References:
-        """The map after the tables and views ``names`` (lower-cased -> name) were created or dropped,
+        """The map after the tables and views ``names`` (``key`` -> name) were created or dropped,
         given their foreign keys as they are now (``keys``, from ``foreign_keys``)."""
         if not names:
             return self
@@ -48,7 +48,7 @@ class References(NamedTuple):
         return _build([*kept, *keys])
 
     def to_check(self, touched: Iterable[str]) -> list[str]:
-        """The tables whose foreign keys the changes to ``touched`` (lower-cased names) could break,
+        """The tables whose foreign keys the changes to ``touched`` (names by ``key``) could break,
         in order of name: each touched table that has foreign keys, and every table referencing one."""
         found: set[str] = set()
         for key in touched:
@@ -72,12 +72,22 @@ def foreign_keys(connection: Queries, names: Iterable[str]) -> list[tuple[str, s
     return found
 
 
+# SQLite's names ignore the case of ASCII letters only: "\u00c4rzte" and "\u00e4rzte" are two tables.
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def key(name: str) -> str:
+    """The name of a table as SQLite tells names apart: ASCII letters lower-cased, nothing else
+    (``str.lower`` would make one of two tables whose names differ in a non-ASCII letter's case)."""
+    return name.lower() if name.isascii() else name.translate(_ASCII_LOWER)
+
+
 def _build(rows: Iterable[tuple[str, str]]) -> References:
     parents: dict[str, tuple[str, set[str]]] = {}
     children: dict[str, set[str]] = {}
     for child, parent in rows:
-        parents.setdefault(child.lower(), (child, set()))[1].add(parent.lower())
-        children.setdefault(parent.lower(), set()).add(child.lower())
+        parents.setdefault(key(child), (child, set()))[1].add(key(parent))
+        children.setdefault(key(parent), set()).add(key(child))
     return References(
         {key: (name, frozenset(found)) for key, (name, found) in parents.items()},
         {key: frozenset(found) for key, found in children.items()},

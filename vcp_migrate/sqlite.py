@@ -161,8 +161,10 @@ class MigrationConnection(sqlite3.Connection):
         return cursor
 
 
-def _marking(name: str) -> Callable[..., Any]:
+def _marking(name: str, *, refused: bool = False) -> Callable[..., Any]:
     def method(self: MigrationConnection, *args: Any, **kwargs: Any) -> Any:
+        if refused and self.in_step:
+            self._refuse(f"call {name}()")
         self.touched_state = True
         return getattr(sqlite3.Connection, name)(self, *args, **kwargs)
 
@@ -188,13 +190,18 @@ class _MarkingAttribute:
 # What else a Python migration can change on its connection for the next one: registered functions,
 # collations and callbacks, loaded extensions, limits, transaction settings, the configuration of
 # setconfig() (Python 3.12; it can make the schema writable). Each marks the connection, which is
-# then replaced after the migration; one that changed nothing keeps it.
+# then replaced after the migration; one that changed nothing keeps it. blobopen() (Python 3.11)
+# marks it too: a blob's writes pass no authorizer, so its migration gets the full checks.
 for _name in (
     "create_function", "create_aggregate", "create_window_function", "create_collation", "set_trace_callback",
-    "set_progress_handler", "enable_load_extension", "load_extension", "setlimit", "setconfig",
+    "set_progress_handler", "enable_load_extension", "load_extension", "setlimit", "setconfig", "blobopen",
 ):  # fmt: skip
     if hasattr(sqlite3.Connection, _name):
         setattr(MigrationConnection, _name, _marking(_name))
+# deserialize() (Python 3.11) puts a copy in memory in the file's place: a migration, and its history
+# row after it, would be committed to that copy and the file left as it was.
+if hasattr(sqlite3.Connection, "deserialize"):
+    setattr(MigrationConnection, "deserialize", _marking("deserialize", refused=True))  # noqa: B010 (not on 3.10)
 for _name in ("isolation_level", "autocommit"):
     if hasattr(sqlite3.Connection, _name):
         setattr(MigrationConnection, _name, _MarkingAttribute(_name))

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 from .history import TABLES
+from .references import key
 
 if TYPE_CHECKING:
     from .references import References
@@ -81,7 +82,7 @@ class Watch:
     ``history``: it may have dropped, renamed or put a trigger on a history table. ``unsure``: it
     did something whose effect on foreign keys is not followed here (ALTER TABLE, virtual or
     TEMP tables...). ``written``: tables whose rows it wrote, and tables that lost an index;
-    ``named``: tables and views it created or dropped (lower-cased name -> name), ``created`` the
+    ``named``: tables and views it created or dropped (``references.key`` -> name), ``created`` the
     names it created (each a statement it prepared: not necessarily one that succeeded).
     ``authorize`` is what the connection installs (a closure: SQLite calls it for every action of
     every statement prepared, and a plain function costs a fifth of a callable object).
@@ -109,24 +110,25 @@ class Watch:
     def saw(self, action: int, arg1: str | None, arg2: str | None) -> None:
         """Record an action of the guarded step that is not a read (those return early)."""
         if action in _WRITES:
-            if arg1 is not None and arg1.lower() not in _SCHEMA_TABLES:
-                self.written[arg1.lower()] = arg1
+            if arg1 is not None and (name := key(arg1)) not in _SCHEMA_TABLES:
+                self.written[name] = arg1
         elif action in _NAMES:
             if arg1 is None:
                 self.unsure = self.history = True
             else:
-                self.named[arg1.lower()] = arg1
-                self.history = self.history or arg1.lower() in _HISTORY
+                name = key(arg1)
+                self.named[name] = arg1
+                self.history = self.history or name in _HISTORY
                 if action in _CREATES:
-                    self.created.add(arg1.lower())
+                    self.created.add(name)
         elif action in _TRIGGERS:
-            self.history = self.history or arg2 is None or arg2.lower() in _HISTORY
+            self.history = self.history or arg2 is None or key(arg2) in _HISTORY
         elif action == sqlite3.SQLITE_DROP_INDEX:
             if arg2 is not None:  # a parent that loses the index its foreign keys need
-                self.written[arg2.lower()] = arg2
+                self.written[key(arg2)] = arg2
         else:  # ALTER TABLE, TEMP and virtual tables, ATTACH, PRAGMA, a new kind of action
             self.unsure = True
-            self.history = self.history or action != sqlite3.SQLITE_ALTER_TABLE or (arg2 or "").lower() in _HISTORY
+            self.history = self.history or action != sqlite3.SQLITE_ALTER_TABLE or key(arg2 or "") in _HISTORY
         if action in STATEFUL_ACTIONS:
             self.connection.touched_state = True
 
