@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .database import quoted
 from .errors import DatabaseError, setting
 from .models import Backup
 from .sqlite import copy
@@ -351,10 +352,10 @@ def differs(database: Path, backup: Path, timeout: float) -> bool:
         if _rows_differ(connection, schema.format("main"), schema.format("live")):
             return True
         for (name,) in connection.execute(tables.format("main")).fetchall():
-            quoted = '"' + str(name).replace('"', '""') + '"'
+            table = quoted(str(name))
             # Every row of a rowid table is told apart by its rowid, of a WITHOUT ROWID one by its key.
-            rowid = "" if _without_rowid(connection, quoted) else "_rowid_, "
-            query = f"SELECT {rowid}* FROM {{}}.{quoted}"
+            rowid = "" if _without_rowid(connection, table) else "_rowid_, "
+            query = f"SELECT {rowid}* FROM {{}}.{table}"
             if _rows_differ(connection, query.format("main"), query.format("live")):
                 return True
         return False
@@ -373,9 +374,9 @@ def _rows_differ(connection: sqlite3.Connection, left: str, right: str) -> bool:
     return bool(before != after or connection.execute(f"SELECT 1 FROM ({left} EXCEPT {right}) LIMIT 1").fetchone())
 
 
-def _without_rowid(connection: sqlite3.Connection, quoted: str) -> bool:
+def _without_rowid(connection: sqlite3.Connection, table: str) -> bool:
     try:
-        connection.execute(f"SELECT _rowid_ FROM main.{quoted} LIMIT 0")
+        connection.execute(f"SELECT _rowid_ FROM main.{table} LIMIT 0")
         return False
     except sqlite3.OperationalError:
         return True

@@ -83,3 +83,8 @@ class Connection(Queries, Protocol):
     def watch(self, guard: str) -> Watch | None:
         """Watch a guarded step (its savepoint is ``guard``) through the authorizer; None when this
         kind of database cannot (then every check before the commit reads the whole schema)."""
+
+
+def quoted(name: str) -> str:
+    """``name`` in double quotes, each double quote inside doubled: an identifier whatever it holds."""
+    return '"' + name.replace('"', '""') + '"'

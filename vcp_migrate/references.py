@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
-from .database import Queries
+from .database import Queries, quoted
 
 _MOST = 5  # violations named in an error
 _ONE_BY_ONE = 8  # more tables than this to check: the full check is as cheap
@@ -67,8 +67,7 @@ def foreign_keys(connection: Queries, names: Iterable[str]) -> list[tuple[str, s
     """The foreign keys (child, parent) of the tables ``names`` as they are now (none when gone)."""
     found: list[tuple[str, str]] = []
     for name in names:
-        quoted = '"' + name.replace('"', '""') + '"'
-        found += [(name, str(row[2])) for row in connection.execute(f"PRAGMA main.foreign_key_list({quoted})")]
+        found += [(name, str(row[2])) for row in connection.execute(f"PRAGMA main.foreign_key_list({quoted(name)})")]
     return found
 
 
@@ -103,8 +102,7 @@ def violations(connection: Queries, tables: Iterable[str] | None = None) -> list
     else:
         rows = []
         for name in names:
-            quoted = '"' + name.replace('"', '""') + '"'
-            rows += connection.execute(f"PRAGMA main.foreign_key_check({quoted})").fetchmany(_MOST - len(rows))
+            rows += connection.execute(f"PRAGMA main.foreign_key_check({quoted(name)})").fetchmany(_MOST - len(rows))
             if len(rows) >= _MOST:
                 break
     return [f"table {table} row {rowid} references a missing row in {parent}" for table, rowid, parent, _ in rows]

@@ -18,7 +18,7 @@ import stat
 from pathlib import Path
 
 from . import history
-from .database import Queries
+from .database import Queries, quoted
 
 _KIND_ORDER = {"table": 0, "index": 1, "view": 2, "trigger": 3}
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`(?:[^`]|``)*`|\[[^\]]*\]|\s+|[(),]|[^\s'\"`\[(),]+")
@@ -69,7 +69,7 @@ def _identifier(token: str) -> str:
     inner = token[1:-1].replace('""', '"') if token[0] == '"' else token[1:-1]
     if _PLAIN.fullmatch(inner) and inner.upper() not in _KEYWORDS:
         return inner
-    return '"' + inner.replace('"', '""') + '"'
+    return quoted(inner)
 
 
 def _fold(tokens: list[str]) -> str:
@@ -137,11 +137,10 @@ def table_digests(connection: Queries) -> dict[str, str]:
         history.OURS,
     ).fetchall()
     for (table,) in tables:
-        quoted = '"' + table.replace('"', '""') + '"'
-        count = len(connection.execute(f"SELECT * FROM {quoted} LIMIT 0").description)
+        count = len(connection.execute(f"SELECT * FROM {quoted(table)} LIMIT 0").description)
         order = ", ".join(str(i) for i in range(1, count + 1))
         digest = hashlib.sha256()
-        for row in connection.execute(f"SELECT * FROM {quoted} ORDER BY {order}"):
+        for row in connection.execute(f"SELECT * FROM {quoted(table)} ORDER BY {order}"):
             digest.update(repr(row).encode())
         digests[table] = digest.hexdigest()
     return digests

@@ -1,6 +1,6 @@
 """Every quirk of a local SQLite file vcp-migrate relies on: connecting, the guarded connection
 (an authorizer refuses a migration's COMMIT), translating errors, copying a database, checking its
-integrity and foreign keys.
+integrity (its foreign keys: ``references``).
 
 Everything tied to a local SQLite file is behind these few names: ``open_database``,
 ``memory_database``, ``translated`` (error translation), ``copy`` (the online backup API; copies
@@ -383,10 +383,3 @@ def quick_check(connection: Queries) -> bool:
 def integrity_problems(connection: Queries) -> list[str]:
     """What PRAGMA integrity_check reports, empty when the database is sound."""
     return [str(row[0]) for row in connection.execute("PRAGMA integrity_check") if row[0] != "ok"]
-
-
-def foreign_key_violations(connection: Queries) -> list[str]:
-    """Describe each row PRAGMA foreign_key_check reports (at most five)."""
-    from .references import violations
-
-    return violations(connection)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 
 from .. import history
-from ..database import Queries
+from ..database import Queries, quoted
 
 _FIRST_PAGE, _MAX_PAGE, _PAGE_BYTES = 1, 20000, 2_000_000  # one row first, to learn their size
 
@@ -51,14 +51,14 @@ def _exists(connection: Queries | sqlite3.Connection, name: str) -> bool:
 
 
 def _copy_rows(connection: Queries, target: sqlite3.Connection, table: str) -> None:
-    quoted = _quoted(table)
+    name = quoted(table)
     # Stored columns only: generated ones (hidden 2 and 3) are computed again by the copy.
-    columns = [str(row[1]) for row in connection.execute(f"PRAGMA table_xinfo({quoted})").fetchall() if row[6] == 0]
-    names = ", ".join(map(_quoted, columns))
-    insert = f"INSERT OR REPLACE INTO {quoted} ({names}) VALUES ({', '.join('?' * len(columns))})"
+    columns = [str(row[1]) for row in connection.execute(f"PRAGMA table_xinfo({name})").fetchall() if row[6] == 0]
+    names = ", ".join(map(quoted, columns))
+    insert = f"INSERT OR REPLACE INTO {name} ({names}) VALUES ({', '.join('?' * len(columns))})"
     offset, page = 0, _FIRST_PAGE
     while True:
-        rows = connection.execute(f"SELECT {names} FROM {quoted} LIMIT {page} OFFSET {offset}").fetchall()
+        rows = connection.execute(f"SELECT {names} FROM {name} LIMIT {page} OFFSET {offset}").fetchall()
         if rows:
             target.executemany(insert, rows)
         offset += len(rows)
@@ -68,7 +68,3 @@ def _copy_rows(connection: Queries, target: sqlite3.Connection, table: str) -> N
         # pages of small rows should not cost a request each.
         size = sum(len(value) if isinstance(value, (str, bytes)) else 8 for row in rows for value in row)
         page = max(1, min(_MAX_PAGE, _PAGE_BYTES * len(rows) // max(size, 1)))
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from contextlib import closing
 
-from .. import checks, loading, planning, schema, scratch, sqlite, transactions
+from .. import checks, loading, planning, references, schema, scratch, sqlite, transactions
 from ..database import Connection
 from ..errors import MigrationFileError
 from ..loading import LoadedMigration
@@ -119,5 +119,5 @@ def _database_problems(settings: Settings, connection: Connection) -> list[Probl
     problems = [
         Problem("integrity", f"integrity_check: {line}", database) for line in sqlite.integrity_problems(connection)
     ]
-    violations = sqlite.foreign_key_violations(connection)
+    violations = references.violations(connection)
     return problems + [Problem("foreign-key", f"foreign_key_check: {v}", database) for v in violations]
