@@ -121,7 +121,7 @@ def batch(settings: Settings, session: Session, plan: list[tuple[LoadedMigration
 
 def changing(settings: Settings, session: Session, run: Callable[[], Ran]) -> Ran:
     """Back up, run, then decide from what ran: after a commit, write the schema file; keep the
-    backup (and prune old ones) if anything may have changed; otherwise delete it again."""
+    backup or delete it again (``_keep_or_discard``)."""
     created_folder = False
     if settings.backup:  # backups is loaded only when there are backups to take
         from .. import backups
@@ -131,23 +131,28 @@ def changing(settings: Settings, session: Session, run: Callable[[], Ran]) -> Ra
     ran = run()
     if ran.runs:
         dump(settings, session)
+    if backup is not None:
+        _keep_or_discard(settings, backup, ran, created_folder=created_folder)
+    return ran
+
+
+def _keep_or_discard(settings: Settings, backup: Backup, ran: Ran, *, created_folder: bool) -> None:
+    """Keep the backup (and prune old ones) if anything may have changed; otherwise delete it, and
+    its folder if this run created it."""
+    from .. import backups
+
     changed = bool(ran.runs) or ran.partly
-    if backup is not None and not ran.runs and (ran.partly or not isinstance(ran.stopped, Exception)):
+    if not ran.runs and (ran.partly or not isinstance(ran.stopped, Exception)):
         changed = _differs(settings, backup)  # interrupted, or it may have written outside a transaction
         if changed:
             settings.observer.warning(
                 f"{backup.path}: kept: a migration changed the database before the run failed, outside a"
                 " transaction; restore this backup to go back"
             )
-    if backup is not None and changed:
-        from .. import backups
-
+    if changed:
         backups.prune(settings.db_path, settings.keep_backups, settings.backup_dir)
-    elif backup is not None:
-        from .. import backups
-
+    else:
         backups.discard(backup, folder_created=created_folder)
-    return ran
 
 
 def _differs(settings: Settings, backup: Backup) -> bool:
