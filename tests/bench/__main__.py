@@ -185,7 +185,7 @@ def _any_exit(command: list[str], root: Path) -> tuple[float, float]:
     """(wall seconds, peak MB) of a command that may exit 1 (validate finds the table made without
     migrations as drift); only a crash fails the benchmark."""
     with tempfile.TemporaryFile() as errors:
-        seconds, peak, code = launched(command, root, stdout=subprocess.DEVNULL, stderr=errors)
+        seconds, peak, code, _ = launched(command, root, stdout=subprocess.DEVNULL, stderr=errors)
         errors.seek(0)
         assert code in (0, 1), errors.read().decode()[-800:]
     return seconds, peak
@@ -197,7 +197,7 @@ def _backup_seconds(vcp: Vcp, root: Path) -> tuple[float, float]:
     command = [str(vcp.bin / "vcp-migrate"), "migrate", "--db", "bench.db", "--dir", "migrations", "--no-dump"]
     command.append("--allow-existing")
     with tempfile.TemporaryFile() as output:
-        _, peak, code = launched(command, root, stdout=output, stderr=subprocess.STDOUT)
+        _, peak, code, _ = launched(command, root, stdout=output, stderr=subprocess.STDOUT)
         output.seek(0)
         text = output.read().decode()
     assert code == 0, text
@@ -244,6 +244,7 @@ def workload_6(vcp: Vcp, semicolons: int, reps: int, work: Path, results: Result
 FLEET = "vcp-migrate fleet --jobs 2"
 FLEET_FLOOR = "floor (sqlite3), 2 processes"
 FLEET_FLOOR_ALONE = "floor (sqlite3), 1 process"
+CPU = "7. fleet: CPU time"
 FLOOR_SCRIPT = Path(__file__).with_name("floor.py")
 SHELL_LOOP = 'for db in "$@"; do "$0" migrate --db "$db" --dir migrations --no-backup --no-dump || exit 1; done'
 
@@ -270,9 +271,12 @@ def workload_7(vcp: Vcp, count: int, sample: int, reps: int, work: Path, results
     label = f"7. fleet: migrate {count:,} databases of 100 rows, add+backfill a column"
     noop = f"7. fleet: the no-op rerun, {count:,} databases up to date"
     memory = "7. fleet: peak memory (median s of the run beside it)"
+    cpu = f"{CPU} (median CPU s, user and system, of all the processes)"
     shell = f"shell loop of migrate, {sample} x {count / sample:g}"
     for name in (FLEET, FLEET_FLOOR, FLEET_FLOOR_ALONE, shell):
         results[label][name] = []  # the fleet first: the report's ratios are against it
+    for name in (FLEET, FLEET_FLOOR, FLEET_FLOOR_ALONE):
+        results[cpu][name] = []
     for size in (count // 10, count):
         results[memory][f"each worker, {size:,} databases"] = []
         results[memory][f"main process, {size:,} databases"] = []
@@ -283,10 +287,11 @@ def workload_7(vcp: Vcp, count: int, sample: int, reps: int, work: Path, results
             chosen = {"fleet on a tenth": names[: count // 10], "shell loop": names[:sample]}.get(kind, names)
             _copy_fleet(prepared, root, chosen)
             if kind.startswith("fleet"):
-                seconds, peak, main_mb, workers_mb = _run_watched(fleet, root)
+                seconds, peak, main_mb, workers_mb, used = _run_watched(fleet, root)
                 _check_fleet(root, chosen, 2)
                 if kind == "fleet":
                     results[label][FLEET].append((seconds, peak))
+                    results[cpu][FLEET].append((used, peak))
                     results[noop][FLEET].append(run([fleet], root))
                     _check_fleet(root, chosen, 2)
                 results[memory][f"each worker, {len(chosen):,} databases"].append((seconds, workers_mb))
@@ -295,7 +300,10 @@ def workload_7(vcp: Vcp, count: int, sample: int, reps: int, work: Path, results
                 (root / "targets.txt").write_text("".join(f"dbs/{name}\n" for name in chosen))
                 jobs = kind.split()[1]
                 command = [sys.executable, str(FLOOR_SCRIPT), "fleet", "targets.txt", "migrations", jobs]
-                results[label][FLEET_FLOOR if jobs == "2" else FLEET_FLOOR_ALONE].append(run([command], root))
+                name = FLEET_FLOOR if jobs == "2" else FLEET_FLOOR_ALONE
+                used_cpu: list[float] = []
+                results[label][name].append(run([command], root, used_cpu))
+                results[cpu][name].append((used_cpu[0], results[label][name][-1][1]))
                 _check_fleet(root, chosen, 2)
             else:
                 loop = ["sh", "-c", SHELL_LOOP, str(vcp.bin / "vcp-migrate"), *(f"dbs/{name}" for name in chosen)]
@@ -330,10 +338,10 @@ def _check_fleet(root: Path, names: list[str], version: int) -> None:
             raise SystemExit(f"{root / 'dbs' / name}: expected version {version} with 100 rows, found {found}")
 
 
-def _run_watched(command: list[str], cwd: Path) -> tuple[float, float, float, float]:
+def _run_watched(command: list[str], cwd: Path) -> tuple[float, float, float, float, float]:
     """Run a fleet command; (wall seconds, peak MB of all its processes, peak MB of the main
-    process, highest peak MB of one worker). The workers' peaks are their VmHWM, read while they
-    run (0 where /proc cannot tell)."""
+    process, highest peak MB of one worker, CPU seconds of all of them). The workers' peaks are
+    their VmHWM, read while they run (0 where /proc cannot tell)."""
     peaks: dict[int, int] = {}
     workers: set[int] = set()
     done = threading.Event()
@@ -347,7 +355,7 @@ def _run_watched(command: list[str], cwd: Path) -> tuple[float, float, float, fl
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
-        _, status, _ = os.wait4(process.pid, 0)
+        _, status, usage = os.wait4(process.pid, 0)  # its workers' CPU too: it waited for them
         seconds = time.perf_counter() - started
         done.set()
         watcher.join()
@@ -357,7 +365,8 @@ def _run_watched(command: list[str], cwd: Path) -> tuple[float, float, float, fl
     worker_kb = max((kb for pid, kb in peaks.items() if pid in workers), default=0)
     # The processes' own high-water marks: the rusage of a process the benchmark started counts the
     # benchmark's own peak too (see launch.py).
-    return seconds, max(peaks.values(), default=0) / 1024, peaks.get(process.pid, 0) / 1024, worker_kb / 1024
+    main_mb = peaks.get(process.pid, 0) / 1024
+    return seconds, max(peaks.values(), default=0) / 1024, main_mb, worker_kb / 1024, usage.ru_utime + usage.ru_stime
 
 
 def _sample_peaks(pid: int, peaks: dict[int, int], workers: set[int]) -> None:
@@ -405,6 +414,14 @@ def fleet_targets(results: Results, count: int) -> str:
         f"  fleet per database: {fleet / count * 1000:.2f} ms; shell loop {median[shell] / count * 1000:.1f} ms",
         f"  no-op rerun: {noop / count * 1000:.2f} ms per database (target at most 1); {noop:.2f} s",
     ]
+    cpu = next((v for k, v in results.items() if k.startswith(CPU)), {})
+    if cpu.get(FLEET) and cpu.get(FLEET_FLOOR):
+        used = {name: statistics.median(s for s, _ in runs) / count * 1000 for name, runs in cpu.items() if runs}
+        lines.append(
+            f"  CPU per database (user and system, all processes): fleet {used[FLEET]:.2f} ms, floor in 2"
+            f" processes {used[FLEET_FLOOR]:.2f} ms ({used[FLEET] / used[FLEET_FLOOR]:.2f}x), floor in 1"
+            f" {used[FLEET_FLOOR_ALONE]:.2f} ms"
+        )
     for name, runs in memory.items():
         peak = max(p for _, p in runs)
         lines.append(f"  peak memory, {name}: " + (f"{peak:.1f} MB" if peak else "not measured (no /proc)"))

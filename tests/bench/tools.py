@@ -23,29 +23,33 @@ Results = dict[str, dict[str, list[tuple[float, float]]]]  # workload -> tool ->
 LAUNCH = Path(__file__).with_name("launch.py")
 
 
-def run(commands: list[list[str]], cwd: Path) -> tuple[float, float]:
-    """Run commands one after the other; (wall seconds, peak resident MB of any of them)."""
-    seconds, peak = 0.0, 0.0
+def run(commands: list[list[str]], cwd: Path, cpu: list[float] | None = None) -> tuple[float, float]:
+    """Run commands one after the other; (wall seconds, peak resident MB of any of them). ``cpu``,
+    if given, gets the CPU seconds (user and system) they took, their processes' included."""
+    seconds, peak, used = 0.0, 0.0, 0.0
     for command in commands:
         with tempfile.TemporaryFile() as errors:
-            took, mb, code = launched(command, cwd, stdout=subprocess.DEVNULL, stderr=errors)
+            took, mb, code, spent = launched(command, cwd, stdout=subprocess.DEVNULL, stderr=errors)
             if code != 0:
                 errors.seek(0)
                 raise SystemExit(f"{' '.join(command)} failed ({code}): {errors.read().decode()[-800:]}")
-        seconds, peak = seconds + took, max(peak, mb)
+        seconds, peak, used = seconds + took, max(peak, mb), used + spent
+    if cpu is not None:
+        cpu.append(used)
     return seconds, peak
 
 
 def launched(
     command: list[str], cwd: Path, env: dict[str, str] | None = None, **streams: object
-) -> tuple[float, float, int]:
-    """Run ``command`` through launch.py: (its wall seconds, its own peak resident MB, its exit code)."""
+) -> tuple[float, float, int, float]:
+    """Run ``command`` through launch.py: (its wall seconds, its own peak resident MB, its exit
+    code, the CPU seconds of it and the processes it waited for)."""
     with tempfile.TemporaryDirectory() as scratch:
         report = Path(scratch) / "report"
         launcher = [sys.executable, "-S", str(LAUNCH), str(report), *command]
         subprocess.run(launcher, cwd=cwd, env=env or tool_env(), check=True, **streams)  # type: ignore[call-overload]
-        seconds, kb, code = report.read_text().split()
-    return float(seconds), int(kb) / 1024, int(code)
+        seconds, kb, code, cpu = report.read_text().split()
+    return float(seconds), int(kb) / 1024, int(code), float(cpu)
 
 
 def run_on_terminal(command: list[str], cwd: Path, columns: int = 120) -> tuple[float, float]:
@@ -71,7 +75,7 @@ def run_on_terminal(command: list[str], cwd: Path, columns: int = 120) -> tuple[
     reader = threading.Thread(target=drain)
     reader.start()
     try:
-        seconds, mb, code = launched(command, cwd, env, stdout=secondary, stderr=secondary)
+        seconds, mb, code, _ = launched(command, cwd, env, stdout=secondary, stderr=secondary)
     finally:
         os.close(secondary)
         reader.join()
