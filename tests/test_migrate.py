@@ -779,17 +779,89 @@ def test_a_migration_that_drops_a_history_table_fails_and_is_rolled_back(project
 
 
 def test_a_rollback_whose_history_row_is_already_gone_is_rolled_back(project: Project) -> None:
+    """The row goes from under the rollback (here by a down that hides from the authorizer, as
+    another run through another name could): the rollback fails whole."""
     project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
-    project.sql(
-        "002_b.sql",
-        "CREATE TABLE b (x);",
-        "DROP TABLE b;\nDELETE FROM vcp_migrations WHERE version = 2;",
+    project.write(
+        "002_b.py",
+        "import sqlite3\n\n"
+        "def up(connection):\n    connection.execute('CREATE TABLE b (x)')\n\n"
+        "def down(connection):\n    connection.execute('DROP TABLE b')\n"
+        "    sqlite3.Connection.set_authorizer(connection, lambda *args: sqlite3.SQLITE_OK)\n"
+        "    connection.execute('DELETE FROM vcp_migrations WHERE version = 2')\n",
     )
     project.manager().migrate()
     result = project.cli("rollback")
     assert result.exit_code == 1
-    assert "002_b.sql: its history row was already gone: another run rolled it back first" in result.output
+    assert "002_b.py: its history row was already gone: another run rolled it back first" in result.output
     assert project.history() == [1, 2] and project.tables() == {"a", "b"}
+
+
+HISTORY_WRITES = {
+    "another version's row deleted": ("DELETE FROM vcp_migrations WHERE version = 1;", "vcp_migrations"),
+    "another version's checksum rewritten": (
+        "UPDATE vcp_migrations SET checksum = 'x' WHERE version = 1;",
+        "vcp_migrations",
+    ),
+    "a row made up": (
+        "INSERT INTO vcp_migrations (version, name, checksum, applied_at, execution_ms) VALUES (9, 'n', 'c', 'a', 0);",
+        "vcp_migrations",
+    ),
+    "the layout rewritten": ("UPDATE vcp_migrations_meta SET value = '2' WHERE key = 'layout';", "vcp_migrations_meta"),
+    "through a trigger on another table": (
+        "CREATE TRIGGER wipe AFTER INSERT ON log BEGIN DELETE FROM vcp_migrations; END;\nINSERT INTO log VALUES (1);",
+        "vcp_migrations",
+    ),
+    "a write that changes no row": ("DELETE FROM vcp_migrations WHERE version = 42;", "vcp_migrations"),
+}
+
+
+@pytest.mark.parametrize("case", list(HISTORY_WRITES), ids=list(HISTORY_WRITES))
+@pytest.mark.parametrize("atomic", [False, True], ids=["each", "atomic"])
+def test_a_migration_that_writes_the_history_fails_and_changes_nothing(
+    project: Project, case: str, atomic: bool
+) -> None:
+    """The history must say exactly what is committed: a migration writing its rows (which would
+    have a later run apply a migration again, or skip one) fails whole, whatever it changed."""
+    statement, table = HISTORY_WRITES[case]
+    project.sql("001_a.sql", "CREATE TABLE a (x);\nCREATE TABLE log (x);", "DROP TABLE log;\nDROP TABLE a;")
+    project.manager().migrate()
+    before = project.query("SELECT * FROM vcp_migrations"), project.query("SELECT * FROM vcp_migrations_meta")
+    project.sql("002_b.sql", f"CREATE TABLE b (x);\n{statement}", "DROP TABLE b;")
+    result = project.cli("migrate", *(["--atomic"] if atomic else []))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"002_b.sql: it writes to the history table {table}" in result.output
+    assert "leave the history tables to vcp-migrate" in result.output
+    assert (project.query("SELECT * FROM vcp_migrations"), project.query("SELECT * FROM vcp_migrations_meta")) == before
+    assert project.tables() == {"a", "log"} and project.query("PRAGMA user_version") == [(1,)]
+    assert project.query("SELECT name FROM sqlite_master WHERE type = 'trigger'") == []
+    project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
+    assert project.cli("migrate").exit_code == 0 and project.history() == [1, 2]
+
+
+def test_a_python_migration_that_writes_the_history_fails(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.manager().migrate()
+    project.write(
+        "002_b.py",
+        "def up(connection):\n    connection.execute('CREATE TABLE b (x)')\n"
+        "    connection.execute(\"UPDATE vcp_migrations SET name = 'renamed'\")\n",
+    )
+    result = project.cli("migrate")
+    assert result.exit_code == 1 and "002_b.py: it writes to the history table vcp_migrations" in result.output
+    assert project.query("SELECT version, name FROM vcp_migrations") == [(1, "a")]
+    assert project.tables() == {"a"}
+
+
+def test_a_down_that_writes_the_history_fails_and_stays_applied(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;\nDELETE FROM vcp_migrations WHERE version = 1;")
+    project.manager().migrate()
+    result = project.cli("rollback")
+    assert result.exit_code == 1 and "002_b.sql: it writes to the history table vcp_migrations" in result.output
+    assert "it was rolled back and is still applied" in result.output
+    assert project.history() == [1, 2] and project.tables() == {"a", "b"}
+    assert project.query("PRAGMA user_version") == [(2,)]
 
 
 @pytest.mark.parametrize(

@@ -236,7 +236,11 @@ LATER_DOWNS = {
     ),
     "its history row deleted": (
         "DROP TABLE marker;\nDELETE FROM vcp_migrations WHERE version = 2;",
-        "its history row was already gone",
+        "it writes to the history table vcp_migrations",
+    ),
+    "another history row deleted": (
+        "DROP TABLE marker;\nDELETE FROM vcp_migrations WHERE version = 1;",
+        "it writes to the history table vcp_migrations",
     ),
 }
 

@@ -70,6 +70,7 @@ class Runner:
                 if step.transactional:
                     with transactions.foreign_keys_off(connection), transactions.transaction(connection):
                         ran = run_step(connection, step, guarded=True, capture=capture)
+                        _leave_history_alone(ran.watch)
                         checked = _check_references(connection, ran.watch, connection.known)
                         self.session.before_commit()  # still ours, before its history row (and its COMMIT)
                         self._record(connection, migration.file, direction, started, whole=checked.whole_history)
@@ -149,6 +150,7 @@ class Runner:
         connection.execute(f"SAVEPOINT {_SAVEPOINT}")
         try:
             ran = run_step(connection, step, guarded=True, capture=capture)
+            _leave_history_alone(ran.watch)
             checked = _check_references(connection, ran.watch, known)
             self._record(connection, migration.file, direction, started, whole=checked.whole_history)
         except StepFailed as failed:
@@ -234,6 +236,18 @@ def _check_references(connection: Connection, watch: Watch | None, known: Known 
             found = found.refreshed(again, references.foreign_keys(connection, again.values()))
         _fail_on(references.violations(connection, found.to_check(touched)))
     return _Checked(watch.history, Known(version, found))
+
+
+def _leave_history_alone(watch: Watch | None) -> None:
+    """Refuse a step that wrote rows of a history table: the history must say exactly what is
+    committed, and a row deleted or rewritten there would have a later run apply a migration
+    again, or skip one. (Dropping one, or a trigger on one, is caught when the row is written.)"""
+    if watch is not None and watch.wrote_history is not None:
+        raise StepFailed(
+            f"it writes to the history table {watch.wrote_history} (INSERT, UPDATE or DELETE, itself or"
+            " through a trigger), which would make the history say what was not done; leave the history"
+            " tables to vcp-migrate"
+        )
 
 
 def _fail_on(violations: list[str]) -> None:

@@ -79,7 +79,9 @@ class Known(NamedTuple):
 class Watch:
     """The authorizer of one guarded step (``guard`` is its savepoint), and what it saw the step do.
 
-    ``history``: it may have dropped, renamed or put a trigger on a history table. ``unsure``: it
+    ``history``: it may have dropped, renamed or put a trigger on a history table. ``wrote_history``:
+    the history table it wrote rows of (INSERT, UPDATE or DELETE, itself or through a trigger it
+    fired), which a migration must never do. ``unsure``: it
     did something whose effect on foreign keys is not followed here (ALTER TABLE, virtual or
     TEMP tables...). ``written``: tables whose rows it wrote, and tables that lost an index;
     ``named``: tables and views it created or dropped (``references.key`` -> name), ``created`` the
@@ -88,13 +90,25 @@ class Watch:
     every statement prepared, and a plain function costs a fifth of a callable object).
     """
 
-    __slots__ = ("authorize", "connection", "created", "guard", "history", "named", "released", "unsure", "written")
+    __slots__ = (
+        "authorize",
+        "connection",
+        "created",
+        "guard",
+        "history",
+        "named",
+        "released",
+        "unsure",
+        "written",
+        "wrote_history",
+    )
 
     def __init__(self, connection: MigrationConnection, guard: str | None = None) -> None:
         self.connection = connection
         self.guard = guard
         self.released = False  # it was still the authorizer when the guard was released
         self.history = False
+        self.wrote_history: str | None = None
         self.unsure = False
         self.written: dict[str, str] = {}
         self.named: dict[str, str] = {}
@@ -112,6 +126,10 @@ class Watch:
         if action in _WRITES:
             if arg1 is not None and (name := key(arg1)) not in _SCHEMA_TABLES:
                 self.written[name] = arg1
+                # DROP TABLE is authorized as a DELETE of its rows too, right after: a history
+                # table dropped is named as such by the checks that follow.
+                if name in _HISTORY and not (action == sqlite3.SQLITE_DELETE and name in self.named):
+                    self.wrote_history = arg1
         elif action in _NAMES:
             if arg1 is None:
                 self.unsure = self.history = True
