@@ -810,7 +810,7 @@ HISTORY_WRITES = {
     "the layout rewritten": ("UPDATE vcp_migrations_meta SET value = '2' WHERE key = 'layout';", "vcp_migrations_meta"),
     "through a trigger on another table": (
         "CREATE TRIGGER wipe AFTER INSERT ON log BEGIN DELETE FROM vcp_migrations; END;\nINSERT INTO log VALUES (1);",
-        "vcp_migrations",
+        "vcp_migrations (INSERT, UPDATE or DELETE) through the trigger wipe",
     ),
     "a write that changes no row": ("DELETE FROM vcp_migrations WHERE version = 42;", "vcp_migrations"),
 }
@@ -837,6 +837,27 @@ def test_a_migration_that_writes_the_history_fails_and_changes_nothing(
     assert project.query("SELECT name FROM sqlite_master WHERE type = 'trigger'") == []
     project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
     assert project.cli("migrate").exit_code == 0 and project.history() == [1, 2]
+
+
+def test_a_trigger_left_by_an_earlier_migration_that_writes_the_history_fails_the_one_firing_it(
+    project: Project,
+) -> None:
+    project.sql("001_a.sql", "CREATE TABLE t (x);", "DROP TABLE t;")
+    project.sql(
+        "002_b.sql",
+        "CREATE TRIGGER tr AFTER INSERT ON t BEGIN DELETE FROM vcp_migrations WHERE version = 1; END;",
+        "DROP TRIGGER tr;",
+    )
+    project.sql("003_c.sql", "INSERT INTO t VALUES (1);", "DELETE FROM t;")
+    project.manager().migrate(target=2)
+    result = project.cli("migrate")
+    assert result.exit_code == 1
+    assert (
+        "003_c.sql: it writes to the history table vcp_migrations (INSERT, UPDATE or DELETE) through the trigger tr"
+        in (result.output)
+    )
+    assert project.history() == [1, 2] and project.query("SELECT count(*) FROM t") == [(0,)]
+    assert project.query("PRAGMA user_version") == [(2,)]
 
 
 def test_a_python_migration_that_writes_the_history_fails(project: Project) -> None:

@@ -242,12 +242,14 @@ def _leave_history_alone(watch: Watch | None) -> None:
     """Refuse a step that wrote rows of a history table: the history must say exactly what is
     committed, and a row deleted or rewritten there would have a later run apply a migration
     again, or skip one. (Dropping one, or a trigger on one, is caught when the row is written.)"""
-    if watch is not None and watch.wrote_history is not None:
-        raise StepFailed(
-            f"it writes to the history table {watch.wrote_history} (INSERT, UPDATE or DELETE, itself or"
-            " through a trigger), which would make the history say what was not done; leave the history"
-            " tables to vcp-migrate"
-        )
+    if watch is None or watch.wrote_history is None:
+        return
+    table, trigger = watch.wrote_history
+    how = "" if trigger is None else f" through the trigger {trigger} (drop it in the migration)"
+    raise StepFailed(
+        f"it writes to the history table {table} (INSERT, UPDATE or DELETE){how}, which would make the"
+        " history say what was not done; leave the history tables to vcp-migrate"
+    )
 
 
 def _fail_on(violations: list[str]) -> None:

@@ -80,8 +80,8 @@ class Watch:
     """The authorizer of one guarded step (``guard`` is its savepoint), and what it saw the step do.
 
     ``history``: it may have dropped, renamed or put a trigger on a history table. ``wrote_history``:
-    the history table it wrote rows of (INSERT, UPDATE or DELETE, itself or through a trigger it
-    fired), which a migration must never do. ``unsure``: it
+    the history table it wrote rows of (INSERT, UPDATE or DELETE), which a migration must never do,
+    and the trigger it did it through (None: a statement of its own). ``unsure``: it
     did something whose effect on foreign keys is not followed here (ALTER TABLE, virtual or
     TEMP tables...). ``written``: tables whose rows it wrote, and tables that lost an index;
     ``named``: tables and views it created or dropped (``references.key`` -> name), ``created`` the
@@ -108,7 +108,7 @@ class Watch:
         self.guard = guard
         self.released = False  # it was still the authorizer when the guard was released
         self.history = False
-        self.wrote_history: str | None = None
+        self.wrote_history: tuple[str, str | None] | None = None
         self.unsure = False
         self.written: dict[str, str] = {}
         self.named: dict[str, str] = {}
@@ -121,7 +121,7 @@ class Watch:
         changed (a PRAGMA could have made the schema writable)."""
         return self.released and not self.connection.touched_state
 
-    def saw(self, action: int, arg1: str | None, arg2: str | None) -> None:
+    def saw(self, action: int, arg1: str | None, arg2: str | None, trigger: str | None = None) -> None:
         """Record an action of the guarded step that is not a read (those return early)."""
         if action in _WRITES:
             if arg1 is not None and (name := key(arg1)) not in _SCHEMA_TABLES:
@@ -129,7 +129,7 @@ class Watch:
                 # DROP TABLE is authorized as a DELETE of its rows too, right after: a history
                 # table dropped is named as such by the checks that follow.
                 if name in _HISTORY and not (action == sqlite3.SQLITE_DELETE and name in self.named):
-                    self.wrote_history = arg1
+                    self.wrote_history = (arg1, trigger)
         elif action in _NAMES:
             if arg1 is None:
                 self.unsure = self.history = True
@@ -175,7 +175,7 @@ def _authorizer(watch: Watch) -> Callable[[int, str | None, str | None, str | No
         if action == transaction:
             connection.refused = f"run {arg1}"
             return deny
-        watch.saw(action, arg1, arg2)
+        watch.saw(action, arg1, arg2, trigger)
         return ok
 
     return authorize
