@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from .conftest import Project
 
@@ -78,3 +81,29 @@ def test_attributes_set_after_construction_are_used_by_the_next_call(project: Pr
     else:
         raise AssertionError("a bad value set after construction must be refused at the next call")
     assert project.history() == [1]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m: m.rollback(steps=1.5),
+        lambda m: m.rollback(steps=True),
+        lambda m: m.rollback(to="1"),
+        lambda m: m.migrate("2"),
+        lambda m: m.migrate(2.0),
+        lambda m: m.dry_run_migrate(True),
+        lambda m: m.dry_run_rollback(steps="1"),
+    ],
+    ids=["steps 1.5", "steps True", "to '1'", "target '2'", "target 2.0", "dry run target True", "dry run steps '1'"],
+)
+def test_an_argument_that_is_not_a_whole_number_is_a_usage_error(project: Project, call: Any) -> None:
+    from vcp_migrate import UsageError
+
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
+    manager = project.manager()
+    manager.migrate(1)
+    before = project.db.read_bytes()
+    with pytest.raises(UsageError, match="must be a whole number, not"):
+        call(manager)
+    assert project.db.read_bytes() == before and project.history() == [1]

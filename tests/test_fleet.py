@@ -614,6 +614,9 @@ def test_the_python_api_status_validate_and_dry_run_in_process(project: Project)
     assert seen == [str(p) for p in paths] and run.summary.ok and run.summary.as_dict()["states"] == {"migrated": 4}
     with pytest.raises(UsageError, match="max_failures must be 1 or more"):
         Fleet(paths, project.dir).migrate(jobs=1, max_failures=0)
+    for wrong in ({"max_failures": 1.5}, {"canary": "2"}, {"jobs": 2.0}, {"target": True}):
+        with pytest.raises(UsageError, match="must be a whole number, not"):
+            Fleet(paths, project.dir).migrate(**wrong)  # type: ignore[arg-type]
     paths[3].write_bytes(b"not a database" * 100)
     checked = Fleet(paths, project.dir).validate(jobs=1)
     assert [r.state for r in checked.results] == ["checked"] * 3 + ["failed"] and not checked.summary.ok

@@ -43,6 +43,13 @@ class Settings(NamedTuple):
     server: Server | None = None  # a database on a libSQL server (db_path is then its local stand-in name)
 
 
+def whole_number(name: str, value: object) -> None:
+    """Refuse an argument of the Python API that must be a whole number (a version, a count) and
+    is not: 1.5, "3" or True would otherwise be misread, or fail deep inside with a TypeError."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise UsageError(f"{name} must be a whole number, not {value!r}")
+
+
 def checked(settings: Settings) -> Settings:
     """``settings``, once its values are checked: raises UsageError for a lock timeout that is not
     a finite number of seconds, or fewer than one backup to keep."""

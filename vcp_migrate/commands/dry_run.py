@@ -24,13 +24,14 @@ from ..loading import LoadedMigration, SqlStep
 from ..models import Direction, DryRun, Rehearsal
 from ..session import Session
 from . import frame, migrate, rollback
-from .context import Settings, copy_for_checks, exists, scan
+from .context import Settings, copy_for_checks, exists, scan, whole_number
 
 Plan = list[tuple[LoadedMigration, Direction]]
 
 
 def dry_run_migrate(settings: Settings, target: int | None, *, allow_out_of_order: bool) -> DryRun:
     """Rehearse ``migrate``."""
+    whole_number("target", target)
     directory = discovery.usable(scan(settings))
     return _rehearse(
         settings,

@@ -13,7 +13,7 @@ from ..database import Connection
 from ..errors import DatabaseError, PlanError, setting
 from ..models import Direction, Directory, MigrationRun
 from . import frame
-from .context import Settings, exists, naming_the_database, read_history, scan, where
+from .context import Settings, exists, naming_the_database, read_history, scan, where, whole_number
 
 if TYPE_CHECKING:
     from ..loading import LoadedMigration
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 def migrate(settings: Settings, target: int | None, *, allow_out_of_order: bool, atomic: bool) -> list[MigrationRun]:
     """Apply pending migrations in version order, up to ``target``; every one is loaded first."""
+    whole_number("target", target)
     directory = discovery.usable(scan(settings))
     if not settings.create and not exists(settings):
         raise DatabaseError(

@@ -16,7 +16,7 @@ from ..errors import MigrationFileError, PlanError, UsageError
 from ..loading import LoadedMigration
 from ..models import AppliedMigration, Direction, Directory, MigrationFile, MigrationRun
 from . import frame
-from .context import Settings, read_history, scan, where
+from .context import Settings, read_history, scan, where, whole_number
 
 Confirm = Callable[[str, str], bool]
 
@@ -56,6 +56,8 @@ def redo(settings: Settings) -> list[MigrationRun]:
 
 def check_arguments(steps: int | None, to: int | None) -> None:
     """Refuse what the API would otherwise silently misread."""
+    whole_number("steps", steps)
+    whole_number("to", to)
     if steps is not None and to is not None:
         raise UsageError("give either steps or to, not both")
     if steps is not None and steps < 1:

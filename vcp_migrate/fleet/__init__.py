@@ -98,6 +98,7 @@ class Fleet:
         stops after that many, ``canary`` runs that many first and stops if any of them fails.
         ``on_result`` sees each database's result as it comes."""
         policy = _policy(keep_going, max_failures, canary)
+        context.whole_number("target", target)
         job = Job("migrate", self.settings, (), target, allow_out_of_order=allow_out_of_order, atomic=atomic,
                   dry_run=dry_run)  # fmt: skip
         return self._run(job, jobs, policy, on_result, load=True, dump=not dry_run)
@@ -140,6 +141,7 @@ class Fleet:
         self, job: Job, jobs: int | None, policy: Policy, on_result: Report | None, *, load: bool, dump: bool
     ) -> FleetRun:
         started = time.perf_counter()
+        context.whole_number("jobs", jobs)
         directory = discovery.usable(context.scan(self.settings))
         loaded: dict[tuple[Path, str], loading.LoadedMigration] = {}
         if load:  # a bad migration file stops the fleet before any database is touched
@@ -182,6 +184,8 @@ class Fleet:
 
 
 def _policy(keep_going: bool, max_failures: int | None, canary: int) -> Policy:
+    context.whole_number("max_failures", max_failures)
+    context.whole_number("canary", canary)
     if (max_failures is not None and max_failures < 1) or canary < 0:
         raise UsageError("max_failures must be 1 or more and canary 0 or more")
     return Policy(None if keep_going and max_failures is None else max_failures or 1, canary)
