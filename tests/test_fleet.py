@@ -620,3 +620,82 @@ def test_the_python_api_status_validate_and_dry_run_in_process(project: Project)
     paths[3].write_bytes(b"not a database" * 100)
     checked = Fleet(paths, project.dir).validate(jobs=1)
     assert [r.state for r in checked.results] == ["checked"] * 3 + ["failed"] and not checked.summary.ok
+
+
+def test_hard_links_in_other_folders_are_one_database_and_run_once(project: Project) -> None:
+    (path,) = _tenants(project, 1, rows=10)
+    links = []
+    for folder in ("a", "b", "c"):
+        (project.root / folder).mkdir()
+        links.append(project.root / folder / "tenant.db")
+        os.link(path, links[-1])
+    result = _fleet(project, "migrate", str(path), *map(str, links), "--jobs", "2", "--keep-going", "--json")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(line["path"], line["state"]) for line in lines] == [(str(path), "migrated")]
+    assert _consistent(path) == 2 and "share a database id" not in result.stderr
+
+
+def test_listed_paths_are_taken_as_written_and_an_existing_name_is_never_a_pattern(project: Project) -> None:
+    """``acct[1].db`` is that file, never the ``acct1.db`` the same text matches as a pattern."""
+    project.write("001_trades.sql", TRADES)
+    bracketed, plain = project.root / "acct[1].db", project.root / "acct1.db"
+    for path in (bracketed, plain):
+        MigrationManager(path, project.dir, dump_schema=False).migrate()
+    project.write("002_more.sql", "-- migrate:up\nCREATE TABLE more (x);\n-- migrate:down\nDROP TABLE more;\n")
+    (project.root / "list.txt").write_text("acct[1].db\n")
+    listed = _fleet(project, "migrate", "--targets-from", "list.txt", "--no-dump", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [json.loads(line)["path"] for line in listed.stdout.splitlines()] == ["acct[1].db"]
+    assert (_version(bracketed), _version(plain)) == (2, 1)
+    named = _fleet(project, "rollback", "acct[1].db", "--json")
+    assert named.returncode == 0, named.stderr
+    assert [json.loads(line)["path"] for line in named.stdout.splitlines()] == ["acct[1].db"]
+    assert (_version(bracketed), _version(plain)) == (1, 1)
+    pattern = _fleet(project, "migrate", "acct[0-9].db", "--no-dump", "--json")
+    assert [json.loads(line)["path"] for line in pattern.stdout.splitlines()] == ["acct1.db"]
+
+
+def test_a_dry_run_report_is_marked_and_a_real_rerun_refuses_it(project: Project) -> None:
+    paths = _tenants(project, 3, rows=5, frozen=(1,))
+    rehearsed = _fleet(project, "migrate", "tenants/*.db", "--dry-run", "--keep-going", "--report", "dry.json")
+    assert rehearsed.returncode == 1 and "migrate --dry-run: 3 database(s)" in rehearsed.stdout
+    assert json.loads((project.root / "dry.json").read_text())["command"] == "migrate --dry-run"
+    before = [_digest(path) for path in paths]
+    real = _fleet(project, "migrate", "--only-failed", "dry.json")
+    assert (
+        real.returncode == 2 and "is the report of a fleet migrate --dry-run run, not of fleet migrate" in real.stderr
+    )
+    assert [_digest(path) for path in paths] == before
+    again = _fleet(project, "migrate", "--dry-run", "--only-failed", "dry.json", "--json")
+    assert [json.loads(line)["path"] for line in again.stdout.splitlines()] == ["tenants/tenant0001.db"]
+    assert [_digest(path) for path in paths] == before
+
+
+def test_quiet_prints_only_the_failures(project: Project) -> None:
+    _tenants(project, 3, rows=5, frozen=(2,))
+    result = _fleet(project, "migrate", "tenants/*.db", "--keep-going", "--no-dump", "-q")
+    assert result.returncode == 1
+    assert result.stdout.splitlines() and all(line.startswith("failed: ") for line in result.stdout.splitlines())
+    assert "tenant0002.db" in result.stdout
+    quiet = _fleet(project, "migrate", "tenants/*.db", "--keep-going", "--no-dump", "-q")
+    rerun = _fleet(project, "migrate", "tenants/tenant0000.db", "--no-dump", "-q")
+    assert quiet.returncode == 1 and rerun.returncode == 0 and rerun.stdout == ""
+
+
+@pytest.mark.parametrize("path", [None, 1, "", "nul\u0000.db"], ids=["null", "a number", "empty", "a NUL character"])
+def test_a_report_whose_paths_are_not_file_names_is_refused(project: Project, path: object) -> None:
+    _tenants(project, 1, rows=1)
+    report = {"command": "migrate", "results": [{"path": path, "state": "failed"}]}
+    (project.root / "odd.json").write_text(json.dumps(report))
+    result = _fleet(project, "migrate", "--only-failed", "odd.json")
+    assert result.returncode == 2 and "is not a report of a fleet run" in result.stderr
+    assert "Traceback" not in result.stderr and "unexpected" not in result.stderr
+
+
+def test_a_listed_path_with_a_nul_character_is_refused(project: Project) -> None:
+    _tenants(project, 1, rows=1)
+    (project.root / "list.txt").write_bytes(b"tenants/tenant0000.db\nbad\x00.db\n")
+    result = _fleet(project, "migrate", "--targets-from", "list.txt")
+    assert result.returncode == 2 and "holds a NUL character" in result.stderr and "Traceback" not in result.stderr
+    assert _version(project.root / "tenants" / "tenant0000.db") == 1

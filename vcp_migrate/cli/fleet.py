@@ -61,7 +61,8 @@ def fleet_migrate(
       vcp-migrate fleet migrate --targets-from tenants.txt --canary 10 --keep-going
       vcp-migrate fleet migrate --only-failed run.json --report run.json
     """
-    paths = choose_paths(db, patterns, targets_from, only_failed)
+    command = "migrate --dry-run" if dry_run else "migrate"  # a rehearsal's report is never a real run's
+    paths = choose_paths(db, patterns, targets_from, only_failed, command)
     fleet = make_fleet(
         progress,
         paths,
@@ -78,7 +79,7 @@ def fleet_migrate(
         paths,
         as_json,
         report,
-        "migrate",
+        command,
         lambda lines: fleet.migrate(
             target,
             jobs=jobs,

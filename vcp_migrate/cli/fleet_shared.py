@@ -92,13 +92,16 @@ def make_fleet(progress: Progress, paths: list[str], directory: str | None, **op
 
 
 def choose_paths(
-    db: str | None, patterns: tuple[str, ...], targets_from: str | None, only_failed: str | None
+    db: str | None, patterns: tuple[str, ...], targets_from: str | None, only_failed: str | None, command: str = ""
 ) -> list[str]:
+    """The databases named; ``command`` (default: this command's name) is what a report given to
+    --only-failed must be of."""
     from ..fleet import targets
 
     if db is not None:
         raise click.UsageError("fleet commands take the databases as arguments, not --db")
-    return targets.choose(patterns, targets_from, only_failed, click.get_current_context().info_name or "")
+    command = command or click.get_current_context().info_name or ""
+    return targets.choose(patterns, targets_from, only_failed, command)
 
 
 class _Lines:
@@ -175,6 +178,8 @@ def _finish(run: FleetRun, lines: _Lines, command: str, report: str | None) -> N
         text.append(f"failed: {message if message.startswith(result.path) else f'{result.path}: {message}'}")
     if len(summary.failed) > 10:
         text.append(f"failed: and {len(summary.failed) - 10} more" + (f" (all in {report})" if report else ""))
+    if lines.progress.quiet and command != "status":  # -q: only the errors (status's summary is its data)
+        text = [line for line in text if line.startswith("failed: ")]
     for line in text:
         click.echo(printable(line), err=lines.as_json)
 

@@ -148,6 +148,15 @@ def write_report(path: Path, command: str, results: Iterable[DatabaseResult], su
         raise
 
 
+# The reports whose databases a command reruns: a real run never takes a rehearsal's (its
+# "migrated" databases were not), a rehearsal takes either.
+_RERUNS_OF = {
+    "migrate": ("migrate",),
+    "migrate --dry-run": ("migrate", "migrate --dry-run"),
+    "rollback": ("rollback",),
+}
+
+
 def to_rerun(report: Path, command: str) -> list[str]:
     """The databases of a report that failed or were not started: what --only-failed runs again.
 
@@ -159,8 +168,10 @@ def to_rerun(report: Path, command: str) -> list[str]:
         import json
 
         document = json.loads(report.read_text(encoding="utf-8"))
-        paths = [str(result["path"]) for result in document["results"] if result["state"] in RERUN]
+        paths = [result["path"] for result in document["results"] if result["state"] in RERUN]
         found, base = document["command"], document.get("directory")
+        if not all(isinstance(path, str) and path and "\0" not in path for path in paths):
+            raise TypeError("a path that is not a file name")
     except OSError as exc:
         raise UsageError(
             f"cannot be read: {exc.strerror}", where=where, hint="give a report a fleet run wrote"
@@ -171,7 +182,7 @@ def to_rerun(report: Path, command: str) -> list[str]:
             where=where,
             hint="give the JSON report a fleet run wrote",
         ) from exc
-    if command in ("migrate", "rollback") and found != command:
+    if command in _RERUNS_OF and found not in _RERUNS_OF[command]:
         raise UsageError(
             f"is the report of a fleet {found} run, not of fleet {command}",
             where=where,

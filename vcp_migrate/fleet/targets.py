@@ -16,15 +16,17 @@ _MAGIC = frozenset("*?[")
 
 
 def expand(patterns: Iterable[str]) -> list[str]:
-    """Each pattern's matches in sorted order, or the path itself when it has no glob character;
-    every file once (two names of one file count once, the first kept).
+    """Each pattern's matches in sorted order, or the path itself when it has no glob character
+    or names something that exists (``acct[1].db`` is that file, not ``acct1.db``); every file
+    once (two names of one file count once, the first kept).
 
     A pattern that matches nothing is an error: a typo must not make a fleet of none. A plain
     path that does not exist is kept, so the run reports it as failed (missing).
     """
     found: list[str] = []
     for pattern in patterns:
-        if _MAGIC.isdisjoint(pattern):
+        _no_null(pattern, "a database path")
+        if _MAGIC.isdisjoint(pattern) or os.path.lexists(pattern):
             found.append(pattern)
             continue
         matches = sorted(glob.glob(pattern, recursive=True))
@@ -38,21 +40,24 @@ def expand(patterns: Iterable[str]) -> list[str]:
 
 
 def listed_in(source: str) -> list[str]:
-    """The paths in a file (``-``: standard input), one a line; blank lines and ``#`` comments skipped."""
+    """The paths in a file (``-``: standard input), one a line, each taken as it is written (never
+    as a pattern); blank lines and ``#`` comments skipped."""
     where = "standard input" if source == "-" else source
     try:
         text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot be read: {exc}", where=where, hint="give a file with one path a line") from exc
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    paths = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    for path in paths:
+        _no_null(path, f"a line of {where}")
+    return paths
 
 
 def choose(patterns: Iterable[str], targets_from: str | None, only_failed: str | None, command: str) -> list[str]:
     """The databases of a ``command`` run, from its arguments; refuses a run of none."""
-    chosen = list(patterns)
+    paths = expand(patterns)
     if targets_from is not None:
-        chosen.extend(listed_in(targets_from))
-    paths = expand(chosen)
+        paths = _once([*paths, *listed_in(targets_from)])
     if only_failed is not None:
         rerun = to_rerun(Path(only_failed), command)
         paths = _once([*paths, *rerun]) if paths else rerun
@@ -67,12 +72,23 @@ def choose(patterns: Iterable[str], targets_from: str | None, only_failed: str |
     return paths
 
 
-def _key(path: str) -> str:
-    return os.path.realpath(path)
+def _key(path: str) -> tuple[int, int] | str:
+    """What makes two paths one database: the file's device and inode (a symbolic link, or a hard
+    link in another folder, is the same file), or for a path that names nothing, the path resolved."""
+    try:
+        status = os.stat(path)
+    except (OSError, ValueError):
+        return os.path.realpath(path)
+    return (status.st_dev, status.st_ino)
+
+
+def _no_null(path: str, what: str) -> None:
+    if "\0" in path:
+        raise UsageError(f"{what} holds a NUL character, which no file name can: {path!r}", hint="fix the path")
 
 
 def _once(paths: list[str]) -> list[str]:
-    seen: set[str] = set()
+    seen: set[tuple[int, int] | str] = set()
     kept = []
     for path in paths:
         key = _key(path)
