@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 
 import pytest
 
@@ -201,3 +202,44 @@ def test_dry_runs_of_two_databases_in_one_folder_keep_each_others_scratch(projec
     assert not stale.exists()
     leftovers = [p.name for p in project.root.iterdir() if p.name.startswith(".vcp-dry-run.app.db.a")]
     assert leftovers == []
+
+
+def _numbers(count: int) -> str:
+    return f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {count}) SELECT i FROM n"
+
+
+def test_dry_run_on_a_database_with_free_pages_leaves_its_content_as_it_was(project: Project) -> None:
+    """SQLite reuses free pages inside a transaction without saving their old bytes: after the
+    rollback they are free again but may hold other bytes. Everything a query can see is as it
+    was, and every page in use is byte for byte the same."""
+    project.sql(
+        "001_t.sql",
+        f"CREATE TABLE t (x);\nINSERT INTO t SELECT randomblob(1000) FROM ({_numbers(2000)});",
+        "DROP TABLE t;",
+    )
+    manager = project.manager()
+    manager.backup = False
+    manager.migrate()
+    manager.rollback()  # its pages are free now
+    assert project.query("PRAGMA freelist_count")[0][0] > 400
+
+    def seen() -> tuple[object, ...]:
+        with closing(sqlite3.connect(project.db)) as connection:
+            pragmas = [connection.execute(f"PRAGMA {name}").fetchone() for name in ("page_count", "freelist_count")]
+            return tuple(connection.iterdump()), tuple(pragmas), connection.execute("PRAGMA user_version").fetchone()
+
+    def pages_in_use() -> dict[int, bytes]:
+        with closing(sqlite3.connect(project.db)) as connection:
+            try:
+                used = [row[0] for row in connection.execute("SELECT pageno FROM dbstat")]
+            except sqlite3.OperationalError:  # an SQLite built without the dbstat table
+                return {}
+            size = connection.execute("PRAGMA page_size").fetchone()[0]
+        data = project.db.read_bytes()
+        return {page: data[(page - 1) * size : page * size] for page in used}
+
+    before, pages = seen(), pages_in_use()
+    report = manager.dry_run_migrate()
+    assert report.ran_in == "a transaction that was rolled back"
+    assert [r.error for r in report.rehearsals] == [None]
+    assert seen() == before and pages_in_use() == pages and project.history() == []
