@@ -297,3 +297,25 @@ def test_backup_dir_from_the_command_line_and_the_configuration(project: Project
     assert len(json.loads(project.cli("backups", "--json").stdout)) == 2
     restored = project.cli("restore", "--yes")
     assert restored.exit_code == 0 and project.history() == [1, 2]
+
+
+def test_every_name_of_a_database_keeps_its_backups_in_one_folder(project: Project) -> None:
+    """Backups live beside the database file itself, links resolved, as its run lock does: a run
+    through a link of a link and one through the real name see the same backups, and
+    --keep-backups counts them together."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
+    project.manager().migrate(1)
+    (project.root / "links").mkdir()
+    first, second = project.root / "links" / "one.db", project.root / "links" / "two.db"
+    first.symlink_to(project.db)
+    second.symlink_to(first)
+    through = run_cli(project, "migrate", "--db", str(second))  # a later --db wins
+    assert through.returncode == 0, through.stderr
+    assert f"Backed up to {folder(project.db)}/" in through.stdout
+    assert not (project.root / "links" / "two.db.backups").exists()
+    assert folder(second) == folder(first) == folder(project.db)
+    back = run_cli(project, "rollback", "--keep-backups", "1")
+    assert back.returncode == 0, back.stderr
+    listed = run_cli(project, "backups", "--db", str(first), "--json")
+    assert listed.returncode == 0 and len(json.loads(listed.stdout)) == 1

@@ -41,8 +41,14 @@ _PARTIAL = re.compile(_NAME.pattern + r"\.partial(?:-journal|-wal|-shm)?")
 
 
 def folder(database: Path, shared: Path | None = None) -> Path:
-    """Where the backups of ``database`` live: ``shared`` if given, else ``<db>.backups``."""
-    return shared if shared is not None else database.with_name(database.name + ".backups")
+    """Where the backups of ``database`` live: ``shared`` if given, else ``<db>.backups`` beside the
+    database file itself (symbolic links resolved, as for the run lock: every name of one database
+    finds the same backups)."""
+    if shared is not None:
+        return shared
+    real = os.path.realpath(database)
+    at = database if real == os.path.abspath(database) else Path(real)  # said as given when it is no link
+    return at.with_name(at.name + ".backups")
 
 
 def tag(database: Path) -> str:
