@@ -369,3 +369,22 @@ def test_no_color_holds_for_usage_errors_on_a_terminal(project: Project) -> None
         assert code == 2 and "No such option '--bogus'" in output
         assert ("\x1b[" in output) == ("--no-color" not in args), output
     assert sorted(p.name for p in project.root.iterdir()) == ["migrations"]
+
+
+def test_ctrl_c_before_the_command_begins_is_an_interrupt_not_a_refused_question(
+    project: Project, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C while the command line is still being read (click turns it into Abort, as it does a
+    question left unanswered): exit 130, said as an interrupt, nothing changed."""
+    from vcp_migrate.cli import base
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(base.Group, "resolve_command", interrupted)
+    with pytest.raises(SystemExit) as stopped:
+        main(["status", "--db", str(project.db), "--dir", str(project.dir)])
+    assert stopped.value.code == 130
+    err = capsys.readouterr().err
+    assert "interrupted before anything was done; nothing was changed" in err and "no answer" not in err
+    assert not project.db.exists()

@@ -106,7 +106,10 @@ class Group(click.Group):
         except click.ClickException as exc:
             error(exc.format_message())
             sys.exit(exc.exit_code)
-        except click.Abort:
+        except click.Abort as exc:
+            if isinstance(exc.__context__, KeyboardInterrupt):  # Ctrl-C before the command began
+                error("interrupted before anything was done; nothing was changed")
+                sys.exit(EXIT_INTERRUPTED)
             error("aborted: no answer to the question; nothing was changed (pass --yes to skip questions)")
             sys.exit(1)
         exit_now(result if isinstance(result, int) else 0)
