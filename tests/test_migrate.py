@@ -663,6 +663,68 @@ def test_foreign_history_table_is_refused(project: Project) -> None:
     assert project.digest() == before
 
 
+@pytest.mark.parametrize(
+    ("setup", "name"),
+    [
+        ("CREATE TABLE vcp_migrations_meta(k)", "vcp_migrations_meta table"),
+        ("CREATE TABLE vcp_migrations_meta(key, value)", "vcp_migrations_meta table"),
+        ("CREATE VIEW vcp_migrations AS SELECT 1 AS version", "vcp_migrations view"),
+        ("CREATE TABLE VCP_MIGRATIONS(x)", "VCP_MIGRATIONS table"),
+    ],
+    ids=["meta of other columns", "meta alone", "view", "capitals"],
+)
+@pytest.mark.parametrize("command", [("status",), ("up", "--allow-existing"), ("migrate",)])
+def test_an_application_object_named_like_a_history_table_is_refused(
+    project: Project, setup: str, name: str, command: tuple[str, ...]
+) -> None:
+    with closing(sqlite3.connect(project.db)) as connection:
+        connection.executescript(f"CREATE TABLE app(x); {setup};")
+    project.sql("001_a.sql", "CREATE TABLE a(x);")
+    before = project.digest()
+    result = project.cli(*command)
+    assert result.exit_code == 1
+    assert result.output.endswith(
+        f"Error: {project.db}: has a {name} that vcp-migrate did not create"
+        f" (rename the application's {name}; nothing was changed)\n"
+    )
+    assert project.digest() == before and project.tables() - {"VCP_MIGRATIONS"} == {"app"}
+
+
+def test_a_migration_that_makes_the_connection_query_only_is_named(project: Project) -> None:
+    project.write("001_q.sql", "-- migrate:up\nPRAGMA query_only=ON;\n-- migrate:down\nSELECT 1;\n")
+    project.write("002_n.sql", "-- migrate:up transaction:false\nCREATE TABLE n(x);\nPRAGMA query_only=ON;\n")
+    result = project.cli("migrate", "--no-backup")
+    assert result.exit_code == 1
+    assert result.output.endswith(
+        f"Error: {project.dir / '001_q.sql'}: it made the connection read-only (PRAGMA query_only = ON), so its history"
+        " row could not be written; leave query_only as it was, or set it back to OFF at the end (nothing was"
+        " applied)\n"
+    )
+    assert project.history() == [] and project.tables() == set()
+    project.write("001_q.sql", "-- migrate:up\nSELECT 1;\n-- migrate:down\nSELECT 1;\n")
+    result = project.cli("migrate", "--no-backup")
+    assert result.exit_code == 1
+    assert (
+        f"Error: {project.dir / '002_n.sql'}: it made the connection read-only (PRAGMA query_only = ON)"
+        in result.output
+    )
+    assert "outside a transaction, so what it did before failing stays" in result.output
+    assert project.history() == [1] and project.tables() == {"n"}
+
+
+def test_a_migration_that_attaches_its_own_database_and_writes_there_is_named(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);\nINSERT INTO a VALUES (1);")
+    project.write("002_at.sql", f"-- migrate:up\nATTACH '{project.db}' AS again;\nDELETE FROM again.a;\n")
+    result = project.cli("migrate", "--no-backup", "--lock-timeout", "0.2")
+    assert result.exit_code == 1
+    assert result.output.endswith(
+        f"Error: {project.dir / '002_at.sql'}: statement 2 failed: database is locked: it attached the database's own"
+        " file (as again), which waits for vcp-migrate's transaction on it; use the database as main instead"
+        " (it was rolled back; the 1 migration(s) before it in this run stay applied)\n"
+    )
+    assert project.history() == [1] and project.query("SELECT x FROM a") == [(1,)]
+
+
 def test_history_from_a_newer_release_is_refused(project: Project) -> None:
     project.sql("001_a.sql", "CREATE TABLE a(x);")
     project.manager().migrate()
@@ -1381,7 +1443,7 @@ def test_a_migration_that_commits_then_begins_again_is_caught(project: Project) 
     assert len(backups) == 1  # kept: the database changed
 
 
-def test_a_non_transactional_migration_stopped_by_a_database_error_keeps_the_backup(project: Project) -> None:
+def test_a_non_transactional_migration_that_leaves_a_transaction_open_keeps_the_backup(project: Project) -> None:
     an_account(project)
     project.write(
         "002_nt.sql",
@@ -1390,10 +1452,35 @@ def test_a_non_transactional_migration_stopped_by_a_database_error_keeps_the_bac
     )
     result = project.cli("migrate")
     assert result.exit_code == 1
-    assert "002_nt.sql runs outside a transaction, so what it did stays" in result.output
+    assert "002_nt.sql: it left a transaction open" in result.output
     assert project.query("SELECT bal FROM acct ORDER BY id") == [(100,)] and project.history() == [1]
     backups = list((project.root / "test.db.backups").iterdir())
     assert len(backups) == 1 and "kept" in result.output
+
+
+@pytest.mark.parametrize("failing", [False, True], ids=["ends", "fails"])
+def test_a_non_transactional_migration_that_leaves_its_transaction_open_says_it_was_rolled_back(
+    project: Project, failing: bool
+) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);")
+    then = "SELECT * FROM nowhere;\n" if failing else ""
+    project.write(
+        "002_p.sql", f"-- migrate:up transaction:false\nCREATE TABLE t(x);\nBEGIN;\nCREATE TABLE u(x);\n{then}"
+    )
+    result = project.cli("migrate", "--no-backup")
+    assert result.exit_code == 1
+    what = (
+        "statement 4 failed: no such table: nowhere"
+        if failing
+        else "it left a transaction open (a BEGIN without its COMMIT); a migration that runs outside a transaction"
+        " must end the transactions it begins"
+    )
+    assert result.output.endswith(
+        f"Error: {project.dir / '002_p.sql'}: {what} (it runs outside a transaction: the transaction it began and"
+        " did not end was rolled back, what it had committed before stays; make it idempotent and run again; the 1"
+        " migration(s) before it in this run stay applied)\n"
+    )
+    assert project.tables() == {"a", "t"} and project.history() == [1]
 
 
 def test_a_link_repointed_during_the_run_does_not_move_the_run_to_another_database(project: Project) -> None:

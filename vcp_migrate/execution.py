@@ -3,6 +3,7 @@ dry runs), each with its history row written in the same transaction as its chan
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Callable
@@ -78,11 +79,26 @@ class Runner:
                 else:
                     self.session.before_commit()  # nothing undoes this step: run it only holding the lock
                     ran = run_step(connection, step, guarded=False, capture=capture)
-                    with transactions.transaction(connection):
-                        self.session.before_commit()
-                        self._record(connection, migration.file, direction, started, whole=True)
+                    if _rolled_back_left_open(connection):
+                        raise StepFailed(
+                            "it left a transaction open (a BEGIN without its COMMIT); a migration that runs"
+                            " outside a transaction must end the transactions it begins",
+                            statements=ran.statements,
+                            hint=_LEFT_OPEN,
+                        )
+                    try:
+                        with transactions.transaction(connection):
+                            self.session.before_commit()
+                            self._record(connection, migration.file, direction, started, whole=True)
+                    except sqlite3.Error:
+                        _fail_if_query_only(connection)
+                        raise
             self.session.history_ready = True
         except StepFailed as failed:
+            if not step.transactional and connection.in_transaction:  # it failed in a transaction of its own
+                with contextlib.suppress(sqlite3.Error):  # what to report is its failure (closing rolls back too)
+                    _rolled_back_left_open(connection)
+                failed.hint = _LEFT_OPEN
             error = _failure(failed, migration.file, direction, transactional=step.transactional, earlier=earlier)
             partly = not step.transactional or failed.ended_transaction
             ms = _ms(started)
@@ -166,22 +182,15 @@ class Runner:
     def _record(
         self, connection: Connection, file: MigrationFile, direction: Direction, started: float, *, whole: bool
     ) -> None:
-        # The run lock keeps other runs out since the history was read: tables found at the
-        # current layout then need no second look inside this transaction.
-        if not self.session.history_ready and connection.history_layout != history.LAYOUT:
-            history.prepare(connection)
         try:
-            if direction == "up":
-                history.record(connection, file, _ms(started))
-            elif not history.remove(connection, file.version):
-                raise StepFailed(
-                    "its history row was already gone: another run rolled it back first (one reaching the"
-                    " database through another name, such as a hard link in another folder?)"
-                )
+            # The run lock keeps other runs out since the history was read: tables found at the
+            # current layout then need no second look inside this transaction.
+            if not self.session.history_ready and connection.history_layout != history.LAYOUT:
+                history.prepare(connection)
+            _write_row(connection, file, direction, started)
         except sqlite3.Error:
-            if history.intact(connection):
-                raise
-            raise _history_dropped() from None
+            _fail_if_query_only(connection)
+            raise
         written = history.written(connection, file.version, whole=whole)
         if written.tables != len(history.TABLES):
             raise _history_dropped()
@@ -204,6 +213,53 @@ class Runner:
                 f"versions above {history.USER_VERSION_MAX} do not fit PRAGMA user_version, which was left"
                 " unchanged; set user_version = false in [tool.vcp-migrate] to silence this"
             )
+
+
+def _write_row(connection: Connection, file: MigrationFile, direction: Direction, started: float) -> None:
+    """Write (up) or delete (down) the history row of ``file``; StepFailed when the row or a
+    history table is not where it was left."""
+    try:
+        if direction == "up":
+            history.record(connection, file, _ms(started))
+        elif not history.remove(connection, file.version):
+            raise StepFailed(
+                "its history row was already gone: another run rolled it back first (one reaching the"
+                " database through another name, such as a hard link in another folder?)"
+            )
+    except sqlite3.Error:
+        if history.intact(connection):
+            raise
+        raise _history_dropped() from None
+
+
+_LEFT_OPEN = (
+    "it runs outside a transaction: the transaction it began and did not end was rolled back, what it had"
+    " committed before stays; make it idempotent and run again"
+)
+
+
+def _rolled_back_left_open(connection: Connection) -> bool:
+    """Roll back a transaction that a step run outside ours left open, and say if there was one:
+    our history row can be neither written beside it nor committed with it."""
+    if not connection.in_transaction:
+        return False
+    connection.execute(transactions.ROLLBACK)
+    return True
+
+
+def _fail_if_query_only(connection: Connection) -> None:
+    """After our write failed: raise StepFailed if the migration left PRAGMA query_only on, which
+    refuses every write after it, ours too. (Its PRAGMA marked the connection, which is replaced
+    after it.)"""
+    try:
+        query_only = connection.execute("PRAGMA query_only").fetchone()
+    except sqlite3.Error:
+        return  # what to report is our write's error
+    if query_only and query_only[0] == 1:
+        raise StepFailed(
+            "it made the connection read-only (PRAGMA query_only = ON), so its history row could not be"
+            " written; leave query_only as it was, or set it back to OFF at the end"
+        ) from None
 
 
 class _Checked(NamedTuple):
@@ -311,6 +367,8 @@ def _failed_with(
         )
     if failed.unrehearsable:
         hint = "run it for real after a backup; nothing was changed"
+    elif failed.hint is not None:
+        hint = failed.hint
     elif batch:
         hint = "the whole batch was rolled back; nothing was changed"
     elif not transactional:

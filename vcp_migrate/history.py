@@ -48,21 +48,32 @@ _UPGRADES = {
 
 
 def layout(connection: Queries) -> int:
-    """The layout of the history tables in this database; 0 when it has none."""
-    names = {
-        row[0]
-        for row in connection.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)", (TABLE, META)
-        )
-    }
+    """The layout of the history tables in this database; 0 when it has none.
+
+    Raises DatabaseError when something of the application's has a history table's name (a table
+    of other columns, a view, another spelling of the name): SQLite would refuse ours beside it.
+    """
+    query = (  # the kinds whose names a table's may not take; a trigger's may
+        "SELECT name, type FROM sqlite_master WHERE name COLLATE NOCASE IN (?, ?)"
+        " AND type IN ('table', 'view', 'index') ORDER BY name"
+    )
+    names = set()
+    for name, kind in connection.execute(query, TABLES):
+        if kind != "table" or name not in TABLES:
+            raise _not_ours(str(name), str(kind))
+        names.add(str(name))
     if not names:
         return 0
-    row = connection.execute(f"SELECT value FROM {META} WHERE key = 'layout'").fetchone() if META in names else None
-    if TABLE not in names or row is None or not str(row[0]).isdigit():
-        raise DatabaseError(
-            f"has a {TABLE} table that vcp-migrate did not create",
-            hint=f"rename the application's {TABLE} table; nothing was changed",
-        )
+    if TABLE not in names:
+        raise _not_ours(META)
+    try:
+        row = connection.execute(f"SELECT value FROM {META} WHERE key = 'layout'").fetchone() if META in names else None
+    except sqlite3.OperationalError as exc:
+        if str(exc).startswith("no such column"):
+            raise _not_ours(META) from None
+        raise
+    if row is None or not str(row[0]).isdigit():
+        raise _not_ours(TABLE)
     found = int(row[0])
     if found > LAYOUT:
         raise DatabaseError(
@@ -70,6 +81,13 @@ def layout(connection: Queries) -> int:
             hint="upgrade vcp-migrate; nothing was changed",
         )
     return found
+
+
+def _not_ours(name: str, kind: str = "table") -> DatabaseError:
+    return DatabaseError(
+        f"has a {name} {kind} that vcp-migrate did not create",
+        hint=f"rename the application's {name} {kind}; nothing was changed",
+    )
 
 
 def unmanaged_tables(connection: Queries) -> list[str]:

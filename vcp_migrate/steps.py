@@ -30,9 +30,11 @@ class StepFailed(Exception):
         statements: tuple[str, ...] = (),
         *,
         unrehearsable: bool = False,
+        hint: str | None = None,
     ) -> None:
         super().__init__(what)
         self.what = what
+        self.hint = hint  # what stays and what to do, when the usual words for its kind of step are not true
         self.index = index
         self.statement = statement
         self.statements = statements
@@ -140,6 +142,13 @@ def _check_attached(connection: Connection) -> None:
             raise StepFailed(f"it cannot be rehearsed: {connection.unrehearsable}", unrehearsable=True)
 
 
+def _self_attached(connection: Connection) -> str | None:
+    """The name under which the step attached the main database's own file, if it did: a second
+    connection to it, which waits for the lock our transaction holds."""
+    listed = _quietly(connection, "PRAGMA database_list").fetchall()
+    return next((str(name) for _, name, file in listed[1:] if file and file == listed[0][2]), None)
+
+
 def _ended(failed: StepFailed, connection: Connection, changes_before: int) -> None:
     failed.ended_transaction = True
     failed.changes = connection.total_changes - changes_before
@@ -152,6 +161,12 @@ def _run_statements(connection: Connection, statements: tuple[str, ...]) -> None
                 pass
         except sqlite3.Error as exc:
             if sqlite.is_file_problem(exc):
+                if sqlite.is_locked(exc) and connection.in_transaction and (again := _self_attached(connection)):
+                    what = (
+                        f"statement {index} failed: {exc}: it attached the database's own file (as {again}), which"
+                        " waits for vcp-migrate's transaction on it; use the database as main instead"
+                    )
+                    raise StepFailed(what, index, statement) from exc
                 raise
             if connection.unrehearsable:
                 what = f"statement {index} cannot be rehearsed: {connection.unrehearsable}"
