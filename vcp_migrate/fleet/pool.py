@@ -1,25 +1,31 @@
 """Scheduling a fleet run over worker processes, and when to stop.
 
-Databases are handed out in small chunks, a few per worker at a time, so a failure stops the
-scheduling quickly: the chunks not yet handed out are not started, and a worker skips the rest
-of its chunk once told to stop. The databases in flight finish. A canary phase runs the first
-databases alone and stops the run if any of them fails. Ctrl-C stops the run the same way, and
-the results so far come with the Interrupted exception; a worker that dies (SIGKILL) fails the
-databases it held and stops the run.
+Each worker process has its own pipe: small chunks of databases go to it, at most two ahead,
+and one result per database comes back, in order, before the worker starts the next. A failure
+stops the scheduling quickly: the chunks not yet handed out are not started, and a worker skips
+the databases it was sent once told to stop. The databases in flight finish. A canary phase runs
+the first databases alone and stops the run if any of them fails. Ctrl-C stops the run the same
+way, and the results so far come with the Interrupted exception.
+
+A worker that dies (SIGKILL) fails the database it held; those it was sent and had not started go
+to the other workers, which go on undisturbed: nothing they share has a lock it could have held.
+The failure counts as any other: by default the run stops, and the databases in flight finish.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import signal
 import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from importlib.machinery import ModuleSpec
+from multiprocessing.connection import Connection, wait
+from multiprocessing.context import SpawnContext, SpawnProcess
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -27,8 +33,6 @@ from . import worker
 from .results import FAILED, DatabaseResult
 
 if TYPE_CHECKING:
-    from multiprocessing.synchronize import Event
-
     from ..loading import LoadedMigration
 
 Report = Callable[[DatabaseResult], None]
@@ -64,7 +68,7 @@ def run(
     canary, rest = list(range(min(policy.canary, len(paths)))), list(range(min(policy.canary, len(paths)), len(paths)))
     try:
         if jobs <= 1:
-            worker.start(job, None, loaded)
+            worker.start(job, loaded)
             for phase in (canary, rest):
                 for index in phase:
                     tally.current = index
@@ -73,21 +77,25 @@ def run(
                 tally.end_phase(is_canary=phase is canary)
             return tally.results(paths)
         context = multiprocessing.get_context("spawn")  # no fork: nothing of this process's state is shared
-        tally.event = context.Event()
-        shared = (tally.event, None, context.Value("i", 0), policy.max_failures)
-        others = set(multiprocessing.active_children())
-        with (
-            _command_line_left_out(),
-            ProcessPoolExecutor(jobs, mp_context=context, initializer=worker.start, initargs=(job, *shared)) as pool,
-        ):
+        count = min(jobs, len(paths))
+        shared = worker.Shared(
+            context.RawValue(ctypes.c_bool, False), context.RawArray(ctypes.c_int, count), policy.max_failures
+        )
+        tally.flag = shared.stop
+        workers: list[_Worker] = []
+        with _signals_as_a_flag() as signalled:
             try:
+                with _command_line_left_out(), _blocked_signals():
+                    for slot in range(count):
+                        workers.append(_start(context, job, shared, slot))
                 for phase, size in ((canary, 1), (rest, _chunk_size(len(rest), jobs))):
-                    _phase(pool, [phase[i : i + size] for i in range(0, len(phase), size)], paths, jobs, tally)
+                    chunks = [phase[i : i + size] for i in range(0, len(phase), size)]
+                    _phase(workers, chunks, size, paths, tally, signalled)
                     tally.end_phase(is_canary=phase is canary)
             finally:
-                if tally.broken:  # the pool cannot stop its other workers (they ignore SIGTERM): they are ours to end
-                    for child in set(multiprocessing.active_children()) - others:
-                        child.kill()
+                _end(workers, shared)
+        if signalled.is_set():
+            raise KeyboardInterrupt
         return tally.results(paths)
     except KeyboardInterrupt:
         if tally.current is not None and tally.current not in tally.by_index:  # in this process: rolled back
@@ -100,24 +108,83 @@ def _chunk_size(count: int, jobs: int) -> int:
     return max(1, min(16, count // (jobs * 8)))
 
 
-def _phase(pool: ProcessPoolExecutor, chunks: list[list[int]], paths: Sequence[str], jobs: int, tally: _Tally) -> None:
+@dataclass
+class _Worker:
+    """One worker process, the fleet's end of its pipe, and the databases sent to it whose results
+    have not come back yet, in the order it runs them."""
+
+    process: SpawnProcess
+    connection: Connection
+    sent: deque[int] = field(default_factory=deque)
+
+
+def _start(context: SpawnContext, job: worker.Job, shared: worker.Shared, slot: int) -> _Worker:
+    ours, theirs = context.Pipe()
+    process = context.Process(target=worker.serve, args=(theirs, job, shared, slot), name=f"vcp-migrate-worker-{slot}")
+    process.start()
+    theirs.close()  # the worker's end is its own: when it dies, reading ours ends (EOFError)
+    return _Worker(process, ours)
+
+
+def _end(workers: list[_Worker], shared: worker.Shared) -> None:
+    """Let every worker finish the database in hand, skip any other it was sent, and exit."""
+    shared.stop.value = True  # when this run was cut short by an error here: nothing more starts
+    for one in workers:
+        one.connection.close()  # its end then reads end-of-file: it exits
+    for one in workers:
+        one.process.join()
+
+
+def _phase(
+    workers: list[_Worker],
+    chunks: list[list[int]],
+    size: int,
+    paths: Sequence[str],
+    tally: _Tally,
+    signalled: threading.Event,
+) -> None:
     waiting = deque(chunks)
-    running: dict[Future[list[DatabaseResult]], list[int]] = {}
-    with _signals_as_a_flag() as signalled:
-        while waiting or running:
-            while waiting and len(running) < jobs * 2 and not tally.stopped:
-                chunk = waiting.popleft()
-                with _blocked_signals():  # a worker the pool starts here is born deaf to them
-                    running[pool.submit(worker.run_chunk, [paths[i] for i in chunk])] = chunk
-            if not running:
-                break
-            done, _ = wait(running, timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
-            for future in done:
-                _collect(future, running.pop(future), paths, tally)
-            if signalled.is_set() and not tally.stopped:
-                tally.stop()  # nothing more is handed out, workers skip the rest of their chunks
-    if signalled.is_set():
-        raise KeyboardInterrupt
+    while True:
+        if signalled.is_set() and not tally.stopped:
+            tally.stop()  # nothing more is handed out, workers skip the databases they were sent
+        for one in workers:
+            if waiting and not tally.stopped and not one.connection.closed and len(one.sent) <= size:
+                _send(one, waiting, paths, tally)
+        busy = {one.connection: one for one in workers if one.sent}
+        if not busy:
+            return  # all handed out and back, or stopped, or no worker left
+        for ready in wait(list(busy), timeout=_POLL_SECONDS):
+            one = busy[ready]  # type: ignore[index]
+            try:
+                result: DatabaseResult = one.connection.recv()
+            except (EOFError, OSError):
+                _died(one, waiting, paths, tally)
+            else:
+                tally.record(one.sent.popleft(), result)
+
+
+def _send(one: _Worker, waiting: deque[list[int]], paths: Sequence[str], tally: _Tally) -> None:
+    chunk = waiting.popleft()
+    try:
+        one.connection.send([paths[i] for i in chunk])
+    except OSError:  # it died waiting for work
+        waiting.appendleft(chunk)
+        _died(one, waiting, paths, tally)
+    else:
+        one.sent.extend(chunk)
+
+
+def _died(one: _Worker, waiting: deque[list[int]], paths: Sequence[str], tally: _Tally) -> None:
+    """A worker process ended abruptly: the first database whose result did not come back was in
+    hand (its migration in progress rolls back); it had not started the others."""
+    one.connection.close()
+    one.process.join()
+    if one.sent:
+        index = one.sent.popleft()
+        tally.record(index, worker.lost(paths[index], "its worker process ended abruptly"))
+    if one.sent:
+        waiting.appendleft(list(one.sent))  # for another worker, if the run goes on
+        one.sent.clear()
 
 
 _POLL_SECONDS = 0.1
@@ -159,7 +226,7 @@ _STOPPING = {signal.SIGINT, signal.SIGTERM}
 
 @contextmanager
 def _blocked_signals() -> Iterator[None]:
-    """Ctrl-C and SIGTERM held back (not lost) while the pool may start a worker: a process
+    """Ctrl-C and SIGTERM held back (not lost) while workers start: a process
     inherits its blocked signals, so a worker never dies of one sent to the whole process group
     while it starts, before it ignores them itself; here they arrive once unblocked."""
     signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
@@ -173,8 +240,8 @@ def _blocked_signals() -> Iterator[None]:
 def _signals_as_a_flag() -> Iterator[threading.Event]:
     """Ctrl-C and SIGTERM set a flag the scheduling loop reads, instead of raising where they land.
 
-    Raised as KeyboardInterrupt, a signal can strike while this thread holds a lock the pool's own
-    thread needs (inside ``submit``), and the run then waits forever for results that never come.
+    Raised as KeyboardInterrupt, a signal can strike in the middle of handing out or receiving
+    (it once struck inside a process pool's own locking and left the run waiting forever).
     Only the main thread can set handlers; elsewhere signals are left as they are.
     """
     flag = threading.Event()
@@ -189,18 +256,6 @@ def _signals_as_a_flag() -> Iterator[threading.Event]:
             signal.signal(number, handler)
 
 
-def _collect(future: Future[list[DatabaseResult]], chunk: list[int], paths: Sequence[str], tally: _Tally) -> None:
-    try:
-        results = future.result()
-    except BrokenProcessPool:  # a worker was killed: what it held is unknown, and the pool cannot go on
-        tally.broken = True
-        tally.stop()
-        results = [worker.lost(paths[i], "its worker process ended abruptly") for i in chunk]
-    for index, result in zip(chunk, results, strict=True):
-        if index not in tally.by_index:
-            tally.record(index, result)
-
-
 class _Tally:
     """The results so far, and whether the policy says stop."""
 
@@ -210,14 +265,13 @@ class _Tally:
         self.by_index: dict[int, DatabaseResult] = {}
         self.failures = 0
         self.stopped = False
-        self.event: Event | None = None  # tells the workers to stop, as soon as the policy says so
+        self.flag: ctypes.c_bool | None = None  # tells the workers to stop, as soon as the policy says so
         self.current: int | None = None  # the database being run in this process (jobs 1)
-        self.broken = False  # a worker process died: the others are ended too
 
     def stop(self) -> None:
         self.stopped = True
-        if self.event is not None:
-            self.event.set()
+        if self.flag is not None:
+            self.flag.value = True
 
     def record(self, index: int, result: DatabaseResult) -> None:
         self.report(result)

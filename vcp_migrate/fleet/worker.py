@@ -5,6 +5,7 @@ directory and the loaded migrations."""
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import hashlib
 import multiprocessing
@@ -40,8 +41,7 @@ from .results import (
 )
 
 if TYPE_CHECKING:
-    from multiprocessing.sharedctypes import Synchronized
-    from multiprocessing.synchronize import Event
+    from multiprocessing.connection import Connection
 
     from ..loading import LoadedMigration
     from ..models import MigrationRun
@@ -85,12 +85,24 @@ class _Collector(Observer):
         self.warnings.append(message)
 
 
+class Shared(NamedTuple):
+    """What the worker processes of a run share: ``stop``, set when no database may start any
+    more, and each worker's count of failures (its own slot), which set ``stop`` at ``limit``.
+
+    Shared memory without locks: a worker killed while holding a lock would leave the others
+    waiting for it forever. Each slot has one writer, and a flag needs no lock.
+    """
+
+    stop: ctypes.c_bool
+    failures: ctypes.Array[ctypes.c_int]
+    limit: int | None
+
+
 class _Worker(NamedTuple):
     job: Job
-    stop: Event | None
     refused: str | None  # why no database can be run here (the migrations changed since planned)
-    failures: Synchronized[int] | None  # failures in all workers, and how many stop the run
-    limit: int | None
+    shared: Shared | None  # None: the databases run in the fleet's own process
+    slot: int
 
 
 _here: _Worker | None = None
@@ -99,19 +111,18 @@ _busy = threading.Lock()  # held while a database is in hand
 
 def start(
     job: Job,
-    stop: Event | None,
     loaded: dict[tuple[Path, str], LoadedMigration] | None = None,
-    failures: Synchronized[int] | None = None,
-    limit: int | None = None,
+    shared: Shared | None = None,
+    slot: int = 0,
 ) -> None:
     """Set up this process for ``job``: scan the migrations once and check them against the plan.
 
-    In a worker process Ctrl-C is the parent's to handle: the databases in flight finish.
-    ``failures`` counts the failures of all workers; at ``limit`` a worker sets ``stop`` itself,
-    so that no database starts after it, not even in the rest of a chunk.
+    In a worker process (``shared`` given) Ctrl-C is the parent's to handle: the databases in
+    flight finish. A worker counts its failures in its ``slot``; at the limit it sets ``stop``
+    itself, so that no database starts after it, not even one already sent to another worker.
     """
     global _here
-    if stop is not None:  # a worker process: the fleet's process stops it, and it ends with it
+    if shared is not None:  # a worker process: the fleet's process stops it, and it ends with it
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         threading.Thread(target=_end_with_parent, daemon=True).start()
@@ -125,27 +136,38 @@ def start(
         settings = settings._replace(directory=directory)
     except VcpMigrateError as exc:
         refused = exc.message(as_token)
-    _here = _Worker(job._replace(settings=settings), stop, refused, failures, limit)
+    _here = _Worker(job._replace(settings=settings), refused, shared, slot)
 
 
-def run_chunk(paths: list[str]) -> list[DatabaseResult]:
-    """Run the job on each database in turn; once the run is told to stop, the rest are not started."""
-    assert _here is not None, "start() first"
-    results = []
-    for path in paths:
-        if _here.stop is not None and _here.stop.is_set():
-            results.append(not_started(path))
-        else:
-            with _busy:
-                results.append(run_one(path))
-            if results[-1].state == FAILED:
-                _count_failure()
-    return results
+def serve(connection: Connection, job: Job, shared: Shared, slot: int) -> None:
+    """The body of a worker process: lists of databases come through ``connection``, and one
+    result goes back per database, in order, sent before the next database starts; so if this
+    process dies, the fleet's process knows which database it held and which it never started.
+    Once the run is told to stop, the databases still to come are not started. It ends when
+    the fleet's process closes its end (or is gone)."""
+    start(job, None, shared, slot)
+    try:
+        while True:
+            for path in connection.recv():
+                connection.send(_next(path))
+    except (EOFError, OSError):  # closed: the run is over
+        connection.close()
+
+
+def _next(path: str) -> DatabaseResult:
+    assert _here is not None and _here.shared is not None
+    if _here.shared.stop.value:
+        return not_started(path)
+    with _busy:
+        result = run_one(path)
+    if result.state == FAILED:
+        _count_failure()
+    return result
 
 
 def _end_with_parent() -> None:
-    """Exit once the fleet's process is gone (SIGKILL), after the database in hand: a worker
-    waiting for work would otherwise wait forever, since it holds the queue's other end."""
+    """Exit once the fleet's process is gone (SIGKILL), after the database in hand: the databases
+    it was sent and has not started would otherwise still run, with no one to report them to."""
     parent = multiprocessing.parent_process()
     if parent is not None:
         parent.join()
@@ -154,13 +176,11 @@ def _end_with_parent() -> None:
 
 
 def _count_failure() -> None:
-    assert _here is not None
-    if _here.failures is None or _here.stop is None or _here.limit is None:
-        return
-    with _here.failures.get_lock():
-        _here.failures.value += 1
-        if _here.failures.value >= _here.limit:
-            _here.stop.set()
+    assert _here is not None and _here.shared is not None
+    shared = _here.shared
+    shared.failures[_here.slot] += 1
+    if shared.limit is not None and sum(shared.failures) >= shared.limit:
+        shared.stop.value = True
 
 
 def not_started(path: str) -> DatabaseResult:
