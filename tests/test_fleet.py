@@ -430,14 +430,15 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.parametrize("jobs", ["2", "1"])
 @pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_or_sigterm_finishes_those_in_flight_reports_the_rest_and_a_rerun_converges(
-    project: Project, sent: signal.Signals
+    project: Project, sent: signal.Signals, jobs: str
 ) -> None:
     paths = _slow_tenants(project, 40, 0.1)
     before = {path: _digest(path) for path in paths}
     env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
-    command = [str(console_script()), "fleet", "migrate", "tenants/*.db", "--dir", str(project.dir), "--jobs", "2",
+    command = [str(console_script()), "fleet", "migrate", "tenants/*.db", "--dir", str(project.dir), "--jobs", jobs,
                "--json", "--report", "run.json"]  # fmt: skip
     process = subprocess.Popen(
         command,

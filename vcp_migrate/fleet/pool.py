@@ -69,12 +69,17 @@ def run(
     try:
         if jobs <= 1:
             worker.start(job, loaded)
-            for phase in (canary, rest):
-                for index in phase:
-                    tally.current = index
-                    path = paths[index]
-                    tally.record(index, worker.not_started(path) if tally.stopped else worker.run_one(path))
-                tally.end_phase(is_canary=phase is canary)
+            with _signals_as_a_flag() as signalled:  # the database in hand finishes, as in a worker
+                for phase in (canary, rest):
+                    for index in phase:
+                        if signalled.is_set() and not tally.stopped:
+                            tally.stop()
+                        tally.current = index
+                        path = paths[index]
+                        tally.record(index, worker.not_started(path) if tally.stopped else worker.run_one(path))
+                    tally.end_phase(is_canary=phase is canary)
+            if signalled.is_set():
+                raise KeyboardInterrupt
             return tally.results(paths)
         context = multiprocessing.get_context("spawn")  # no fork: nothing of this process's state is shared
         count = min(jobs, len(paths))
