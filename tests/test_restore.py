@@ -22,7 +22,7 @@ from vcp_migrate.cli import main
 from vcp_migrate.lock import RunLock
 from vcp_migrate.observer import Observer
 
-from .conftest import Project, run_cli
+from .conftest import Project, console_script, run_cli
 from .conftest import three_trades as three
 
 
@@ -326,3 +326,21 @@ def test_a_shared_backup_folder_keeps_each_databases_backups_apart_and_rotates_e
 
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_restore_where_there_is_no_migrations_folder_warns_of_nothing(project: Project) -> None:
+    """On the server in an incident there may be the database and its backups, and no project:
+    restore needs no migrations folder, so it writes no schema file there and says nothing of it."""
+    three(project)
+    project.manager().migrate(1)
+    project.manager().migrate()
+    elsewhere = project.root / "ops"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VCP_MIGRATE_")}
+    result = subprocess.run(
+        [str(console_script()), "restore", "--db", str(project.db), "--yes"],
+        cwd=elsewhere, capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "schema" not in result.stderr and "Warning" not in result.stderr, result.stderr
+    assert project.history() == [1] and not (elsewhere / "migrations").exists()

@@ -58,7 +58,8 @@ def restore(
             raise
         if note:
             settings.observer.warning(note)
-        frame.dump(settings, session)
+        if settings.schema_file.parent.is_dir():  # a restore needs no migrations folder: none, no schema file
+            frame.dump(settings, session)
         return chosen, safety
 
 
