@@ -736,3 +736,141 @@ def test_a_listed_path_with_a_nul_character_is_refused(project: Project) -> None
     result = _fleet(project, "migrate", "--targets-from", "list.txt")
     assert result.returncode == 2 and "holds a NUL character" in result.stderr and "Traceback" not in result.stderr
     assert _version(project.root / "tenants" / "tenant0000.db") == 1
+
+
+# A Python migration that does, on a database whose table ``ctl`` says so, what a crash, a hang
+# or a stray KeyboardInterrupt in a migration does: SIGKILL its own process, sleep forever, raise.
+ACTING = (
+    "import os, signal, time\n\ndef up(connection):\n"
+    "    connection.execute('ALTER TABLE trades ADD COLUMN notional INTEGER')\n"
+    "    connection.execute('UPDATE trades SET notional = qty * 10')\n"
+    "    row = connection.execute(\"SELECT name FROM sqlite_master WHERE name = 'ctl'\").fetchone()\n"
+    "    action = connection.execute('SELECT action FROM ctl').fetchone()[0] if row else ''\n"
+    "    if action == 'kill':\n        os.kill(os.getpid(), signal.SIGKILL)\n"
+    "    if action == 'hang':\n        while True:\n            time.sleep(1)\n"
+    "    if action == 'interrupt':\n        raise KeyboardInterrupt\n"
+    "    time.sleep({seconds})\n\n"
+    "def down(connection):\n    connection.execute('ALTER TABLE trades DROP COLUMN notional')\n"
+)
+
+
+def _acting_tenants(project: Project, count: int, seconds: float, acts: dict[int, str]) -> list[Path]:
+    paths = _tenants(project, count, rows=1)
+    (project.dir / "002_notional.sql").unlink()
+    project.write("002_notional.py", ACTING.format(seconds=seconds))
+    for number, action in acts.items():
+        with closing(sqlite3.connect(paths[number])) as connection:
+            connection.execute("CREATE TABLE ctl (action TEXT)")
+            connection.execute("INSERT INTO ctl VALUES (?)", (action,))
+            connection.commit()
+    return paths
+
+
+def _started(project: Project, *args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    command = [str(console_script()), "fleet", "migrate", "tenants/*.db", "--dir", str(project.dir), "--no-dump",
+               "--json", "--report", "run.json", *args]  # fmt: skip
+    return subprocess.Popen(
+        command, cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def _finished(process: subprocess.Popen[str], seconds: float = 60) -> tuple[str, str]:
+    """Its output once it ends; bounded: a fleet that does not end is killed and fails the test."""
+    watchdog = threading.Timer(seconds, os.killpg, (process.pid, signal.SIGKILL))
+    watchdog.start()
+    try:
+        return process.communicate()
+    finally:
+        watchdog.cancel()
+
+
+def _workers(pid: int) -> list[int]:
+    return [child for child in _children(pid) if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
+
+
+def test_keep_going_replaces_workers_that_databases_crash_and_runs_every_other(project: Project) -> None:
+    """Three databases crash whatever worker runs them (as a faulty extension or the OOM killer
+    would), more than there are workers: each fails alone, every other database is migrated."""
+    paths = _acting_tenants(project, 24, 0, {3: "kill", 9: "kill", 15: "kill", 21: "interrupt"})
+    out, err = _finished(_started(project, "--jobs", "2", "--keep-going"))
+    results = {Path(line["path"]).name: line for line in map(json.loads, out.splitlines())}
+    assert len(results) == 24 and "Traceback" not in err, err
+    failed = sorted(name for name, result in results.items() if result["state"] == "failed")
+    assert failed == [paths[n].name for n in (3, 9, 15, 21)], failed
+    assert results[paths[21].name]["error"].endswith(
+        "the migration raised KeyboardInterrupt (a transactional migration is rolled back whole; run the fleet"
+        " again to finish it)"
+    )
+    for number, path in enumerate(paths):
+        assert _consistent(path) == (1 if number in (3, 9, 15, 21) else 2)
+        if number not in (3, 9, 15, 21):
+            assert results[path.name]["state"] == "migrated"
+
+
+@pytest.mark.parametrize("jobs", ["2", "1"])
+def test_a_second_ctrl_c_stops_a_migration_that_hangs(project: Project, jobs: str) -> None:
+    """The first Ctrl-C lets the databases in flight finish, and one never does; the second stops
+    it: exit 130, that database failed (rolled back), no worker left, a rerun finishes the job."""
+    paths = _acting_tenants(project, 6, 0.05, {5 if jobs == "1" else 0: "hang"})
+    process = _started(project, "--jobs", jobs, "--keep-going")
+    assert process.stdout is not None
+    hung = paths[5 if jobs == "1" else 0]
+    journal = hung.with_name(hung.name + "-journal")
+    for _ in range(2000):  # until the one that hangs is in hand: its transaction has a journal
+        if journal.exists():
+            break
+        time.sleep(0.01)
+    workers = _workers(process.pid)
+    os.killpg(process.pid, signal.SIGINT)
+    time.sleep(1)
+    assert process.poll() is None  # those in flight finish: this one never does
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = _finished(process, 30)
+    assert process.returncode == 130, err
+    assert not any(_alive(pid) for pid in workers)
+    results = {r["path"]: r for r in json.loads((project.root / "run.json").read_text())["results"]}
+    assert (results[f"tenants/{hung.name}"]["state"], results[f"tenants/{hung.name}"]["kind"]) == (
+        "failed",
+        "interrupted",
+    )
+    assert _consistent(hung) == 1
+    with closing(sqlite3.connect(hung)) as connection:
+        connection.execute("DROP TABLE ctl")
+        connection.commit()
+    again = _fleet(project, "migrate", "--only-failed", "run.json", "--no-dump")
+    assert again.returncode == 0, again.stderr
+    assert all(_consistent(path) == 2 for path in paths)
+    assert [p.name for p in hung.parent.iterdir() if not p.name.endswith(".db")] == []
+
+
+def test_a_worker_killed_before_its_first_database_fails_none(project: Project) -> None:
+    paths = _acting_tenants(project, 8, 0.05, {})
+    process = _started(project, "--jobs", "2")
+    for _ in range(500):  # as soon as a worker process exists: it is starting, no database in hand
+        workers = _workers(process.pid)
+        if workers:
+            break
+        time.sleep(0.005)
+    os.kill(workers[0], signal.SIGKILL)
+    out, err = _finished(process)
+    assert process.returncode == 0, err
+    assert [json.loads(line)["state"] for line in out.splitlines()] == ["migrated"] * 8
+    assert all(_consistent(path) == 2 for path in paths)
+
+
+def test_ctrl_c_to_the_whole_group_while_workers_start_kills_none(project: Project) -> None:
+    paths = _acting_tenants(project, 8, 0.05, {})
+    process = _started(project, "--jobs", "2")
+    for _ in range(500):
+        if len(_workers(process.pid)) == 2:
+            break
+        time.sleep(0.005)
+    os.killpg(process.pid, signal.SIGINT)  # as a terminal sends it: to the fleet and its workers
+    out, err = _finished(process)
+    assert process.returncode == 130 and "ended abruptly" not in out and "Traceback" not in err, err
+    states = {Path(line["path"]).name: line["state"] for line in map(json.loads, out.splitlines())}
+    assert set(states.values()) <= {"migrated", "not-started"}, states
+    for path in paths:
+        assert _consistent(path) == (2 if states[path.name] == "migrated" else 1)

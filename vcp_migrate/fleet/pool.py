@@ -83,20 +83,25 @@ def run(
             return tally.results(paths)
         context = multiprocessing.get_context("spawn")  # no fork: nothing of this process's state is shared
         count = min(jobs, len(paths))
-        shared = worker.Shared(
-            context.RawValue(ctypes.c_bool, False), context.RawArray(ctypes.c_int, count), policy.max_failures
-        )
-        tally.flag = shared.stop
+        failures, busy = context.RawArray(ctypes.c_int, count), context.RawArray(ctypes.c_int, count)
+        shared = worker.Shared(context.RawValue(ctypes.c_bool, False), failures, policy.max_failures, busy)
+        tally.flag, tally.busy = shared.stop, shared.busy
         workers: list[_Worker] = []
+
+        def start(slot: int) -> _Worker:
+            with _command_line_left_out(), _not_for_workers():
+                return _start(context, job, shared, slot)
+
         with _signals_as_a_flag() as signalled:
             try:
-                with _command_line_left_out(), _blocked_signals():
-                    for slot in range(count):
-                        workers.append(_start(context, job, shared, slot))
+                workers.extend(start(slot) for slot in range(count))
                 for phase, size in ((canary, 1), (rest, _chunk_size(len(rest), jobs))):
                     chunks = [phase[i : i + size] for i in range(0, len(phase), size)]
-                    _phase(workers, chunks, size, paths, tally, signalled)
+                    _phase(workers, chunks, size, paths, tally, signalled, start)
                     tally.end_phase(is_canary=phase is canary)
+            except KeyboardInterrupt:  # Ctrl-C again: the databases in hand are stopped too
+                _stop_now(workers, shared, paths, tally)
+                raise
             finally:
                 _end(workers, shared)
         if signalled.is_set():
@@ -115,10 +120,11 @@ def _chunk_size(count: int, jobs: int) -> int:
 
 @dataclass
 class _Worker:
-    """One worker process, the fleet's end of its pipe, and the databases sent to it whose results
-    have not come back yet, in the order it runs them."""
+    """One worker process, its slot in what the workers share, the fleet's end of its pipe, and
+    the databases sent to it whose results have not come back yet, in the order it runs them."""
 
     process: SpawnProcess
+    slot: int
     connection: Connection
     sent: deque[int] = field(default_factory=deque)
 
@@ -128,7 +134,7 @@ def _start(context: SpawnContext, job: worker.Job, shared: worker.Shared, slot: 
     process = context.Process(target=worker.serve, args=(theirs, job, shared, slot), name=f"vcp-migrate-worker-{slot}")
     process.start()
     theirs.close()  # the worker's end is its own: when it dies, reading ours ends (EOFError)
-    return _Worker(process, ours)
+    return _Worker(process, slot, ours)
 
 
 def _end(workers: list[_Worker], shared: worker.Shared) -> None:
@@ -140,6 +146,23 @@ def _end(workers: list[_Worker], shared: worker.Shared) -> None:
         one.process.join()
 
 
+def _stop_now(workers: list[_Worker], shared: worker.Shared, paths: Sequence[str], tally: _Tally) -> None:
+    """End every worker at once (Ctrl-C a second time): the database each had in hand is
+    interrupted, its migration in progress rolled back when the database is next opened; the
+    others it was sent were never started."""
+    shared.stop.value = True
+    for one in workers:
+        if one.process.is_alive():
+            one.process.kill()
+    for one in workers:
+        one.process.join()
+        one.connection.close()
+        if one.sent and shared.busy[one.slot]:  # the first one sent and not answered was in hand
+            index = one.sent.popleft()
+            tally.record(index, worker.lost(paths[index], "stopped by a second interrupt while it ran"))
+        one.sent.clear()
+
+
 def _phase(
     workers: list[_Worker],
     chunks: list[list[int]],
@@ -147,14 +170,28 @@ def _phase(
     paths: Sequence[str],
     tally: _Tally,
     signalled: threading.Event,
+    start: Callable[[int], _Worker],
 ) -> None:
+    """Hand out ``chunks`` and take the results in, until all are back or the run stops. A worker
+    that dies is replaced while there is work left and the run goes on: a crash that only some
+    databases cause never leaves the others unrun (one that died with nothing in hand is
+    replaced at most as many times as there are workers, so that one that cannot start ends it)."""
     waiting = deque(chunks)
+    idle_deaths = 0
+
+    def died(one: _Worker) -> None:
+        nonlocal idle_deaths
+        idle_deaths += not _died(one, waiting, paths, tally)
+        if waiting and not tally.stopped and idle_deaths <= len(workers):
+            workers[workers.index(one)] = start(one.slot)
+
     while True:
         if signalled.is_set() and not tally.stopped:
             tally.stop()  # nothing more is handed out, workers skip the databases they were sent
-        for one in workers:
-            if waiting and not tally.stopped and not one.connection.closed and len(one.sent) <= size:
-                _send(one, waiting, paths, tally)
+        for one in list(workers):
+            wanted = bool(waiting) and not tally.stopped and not one.connection.closed and len(one.sent) <= size
+            if wanted and not _send(one, waiting, paths):
+                died(one)
         busy = {one.connection: one for one in workers if one.sent}
         if not busy:
             return  # all handed out and back, or stopped, or no worker left
@@ -163,33 +200,37 @@ def _phase(
             try:
                 result: DatabaseResult = one.connection.recv()
             except (EOFError, OSError):
-                _died(one, waiting, paths, tally)
+                died(one)
             else:
                 tally.record(one.sent.popleft(), result)
 
 
-def _send(one: _Worker, waiting: deque[list[int]], paths: Sequence[str], tally: _Tally) -> None:
+def _send(one: _Worker, waiting: deque[list[int]], paths: Sequence[str]) -> bool:
+    """Send the next chunk to ``one``; False if it is dead (the chunk is back in ``waiting``)."""
     chunk = waiting.popleft()
     try:
         one.connection.send([paths[i] for i in chunk])
     except OSError:  # it died waiting for work
         waiting.appendleft(chunk)
-        _died(one, waiting, paths, tally)
-    else:
-        one.sent.extend(chunk)
+        return False
+    one.sent.extend(chunk)
+    return True
 
 
-def _died(one: _Worker, waiting: deque[list[int]], paths: Sequence[str], tally: _Tally) -> None:
-    """A worker process ended abruptly: the first database whose result did not come back was in
-    hand (its migration in progress rolls back); it had not started the others."""
+def _died(one: _Worker, waiting: deque[list[int]], paths: Sequence[str], tally: _Tally) -> bool:
+    """A worker process ended abruptly. If it had a database in hand, that is the first one whose
+    result did not come back (its migration in progress rolls back); it had not started the
+    others. Returns whether it had one in hand."""
     one.connection.close()
     one.process.join()
-    if one.sent:
+    held = bool(one.sent) and tally.busy is not None and bool(tally.busy[one.slot])
+    if held:
         index = one.sent.popleft()
         tally.record(index, worker.lost(paths[index], "its worker process ended abruptly"))
     if one.sent:
         waiting.appendleft(list(one.sent))  # for another worker, if the run goes on
         one.sent.clear()
+    return held
 
 
 _POLL_SECONDS = 0.1
@@ -230,13 +271,23 @@ _STOPPING = {signal.SIGINT, signal.SIGTERM}
 
 
 @contextmanager
-def _blocked_signals() -> Iterator[None]:
-    """Ctrl-C and SIGTERM held back (not lost) while workers start: a process
-    inherits its blocked signals, so a worker never dies of one sent to the whole process group
-    while it starts, before it ignores them itself; here they arrive once unblocked."""
+def _not_for_workers() -> Iterator[None]:
+    """Ctrl-C and SIGTERM, while a worker is started: ignored by it from its first instruction,
+    held back (not lost) here.
+
+    A signal's being ignored survives exec, and Python keeps an ignored SIGINT ignored, so a
+    worker never dies of one sent to the whole process group while it starts, before it ignores
+    them itself (blocking them alone did not reach it: its start undoes the mask). Here they are
+    blocked meanwhile, and arrive once the handlers are back.
+    """
     signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
     try:
-        yield
+        previous = {number: signal.signal(number, signal.SIG_IGN) for number in _STOPPING}
+        try:
+            yield
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
 
@@ -246,14 +297,22 @@ def _signals_as_a_flag() -> Iterator[threading.Event]:
     """Ctrl-C and SIGTERM set a flag the scheduling loop reads, instead of raising where they land.
 
     Raised as KeyboardInterrupt, a signal can strike in the middle of handing out or receiving
-    (it once struck inside a process pool's own locking and left the run waiting forever).
-    Only the main thread can set handlers; elsewhere signals are left as they are.
+    (it once struck inside a process pool's own locking and left the run waiting forever). A
+    second one is raised: the run then stops at once, those in flight too (a migration that
+    hangs must not make the run impossible to stop). Only the main thread can set handlers;
+    elsewhere signals are left as they are.
     """
     flag = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
-    previous = {number: signal.signal(number, lambda *_: flag.set()) for number in _STOPPING}
+
+    def stop(*_: object) -> None:
+        if flag.is_set():  # the second: stop now, those in flight too
+            raise KeyboardInterrupt
+        flag.set()
+
+    previous = {number: signal.signal(number, stop) for number in _STOPPING}
     try:
         yield flag
     finally:
@@ -271,6 +330,7 @@ class _Tally:
         self.failures = 0
         self.stopped = False
         self.flag: ctypes.c_bool | None = None  # tells the workers to stop, as soon as the policy says so
+        self.busy: ctypes.Array[ctypes.c_int] | None = None  # which workers have a database in hand
         self.current: int | None = None  # the database being run in this process (jobs 1)
 
     def stop(self) -> None:

@@ -87,7 +87,9 @@ class _Collector(Observer):
 
 class Shared(NamedTuple):
     """What the worker processes of a run share: ``stop``, set when no database may start any
-    more, and each worker's count of failures (its own slot), which set ``stop`` at ``limit``.
+    more; each worker's count of failures (its own slot), which set ``stop`` at ``limit``; and
+    whether each worker has a database in hand (``busy``: so that when one dies, the fleet knows
+    whether the first database it sent and got no result for was started, or never was).
 
     Shared memory without locks: a worker killed while holding a lock would leave the others
     waiting for it forever. Each slot has one writer, and a flag needs no lock.
@@ -96,6 +98,7 @@ class Shared(NamedTuple):
     stop: ctypes.c_bool
     failures: ctypes.Array[ctypes.c_int]
     limit: int | None
+    busy: ctypes.Array[ctypes.c_int]
 
 
 class _Worker(NamedTuple):
@@ -158,8 +161,11 @@ def _next(path: str) -> DatabaseResult:
     assert _here is not None and _here.shared is not None
     if _here.shared.stop.value:
         return not_started(path)
+    busy = _here.shared.busy
+    busy[_here.slot] = 1
     with _busy:
         result = run_one(path)
+    busy[_here.slot] = 0  # before the result is sent: a worker that dies now had none in hand
     if result.state == FAILED:
         _count_failure()
     return result
@@ -210,6 +216,12 @@ def run_one(path: str) -> DatabaseResult:
             path, FAILED, version_after=_after(collector.version, collector.runs), kind=_kind(exc),
             error=exc.message(as_token) if isinstance(exc, VcpMigrateError) else f"{path}: {exc}",
         )  # fmt: skip
+    except KeyboardInterrupt:
+        if _here.shared is None:  # the fleet's own process: Ctrl-C, for the run to handle
+            raise
+        # A worker ignores Ctrl-C: this came from the migration's own code. The worker goes on.
+        result = lost(path, "the migration raised KeyboardInterrupt")
+        result = result._replace(version_after=_after(collector.version, collector.runs))
     except Exception as exc:  # a defect of ours: the other databases go on
         error = f"{path}: unexpected {type(exc).__name__}: {exc}"
         result = DatabaseResult(path, FAILED, version_after=collector.version, error=error)
