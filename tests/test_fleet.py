@@ -874,3 +874,37 @@ def test_ctrl_c_to_the_whole_group_while_workers_start_kills_none(project: Proje
     assert set(states.values()) <= {"migrated", "not-started"}, states
     for path in paths:
         assert _consistent(path) == (2 if states[path.name] == "migrated" else 1)
+
+
+def test_a_second_ctrl_c_while_results_wait_in_the_pipes_loses_none(project: Project) -> None:
+    """The fleet blocked writing its lines (a reader that stalls, as ``| less`` does) while the
+    workers' results pile up; Ctrl-C twice: every result that came back is reported as it is on
+    disk, and a database reported not started is untouched."""
+    paths = _acting_tenants(project, 300, 0.002, {})
+    before = {path.name: _digest(path) for path in paths}
+    process = _started(project, "--jobs", "2", "--keep-going")
+    time.sleep(3)  # its standard output is not read meanwhile: the fleet waits to write
+    os.killpg(process.pid, signal.SIGINT)
+    time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = _finished(process)
+    assert process.returncode == 130, err
+    results = {Path(r["path"]).name: r for r in json.loads((project.root / "run.json").read_text())["results"]}
+    assert len(results) == 300
+    for path in paths:
+        state = results[path.name]["state"]
+        if state == "not-started":
+            assert _digest(path) == before[path.name], path.name
+        elif state == "migrated":
+            assert _consistent(path) == 2, path.name
+        else:  # stopped while it ran: rolled back as it is opened
+            assert (state, results[path.name]["kind"]) == ("failed", "interrupted"), path.name
+            assert _consistent(path) in (1, 2)
+
+
+def test_with_one_job_a_migration_raising_keyboard_interrupt_fails_its_database_only(project: Project) -> None:
+    paths = _acting_tenants(project, 6, 0, {2: "interrupt"})
+    out, err = _finished(_started(project, "--jobs", "1", "--keep-going"))
+    states = [json.loads(line)["state"] for line in out.splitlines()]
+    assert states == ["migrated", "migrated", "failed", "migrated", "migrated", "migrated"], err
+    assert [_consistent(path) for path in paths] == [2, 2, 1, 2, 2, 2]

@@ -194,23 +194,35 @@ def run_and_report(
     lines = _Lines(progress, len(paths), as_json, command, show)
     lines.deferred = command == "status"
     interrupted = False
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # stop as Ctrl-C does: those in flight finish
+    stopping = (signal.SIGINT, signal.SIGTERM)
+    previous = {number: signal.getsignal(number) for number in stopping}
+    signal.signal(signal.SIGTERM, _interrupt)  # stop as Ctrl-C does: those in flight finish
     try:
-        run = start(lines)
-    except FleetInterrupted as stopped:
-        run, interrupted = stopped.run, True
+        try:
+            run = start(lines)
+        except FleetInterrupted as stopped:
+            run, interrupted = stopped.run, True
+        finally:
+            for number in stopping:  # the databases are done: a signal now cannot cut the report short
+                signal.signal(number, signal.SIG_IGN)
+            lines.stop()
+        if lines.deferred:
+            for result in run.results:
+                lines.emit(result)
+        _finish(run, lines, command, report)
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        lines.stop()
-    if lines.deferred:
-        for result in run.results:
-            lines.emit(result)
-    _finish(run, lines, command, report)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     if interrupted:
         resume = f"run again with --only-failed {report}" if report else "run again"
-        error(f"interrupted: the databases in flight finished, the others were not started ({resume})")
+        stopped_too = any(_STOPPED_AGAIN in (result.error or "") for result in run.results)
+        in_flight = "were stopped and rolled back" if stopped_too else "finished"
+        error(f"interrupted: the databases in flight {in_flight}, the others were not started ({resume})")
         raise SystemExit(EXIT_INTERRUPTED)
     return run
+
+
+_STOPPED_AGAIN = "while it ran"  # what the results of databases stopped by a second Ctrl-C say
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -68,8 +68,8 @@ def run(
     canary, rest = list(range(min(policy.canary, len(paths)))), list(range(min(policy.canary, len(paths)), len(paths)))
     try:
         if jobs <= 1:
-            worker.start(job, loaded)
             with _signals_as_a_flag() as signalled:  # the database in hand finishes, as in a worker
+                worker.start(job, loaded, stopping=signalled)
                 for phase in (canary, rest):
                     for index in phase:
                         if signalled.is_set() and not tally.stopped:
@@ -156,6 +156,7 @@ def _stop_now(workers: list[_Worker], shared: worker.Shared, paths: Sequence[str
             one.process.kill()
     for one in workers:
         one.process.join()
+        _drain(one, tally)
         one.connection.close()
         if one.sent and shared.busy[one.slot]:  # the first one sent and not answered was in hand
             index = one.sent.popleft()
@@ -221,6 +222,7 @@ def _died(one: _Worker, waiting: deque[list[int]], paths: Sequence[str], tally: 
     """A worker process ended abruptly. If it had a database in hand, that is the first one whose
     result did not come back (its migration in progress rolls back); it had not started the
     others. Returns whether it had one in hand."""
+    _drain(one, tally)
     one.connection.close()
     one.process.join()
     held = bool(one.sent) and tally.busy is not None and bool(tally.busy[one.slot])
@@ -231,6 +233,16 @@ def _died(one: _Worker, waiting: deque[list[int]], paths: Sequence[str], tally: 
         waiting.appendleft(list(one.sent))  # for another worker, if the run goes on
         one.sent.clear()
     return held
+
+
+def _drain(one: _Worker, tally: _Tally) -> None:
+    """Take in the results a worker that is gone had sent and the run had not read yet."""
+    try:
+        while one.sent and not one.connection.closed and one.connection.poll():
+            result: DatabaseResult = one.connection.recv()
+            tally.record(one.sent.popleft(), result)
+    except Exception:  # a result cut off as it died: it is the one in hand
+        return
 
 
 _POLL_SECONDS = 0.1
@@ -339,13 +351,15 @@ class _Tally:
             self.flag.value = True
 
     def record(self, index: int, result: DatabaseResult) -> None:
-        self.report(result)
-        self.by_index[index] = result  # after the report: a result Ctrl-C cut short is reported again
+        # Kept before it is reported: a second Ctrl-C that cuts the report of it short (its line
+        # printed or not) must not lose a result that came back.
+        self.by_index[index] = result
         if result.state == FAILED:
             self.failures += 1
             limit = self.policy.max_failures
             if limit is not None and self.failures >= limit:
                 self.stop()
+        self.report(result)
 
     def end_phase(self, *, is_canary: bool) -> None:
         if is_canary and self.failures:

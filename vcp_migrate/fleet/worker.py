@@ -106,6 +106,7 @@ class _Worker(NamedTuple):
     refused: str | None  # why no database can be run here (the migrations changed since planned)
     shared: Shared | None  # None: the databases run in the fleet's own process
     slot: int
+    stopping: threading.Event | None  # in the fleet's own process: set once Ctrl-C was pressed
 
 
 _here: _Worker | None = None
@@ -117,6 +118,7 @@ def start(
     loaded: dict[tuple[Path, str], LoadedMigration] | None = None,
     shared: Shared | None = None,
     slot: int = 0,
+    stopping: threading.Event | None = None,
 ) -> None:
     """Set up this process for ``job``: scan the migrations once and check them against the plan.
 
@@ -139,7 +141,7 @@ def start(
         settings = settings._replace(directory=directory)
     except VcpMigrateError as exc:
         refused = exc.message(as_token)
-    _here = _Worker(job._replace(settings=settings), refused, shared, slot)
+    _here = _Worker(job._replace(settings=settings), refused, shared, slot, stopping)
 
 
 def serve(connection: Connection, job: Job, shared: Shared, slot: int) -> None:
@@ -153,6 +155,10 @@ def serve(connection: Connection, job: Job, shared: Shared, slot: int) -> None:
         while True:
             for path in connection.recv():
                 connection.send(_next(path))
+                # Only once its result is sent: a worker that dies before has it in hand still, and
+                # the database is reported interrupted (whatever it is, a rerun finds it as it is),
+                # never not-started when it ran.
+                shared.busy[slot] = 0
     except (EOFError, OSError):  # closed: the run is over
         connection.close()
 
@@ -161,11 +167,9 @@ def _next(path: str) -> DatabaseResult:
     assert _here is not None and _here.shared is not None
     if _here.shared.stop.value:
         return not_started(path)
-    busy = _here.shared.busy
-    busy[_here.slot] = 1
+    _here.shared.busy[_here.slot] = 1
     with _busy:
         result = run_one(path)
-    busy[_here.slot] = 0  # before the result is sent: a worker that dies now had none in hand
     if result.state == FAILED:
         _count_failure()
     return result
@@ -217,9 +221,10 @@ def run_one(path: str) -> DatabaseResult:
             error=exc.message(as_token) if isinstance(exc, VcpMigrateError) else f"{path}: {exc}",
         )  # fmt: skip
     except KeyboardInterrupt:
-        if _here.shared is None:  # the fleet's own process: Ctrl-C, for the run to handle
-            raise
-        # A worker ignores Ctrl-C: this came from the migration's own code. The worker goes on.
+        if _here.shared is None and (_here.stopping is None or _here.stopping.is_set()):
+            raise  # in the fleet's own process, Ctrl-C pressed again: the run's to handle
+        # A worker ignores Ctrl-C, and the fleet's process raises only the second: this came from
+        # the migration's own code. The run goes on.
         result = lost(path, "the migration raised KeyboardInterrupt")
         result = result._replace(version_after=_after(collector.version, collector.runs))
     except Exception as exc:  # a defect of ours: the other databases go on
