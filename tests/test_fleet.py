@@ -829,6 +829,7 @@ def test_a_second_ctrl_c_stops_a_migration_that_hangs(project: Project, jobs: st
     os.killpg(process.pid, signal.SIGINT)
     _, err = _finished(process, 30)
     assert process.returncode == 130, err
+    assert "Error: interrupted: the databases in flight were stopped and rolled back" in err
     assert not any(_alive(pid) for pid in workers)
     results = {r["path"]: r for r in json.loads((project.root / "run.json").read_text())["results"]}
     assert (results[f"tenants/{hung.name}"]["state"], results[f"tenants/{hung.name}"]["kind"]) == (

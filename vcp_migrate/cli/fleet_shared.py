@@ -193,7 +193,7 @@ def run_and_report(
     _writable(report)
     lines = _Lines(progress, len(paths), as_json, command, show)
     lines.deferred = command == "status"
-    interrupted = False
+    interrupted = stopped_in_flight = False
     stopping = (signal.SIGINT, signal.SIGTERM)
     previous = {number: signal.getsignal(number) for number in stopping}
     signal.signal(signal.SIGTERM, _interrupt)  # stop as Ctrl-C does: those in flight finish
@@ -201,7 +201,7 @@ def run_and_report(
         try:
             run = start(lines)
         except FleetInterrupted as stopped:
-            run, interrupted = stopped.run, True
+            run, interrupted, stopped_in_flight = stopped.run, True, stopped.stopped_in_flight
         finally:
             for number in stopping:  # the databases are done: a signal now cannot cut the report short
                 signal.signal(number, signal.SIG_IGN)
@@ -215,14 +215,10 @@ def run_and_report(
             signal.signal(number, handler)
     if interrupted:
         resume = f"run again with --only-failed {report}" if report else "run again"
-        stopped_too = any(_STOPPED_AGAIN in (result.error or "") for result in run.results)
-        in_flight = "were stopped and rolled back" if stopped_too else "finished"
+        in_flight = "were stopped and rolled back" if stopped_in_flight else "finished"
         error(f"interrupted: the databases in flight {in_flight}, the others were not started ({resume})")
         raise SystemExit(EXIT_INTERRUPTED)
     return run
-
-
-_STOPPED_AGAIN = "while it ran"  # what the results of databases stopped by a second Ctrl-C say
 
 
 def _interrupt(signum: int, frame: object) -> None:

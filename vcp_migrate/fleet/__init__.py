@@ -36,11 +36,13 @@ class FleetRun(NamedTuple):
 
 
 class FleetInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped the run: those in flight finished, the others are "not-started" in ``run``."""
+    """Ctrl-C stopped the run: those in flight finished (unless ``stopped_in_flight``: Ctrl-C again
+    stopped them, and they are "failed", interrupted), the others are "not-started" in ``run``."""
 
-    def __init__(self, run: FleetRun) -> None:
+    def __init__(self, run: FleetRun, stopped_in_flight: bool = False) -> None:
         super().__init__()
         self.run = run
+        self.stopped_in_flight = stopped_in_flight
 
 
 class Fleet:
@@ -153,7 +155,8 @@ class Fleet:
             results = pool.run(job, self.paths, max(1, workers), policy, on_result or _ignore, loaded)
         except pool.Interrupted as stopped:
             seconds = time.perf_counter() - started
-            raise FleetInterrupted(FleetRun(stopped.results, summarize(stopped.results, seconds))) from None
+            run = FleetRun(stopped.results, summarize(stopped.results, seconds))
+            raise FleetInterrupted(run, stopped.stopped_in_flight) from None
         summary = summarize(results, time.perf_counter() - started)
         for shared, paths in summary.shared_ids.items():
             listed = short_list(paths, most=5)

@@ -47,11 +47,13 @@ class Policy(NamedTuple):
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during a run: the databases in flight finished; ``results`` has one per path."""
+    """Ctrl-C during a run: ``results`` has one per path. The databases in flight finished, unless
+    ``stopped_in_flight``: Ctrl-C again stopped them too (their migrations in progress rolled back)."""
 
-    def __init__(self, results: list[DatabaseResult]) -> None:
+    def __init__(self, results: list[DatabaseResult], stopped_in_flight: bool = False) -> None:
         super().__init__()
         self.results = results
+        self.stopped_in_flight = stopped_in_flight
 
 
 def run(
@@ -110,7 +112,8 @@ def run(
     except KeyboardInterrupt:
         if tally.current is not None and tally.current not in tally.by_index:  # in this process: rolled back
             tally.record(tally.current, worker.lost(paths[tally.current], "interrupted while it ran"))
-        raise Interrupted(tally.results(paths)) from None
+            tally.stopped_in_flight = True
+        raise Interrupted(tally.results(paths), tally.stopped_in_flight) from None
 
 
 def _chunk_size(count: int, jobs: int) -> int:
@@ -155,12 +158,8 @@ def _stop_now(workers: list[_Worker], shared: worker.Shared, paths: Sequence[str
         if one.process.is_alive():
             one.process.kill()
     for one in workers:
-        one.process.join()
-        _drain(one, tally)
-        one.connection.close()
-        if one.sent and shared.busy[one.slot]:  # the first one sent and not answered was in hand
-            index = one.sent.popleft()
-            tally.record(index, worker.lost(paths[index], "stopped by a second interrupt while it ran"))
+        if _gone(one, paths, tally, "stopped by a second interrupt while it ran"):
+            tally.stopped_in_flight = True
         one.sent.clear()
 
 
@@ -219,19 +218,27 @@ def _send(one: _Worker, waiting: deque[list[int]], paths: Sequence[str]) -> bool
 
 
 def _died(one: _Worker, waiting: deque[list[int]], paths: Sequence[str], tally: _Tally) -> bool:
-    """A worker process ended abruptly. If it had a database in hand, that is the first one whose
-    result did not come back (its migration in progress rolls back); it had not started the
-    others. Returns whether it had one in hand."""
-    _drain(one, tally)
-    one.connection.close()
-    one.process.join()
-    held = bool(one.sent) and tally.busy is not None and bool(tally.busy[one.slot])
-    if held:
-        index = one.sent.popleft()
-        tally.record(index, worker.lost(paths[index], "its worker process ended abruptly"))
+    """A worker process ended abruptly: ``_gone``, and the databases it had been sent and had not
+    started go back to ``waiting``. Returns whether it had one in hand."""
+    held = _gone(one, paths, tally, "its worker process ended abruptly")
     if one.sent:
         waiting.appendleft(list(one.sent))  # for another worker, if the run goes on
         one.sent.clear()
+    return held
+
+
+def _gone(one: _Worker, paths: Sequence[str], tally: _Tally, why: str) -> bool:
+    """Settle what a worker that has ended held: the results it had sent and the run had not read
+    yet are taken in; then, if it had a database in hand, that is the first one still unanswered
+    (lost, for ``why``: its migration in progress rolls back); it had not started the others,
+    which stay in ``one.sent``. Returns whether it had one in hand."""
+    one.process.join()
+    _drain(one, tally)
+    one.connection.close()
+    held = bool(one.sent) and tally.busy is not None and bool(tally.busy[one.slot])
+    if held:
+        index = one.sent.popleft()
+        tally.record(index, worker.lost(paths[index], why))
     return held
 
 
@@ -343,6 +350,7 @@ class _Tally:
         self.stopped = False
         self.flag: ctypes.c_bool | None = None  # tells the workers to stop, as soon as the policy says so
         self.busy: ctypes.Array[ctypes.c_int] | None = None  # which workers have a database in hand
+        self.stopped_in_flight = False  # Ctrl-C again stopped databases that were running
         self.current: int | None = None  # the database being run in this process (jobs 1)
 
     def stop(self) -> None:
