@@ -23,6 +23,7 @@ from click.testing import Result
 from vcp_migrate import MigrationManager
 from vcp_migrate.errors import MigrationFileError, UsageError
 from vcp_migrate.fleet import Fleet
+from vcp_migrate.fleet import worker as worker_module
 
 from .conftest import ENV_VARS, Project, console_script, on_a_terminal
 
@@ -844,6 +845,35 @@ def test_a_second_ctrl_c_stops_a_migration_that_hangs(project: Project, jobs: st
     assert again.returncode == 0, again.stderr
     assert all(_consistent(path) == 2 for path in paths)
     assert [p.name for p in hung.parent.iterdir() if not p.name.endswith(".db")] == []
+
+
+def test_sigkill_of_the_fleet_ends_a_worker_whose_migration_hangs_and_a_rerun_finishes(project: Project) -> None:
+    """The fleet's process killed (as the OOM killer would) while a worker's migration hangs: the
+    worker gives it the grace and ends, so no orphan keeps the database's lock; the migration
+    is rolled back, and a rerun, once the cause is gone, finishes every database."""
+    paths = _acting_tenants(project, 4, 0.05, {0: "hang"})
+    process = _started(project, "--jobs", "2", "--keep-going")
+    journal = paths[0].with_name(paths[0].name + "-journal")
+    for _ in range(2000):  # until the one that hangs is in hand: its transaction has a journal
+        if journal.exists():
+            break
+        time.sleep(0.01)
+    workers = _workers(process.pid)
+    killed = time.monotonic()
+    process.kill()
+    _finished(process, 30)  # its output ends when the workers, which share it, end
+    while any(map(_alive, workers)) and time.monotonic() < killed + 30:
+        time.sleep(0.05)
+    assert len(workers) == 2 and not any(map(_alive, workers))
+    assert worker_module.ORPHAN_GRACE_SECONDS - 1 < time.monotonic() - killed < worker_module.ORPHAN_GRACE_SECONDS + 5
+    assert _consistent(paths[0]) == 1
+    with closing(sqlite3.connect(paths[0])) as connection:
+        connection.execute("DROP TABLE ctl")
+        connection.commit()
+    again = _fleet(project, "migrate", "tenants/*.db", "--no-dump", "--lock-timeout", "5")
+    assert again.returncode == 0, again.stderr
+    assert all(_consistent(path) == 2 for path in paths)
+    assert [p.name for p in paths[0].parent.iterdir() if not p.name.endswith(".db")] == []
 
 
 def test_a_worker_killed_before_its_first_database_fails_none(project: Project) -> None:

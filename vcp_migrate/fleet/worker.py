@@ -175,14 +175,21 @@ def _next(path: str) -> DatabaseResult:
     return result
 
 
+# How long a worker whose fleet process is gone (SIGKILL, the OOM killer) lets the database in
+# hand finish before it ends anyway: a migration that hangs must not keep an orphan holding the
+# database's run lock, and one cut short is rolled back by SQLite's journal, as after any crash.
+ORPHAN_GRACE_SECONDS = 5.0
+
+
 def _end_with_parent() -> None:
-    """Exit once the fleet's process is gone (SIGKILL), after the database in hand: the databases
-    it was sent and has not started would otherwise still run, with no one to report them to."""
+    """Exit once the fleet's process is gone, after the database in hand (for at most
+    ORPHAN_GRACE_SECONDS): the databases it was sent and has not started would otherwise still
+    run, with no one to report them to."""
     parent = multiprocessing.parent_process()
     if parent is not None:
         parent.join()
-        with _busy:
-            os._exit(1)
+        _busy.acquire(timeout=ORPHAN_GRACE_SECONDS)
+        os._exit(1)
 
 
 def _count_failure() -> None:
