@@ -901,25 +901,114 @@ def test_a_migration_that_writes_the_history_fails_and_changes_nothing(
     assert project.cli("migrate").exit_code == 0 and project.history() == [1, 2]
 
 
-def test_a_trigger_left_by_an_earlier_migration_that_writes_the_history_fails_the_one_firing_it(
+def test_a_trigger_the_application_left_that_writes_the_history_fails_the_migration_firing_it(
     project: Project,
 ) -> None:
     project.sql("001_a.sql", "CREATE TABLE t (x);", "DROP TABLE t;")
-    project.sql(
-        "002_b.sql",
-        "CREATE TRIGGER tr AFTER INSERT ON t BEGIN DELETE FROM vcp_migrations WHERE version = 1; END;",
-        "DROP TRIGGER tr;",
-    )
-    project.sql("003_c.sql", "INSERT INTO t VALUES (1);", "DELETE FROM t;")
-    project.manager().migrate(target=2)
+    project.sql("002_b.sql", "INSERT INTO t VALUES (1);", "DELETE FROM t;")
+    project.manager().migrate(target=1)
+    with closing(sqlite3.connect(project.db)) as connection:  # not through vcp-migrate
+        connection.execute(
+            "CREATE TRIGGER tr AFTER INSERT ON t BEGIN DELETE FROM vcp_migrations WHERE version = 1; END"
+        )
+        connection.commit()
     result = project.cli("migrate")
     assert result.exit_code == 1
     assert (
-        "003_c.sql: it writes to the history table vcp_migrations (INSERT, UPDATE or DELETE) through the trigger tr"
+        "002_b.sql: it writes to the history table vcp_migrations (INSERT, UPDATE or DELETE) through the trigger tr"
         in (result.output)
     )
-    assert project.history() == [1, 2] and project.query("SELECT count(*) FROM t") == [(0,)]
-    assert project.query("PRAGMA user_version") == [(2,)]
+    assert project.history() == [1] and project.query("SELECT count(*) FROM t") == [(0,)]
+    assert project.query("PRAGMA user_version") == [(1,)]
+
+
+# A migration that leaves a trigger which writes the history whenever the application writes a
+# table: (the migration's SQL, the trigger named, its table, the history table it writes).
+HISTORY_TRIGGERS = {
+    "after insert": (
+        "CREATE TRIGGER tr AFTER INSERT ON log BEGIN DELETE FROM vcp_migrations; END;",
+        "tr", "log", "vcp_migrations",
+    ),
+    "update of one column, quoted names": (
+        'CREATE TRIGGER "Tr 2" BEFORE UPDATE OF y ON [log] BEGIN'
+        " UPDATE \"VCP_MIGRATIONS\" SET name = 'x'; END;",
+        "Tr 2", "log", "vcp_migrations",
+    ),
+    "delete, through a trigger of a second table it creates": (
+        "CREATE TABLE audit (x);\n"
+        "CREATE TRIGGER first AFTER DELETE ON log BEGIN INSERT INTO audit VALUES (old.x); END;\n"
+        "CREATE TRIGGER second AFTER INSERT ON audit BEGIN"
+        " INSERT INTO vcp_migrations_meta (key, value) VALUES ('k', 'v'); END;",
+        "second", "audit", "vcp_migrations_meta",
+    ),
+    "instead of a write to a view": (
+        "CREATE VIEW v AS SELECT x FROM log;\n"
+        "CREATE TRIGGER tr INSTEAD OF INSERT ON v BEGIN DELETE FROM vcp_migrations; END;",
+        "tr", "v", "vcp_migrations",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(HISTORY_TRIGGERS), ids=list(HISTORY_TRIGGERS))
+@pytest.mark.parametrize("atomic", [False, True], ids=["each", "atomic"])
+def test_a_migration_that_leaves_a_trigger_writing_the_history_fails_and_changes_nothing(
+    project: Project, case: str, atomic: bool
+) -> None:
+    """The trigger would rewrite the history whenever the application writes its table, long
+    after the run: the migration creating it fails whole, even though it fires it not."""
+    statements, trigger, table, written = HISTORY_TRIGGERS[case]
+    project.sql("001_a.sql", "CREATE TABLE log (x, y);", "DROP TABLE log;")
+    project.manager().migrate()
+    before = project.digest()
+    project.sql("002_b.sql", f"CREATE TABLE b (x);\n{statements}", "DROP TABLE b;")
+    result = project.cli("migrate", *(["--atomic"] if atomic else []))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert (
+        f"002_b.sql: it creates the trigger {trigger} on {table}, which writes to the history table {written}"
+        f" (INSERT, UPDATE or DELETE) whenever {table} is written" in " ".join(result.output.split())
+    )
+    assert project.digest() == before and project.history() == [1]
+    assert project.query("SELECT name FROM sqlite_master WHERE type IN ('trigger', 'view')") == []
+    project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
+    assert project.cli("migrate").exit_code == 0 and project.history() == [1, 2]
+
+
+def test_a_python_migration_that_leaves_a_trigger_writing_the_history_fails(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE log (x);", "DROP TABLE log;")
+    project.write(
+        "002_b.py",
+        "def up(connection):\n    connection.execute("
+        "'CREATE TRIGGER tr AFTER INSERT ON log BEGIN DELETE FROM vcp_migrations; END')\n",
+    )
+    result = project.cli("migrate")
+    assert result.exit_code == 1 and "002_b.py: it creates the trigger tr on log" in result.output
+    assert project.history() == [1]
+    assert project.query("SELECT name FROM sqlite_master WHERE type = 'trigger'") == []
+
+
+def test_triggers_that_only_read_the_history_or_are_dropped_again_are_accepted(project: Project) -> None:
+    """Only a trigger the migration leaves, and that writes the history, is refused; one that an
+    application had left on another table is not the migration's doing."""
+    project.sql("001_a.sql", "CREATE TABLE log (x);\nCREATE TABLE audit (x);", "DROP TABLE audit;\nDROP TABLE log;")
+    project.manager().migrate()
+    with closing(sqlite3.connect(project.db)) as connection:
+        connection.execute("CREATE TRIGGER old AFTER INSERT ON audit BEGIN DELETE FROM vcp_migrations WHERE 0; END")
+        connection.commit()
+    project.sql(
+        "002_b.sql",
+        "CREATE TRIGGER reads AFTER INSERT ON log WHEN (SELECT count(*) FROM vcp_migrations) > 0"
+        " BEGIN INSERT INTO audit SELECT max(version) FROM vcp_migrations; END;\n"
+        "CREATE TRIGGER gone AFTER DELETE ON log BEGIN DELETE FROM vcp_migrations; END;\n"
+        "DROP TRIGGER gone;",
+        "DROP TRIGGER reads;",
+    )
+    result = project.cli("migrate")
+    assert result.exit_code == 0, result.output
+    assert project.history() == [1, 2]
+    assert project.query("SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name") == [
+        ("old",),
+        ("reads",),
+    ]
 
 
 def test_a_python_migration_that_writes_the_history_fails(project: Project) -> None:

@@ -295,17 +295,15 @@ def _check_references(connection: Connection, watch: Watch | None, known: Known 
 
 
 def _leave_history_alone(watch: Watch | None) -> None:
-    """Refuse a step that wrote rows of a history table: the history must say exactly what is
-    committed, and a row deleted or rewritten there would have a later run apply a migration
-    again, or skip one. (Dropping one, or a trigger on one, is caught when the row is written.)"""
-    if watch is None or watch.wrote_history is None:
-        return
-    table, trigger = watch.wrote_history
-    how = "" if trigger is None else f" through the trigger {trigger} (drop it in the migration)"
-    raise StepFailed(
-        f"it writes to the history table {table} (INSERT, UPDATE or DELETE){how}, which would make the"
-        " history say what was not done; leave the history tables to vcp-migrate"
-    )
+    """Refuse a step that wrote rows of a history table, or left a trigger that would: the history
+    must say exactly what is committed, and a row deleted or rewritten there would have a later
+    run apply a migration again, or skip one. (Dropping one, or a trigger on one, is caught when
+    the row is written.)"""
+    if watch is not None and (written := watch.history_written()) is not None:
+        raise StepFailed(f"{written}, which would make the history say what was not done; {_HISTORY_OURS}")
+
+
+_HISTORY_OURS = "leave the history tables to vcp-migrate"
 
 
 def _fail_on(violations: list[str]) -> None:
@@ -316,7 +314,7 @@ def _fail_on(violations: list[str]) -> None:
 def _history_dropped() -> StepFailed:
     return StepFailed(
         f"it dropped or renamed a history table ({' or '.join(history.TABLES)}), so it cannot be recorded;"
-        " leave the history tables to vcp-migrate"
+        f" {_HISTORY_OURS}"
     )
 
 

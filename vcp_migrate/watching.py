@@ -85,7 +85,8 @@ class Watch:
     did something whose effect on foreign keys is not followed here (ALTER TABLE, virtual or
     TEMP tables...). ``written``: tables whose rows it wrote, and tables that lost an index;
     ``named``: tables and views it created or dropped (``references.key`` -> name), ``created`` the
-    names it created (each a statement it prepared: not necessarily one that succeeded).
+    names it created (each a statement it prepared: not necessarily one that succeeded);
+    ``triggers``: the triggers it created in the main database, with their tables.
     ``authorize`` is what the connection installs (a closure: SQLite calls it for every action of
     every statement prepared, and a plain function costs a fifth of a callable object).
     """
@@ -98,6 +99,7 @@ class Watch:
         "history",
         "named",
         "released",
+        "triggers",
         "unsure",
         "written",
         "wrote_history",
@@ -113,6 +115,7 @@ class Watch:
         self.written: dict[str, str] = {}
         self.named: dict[str, str] = {}
         self.created: set[str] = set()
+        self.triggers: dict[str, str] = {}
         self.authorize = _authorizer(self)
 
     @property
@@ -121,7 +124,23 @@ class Watch:
         changed (a PRAGMA could have made the schema writable)."""
         return self.released and not self.connection.touched_state
 
-    def saw(self, action: int, arg1: str | None, arg2: str | None, trigger: str | None = None) -> None:
+    def history_written(self) -> str | None:
+        """What the step did to rows of the history tables, or left a trigger of its own to do
+        whenever the application writes a table, said as a failure; None when it did neither."""
+        if self.wrote_history is not None:
+            table, trigger = self.wrote_history
+            how = "" if trigger is None else f" through the trigger {trigger} (drop it in the migration)"
+            return f"it writes to the history table {table} (INSERT, UPDATE or DELETE){how}"
+        for created, on, written in triggers_writing_history(self):
+            return (
+                f"it creates the trigger {created} on {on}, which writes to the history table {written}"
+                f" (INSERT, UPDATE or DELETE) whenever {on} is written"
+            )
+        return None
+
+    def saw(
+        self, action: int, arg1: str | None, arg2: str | None, trigger: str | None = None, database: str | None = None
+    ) -> None:
         """Record an action of the guarded step that is not a read (those return early)."""
         if action in _WRITES:
             if arg1 is not None and (name := key(arg1)) not in _SCHEMA_TABLES:
@@ -141,6 +160,9 @@ class Watch:
                     self.created.add(name)
         elif action in _TRIGGERS:
             self.history = self.history or arg2 is None or key(arg2) in _HISTORY
+            # one on a history table is refused as such when the history row is written
+            if action == sqlite3.SQLITE_CREATE_TRIGGER and database == "main" and arg1 and not self.history:
+                self.triggers[arg1] = arg2 or ""
         elif action == sqlite3.SQLITE_DROP_INDEX:
             if arg2 is not None:  # a parent that loses the index its foreign keys need
                 self.written[key(arg2)] = arg2
@@ -175,7 +197,56 @@ def _authorizer(watch: Watch) -> Callable[[int, str | None, str | None, str | No
         if action == transaction:
             connection.refused = f"run {arg1}"
             return deny
-        watch.saw(action, arg1, arg2, trigger)
+        watch.saw(action, arg1, arg2, trigger, database)
         return ok
 
     return authorize
+
+
+def triggers_writing_history(watch: Watch) -> list[tuple[str, str, str]]:
+    """The triggers the step created that write rows of a history table whenever their table is
+    written (by the application, long after the run): (trigger, its table, the history table).
+
+    Each is found without running anything: an INSERT, an UPDATE of every column and a DELETE of
+    its table are compiled (EXPLAIN), for which SQLite codes every trigger they would fire, nested
+    ones too, and shows the authorizer each write, naming the trigger that makes it. A write made
+    by a trigger that was there before the step is not the step's doing and is not listed.
+    """
+    if not watch.triggers:
+        return []
+    connection = watch.connection
+    created = {key(name): (name, table) for name, table in watch.triggers.items()}
+    writes: list[tuple[str, str]] = []
+
+    def probe(action: int, arg1: str | None, arg2: str | None, database: str | None, trigger: str | None) -> int:
+        if action in _WRITES and arg1 is not None and key(arg1) in _HISTORY and trigger is not None:
+            writes.append((arg1, trigger))
+        return sqlite3.SQLITE_OK
+
+    found: dict[str, tuple[str, str, str]] = {}
+    base = sqlite3.Connection
+    base.set_authorizer(connection, probe)
+    try:
+        for table in dict.fromkeys(watch.triggers.values()):
+            for statement in _writes_of(connection, table):
+                try:
+                    base.execute(connection, f"EXPLAIN {statement}").fetchall()
+                except sqlite3.Error:  # a view with no trigger for it, a column that cannot be set
+                    continue
+        for history_table, trigger in writes:
+            if key(trigger) in created:
+                found.setdefault(key(trigger), (*created[key(trigger)], history_table))
+    finally:
+        base.set_authorizer(connection, watch.authorize)
+    return list(found.values())
+
+
+def _writes_of(connection: MigrationConnection, table: str) -> list[str]:
+    """Statements that write every row and column of ``table`` in the main database."""
+    name = f'main."{table.replace(chr(34), chr(34) * 2)}"'
+    columns = [str(row[1]) for row in sqlite3.Connection.execute(connection, f"PRAGMA main.table_info({name[5:]})")]
+    quoted = ", ".join(f'"{c.replace(chr(34), chr(34) * 2)}" = NULL' for c in columns)
+    statements = [f"INSERT INTO {name} DEFAULT VALUES", f"DELETE FROM {name}"]
+    if quoted:
+        statements.append(f"UPDATE {name} SET {quoted}")
+    return statements
