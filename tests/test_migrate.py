@@ -941,6 +941,25 @@ HISTORY_TRIGGERS = {
         " INSERT INTO vcp_migrations_meta (key, value) VALUES ('k', 'v'); END;",
         "second", "audit", "vcp_migrations_meta",
     ),
+    "its table renamed after": (
+        "CREATE TABLE n (x);\nCREATE TRIGGER tr AFTER DELETE ON n BEGIN DELETE FROM vcp_migrations_meta; END;\n"
+        "ALTER TABLE n RENAME TO renamed;",
+        "tr", "renamed", "vcp_migrations_meta",
+    ),
+    "after a PRAGMA and a virtual table": (
+        "PRAGMA user_version = 7;\nCREATE VIRTUAL TABLE docs USING fts5(body);\n"
+        "CREATE TRIGGER tr AFTER INSERT ON log BEGIN DELETE FROM vcp_migrations; END;",
+        "tr", "log", "vcp_migrations",
+    ),
+    "calling a function only the application registers (read, not compiled)": (
+        "CREATE TRIGGER tr AFTER INSERT ON log BEGIN SELECT app_user();"
+        " UPDATE OR REPLACE [vcp_migrations] SET name = 'x'; END;",
+        "tr", "log", "vcp_migrations",
+    ),
+    "update of the rowid": (
+        "CREATE TRIGGER tr BEFORE UPDATE OF _rowid_ ON log BEGIN UPDATE vcp_migrations SET checksum = 'x'; END;",
+        "tr", "log", "vcp_migrations",
+    ),
     "instead of a write to a view": (
         "CREATE VIEW v AS SELECT x FROM log;\n"
         "CREATE TRIGGER tr INSTEAD OF INSERT ON v BEGIN DELETE FROM vcp_migrations; END;",
@@ -965,7 +984,8 @@ def test_a_migration_that_leaves_a_trigger_writing_the_history_fails_and_changes
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert (
         f"002_b.sql: it creates the trigger {trigger} on {table}, which writes to the history table {written}"
-        f" (INSERT, UPDATE or DELETE) whenever {table} is written" in " ".join(result.output.split())
+        f" (INSERT, UPDATE or DELETE) whenever {table} is written (drop it in the migration)"
+        in " ".join(result.output.split())
     )
     assert project.digest() == before and project.history() == [1]
     assert project.query("SELECT name FROM sqlite_master WHERE type IN ('trigger', 'view')") == []
@@ -986,9 +1006,43 @@ def test_a_python_migration_that_leaves_a_trigger_writing_the_history_fails(proj
     assert project.query("SELECT name FROM sqlite_master WHERE type = 'trigger'") == []
 
 
+@pytest.mark.parametrize("kind", ["sql", "py"])
+def test_a_migration_outside_a_transaction_is_stopped_before_it_writes_the_history(project: Project, kind: str) -> None:
+    """Nothing would undo such a write once done: SQLite is refused it as it prepares the
+    statement. What the migration did before stays, as for any failure outside a transaction;
+    the history is untouched and the migration stays pending."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.manager().migrate()
+    before = project.query("SELECT * FROM vcp_migrations"), project.query("SELECT * FROM vcp_migrations_meta")
+    if kind == "sql":
+        project.write(
+            "002_b.sql",
+            "-- migrate:up transaction:false\nCREATE TABLE b (x);\nDELETE FROM vcp_migrations;\n"
+            "-- migrate:down\nDROP TABLE b;\n",
+        )
+    else:
+        project.write(
+            "002_b.py",
+            "transactional = False\n\ndef up(connection):\n    connection.execute('CREATE TABLE b (x)')\n"
+            "    connection.execute(\"UPDATE vcp_migrations_meta SET value = '9' WHERE key = 'layout'\")\n",
+        )
+    result = project.cli("migrate")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    table = "vcp_migrations" if kind == "sql" else "vcp_migrations_meta"
+    who = "statement 2" if kind == "sql" else "up()"
+    assert (
+        f"002_b.{kind}: {who} tried to write to the history table {table} (INSERT, UPDATE or DELETE); leave the"
+        " history tables to vcp-migrate" in " ".join(result.output.split())
+    )
+    assert (project.query("SELECT * FROM vcp_migrations"), project.query("SELECT * FROM vcp_migrations_meta")) == before
+    assert project.tables() == {"a", "b"} and project.history() == [1]
+    assert project.cli("status").exit_code == 0
+
+
 def test_triggers_that_only_read_the_history_or_are_dropped_again_are_accepted(project: Project) -> None:
     """Only a trigger the migration leaves, and that writes the history, is refused; one that an
-    application had left on another table is not the migration's doing."""
+    application had left on another table is not the migration's doing, and one that cannot be
+    compiled before the application registers its function is read, not refused."""
     project.sql("001_a.sql", "CREATE TABLE log (x);\nCREATE TABLE audit (x);", "DROP TABLE audit;\nDROP TABLE log;")
     project.manager().migrate()
     with closing(sqlite3.connect(project.db)) as connection:
@@ -999,13 +1053,17 @@ def test_triggers_that_only_read_the_history_or_are_dropped_again_are_accepted(p
         "CREATE TRIGGER reads AFTER INSERT ON log WHEN (SELECT count(*) FROM vcp_migrations) > 0"
         " BEGIN INSERT INTO audit SELECT max(version) FROM vcp_migrations; END;\n"
         "CREATE TRIGGER gone AFTER DELETE ON log BEGIN DELETE FROM vcp_migrations; END;\n"
-        "DROP TRIGGER gone;",
-        "DROP TRIGGER reads;",
+        "DROP TRIGGER gone;\n"
+        "CREATE VIEW masked AS SELECT x, app_mask(x) AS m FROM log;\n"
+        "CREATE TRIGGER masked_set INSTEAD OF UPDATE OF x ON masked BEGIN"
+        " UPDATE log SET x = app_mask(new.x) WHERE x = old.x; SELECT * FROM vcp_migrations; END;",
+        "DROP TRIGGER masked_set;\nDROP VIEW masked;\nDROP TRIGGER reads;",
     )
     result = project.cli("migrate")
     assert result.exit_code == 0, result.output
     assert project.history() == [1, 2]
     assert project.query("SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name") == [
+        ("masked_set",),
         ("old",),
         ("reads",),
     ]

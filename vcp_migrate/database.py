@@ -46,6 +46,7 @@ class Connection(Queries, Protocol):
     them (``guarded``, and ``refused`` says what it tried), and what the guard observed."""
 
     guarded: bool
+    fenced: bool  # a step outside a transaction runs: its writes to the history tables are refused
     refused: str | None
     touched_state: bool  # the migration changed connection state: the connection is replaced after it
     rehearsing: bool

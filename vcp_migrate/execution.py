@@ -300,10 +300,7 @@ def _leave_history_alone(watch: Watch | None) -> None:
     run apply a migration again, or skip one. (Dropping one, or a trigger on one, is caught when
     the row is written.)"""
     if watch is not None and (written := watch.history_written()) is not None:
-        raise StepFailed(f"{written}, which would make the history say what was not done; {_HISTORY_OURS}")
-
-
-_HISTORY_OURS = "leave the history tables to vcp-migrate"
+        raise StepFailed(f"{written}, which would make the history say what was not done; {history.HANDS_OFF}")
 
 
 def _fail_on(violations: list[str]) -> None:
@@ -314,7 +311,7 @@ def _fail_on(violations: list[str]) -> None:
 def _history_dropped() -> StepFailed:
     return StepFailed(
         f"it dropped or renamed a history table ({' or '.join(history.TABLES)}), so it cannot be recorded;"
-        f" {_HISTORY_OURS}"
+        f" {history.HANDS_OFF}"
     )
 
 

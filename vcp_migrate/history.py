@@ -20,6 +20,7 @@ from .models import AppliedMigration, MigrationFile
 TABLE = "vcp_migrations"
 META = "vcp_migrations_meta"
 TABLES = (TABLE, META)
+HANDS_OFF = "leave the history tables to vcp-migrate"  # what a migration that touched them is told
 LEASE = "vcp_migrations_lease"  # the run lock on a server (backends.lease)
 OURS = (*TABLES, LEASE)  # left out of schema snapshots: they are the tool's, not the application's
 LAYOUT = 2

@@ -26,7 +26,7 @@ from .transactions import transaction
 from .watching import Known, Watch
 
 
-# ``guarded`` and ``rehearsing``: setting either installs the connection's authorizer (once).
+# ``guarded``, ``fenced`` and ``rehearsing``: setting any installs the connection's authorizer (once).
 def _flag(name: str) -> Any:
     def set_flag(connection: MigrationConnection, value: bool) -> None:
         setattr(connection, name, value)
@@ -47,8 +47,11 @@ class MigrationConnection(sqlite3.Connection):
     expires every statement prepared before: none runs unchecked.
     """
 
-    _guarded = _rehearsing = _authorizing = False
+    _guarded = _rehearsing = _authorizing = _fenced = False
     guarded = _flag("_guarded")
+    # While a step runs outside a transaction (unguarded), its writes to the history tables are
+    # denied as SQLite prepares them: nothing would undo them once done.
+    fenced = _flag("_fenced")
     refused: str | None = None
     touched_state = False
     # While rehearsing (validate, dry runs, round trips) nothing may reach a file but the database

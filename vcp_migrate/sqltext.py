@@ -137,6 +137,24 @@ def first_words(sql: str, count: int) -> list[str]:
     return words
 
 
+def words(sql: str) -> Iterator[str]:
+    """The words, names and literals of ``sql`` in order, as written but without their quotes
+    (a name may be quoted with "", [], `` or, where SQLite allows it, ''), white space and
+    comments skipped; any other character is a word of its own."""
+    pos, size = 0, len(sql)
+    while pos < size:
+        kind, end = _token(sql, pos)
+        if kind != _WS:
+            quote = sql[pos]
+            if quote in "'\"`[":
+                closing = "]" if quote == "[" else quote
+                inner = sql[pos + 1 : end - 1] if sql.endswith(closing, pos + 1, end) else sql[pos + 1 : end]
+                yield inner if quote == "[" else inner.replace(quote * 2, quote)
+            else:
+                yield sql[pos:end]
+        pos = end
+
+
 class Section(NamedTuple):
     """The up or the down of a SQL migration: its text exactly as written, and its option."""
 

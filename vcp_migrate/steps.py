@@ -67,6 +67,7 @@ def run_step(connection: Connection, step: Step, *, guarded: bool, capture: bool
     if guarded:
         _quietly(connection, f"SAVEPOINT {guard}")
     connection.guarded = guarded
+    connection.fenced = not guarded
     connection.in_step = True
     try:
         with _failing(connection, guard=guard if guarded else None, changes_before=changes_before):
@@ -80,7 +81,7 @@ def run_step(connection: Connection, step: Step, *, guarded: bool, capture: bool
             connection.touched_state = True  # its authorizer was swapped out: replace the connection after it
         return Ran(tuple(connection.capture or ()), watch)
     finally:
-        connection.guarded = False
+        connection.guarded = connection.fenced = False
         connection.in_step = False
         connection.capture = None
         if isinstance(step, PythonStep):
@@ -237,6 +238,8 @@ def _stop_left_threads(connection: Connection, before: set[threading.Thread], wh
 def _refused(connection: Connection, who: str) -> str | None:
     if connection.refused is None:
         return None
+    if ";" in connection.refused:  # it says what to do itself
+        return f"{who} tried to {connection.refused}"
     return (
         f"{who} tried to {connection.refused}; vcp-migrate commits each migration together with its"
         " history row, so remove that"

@@ -19,7 +19,8 @@ import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
-from .history import TABLES
+from .database import quoted
+from .history import HANDS_OFF, TABLES
 from .references import key
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ class Watch:
     TEMP tables...). ``written``: tables whose rows it wrote, and tables that lost an index;
     ``named``: tables and views it created or dropped (``references.key`` -> name), ``created`` the
     names it created (each a statement it prepared: not necessarily one that succeeded);
-    ``triggers``: the triggers it created in the main database, with their tables.
+    ``triggers``: the triggers it created in the main database (``references.key`` of each name).
     ``authorize`` is what the connection installs (a closure: SQLite calls it for every action of
     every statement prepared, and a plain function costs a fifth of a callable object).
     """
@@ -115,7 +116,7 @@ class Watch:
         self.written: dict[str, str] = {}
         self.named: dict[str, str] = {}
         self.created: set[str] = set()
-        self.triggers: dict[str, str] = {}
+        self.triggers: set[str] = set()
         self.authorize = _authorizer(self)
 
     @property
@@ -134,7 +135,7 @@ class Watch:
         for created, on, written in triggers_writing_history(self):
             return (
                 f"it creates the trigger {created} on {on}, which writes to the history table {written}"
-                f" (INSERT, UPDATE or DELETE) whenever {on} is written"
+                f" (INSERT, UPDATE or DELETE) whenever {on} is written (drop it in the migration)"
             )
         return None
 
@@ -160,9 +161,8 @@ class Watch:
                     self.created.add(name)
         elif action in _TRIGGERS:
             self.history = self.history or arg2 is None or key(arg2) in _HISTORY
-            # one on a history table is refused as such when the history row is written
-            if action == sqlite3.SQLITE_CREATE_TRIGGER and database == "main" and arg1 and not self.history:
-                self.triggers[arg1] = arg2 or ""
+            if action == sqlite3.SQLITE_CREATE_TRIGGER and database == "main" and arg1:
+                self.triggers.add(key(arg1))
         elif action == sqlite3.SQLITE_DROP_INDEX:
             if arg2 is not None:  # a parent that loses the index its foreign keys need
                 self.written[key(arg2)] = arg2
@@ -189,6 +189,10 @@ def _authorizer(watch: Watch) -> Callable[[int, str | None, str | None, str | No
             connection.unrehearsable = f"it would write to {target} (ATTACH or VACUUM INTO)"
             return deny
         if not connection._guarded:  # the attribute behind the property: this runs for every action
+            # (in main only: VACUUM copies every table, the history's too, into a database of its own)
+            if connection._fenced and action in _WRITES and database == "main" and key(arg1 or "") in _HISTORY:
+                connection.refused = f"write to the history table {arg1} (INSERT, UPDATE or DELETE); {HANDS_OFF}"
+                return deny
             return ok
         if action in _QUIET:
             if action == savepoint and arg2 == guard and arg1 == "RELEASE":
@@ -207,46 +211,88 @@ def triggers_writing_history(watch: Watch) -> list[tuple[str, str, str]]:
     """The triggers the step created that write rows of a history table whenever their table is
     written (by the application, long after the run): (trigger, its table, the history table).
 
-    Each is found without running anything: an INSERT, an UPDATE of every column and a DELETE of
-    its table are compiled (EXPLAIN), for which SQLite codes every trigger they would fire, nested
-    ones too, and shows the authorizer each write, naming the trigger that makes it. A write made
-    by a trigger that was there before the step is not the step's doing and is not listed.
+    Found without running anything: an INSERT, an UPDATE of every column (and of the rowid) and a
+    DELETE of the table of each are compiled (EXPLAIN), for which SQLite codes every trigger they
+    would fire, nested ones too, and shows the authorizer each write, naming the trigger making
+    it. A trigger coded once is known whole (what fires it changes nothing of its program), so a
+    table whose new triggers were all coded already is not compiled again. A trigger that never
+    got coded (a statement would not compile: a function the application registers, a table it
+    creates later) is read instead: one whose body names a history table after INSERT INTO,
+    REPLACE INTO, UPDATE or DELETE FROM is listed. A trigger that was there before the step is
+    not the step's doing and is not listed. A trigger on a history table is not either: it is
+    refused as such when the history row is written.
     """
     if not watch.triggers:
         return []
     connection = watch.connection
-    created = {key(name): (name, table) for name, table in watch.triggers.items()}
-    writes: list[tuple[str, str]] = []
+    rows = sqlite3.Connection.execute(
+        connection, "SELECT name, tbl_name, sql FROM main.sqlite_master WHERE type = 'trigger'"
+    )
+    left = {key(name): (name, table, sql) for name, table, sql in rows if key(name) in watch.triggers}
+    left = {k: v for k, v in left.items() if key(v[1]) not in _HISTORY}
+    writes: list[tuple[str, str]] = []  # (history table, trigger)
+    coded: set[str] = set()
+    now: set[str] = set()
 
     def probe(action: int, arg1: str | None, arg2: str | None, database: str | None, trigger: str | None) -> int:
-        if action in _WRITES and arg1 is not None and key(arg1) in _HISTORY and trigger is not None:
-            writes.append((arg1, trigger))
-        return sqlite3.SQLITE_OK
+        if trigger is None:
+            return sqlite3.SQLITE_OK
+        now.add(key(trigger))
+        if action in _WRITES and database == "main" and key(arg1 or "") in _HISTORY:
+            writes.append((str(arg1), trigger))
+        # An INSERT a trigger makes is left out (IGNORE), and so are the triggers it would fire:
+        # a table with new triggers is compiled on its own, so chains of them cost no more than
+        # their length (an UPDATE or DELETE cannot be left out so, and is coded with its own).
+        return sqlite3.SQLITE_IGNORE if action == sqlite3.SQLITE_INSERT else sqlite3.SQLITE_OK
 
-    found: dict[str, tuple[str, str, str]] = {}
-    base = sqlite3.Connection
-    base.set_authorizer(connection, probe)
+    sqlite3.Connection.set_authorizer(connection, probe)
     try:
-        for table in dict.fromkeys(watch.triggers.values()):
+        for table in dict.fromkeys(table for _, table, _ in left.values()):
+            if all(k in coded for k, (_, on, _) in left.items() if on == table):
+                continue
             for statement in _writes_of(connection, table):
+                now.clear()
                 try:
-                    base.execute(connection, f"EXPLAIN {statement}").fetchall()
-                except sqlite3.Error:  # a view with no trigger for it, a column that cannot be set
+                    sqlite3.Connection.execute(connection, f"EXPLAIN {statement}").fetchall()
+                except sqlite3.Error:  # what it coded before the error may not be whole
                     continue
-        for history_table, trigger in writes:
-            if key(trigger) in created:
-                found.setdefault(key(trigger), (*created[key(trigger)], history_table))
+                coded.update(now)
     finally:
-        base.set_authorizer(connection, watch.authorize)
-    return list(found.values())
+        sqlite3.Connection.set_authorizer(connection, watch.authorize)
+    found = {key(trigger): (trigger, written) for written, trigger in writes if key(trigger) in left}
+    for k, (name, _, sql) in left.items():
+        if k not in coded and k not in found and (written := _written_by(sql or "")) is not None:
+            found[k] = (name, written)
+    return [(left[k][0], left[k][1], written) for k, (_, written) in found.items()]
 
 
 def _writes_of(connection: MigrationConnection, table: str) -> list[str]:
-    """Statements that write every row and column of ``table`` in the main database."""
-    name = f'main."{table.replace(chr(34), chr(34) * 2)}"'
-    columns = [str(row[1]) for row in sqlite3.Connection.execute(connection, f"PRAGMA main.table_info({name[5:]})")]
-    quoted = ", ".join(f'"{c.replace(chr(34), chr(34) * 2)}" = NULL' for c in columns)
-    statements = [f"INSERT INTO {name} DEFAULT VALUES", f"DELETE FROM {name}"]
-    if quoted:
-        statements.append(f"UPDATE {name} SET {quoted}")
+    """Statements that would write every column of ``table`` in the main database, and its rowid."""
+    name = f"main.{quoted(table)}"
+    statements = [
+        f"INSERT INTO {name} DEFAULT VALUES",
+        f"DELETE FROM {name}",
+        f"UPDATE {name} SET rowid = NULL, _rowid_ = NULL, oid = NULL",
+    ]
+    try:
+        columns = sqlite3.Connection.execute(connection, f"PRAGMA main.table_info({quoted(table)})").fetchall()
+    except sqlite3.Error:  # a view that cannot be expanded now: its triggers are read instead
+        return []
+    if columns:
+        statements.append(f"UPDATE {name} SET {', '.join(f'{quoted(str(row[1]))} = NULL' for row in columns)}")
     return statements
+
+
+def _written_by(trigger_sql: str) -> str | None:
+    """The history table a trigger's text writes to (INSERT INTO, REPLACE INTO, UPDATE [OR ...],
+    DELETE FROM it), if any. Names in trigger bodies cannot be qualified with a schema."""
+    from .sqltext import words  # not on the path of every command: only a trigger that would not compile
+
+    said = [key(word) for word in words(trigger_sql)]
+    for at, word in enumerate(said):
+        before = said[max(0, at - 3) : at]
+        if word in _HISTORY and before and (before[-1] in ("into", "update") or before[-2:] == ["delete", "from"]):
+            return word
+        if word in _HISTORY and before[:2] == ["update", "or"]:
+            return word
+    return None

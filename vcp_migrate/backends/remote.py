@@ -100,6 +100,7 @@ class RemoteConnection:
     """One stream to a libSQL server, with the attributes the engine's guard uses."""
 
     guarded = False
+    fenced = False  # nothing to fence with: a server has no authorizer
     refused: str | None = None
     touched_state = False
     rehearsing = False  # a server is never rehearsed on: dry runs and validate copy it into memory first
