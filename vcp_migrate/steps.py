@@ -147,7 +147,19 @@ def _self_attached(connection: Connection) -> str | None:
     """The name under which the step attached the main database's own file, if it did: a second
     connection to it, which waits for the lock our transaction holds."""
     listed = _quietly(connection, "PRAGMA database_list").fetchall()
-    return next((str(name) for _, name, file in listed[1:] if file and file == listed[0][2]), None)
+    main = listed[0][2]
+    return next((str(name) for _, name, file in listed[1:] if file and _same_file(file, main)), None)
+
+
+def _same_file(one: str, other: str) -> bool:
+    """Whether two paths name one file, through a link too."""
+    if one == other:
+        return True
+    try:
+        first, second = os.stat(one), os.stat(other)
+    except OSError:
+        return False
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
 
 
 def _ended(failed: StepFailed, connection: Connection, changes_before: int) -> None:
