@@ -876,6 +876,25 @@ def test_sigkill_of_the_fleet_ends_a_worker_whose_migration_hangs_and_a_rerun_fi
     assert [p.name for p in paths[0].parent.iterdir() if not p.name.endswith(".db")] == []
 
 
+def test_workers_started_by_the_console_script_load_no_command_line(project: Project) -> None:
+    """A spawned worker imports its parent's main module first; the console script's would load
+    click and every command in each worker, so it is left out (the migrations see no click)."""
+    project.write(
+        "001_k.py",
+        "import sys\n\ndef up(connection):\n    connection.execute('CREATE TABLE k (x)')\n"
+        "    connection.execute('INSERT INTO k VALUES (?)', (repr(sorted(m for m in sys.modules if m.startswith(("
+        "'click', 'rich', 'vcp_migrate.cli')))),))\n",
+    )
+    (project.root / "tenants").mkdir()
+    for name in ("a.db", "b.db", "c.db"):
+        (project.root / "tenants" / name).touch()
+    result = _fleet(project, "migrate", "tenants/*.db", "--jobs", "2", "--no-dump")
+    assert result.returncode == 0, result.stderr
+    for name in ("a.db", "b.db", "c.db"):
+        with closing(sqlite3.connect(project.root / "tenants" / name)) as connection:
+            assert connection.execute("SELECT x FROM k").fetchall() == [("[]",)]
+
+
 def test_a_worker_killed_before_its_first_database_fails_none(project: Project) -> None:
     paths = _acting_tenants(project, 8, 0.05, {})
     process = _started(project, "--jobs", "2")

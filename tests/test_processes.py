@@ -17,7 +17,7 @@ import pytest
 
 from vcp_migrate.lock import lock_path
 
-from .conftest import Project, console_script, run_cli
+from .conftest import ENV_VARS, Project, console_script, run_cli
 
 SLOW = """
 import os, time
@@ -419,6 +419,39 @@ def test_console_script_exit_codes_and_python_dash_m(project: Project) -> None:
         [sys.executable, "-m", "vcp_migrate", "--version"], capture_output=True, text=True, timeout=60
     )
     assert module.returncode == 0 and "vcp-migrate, version" in module.stdout
+
+
+# Started by the interpreter before the console script runs: Ctrl-C (a real SIGINT) arrives just as
+# the command line's modules start to load.
+INTERRUPT_WHILE_LOADING = """
+import os, signal, sys
+
+class Interrupt:
+    def find_spec(self, name, path=None, target=None):
+        if name == "vcp_migrate.cli":
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, Interrupt())
+"""
+
+
+@pytest.mark.parametrize("how", ["console script", "python -m"])
+def test_ctrl_c_while_the_command_line_loads_is_an_interrupt_not_a_traceback(project: Project, how: str) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    hooks = project.root / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(INTERRUPT_WHILE_LOADING)
+    env = {**{k: v for k, v in os.environ.items() if k not in ENV_VARS}, "PYTHONPATH": str(hooks)}
+    start = [str(console_script())] if how == "console script" else [sys.executable, "-m", "vcp_migrate"]
+    done = subprocess.run(
+        [*start, "migrate", "--db", str(project.db), "--dir", str(project.dir)],
+        cwd=project.root, capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (130, "")
+    assert done.stderr == "Error: interrupted before anything was done; nothing was changed\n"
+    assert not project.db.exists()
 
 
 LEAVES_A_THREAD = """

@@ -17,13 +17,11 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import signal
-import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib.machinery import ModuleSpec
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import SpawnContext, SpawnProcess
 from pathlib import Path
@@ -91,7 +89,7 @@ def run(
         workers: list[_Worker] = []
 
         def start(slot: int) -> _Worker:
-            with _command_line_left_out(), _not_for_workers():
+            with _not_for_workers():
                 return _start(context, job, shared, slot)
 
         with _signals_as_a_flag() as signalled:
@@ -253,39 +251,6 @@ def _drain(one: _Worker, tally: _Tally) -> None:
 
 
 _POLL_SECONDS = 0.1
-_COMMAND_LINE = {"re", "sys", "main"}  # all that the console script of vcp-migrate defines
-
-
-@contextmanager
-def _command_line_left_out() -> Iterator[None]:
-    """Workers started while this is held do not run this process's main module first when it is
-    vcp-migrate's own console script.
-
-    A spawned process imports its parent's main module before anything else, so that what the
-    module defines can be unpickled there. The console script defines nothing a worker needs, yet
-    importing it loads click and every command: a tenth of a second of CPU per worker. So the
-    module passes for ``vcp_migrate.__main__`` (as under ``python -m vcp_migrate``), which
-    multiprocessing does not import again. Any other main module (a user's script) is left as it is.
-    """
-    main = sys.modules.get("__main__")
-    names = {name for name in vars(main) if not name.startswith("__")} if main is not None else set()
-    cli = sys.modules.get("vcp_migrate.cli")
-    if (
-        main is None
-        or getattr(main, "__spec__", None) is not None
-        or names != _COMMAND_LINE
-        or cli is None
-        or getattr(main, "main", None) is not getattr(cli, "main", None)
-    ):
-        yield
-        return
-    main.__spec__ = ModuleSpec("vcp_migrate.__main__", None)
-    try:
-        yield
-    finally:
-        main.__spec__ = None
-
-
 _STOPPING = {signal.SIGINT, signal.SIGTERM}
 
 

@@ -1,0 +1,18 @@
+"""The console script's entry point: the command line is imported inside a guard, so that Ctrl-C
+while Python loads it (click and vcp-migrate's own modules, some tens of milliseconds at every
+start) ends as any interrupt before a command begins, not with a traceback. It is imported only
+when the script runs: a fleet's worker process imports its parent's main module (the script),
+and so loads none of the command line."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    try:
+        from .cli import main as command_line
+    except KeyboardInterrupt:
+        sys.stderr.write("Error: interrupted before anything was done; nothing was changed\n")
+        raise SystemExit(130) from None
+    command_line()
