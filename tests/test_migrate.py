@@ -713,8 +713,12 @@ def test_a_migration_that_makes_the_connection_query_only_is_named(project: Proj
     assert project.history() == [1] and project.tables() == {"n"}
 
 
-@pytest.mark.parametrize("through", ["its path", "a symbolic link", "a hard link"])
-def test_a_migration_that_attaches_its_own_database_and_writes_there_is_named(project: Project, through: str) -> None:
+@pytest.mark.parametrize(
+    "through", ["its path", "a symbolic link", "a hard link", "a file: URI without locking", "outside a transaction"]
+)
+def test_a_migration_that_attaches_its_own_database_is_refused_the_attach(project: Project, through: str) -> None:
+    """A second handle on the file beside our transaction: it waits for our lock, or (nolock=1)
+    writes past it; either way the ATTACH is refused as SQLite prepares it, nothing changed."""
     project.sql("001_a.sql", "CREATE TABLE a(x);\nINSERT INTO a VALUES (1);")
     project.manager().migrate()
     other = project.root / "elsewhere" / "same.db"
@@ -723,14 +727,29 @@ def test_a_migration_that_attaches_its_own_database_and_writes_there_is_named(pr
         other.symlink_to(project.db)
     elif through == "a hard link":
         os.link(project.db, other)
-    attached = project.db if through == "its path" else other
-    project.write("002_at.sql", f"-- migrate:up\nATTACH '{attached}' AS again;\nDELETE FROM again.a;\n")
+    attached = {"a symbolic link": other, "a hard link": other}.get(through, project.db)
+    name = f"file:{attached}?nolock=1" if through == "a file: URI without locking" else str(attached)
+    outside = " transaction:false" if through == "outside a transaction" else ""
+    project.write("002_at.sql", f"-- migrate:up{outside}\nATTACH '{name}' AS again;\nDELETE FROM again.a;\n")
+    before = project.digest()
+    result = project.cli("migrate", "--no-backup", "--lock-timeout", "0.2")
+    assert result.exit_code == 1
+    assert (
+        f"Error: {project.dir / '002_at.sql'}: statement 1 tried to attach the database's own file ({name}); use the"
+        " database as main instead (" in result.output
+    )
+    assert project.history() == [1] and project.query("SELECT x FROM a") == [(1,)] and project.digest() == before
+
+
+def test_a_migration_that_attaches_its_own_database_by_an_expression_is_named_when_it_waits(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);\nINSERT INTO a VALUES (1);")
+    project.write("002_at.sql", f"-- migrate:up\nATTACH '{project.db}' || '' AS again;\nDELETE FROM again.a;\n")
     result = project.cli("migrate", "--no-backup", "--lock-timeout", "0.2")
     assert result.exit_code == 1
     assert result.output.endswith(
         f"Error: {project.dir / '002_at.sql'}: statement 2 failed: database is locked: it attached the database's own"
         " file (as again), which waits for vcp-migrate's transaction on it; use the database as main instead"
-        " (nothing was applied)\n"
+        " (it was rolled back; the 1 migration(s) before it in this run stay applied)\n"
     )
     assert project.history() == [1] and project.query("SELECT x FROM a") == [(1,)]
 
@@ -1050,6 +1069,104 @@ def test_a_migration_outside_a_transaction_is_stopped_before_it_writes_the_histo
     assert project.cli("status").exit_code == 0
 
 
+_HISTORY_COLUMNS = (
+    "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL,"
+    " execution_ms INTEGER NOT NULL, file TEXT, source BLOB)"
+)
+# What else a migration could do to the history: (its file's name, its text, what the error says).
+HISTORY_RESHAPED = {
+    "history dropped and made again": (
+        "002_b.sql",
+        f"-- migrate:up\nDROP TABLE vcp_migrations;\nCREATE TABLE vcp_migrations {_HISTORY_COLUMNS};\n",
+        "it dropped a history table (vcp_migrations), so it cannot be recorded",
+    ),
+    "history swapped for a copy": (
+        "002_b.sql",
+        "-- migrate:up\nALTER TABLE vcp_migrations RENAME TO old;\n"
+        f"CREATE TABLE vcp_migrations {_HISTORY_COLUMNS};\nDROP TABLE old;\n",
+        "it altered or renamed a history table (vcp_migrations), so it cannot be recorded",
+    ),
+    "created if not there, then emptied": (
+        "002_b.sql",
+        "-- migrate:up\nCREATE TABLE IF NOT EXISTS vcp_migrations (x);\nDELETE FROM vcp_migrations;\n",
+        "it created a history table (vcp_migrations), so it cannot be recorded",
+    ),
+    "meta dropped and made again": (
+        "002_b.sql",
+        "-- migrate:up\nDROP TABLE vcp_migrations_meta;\n"
+        "CREATE TABLE vcp_migrations_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);\n",
+        "it dropped a history table (vcp_migrations_meta), so it cannot be recorded",
+    ),
+    "a trigger written straight into the schema": (
+        "002_b.sql",
+        "-- migrate:up\nPRAGMA writable_schema = ON;\nINSERT INTO sqlite_master (type, name, tbl_name, rootpage, sql)"
+        " VALUES ('trigger', 'tr', 'a', 0,"
+        " 'CREATE TRIGGER tr AFTER INSERT ON a BEGIN DELETE FROM vcp_migrations; END');\n"
+        "PRAGMA writable_schema = OFF;\n",
+        "it creates the trigger tr on a, which writes to the history table vcp_migrations",
+    ),
+    "a trigger rewritten in the schema after it was made": (
+        "002_b.sql",
+        "-- migrate:up\nCREATE TRIGGER tr AFTER INSERT ON a BEGIN SELECT 1; END;\nPRAGMA writable_schema = ON;\n"
+        "UPDATE sqlite_master SET sql = 'CREATE TRIGGER tr AFTER INSERT ON a BEGIN DELETE FROM vcp_migrations; END'"
+        " WHERE name = 'tr';\nPRAGMA writable_schema = OFF;\n",
+        "it creates the trigger tr on a, which writes to the history table vcp_migrations",
+    ),
+    "a view named as the trigger": (
+        "002_b.sql",
+        "-- migrate:up\nCREATE TRIGGER evil AFTER INSERT ON a BEGIN SELECT app_fn(new.x); DELETE FROM vcp_migrations;"
+        " END;\nCREATE VIEW evil AS SELECT 1 AS y;\nCREATE TRIGGER v INSTEAD OF DELETE ON evil BEGIN SELECT 1; END;\n",
+        "it creates the trigger evil on a, which writes to the history table vcp_migrations",
+    ),
+    "a blob of the history written": (
+        "002_b.py",
+        "def up(connection):\n    with connection.blobopen('vcp_migrations', 'checksum', 1) as blob:\n"
+        "        blob.write(b'0' * len(blob))\n",
+        "up() tried to write to the history table vcp_migrations (blobopen()); leave the history tables to",
+    ),
+    "outside a transaction, a trigger that writes it": (
+        "002_b.sql",
+        "-- migrate:up transaction:false\nCREATE TRIGGER tr AFTER INSERT ON a BEGIN DELETE FROM vcp_migrations; END;\n",
+        "statement 1 tried to create a trigger that writes to the history table vcp_migrations; leave the",
+    ),
+    "outside a transaction, a column dropped": (
+        "002_b.sql",
+        "-- migrate:up transaction:false\nALTER TABLE vcp_migrations DROP COLUMN source;\n",
+        "statement 1 tried to alter or rename a history table (vcp_migrations); leave the history tables to",
+    ),
+    "outside a transaction, a blob of the history written": (
+        "002_b.py",
+        "transactional = False\n\ndef up(connection):\n    with connection.blobopen('vcp_migrations', 'checksum', 1)"
+        " as blob:\n        blob.write(b'0' * len(blob))\n",
+        "up() tried to write to the history table vcp_migrations (blobopen())",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HISTORY_RESHAPED), ids=list(HISTORY_RESHAPED))
+def test_a_migration_that_remakes_the_history_or_gets_past_the_authorizer_fails(project: Project, case: str) -> None:
+    """Dropping or swapping a history table, or writing it where the authorizer does not look
+    (the schema made writable, a blob), fails the migration: the history, the file itself, as
+    before; the application writing its tables afterwards leaves the history as it was."""
+    name, text, said = HISTORY_RESHAPED[case]
+    if "blob" in case and sys.version_info < (3, 11):
+        pytest.skip("blobopen() came with Python 3.11")
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.manager().migrate()
+    before = project.digest()
+    project.write(name, text)
+    result = project.cli("migrate", "--no-backup")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{name}: {said}" in " ".join(result.output.split()), result.output
+    assert project.digest() == before
+    with closing(sqlite3.connect(project.db)) as connection:  # the application, later
+        connection.create_function("app_fn", 1, lambda x: x)
+        connection.execute("INSERT INTO a VALUES (1)")
+        connection.commit()
+    assert project.history() == [1]
+    assert project.cli("status").exit_code == 0
+
+
 def test_triggers_that_only_read_the_history_or_are_dropped_again_are_accepted(project: Project) -> None:
     """Only a trigger the migration leaves, and that writes the history, is refused; one that an
     application had left on another table is not the migration's doing, and one that cannot be
@@ -1197,17 +1314,17 @@ LATER_IN_A_RUN = {
     "meta table dropped": (
         "002_b.sql",
         "-- migrate:up\nCREATE TABLE b (x);\nDROP TABLE vcp_migrations_meta;\n",
-        "it dropped or renamed a history table",
+        "it dropped a history table (vcp_migrations_meta), so it cannot be recorded",
     ),
     "meta table renamed": (
         "002_b.sql",
         "-- migrate:up\nALTER TABLE vcp_migrations_meta RENAME TO old_meta;\n",
-        "it dropped or renamed a history table",
+        "it altered or renamed a history table (vcp_migrations_meta), so it cannot be recorded",
     ),
     "history table renamed": (
         "002_b.sql",
         "-- migrate:up\nALTER TABLE vcp_migrations RENAME TO old_history;\n",
-        "it dropped or renamed a history table",
+        "it altered or renamed a history table (vcp_migrations), so it cannot be recorded",
     ),
     "orphan child row (SQL)": (
         "002_b.sql",

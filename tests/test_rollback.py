@@ -232,7 +232,7 @@ LATER_DOWNS = {
     ),
     "history table renamed": (
         "DROP TABLE marker;\nALTER TABLE vcp_migrations RENAME TO old_history;",
-        "it dropped or renamed a history table",
+        "it altered or renamed a history table (vcp_migrations), so it cannot be recorded",
     ),
     "its history row deleted": (
         "DROP TABLE marker;\nDELETE FROM vcp_migrations WHERE version = 2;",

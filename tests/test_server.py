@@ -163,6 +163,44 @@ def test_a_python_migration_runs_on_the_server_and_cannot_commit(project: Projec
     assert query(url, "SELECT x FROM seed ORDER BY x") == [(1,), (2,), (3,), (4,)]
 
 
+@pytest.mark.parametrize(
+    ("name", "text", "said"),
+    [
+        (
+            "002_b.sql",
+            "-- migrate:up\nCREATE TABLE b (x);\nDELETE FROM main.vcp_migrations WHERE version = 1;\n",
+            "statement 2 tried to write to the history table vcp_migrations (INSERT, UPDATE or DELETE); leave the"
+            " history tables to vcp-migrate",
+        ),
+        (
+            "002_b.sql",
+            "-- migrate:up transaction:false\nCREATE TRIGGER tr AFTER INSERT ON trades BEGIN"
+            " UPDATE OR IGNORE [vcp_migrations_meta] SET value = 'x'; END;\n",
+            "statement 1 tried to create a trigger that writes to the history table vcp_migrations_meta",
+        ),
+        (
+            "002_b.py",
+            'def up(connection):\n    connection.execute("INSERT INTO vcp_migrations (version, name, checksum,'
+            " applied_at, execution_ms) VALUES (9, 'x', 'x', 'x', 0)\")\n",
+            "up() tried to write to the history table vcp_migrations",
+        ),
+    ],
+    ids=["SQL", "a trigger, outside a transaction", "Python"],
+)
+def test_a_migration_writing_the_history_on_the_server_is_refused_before_it_is_sent(
+    project: Project, cluster: Cluster, name: str, text: str, said: str
+) -> None:
+    url = cluster.primary.url
+    project.sql("001_trades.sql", "CREATE TABLE trades (id INTEGER PRIMARY KEY);", "DROP TABLE trades;")
+    assert cli(project, url, "migrate").exit_code == 0
+    before = query(url, "SELECT * FROM vcp_migrations"), query(url, "SELECT * FROM vcp_migrations_meta")
+    project.write(name, text)
+    result = cli(project, url, "migrate", "--no-backup")
+    assert result.exit_code == 1 and f"{name}: {said}" in " ".join(result.output.split()), result.output
+    assert (query(url, "SELECT * FROM vcp_migrations"), query(url, "SELECT * FROM vcp_migrations_meta")) == before
+    assert tables(url) == {"trades"} and query(url, "SELECT name FROM sqlite_master WHERE type = 'trigger'") == []
+
+
 def test_wait_for_replicas_then_read_them(project: Project, cluster: Cluster) -> None:
     url = cluster.primary.url
     replicas = [replica.url for replica in cluster.replicas]

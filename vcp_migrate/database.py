@@ -47,6 +47,7 @@ class Connection(Queries, Protocol):
 
     guarded: bool
     fenced: bool  # a step outside a transaction runs: its writes to the history tables are refused
+    writable_schema: bool  # the step may have made the schema writable
     refused: str | None
     touched_state: bool  # the migration changed connection state: the connection is replaced after it
     rehearsing: bool
@@ -81,7 +82,7 @@ class Connection(Queries, Protocol):
 
     def reset_python_state(self) -> None: ...
 
-    def watch(self, guard: str) -> Watch | None:
+    def watch(self, guard: str | None) -> Watch | None:
         """Watch a guarded step (its savepoint is ``guard``) through the authorizer; None when this
         kind of database cannot (then every check before the commit reads the whole schema)."""
 

@@ -247,6 +247,26 @@ def triggers(connection: Queries) -> list[str]:
     return [str(row[0]) for row in rows]
 
 
+def written_in(sql: str) -> str | None:
+    """The history table that ``sql`` (a statement, or a trigger's text) names as one it writes
+    (INSERT or REPLACE INTO, UPDATE [OR ...], DELETE FROM it, a schema's name before it or not),
+    if any. Read, not compiled: for where no authorizer sees what a statement does (a trigger
+    that will not compile yet, a statement sent to a server)."""
+    from .sqltext import words  # not on the path of every command
+
+    said = [word.lower() if word.isascii() else word for word in words(sql)]
+    for at, word in enumerate(said):
+        if word not in TABLES:
+            continue
+        start = at - 2 if at >= 2 and said[at - 1] == "." else at  # main.vcp_migrations
+        before = said[max(0, start - 3) : start]
+        if before and (
+            before[-1] in ("into", "update") or before[-2:] == ["delete", "from"] or before[:2] == ["update", "or"]
+        ):
+            return word
+    return None
+
+
 _TABLES = "SELECT count(*) FROM main.sqlite_master WHERE type = 'table' AND name IN (?, ?)"
 # A trigger's tbl_name is its table as CREATE TRIGGER spelled it (ON VCP_MIGRATIONS): compared as
 # SQLite compares names, ignoring the case of ASCII letters only (NOCASE).

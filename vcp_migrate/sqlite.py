@@ -22,8 +22,9 @@ from urllib.parse import quote_from_bytes
 
 from .database import Connection, Queries
 from .errors import DatabaseError, LockTimeout, setting
+from .history import HANDS_OFF, TABLES
 from .transactions import transaction
-from .watching import Known, Watch
+from .watching import Known, Watch, fence_statement
 
 
 # ``guarded``, ``fenced`` and ``rehearsing``: setting any installs the connection's authorizer (once).
@@ -64,9 +65,11 @@ class MigrationConnection(sqlite3.Connection):
     in_step = False  # a migration's step runs (guarded or not): its statements are reported, not ours
     history_layout: int | None = None  # the layout of the history tables the last read on it found
     remote = False
+    writable_schema = False  # the step may have made the schema writable (PRAGMA writable_schema, setconfig())
+    main_file: str | None = None  # the database's file, as opened
     known: Known | None = None  # what the checks before the last commit established (watching)
 
-    def watch(self, guard: str) -> Watch:
+    def watch(self, guard: str | None) -> Watch:
         """Install a fresh authorizer for a guarded step whose savepoint is ``guard`` and return it:
         it refuses what the step must not do and records what the checks before the commit need."""
         watch = Watch(self, guard)
@@ -114,6 +117,8 @@ class MigrationConnection(sqlite3.Connection):
         return self._execute(sql, parameters)
 
     def _execute(self, sql: str, parameters: Any) -> sqlite3.Cursor:
+        if self._fenced:
+            fence_statement(self, sql)
         if self.capture is None:
             return super().execute(sql, parameters)
         cursor: sqlite3.Cursor = self.cursor()
@@ -168,6 +173,11 @@ def _marking(name: str, *, refused: bool = False) -> Callable[..., Any]:
     def method(self: MigrationConnection, *args: Any, **kwargs: Any) -> Any:
         if refused and self.in_step:
             self._refuse(f"call {name}()")
+        table = args[0] if args and isinstance(args[0], str) else ""
+        if name == "blobopen" and self.in_step and not kwargs.get("readonly") and table.lower() in TABLES:
+            self._refuse(f"write to the history table {table} (blobopen()); {HANDS_OFF}")
+        if name == "setconfig":
+            self.writable_schema = True  # one of its settings makes the schema writable
         self.touched_state = True
         return getattr(sqlite3.Connection, name)(self, *args, **kwargs)
 
@@ -247,6 +257,7 @@ def open_database(path: Path, *, create: bool, timeout: float, read_first: bool 
             isolation_level=None,
             factory=MigrationConnection,
         )
+        connection.main_file = name
         if read_first:
             connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.Error as exc:

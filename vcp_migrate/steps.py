@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from . import loading, sqlite
 from .database import Connection, Rows
 from .loading import PythonStep, SqlStep, Step
+from .watching import is_own_file
 
 if TYPE_CHECKING:
     from .watching import Watch
@@ -45,7 +46,7 @@ class StepFailed(Exception):
 
 class Ran(NamedTuple):
     """A step that succeeded: what it executed (when captured), and what the authorizer saw it do
-    (``watch``; None when its connection cannot watch, or the step was not guarded)."""
+    (``watch``; None when its connection cannot watch)."""
 
     statements: tuple[str, ...]
     watch: Watch | None
@@ -63,7 +64,9 @@ def run_step(connection: Connection, step: Step, *, guarded: bool, capture: bool
     # A savepoint of our own, released after the step: if the step ended our transaction (even
     # if it began another), the savepoint is gone and releasing it fails.
     guard = f"vcp_migrate_guard_{os.urandom(6).hex()}"  # what secrets.token_hex does, without importing it
-    watch = connection.watch(guard) if guarded else None
+    # Outside a transaction too: there the authorizer fences the history tables off (``fenced``).
+    watch = connection.watch(guard if guarded else None)
+    connection.writable_schema = False
     if guarded:
         _quietly(connection, f"SAVEPOINT {guard}")
     connection.guarded = guarded
@@ -77,7 +80,7 @@ def run_step(connection: Connection, step: Step, *, guarded: bool, capture: bool
                 _run_function(connection, step)
             if connection.rehearsing:
                 _check_attached(connection)
-        if watch is not None and not watch.released:
+        if guarded and watch is not None and not watch.released:
             connection.touched_state = True  # its authorizer was swapped out: replace the connection after it
         return Ran(tuple(connection.capture or ()), watch)
     finally:
@@ -148,18 +151,7 @@ def _self_attached(connection: Connection) -> str | None:
     connection to it, which waits for the lock our transaction holds."""
     listed = _quietly(connection, "PRAGMA database_list").fetchall()
     main = listed[0][2]
-    return next((str(name) for _, name, file in listed[1:] if file and _same_file(file, main)), None)
-
-
-def _same_file(one: str, other: str) -> bool:
-    """Whether two paths name one file, through a link too."""
-    if one == other:
-        return True
-    try:
-        first, second = os.stat(one), os.stat(other)
-    except OSError:
-        return False
-    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
+    return next((str(name) for _, name, file in listed[1:] if file and is_own_file(main, file)), None)
 
 
 def _ended(failed: StepFailed, connection: Connection, changes_before: int) -> None:

@@ -15,10 +15,12 @@ data_version: any commit by another connection changes it, and the next checks r
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
+from . import history
 from .database import quoted
 from .history import HANDS_OFF, TABLES
 from .references import key
@@ -87,7 +89,8 @@ class Watch:
     TEMP tables...). ``written``: tables whose rows it wrote, and tables that lost an index;
     ``named``: tables and views it created or dropped (``references.key`` -> name), ``created`` the
     names it created (each a statement it prepared: not necessarily one that succeeded);
-    ``triggers``: the triggers it created in the main database (``references.key`` of each name).
+    ``triggers``: the triggers it created in the main database (``references.key`` of each name);
+    ``reshaped``: what it did to a history table itself (created, dropped, altered), said.
     ``authorize`` is what the connection installs (a closure: SQLite calls it for every action of
     every statement prepared, and a plain function costs a fifth of a callable object).
     """
@@ -100,6 +103,7 @@ class Watch:
         "history",
         "named",
         "released",
+        "reshaped",
         "triggers",
         "unsure",
         "written",
@@ -117,6 +121,7 @@ class Watch:
         self.named: dict[str, str] = {}
         self.created: set[str] = set()
         self.triggers: set[str] = set()
+        self.reshaped: str | None = None
         self.authorize = _authorizer(self)
 
     @property
@@ -126,16 +131,19 @@ class Watch:
         return self.released and not self.connection.touched_state
 
     def history_written(self) -> str | None:
-        """What the step did to rows of the history tables, or left a trigger of its own to do
-        whenever the application writes a table, said as a failure; None when it did neither."""
+        """What the step did to the history tables or their rows, or left a trigger of its own to
+        do whenever the application writes a table, said as a failure; None when it did none."""
+        if self.reshaped is not None:
+            return f"it {self.reshaped}, so it cannot be recorded; {HANDS_OFF}"
+        untrue = f"which would make the history say what was not done; {HANDS_OFF}"
         if self.wrote_history is not None:
             table, trigger = self.wrote_history
             how = "" if trigger is None else f" through the trigger {trigger} (drop it in the migration)"
-            return f"it writes to the history table {table} (INSERT, UPDATE or DELETE){how}"
+            return f"it writes to the history table {table} (INSERT, UPDATE or DELETE){how}, {untrue}"
         for created, on, written in triggers_writing_history(self):
             return (
                 f"it creates the trigger {created} on {on}, which writes to the history table {written}"
-                f" (INSERT, UPDATE or DELETE) whenever {on} is written (drop it in the migration)"
+                f" (INSERT, UPDATE or DELETE) whenever {on} is written (drop it in the migration), {untrue}"
             )
         return None
 
@@ -159,6 +167,8 @@ class Watch:
                 self.history = self.history or name in _HISTORY
                 if action in _CREATES:
                     self.created.add(name)
+                if name in _HISTORY and database != "temp":
+                    self.reshaped = self.reshaped or _reshaping(action, arg1, arg2)
         elif action in _TRIGGERS:
             self.history = self.history or arg2 is None or key(arg2) in _HISTORY
             if action == sqlite3.SQLITE_CREATE_TRIGGER and database == "main" and arg1:
@@ -169,6 +179,10 @@ class Watch:
         else:  # ALTER TABLE, TEMP and virtual tables, ATTACH, PRAGMA, a new kind of action
             self.unsure = True
             self.history = self.history or action != sqlite3.SQLITE_ALTER_TABLE or key(arg2 or "") in _HISTORY
+            if action == sqlite3.SQLITE_ALTER_TABLE and key(arg2 or "") in _HISTORY:
+                self.reshaped = self.reshaped or _reshaping(action, arg1, arg2)
+            elif action == sqlite3.SQLITE_PRAGMA and key(arg1 or "") == "writable_schema":
+                self.connection.writable_schema = True
         if action in STATEFUL_ACTIONS:
             self.connection.touched_state = True
 
@@ -189,11 +203,10 @@ def _authorizer(watch: Watch) -> Callable[[int, str | None, str | None, str | No
             connection.unrehearsable = f"it would write to {target} (ATTACH or VACUUM INTO)"
             return deny
         if not connection._guarded:  # the attribute behind the property: this runs for every action
-            # (in main only: VACUUM copies every table, the history's too, into a database of its own)
-            if connection._fenced and action in _WRITES and database == "main" and key(arg1 or "") in _HISTORY:
-                connection.refused = f"write to the history table {arg1} (INSERT, UPDATE or DELETE); {HANDS_OFF}"
-                return deny
-            return ok
+            return fence(action, arg1, arg2, database) if connection._fenced else ok
+        if action == attach and arg1 and is_own_file(connection.main_file, arg1):
+            connection.refused = f"attach the database's own file ({arg1}); use the database as main instead"
+            return deny
         if action in _QUIET:
             if action == savepoint and arg2 == guard and arg1 == "RELEASE":
                 watch.released = True
@@ -204,7 +217,73 @@ def _authorizer(watch: Watch) -> Callable[[int, str | None, str | None, str | No
         watch.saw(action, arg1, arg2, trigger, database)
         return ok
 
+    def fence(action: int, arg1: str | None, arg2: str | None, database: str | None) -> int:
+        """A step outside a transaction: what would touch the history is denied as it is prepared
+        (nothing would undo it); the triggers it creates are recorded, for the checks after it."""
+        if database in ("temp", "vacuum_db"):  # VACUUM copies every table, the history's too, into its own
+            return ok
+        touching = (
+            f"write to the history table {arg1} (INSERT, UPDATE or DELETE)"
+            if action in _WRITES and key(arg1 or "") in _HISTORY
+            else _reshaping(action, arg1, arg2, done=False)
+        )
+        if touching is None and action == attach and arg1 and is_own_file(connection.main_file, arg1):
+            touching = f"attach the database's own file ({arg1}); use the database as main instead"
+        if touching is not None:
+            connection.refused = touching if ";" in touching else f"{touching}; {HANDS_OFF}"
+            return deny
+        if action == sqlite3.SQLITE_CREATE_TRIGGER and database == "main" and arg1:
+            watch.triggers.add(key(arg1))
+        elif action == sqlite3.SQLITE_PRAGMA and key(arg1 or "") == "writable_schema":
+            connection.writable_schema = True
+        return ok
+
     return authorize
+
+
+def fence_statement(connection: MigrationConnection, sql: str) -> None:
+    """Outside a transaction, refuse a statement creating a trigger whose text writes the history
+    before it runs: once created, nothing would undo it (the checks after the step read what the
+    text does not show)."""
+    from .sqltext import first_words
+
+    words = first_words(sql, 3)
+    if words[:1] == ["create"] and "trigger" in words[1:3] and (table := history.written_in(sql)):
+        connection._refuse(f"create a trigger that writes to the history table {table}; {HANDS_OFF}")
+
+
+def is_own_file(main: str | None, name: str) -> bool:
+    """Whether ``name`` (a path as ATTACH reads it, relative to the working directory, or a file:
+    URI) is the file ``main``, through a link too."""
+    if main is None or name in ("", ":memory:"):
+        return False
+    if name.startswith("file:"):
+        from urllib.parse import unquote, urlsplit
+
+        name = unquote(urlsplit(name).path)
+    try:
+        one, other = os.stat(name), os.stat(main)
+    except OSError:
+        return False
+    return (one.st_dev, one.st_ino) == (other.st_dev, other.st_ino)
+
+
+# What a migration may not do to a history table itself: (said as done, said as tried).
+_RESHAPING = {
+    sqlite3.SQLITE_CREATE_TABLE: ("created", "create"),
+    sqlite3.SQLITE_DROP_TABLE: ("dropped", "drop"),
+    sqlite3.SQLITE_ALTER_TABLE: ("altered or renamed", "alter or rename"),
+}
+
+
+def _reshaping(action: int, arg1: str | None, arg2: str | None, *, done: bool = True) -> str | None:
+    """What an action does to a history table itself, said as done (or as tried), or None."""
+    if action in _TRIGGERS and not done:  # when done, the checks before the COMMIT name the trigger
+        return f"put a trigger on a history table ({arg2})" if key(arg2 or "") in _HISTORY else None
+    name = arg2 if action == sqlite3.SQLITE_ALTER_TABLE else arg1
+    if action not in _RESHAPING or key(name or "") not in _HISTORY:
+        return None
+    return f"{_RESHAPING[action][0 if done else 1]} a history table ({name})"
 
 
 def triggers_writing_history(watch: Watch) -> list[tuple[str, str, str]]:
@@ -219,17 +298,21 @@ def triggers_writing_history(watch: Watch) -> list[tuple[str, str, str]]:
     got coded (a statement would not compile: a function the application registers, a table it
     creates later) is read instead: one whose body names a history table after INSERT INTO,
     REPLACE INTO, UPDATE or DELETE FROM is listed. A trigger that was there before the step is
-    not the step's doing and is not listed. A trigger on a history table is not either: it is
-    refused as such when the history row is written.
+    not the step's doing and is not listed, unless the step may have made the schema writable:
+    then the text of every trigger is read, as what was compiled may not be what is stored. A
+    trigger on a history table is not listed either: it is refused as such when the history row
+    is written.
     """
-    if not watch.triggers:
-        return []
     connection = watch.connection
+    everything = connection.writable_schema
+    if not watch.triggers and not everything:
+        return []
     rows = sqlite3.Connection.execute(
-        connection, "SELECT name, tbl_name, sql FROM main.sqlite_master WHERE type = 'trigger'"
-    )
-    left = {key(name): (name, table, sql) for name, table, sql in rows if key(name) in watch.triggers}
-    left = {k: v for k, v in left.items() if key(v[1]) not in _HISTORY}
+        connection, "SELECT type, name, tbl_name, sql FROM main.sqlite_master WHERE type IN ('trigger', 'view')"
+    ).fetchall()
+    views = {key(name) for kind, name, _, _ in rows if kind == "view"}
+    triggers = {key(name): (name, table, sql) for kind, name, table, sql in rows if kind == "trigger"}
+    left = {k: v for k, v in triggers.items() if k in watch.triggers and key(v[1]) not in _HISTORY}
     writes: list[tuple[str, str]] = []  # (history table, trigger)
     coded: set[str] = set()
     now: set[str] = set()
@@ -259,10 +342,12 @@ def triggers_writing_history(watch: Watch) -> list[tuple[str, str, str]]:
                 coded.update(now)
     finally:
         sqlite3.Connection.set_authorizer(connection, watch.authorize)
+    coded -= views  # the authorizer names a view being expanded as it names a trigger
     found = {key(trigger): (trigger, written) for written, trigger in writes if key(trigger) in left}
-    for k, (name, _, sql) in left.items():
-        if k not in coded and k not in found and (written := _written_by(sql or "")) is not None:
+    for k, (name, _, sql) in (triggers if everything else left).items():
+        if (everything or k not in coded) and k not in found and (written := history.written_in(sql or "")):
             found[k] = (name, written)
+            left[k] = triggers[k]
     return [(left[k][0], left[k][1], written) for k, (_, written) in found.items()]
 
 
@@ -281,18 +366,3 @@ def _writes_of(connection: MigrationConnection, table: str) -> list[str]:
     if columns:
         statements.append(f"UPDATE {name} SET {', '.join(f'{quoted(str(row[1]))} = NULL' for row in columns)}")
     return statements
-
-
-def _written_by(trigger_sql: str) -> str | None:
-    """The history table a trigger's text writes to (INSERT INTO, REPLACE INTO, UPDATE [OR ...],
-    DELETE FROM it), if any. Names in trigger bodies cannot be qualified with a schema."""
-    from .sqltext import words  # not on the path of every command: only a trigger that would not compile
-
-    said = [key(word) for word in words(trigger_sql)]
-    for at, word in enumerate(said):
-        before = said[max(0, at - 3) : at]
-        if word in _HISTORY and before and (before[-1] in ("into", "update") or before[-2:] == ["delete", "from"]):
-            return word
-        if word in _HISTORY and before[:2] == ["update", "or"]:
-            return word
-    return None

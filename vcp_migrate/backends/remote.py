@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .. import sqltext
+from .. import history, sqltext
 from . import hrana
 
 if TYPE_CHECKING:
@@ -101,6 +101,7 @@ class RemoteConnection:
 
     guarded = False
     fenced = False  # nothing to fence with: a server has no authorizer
+    writable_schema = False
     refused: str | None = None
     touched_state = False
     rehearsing = False  # a server is never rehearsed on: dry runs and validate copy it into memory first
@@ -138,6 +139,10 @@ class RemoteConnection:
             raise sqlite3.OperationalError("not authorized")
         if self.guarded and words[:1] in (["pragma"], ["attach"], ["detach"]):
             self.touched_state = True
+        if self.in_step and statements and (table := history.written_in(statements[0])) is not None:
+            # No authorizer here: the statement is read, and refused before the server sees it.
+            trigger = "create a trigger that writes" if words[:1] == ["create"] and "trigger" in words[1:3] else "write"
+            self._refuse(f"{trigger} to the history table {table} (INSERT, UPDATE or DELETE); {history.HANDS_OFF}")
         if self.capture is not None:
             self.capture.append(sql)
         if self.on_statement is not None and self.in_step:  # -v
@@ -231,7 +236,7 @@ class RemoteConnection:
     def reset_python_state(self) -> None:
         """Nothing of a migration's Python state lives on this connection."""
 
-    def watch(self, guard: str) -> Watch | None:
+    def watch(self, guard: str | None) -> Watch | None:
         """No authorizer on a server: every check before a commit reads the whole schema."""
         return None
 
