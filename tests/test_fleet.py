@@ -877,8 +877,8 @@ def test_sigkill_of_the_fleet_ends_a_worker_whose_migration_hangs_and_a_rerun_fi
 
 
 def test_workers_started_by_the_console_script_load_no_command_line(project: Project) -> None:
-    """A spawned worker imports its parent's main module first; the console script's would load
-    click and every command in each worker, so it is left out (the migrations see no click)."""
+    """A spawned worker imports its parent's main module first: the console script, which imports
+    the command line only when it runs, so a worker loads none of it (its migrations see no click)."""
     project.write(
         "001_k.py",
         "import sys\n\ndef up(connection):\n    connection.execute('CREATE TABLE k (x)')\n"

@@ -1167,6 +1167,81 @@ def test_a_migration_that_remakes_the_history_or_gets_past_the_authorizer_fails(
     assert project.cli("status").exit_code == 0
 
 
+def test_a_schema_made_writable_in_one_migration_of_an_atomic_batch_is_checked_in_the_next(project: Project) -> None:
+    """The setting lasts as long as the connection, which a batch keeps to its end."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);\nCREATE TRIGGER tr AFTER INSERT ON a BEGIN SELECT 1; END;")
+    project.manager().migrate()
+    before = project.digest()
+    project.sql("002_b.sql", "PRAGMA writable_schema = ON;")
+    project.sql(
+        "003_c.sql",
+        "UPDATE sqlite_master SET sql = 'CREATE TRIGGER tr AFTER INSERT ON a BEGIN DELETE FROM vcp_migrations; END'"
+        " WHERE name = 'tr';",
+    )
+    result = project.cli("migrate", "--atomic", "--no-backup")
+    assert result.exit_code == 1
+    assert "003_c.sql: it creates the trigger tr on a, which writes to the history table vcp_migrations" in (
+        " ".join(result.output.split())
+    )
+    assert project.digest() == before
+
+
+def test_an_attach_of_the_database_by_an_expression_without_locking_is_refused(project: Project) -> None:
+    """The authorizer cannot read a name given as an expression: the databases attached are
+    looked at after the step, before its COMMIT."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.manager().migrate()
+    before = project.digest()
+    project.sql(
+        "002_b.sql",
+        f"ATTACH 'file:' || '{project.db}' || '?nolock=1' AS again;\n"
+        "CREATE TRIGGER again.tr AFTER INSERT ON a BEGIN DELETE FROM vcp_migrations; END;",
+    )
+    result = project.cli("migrate", "--no-backup")
+    assert result.exit_code == 1
+    assert "002_b.sql: it attached the database's own file (as again); use the database as main instead" in (
+        " ".join(result.output.split())
+    )
+    assert project.digest() == before
+
+
+def test_a_migration_outside_a_transaction_that_fails_after_leaving_such_a_trigger_names_it(project: Project) -> None:
+    """A cursor's execute() gets past the check of statements: the trigger is created, and stays
+    (outside a transaction); the failure names it, so that it can be dropped."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.manager().migrate()
+    project.write(
+        "002_b.py",
+        "transactional = False\n\ndef up(connection):\n    connection.cursor().execute("
+        "'CREATE TRIGGER tr AFTER INSERT ON a BEGIN DELETE FROM vcp_migrations; END')\n"
+        "    raise ValueError('later')\n",
+    )
+    result = project.cli("migrate", "--no-backup")
+    assert result.exit_code == 1
+    assert (
+        "002_b.py: up() failed at line 5: ValueError: later; and it creates the trigger tr on a, which writes to the"
+        " history table vcp_migrations" in " ".join(result.output.split())
+    )
+    assert project.history() == [1]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="setconfig() came with Python 3.12")
+def test_a_schema_made_writable_by_setconfig_has_every_trigger_read(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a (x);\nCREATE TRIGGER tr AFTER INSERT ON a BEGIN SELECT 1; END;")
+    project.manager().migrate()
+    before = project.digest()
+    project.write(
+        "002_b.py",
+        "import sqlite3\n\ndef up(connection):\n"
+        "    connection.setconfig(sqlite3.SQLITE_DBCONFIG_WRITABLE_SCHEMA, True)\n"
+        "    connection.execute(\"UPDATE sqlite_master SET sql = 'CREATE TRIGGER tr AFTER INSERT ON a BEGIN"
+        " DELETE FROM vcp_migrations; END' WHERE name = 'tr'\")\n",
+    )
+    result = project.cli("migrate", "--no-backup")
+    assert result.exit_code == 1 and "002_b.py: it creates the trigger tr on a" in " ".join(result.output.split())
+    assert project.digest() == before
+
+
 def test_triggers_that_only_read_the_history_or_are_dropped_again_are_accepted(project: Project) -> None:
     """Only a trigger the migration leaves, and that writes the history, is refused; one that an
     application had left on another table is not the migration's doing, and one that cannot be

@@ -83,8 +83,9 @@ class Connection(Queries, Protocol):
     def reset_python_state(self) -> None: ...
 
     def watch(self, guard: str | None) -> Watch | None:
-        """Watch a guarded step (its savepoint is ``guard``) through the authorizer; None when this
-        kind of database cannot (then every check before the commit reads the whole schema)."""
+        """Watch a step (its savepoint is ``guard``; None outside a transaction) through the
+        authorizer; None when this kind of database cannot (then every check before the commit
+        reads the whole schema)."""
 
 
 def quoted(name: str) -> str:

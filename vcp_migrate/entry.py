@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import sys
 
+INTERRUPTED = "interrupted before anything was done; nothing was changed"  # the command line's word too
+
 
 def main() -> None:
+    """Run vcp-migrate's command line (exit 130 for Ctrl-C while it loads)."""
     try:
         from .cli import main as command_line
     except KeyboardInterrupt:
-        sys.stderr.write("Error: interrupted before anything was done; nothing was changed\n")
+        sys.stderr.write(f"Error: {INTERRUPTED}\n")
         raise SystemExit(130) from None
     command_line()

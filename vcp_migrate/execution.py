@@ -79,7 +79,6 @@ class Runner:
                 else:
                     self.session.before_commit()  # nothing undoes this step: run it only holding the lock
                     ran = run_step(connection, step, guarded=False, capture=capture)
-                    _leave_history_alone(ran.watch)  # a trigger it left: it stays, and is named
                     if _rolled_back_left_open(connection):
                         raise StepFailed(
                             "it left a transaction open (a BEGIN without its COMMIT); a migration that runs"
@@ -296,11 +295,12 @@ def _check_references(connection: Connection, watch: Watch | None, known: Known 
 
 
 def _leave_history_alone(watch: Watch | None) -> None:
-    """Refuse a step that wrote rows of a history table, or left a trigger that would: the history
-    must say exactly what is committed, and a row deleted or rewritten there would have a later
-    run apply a migration again, or skip one. (Dropping one, or a trigger on one, is caught when
-    the row is written.)"""
-    if watch is not None and (written := watch.history_written()) is not None:
+    """Refuse a step that wrote rows of a history table, remade one, or left a trigger that would
+    write them: the history must say exactly what is committed, and a row deleted or rewritten
+    there would have a later run apply a migration again, or skip one. (A trigger on a history
+    table, and what a watch that did not see the whole step missed, are caught when the row is
+    written.)"""
+    if watch is not None and (written := watch.history_refusal()) is not None:
         raise StepFailed(written)
 
 

@@ -9,6 +9,7 @@ Layouts: 1 (the first release) had no ``file`` and ``source``; 2 adds them and t
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from datetime import datetime, timezone
 from typing import NamedTuple
@@ -252,6 +253,8 @@ def written_in(sql: str) -> str | None:
     (INSERT or REPLACE INTO, UPDATE [OR ...], DELETE FROM it, a schema's name before it or not),
     if any. Read, not compiled: for where no authorizer sees what a statement does (a trigger
     that will not compile yet, a statement sent to a server)."""
+    if _NAMED.search(sql) is None:  # at C's speed: most statements name neither table
+        return None
     from .sqltext import words  # not on the path of every command
 
     said = [word.lower() if word.isascii() else word for word in words(sql)]
@@ -267,6 +270,21 @@ def written_in(sql: str) -> str | None:
     return None
 
 
+def refusal(sql: str) -> str | None:
+    """What a statement would do to the history tables, as what a migration tried (to write to
+    one, or to create a trigger that would), read where no authorizer sees it; None if nothing."""
+    table = written_in(sql)
+    if table is None:
+        return None
+    from .sqltext import first_words
+
+    words = first_words(sql, 3)
+    if words[:1] == ["create"] and "trigger" in words[1:3]:
+        return f"create a trigger that writes to the history table {table}"
+    return f"write to the history table {table} (INSERT, UPDATE or DELETE)"
+
+
+_NAMED = re.compile("vcp_migrations", re.IGNORECASE)  # TABLE, in META too
 _TABLES = "SELECT count(*) FROM main.sqlite_master WHERE type = 'table' AND name IN (?, ?)"
 # A trigger's tbl_name is its table as CREATE TRIGGER spelled it (ON VCP_MIGRATIONS): compared as
 # SQLite compares names, ignoring the case of ASCII letters only (NOCASE).

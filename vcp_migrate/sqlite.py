@@ -65,13 +65,13 @@ class MigrationConnection(sqlite3.Connection):
     in_step = False  # a migration's step runs (guarded or not): its statements are reported, not ours
     history_layout: int | None = None  # the layout of the history tables the last read on it found
     remote = False
-    writable_schema = False  # the step may have made the schema writable (PRAGMA writable_schema, setconfig())
+    writable_schema = False  # PRAGMA writable_schema or setconfig() ran: until the connection is replaced
     main_file: str | None = None  # the database's file, as opened
     known: Known | None = None  # what the checks before the last commit established (watching)
 
     def watch(self, guard: str | None) -> Watch:
-        """Install a fresh authorizer for a guarded step whose savepoint is ``guard`` and return it:
-        it refuses what the step must not do and records what the checks before the commit need."""
+        """Install a fresh authorizer for a step (``guard``: its savepoint; None outside a transaction)
+        and return it: it refuses what the step must not do and records what the checks need."""
         watch = Watch(self, guard)
         self._authorizing = True
         super().set_authorizer(watch.authorize)  # which also expires every cached statement: each is authorized again
@@ -176,8 +176,8 @@ def _marking(name: str, *, refused: bool = False) -> Callable[..., Any]:
         table = args[0] if args and isinstance(args[0], str) else ""
         if name == "blobopen" and self.in_step and not kwargs.get("readonly") and table.lower() in TABLES:
             self._refuse(f"write to the history table {table} (blobopen()); {HANDS_OFF}")
-        if name == "setconfig":
-            self.writable_schema = True  # one of its settings makes the schema writable
+        if name == "setconfig" and args[:1] == (getattr(sqlite3, "SQLITE_DBCONFIG_WRITABLE_SCHEMA", None),):
+            self.writable_schema = True
         self.touched_state = True
         return getattr(sqlite3.Connection, name)(self, *args, **kwargs)
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from . import loading, sqlite
 from .database import Connection, Rows
 from .loading import PythonStep, SqlStep, Step
-from .watching import is_own_file
+from .watching import self_attached
 
 if TYPE_CHECKING:
     from .watching import Watch
@@ -66,7 +66,6 @@ def run_step(connection: Connection, step: Step, *, guarded: bool, capture: bool
     guard = f"vcp_migrate_guard_{os.urandom(6).hex()}"  # what secrets.token_hex does, without importing it
     # Outside a transaction too: there the authorizer fences the history tables off (``fenced``).
     watch = connection.watch(guard if guarded else None)
-    connection.writable_schema = False
     if guarded:
         _quietly(connection, f"SAVEPOINT {guard}")
     connection.guarded = guarded
@@ -82,13 +81,20 @@ def run_step(connection: Connection, step: Step, *, guarded: bool, capture: bool
                 _check_attached(connection)
         if guarded and watch is not None and not watch.released:
             connection.touched_state = True  # its authorizer was swapped out: replace the connection after it
-        return Ran(tuple(connection.capture or ()), watch)
+        ran = Ran(tuple(connection.capture or ()), watch)
+    except StepFailed as failed:
+        if not guarded and watch is not None and (left := _left_outside(connection, watch)) is not None:
+            failed.what = f"{failed.what}; and {left}"
+        raise
     finally:
         connection.guarded = connection.fenced = False
         connection.in_step = False
         connection.capture = None
         if isinstance(step, PythonStep):
             connection.reset_python_state()
+    if not guarded and watch is not None and (left := _left_outside(connection, watch)) is not None:
+        raise StepFailed(left)
+    return ran
 
 
 @contextmanager
@@ -109,6 +115,13 @@ def _failing(connection: Connection, *, guard: str | None, changes_before: int) 
         ended.statements = tuple(connection.capture or ())
         _ended(ended, connection, changes_before)
         raise ended
+
+
+def _left_outside(connection: Connection, watch: Watch) -> str | None:
+    """What a step outside a transaction did to the history that the fence could not stop (a
+    trigger that writes it, created past the check of statements), read once it ended: it stays."""
+    connection.fenced = False  # our own reading
+    return watch.history_refusal()
 
 
 def _still_ours(connection: Connection, guard: str) -> bool:
@@ -149,9 +162,7 @@ def _check_attached(connection: Connection) -> None:
 def _self_attached(connection: Connection) -> str | None:
     """The name under which the step attached the main database's own file, if it did: a second
     connection to it, which waits for the lock our transaction holds."""
-    listed = _quietly(connection, "PRAGMA database_list").fetchall()
-    main = listed[0][2]
-    return next((str(name) for _, name, file in listed[1:] if file and is_own_file(main, file)), None)
+    return self_attached(_quietly(connection, "PRAGMA database_list").fetchall())
 
 
 def _ended(failed: StepFailed, connection: Connection, changes_before: int) -> None:

@@ -9,6 +9,9 @@ authorizer when the step's guard savepoint is released: Python code that swapped
 the base class's ``set_authorizer``) gets the full checks, and the connection is replaced after
 it. A server's connection has no authorizer and is never watched.
 
+A step outside a transaction (unguarded) is watched too, as a fence: nothing would undo what it
+did, so what would touch the history tables is denied as SQLite prepares it.
+
 What the checks established is kept on the connection as ``Known``, tied to PRAGMA
 data_version: any commit by another connection changes it, and the next checks read everything.
 """
@@ -21,7 +24,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 from . import history
-from .database import quoted
 from .history import HANDS_OFF, TABLES
 from .references import key
 
@@ -80,7 +82,8 @@ class Known(NamedTuple):
 
 
 class Watch:
-    """The authorizer of one guarded step (``guard`` is its savepoint), and what it saw the step do.
+    """The authorizer of one step (``guard`` is its savepoint; None outside a transaction, where
+    it fences the history off), and what it saw the step do.
 
     ``history``: it may have dropped, renamed or put a trigger on a history table. ``wrote_history``:
     the history table it wrote rows of (INSERT, UPDATE or DELETE), which a migration must never do,
@@ -90,12 +93,14 @@ class Watch:
     ``named``: tables and views it created or dropped (``references.key`` -> name), ``created`` the
     names it created (each a statement it prepared: not necessarily one that succeeded);
     ``triggers``: the triggers it created in the main database (``references.key`` of each name);
-    ``reshaped``: what it did to a history table itself (created, dropped, altered), said.
+    ``reshaped``: what it did to a history table itself (created, dropped, altered), said;
+    ``attached``: it ran an ATTACH.
     ``authorize`` is what the connection installs (a closure: SQLite calls it for every action of
     every statement prepared, and a plain function costs a fifth of a callable object).
     """
 
     __slots__ = (
+        "attached",
         "authorize",
         "connection",
         "created",
@@ -122,6 +127,7 @@ class Watch:
         self.created: set[str] = set()
         self.triggers: set[str] = set()
         self.reshaped: str | None = None
+        self.attached = False  # it ran an ATTACH
         self.authorize = _authorizer(self)
 
     @property
@@ -130,9 +136,14 @@ class Watch:
         changed (a PRAGMA could have made the schema writable)."""
         return self.released and not self.connection.touched_state
 
-    def history_written(self) -> str | None:
-        """What the step did to the history tables or their rows, or left a trigger of its own to
-        do whenever the application writes a table, said as a failure; None when it did none."""
+    def history_refusal(self) -> str | None:
+        """What the step did to the history tables or their rows, or left a trigger to do whenever
+        the application writes a table, or its ATTACH of the database's own file, said as a
+        failure; None when it did none. Reads the schema (and the triggers' text) when needed."""
+        if self.attached:  # by a name the authorizer could not read (an expression, a parameter)
+            listed = sqlite3.Connection.execute(self.connection, "PRAGMA database_list").fetchall()
+            if (again := self_attached(listed)) is not None:
+                return f"it attached the database's own file (as {again}); use the database as main instead"
         if self.reshaped is not None:
             return f"it {self.reshaped}, so it cannot be recorded; {HANDS_OFF}"
         untrue = f"which would make the history say what was not done; {HANDS_OFF}"
@@ -183,6 +194,7 @@ class Watch:
                 self.reshaped = self.reshaped or _reshaping(action, arg1, arg2)
             elif action == sqlite3.SQLITE_PRAGMA and key(arg1 or "") == "writable_schema":
                 self.connection.writable_schema = True
+            self.attached = self.attached or action == sqlite3.SQLITE_ATTACH
         if action in STATEFUL_ACTIONS:
             self.connection.touched_state = True
 
@@ -203,9 +215,9 @@ def _authorizer(watch: Watch) -> Callable[[int, str | None, str | None, str | No
             connection.unrehearsable = f"it would write to {target} (ATTACH or VACUUM INTO)"
             return deny
         if not connection._guarded:  # the attribute behind the property: this runs for every action
-            return fence(action, arg1, arg2, database) if connection._fenced else ok
-        if action == attach and arg1 and is_own_file(connection.main_file, arg1):
-            connection.refused = f"attach the database's own file ({arg1}); use the database as main instead"
+            return fence(action, arg1, arg2, database) if connection._fenced and action not in _QUIET else ok
+        if action == attach and (refused := own_file(arg1)) is not None:
+            connection.refused = refused
             return deny
         if action in _QUIET:
             if action == savepoint and arg2 == guard and arg1 == "RELEASE":
@@ -217,6 +229,13 @@ def _authorizer(watch: Watch) -> Callable[[int, str | None, str | None, str | No
         watch.saw(action, arg1, arg2, trigger, database)
         return ok
 
+    def own_file(name: str | None) -> str | None:
+        """What an ATTACH of ``name`` tried, when it is the database's own file: a second handle on
+        it, past our transaction (it waits for our lock, or with nolock=1 writes past it)."""
+        if name and is_own_file(connection.main_file, name):
+            return f"attach the database's own file ({name}); use the database as main instead"
+        return None
+
     def fence(action: int, arg1: str | None, arg2: str | None, database: str | None) -> int:
         """A step outside a transaction: what would touch the history is denied as it is prepared
         (nothing would undo it); the triggers it creates are recorded, for the checks after it."""
@@ -227,8 +246,8 @@ def _authorizer(watch: Watch) -> Callable[[int, str | None, str | None, str | No
             if action in _WRITES and key(arg1 or "") in _HISTORY
             else _reshaping(action, arg1, arg2, done=False)
         )
-        if touching is None and action == attach and arg1 and is_own_file(connection.main_file, arg1):
-            touching = f"attach the database's own file ({arg1}); use the database as main instead"
+        if touching is None and action == attach:
+            touching = own_file(arg1)
         if touching is not None:
             connection.refused = touching if ";" in touching else f"{touching}; {HANDS_OFF}"
             return deny
@@ -242,14 +261,17 @@ def _authorizer(watch: Watch) -> Callable[[int, str | None, str | None, str | No
 
 
 def fence_statement(connection: MigrationConnection, sql: str) -> None:
-    """Outside a transaction, refuse a statement creating a trigger whose text writes the history
-    before it runs: once created, nothing would undo it (the checks after the step read what the
-    text does not show)."""
-    from .sqltext import first_words
+    """Outside a transaction, refuse a statement that creates a trigger writing the history before
+    it runs (the authorizer sees no trigger's body): once created, nothing would undo it. One
+    created past this (a cursor's execute(), executescript()) is named after the step."""
+    if (tried := history.refusal(sql)) is not None:
+        connection._refuse(f"{tried}; {HANDS_OFF}")
 
-    words = first_words(sql, 3)
-    if words[:1] == ["create"] and "trigger" in words[1:3] and (table := history.written_in(sql)):
-        connection._refuse(f"create a trigger that writes to the history table {table}; {HANDS_OFF}")
+
+def self_attached(listed: list[tuple[object, ...]]) -> str | None:
+    """The name under which the database's own file is attached again, from PRAGMA database_list."""
+    main = str(listed[0][2])
+    return next((str(name) for _, name, file, *_ in listed[1:] if file and is_own_file(main, str(file))), None)
 
 
 def is_own_file(main: str | None, name: str) -> bool:
@@ -287,82 +309,25 @@ def _reshaping(action: int, arg1: str | None, arg2: str | None, *, done: bool = 
 
 
 def triggers_writing_history(watch: Watch) -> list[tuple[str, str, str]]:
-    """The triggers the step created that write rows of a history table whenever their table is
+    """The triggers the step left that write rows of a history table whenever their table is
     written (by the application, long after the run): (trigger, its table, the history table).
 
-    Found without running anything: an INSERT, an UPDATE of every column (and of the rowid) and a
-    DELETE of the table of each are compiled (EXPLAIN), for which SQLite codes every trigger they
-    would fire, nested ones too, and shows the authorizer each write, naming the trigger making
-    it. A trigger coded once is known whole (what fires it changes nothing of its program), so a
-    table whose new triggers were all coded already is not compiled again. A trigger that never
-    got coded (a statement would not compile: a function the application registers, a table it
-    creates later) is read instead: one whose body names a history table after INSERT INTO,
-    REPLACE INTO, UPDATE or DELETE FROM is listed. A trigger that was there before the step is
-    not the step's doing and is not listed, unless the step may have made the schema writable:
-    then the text of every trigger is read, as what was compiled may not be what is stored. A
-    trigger on a history table is not listed either: it is refused as such when the history row
-    is written.
+    A trigger's body has no dynamic SQL: one that writes a history table names it there, after
+    INSERT INTO, REPLACE INTO, UPDATE or DELETE FROM (a chain of triggers ends in one that does),
+    so its text, as stored, is read. Those the step created are read; every trigger is when the
+    step may have written the schema directly (writable_schema, setconfig()) or swapped the
+    authorizer out, as then what it created is not known. A trigger an application left before is
+    not the step's doing; one on a history table is refused as such when the history row is
+    written.
     """
     connection = watch.connection
-    everything = connection.writable_schema
+    everything = connection.writable_schema or (watch.guard is not None and not watch.released)
     if not watch.triggers and not everything:
         return []
     rows = sqlite3.Connection.execute(
-        connection, "SELECT type, name, tbl_name, sql FROM main.sqlite_master WHERE type IN ('trigger', 'view')"
+        connection, "SELECT name, tbl_name, sql FROM main.sqlite_master WHERE type = 'trigger'"
     ).fetchall()
-    views = {key(name) for kind, name, _, _ in rows if kind == "view"}
-    triggers = {key(name): (name, table, sql) for kind, name, table, sql in rows if kind == "trigger"}
-    left = {k: v for k, v in triggers.items() if k in watch.triggers and key(v[1]) not in _HISTORY}
-    writes: list[tuple[str, str]] = []  # (history table, trigger)
-    coded: set[str] = set()
-    now: set[str] = set()
-
-    def probe(action: int, arg1: str | None, arg2: str | None, database: str | None, trigger: str | None) -> int:
-        if trigger is None:
-            return sqlite3.SQLITE_OK
-        now.add(key(trigger))
-        if action in _WRITES and database == "main" and key(arg1 or "") in _HISTORY:
-            writes.append((str(arg1), trigger))
-        # An INSERT a trigger makes is left out (IGNORE), and so are the triggers it would fire:
-        # a table with new triggers is compiled on its own, so chains of them cost no more than
-        # their length (an UPDATE or DELETE cannot be left out so, and is coded with its own).
-        return sqlite3.SQLITE_IGNORE if action == sqlite3.SQLITE_INSERT else sqlite3.SQLITE_OK
-
-    sqlite3.Connection.set_authorizer(connection, probe)
-    try:
-        for table in dict.fromkeys(table for _, table, _ in left.values()):
-            if all(k in coded for k, (_, on, _) in left.items() if on == table):
-                continue
-            for statement in _writes_of(connection, table):
-                now.clear()
-                try:
-                    sqlite3.Connection.execute(connection, f"EXPLAIN {statement}").fetchall()
-                except sqlite3.Error:  # what it coded before the error may not be whole
-                    continue
-                coded.update(now)
-    finally:
-        sqlite3.Connection.set_authorizer(connection, watch.authorize)
-    coded -= views  # the authorizer names a view being expanded as it names a trigger
-    found = {key(trigger): (trigger, written) for written, trigger in writes if key(trigger) in left}
-    for k, (name, _, sql) in (triggers if everything else left).items():
-        if (everything or k not in coded) and k not in found and (written := history.written_in(sql or "")):
-            found[k] = (name, written)
-            left[k] = triggers[k]
-    return [(left[k][0], left[k][1], written) for k, (_, written) in found.items()]
-
-
-def _writes_of(connection: MigrationConnection, table: str) -> list[str]:
-    """Statements that would write every column of ``table`` in the main database, and its rowid."""
-    name = f"main.{quoted(table)}"
-    statements = [
-        f"INSERT INTO {name} DEFAULT VALUES",
-        f"DELETE FROM {name}",
-        f"UPDATE {name} SET rowid = NULL, _rowid_ = NULL, oid = NULL",
+    chosen = [row for row in rows if (everything or key(row[0]) in watch.triggers) and key(row[1]) not in _HISTORY]
+    return [
+        (str(name), str(table), written) for name, table, sql in chosen if (written := history.written_in(sql or ""))
     ]
-    try:
-        columns = sqlite3.Connection.execute(connection, f"PRAGMA main.table_info({quoted(table)})").fetchall()
-    except sqlite3.Error:  # a view that cannot be expanded now: its triggers are read instead
-        return []
-    if columns:
-        statements.append(f"UPDATE {name} SET {', '.join(f'{quoted(str(row[1]))} = NULL' for row in columns)}")
-    return statements

@@ -139,10 +139,8 @@ class RemoteConnection:
             raise sqlite3.OperationalError("not authorized")
         if self.guarded and words[:1] in (["pragma"], ["attach"], ["detach"]):
             self.touched_state = True
-        if self.in_step and statements and (table := history.written_in(statements[0])) is not None:
-            # No authorizer here: the statement is read, and refused before the server sees it.
-            trigger = "create a trigger that writes" if words[:1] == ["create"] and "trigger" in words[1:3] else "write"
-            self._refuse(f"{trigger} to the history table {table} (INSERT, UPDATE or DELETE); {history.HANDS_OFF}")
+        if self.in_step and statements and (tried := history.refusal(statements[0])) is not None:
+            self._refuse(f"{tried}; {history.HANDS_OFF}")  # no authorizer here: read before it is sent
         if self.capture is not None:
             self.capture.append(sql)
         if self.on_statement is not None and self.in_step:  # -v

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 
 import click
 
+from ..entry import INTERRUPTED
 from ..errors import VcpMigrateError
 from ..printable import printable
 from . import naming
@@ -108,7 +109,7 @@ class Group(click.Group):
             sys.exit(exc.exit_code)
         except click.Abort as exc:
             if isinstance(exc.__context__, KeyboardInterrupt):  # Ctrl-C before the command began
-                error("interrupted before anything was done; nothing was changed")
+                error(INTERRUPTED)
                 sys.exit(EXIT_INTERRUPTED)
             error("aborted: no answer to the question; nothing was changed (pass --yes to skip questions)")
             sys.exit(1)
