@@ -371,6 +371,30 @@ def test_no_color_holds_for_usage_errors_on_a_terminal(project: Project) -> None
     assert sorted(p.name for p in project.root.iterdir()) == ["migrations"]
 
 
+def test_ctrl_c_that_python_wrapped_in_another_error_is_an_interrupt(
+    project: Project, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C while a module loads the first time (a class being made) reaches us as a RuntimeError
+    caused by the KeyboardInterrupt: still exit 130 and 'interrupted', not 'unexpected'."""
+    from vcp_migrate import MigrationManager
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise RuntimeError("Error calling __set_name__ on 'Field' instance 'sent' in '_Worker'") from exc
+
+    monkeypatch.setattr(MigrationManager, "report", interrupted)
+    with pytest.raises(SystemExit) as stopped:
+        main(["status", "--db", str(project.db), "--dir", str(project.dir)])
+    assert stopped.value.code == 130
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("Error: interrupted (a transactional migration is rolled back whole;")
+        and "unexpected" not in err
+    )
+
+
 def test_ctrl_c_before_the_command_begins_is_an_interrupt_not_a_refused_question(
     project: Project, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

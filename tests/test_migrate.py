@@ -1122,7 +1122,24 @@ HISTORY_RESHAPED = {
         "002_b.py",
         "def up(connection):\n    with connection.blobopen('vcp_migrations', 'checksum', 1) as blob:\n"
         "        blob.write(b'0' * len(blob))\n",
-        "up() tried to write to the history table vcp_migrations (blobopen()); leave the history tables to",
+        "up() tried to write to the table vcp_migrations through blobopen(); leave the history tables to",
+    ),
+    "an index on it, whose expressions run at every write": (
+        "002_b.sql",
+        "-- migrate:up\nCREATE INDEX vi ON vcp_migrations (json(name)) WHERE version > 2;\n",
+        "it put an index on a history table (vcp_migrations), so it cannot be recorded",
+    ),
+    "outside a transaction, an index on it": (
+        "002_b.sql",
+        "-- migrate:up transaction:false\nCREATE INDEX vi ON vcp_migrations (json(name));\n",
+        "statement 1 tried to put an index on a history table (vcp_migrations); leave the history tables to",
+    ),
+    "a blob of the schema written": (
+        "002_b.py",
+        "def up(connection):\n    connection.execute('CREATE TABLE aaaaaaaaaaaaaa (x)')\n"
+        "    with connection.blobopen('sqlite_master', 'sql', 1) as blob:\n        blob.write(b'x')\n",
+        "up() tried to write to the table sqlite_master through blobopen(); leave the history tables to"
+        " vcp-migrate and the schema to SQLite",
     ),
     "outside a transaction, a trigger that writes it": (
         "002_b.sql",
@@ -1138,7 +1155,7 @@ HISTORY_RESHAPED = {
         "002_b.py",
         "transactional = False\n\ndef up(connection):\n    with connection.blobopen('vcp_migrations', 'checksum', 1)"
         " as blob:\n        blob.write(b'0' * len(blob))\n",
-        "up() tried to write to the history table vcp_migrations (blobopen())",
+        "up() tried to write to the table vcp_migrations through blobopen()",
     ),
 }
 

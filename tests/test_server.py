@@ -184,8 +184,18 @@ def test_a_python_migration_runs_on_the_server_and_cannot_commit(project: Projec
             " applied_at, execution_ms) VALUES (9, 'x', 'x', 'x', 0)\")\n",
             "up() tried to write to the history table vcp_migrations",
         ),
+        (
+            "002_b.sql",
+            "-- migrate:up\nDROP TABLE vcp_migrations;\nCREATE TABLE vcp_migrations (version INTEGER PRIMARY KEY);\n",
+            "statement 1 tried to drop a history table (vcp_migrations); leave the history tables to vcp-migrate",
+        ),
+        (
+            "002_b.sql",
+            "-- migrate:up transaction:false\nCREATE INDEX IF NOT EXISTS main.vi ON vcp_migrations (json(name));\n",
+            "statement 1 tried to put an index on a history table (vcp_migrations)",
+        ),
     ],
-    ids=["SQL", "a trigger, outside a transaction", "Python"],
+    ids=["SQL", "a trigger, outside a transaction", "Python", "dropped and made again", "an index on it"],
 )
 def test_a_migration_writing_the_history_on_the_server_is_refused_before_it_is_sent(
     project: Project, cluster: Cluster, name: str, text: str, said: str

@@ -6,7 +6,10 @@ Names are imported on first use, so ``vcp-migrate status`` in CI loads only what
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+# Not typing's: the console script imports this package before it can turn Ctrl-C into an error,
+# and importing typing took most of that time.
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
@@ -59,6 +62,8 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from .engine import MigrationManager, Repair
     from .errors import (
         DatabaseError,

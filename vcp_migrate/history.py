@@ -272,16 +272,43 @@ def written_in(sql: str) -> str | None:
 
 def refusal(sql: str) -> str | None:
     """What a statement would do to the history tables, as what a migration tried (to write to
-    one, or to create a trigger that would), read where no authorizer sees it; None if nothing."""
+    one, to create, drop, alter or index one, or to create a trigger on one or that would write
+    one), read where no authorizer sees it; None if nothing."""
+    if _NAMED.search(sql) is None:
+        return None
+    from .sqltext import words
+
+    said = [word.lower() if word.isascii() else word for word in words(sql)]
+    if (reshaped := _reshaped_in(said)) is not None:
+        return reshaped
     table = written_in(sql)
     if table is None:
         return None
-    from .sqltext import first_words
-
-    words = first_words(sql, 3)
-    if words[:1] == ["create"] and "trigger" in words[1:3]:
+    if said[:1] == ["create"] and "trigger" in said[1:3]:
         return f"create a trigger that writes to the history table {table}"
     return f"write to the history table {table} (INSERT, UPDATE or DELETE)"
+
+
+def _reshaped_in(said: list[str]) -> str | None:
+    """What a statement's words do to a history table itself, if anything (see ``refusal``)."""
+    kind = said[1:3] if said[1:2] in (["temp"], ["temporary"], ["unique"]) else said[1:2]
+    kind = kind[-1:]
+    if said[:1] == ["drop"] and kind == ["table"]:
+        doing, at = "drop", 2
+    elif said[:1] == ["alter"] and kind == ["table"]:
+        doing, at = "alter or rename", 2
+    elif said[:1] == ["create"] and kind == ["table"] and said[1] not in ("temp", "temporary"):
+        doing, at = "create", 2
+    elif said[:1] == ["create"] and kind in (["index"], ["trigger"]) and "on" in said:
+        doing, at = f"put an {kind[0]} on" if kind == ["index"] else "put a trigger on", said.index("on") + 1
+    else:
+        return None
+    while said[at : at + 1] in (["if"], ["not"], ["exists"]):
+        at += 1
+    if said[at + 1 : at + 2] == ["."]:  # main.vcp_migrations
+        at += 2
+    named = said[at] if at < len(said) else ""
+    return f"{doing} a history table ({named})" if named in TABLES else None
 
 
 _NAMED = re.compile("vcp_migrations", re.IGNORECASE)  # TABLE, in META too

@@ -169,13 +169,16 @@ class MigrationConnection(sqlite3.Connection):
         return cursor
 
 
+_BLOB_REFUSED = {*TABLES, "sqlite_master", "sqlite_schema", "sqlite_temp_master", "sqlite_temp_schema"}
+
+
 def _marking(name: str, *, refused: bool = False) -> Callable[..., Any]:
     def method(self: MigrationConnection, *args: Any, **kwargs: Any) -> Any:
         if refused and self.in_step:
             self._refuse(f"call {name}()")
         table = args[0] if args and isinstance(args[0], str) else ""
-        if name == "blobopen" and self.in_step and not kwargs.get("readonly") and table.lower() in TABLES:
-            self._refuse(f"write to the history table {table} (blobopen()); {HANDS_OFF}")
+        if name == "blobopen" and self.in_step and not kwargs.get("readonly") and table.lower() in _BLOB_REFUSED:
+            self._refuse(f"write to the table {table} through blobopen(); {HANDS_OFF} and the schema to SQLite")
         if name == "setconfig" and args[:1] == (getattr(sqlite3, "SQLITE_DBCONFIG_WRITABLE_SCHEMA", None),):
             self.writable_schema = True
         self.touched_state = True
@@ -200,19 +203,16 @@ class _MarkingAttribute:
         self.base.__set__(connection, value)
 
 
-# What else a Python migration can change on its connection for the next one: registered functions,
-# collations and callbacks, loaded extensions, limits, transaction settings, the configuration of
-# setconfig() (Python 3.12; it can make the schema writable). Each marks the connection, which is
-# then replaced after the migration; one that changed nothing keeps it. blobopen() (Python 3.11)
-# marks it too: a blob's writes pass no authorizer, so its migration gets the full checks.
+# What else a Python migration can change on its connection for the next one (functions, callbacks,
+# extensions, limits, transaction settings, setconfig(): Python 3.12) marks the connection, replaced
+# after it. blobopen() (3.11) too: a blob's writes pass no authorizer (the history's are refused).
 for _name in (
     "create_function", "create_aggregate", "create_window_function", "create_collation", "set_trace_callback",
     "set_progress_handler", "enable_load_extension", "load_extension", "setlimit", "setconfig", "blobopen",
 ):  # fmt: skip
     if hasattr(sqlite3.Connection, _name):
         setattr(MigrationConnection, _name, _marking(_name))
-# deserialize() (Python 3.11) puts a copy in memory in the file's place: a migration, and its history
-# row after it, would be committed to that copy and the file left as it was.
+# deserialize() (3.11) puts a copy in memory in the file's place, to which all would be committed.
 if hasattr(sqlite3.Connection, "deserialize"):
     setattr(MigrationConnection, "deserialize", _marking("deserialize", refused=True))  # noqa: B010 (not on 3.10)
 for _name in ("isolation_level", "autocommit"):

@@ -201,12 +201,13 @@ class Watch:
 
 def _authorizer(watch: Watch) -> Callable[[int, str | None, str | None, str | None, str | None], int]:
     connection, guard = watch.connection, watch.guard
-    ok, deny, attach, savepoint, transaction = (
+    ok, deny, attach, savepoint, transaction, create_index = (
         sqlite3.SQLITE_OK,
         sqlite3.SQLITE_DENY,
         sqlite3.SQLITE_ATTACH,
         sqlite3.SQLITE_SAVEPOINT,
         sqlite3.SQLITE_TRANSACTION,
+        sqlite3.SQLITE_CREATE_INDEX,
     )
 
     def authorize(action: int, arg1: str | None, arg2: str | None, database: str | None, trigger: str | None) -> int:
@@ -215,13 +216,16 @@ def _authorizer(watch: Watch) -> Callable[[int, str | None, str | None, str | No
             connection.unrehearsable = f"it would write to {target} (ATTACH or VACUUM INTO)"
             return deny
         if not connection._guarded:  # the attribute behind the property: this runs for every action
-            return fence(action, arg1, arg2, database) if connection._fenced and action not in _QUIET else ok
+            quiet = action in _QUIET and action != create_index
+            return fence(action, arg1, arg2, database) if connection._fenced and not quiet else ok
         if action == attach and (refused := own_file(arg1)) is not None:
             connection.refused = refused
             return deny
         if action in _QUIET:
             if action == savepoint and arg2 == guard and arg1 == "RELEASE":
                 watch.released = True
+            elif action == create_index and key(arg2 or "") in _HISTORY and database != "temp":
+                watch.reshaped = watch.reshaped or _reshaping(action, arg1, arg2)
             return ok
         if action == transaction:
             connection.refused = f"run {arg1}"
@@ -295,6 +299,7 @@ _RESHAPING = {
     sqlite3.SQLITE_CREATE_TABLE: ("created", "create"),
     sqlite3.SQLITE_DROP_TABLE: ("dropped", "drop"),
     sqlite3.SQLITE_ALTER_TABLE: ("altered or renamed", "alter or rename"),
+    sqlite3.SQLITE_CREATE_INDEX: ("put an index on", "put an index on"),  # its expressions run at every write
 }
 
 
@@ -302,7 +307,7 @@ def _reshaping(action: int, arg1: str | None, arg2: str | None, *, done: bool = 
     """What an action does to a history table itself, said as done (or as tried), or None."""
     if action in _TRIGGERS and not done:  # when done, the checks before the COMMIT name the trigger
         return f"put a trigger on a history table ({arg2})" if key(arg2 or "") in _HISTORY else None
-    name = arg2 if action == sqlite3.SQLITE_ALTER_TABLE else arg1
+    name = arg2 if action in (sqlite3.SQLITE_ALTER_TABLE, sqlite3.SQLITE_CREATE_INDEX) else arg1
     if action not in _RESHAPING or key(name or "") not in _HISTORY:
         return None
     return f"{_RESHAPING[action][0 if done else 1]} a history table ({name})"

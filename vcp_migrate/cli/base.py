@@ -19,12 +19,10 @@ from .progress import Progress
 
 if TYPE_CHECKING:
     from ..engine import MigrationManager
-    from ..models import StatusReport
 
 EXIT_PENDING = 3
 EXIT_DISAGREE = 4
 EXIT_INTERRUPTED = 130
-DISAGREEING_STATES = frozenset({"modified", "missing", "invalid", "out-of-order"})
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,16 +42,6 @@ def _traceback() -> None:
     import traceback
 
     traceback.print_exc()
-
-
-def status_exit_code(report: StatusReport) -> int:
-    """``status --exit-code``: EXIT_DISAGREE when the files and the history disagree (modified,
-    missing, invalid, out-of-order: ``migrate`` would refuse or warn), else EXIT_PENDING when
-    something is pending, else 0."""
-    states = {row.state for row in report.rows}
-    if not states.isdisjoint(DISAGREEING_STATES):
-        return EXIT_DISAGREE
-    return EXIT_PENDING if "pending" in states else 0
 
 
 def interactive() -> bool:
@@ -192,24 +180,30 @@ def handles_errors(command: F) -> F:
                 _traceback()
             error(naming.message(exc))  # options, where str(exc) names Python's parameters
             return exc.exit_code
-        except KeyboardInterrupt:
-            progress.stop()
-            current = f" while running {progress.current.path}" if progress.current else ""
-            error(
-                f"interrupted{current} (a transactional migration is rolled back whole;"
-                " 'vcp-migrate status' shows what is applied)"
-            )
-            return EXIT_INTERRUPTED
         except Exception as exc:
+            if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):  # wrapped, as in making a class
+                return _interrupted(progress)
             progress.stop()
             if debug:
                 _traceback()
             error(f"unexpected {type(exc).__name__}: {exc} (run again with --debug and report it)")
             return 1
+        except KeyboardInterrupt:
+            return _interrupted(progress)
         finally:
             progress.stop()
 
     return wrapper  # type: ignore[return-value]
+
+
+_STATUS = "'vcp-migrate status'"
+
+
+def _interrupted(progress: Progress) -> int:
+    progress.stop()
+    current = f" while running {progress.current.path}" if progress.current else ""
+    error(f"interrupted{current} (a transactional migration is rolled back whole; {_STATUS} shows what is applied)")
+    return EXIT_INTERRUPTED
 
 
 def _outermost_first(command: F, *options: Callable[[F], F]) -> F:

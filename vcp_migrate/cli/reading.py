@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from ..printable import printable, status_lines, unmanaged_note
-from .base import EXIT_DISAGREE, EXIT_PENDING, common, handles_errors, make_manager, status_exit_code
+from .base import EXIT_DISAGREE, EXIT_PENDING, common, handles_errors, make_manager
 from .progress import Progress, colour, terminal_columns
+
+if TYPE_CHECKING:
+    from ..models import StatusReport
 
 
 @click.command("status")
@@ -157,3 +161,16 @@ def schema_command(db: str | None, directory: str | None, progress: Progress) ->
     else:
         click.echo(text, nl=False)
     return 0
+
+
+DISAGREEING_STATES = frozenset({"modified", "missing", "invalid", "out-of-order"})
+
+
+def status_exit_code(report: StatusReport) -> int:
+    """``status --exit-code``: EXIT_DISAGREE when the files and the history disagree (modified,
+    missing, invalid, out-of-order: ``migrate`` would refuse or warn), else EXIT_PENDING when
+    something is pending, else 0."""
+    states = {row.state for row in report.rows}
+    if not states.isdisjoint(DISAGREEING_STATES):
+        return EXIT_DISAGREE
+    return EXIT_PENDING if "pending" in states else 0

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import SpawnContext, SpawnProcess
 from pathlib import Path
@@ -89,6 +90,9 @@ def run(
         workers: list[_Worker] = []
 
         def start(slot: int) -> _Worker:
+            # Before the signals are ignored: starting it unblocks them, and one that came while
+            # ignored was lost (a Ctrl-C as the first worker started, the run then went on).
+            resource_tracker.ensure_running()
             with _not_for_workers():
                 return _start(context, job, shared, slot)
 
