@@ -741,15 +741,14 @@ def test_a_migration_that_attaches_its_own_database_is_refused_the_attach(projec
     assert project.history() == [1] and project.query("SELECT x FROM a") == [(1,)] and project.digest() == before
 
 
-def test_a_migration_that_attaches_its_own_database_by_an_expression_is_named_when_it_waits(project: Project) -> None:
+def test_a_migration_that_attaches_its_own_database_by_an_expression_is_named_at_once(project: Project) -> None:
     project.sql("001_a.sql", "CREATE TABLE a(x);\nINSERT INTO a VALUES (1);")
     project.write("002_at.sql", f"-- migrate:up\nATTACH '{project.db}' || '' AS again;\nDELETE FROM again.a;\n")
-    result = project.cli("migrate", "--no-backup", "--lock-timeout", "0.2")
+    result = project.cli("migrate", "--no-backup")  # the lock timeout of 30 s is not waited for
     assert result.exit_code == 1
     assert result.output.endswith(
-        f"Error: {project.dir / '002_at.sql'}: statement 2 failed: database is locked: it attached the database's own"
-        " file (as again), which waits for vcp-migrate's transaction on it; use the database as main instead"
-        " (it was rolled back; the 1 migration(s) before it in this run stay applied)\n"
+        f"Error: {project.dir / '002_at.sql'}: statement 1 attached the database's own file (as again); use the"
+        " database as main instead (it was rolled back; the 1 migration(s) before it in this run stay applied)\n"
     )
     assert project.history() == [1] and project.query("SELECT x FROM a") == [(1,)]
 
@@ -1146,6 +1145,18 @@ HISTORY_RESHAPED = {
         "-- migrate:up transaction:false\nCREATE TRIGGER tr AFTER INSERT ON a BEGIN DELETE FROM vcp_migrations; END;\n",
         "statement 1 tried to create a trigger that writes to the history table vcp_migrations; leave the",
     ),
+    "outside a transaction, a trigger made by executescript()": (
+        "002_b.py",
+        "transactional = False\n\ndef up(connection):\n    connection.executescript("
+        "'CREATE TRIGGER tr AFTER INSERT ON a BEGIN DELETE FROM vcp_migrations; END; SELECT 1;')\n",
+        "up() tried to create a trigger that writes to the history table vcp_migrations; leave the",
+    ),
+    "outside a transaction, a trigger made by executemany()": (
+        "002_b.py",
+        "transactional = False\n\ndef up(connection):\n    connection.executemany("
+        "'CREATE TRIGGER tr AFTER INSERT ON a BEGIN DELETE FROM vcp_migrations; END', [()])\n",
+        "up() tried to create a trigger that writes to the history table vcp_migrations; leave the",
+    ),
     "outside a transaction, a column dropped": (
         "002_b.sql",
         "-- migrate:up transaction:false\nALTER TABLE vcp_migrations DROP COLUMN source;\n",
@@ -1203,22 +1214,27 @@ def test_a_schema_made_writable_in_one_migration_of_an_atomic_batch_is_checked_i
     assert project.digest() == before
 
 
-def test_an_attach_of_the_database_by_an_expression_without_locking_is_refused(project: Project) -> None:
-    """The authorizer cannot read a name given as an expression: the databases attached are
-    looked at after the step, before its COMMIT."""
+@pytest.mark.parametrize("kind", ["sql", "py"])
+def test_an_attach_of_the_database_by_an_expression_without_locking_is_refused(project: Project, kind: str) -> None:
+    """The authorizer cannot read a name given as an expression or a parameter: the databases
+    attached are looked at after the statement (SQL) or the step (Python), before the COMMIT."""
     project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
     project.manager().migrate()
     before = project.digest()
-    project.sql(
-        "002_b.sql",
-        f"ATTACH 'file:' || '{project.db}' || '?nolock=1' AS again;\n"
-        "CREATE TRIGGER again.tr AFTER INSERT ON a BEGIN DELETE FROM vcp_migrations; END;",
-    )
+    trigger = "CREATE TRIGGER again.tr AFTER INSERT ON a BEGIN DELETE FROM vcp_migrations; END"
+    if kind == "sql":
+        project.sql("002_b.sql", f"ATTACH 'file:' || '{project.db}' || '?nolock=1' AS again;\n{trigger};")
+        said = "002_b.sql: statement 1 attached the database's own file (as again); use the database as main instead"
+    else:
+        project.write(
+            "002_b.py",
+            f"def up(connection):\n    connection.execute('ATTACH ? AS again', ('file:{project.db}?nolock=1',))\n"
+            f"    connection.execute('{trigger}')\n",
+        )
+        said = "002_b.py: it attached the database's own file (as again); use the database as main instead"
     result = project.cli("migrate", "--no-backup")
     assert result.exit_code == 1
-    assert "002_b.sql: it attached the database's own file (as again); use the database as main instead" in (
-        " ".join(result.output.split())
-    )
+    assert said in " ".join(result.output.split())
     assert project.digest() == before
 
 

@@ -108,17 +108,15 @@ class MigrationConnection(sqlite3.Connection):
             self._refuse("call set_authorizer()")
         super().set_authorizer(authorizer_callback)
 
-    # While capturing, statements go through a recording cursor, and only it records: on
-    # Python 3.10 the C execute() itself calls cursor() and the cursor's execute(), on later
-    # versions it does not, so recording here as well would count some statements twice.
+    # While capturing, statements go through a recording cursor, and only it records: on 3.10 the C
+    # execute() itself calls cursor() and its execute(), so recording here too would count twice.
     def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
         if self.on_statement is not None and self.in_step:
             return self._timed(sql, lambda: self._execute(sql, parameters))
         return self._execute(sql, parameters)
 
     def _execute(self, sql: str, parameters: Any) -> sqlite3.Cursor:
-        if self._fenced:
-            fence_statement(self, sql)
+        fence_statement(self, sql)
         if self.capture is None:
             return super().execute(sql, parameters)
         cursor: sqlite3.Cursor = self.cursor()
@@ -130,6 +128,7 @@ class MigrationConnection(sqlite3.Connection):
         return self._executemany(sql, parameters)
 
     def _executemany(self, sql: str, parameters: Any) -> sqlite3.Cursor:
+        fence_statement(self, sql)
         if self.capture is None:
             return super().executemany(sql, parameters)
         cursor: sqlite3.Cursor = self.cursor()
@@ -158,6 +157,7 @@ class MigrationConnection(sqlite3.Connection):
         sqlite3's own executescript() commits first, which would split the migration in two.
         """
         if not self.guarded:
+            fence_statement(self, sql_script)  # its first statement said as such, any other as a write
             if self.on_statement is not None and self.in_step:
                 return self._timed(sql_script, lambda: sqlite3.Connection.executescript(self, sql_script))
             return super().executescript(sql_script)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from . import loading, sqlite
 from .database import Connection, Rows
 from .loading import PythonStep, SqlStep, Step
+from .sqltext import first_words
 from .watching import self_attached
 
 if TYPE_CHECKING:
@@ -177,18 +178,17 @@ def _run_statements(connection: Connection, statements: tuple[str, ...]) -> None
                 pass
         except sqlite3.Error as exc:
             if sqlite.is_file_problem(exc):
-                if sqlite.is_locked(exc) and connection.in_transaction and (again := _self_attached(connection)):
-                    what = (
-                        f"statement {index} failed: {exc}: it attached the database's own file (as {again}), which"
-                        " waits for vcp-migrate's transaction on it; use the database as main instead"
-                    )
-                    raise StepFailed(what, index, statement) from exc
                 raise
             if connection.unrehearsable:
                 what = f"statement {index} cannot be rehearsed: {connection.unrehearsable}"
                 raise StepFailed(what, index, statement, unrehearsable=True) from exc
             what = _refused(connection, f"statement {index}") or f"statement {index} failed: {exc}"
             raise StepFailed(what, index, statement) from exc
+        # The database's own file attached again (named by an expression, which the authorizer cannot
+        # read): said at once, before a write to it waits for our own lock.
+        if not connection.remote and first_words(statement, 1) == ["attach"] and (again := _self_attached(connection)):
+            what = f"statement {index} attached the database's own file (as {again}); use the database as main instead"
+            raise StepFailed(what, index, statement)
 
 
 def _run_function(connection: Connection, step: PythonStep) -> None:

@@ -265,10 +265,10 @@ def _authorizer(watch: Watch) -> Callable[[int, str | None, str | None, str | No
 
 
 def fence_statement(connection: MigrationConnection, sql: str) -> None:
-    """Outside a transaction, refuse a statement that creates a trigger writing the history before
-    it runs (the authorizer sees no trigger's body): once created, nothing would undo it. One
-    created past this (a cursor's execute(), executescript()) is named after the step."""
-    if (tried := history.refusal(sql)) is not None:
+    """Outside a transaction, refuse a statement (or script) that creates a trigger writing the
+    history before it runs (the authorizer sees no trigger's body): once created, nothing would
+    undo it. One created past this (a cursor's execute()) is named after the step."""
+    if connection._fenced and (tried := history.refusal(sql)) is not None:
         connection._refuse(f"{tried}; {HANDS_OFF}")
 
 
