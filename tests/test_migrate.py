@@ -1238,6 +1238,30 @@ def test_an_attach_of_the_database_by_an_expression_without_locking_is_refused(p
     assert project.digest() == before
 
 
+@pytest.mark.parametrize("how", ["another connection", "backup()"])
+def test_a_migration_outside_a_transaction_that_changes_the_history_past_the_fence_fails(
+    project: Project, how: str
+) -> None:
+    """No authorizer sees a second connection, or a backup written over the database: the history
+    is read before and after the step. What it did stays (outside a transaction); the run says
+    so, records nothing, and keeps the backup taken before it."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.manager().migrate()
+    if how == "another connection":
+        write = (
+            "    other = sqlite3.connect(connection.execute('PRAGMA database_list').fetchone()[2])\n"
+            "    other.execute('DELETE FROM vcp_migrations WHERE version = 1')\n    other.commit()\n    other.close()\n"
+        )
+    else:
+        write = "    empty = sqlite3.connect(':memory:')\n    empty.backup(connection)\n"
+    project.write("002_b.py", f"import sqlite3\n\ntransactional = False\n\ndef up(connection):\n{write}")
+    result = project.cli("migrate")
+    assert result.exit_code == 1, result.output
+    assert "002_b.py: the history tables' rows changed while it ran" in " ".join(result.output.split())
+    assert "restore the backup taken before this run" in " ".join(result.output.split())
+    assert 2 not in project.history()
+
+
 def test_a_migration_outside_a_transaction_that_fails_after_leaving_such_a_trigger_names_it(project: Project) -> None:
     """A cursor's execute() gets past the check of statements: the trigger is created, and stays
     (outside a transaction); the failure names it, so that it can be dropped."""

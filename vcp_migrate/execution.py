@@ -78,7 +78,10 @@ class Runner:
                     connection.known = checked.known  # true now that it is committed
                 else:
                     self.session.before_commit()  # nothing undoes this step: run it only holding the lock
+                    before = history.read(connection)  # what no authorizer sees may write it (another connection)
                     ran = run_step(connection, step, guarded=False, capture=capture)
+                    if history.read(connection) != before:
+                        raise StepFailed(_HISTORY_CHANGED, statements=ran.statements)
                     if _rolled_back_left_open(connection):
                         raise StepFailed(
                             "it left a transaction open (a BEGIN without its COMMIT); a migration that runs"
@@ -302,6 +305,12 @@ def _leave_history_alone(watch: Watch | None) -> None:
     written.)"""
     if watch is not None and (written := watch.history_refusal()) is not None:
         raise StepFailed(written)
+
+
+_HISTORY_CHANGED = (
+    "the history tables' rows changed while it ran (through another connection, backup() or the like), and"
+    f" stay so; restore the backup taken before this run ('vcp-migrate restore'); {history.HANDS_OFF}"
+)
 
 
 def _fail_on(violations: list[str]) -> None:
