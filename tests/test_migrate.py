@@ -1111,6 +1111,13 @@ HISTORY_RESHAPED = {
         " WHERE name = 'tr';\nPRAGMA writable_schema = OFF;\n",
         "it creates the trigger tr on a, which writes to the history table vcp_migrations",
     ),
+    "a foreign key written into its definition": (
+        "002_b.sql",
+        "-- migrate:up\nPRAGMA writable_schema = ON;\nUPDATE sqlite_master SET sql = replace(sql, 'name TEXT NOT NULL',"
+        " 'name TEXT NOT NULL REFERENCES a (x) ON DELETE CASCADE') WHERE name = 'vcp_migrations';\n"
+        "PRAGMA writable_schema = OFF;\n",
+        "it gave the history table vcp_migrations a foreign key in the schema (writable_schema)",
+    ),
     "a view named as the trigger": (
         "002_b.sql",
         "-- migrate:up\nCREATE TRIGGER evil AFTER INSERT ON a BEGIN SELECT app_fn(new.x); DELETE FROM vcp_migrations;"
@@ -1260,6 +1267,26 @@ def test_a_migration_outside_a_transaction_that_changes_the_history_past_the_fen
     assert "002_b.py: the history tables' rows changed while it ran" in " ".join(result.output.split())
     assert "restore the backup taken before this run" in " ".join(result.output.split())
     assert 2 not in project.history()
+
+
+def test_a_foreign_key_written_into_the_history_outside_a_transaction_is_named(project: Project) -> None:
+    """Outside a transaction the schema's rewrite stays: the run names it, records nothing, and
+    says to undo it or restore the backup (not to run it again)."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.manager().migrate()
+    project.write(
+        "002_b.sql",
+        "-- migrate:up transaction:false\nPRAGMA writable_schema = ON;\nUPDATE sqlite_master SET sql = replace(sql,"
+        " 'name TEXT NOT NULL', 'name TEXT NOT NULL REFERENCES a (x) ON DELETE CASCADE')"
+        " WHERE name = 'vcp_migrations';\nPRAGMA writable_schema = OFF;\n",
+    )
+    result = project.cli("migrate")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "002_b.sql: it gave the history table vcp_migrations a foreign key in the schema" in said
+    assert "undo what is named by hand, or restore the backup taken before this run" in said
+    assert "run again" not in said
+    assert project.history() == [1]
 
 
 def test_a_migration_outside_a_transaction_that_fails_after_leaving_such_a_trigger_names_it(project: Project) -> None:

@@ -85,7 +85,7 @@ def run_step(connection: Connection, step: Step, *, guarded: bool, capture: bool
         ran = Ran(tuple(connection.capture or ()), watch)
     except StepFailed as failed:
         if not guarded and watch is not None and (left := _left_outside(connection, watch)) is not None:
-            failed.what = f"{failed.what}; and {left}"
+            failed.what, failed.hint = f"{failed.what}; and {left}", _UNDO_OUTSIDE
         raise
     finally:
         connection.guarded = connection.fenced = False
@@ -94,7 +94,7 @@ def run_step(connection: Connection, step: Step, *, guarded: bool, capture: bool
         if isinstance(step, PythonStep):
             connection.reset_python_state()
     if not guarded and watch is not None and (left := _left_outside(connection, watch)) is not None:
-        raise StepFailed(left)
+        raise StepFailed(left, hint=_UNDO_OUTSIDE)
     return ran
 
 
@@ -116,6 +116,12 @@ def _failing(connection: Connection, *, guard: str | None, changes_before: int) 
         ended.statements = tuple(connection.capture or ())
         _ended(ended, connection, changes_before)
         raise ended
+
+
+_UNDO_OUTSIDE = (
+    "it runs outside a transaction, so what it did stays: undo what is named by hand, or restore the backup taken"
+    " before this run ('vcp-migrate restore')"
+)
 
 
 def _left_outside(connection: Connection, watch: Watch) -> str | None:

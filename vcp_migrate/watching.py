@@ -156,6 +156,11 @@ class Watch:
                 f"it creates the trigger {created} on {on}, which writes to the history table {written}"
                 f" (INSERT, UPDATE or DELETE) whenever {on} is written (drop it in the migration), {untrue}"
             )
+        if self.connection.writable_schema and (bound := history_bound(self.connection)) is not None:
+            return (
+                f"it gave the history table {bound} a foreign key in the schema (writable_schema), through which"
+                f" the application's writes would change the history; {HANDS_OFF}"
+            )
         return None
 
     def saw(
@@ -336,3 +341,20 @@ def triggers_writing_history(watch: Watch) -> list[tuple[str, str, str]]:
     return [
         (str(name), str(table), written) for name, table, sql in chosen if (written := history.written_in(sql or ""))
     ]
+
+
+def history_bound(connection: MigrationConnection) -> str | None:
+    """The history table whose definition, as stored, names a foreign key (REFERENCES), if any.
+
+    Ours never have one; a migration that made the schema writable can give them one in the text
+    SQLite reads at the next open, and then a cascade (ON DELETE CASCADE...) would let the
+    application rewrite the history. The text is read: the schema in memory is the old one."""
+    from .sqltext import words  # only after writable_schema
+
+    rows = sqlite3.Connection.execute(
+        connection, "SELECT name, sql FROM main.sqlite_master WHERE type = 'table' AND name IN (?, ?)", TABLES
+    ).fetchall()
+    for name, sql in rows:
+        if any(word.lower() == "references" for word in words(str(sql or ""))):
+            return str(name)
+    return None
