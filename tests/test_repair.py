@@ -9,21 +9,27 @@ from vcp_migrate import PlanError
 from .conftest import Project, three
 
 
-def test_repair_shows_the_diff_and_records_after_confirmation(project: Project) -> None:
+def test_repair_shows_the_diff_and_records_after_confirmation(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     three(project)
     project.manager().migrate()
     project.sql("002_b.sql", "CREATE TABLE b(x); -- reviewed: comment only", "DROP TABLE b;")
-    declined = project.cli("repair")  # no terminal to answer: nothing is recorded
-    assert declined.exit_code == 1
-    assert declined.stderr.strip() == (
-        "Error: aborted: no answer to the question; nothing was changed (pass --yes to skip questions)"
-    )
-    assert (
-        "-CREATE TABLE b(x);" in declined.stdout and "+CREATE TABLE b(x); -- reviewed: comment only" in declined.stdout
-    )
+    before = project.digest()
+    for piped in (None, "y\n"):  # no terminal to answer, and input that is not one: nothing is recorded
+        declined = project.cli("repair", input=piped)
+        assert declined.exit_code == 1
+        assert declined.stderr.strip() == (
+            f"Error: recording the new checksum of {project.dir / '002_b.sql'} accepts an edit to an applied"
+            " migration, and there is no terminal to ask (review the diff shown above and pass --yes; nothing was"
+            " recorded)"
+        )
+        assert "-CREATE TABLE b(x);" in declined.stdout
+        assert "+CREATE TABLE b(x); -- reviewed: comment only" in declined.stdout
+        assert project.digest() == before
     assert project.manager().status()[1]["state"] == "modified"
+    monkeypatch.setattr("vcp_migrate.cli.asking.interactive", lambda: True)
     answered_no = project.cli("repair", input="n\n")
     assert answered_no.exit_code == 0 and "Recorded new checksums: nothing." in answered_no.stdout
+    assert project.digest() == before
     result = project.cli("repair", "--yes")
     assert result.exit_code == 0 and "Recorded new checksums: 2." in result.stdout
     assert project.manager().status()[1]["state"] == "applied"

@@ -209,7 +209,7 @@ def test_restore_asks_first_and_refuses_without_a_terminal(project: Project) -> 
 def test_restore_asks_on_a_terminal(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     incident(project)
     before, (backup,) = project.digest(), project.manager().backups()
-    monkeypatch.setattr("vcp_migrate.cli.changing.interactive", lambda: True)
+    monkeypatch.setattr("vcp_migrate.cli.asking.interactive", lambda: True)
     declined = project.cli("restore", input="n\n")
     warning = (
         f"Restoring {backup.path} (taken {backup.taken_at}, at version 1) replaces {project.db}:"

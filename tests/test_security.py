@@ -81,7 +81,7 @@ def test_from_history_on_a_terminal_asks_first(
     project: Project, monkeypatch: pytest.MonkeyPatch, answer: str, ran: bool
 ) -> None:
     plant_code_in_history(project)
-    monkeypatch.setattr("vcp_migrate.cli.changing.interactive", lambda: True)
+    monkeypatch.setattr("vcp_migrate.cli.asking.interactive", lambda: True)
     result = project.cli("rollback", "--from-history", input=answer)
     assert "Run it? [y/N]" in result.stdout
     assert (project.root / "PWNED").exists() is ran

@@ -2,9 +2,10 @@
 
 Exit codes: 0 ok; 1 error; 2 usage; 130 interrupted. ``status --exit-code`` adds 3 (something is
 pending) and 4 (something is modified, missing, invalid or out-of-order; 4 wins over 3).
-Shared options and error handling are in ``base``; the commands in ``changing``, ``reading`` and
-``fleet``, each module imported only when one of its commands runs (``Group.lazy``), so
-``vcp-migrate status`` loads neither the changing commands nor the fleet's.
+Shared options and error handling are in ``base``, questions in ``asking``; the commands in
+``changing``, ``keeping``, ``reading`` and ``fleet``, each module imported only when one of its
+commands runs (``Group.lazy``), so ``vcp-migrate status`` loads neither the changing commands nor
+the fleet's.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ main.lazy.update(
         "redo": ("changing", "redo_command"),
         "baseline": ("changing", "baseline_command"),
         "repair": ("changing", "repair_command"),
-        "backups": ("changing", "backups_command"),
-        "restore": ("changing", "restore_command"),
+        "backups": ("keeping", "backups_command"),
+        "restore": ("keeping", "restore_command"),
         "status": ("reading", "status_command"),
         "current": ("reading", "current_command"),
         "new": ("reading", "new_command"),

@@ -44,15 +44,6 @@ def _traceback() -> None:
     traceback.print_exc()
 
 
-def interactive() -> bool:
-    """Whether someone can answer a question: standard input is a terminal.
-
-    Piped input is not an answer to a question before running code kept in the database, or
-    before replacing the database with a backup.
-    """
-    return sys.stdin.isatty()
-
-
 class Group(click.Group):
     """The command group: aliases (up, down) and one-line usage errors."""
 

@@ -12,13 +12,12 @@ import click
 from ..errors import PlanError, VcpMigrateError
 from ..printable import printable
 from . import naming
+from .asking import asked
 from .base import (
-    backup_dir_option,
     backup_options,
     common,
     error,
     handles_errors,
-    interactive,
     lock_timeout_option,
     make_manager,
     run_options,
@@ -26,7 +25,7 @@ from .base import (
 
 if TYPE_CHECKING:
     from ..engine import MigrationManager, Repair
-    from ..models import Backup, DryRun
+    from ..models import DryRun
     from .progress import Progress
 
 
@@ -221,14 +220,11 @@ def rollback_command(
 
     def confirm(title: str, code: str) -> bool:
         progress.showing(title, code)
-        if yes:
-            return True
-        if not interactive():
-            raise PlanError(
-                "--from-history runs code kept in the database, and there is no terminal to confirm it",
-                hint="review the source shown above and pass --yes; nothing was rolled back",
-            )
-        return click.confirm("Run it?", default=False)
+        refusal = PlanError(
+            "--from-history runs code kept in the database, and there is no terminal to confirm it",
+            hint="review the source shown above and pass --yes; nothing was rolled back",
+        )
+        return asked("Run it?", yes=yes, refusal=refusal)
 
     manager = make_manager(db, directory, progress, lock_timeout, backup, keep_backups, dump)
     if dry_run or sql_only:
@@ -318,82 +314,15 @@ def repair_command(
 
     def confirm(repair: Repair) -> bool:
         progress.console.print(render.diff_text(repair.diff))
-        return yes or click.confirm(f"Record the new checksum of {repair.current.path}?", default=False)
+        refusal = PlanError(
+            f"recording the new checksum of {repair.current.path} accepts an edit to an applied migration,"
+            " and there is no terminal to ask",
+            hint="review the diff shown above and pass --yes; nothing was recorded",
+        )
+        return asked(f"Record the new checksum of {repair.current.path}?", yes=yes, refusal=refusal)
 
     manager = make_manager(db, directory, progress, lock_timeout)
     repaired = manager.repair(list(versions) or None, confirm=confirm)
     listed = ", ".join(map(str, repaired)) or "nothing"
     click.echo(f"Recorded new checksums: {listed}.")
-    return 0
-
-
-@click.command("backups")
-@common
-@backup_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
-@handles_errors
-def backups_command(db: str | None, directory: str | None, as_json: bool, progress: Progress) -> int:
-    """List the backups taken before changes: time, version, size.
-
-    \b
-    Example:
-      vcp-migrate backups
-      vcp-migrate backups --json
-    """
-    manager = make_manager(db, directory, progress)
-    found = manager.backups()
-    if as_json:
-        import json
-
-        click.echo(json.dumps([backup.as_dict() for backup in found], indent=2))
-    else:
-        from .. import render
-
-        progress.console.print(render.backups_table(manager.db_path, found, manager.backup_dir))
-    return 0
-
-
-@click.command("restore")
-@common
-@lock_timeout_option
-@backup_dir_option
-@click.argument("backup", required=False, metavar="[BACKUP]")
-@click.option("--yes", is_flag=True, help="Restore without asking (needed when no terminal can answer).")
-@handles_errors
-def restore_command(
-    db: str | None, directory: str | None, lock_timeout: float | None, backup: str | None, yes: bool, progress: Progress
-) -> int:
-    """Replace the database with a backup: the newest, or the one named.
-
-    Says when the backup was taken and asks first, since every change made
-    since then is lost (--yes skips the question). Backs up the current state
-    first, so the restore can itself be undone. Refuses a file that is not a
-    backup of this database.
-
-    \b
-    Example:
-      vcp-migrate restore
-      vcp-migrate restore 20261124T120000.000Z-v2.db --yes
-    """
-    manager = make_manager(db, directory, progress, lock_timeout)
-
-    def confirm(chosen: Backup) -> bool:
-        when = f"{chosen.path} (taken {chosen.taken_at}, at version {chosen.version})"
-        if yes:
-            return True
-        if not interactive():
-            raise VcpMigrateError(
-                f"restoring {when} would lose every change made since then, and there is no terminal to ask",
-                where=str(manager.db_path),
-                hint="pass --yes to restore; nothing was changed",
-            )
-        progress.stop()
-        warning = f"Restoring {when} replaces {manager.db_path}: every change made since then will be lost."
-        click.echo(printable(warning))
-        return click.confirm("Restore it?", default=False)
-
-    restored, safety = manager.restore(backup, confirm=confirm)
-    when = f"taken {restored.taken_at}, at version {restored.version}"
-    undo = f"; the state before is in {safety.path}" if safety else ""
-    click.echo(printable(f"Restored {manager.db_path} from {restored.path} ({when}){undo}."))
     return 0
