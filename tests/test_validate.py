@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -104,9 +105,26 @@ def test_edited_applied_file_shows_its_diff_and_the_drift_it_implies(project: Pr
     project.sql("002_index.sql", "CREATE INDEX trades_symbol ON trades(symbol, quantity);", "DROP INDEX trades_symbol;")
     problems = project.manager().validate()
     assert kinds(problems) == [("modified", "error", 2), ("drift", "error", None), ("schema-file", "error", None)]
+    # The database was not changed outside migrations: the edit may be the difference, and they say so.
+    assert "changed outside migrations)" not in problems[1].message
+    assert "now that version 2 changed since it ran: that edit, or a change outside migrations" in problems[1].message
+    assert problems[2].message.endswith("(version 2 changed since it ran: that edit may be the difference)")
     assert problems[0].diff is not None
     assert "-CREATE INDEX trades_symbol ON trades(symbol);" in problems[0].diff
     assert "+CREATE INDEX trades_symbol ON trades(symbol, quantity);" in problems[0].diff
+
+
+def test_an_applied_migration_that_cannot_be_replayed_says_which_check_it_stopped(project: Project) -> None:
+    """One that needed a table made by hand fails on an empty database: drift and the schema
+    file each say they could not be checked, and what to do (two lines that differ)."""
+    with closing(sqlite3.connect(project.db)) as connection:
+        connection.execute("CREATE TABLE legacy (x)")
+    project.sql("001_a.sql", "CREATE TABLE a AS SELECT x FROM legacy;", "DROP TABLE a;")
+    project.manager(allow_existing=True).migrate()
+    messages = [problem.message for problem in project.manager().validate()]
+    failed = "replaying it on an empty database fails: statement 1 failed: no such table: legacy, so"
+    fix = "could not be done; make it run on what the migrations before it build"
+    assert messages == [f"{failed} the check for drift {fix}", f"{failed} the check of the schema file {fix}"]
 
 
 def test_hand_edited_schema_file_disagrees_with_the_migrations(project: Project) -> None:

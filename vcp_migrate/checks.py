@@ -33,18 +33,20 @@ def _throw_away(live: sqlite3.Connection | None, own: bool) -> Session:
     return in_memory(live)
 
 
-def replay(migrations: list[LoadedMigration]) -> tuple[str, Problem | None]:
-    """Run the ups on an empty database in memory; the resulting schema, or the failure."""
+def replay(migrations: list[LoadedMigration], checking: str) -> tuple[str, Problem | None]:
+    """Run the ups on an empty database in memory; the resulting schema, or the failure (which
+    says that ``checking`` could not be done)."""
     with closing(in_memory()) as session:
         runner = Runner(session, user_version=False)
         for migration in migrations:
             outcome = runner.one(migration, "up", earlier=0)
             if outcome.unrehearsable and outcome.error:
-                return "", unrehearsable(migration, outcome.error.what, "the replay stopped there")
+                return "", unrehearsable(migration, outcome.error.what, f"{checking} stopped there")
             if outcome.error:
                 return "", Problem(
                     "replay",
-                    f"replaying it on an empty database fails: {outcome.error.what}",
+                    f"replaying it on an empty database fails: {outcome.error.what}, so {checking} could not be"
+                    " done; make it run on what the migrations before it build",
                     migration.file.path,
                     migration.file.version,
                 )
@@ -57,32 +59,46 @@ def unrehearsable(migration: LoadedMigration, what: str, consequence: str) -> Pr
     return Problem("unrehearsable", message, migration.file.path, migration.file.version, severity="warning")
 
 
-def drift(actual: str, applied: list[LoadedMigration], database: Path | str) -> list[Problem]:
+def drift(actual: str, applied: list[LoadedMigration], database: Path | str, edited: list[int]) -> list[Problem]:
     """A problem (with the diff) if the live schema ``actual`` is not what the applied migrations
-    produce. They are replayed from their files: code kept in the history is never run here."""
-    expected, failure = replay(applied)
+    produce. They are replayed from their files: code kept in the history is never run here, so
+    the versions ``edited`` since they ran may be the cause, and the message says so."""
+    expected, failure = replay(applied, "the check for drift")
     if failure:
         return [failure]
     if actual == expected:
         return []
     difference = schema.diff(expected, actual, "what the applied migrations produce", f"{database} now")
     message = "the schema differs from what the applied migrations produce (drift: changed outside migrations)"
+    if edited:
+        message = (
+            "the schema differs from what the applied migrations' files produce now that"
+            f" {_versions(edited)} changed since it ran: that edit, or a change outside migrations (see the diff);"
+            " repair only an edit that matches the database"
+        )
     return [Problem("drift", message, database, diff=difference)]
 
 
-def dump_file(path: Path, files: list[LoadedMigration]) -> list[Problem]:
+def _versions(versions: list[int]) -> str:
+    return f"version {versions[0]}" if len(versions) == 1 else f"versions {', '.join(map(str, versions))}"
+
+
+def dump_file(path: Path, files: list[LoadedMigration], edited: list[int]) -> list[Problem]:
     """A problem if the schema file is not what the migrations up to its version produce."""
     dumped = schema.read_dump(path)
     if dumped is None:
         return [Problem("schema-file", "has no '-- version: N' header; it was not written by vcp-migrate", path)]
     version, text = dumped
-    expected, failure = replay([m for m in files if m.file.version <= version])
+    expected, failure = replay([m for m in files if m.file.version <= version], "the check of the schema file")
     if failure:
         return [failure]
     if expected == text:
         return []
     difference = schema.diff(expected, text, f"what migrations up to {version} produce", str(path))
-    return [Problem("schema-file", f"disagrees with the migrations up to version {version}", path, diff=difference)]
+    message = f"disagrees with the migrations up to version {version}"
+    if changed := [v for v in edited if v <= version]:
+        message += f" ({_versions(changed)} changed since it ran: that edit may be the difference)"
+    return [Problem("schema-file", message, path, diff=difference)]
 
 
 def lint(

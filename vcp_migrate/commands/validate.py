@@ -49,11 +49,13 @@ def validate(settings: Settings, *, roundtrip: bool) -> list[Problem]:
                 # A copy only for what runs migrations on one: lint (something pending) and round trips.
                 needed = runnable and (roundtrip or not set(loaded) <= set(applied))
                 copy = copy_for_checks(settings, connection) if needed else None
+    # Files edited after they ran are not what ran: what replaying them finds may be that edit.
+    edited = [p.version for p in problems if p.kind == "modified" and p.version is not None]
     with closing(copy) if copy else contextlib.nullcontext():
         if runnable and live_schema is not None:
-            problems += _drift(settings, live_schema, loaded, applied)
+            problems += _drift(settings, live_schema, loaded, applied, edited)
         if runnable and settings.schema_file.is_file():
-            problems += checks.dump_file(settings.schema_file, [loaded[v] for v in sorted(loaded)])
+            problems += checks.dump_file(settings.schema_file, [loaded[v] for v in sorted(loaded)], edited)
         if runnable:
             pending = [loaded[v] for v in sorted(loaded) if v not in applied]
             trip = scratch.copy_of(copy) if roundtrip and copy is not None else None  # lint changes its copy
@@ -104,14 +106,18 @@ def _history_problems(
 
 
 def _drift(
-    settings: Settings, live_schema: str, loaded: dict[int, LoadedMigration], applied: dict[int, AppliedMigration]
+    settings: Settings,
+    live_schema: str,
+    loaded: dict[int, LoadedMigration],
+    applied: dict[int, AppliedMigration],
+    edited: list[int],
 ) -> list[Problem]:
     """Replay the files of the applied migrations and compare with the live schema."""
     missing = sorted(v for v in applied if v not in loaded)
     if missing:
         message = f"cannot check for drift: the file of applied version(s) {', '.join(map(str, missing))} is missing"
         return [Problem("drift", message, settings.migrations_dir, severity="warning")]
-    return checks.drift(live_schema, [loaded[v] for v in sorted(applied)], where(settings))
+    return checks.drift(live_schema, [loaded[v] for v in sorted(applied)], where(settings), edited)
 
 
 def _database_problems(settings: Settings, connection: Connection) -> list[Problem]:
