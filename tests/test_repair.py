@@ -9,7 +9,9 @@ from vcp_migrate import PlanError
 from .conftest import Project, three
 
 
-def test_repair_shows_the_diff_and_records_after_confirmation(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_repair_shows_the_diff_and_records_after_confirmation(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
     three(project)
     project.manager().migrate()
     project.sql("002_b.sql", "CREATE TABLE b(x); -- reviewed: comment only", "DROP TABLE b;")
