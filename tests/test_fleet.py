@@ -887,7 +887,8 @@ def test_workers_started_by_the_console_script_load_no_command_line(project: Pro
     )
     (project.root / "tenants").mkdir()
     for name in ("a.db", "b.db", "c.db"):
-        (project.root / "tenants" / name).touch()
+        with closing(sqlite3.connect(project.root / "tenants" / name)) as connection:
+            connection.execute("VACUUM")  # a database with nothing in it yet (an empty file is none)
     result = _fleet(project, "migrate", "tenants/*.db", "--jobs", "2", "--no-dump")
     assert result.returncode == 0, result.stderr
     for name in ("a.db", "b.db", "c.db"):
@@ -958,3 +959,173 @@ def test_with_one_job_a_migration_raising_keyboard_interrupt_fails_its_database_
     states = [json.loads(line)["state"] for line in out.splitlines()]
     assert states == ["migrated", "migrated", "failed", "migrated", "migrated", "migrated"], err
     assert [_consistent(path) for path in paths] == [2, 2, 1, 2, 2, 2]
+
+
+def _files(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` and its digest: what a refused run must leave as it was."""
+    return {str(path.relative_to(folder)): _digest(path) for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.mark.parametrize("named", ["a database of the fleet", "a migration file", "a link to a report"])
+def test_a_report_that_would_replace_what_is_not_a_report_is_refused_first(project: Project, named: str) -> None:
+    """--report may name a new file or an earlier report (a resumed run's); anything else would be
+    lost when the report replaced it: refused before any database is touched."""
+    _tenants(project, 3)
+    earlier = _fleet(project, "status", "tenants/*.db", "--report", "earlier.json")
+    assert earlier.returncode == 0, earlier.stderr
+    report = {
+        "a database of the fleet": "tenants/tenant0001.db",
+        "a migration file": str(project.dir / "002_notional.sql"),
+        "a link to a report": "link.json",
+    }[named]
+    (project.root / "link.json").symlink_to("earlier.json")
+    before = _files(project.root)
+    result = _fleet(project, "migrate", "tenants/*.db", "--report", report)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"Invalid value for --report: {report!r} cannot be written: it" in result.stderr
+    assert _files(project.root) == before and (project.root / "link.json").is_symlink()
+    resumed = _fleet(project, "migrate", "tenants/*.db", "--report", "earlier.json")  # an earlier report: replaced
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((project.root / "earlier.json").read_text())["command"] == "migrate"
+
+
+def test_backups_are_never_targets_of_a_pattern_nor_named(project: Project) -> None:
+    """``tenants/**/*.db`` reaches each database's backups folder, and --backup-dir beside the
+    databases puts backups among them: the fleet leaves them out, and refuses one named."""
+    paths = _tenants(project, 2)
+    first = _fleet(project, "migrate", "tenants/*.db", "--backup", "--no-dump")
+    assert first.returncode == 0, first.stderr
+    beside = _fleet(project, "rollback", "tenants/*.db", "--backup-dir", "tenants", "--no-dump")
+    assert beside.returncode == 0, beside.stderr
+    backups = [path for path in (project.root / "tenants").rglob("*.db") if path not in paths]
+    assert len(backups) == 4
+    kept = {path: _digest(path) for path in backups}
+    again = _fleet(project, "migrate", "tenants/**/*.db", "--backup", "--json", "--no-dump")
+    assert again.returncode == 0, again.stderr
+    assert sorted(json.loads(line)["path"] for line in again.stdout.splitlines()) == [
+        f"tenants/{path.name}" for path in paths
+    ]
+    named = _fleet(project, "migrate", str(backups[0]), "--json", "--no-dump")
+    assert named.returncode == 1
+    assert "is a backup (named as vcp-migrate names backups)" in json.loads(named.stdout)["error"]
+    assert all(_digest(path) == digest for path, digest in kept.items())
+
+
+def test_an_empty_file_is_no_database_a_fleet_would_create(project: Project) -> None:
+    """A placeholder, or a copy still being written: SQLite would make it a new database."""
+    _tenants(project, 1)
+    (project.root / "tenants" / "placeholder.db").touch()
+    result = _fleet(project, "migrate", "tenants/*.db", "--keep-going", "--json", "--no-dump")
+    assert result.returncode == 1
+    lines = {json.loads(line)["path"]: json.loads(line) for line in result.stdout.splitlines()}
+    assert lines["tenants/tenant0000.db"]["state"] == "migrated"
+    assert lines["tenants/placeholder.db"]["error"].startswith(
+        "tenants/placeholder.db: is empty (0 bytes): not a database yet, and a fleet never creates one"
+    )
+    assert (project.root / "tenants" / "placeholder.db").stat().st_size == 0
+
+
+def test_standard_output_closed_early_the_run_goes_on_to_its_end_and_the_report_has_it(project: Project) -> None:
+    """Its reader gone (``| head -1``): the lines are dropped, every database is run, the report is
+    written, and one line says so (exit 1); no traceback."""
+    paths = _tenants(project, 30)
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    command = [str(console_script()), "fleet", "migrate", "tenants/*.db", "--dir", str(project.dir), "--json"]
+    process = subprocess.Popen(
+        [*command, "--jobs", "2", "--report", "run.json", "--no-dump"],
+        cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    assert process.stdout is not None
+    process.stdout.close()  # before its first line
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 1, err
+    assert err.strip().splitlines()[-1] == (
+        "Error: standard output was closed while the results were printed; the run went on to its end"
+        " (every result is in run.json)"
+    )
+    assert "Traceback" not in err and "Exception ignored" not in err
+    results = json.loads((project.root / "run.json").read_text())["results"]
+    assert [result["state"] for result in results] == ["migrated"] * 30
+    assert all(_consistent(path) == 2 for path in paths)
+
+
+def test_a_report_that_cannot_be_written_at_the_end_comes_after_the_summary(project: Project) -> None:
+    """Its folder removed while the run went on: the summary is printed, then one line says the
+    report could not be written (exit 1); the databases are as the summary says."""
+    paths = _tenants(project, 2)
+    (project.root / "reports").mkdir()
+    project.write("003_gone.py", "import shutil\n\ndef up(connection):\n    shutil.rmtree('reports', True)\n")
+    result = _fleet(project, "migrate", "tenants/*.db", "--jobs", "1", "--report", "reports/run.json", "--no-dump")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "migrate: 2 database(s) in" in result.stdout and "2 migrated" in result.stdout
+    assert result.stderr.splitlines()[-1] == (
+        "Error: reports/run.json: the report could not be written: No such file or directory (the results and the"
+        " summary above say what was done)"
+    )
+    assert [_version(path) for path in paths] == [3, 3]
+
+
+def test_only_failed_runs_a_database_listed_twice_once(project: Project) -> None:
+    """A report listing one file under several names (repeated, through a link, as ./path)."""
+    paths = _tenants(project, 2)
+    (project.root / "tenants" / "link.db").symlink_to("tenant0000.db")
+    listed = ["tenants/tenant0000.db", "tenants/tenant0000.db", "tenants/link.db", "./tenants/tenant0000.db"]
+    results = [{"path": path, "state": "failed"} for path in listed]
+    (project.root / "hand.json").write_text(json.dumps({"command": "migrate", "results": results}))
+    result = _fleet(project, "migrate", "--only-failed", "hand.json", "--jobs", "2", "--json", "--no-dump")
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["path"] for line in result.stdout.splitlines()] == ["tenants/tenant0000.db"]
+    assert "share the database id" not in result.stderr
+    assert [_version(path) for path in paths] == [2, 1]
+
+
+def test_a_report_whose_directory_holds_a_nul_is_not_a_report(project: Project) -> None:
+    _tenants(project, 1)
+    document = {
+        "command": "migrate",
+        "directory": "/x\0",
+        "results": [{"path": "tenants/tenant0000.db", "state": "failed"}],
+    }
+    (project.root / "nul.json").write_text(json.dumps(document))
+    result = _fleet(project, "migrate", "--only-failed", "nul.json")
+    assert result.returncode == 2 and result.stderr.startswith("Error: nul.json: is not a report of a fleet run")
+    assert _version(project.root / "tenants" / "tenant0000.db") == 1
+
+
+@pytest.mark.parametrize("folder", ["a file", "a link", "no parent"])
+def test_a_backup_folder_that_cannot_be_one_stops_the_fleet_before_it_starts(project: Project, folder: str) -> None:
+    paths = _tenants(project, 2)
+    (project.root / "file").write_text("x")
+    (project.root / "real").mkdir()
+    (project.root / "link").symlink_to("real")
+    given = {"a file": "file", "a link": "link", "no parent": "new/deeper/backups"}[folder]
+    before = _files(project.root)
+    result = _fleet(project, "migrate", "tenants/*.db", "--backup-dir", given, "--keep-going")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"Error: {given}: --backup-dir ")
+    assert _files(project.root) == before and not (project.root / "new").exists()
+    assert [_version(path) for path in paths] == [1, 1]
+
+
+def test_more_jobs_than_four_a_core_is_a_usage_error(project: Project) -> None:
+    _tenants(project, 1)
+    result = _fleet(project, "migrate", "tenants/*.db", "--jobs", str(4 * (os.cpu_count() or 1) + 1))
+    assert result.returncode == 2 and "is more worker processes than 4 a core" in result.stderr
+    assert _version(project.root / "tenants" / "tenant0000.db") == 1
+
+
+def test_targets_from_keeps_names_as_the_system_gives_them(project: Project) -> None:
+    """Bytes that are not UTF-8, and spaces, belong to the name (a list read from a file or stdin)."""
+    _tenants(project, 1)
+    odd = os.fsdecode(b"tenants/caf\xe9 .db")
+    shutil.copyfile(project.root / "tenants" / "tenant0000.db", os.fsencode(project.root) + b"/" + os.fsencode(odd))
+    (project.root / "list.txt").write_bytes(os.fsencode(odd) + b"\r\n# a comment\n\n")
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    for source in ("list.txt", "-"):
+        result = subprocess.run(
+            [str(console_script()), "fleet", "status", "--targets-from", source, "--json", "--dir", str(project.dir)],
+            cwd=project.root, capture_output=True, timeout=300, env=env, input=(project.root / "list.txt").read_bytes(),
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        (line,) = result.stdout.splitlines()
+        assert json.loads(line)["path"] == odd and json.loads(line)["state"] == "checked"

@@ -456,3 +456,20 @@ def test_quiet_status_prints_its_data_and_no_notes(project: Project) -> None:
     assert plain.exit_code == 0 and plain.stderr == "" and "      1  pending" in plain.stdout
     project.db.unlink()
     assert project.cli("status", "--json", "-q").stderr == ""
+
+
+def test_standard_output_closed_is_one_line_not_a_traceback(project: Project) -> None:
+    """``status | head -1`` with the reader gone before the first line: exit 1, one line on stderr."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.manager().migrate()
+    before = project.digest()
+    command = [str(console_script()), "status", "--db", str(project.db), "--dir", str(project.dir)]
+    process = subprocess.Popen(command, cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    process.stdout.close()
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert err == (
+        "Error: standard output was closed, so the command stopped there ('vcp-migrate status' shows what is applied)\n"
+    )
+    assert project.digest() == before

@@ -60,6 +60,13 @@ def _prefix(database: Path, shared: Path | None) -> str:
     return "" if shared is None else database.name + "."
 
 
+def is_backup(path: str) -> bool:
+    """Whether ``path`` is named as a backup (a fleet's targets never include one), or lies in a
+    ``<db>.backups`` folder."""
+    folder_name = os.path.basename(os.path.dirname(os.path.abspath(path)))
+    return _NAME.fullmatch(os.path.basename(path)) is not None or folder_name.endswith(".backups")
+
+
 def belongs(path: Path, database: Path) -> bool | None:
     """Whether the backup file ``path`` was taken of this database file (by its tag); None when
     its name carries no tag (older releases, or named by hand)."""
@@ -143,6 +150,8 @@ def _remedy(exc: OSError | sqlite3.Error) -> str:
         return "remove it" if "link" in str(exc) else "move it away"
     if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
         return f"retry when the other connection is done, raise {setting('lock_timeout')}"
+    if isinstance(exc, FileNotFoundError):
+        return "create the folder the backups folder goes in"
     return "free space, fix permissions"
 
 

@@ -32,6 +32,8 @@ Parameter = Literal[
     "atomic",
     "from_history",
     "path",
+    "backup_dir",
+    "jobs",
 ]
 """The MigrationManager parameters a message may name (of the constructor, ``migrate``, ``rollback``
 and ``from_config``); the CLI maps each to its option."""

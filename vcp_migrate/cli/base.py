@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import os
@@ -36,6 +37,13 @@ def error(message: str) -> None:
     prefix = click.style("Error:", fg="red", bold=True) if _colour(sys.stderr) else "Error:"
     # Whitespace first (a statement's line breaks become spaces), then names' escape sequences.
     click.echo(f"{prefix} {printable(' '.join(message.split()))}", err=True, color=_colour(sys.stderr))
+
+
+def output_closed() -> None:
+    """Standard output's reader is gone: what is still written to it goes nowhere, so that Python
+    does not fail again flushing it at exit."""
+    with contextlib.suppress(OSError, ValueError):  # ValueError: no descriptor behind it (a test's runner)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _traceback() -> None:
@@ -171,6 +179,10 @@ def handles_errors(command: F) -> F:
                 _traceback()
             error(naming.message(exc))  # options, where str(exc) names Python's parameters
             return exc.exit_code
+        except BrokenPipeError:  # its reader gone (| head): what is committed stays, as after Ctrl-C
+            output_closed()
+            error(f"standard output was closed, so the command stopped there ({_STATUS} shows what is applied)")
+            return 1
         except Exception as exc:
             if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):  # wrapped, as in making a class
                 return _interrupted(progress)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 from collections.abc import Callable
@@ -13,8 +12,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from ..errors import VcpMigrateError
 from ..printable import printable
-from .base import EXIT_INTERRUPTED, error
+from .base import EXIT_INTERRUPTED, error, output_closed
 from .naming import as_option as _as_option
 
 if TYPE_CHECKING:
@@ -123,6 +123,19 @@ class _Lines:
             self.task = self.bar.add_task(verb, total=total, failed=0, rate=0)
             self.bar.start()
         self.started, self.done = time.perf_counter(), 0
+        self.closed = False  # standard output was closed (its reader gone): the run goes on, unprinted
+
+    def echo(self, text: str, *, err: bool = False) -> None:
+        """Print a line; once standard output is closed, the lines meant for it are dropped."""
+        if self.closed and not err:
+            return
+        try:
+            click.echo(text, err=err)
+        except BrokenPipeError:
+            if err:
+                raise
+            self.closed = True
+            output_closed()
 
     def __call__(self, result: DatabaseResult) -> None:
         self.failed += result.state == "failed"
@@ -135,13 +148,13 @@ class _Lines:
 
     def emit(self, result: DatabaseResult) -> None:
         if self.as_json:
-            click.echo(json.dumps(result.as_dict(as_option)))
+            self.echo(json.dumps(result.as_dict(as_option)))
         elif self.show(result) and not self.progress.quiet:
             line = _line(result)
             if self.bar is not None:
                 self.bar.console.print(line, markup=False, highlight=False)
             else:
-                click.echo(line)
+                self.echo(line)
 
     def stop(self) -> None:
         if self.bar is not None:
@@ -163,8 +176,6 @@ def _finish(run: FleetRun, lines: _Lines, command: str, report: str | None) -> N
     from ..fleet import write_report
 
     lines.stop()
-    if report is not None:
-        write_report(Path(report), command, run.results, run.summary)
     summary = run.summary
     states = ", ".join(f"{count} {state}" for state, count in sorted(summary.states.items()))
     versions = ", ".join(f"v{version}: {count}" for version, count in sorted(summary.versions.items()))
@@ -181,7 +192,16 @@ def _finish(run: FleetRun, lines: _Lines, command: str, report: str | None) -> N
     if lines.progress.quiet and command != "status":  # -q: only the errors (status's summary is its data)
         text = [line for line in text if line.startswith("failed: ")]
     for line in text:
-        click.echo(printable(line), err=lines.as_json)
+        lines.echo(printable(line), err=lines.as_json)
+    if report is not None:  # after the summary: a report that cannot be written loses neither
+        try:
+            write_report(Path(report), command, run.results, run.summary)
+        except OSError as exc:
+            raise VcpMigrateError(
+                f"the report could not be written: {exc.strerror or exc}",
+                where=report,
+                hint="the results and the summary above say what was done",
+            ) from exc
 
 
 def run_and_report(
@@ -189,6 +209,7 @@ def run_and_report(
     start: Callable[[Callable[[DatabaseResult], None]], FleetRun], show: Callable[[DatabaseResult], bool] = bool,
 ) -> FleetRun:  # fmt: skip
     from ..fleet import FleetInterrupted
+    from ..fleet.results import NOT_STARTED
 
     _writable(report)
     lines = _Lines(progress, len(paths), as_json, command, show)
@@ -213,10 +234,18 @@ def run_and_report(
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+    if lines.closed and not interrupted:
+        raise VcpMigrateError(
+            "standard output was closed while the results were printed; the run went on to its end",
+            hint=f"every result is in {report}" if report else "pass --report FILE to keep the results",
+        )
     if interrupted:
         resume = f"run again with --only-failed {report}" if report else "run again"
         in_flight = "were stopped and rolled back" if stopped_in_flight else "finished"
-        error(f"interrupted: the databases in flight {in_flight}, the others were not started ({resume})")
+        if stopped_in_flight or any(result.state == NOT_STARTED for result in run.results):
+            error(f"interrupted: the databases in flight {in_flight}, the others were not started ({resume})")
+        else:  # it came once the last database had finished: it stopped nothing
+            error("interrupted after every database had finished: the summary above is the whole run")
         raise SystemExit(EXIT_INTERRUPTED)
     return run
 
@@ -226,8 +255,9 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _writable(report: str | None) -> None:
-    """Refuse a report that cannot be written before any database is touched, not after."""
-    folder = os.path.dirname(os.path.abspath(report or "."))
-    if report and (os.path.isdir(report) or not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK)):
-        message = f"{report!r} cannot be written: name a file in a folder that exists"
-        raise click.BadParameter(message, param_hint="--report")
+    """Refuse a report that cannot be written, or would replace what is not one, before any
+    database is touched, not after."""
+    from ..fleet.results import replaceable
+
+    if report is not None and (why := replaceable(report)) is not None:
+        raise click.BadParameter(f"{report!r} cannot be written: {why}", param_hint="--report")

@@ -23,6 +23,8 @@ OPTIONS = {
     "replicas": "--wait-for-replica",
     "replica_timeout": "--replica-timeout",
     "lease": "--lease",
+    "backup_dir": "--backup-dir",
+    "jobs": "--jobs",
 }
 
 

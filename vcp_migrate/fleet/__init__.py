@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from .. import discovery, history, loading, sqlite
 from ..commands import context
-from ..errors import DatabaseError, UsageError
+from ..errors import DatabaseError, UsageError, setting
 from ..observer import Observer
 from ..planning import short_list
 from . import pool
@@ -151,6 +151,14 @@ class Fleet:
         checksums = tuple((migration.version, migration.checksum) for migration in directory.migrations)
         job = job._replace(settings=self.settings._replace(directory=directory), checksums=checksums)
         workers = jobs if jobs is not None else (os.cpu_count() or 1)
+        if workers > (most := _JOBS_A_CORE * (os.cpu_count() or 1)):
+            raise UsageError(
+                f"{setting('jobs')} {workers} is more worker processes than {_JOBS_A_CORE} a core",
+                hint=f"give at most {most} on this machine; nothing was changed",
+            )
+        changing = job.command in ("migrate", "rollback") and not job.dry_run
+        if self.settings.backup and self.settings.backup_dir is not None and changing:
+            _check_backup_dir(self.settings.backup_dir)
         try:
             results = pool.run(job, self.paths, max(1, workers), policy, on_result or _ignore, loaded)
         except pool.Interrupted as stopped:
@@ -184,6 +192,26 @@ class Fleet:
                 schema.write_dump(self.schema_file, c, history.highest(c))
         except (OSError, sqlite3.Error, DatabaseError) as exc:
             self.observer.warning(f"{self.schema_file}: the schema file could not be written: {exc}")
+
+
+_JOBS_A_CORE = 4  # more would only compete for the cores (and 10,000 would start 10,000 processes)
+
+
+def _check_backup_dir(folder: Path) -> None:
+    """A shared backups folder that cannot be one fails the run before it starts, not each
+    database in turn: a link or something other than a folder, or a new folder whose parent
+    does not exist (only the folder itself is made)."""
+    if os.path.lexists(folder) and (folder.is_symlink() or not folder.is_dir()):
+        why = "is a link or not a folder, which backups never go through"
+    elif not os.path.lexists(folder) and not folder.absolute().parent.is_dir():
+        why = "cannot be made: the folder it would go in does not exist"
+    else:
+        return
+    raise UsageError(
+        f"{setting('backup_dir')} {why}",
+        where=str(folder),
+        hint="name a folder (or create its parent); nothing was changed",
+    )
 
 
 def _policy(keep_going: bool, max_failures: int | None, canary: int) -> Policy:

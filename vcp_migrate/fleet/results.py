@@ -148,6 +148,38 @@ def write_report(path: Path, command: str, results: Iterable[DatabaseResult], su
         raise
 
 
+def replaceable(path: str) -> str | None:
+    """Why a report cannot be written at ``path``, or None: it may name a new file in a folder
+    that exists, or a report a fleet run wrote (a resumed run's report replaces its own), never
+    anything else (a database of the fleet, a migration file, a link: each would be lost)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
+        return "its folder does not exist or cannot be written: name a file in a folder that exists"
+    if not os.path.lexists(path):
+        return None
+    if os.path.islink(path) or not os.path.isfile(path):
+        return "it is a link or not a regular file, which the report would replace: name a new file"
+    try:
+        _document(Path(path))
+    except (OSError, ValueError, KeyError, TypeError):
+        return "it exists and is not a fleet run's report, which would be lost: name a new file or an earlier report"
+    return None
+
+
+def _document(report: Path) -> tuple[str, object, list[str]]:
+    """A report's command, directory and the paths it says failed or were not started."""
+    import json
+
+    document = json.loads(report.read_text(encoding="utf-8"))
+    paths = [result["path"] for result in document["results"] if result["state"] in RERUN]
+    found, base = document["command"], document.get("directory")
+    if not all(isinstance(path, str) and path and "\0" not in path for path in paths):
+        raise TypeError("a path that is not a file name")
+    if not isinstance(found, str) or not (base is None or (isinstance(base, str) and "\0" not in base)):
+        raise TypeError("a command or a directory that is not one")
+    return found, base, paths
+
+
 # The reports whose databases a command reruns: a real run never takes a rehearsal's (its
 # "migrated" databases were not), a rehearsal takes either.
 _RERUNS_OF = {
@@ -165,13 +197,7 @@ def to_rerun(report: Path, command: str) -> list[str]:
     are not databases to roll back)."""
     where = str(report)
     try:
-        import json
-
-        document = json.loads(report.read_text(encoding="utf-8"))
-        paths = [result["path"] for result in document["results"] if result["state"] in RERUN]
-        found, base = document["command"], document.get("directory")
-        if not all(isinstance(path, str) and path and "\0" not in path for path in paths):
-            raise TypeError("a path that is not a file name")
+        found, base, paths = _document(report)
     except OSError as exc:
         raise UsageError(
             f"cannot be read: {exc.strerror}", where=where, hint="give a report a fleet run wrote"

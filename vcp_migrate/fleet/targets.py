@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..backups import is_backup
 from ..errors import UsageError
 from .results import to_rerun
 
@@ -21,7 +22,8 @@ def expand(patterns: Iterable[str]) -> list[str]:
     once (two names of one file count once, the first kept).
 
     A pattern that matches nothing is an error: a typo must not make a fleet of none. A plain
-    path that does not exist is kept, so the run reports it as failed (missing).
+    path that does not exist is kept, so the run reports it as failed (missing). A pattern's
+    matches leave out backups (``tenants/**/*.db`` reaches each ``<db>.backups`` folder).
     """
     found: list[str] = []
     for pattern in patterns:
@@ -30,24 +32,28 @@ def expand(patterns: Iterable[str]) -> list[str]:
             found.append(pattern)
             continue
         matches = sorted(glob.glob(pattern, recursive=True))
-        if not matches:
+        databases = [match for match in matches if not is_backup(match)]  # never migrate a backup
+        if not databases:
+            but = " but backups, which are never targets" if matches else ""
             raise UsageError(
-                f"the pattern {pattern!r} matches no file",
+                f"the pattern {pattern!r} matches no file{but}",
                 hint="check it, and quote it so that the shell does not expand it first",
             )
-        found.extend(matches)
+        found.extend(databases)
     return _once(found)
 
 
 def listed_in(source: str) -> list[str]:
     """The paths in a file (``-``: standard input), one a line, each taken as it is written (never
-    as a pattern); blank lines and ``#`` comments skipped."""
+    as a pattern, spaces kept); blank lines and ``#`` comments skipped."""
     where = "standard input" if source == "-" else source
-    try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    try:  # file names as the system gives them: bytes that are not UTF-8 kept
+        text = os.fsdecode(sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes())
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot be read: {exc}", where=where, hint="give a file with one path a line") from exc
-    paths = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    # Lines end at LF (CRLF too); any other character, spaces included, belongs to the name.
+    lines = (line[:-1] if line.endswith("\r") else line for line in text.split("\n"))
+    paths = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
     for path in paths:
         _no_null(path, f"a line of {where}")
     return paths
@@ -60,7 +66,7 @@ def choose(patterns: Iterable[str], targets_from: str | None, only_failed: str |
         paths = _once([*paths, *listed_in(targets_from)])
     if only_failed is not None:
         rerun = to_rerun(Path(only_failed), command)
-        paths = _once([*paths, *rerun]) if paths else rerun
+        paths = _once([*paths, *rerun] if paths else rerun)
         if not rerun:
             return []
         keep = {_key(path) for path in rerun}

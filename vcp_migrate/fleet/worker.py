@@ -18,6 +18,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from ..backups import is_backup
 from ..commands import context
 from ..errors import (
     DatabaseError,
@@ -246,18 +247,32 @@ def run_one(path: str) -> DatabaseResult:
 
 
 def _require_file(path: str) -> None:
-    """A fleet never creates a database: each must exist, as a regular file."""
+    """A fleet never creates a database: each must exist, as a regular file that is not empty
+    (SQLite would make an empty file a new database: a placeholder, or a copy still being
+    written), and not a backup (its content must stay what it was when taken)."""
+    hint = "check its path in the list of databases"
     try:
-        regular = stat.S_ISREG(os.stat(path).st_mode)
+        found = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
-        regular = None
-    except OSError as exc:  # as Path.exists() sees it: a loop of links is no file there
+        raise DatabaseError("does not exist", where=path, hint=hint) from None
+    except OSError as exc:
         if exc.errno != errno.ELOOP:
             raise
-        regular = None
-    if not regular:
-        kind = "does not exist" if regular is None else "is not a regular file"
-        raise DatabaseError(kind, where=path, hint="check its path in the list of databases")
+        raise DatabaseError("is a loop of symbolic links: no file is there", where=path, hint=hint) from None
+    if not stat.S_ISREG(found.st_mode):
+        raise DatabaseError("is not a regular file", where=path, hint=hint)
+    if found.st_size == 0:
+        raise DatabaseError(
+            "is empty (0 bytes): not a database yet, and a fleet never creates one",
+            where=path,
+            hint="check the file (a copy still being written?), or create it with 'vcp-migrate migrate --db'",
+        )
+    if is_backup(path):
+        raise DatabaseError(
+            "is a backup (named as vcp-migrate names backups): migrating it would change it",
+            where=path,
+            hint="remove it from the list of databases; 'vcp-migrate restore' puts a backup back",
+        )
 
 
 def _after(before: int | None, runs: list[MigrationRun]) -> int | None:
