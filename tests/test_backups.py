@@ -52,6 +52,13 @@ def test_cli_reports_path_and_size_and_lists_backups(project: Project) -> None:
     assert listing.exit_code == 0 and "1 backup(s)" in listing.stdout
     data = json.loads(project.cli("backups", "--json").stdout)
     assert [(d["version"], d["size"] > 0) for d in data] == [(1, True)]
+    # Piped: a line each, the file's whole name (a table 80 columns wide cut it), which restore takes.
+    (backup,) = project.manager().backups()
+    lines = listing.stdout.splitlines()
+    assert lines[0] == f"Backups of {project.db} in {folder(project.db)}, newest first:"
+    assert lines[1].startswith(backup.taken_at + "  v1  ") and lines[1].endswith("  " + backup.path.name)
+    name = lines[1].split()[-1]
+    assert project.cli("restore", name, "--yes").exit_code == 0
 
 
 def test_keep_newest_n_and_no_backup(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -344,3 +344,21 @@ def test_restore_where_there_is_no_migrations_folder_warns_of_nothing(project: P
     assert result.returncode == 0, result.stderr
     assert "schema" not in result.stderr and "Warning" not in result.stderr, result.stderr
     assert project.history() == [1] and not (elsewhere / "migrations").exists()
+
+
+def test_a_backup_copied_out_of_its_folder_says_when_it_was_taken_by_its_name(project: Project) -> None:
+    """Copied elsewhere (under its name, or without the tag, as the README says for a moved
+    database), the time in its name is when it was taken, not the copy's."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b(x);", "DROP TABLE b;")
+    project.manager().migrate(1)
+    project.manager().migrate()
+    (taken,) = project.manager().backups()
+    untagged = taken.path.name.split(".")[0] + "." + taken.path.name.split(".")[1] + ".db"  # <time>-v<N>.db
+    for name in (taken.path.name, untagged):
+        copy = project.root / name
+        shutil.copyfile(taken.path, copy)
+        os.utime(copy, (0, 0))  # a copy made long after: its time is not the backup's
+        restored, _ = project.manager().restore(copy)
+        assert (restored.taken_at, restored.version) == (taken.taken_at, 1)
+        project.manager().migrate()

@@ -64,7 +64,7 @@ def is_backup(path: str) -> bool:
     """Whether ``path`` is named as a backup (a fleet's targets never include one), or lies in a
     ``<db>.backups`` folder."""
     folder_name = os.path.basename(os.path.dirname(os.path.abspath(path)))
-    return _NAME.fullmatch(os.path.basename(path)) is not None or folder_name.endswith(".backups")
+    return is_backup_name(Path(path)) or folder_name.endswith(".backups")
 
 
 def belongs(path: Path, database: Path) -> bool | None:
@@ -120,7 +120,7 @@ def take(
             where=str(database),
             hint=f"{_remedy(exc)}, or pass {setting('backup', False)}; nothing was changed",
         ) from exc
-    return _describe(path)._replace(seconds=time.perf_counter() - started)
+    return described(path)._replace(seconds=time.perf_counter() - started)
 
 
 class _NotAFolder(OSError):
@@ -206,7 +206,8 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _describe(path: Path, size: int | None = None) -> Backup:
+def described(path: Path, size: int | None = None) -> Backup:
+    """A backup file, as its name (named as ``take`` names them) and size describe it."""
     match = _NAME.fullmatch(path.name)
     assert match is not None
     stamp = match["stamp"]
@@ -234,7 +235,7 @@ def listing(database: Path, shared: Path | None = None) -> list[Backup]:
         raise DatabaseError(str(exc), where=str(where), hint="replace it by a folder, or remove it") from exc
     with os.scandir(where) as entries:
         found = [
-            _describe(where / entry.name, entry.stat(follow_symlinks=False).st_size)
+            described(where / entry.name, entry.stat(follow_symlinks=False).st_size)
             for entry in entries
             if _ours(entry.name, database, shared) and entry.is_file(follow_symlinks=False)
         ]

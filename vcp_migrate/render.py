@@ -63,7 +63,7 @@ def backups_table(database: Path, found: list[Backup], shared: Path | None = Non
     table.add_column("Taken at (UTC)")
     table.add_column("Version", justify="right")
     table.add_column("Size", justify="right")
-    table.add_column("File")
+    table.add_column("File", overflow="fold")  # whole, to copy into restore
     for backup in found:
         table.add_row(backup.taken_at, str(backup.version), size(backup.size), Text(printable(backup.path.name)))
     from . import backups  # loaded only for this table, not by status

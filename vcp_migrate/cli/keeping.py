@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 import click
@@ -10,6 +11,7 @@ from ..errors import VcpMigrateError
 from ..printable import printable
 from .asking import asked
 from .base import backup_dir_option, common, handles_errors, lock_timeout_option, make_manager
+from .progress import is_terminal
 
 if TYPE_CHECKING:
     from ..models import Backup
@@ -35,6 +37,15 @@ def backups_command(db: str | None, directory: str | None, as_json: bool, progre
         import json
 
         click.echo(json.dumps([backup.as_dict() for backup in found], indent=2))
+    elif not is_terminal(sys.stdout):  # a pipe, a file: whole names, a line each (a table would cut them)
+        from .. import backups
+        from ..printable import size
+
+        where = backups.folder(manager.db_path, manager.backup_dir)
+        click.echo(printable(f"Backups of {manager.db_path} in {where}, newest first:"))
+        for backup in found:
+            click.echo(printable(f"{backup.taken_at}  v{backup.version}  {size(backup.size)}  {backup.path.name}"))
+        click.echo(f"{len(found)} backup(s)")
     else:
         from .. import render
 
@@ -62,7 +73,7 @@ def restore_command(
     \b
     Example:
       vcp-migrate restore
-      vcp-migrate restore 20261124T120000.000Z-v2.db --yes
+      vcp-migrate restore 20261124T120000.000Z-v2.3f2a9c1d0b7e.db --yes
     """
     manager = make_manager(db, directory, progress, lock_timeout)
 

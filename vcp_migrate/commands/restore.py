@@ -79,8 +79,10 @@ def _choose(settings: Settings, backup: str | os.PathLike[str] | None, live: Con
     listed = next((b for b in found if b.path.resolve() == chosen.resolve()), None)
     if listed:
         return listed
-    # A file named otherwise: its own time stands for when it was taken.
     info = chosen.stat()
+    if backups.is_backup_name(chosen):  # moved or copied out of the folder: its name says when it was taken
+        return backups.described(chosen)._replace(version=version, size=info.st_size)
+    # A file named otherwise: its own time stands for when it was taken.
     taken_at = datetime.fromtimestamp(info.st_mtime, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     return Backup(chosen, taken_at, version, info.st_size)
 
