@@ -53,6 +53,19 @@ def test_failing_to_write_the_schema_file_is_a_warning(project: Project) -> None
     assert "Warning: " in result.stderr and "the schema file could not be written" in result.stderr
 
 
+def test_a_schema_file_in_a_folder_that_does_not_exist_says_so(project: Project) -> None:
+    """Not the errno of the temporary file beside it: the folder, and what to do."""
+    trading(project)
+    (project.root / "pyproject.toml").write_text('[tool.vcp-migrate]\nschema_file = "db/schema.sql"\n')
+    result = project.cli("migrate")
+    assert result.exit_code == 0 and project.history() == [1, 2]
+    assert " ".join(result.stderr.split()) == (
+        "Warning: db/schema.sql: the schema file could not be written: its folder db does not exist (create it,"
+        " or name another schema file)"
+    )
+    assert not (project.root / "db").exists()
+
+
 def test_schema_command(project: Project) -> None:
     trading(project)
     assert project.cli("schema").exit_code == 1  # no database yet

@@ -176,6 +176,17 @@ def write_dump(path: Path, connection: Queries, version: int) -> None:
         raise
 
 
+def not_written(path: Path, exc: BaseException) -> str:
+    """The warning for a schema file that could not be written: why, and what to do (not the
+    errno of the temporary file beside it)."""
+    said = f"{path}: the schema file could not be written"
+    if not path.absolute().parent.is_dir():
+        return f"{said}: its folder {path.parent} does not exist (create it, or name another schema file)"
+    if isinstance(exc, OSError):
+        return f"{said}: {exc.strerror or exc} (check the folder's permissions and free space)"
+    return f"{said}: {exc}"  # reading the database for it failed
+
+
 _NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
 
 

@@ -194,4 +194,4 @@ def dump(settings: Settings, session: Session) -> None:
     try:
         schema.write_dump(settings.schema_file, session.connection, history.highest(session.connection))
     except (OSError, sqlite3.Error) as exc:
-        settings.observer.warning(f"{settings.schema_file}: the schema file could not be written: {exc}")
+        settings.observer.warning(schema.not_written(settings.schema_file, exc))

@@ -191,7 +191,7 @@ class Fleet:
             ) as c:
                 schema.write_dump(self.schema_file, c, history.highest(c))
         except (OSError, sqlite3.Error, DatabaseError) as exc:
-            self.observer.warning(f"{self.schema_file}: the schema file could not be written: {exc}")
+            self.observer.warning(schema.not_written(self.schema_file, exc))
 
 
 _JOBS_A_CORE = 4  # more would only compete for the cores (and 10,000 would start 10,000 processes)
