@@ -12,7 +12,7 @@ from contextlib import closing
 
 import pytest
 
-from vcp_migrate import MigrationFileError, PlanError
+from vcp_migrate import PlanError
 
 from .conftest import (
     Project,
@@ -65,11 +65,33 @@ def test_status_never_runs_migration_code(project: Project) -> None:
     assert not (project.root / "ran_at_import").exists()
 
 
-def test_duplicates_are_an_error_for_status(project: Project) -> None:
-    project.sql("001_a.sql", "SELECT 1;")
-    project.sql("1_b.sql", "SELECT 1;")
-    with pytest.raises(MigrationFileError, match="version 1 is also used by 001_a.sql"):
-        project.manager().status()
+def test_two_files_of_one_version_are_each_invalid_and_fail_the_gate(project: Project) -> None:
+    """Which file is the migration is not known: both are invalid, and --exit-code says 4, as
+    for any file migrate would refuse (it was an error, exit 1, with no table)."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.sql("2_t.sql", "CREATE TABLE t(x);", "DROP TABLE t;")
+    project.manager().migrate()
+    project.sql("002_dup.sql", "SELECT 1;", "SELECT 1;")
+    rows = project.manager().status()
+    assert [(row["version"], row["state"], row["file"]) for row in rows] == [
+        (1, "applied", str(project.dir / "001_a.sql")),
+        (2, "invalid", str(project.dir / "002_dup.sql")),
+        (2, "invalid", str(project.dir / "2_t.sql")),
+    ]
+    result = project.cli("status", "--exit-code")
+    assert result.exit_code == 4 and "1 applied, 0 pending, 2 invalid" in result.stdout
+
+
+def test_a_pending_sql_file_migrate_would_refuse_to_read_is_invalid(project: Project) -> None:
+    """A section marker it does not know, a hazard name that is none: migrate refuses the file,
+    so status says invalid (exit code 4), not pending (3). A Python file is never loaded here."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.manager().migrate()
+    project.write("002_b.sql", "-- migrate:up\nSELECT 1;\n-- migrate: down\nSELECT 1;\n")
+    project.write("003_c.sql", "-- migrate:up\n-- vcp:allow drop-colum\nSELECT 1;\n-- migrate:down\nSELECT 1;\n")
+    project.write("004_d.py", "raise SystemExit('never run by status')\n")
+    assert states(project) == [(1, "applied"), (2, "invalid"), (3, "invalid"), (4, "pending")]
+    assert project.cli("status", "--exit-code").exit_code == 4
 
 
 def test_unreadable_file_is_invalid(project: Project) -> None:

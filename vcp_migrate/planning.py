@@ -14,10 +14,15 @@ def status_rows(directory: Directory, applied: Mapping[int, AppliedMigration]) -
     files = {migration.version: migration for migration in directory.migrations}
     highest = max(applied, default=0)
     unreadable = {p.version: p for p in directory.problems if p.kind == "unreadable" and p.version is not None}
+    duplicated = {p.version for p in directory.problems if p.kind == "duplicate"}
     rows = []
     for version in sorted(files.keys() | applied.keys() | unreadable.keys()):
         file, row = files.get(version), applied.get(version)
         state: State
+        if version in duplicated:  # which file is the migration is not known: each is invalid
+            for each in (migration for migration in directory.migrations if migration.version == version):
+                rows.append(StatusRow(version, each.name, "invalid", each.path, each.checksum, row))
+            continue
         if version in unreadable:
             state = "invalid"
         elif row and not file:
