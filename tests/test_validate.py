@@ -508,6 +508,15 @@ def test_an_acknowledgement_in_a_literal_or_block_comment_does_not_count(project
     assert "warning: " in result.stdout and "acknowledged" not in result.stdout.splitlines()[-1]
 
 
+def test_validate_says_what_to_do_as_migrate_does(project: Project) -> None:
+    """A near-miss acknowledgement and a version 0: each line says what to do."""
+    project.write("001_a.sql", "-- migrate:up\n-- vcp: allow drop-column\nSELECT 1;\n-- migrate:down\nSELECT 1;\n")
+    project.write("000_x.sql", "-- migrate:up\nSELECT 1;\n-- migrate:down\nSELECT 1;\n")
+    lines = project.cli("validate").stdout.splitlines()
+    assert any(line.endswith("naming the hazards separated by commas or spaces)") for line in lines)
+    assert any("000_x.sql: version must be between 1 and" in line and line.endswith("; renumber it") for line in lines)
+
+
 def test_an_unknown_hazard_name_fails_validate_and_changes_nothing(project: Project) -> None:
     with_children(project)
     path = project.sql("004_rebuild.sql", f"-- vcp:allow rebuild-parnet\n{REBUILD_TRADES}", "SELECT 1;")
@@ -517,7 +526,7 @@ def test_an_unknown_hazard_name_fails_validate_and_changes_nothing(project: Proj
     assert result.stdout.splitlines() == [
         f"{path}: line 2: '-- vcp:allow' names an unknown hazard 'rebuild-parnet'; the known hazards are"
         " pragma-in-transaction, vacuum-in-transaction, not-null-without-default, drop-column, drop-table,"
-        " rename-referenced, rebuild-parent",
+        " rename-referenced, rebuild-parent (fix the name)",
         "failed: 1 error(s), 0 warning(s).",
     ]
     assert project.digest() == before and project.history() == [1, 2, 3] and "fills" in project.tables()

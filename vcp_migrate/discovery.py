@@ -103,7 +103,9 @@ def _read(directory: Path, entry: os.DirEntry[str], root: Path, hashed: int) -> 
     version = int(match[1])
     if not 0 < version <= _MAX_VERSION:
         return FileProblem(
-            "name", path, f"version must be between 1 and {_MAX_VERSION} (0 means 'before any migration')"
+            "name",
+            path,
+            f"version must be between 1 and {_MAX_VERSION} (0 means 'before any migration'); renumber it",
         )
     is_link = entry.is_symlink()
     if entry.is_file(follow_symlinks=False):  # a regular file (scandir knew it without a stat): open it

@@ -28,7 +28,8 @@ def validate(settings: Settings, *, roundtrip: bool) -> list[Problem]:
         try:
             loaded[file.version] = migration = loading.load(file)
         except MigrationFileError as exc:
-            problems.append(Problem("load", exc.what, file.path, file.version))
+            said = exc.what if exc.hint is None else f"{exc.what} ({exc.hint})"  # what to do, as migrate says it
+            problems.append(Problem("load", said, file.path, file.version))
             continue
         if migration.down is None:
             problems.append(
