@@ -81,7 +81,7 @@ def test_read_settings_checks_keys_and_types(tmp_path: Path) -> None:
     path.write_text('[tool.vcp-migrate]\ndb = "x.db"\n')
     assert read_settings(path) == {"db": "x.db"}
     path.write_text("[tool.vcp-migrate]\ndb = 3\n")
-    with pytest.raises(UsageError, match="db must be a str, not 3"):
+    with pytest.raises(UsageError, match="db must be a string, not 3"):
         read_settings(path)
     path.write_bytes(b"\xff\xfe")
     with pytest.raises(UsageError, match="cannot be read"):
@@ -116,10 +116,10 @@ def test_manager_settings_refuse_a_value_of_the_wrong_type(tmp_path: Path) -> No
 
     pyproject = tmp_path / "pyproject.toml"
     for text, message in (
-        ("keep_backups = true", "keep_backups must be a int, not True"),
+        ("keep_backups = true", "keep_backups must be a whole number, not True"),
         ("lock_timeout = 'soon'", "lock_timeout must be a number, not 'soon'"),
         ("lock_timeout = -1", "lock_timeout must be a finite number of seconds, 0 or more, not -1.0"),
-        ("create = 'no'", "create must be a bool, not 'no'"),
+        ("create = 'no'", "create must be true or false, not 'no'"),
     ):
         pyproject.write_text(f"[tool.vcp-migrate]\n{text}\n")
         with pytest.raises(UsageError, match=re.escape(message)):

@@ -517,6 +517,15 @@ def test_validate_says_what_to_do_as_migrate_does(project: Project) -> None:
     assert any("000_x.sql: version must be between 1 and" in line and line.endswith("; renumber it") for line in lines)
 
 
+def test_quiet_validate_prints_no_ok_line_but_still_the_failures(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    assert project.cli("validate").stdout == "OK: no problems found.\n"
+    assert project.cli("-q", "validate").stdout == ""
+    project.write("002_b.sql", "-- migrate:up\nCREATE TABLE b(x);\n")  # no down
+    failed = project.cli("-q", "validate")
+    assert failed.exit_code == 1 and failed.stdout.splitlines()[-1] == "failed: 1 error(s), 0 warning(s)."
+
+
 def test_an_unknown_hazard_name_fails_validate_and_changes_nothing(project: Project) -> None:
     with_children(project)
     path = project.sql("004_rebuild.sql", f"-- vcp:allow rebuild-parnet\n{REBUILD_TRADES}", "SELECT 1;")

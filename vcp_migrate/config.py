@@ -252,9 +252,9 @@ def _is_a(value: object, kind: type[T]) -> TypeGuard[T]:
 
 
 def _wrong_type(key: str, kind: type, value: object, where: str) -> UsageError:
-    name = "number" if kind is float else kind.__name__
+    name = {float: "a number", int: "a whole number", str: "a string", bool: "true or false"}.get(kind, kind.__name__)
     what = f"{TABLE} {key}" if where else key
-    return UsageError(f"{what} must be a {name}, not {value!r}", where=where or None)
+    return UsageError(f"{what} must be {name}, not {value!r}", where=where or None)
 
 
 def _document(path: Path) -> tuple[dict[str, object], bool]:

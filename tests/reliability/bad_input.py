@@ -618,7 +618,7 @@ CASES = [
         "wrong type",
         ("status",),
         2,
-        "pyproject.toml: [tool.vcp-migrate] keep_backups must be a int",
+        "pyproject.toml: [tool.vcp-migrate] keep_backups must be a whole number",
         lambda root: (root / "pyproject.toml").write_text("[tool.vcp-migrate]\nkeep_backups = 'five'\n"),
         defaults=False,
     ),

@@ -241,7 +241,13 @@ def global_options(command: F, *, environment: bool = False) -> F:
             " pyproject.toml that has one, up to the repository root].",
         ),
         click.option("--debug", is_flag=True, help="Show the traceback of an error."),
-        click.option("-q", "--quiet", "quiet", is_flag=True, help="Print only errors."),
+        click.option(
+            "-q",
+            "--quiet",
+            "quiet",
+            is_flag=True,
+            help="Print only errors, and what a command exists to print (status, current, schema, --json).",
+        ),
         click.option("-v", "--verbose", "verbose", is_flag=True, help="Also print each statement with its time."),
         click.option("--no-color", "no_color", is_flag=True, help="No colour, even on a terminal [env NO_COLOR]."),
     )

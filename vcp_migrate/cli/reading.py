@@ -137,7 +137,8 @@ def validate_command(
             progress.console.print(render.problem_line(problem))
             if problem.diff:
                 progress.console.print(render.diff_text(problem.diff))
-        progress.console.print(render.validate_summary(problems, strict=strict))
+        if failing or not progress.quiet:  # -q: no "OK" line
+            progress.console.print(render.validate_summary(problems, strict=strict))
     return 1 if failing else 0
 
 
