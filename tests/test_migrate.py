@@ -1376,7 +1376,7 @@ def test_a_down_that_writes_the_history_fails_and_stays_applied(project: Project
     project.manager().migrate()
     result = project.cli("rollback")
     assert result.exit_code == 1 and "002_b.sql: it writes to the history table vcp_migrations" in result.output
-    assert "it was rolled back and is still applied" in result.output
+    assert "its down was undone whole: it is still applied" in result.output
     assert project.history() == [1, 2] and project.tables() == {"a", "b"}
     assert project.query("PRAGMA user_version") == [(2,)]
 

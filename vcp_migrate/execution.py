@@ -381,7 +381,7 @@ def _failed_with(
     elif direction == "up":
         hint = "nothing was applied" if not earlier else "it was rolled back"
     else:
-        hint = "it was rolled back and is still applied"
+        hint = "its down was undone whole: it is still applied"
     if earlier and not batch:
         stay = "applied" if direction == "up" else "rolled back"
         hint += f"; the {earlier} migration(s) before it in this run stay {stay}"
