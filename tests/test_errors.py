@@ -24,6 +24,7 @@ from vcp_migrate.errors import (
     VcpMigrateError,
     setting,
 )
+from vcp_migrate.fleet import Fleet
 
 from .conftest import Project, three
 
@@ -184,6 +185,8 @@ def test_every_parameter_a_message_may_name_is_one_of_the_api_and_has_an_option_
             MigrationManager.migrate,
             MigrationManager.rollback,
             MigrationManager.from_config,
+            Fleet.__init__,
+            Fleet.migrate,
         )
         for name in inspect.signature(method).parameters
     }
@@ -191,9 +194,12 @@ def test_every_parameter_a_message_may_name_is_one_of_the_api_and_has_an_option_
     assert set(OPTIONS) == parameters
     assert isinstance(main, click.Group)
     context = click.Context(main)
+    fleet = main.get_command(context, "fleet")
+    assert isinstance(fleet, click.Group)
+    commands = [*main.commands.values(), *fleet.commands.values()]
     options = {
         option
-        for command in main.commands.values()
+        for command in commands
         for parameter in command.get_params(context)
         for option in (*parameter.opts, *parameter.secondary_opts)
     }

@@ -50,7 +50,8 @@ def test_failing_down_keeps_earlier_undone_and_itself_applied(project: Project) 
     message = str(error.value)
     assert "002_t2.sql: statement 2 failed: no such table: no_such_table" in message
     assert (
-        "its down was undone whole: it is still applied; the 1 migration(s) before it in this run stay rolled back" in message
+        "its down was undone whole: it is still applied; the 1 migration(s) before it in this run stay rolled back"
+        in message
     )
     assert project.tables() == {"t1", "t2"}
     assert project.history() == [1, 2]
