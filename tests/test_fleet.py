@@ -698,6 +698,9 @@ def test_a_dry_run_report_is_marked_and_a_real_rerun_refuses_it(project: Project
     paths = _tenants(project, 3, rows=5, frozen=(1,))
     rehearsed = _fleet(project, "migrate", "tenants/*.db", "--dry-run", "--keep-going", "--report", "dry.json")
     assert rehearsed.returncode == 1 and "migrate --dry-run: 3 database(s)" in rehearsed.stdout
+    # Each line says it was a rehearsal, not only the summary: "migrated 1 -> 2" alone misled.
+    lines = [line for line in rehearsed.stdout.splitlines() if line.startswith("migrated ")]
+    assert len(lines) == 2 and all("1 -> 2  (rehearsed: nothing was changed)" in line for line in lines)
     assert json.loads((project.root / "dry.json").read_text())["command"] == "migrate --dry-run"
     before = [_digest(path) for path in paths]
     real = _fleet(project, "migrate", "--only-failed", "dry.json")

@@ -110,7 +110,7 @@ class _Lines:
     def __init__(
         self, progress: Progress, total: int, as_json: bool, verb: str, show: Callable[[DatabaseResult], bool]
     ):
-        self.progress, self.as_json, self.show, self.failed = progress, as_json, show, 0
+        self.progress, self.as_json, self.show, self.failed, self.verb = progress, as_json, show, 0, verb
         self.deferred = False  # results printed once all are in (status: drift is known only then)
         self.bar: Any = None
         if progress.terminal and not as_json and total:
@@ -150,7 +150,7 @@ class _Lines:
         if self.as_json:
             self.echo(json.dumps(result.as_dict(as_option)))
         elif self.show(result) and not self.progress.quiet:
-            line = _line(result)
+            line = _line(result, rehearsal=self.verb.endswith("--dry-run"))
             if self.bar is not None:
                 self.bar.console.print(line, markup=False, highlight=False)
             else:
@@ -162,8 +162,10 @@ class _Lines:
             self.bar = None
 
 
-def _line(result: DatabaseResult) -> str:
+def _line(result: DatabaseResult, *, rehearsal: bool = False) -> str:
     versions = "" if result.version_before is None else f"  {result.version_before} -> {result.version_after}"
+    if rehearsal and result.state != "failed":
+        versions += "  (rehearsed: nothing was changed)"
     if result.problems and result.state != "failed":
         versions += f"  ({', '.join(result.problems)})"
     if result.pending:
