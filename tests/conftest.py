@@ -96,6 +96,17 @@ def console_script() -> Path:
     return path
 
 
+def with_output_closed(command: list[str], cwd: Path, **env: str) -> tuple[int, str]:
+    """Run ``command`` as a real process whose standard output is a pipe nobody reads any more
+    (``| head -1`` once head is gone): its exit code and what it wrote on stderr."""
+    environment = {k: v for k, v in os.environ.items() if k not in ENV_VARS} | env
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment)
+    assert process.stdout is not None
+    process.stdout.close()
+    _, err = process.communicate(timeout=120)
+    return process.returncode, err.decode()
+
+
 def on_a_terminal(command: list[str], cwd: Path, *, columns: int = 80) -> tuple[int, str]:
     """Run ``command`` as a real process with its output on a pseudo-terminal COLUMNS wide: its
     exit code and everything it wrote there, escape sequences included."""

@@ -25,7 +25,7 @@ from vcp_migrate.errors import MigrationFileError, UsageError
 from vcp_migrate.fleet import Fleet
 from vcp_migrate.fleet import worker as worker_module
 
-from .conftest import ENV_VARS, Project, console_script, on_a_terminal
+from .conftest import ENV_VARS, Project, console_script, on_a_terminal, with_output_closed
 
 TRADES = (
     "-- migrate:up\nCREATE TABLE trades (id INTEGER PRIMARY KEY, qty INTEGER);\n-- migrate:down\nDROP TABLE trades;\n"
@@ -1043,8 +1043,8 @@ def test_standard_output_closed_early_the_run_goes_on_to_its_end_and_the_report_
     _, err = process.communicate(timeout=120)
     assert process.returncode == 1, err
     assert err.strip().splitlines()[-1] == (
-        "Error: standard output was closed while the results were printed; the run went on to its end"
-        " (every result is in run.json)"
+        "Error: standard output was closed while the results were printed; the run went on to its end:"
+        " 30 migrated (every result is in run.json)"
     )
     assert "Traceback" not in err and "Exception ignored" not in err
     results = json.loads((project.root / "run.json").read_text())["results"]
@@ -1132,3 +1132,19 @@ def test_targets_from_keeps_names_as_the_system_gives_them(project: Project) -> 
         assert result.returncode == 0, result.stderr
         (line,) = result.stdout.splitlines()
         assert json.loads(line)["path"] == odd and json.loads(line)["state"] == "checked"
+
+
+@pytest.mark.parametrize("terminal", [False, True], ids=["lines", "progress bar"])
+def test_output_closed_fails_no_migration_that_prints_nor_the_progress_bar(project: Project, terminal: bool) -> None:
+    """A migration's print() in a worker, or Rich's progress bar (FORCE_COLOR), writing to the
+    closed pipe: every database is migrated all the same, and the line gives the counts."""
+    paths = _tenants(project, 12)
+    project.write("003_p.py", "def up(connection):\n    print('backfilling', flush=True)\n")
+    command = [str(console_script()), "fleet", "migrate", "tenants/*.db", "--dir", str(project.dir), "--jobs", "2"]
+    code, err = with_output_closed([*command, "--no-dump"], project.root, **({"FORCE_COLOR": "1"} if terminal else {}))
+    assert code == 1 and "Traceback" not in err
+    assert err.splitlines()[-1] == (
+        "Error: standard output was closed while the results were printed; the run went on to its end: 12 migrated"
+        " (pass --report FILE to keep the results)"
+    )
+    assert [_version(path) for path in paths] == [3] * 12

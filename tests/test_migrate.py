@@ -15,7 +15,7 @@ import pytest
 
 from vcp_migrate import DatabaseError, MigrationFailed, MigrationFileError, PlanError
 
-from .conftest import Project, three, wrong_directory, wrong_directory_error
+from .conftest import Project, console_script, three, with_output_closed, wrong_directory, wrong_directory_error
 
 TRADES = "CREATE TABLE trades (id INTEGER PRIMARY KEY, symbol TEXT);"
 
@@ -2009,3 +2009,20 @@ def test_a_run_without_a_schema_file_loads_no_schema_writer(project: Project) ->
     for module in ("vcp_migrate.schema", "difflib", "secrets"):
         assert module not in loaded, module
     assert project.history() == [1, 2] and not (project.dir / "schema.sql").exists()
+
+
+def test_standard_output_closed_stops_no_migration_halfway(project: Project) -> None:
+    """``vcp-migrate up | head -1`` once head is gone: a line about a migration (its backup taken,
+    before its COMMIT) or a migration's own print() must not stop the run there. Every migration
+    is applied as without the pipe, the backup kept as after any run; one line says so, exit 1."""
+    three(project)
+    project.write(
+        "004_d.py", "def up(connection):\n    print('backfilling')\n    connection.execute('CREATE TABLE d (x)')\n"
+    )
+    project.manager().migrate(1)
+    command = [str(console_script()), "up", "--db", str(project.db), "--dir", str(project.dir)]
+    code, err = with_output_closed(command, project.root)
+    assert code == 1 and "Traceback" not in err
+    assert err == "Error: standard output was closed before all was printed; the command went on to its end\n"
+    assert project.history() == [1, 2, 3, 4]
+    assert [backup.version for backup in project.manager().backups()] == [1]

@@ -22,7 +22,7 @@ from vcp_migrate.cli import main
 from vcp_migrate.lock import RunLock
 from vcp_migrate.observer import Observer
 
-from .conftest import Project, console_script, run_cli
+from .conftest import Project, console_script, run_cli, with_output_closed
 from .conftest import three_trades as three
 
 
@@ -362,3 +362,17 @@ def test_a_backup_copied_out_of_its_folder_says_when_it_was_taken_by_its_name(pr
         restored, _ = project.manager().restore(copy)
         assert (restored.taken_at, restored.version) == (taken.taken_at, 1)
         project.manager().migrate()
+
+
+def test_restore_with_standard_output_closed_restores_and_leaves_one_safety_copy(project: Project) -> None:
+    """Its lines went nowhere: it restored all the same (no leftover copy that a second restore
+    would then pick), and says that its output was lost."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b(x);", "DROP TABLE b;")
+    project.manager().migrate(1)
+    project.manager().migrate()
+    command = [str(console_script()), "restore", "--yes", "--db", str(project.db), "--dir", str(project.dir)]
+    code, err = with_output_closed(command, project.root)
+    assert code == 1 and err.startswith("Error: standard output was closed before all was printed")
+    assert project.history() == [1]
+    assert sorted(backup.version for backup in project.manager().backups()) == [1, 2]  # the one taken, the safety copy

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import TRADES, Project, modified_missing_and_out_of_order, trading
+from .conftest import TRADES, Project, console_script, modified_missing_and_out_of_order, trading, with_output_closed
 
 
 def populate(project: Project) -> None:
@@ -573,3 +573,14 @@ def test_copies_are_scratch_files_in_the_temporary_folder_and_are_removed(
     assert [p.kind for p in project.manager().validate(roundtrip=True)] == ["fails"]
     assert list(scratch_folder.iterdir()) == []
     assert project.history() == [1]
+
+
+def test_validate_with_standard_output_closed_says_so(project: Project) -> None:
+    """Rich would exit 1 on its own, silently: the line says what happened."""
+    trading(project)
+    project.manager().migrate()
+    command = [str(console_script()), "validate", "--db", str(project.db), "--dir", str(project.dir)]
+    assert with_output_closed(command, project.root) == (
+        1,
+        "Error: standard output was closed before all was printed; the command went on to its end\n",
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib
 import os
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 
 import click
 
+from .. import closed_output
 from ..entry import INTERRUPTED
 from ..errors import VcpMigrateError
 from ..printable import printable
@@ -39,17 +39,14 @@ def error(message: str) -> None:
     click.echo(f"{prefix} {printable(' '.join(message.split()))}", err=True, color=_colour(sys.stderr))
 
 
-def output_closed() -> None:
-    """Standard output's reader is gone: what is still written to it goes nowhere, so that Python
-    does not fail again flushing it at exit."""
-    with contextlib.suppress(OSError, ValueError):  # ValueError: no descriptor behind it (a test's runner)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+def _said(progress: Progress, debug: bool, message: str) -> None:
+    """An error, said as one line (after its traceback with --debug), the progress display ended."""
+    progress.stop()
+    if debug:
+        import traceback
 
-
-def _traceback() -> None:
-    import traceback
-
-    traceback.print_exc()
+        traceback.print_exc()
+    error(message)
 
 
 class Group(click.Group):
@@ -160,6 +157,17 @@ def handles_errors(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> int:
+        closed_output.guard()  # a reader gone (| head) stops no command halfway: it is said at the end
+        try:
+            code = body(*args, **kwargs)
+            if code == 0 and closed_output.closed():
+                error("standard output was closed before all was printed; the command went on to its end")
+                return 1
+            return code
+        finally:
+            closed_output.unguard()
+
+    def body(*args: Any, **kwargs: Any) -> int:
         options = _globals(kwargs)
         if options.quiet and options.verbose:
             raise click.UsageError("-q and -v cannot be used together")
@@ -174,22 +182,12 @@ def handles_errors(command: F) -> F:
         except (click.ClickException, click.Abort):
             raise
         except VcpMigrateError as exc:
-            progress.stop()
-            if debug:
-                _traceback()
-            error(naming.message(exc))  # options, where str(exc) names Python's parameters
+            _said(progress, debug, naming.message(exc))  # options, where str(exc) names Python's parameters
             return exc.exit_code
-        except BrokenPipeError:  # its reader gone (| head): what is committed stays, as after Ctrl-C
-            output_closed()
-            error(f"standard output was closed, so the command stopped there ({_STATUS} shows what is applied)")
-            return 1
         except Exception as exc:
             if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):  # wrapped, as in making a class
                 return _interrupted(progress)
-            progress.stop()
-            if debug:
-                _traceback()
-            error(f"unexpected {type(exc).__name__}: {exc} (run again with --debug and report it)")
+            _said(progress, debug, f"unexpected {type(exc).__name__}: {exc} (run again with --debug and report it)")
             return 1
         except KeyboardInterrupt:
             return _interrupted(progress)
@@ -199,13 +197,13 @@ def handles_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-_STATUS = "'vcp-migrate status'"
+_DONE = "'vcp-migrate status' shows what is applied"
 
 
 def _interrupted(progress: Progress) -> int:
     progress.stop()
     current = f" while running {progress.current.path}" if progress.current else ""
-    error(f"interrupted{current} (a transactional migration is rolled back whole; {_STATUS} shows what is applied)")
+    error(f"interrupted{current} (a transactional migration is rolled back whole; {_DONE})")
     return EXIT_INTERRUPTED
 
 

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from .. import closed_output
 from ..errors import VcpMigrateError
 from ..printable import printable
-from .base import EXIT_INTERRUPTED, error, output_closed
+from .base import EXIT_INTERRUPTED, error
 from .naming import as_option as _as_option
 
 if TYPE_CHECKING:
@@ -123,19 +124,6 @@ class _Lines:
             self.task = self.bar.add_task(verb, total=total, failed=0, rate=0)
             self.bar.start()
         self.started, self.done = time.perf_counter(), 0
-        self.closed = False  # standard output was closed (its reader gone): the run goes on, unprinted
-
-    def echo(self, text: str, *, err: bool = False) -> None:
-        """Print a line; once standard output is closed, the lines meant for it are dropped."""
-        if self.closed and not err:
-            return
-        try:
-            click.echo(text, err=err)
-        except BrokenPipeError:
-            if err:
-                raise
-            self.closed = True
-            output_closed()
 
     def __call__(self, result: DatabaseResult) -> None:
         self.failed += result.state == "failed"
@@ -148,13 +136,13 @@ class _Lines:
 
     def emit(self, result: DatabaseResult) -> None:
         if self.as_json:
-            self.echo(json.dumps(result.as_dict(as_option)))
+            click.echo(json.dumps(result.as_dict(as_option)))
         elif self.show(result) and not self.progress.quiet:
             line = _line(result, rehearsal=self.verb.endswith("--dry-run"))
             if self.bar is not None:
                 self.bar.console.print(line, markup=False, highlight=False)
             else:
-                self.echo(line)
+                click.echo(line)
 
     def stop(self) -> None:
         if self.bar is not None:
@@ -194,7 +182,7 @@ def _finish(run: FleetRun, lines: _Lines, command: str, report: str | None) -> N
     if lines.progress.quiet and command != "status":  # -q: only the errors (status's summary is its data)
         text = [line for line in text if line.startswith("failed: ")]
     for line in text:
-        lines.echo(printable(line), err=lines.as_json)
+        click.echo(printable(line), err=lines.as_json)
     if report is not None:  # after the summary: a report that cannot be written loses neither
         try:
             write_report(Path(report), command, run.results, run.summary)
@@ -236,9 +224,10 @@ def run_and_report(
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
-    if lines.closed and not interrupted:
+    if not interrupted and closed_output.closed():  # the lines and the summary went nowhere: say the gist
+        states = ", ".join(f"{count} {state}" for state, count in sorted(run.summary.states.items()))
         raise VcpMigrateError(
-            "standard output was closed while the results were printed; the run went on to its end",
+            f"standard output was closed while the results were printed; the run went on to its end: {states}",
             hint=f"every result is in {report}" if report else "pass --report FILE to keep the results",
         )
     if interrupted:

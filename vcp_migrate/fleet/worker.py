@@ -18,6 +18,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from .. import closed_output
 from ..backups import is_backup
 from ..commands import context
 from ..errors import (
@@ -150,7 +151,9 @@ def serve(connection: Connection, job: Job, shared: Shared, slot: int) -> None:
     result goes back per database, in order, sent before the next database starts; so if this
     process dies, the fleet's process knows which database it held and which it never started.
     Once the run is told to stop, the databases still to come are not started. It ends when
-    the fleet's process closes its end (or is gone)."""
+    the fleet's process closes its end (or is gone). A migration's print() to a standard output
+    whose reader is gone fails nothing (``closed_output``)."""
+    closed_output.guard()
     start(job, None, shared, slot)
     try:
         while True:

@@ -1,0 +1,68 @@
+"""Standard output whose reader went away (``vcp-migrate up | head -1``): what is still written to
+it goes nowhere, and the run goes on to its end, as it would have with the reader there.
+
+Python ignores SIGPIPE, so a write to a pipe nobody reads raises BrokenPipeError wherever it
+lands: in a line about a migration (after its backup was taken, before its COMMIT), in a
+migration's own print(), or in Rich, which then exits at once. ``guard()`` puts a stand-in in
+front of ``sys.stdout`` that swallows it, points file descriptor 1 at the null device (so that
+Python's flush at exit cannot fail either) and remembers that it happened (``closed()``), so the
+command can say so once it is done. Nothing here knows of click or Rich.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from typing import Any, TextIO
+
+
+class _Guarded:
+    """``sys.stdout``, but a closed reader is noted instead of raised."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                self._went()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._went()
+
+    def _went(self) -> None:
+        self.gone = True
+        with contextlib.suppress(OSError, ValueError):  # ValueError: no descriptor behind it (a test's runner)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, buffer...: the stream's own
+        return getattr(self.stream, name)
+
+
+def guard() -> None:
+    """Put the stand-in in front of ``sys.stdout`` (once: a second call keeps the first)."""
+    if sys.stdout is not None and not isinstance(sys.stdout, _Guarded):
+        sys.stdout = _Guarded(sys.stdout)
+
+
+def closed() -> bool:
+    """Whether standard output's reader went away since ``guard()``: flushes what is pending first."""
+    if isinstance(sys.stdout, _Guarded):
+        sys.stdout.flush()
+        return sys.stdout.gone
+    return False
+
+
+def unguard() -> None:
+    """Take the stand-in away again (the command is done; a test's runner swaps streams)."""
+    if isinstance(sys.stdout, _Guarded):
+        sys.stdout = sys.stdout.stream
