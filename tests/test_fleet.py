@@ -969,7 +969,19 @@ def _files(folder: Path) -> dict[str, str]:
     return {str(path.relative_to(folder)): _digest(path) for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
-@pytest.mark.parametrize("named", ["a database of the fleet", "a migration file", "a link to a report"])
+@pytest.mark.parametrize(
+    "named",
+    [
+        "a database of the fleet",
+        "a database of the fleet not there yet",
+        "a migration file",
+        "the schema file, which the run writes",
+        "a run lock",
+        "a link to a report",
+        "JSON that is not a report",
+        "no name",
+    ],
+)
 def test_a_report_that_would_replace_what_is_not_a_report_is_refused_first(project: Project, named: str) -> None:
     """--report may name a new file or an earlier report (a resumed run's); anything else would be
     lost when the report replaced it: refused before any database is touched."""
@@ -977,13 +989,19 @@ def test_a_report_that_would_replace_what_is_not_a_report_is_refused_first(proje
     earlier = _fleet(project, "status", "tenants/*.db", "--report", "earlier.json")
     assert earlier.returncode == 0, earlier.stderr
     report = {
-        "a database of the fleet": "tenants/tenant0001.db",
+        "a database of the fleet": "./tenants/../tenants/tenant0001.db",
+        "a database of the fleet not there yet": "tenants/new.db",
         "a migration file": str(project.dir / "002_notional.sql"),
+        "the schema file, which the run writes": str(project.dir / "schema.sql"),
+        "a run lock": "tenants/.vcp-lock-1-2",
         "a link to a report": "link.json",
+        "JSON that is not a report": "deploy.json",
+        "no name": "",
     }[named]
     (project.root / "link.json").symlink_to("earlier.json")
+    (project.root / "deploy.json").write_text('{"command": "deploy --prod", "results": [], "owner": "ops"}')
     before = _files(project.root)
-    result = _fleet(project, "migrate", "tenants/*.db", "--report", report)
+    result = _fleet(project, "migrate", "tenants/*.db", "tenants/new.db", "--keep-going", "--report", report)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"Invalid value for --report: {report!r} cannot be written: it" in result.stderr
     assert _files(project.root) == before and (project.root / "link.json").is_symlink()
@@ -1062,9 +1080,23 @@ def test_a_report_that_cannot_be_written_at_the_end_comes_after_the_summary(proj
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "migrate: 2 database(s) in" in result.stdout and "2 migrated" in result.stdout
     assert result.stderr.splitlines()[-1] == (
-        "Error: reports/run.json: the report could not be written: No such file or directory (the results and the"
-        " summary above say what was done)"
+        "Error: reports/run.json: the report could not be written: its folder does not exist or cannot be written:"
+        " name a file in a folder that exists (the summary says what was done)"
     )
+    assert [_version(path) for path in paths] == [3, 3]
+
+
+def test_a_file_that_appears_at_the_report_path_during_the_run_is_not_replaced(project: Project) -> None:
+    """Checked again just before it is written: what appeared there meanwhile (a copy of a
+    database, say) stays; one line says the report was not written, after the summary."""
+    paths = _tenants(project, 2)
+    project.write("003_cp.py", "def up(connection):\n    open('run.json', 'w').write('not a report')\n")
+    result = _fleet(project, "migrate", "tenants/*.db", "--jobs", "1", "--report", "run.json", "--no-dump")
+    assert result.returncode == 1 and "2 migrated" in result.stdout
+    assert result.stderr.splitlines()[-1].startswith(
+        "Error: run.json: the report could not be written: it exists and is not a fleet run's report"
+    )
+    assert (project.root / "run.json").read_text() == "not a report"
     assert [_version(path) for path in paths] == [3, 3]
 
 

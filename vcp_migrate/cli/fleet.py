@@ -76,7 +76,7 @@ def fleet_migrate(
     )
     run = run_and_report(
         progress,
-        paths,
+        fleet,
         as_json,
         report,
         command,
@@ -129,7 +129,7 @@ def fleet_rollback(
     )
     run = run_and_report(
         progress,
-        paths,
+        fleet,
         as_json,
         report,
         "rollback",
@@ -164,7 +164,7 @@ def fleet_status(
     fleet = make_fleet(progress, paths, directory, lock_timeout=lock_timeout)
     run = run_and_report(
         progress,
-        paths,
+        fleet,
         as_json,
         report,
         "status",
@@ -196,6 +196,6 @@ def fleet_validate(
     """
     paths = choose_paths(db, patterns, targets_from, only_failed)
     fleet = make_fleet(progress, paths, directory, lock_timeout=lock_timeout)
-    run = run_and_report(progress, paths, as_json, report, "validate",
+    run = run_and_report(progress, fleet, as_json, report, "validate",
                lambda lines: fleet.validate(roundtrip=roundtrip, jobs=jobs, on_result=lines))  # fmt: skip
     return 0 if run.summary.ok else 1

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ import click
 from .. import closed_output
 from ..errors import VcpMigrateError
 from ..printable import printable
+from . import naming
 from .base import EXIT_INTERRUPTED, error
 from .naming import as_option as _as_option
 
@@ -163,8 +165,6 @@ def _line(result: DatabaseResult, *, rehearsal: bool = False) -> str:
 
 
 def _finish(run: FleetRun, lines: _Lines, command: str, report: str | None) -> None:
-    from ..fleet import write_report
-
     lines.stop()
     summary = run.summary
     states = ", ".join(f"{count} {state}" for state, count in sorted(summary.states.items()))
@@ -183,26 +183,42 @@ def _finish(run: FleetRun, lines: _Lines, command: str, report: str | None) -> N
         text = [line for line in text if line.startswith("failed: ")]
     for line in text:
         click.echo(printable(line), err=lines.as_json)
-    if report is not None:  # after the summary: a report that cannot be written loses neither
-        try:
-            write_report(Path(report), command, run.results, run.summary)
-        except OSError as exc:
-            raise VcpMigrateError(
-                f"the report could not be written: {exc.strerror or exc}",
-                where=report,
-                hint="the results and the summary above say what was done",
-            ) from exc
+
+
+def _write(run: FleetRun, command: str, report: str, written: str, fleet: Fleet) -> VcpMigrateError | None:
+    """Write the report at ``written`` (``report`` made absolute before the run, so that a
+    migration that changes the current folder cannot move it), checked again first: something
+    that appeared there meanwhile is never replaced. The error to say, if it could not be."""
+    from ..fleet import write_report
+    from ..fleet.results import replaceable
+
+    why = replaceable(written, fleet.paths, _own(fleet))
+    try:
+        if why is None:
+            write_report(Path(written), command, run.results, run.summary)
+    except OSError as exc:
+        why = str(exc.strerror or exc)
+    if why is None:
+        return None
+    return VcpMigrateError(
+        f"the report could not be written: {why}", where=report, hint="the summary says what was done"
+    )
+
+
+def _own(fleet: Fleet) -> list[Path]:
+    """What of vcp-migrate's own a report must never replace."""
+    return [fleet.settings.migrations_dir, fleet.schema_file]
 
 
 def run_and_report(
-    progress: Progress, paths: list[str], as_json: bool, report: str | None, command: str,
+    progress: Progress, fleet: Fleet, as_json: bool, report: str | None, command: str,
     start: Callable[[Callable[[DatabaseResult], None]], FleetRun], show: Callable[[DatabaseResult], bool] = bool,
 ) -> FleetRun:  # fmt: skip
     from ..fleet import FleetInterrupted
     from ..fleet.results import NOT_STARTED
 
-    _writable(report)
-    lines = _Lines(progress, len(paths), as_json, command, show)
+    written = _writable(report, fleet)
+    lines = _Lines(progress, len(fleet.paths), as_json, command, show)
     lines.deferred = command == "status"
     interrupted = stopped_in_flight = False
     stopping = (signal.SIGINT, signal.SIGTERM)
@@ -221,9 +237,14 @@ def run_and_report(
             for result in run.results:
                 lines.emit(result)
         _finish(run, lines, command, report)
+        unwritten = _write(run, command, report, written, fleet) if report and written else None
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+    if unwritten is not None and interrupted:
+        error(naming.message(unwritten))
+    elif unwritten is not None:
+        raise unwritten
     if not interrupted and closed_output.closed():  # the lines and the summary went nowhere: say the gist
         states = ", ".join(f"{count} {state}" for state, count in sorted(run.summary.states.items()))
         raise VcpMigrateError(
@@ -245,10 +266,13 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _writable(report: str | None) -> None:
+def _writable(report: str | None, fleet: Fleet) -> str | None:
     """Refuse a report that cannot be written, or would replace what is not one, before any
-    database is touched, not after."""
+    database is touched, not after; the path it will be written at, made absolute."""
     from ..fleet.results import replaceable
 
-    if report is not None and (why := replaceable(report)) is not None:
+    if report is None:
+        return None
+    if (why := replaceable(report, fleet.paths, _own(fleet))) is not None:
         raise click.BadParameter(f"{report!r} cannot be written: {why}", param_hint="--report")
+    return os.path.abspath(report)

@@ -148,22 +148,71 @@ def write_report(path: Path, command: str, results: Iterable[DatabaseResult], su
         raise
 
 
-def replaceable(path: str) -> str | None:
+def replaceable(path: str, targets: Sequence[str] = (), own: Sequence[Path] = ()) -> str | None:
     """Why a report cannot be written at ``path``, or None: it may name a new file in a folder
     that exists, or a report a fleet run wrote (a resumed run's report replaces its own), never
-    anything else (a database of the fleet, a migration file, a link: each would be lost)."""
-    folder = os.path.dirname(os.path.abspath(path))
+    anything else: one of the ``targets`` (there or not yet), something of vcp-migrate's own
+    (``own``: the migrations folder, the schema file; a run lock), a link, a file that is not a
+    report. Checked before the run, and again just before the report is written."""
+    if not path or path.endswith(("/", os.sep)):
+        return "it names no file: name one"
+    absolute = os.path.abspath(path)
+    folder = os.path.dirname(absolute)
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
         return "its folder does not exist or cannot be written: name a file in a folder that exists"
-    if not os.path.lexists(path):
+    key = file_key(absolute)
+    if any(file_key(target) == key for target in targets):
+        return "it is one of the databases of the run: name another file"
+    real = os.path.realpath(absolute)
+    if os.path.basename(absolute).startswith(".vcp-lock-") or any(
+        real == (mine := os.path.realpath(place)) or real.startswith(mine + os.sep) for place in own
+    ):
+        return "it is vcp-migrate's own (the migrations folder, the schema file or a run lock): name another file"
+    if not os.path.lexists(absolute):
         return None
-    if os.path.islink(path) or not os.path.isfile(path):
+    if os.path.islink(absolute) or not os.path.isfile(absolute):
         return "it is a link or not a regular file, which the report would replace: name a new file"
-    try:
-        _document(Path(path))
-    except (OSError, ValueError, KeyError, TypeError):
+    if not _is_report(Path(absolute)):
         return "it exists and is not a fleet run's report, which would be lost: name a new file or an earlier report"
     return None
+
+
+def file_key(path: str) -> tuple[int, int] | str:
+    """What makes two paths one file: its device and inode (a symbolic link, or a hard link in
+    another folder, is the same file), or for a path that names nothing, the path resolved."""
+    try:
+        status = os.stat(path)
+    except (OSError, ValueError):
+        return os.path.realpath(path)
+    return (status.st_dev, status.st_ino)
+
+
+_REPORT_MOST = 1 << 28  # 256 MB: a report of a million databases; a bigger file is read as none
+
+
+def _is_report(path: Path) -> bool:
+    """Whether ``path`` holds a report as a fleet run writes it (not merely JSON that looks like
+    one), read only when it starts as one: a database given by mistake is never loaded whole."""
+    import json
+
+    try:
+        if path.stat().st_size > _REPORT_MOST:
+            return False
+        with path.open("rb") as file:
+            if file.read(1) != b"{":
+                return False
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(document, dict)
+        and document.get("command") in _COMMANDS
+        and isinstance(document.get("summary"), dict)
+        and isinstance(document.get("results"), list)
+    )
+
+
+_COMMANDS = ("migrate", "migrate --dry-run", "rollback", "status", "validate")
 
 
 def _document(report: Path) -> tuple[str, object, list[str]]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..backups import is_backup
 from ..errors import UsageError
-from .results import to_rerun
+from .results import file_key, to_rerun
 
 _MAGIC = frozenset("*?[")
 
@@ -69,23 +69,13 @@ def choose(patterns: Iterable[str], targets_from: str | None, only_failed: str |
         paths = _once([*paths, *rerun] if paths else rerun)
         if not rerun:
             return []
-        keep = {_key(path) for path in rerun}
-        paths = [path for path in paths if _key(path) in keep]
+        keep = {file_key(path) for path in rerun}
+        paths = [path for path in paths if file_key(path) in keep]
     if not paths and only_failed is None:
         raise UsageError(
             "no databases given", hint="name them as paths or quoted patterns, or list them in a file, one a line"
         )
     return paths
-
-
-def _key(path: str) -> tuple[int, int] | str:
-    """What makes two paths one database: the file's device and inode (a symbolic link, or a hard
-    link in another folder, is the same file), or for a path that names nothing, the path resolved."""
-    try:
-        status = os.stat(path)
-    except (OSError, ValueError):
-        return os.path.realpath(path)
-    return (status.st_dev, status.st_ino)
 
 
 def _no_null(path: str, what: str) -> None:
@@ -97,7 +87,7 @@ def _once(paths: list[str]) -> list[str]:
     seen: set[tuple[int, int] | str] = set()
     kept = []
     for path in paths:
-        key = _key(path)
+        key = file_key(path)
         if key not in seen:
             seen.add(key)
             kept.append(path)
