@@ -1026,9 +1026,19 @@ def test_backups_are_never_targets_of_a_pattern_nor_named(project: Project) -> N
     assert sorted(json.loads(line)["path"] for line in again.stdout.splitlines()) == [
         f"tenants/{path.name}" for path in paths
     ]
+    # Nor through a link, nor a backups folder a pattern such as tenants/* reaches; a database in a
+    # folder merely named *.backups is one.
+    (project.root / "tenants" / "zz.db").symlink_to(backups[0])
+    folders = _fleet(project, "status", "tenants/*", "--json")
+    assert sorted(json.loads(line)["path"] for line in folders.stdout.splitlines()) == [
+        f"tenants/{path.name}" for path in paths
+    ]
+    (project.root / "old.backups").mkdir()
+    shutil.copyfile(paths[0], project.root / "old.backups" / "kept.db")
+    assert _fleet(project, "status", "old.backups/*.db").returncode == 0
     named = _fleet(project, "migrate", str(backups[0]), "--json", "--no-dump")
     assert named.returncode == 1
-    assert "is a backup (named as vcp-migrate names backups)" in json.loads(named.stdout)["error"]
+    assert "is a backup (named as vcp-migrate names them" in json.loads(named.stdout)["error"]
     assert all(_digest(path) == digest for path, digest in kept.items())
 
 

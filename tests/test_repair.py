@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
 
 from vcp_migrate import PlanError
 
-from .conftest import Project, three
+from .conftest import Project, console_script, three
 
 
 def test_repair_shows_the_diff_and_records_after_confirmation(
@@ -38,3 +41,18 @@ def test_repair_shows_the_diff_and_records_after_confirmation(
     assert project.manager().migrate() == []
     with pytest.raises(PlanError, match="version 1 is not an applied migration whose file changed"):
         project.manager().repair([1])
+
+
+def test_repair_with_standard_input_closed_refuses_as_without_a_terminal(project: Project) -> None:
+    """No standard input at all (``<&-``): Python has none to ask; the same refusal, one line."""
+    three(project)
+    project.manager().migrate()
+    project.sql("002_b.sql", "CREATE TABLE b(x); -- reviewed", "DROP TABLE b;")
+    before = project.digest()
+    command = [str(console_script()), "repair", "--db", str(project.db), "--dir", str(project.dir)]
+    result = subprocess.run(
+        command, cwd=project.root, capture_output=True, text=True, timeout=60, preexec_fn=lambda: os.close(0)
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "and there is no terminal to ask" in result.stderr
+    assert project.digest() == before

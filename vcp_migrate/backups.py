@@ -60,13 +60,6 @@ def _prefix(database: Path, shared: Path | None) -> str:
     return "" if shared is None else database.name + "."
 
 
-def is_backup(path: str) -> bool:
-    """Whether ``path`` is named as a backup (a fleet's targets never include one), or lies in a
-    ``<db>.backups`` folder."""
-    folder_name = os.path.basename(os.path.dirname(os.path.abspath(path)))
-    return is_backup_name(Path(path)) or folder_name.endswith(".backups")
-
-
 def belongs(path: Path, database: Path) -> bool | None:
     """Whether the backup file ``path`` was taken of this database file (by its tag); None when
     its name carries no tag (older releases, or named by hand)."""

@@ -20,7 +20,10 @@ def interactive() -> bool:
     Piped input is not an answer to a question before running code kept in the database,
     replacing the database with a backup, or accepting an edit to an applied migration.
     """
-    return sys.stdin.isatty()
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except ValueError:  # closed
+        return False
 
 
 def asked(

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..backups import is_backup
+from ..backups import is_backup_name
 from ..errors import UsageError
 from .results import file_key, to_rerun
 
@@ -76,6 +76,16 @@ def choose(patterns: Iterable[str], targets_from: str | None, only_failed: str |
             "no databases given", hint="name them as paths or quoted patterns, or list them in a file, one a line"
         )
     return paths
+
+
+def is_backup(path: str) -> bool:
+    """Whether ``path`` is a backup (named as vcp-migrate names them, or in a ``<db>.backups``
+    folder beside its database) or such a folder, itself or through a link: never a target."""
+    for name in {os.path.abspath(path), os.path.realpath(path)}:
+        folder = name if os.path.isdir(name) else os.path.dirname(name)
+        if is_backup_name(Path(name)) or (folder.endswith(".backups") and os.path.isfile(folder[: -len(".backups")])):
+            return True
+    return False
 
 
 def _no_null(path: str, what: str) -> None:

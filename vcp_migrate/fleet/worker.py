@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from .. import closed_output
-from ..backups import is_backup
 from ..commands import context
 from ..errors import (
     DatabaseError,
@@ -41,6 +40,7 @@ from .results import (
     UP_TO_DATE,
     DatabaseResult,
 )
+from .targets import is_backup
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -272,7 +272,8 @@ def _require_file(path: str) -> None:
         )
     if is_backup(path):
         raise DatabaseError(
-            "is a backup (named as vcp-migrate names backups): migrating it would change it",
+            "is a backup (named as vcp-migrate names them, or in a database's backups folder): a fleet never"
+            " runs on one, which must stay as it was taken",
             where=path,
             hint="remove it from the list of databases; 'vcp-migrate restore' puts a backup back",
         )
