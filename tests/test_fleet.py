@@ -1190,3 +1190,19 @@ def test_output_closed_fails_no_migration_that_prints_nor_the_progress_bar(proje
         " (pass --report FILE to keep the results)"
     )
     assert [_version(path) for path in paths] == [3] * 12
+
+
+def test_fleet_status_shows_files_it_cannot_use_as_the_single_command_does(project: Project) -> None:
+    """Two files of one version, a file badly named, a pending SQL file migrate would refuse:
+    each database lists them (invalid), --exit-code says 4, and invalid files are not pending."""
+    _tenants(project, 2)
+    project.write("2_dup.sql", "-- migrate:up\nSELECT 1;\n-- migrate:down\nSELECT 1;\n")
+    project.write("abc.sql", "-- migrate:up\nSELECT 1;\n")
+    project.write("003_bad.sql", "-- migrate:up\nSELECT 1;\n-- migrate: down\nSELECT 1;\n")
+    result = _fleet(project, "status", "tenants/*.db", "--exit-code", "--json")
+    assert result.returncode == 4, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(line["state"], line["pending"], line["problems"]) for line in lines] == [("checked", 0, ["invalid"])] * 2
+    migrate = _fleet(project, "migrate", "tenants/*.db")  # it refuses them before any database
+    assert migrate.returncode == 1 and "abc.sql: name does not match" in migrate.stderr
+    assert [_version(path) for path in (project.root / "tenants").glob("*.db")] == [1, 1]

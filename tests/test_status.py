@@ -73,10 +73,10 @@ def test_two_files_of_one_version_are_each_invalid_and_fail_the_gate(project: Pr
     project.manager().migrate()
     project.sql("002_dup.sql", "SELECT 1;", "SELECT 1;")
     rows = project.manager().status()
-    assert [(row["version"], row["state"], row["file"]) for row in rows] == [
-        (1, "applied", str(project.dir / "001_a.sql")),
-        (2, "invalid", str(project.dir / "002_dup.sql")),
-        (2, "invalid", str(project.dir / "2_t.sql")),
+    assert [(row["version"], row["state"], row["applied"], row["file"]) for row in rows] == [
+        (1, "applied", True, str(project.dir / "001_a.sql")),
+        (2, "invalid", True, str(project.dir / "002_dup.sql")),  # the history has version 2: applied says so
+        (2, "invalid", True, str(project.dir / "2_t.sql")),
     ]
     result = project.cli("status", "--exit-code")
     assert result.exit_code == 4 and "1 applied, 0 pending, 2 invalid" in result.stdout

@@ -12,7 +12,6 @@ from typing import Literal, NamedTuple
 
 State = Literal["applied", "pending", "modified", "missing", "out-of-order", "invalid"]
 Direction = Literal["up", "down"]
-APPLIED_STATES: frozenset[str] = frozenset({"applied", "modified", "missing"})
 
 
 class MigrationFile(NamedTuple):
@@ -73,7 +72,7 @@ class StatusRow(NamedTuple):
             "version": self.version,
             "name": self.name,
             "state": self.state,
-            "applied": self.state in APPLIED_STATES,
+            "applied": self.applied is not None,  # its history row: also for a file invalid since it ran
             "applied_at": self.applied.applied_at if self.applied else None,
             "execution_ms": self.applied.execution_ms if self.applied else None,
             "checksum": self.checksum,
@@ -93,7 +92,8 @@ class StatusReport(NamedTuple):
 
     @property
     def pending(self) -> tuple[StatusRow, ...]:
-        return tuple(row for row in self.rows if row.state not in APPLIED_STATES)
+        """The migrations migrate would apply (out of order ones once allowed); not invalid files."""
+        return tuple(row for row in self.rows if row.state in ("pending", "out-of-order"))
 
 
 class MigrationRun(NamedTuple):

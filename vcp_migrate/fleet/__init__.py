@@ -144,7 +144,9 @@ class Fleet:
     ) -> FleetRun:
         started = time.perf_counter()
         context.whole_number("jobs", jobs)
-        directory = discovery.usable(context.scan(self.settings))
+        directory = context.scan(self.settings)
+        if job.command != "status":  # status shows a file it cannot use as invalid, as the single command does
+            directory = discovery.usable(directory)
         loaded: dict[tuple[Path, str], loading.LoadedMigration] = {}
         if load:  # a bad migration file stops the fleet before any database is touched
             loading.load_plan(list(directory.migrations), "up", loaded)
