@@ -1153,10 +1153,12 @@ def test_a_backup_folder_that_cannot_be_one_stops_the_fleet_before_it_starts(pro
 
 
 def test_more_jobs_than_four_a_core_is_a_usage_error(project: Project) -> None:
+    """Said before anything is loaded: a Python migration's module code has not run."""
     _tenants(project, 1)
+    project.write("003_mark.py", "open('loaded', 'w').close()\n\ndef up(connection):\n    pass\n")
     result = _fleet(project, "migrate", "tenants/*.db", "--jobs", str(4 * (os.cpu_count() or 1) + 1))
     assert result.returncode == 2 and "is more worker processes than 4 a core" in result.stderr
-    assert _version(project.root / "tenants" / "tenant0000.db") == 1
+    assert _version(project.root / "tenants" / "tenant0000.db") == 1 and not (project.root / "loaded").exists()
 
 
 def test_targets_from_keeps_names_as_the_system_gives_them(project: Project) -> None:

@@ -73,10 +73,15 @@ def drift(actual: str, applied: list[LoadedMigration], database: Path | str, edi
     if edited:
         message = (
             "the schema differs from what the applied migrations' files produce now that"
-            f" {_versions(edited)} changed since it ran: that edit, or a change outside migrations (see the diff);"
+            f" {_versions(edited)} changed since {_it(edited)} ran: that edit, or a change outside migrations (see the"
+            " diff);"
             " repair only an edit that matches the database"
         )
     return [Problem("drift", message, database, diff=difference)]
+
+
+def _it(versions: list[int]) -> str:
+    return "it" if len(versions) == 1 else "they"
 
 
 def _versions(versions: list[int]) -> str:
@@ -97,7 +102,7 @@ def dump_file(path: Path, files: list[LoadedMigration], edited: list[int]) -> li
     difference = schema.diff(expected, text, f"what migrations up to {version} produce", str(path))
     message = f"disagrees with the migrations up to version {version}"
     if changed := [v for v in edited if v <= version]:
-        message += f" ({_versions(changed)} changed since it ran: that edit may be the difference)"
+        message += f" ({_versions(changed)} changed since {_it(changed)} ran: that edit may be the difference)"
     return [Problem("schema-file", message, path, diff=difference)]
 
 

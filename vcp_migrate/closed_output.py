@@ -42,7 +42,11 @@ class _Guarded:
     def _went(self) -> None:
         self.gone = True
         with contextlib.suppress(OSError, ValueError):  # ValueError: no descriptor behind it (a test's runner)
-            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+            nowhere = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(nowhere, self.stream.fileno())
+            finally:
+                os.close(nowhere)
 
     def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, buffer...: the stream's own
         return getattr(self.stream, name)

@@ -309,7 +309,7 @@ def _leave_history_alone(watch: Watch | None) -> None:
 
 _HISTORY_CHANGED = (
     "the history tables' rows changed while it ran (through another connection, backup() or the like), and"
-    f" stay so; restore the backup taken before this run ('vcp-migrate restore'); {history.HANDS_OFF}"
+    f" stay so; restore the backup taken before this run if one was ('vcp-migrate restore'); {history.HANDS_OFF}"
 )
 
 

@@ -120,7 +120,7 @@ def _failing(connection: Connection, *, guard: str | None, changes_before: int) 
 
 _UNDO_OUTSIDE = (
     "it runs outside a transaction, so what it did stays: undo what is named by hand, or restore the backup taken"
-    " before this run ('vcp-migrate restore')"
+    " before this run if one was ('vcp-migrate restore')"
 )
 
 

@@ -201,7 +201,9 @@ def _write(run: FleetRun, command: str, report: str, written: str, fleet: Fleet)
     if why is None:
         return None
     return VcpMigrateError(
-        f"the report could not be written: {why}", where=report, hint="the summary says what was done"
+        f"the report could not be written: {why}",
+        where=report,
+        hint="the databases are as the run left them: 'vcp-migrate fleet status' shows them",
     )
 
 

@@ -144,6 +144,16 @@ class Fleet:
     ) -> FleetRun:
         started = time.perf_counter()
         context.whole_number("jobs", jobs)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        workers = jobs if jobs is not None else cores
+        if workers > (most := _JOBS_A_CORE * cores):  # before anything is loaded (a Python migration's code)
+            raise UsageError(
+                f"{setting('jobs')} {workers} is more worker processes than {_JOBS_A_CORE} a core",
+                hint=f"give at most {most} on this machine; nothing was changed",
+            )
+        changing = job.command in ("migrate", "rollback") and not job.dry_run
+        if self.settings.backup and self.settings.backup_dir is not None and changing:
+            _check_backup_dir(self.settings.backup_dir)
         directory = context.scan(self.settings)
         if job.command != "status":  # status shows a file it cannot use as invalid, as the single command does
             directory = discovery.usable(directory)
@@ -152,15 +162,6 @@ class Fleet:
             loading.load_plan(list(directory.migrations), "up", loaded)
         checksums = tuple((migration.version, migration.checksum) for migration in directory.migrations)
         job = job._replace(settings=self.settings._replace(directory=directory), checksums=checksums)
-        workers = jobs if jobs is not None else (os.cpu_count() or 1)
-        if workers > (most := _JOBS_A_CORE * (os.cpu_count() or 1)):
-            raise UsageError(
-                f"{setting('jobs')} {workers} is more worker processes than {_JOBS_A_CORE} a core",
-                hint=f"give at most {most} on this machine; nothing was changed",
-            )
-        changing = job.command in ("migrate", "rollback") and not job.dry_run
-        if self.settings.backup and self.settings.backup_dir is not None and changing:
-            _check_backup_dir(self.settings.backup_dir)
         try:
             results = pool.run(job, self.paths, max(1, workers), policy, on_result or _ignore, loaded)
         except pool.Interrupted as stopped:

@@ -49,7 +49,7 @@ def listed_in(source: str) -> list[str]:
     where = "standard input" if source == "-" else source
     try:  # file names as the system gives them: bytes that are not UTF-8 kept
         text = os.fsdecode(sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes())
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise UsageError(f"cannot be read: {exc}", where=where, hint="give a file with one path a line") from exc
     # Lines end at LF (CRLF too); any other character, spaces included, belongs to the name.
     lines = (line[:-1] if line.endswith("\r") else line for line in text.split("\n"))

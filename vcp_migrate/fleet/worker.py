@@ -254,6 +254,8 @@ def _require_file(path: str) -> None:
     (SQLite would make an empty file a new database: a placeholder, or a copy still being
     written), and not a backup (its content must stay what it was when taken)."""
     hint = "check its path in the list of databases"
+    if path != path.strip():
+        hint += " (it starts or ends with white space, which is kept)"
     try:
         found = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
@@ -264,18 +266,18 @@ def _require_file(path: str) -> None:
         raise DatabaseError("is a loop of symbolic links: no file is there", where=path, hint=hint) from None
     if not stat.S_ISREG(found.st_mode):
         raise DatabaseError("is not a regular file", where=path, hint=hint)
-    if found.st_size == 0:
-        raise DatabaseError(
-            "is empty (0 bytes): not a database yet, and a fleet never creates one",
-            where=path,
-            hint="check the file (a copy still being written?), or create it with 'vcp-migrate migrate --db'",
-        )
     if is_backup(path):
         raise DatabaseError(
             "is a backup (named as vcp-migrate names them, or in a database's backups folder): a fleet never"
             " runs on one, which must stay as it was taken",
             where=path,
             hint="remove it from the list of databases; 'vcp-migrate restore' puts a backup back",
+        )
+    if found.st_size == 0:
+        raise DatabaseError(
+            "is empty (0 bytes): not a database yet, and a fleet never creates one",
+            where=path,
+            hint="check the file (a copy still being written?), or create it with 'vcp-migrate migrate --db'",
         )
 
 
