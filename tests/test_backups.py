@@ -19,7 +19,7 @@ import pytest
 from vcp_migrate import DatabaseError
 from vcp_migrate.backups import folder
 
-from .conftest import Project, run_cli
+from .conftest import Project, console_script, on_a_terminal, run_cli
 from .conftest import three_trades as three
 
 
@@ -58,6 +58,11 @@ def test_cli_reports_path_and_size_and_lists_backups(project: Project) -> None:
     assert lines[0] == f"Backups of {project.db} in {folder(project.db)}, newest first:"
     assert lines[1].startswith(backup.taken_at + "  v1  ") and lines[1].endswith("  " + backup.path.name)
     name = lines[1].split()[-1]
+    # On a terminal 60 columns wide: the table, the file's name folded but whole.
+    command = [str(console_script()), "backups", "--db", str(project.db), "--dir", str(project.dir)]
+    code, drawn = on_a_terminal(command, project.root, columns=60)
+    rows = [line for line in drawn.replace("\r\n", "\n").splitlines() if line.startswith("│")]
+    assert code == 0 and "".join(line.split("│")[4].strip() for line in rows) == name
     assert project.cli("restore", name, "--yes").exit_code == 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING
 
 import click
@@ -11,7 +10,6 @@ from ..errors import VcpMigrateError
 from ..printable import printable
 from .asking import asked
 from .base import backup_dir_option, common, handles_errors, lock_timeout_option, make_manager
-from .progress import is_terminal
 
 if TYPE_CHECKING:
     from ..models import Backup
@@ -37,7 +35,7 @@ def backups_command(db: str | None, directory: str | None, as_json: bool, progre
         import json
 
         click.echo(json.dumps([backup.as_dict() for backup in found], indent=2))
-    elif not is_terminal(sys.stdout):  # a pipe, a file: whole names, a line each (a table would cut them)
+    elif not progress.terminal:  # a pipe, a file: whole names, a line each (a table would cut them)
         from .. import backups
         from ..printable import size
 
