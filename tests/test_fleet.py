@@ -1091,7 +1091,8 @@ def test_a_report_that_cannot_be_written_at_the_end_comes_after_the_summary(proj
     assert "migrate: 2 database(s) in" in result.stdout and "2 migrated" in result.stdout
     assert result.stderr.splitlines()[-1] == (
         "Error: reports/run.json: the report could not be written: its folder does not exist or cannot be written:"
-        " name a file in a folder that exists (the summary says what was done)"
+        " name a file in a folder that exists (the databases are as the run left them: 'vcp-migrate fleet status'"
+        " shows them)"
     )
     assert [_version(path) for path in paths] == [3, 3]
 
