@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -260,9 +261,12 @@ def workload_7(vcp: Vcp, count: int, sample: int, reps: int, work: Path, results
     (prepared / "dbs").mkdir(parents=True)
     vcp.write(prepared, migrations[:1], prepared / "dbs")
     names = [f"tenant{i:05d}.db" for i in range(count)]
+    empty = work / "w7-empty.db"
+    with closing(sqlite3.connect(empty)) as connection:
+        connection.execute("VACUUM")  # a database with nothing in it (a fleet refuses a 0-byte file)
     for name in names:
-        (prepared / "dbs" / name).touch()
-    # vcp-migrate takes each empty file to version 1 itself, so each has its own database id.
+        shutil.copyfile(empty, prepared / "dbs" / name)
+    # vcp-migrate takes each empty database to version 1 itself, so each has its own database id.
     run([[str(vcp.bin / "vcp-migrate"), "fleet", "migrate", "dbs/*.db", "--dir", "migrations", "--no-dump"]], prepared)
     _check_fleet(prepared, names, 1)
     vcp.write(prepared, migrations, prepared / "dbs")
