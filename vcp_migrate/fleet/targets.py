@@ -3,6 +3,7 @@ databases a report says failed or were not started."""
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import sys
@@ -81,11 +82,22 @@ def choose(patterns: Iterable[str], targets_from: str | None, only_failed: str |
 def is_backup(path: str) -> bool:
     """Whether ``path`` is a backup (named as vcp-migrate names them, or in a ``<db>.backups``
     folder beside its database) or such a folder, itself or through a link: never a target."""
-    for name in {os.path.abspath(path), os.path.realpath(path)}:
-        folder = name if os.path.isdir(name) else os.path.dirname(name)
-        if is_backup_name(Path(name)) or (folder.endswith(".backups") and os.path.isfile(folder[: -len(".backups")])):
+    absolute = os.path.abspath(path)
+    folder, name = os.path.split(absolute)
+    # What it resolves to: its folder's links resolved once per folder (a fleet's are few), its own if any.
+    real = os.path.realpath(absolute) if os.path.islink(absolute) else os.path.join(_resolved(folder), name)
+    for candidate in {absolute, real}:
+        if is_backup_name(Path(candidate)):
+            return True
+        holder = candidate if candidate.endswith(".backups") else os.path.dirname(candidate)
+        if holder.endswith(".backups") and os.path.isdir(holder) and os.path.isfile(holder[: -len(".backups")]):
             return True
     return False
+
+
+@functools.lru_cache(maxsize=256)
+def _resolved(folder: str) -> str:
+    return os.path.realpath(folder)
 
 
 def _no_null(path: str, what: str) -> None:
