@@ -1068,6 +1068,13 @@ def test_a_migration_outside_a_transaction_is_stopped_before_it_writes_the_histo
     assert project.cli("status").exit_code == 0
 
 
+# The history table's stored definition given a foreign key to the application's table a, whose
+# cascade would let the application's deletes empty the history (read at the next open).
+_HISTORY_BOUND = (
+    "PRAGMA writable_schema = ON;\nUPDATE sqlite_master SET sql = replace(sql, 'name TEXT NOT NULL',"
+    " 'name TEXT NOT NULL REFERENCES a (x) ON DELETE CASCADE') WHERE name = 'vcp_migrations';\n"
+    "PRAGMA writable_schema = OFF;\n"
+)
 _HISTORY_COLUMNS = (
     "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL,"
     " execution_ms INTEGER NOT NULL, file TEXT, source BLOB)"
@@ -1113,9 +1120,7 @@ HISTORY_RESHAPED = {
     ),
     "a foreign key written into its definition": (
         "002_b.sql",
-        "-- migrate:up\nPRAGMA writable_schema = ON;\nUPDATE sqlite_master SET sql = replace(sql, 'name TEXT NOT NULL',"
-        " 'name TEXT NOT NULL REFERENCES a (x) ON DELETE CASCADE') WHERE name = 'vcp_migrations';\n"
-        "PRAGMA writable_schema = OFF;\n",
+        f"-- migrate:up\n{_HISTORY_BOUND}",
         "it gave the history table vcp_migrations a foreign key in the schema (writable_schema)",
     ),
     "a view named as the trigger": (
@@ -1276,9 +1281,7 @@ def test_a_foreign_key_written_into_the_history_outside_a_transaction_is_named(p
     project.manager().migrate()
     project.write(
         "002_b.sql",
-        "-- migrate:up transaction:false\nPRAGMA writable_schema = ON;\nUPDATE sqlite_master SET sql = replace(sql,"
-        " 'name TEXT NOT NULL', 'name TEXT NOT NULL REFERENCES a (x) ON DELETE CASCADE')"
-        " WHERE name = 'vcp_migrations';\nPRAGMA writable_schema = OFF;\n",
+        f"-- migrate:up transaction:false\n{_HISTORY_BOUND}",
     )
     result = project.cli("migrate")
     said = " ".join(result.output.split())

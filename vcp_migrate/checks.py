@@ -72,10 +72,9 @@ def drift(actual: str, applied: list[LoadedMigration], database: Path | str, edi
     message = "the schema differs from what the applied migrations produce (drift: changed outside migrations)"
     if edited:
         message = (
-            "the schema differs from what the applied migrations' files produce now that"
-            f" {_versions(edited)} changed since {_it(edited)} ran: that edit, or a change outside migrations (see the"
-            " diff);"
-            " repair only an edit that matches the database"
+            f"the schema differs from what the applied migrations' files produce now that {_versions(edited)}"
+            f" changed since {_it(edited)} ran: that edit, or a change outside migrations (see the diff); repair"
+            " only an edit that matches the database"
         )
     return [Problem("drift", message, database, diff=difference)]
 

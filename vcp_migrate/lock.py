@@ -35,7 +35,7 @@ from typing import NamedTuple
 from .errors import DatabaseError, LockTimeout, setting
 
 _POLL_SECONDS = 0.02
-_PREFIX = ".vcp-lock-"
+PREFIX = ".vcp-lock-"  # how a run lock's file name starts (a fleet's report never takes one)
 _MAX_PID_BYTES = 20  # a lock file holds a pid and nothing else
 _OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
@@ -90,7 +90,7 @@ def lock_path(database: Path) -> Path:
 
 
 def _lock_file(resolved: str, identity: Identity) -> str:
-    return os.path.join(os.path.dirname(resolved), f"{_PREFIX}{identity.device}-{identity.inode}")
+    return os.path.join(os.path.dirname(resolved), f"{PREFIX}{identity.device}-{identity.inode}")
 
 
 class RunLock:

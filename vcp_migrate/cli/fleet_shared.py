@@ -21,7 +21,7 @@ from .base import EXIT_INTERRUPTED, error
 from .naming import as_option as _as_option
 
 if TYPE_CHECKING:
-    from ..fleet import DatabaseResult, Fleet, FleetRun
+    from ..fleet import DatabaseResult, Fleet, FleetRun, Summary
     from .progress import Progress
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -113,7 +113,8 @@ class _Lines:
     def __init__(
         self, progress: Progress, total: int, as_json: bool, verb: str, show: Callable[[DatabaseResult], bool]
     ):
-        self.progress, self.as_json, self.show, self.failed, self.verb = progress, as_json, show, 0, verb
+        self.progress, self.as_json, self.show, self.failed = progress, as_json, show, 0
+        self.rehearsal = verb.endswith("--dry-run")  # each line says that nothing was changed
         self.deferred = False  # results printed once all are in (status: drift is known only then)
         self.bar: Any = None
         if progress.terminal and not as_json and total:
@@ -140,7 +141,7 @@ class _Lines:
         if self.as_json:
             click.echo(json.dumps(result.as_dict(as_option)))
         elif self.show(result) and not self.progress.quiet:
-            line = _line(result, rehearsal=self.verb.endswith("--dry-run"))
+            line = _line(result, rehearsal=self.rehearsal)
             if self.bar is not None:
                 self.bar.console.print(line, markup=False, highlight=False)
             else:
@@ -167,7 +168,7 @@ def _line(result: DatabaseResult, *, rehearsal: bool = False) -> str:
 def _finish(run: FleetRun, lines: _Lines, command: str, report: str | None) -> None:
     lines.stop()
     summary = run.summary
-    states = ", ".join(f"{count} {state}" for state, count in sorted(summary.states.items()))
+    states = _counts(summary)
     versions = ", ".join(f"v{version}: {count}" for version, count in sorted(summary.versions.items()))
     text = [f"{command}: {summary.total} database(s) in {summary.seconds:.1f} s: {states or 'none'}"]
     if versions:
@@ -185,14 +186,20 @@ def _finish(run: FleetRun, lines: _Lines, command: str, report: str | None) -> N
         click.echo(printable(line), err=lines.as_json)
 
 
+def _counts(summary: Summary) -> str:
+    """How many databases ended in each state: "3 migrated, 1 failed"."""
+    return ", ".join(f"{count} {state}" for state, count in sorted(summary.states.items()))
+
+
 def _write(run: FleetRun, command: str, report: str, written: str, fleet: Fleet) -> VcpMigrateError | None:
     """Write the report at ``written`` (``report`` made absolute before the run, so that a
     migration that changes the current folder cannot move it), checked again first: something
-    that appeared there meanwhile is never replaced. The error to say, if it could not be."""
+    that appeared there meanwhile is never replaced (the targets need no second look: the path
+    and they are as they were checked). The error to say, if it could not be."""
     from ..fleet import write_report
     from ..fleet.results import replaceable
 
-    why = replaceable(written, fleet.paths, _own(fleet))
+    why = replaceable(written, (), _own(fleet))
     try:
         if why is None:
             write_report(Path(written), command, run.results, run.summary)
@@ -248,9 +255,9 @@ def run_and_report(
     elif unwritten is not None:
         raise unwritten
     if not interrupted and closed_output.closed():  # the lines and the summary went nowhere: say the gist
-        states = ", ".join(f"{count} {state}" for state, count in sorted(run.summary.states.items()))
         raise VcpMigrateError(
-            f"standard output was closed while the results were printed; the run went on to its end: {states}",
+            "standard output was closed while the results were printed; the run went on to its end:"
+            f" {_counts(run.summary)}",
             hint=f"every result is in {report}" if report else "pass --report FILE to keep the results",
         )
     if interrupted:

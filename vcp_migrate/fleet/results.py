@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from .. import lock
 from ..errors import UsageError, as_parameter, spelled
 
 # What happened to one database. "failed" and "not-started" are what --only-failed reruns.
@@ -164,7 +165,7 @@ def replaceable(path: str, targets: Sequence[str] = (), own: Sequence[Path] = ()
     if any(file_key(target) == key for target in targets):
         return "it is one of the databases of the run: name another file"
     real = os.path.realpath(absolute)
-    if os.path.basename(absolute).startswith(".vcp-lock-") or any(
+    if os.path.basename(absolute).startswith(lock.PREFIX) or any(
         real == (mine := os.path.realpath(place)) or real.startswith(mine + os.sep) for place in own
     ):
         return "it is vcp-migrate's own (the migrations folder, the schema file or a run lock): name another file"
