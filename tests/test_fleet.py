@@ -674,6 +674,54 @@ def test_hard_links_in_other_folders_are_one_database_and_run_once(project: Proj
     assert _consistent(path) == 2 and "share a database id" not in result.stderr
 
 
+def test_the_python_api_runs_each_file_once_whatever_its_names(project: Project) -> None:
+    """A rollback of one step through a file given twice (and through a link) rolled back two."""
+    (path,) = _tenants(project, 1, rows=10)
+    os.symlink(path, project.root / "alias.db")
+    run = Fleet([path, project.root / "alias.db", str(path), os.fsencode(path)], project.dir).rollback(jobs=1)
+    assert [(r.path, r.state, r.applied) for r in run.results] == [(str(path), "rolled-back", (1,))]
+    assert _version(path) == 0 and run.summary.shared_ids == {}
+    run = Fleet([path, path], project.dir).migrate(jobs=2)
+    assert [r.state for r in run.results] == ["migrated"] and _consistent(path) == 2
+
+
+def test_the_python_api_refuses_what_is_not_a_list_of_paths_and_jobs_below_one(project: Project) -> None:
+    (path,) = _tenants(project, 1, rows=1)
+    before = _digest(path)
+    for wrong, said in (
+        (str(path), "paths must be a list of database paths, not one str"),
+        (os.fsencode(path), "not one bytes"),
+        (path, "not one PosixPath"),
+        ([5], "a database path must be a str or a path, not int"),
+        ([f"{path}\0"], "holds a NUL character"),
+    ):
+        with pytest.raises(UsageError, match=said):
+            Fleet(wrong, project.dir)  # type: ignore[arg-type]
+    for jobs in (0, -3):
+        with pytest.raises(UsageError, match=f"jobs must be 1 or more, not {jobs}"):
+            Fleet([path], project.dir).migrate(jobs=jobs)
+    assert _digest(path) == before and sorted(p.name for p in path.parent.iterdir()) == [path.name]
+
+
+def test_a_schema_file_that_is_a_target_or_a_migration_stops_the_fleet_before_it_starts(project: Project) -> None:
+    paths = _tenants(project, 3, rows=1)
+    digests = [_digest(p) for p in paths]
+    for schema_file, said in (
+        (paths[1], "a file vcp-migrate did not write"),
+        (project.dir / "002_notional.sql", "named as a migration"),
+    ):
+        source = (project.dir / "002_notional.sql").read_bytes()
+        with pytest.raises(UsageError, match=said):
+            Fleet(paths, project.dir, schema_file=schema_file).migrate(jobs=1)
+        assert [_digest(p) for p in paths] == digests and (project.dir / "002_notional.sql").read_bytes() == source
+    (project.root / "pyproject.toml").write_text(f'[tool.vcp-migrate]\nschema_file = "{paths[0]}"\n')
+    result = _fleet(project, "migrate", *map(str, paths))
+    assert result.returncode == 2 and result.stdout == "", result.stderr
+    assert "schema_file (in [tool.vcp-migrate]) is a file vcp-migrate did not write" in " ".join(result.stderr.split())
+    assert [_digest(p) for p in paths] == digests
+    assert Fleet(paths, project.dir, schema_file=paths[0]).status(jobs=1).summary.ok  # status writes no schema file
+
+
 def test_listed_paths_are_taken_as_written_and_an_existing_name_is_never_a_pattern(project: Project) -> None:
     """``acct[1].db`` is that file, never the ``acct1.db`` the same text matches as a pattern."""
     project.write("001_trades.sql", TRADES)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import sqlite3
 
+import pytest
+
+from vcp_migrate.errors import UsageError
 from vcp_migrate.schema import normalise, snapshot
 
 from .conftest import Project, trading
@@ -112,3 +115,76 @@ def test_a_failed_schema_file_write_leaves_no_partial_file(project: Project) -> 
     assert "the schema file could not be written" in result.stderr
     assert not [p.name for p in project.dir.iterdir() if p.name.endswith(".partial")]
     assert list((project.dir / "schema.sql").iterdir()) == []
+
+
+def _refused(project: Project, schema_file: str, *args: str) -> str:
+    """Run migrate with ``schema_file`` in the table; it must be refused with nothing changed."""
+    (project.root / "pyproject.toml").write_text(f'[tool.vcp-migrate]\nschema_file = "{schema_file}"\n')
+    before = sorted(
+        (p.relative_to(project.root), p.read_bytes() if p.is_file() else None) for p in project.root.rglob("*")
+    )
+    result = project.cli("migrate", *args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == "" and len(result.stderr.strip().splitlines()) == 1
+    after = sorted(
+        (p.relative_to(project.root), p.read_bytes() if p.is_file() else None) for p in project.root.rglob("*")
+    )
+    assert after == before  # nothing written, nothing created
+    return " ".join(result.stderr.split())
+
+
+def test_a_schema_file_that_names_the_database_is_refused_before_anything(project: Project) -> None:
+    """Written over the database after the change, the schema text replaced it whole."""
+    trading(project)
+    said = _refused(project, "test.db")  # a new database: there is no file yet to recognise
+    assert "schema_file (in [tool.vcp-migrate]) names the database itself" in said and "--no-dump" in said
+    assert not project.db.exists()
+    project.manager(dump_schema=False).migrate(target=1)
+    said = _refused(project, "test.db")
+    assert project.history() == [1] and project.query("PRAGMA integrity_check") == [("ok",)]
+    for journal in ("test.db-journal", "test.db-wal", "test.db-shm"):
+        assert "names the database itself (or its journal)" in _refused(project, journal)
+    os.symlink("test.db", project.root / "alias.db")
+    assert "names the database itself" in _refused(project, "alias.db")
+    assert project.manager(dump_schema=False).status()[1]["state"] == "pending"
+
+
+def test_a_schema_file_named_as_a_migration_is_refused(project: Project) -> None:
+    """The scan leaves the schema file out: named as a migration, that migration was skipped, then overwritten."""
+    trading(project)
+    source = (project.dir / "002_index.sql").read_bytes()
+    said = _refused(project, "migrations/002_index.sql")
+    assert "is named as a migration in the migrations directory" in said
+    assert (project.dir / "002_index.sql").read_bytes() == source and not project.db.exists()
+    assert "is named as a migration" in _refused(project, "migrations/003_later.sql")  # not there yet: still refused
+
+
+def test_a_schema_file_someone_else_wrote_is_refused_and_an_earlier_one_replaced(project: Project) -> None:
+    trading(project)
+    mine = project.root / "schema.sql"
+    mine.write_text("-- the schema as I keep it by hand\n")
+    assert "is a file vcp-migrate did not write" in _refused(project, "schema.sql")
+    mine.write_bytes(b"")
+    assert "did not write" in _refused(project, "schema.sql")  # empty: not one of ours either
+    mine.unlink()
+    assert project.cli("migrate", "--to", "1").exit_code == 0  # a new file
+    assert "-- version: 1" in mine.read_text()
+    assert project.cli("migrate").exit_code == 0  # an earlier schema file: replaced
+    assert "-- version: 2" in mine.read_text()
+    # The API says the same, before the run, with the parameters' names.
+    other = project.root / "other.txt"
+    other.write_text("notes\n")
+    with pytest.raises(UsageError, match=r"schema_file is a file vcp-migrate did not write.*dump_schema=False"):
+        project.manager(schema_file=other).rollback()
+    assert project.history() == [1, 2] and other.read_text() == "notes\n"
+
+
+def test_commands_that_never_write_the_schema_file_do_not_check_it(project: Project) -> None:
+    trading(project)
+    project.manager(dump_schema=False).migrate(target=1)
+    (project.root / "notes.sql").write_text("mine\n")
+    manager = project.manager(schema_file=project.root / "notes.sql")
+    assert manager.dry_run_migrate().failed is None
+    assert [row["state"] for row in manager.status()] == ["applied", "pending"]
+    assert project.manager(schema_file=project.root / "notes.sql", dump_schema=False).migrate()
+    assert (project.root / "notes.sql").read_text() == "mine\n" and project.history() == [1, 2]

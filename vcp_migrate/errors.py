@@ -34,6 +34,8 @@ Parameter = Literal[
     "path",
     "backup_dir",
     "jobs",
+    "schema_file",
+    "dump_schema",
 ]
 """The MigrationManager parameters a message may name (of the constructor, ``migrate``, ``rollback``
 and ``from_config``); the CLI maps each to its option."""

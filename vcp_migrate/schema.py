@@ -19,6 +19,7 @@ from pathlib import Path
 
 from . import history
 from .database import Queries, quoted
+from .schema_target import HEADER as DUMP_HEADER
 
 _KIND_ORDER = {"table": 0, "index": 1, "view": 2, "trigger": 3}
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`(?:[^`]|``)*`|\[[^\]]*\]|\s+|[(),]|[^\s'\"`\[(),]+")
@@ -146,7 +147,6 @@ def table_digests(connection: Queries) -> dict[str, str]:
     return digests
 
 
-DUMP_HEADER = "-- Schema written by vcp-migrate after the last change; do not edit.\n-- version: {version}\n\n"
 _DUMP_VERSION = re.compile(r"-- version: (\d+)\n")
 
 

@@ -25,6 +25,8 @@ OPTIONS = {
     "lease": "--lease",
     "backup_dir": "--backup-dir",
     "jobs": "--jobs",
+    "schema_file": "schema_file (in [tool.vcp-migrate])",
+    "dump_schema": "--dump",
 }
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, NamedTuple
 
-from .. import history, sqlite
+from .. import history, schema_target, sqlite
 from ..lock import RunLock
 from ..models import Backup, Direction, MigrationRun
 from ..session import Session
@@ -42,12 +42,16 @@ class Ran(NamedTuple):
 
 
 @contextmanager
-def writing(settings: Settings, *, create: bool, history_first: bool = False) -> Iterator[Session]:
+def writing(settings: Settings, *, create: bool, history_first: bool = False, dumps: bool = True) -> Iterator[Session]:
     """Hold the run lock and a write connection; a database this run created empty is removed.
 
     ``history_first``: the caller reads the history first thing (``read_history``), and that read
     tells whether the file is a SQLite database, so the connection is opened without a read of its own.
+    ``dumps``: the command may write the schema file, whose path is checked first (``schema_target``).
     """
+    if dumps and settings.dump_schema:
+        local = None if settings.server is not None else settings.db_path
+        schema_target.check(settings.schema_file, settings.migrations_dir, local)
     if settings.server is not None:  # the lease on the server instead of a lock file
         from ..backends import server
 

@@ -17,7 +17,7 @@ from .context import Settings, read_history, scan, where
 def repair(settings: Settings, versions: list[int] | None, confirm: Callable[[Repair], bool] | None) -> list[int]:
     """Record the current checksum and source of modified applied migrations that ``confirm`` accepts."""
     directory = discovery.usable(scan(settings))
-    with frame.writing(settings, create=False) as session:
+    with frame.writing(settings, create=False, dumps=False) as session:
         connection = session.connection
         found = repairs(settings, connection, directory, versions)
         chosen = [r for r in found if confirm is None or confirm(r)]

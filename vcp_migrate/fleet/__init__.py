@@ -15,12 +15,12 @@ from contextlib import closing
 from pathlib import Path
 from typing import NamedTuple
 
-from .. import discovery, history, loading, sqlite
+from .. import discovery, history, loading, schema_target, sqlite
 from ..commands import context
 from ..errors import DatabaseError, UsageError, setting
 from ..observer import Observer
 from ..planning import short_list
-from . import pool
+from . import pool, targets
 from .pool import Policy, Report
 from .results import MIGRATED, ROLLED_BACK, DatabaseResult, Summary, mark_drifted, summarize, write_report
 from .worker import Job
@@ -69,7 +69,12 @@ class Fleet:
         allow_existing: bool = False,
         observer: Observer | None = None,
     ) -> None:
-        self.paths = [str(path) for path in paths]
+        if isinstance(paths, (str, bytes, os.PathLike)):
+            raise UsageError(
+                f"paths must be a list of database paths, not one {type(paths).__name__} ({paths!r})",
+                hint="give [path] for one database",
+            )
+        self.paths = [_path(path) for path in paths]
         self.observer = observer or Observer()
         directory = Path(migrations_dir)
         self.schema_file = Path(schema_file) if schema_file is not None else directory / "schema.sql"
@@ -144,6 +149,8 @@ class Fleet:
     ) -> FleetRun:
         started = time.perf_counter()
         context.whole_number("jobs", jobs)
+        if jobs is not None and jobs < 1:
+            raise UsageError(f"{setting('jobs')} must be 1 or more, not {jobs}")
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         workers = jobs if jobs is not None else cores
         if workers > (most := _JOBS_A_CORE * cores):  # before anything is loaded (a Python migration's code)
@@ -154,6 +161,9 @@ class Fleet:
         changing = job.command in ("migrate", "rollback") and not job.dry_run
         if self.settings.backup and self.settings.backup_dir is not None and changing:
             _check_backup_dir(self.settings.backup_dir)
+        if dump and self.dump_schema:  # a target or a migration is never overwritten by it
+            schema_target.check(self.schema_file, self.settings.migrations_dir, None)
+        paths = targets.once(self.paths)
         directory = context.scan(self.settings)
         if job.command != "status":  # status shows a file it cannot use as invalid, as the single command does
             directory = discovery.usable(directory)
@@ -163,16 +173,16 @@ class Fleet:
         checksums = tuple((migration.version, migration.checksum) for migration in directory.migrations)
         job = job._replace(settings=self.settings._replace(directory=directory), checksums=checksums)
         try:
-            results = pool.run(job, self.paths, max(1, workers), policy, on_result or _ignore, loaded)
+            results = pool.run(job, paths, workers, policy, on_result or _ignore, loaded)
         except pool.Interrupted as stopped:
             seconds = time.perf_counter() - started
             run = FleetRun(stopped.results, summarize(stopped.results, seconds))
             raise FleetInterrupted(run, stopped.stopped_in_flight) from None
         summary = summarize(results, time.perf_counter() - started)
-        for shared, paths in summary.shared_ids.items():
-            listed = short_list(paths, most=5)
+        for shared, sharing in summary.shared_ids.items():
+            listed = short_list(sharing, most=5)
             self.observer.warning(
-                f"{len(paths)} databases share the database id {shared} (cloned from one template?): {listed};"
+                f"{len(sharing)} databases share the database id {shared} (cloned from one template?): {listed};"
                 " their backups are told apart by file, never by id"
             )
         if dump and self.dump_schema:
@@ -215,6 +225,15 @@ def _check_backup_dir(folder: Path) -> None:
         where=str(folder),
         hint="name a folder (or create its parent); nothing was changed",
     )
+
+
+def _path(path: object) -> str:
+    """A database path as a fleet keeps it (its text as given); a bytes path is decoded as the system does."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise UsageError(f"a database path must be a str or a path, not {type(path).__name__} ({path!r})")
+    text = os.fsdecode(os.fspath(path))
+    targets.no_null(text, "a database path")
+    return text
 
 
 def _policy(keep_going: bool, max_failures: int | None, canary: int) -> Policy:

@@ -28,7 +28,7 @@ def expand(patterns: Iterable[str]) -> list[str]:
     """
     found: list[str] = []
     for pattern in patterns:
-        _no_null(pattern, "a database path")
+        no_null(pattern, "a database path")
         if _MAGIC.isdisjoint(pattern) or os.path.lexists(pattern):
             found.append(pattern)
             continue
@@ -41,7 +41,7 @@ def expand(patterns: Iterable[str]) -> list[str]:
                 hint="check it, and quote it so that the shell does not expand it first",
             )
         found.extend(databases)
-    return _once(found)
+    return once(found)
 
 
 def listed_in(source: str) -> list[str]:
@@ -56,7 +56,7 @@ def listed_in(source: str) -> list[str]:
     lines = (line[:-1] if line.endswith("\r") else line for line in text.split("\n"))
     paths = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
     for path in paths:
-        _no_null(path, f"a line of {where}")
+        no_null(path, f"a line of {where}")
     return paths
 
 
@@ -64,10 +64,10 @@ def choose(patterns: Iterable[str], targets_from: str | None, only_failed: str |
     """The databases of a ``command`` run, from its arguments; refuses a run of none."""
     paths = expand(patterns)
     if targets_from is not None:
-        paths = _once([*paths, *listed_in(targets_from)])
+        paths = once([*paths, *listed_in(targets_from)])
     if only_failed is not None:
         rerun = to_rerun(Path(only_failed), command)
-        paths = _once([*paths, *rerun] if paths else rerun)
+        paths = once([*paths, *rerun] if paths else rerun)
         if not rerun:
             return []
         keep = {file_key(path) for path in rerun}
@@ -100,12 +100,13 @@ def _resolved(folder: str) -> str:
     return os.path.realpath(folder)
 
 
-def _no_null(path: str, what: str) -> None:
+def no_null(path: str, what: str) -> None:
     if "\0" in path:
         raise UsageError(f"{what} holds a NUL character, which no file name can: {path!r}", hint="fix the path")
 
 
-def _once(paths: list[str]) -> list[str]:
+def once(paths: list[str]) -> list[str]:
+    """``paths`` with each file once: two names of one file (a link, a hard link) count once, the first kept."""
     seen: set[tuple[int, int] | str] = set()
     kept = []
     for path in paths:
