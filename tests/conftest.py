@@ -96,12 +96,15 @@ def console_script() -> Path:
     return path
 
 
-def with_output_closed(command: list[str], cwd: Path, **env: str) -> tuple[int, str]:
+def with_output_closed(command: list[str], cwd: Path, *, read_first: int = 0, **env: str) -> tuple[int, str]:
     """Run ``command`` as a real process whose standard output is a pipe nobody reads any more
-    (``| head -1`` once head is gone): its exit code and what it wrote on stderr."""
+    (``| head -1`` once head is gone; ``read_first``: after reading that many bytes, while the
+    command is still writing): its exit code and what it wrote on stderr."""
     environment = {k: v for k, v in os.environ.items() if k not in ENV_VARS} | env
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment)
     assert process.stdout is not None
+    if read_first:
+        process.stdout.read(read_first)
     process.stdout.close()
     _, err = process.communicate(timeout=120)
     return process.returncode, err.decode()

@@ -20,6 +20,7 @@ from .conftest import (
     modified_missing_and_out_of_order,
     run_cli,
     three,
+    with_output_closed,
     wrong_directory,
     wrong_directory_error,
 )
@@ -493,3 +494,21 @@ def test_standard_output_closed_is_one_line_not_a_traceback(project: Project) ->
     assert process.returncode == 1
     assert err == "Error: standard output was closed before all was printed; the command went on to its end\n"
     assert project.digest() == before
+
+
+@pytest.mark.parametrize("unbuffered", ["1", ""])
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_reader_leaving_in_the_middle_of_a_long_output_is_said_buffered_or_not(
+    project: Project, unbuffered: str, as_json: bool
+) -> None:
+    """Unbuffered (PYTHONUNBUFFERED=1, as in many containers), a write the reader left in the
+    middle of was cut short without an error: status exited 0, silently."""
+    long = "a_long_name_" * 10  # every line well over 100 bytes: far more than a pipe holds in all
+    for version in range(1, 1201):
+        project.sql(f"{version:04d}_{long}{version}.sql", f"CREATE TABLE t{version} (x);", f"DROP TABLE t{version};")
+    command = [str(console_script()), "status", *(["--json"] if as_json else []), "--db", str(project.db)]
+    command += ["--dir", str(project.dir)]
+    code, err = with_output_closed(command, project.root, read_first=10, PYTHONUNBUFFERED=unbuffered)
+    said = "Error: standard output was closed before all was printed; the command went on to its end\n"
+    assert code == 1 and err.endswith(said)
+    assert len(err.splitlines()) == 1 + as_json and not project.db.exists()  # --json notes the missing database

@@ -12,6 +12,7 @@ command can say so once it is done. Nothing here knows of click or Rich.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
 from typing import Any, TextIO
@@ -23,14 +24,35 @@ class _Guarded:
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self.gone = False
+        # Unbuffered (python -u, PYTHONUNBUFFERED=1, common in containers): the text layer writes
+        # straight to the file, and when the reader leaves during a write, the write is cut short
+        # without an error and the text layer drops the rest. Those writes are made here, whole.
+        raw = getattr(stream, "buffer", None)
+        self.raw = raw if isinstance(raw, io.FileIO) and os.linesep == "\n" else None
 
     def write(self, text: str) -> int:
         if not self.gone:
             try:
-                return self.stream.write(text)
+                if self.raw is None or not isinstance(text, str):
+                    return self.stream.write(text)
+                self.stream.flush()
+                self._write_whole(text.encode(self.stream.encoding, self.stream.errors or "strict"))
             except BrokenPipeError:
                 self._went()
         return len(text)
+
+    def _write_whole(self, data: bytes) -> None:
+        assert self.raw is not None
+        left = memoryview(data)
+        while left:
+            # A short count: the reader left, or a signal came; the next write says which (EPIPE).
+            written = self.raw.write(left)
+            if written is None:  # a descriptor left non-blocking by whoever started us: wait until it takes more
+                import select
+
+                select.select([], [self.raw], [])
+                continue
+            left = left[written:]
 
     def flush(self) -> None:
         if not self.gone:
