@@ -722,6 +722,21 @@ def test_a_schema_file_that_is_a_target_or_a_migration_stops_the_fleet_before_it
     assert Fleet(paths, project.dir, schema_file=paths[0]).status(jobs=1).summary.ok  # status writes no schema file
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_json_lines_hold_only_results_what_a_migration_prints_goes_to_standard_error(
+    project: Project, jobs: str
+) -> None:
+    paths = _tenants(project, 3, rows=1)
+    project.write(
+        "003_noisy.py",
+        "def up(c):\n    print('hello from', c.execute('PRAGMA user_version').fetchone())\ndef down(c):\n    pass\n",
+    )
+    result = _fleet(project, "migrate", *map(str, paths), "--json", "--jobs", jobs)
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["state"] for line in result.stdout.splitlines()] == ["migrated"] * 3
+    assert result.stderr.count("hello from (2,)") == 3 and all(_version(p) == 3 for p in paths)
+
+
 def test_listed_paths_are_taken_as_written_and_an_existing_name_is_never_a_pattern(project: Project) -> None:
     """``acct[1].db`` is that file, never the ``acct1.db`` the same text matches as a pattern."""
     project.write("001_trades.sql", TRADES)

@@ -613,6 +613,29 @@ def test_migrate_json_when_a_migration_fails_says_what_committed(project: Projec
     assert project.history() == [1] and project.tables() == {"a"}
 
 
+PRINTING = """
+def up(connection):
+    connection.execute("CREATE TABLE b (x)")
+    print("hello from up")
+def down(connection):
+    connection.execute("DROP TABLE b")
+    print("hello from down")
+"""
+
+
+def test_json_holds_only_json_what_a_migration_prints_goes_to_standard_error(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.write("002_b.py", PRINTING)
+    for args, said in ((("up", "--json"), "hello from up"), (("rollback", "--json", "--to", "0"), "hello from down")):
+        command = [str(console_script()), *args, "--db", str(project.db), "--dir", str(project.dir), "--no-backup"]
+        result = subprocess.run(command, cwd=project.root, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert isinstance(json.loads(result.stdout), dict) and result.stderr == said + "\n"
+    assert project.history() == [] and project.tables() == set()
+    plain = project.cli("up")
+    assert plain.exit_code == 0 and "hello from up" in plain.stdout  # without --json, where it always went
+
+
 def test_json_with_a_dry_run_is_a_usage_error(project: Project) -> None:
     project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
     assert project.cli("up").exit_code == 0

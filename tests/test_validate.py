@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 from contextlib import closing
 from pathlib import Path
 
@@ -584,3 +585,25 @@ def test_validate_with_standard_output_closed_says_so(project: Project) -> None:
         1,
         "Error: standard output was closed before all was printed; the command went on to its end\n",
     )
+
+
+def test_validate_json_holds_only_json_when_a_rehearsed_migration_prints(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    up = "def up(c):\n    print('hello')\n    c.execute('CREATE TABLE b (x)')\n"
+    project.write("002_b.py", up + "def down(c):\n    c.execute('DROP TABLE b')\n")
+    project.manager().migrate(target=1)
+    before = project.db.read_bytes()
+    command = [
+        str(console_script()),
+        "validate",
+        "--json",
+        "--roundtrip",
+        "--db",
+        str(project.db),
+        "--dir",
+        str(project.dir),
+    ]
+    result = subprocess.run(command, cwd=project.root, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["ok"] is True and "hello" in result.stderr
+    assert project.db.read_bytes() == before

@@ -3,8 +3,9 @@ baseline, repair, backups, restore."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from typing import TYPE_CHECKING
 
 import click
@@ -125,7 +126,8 @@ def _reporting(manager: MigrationManager, progress: Progress, as_json: bool) -> 
     progress.wants_history = True  # the version before is the one the run found under its lock
     failure: str | None = None
     try:
-        yield
+        with redirect_stdout(sys.stderr):  # what a migration prints must not break the JSON
+            yield
     except VcpMigrateError as exc:
         failure = naming.message(exc)  # the options, as the error line names them
         raise

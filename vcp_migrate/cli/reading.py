@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext, redirect_stdout
 from typing import TYPE_CHECKING
 
 import click
@@ -124,7 +125,8 @@ def validate_command(
       vcp-migrate validate
       vcp-migrate validate --roundtrip --strict --json
     """
-    problems = make_manager(db, directory, progress).validate(roundtrip=roundtrip)
+    with redirect_stdout(sys.stderr) if as_json else nullcontext():  # what a rehearsed migration prints
+        problems = make_manager(db, directory, progress).validate(roundtrip=roundtrip)
     failing = [p for p in problems if p.severity == "error" or (strict and p.severity == "warning")]
     if as_json:
         import json

@@ -12,9 +12,10 @@ import multiprocessing
 import os
 import signal
 import stat
+import sys
 import threading
 import time
-from contextlib import closing
+from contextlib import closing, redirect_stdout
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -225,7 +226,8 @@ def run_one(path: str) -> DatabaseResult:
         if _here.refused is not None:
             raise PlanError(_here.refused)
         _require_file(path)
-        result = _COMMANDS[job.command](job, settings, collector, DatabaseResult(path, CHECKED))
+        with redirect_stdout(sys.stderr):  # standard output is the fleet's results: a migration's print() goes beside
+            result = _COMMANDS[job.command](job, settings, collector, DatabaseResult(path, CHECKED))
     except (VcpMigrateError, OSError) as exc:
         result = DatabaseResult(
             path, FAILED, version_after=_after(collector.version, collector.runs), kind=_kind(exc),
