@@ -93,9 +93,16 @@ def test_attributes_set_after_construction_are_used_by_the_next_call(project: Pr
         lambda m: m.migrate(2.0),
         lambda m: m.dry_run_migrate(True),
         lambda m: m.dry_run_rollback(steps="1"),
+        lambda m: m.baseline(True),
+        lambda m: m.baseline("2"),
+        lambda m: m.repair(["1"]),
+        lambda m: m.repair([1.0]),
     ],
-    ids=["steps 1.5", "steps True", "to '1'", "target '2'", "target 2.0", "dry run target True", "dry run steps '1'"],
-)
+    ids=[
+        "steps 1.5", "steps True", "to '1'", "target '2'", "target 2.0", "dry run target True", "dry run steps '1'",
+        "baseline True", "baseline '2'", "repair ['1']", "repair [1.0]",
+    ],
+)  # fmt: skip
 def test_an_argument_that_is_not_a_whole_number_is_a_usage_error(project: Project, call: Any) -> None:
     from vcp_migrate import UsageError
 
@@ -107,3 +114,58 @@ def test_an_argument_that_is_not_a_whole_number_is_a_usage_error(project: Projec
     with pytest.raises(UsageError, match="must be a whole number, not"):
         call(manager)
     assert project.db.read_bytes() == before and project.history() == [1]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "said"),
+    [
+        ({"db_path": None}, "db_path must be a path (a str or a path object), not NoneType"),
+        ({"migrations_dir": 3}, "migrations_dir must be a path"),
+        ({"schema_file": 3.5}, "schema_file must be a path"),
+        ({"backup_dir": ["x"]}, "backup_dir must be a path"),
+        ({"db_path": "test.db\0x"}, "db_path holds a NUL character"),
+        ({"lock_timeout": "5"}, "lock timeout must be a finite number of seconds, 0 or more, not '5'"),
+        ({"lock_timeout": None}, "lock timeout must be a finite number"),
+        ({"lock_timeout": True}, "lock timeout must be a finite number"),
+        ({"lock_timeout": 10**400}, "lock timeout must be a finite number"),
+        ({"lock_timeout": float("nan")}, "lock timeout must be a finite number"),
+        ({"keep_backups": 2.5}, "keep_backups must be a whole number, not 2.5"),
+        ({"keep_backups": True}, "keep_backups must be a whole number, not True"),
+        ({"keep_backups": "3"}, "keep_backups must be a whole number"),
+        ({"observer": 5}, "observer must be a vcp_migrate Observer, not int"),
+    ],
+)
+def test_a_constructor_argument_of_the_wrong_kind_is_a_usage_error(
+    project: Project, arguments: dict[str, Any], said: str
+) -> None:
+    """Not a TypeError from deep inside, nor (keep_backups=2.5) one raised after the commit."""
+    from vcp_migrate import MigrationManager, UsageError
+
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    given = {"db_path": project.db, "migrations_dir": project.dir} | arguments
+    with pytest.raises(UsageError, match=re.escape(said)):
+        MigrationManager(**given)
+    manager = project.manager()
+    name = next(iter(arguments))
+    setattr(manager, name, arguments[name])  # set after construction: refused at the next call, before anything
+    with pytest.raises(UsageError, match=re.escape(said)):
+        manager.migrate()
+    assert not project.db.exists() and sorted(p.name for p in project.root.iterdir()) == ["migrations"]
+
+
+def test_a_bytes_path_is_decoded_and_other_methods_refuse_arguments_of_the_wrong_kind(project: Project) -> None:
+    import os
+
+    from vcp_migrate import MigrationManager, UsageError
+
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    manager = MigrationManager(os.fsencode(project.db), os.fsencode(project.dir))
+    assert manager.db_path == project.db and [run.version for run in manager.migrate()] == [1]
+    for call, said in (
+        (lambda: manager.restore(5), "backup must be a backup's path or file name, not int"),  # type: ignore[arg-type]
+        (lambda: manager.new(None), "the migration name must be a str, not NoneType"),  # type: ignore[arg-type]
+        (lambda: manager.repair("1"), "versions must be a list of whole numbers, not '1'"),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(UsageError, match=re.escape(said)):
+            call()
+    assert project.history() == [1] and sorted(p.name for p in project.dir.iterdir()) == ["001_a.sql", "schema.sql"]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .backends import TOKEN_VARIABLE, Server, is_url, stand_in
 from .commands.context import Settings, checked
+from .commands.context import path_argument as _path
 from .errors import UsageError, setting
 from .models import Backup, DryRun, MigrationRun, Problem, Repair, StatusReport
 from .observer import Observer
@@ -59,21 +60,23 @@ class MigrationManager:
     ) -> None:
         # A libSQL URL names a database on a server; db_path is then the local name its backups go by.
         self.db_url = db_path if isinstance(db_path, str) and is_url(db_path) else None
-        self.db_path = stand_in(db_path) if isinstance(db_path, str) and self.db_url else Path(db_path)
+        self.db_path = stand_in(db_path) if isinstance(db_path, str) and self.db_url else _path("db_path", db_path)
         self.replicas = tuple(replicas)
         self.replica_timeout = replica_timeout
         self.lease = lease
         self._auth_token = auth_token  # else $VCP_MIGRATE_AUTH_TOKEN, read when used; never printed
-        self.migrations_dir = Path(migrations_dir)
+        self.migrations_dir = _path("migrations_dir", migrations_dir)
         self.lock_timeout = lock_timeout
         self.backup = backup
         self.keep_backups = keep_backups
         self.user_version = user_version
-        self.schema_file = Path(schema_file) if schema_file is not None else self.migrations_dir / "schema.sql"
+        self.schema_file = (
+            _path("schema_file", schema_file) if schema_file is not None else self.migrations_dir / "schema.sql"
+        )
         self.dump_schema = dump_schema
         self.create = create
         self.allow_existing = allow_existing
-        self.backup_dir = Path(backup_dir) if backup_dir is not None else None
+        self.backup_dir = _path("backup_dir", backup_dir) if backup_dir is not None else None
         self.observer = observer or Observer()
         self._settings()  # refuse bad values now, not at the first command
 
@@ -114,18 +117,18 @@ class MigrationManager:
     def _settings(self) -> Settings:
         return checked(
             Settings(
-                Path(self.db_path),
-                Path(self.migrations_dir),
+                _path("db_path", self.db_path),
+                _path("migrations_dir", self.migrations_dir),
                 self.lock_timeout,
                 self.backup,
                 self.keep_backups,
                 self.user_version,
-                Path(self.schema_file),
+                _path("schema_file", self.schema_file),
                 self.dump_schema,
                 self.observer,
                 self.create,
                 self.allow_existing,
-                Path(self.backup_dir) if self.backup_dir is not None else None,
+                _path("backup_dir", self.backup_dir) if self.backup_dir is not None else None,
                 server=self._server(),
             )
         )

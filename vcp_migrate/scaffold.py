@@ -34,6 +34,8 @@ def normalise_name(name: str) -> str:
     """NAME as snake_case: letters and digits of any script, lowercased, in NFC; runs of anything
     else become one underscore. Raises UsageError for an empty name or one that could leave the
     directory."""
+    if not isinstance(name, str):
+        raise UsageError(f"the migration name must be a str, not {type(name).__name__} ({name!r})")
     if "/" in name or "\\" in name or name.strip() in (".", ".."):
         raise UsageError(
             f"migration name {name!r} contains a path",

@@ -6,11 +6,12 @@ from __future__ import annotations
 from .. import discovery, history, sqlite, transactions
 from ..errors import PlanError
 from . import frame
-from .context import Settings, read_history, scan, where
+from .context import Settings, read_history, scan, where, whole_number
 
 
 def baseline(settings: Settings, version: int) -> list[int]:
     """Record the migrations up to ``version`` as applied; return the versions recorded."""
+    whole_number("version", version)
     directory = discovery.usable(scan(settings))
     with frame.writing(settings, create=False) as session:
         connection = session.connection

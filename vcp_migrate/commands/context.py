@@ -5,8 +5,9 @@ Only what ``status`` needs lives here, so ``vcp-migrate status`` imports no more
 
 from __future__ import annotations
 
-import math
+import os
 import sqlite3
+import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from pathlib import Path
@@ -50,12 +51,27 @@ def whole_number(name: str, value: object) -> None:
         raise UsageError(f"{name} must be a whole number, not {value!r}")
 
 
+def path_argument(name: str, value: object) -> Path:
+    """A path parameter as a Path (bytes decoded as the system does); UsageError for what is not
+    a path (None, a number) or holds a NUL, which no file name can."""
+    if not isinstance(value, (str, bytes, os.PathLike)):
+        raise UsageError(f"{name} must be a path (a str or a path object), not {type(value).__name__} ({value!r})")
+    text = os.fsdecode(os.fspath(value))
+    if "\0" in text:
+        raise UsageError(f"{name} holds a NUL character, which no file name can: {text!r}", hint="fix the path")
+    return Path(text)
+
+
 def checked(settings: Settings) -> Settings:
     """``settings``, once its values are checked: raises UsageError for a lock timeout that is not
     a finite number of seconds, or fewer than one backup to keep."""
     seconds = settings.lock_timeout
-    if not (math.isfinite(seconds) and seconds >= 0):
-        raise UsageError(f"lock timeout must be a finite number of seconds, 0 or more, not {seconds}")
+    number = isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
+    if not (number and 0 <= seconds <= sys.float_info.max):  # NaN fails the comparison, inf and 10**400 the bound
+        raise UsageError(f"lock timeout must be a finite number of seconds, 0 or more, not {seconds!r}")
+    whole_number("keep_backups", settings.keep_backups)
+    if not isinstance(settings.observer, Observer):
+        raise UsageError(f"observer must be a vcp_migrate Observer, not {type(settings.observer).__name__}")
     if settings.keep_backups < 1:
         raise UsageError(
             f"keep_backups must be 1 or more, not {settings.keep_backups}", hint="use backup=False instead"

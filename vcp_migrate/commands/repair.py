@@ -4,18 +4,24 @@ source. Scan, lock, read the history, show each diff and ask, record in one tran
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from .. import discovery, history, planning, sqlite, transactions
 from ..database import Connection
-from ..errors import PlanError
+from ..errors import PlanError, UsageError
 from ..models import Directory, MigrationFile, Repair
 from . import frame
-from .context import Settings, read_history, scan, where
+from .context import Settings, read_history, scan, where, whole_number
 
 
 def repair(settings: Settings, versions: list[int] | None, confirm: Callable[[Repair], bool] | None) -> list[int]:
     """Record the current checksum and source of modified applied migrations that ``confirm`` accepts."""
+    if versions is not None:
+        if isinstance(versions, (str, bytes)) or not isinstance(versions, Iterable):
+            raise UsageError(f"versions must be a list of whole numbers, not {versions!r}")
+        versions = list(versions)
+        for version in versions:
+            whole_number("a version", version)
     directory = discovery.usable(scan(settings))
     with frame.writing(settings, create=False, dumps=False) as session:
         connection = session.connection

@@ -31,6 +31,8 @@ def restore(
     settings: Settings, backup: str | os.PathLike[str] | None, confirm: Callable[[Backup], bool] | None
 ) -> tuple[Backup, Backup | None]:
     """Replace the database with ``backup`` (default: the newest); return it and the safety copy."""
+    if backup is not None and not isinstance(backup, (str, os.PathLike)):
+        raise UsageError(f"backup must be a backup's path or file name, not {type(backup).__name__} ({backup!r})")
     if settings.server is not None:
         raise UsageError(
             "restoring a database on a server is refused: writing a backup over it here would race the"

@@ -76,14 +76,16 @@ class Fleet:
             )
         self.paths = [_path(path) for path in paths]
         self.observer = observer or Observer()
-        directory = Path(migrations_dir)
-        self.schema_file = Path(schema_file) if schema_file is not None else directory / "schema.sql"
+        directory = context.path_argument("migrations_dir", migrations_dir)
+        self.schema_file = (
+            context.path_argument("schema_file", schema_file) if schema_file is not None else directory / "schema.sql"
+        )
         self.dump_schema = dump_schema
         self.settings = context.checked(
             context.Settings(
                 Path("."), directory, lock_timeout, backup or backup_dir is not None, keep_backups, user_version,
                 self.schema_file, False, Observer(), create=False, allow_existing=allow_existing,
-                backup_dir=Path(backup_dir) if backup_dir is not None else None,
+                backup_dir=context.path_argument("backup_dir", backup_dir) if backup_dir is not None else None,
             )
         )  # fmt: skip
 
