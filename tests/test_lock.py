@@ -307,3 +307,35 @@ def test_database_with_another_hard_link_is_warned_about(project: Project) -> No
         " hard links to a database as a way to corrupt it (keep one name)\n"
     ) in result.stderr
     assert project.history() == [1, 2]
+
+
+@pytest.mark.parametrize("call", ["migrate()", "rollback()", "status()"])
+def test_a_migration_calling_vcp_migrate_on_its_own_database_is_told_so_at_once(project: Project, call: str) -> None:
+    """The same thread asking for the lock it holds: flock made it wait the whole lock timeout,
+    then blamed 'another vcp-migrate run' with this process's own pid."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.write(
+        "002_nested.py",
+        f"""
+        from vcp_migrate import MigrationManager
+        def up(connection):
+            connection.execute("CREATE TABLE b (x)")
+            MigrationManager({str(project.db)!r}, {str(project.dir)!r}, lock_timeout=30).{call}
+        def down(connection):
+            connection.execute("DROP TABLE b")
+        """,
+    )
+    project.manager().migrate(1)
+    started = time.monotonic()
+    if call == "status()":  # only reads: no lock, so it works inside a run
+        assert [run.version for run in project.manager().migrate()] == [2]
+        assert project.history() == [1, 2]
+        return
+    with pytest.raises(
+        Exception, match="already holds this database's run lock, and this call comes from code"
+    ) as raised:
+        project.manager().migrate()
+    assert time.monotonic() - started < 5 and "pid" not in str(raised.value)
+    assert project.history() == [1] and project.tables() == {"a"}
+    assert sorted(p.name for p in project.root.iterdir() if p.name.startswith(".vcp-lock")) == []
+    assert [run.version for run in project.manager().migrate(1)] == []  # the lock was given back

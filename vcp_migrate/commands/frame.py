@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, NamedTuple
 
 from .. import history, schema_target, sqlite
-from ..lock import RunLock
+from ..errors import DatabaseError
+from ..lock import RunLock, identify
 from ..models import Backup, Direction, MigrationRun
 from ..session import Session
 from .context import Settings
@@ -59,6 +61,8 @@ def writing(settings: Settings, *, create: bool, history_first: bool = False, du
             yield session
         return
     sqlite.check_path(settings.db_path, create=create)
+    if _IN_RUN:  # code inside a run (a migration) calling vcp-migrate: on the same database, flock waits for itself
+        _refuse_nested(settings)
     with RunLock(settings.db_path, settings.lock_timeout, create=create, on_wait=settings.observer.waiting) as lock:
         if lock.held.links > 1:
             settings.observer.warning(
@@ -66,6 +70,7 @@ def writing(settings: Settings, *, create: bool, history_first: bool = False, du
                 " another directory take another run lock and are not serialised with this one, and SQLite"
                 " documents hard links to a database as a way to corrupt it (keep one name)"
             )
+        _IN_RUN[lock.held.key] = threading.get_ident()
         try:
             session = Session(lock.resolved, settings.lock_timeout, read_first=not history_first)
             session.existed = lock.held.size > 0
@@ -79,9 +84,25 @@ def writing(settings: Settings, *, create: bool, history_first: bool = False, du
             finally:
                 session.close()
         finally:
+            _IN_RUN.pop(lock.held.key, None)
             lock.remove_if_created_empty()
             if lock.created and os.path.lexists(settings.db_path):
                 settings.observer.created(settings.db_path)
+
+
+# The databases this process is running a command on, each with the thread running it.
+_IN_RUN: dict[tuple[int, int], int] = {}
+
+
+def _refuse_nested(settings: Settings) -> None:
+    found = identify(settings.db_path)
+    if found is not None and _IN_RUN.get(found[1].key) == threading.get_ident():
+        raise DatabaseError(
+            "a vcp-migrate run already holds this database's run lock, and this call comes from code running"
+            " inside it (a migration)",
+            where=str(settings.db_path),
+            hint="a migration works only through the connection it is given; nothing more was changed",
+        )
 
 
 def runner(settings: Settings, session: Session) -> Runner:
