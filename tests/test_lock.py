@@ -339,3 +339,41 @@ def test_a_migration_calling_vcp_migrate_on_its_own_database_is_told_so_at_once(
     assert project.history() == [1] and project.tables() == {"a"}
     assert sorted(p.name for p in project.root.iterdir() if p.name.startswith(".vcp-lock")) == []
     assert [run.version for run in project.manager().migrate(1)] == []  # the lock was given back
+
+
+@pytest.mark.parametrize("how", ["renamed", "replaced"])
+def test_a_database_moved_or_replaced_during_the_run_fails_it_and_nothing_more_is_committed(
+    project: Project, how: str
+) -> None:
+    """Renamed: SQLite's write failed as 'read-only' (check the permissions). Replaced: the
+    migration committed into the file no path named any more, and the run said it completed."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.manager().migrate()
+    other = project.root / "other.db"
+    with closing(sqlite3.connect(other)) as connection:
+        connection.execute("CREATE TABLE theirs (y)")
+    if how == "renamed":
+        action = f"os.rename({str(project.db)!r}, {str(project.root / 'moved.db')!r})"
+    else:
+        action = f"os.replace({str(other)!r}, {str(project.db)!r})"
+    project.write(
+        "002_b.py",
+        f"""
+        import os
+        def up(connection):
+            connection.execute("CREATE TABLE b (x)")
+            {action}
+        def down(connection):
+            connection.execute("DROP TABLE b")
+        """,
+    )
+    with pytest.raises(DatabaseError, match="was moved(, deleted or replaced| or deleted) during the run"):
+        project.manager(backup=False).migrate()
+    old = project.root / "moved.db" if how == "renamed" else None
+    if old is not None:  # the file the run had open: as it was before the migration
+        with closing(sqlite3.connect(old)) as connection:
+            assert connection.execute("SELECT version FROM vcp_migrations").fetchall() == [(1,)]
+            assert {r[0] for r in connection.execute("SELECT name FROM sqlite_master")} >= {"a"}
+            assert connection.execute("SELECT count(*) FROM sqlite_master WHERE name = 'b'").fetchone() == (0,)
+    else:  # the file now at the path is the one put there, untouched
+        assert project.tables() == {"theirs"}

@@ -225,7 +225,8 @@ class RunLock:
             os.unlink(now[0])
 
     def verify(self) -> None:
-        """Raise DatabaseError unless the file at the lock path is still the one this run holds.
+        """Raise DatabaseError unless the file at the lock path is still the one this run holds,
+        and the database's path still names the file the run opened.
 
         If it was deleted or replaced, a newcomer takes the lock on the new file while this run
         goes on, so the run must stop before committing anything more.
@@ -236,6 +237,13 @@ class RunLock:
                 " another run may be changing the database",
                 where=str(self.database),
                 hint="nothing more was applied",
+            )
+        now = _restat(self._resolved) if self._resolved is not None else None
+        if self.identity is not None and (now is None or now.key != self.identity.key):
+            raise DatabaseError(  # a commit now would go into a file no path names any more
+                "was moved, deleted or replaced during the run: its path no longer names the file the run opened",
+                where=str(self.database),
+                hint="nothing more was applied; find what moved it",
             )
 
     def _database(self) -> tuple[str, Identity]:

@@ -267,6 +267,7 @@ def open_database(path: Path, *, create: bool, timeout: float, read_first: bool 
     return connection
 
 
+_READONLY_DBMOVED = 1032  # SQLite's extended code (Python 3.11+): the file it had open was renamed or unlinked
 # SQLite's fixed messages for errors about the database file rather than the SQL that ran.
 _FILE_ERRORS = {
     "file is not a database": "not-a-database",
@@ -305,11 +306,9 @@ def is_locked(exc: BaseException) -> bool:
 def require_writable(connection: MigrationConnection, path: Path) -> None:
     """Raise DatabaseError now if the database cannot be written (read-only file or directory).
 
-    BEGIN IMMEDIATE succeeds on a read-only file; only a real write fails. Rewriting
-    user_version with its own value is such a write, and it is rolled back at once. It creates
-    and deletes a journal, which costs more than the migration of a small database, so it is
-    made only when the permissions do not already say the file and its folder are writable (a
-    write refused later, say on a read-only mount, still fails that migration whole).
+    BEGIN IMMEDIATE succeeds on a read-only file; only a real write (user_version rewritten,
+    rolled back at once) fails. It makes a journal, so it is made only when the permissions do
+    not say the file and its folder are writable (a write refused later fails its migration whole).
     """
     if os.access(name := os.fspath(path), os.W_OK) and os.access(os.path.dirname(name) or ".", os.W_OK | os.X_OK):
         return
@@ -335,19 +334,20 @@ def memory_database() -> MigrationConnection:
 
 
 def database_error(exc: sqlite3.Error, path: Path | str, changed: str = "nothing was changed") -> DatabaseError:
-    """Translate a SQLite error about the database file itself into a DatabaseError.
-
-    ``changed`` ends the hint: what the command had done when the error came.
-    """
+    """Translate a SQLite error about the database file itself into a DatabaseError; ``changed``
+    ends the hint: what the command had done when the error came."""
     where = str(path)
     kind = _file_error_kind(exc)
     if kind == "not-a-database":
         return DatabaseError("is not a SQLite database", where=where, hint=f"check {setting('db_path')}; {changed}")
     if kind == "corrupt":
         return DatabaseError(f"is corrupt ({exc})", where=where, hint=f"restore it from a backup; {changed}")
+    gone = "://" not in where and not os.path.lexists(where)  # before 3.11 (no extended code): the file gone says it
+    if kind == "read-only" and getattr(exc, "sqlite_errorcode", _READONLY_DBMOVED if gone else 0) == _READONLY_DBMOVED:
+        return DatabaseError("was moved or deleted during the run", where=where, hint=f"put it back; {changed}")
     if kind == "read-only":
         return DatabaseError(
-            "is read-only", where=where, hint=f"check the permissions of the file and its directory; {changed}"
+            "is read-only", where=where, hint=f"check the permissions of the file and its folder; {changed}"
         )
     if kind == "locked":
         return LockTimeout(
