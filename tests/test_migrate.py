@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import vcp_migrate
 from vcp_migrate import DatabaseError, MigrationFailed, MigrationFileError, PlanError
 
 from .conftest import Project, console_script, three, with_output_closed, wrong_directory, wrong_directory_error
@@ -2052,3 +2053,28 @@ def test_standard_output_closed_stops_no_migration_halfway(project: Project) -> 
     assert err == "Error: standard output was closed before all was printed; the command went on to its end\n"
     assert project.history() == [1, 2, 3, 4]
     assert [backup.version for backup in project.manager().backups()] == [1]
+
+
+@pytest.mark.parametrize("where", ["in up()", "at load", "in up(), then failing"])
+def test_a_migration_that_changes_the_current_folder_moves_none_of_the_run_s_paths(
+    project: Project, where: str
+) -> None:
+    """Relative paths were read again after migration code ran: a chdir() left an empty database
+    behind in the first folder, and wrote the schema file into the other one."""
+    elsewhere = project.root / "elsewhere"
+    (elsewhere / "migrations").mkdir(parents=True)
+    move = f"os.chdir({str(elsewhere)!r})"
+    fail = "\n    raise RuntimeError('after the move')" if "failing" in where else ""
+    top, body = (move, "pass") if where == "at load" else ("", move + fail)
+    up = f"def up(connection):\n    connection.execute('CREATE TABLE a (x)')\n    {body}\n"
+    project.write("001_moving.py", f"import os\n{top}\n{up}def down(connection):\n    pass\n")
+    manager = vcp_migrate.MigrationManager("test.db", "migrations")  # relative to the folder the run starts in
+    if fail:
+        with pytest.raises(MigrationFailed, match="after the move"):
+            manager.migrate()
+        assert not project.db.exists()  # this run created it: removed again, here, not elsewhere
+    else:
+        assert [run.version for run in manager.migrate()] == [1]
+        assert project.history() == [1] and "-- version: 1" in (project.dir / "schema.sql").read_text()
+    assert Path.cwd() == project.root
+    assert [str(p.relative_to(elsewhere)) for p in elsewhere.rglob("*")] == ["migrations"]

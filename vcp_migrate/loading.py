@@ -8,10 +8,13 @@ directories, and no coding declaration that makes the code run differ from the c
 from __future__ import annotations
 
 import codecs
+import contextlib
 import inspect
+import os
 import re
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple
@@ -219,6 +222,27 @@ def _is_utf8(name: str) -> bool:
         return False
 
 
+@contextmanager
+def keeping_cwd() -> Iterator[None]:
+    """Migration code leaves the current folder as it found it: a chdir() of its own would move
+    every relative path the run uses after it (the database, the schema file, the backups)."""
+    try:
+        before = os.getcwd()
+    except OSError:  # gone already: nothing to keep
+        yield
+        return
+    try:
+        yield
+    finally:
+        try:
+            now: str | None = os.getcwd()
+        except OSError:
+            now = None
+        if now != before:
+            with contextlib.suppress(OSError):
+                os.chdir(before)
+
+
 def _exec_python(migration: MigrationFile) -> types.ModuleType:
     where = str(migration.path)
     text = source_text(migration)
@@ -231,7 +255,8 @@ def _exec_python(migration: MigrationFile) -> types.ModuleType:
     module = types.ModuleType(f"vcp_migration_{migration.version}_{migration.name}")
     module.__file__ = where
     try:
-        exec(code, module.__dict__)
+        with keeping_cwd():
+            exec(code, module.__dict__)
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # SystemExit, GeneratorExit and the like fail the load too

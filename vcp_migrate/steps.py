@@ -202,7 +202,8 @@ def _run_function(connection: Connection, step: PythonStep) -> None:
     threads_before = set(threading.enumerate())
     try:
         try:
-            step.function(connection)
+            with loading.keeping_cwd():
+                step.function(connection)
         finally:
             _stop_left_threads(connection, threads_before, f"{name}()")
     except KeyboardInterrupt:
