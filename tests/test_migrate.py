@@ -2078,3 +2078,39 @@ def test_a_migration_that_changes_the_current_folder_moves_none_of_the_run_s_pat
         assert project.history() == [1] and "-- version: 1" in (project.dir / "schema.sql").read_text()
     assert Path.cwd() == project.root
     assert [str(p.relative_to(elsewhere)) for p in elsewhere.rglob("*")] == ["migrations"]
+
+
+class _Raising(vcp_migrate.Observer):
+    def __init__(self, hook: str) -> None:
+        self.hook = hook
+
+    def started(self, *args: object) -> None:
+        if self.hook == "started":
+            raise ValueError("the observer broke")
+
+    def finished(self, run: object) -> None:
+        if self.hook == "finished":
+            raise ValueError("the observer broke")
+
+    def backed_up(self, backup: object) -> None:
+        if self.hook == "backed_up":
+            raise ValueError("the observer broke")
+
+
+@pytest.mark.parametrize("atomic", [False, True])
+@pytest.mark.parametrize("hook", ["started", "finished", "backed_up"])
+def test_an_observer_that_raises_stops_the_run_and_the_run_is_closed_out(
+    project: Project, hook: str, atomic: bool
+) -> None:
+    """Raising in finished() after a commit skipped the schema file and the backup's rotation;
+    in started() or backed_up(), before anything ran, the backup taken for the run was left."""
+    for version, table in ((1, "a"), (2, "b"), (3, "c")):
+        project.sql(f"00{version}_{table}.sql", f"CREATE TABLE {table} (x);", f"DROP TABLE {table};")
+    project.manager().migrate(1)
+    with pytest.raises(ValueError, match="the observer broke"):
+        project.manager(observer=_Raising(hook)).migrate(atomic=atomic)
+    applied = {"started": [1], "backed_up": [1], "finished": [1, 2, 3] if atomic else [1, 2]}[hook]
+    assert project.history() == applied
+    assert f"-- version: {applied[-1]}" in (project.dir / "schema.sql").read_text()
+    backups = [backup.version for backup in project.manager().backups()]
+    assert backups == ([] if applied == [1] else [1])  # kept only when something was committed

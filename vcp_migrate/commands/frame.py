@@ -117,7 +117,10 @@ def each(settings: Settings, session: Session, plan: list[LoadedMigration], dire
     run = runner(settings, session)
     runs: list[MigrationRun] = []
     for index, migration in enumerate(plan, 1):
-        settings.observer.started(migration.file, direction, index, len(plan))
+        try:  # an observer is the caller's code: what it raises stops the run as any failure does
+            settings.observer.started(migration.file, direction, index, len(plan))
+        except BaseException as exc:
+            return Ran(tuple(runs), exc)
         try:
             outcome = run.one(migration, direction, earlier=len(runs))
         except BaseException as exc:  # an interrupt or a database error: what it did outside a transaction stays
@@ -125,23 +128,30 @@ def each(settings: Settings, session: Session, plan: list[LoadedMigration], dire
         if outcome.error:
             return Ran(tuple(runs), outcome.error, outcome.partly)
         runs.append(outcome.run)
-        settings.observer.finished(outcome.run)
+        try:
+            settings.observer.finished(outcome.run)
+        except BaseException as exc:
+            return Ran(tuple(runs), exc)
     return Ran(tuple(runs))
 
 
 def batch(settings: Settings, session: Session, plan: list[tuple[LoadedMigration, Direction]]) -> Ran:
     """Run the whole plan in one transaction: every run once it has committed, or what stopped it."""
-    settings.observer.started(plan[0][0].file, plan[0][1], 1, len(plan))
     try:
+        settings.observer.started(plan[0][0].file, plan[0][1], 1, len(plan))
         outcomes = runner(settings, session).batch(plan, commit=True)
     except BaseException as exc:
         return Ran((), exc)
     failed = next((outcome for outcome in outcomes if outcome.error), None)
     if failed is not None:
         return Ran((), failed.error, failed.partly)
-    for outcome in outcomes:
-        settings.observer.finished(outcome.run)
-    return Ran(tuple(outcome.run for outcome in outcomes))
+    runs = tuple(outcome.run for outcome in outcomes)
+    try:
+        for run in runs:
+            settings.observer.finished(run)
+    except BaseException as exc:  # the batch is committed whatever the observer raised
+        return Ran(runs, exc)
+    return Ran(runs)
 
 
 def changing(settings: Settings, session: Session, run: Callable[[], Ran]) -> Ran:
@@ -201,11 +211,14 @@ def take_backup(settings: Settings, session: Session, *, always: bool = False) -
         from ..backends import server
 
         backup = server.take_backup(settings, session)
+    else:
+        version = history.highest(session.connection)
+        backup = backups.take(sqlite.local(session.connection), settings.db_path, version, settings.backup_dir)
+    try:
         settings.observer.backed_up(backup)
-        return backup
-    version = history.highest(session.connection)
-    backup = backups.take(sqlite.local(session.connection), settings.db_path, version, settings.backup_dir)
-    settings.observer.backed_up(backup)
+    except BaseException:  # the caller's observer stops the run before it starts: no backup of nothing
+        backups.discard(backup, folder_created=False)
+        raise
     return backup
 
 
