@@ -205,7 +205,10 @@ def test_the_walk_stops_at_the_repository_root(tmp_path: Path, monkeypatch: pyte
     assert MigrationManager.from_config().db_path == Path("vcp_trading.db")
 
 
-@pytest.mark.parametrize("name", ["vcp_migrate", "vcpmigrate", "VCP-Migrate", '"vcp_migrate"'])
+@pytest.mark.parametrize(
+    "name",
+    ["vcp_migrate", "vcpmigrate", "VCP-Migrate", '"vcp_migrate"', "vcp-migrations", "vcp-migarte", "vcp-migrator"],
+)
 def test_a_near_miss_table_name_is_an_error_naming_the_right_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
@@ -220,6 +223,13 @@ def test_a_near_miss_table_name_is_an_error_naming_the_right_one(
     assert result.exit_code == 2 and "name the table [tool.vcp-migrate]" in result.stderr
     assert len(result.stderr.splitlines()) == 1
     assert not list((tmp_path / "data").iterdir())
+
+
+def test_other_tools_tables_are_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tables = "".join(f"[tool.{name}]\nx = 1\n" for name in ("vcs-migrate", "vcp-deploy", "vcp", "ruff", "migrate"))
+    work = _layout(tmp_path, tables + '[tool.vcp-migrate]\ndb = "x.db"\n')
+    monkeypatch.chdir(work)
+    assert config.find() is not None and MigrationManager.from_config().db_path.name == "x.db"
 
 
 def test_config_option_and_environment_pick_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,7 +13,21 @@ TABLE = "[tool.vcp-migrate]"
 
 
 def near_miss(name: str) -> bool:
-    return name != "vcp-migrate" and re.sub(r"[-_.\s\"']", "", name.lower()) == "vcpmigrate"
+    """A tool table named almost as ours ([tool.vcp_migrate], [tool.vcp-migrations], [tool.vcp-migarte]),
+    which would otherwise be ignored without a word."""
+    folded = re.sub(r"[-_.\s\"']", "", name.lower())
+    ours = folded.startswith("vcp") and (folded.startswith("vcpmig") or _edits(folded, "vcpmigrate") <= 2)
+    return name != "vcp-migrate" and ours
+
+
+def _edits(one: str, other: str) -> int:
+    """How many characters to insert, delete or replace to make ``one`` into ``other``."""
+    row = list(range(len(other) + 1))
+    for i, a in enumerate(one, 1):
+        previous, row[0] = row[0], i
+        for j, b in enumerate(other, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (a != b))
+    return row[-1]
 
 
 def near_miss_error(name: str, where: str) -> UsageError:
