@@ -335,7 +335,7 @@ def test_read_only_database_is_refused_and_unchanged(project: Project) -> None:
         project.db.chmod(0o644)
     assert result.returncode == 1, result.stderr
     assert result.stderr.strip() == (
-        f"Error: {project.db}: is read-only (check the permissions of the file and its directory; nothing was changed)"
+        f"Error: {project.db}: is read-only (check the permissions of the file and its folder; nothing was changed)"
     )
     assert project.digest() == before and project.history() == [1]
 

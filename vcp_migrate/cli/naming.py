@@ -25,9 +25,11 @@ OPTIONS = {
     "lease": "--lease",
     "backup_dir": "--backup-dir",
     "jobs": "--jobs",
-    "schema_file": "schema_file (in [tool.vcp-migrate])",
     "dump_schema": "--dump",
 }
+# Settings the command line takes from the [tool.vcp-migrate] table only, without an option.
+TABLE_ONLY = {"schema_file": "schema_file (in [tool.vcp-migrate])"}
+OPTIONS.update(TABLE_ONLY)
 
 
 def as_option(parameter: str, value: str | None) -> str:
