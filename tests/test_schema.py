@@ -188,3 +188,32 @@ def test_commands_that_never_write_the_schema_file_do_not_check_it(project: Proj
     assert [row["state"] for row in manager.status()] == ["applied", "pending"]
     assert project.manager(schema_file=project.root / "notes.sql", dump_schema=False).migrate()
     assert (project.root / "notes.sql").read_text() == "mine\n" and project.history() == [1, 2]
+
+
+def test_restore_is_never_refused_for_it_and_leaves_the_file_alone(project: Project) -> None:
+    """An incident's restore must not wait on a schema file setting: the file is left, and said so."""
+    trading(project)
+    project.manager(dump_schema=False).migrate(1)
+    project.manager(dump_schema=False).migrate()  # backs up version 1
+    mine = project.root / "mine.sql"
+    mine.write_text("-- kept by hand\n")
+    (project.root / "pyproject.toml").write_text('[tool.vcp-migrate]\nschema_file = "mine.sql"\n')
+    result = project.cli("restore", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "mine.sql: the schema file was not written: it is a file vcp-migrate did not write" in " ".join(
+        result.stderr.split()
+    )
+    assert mine.read_text() == "-- kept by hand\n" and project.history() == [1]
+
+
+def test_a_schema_file_that_appears_during_the_run_is_left_alone(project: Project) -> None:
+    """Checked before the run, and again just before writing."""
+    trading(project)
+    mine = project.dir / "schema.sql"
+    project.write(
+        "003_writes_it.py",
+        f"def up(connection):\n    open({str(mine)!r}, 'w').write('mine\\n')\ndef down(connection):\n    pass\n",
+    )
+    result = project.cli("migrate")
+    assert result.exit_code == 0 and project.history() == [1, 2, 3]
+    assert "the schema file was not written" in result.stderr and mine.read_text() == "mine\n"

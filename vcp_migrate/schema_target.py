@@ -25,7 +25,7 @@ _DATABASE_FILES = ("", "-journal", "-wal", "-shm")
 def check(schema_file: Path, migrations_dir: Path, database: Path | None) -> None:
     """Raise UsageError when writing the schema file at ``schema_file`` would replace something
     that is not an earlier schema file: checked before the run changes anything."""
-    why = _refusal(schema_file, migrations_dir, database)
+    why = refusal(schema_file, migrations_dir, database)
     if why is not None:
         raise UsageError(
             f"{setting('schema_file')} {why}",
@@ -35,7 +35,13 @@ def check(schema_file: Path, migrations_dir: Path, database: Path | None) -> Non
         )
 
 
-def _refusal(schema_file: Path, migrations_dir: Path, database: Path | None) -> str | None:
+def skipped(schema_file: Path, why: str) -> str:
+    """The warning for a schema file left unwritten after a change, for ``why`` (a ``refusal``)."""
+    return f"{schema_file}: the schema file was not written: it {why} (name another schema file, or move that file)"
+
+
+def refusal(schema_file: Path, migrations_dir: Path, database: Path | None) -> str | None:
+    """Why the schema file must not be written at ``schema_file`` (said after the setting's name), or None."""
     real = os.path.realpath(schema_file)
     if database is not None:
         base = os.path.realpath(database)

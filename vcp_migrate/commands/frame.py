@@ -227,6 +227,10 @@ def dump(settings: Settings, session: Session) -> None:
     (the change itself is committed)."""
     if not settings.dump_schema:
         return
+    local = None if settings.server is not None else settings.db_path
+    if (why := schema_target.refusal(settings.schema_file, settings.migrations_dir, local)) is not None:
+        settings.observer.warning(schema_target.skipped(settings.schema_file, why))
+        return
     from .. import schema  # only when writing: with --no-dump the run never loads it
 
     try:

@@ -198,6 +198,9 @@ class Fleet:
             return
         highest = max(r.version_after or 0 for r in changed)
         source = next(r for r in changed if r.version_after == highest)
+        if (why := schema_target.refusal(self.schema_file, self.settings.migrations_dir, None)) is not None:
+            self.observer.warning(schema_target.skipped(self.schema_file, why))
+            return
         from .. import schema
 
         try:
