@@ -126,6 +126,8 @@ def test_a_run_that_changes_nothing_leaves_no_backup_and_no_schema_file(project:
     before = tree(project)
     result = project.cli("migrate")
     assert result.exit_code == 1 and "Backed up to" in result.stdout
+    said = result.stdout.splitlines()[-1]  # the line naming it is not left standing alone
+    assert said.startswith("Deleted that backup again: the run changed nothing (") and "-v1." in said
     assert tree(project) == before
     assert not folder(project.db).exists()
 
@@ -203,6 +205,7 @@ def test_a_failed_run_that_changed_nothing_leaves_no_backup(project: Project, na
     before = tree(project)
     result = project.cli("migrate", "--no-dump")
     assert result.exit_code == 1 and "Backed up to" in result.stdout and "Warning" not in result.stderr
+    assert "Deleted that backup again" in result.stdout
     assert tree(project) == before and not folder(project.db).exists()
 
 

@@ -28,6 +28,9 @@ class Observer:
     def backed_up(self, backup: Backup) -> None:
         """A backup was taken before changing the database."""
 
+    def discarded(self, backup: Backup) -> None:
+        """The backup taken for the run was deleted again: the run changed nothing."""
+
     def created(self, database: Path) -> None:
         """This command created the database (said once the run is over and the file stays)."""
 

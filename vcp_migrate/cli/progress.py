@@ -131,6 +131,10 @@ class Progress(Observer):
 
         self.console.print(render.backup_line(backup))
 
+    def discarded(self, backup: Backup) -> None:
+        if self.lines:
+            click.echo(f"Deleted that backup again: the run changed nothing ({printable(str(backup.path.name))}).")
+
     def found(self, version: int, database_id: str | None) -> None:
         self.version_found = version
 

@@ -188,6 +188,7 @@ def _keep_or_discard(settings: Settings, backup: Backup, ran: Ran, *, created_fo
         backups.prune(settings.db_path, settings.keep_backups, settings.backup_dir)
     else:
         backups.discard(backup, folder_created=created_folder)
+        settings.observer.discarded(backup)
 
 
 def _differs(settings: Settings, backup: Backup) -> bool:

@@ -53,6 +53,7 @@ def restore(
         except BaseException as exc:
             if safety:  # the copy is one transaction: a failed one changed nothing to undo
                 backups.discard(safety, folder_created=created_folder)
+                settings.observer.discarded(safety)
             if isinstance(exc, sqlite3.Error):
                 raise sqlite.database_error(exc, database) from exc
             if isinstance(exc, OSError):
