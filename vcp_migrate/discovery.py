@@ -37,6 +37,11 @@ else:
 _BUILTIN_UP_TO = 256 * 1024
 
 
+def is_migration_name(name: str) -> bool:
+    """Whether a file of the migrations directory so named would be read as a migration."""
+    return _NAME.fullmatch(name) is not None
+
+
 def checksum(data: bytes, *, hashed_before: int = _BUILTIN_UP_TO) -> str:
     """sha256 of the file content with line endings normalised to LF. ``hashed_before``: how many
     bytes the caller has hashed already (a scan), which decides which SHA-256 does it."""

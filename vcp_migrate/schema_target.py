@@ -10,15 +10,14 @@ to do must not load the schema writer.
 from __future__ import annotations
 
 import os
-import re
 import stat
 from pathlib import Path
 
+from .discovery import is_migration_name
 from .errors import UsageError, setting
 
 HEADER = "-- Schema written by vcp-migrate after the last change; do not edit.\n-- version: {version}\n\n"
 _OURS = HEADER.partition(";")[0].encode()  # how every schema file vcp-migrate wrote begins
-_MIGRATION_NAME = re.compile(r"[0-9]+_.+\.(py|sql)")  # as the migrations directory names them
 _DATABASE_FILES = ("", "-journal", "-wal", "-shm")
 
 
@@ -47,9 +46,7 @@ def refusal(schema_file: Path, migrations_dir: Path, database: Path | None) -> s
         base = os.path.realpath(database)
         if any(real == base + suffix for suffix in _DATABASE_FILES):
             return "names the database itself (or its journal), which writing the schema would destroy"
-    if _MIGRATION_NAME.fullmatch(schema_file.name) and os.path.realpath(schema_file.parent) == os.path.realpath(
-        migrations_dir
-    ):
+    if is_migration_name(schema_file.name) and os.path.realpath(schema_file.parent) == os.path.realpath(migrations_dir):
         return "is named as a migration in the migrations directory, which would hide that migration"
     try:
         found = os.lstat(schema_file)
