@@ -729,12 +729,25 @@ def test_json_lines_hold_only_results_what_a_migration_prints_goes_to_standard_e
     paths = _tenants(project, 3, rows=1)
     project.write(
         "003_noisy.py",
+        "print('loading 003')\n"
         "def up(c):\n    print('hello from', c.execute('PRAGMA user_version').fetchone())\ndef down(c):\n    pass\n",
     )
     result = _fleet(project, "migrate", *map(str, paths), "--json", "--jobs", jobs)
     assert result.returncode == 0, result.stderr
     assert [json.loads(line)["state"] for line in result.stdout.splitlines()] == ["migrated"] * 3
-    assert result.stderr.count("hello from (2,)") == 3 and all(_version(p) == 3 for p in paths)
+    assert result.stderr.count("hello from (2,)") == 3 and "loading 003" in result.stderr
+    assert all(_version(p) == 3 for p in paths)
+    for path in paths:  # again, with no one reading standard error: a print() fails nothing
+        with closing(sqlite3.connect(path)) as connection:
+            connection.execute("DELETE FROM vcp_migrations WHERE version = 3")
+            connection.commit()
+    command = [str(console_script()), "fleet", "migrate", *map(str, paths), "--json", "--jobs", jobs]
+    process = subprocess.Popen([*command, "--dir", str(project.dir)], cwd=project.root, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)  # fmt: skip
+    assert process.stderr is not None
+    process.stderr.close()
+    out, _ = process.communicate(timeout=120)
+    assert process.returncode == 0 and [json.loads(line)["state"] for line in out.splitlines()] == ["migrated"] * 3
 
 
 def test_listed_paths_are_taken_as_written_and_an_existing_name_is_never_a_pattern(project: Project) -> None:

@@ -2114,3 +2114,39 @@ def test_an_observer_that_raises_stops_the_run_and_the_run_is_closed_out(
     assert f"-- version: {applied[-1]}" in (project.dir / "schema.sql").read_text()
     backups = [backup.version for backup in project.manager().backups()]
     assert backups == ([] if applied == [1] else [1])  # kept only when something was committed
+
+
+def test_a_migration_that_moves_to_its_own_folder_as_it_loads_runs_there(project: Project) -> None:
+    """os.chdir(os.path.dirname(__file__)) at the top, then a relative open() in up(): the folder
+    its load moved to is the one its functions run in; the run's own paths stay where they were."""
+    (project.dir / "seed.txt").write_text("AAPL\nMSFT\n")
+    project.write(
+        "001_seeded.py",
+        """
+        import os
+        os.chdir(os.path.dirname(os.path.abspath(__file__)))
+        def up(connection):
+            connection.execute("CREATE TABLE symbols (name TEXT)")
+            with open("seed.txt") as seed:
+                connection.executemany("INSERT INTO symbols VALUES (?)", [(line.strip(),) for line in seed])
+        def down(connection):
+            connection.execute("DROP TABLE symbols")
+        """,
+    )
+    manager = vcp_migrate.MigrationManager("test.db", "migrations")
+    assert [run.version for run in manager.migrate()] == [1]
+    assert project.query("SELECT name FROM symbols") == [("AAPL",), ("MSFT",)]
+    assert Path.cwd() == project.root and "-- version: 1" in (project.dir / "schema.sql").read_text()
+    assert [run.version for run in manager.rollback()] == [1] and project.tables() == set()
+
+
+def test_with_json_a_migration_printing_to_a_standard_error_nobody_reads_fails_nothing(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.write("002_b.py", "print('loading b')\n" + PRINTING)
+    command = [str(console_script()), "up", "--json", "--db", str(project.db), "--dir", str(project.dir)]
+    process = subprocess.Popen(command, cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stderr is not None
+    process.stderr.close()  # its reader gone before anything is printed there
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 0 and json.loads(out)["version_after"] == 2
+    assert project.history() == [1, 2] and project.tables() == {"a", "b"}

@@ -15,6 +15,7 @@ import contextlib
 import io
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 
@@ -72,6 +73,18 @@ class _Guarded:
 
     def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, buffer...: the stream's own
         return getattr(self.stream, name)
+
+
+@contextlib.contextmanager
+def printing_aside() -> Iterator[None]:
+    """Under the command line (``guard()`` done): what runs inside, migration code, prints to
+    standard error, whose reader gone fails nothing either; standard output is the command's
+    results (JSON, a fleet's lines). From Python, nothing is redirected."""
+    if not isinstance(sys.stdout, _Guarded) or sys.stderr is None:
+        yield
+        return
+    with contextlib.redirect_stdout(_Guarded(sys.stderr)):  # type: ignore[arg-type,unused-ignore]
+        yield
 
 
 def guard() -> None:

@@ -40,6 +40,7 @@ class PythonStep(NamedTuple):
 
     function: Callable[[Connection], object]
     transactional: bool
+    folder: str | None = None  # where its module's top-level code moved the current folder: it runs there
 
 
 Step = SqlStep | PythonStep
@@ -73,7 +74,7 @@ def load(migration: MigrationFile) -> LoadedMigration:
     silently keep a warning, or acknowledge another hazard)."""
     if migration.kind == "sql":
         return LoadedMigration(migration, *_load_sql(migration))
-    module = _exec_python(migration)
+    module, folder = _exec_python(migration)
     transactional = getattr(module, "transactional", True)
     if not isinstance(transactional, bool):
         raise MigrationFileError(
@@ -85,8 +86,8 @@ def load(migration: MigrationFile) -> LoadedMigration:
     down_function = _function(module, "down", migration)
     return LoadedMigration(
         migration,
-        PythonStep(up_function, transactional),
-        PythonStep(down_function, transactional) if down_function else None,
+        PythonStep(up_function, transactional, folder),
+        PythonStep(down_function, transactional, folder) if down_function else None,
         _python_allowances(module, str(migration.path)),
     )
 
@@ -222,28 +223,41 @@ def _is_utf8(name: str) -> bool:
         return False
 
 
+class Folder:
+    """The current folder migration code left, when it changed it (``keeping_cwd``)."""
+
+    left: str | None = None
+
+
 @contextmanager
-def keeping_cwd() -> Iterator[None]:
+def keeping_cwd(inside: str | None = None) -> Iterator[Folder]:
     """Migration code leaves the current folder as it found it: a chdir() of its own would move
-    every relative path the run uses after it (the database, the schema file, the backups)."""
+    every relative path the run uses after it (the database, the schema file, the backups).
+    ``inside``: the folder to run the code in (the one its module's load moved to)."""
+    folder = Folder()
     try:
         before = os.getcwd()
     except OSError:  # gone already: nothing to keep
-        yield
+        yield folder
         return
+    if inside is not None:
+        with contextlib.suppress(OSError):
+            os.chdir(inside)
     try:
-        yield
+        yield folder
     finally:
         try:
             now: str | None = os.getcwd()
         except OSError:
             now = None
         if now != before:
+            folder.left = now
             with contextlib.suppress(OSError):
                 os.chdir(before)
 
 
-def _exec_python(migration: MigrationFile) -> types.ModuleType:
+def _exec_python(migration: MigrationFile) -> tuple[types.ModuleType, str | None]:
+    """The module, and the folder its top-level code moved to (its functions run there), if it moved."""
     where = str(migration.path)
     text = source_text(migration)
     try:
@@ -255,7 +269,7 @@ def _exec_python(migration: MigrationFile) -> types.ModuleType:
     module = types.ModuleType(f"vcp_migration_{migration.version}_{migration.name}")
     module.__file__ = where
     try:
-        with keeping_cwd():
+        with keeping_cwd() as folder:
             exec(code, module.__dict__)
     except KeyboardInterrupt:
         raise
@@ -263,7 +277,7 @@ def _exec_python(migration: MigrationFile) -> types.ModuleType:
         raise MigrationFileError(
             f"loading failed{at_line(exc.__traceback__, where)}: {describe(exc)}", where=where, hint=_FIX
         ) from exc
-    return module
+    return module, folder.left
 
 
 def _function(module: types.ModuleType, name: str, migration: MigrationFile) -> Callable[[Connection], object] | None:

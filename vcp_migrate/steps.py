@@ -202,7 +202,7 @@ def _run_function(connection: Connection, step: PythonStep) -> None:
     threads_before = set(threading.enumerate())
     try:
         try:
-            with loading.keeping_cwd():
+            with loading.keeping_cwd(step.folder):
                 step.function(connection)
         finally:
             _stop_left_threads(connection, threads_before, f"{name}()")

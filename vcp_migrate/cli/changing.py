@@ -3,13 +3,13 @@ baseline, repair, backups, restore."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from contextlib import contextmanager, redirect_stdout
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import click
 
+from .. import closed_output
 from ..errors import PlanError, VcpMigrateError
 from ..printable import printable
 from . import naming
@@ -126,7 +126,7 @@ def _reporting(manager: MigrationManager, progress: Progress, as_json: bool) -> 
     progress.wants_history = True  # the version before is the one the run found under its lock
     failure: str | None = None
     try:
-        with redirect_stdout(sys.stderr):  # what a migration prints must not break the JSON
+        with closed_output.printing_aside():  # what a migration prints must not break the JSON
             yield
     except VcpMigrateError as exc:
         failure = naming.message(exc)  # the options, as the error line names them

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
-from contextlib import nullcontext, redirect_stdout
+from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 import click
 
+from .. import closed_output
 from ..printable import printable, status_lines, unmanaged_note
 from .base import EXIT_DISAGREE, EXIT_PENDING, common, handles_errors, make_manager
 from .progress import Progress, colour, terminal_columns
@@ -125,7 +126,7 @@ def validate_command(
       vcp-migrate validate
       vcp-migrate validate --roundtrip --strict --json
     """
-    with redirect_stdout(sys.stderr) if as_json else nullcontext():  # what a rehearsed migration prints
+    with closed_output.printing_aside() if as_json else nullcontext():  # what a rehearsed migration prints
         problems = make_manager(db, directory, progress).validate(roundtrip=roundtrip)
     failing = [p for p in problems if p.severity == "error" or (strict and p.severity == "warning")]
     if as_json:

@@ -15,7 +15,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import NamedTuple
 
-from .. import discovery, history, loading, schema_target, sqlite
+from .. import closed_output, discovery, history, loading, schema_target, sqlite
 from ..commands import context
 from ..errors import DatabaseError, UsageError, setting
 from ..observer import Observer
@@ -171,7 +171,8 @@ class Fleet:
             directory = discovery.usable(directory)
         loaded: dict[tuple[Path, str], loading.LoadedMigration] = {}
         if load:  # a bad migration file stops the fleet before any database is touched
-            loading.load_plan(list(directory.migrations), "up", loaded)
+            with closed_output.printing_aside():  # what a module prints as it loads: not among the results
+                loading.load_plan(list(directory.migrations), "up", loaded)
         checksums = tuple((migration.version, migration.checksum) for migration in directory.migrations)
         job = job._replace(settings=self.settings._replace(directory=directory), checksums=checksums)
         try:

@@ -12,10 +12,9 @@ import multiprocessing
 import os
 import signal
 import stat
-import sys
 import threading
 import time
-from contextlib import closing, redirect_stdout
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -226,7 +225,7 @@ def run_one(path: str) -> DatabaseResult:
         if _here.refused is not None:
             raise PlanError(_here.refused)
         _require_file(path)
-        with redirect_stdout(sys.stderr):  # standard output is the fleet's results: a migration's print() goes beside
+        with closed_output.printing_aside():  # standard output is the fleet's results
             result = _COMMANDS[job.command](job, settings, collector, DatabaseResult(path, CHECKED))
     except (VcpMigrateError, OSError) as exc:
         result = DatabaseResult(
