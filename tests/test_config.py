@@ -207,7 +207,16 @@ def test_the_walk_stops_at_the_repository_root(tmp_path: Path, monkeypatch: pyte
 
 @pytest.mark.parametrize(
     "name",
-    ["vcp_migrate", "vcpmigrate", "VCP-Migrate", '"vcp_migrate"', "vcp-migrations", "vcp-migarte", "vcp-migrator"],
+    [
+        "vcp_migrate",
+        "vcpmigrate",
+        "VCP-Migrate",
+        '"vcp_migrate"',
+        "vcp-migrations",
+        "vcp-migarte",
+        "vcp-migrator",
+        "vcp-migrat",
+    ],
 )
 def test_a_near_miss_table_name_is_an_error_naming_the_right_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
@@ -226,7 +235,8 @@ def test_a_near_miss_table_name_is_an_error_naming_the_right_one(
 
 
 def test_other_tools_tables_are_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    tables = "".join(f"[tool.{name}]\nx = 1\n" for name in ("vcs-migrate", "vcp-deploy", "vcp", "ruff", "migrate"))
+    others = ("vcs-migrate", "vcp-deploy", "vcp", "ruff", "migrate", "vcp-migrate-server", "vcp-mighty", "vcp-mirage")
+    tables = "".join(f"[tool.{name}]\nx = 1\n" for name in others)
     work = _layout(tmp_path, tables + '[tool.vcp-migrate]\ndb = "x.db"\n')
     monkeypatch.chdir(work)
     assert config.find() is not None and MigrationManager.from_config().db_path.name == "x.db"

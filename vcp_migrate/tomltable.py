@@ -16,18 +16,24 @@ def near_miss(name: str) -> bool:
     """A tool table named almost as ours ([tool.vcp_migrate], [tool.vcp-migrations], [tool.vcp-migarte]),
     which would otherwise be ignored without a word."""
     folded = re.sub(r"[-_.\s\"']", "", name.lower())
-    ours = folded.startswith("vcp") and (folded.startswith("vcpmig") or _edits(folded, "vcpmigrate") <= 2)
+    ours = folded.startswith("vcp") and any(_edits(folded, spelled) <= 1 for spelled in _OURS)
     return name != "vcp-migrate" and ours
 
 
+_OURS = ("vcpmigrate", "vcpmigrates", "vcpmigration", "vcpmigrations", "vcpmigrator")  # meant, within one typo
+
+
 def _edits(one: str, other: str) -> int:
-    """How many characters to insert, delete or replace to make ``one`` into ``other``."""
-    row = list(range(len(other) + 1))
+    """How many characters to insert, delete or replace, or pairs to swap, to make ``one`` into ``other``."""
+    rows = [list(range(len(other) + 1))]
     for i, a in enumerate(one, 1):
-        previous, row[0] = row[0], i
+        row = [i] + [0] * len(other)
         for j, b in enumerate(other, 1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (a != b))
-    return row[-1]
+            row[j] = min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + (a != b))
+            if i > 1 and j > 1 and a == other[j - 2] and one[i - 2] == b:
+                row[j] = min(row[j], rows[-2][j - 2] + 1)
+        rows.append(row)
+    return rows[-1][-1]
 
 
 def near_miss_error(name: str, where: str) -> UsageError:
