@@ -217,3 +217,16 @@ def test_a_schema_file_that_appears_during_the_run_is_left_alone(project: Projec
     result = project.cli("migrate")
     assert result.exit_code == 0 and project.history() == [1, 2, 3]
     assert "the schema file was not written" in result.stderr and mine.read_text() == "mine\n"
+
+
+def test_a_run_with_nothing_to_do_is_not_refused_for_it(project: Project) -> None:
+    """Deploy scripts run up every time: with nothing to apply, nothing would be written."""
+    trading(project)
+    project.manager(dump_schema=False).migrate()
+    (project.root / "notes.sql").write_text("mine\n")
+    (project.root / "pyproject.toml").write_text('[tool.vcp-migrate]\nschema_file = "notes.sql"\n')
+    for command in ("up", "rollback --to 2"):
+        result = project.cli(*command.split())
+        assert result.exit_code == 0 and result.stderr == "", result.output
+    assert (project.root / "notes.sql").read_text() == "mine\n" and project.history() == [1, 2]
+    assert project.cli("rollback").exit_code == 2 and project.history() == [1, 2]  # something to do: refused

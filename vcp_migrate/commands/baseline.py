@@ -13,7 +13,7 @@ def baseline(settings: Settings, version: int) -> list[int]:
     """Record the migrations up to ``version`` as applied; return the versions recorded."""
     whole_number("version", version)
     directory = discovery.usable(scan(settings))
-    with frame.writing(settings, create=False, dumps=False) as session:  # a schema file it must not write: a warning
+    with frame.writing(settings, create=False) as session:
         connection = session.connection
         applied = read_history(settings, connection)
         if version not in {m.version for m in directory.migrations}:

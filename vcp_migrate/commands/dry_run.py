@@ -65,7 +65,7 @@ def _rehearse(settings: Settings, make_plan: Callable[[Connection], Plan]) -> Dr
         with closing(Session(Path(":memory:"), settings.lock_timeout, sqlite.memory_database(), rehearsing=True)) as s:
             ran_in = f"an empty database in memory ({database} does not exist yet)"
             return _each(settings, s, make_plan(s.connection), ran_in)
-    with frame.writing(settings, create=False, dumps=False) as session:
+    with frame.writing(settings, create=False) as session:
         plan = make_plan(session.connection)
         session.rehearsing = session.connection.rehearsing = True
         # In place only SQL that is transactional: Python code could reach past the guards and

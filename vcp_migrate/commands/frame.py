@@ -23,6 +23,8 @@ from ..session import Session
 from .context import Settings
 
 if TYPE_CHECKING:  # loaded only once there is something to run: a run with nothing to do never needs them
+    from pathlib import Path
+
     from ..execution import Runner
     from ..loading import LoadedMigration
 
@@ -44,16 +46,12 @@ class Ran(NamedTuple):
 
 
 @contextmanager
-def writing(settings: Settings, *, create: bool, history_first: bool = False, dumps: bool = True) -> Iterator[Session]:
+def writing(settings: Settings, *, create: bool, history_first: bool = False) -> Iterator[Session]:
     """Hold the run lock and a write connection; a database this run created empty is removed.
 
     ``history_first``: the caller reads the history first thing (``read_history``), and that read
     tells whether the file is a SQLite database, so the connection is opened without a read of its own.
-    ``dumps``: the command may write the schema file, whose path is checked first (``schema_target``).
     """
-    if dumps and settings.dump_schema:
-        local = None if settings.server is not None else settings.db_path
-        schema_target.check(settings.schema_file, settings.migrations_dir, local)
     if settings.server is not None:  # the lease on the server instead of a lock file
         from ..backends import server
 
@@ -156,7 +154,10 @@ def batch(settings: Settings, session: Session, plan: list[tuple[LoadedMigration
 
 def changing(settings: Settings, session: Session, run: Callable[[], Ran]) -> Ran:
     """Back up, run, then decide from what ran: after a commit, write the schema file; keep the
-    backup or delete it again (``_keep_or_discard``)."""
+    backup or delete it again (``_keep_or_discard``). A schema file it must not write refuses
+    the run before anything (``schema_target``)."""
+    if settings.dump_schema:
+        schema_target.check(settings.schema_file, settings.migrations_dir, _local(settings))
     created_folder = False
     if settings.backup:  # backups is loaded only when there are backups to take
         from .. import backups
@@ -228,8 +229,7 @@ def dump(settings: Settings, session: Session) -> None:
     (the change itself is committed)."""
     if not settings.dump_schema:
         return
-    local = None if settings.server is not None else settings.db_path
-    if (why := schema_target.refusal(settings.schema_file, settings.migrations_dir, local)) is not None:
+    if (why := schema_target.refusal(settings.schema_file, settings.migrations_dir, _local(settings))) is not None:
         settings.observer.warning(schema_target.skipped(settings.schema_file, why))
         return
     from .. import schema  # only when writing: with --no-dump the run never loads it
@@ -238,3 +238,8 @@ def dump(settings: Settings, session: Session) -> None:
         schema.write_dump(settings.schema_file, session.connection, history.highest(session.connection))
     except (OSError, sqlite3.Error) as exc:
         settings.observer.warning(schema.not_written(settings.schema_file, exc))
+
+
+def _local(settings: Settings) -> Path | None:
+    """The database's file, None for a server's."""
+    return None if settings.server is not None else settings.db_path

@@ -23,7 +23,7 @@ def repair(settings: Settings, versions: list[int] | None, confirm: Callable[[Re
         for version in versions:
             whole_number("a version", version)
     directory = discovery.usable(scan(settings))
-    with frame.writing(settings, create=False, dumps=False) as session:
+    with frame.writing(settings, create=False) as session:
         connection = session.connection
         found = repairs(settings, connection, directory, versions)
         chosen = [r for r in found if confirm is None or confirm(r)]

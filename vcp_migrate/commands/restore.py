@@ -42,7 +42,7 @@ def restore(
             " to inspect or load; nothing was changed",
         )
     database = settings.db_path
-    with frame.writing(settings, create=True, dumps=False) as session:  # an incident's restore is never refused for it
+    with frame.writing(settings, create=True) as session:
         chosen = _choose(settings, backup, session.connection)
         if confirm is not None and not confirm(chosen):
             raise VcpMigrateError("the restore was not confirmed", where=str(database), hint="nothing was changed")
