@@ -95,12 +95,13 @@ def test_attributes_set_after_construction_are_used_by_the_next_call(project: Pr
         lambda m: m.dry_run_rollback(steps="1"),
         lambda m: m.baseline(True),
         lambda m: m.baseline("2"),
+        lambda m: m.baseline(None),
         lambda m: m.repair(["1"]),
         lambda m: m.repair([1.0]),
     ],
     ids=[
         "steps 1.5", "steps True", "to '1'", "target '2'", "target 2.0", "dry run target True", "dry run steps '1'",
-        "baseline True", "baseline '2'", "repair ['1']", "repair [1.0]",
+        "baseline True", "baseline '2'", "baseline None", "repair ['1']", "repair [1.0]",
     ],
 )  # fmt: skip
 def test_an_argument_that_is_not_a_whole_number_is_a_usage_error(project: Project, call: Any) -> None:
@@ -162,7 +163,7 @@ def test_a_bytes_path_is_decoded_and_other_methods_refuse_arguments_of_the_wrong
     manager = MigrationManager(os.fsencode(project.db), os.fsencode(project.dir))
     assert manager.db_path == project.db and [run.version for run in manager.migrate()] == [1]
     for call, said in (
-        (lambda: manager.restore(5), "backup must be a backup's path or file name, not int"),  # type: ignore[arg-type]
+        (lambda: manager.restore(5), "backup must be a path (a str or a path object), not int"),  # type: ignore[arg-type]
         (lambda: manager.new(None), "the migration name must be a str, not NoneType"),  # type: ignore[arg-type]
         (lambda: manager.repair("1"), "versions must be a list of whole numbers, not '1'"),  # type: ignore[arg-type]
     ):

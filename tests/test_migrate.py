@@ -2114,6 +2114,7 @@ def test_an_observer_that_raises_stops_the_run_and_the_run_is_closed_out(
     assert f"-- version: {applied[-1]}" in (project.dir / "schema.sql").read_text()
     backups = [backup.version for backup in project.manager().backups()]
     assert backups == ([] if applied == [1] else [1])  # kept only when something was committed
+    assert (project.root / "test.db.backups").exists() == (applied != [1])  # and the folder made for it
 
 
 def test_a_migration_that_moves_to_its_own_folder_as_it_loads_runs_there(project: Project) -> None:

@@ -11,6 +11,7 @@ command can say so once it is done. Nothing here knows of click or Rich.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import io
 import os
@@ -30,6 +31,8 @@ class _Guarded:
         # without an error and the text layer drops the rest. Those writes are made here, whole.
         raw = getattr(stream, "buffer", None)
         self.raw = raw if isinstance(raw, io.FileIO) and os.linesep == "\n" else None
+        if self.raw is not None:  # one encoder for the stream, as the text layer has (UTF-16: one BOM)
+            self.encode = codecs.getincrementalencoder(stream.encoding)(stream.errors or "strict").encode
 
     def write(self, text: str) -> int:
         if not self.gone:
@@ -37,7 +40,7 @@ class _Guarded:
                 if self.raw is None or not isinstance(text, str):
                     return self.stream.write(text)
                 self.stream.flush()
-                self._write_whole(text.encode(self.stream.encoding, self.stream.errors or "strict"))
+                self._write_whole(self.encode(text))
             except BrokenPipeError:
                 self._went()
         return len(text)

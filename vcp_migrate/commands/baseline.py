@@ -4,13 +4,15 @@ without running them. Scan, lock, read the history, check, record in one transac
 from __future__ import annotations
 
 from .. import discovery, history, sqlite, transactions
-from ..errors import PlanError
+from ..errors import PlanError, UsageError
 from . import frame
 from .context import Settings, read_history, scan, where, whole_number
 
 
 def baseline(settings: Settings, version: int) -> list[int]:
     """Record the migrations up to ``version`` as applied; return the versions recorded."""
+    if version is None:
+        raise UsageError("version must be a whole number, not None")
     whole_number("version", version)
     directory = discovery.usable(scan(settings))
     with frame.writing(settings, create=False) as session:

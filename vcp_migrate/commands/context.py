@@ -52,14 +52,19 @@ def whole_number(name: str, value: object) -> None:
 
 
 def path_argument(name: str, value: object) -> Path:
-    """A path parameter as a Path (bytes decoded as the system does); UsageError for what is not
-    a path (None, a number) or holds a NUL, which no file name can."""
+    """A path parameter as a Path (see ``path_text``)."""
+    return Path(path_text(name, value))
+
+
+def path_text(name: str, value: object) -> str:
+    """A path parameter's text, as given (bytes decoded as the system does); UsageError for what
+    is not a path (None, a number) or holds a NUL, which no file name can."""
     if not isinstance(value, (str, bytes, os.PathLike)):
         raise UsageError(f"{name} must be a path (a str or a path object), not {type(value).__name__} ({value!r})")
     text = os.fsdecode(os.fspath(value))
     if "\0" in text:
         raise UsageError(f"{name} holds a NUL character, which no file name can: {text!r}", hint="fix the path")
-    return Path(text)
+    return text
 
 
 def checked(settings: Settings) -> Settings:

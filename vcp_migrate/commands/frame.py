@@ -163,7 +163,7 @@ def changing(settings: Settings, session: Session, run: Callable[[], Ran]) -> Ra
         from .. import backups
 
         created_folder = not os.path.lexists(backups.folder(settings.db_path, settings.backup_dir))
-    backup = take_backup(settings, session)
+    backup = take_backup(settings, session, folder_created=created_folder)
     ran = run()
     if ran.runs:
         dump(settings, session)
@@ -203,7 +203,9 @@ def _differs(settings: Settings, backup: Backup) -> bool:
         return True  # cannot tell: keep it
 
 
-def take_backup(settings: Settings, session: Session, *, always: bool = False) -> Backup | None:
+def take_backup(
+    settings: Settings, session: Session, *, always: bool = False, folder_created: bool = False
+) -> Backup | None:
     """Back up the database before a change, unless disabled or there is nothing to keep."""
     if not (settings.backup or always) or not session.existed:
         return None
@@ -219,7 +221,7 @@ def take_backup(settings: Settings, session: Session, *, always: bool = False) -
     try:
         settings.observer.backed_up(backup)
     except BaseException:  # the caller's observer stops the run before it starts: no backup of nothing
-        backups.discard(backup, folder_created=False)
+        backups.discard(backup, folder_created=folder_created)
         raise
     return backup
 

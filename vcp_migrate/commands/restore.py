@@ -19,7 +19,7 @@ from ..database import Connection
 from ..errors import DatabaseError, UsageError, VcpMigrateError
 from ..models import Backup
 from . import frame
-from .context import Settings
+from .context import Settings, path_text
 
 
 def listing(settings: Settings) -> list[Backup]:
@@ -31,8 +31,8 @@ def restore(
     settings: Settings, backup: str | os.PathLike[str] | None, confirm: Callable[[Backup], bool] | None
 ) -> tuple[Backup, Backup | None]:
     """Replace the database with ``backup`` (default: the newest); return it and the safety copy."""
-    if backup is not None and not isinstance(backup, (str, os.PathLike)):
-        raise UsageError(f"backup must be a backup's path or file name, not {type(backup).__name__} ({backup!r})")
+    if backup is not None:
+        backup = path_text("backup", backup)  # a backup's path or file name
     if settings.server is not None:
         raise UsageError(
             "restoring a database on a server is refused: writing a backup over it here would race the"
@@ -47,7 +47,7 @@ def restore(
         if confirm is not None and not confirm(chosen):
             raise VcpMigrateError("the restore was not confirmed", where=str(database), hint="nothing was changed")
         created_folder = not os.path.lexists(backups.folder(database, settings.backup_dir))
-        safety = frame.take_backup(settings, session, always=True)
+        safety = frame.take_backup(settings, session, always=True, folder_created=created_folder)
         try:
             note = backups.copy_into(chosen.path, sqlite.local(session.connection), database)
         except BaseException as exc:

@@ -74,7 +74,7 @@ class Fleet:
                 f"paths must be a list of database paths, not one {type(paths).__name__} ({paths!r})",
                 hint="give [path] for one database",
             )
-        self.paths = [_path(path) for path in paths]
+        self.paths = [context.path_text("a database path", path) for path in paths]
         self.observer = observer or Observer()
         directory = context.path_argument("migrations_dir", migrations_dir)
         self.schema_file = (
@@ -231,15 +231,6 @@ def _check_backup_dir(folder: Path) -> None:
         where=str(folder),
         hint="name a folder (or create its parent); nothing was changed",
     )
-
-
-def _path(path: object) -> str:
-    """A database path as a fleet keeps it (its text as given); a bytes path is decoded as the system does."""
-    if not isinstance(path, (str, bytes, os.PathLike)):
-        raise UsageError(f"a database path must be a str or a path, not {type(path).__name__} ({path!r})")
-    text = os.fsdecode(os.fspath(path))
-    targets.no_null(text, "a database path")
-    return text
 
 
 def _policy(keep_going: bool, max_failures: int | None, canary: int) -> Policy:
