@@ -6,11 +6,13 @@ from __future__ import annotations
 import hashlib
 import os
 import pty
+import resource
+import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -204,3 +206,14 @@ def wrong_directory_error(project: Project, elsewhere: Path) -> str:
         " in this directory, so it is probably the wrong migrations directory (pass the directory this database"
         " was migrated from as the migrations directory (--dir); nothing was changed)\n"
     )
+
+
+def file_size_limit(limit: int) -> Callable[[], None]:
+    """For a child process: writing past ``limit`` bytes fails with EFBIG, as on a full disk."""
+
+    def apply() -> None:
+        # Writing past RLIMIT_FSIZE fails with EFBIG, as on a full disk, once SIGXFSZ is ignored.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply

@@ -6,12 +6,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import resource
-import signal
 import sqlite3
 import stat
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,7 +16,7 @@ import pytest
 from vcp_migrate import DatabaseError
 from vcp_migrate.backups import folder
 
-from .conftest import Project, console_script, on_a_terminal, run_cli
+from .conftest import Project, console_script, file_size_limit, on_a_terminal, run_cli
 from .conftest import three_trades as three
 
 
@@ -258,15 +255,6 @@ def test_only_partial_backups_we_named_are_cleaned_up_and_links_are_left(project
     assert [b.version for b in project.manager().backups()] == [1] and project.history() == [1, 2, 3]
 
 
-def _file_size_limit(limit: int) -> Callable[[], None]:
-    def apply() -> None:
-        # Writing past RLIMIT_FSIZE fails with EFBIG, as on a full disk, once SIGXFSZ is ignored.
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    return apply
-
-
 def test_a_backup_that_fills_the_disk_leaves_no_folder_and_changes_nothing(project: Project) -> None:
     three(project)
     project.manager().migrate(1)
@@ -276,7 +264,7 @@ def test_a_backup_that_fills_the_disk_leaves_no_folder_and_changes_nothing(proje
     connection.commit()
     connection.close()
     before = project.digest()
-    result = run_cli(project, "migrate", preexec_fn=_file_size_limit(200_000))
+    result = run_cli(project, "migrate", preexec_fn=file_size_limit(200_000))
     assert result.returncode == 1
     assert result.stderr.startswith(f"Error: {project.db}: backup into {folder(project.db)} failed: ")
     assert result.stderr.rstrip().endswith("(free space, fix permissions, or pass --no-backup; nothing was changed)")

@@ -22,7 +22,7 @@ from vcp_migrate.cli import main
 from vcp_migrate.lock import RunLock
 from vcp_migrate.observer import Observer
 
-from .conftest import Project, console_script, run_cli, with_output_closed
+from .conftest import Project, console_script, file_size_limit, run_cli, with_output_closed
 from .conftest import three_trades as three
 
 
@@ -43,6 +43,23 @@ def test_restore_brings_back_data_and_schema_and_keeps_a_safety_copy(project: Pr
     # and the restore itself can be undone
     project.manager().restore(safety.path.name)
     assert project.history() == [1, 2, 3] and project.query("SELECT count(*) FROM trades") == [(0,)]
+
+
+def test_a_safety_copy_that_cannot_be_made_names_no_option_restore_lacks(project: Project) -> None:
+    """Its hint said 'or pass --no-backup', which restore does not take: the copy is what undoes it."""
+    three(project)
+    project.manager().migrate(1)
+    connection = sqlite3.connect(project.db)
+    connection.execute("CREATE TABLE ballast (b BLOB)")
+    connection.execute("INSERT INTO ballast VALUES (zeroblob(1000000))")
+    connection.commit()
+    connection.close()
+    project.manager().migrate()  # backs up version 1
+    before = project.digest()
+    result = run_cli(project, "restore", "--yes", preexec_fn=file_size_limit(200_000))
+    assert result.returncode == 1 and project.digest() == before and project.history() == [1, 2, 3]
+    assert result.stderr.rstrip().endswith("(free space, fix permissions; nothing was changed)"), result.stderr
+    assert [backup.version for backup in project.manager().backups()] == [1]
 
 
 def test_restore_cli_in_wal_mode_while_a_reader_is_open(project: Project) -> None:

@@ -188,6 +188,19 @@ def test_redo_whose_up_fails_stays_applied_as_it_was(project: Project) -> None:
     assert project.columns("c") == ["x"] and project.history() == [1, 2, 3]
 
 
+def test_redo_of_a_migration_whose_file_is_missing_names_what_redo_needs(project: Project) -> None:
+    """Not 'pass --from-history', which redo has no option for: it applies the file again."""
+    three(project)
+    project.manager().migrate()
+    (project.dir / "003_c.sql").unlink()
+    before = project.digest()
+    result = project.cli("redo")
+    assert result.exit_code == 1 and project.digest() == before and project.history() == [1, 2, 3]
+    said = " ".join(result.stderr.split())
+    assert "restore the file, redo applies it again from it; a rollback with --from-history undoes it alone" in said
+    assert "or pass --from-history" not in said
+
+
 def test_from_history_accepts_a_source_kept_as_text(project: Project) -> None:
     three(project)
     project.manager().migrate()

@@ -75,9 +75,11 @@ def take(
     version: int,
     shared: Path | None = None,
     copier: Callable[[sqlite3.Connection], None] | None = None,
+    skippable: bool = True,
 ) -> Backup:
     """Copy the database behind ``source`` into a new backup file and make it durable;
     ``copier`` fills the new file instead (a server's database, named after a local stand-in).
+    ``skippable``: the command can go without it (its failure then names the setting that skips it).
 
     Raises DatabaseError, leaving no partial file (nor the folder, if it made it), if the copy
     cannot be made, and when the folder is a link or not a directory.
@@ -108,10 +110,11 @@ def take(
         if created:
             with contextlib.suppress(OSError):
                 where.rmdir()
+        skip = f", or pass {setting('backup', False)}" if skippable else ""
         raise DatabaseError(
             f"backup into {where} failed: {exc}",
             where=str(database),
-            hint=f"{_remedy(exc)}, or pass {setting('backup', False)}; nothing was changed",
+            hint=f"{_remedy(exc)}{skip}; nothing was changed",
         ) from exc
     return described(path)._replace(seconds=time.perf_counter() - started)
 

@@ -107,9 +107,11 @@ def plan_rollback(
     steps: int | None = None,
     to: int | None = None,
     from_history: bool = False,
+    again: bool = False,
 ) -> list[MigrationFile | AppliedMigration]:
     """What ``rollback`` undoes, newest first: the file, or with ``from_history`` the history row
-    of a migration whose file is missing. Raises PlanError when it must refuse."""
+    of a migration whose file is missing. Raises PlanError when it must refuse (``again``: for a
+    redo, whose refusal says what redo needs)."""
     newest_first = sorted(applied, reverse=True)
     if to is not None:
         if to != 0:
@@ -127,10 +129,14 @@ def plan_rollback(
     files = {migration.version: migration for migration in directory.migrations}
     for version in chosen:
         if version not in files and not from_history:
+            instead = (  # redo applies it again from its file: the history's down alone would not do
+                f"redo applies it again from it; a rollback with {setting('from_history', True)} undoes it alone"
+                if again
+                else f"or pass {setting('from_history', True)} to run the down kept in the database"
+            )
             raise PlanError(
                 f"version {version} ({applied[version].name}) is applied but its file is missing from {directory.path}",
-                hint=f"restore the file, or pass {setting('from_history', True)} to run the down kept in the database;"
-                " its history row was kept and nothing was changed",
+                hint=f"restore the file, {instead}; its history row was kept and nothing was changed",
             )
     return [files.get(version) or applied[version] for version in chosen]
 

@@ -217,7 +217,8 @@ def take_backup(
         backup = server.take_backup(settings, session)
     else:
         version = history.highest(session.connection)
-        backup = backups.take(sqlite.local(session.connection), settings.db_path, version, settings.backup_dir)
+        connection = sqlite.local(session.connection)
+        backup = backups.take(connection, settings.db_path, version, settings.backup_dir, skippable=not always)
     try:
         settings.observer.backed_up(backup)
     except BaseException:  # the caller's observer stops the run before it starts: no backup of nothing

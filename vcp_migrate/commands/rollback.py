@@ -38,7 +38,7 @@ def redo(settings: Settings) -> list[MigrationRun]:
     """Roll back the newest migration and apply it again, in one transaction when both allow it."""
     directory = discovery.usable(scan(settings))
     with frame.writing(settings, create=False) as session:
-        (migration,) = plan_rollback(settings, session.connection, directory, 1, None, False, None)
+        (migration,) = plan_rollback(settings, session.connection, directory, 1, None, False, None, again=True)
         down, up = migration.step("down"), migration.step("up")
         if down.transactional and up.transactional:
             pair: list[tuple[LoadedMigration, Direction]] = [(migration, "down"), (migration, "up")]
@@ -74,8 +74,10 @@ def plan_rollback(
     to: int | None,
     from_history: bool,
     confirm: Confirm | None,
+    *,
+    again: bool = False,
 ) -> list[LoadedMigration]:
-    """The loaded migrations a rollback runs, newest first (shared with its dry run)."""
+    """The loaded migrations a rollback runs, newest first (shared with its dry run and redo: ``again``)."""
     applied = read_history(settings, connection)
     if not from_history:  # the history's own sources need no directory: a release may have none of them
         planning.require_some_applied_files(directory, applied, where(settings))
@@ -83,7 +85,7 @@ def plan_rollback(
         raise PlanError(
             "nothing to roll back: no migration is applied", where=where(settings), hint="nothing was changed"
         )
-    plan = planning.plan_rollback(directory, applied, steps=steps, to=to, from_history=from_history)
+    plan = planning.plan_rollback(directory, applied, steps=steps, to=to, from_history=from_history, again=again)
     files = [_from_history(settings, connection, i, confirm) if isinstance(i, AppliedMigration) else i for i in plan]
     loaded = loading.load_plan(files, "down", settings.loaded)
     for file in files:  # said only once the rollback is sure to run
