@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -393,3 +394,94 @@ def test_restore_with_standard_output_closed_restores_and_leaves_one_safety_copy
     assert code == 1 and err.startswith("Error: standard output was closed before all was printed")
     assert project.history() == [1]
     assert sorted(backup.version for backup in project.manager().backups()) == [1, 2]  # the one taken, the safety copy
+
+
+def _big_backup_then_small(project: Project) -> None:
+    """A backup at version 1 holding a 1 MB table, then the database small again at version 3."""
+    three(project)
+    project.manager().migrate(1)
+    with closing(sqlite3.connect(project.db)) as connection:
+        connection.execute("CREATE TABLE ballast (b BLOB)")
+        connection.execute("INSERT INTO ballast VALUES (zeroblob(1000000))")
+        connection.commit()
+    project.manager().migrate()  # backs up version 1, ballast and all
+    with closing(sqlite3.connect(project.db)) as connection:
+        connection.execute("DROP TABLE ballast")
+        connection.commit()
+        connection.execute("VACUUM")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A file system of 8 MB of its own (tmpfs), where one can be mounted (root, Linux)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip("no tmpfs can be mounted here: a full disk cannot be made")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_restore_that_fills_the_disk_leaves_the_file_as_it_was_and_no_journal(
+    project: Project, small_disk: Path
+) -> None:
+    """The copy failed half-written: SQLite rolled its journal back only at the next read, so the
+    file stayed changed (1.3 MB), with a hot journal beside it, until someone opened it to write."""
+    project.sql("001_a.sql", "CREATE TABLE a (id INTEGER PRIMARY KEY, x BLOB);", "DROP TABLE a;")
+    database, shared = small_disk / "app.db", project.root / "kept"
+    MigrationManager(database, project.dir, dump_schema=False).migrate()
+    with closing(sqlite3.connect(database)) as connection:
+        connection.execute("INSERT INTO a (x) SELECT randomblob(1000) FROM (WITH RECURSIVE n(i) AS"
+                           " (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) SELECT i FROM n)")  # fmt: skip
+        connection.commit()
+    MigrationManager(database, project.dir, dump_schema=False, backup_dir=shared).rollback()  # the backup: 3 MB
+    MigrationManager(database, project.dir, dump_schema=False, backup=False).migrate()
+    with closing(sqlite3.connect(database)) as connection:
+        connection.execute("VACUUM")
+    (small_disk / "filler").write_bytes(bytes(6900 * 1024))  # about 1 MB left
+    before, listed = database.read_bytes(), sorted(os.listdir(small_disk))
+    (backup,) = MigrationManager(database, project.dir, backup_dir=shared).backups()
+    with pytest.raises(DatabaseError, match="database or disk is full"):
+        MigrationManager(database, project.dir, dump_schema=False, backup_dir=shared).restore(backup.path)
+    assert database.read_bytes() == before and sorted(os.listdir(small_disk)) == listed  # no -journal
+    with closing(sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)) as reader:
+        assert reader.execute("SELECT max(version) FROM vcp_migrations").fetchone() == (1,)
+
+
+@pytest.mark.parametrize("when", ["before the copy", "once the copy was made"])
+def test_ctrl_c_during_a_restore_keeps_the_state_before_whenever_the_copy_was_made(
+    project: Project, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """Ctrl-C reached Python after SQLite's backup step had copied every page: the database was
+    restored, yet the safety copy (its only state before) was deleted and 'rolled back' said."""
+    from vcp_migrate import backups
+    from vcp_migrate.errors import Interrupted
+
+    _big_backup_then_small(project)
+    with closing(sqlite3.connect(project.db)) as connection:
+        connection.execute("INSERT INTO trades (symbol) VALUES ('only here')")
+        connection.commit()
+    real_copy_into = backups.copy_into
+
+    def interrupted(backup: Path, target: sqlite3.Connection, database: Path) -> str | None:
+        if when != "before the copy":
+            real_copy_into(backup, target, database)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(backups, "copy_into", interrupted)
+    with pytest.raises(Interrupted) as raised:
+        project.manager().restore(project.manager().backups()[0].path.name)
+    kept = [backup for backup in project.manager().backups() if backup.version == 3]
+    if when == "before the copy":
+        assert str(raised.value) == f"interrupted before the restore of {project.db} was made; nothing was changed"
+        assert project.history() == [1, 2, 3] and kept == []
+        assert project.query("SELECT count(*) FROM trades WHERE symbol = 'only here'") == [(1,)]
+    else:
+        assert f"interrupted once {project.db} was restored from " in str(raised.value)
+        assert project.history() == [1] and len(kept) == 1 and str(kept[0].path) in str(raised.value)
+        monkeypatch.undo()
+        project.manager().restore(kept[0].path.name)  # the state before, back
+        assert project.query("SELECT count(*) FROM trades WHERE symbol = 'only here'") == [(1,)]

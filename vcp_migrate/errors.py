@@ -131,3 +131,12 @@ class DatabaseError(VcpMigrateError):
 
 class LockTimeout(DatabaseError):
     """Another process held the database longer than the lock timeout."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) stopped a command at a point where what it left needs saying: ``said``
+    says it. Still a KeyboardInterrupt, so a script that is interrupted stops."""
+
+    def __init__(self, said: str) -> None:
+        super().__init__(said)
+        self.said = said

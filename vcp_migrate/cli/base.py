@@ -189,8 +189,8 @@ def handles_errors(command: F) -> F:
                 return _interrupted(progress)
             _said(progress, debug, f"unexpected {type(exc).__name__}: {exc} (run again with --debug and report it)")
             return 1
-        except KeyboardInterrupt:
-            return _interrupted(progress)
+        except KeyboardInterrupt as exc:
+            return _interrupted(progress, getattr(exc, "said", None))
         finally:
             progress.stop()
 
@@ -200,10 +200,10 @@ def handles_errors(command: F) -> F:
 _DONE = "'vcp-migrate status' shows what is applied"
 
 
-def _interrupted(progress: Progress) -> int:
+def _interrupted(progress: Progress, said: str | None = None) -> int:
     progress.stop()
     current = f" while running {progress.current.path}" if progress.current else ""
-    error(f"interrupted{current} (a transactional migration is rolled back whole; {_DONE})")
+    error(said or f"interrupted{current} (a transactional migration is rolled back whole; {_DONE})")
     return EXIT_INTERRUPTED
 
 

@@ -7,6 +7,7 @@ the current state, copy the backup in through SQLite, write the schema file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from .. import backups, history, sqlite
 from ..database import Connection
-from ..errors import DatabaseError, UsageError, VcpMigrateError
+from ..errors import DatabaseError, Interrupted, UsageError, VcpMigrateError
 from ..models import Backup
 from . import frame
 from .context import Settings, path_text
@@ -50,8 +51,12 @@ def restore(
         safety = frame.take_backup(settings, session, always=True, folder_created=created_folder)
         try:
             note = backups.copy_into(chosen.path, sqlite.local(session.connection), database)
-        except BaseException as exc:
-            if safety:  # the copy is one transaction: a failed one changed nothing to undo
+        except Exception as exc:
+            # The copy is one transaction: a failed one changed nothing. After a write error (a full
+            # disk) SQLite rolls its journal back at the next read: made now, not left to whoever opens it.
+            with contextlib.suppress(sqlite3.Error):
+                session.connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            if safety:
                 backups.discard(safety, folder_created=created_folder)
                 settings.observer.discarded(safety)
             if isinstance(exc, sqlite3.Error):
@@ -59,11 +64,35 @@ def restore(
             if isinstance(exc, OSError):
                 raise DatabaseError(f"restore failed: {exc}", where=str(database), hint="nothing was changed") from exc
             raise
+        except BaseException as exc:  # Ctrl-C: it may have come once the copy was made
+            raise _interrupted(settings, chosen, safety, created_folder) from exc
         if note:
             settings.observer.warning(note)
         if settings.schema_file.parent.is_dir():  # a restore needs no migrations folder: none, no schema file
             frame.dump(settings, session)
         return chosen, safety
+
+
+def _interrupted(settings: Settings, chosen: Backup, safety: Backup | None, created_folder: bool) -> Interrupted:
+    """What an interrupt during the copy left: the database as it was (the copy rolled back, its
+    safety copy deleted again) or restored (the safety copy kept: it is the only state before)."""
+    database = settings.db_path
+    if safety is None:
+        return Interrupted(f"interrupted during the restore of {database} from {chosen.path}; it held nothing before")
+    try:
+        restored = backups.differs(database, safety.path, settings.lock_timeout)
+    except (OSError, sqlite3.Error):
+        return Interrupted(
+            f"interrupted during the restore of {database}: it is either as it was or as {chosen.path} holds;"
+            f" its state before is kept in {safety.path}"
+        )
+    if restored:
+        return Interrupted(
+            f"interrupted once {database} was restored from {chosen.path}; its state before is kept in {safety.path}"
+        )
+    backups.discard(safety, folder_created=created_folder)
+    settings.observer.discarded(safety)
+    return Interrupted(f"interrupted before the restore of {database} was made; nothing was changed")
 
 
 def _choose(settings: Settings, backup: str | os.PathLike[str] | None, live: Connection) -> Backup:
