@@ -308,3 +308,34 @@ def test_a_rollback_without_backup_or_dump_loads_neither_nor_the_hazard_lint(pro
     for heavy in ("backups", "schema", "hazards", "cli.reading", "cli.fleet"):
         assert f"vcp_migrate.{heavy}" not in loaded, heavy
     assert not loaded & {"_hashlib", "secrets", "difflib", "rich"}
+
+
+def test_ctrl_c_just_after_a_commit_reports_that_migration_as_done(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The interrupt reached Python once SQLite's COMMIT had returned: the run said 'rolled back
+    whole', --json listed nothing as ran, the schema file was left behind and the backup kept
+    with a warning that blamed a migration outside a transaction."""
+    import json
+
+    from vcp_migrate.session import Session
+
+    three(project)
+    project.manager().migrate()
+
+    def interrupted(self: Session, value: bool) -> None:
+        if value:  # set once a migration's transaction has committed
+            raise KeyboardInterrupt
+        self.__dict__["ready"] = value
+
+    monkeypatch.setattr(
+        Session, "history_ready", property(lambda self: self.__dict__["ready"], interrupted), raising=False
+    )
+    result = project.cli("rollback", "--json")
+    assert result.exit_code == 130
+    report = json.loads(result.stdout)
+    assert [(r["version"], r["direction"]) for r in report["ran"]] == [(3, "down")]
+    assert report["version_after"] == 2 and report["error"] == "interrupted"
+    assert project.history() == [1, 2] and "Warning" not in result.stderr
+    assert "-- version: 2" in (project.dir / "schema.sql").read_text()
+    assert [backup.version for backup in project.manager().backups()] == [3]

@@ -131,6 +131,9 @@ def _reporting(manager: MigrationManager, progress: Progress, as_json: bool) -> 
     except VcpMigrateError as exc:
         failure = naming.message(exc)  # the options, as the error line names them
         raise
+    except KeyboardInterrupt as exc:
+        failure = getattr(exc, "said", None) or "interrupted"
+        raise
     finally:
         after = _version(manager)
         # A run stopped before it read the history changed nothing: the version before is the one after.

@@ -8,9 +8,11 @@ deleted only when nothing was.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, NamedTuple
@@ -119,10 +121,17 @@ def each(settings: Settings, session: Session, plan: list[LoadedMigration], dire
             settings.observer.started(migration.file, direction, index, len(plan))
         except BaseException as exc:
             return Ran(tuple(runs), exc)
+        started = time.perf_counter()
         try:
             outcome = run.one(migration, direction, earlier=len(runs))
         except BaseException as exc:  # an interrupt or a database error: what it did outside a transaction stays
-            return Ran(tuple(runs), exc, partly=not migration.step(direction).transactional)
+            if not _committed(session, migration, direction):
+                return Ran(tuple(runs), exc, partly=not migration.step(direction).transactional)
+            # Ctrl-C reached Python just after its COMMIT: it is done, and said so.
+            done = MigrationRun(migration.file.version, migration.file.name, direction, _ms(started))
+            with contextlib.suppress(BaseException):
+                settings.observer.finished(done)
+            return Ran((*runs, done), exc)
         if outcome.error:
             return Ran(tuple(runs), outcome.error, outcome.partly)
         runs.append(outcome.run)
@@ -131,6 +140,21 @@ def each(settings: Settings, session: Session, plan: list[LoadedMigration], dire
         except BaseException as exc:
             return Ran(tuple(runs), exc)
     return Ran(tuple(runs))
+
+
+def _committed(session: Session, migration: LoadedMigration, direction: Direction) -> bool:
+    """Whether the migration's transaction committed after all (its history row says so)."""
+    connection = session.connection
+    try:
+        return not connection.in_transaction and history.is_recorded(
+            connection, migration.file, applied=direction == "up"
+        )
+    except BaseException:  # cannot tell (a second Ctrl-C, a broken connection): not said to be done
+        return False
+
+
+def _ms(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
 
 
 def batch(settings: Settings, session: Session, plan: list[tuple[LoadedMigration, Direction]]) -> Ran:
