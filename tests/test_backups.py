@@ -322,3 +322,42 @@ def test_every_name_of_a_database_keeps_its_backups_in_one_folder(project: Proje
     assert back.returncode == 0, back.stderr
     listed = run_cli(project, "backups", "--db", str(first), "--json")
     assert listed.returncode == 0 and len(json.loads(listed.stdout)) == 1
+
+
+def test_in_a_shared_folder_every_name_of_a_database_has_one_set_of_backups(project: Project) -> None:
+    """Named after the name they were taken through, backups via a link and via the real name were
+    two sets: each listing, restore and rotation saw one."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
+    project.manager().migrate()
+    link, shared = project.root / "link.db", project.root / "shared"
+    link.symlink_to(project.db)
+    assert run_cli(project, "rollback", "--db", str(link), "--backup-dir", str(shared)).returncode == 0
+    assert run_cli(project, "migrate", "--backup-dir", str(shared)).returncode == 0
+    names = sorted(os.listdir(shared))
+    assert len(names) == 2 and all(name.startswith(f"{project.db.name}.") for name in names)  # the file's own name
+    for name in (project.db, link):
+        listed = run_cli(project, "backups", "--db", str(name), "--backup-dir", str(shared), "--json")
+        assert [backup["version"] for backup in json.loads(listed.stdout)] == [1, 2]
+    kept = run_cli(project, "rollback", "--db", str(link), "--backup-dir", str(shared), "--keep-backups", "1")
+    assert kept.returncode == 0 and len(os.listdir(shared)) == 1  # rotated as one set
+
+
+def test_a_partial_backup_a_killed_run_left_in_a_shared_folder_is_removed_by_the_next(project: Project) -> None:
+    """In a database's own folder, the next backup removed them; in a shared one they stayed for
+    ever. Only the partial files of the database whose lock the run holds are removed."""
+    from vcp_migrate.backups import tag
+
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
+    project.manager().migrate(1)
+    shared = project.root / "shared"
+    shared.mkdir()
+    ours = f"{project.db.name}.20261207T010203.456Z-v1.{tag(project.db)}.db.partial"
+    theirs = f"other.db.20261207T010203.456Z-v1.{tag(project.root / 'other.db')}.db.partial"
+    for name in (ours, ours + "-journal", theirs, theirs + "-journal"):
+        (shared / name).write_bytes(b"left by a run killed mid-copy")
+    assert run_cli(project, "migrate", "--backup-dir", str(shared)).returncode == 0
+    left = sorted(os.listdir(shared))
+    assert [name for name in left if name.endswith(("partial", "journal"))] == [theirs, theirs + "-journal"]
+    assert project.history() == [1, 2]

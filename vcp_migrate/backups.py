@@ -1,13 +1,11 @@
 """Backups: consistent copies of the database taken with SQLite's online backup API.
 
 They live in ``<db>.backups/`` beside the database, named ``<UTC time>-v<schema version>.<tag>.db``,
-or in a folder shared by many databases (a fleet's backup folder), named
-``<db file name>.<UTC time>-v<schema version>.<tag>.db``. The tag is a hash of the database
-file's resolved path: databases cloned from one template share their database id, and the tag
-is what tells one's backups from another's.
-The API copies page by page through SQLite's pager (memory stays flat whatever the size) inside
-one read transaction, so the copy is consistent while other processes use the database, WAL
-included. A backup file is created with the database's permissions, never wider.
+or in a folder shared by many databases, named ``<db file name>.<UTC time>-v<version>.<tag>.db``.
+The tag, a hash of the database file's resolved path, tells one database's backups from another's
+(databases cloned from one template share their database id). The API copies page by page (memory
+stays flat) inside one read transaction, so the copy is consistent while other processes use the
+database, WAL included. A backup file is created with the database's permissions, never wider.
 
 The folder is never followed through a link, and nothing in it is deleted that is not a regular
 file named as we name backups.
@@ -57,7 +55,8 @@ def tag(database: Path) -> str:
 
 
 def _prefix(database: Path, shared: Path | None) -> str:
-    return "" if shared is None else database.name + "."
+    """In a shared folder, a backup is named after the database file itself (links resolved)."""
+    return "" if shared is None else os.path.basename(os.path.realpath(database)) + "."
 
 
 def belongs(path: Path, database: Path) -> bool | None:
@@ -94,7 +93,7 @@ def take(
         created = _make_folder(where)
         # Copy under a name listing() ignores, and give it its real name only once it is complete
         # and on disk: a run killed mid-copy never leaves something that looks like a backup.
-        with _partial(where, name, mode, clean=shared is None) as (partial, path):
+        with _partial(where, name, mode, clean="*" if shared is None else tag(database)) as (partial, path):
             target = sqlite3.connect(partial)
             try:
                 if source is not None:
@@ -151,18 +150,24 @@ def _remedy(exc: OSError | sqlite3.Error) -> str:
     return "free space, fix permissions"
 
 
+def _stale(entry: os.DirEntry[str], clean: str | None) -> bool:
+    found = _PARTIAL.fullmatch(entry.name) if clean is not None else None
+    return found is not None and clean in ("*", found["tag"]) and entry.is_file(follow_symlinks=False)
+
+
 @contextlib.contextmanager
-def _partial(where: Path, pattern: str, mode: int, *, clean: bool) -> Iterator[tuple[Path, Path]]:
+def _partial(where: Path, pattern: str, mode: int, *, clean: str | None) -> Iterator[tuple[Path, Path]]:
     """A new empty file in ``where`` under a partial name: yields (partial, final name). The
-    partial file, and what SQLite kept beside it, is removed at the end, unless renamed."""
+    partial file, and what SQLite kept beside it, is removed at the end, unless renamed. Partial
+    files a killed run left are removed first: every one in a database's own folder (``clean``
+    "*"), in a shared folder those of the database whose lock the caller holds (``clean``: its tag)."""
     # O_NOFOLLOW: if the folder was swapped for a link since it was checked, this fails.
     descriptor = os.open(where, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
-        if clean:  # left by a killed run; the caller holds the run lock (a shared folder: not of all its databases)
-            with os.scandir(descriptor) as entries:
-                stale = [e.name for e in entries if _PARTIAL.fullmatch(e.name) and e.is_file(follow_symlinks=False)]
-            for name in stale:
-                os.unlink(name, dir_fd=descriptor)
+        with os.scandir(descriptor) as entries:
+            stale = [e.name for e in entries if _stale(e, clean)]
+        for name in stale:
+            os.unlink(name, dir_fd=descriptor)
         name = _create(descriptor, pattern, mode)
         partial = name + ".partial"
         try:
@@ -248,7 +253,7 @@ def _ours(name: str, database: Path, shared: Path | None) -> bool:
         return False
     if shared is None:
         return match["database"] is None
-    return match["database"] == database.name and match["tag"] == tag(database)
+    return match["database"] is not None and match["tag"] == tag(database)  # whichever of its names it was taken by
 
 
 def prune(database: Path, keep: int, shared: Path | None = None) -> list[Path]:
@@ -332,7 +337,7 @@ def _leave_wal(target: sqlite3.Connection) -> bool:
 @contextlib.contextmanager
 def _converted(source: sqlite3.Connection, page_size: int, where: Path) -> Iterator[sqlite3.Connection]:
     """A temporary copy of ``source`` with ``page_size``, in the backup's folder under a partial name."""
-    with _partial(where, "{stamp}-v0{suffix}.db", 0o600, clean=False) as (partial, _):
+    with _partial(where, "{stamp}-v0{suffix}.db", 0o600, clean=None) as (partial, _):
         converted = sqlite3.connect(partial, isolation_level=None)
         try:
             copy(source, converted)
