@@ -361,3 +361,22 @@ def test_a_partial_backup_a_killed_run_left_in_a_shared_folder_is_removed_by_the
     left = sorted(os.listdir(shared))
     assert [name for name in left if name.endswith(("partial", "journal"))] == [theirs, theirs + "-journal"]
     assert project.history() == [1, 2]
+
+
+def test_rotation_takes_what_sqlite_left_beside_a_backup_with_it(project: Project) -> None:
+    """A restore killed while it read a backup of a WAL database leaves its -wal and -shm beside
+    it; once rotation deleted the backup, they stayed for ever."""
+    three(project)
+    project.manager().migrate(1)
+    project.manager().migrate(2)  # backs up version 1
+    (oldest,) = project.manager().backups()
+    for sidecar in ("-wal", "-shm"):
+        Path(f"{oldest.path}{sidecar}").write_bytes(b"left by a killed run")
+    elsewhere = project.root / "not-ours"
+    elsewhere.write_bytes(b"keep me")
+    os.remove(f"{oldest.path}-shm")
+    os.symlink(elsewhere, f"{oldest.path}-shm")  # a link there is never followed, nor deleted
+    assert project.cli("up", "--keep-backups", "1").exit_code == 0  # backs up version 2, rotates out version 1
+    assert [backup.version for backup in project.manager().backups()] == [2]
+    assert not os.path.exists(f"{oldest.path}-wal") and os.path.islink(f"{oldest.path}-shm")
+    assert elsewhere.read_bytes() == b"keep me"

@@ -485,3 +485,20 @@ def test_ctrl_c_during_a_restore_keeps_the_state_before_whenever_the_copy_was_ma
         monkeypatch.undo()
         project.manager().restore(kept[0].path.name)  # the state before, back
         assert project.query("SELECT count(*) FROM trades WHERE symbol = 'only here'") == [(1,)]
+
+
+def test_a_backup_on_read_only_media_says_to_copy_it_first(project: Project, small_disk: Path) -> None:
+    three(project)
+    project.manager().migrate(1)
+    project.manager().migrate()
+    (backup,) = project.manager().backups()
+    on_media = small_disk / backup.path.name
+    shutil.copyfile(backup.path, on_media)
+    with closing(sqlite3.connect(on_media)) as connection:  # a backup of a database in WAL mode
+        connection.execute("PRAGMA journal_mode = WAL")
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    before = project.digest()
+    result = project.cli("restore", str(on_media), "--yes")
+    assert result.exit_code == 1 and project.digest() == before and project.history() == [1, 2, 3]
+    assert "copy it to a writable folder and restore that copy; nothing was changed" in " ".join(result.stderr.split())
+    assert sorted(os.listdir(small_disk)) == [on_media.name]

@@ -7,8 +7,7 @@ The tag, a hash of the database file's resolved path, tells one database's backu
 stays flat) inside one read transaction, so the copy is consistent while other processes use the
 database, WAL included. A backup file is created with the database's permissions, never wider.
 
-The folder is never followed through a link, and nothing in it is deleted that is not a regular
-file named as we name backups.
+The folder is never followed through a link; nothing in it is deleted but regular files named as we name them.
 """
 
 from __future__ import annotations
@@ -158,9 +157,8 @@ def _stale(entry: os.DirEntry[str], clean: str | None) -> bool:
 @contextlib.contextmanager
 def _partial(where: Path, pattern: str, mode: int, *, clean: str | None) -> Iterator[tuple[Path, Path]]:
     """A new empty file in ``where`` under a partial name: yields (partial, final name). The
-    partial file, and what SQLite kept beside it, is removed at the end, unless renamed. Partial
-    files a killed run left are removed first: every one in a database's own folder (``clean``
-    "*"), in a shared folder those of the database whose lock the caller holds (``clean``: its tag)."""
+    partial file, and what SQLite kept beside it, is removed at the end, unless renamed. Those a killed
+    run left are removed first: all (``clean`` "*"), or those of the database of that tag, or none."""
     # O_NOFOLLOW: if the folder was swapped for a link since it was checked, this fails.
     descriptor = os.open(where, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
@@ -261,6 +259,9 @@ def prune(database: Path, keep: int, shared: Path | None = None) -> list[Path]:
     removed = []
     for backup in listing(database, shared)[keep:]:
         backup.path.unlink()
+        for sidecar in (Path(f"{backup.path}-wal"), Path(f"{backup.path}-shm")):  # left by a run killed using it
+            if sidecar.is_file() and not sidecar.is_symlink():
+                sidecar.unlink()
         removed.append(backup.path)
     return removed
 
@@ -319,9 +320,8 @@ def _storage(connection: sqlite3.Connection) -> tuple[int, str]:
 
 
 def _leave_wal(target: sqlite3.Connection) -> bool:
-    """Switch to rollback-journal mode; False if other connections have the database open."""
-    # Leaving WAL mode needs an exclusive lock, and every connection that has the database open
-    # in WAL mode holds it shared until it closes: waiting would only delay the answer.
+    """Switch to rollback-journal mode; False if other connections have the database open (each
+    holds the lock it needs until it closes: waiting would only delay the answer)."""
     timeout = int(target.execute("PRAGMA busy_timeout").fetchone()[0])
     target.execute("PRAGMA busy_timeout = 0")
     try:

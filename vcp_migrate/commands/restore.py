@@ -137,7 +137,11 @@ def _check(settings: Settings, path: Path, live: Connection) -> int:
             backup_id = history.database_id(connection)
             version = history.highest(connection)
     except DatabaseError as exc:
-        raise DatabaseError(exc.what, where=where, hint="pick another backup; nothing was changed") from exc.__cause__
+        hint = "pick another backup; nothing was changed"
+        if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):  # read-only media
+            hint = "a backup is opened to read and write (SQLite may keep files beside it): copy it to a writable"
+            hint += " folder and restore that copy; nothing was changed"
+        raise DatabaseError(exc.what, where=where, hint=hint) from exc.__cause__
     with sqlite.translated(database):
         live_id = history.database_id(live)
     if backups.belongs(path, database) is False:  # databases cloned from one template share their id
