@@ -502,3 +502,21 @@ def test_a_backup_on_read_only_media_says_to_copy_it_first(project: Project, sma
     assert result.exit_code == 1 and project.digest() == before and project.history() == [1, 2, 3]
     assert "copy it to a writable folder and restore that copy; nothing was changed" in " ".join(result.stderr.split())
     assert sorted(os.listdir(small_disk)) == [on_media.name]
+
+
+def test_the_copy_a_restore_takes_stays_restorable_when_the_backup_restored_had_no_database_id(
+    project: Project,
+) -> None:
+    """A backup taken before the first migration has no database id: once restored, the next run
+    made a new one, and the copy the restore had announced as its undo was refused as 'a backup
+    of another database'."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    with closing(sqlite3.connect(project.db)) as connection:
+        connection.execute("CREATE TABLE legacy (x)")
+    project.manager(allow_existing=True).migrate()  # backs up version 0: no history, no id
+    (before_history,) = project.manager().backups()
+    restored, safety = project.manager().restore(before_history.path.name)
+    assert restored.version == 0 and safety is not None and safety.version == 1
+    project.manager(allow_existing=True).migrate()  # a new history: a new database id
+    project.manager().restore(safety.path.name)
+    assert project.history() == [1] and project.tables() == {"legacy", "a"}

@@ -144,7 +144,10 @@ def _check(settings: Settings, path: Path, live: Connection) -> int:
         raise DatabaseError(exc.what, where=where, hint=hint) from exc.__cause__
     with sqlite.translated(database):
         live_id = history.database_id(live)
-    if backups.belongs(path, database) is False:  # databases cloned from one template share their id
+    belongs = backups.belongs(path, database)  # by the tag in its name, when it has one
+    if belongs:  # taken of this very file: its id may differ (one restored from a backup made before it had one)
+        return version
+    if belongs is False:  # databases cloned from one template share their id
         raise DatabaseError(
             f"is a backup of another database file, not of {database} (its name carries another file's tag)",
             where=where,
