@@ -36,6 +36,7 @@ def test_validate_finds_every_kind_of_problem(project: Project) -> None:
     kinds = sorted((p.kind, p.version) for p in problems)
     assert kinds == [
         ("duplicate", 7),
+        ("empty-down", 3),
         ("load", 6),
         ("missing", 2),
         ("modified", 1),
@@ -484,7 +485,7 @@ def test_a_hazard_not_acknowledged_still_fails_strict_beside_one_that_is(project
     path = project.sql(
         "004_rebuild.sql",
         f"-- vcp:allow rebuild-parent\n{REBUILD_TRADES}\nALTER TABLE trades DROP COLUMN quantity;",
-        "",
+        "ALTER TABLE trades ADD COLUMN quantity INTEGER;",
     )
     result = project.cli("validate", "--strict")
     assert result.exit_code == 1
@@ -570,7 +571,7 @@ def test_copies_are_scratch_files_in_the_temporary_folder_and_are_removed(
     project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
     assert project.manager().validate(roundtrip=True) == []
     assert len(made) == 2 and all(Path(path).parent == scratch_folder for path in made)  # lint's and the trip's
-    project.sql("003_bad.sql", "INSERT INTO nowhere VALUES (1);", "")
+    project.sql("003_bad.sql", "INSERT INTO nowhere VALUES (1);", "DELETE FROM nowhere;")
     assert [p.kind for p in project.manager().validate(roundtrip=True)] == ["fails"]
     assert list(scratch_folder.iterdir()) == []
     assert project.history() == [1]
@@ -607,3 +608,14 @@ def test_validate_json_holds_only_json_when_a_rehearsed_migration_prints(project
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["ok"] is True and "hello" in result.stderr
     assert project.db.read_bytes() == before
+
+
+def test_an_empty_down_section_is_a_warning_and_a_new_file_none(project: Project) -> None:
+    """Rolled back, it records the migration undone and changes nothing: the next up then fails."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "")
+    problems = project.manager().validate()
+    assert [(p.kind, p.severity, p.version) for p in problems] == [("empty-down", "warning", 1)]
+    assert "its down section is empty" in str(problems[0])
+    assert project.cli("validate").exit_code == 0 and project.cli("validate", "--strict").exit_code == 1
+    project.write("001_a.sql", "-- migrate:up\n-- migrate:down\n")  # as 'new --sql' makes it: nothing to undo
+    assert project.manager().validate() == []

@@ -24,6 +24,7 @@ def validate(settings: Settings, *, roundtrip: bool) -> list[Problem]:
     directory = scan(settings)
     problems = [Problem(p.kind, p.reason, p.path, p.version) for p in directory.problems]
     loaded: dict[int, LoadedMigration] = {}
+    warnings: list[Problem] = []
     for file in directory.migrations:
         try:
             loaded[file.version] = migration = loading.load(file)
@@ -35,7 +36,11 @@ def validate(settings: Settings, *, roundtrip: bool) -> list[Problem]:
             problems.append(
                 Problem("no-down", "has no down, so it cannot be rolled back; add one", file.path, file.version)
             )
+        elif isinstance(migration.down, loading.SqlStep) and not migration.down.statements and _does(migration.up):
+            empty = "its down section is empty: a rollback would record it undone and change nothing; write its down"
+            warnings.append(Problem("empty-down", empty, file.path, file.version, severity="warning"))
     runnable = not problems  # replays need every file to load, and one file per version
+    problems += warnings
     applied: dict[int, AppliedMigration] = {}
     live_schema: str | None = None
     copy: sqlite.MigrationConnection | None = None
@@ -128,3 +133,7 @@ def _database_problems(settings: Settings, connection: Connection) -> list[Probl
     ]
     violations = references.violations(connection)
     return problems + [Problem("foreign-key", f"foreign_key_check: {v}", database) for v in violations]
+
+
+def _does(step: loading.Step) -> bool:
+    return not isinstance(step, loading.SqlStep) or bool(step.statements)
