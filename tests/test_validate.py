@@ -619,3 +619,15 @@ def test_an_empty_down_section_is_a_warning_and_a_new_file_none(project: Project
     assert project.cli("validate").exit_code == 0 and project.cli("validate", "--strict").exit_code == 1
     project.write("001_a.sql", "-- migrate:up\n-- migrate:down\n")  # as 'new --sql' makes it: nothing to undo
     assert project.manager().validate() == []
+
+
+def test_a_schema_file_that_cannot_be_replayed_for_a_missing_file_is_a_warning(project: Project) -> None:
+    """It was an error, with a diff that came only from the missing file's absence."""
+    trading(project)
+    project.manager().migrate()
+    (project.dir / "002_index.sql").unlink()
+    problems = {p.kind: p for p in project.manager().validate()}
+    assert problems["missing"].severity == "error"
+    said = problems["schema-file"]
+    assert said.severity == "warning" and said.diff is None
+    assert str(said).endswith("cannot be checked: the file of applied version(s) 2 is missing")

@@ -87,12 +87,16 @@ def _versions(versions: list[int]) -> str:
     return f"version {versions[0]}" if len(versions) == 1 else f"versions {', '.join(map(str, versions))}"
 
 
-def dump_file(path: Path, files: list[LoadedMigration], edited: list[int]) -> list[Problem]:
-    """A problem if the schema file is not what the migrations up to its version produce."""
+def dump_file(path: Path, files: list[LoadedMigration], edited: list[int], missing: list[int]) -> list[Problem]:
+    """A problem if the schema file is not what the migrations up to its version produce
+    (``missing``: applied versions whose file is gone, which no replay can stand in for)."""
     dumped = schema.read_dump(path)
     if dumped is None:
         return [Problem("schema-file", "has no '-- version: N' header; it was not written by vcp-migrate", path)]
     version, text = dumped
+    if gone := [v for v in missing if v <= version]:
+        said = f"cannot be checked: the file of applied version(s) {', '.join(map(str, gone))} is missing"
+        return [Problem("schema-file", said, path, severity="warning")]
     expected, failure = replay([m for m in files if m.file.version <= version], "the check of the schema file")
     if failure:
         return [failure]

@@ -61,7 +61,8 @@ def validate(settings: Settings, *, roundtrip: bool) -> list[Problem]:
         if runnable and live_schema is not None:
             problems += _drift(settings, live_schema, loaded, applied, edited)
         if runnable and settings.schema_file.is_file():
-            problems += checks.dump_file(settings.schema_file, [loaded[v] for v in sorted(loaded)], edited)
+            missing = sorted(v for v in applied if v not in loaded)
+            problems += checks.dump_file(settings.schema_file, [loaded[v] for v in sorted(loaded)], edited, missing)
         if runnable:
             pending = [loaded[v] for v in sorted(loaded) if v not in applied]
             trip = scratch.copy_of(copy) if roundtrip and copy is not None else None  # lint changes its copy
