@@ -339,3 +339,21 @@ def test_ctrl_c_just_after_a_commit_reports_that_migration_as_done(
     assert project.history() == [1, 2] and "Warning" not in result.stderr
     assert "-- version: 2" in (project.dir / "schema.sql").read_text()
     assert [backup.version for backup in project.manager().backups()] == [3]
+
+
+def test_a_source_kept_in_the_history_that_cannot_load_says_to_restore_the_file(project: Project) -> None:
+    """Its hint said 'fix the file': there is none to fix, which is why the history's source ran."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.write(
+        "002_needs.py",
+        "import os\nif os.environ.get('VCP_TEST_BREAK_LOAD'):\n    raise ImportError('a module the release had')\n"
+        "def up(c):\n    c.execute('CREATE TABLE b (x)')\ndef down(c):\n    c.execute('DROP TABLE b')\n",
+    )
+    project.manager().migrate()
+    (project.dir / "002_needs.py").unlink()
+    before = project.digest()
+    result = project.cli("rollback", "--from-history", "--yes", env={"VCP_TEST_BREAK_LOAD": "1"})
+    assert result.exit_code == 1 and project.digest() == before and project.history() == [1, 2]
+    said = " ".join(result.stderr.split())
+    assert ":history/002_needs.py: loading failed" in said and "a module the release had" in said
+    assert said.endswith("(restore the migration's file to roll it back with it; nothing was rolled back)")

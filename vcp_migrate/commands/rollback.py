@@ -87,11 +87,20 @@ def plan_rollback(
         )
     plan = planning.plan_rollback(directory, applied, steps=steps, to=to, from_history=from_history, again=again)
     files = [_from_history(settings, connection, i, confirm) if isinstance(i, AppliedMigration) else i for i in plan]
-    loaded = loading.load_plan(files, "down", settings.loaded)
+    try:
+        loaded = loading.load_plan(files, "down", settings.loaded)
+    except MigrationFileError as exc:
+        if _KEPT not in (exc.where or ""):
+            raise
+        hint = "restore the migration's file to roll it back with it; nothing was rolled back"  # none to fix
+        raise MigrationFileError(exc.what, where=exc.where, hint=hint) from exc.__cause__
     for file in files:  # said only once the rollback is sure to run
         if file.checksum != applied[file.version].checksum:
             settings.observer.warning(f"{file.path}: changed since it was applied; rolling back with its current down")
     return loaded
+
+
+_KEPT = ":history/"  # how a migration rebuilt from the history is named: <database>:history/<file>
 
 
 def _from_history(
@@ -111,7 +120,7 @@ def _from_history(
             where=database,
             hint="restore its file to roll it back; nothing was changed",
         )
-    file = MigrationFile(row.version, row.name, Path(f"{database}:history/{row.file}"), row.checksum, source)
+    file = MigrationFile(row.version, row.name, Path(f"{database}{_KEPT}{row.file}"), row.checksum, source)
     title = f"source of {row.file}, as kept in the history of {database} (all of it runs)"
     try:  # the text that loading compiles, so what is shown is what runs
         code = loading.source_text(file)
