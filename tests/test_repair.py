@@ -39,7 +39,7 @@ def test_repair_shows_the_diff_and_records_after_confirmation(
     assert result.exit_code == 0 and "Recorded new checksums: 2." in result.stdout
     assert project.manager().status()[1]["state"] == "applied"
     assert project.manager().migrate() == []
-    with pytest.raises(PlanError, match="version 1 is not an applied migration whose file changed"):
+    with pytest.raises(PlanError, match="version 1 is applied and its file has not changed since: repair records"):
         project.manager().repair([1])
 
 
@@ -56,3 +56,18 @@ def test_repair_with_standard_input_closed_refuses_as_without_a_terminal(project
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "and there is no terminal to ask" in result.stderr
     assert project.digest() == before
+
+
+def test_repair_of_a_version_not_applied_or_whose_file_is_missing_says_which(project: Project) -> None:
+    """Both were 'not an applied migration whose file changed'; a missing one is applied."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
+    project.manager().migrate()
+    project.sql("003_c.sql", "CREATE TABLE c (x);", "DROP TABLE c;")
+    (project.dir / "002_b.sql").unlink()
+    before = project.digest()
+    with pytest.raises(PlanError, match=r"version 2 is applied but its file is missing from .* \(restore it first\)"):
+        project.manager().repair([2])
+    with pytest.raises(PlanError, match="version 3 is not applied: repair records a changed file's checksum"):
+        project.manager().repair([3])
+    assert project.digest() == before and project.history() == [1, 2]

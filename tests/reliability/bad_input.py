@@ -568,7 +568,7 @@ CASES = [
         "repair an unmodified migration",
         ("repair", "1", "--yes"),
         1,
-        "version 1 is not an applied migration whose file changed",
+        "version 1 is applied and its file has not changed since",
     ),
     Case(
         "arguments",

@@ -44,10 +44,18 @@ def repairs(
         for row in planning.status_rows(directory, applied)
         if row.state == "modified" and row.version is not None
     }
+    on_file = {migration.version for migration in directory.migrations}
     for version in versions or []:
         if version not in modified:
+            why = (
+                "is not applied"
+                if version not in applied
+                else f"is applied but its file is missing from {directory.path} (restore it first)"
+                if version not in on_file
+                else "is applied and its file has not changed since"
+            )
             raise PlanError(
-                f"version {version} is not an applied migration whose file changed", hint="nothing was changed"
+                f"version {version} {why}: repair records a changed file's checksum", hint="nothing was changed"
             )
     found = []
     for version in versions or sorted(modified):
