@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, NamedTuple
 
-from .. import history, schema_target, sqlite
+from .. import history, sqlite
 from ..errors import DatabaseError
 from ..lock import RunLock, identify
 from ..models import Backup, Direction, MigrationRun
@@ -180,7 +180,9 @@ def changing(settings: Settings, session: Session, run: Callable[[], Ran]) -> Ra
     """Back up, run, then decide from what ran: after a commit, write the schema file; keep the
     backup or delete it again (``_keep_or_discard``). A schema file it must not write refuses
     the run before anything (``schema_target``)."""
-    if settings.dump_schema:
+    if settings.dump_schema:  # loaded only here: a run with nothing to do never needs it
+        from .. import schema_target
+
         schema_target.check(settings.schema_file, settings.migrations_dir, _local(settings))
     created_folder = False
     if settings.backup:  # backups is loaded only when there are backups to take
@@ -256,11 +258,11 @@ def dump(settings: Settings, session: Session) -> None:
     (the change itself is committed)."""
     if not settings.dump_schema:
         return
+    from .. import schema, schema_target  # only when writing: with --no-dump the run never loads them
+
     if (why := schema_target.refusal(settings.schema_file, settings.migrations_dir, _local(settings))) is not None:
         settings.observer.warning(schema_target.skipped(settings.schema_file, why))
         return
-    from .. import schema  # only when writing: with --no-dump the run never loads it
-
     try:
         schema.write_dump(settings.schema_file, session.connection, history.highest(session.connection))
     except (OSError, sqlite3.Error) as exc:
