@@ -504,19 +504,20 @@ def test_a_backup_on_read_only_media_says_to_copy_it_first(project: Project, sma
     assert sorted(os.listdir(small_disk)) == [on_media.name]
 
 
-def test_the_copy_a_restore_takes_stays_restorable_when_the_backup_restored_had_no_database_id(
-    project: Project,
-) -> None:
-    """A backup taken before the first migration has no database id: once restored, the next run
-    made a new one, and the copy the restore had announced as its undo was refused as 'a backup
-    of another database'."""
-    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+def test_a_database_made_again_at_the_same_path_never_takes_the_old_one_s_backups(project: Project) -> None:
+    """The tag names the path only: a database deleted and made again there has another id, and
+    the backups of the one before (its data) are refused."""
+    three(project)
+    project.manager().migrate(1)
     with closing(sqlite3.connect(project.db)) as connection:
-        connection.execute("CREATE TABLE legacy (x)")
-    project.manager(allow_existing=True).migrate()  # backs up version 0: no history, no id
-    (before_history,) = project.manager().backups()
-    restored, safety = project.manager().restore(before_history.path.name)
-    assert restored.version == 0 and safety is not None and safety.version == 1
-    project.manager(allow_existing=True).migrate()  # a new history: a new database id
-    project.manager().restore(safety.path.name)
-    assert project.history() == [1] and project.tables() == {"legacy", "a"}
+        connection.execute("INSERT INTO trades (symbol) VALUES ('the old database')")
+        connection.commit()
+    project.manager().migrate()  # backs up version 1, with the old database's row
+    (old,) = project.manager().backups()
+    project.db.unlink()
+    project.manager().migrate()  # a new database, a new id, at the same path
+    before = project.digest()
+    with pytest.raises(DatabaseError, match="is a backup of another database"):
+        project.manager().restore(old.path.name)
+    assert project.digest() == before
+    assert project.query("SELECT count(*) FROM trades WHERE symbol = 'the old database'") == [(0,)]

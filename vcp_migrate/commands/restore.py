@@ -81,7 +81,7 @@ def _interrupted(settings: Settings, chosen: Backup, safety: Backup | None, crea
         return Interrupted(f"interrupted during the restore of {database} from {chosen.path}; it held nothing before")
     try:
         restored = backups.differs(database, safety.path, settings.lock_timeout)
-    except (OSError, sqlite3.Error):
+    except (OSError, sqlite3.Error, KeyboardInterrupt):  # cannot tell (Ctrl-C again while it reads both)
         return Interrupted(
             f"interrupted during the restore of {database}: it is either as it was or as {chosen.path} holds;"
             f" its state before is kept in {safety.path}"
@@ -138,16 +138,14 @@ def _check(settings: Settings, path: Path, live: Connection) -> int:
             version = history.highest(connection)
     except DatabaseError as exc:
         hint = "pick another backup; nothing was changed"
-        if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):  # read-only media
+        unopened = exc.what in ("cannot be opened", "is read-only")
+        if unopened and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):  # read-only media
             hint = "a backup is opened to read and write (SQLite may keep files beside it): copy it to a writable"
             hint += " folder and restore that copy; nothing was changed"
         raise DatabaseError(exc.what, where=where, hint=hint) from exc.__cause__
     with sqlite.translated(database):
         live_id = history.database_id(live)
-    belongs = backups.belongs(path, database)  # by the tag in its name, when it has one
-    if belongs:  # taken of this very file: its id may differ (one restored from a backup made before it had one)
-        return version
-    if belongs is False:  # databases cloned from one template share their id
+    if backups.belongs(path, database) is False:  # databases cloned from one template share their id
         raise DatabaseError(
             f"is a backup of another database file, not of {database} (its name carries another file's tag)",
             where=where,
