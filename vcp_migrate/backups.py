@@ -53,8 +53,7 @@ def tag(database: Path) -> str:
     return hashlib.sha256(os.fsencode(os.path.realpath(database))).hexdigest()[:12]
 
 
-def _prefix(database: Path, shared: Path | None) -> str:
-    """In a shared folder, a backup is named after the database file itself (links resolved)."""
+def _prefix(database: Path, shared: Path | None) -> str:  # in a shared folder: the file's own name, links resolved
     return "" if shared is None else os.path.basename(os.path.realpath(database)) + "."
 
 
@@ -150,7 +149,8 @@ def _remedy(exc: OSError | sqlite3.Error) -> str:
 
 
 def _stale(entry: os.DirEntry[str], clean: str | None) -> bool:
-    found = _PARTIAL.fullmatch(entry.name) if clean is not None else None
+    # The name's end first: a shared folder holds thousands of backups, and the pattern backtracks.
+    found = _PARTIAL.fullmatch(entry.name) if clean is not None and ".db.partial" in entry.name else None
     return found is not None and clean in ("*", found["tag"]) and entry.is_file(follow_symlinks=False)
 
 
@@ -221,10 +221,7 @@ def is_backup_name(path: Path) -> bool:
 
 def listing(database: Path, shared: Path | None = None) -> list[Backup]:
     """The backups of ``database``, newest first: in its own folder, every backup there; in a
-    shared one, those named after this database file and tagged as its.
-
-    Raises DatabaseError when the backups folder is a link or not a directory.
-    """
+    shared one, those tagged as its. Raises DatabaseError when the folder is a link or not a directory."""
     where = folder(database, shared)
     try:
         _check_folder(where)
@@ -232,11 +229,12 @@ def listing(database: Path, shared: Path | None = None) -> list[Backup]:
         return []
     except _NotAFolder as exc:
         raise DatabaseError(str(exc), where=str(where), hint="replace it by a folder, or remove it") from exc
+    own = tag(database)
     with os.scandir(where) as entries:
         found = [
             described(where / entry.name, entry.stat(follow_symlinks=False).st_size)
             for entry in entries
-            if _ours(entry.name, database, shared) and entry.is_file(follow_symlinks=False)
+            if _ours(entry.name, own, shared) and entry.is_file(follow_symlinks=False)
         ]
     return sorted(found, key=_newest, reverse=True)
 
@@ -245,13 +243,15 @@ def _newest(backup: Backup) -> tuple[str, str]:
     return backup.taken_at, backup.path.name
 
 
-def _ours(name: str, database: Path, shared: Path | None) -> bool:
+def _ours(name: str, own: str, shared: Path | None) -> bool:  # a backup of the database whose tag is own
+    if shared is not None and not name.endswith(f".{own}.db"):  # most names in a shared folder: no pattern run
+        return False
     match = _NAME.fullmatch(name)
     if match is None:
         return False
     if shared is None:
         return match["database"] is None
-    return match["database"] is not None and match["tag"] == tag(database)  # whichever of its names it was taken by
+    return match["database"] is not None and match["tag"] == own  # whichever of its names it was taken by
 
 
 def prune(database: Path, keep: int, shared: Path | None = None) -> list[Path]:
