@@ -2151,3 +2151,29 @@ def test_with_json_a_migration_printing_to_a_standard_error_nobody_reads_fails_n
     out, _ = process.communicate(timeout=60)
     assert process.returncode == 0 and json.loads(out)["version_after"] == 2
     assert project.history() == [1, 2] and project.tables() == {"a", "b"}
+
+
+def test_ctrl_c_just_after_an_atomic_batch_commits_reports_the_batch_as_done(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vcp_migrate.session import Session
+
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b(x);", "DROP TABLE b;")
+    project.sql("003_c.sql", "CREATE TABLE c(x);", "DROP TABLE c;")
+    project.manager().migrate(1)
+
+    def interrupted(self: Session, value: bool) -> None:
+        if value:  # set once the batch's transaction has committed
+            raise KeyboardInterrupt
+        self.__dict__["ready"] = value
+
+    monkeypatch.setattr(
+        Session, "history_ready", property(lambda self: self.__dict__["ready"], interrupted), raising=False
+    )
+    result = project.cli("up", "--atomic", "--json")
+    assert result.exit_code == 130
+    report = json.loads(result.stdout)
+    assert [(r["version"], r["direction"]) for r in report["ran"]] == [(2, "up"), (3, "up")]
+    assert report["version_after"] == 3 and report["error"] == "interrupted" and "Warning" not in result.stderr
+    assert project.history() == [1, 2, 3] and "-- version: 3" in (project.dir / "schema.sql").read_text()

@@ -159,11 +159,21 @@ def _ms(started: float) -> int:
 
 def batch(settings: Settings, session: Session, plan: list[tuple[LoadedMigration, Direction]]) -> Ran:
     """Run the whole plan in one transaction: every run once it has committed, or what stopped it."""
+    started = time.perf_counter()
     try:
         settings.observer.started(plan[0][0].file, plan[0][1], 1, len(plan))
         outcomes = runner(settings, session).batch(plan, commit=True)
     except BaseException as exc:
-        return Ran((), exc)
+        # Ctrl-C just after the COMMIT: each migration's row says so (a redo's pair of one migration cannot tell).
+        once = len({migration.file.version for migration, _ in plan}) == len(plan)
+        if not (once and all(_committed(session, migration, direction) for migration, direction in plan)):
+            return Ran((), exc)
+        each_ms = _ms(started) // len(plan)
+        done = tuple(MigrationRun(m.file.version, m.file.name, direction, each_ms) for m, direction in plan)
+        with contextlib.suppress(BaseException):
+            for run in done:
+                settings.observer.finished(run)
+        return Ran(done, exc)
     failed = next((outcome for outcome in outcomes if outcome.error), None)
     if failed is not None:
         return Ran((), failed.error, failed.partly)
