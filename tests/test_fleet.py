@@ -1286,3 +1286,22 @@ def test_fleet_status_shows_files_it_cannot_use_as_the_single_command_does(proje
     migrate = _fleet(project, "migrate", "tenants/*.db")  # it refuses them before any database
     assert migrate.returncode == 1 and "abc.sql: name does not match" in migrate.stderr
     assert [_version(path) for path in (project.root / "tenants").glob("*.db")] == [1, 1]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_from_python_a_migration_s_prints_go_where_they_always_go_whatever_the_jobs(
+    project: Project, jobs: int
+) -> None:
+    """From Python nothing is redirected: with jobs=1 they went to standard output, with 2 to standard error."""
+    paths = _tenants(project, 2, rows=1)
+    project.write("003_noisy.py", "def up(c):\n    print('hello from up')\ndef down(c):\n    pass\n")
+    script = (
+        "import sys\nfrom vcp_migrate.fleet import Fleet\n"
+        "if __name__ == '__main__':\n"
+        f"    run = Fleet({[str(p) for p in paths]!r}, {str(project.dir)!r}, dump_schema=False).migrate(jobs={jobs})\n"
+        "    sys.exit(0 if run.summary.ok else 1)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("hello from up") == 2 and "hello" not in result.stderr
+    assert all(_version(p) == 3 for p in paths)

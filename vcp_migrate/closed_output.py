@@ -78,12 +78,17 @@ class _Guarded:
         return getattr(self.stream, name)
 
 
+def guarded() -> bool:
+    """Whether ``guard()`` was done: the command line is running (or a fleet's worker)."""
+    return isinstance(sys.stdout, _Guarded)
+
+
 @contextlib.contextmanager
-def printing_aside() -> Iterator[None]:
-    """Under the command line (``guard()`` done): what runs inside, migration code, prints to
-    standard error, whose reader gone fails nothing either; standard output is the command's
-    results (JSON, a fleet's lines). From Python, nothing is redirected."""
-    if not isinstance(sys.stdout, _Guarded) or sys.stderr is None:
+def printing_aside(aside: bool = True) -> Iterator[None]:
+    """With ``aside`` and under the command line (``guard()`` done): what runs inside, migration
+    code, prints to standard error, whose reader gone fails nothing either; standard output is the
+    command's results (JSON, a fleet's lines). From Python, nothing is redirected."""
+    if not (aside and guarded()) or sys.stderr is None:
         yield
         return
     with contextlib.redirect_stdout(_Guarded(sys.stderr)):  # type: ignore[arg-type,unused-ignore]

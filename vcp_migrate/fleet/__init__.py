@@ -166,15 +166,16 @@ class Fleet:
         if dump and self.dump_schema:  # a target or a migration is never overwritten by it
             schema_target.check(self.schema_file, self.settings.migrations_dir, None)
         paths = targets.once(self.paths)
+        aside = closed_output.guarded()  # the command line's: from Python, prints stay where they go
         directory = context.scan(self.settings)
         if job.command != "status":  # status shows a file it cannot use as invalid, as the single command does
             directory = discovery.usable(directory)
         loaded: dict[tuple[Path, str], loading.LoadedMigration] = {}
         if load:  # a bad migration file stops the fleet before any database is touched
-            with closed_output.printing_aside():  # what a module prints as it loads: not among the results
+            with closed_output.printing_aside(aside):  # what a module prints as it loads: not among the results
                 loading.load_plan(list(directory.migrations), "up", loaded)
         checksums = tuple((migration.version, migration.checksum) for migration in directory.migrations)
-        job = job._replace(settings=self.settings._replace(directory=directory), checksums=checksums)
+        job = job._replace(settings=self.settings._replace(directory=directory), checksums=checksums, aside=aside)
         try:
             results = pool.run(job, paths, workers, policy, on_result or _ignore, loaded)
         except pool.Interrupted as stopped:

@@ -63,6 +63,7 @@ class Job(NamedTuple):
     atomic: bool = False
     dry_run: bool = False
     roundtrip: bool = False
+    aside: bool = False  # run from the command line: a migration's prints go to standard error
 
 
 class _Collector(Observer):
@@ -225,7 +226,7 @@ def run_one(path: str) -> DatabaseResult:
         if _here.refused is not None:
             raise PlanError(_here.refused)
         _require_file(path)
-        with closed_output.printing_aside():  # standard output is the fleet's results
+        with closed_output.printing_aside(job.aside):  # standard output is the fleet's results
             result = _COMMANDS[job.command](job, settings, collector, DatabaseResult(path, CHECKED))
     except (VcpMigrateError, OSError) as exc:
         result = DatabaseResult(
