@@ -150,6 +150,7 @@ def test_every_hazard_name_is_known_and_documented() -> None:
         "drop-table",
         "rename-referenced",
         "rebuild-parent",
+        "empty-down",
     ]
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     for name, meaning in KINDS.items():

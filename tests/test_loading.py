@@ -340,7 +340,7 @@ def test_non_utf8_python_is_refused(project: Project) -> None:
 
 KNOWN = (
     "pragma-in-transaction, vacuum-in-transaction, not-null-without-default, drop-column, drop-table,"
-    " rename-referenced, rebuild-parent"
+    " rename-referenced, rebuild-parent, empty-down"
 )
 
 

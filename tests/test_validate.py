@@ -537,7 +537,7 @@ def test_an_unknown_hazard_name_fails_validate_and_changes_nothing(project: Proj
     assert result.stdout.splitlines() == [
         f"{path}: line 2: '-- vcp:allow' names an unknown hazard 'rebuild-parnet'; the known hazards are"
         " pragma-in-transaction, vacuum-in-transaction, not-null-without-default, drop-column, drop-table,"
-        " rename-referenced, rebuild-parent (fix the name)",
+        " rename-referenced, rebuild-parent, empty-down (fix the name)",
         "failed: 1 error(s), 0 warning(s).",
     ]
     assert project.digest() == before and project.history() == [1, 2, 3] and "fills" in project.tables()
@@ -619,6 +619,9 @@ def test_an_empty_down_section_is_a_warning_and_a_new_file_none(project: Project
     assert project.cli("validate").exit_code == 0 and project.cli("validate", "--strict").exit_code == 1
     project.write("001_a.sql", "-- migrate:up\n-- migrate:down\n")  # as 'new --sql' makes it: nothing to undo
     assert project.manager().validate() == []
+    project.sql("001_a.sql", "-- vcp:allow empty-down\nCREATE TABLE IF NOT EXISTS a (x);", "")  # reviewed
+    assert [(p.kind, p.severity) for p in project.manager().validate()] == [("empty-down", "acknowledged")]
+    assert project.cli("validate", "--strict").exit_code == 0
 
 
 def test_a_schema_file_that_cannot_be_replayed_for_a_missing_file_is_a_warning(project: Project) -> None:

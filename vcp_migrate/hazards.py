@@ -30,6 +30,7 @@ KINDS: dict[str, str] = {
     "drop-table": "dropping a table",
     "rename-referenced": "renaming or rebuilding a table that views or triggers reference",
     "rebuild-parent": "rebuilding a parent table whose children have ON DELETE actions",
+    "empty-down": "a SQL down section left empty under an up that does something (found by validate)",
 }
 
 

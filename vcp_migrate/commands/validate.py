@@ -37,8 +37,12 @@ def validate(settings: Settings, *, roundtrip: bool) -> list[Problem]:
                 Problem("no-down", "has no down, so it cannot be rolled back; add one", file.path, file.version)
             )
         elif isinstance(migration.down, loading.SqlStep) and not migration.down.statements and _does(migration.up):
-            empty = "its down section is empty: a rollback would record it undone and change nothing; write its down"
-            warnings.append(Problem("empty-down", empty, file.path, file.version, severity="warning"))
+            empty = "its down section is empty: a rollback would record it undone and change nothing"
+            if "empty-down" in migration.allowed_hazards:  # reviewed: an up that a rerun repeats harmlessly
+                warnings.append(Problem("empty-down", empty, file.path, file.version, severity="acknowledged"))
+            else:
+                empty += "; write its down (if nothing needs undoing, acknowledge it: '-- vcp:allow empty-down')"
+                warnings.append(Problem("empty-down", empty, file.path, file.version, severity="warning"))
     runnable = not problems  # replays need every file to load, and one file per version
     problems += warnings
     applied: dict[int, AppliedMigration] = {}
