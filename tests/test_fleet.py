@@ -1305,3 +1305,47 @@ def test_from_python_a_migration_s_prints_go_where_they_always_go_whatever_the_j
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("hello from up") == 2 and "hello" not in result.stderr
     assert all(_version(p) == 3 for p in paths)
+
+
+def test_a_thread_a_migration_leaves_running_does_not_hold_the_fleet(project: Project) -> None:
+    """Its database fails for it; the worker process waited for the thread at its exit, and the fleet for the worker."""
+    paths = _tenants(project, 2, rows=1)
+    project.write(
+        "003_threaded.py",
+        "import threading, time\n"
+        "def up(c):\n    if c.execute('PRAGMA database_list').fetchone()[2].endswith('0001.db'):\n"
+        "        threading.Thread(target=time.sleep, args=(60,)).start()\n"
+        "def down(c):\n    pass\n",
+    )
+    started = time.monotonic()
+    result = _fleet(project, "migrate", *map(str, paths), "--jobs", "2", "--keep-going", "--json")
+    assert time.monotonic() - started < 30 and result.returncode == 1, result.stderr
+    states = {json.loads(line)["path"]: json.loads(line)["state"] for line in result.stdout.splitlines()}
+    assert states == {str(paths[0]): "migrated", str(paths[1]): "failed"}
+    assert [_version(p) for p in paths] == [3, 2]
+
+
+def test_odd_reports_and_lists_are_usage_errors_and_sqlite_s_own_files_no_targets(project: Project) -> None:
+    paths = _tenants(project, 2, rows=1)
+    digests = [_digest(p) for p in paths]
+    deep = project.root / "deep.json"
+    deep.write_text('{"command": "migrate", "summary": {}, "results": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    for args in (("--report", str(deep), str(paths[0])), ("--only-failed", str(deep))):
+        result = _fleet(project, "migrate", *args)
+        assert result.returncode == 2 and "unexpected" not in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    closed = _fleet(project, "status", "--targets-from", "-", stdin=subprocess.DEVNULL, preexec_fn=lambda: os.close(0))
+    assert closed.returncode == 2 and "standard input: cannot be read: it is closed" in closed.stderr, closed.stderr
+    assert [_digest(p) for p in paths] == digests
+    for beside in ("-wal", "-shm", "-journal"):  # as an application in WAL mode, or a killed run, leaves them
+        Path(f"{paths[0]}{beside}").write_bytes(b"")
+    (project.root / "tenants" / "locked.db").write_bytes(b"not a database")
+    result = _fleet(project, "migrate", str(project.root / "tenants" / "*"), "--keep-going", "--json")
+    found = {
+        Path(line["path"]).name: (line["state"], line["kind"]) for line in map(json.loads, result.stdout.splitlines())
+    }
+    assert found == {
+        "locked.db": ("failed", "not-a-database"),  # "locked" in a name is no lock
+        "tenant0000.db": ("migrated", None),
+        "tenant0001.db": ("migrated", None),
+    }

@@ -203,7 +203,7 @@ def _is_report(path: Path) -> bool:
             if file.read(1) != b"{":
                 return False
         document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: arrays nested 100,000 deep
         return False
     return (
         isinstance(document, dict)
@@ -252,7 +252,7 @@ def to_rerun(report: Path, command: str) -> list[str]:
         raise UsageError(
             f"cannot be read: {exc.strerror}", where=where, hint="give a report a fleet run wrote"
         ) from exc
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise UsageError(
             "is not a report of a fleet run",
             where=where,

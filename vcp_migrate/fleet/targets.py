@@ -33,9 +33,10 @@ def expand(patterns: Iterable[str]) -> list[str]:
             found.append(pattern)
             continue
         matches = sorted(glob.glob(pattern, recursive=True))
-        databases = [match for match in matches if not is_backup(match)]  # never migrate a backup
+        # Never a backup, nor what SQLite keeps beside a database (its -wal, -shm or -journal).
+        databases = [match for match in matches if not is_backup(match) and not _beside_a_database(match)]
         if not databases:
-            but = " but backups, which are never targets" if matches else ""
+            but = " but backups and SQLite's own files, which are never targets" if matches else ""
             raise UsageError(
                 f"the pattern {pattern!r} matches no file{but}",
                 hint="check it, and quote it so that the shell does not expand it first",
@@ -48,6 +49,8 @@ def listed_in(source: str) -> list[str]:
     """The paths in a file (``-``: standard input), one a line, each taken as it is written (never
     as a pattern, spaces kept); blank lines and ``#`` comments skipped."""
     where = "standard input" if source == "-" else source
+    if source == "-" and sys.stdin is None:  # closed (<&-)
+        raise UsageError("cannot be read: it is closed", where=where, hint="give the list on standard input, or a file")
     try:  # file names as the system gives them: bytes that are not UTF-8 kept
         text = os.fsdecode(sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes())
     except OSError as exc:
@@ -93,6 +96,11 @@ def is_backup(path: str) -> bool:
         if holder.endswith(".backups") and os.path.isdir(holder) and os.path.isfile(holder[: -len(".backups")]):
             return True
     return False
+
+
+def _beside_a_database(path: str) -> bool:
+    base, dash, kind = path.rpartition("-")
+    return bool(dash) and kind in ("wal", "shm", "journal") and os.path.isfile(base)
 
 
 @functools.lru_cache(maxsize=256)

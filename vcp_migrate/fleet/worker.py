@@ -5,6 +5,7 @@ directory and the loaded migrations."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import hashlib
@@ -12,6 +13,7 @@ import multiprocessing
 import os
 import signal
 import stat
+import sys
 import threading
 import time
 from contextlib import closing
@@ -166,6 +168,12 @@ def serve(connection: Connection, job: Job, shared: Shared, slot: int) -> None:
                 shared.busy[slot] = 0
     except (EOFError, OSError):  # closed: the run is over
         connection.close()
+    # Every result is sent: a thread a migration left running (its database failed for it) must not
+    # keep this process, and the fleet waiting for it, alive until it ends.
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
 
 
 def _next(path: str) -> DatabaseResult:
@@ -354,8 +362,8 @@ _COMMANDS = {"migrate": _migrate, "rollback": _rollback, "status": _status, "val
 
 
 def _kind(exc: BaseException) -> str:
-    if isinstance(exc, LockTimeout) or "locked" in str(exc):
-        return "locked"
+    if isinstance(exc, LockTimeout) or (isinstance(exc, MigrationFailed) and "database is locked" in str(exc)):
+        return "locked"  # a name or a table called "locked" is no lock
     if isinstance(exc, MigrationFailed):
         return "migration"
     if isinstance(exc, MigrationFileError):
