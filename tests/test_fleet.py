@@ -532,6 +532,9 @@ def test_sigkill_of_a_worker_fails_only_what_it_held_the_others_finish_theirs_an
         elif result["state"] == "not-started":
             assert _digest(path) == before[path]
     assert _consistent(held) in (1, 2)  # its migration in progress is rolled back as it is opened
+    # Said as found once its worker was gone (it said none: a database's earlier commits stay).
+    assert results[held.name]["version_after"] == _consistent(held)
+    assert f"it is at version {_consistent(held)} now" in results[held.name]["error"]
     again = _fleet(project, "migrate", "--only-failed", "run.json")
     assert again.returncode == 0, again.stderr
     assert all(_consistent(path) == 2 for path in paths)

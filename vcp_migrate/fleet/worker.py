@@ -12,6 +12,7 @@ import hashlib
 import multiprocessing
 import os
 import signal
+import sqlite3
 import stat
 import sys
 import threading
@@ -20,7 +21,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from .. import closed_output
+from .. import closed_output, history
 from ..commands import context
 from ..errors import (
     DatabaseError,
@@ -219,9 +220,21 @@ def not_started(path: str) -> DatabaseResult:
 
 def lost(path: str, why: str) -> DatabaseResult:
     """A database whose run was cut short: its migration in progress rolled back, those before it
-    may have committed; a rerun applies what is still pending."""
-    error = f"{path}: {why} (a transactional migration is rolled back whole; run the fleet again to finish it)"
-    return DatabaseResult(path, FAILED, error=error, kind="interrupted")
+    may have committed (its version now, read once its worker is gone, says how far it got); a
+    rerun applies what is still pending."""
+    now = _version_now(path)
+    at = "" if now is None else f"; it is at version {now} now"
+    error = f"{path}: {why} (a transactional migration is rolled back whole{at}; run the fleet again to finish it)"
+    return DatabaseResult(path, FAILED, version_after=now, error=error, kind="interrupted")
+
+
+def _version_now(path: str) -> int | None:
+    """The highest applied version of ``path`` (SQLite rolls back what a killed run left); None if unreadable."""
+    try:
+        with closing(sqlite3.connect(path, timeout=1)) as connection:
+            return history.highest(connection)
+    except (sqlite3.Error, OSError, DatabaseError):
+        return None
 
 
 def run_one(path: str) -> DatabaseResult:
