@@ -884,8 +884,8 @@ def test_keep_going_replaces_workers_that_databases_crash_and_runs_every_other(p
     failed = sorted(name for name, result in results.items() if result["state"] == "failed")
     assert failed == [paths[n].name for n in (3, 9, 15, 21)], failed
     assert results[paths[21].name]["error"].endswith(
-        "the migration raised KeyboardInterrupt (a transactional migration is rolled back whole; run the fleet"
-        " again to finish it)"
+        "the migration raised KeyboardInterrupt (a transactional migration is rolled back whole; it is at version 1"
+        " now; run the fleet again to finish it)"
     )
     for number, path in enumerate(paths):
         assert _consistent(path) == (1 if number in (3, 9, 15, 21) else 2)
