@@ -733,13 +733,16 @@ def test_json_lines_hold_only_results_what_a_migration_prints_goes_to_standard_e
     paths = _tenants(project, 3, rows=1)
     project.write(
         "003_noisy.py",
-        "print('loading 003')\n"
-        "def up(c):\n    print('hello from', c.execute('PRAGMA user_version').fetchone())\ndef down(c):\n    pass\n",
+        "import os\nprint('loading 003')\n"
+        "def up(c):\n    print('hello from', c.execute('PRAGMA user_version').fetchone())\n"
+        "    os.system('echo from a subprocess')\n    os.write(1, b'written to 1\\n')\n"
+        "def down(c):\n    pass\n",
     )
     result = _fleet(project, "migrate", *map(str, paths), "--json", "--jobs", jobs)
     assert result.returncode == 0, result.stderr
     assert [json.loads(line)["state"] for line in result.stdout.splitlines()] == ["migrated"] * 3
     assert result.stderr.count("hello from (2,)") == 3 and "loading 003" in result.stderr
+    assert result.stderr.count("from a subprocess") == 3 and result.stderr.count("written to 1") == 3
     assert all(_version(p) == 3 for p in paths)
     for path in paths:  # again, with no one reading standard error: a print() fails nothing
         with closing(sqlite3.connect(path)) as connection:

@@ -2141,6 +2141,22 @@ def test_a_migration_that_moves_to_its_own_folder_as_it_loads_runs_there(project
     assert [run.version for run in manager.rollback()] == [1] and project.tables() == set()
 
 
+def test_with_json_what_a_subprocess_of_a_migration_prints_goes_aside_too(project: Project) -> None:
+    """Only sys.stdout was redirected: a subprocess, or os.write(1, ...), printed into the JSON."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.write(
+        "002_b.py",
+        "import os\ndef up(c):\n    os.system('echo from a subprocess')\n    os.write(1, b'written to 1\\n')\n"
+        "def down(c):\n    pass\n",
+    )
+    command = [str(console_script()), "up", "--json", "--db", str(project.db), "--dir", str(project.dir)]
+    result = subprocess.run(command, cwd=project.root, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and json.loads(result.stdout)["version_after"] == 2, result.stdout
+    assert "from a subprocess" in result.stderr and "written to 1" in result.stderr
+    plain = subprocess.run(command[:2] + command[3:], cwd=project.root, capture_output=True, text=True, timeout=60)
+    assert plain.returncode == 0 and "Nothing to apply" in plain.stdout  # without --json, standard output as ever
+
+
 def test_with_json_a_migration_printing_to_a_standard_error_nobody_reads_fails_nothing(project: Project) -> None:
     project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
     project.write("002_b.py", "print('loading b')\n" + PRINTING)

@@ -91,8 +91,27 @@ def printing_aside(aside: bool = True) -> Iterator[None]:
     if not (aside and guarded()) or sys.stderr is None:
         yield
         return
-    with contextlib.redirect_stdout(_Guarded(sys.stderr)):  # type: ignore[arg-type,unused-ignore]
+    sys.stdout.flush()
+    with _descriptor_aside(), contextlib.redirect_stdout(_Guarded(sys.stderr)):  # type: ignore[arg-type,unused-ignore]
         yield
+
+
+@contextlib.contextmanager
+def _descriptor_aside() -> Iterator[None]:
+    """File descriptor 1 onto 2 meanwhile: what a subprocess or os.write(1, ...) prints goes aside too."""
+    try:
+        kept = os.dup(1)
+    except OSError:  # no standard output at all
+        yield
+        return
+    try:
+        with contextlib.suppress(OSError):  # no standard error: leave it
+            os.dup2(2, 1)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.dup2(kept, 1)
+        os.close(kept)
 
 
 def guard() -> None:
