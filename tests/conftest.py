@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,24 @@ def file_size_limit(limit: int) -> Callable[[], None]:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     return apply
+
+
+def add_ballast(database: Path) -> None:
+    """A table holding 1 MB in ``database``: a copy of it then outgrows a small file-size limit."""
+    with closing(sqlite3.connect(database)) as connection:
+        connection.execute("CREATE TABLE ballast (b BLOB)")
+        connection.execute("INSERT INTO ballast VALUES (zeroblob(1000000))")
+        connection.commit()
+
+
+def interrupt_after_commit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C reaching Python just after a migration's (or a batch's) COMMIT: raised as the
+    session notes the history written, which it does once the transaction has committed."""
+    from vcp_migrate.session import Session
+
+    def noted(self: Session, value: bool) -> None:
+        if value:
+            raise KeyboardInterrupt
+        self.__dict__["ready"] = value
+
+    monkeypatch.setattr(Session, "history_ready", property(lambda self: self.__dict__["ready"], noted), raising=False)

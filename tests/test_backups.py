@@ -16,7 +16,7 @@ import pytest
 from vcp_migrate import DatabaseError
 from vcp_migrate.backups import folder
 
-from .conftest import Project, console_script, file_size_limit, on_a_terminal, run_cli
+from .conftest import Project, add_ballast, console_script, file_size_limit, on_a_terminal, run_cli
 from .conftest import three_trades as three
 
 
@@ -258,11 +258,7 @@ def test_only_partial_backups_we_named_are_cleaned_up_and_links_are_left(project
 def test_a_backup_that_fills_the_disk_leaves_no_folder_and_changes_nothing(project: Project) -> None:
     three(project)
     project.manager().migrate(1)
-    connection = sqlite3.connect(project.db)
-    connection.execute("CREATE TABLE ballast (b BLOB)")
-    connection.execute("INSERT INTO ballast VALUES (zeroblob(1000000))")
-    connection.commit()
-    connection.close()
+    add_ballast(project.db)
     before = project.digest()
     result = run_cli(project, "migrate", preexec_fn=file_size_limit(200_000))
     assert result.returncode == 1

@@ -16,7 +16,15 @@ import pytest
 import vcp_migrate
 from vcp_migrate import DatabaseError, MigrationFailed, MigrationFileError, PlanError
 
-from .conftest import Project, console_script, three, with_output_closed, wrong_directory, wrong_directory_error
+from .conftest import (
+    Project,
+    console_script,
+    interrupt_after_commit,
+    three,
+    with_output_closed,
+    wrong_directory,
+    wrong_directory_error,
+)
 
 TRADES = "CREATE TABLE trades (id INTEGER PRIMARY KEY, symbol TEXT);"
 
@@ -2172,21 +2180,12 @@ def test_with_json_a_migration_printing_to_a_standard_error_nobody_reads_fails_n
 def test_ctrl_c_just_after_an_atomic_batch_commits_reports_the_batch_as_done(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from vcp_migrate.session import Session
-
     project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
     project.sql("002_b.sql", "CREATE TABLE b(x);", "DROP TABLE b;")
     project.sql("003_c.sql", "CREATE TABLE c(x);", "DROP TABLE c;")
     project.manager().migrate(1)
 
-    def interrupted(self: Session, value: bool) -> None:
-        if value:  # set once the batch's transaction has committed
-            raise KeyboardInterrupt
-        self.__dict__["ready"] = value
-
-    monkeypatch.setattr(
-        Session, "history_ready", property(lambda self: self.__dict__["ready"], interrupted), raising=False
-    )
+    interrupt_after_commit(monkeypatch)
     result = project.cli("up", "--atomic", "--json")
     assert result.exit_code == 130
     report = json.loads(result.stdout)

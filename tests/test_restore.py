@@ -23,7 +23,7 @@ from vcp_migrate.cli import main
 from vcp_migrate.lock import RunLock
 from vcp_migrate.observer import Observer
 
-from .conftest import Project, console_script, file_size_limit, run_cli, with_output_closed
+from .conftest import Project, add_ballast, console_script, file_size_limit, run_cli, with_output_closed
 from .conftest import three_trades as three
 
 
@@ -50,11 +50,7 @@ def test_a_safety_copy_that_cannot_be_made_names_no_option_restore_lacks(project
     """Its hint said 'or pass --no-backup', which restore does not take: the copy is what undoes it."""
     three(project)
     project.manager().migrate(1)
-    connection = sqlite3.connect(project.db)
-    connection.execute("CREATE TABLE ballast (b BLOB)")
-    connection.execute("INSERT INTO ballast VALUES (zeroblob(1000000))")
-    connection.commit()
-    connection.close()
+    add_ballast(project.db)
     project.manager().migrate()  # backs up version 1
     before = project.digest()
     result = run_cli(project, "restore", "--yes", preexec_fn=file_size_limit(200_000))
@@ -400,10 +396,7 @@ def _big_backup_then_small(project: Project) -> None:
     """A backup at version 1 holding a 1 MB table, then the database small again at version 3."""
     three(project)
     project.manager().migrate(1)
-    with closing(sqlite3.connect(project.db)) as connection:
-        connection.execute("CREATE TABLE ballast (b BLOB)")
-        connection.execute("INSERT INTO ballast VALUES (zeroblob(1000000))")
-        connection.commit()
+    add_ballast(project.db)
     project.manager().migrate()  # backs up version 1, ballast and all
     with closing(sqlite3.connect(project.db)) as connection:
         connection.execute("DROP TABLE ballast")

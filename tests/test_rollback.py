@@ -10,7 +10,7 @@ import pytest
 
 from vcp_migrate import DatabaseError, MigrationFailed, MigrationFileError, PlanError, UsageError
 
-from .conftest import Project, three, wrong_directory, wrong_directory_error
+from .conftest import Project, interrupt_after_commit, three, wrong_directory, wrong_directory_error
 
 
 def three_tables(project: Project) -> None:
@@ -318,19 +318,10 @@ def test_ctrl_c_just_after_a_commit_reports_that_migration_as_done(
     with a warning that blamed a migration outside a transaction."""
     import json
 
-    from vcp_migrate.session import Session
-
     three(project)
     project.manager().migrate()
 
-    def interrupted(self: Session, value: bool) -> None:
-        if value:  # set once a migration's transaction has committed
-            raise KeyboardInterrupt
-        self.__dict__["ready"] = value
-
-    monkeypatch.setattr(
-        Session, "history_ready", property(lambda self: self.__dict__["ready"], interrupted), raising=False
-    )
+    interrupt_after_commit(monkeypatch)
     result = project.cli("rollback", "--json")
     assert result.exit_code == 130
     report = json.loads(result.stdout)

@@ -104,12 +104,12 @@ class Runner:
                 failed.hint = _LEFT_OPEN
             error = _failure(failed, migration.file, direction, transactional=step.transactional, earlier=earlier)
             partly = not step.transactional or failed.ended_transaction
-            ms = _ms(started)
+            ms = ms_since(started)
             return Outcome(migration, direction, ms, failed.statements, error, failed.unrehearsable, partly)
         finally:
             if not step.transactional or connection.touched_state:
                 self.session.renew()
-        return Outcome(migration, direction, _ms(started), ran.statements)
+        return Outcome(migration, direction, ms_since(started), ran.statements)
 
     def batch(
         self,
@@ -177,10 +177,10 @@ class Runner:
                 connection.execute(f"ROLLBACK TO {_SAVEPOINT}")
                 connection.execute(f"RELEASE {_SAVEPOINT}")
             error = _failure(failed, migration.file, direction, transactional=True, earlier=earlier, batch=True)
-            ms, ended = _ms(started), failed.ended_transaction
+            ms, ended = ms_since(started), failed.ended_transaction
             return Outcome(migration, direction, ms, failed.statements, error, failed.unrehearsable, ended), None
         connection.execute(f"RELEASE {_SAVEPOINT}")
-        return Outcome(migration, direction, _ms(started), ran.statements), checked.known
+        return Outcome(migration, direction, ms_since(started), ran.statements), checked.known
 
     def _record(
         self, connection: Connection, file: MigrationFile, direction: Direction, started: float, *, whole: bool
@@ -223,7 +223,7 @@ def _write_row(connection: Connection, file: MigrationFile, direction: Direction
     history table is not where it was left."""
     try:
         if direction == "up":
-            history.record(connection, file, _ms(started))
+            history.record(connection, file, ms_since(started))
         elif not history.remove(connection, file.version):
             raise StepFailed(
                 "its history row was already gone: another run rolled it back first (one reaching the"
@@ -325,7 +325,8 @@ def _history_dropped() -> StepFailed:
     )
 
 
-def _ms(started: float) -> int:
+def ms_since(started: float) -> int:
+    """Milliseconds since ``started`` (a perf_counter reading), rounded."""
     return round((time.perf_counter() - started) * 1000)
 
 

@@ -128,7 +128,9 @@ def each(settings: Settings, session: Session, plan: list[LoadedMigration], dire
             if not _committed(session, migration, direction):
                 return Ran(tuple(runs), exc, partly=not migration.step(direction).transactional)
             # Ctrl-C reached Python just after its COMMIT: it is done, and said so.
-            done = MigrationRun(migration.file.version, migration.file.name, direction, _ms(started))
+            from ..execution import ms_since  # loaded: the runner came from it
+
+            done = MigrationRun(migration.file.version, migration.file.name, direction, ms_since(started))
             with contextlib.suppress(BaseException):
                 settings.observer.finished(done)
             return Ran((*runs, done), exc)
@@ -153,10 +155,6 @@ def _committed(session: Session, migration: LoadedMigration, direction: Directio
         return False
 
 
-def _ms(started: float) -> int:
-    return round((time.perf_counter() - started) * 1000)
-
-
 def batch(settings: Settings, session: Session, plan: list[tuple[LoadedMigration, Direction]]) -> Ran:
     """Run the whole plan in one transaction: every run once it has committed, or what stopped it."""
     started = time.perf_counter()
@@ -168,7 +166,9 @@ def batch(settings: Settings, session: Session, plan: list[tuple[LoadedMigration
         once = len({migration.file.version for migration, _ in plan}) == len(plan)
         if not (once and all(_committed(session, migration, direction) for migration, direction in plan)):
             return Ran((), exc)
-        each_ms = _ms(started) // len(plan)
+        from ..execution import ms_since  # loaded: the runner came from it
+
+        each_ms = ms_since(started) // len(plan)
         done = tuple(MigrationRun(m.file.version, m.file.name, direction, each_ms) for m, direction in plan)
         with contextlib.suppress(BaseException):
             for run in done:
