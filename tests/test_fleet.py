@@ -4,6 +4,7 @@ with real worker processes; every failure checked by reopening the databases."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from vcp_migrate import MigrationManager
+from vcp_migrate import MigrationManager, closed_output
 from vcp_migrate.errors import MigrationFileError, UsageError
 from vcp_migrate.fleet import Fleet
 from vcp_migrate.fleet import worker as worker_module
@@ -724,6 +725,27 @@ def test_a_schema_file_that_is_a_target_or_a_migration_stops_the_fleet_before_it
     assert "schema_file (in [tool.vcp-migrate]) is a file vcp-migrate did not write" in " ".join(result.stderr.split())
     assert [_digest(p) for p in paths] == digests
     assert Fleet(paths, project.dir, schema_file=paths[0]).status(jobs=1).summary.ok  # status writes no schema file
+
+
+def test_an_unbuffered_standard_error_gets_a_print_as_one_write_so_workers_cut_into_no_line(tmp_path: Path) -> None:
+    """Unbuffered (PYTHONUNBUFFERED=1), print() writes its pieces one by one; a fleet's workers
+    share standard error, and lines came out as "hello fromhello from (2,)\n (2,)"."""
+    writes: list[bytes] = []
+
+    class Recorded(io.FileIO):
+        def write(self, data: object) -> int:
+            writes.append(bytes(data))  # type: ignore[call-overload]
+            return super().write(data)  # type: ignore[arg-type]
+
+    stream = io.TextIOWrapper(Recorded(tmp_path / "err", "w"), encoding="utf-8", write_through=True)
+    guarded = closed_output._Guarded(stream)
+    print("hello from", (2,), file=guarded)
+    print("no end yet", end="", file=guarded)
+    assert writes == [b"hello from (2,)\n"]
+    print(" and the end", file=guarded)
+    print("a last piece", end="", file=guarded)
+    guarded.flush()
+    assert writes == [b"hello from (2,)\n", b"no end yet and the end\n", b"a last piece"]
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])

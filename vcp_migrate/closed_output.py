@@ -28,7 +28,10 @@ class _Guarded:
         self.gone = False
         # Unbuffered (python -u, PYTHONUNBUFFERED=1, common in containers): the text layer writes
         # straight to the file, and when the reader leaves during a write, the write is cut short
-        # without an error and the text layer drops the rest. Those writes are made here, whole.
+        # without an error and the text layer drops the rest. Those writes are made here, whole,
+        # a line at a time (print() writes its pieces one by one: a fleet's workers, sharing
+        # standard error, would cut into each other's lines).
+        self.pending = ""
         raw = getattr(stream, "buffer", None)
         self.raw = raw if isinstance(raw, io.FileIO) and os.linesep == "\n" else None
         if self.raw is not None:  # one encoder for the stream, as the text layer has (UTF-16: one BOM)
@@ -39,8 +42,12 @@ class _Guarded:
             try:
                 if self.raw is None or not isinstance(text, str):
                     return self.stream.write(text)
-                self.stream.flush()
-                self._write_whole(self.encode(text))
+                self.pending += text
+                cut = self.pending.rfind("\n") + 1
+                if cut:
+                    lines, self.pending = self.pending[:cut], self.pending[cut:]
+                    self.stream.flush()
+                    self._write_whole(self.encode(lines))
             except BrokenPipeError:
                 self._went()
         return len(text)
@@ -62,6 +69,9 @@ class _Guarded:
         if not self.gone:
             try:
                 self.stream.flush()
+                if self.pending:
+                    rest, self.pending = self.pending, ""
+                    self._write_whole(self.encode(rest))
             except BrokenPipeError:
                 self._went()
 
@@ -92,8 +102,12 @@ def printing_aside(aside: bool = True) -> Iterator[None]:
         yield
         return
     sys.stdout.flush()
-    with _descriptor_aside(), contextlib.redirect_stdout(_Guarded(sys.stderr)):  # type: ignore[arg-type,unused-ignore]
-        yield
+    aside_stream = _Guarded(sys.stderr)
+    try:
+        with _descriptor_aside(), contextlib.redirect_stdout(aside_stream):  # type: ignore[arg-type,unused-ignore]
+            yield
+    finally:
+        aside_stream.flush()  # a last line without its end
 
 
 @contextlib.contextmanager
@@ -131,4 +145,5 @@ def closed() -> bool:
 def unguard() -> None:
     """Take the stand-in away again (the command is done; a test's runner swaps streams)."""
     if isinstance(sys.stdout, _Guarded):
+        sys.stdout.flush()
         sys.stdout = sys.stdout.stream
