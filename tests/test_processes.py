@@ -94,6 +94,56 @@ def test_sigint_rolls_back_and_exits_130(project: Project) -> None:
     assert project.tables() == set() and project.history() == []
 
 
+ENDLESS = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n {until}) SELECT count(*) FROM n"
+MARK = "from pathlib import Path\ndef up(c):\n    Path('started').write_text('')\ndef down(c):\n    pass\n"
+
+
+def test_ctrl_c_during_a_long_statement_stops_it_at_once_and_rolls_it_back(project: Project) -> None:
+    """Python runs its handler between bytecodes, so Ctrl-C waited for the statement in progress
+    to end (a backfill of minutes; here, never) before the run rolled it back."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.write("002_mark.py", MARK)
+    project.sql("003_endless.sql", f"INSERT INTO a {ENDLESS.format(until='')};", "DELETE FROM a;")
+    process = start(project, "migrate")
+    try:
+        wait_for(project.root / "started", process)
+        time.sleep(0.5)  # well into 003's statement
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert stderr.startswith("Error: interrupted while running") and "003_endless.sql" in stderr, stderr
+    assert project.history() == [1, 2] and project.query("SELECT count(*) FROM a") == [(0,)]
+    assert not project.db.with_name("test.db-journal").exists()
+    project.sql("003_endless.sql", "INSERT INTO a VALUES (1);", "DELETE FROM a;")  # the cause fixed
+    again = run_cli(project, "migrate", "--lock-timeout", "0")
+    assert again.returncode == 0, again.stderr
+    assert project.history() == [1, 2, 3] and project.query("SELECT x FROM a") == [(1,)]
+
+
+def test_under_an_application_s_own_sigint_handler_a_long_statement_is_not_interrupted(project: Project) -> None:
+    """From Python, a handler of the application's own decides what Ctrl-C means: vcp-migrate
+    interrupts nothing for it (the statement ends, the migration is applied)."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.write("002_mark.py", MARK)
+    project.sql("003_long.sql", f"INSERT INTO a {ENDLESS.format(until='WHERE i < 3000000')};", "DELETE FROM a;")
+    script = (
+        "import os, signal, threading, time\nfrom pathlib import Path\nfrom vcp_migrate import MigrationManager\n"
+        "seen = []\nsignal.signal(signal.SIGINT, lambda *_: seen.append('SIGINT'))\n"
+        "def send():\n    while not Path('started').exists():\n        time.sleep(0.01)\n"
+        "    time.sleep(0.2)\n    os.kill(os.getpid(), signal.SIGINT)\n"
+        "threading.Thread(target=send).start()\n"
+        f"MigrationManager({str(project.db)!r}, {str(project.dir)!r}).migrate()\n"
+        "print(seen)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    result = subprocess.run([sys.executable, "-c", script], cwd=project.root, capture_output=True, text=True,
+                            timeout=120, env=env)  # fmt: skip
+    assert result.returncode == 0 and result.stdout == "['SIGINT']\n", result.stderr
+    assert project.history() == [1, 2, 3] and project.query("SELECT x FROM a") == [(3000000,)]
+
+
 def test_concurrent_runners_apply_each_migration_exactly_once(project: Project) -> None:
     project.write(
         "001_ledger.py",

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, NamedTuple
 
-from . import loading, sqlite
+from . import interrupts, loading, sqlite
 from .database import Connection, Rows
 from .loading import PythonStep, SqlStep, Step
 from .sqltext import first_words
@@ -73,11 +73,10 @@ def run_step(connection: Connection, step: Step, *, guarded: bool, capture: bool
     connection.fenced = not guarded
     connection.in_step = True
     try:
+        # Ctrl-C stops a long statement at once, rather than after it (then rolled back all the same).
         with _failing(connection, guard=guard if guarded else None, changes_before=changes_before):
-            if isinstance(step, SqlStep):
-                _run_statements(connection, step.statements)
-            else:
-                _run_function(connection, step)
+            with interrupts.interruptible(connection):
+                _run(connection, step)
             if connection.rehearsing:
                 _check_attached(connection)
         if guarded and watch is not None and not watch.released:
@@ -96,6 +95,13 @@ def run_step(connection: Connection, step: Step, *, guarded: bool, capture: bool
     if not guarded and watch is not None and (left := _left_outside(connection, watch)) is not None:
         raise StepFailed(left, hint=_UNDO_OUTSIDE)
     return ran
+
+
+def _run(connection: Connection, step: Step) -> None:
+    if isinstance(step, SqlStep):
+        _run_statements(connection, step.statements)
+    else:
+        _run_function(connection, step)
 
 
 @contextmanager

@@ -294,12 +294,7 @@ def _signals_as_a_flag() -> Iterator[threading.Event]:
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
-
-    def stop(*_: object) -> None:
-        if flag.is_set():  # the second: stop now, those in flight too
-            raise KeyboardInterrupt
-        flag.set()
-
+    stop = _Stopping(flag)
     previous = {number: signal.signal(number, stop) for number in _STOPPING}
     try:
         yield flag
@@ -347,3 +342,20 @@ class _Tally:
         for index in missing:
             self.record(index, worker.not_started(paths[index]))
         return [self.by_index[i] for i in range(len(paths))]
+
+
+class _Stopping:
+    """The handler of ``_signals_as_a_flag``. ``raises_after`` tells the in-process run's long
+    statements how many signals from now stop them (``interrupts``): the first lets the database
+    in hand finish, the second stops it at once."""
+
+    def __init__(self, flag: threading.Event) -> None:
+        self.flag = flag
+
+    def __call__(self, *_: object) -> None:
+        if self.flag.is_set():  # the second: stop now, those in flight too
+            raise KeyboardInterrupt
+        self.flag.set()
+
+    def raises_after(self) -> int:
+        return 1 if self.flag.is_set() else 2
