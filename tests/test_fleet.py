@@ -861,6 +861,17 @@ ACTING = (
     "    if action == 'endless':  # one SQLite statement that never ends\n"
     "        connection.execute('WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n)"
     " SELECT count(*) FROM n').fetchone()\n"
+    "    if action == 'caught':  # an INSERT that never ends: interrupted, SQLite rolls its transaction back\n"
+    "        try:\n"
+    "            connection.execute('INSERT INTO trades (qty) WITH RECURSIVE n(i) AS"
+    " (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n')\n"
+    "        except Exception:\n"
+    "            connection.execute('CREATE TABLE leaked (x)')  # outside any transaction: it would stay\n"
+    "    if action == 'forked':  # a helper process meanwhile, which gets the terminal's Ctrl-C too\n"
+    "        if os.fork() == 0:\n            time.sleep(3)\n            os._exit(0)\n"
+    "        open('forked', 'w').close()\n"
+    "        connection.execute('WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000000)"
+    " SELECT count(*) FROM n').fetchone()\n"
     "    time.sleep({seconds})\n\n"
     "def down(connection):\n    connection.execute('ALTER TABLE trades DROP COLUMN notional')\n"
 )
@@ -921,13 +932,15 @@ def test_keep_going_replaces_workers_that_databases_crash_and_runs_every_other(p
             assert results[path.name]["state"] == "migrated"
 
 
-@pytest.mark.parametrize("action", ["hang", "endless"])
+@pytest.mark.parametrize("action", ["hang", "endless", "caught"])
 @pytest.mark.parametrize("jobs", ["2", "1"])
 def test_a_second_ctrl_c_stops_a_migration_that_hangs(project: Project, jobs: str, action: str) -> None:
     """The first Ctrl-C lets the databases in flight finish, and one never does; the second stops
     it: exit 130, that database failed (rolled back), no worker left, a rerun finishes the job.
     In one SQLite statement that never ends too: with one job, both signals came during the one
-    C call, whose end Python waits for to run its handler (once, for both)."""
+    C call, whose end Python waits for to run its handler (once, for both); and when the migration
+    catches the statement's error and goes on, nothing it does after stays (SQLite's interrupt
+    rolled its transaction back: a statement after would commit on its own)."""
     paths = _acting_tenants(project, 6, 0.05, {5 if jobs == "1" else 0: action})
     process = _started(project, "--jobs", jobs, "--keep-going")
     assert process.stdout is not None
@@ -953,12 +966,31 @@ def test_a_second_ctrl_c_stops_a_migration_that_hangs(project: Project, jobs: st
     )
     assert _consistent(hung) == 1
     with closing(sqlite3.connect(hung)) as connection:
+        assert connection.execute("SELECT name FROM sqlite_master WHERE name = 'leaked'").fetchall() == []
         connection.execute("DROP TABLE ctl")
         connection.commit()
     again = _fleet(project, "migrate", "--only-failed", "run.json", "--no-dump")
     assert again.returncode == 0, again.stderr
     assert all(_consistent(path) == 2 for path in paths)
     assert [p.name for p in hung.parent.iterdir() if not p.name.endswith(".db")] == []
+
+
+def test_with_one_job_a_process_a_migration_forked_does_not_make_one_ctrl_c_two(project: Project) -> None:
+    """The terminal's Ctrl-C reaches a helper the migration forked as well; the helper's copy
+    must not count as the second Ctrl-C in the fleet's process: the database in hand finishes."""
+    paths = _acting_tenants(project, 3, 0, {0: "forked"})
+    process = _started(project, "--jobs", "1")
+    wait_for_file = project.root / "forked"
+    for _ in range(3000):
+        if wait_for_file.exists():
+            break
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGINT)
+    out, err = _finished(process)
+    assert process.returncode == 130 and "the databases in flight finished" in err, err
+    states = [json.loads(line)["state"] for line in out.splitlines()]
+    assert states == ["migrated", "not-started", "not-started"], out
+    assert [_consistent(path) for path in paths] == [2, 1, 1]
 
 
 def test_sigkill_of_the_fleet_ends_a_worker_whose_migration_hangs_and_a_rerun_finishes(project: Project) -> None:

@@ -122,6 +122,59 @@ def test_ctrl_c_during_a_long_statement_stops_it_at_once_and_rolls_it_back(proje
     assert project.history() == [1, 2, 3] and project.query("SELECT x FROM a") == [(1,)]
 
 
+def test_ctrl_c_in_a_long_statement_outside_a_transaction_says_what_stays(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.write("002_mark.py", MARK)
+    project.write(
+        "003_outside.sql",
+        f"-- migrate:up transaction:false\nINSERT INTO a VALUES (1);\nINSERT INTO a {ENDLESS.format(until='')};\n"
+        "-- migrate:down\nDELETE FROM a;\n",
+    )
+    process = start(project, "migrate")
+    try:
+        wait_for(project.root / "started", process)
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert "003_outside.sql, which runs outside a transaction: what its statements did up to then stays" in stderr
+    assert "rolled back whole" not in stderr and "Traceback" not in stderr
+    assert project.history() == [1, 2] and project.query("SELECT x FROM a") == [(1,)]
+
+
+def test_from_python_the_watching_ends_with_the_run_and_an_application_s_wakeup_descriptor_stays(
+    project: Project,
+) -> None:
+    """No thread of ours outlives migrate() (a program that forks after it is single-threaded
+    again), and a wakeup descriptor the program set (as asyncio does) keeps getting its signals."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.write(
+        "002_b.py",
+        "import os, signal\ndef up(c):\n    os.kill(os.getpid(), signal.SIGUSR1)\n    c.execute('CREATE TABLE b(x)')\n"
+        "def down(c):\n    c.execute('DROP TABLE b')\n",
+    )
+    project.sql("003_c.sql", "CREATE TABLE c(x);", "DROP TABLE c;")
+    script = (
+        "import signal, socket, threading\nfrom vcp_migrate import MigrationManager\n"
+        f"manager = MigrationManager({str(project.db)!r}, {str(project.dir)!r})\n"
+        "manager.migrate(1)\n"
+        "assert threading.active_count() == 1 and signal.set_wakeup_fd(-1) == -1\n"
+        "ours, theirs = socket.socketpair()\nours.setblocking(False)\ntheirs.setblocking(False)\n"
+        "signal.signal(signal.SIGUSR1, lambda *_: None)\nsignal.set_wakeup_fd(ours.fileno())\n"
+        "manager.migrate()\n"
+        "assert signal.set_wakeup_fd(-1) == ours.fileno(), 'the program lost its wakeup descriptor'\n"
+        "assert theirs.recv(16) == bytes([signal.SIGUSR1]), 'the signal did not reach it'\n"
+        "print(threading.active_count())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    result = subprocess.run([sys.executable, "-c", script], cwd=project.root, capture_output=True, text=True,
+                            timeout=120, env=env)  # fmt: skip
+    assert result.returncode == 0 and result.stdout == "1\n", result.stderr
+    assert project.history() == [1, 2, 3]
+
+
 def test_under_an_application_s_own_sigint_handler_a_long_statement_is_not_interrupted(project: Project) -> None:
     """From Python, a handler of the application's own decides what Ctrl-C means: vcp-migrate
     interrupts nothing for it (the statement ends, the migration is applied)."""

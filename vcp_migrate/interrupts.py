@@ -2,28 +2,36 @@
 
 Python runs a signal's handler between bytecodes, so a KeyboardInterrupt waits for the C call in
 progress: Ctrl-C during a backfill of ten minutes waited for the end of it, then rolled it back.
-While a migration's step runs (``interruptible``), the C-level handler also writes the signal's
-number to a pipe (``signal.set_wakeup_fd``) that a thread of ours reads; that thread calls
-``interrupt()`` on the step's connection, the statement fails at once ("interrupted"), and the
-handler then raises KeyboardInterrupt as it would have: the run rolls back as after any Ctrl-C.
+While a run watches (from its first migration step to the end of its session, or a fleet's whole
+run with ``watching``), the C-level handler also writes each signal's number to a pipe
+(``signal.set_wakeup_fd``) that a thread of ours reads and counts. When the signals that stop the
+run have come, the thread interrupts the connection of the step running (``sqlite3_interrupt``),
+if one is, and the handler raises KeyboardInterrupt as it would have: the run rolls back as after
+any Ctrl-C. Our own statements (the history row, the COMMIT) are never interrupted.
 
-Only where the signal stops the run anyway: in the main thread, for SIGINT and SIGTERM while
-their handler is Python's own (which raises at once) or one that says after how many signals it
-raises (a fleet's first Ctrl-C lets the database in hand finish, the second stops it), and only
-when no one else uses the wakeup descriptor (asyncio, an application that embeds us). A handler
-of an application's own is left to decide: nothing is interrupted for it.
+Only where the signal stops the run anyway: in the main thread, under Python's own SIGINT
+handler (one Ctrl-C stops), or a fleet's with ``--jobs 1`` (the first lets the database in hand
+finish, the second stops it). Python runs a handler once for several signals that came during one
+C call, so the fleet's handler asks ``fired()`` whether the second came, and the thread makes it
+run once more when the count is reached. An application's own handler decides what Ctrl-C
+means: nothing is interrupted for it; nor when someone else (asyncio, the application) uses the
+wakeup descriptor: theirs is put back, with what came meanwhile. A process forked meanwhile
+(by a migration) forgets all of it.
 """
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import os
+import select
 import signal
 import threading
 from collections.abc import Iterator
 from typing import Protocol
 
-_STOPPING = (signal.SIGINT, signal.SIGTERM)
+_STOPPING = frozenset({signal.SIGINT, signal.SIGTERM})
+_STOP_THREAD = b"\0"  # not a signal's number: told to end
 
 
 class Interruptible(Protocol):
@@ -32,96 +40,188 @@ class Interruptible(Protocol):
     def interrupt(self) -> None: ...
 
 
-class _Watcher:
-    """The pipe the signals are written to, and the thread that reads it (one per process)."""
+class _Scope:
+    """What one run watches with: the pipe, the thread that reads it, and what it counted."""
 
-    def __init__(self) -> None:
-        self.read, self.write = os.pipe()
-        os.set_blocking(self.write, False)  # set_wakeup_fd requires it: a signal handler never blocks
-        self.lock = threading.Lock()
+    def __init__(self, counted: frozenset[int], stop_at: int, counting: bool, *, lazy: bool) -> None:
+        self.counted = counted  # the signals whose handler stops the run
+        self.stop_at = stop_at  # how many of them stop it
+        self.counting = counting  # the handler counts them itself (and may have seen fewer)
+        self.lazy = lazy  # begun at a step, ended with the session (``release``)
+        self.count = 0
+        self.fired = False
         self.connection: Interruptible | None = None  # the step's, while one runs
-        self.counted: tuple[int, ...] = ()
-        self.left = 0  # how many of those signals, from now, make the handler raise
-        self.fired = False  # they came: the step must end in KeyboardInterrupt
-        threading.Thread(target=self._watch, name="vcp-migrate-interrupts", daemon=True).start()
+        self.lock = threading.Lock()
+        self.read, self.write = os.pipe()
+        os.set_blocking(self.read, False)
+        os.set_blocking(self.write, False)  # set_wakeup_fd requires it: a signal handler never blocks
+        self.descriptors: tuple[int, ...] = (self.read, self.write)
+        self.thread: threading.Thread | None = None
+        self.ending = False
+
+    def start(self) -> bool:
+        """Point the wakeup descriptor here and start reading; False (and nothing kept) when
+        someone else's was there: it is put back with the signals that came here meanwhile."""
+        previous = signal.set_wakeup_fd(self.write, warn_on_full_buffer=False)
+        if previous != -1:
+            signal.set_wakeup_fd(previous, warn_on_full_buffer=False)
+            with contextlib.suppress(OSError):
+                while came := os.read(self.read, 64):
+                    os.write(previous, came)
+            self.close()
+            return False
+        self.thread = threading.Thread(target=self._watch, name="vcp-migrate-interrupts", daemon=True)
+        self.thread.start()
+        return True
 
     def _watch(self) -> None:
         while True:
-            for number in os.read(self.read, 64):
-                with self.lock:  # never once the step is over: its connection goes on with our statements
-                    if self.connection is None or number not in self.counted:
-                        continue
-                    self.left -= 1
-                    if self.left <= 0:
-                        self.fired = True
-                        with contextlib.suppress(Exception):  # closed meanwhile: nothing runs on it
-                            self.connection.interrupt()
+            select.select([self.read], [], [])
+            with self.lock:
+                try:
+                    came = os.read(self.read, 64)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    return
+                if not came or _STOP_THREAD[0] in came:
+                    return
+                for number in came:
+                    if number in self.counted:
+                        self._counted()
+
+    def _counted(self) -> None:
+        self.count += 1
+        if self.count < self.stop_at:
+            return
+        first, self.fired = not self.fired, True
+        if self.counting and first:  # before the statement returns: the handler then runs after ``fired``
+            _thread.interrupt_main(signal.SIGINT)
+        if self.connection is not None:  # every one from then on: each stops the run
+            with contextlib.suppress(Exception):  # closed meanwhile: nothing runs on it
+                self.connection.interrupt()
+
+    def stop(self) -> None:
+        """Give the wakeup descriptor back (to a migration that set its own, if one did) and end
+        the thread. Cut short (a KeyboardInterrupt lands anywhere in Python code), it can be
+        called again and finishes: the scope stays the module's until then."""
+        self.ending = True
+        self.give_back()
+        if self.thread is not None and self.thread.is_alive():
+            with contextlib.suppress(OSError):
+                os.write(self.write, _STOP_THREAD)
+            self.thread.join(timeout=1.0)  # a daemon: one that missed the word ends with the process
+        self.close()
+
+    def give_back(self) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            current = signal.set_wakeup_fd(-1)
+            if current not in (-1, self.write):  # a migration set its own meanwhile: it stays
+                signal.set_wakeup_fd(current, warn_on_full_buffer=False)
+
+    def close(self) -> None:
+        descriptors, self.descriptors = self.descriptors, ()  # never closed twice: the number may be reused
+        for descriptor in descriptors:
+            with contextlib.suppress(OSError):
+                os.close(descriptor)
 
 
-_watcher: _Watcher | None = None
+_scope: _Scope | None = None
+_unavailable = False  # this run tried, and someone else has the wakeup descriptor
 
 
-def _signals_to_raise() -> tuple[tuple[int, ...], int] | None:
-    """The stopping signals whose handler raises KeyboardInterrupt, and after how many of them."""
-    counted: list[int] = []
-    left: int | None = None
-    for number in _STOPPING:
-        handler = signal.getsignal(number)
-        if handler is signal.default_int_handler:
-            after = 1
-        elif callable(raises_after := getattr(handler, "raises_after", None)):
-            after = int(raises_after())
-        else:
-            continue
-        counted.append(number)
-        left = after if left is None else min(left, after)
-    return None if left is None else (tuple(counted), left)
+def _begin(counted: frozenset[int], stop_at: int, counting: bool, *, lazy: bool) -> _Scope | None:
+    global _scope, _unavailable
+    if _unavailable or threading.current_thread() is not threading.main_thread():
+        return None
+    _scope = scope = _Scope(counted, stop_at, counting, lazy=lazy)  # first: a start cut short is ended by _end
+    if not scope.start():
+        _scope, _unavailable = None, True
+        return None
+    return scope
+
+
+def _end() -> None:
+    global _scope, _unavailable
+    _unavailable = False
+    if _scope is not None:
+        _scope.stop()
+        _scope = None
+
+
+@contextlib.contextmanager
+def watching(*, stop_at: int) -> Iterator[None]:
+    """Watch for a whole run whose own handler counts the stopping signals and raises at the
+    ``stop_at``-th (asking ``fired()``): a fleet's with ``--jobs 1``."""
+    if _scope is not None or _begin(_STOPPING, stop_at, counting=True, lazy=False) is None:
+        yield
+        return
+    try:
+        yield
+    finally:
+        _end()
+
+
+def fired() -> bool:
+    """Whether the signals that stop the run watched have come (the watcher counted them)."""
+    scope = _scope
+    return scope is not None and scope.fired
+
+
+def release() -> None:
+    """The session is closed: stop watching, if it began at one of its steps."""
+    if (_scope is not None and _scope.lazy) or (_scope is None and _unavailable):
+        _end()
 
 
 @contextlib.contextmanager
 def interruptible(connection: Interruptible) -> Iterator[None]:
-    """While inside, a Ctrl-C (or SIGTERM) that stops the run also stops what SQLite is running
-    on ``connection``, instead of waiting for it to end. Anywhere it cannot, nothing changes."""
-    global _watcher
-    policy = _signals_to_raise() if threading.current_thread() is threading.main_thread() else None
-    if policy is None:
+    """While inside (a migration's step), the signals that stop the run also stop what SQLite
+    is running on ``connection``, instead of waiting for it to end. Anywhere it cannot, nothing
+    changes. The first step of a run under Python's own SIGINT handler begins the watching."""
+    if _scope is not None and _scope.ending:  # its end was cut short (by a KeyboardInterrupt): finished now
+        _end()
+    scope = _scope
+    if scope is None and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        scope = _begin(frozenset({signal.SIGINT}), 1, counting=False, lazy=True)
+    if scope is None:
         yield
         return
-    if _watcher is None:
-        _watcher = _Watcher()
-    watcher = _watcher
-    with watcher.lock:
-        watcher.connection, (watcher.counted, watcher.left), watcher.fired = connection, policy, False
-    try:
-        previous = signal.set_wakeup_fd(watcher.write, warn_on_full_buffer=False)
-    except (ValueError, OSError):
-        previous = None
-    if previous != -1:  # someone else's descriptor (or none could be set): it stays theirs
-        if previous is not None:
-            signal.set_wakeup_fd(previous)
-        with watcher.lock:
-            watcher.connection = None
-        yield
-        return
-    # Once the signals that stop the step came, it ends in KeyboardInterrupt, whatever it raised
-    # ("interrupted", or what followed from it): several signals during one C call run their
-    # Python handler once, so a handler that raises at the second (a fleet's) saw only the first.
+    with scope.lock:
+        scope.connection = connection
     try:
         yield
-    except KeyboardInterrupt:
-        _disarm(watcher)
-        raise
-    except BaseException:
-        if not _disarm(watcher):
-            raise
-        raise KeyboardInterrupt from None
-    if _disarm(watcher):
-        raise KeyboardInterrupt
+    finally:
+        with scope.lock:  # from here on, nothing of ours runs interrupted
+            scope.connection = None
 
 
-def _disarm(watcher: _Watcher) -> bool:
-    """Stop watching for the step; whether the signals that stop it came."""
-    signal.set_wakeup_fd(-1)
-    with watcher.lock:
-        watcher.connection = None
-        return watcher.fired
+_held: set[int] | None = None  # the signal mask before a fork, while the fork is made
+
+
+def _hold_for_fork() -> None:
+    """A process forked during a run (by a migration) gets the terminal's Ctrl-C too: until it
+    has let go of the pipe, which its parent reads, the signals wait (as they do in the parent)."""
+    global _held
+    if _scope is not None:
+        _held = signal.pthread_sigmask(signal.SIG_BLOCK, _scope.counted)
+
+
+def _release_after_fork() -> None:
+    global _held
+    if _held is not None:
+        held, _held = _held, None
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+def _forget_in_child() -> None:
+    """The child has no thread reading the pipe: the signals it gets are its own."""
+    global _scope, _unavailable
+    scope, _scope, _unavailable = _scope, None, False
+    if scope is not None:
+        scope.give_back()
+        scope.close()
+    _release_after_fork()
+
+
+os.register_at_fork(before=_hold_for_fork, after_in_parent=_release_after_fork, after_in_child=_forget_in_child)

@@ -3,6 +3,7 @@ its state, closed. Kept apart from ``execution`` so a run with nothing to do nev
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -71,3 +72,6 @@ class Session:
 
     def close(self) -> None:
         self.connection.close()
+        # A run whose steps began watching for Ctrl-C stops (only such a run loaded the module).
+        if (interrupts := sys.modules.get(f"{__package__}.interrupts")) is not None:
+            interrupts.release()

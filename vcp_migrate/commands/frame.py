@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, NamedTuple
 
 from .. import history, sqlite
-from ..errors import DatabaseError
+from ..errors import DatabaseError, Interrupted
 from ..lock import RunLock, identify
 from ..models import Backup, Direction, MigrationRun
 from ..session import Session
@@ -126,7 +126,8 @@ def each(settings: Settings, session: Session, plan: list[LoadedMigration], dire
             outcome = run.one(migration, direction, earlier=len(runs))
         except BaseException as exc:  # an interrupt or a database error: what it did outside a transaction stays
             if not _committed(session, migration, direction):
-                return Ran(tuple(runs), exc, partly=not migration.step(direction).transactional)
+                outside = not migration.step(direction).transactional
+                return Ran(tuple(runs), _outside(exc, migration) if outside else exc, partly=outside)
             # Ctrl-C reached Python just after its COMMIT: it is done, and said so.
             from ..execution import ms_since  # loaded: the runner came from it
 
@@ -142,6 +143,17 @@ def each(settings: Settings, session: Session, plan: list[LoadedMigration], dire
         except BaseException as exc:
             return Ran(tuple(runs), exc)
     return Ran(tuple(runs))
+
+
+def _outside(exc: BaseException, migration: LoadedMigration) -> BaseException:
+    """Ctrl-C in a migration that runs outside a transaction: what it did until then stays."""
+    if not isinstance(exc, KeyboardInterrupt) or isinstance(exc, Interrupted):
+        return exc
+    return Interrupted(
+        f"interrupted while running {migration.file.path}, which runs outside a transaction: what its statements"
+        " did up to then stays (only the statement in progress was undone); 'vcp-migrate validate' shows the drift:"
+        " undo it by hand, or restore the backup taken before this run if one was ('vcp-migrate restore')"
+    )
 
 
 def _committed(session: Session, migration: LoadedMigration, direction: Direction) -> bool:

@@ -28,6 +28,7 @@ from multiprocessing.context import SpawnContext, SpawnProcess
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from .. import interrupts
 from . import worker
 from .results import FAILED, DatabaseResult
 
@@ -69,7 +70,8 @@ def run(
     canary, rest = list(range(min(policy.canary, len(paths)))), list(range(min(policy.canary, len(paths)), len(paths)))
     try:
         if jobs <= 1:
-            with _signals_as_a_flag() as signalled:  # the database in hand finishes, as in a worker
+            # The database in hand finishes, as in a worker; a second signal stops even its long statement.
+            with _signals_as_a_flag() as signalled, interrupts.watching(stop_at=2):
                 worker.start(job, loaded, stopping=signalled)
                 for phase in (canary, rest):
                     for index in phase:
@@ -345,17 +347,19 @@ class _Tally:
 
 
 class _Stopping:
-    """The handler of ``_signals_as_a_flag``. ``raises_after`` tells the in-process run's long
-    statements how many signals from now stop them (``interrupts``): the first lets the database
-    in hand finish, the second stops it at once."""
+    """The handler of ``_signals_as_a_flag``: the first signal sets the flag, the second raises
+    KeyboardInterrupt (once: what follows is the run stopping). Two that came during one long
+    SQLite statement of the in-process run reach it as one call: ``interrupts`` counted them."""
 
     def __init__(self, flag: threading.Event) -> None:
         self.flag = flag
+        self.raised = False
 
     def __call__(self, *_: object) -> None:
-        if self.flag.is_set():  # the second: stop now, those in flight too
+        if self.raised:
+            return
+        if self.flag.is_set() or interrupts.fired():  # the second: stop now, those in flight too
+            self.flag.set()
+            self.raised = True
             raise KeyboardInterrupt
         self.flag.set()
-
-    def raises_after(self) -> int:
-        return 1 if self.flag.is_set() else 2
