@@ -122,6 +122,98 @@ def test_ctrl_c_during_a_long_statement_stops_it_at_once_and_rolls_it_back(proje
     assert project.history() == [1, 2, 3] and project.query("SELECT x FROM a") == [(1,)]
 
 
+GOES_ON = """
+import sqlite3, signal
+from pathlib import Path
+ENDLESS = "INSERT INTO a WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT i FROM n"
+
+def up(c):
+    cursor = c.cursor()
+    cursor.execute("INSERT INTO a VALUES ('before')")
+    Path("started").write_text("")
+    try:
+        cursor.execute(ENDLESS)
+    except sqlite3.OperationalError:  # "interrupted": and the migration goes on
+        cursor.execute({after!r})
+
+def down(c):
+    pass
+"""
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        "INSERT INTO a VALUES ('before')",  # a statement prepared before: from C it would run at once
+        "INSERT INTO a VALUES ('after')",  # prepared now: its authorizer call would swallow the interrupt
+    ],
+)
+def test_ctrl_c_in_a_long_insert_a_migration_catches_leaves_nothing_of_what_follows(
+    project: Project, after: str
+) -> None:
+    """SQLite's interrupt of an INSERT rolls our transaction back; the migration catches the
+    error and writes again, which would commit on its own: the KeyboardInterrupt comes first."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.write("002_goes_on.py", GOES_ON.format(after=after))
+    process = start(project, "migrate")
+    try:
+        wait_for(project.root / "started", process)
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 130 and stderr.startswith("Error: interrupted while running"), stderr
+    assert project.history() == [1] and project.query("SELECT x FROM a") == []
+
+
+def test_a_run_inside_a_migration_on_another_database_leaves_the_outer_run_interruptible(project: Project) -> None:
+    """The inner run's end stopped the watching of the run around it: its long statement then
+    waited for its end again."""
+    (project.root / "other").mkdir()
+    (project.root / "other" / "001_o.sql").write_text("-- migrate:up\nCREATE TABLE o(x);\n-- migrate:down\n")
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.write(
+        "002_nested.py",
+        "from pathlib import Path\nfrom vcp_migrate import MigrationManager\ndef up(c):\n"
+        "    MigrationManager('other.db', 'other', dump_schema=False).migrate()\n"
+        "    Path('started').write_text('')\n"
+        f"    c.execute({('INSERT INTO a ' + ENDLESS.format(until=''))!r})\n"
+        "def down(c):\n    pass\n",
+    )
+    process = start(project, "migrate")
+    try:
+        wait_for(project.root / "started", process)
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 130 and "002_nested.py" in stderr, stderr
+    assert project.history() == [1] and project.query("SELECT count(*) FROM a") == [(0,)]
+
+
+def test_a_sigint_handler_a_migration_puts_in_decides_and_nothing_is_interrupted(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.write(
+        "002_own.py",
+        "import signal\nfrom pathlib import Path\ndef up(c):\n"
+        "    previous = signal.signal(signal.SIGINT, lambda *_: Path('seen').write_text(''))\n"
+        "    Path('started').write_text('')\n"
+        f"    c.execute({('INSERT INTO a ' + ENDLESS.format(until='WHERE i < 3000000'))!r})\n"
+        "    signal.signal(signal.SIGINT, previous)\n"
+        "def down(c):\n    pass\n",
+    )
+    process = start(project, "migrate")
+    wait_for(project.root / "started", process)
+    time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert (project.root / "seen").exists() and project.history() == [1, 2]
+    assert project.query("SELECT count(*) FROM a") == [(1,)]
+
+
 def test_ctrl_c_in_a_long_statement_outside_a_transaction_says_what_stays(project: Project) -> None:
     project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
     project.write("002_mark.py", MARK)
@@ -139,7 +231,7 @@ def test_ctrl_c_in_a_long_statement_outside_a_transaction_says_what_stays(projec
     finally:
         process.kill()
     assert process.returncode == 130, stderr
-    assert "003_outside.sql, which runs outside a transaction: what its statements did up to then stays" in stderr
+    assert "003_outside.sql, which runs outside a transaction: what it had committed until then stays" in stderr
     assert "rolled back whole" not in stderr and "Traceback" not in stderr
     assert project.history() == [1, 2] and project.query("SELECT x FROM a") == [(1,)]
 

@@ -24,11 +24,11 @@ from __future__ import annotations
 import _thread
 import contextlib
 import os
-import select
 import signal
+import sqlite3
 import threading
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 _STOPPING = frozenset({signal.SIGINT, signal.SIGTERM})
 _STOP_THREAD = b"\0"  # not a signal's number: told to end
@@ -53,11 +53,11 @@ class _Scope:
         self.connection: Interruptible | None = None  # the step's, while one runs
         self.lock = threading.Lock()
         self.read, self.write = os.pipe()
-        os.set_blocking(self.read, False)
         os.set_blocking(self.write, False)  # set_wakeup_fd requires it: a signal handler never blocks
         self.descriptors: tuple[int, ...] = (self.read, self.write)
         self.thread: threading.Thread | None = None
         self.ending = False
+        self.handler = signal.getsignal(signal.SIGINT)  # the one trusted: a migration may set its own
 
     def start(self) -> bool:
         """Point the wakeup descriptor here and start reading; False (and nothing kept) when
@@ -65,6 +65,7 @@ class _Scope:
         previous = signal.set_wakeup_fd(self.write, warn_on_full_buffer=False)
         if previous != -1:
             signal.set_wakeup_fd(previous, warn_on_full_buffer=False)
+            os.set_blocking(self.read, False)
             with contextlib.suppress(OSError):
                 while came := os.read(self.read, 64):
                     os.write(previous, came)
@@ -76,24 +77,21 @@ class _Scope:
 
     def _watch(self) -> None:
         while True:
-            select.select([self.read], [], [])
+            try:
+                came = os.read(self.read, 64)
+            except OSError:
+                return
+            if not came or _STOP_THREAD[0] in came:
+                return
             with self.lock:
-                try:
-                    came = os.read(self.read, 64)
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    return
-                if not came or _STOP_THREAD[0] in came:
-                    return
                 for number in came:
                     if number in self.counted:
                         self._counted()
 
     def _counted(self) -> None:
         self.count += 1
-        if self.count < self.stop_at:
-            return
+        if self.count < self.stop_at or signal.getsignal(signal.SIGINT) is not self.handler:
+            return  # not yet; or a migration put its own handler in: it decides
         first, self.fired = not self.fired, True
         if self.counting and first:  # before the statement returns: the handler then runs after ``fired``
             _thread.interrupt_main(signal.SIGINT)
@@ -114,16 +112,30 @@ class _Scope:
         self.close()
 
     def give_back(self) -> None:
-        with contextlib.suppress(ValueError, OSError):
-            current = signal.set_wakeup_fd(-1)
-            if current not in (-1, self.write):  # a migration set its own meanwhile: it stays
-                signal.set_wakeup_fd(current, warn_on_full_buffer=False)
+        current = signal.set_wakeup_fd(-1)  # raises outside the main thread: then nothing is closed
+        if current not in (-1, self.write):  # a migration set its own meanwhile: it stays
+            signal.set_wakeup_fd(current, warn_on_full_buffer=False)
 
     def close(self) -> None:
         descriptors, self.descriptors = self.descriptors, ()  # never closed twice: the number may be reused
         for descriptor in descriptors:
             with contextlib.suppress(OSError):
                 os.close(descriptor)
+
+
+class StepCursor(sqlite3.Cursor):
+    """A migration's cursor while its step runs: each statement begins in Python code, where a
+    pending KeyboardInterrupt is raised before SQLite runs it. From C, a statement already
+    prepared would run first: after an interrupt that rolled the transaction back, on its own."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> StepCursor:
+        return super().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> StepCursor:
+        return super().executemany(sql, parameters)
+
+    def executescript(self, sql_script: str, /) -> sqlite3.Cursor:
+        return super().executescript(sql_script)
 
 
 _scope: _Scope | None = None
@@ -169,7 +181,9 @@ def fired() -> bool:
 
 
 def release() -> None:
-    """The session is closed: stop watching, if it began at one of its steps."""
+    """The run's last session is closed: stop watching, if one of its steps began it."""
+    if threading.current_thread() is not threading.main_thread():
+        return
     if (_scope is not None and _scope.lazy) or (_scope is None and _unavailable):
         _end()
 
@@ -179,6 +193,9 @@ def interruptible(connection: Interruptible) -> Iterator[None]:
     """While inside (a migration's step), the signals that stop the run also stop what SQLite
     is running on ``connection``, instead of waiting for it to end. Anywhere it cannot, nothing
     changes. The first step of a run under Python's own SIGINT handler begins the watching."""
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread's run only
+        yield
+        return
     if _scope is not None and _scope.ending:  # its end was cut short (by a KeyboardInterrupt): finished now
         _end()
     scope = _scope
@@ -187,13 +204,21 @@ def interruptible(connection: Interruptible) -> Iterator[None]:
     if scope is None:
         yield
         return
-    with scope.lock:
-        scope.connection = connection
+    with scope.lock:  # a run inside a migration (on another database) has its step inside this one's
+        outer, scope.connection, fired_before = scope.connection, connection, scope.fired
     try:
         yield
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        # The statement's "interrupted", and the KeyboardInterrupt its handler raised swallowed on
+        # the way (sqlite3 takes one raised in the authorizer for a refusal): an interrupt still.
+        if scope.fired and not fired_before:
+            raise KeyboardInterrupt from None
+        raise
     finally:
         with scope.lock:  # from here on, nothing of ours runs interrupted
-            scope.connection = None
+            scope.connection = outer
 
 
 _held: set[int] | None = None  # the signal mask before a fork, while the fork is made

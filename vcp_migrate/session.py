@@ -4,11 +4,14 @@ its state, closed. Kept apart from ``execution`` so a run with nothing to do nev
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from . import sqlite
 from .database import Connection
+
+_OPEN = 0  # sessions open in the main thread
 
 
 def _no_check() -> None:
@@ -51,6 +54,10 @@ class Session:
                 connection = sqlite.open_database(path, create=True, timeout=timeout, read_first=read_first)
         self.connection = connection
         self.connection.rehearsing = rehearsing
+        self._counted = threading.current_thread() is threading.main_thread()
+        if self._counted:
+            global _OPEN
+            _OPEN += 1
 
     @property
     def on_statement(self) -> Callable[[str, float], None] | None:
@@ -71,7 +78,13 @@ class Session:
         self.connection.on_statement = report
 
     def close(self) -> None:
-        self.connection.close()
-        # A run whose steps began watching for Ctrl-C stops (only such a run loaded the module).
-        if (interrupts := sys.modules.get(f"{__package__}.interrupts")) is not None:
-            interrupts.release()
+        global _OPEN
+        try:
+            self.connection.close()
+        finally:
+            if self._counted:
+                self._counted, _OPEN = False, _OPEN - 1
+                # The run's last session (a run inside a migration, on another database, is not
+                # the last): the watching for Ctrl-C its steps began stops (only they loaded it).
+                if _OPEN == 0 and (interrupts := sys.modules.get(f"{__package__}.interrupts")) is not None:
+                    interrupts.release()

@@ -50,8 +50,7 @@ class MigrationConnection(sqlite3.Connection):
 
     _guarded = _rehearsing = _authorizing = _fenced = False
     guarded = _flag("_guarded")
-    # While a step runs outside a transaction (unguarded), its writes to the history tables are
-    # denied as SQLite prepares them: nothing would undo them once done.
+    # A step outside a transaction (unguarded): its history writes are denied as SQLite prepares them.
     fenced = _flag("_fenced")
     refused: str | None = None
     touched_state = False
@@ -148,8 +147,9 @@ class MigrationConnection(sqlite3.Connection):
             from .capture import RecordingCursor  # loaded only by dry runs and validate
 
             return super().cursor(RecordingCursor)
-        cursor: sqlite3.Cursor = super().cursor() if factory is None else super().cursor(factory)
-        return cursor
+        if factory is None and self.in_step:  # statements begin in Python: a pending Ctrl-C comes first
+            from .interrupts import StepCursor as factory  # loaded: steps use it
+        return super().cursor() if factory is None else super().cursor(factory)
 
     def executescript(self, sql_script: str, /) -> sqlite3.Cursor:
         """Inside a migration, run the script statement by statement in its transaction.

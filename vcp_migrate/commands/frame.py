@@ -150,9 +150,9 @@ def _outside(exc: BaseException, migration: LoadedMigration) -> BaseException:
     if not isinstance(exc, KeyboardInterrupt) or isinstance(exc, Interrupted):
         return exc
     return Interrupted(
-        f"interrupted while running {migration.file.path}, which runs outside a transaction: what its statements"
-        " did up to then stays (only the statement in progress was undone); 'vcp-migrate validate' shows the drift:"
-        " undo it by hand, or restore the backup taken before this run if one was ('vcp-migrate restore')"
+        f"interrupted while running {migration.file.path}, which runs outside a transaction: what it had"
+        " committed until then stays; 'vcp-migrate validate' shows the drift: undo it by hand, or restore the"
+        " backup taken before this run if one was ('vcp-migrate restore')"
     )
 
 
