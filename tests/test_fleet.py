@@ -975,6 +975,33 @@ def test_a_second_ctrl_c_stops_a_migration_that_hangs(project: Project, jobs: st
     assert [p.name for p in hung.parent.iterdir() if not p.name.endswith(".db")] == []
 
 
+def test_a_ctrl_c_once_the_databases_are_done_no_longer_loses_the_report(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the end of the run's own handling of signals and the report, Python's handler was
+    back: a Ctrl-C there ended the command with exit 130, no report and no summary."""
+    from click.testing import CliRunner
+
+    from vcp_migrate import fleet as fleet_module
+    from vcp_migrate.cli import main
+
+    paths = _tenants(project, 3, rows=1)
+    summarize = fleet_module.summarize
+
+    def after_a_ctrl_c(*args: object) -> object:
+        os.kill(os.getpid(), signal.SIGINT)  # every database done, the summary and report not yet
+        return summarize(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fleet_module, "summarize", after_a_ctrl_c)
+    arguments = ["fleet", "migrate", *map(str, paths), "--dir", str(project.dir), "--jobs", "1", "--report", "run.json"]
+    result = CliRunner().invoke(main, arguments)
+    assert result.exit_code == 0, result.output
+    report = json.loads((project.root / "run.json").read_text())
+    assert [r["state"] for r in report["results"]] == ["migrated"] * 3
+    assert all(_consistent(path) == 2 for path in paths)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_with_one_job_a_process_a_migration_forked_does_not_make_one_ctrl_c_two(project: Project) -> None:
     """The terminal's Ctrl-C reaches a helper the migration forked as well; the helper's copy
     must not count as the second Ctrl-C in the fleet's process: the database in hand finishes."""

@@ -232,7 +232,15 @@ def run_and_report(
     interrupted = stopped_in_flight = False
     stopping = (signal.SIGINT, signal.SIGTERM)
     previous = {number: signal.getsignal(number) for number in stopping}
-    signal.signal(signal.SIGTERM, _interrupt)  # stop as Ctrl-C does: those in flight finish
+
+    def interrupt(signum: int, frame: object) -> None:
+        # While databases run, the fleet's own handler has them (those in flight finish). Before,
+        # nothing ran: stop. After (results came, the run is ending), the report is written.
+        if not lines.done:
+            raise KeyboardInterrupt
+
+    for number in stopping:
+        signal.signal(number, interrupt)
     try:
         try:
             run = start(lines)
@@ -269,10 +277,6 @@ def run_and_report(
             error("interrupted after every database had finished: the summary above is the whole run")
         raise SystemExit(EXIT_INTERRUPTED)
     return run
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _writable(report: str | None, fleet: Fleet) -> str | None:
