@@ -56,6 +56,20 @@ def wait_for(path: Path, process: subprocess.Popen[str], seconds: float = 30) ->
         time.sleep(0.02)
 
 
+def interrupted_once_started(project: Project, after: float = 0.5, wait: float = 30) -> tuple[int | None, str]:
+    """Run migrate, send it one SIGINT ``after`` seconds past the migration's mark ``started``,
+    and return its exit code and standard error (a process that does not end is killed)."""
+    process = start(project, "migrate")
+    try:
+        wait_for(project.root / "started", process)
+        time.sleep(after)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=wait)
+    finally:
+        process.kill()
+    return process.returncode, stderr
+
+
 def digest_all(project: Project) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in project.root.glob("test.db*")}
 
@@ -104,15 +118,8 @@ def test_ctrl_c_during_a_long_statement_stops_it_at_once_and_rolls_it_back(proje
     project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
     project.write("002_mark.py", MARK)
     project.sql("003_endless.sql", f"INSERT INTO a {ENDLESS.format(until='')};", "DELETE FROM a;")
-    process = start(project, "migrate")
-    try:
-        wait_for(project.root / "started", process)
-        time.sleep(0.5)  # well into 003's statement
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        process.kill()
-    assert process.returncode == 130, stderr
+    code, stderr = interrupted_once_started(project)
+    assert code == 130, stderr
     assert stderr.startswith("Error: interrupted while running") and "003_endless.sql" in stderr, stderr
     assert project.history() == [1, 2] and project.query("SELECT count(*) FROM a") == [(0,)]
     assert not project.db.with_name("test.db-journal").exists()
@@ -155,16 +162,23 @@ def test_ctrl_c_in_a_long_insert_a_migration_catches_leaves_nothing_of_what_foll
     error and writes again, which would commit on its own: the KeyboardInterrupt comes first."""
     project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
     project.write("002_goes_on.py", GOES_ON.format(after=after))
-    process = start(project, "migrate")
-    try:
-        wait_for(project.root / "started", process)
-        time.sleep(0.5)
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        process.kill()
-    assert process.returncode == 130 and stderr.startswith("Error: interrupted while running"), stderr
+    code, stderr = interrupted_once_started(project)
+    assert code == 130 and stderr.startswith("Error: interrupted while running"), stderr
     assert project.history() == [1] and project.query("SELECT x FROM a") == []
+
+
+NESTED = """
+from pathlib import Path
+from vcp_migrate import MigrationManager
+
+def up(c):
+    MigrationManager("other.db", "other", dump_schema=False).migrate()
+    Path("started").write_text("")
+    c.execute("INSERT INTO a {endless}")
+
+def down(c):
+    pass
+"""
 
 
 def test_a_run_inside_a_migration_on_another_database_leaves_the_outer_run_interruptible(project: Project) -> None:
@@ -173,43 +187,32 @@ def test_a_run_inside_a_migration_on_another_database_leaves_the_outer_run_inter
     (project.root / "other").mkdir()
     (project.root / "other" / "001_o.sql").write_text("-- migrate:up\nCREATE TABLE o(x);\n-- migrate:down\n")
     project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
-    project.write(
-        "002_nested.py",
-        "from pathlib import Path\nfrom vcp_migrate import MigrationManager\ndef up(c):\n"
-        "    MigrationManager('other.db', 'other', dump_schema=False).migrate()\n"
-        "    Path('started').write_text('')\n"
-        f"    c.execute({('INSERT INTO a ' + ENDLESS.format(until=''))!r})\n"
-        "def down(c):\n    pass\n",
-    )
-    process = start(project, "migrate")
-    try:
-        wait_for(project.root / "started", process)
-        time.sleep(0.5)
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        process.kill()
-    assert process.returncode == 130 and "002_nested.py" in stderr, stderr
+    project.write("002_nested.py", NESTED.format(endless=ENDLESS.format(until="")))
+    code, stderr = interrupted_once_started(project)
+    assert code == 130 and "002_nested.py" in stderr, stderr
     assert project.history() == [1] and project.query("SELECT count(*) FROM a") == [(0,)]
+
+
+OWN_HANDLER = """
+import signal
+from pathlib import Path
+
+def up(c):
+    previous = signal.signal(signal.SIGINT, lambda *_: Path("seen").write_text(""))
+    Path("started").write_text("")
+    c.execute("INSERT INTO a {endless}")
+    signal.signal(signal.SIGINT, previous)
+
+def down(c):
+    pass
+"""
 
 
 def test_a_sigint_handler_a_migration_puts_in_decides_and_nothing_is_interrupted(project: Project) -> None:
     project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
-    project.write(
-        "002_own.py",
-        "import signal\nfrom pathlib import Path\ndef up(c):\n"
-        "    previous = signal.signal(signal.SIGINT, lambda *_: Path('seen').write_text(''))\n"
-        "    Path('started').write_text('')\n"
-        f"    c.execute({('INSERT INTO a ' + ENDLESS.format(until='WHERE i < 3000000'))!r})\n"
-        "    signal.signal(signal.SIGINT, previous)\n"
-        "def down(c):\n    pass\n",
-    )
-    process = start(project, "migrate")
-    wait_for(project.root / "started", process)
-    time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 0, stderr
+    project.write("002_own.py", OWN_HANDLER.format(endless=ENDLESS.format(until="WHERE i < 3000000")))
+    code, stderr = interrupted_once_started(project, after=0.2, wait=120)
+    assert code == 0, stderr
     assert (project.root / "seen").exists() and project.history() == [1, 2]
     assert project.query("SELECT count(*) FROM a") == [(1,)]
 
@@ -222,15 +225,8 @@ def test_ctrl_c_in_a_long_statement_outside_a_transaction_says_what_stays(projec
         f"-- migrate:up transaction:false\nINSERT INTO a VALUES (1);\nINSERT INTO a {ENDLESS.format(until='')};\n"
         "-- migrate:down\nDELETE FROM a;\n",
     )
-    process = start(project, "migrate")
-    try:
-        wait_for(project.root / "started", process)
-        time.sleep(0.5)
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        process.kill()
-    assert process.returncode == 130, stderr
+    code, stderr = interrupted_once_started(project)
+    assert code == 130, stderr
     assert "003_outside.sql, which runs outside a transaction: what it had committed until then stays" in stderr
     assert "rolled back whole" not in stderr and "Traceback" not in stderr
     assert project.history() == [1, 2] and project.query("SELECT x FROM a") == [(1,)]

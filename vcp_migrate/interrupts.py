@@ -28,29 +28,28 @@ import signal
 import sqlite3
 import threading
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .database import Connection
 
 _STOPPING = frozenset({signal.SIGINT, signal.SIGTERM})
 _STOP_THREAD = b"\0"  # not a signal's number: told to end
 
 
-class Interruptible(Protocol):
-    """A connection whose statement in progress another thread can stop."""
-
-    def interrupt(self) -> None: ...
-
-
 class _Scope:
     """What one run watches with: the pipe, the thread that reads it, and what it counted."""
 
-    def __init__(self, counted: frozenset[int], stop_at: int, counting: bool, *, lazy: bool) -> None:
+    def __init__(self, counted: frozenset[int], stop_at: int, *, lazy: bool) -> None:
         self.counted = counted  # the signals whose handler stops the run
         self.stop_at = stop_at  # how many of them stop it
-        self.counting = counting  # the handler counts them itself (and may have seen fewer)
-        self.lazy = lazy  # begun at a step, ended with the session (``release``)
+        # Lazy: begun at a step under Python's handler (which raises at each SIGINT itself), ended
+        # with the session (``release``). Otherwise the whole of a run whose handler counts the
+        # signals, may have seen fewer than came (``fired``), and is made to run once more.
+        self.lazy = lazy
         self.count = 0
         self.fired = False
-        self.connection: Interruptible | None = None  # the step's, while one runs
+        self.connection: Connection | None = None  # the step's, while one runs
         self.lock = threading.Lock()
         self.read, self.write = os.pipe()
         os.set_blocking(self.write, False)  # set_wakeup_fd requires it: a signal handler never blocks
@@ -93,7 +92,7 @@ class _Scope:
         if self.count < self.stop_at or signal.getsignal(signal.SIGINT) is not self.handler:
             return  # not yet; or a migration put its own handler in: it decides
         first, self.fired = not self.fired, True
-        if self.counting and first:  # before the statement returns: the handler then runs after ``fired``
+        if not self.lazy and first:  # before the statement returns: the handler then runs after ``fired``
             _thread.interrupt_main(signal.SIGINT)
         if self.connection is not None:  # every one from then on: each stops the run
             with contextlib.suppress(Exception):  # closed meanwhile: nothing runs on it
@@ -142,11 +141,11 @@ _scope: _Scope | None = None
 _unavailable = False  # this run tried, and someone else has the wakeup descriptor
 
 
-def _begin(counted: frozenset[int], stop_at: int, counting: bool, *, lazy: bool) -> _Scope | None:
+def _begin(counted: frozenset[int], stop_at: int, *, lazy: bool) -> _Scope | None:
     global _scope, _unavailable
     if _unavailable or threading.current_thread() is not threading.main_thread():
         return None
-    _scope = scope = _Scope(counted, stop_at, counting, lazy=lazy)  # first: a start cut short is ended by _end
+    _scope = scope = _Scope(counted, stop_at, lazy=lazy)  # first: a start cut short is ended by _end
     if not scope.start():
         _scope, _unavailable = None, True
         return None
@@ -165,7 +164,7 @@ def _end() -> None:
 def watching(*, stop_at: int) -> Iterator[None]:
     """Watch for a whole run whose own handler counts the stopping signals and raises at the
     ``stop_at``-th (asking ``fired()``): a fleet's with ``--jobs 1``."""
-    if _scope is not None or _begin(_STOPPING, stop_at, counting=True, lazy=False) is None:
+    if _scope is not None or _begin(_STOPPING, stop_at, lazy=False) is None:
         yield
         return
     try:
@@ -189,7 +188,7 @@ def release() -> None:
 
 
 @contextlib.contextmanager
-def interruptible(connection: Interruptible) -> Iterator[None]:
+def interruptible(connection: Connection) -> Iterator[None]:
     """While inside (a migration's step), the signals that stop the run also stop what SQLite
     is running on ``connection``, instead of waiting for it to end. Anywhere it cannot, nothing
     changes. The first step of a run under Python's own SIGINT handler begins the watching."""
@@ -200,7 +199,7 @@ def interruptible(connection: Interruptible) -> Iterator[None]:
         _end()
     scope = _scope
     if scope is None and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        scope = _begin(frozenset({signal.SIGINT}), 1, counting=False, lazy=True)
+        scope = _begin(frozenset({signal.SIGINT}), 1, lazy=True)
     if scope is None:
         yield
         return
