@@ -228,6 +228,18 @@ def add_ballast(database: Path) -> None:
         connection.commit()
 
 
+def blobs(path: Path, megabytes: int, mode: str = "delete") -> None:
+    """A database of about ``megabytes`` MB in ``path``."""
+    with closing(sqlite3.connect(path, isolation_level=None)) as connection:
+        connection.execute(f"PRAGMA journal_mode = {mode}")
+        connection.execute("CREATE TABLE blobs (b BLOB)")
+        connection.execute(
+            "INSERT INTO blobs WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
+            " SELECT zeroblob(1000) FROM n",
+            (megabytes * 1000,),
+        )
+
+
 def interrupt_after_commit(monkeypatch: pytest.MonkeyPatch) -> None:
     """Ctrl-C reaching Python just after a migration's (or a batch's) COMMIT: raised as the
     session notes the history written, which it does once the transaction has committed."""

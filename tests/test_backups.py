@@ -3,11 +3,14 @@ pruned, and that taking one never follows a link or leaves half a copy. Restorin
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import signal
 import sqlite3
 import stat
+import subprocess
 import time
 from pathlib import Path
 
@@ -16,7 +19,7 @@ import pytest
 from vcp_migrate import DatabaseError
 from vcp_migrate.backups import folder
 
-from .conftest import Project, add_ballast, console_script, file_size_limit, on_a_terminal, run_cli
+from .conftest import ENV_VARS, Project, add_ballast, blobs, console_script, file_size_limit, on_a_terminal, run_cli
 from .conftest import three_trades as three
 
 
@@ -151,6 +154,31 @@ def test_a_backup_killed_mid_copy_is_never_listed_and_is_cleaned_up(project: Pro
     project.manager().migrate()
     assert not leftover.exists()
     assert [b.version for b in project.manager().backups()] == [1]
+
+
+def test_ctrl_c_during_the_backup_stops_its_copy_within_a_step_and_leaves_nothing(project: Project) -> None:
+    """The backup's copy ran as one C call: Ctrl-C waited for the whole database to be copied
+    (about 2 s a GB here), then left the backups folder it had made."""
+    three(project)
+    project.manager().migrate(1)
+    blobs(project.db, 256)
+    before = hashlib.sha256(project.db.read_bytes()).digest()
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    command = [str(console_script()), "migrate", "--db", str(project.db), "--dir", str(project.dir)]
+    process = subprocess.Popen(command, cwd=project.root, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(p.stat().st_size > 64_000_000 for p in folder(project.db).glob("*.partial")):
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.001)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert stderr == f"Error: interrupted while backing up {project.db}: nothing was changed, no backup kept\n"
+    assert not folder(project.db).exists()
+    assert hashlib.sha256(project.db.read_bytes()).digest() == before and project.history() == [1]
 
 
 NON_TRANSACTIONAL = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import threading
@@ -23,7 +24,7 @@ from vcp_migrate.cli import main
 from vcp_migrate.lock import RunLock
 from vcp_migrate.observer import Observer
 
-from .conftest import Project, add_ballast, console_script, file_size_limit, run_cli, with_output_closed
+from .conftest import Project, add_ballast, blobs, console_script, file_size_limit, run_cli, with_output_closed
 from .conftest import three_trades as three
 
 
@@ -514,3 +515,71 @@ def test_a_database_made_again_at_the_same_path_never_takes_the_old_one_s_backup
         project.manager().restore(old.path.name)
     assert project.digest() == before
     assert project.query("SELECT count(*) FROM trades WHERE symbol = 'the old database'") == [(0,)]
+
+
+def test_ctrl_c_stops_the_copy_over_a_database_within_a_step_and_leaves_it_as_it_was(tmp_path: Path) -> None:
+    """The copy (a restore's, over a live database) ran as one C call: Ctrl-C came only once the
+    whole backup was copied over the database. In steps, it stops the copy, rolled back."""
+    from vcp_migrate.copying import copy
+
+    blobs(tmp_path / "backup.db", 256)
+    live = tmp_path / "live.db"
+    with closing(sqlite3.connect(live)) as connection:
+        connection.execute("CREATE TABLE mine (x)")
+        connection.execute("INSERT INTO mine VALUES ('kept')")
+        connection.commit()
+    before = live.read_bytes()
+    journal = tmp_path / "live.db-journal"
+
+    def interrupt_once_well_into_it() -> None:  # SQLite journals the live pages, then writes the new ones
+        while not (live.stat().st_size > 64_000_000):  # 2 steps of the copy
+            time.sleep(0.001)
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    source, target = sqlite3.connect(tmp_path / "backup.db"), sqlite3.connect(live)
+    threading.Thread(target=interrupt_once_well_into_it, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        copy(source, target)
+    assert not source.in_transaction  # its read transaction ended with the copy
+    source.close()
+    target.close()
+    with closing(sqlite3.connect(live)) as connection:  # rolled back from the journal, if one is left
+        assert connection.execute("SELECT name FROM sqlite_master").fetchall() == [("mine",)]
+        assert connection.execute("SELECT x FROM mine").fetchall() == [("kept",)]
+    assert live.read_bytes() == before and not journal.exists()
+
+
+def test_a_copy_in_steps_is_one_snapshot_while_another_connection_writes(tmp_path: Path) -> None:
+    """Each step of a copy made while others commit would restart it (SQLite's rule): the copy
+    holds one read transaction, so it ends, consistent, however often they write."""
+    from vcp_migrate.copying import copy
+
+    blobs(tmp_path / "busy.db", 128, mode="wal")  # in WAL mode the writer is not kept waiting
+    done = threading.Event()
+    commits = []
+
+    def write_all_along() -> None:  # for 20 s at most: a copy that restarts at each commit ends then
+        with closing(sqlite3.connect(tmp_path / "busy.db", isolation_level=None, timeout=30)) as connection:
+            deadline = time.monotonic() + 20
+            while not done.is_set() and time.monotonic() < deadline:
+                connection.execute("INSERT INTO blobs VALUES (x'01')")
+                commits.append(1)
+
+    writer = threading.Thread(target=write_all_along)
+    source, target = sqlite3.connect(tmp_path / "busy.db"), sqlite3.connect(tmp_path / "copy.db")
+    rows = int(source.execute("SELECT count(*) FROM blobs").fetchone()[0])
+    writer.start()
+    try:
+        while not commits:
+            time.sleep(0.001)
+        copy(source, target)
+        during = len(commits)
+    finally:
+        done.set()
+        writer.join()
+    assert not source.in_transaction
+    assert target.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    copied = int(target.execute("SELECT count(*) FROM blobs").fetchone()[0])
+    assert rows < copied < rows + during  # what one moment of the source held, while it went on
+    source.close()
+    target.close()

@@ -23,10 +23,9 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .database import quoted
+from .copying import copy
 from .errors import DatabaseError, setting
 from .models import Backup
-from .sqlite import copy
 
 # ASCII digits and hex only: only names we gave. The tag is missing from names of older releases.
 _NAME = re.compile(
@@ -103,10 +102,12 @@ def take(
             _fsync(partial)
             os.rename(partial, path)
         _fsync(where)
-    except (OSError, sqlite3.Error) as exc:
+    except BaseException as exc:  # Ctrl-C included: the copy stops within a step (see copying)
         if created:
             with contextlib.suppress(OSError):
                 where.rmdir()
+        if not isinstance(exc, (OSError, sqlite3.Error)):
+            raise
         skip = f", or pass {setting('backup', False)}" if skippable else ""
         raise DatabaseError(
             f"backup into {where} failed: {exc}",
@@ -347,53 +348,3 @@ def _converted(source: sqlite3.Connection, page_size: int, where: Path) -> Itera
             yield converted
         finally:
             converted.close()
-
-
-def differs(database: Path, backup: Path, timeout: float) -> bool:
-    """Whether ``database`` holds anything other than ``backup``: schema, rows, or the header
-    settings a migration can change (page size, journal mode, user_version, ...).
-
-    Reads both whole, so it is asked only when a run failed after code that may have written
-    outside a transaction; the database is only read.
-    """
-    # The backup is opened as main and read-write only so that SQLite removes the -wal and -shm
-    # files of a backup of a database in WAL mode when it closes (see copy_into).
-    connection = sqlite3.connect(backup.absolute().as_uri() + "?mode=rw", uri=True, timeout=timeout)
-    try:
-        connection.execute("ATTACH ? AS live", (database.absolute().as_uri() + "?mode=ro",))
-        for setting in ("page_size", "journal_mode", "user_version", "application_id", "auto_vacuum"):
-            if _one(connection, f"PRAGMA main.{setting}") != _one(connection, f"PRAGMA live.{setting}"):
-                return True
-        tables = "SELECT name FROM {}.sqlite_master WHERE type = 'table' AND sql NOT LIKE 'CREATE VIRTUAL %'"
-        schema = "SELECT type, name, tbl_name, sql FROM {}.sqlite_master"
-        if _rows_differ(connection, schema.format("main"), schema.format("live")):
-            return True
-        for (name,) in connection.execute(tables.format("main")).fetchall():
-            table = quoted(str(name))
-            # Every row of a rowid table is told apart by its rowid, of a WITHOUT ROWID one by its key.
-            rowid = "" if _without_rowid(connection, table) else "_rowid_, "
-            query = f"SELECT {rowid}* FROM {{}}.{table}"
-            if _rows_differ(connection, query.format("main"), query.format("live")):
-                return True
-        return False
-    finally:
-        connection.close()
-
-
-def _one(connection: sqlite3.Connection, sql: str) -> object:
-    row = connection.execute(sql).fetchone()
-    return str(row[0]).lower() if row else None
-
-
-def _rows_differ(connection: sqlite3.Connection, left: str, right: str) -> bool:
-    counts = connection.execute(f"SELECT (SELECT count(*) FROM ({left})), (SELECT count(*) FROM ({right}))")
-    before, after = counts.fetchone()
-    return bool(before != after or connection.execute(f"SELECT 1 FROM ({left} EXCEPT {right}) LIMIT 1").fetchone())
-
-
-def _without_rowid(connection: sqlite3.Connection, table: str) -> bool:
-    try:
-        connection.execute(f"SELECT _rowid_ FROM main.{table} LIMIT 0")
-        return False
-    except sqlite3.OperationalError:
-        return True

@@ -10,7 +10,8 @@ import os
 import sqlite3
 import tempfile
 
-from .sqlite import MigrationConnection, copy
+from .copying import copy
+from .sqlite import MigrationConnection
 
 _PREFIX = "vcp-migrate-scratch-"
 

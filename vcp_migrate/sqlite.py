@@ -1,10 +1,10 @@
 """Every quirk of a local SQLite file vcp-migrate relies on: connecting, the guarded connection
-(an authorizer refuses a migration's COMMIT), translating errors, copying a database, checking its
-integrity (its foreign keys: ``references``).
+(an authorizer refuses a migration's COMMIT), translating errors, checking its integrity (its
+foreign keys: ``references``; copying it: ``copying``).
 
 Everything tied to a local SQLite file is behind these few names: ``open_database``,
-``memory_database``, ``translated`` (error translation), ``copy`` (the online backup API; copies
-for checks are in ``scratch``), ``quick_check`` and ``integrity_problems``. A database on a server supplies
+``memory_database``, ``translated`` (error translation), ``copying.copy`` (the online backup API;
+copies for checks are in ``scratch``), ``quick_check`` and ``integrity_problems``. A database on a server supplies
 its own in ``backends.server``; transactions (``transactions``) are the same for both.
 """
 
@@ -369,24 +369,6 @@ def translated(path: Path | str, changed: str = "nothing was changed") -> Iterat
         yield
     except sqlite3.Error as exc:
         raise database_error(exc, path, changed) from exc
-
-
-_BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (sqlite3 names them from Python 3.11 only)
-
-
-def copy(source: sqlite3.Connection, target: sqlite3.Connection) -> None:
-    """Copy the database behind ``source`` over the one behind ``target`` with the online backup
-    API: page by page through SQLite's pager (memory stays flat), consistent while others write.
-
-    A lock still held when the busy timeout of the waiting connection runs out fails the copy
-    with "database is locked": sqlite3's own backup() would retry it forever.
-    """
-
-    def give_up_when_busy(status: int, remaining: int, total: int) -> None:
-        if status in _BUSY:
-            raise sqlite3.OperationalError("database is locked")
-
-    source.backup(target, progress=give_up_when_busy)
 
 
 def quick_check(connection: Queries) -> bool:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
-from .. import discovery, schema, sqlite
+from .. import copying, discovery, schema, sqlite
 from ..database import Connection
 from ..execution import Outcome
 from ..loading import LoadedMigration, SqlStep
@@ -80,7 +80,7 @@ def _rehearse(settings: Settings, make_plan: Callable[[Connection], Plan]) -> Dr
         with tempfile.TemporaryDirectory(dir=database.absolute().parent, prefix=_scratch_prefix(database)) as scratch:
             copy = Path(scratch) / database.name
             with closing(sqlite3.connect(copy)) as target:
-                sqlite.copy(sqlite.local(session.connection), target)
+                copying.copy(sqlite.local(session.connection), target)
             with closing(Session(copy, settings.lock_timeout, rehearsing=True)) as copied:
                 return _each(settings, copied, plan, "a throw-away copy made with the backup API")
 

@@ -241,12 +241,12 @@ def _keep_or_discard(settings: Settings, backup: Backup, ran: Ran, *, created_fo
 
 
 def _differs(settings: Settings, backup: Backup) -> bool:
-    from .. import backups
+    from .. import copying
 
     if settings.server is not None:
         return True  # cannot compare a server's database with a file cheaply: keep the backup
     try:
-        return backups.differs(settings.db_path, backup.path, settings.lock_timeout)
+        return copying.differs(settings.db_path, backup.path, settings.lock_timeout)
     except (OSError, sqlite3.Error):
         return True  # cannot tell: keep it
 
@@ -259,14 +259,20 @@ def take_backup(
         return None
     from .. import backups  # only when there is a backup to take
 
-    if settings.server is not None:
-        from ..backends import server
+    try:
+        if settings.server is not None:
+            from ..backends import server
 
-        backup = server.take_backup(settings, session)
-    else:
-        version = history.highest(session.connection)
-        connection = sqlite.local(session.connection)
-        backup = backups.take(connection, settings.db_path, version, settings.backup_dir, skippable=not always)
+            backup = server.take_backup(settings, session)
+        else:
+            version = history.highest(session.connection)
+            connection = sqlite.local(session.connection)
+            backup = backups.take(connection, settings.db_path, version, settings.backup_dir, skippable=not always)
+    except KeyboardInterrupt as exc:  # the copy stops within a step, its partial file removed
+        if isinstance(exc, Interrupted):
+            raise
+        said = f"interrupted while backing up {settings.db_path}: nothing was changed, no backup kept"
+        raise Interrupted(said) from None
     try:
         settings.observer.backed_up(backup)
     except BaseException:  # the caller's observer stops the run before it starts: no backup of nothing

@@ -15,7 +15,7 @@ from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import backups, history, sqlite
+from .. import backups, copying, history, sqlite
 from ..database import Connection
 from ..errors import DatabaseError, Interrupted, UsageError, VcpMigrateError
 from ..models import Backup
@@ -80,7 +80,7 @@ def _interrupted(settings: Settings, chosen: Backup, safety: Backup | None, crea
     if safety is None:
         return Interrupted(f"interrupted during the restore of {database} from {chosen.path}; it held nothing before")
     try:
-        restored = backups.differs(database, safety.path, settings.lock_timeout)
+        restored = copying.differs(database, safety.path, settings.lock_timeout)
     except (OSError, sqlite3.Error, KeyboardInterrupt):  # cannot tell (Ctrl-C again while it reads both)
         return Interrupted(
             f"interrupted during the restore of {database}: it is either as it was or as {chosen.path} holds;"
