@@ -24,7 +24,16 @@ from vcp_migrate.cli import main
 from vcp_migrate.lock import RunLock
 from vcp_migrate.observer import Observer
 
-from .conftest import Project, add_ballast, blobs, console_script, file_size_limit, run_cli, with_output_closed
+from .conftest import (
+    ENV_VARS,
+    Project,
+    add_ballast,
+    blobs,
+    console_script,
+    file_size_limit,
+    run_cli,
+    with_output_closed,
+)
 from .conftest import three_trades as three
 
 
@@ -183,6 +192,40 @@ def test_restore_across_a_page_size_change_while_others_keep_the_wal_database_op
         " (wal, not the backup's delete), since other connections have it open in WAL mode; restore again once"
         " they are closed to get the backup's"
     ]
+
+
+def test_a_conversion_killed_in_a_shared_backups_folder_is_removed_by_the_next_run(project: Project) -> None:
+    """The page-size conversion's partial file carried no tag of the database: in a shared folder,
+    where each run removes only its own database's leftovers, one a SIGKILL left stayed for good."""
+    shared = project.root / "shared"
+    project.sql("001_trades.sql", "CREATE TABLE trades (symbol TEXT);")
+    project.write(
+        "002_pages.sql",
+        "-- migrate:up transaction:false\nPRAGMA page_size = 8192;\nVACUUM;\nPRAGMA journal_mode = WAL;\n"
+        "-- migrate:down\n",
+    )
+    project.manager(backup_dir=shared).migrate(1)
+    blobs(project.db, 100)  # the conversion of its backup takes long enough to be killed in
+    project.manager(backup_dir=shared).migrate()
+    reader = sqlite3.connect(project.db)  # it keeps the database open in WAL mode: restore converts
+    reader.execute("SELECT count(*) FROM trades").fetchall()
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    command = [str(console_script()), "restore", "--yes", "--db", str(project.db), "--dir", str(project.dir)]
+    process = subprocess.Popen([*command, "--backup-dir", str(shared)], cwd=project.root, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not (converting := [p for p in shared.glob("*-v0*.partial") if p.stat().st_size > 0]):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.001)
+        process.kill()
+    finally:
+        process.kill()
+        process.wait()
+    reader.close()
+    assert converting[0].exists()
+    assert project.history() == [1, 2]  # killed before its copy over the database
+    assert run_cli(project, "restore", "--yes", "--backup-dir", str(shared)).returncode == 0
+    assert sorted(shared.glob("*.partial*")) == [] and project.query("PRAGMA integrity_check") == [("ok",)]
 
 
 def test_a_failed_restore_leaves_no_safety_copy(project: Project) -> None:

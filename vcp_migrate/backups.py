@@ -305,7 +305,7 @@ def copy_into(backup: Path, target: sqlite3.Connection, database: Path) -> str |
         if size == own_size:
             copy(source, target)
         else:
-            with _converted(source, own_size, backup.parent) as converted:
+            with _converted(source, own_size, backup.parent, tag(database)) as converted:
                 copy(converted, target)
         return (
             f"{database}: restored with its own {' and '.join(kept)}, since other connections have it open"
@@ -336,9 +336,10 @@ def _leave_wal(target: sqlite3.Connection) -> bool:
 
 
 @contextlib.contextmanager
-def _converted(source: sqlite3.Connection, page_size: int, where: Path) -> Iterator[sqlite3.Connection]:
-    """A temporary copy of ``source`` with ``page_size``, in the backup's folder under a partial name."""
-    with _partial(where, "{stamp}-v0{suffix}.db", 0o600, clean=None) as (partial, _):
+def _converted(source: sqlite3.Connection, page_size: int, where: Path, label: str) -> Iterator[sqlite3.Connection]:
+    """A temporary copy of ``source`` with ``page_size``, in the backup's folder under a partial name
+    tagged ``label`` (the database's: one a killed run left in a shared folder is the next run's to remove)."""
+    with _partial(where, f"{{stamp}}-v0{{suffix}}.{label}.db", 0o600, clean=None) as (partial, _):
         converted = sqlite3.connect(partial, isolation_level=None)
         try:
             copy(source, converted)
