@@ -188,6 +188,41 @@ def test_redo_whose_up_fails_stays_applied_as_it_was(project: Project) -> None:
     assert project.columns("c") == ["x"] and project.history() == [1, 2, 3]
 
 
+OUTSIDE = "-- migrate:up transaction:false\nCREATE TABLE c (x);\n{more}-- migrate:down\nDROP TABLE c;\n"
+APPLY_IT_AGAIN = (
+    "redo had rolled {it} back and did not apply it again: once the cause is fixed, apply it with"
+    " 'vcp-migrate migrate', not redo, which would roll back the migration before it"
+)
+
+
+def test_a_redo_stopped_between_its_down_and_its_up_says_to_migrate_not_to_redo_again(project: Project) -> None:
+    """Its down committed on its own: 'run again' sent the user to redo, which rolled back the
+    migration before it and left this one unapplied."""
+    three(project)
+    project.write("003_c.sql", OUTSIDE.format(more=""))
+    project.manager().migrate()
+    project.write("003_c.sql", OUTSIDE.format(more="SELECT * FROM nowhere;\n"))
+    result = project.cli("redo")
+    assert result.exit_code == 1 and project.history() == [1, 2]
+    said = " ".join(result.stderr.split())
+    assert said.endswith(f"{APPLY_IT_AGAIN.format(it='it')})"), said
+    project.write("003_c.sql", "-- migrate:up transaction:false\nCREATE TABLE IF NOT EXISTS c (x);\n-- migrate:down\n")
+    assert project.cli("migrate").exit_code == 0 and project.history() == [1, 2, 3]
+
+
+def test_a_redo_interrupted_just_after_its_down_says_to_migrate(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    three(project)
+    project.write("003_c.sql", OUTSIDE.format(more=""))
+    project.manager().migrate()
+    interrupt_after_commit(monkeypatch)
+    result = project.cli("redo")
+    assert result.exit_code == 130 and project.history() == [1, 2]
+    path = project.dir / "003_c.sql"
+    assert " ".join(result.stderr.split()) == f"Error: interrupted during redo; {APPLY_IT_AGAIN.format(it=path)}"
+
+
 def test_redo_of_a_migration_whose_file_is_missing_names_what_redo_needs(project: Project) -> None:
     """Not 'pass --from-history', which redo has no option for: it applies the file again."""
     three(project)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .. import discovery, history, loading, planning
 from ..database import Connection
-from ..errors import MigrationFileError, PlanError, UsageError
+from ..errors import Interrupted, MigrationFileError, PlanError, UsageError, VcpMigrateError
 from ..loading import LoadedMigration
 from ..models import AppliedMigration, Direction, Directory, MigrationFile, MigrationRun
 from . import frame
@@ -46,12 +46,37 @@ def redo(settings: Settings) -> list[MigrationRun]:
 
         def one_then_other() -> frame.Ran:
             undone = frame.each(settings, session, [migration], "down")
-            if undone.stopped is not None:
+            if not undone.runs:
                 return undone
+            if undone.stopped is not None:  # Ctrl-C reached Python just after the down's COMMIT
+                return frame.Ran(undone.runs, _half_done(undone.stopped, migration), undone.partly)
             again = frame.each(settings, session, [migration], "up")
-            return frame.Ran(undone.runs + again.runs, again.stopped, again.partly)
+            stopped = again.stopped if again.runs or again.stopped is None else _half_done(again.stopped, migration)
+            return frame.Ran(undone.runs + again.runs, stopped, again.partly)
 
         return frame.changing(settings, session, one_then_other).result()
+
+
+def _half_done(stopped: BaseException, migration: LoadedMigration) -> BaseException:
+    """What stopped a redo between its down and its up, saying so: redo again would roll back the
+    migration before this one, and leave this one unapplied."""
+    path = str(migration.file.path)
+
+    def told(it: str) -> str:
+        return (
+            f"redo had rolled {it} back and did not apply it again: once the cause is fixed, apply it with"
+            " 'vcp-migrate migrate', not redo, which would roll back the migration before it"
+        )
+
+    if isinstance(stopped, Interrupted):
+        return Interrupted(f"{stopped.said}; {told('it' if path in stopped.said else path)}")
+    if isinstance(stopped, KeyboardInterrupt):
+        return Interrupted(f"interrupted during redo; {told(path)}")
+    if isinstance(stopped, VcpMigrateError):
+        said = told("it" if stopped.where == path else path)
+        stopped.hint = f"{stopped.hint}; {said}" if stopped.hint else said
+        stopped.args = (str(stopped),)
+    return stopped
 
 
 def check_arguments(steps: int | None, to: int | None) -> None:
