@@ -181,6 +181,28 @@ def test_ctrl_c_during_the_backup_stops_its_copy_within_a_step_and_leaves_nothin
     assert hashlib.sha256(project.db.read_bytes()).digest() == before and project.history() == [1]
 
 
+def test_ctrl_c_once_the_backup_is_named_leaves_none_to_be_restored_by_mistake(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while the folder was synced, after the backup got its name: 'no backup kept' was
+    said and one was kept, the newest, which a restore then picked."""
+    from vcp_migrate import backups
+
+    three(project)
+    project.manager().migrate(1)
+    synced = backups._fsync
+
+    def then_ctrl_c(path: Path) -> None:
+        synced(path)
+        if path.is_dir():
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(backups, "_fsync", then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt, match="nothing was changed, no backup kept"):
+        project.manager().migrate()
+    assert not folder(project.db).exists() and project.history() == [1]
+
+
 NON_TRANSACTIONAL = {
     "004_fill.sql": (
         "-- migrate:up transaction:false\nINSERT INTO trades (symbol) VALUES ('MSFT');\nSELECT * FROM nowhere;\n"

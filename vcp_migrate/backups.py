@@ -85,7 +85,7 @@ def take(
     # Readable by no one who cannot read the database; writable by its owner only.
     mode = (stat.S_IMODE(os.stat(database).st_mode) & 0o444) | 0o200 if copier is None else 0o600
     started = time.perf_counter()
-    created = False
+    created, made = False, None
     try:
         created = _make_folder(where)
         # Copy under a name listing() ignores, and give it its real name only once it is complete
@@ -101,8 +101,12 @@ def take(
                 target.close()
             _fsync(partial)
             os.rename(partial, path)
+            made = path
         _fsync(where)
     except BaseException as exc:  # Ctrl-C included: the copy stops within a step (see copying)
+        if made is not None:  # not said to be taken: never left to be listed (and restored) as one
+            with contextlib.suppress(OSError):
+                os.unlink(made)
         if created:
             with contextlib.suppress(OSError):
                 where.rmdir()

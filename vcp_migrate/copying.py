@@ -25,34 +25,47 @@ STEP_BYTES = 32 * 1024 * 1024  # about 0.1 s of copying here: the longest a Ctrl
 _BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (sqlite3 names them from Python 3.11 only)
 
 
+class Stopped(KeyboardInterrupt):
+    """Ctrl-C stopped a copy before its last step: its target is as it was (nothing to compare)."""
+
+
 def copy(source: sqlite3.Connection, target: sqlite3.Connection) -> None:
     """Copy the database behind ``source`` over the one behind ``target``.
 
     A lock still held when the busy timeout of the waiting connection runs out fails the copy
-    with "database is locked": sqlite3's own backup() would retry it forever.
+    with "database is locked": sqlite3's own backup() would retry it forever. A KeyboardInterrupt
+    that certainly came before the last step is raised as ``Stopped``.
     """
-
-    def give_up_when_busy(status: int, remaining: int, total: int) -> None:
-        if status in _BUSY:
-            raise sqlite3.OperationalError("database is locked")
-
     with _one_snapshot(source):
-        page_size = int(source.execute("PRAGMA page_size").fetchone()[0])
-        source.backup(target, pages=max(1, STEP_BYTES // page_size), progress=give_up_when_busy)
+        page_size, left = (int(source.execute(f"PRAGMA {name}").fetchone()[0]) for name in ("page_size", "page_count"))
+        step = max(1, STEP_BYTES // page_size)
+
+        def between_steps(status: int, remaining: int, total: int) -> None:
+            nonlocal left  # a Ctrl-C during a step may be raised before this: ``left`` is then the step's start
+            left = remaining
+            if status in _BUSY:
+                raise sqlite3.OperationalError("database is locked")
+
+        try:
+            source.backup(target, pages=step, progress=between_steps)
+        except KeyboardInterrupt:
+            if left > step:  # the step it stopped after could not have been the last, which commits
+                raise Stopped from None
+            raise
 
 
 @contextlib.contextmanager
 def _one_snapshot(source: sqlite3.Connection) -> Iterator[None]:
-    """Hold a read transaction on ``source`` while inside, unless it has one (its own, left as is)."""
-    if source.in_transaction:
-        yield
-        return
-    source.execute("BEGIN DEFERRED /* vcp-migrate */")
+    """Hold a read transaction on ``source`` while inside: its own if it is in one (a deferred
+    BEGIN holds no lock until it reads: read now), left as it is; otherwise one begun and ended here."""
+    begun = not source.in_transaction
+    if begun:
+        source.execute("BEGIN DEFERRED /* vcp-migrate */")
     try:
         source.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # the read lock, taken now
         yield
     finally:
-        if source.in_transaction:
+        if begun and source.in_transaction:
             with contextlib.suppress(sqlite3.Error):  # what stopped the copy is what to report
                 source.execute("ROLLBACK /* vcp-migrate */")
 

@@ -65,7 +65,8 @@ def restore(
                 raise DatabaseError(f"restore failed: {exc}", where=str(database), hint="nothing was changed") from exc
             raise
         except BaseException as exc:  # Ctrl-C: it may have come once the copy was made
-            raise _interrupted(settings, chosen, safety, created_folder) from exc
+            untouched = isinstance(exc, copying.Stopped)
+            raise _interrupted(settings, chosen, safety, created_folder, untouched=untouched) from exc
         if note:
             settings.observer.warning(note)
         if settings.schema_file.parent.is_dir():  # a restore needs no migrations folder: none, no schema file
@@ -73,14 +74,17 @@ def restore(
         return chosen, safety
 
 
-def _interrupted(settings: Settings, chosen: Backup, safety: Backup | None, created_folder: bool) -> Interrupted:
+def _interrupted(
+    settings: Settings, chosen: Backup, safety: Backup | None, created_folder: bool, *, untouched: bool
+) -> Interrupted:
     """What an interrupt during the copy left: the database as it was (the copy rolled back, its
-    safety copy deleted again) or restored (the safety copy kept: it is the only state before)."""
+    safety copy deleted again) or restored (the safety copy kept: it is the only state before).
+    ``untouched``: the copy stopped before its last step; otherwise both are compared, whole."""
     database = settings.db_path
     if safety is None:
         return Interrupted(f"interrupted during the restore of {database} from {chosen.path}; it held nothing before")
     try:
-        restored = copying.differs(database, safety.path, settings.lock_timeout)
+        restored = not untouched and copying.differs(database, safety.path, settings.lock_timeout)
     except (OSError, sqlite3.Error, KeyboardInterrupt):  # cannot tell (Ctrl-C again while it reads both)
         return Interrupted(
             f"interrupted during the restore of {database}: it is either as it was or as {chosen.path} holds;"
