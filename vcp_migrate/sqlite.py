@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_from_bytes
 
+from .busy import OWN_WAITS, execute_waiting
 from .database import Connection, Queries
 from .errors import DatabaseError, LockTimeout, setting
 from .history import HANDS_OFF, TABLES
@@ -66,6 +67,7 @@ class MigrationConnection(sqlite3.Connection):
     remote = False
     writable_schema = False  # PRAGMA writable_schema or setconfig() ran: until the connection is replaced
     main_file: str | None = None  # the database's file, as opened
+    lock_timeout = 0.0  # seconds: our BEGIN and COMMIT wait for others' locks this long, in Python (busy)
     known: Known | None = None  # what the checks before the last commit established (watching)
 
     def watch(self, guard: str | None) -> Watch:
@@ -117,6 +119,8 @@ class MigrationConnection(sqlite3.Connection):
     def _execute(self, sql: str, parameters: Any) -> sqlite3.Cursor:
         fence_statement(self, sql)
         if self.capture is None:
+            if sql in OWN_WAITS and self.lock_timeout > 0:  # Ctrl-C stops the wait
+                return execute_waiting(self, sql, parameters, self.lock_timeout)
             return super().execute(sql, parameters)
         cursor: sqlite3.Cursor = self.cursor()
         return cursor.execute(sql, parameters)
@@ -257,7 +261,7 @@ def open_database(path: Path, *, create: bool, timeout: float, read_first: bool 
             isolation_level=None,
             factory=MigrationConnection,
         )
-        connection.main_file = name
+        connection.main_file, connection.lock_timeout = name, timeout
         if read_first:
             connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.Error as exc:

@@ -1,0 +1,39 @@
+"""Waiting for the locks other connections hold on a local file, in Python, so Ctrl-C stops the wait.
+
+SQLite's busy handler sleeps in C until the lock timeout, and ``sqlite3_interrupt()`` does not
+cut it short: Ctrl-C while a run waited for the application's write lock (its BEGIN IMMEDIATE) or
+for the application's readers (its COMMIT, in rollback-journal mode) came only when the wait
+ended, up to ``--lock-timeout`` (30 s by default) later. Our own BEGIN and COMMIT wait here in
+slices of at most ``SLICE_MS`` instead, and Python runs its signal handlers between them. A
+BEGIN IMMEDIATE that failed took nothing; a COMMIT that failed for a lock leaves the transaction
+as it was, to be committed again (SQLite's rule): both are simply run again.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Any
+
+from .transactions import BEGIN, COMMIT
+
+OWN_WAITS = frozenset({BEGIN, COMMIT})
+SLICE_MS = 50
+
+
+def execute_waiting(connection: sqlite3.Connection, sql: str, parameters: Any, timeout: float) -> sqlite3.Cursor:
+    """Run ``sql`` on ``connection`` (whose busy timeout is ``timeout`` seconds), waiting for
+    others' locks up to ``timeout`` in slices; "database is locked" once it has run out."""
+    run = sqlite3.Connection.execute
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            left_ms = max(1, min(SLICE_MS, round((deadline - time.monotonic()) * 1000)))
+            run(connection, f"PRAGMA busy_timeout = {left_ms:d}")
+            try:
+                return run(connection, sql, parameters)
+            except sqlite3.OperationalError as exc:
+                if not str(exc).startswith("database is locked") or time.monotonic() >= deadline:
+                    raise
+    finally:
+        run(connection, f"PRAGMA busy_timeout = {round(timeout * 1000):d}")
