@@ -10,6 +10,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -493,6 +494,28 @@ def test_ctrl_c_while_waiting_for_the_application_s_lock_stops_the_wait_at_once(
         application.close()
     assert process.returncode == 130 and stderr.startswith("Error: interrupted"), stderr
     assert digest_all(project) == before and project.history() == [1]
+
+
+@pytest.mark.parametrize("holds", ["a write transaction", "a read transaction"])
+def test_a_run_waiting_for_the_application_s_lock_goes_on_once_it_is_released(project: Project, holds: str) -> None:
+    """The wait is made in slices: one that ends while the application still holds its lock is
+    followed by the next, and the run goes on as soon as the lock is released."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b(x);", "DROP TABLE b;")
+    assert run_cli(project, "migrate", "--to", "1").returncode == 0
+    application = sqlite3.connect(project.db, isolation_level=None, check_same_thread=False)
+    application.execute("BEGIN IMMEDIATE" if holds == "a write transaction" else "BEGIN")
+    application.execute("SELECT count(*) FROM sqlite_master").fetchall()
+    release = threading.Timer(1.5, lambda: application.execute("ROLLBACK"))
+    release.start()
+    started = time.monotonic()
+    try:
+        result = run_cli(project, "migrate", "--lock-timeout", "30", "--no-backup")
+    finally:
+        release.join()
+        application.close()
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started >= 1.5 and project.history() == [1, 2]
 
 
 def as_unprivileged(command: list[str]) -> list[str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_from_bytes
 
-from .busy import OWN_WAITS, execute_waiting
+from .busy import OWN_WAITS, execute_waiting, stoppable
 from .database import Connection, Queries
 from .errors import DatabaseError, LockTimeout, setting
 from .history import HANDS_OFF, TABLES
@@ -119,7 +119,7 @@ class MigrationConnection(sqlite3.Connection):
     def _execute(self, sql: str, parameters: Any) -> sqlite3.Cursor:
         fence_statement(self, sql)
         if self.capture is None:
-            if sql in OWN_WAITS and self.lock_timeout > 0:  # Ctrl-C stops the wait
+            if sql in OWN_WAITS and self.lock_timeout > 0 and stoppable():  # Ctrl-C stops the wait
                 return execute_waiting(self, sql, parameters, self.lock_timeout)
             return super().execute(sql, parameters)
         cursor: sqlite3.Cursor = self.cursor()
