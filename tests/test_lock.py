@@ -377,3 +377,36 @@ def test_a_database_moved_or_replaced_during_the_run_fails_it_and_nothing_more_i
             assert connection.execute("SELECT count(*) FROM sqlite_master WHERE name = 'b'").fetchone() == (0,)
     else:  # the file now at the path is the one put there, untouched
         assert project.tables() == {"theirs"}
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.01, 0.3])
+def test_waiting_for_an_application_s_write_lock_keeps_the_lock_timeout_and_sqlite_s_error(
+    tmp_path: Path, seconds: float
+) -> None:
+    """The wait is made in slices of 50 ms, for Ctrl-C: one shorter timeout waited a whole slice,
+    and the error that gave up lost SQLite's code (SQLITE_BUSY) for one of ours."""
+    from vcp_migrate.sqlite import database_error, open_database
+    from vcp_migrate.transactions import BEGIN
+
+    database = tmp_path / "app.db"
+    sqlite3.connect(database).close()
+    with closing(sqlite3.connect(database, isolation_level=None)) as application:
+        application.execute("BEGIN IMMEDIATE")
+        with closing(open_database(database, create=False, timeout=seconds)) as connection:
+            started = time.monotonic()
+            with pytest.raises(sqlite3.OperationalError) as raised:
+                connection.execute(BEGIN)
+            waited = time.monotonic() - started
+            assert connection.execute("PRAGMA busy_timeout").fetchone() == (int(seconds * 1000),)
+    assert seconds * 0.8 <= waited < seconds + 0.03, waited  # SQLite gives up a little early, as it always did
+    assert isinstance(database_error(raised.value, database), LockTimeout)
+    assert getattr(raised.value, "sqlite_errorname", "SQLITE_BUSY") == "SQLITE_BUSY"  # from Python 3.11
+
+
+def test_a_lock_timeout_past_what_sqlite_holds_is_its_longest_not_none(tmp_path: Path) -> None:
+    """SQLite keeps its busy timeout in milliseconds in 32 bits: 3,000,000 s overflowed to 0, and
+    every wait for an application failed at once."""
+    from vcp_migrate.sqlite import open_database
+
+    with closing(open_database(tmp_path / "app.db", create=True, timeout=3_000_000)) as connection:
+        assert connection.execute("PRAGMA busy_timeout").fetchone() == (2**31 - 1,)

@@ -471,17 +471,25 @@ def test_application_holding_a_write_lock_makes_migrate_fail_cleanly(project: Pr
     assert run_cli(project, "migrate").returncode == 0 and project.history() == [1, 2]
 
 
-@pytest.mark.parametrize("holds", ["a write transaction", "a read transaction"])
+HOLDS = {
+    "a write transaction": "BEGIN IMMEDIATE",
+    "a read transaction": "BEGIN",
+    "the database exclusively": "BEGIN EXCLUSIVE",
+}
+
+
+@pytest.mark.parametrize("holds", sorted(HOLDS))
 def test_ctrl_c_while_waiting_for_the_application_s_lock_stops_the_wait_at_once(project: Project, holds: str) -> None:
     """SQLite's busy handler sleeps in C: Ctrl-C while a run waited for the application's write
-    transaction (at its BEGIN) or, in rollback-journal mode, for its readers (at its COMMIT) came
-    only once --lock-timeout had run out (here 120 s)."""
+    transaction (at its BEGIN), for its readers (at its COMMIT, in rollback-journal mode) or for
+    its exclusive lock (at the history read that begins a run) came only once --lock-timeout had
+    run out (here 120 s)."""
     project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
     project.sql("002_b.sql", "CREATE TABLE b(x);", "DROP TABLE b;")
     assert run_cli(project, "migrate", "--to", "1").returncode == 0
     before = digest_all(project)
     application = sqlite3.connect(project.db, isolation_level=None)
-    application.execute("BEGIN IMMEDIATE" if holds == "a write transaction" else "BEGIN")
+    application.execute(HOLDS[holds])
     application.execute("SELECT count(*) FROM sqlite_master").fetchall()
     process = start(project, "migrate", "--lock-timeout", "120", "--no-backup")
     try:

@@ -132,7 +132,7 @@ def read_all(connection: Queries, *, with_id: bool) -> Found:
 # The whole history at the current layout in one statement, hence one snapshot and one round of
 # SQLite's file locking without a transaction around it: a first row (version NULL, so sorted
 # first) carries the layout and the database id, the others are the applied migrations.
-_CURRENT = (
+CURRENT = (
     f"SELECT NULL, NULL, NULL, NULL, NULL, NULL, (SELECT value FROM {META} WHERE key = 'layout'),"
     f" (SELECT value FROM {META} WHERE key = 'database_id')"
     f" UNION ALL SELECT version, name, checksum, applied_at, execution_ms, file, NULL, NULL FROM {TABLE}"
@@ -146,7 +146,7 @@ def read_current(connection: Queries, *, with_id: bool) -> Found | None:
     are at the current layout; None when they are not (absent, older, or not vcp-migrate's):
     ``read_all``, in one snapshot, then tells which. Errors about the database pass through."""
     try:
-        rows = connection.execute(_CURRENT).fetchall()
+        rows = connection.execute(CURRENT).fetchall()
     except sqlite3.OperationalError as exc:
         if str(exc).startswith(_NOT_CURRENT):
             return None

@@ -243,6 +243,9 @@ def check_path(path: Path, *, create: bool) -> None:
         raise DatabaseError(f"directory {path.parent} does not exist", where=str(path), hint=hint)
 
 
+_LONGEST_BUSY = (2**31 - 1) / 1000  # SQLite's busy timeout is an int of ms: 24.8 days; longer overflowed to 0
+
+
 def open_database(path: Path, *, create: bool, timeout: float, read_first: bool = True) -> MigrationConnection:
     """Open ``path`` in autocommit mode and check that it is a SQLite database.
 
@@ -250,6 +253,7 @@ def open_database(path: Path, *, create: bool, timeout: float, read_first: bool 
     ``read_first=False`` leaves that check to the caller's first statement, run under ``translated``.
     """
     check_path(path, create=create)
+    timeout = min(timeout, _LONGEST_BUSY)
     name = raw if os.path.isabs(raw := os.fspath(path)) else os.path.join(os.getcwd(), raw)  # path.absolute()
     uri = "file://" + quote_from_bytes(os.fsencode(name)) + ("?mode=rwc" if create else "?mode=rw")
     connection: MigrationConnection | None = None
