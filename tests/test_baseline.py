@@ -34,3 +34,27 @@ def test_baseline_needs_the_database(project: Project) -> None:
     three(project)
     assert project.cli("baseline", "1").exit_code == 1
     assert not project.db.exists()
+
+
+def test_baseline_refuses_to_record_pending_migrations_below_an_applied_one(project: Project) -> None:
+    """Out of order: migrate refuses them unless told to run them; baseline recorded them as
+    applied without running them, and status then called the database sound without table b."""
+    three(project)
+    (project.dir / "002_b.sql").rename(project.root / "002_b.sql")
+    project.manager().migrate()
+    (project.root / "002_b.sql").rename(project.dir / "002_b.sql")
+    before = project.digest()
+    result = project.cli("baseline", "3")
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        f"Error: {project.db}: version(s) 2 are pending below applied version 3: baseline would record them"
+        " without running them (apply them with 'vcp-migrate migrate --allow-out-of-order'; nothing was changed)"
+    )
+    assert project.digest() == before and project.history() == [1, 3]
+
+
+def test_baseline_with_quiet_prints_nothing(project: Project) -> None:
+    three(project)
+    project.manager().migrate(1)
+    result = project.cli("baseline", "2", "-q")
+    assert result.exit_code == 0 and result.stdout == "" and project.history() == [1, 2]

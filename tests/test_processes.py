@@ -504,6 +504,33 @@ def test_ctrl_c_while_waiting_for_the_application_s_lock_stops_the_wait_at_once(
     assert digest_all(project) == before and project.history() == [1]
 
 
+@pytest.mark.parametrize("command", [("baseline", "1"), ("repair", "--yes"), ("status",), ("current",)])
+def test_ctrl_c_while_any_command_waits_to_open_a_database_held_exclusively_stops_at_once(
+    project: Project, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...]
+) -> None:
+    """The first read of a database a command opens (is it one?) waited in SQLite's C busy
+    handler: only migrate read the history first, so every other command ignored Ctrl-C until
+    the application let go or the lock timeout ran out (here 120 s)."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    assert run_cli(project, "migrate").returncode == 0
+    before = digest_all(project)
+    monkeypatch.setenv("VCP_MIGRATE_LOCK_TIMEOUT", "120")
+    application = sqlite3.connect(project.db, isolation_level=None)
+    application.execute("BEGIN EXCLUSIVE")
+    application.execute("SELECT count(*) FROM sqlite_master").fetchall()
+    process = start(project, *command)
+    try:
+        time.sleep(2)  # started, and waiting for the lock
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        application.execute("ROLLBACK")
+        application.close()
+    assert process.returncode == 130 and stderr.startswith("Error: interrupted"), stderr
+    assert "Traceback" not in stderr and digest_all(project) == before and project.history() == [1]
+
+
 @pytest.mark.parametrize("holds", ["a write transaction", "a read transaction"])
 def test_a_run_waiting_for_the_application_s_lock_goes_on_once_it_is_released(project: Project, holds: str) -> None:
     """The wait is made in slices: one that ends while the application still holds its lock is

@@ -2,9 +2,10 @@
 
 SQLite's busy handler sleeps in C until the lock timeout, and ``sqlite3_interrupt()`` does not
 cut it short: Ctrl-C while a run waited for the application's lock came only when the wait
-ended, up to ``--lock-timeout`` (30 s by default) later. A run waits at three statements of its
-own: the history read that begins it (for an application holding the database exclusively:
-committing, or writing more than its cache holds, in rollback-journal mode), its BEGIN IMMEDIATE
+ended, up to ``--lock-timeout`` (30 s by default) later. A command waits at four statements of
+its own: the first read of a database it opens (is it one?) and the history read that begins a
+run (for an application holding the database exclusively: committing, or writing more than its
+cache holds, in rollback-journal mode), its BEGIN IMMEDIATE
 (for the application's write transaction) and its COMMIT (in rollback-journal mode, for the
 application's readers). These wait here in slices of at most ``SLICE_MS`` instead, and Python
 runs its signal handlers between them. Each can simply run again: a read or a BEGIN IMMEDIATE
@@ -25,7 +26,8 @@ from typing import Any
 from .history import CURRENT
 from .transactions import BEGIN, COMMIT
 
-OWN_WAITS = frozenset({CURRENT, BEGIN, COMMIT})
+FIRST_READ = "SELECT count(*) FROM sqlite_master"  # opening a database: is it one?
+OWN_WAITS = frozenset({FIRST_READ, CURRENT, BEGIN, COMMIT})
 SLICE_MS = 50
 
 
@@ -48,6 +50,7 @@ def execute_waiting(connection: sqlite3.Connection, sql: str, parameters: Any, t
             try:
                 return run(connection, sql, parameters)
             except sqlite3.OperationalError as exc:
+                # SQLITE_BUSY only (sqlite.is_locked also counts SQLITE_LOCKED, which never waits).
                 if not str(exc).startswith("database is locked") or left_ms <= SLICE_MS:
                     raise  # the last slice was the rest of the timeout
     finally:

@@ -88,7 +88,8 @@ def diff_text(diff: str) -> Text:
             if line.startswith("@@")
             else ""
         )
-        text.append(line + "\n", style=style)
+        # Escapes in a file could move the cursor and erase the lines under review: only tabs stay.
+        text.append("\t".join(printable(part) for part in line.split("\t")) + "\n", style=style)
     return text
 
 

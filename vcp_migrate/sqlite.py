@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_from_bytes
 
-from .busy import OWN_WAITS, execute_waiting, stoppable
+from .busy import FIRST_READ, OWN_WAITS, execute_waiting, stoppable
 from .database import Connection, Queries
 from .errors import DatabaseError, LockTimeout, setting
 from .history import HANDS_OFF, TABLES
@@ -67,7 +67,7 @@ class MigrationConnection(sqlite3.Connection):
     remote = False
     writable_schema = False  # PRAGMA writable_schema or setconfig() ran: until the connection is replaced
     main_file: str | None = None  # the database's file, as opened
-    lock_timeout = 0.0  # seconds: our BEGIN and COMMIT wait for others' locks this long, in Python (busy)
+    lock_timeout = 0.0  # seconds: our own waits (busy.OWN_WAITS) last this long, in Python
     known: Known | None = None  # what the checks before the last commit established (watching)
 
     def watch(self, guard: str | None) -> Watch:
@@ -267,7 +267,7 @@ def open_database(path: Path, *, create: bool, timeout: float, read_first: bool 
         )
         connection.main_file, connection.lock_timeout = name, timeout
         if read_first:
-            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            connection.execute(FIRST_READ).fetchone()
     except sqlite3.Error as exc:
         if connection is not None:
             connection.close()

@@ -287,7 +287,7 @@ def baseline_command(
     """
     recorded = make_manager(db, directory, progress, lock_timeout).baseline(version)
     listed = ", ".join(map(str, recorded)) or "none (already recorded)"
-    click.echo(f"Recorded as applied without running them: {listed}.")
+    progress.say(f"Recorded as applied without running them: {listed}.")
     return 0
 
 
@@ -318,7 +318,8 @@ def repair_command(
     from .. import render
 
     def confirm(repair: Repair) -> bool:
-        progress.console.print(render.diff_text(repair.diff))
+        if progress.lines or not yes:  # the diff is what is asked about
+            progress.console.print(render.diff_text(repair.diff))
         refusal = PlanError(
             f"recording the new checksum of {repair.current.path} accepts an edit to an applied migration,"
             " and there is no terminal to ask",
@@ -329,5 +330,5 @@ def repair_command(
     manager = make_manager(db, directory, progress, lock_timeout)
     repaired = manager.repair(list(versions) or None, confirm=confirm)
     listed = ", ".join(map(str, repaired)) or "nothing"
-    click.echo(f"Recorded new checksums: {listed}.")
+    progress.say(f"Recorded new checksums: {listed}.")
     return 0

@@ -28,6 +28,14 @@ def baseline(settings: Settings, version: int) -> list[int]:
                 hint="baseline only adopts a database up to its current point; nothing was changed",
             )
         files = [m for m in directory.migrations if m.version <= version and m.version not in applied]
+        below = [m.version for m in files if m.version < max(applied, default=0)]
+        if below:  # out of order: migrate refuses them unless told to run them, baseline must not skip them
+            raise PlanError(
+                f"version(s) {', '.join(map(str, below))} are pending below applied version {max(applied)}:"
+                " baseline would record them without running them",
+                where=where(settings),
+                hint="apply them with 'vcp-migrate migrate --allow-out-of-order'; nothing was changed",
+            )
         with sqlite.translated(where(settings)), transactions.transaction(connection):
             history.prepare(connection)
             for file in files:

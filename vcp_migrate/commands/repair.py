@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 
 from .. import discovery, history, planning, sqlite, transactions
 from ..database import Connection
-from ..errors import PlanError, UsageError
+from ..errors import MigrationFileError, PlanError, UsageError
 from ..models import Directory, MigrationFile, Repair
 from . import frame
 from .context import Settings, read_history, scan, where, whole_number
@@ -20,13 +20,17 @@ def repair(settings: Settings, versions: list[int] | None, confirm: Callable[[Re
         if isinstance(versions, (str, bytes)) or not isinstance(versions, Iterable):
             raise UsageError(f"versions must be a list of whole numbers, not {versions!r}")
         versions = list(versions)
+        if not versions:
+            raise UsageError("versions is empty", hint="name the versions to repair, or None for every modified one")
         for version in versions:
             whole_number("a version", version)
     directory = discovery.usable(scan(settings))
     with frame.writing(settings, create=False) as session:
         connection = session.connection
         found = repairs(settings, connection, directory, versions)
-        chosen = [r for r in found if confirm is None or confirm(r)]
+        chosen = [r for r in found if _accepted(confirm, r)]
+        if not chosen:  # nothing written: a database without history stays without one
+            return []
         with sqlite.translated(where(settings)), transactions.transaction(connection):
             history.prepare(connection)
             for one in chosen:
@@ -60,9 +64,31 @@ def repairs(
     found = []
     for version in versions or sorted(modified):
         current = next(m for m in directory.migrations if m.version == version)
+        _require_loadable(current)
         before = history.applied_source(connection, version)
         found.append(Repair(current, applied[version], source_diff(before, current)))
     return found
+
+
+def _accepted(confirm: Callable[[Repair], bool] | None, repair: Repair) -> bool:
+    if confirm is None:
+        return True
+    answer = confirm(repair)
+    if not isinstance(answer, bool):  # "no" is truthy: only a real True records
+        raise UsageError(f"confirm must return True or False, not {answer!r}", hint="nothing was recorded")
+    return answer
+
+
+def _require_loadable(current: MigrationFile) -> None:
+    """Refuse to record a file the next rollback could not load: its checksum would make it look sound."""
+    from .. import loading
+
+    try:
+        loading.load(current)
+    except MigrationFileError as exc:
+        raise MigrationFileError(
+            exc.what, where=exc.where, hint=f"{exc.hint}, then repair it; nothing was recorded"
+        ) from exc.__cause__
 
 
 def source_diff(before: bytes | None, current: MigrationFile) -> str:
