@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
-from vcp_migrate import MigrationFileError, UsageError
+from vcp_migrate import MigrationFileError, MigrationManager, UsageError, discovery, loading, scaffold
 from vcp_migrate.scaffold import normalise_name
 
 from .conftest import Project
@@ -102,3 +106,48 @@ def test_a_name_too_long_for_a_file_name_is_a_usage_error(project: Project) -> N
     assert sorted(p.name for p in project.dir.iterdir()) == ["001_a.sql", "schema.sql"]
     assert project.digest() == before and project.history() == [1]
     assert len(project.manager().new("é" * 124).name.encode()) == 255
+
+
+@pytest.mark.parametrize("name", ["Migrate down old rows", "migrate up", "VCP allowed IPs", "vcp allow", "vcp-allow"])
+@pytest.mark.parametrize("sql", [False, True])
+def test_a_name_like_a_marker_still_makes_a_valid_file(project: Project, name: str, sql: bool) -> None:
+    # The SQL file's first line is a comment made from the name: '-- Migrate down old rows.'
+    # looked like a section marker, and '-- Vcp allowed ips.' like a hazard acknowledgement.
+    project.manager().new(name, sql=sql)
+    result = project.cli("validate")
+    assert result.exit_code == 0, result.output
+    project.manager().migrate()
+    assert project.history() == [1] and project.tables() == set()
+
+
+# A name that begins like a section marker or an acknowledgement ('migrate down', 'VCP allowed'),
+# or like neither, and what may follow; and any text.
+_NAMES = st.one_of(
+    st.builds(
+        "{}{}{}{}".format,
+        st.sampled_from(["migrate", "Migrate", "MIGRATE", "vcp", "VCP", "+goose", "a"]),
+        st.sampled_from(["", " ", "_", "-", ": ", "+"]),
+        st.sampled_from(["up", "Down", "allow", "allowed", "é"]),
+        st.text(max_size=10),
+    ),
+    st.text(max_size=30),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_NAMES)
+def test_any_accepted_name_makes_files_that_load_and_validate(name: str) -> None:
+    try:
+        snake = normalise_name(name)
+        scaffold.file_name(1, snake, width=3, sql=True)
+    except UsageError:
+        assume(False)
+    for sql in (True, False):
+        with tempfile.TemporaryDirectory() as root:
+            manager = MigrationManager(Path(root, "test.db"), Path(root, "migrations"), dump_schema=False)
+            path = manager.new(name, sql=sql)
+            directory = discovery.scan(path.parent)
+            assert directory.problems == () and [file.path for file in directory.migrations] == [path]
+            loaded = loading.load(directory.migrations[0])  # as up loads it
+            assert loaded.down is not None and loaded.allowed_hazards == frozenset()
+            assert manager.validate() == []

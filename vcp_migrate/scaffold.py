@@ -21,7 +21,10 @@ def down(connection):
     """Undo exactly what up() did."""
 '''
 
-SQL_TEMPLATE = """-- {title}.
+# The title follows a fixed word: made from the name alone, '-- Migrate down old rows.' would look
+# like a misspelt section marker, and '-- Vcp allowed ips.' like a hazard acknowledgement, which
+# the parser refuses.
+SQL_TEMPLATE = """-- Purpose: {title}.
 -- migrate:up
 
 
