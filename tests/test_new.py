@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import multiprocessing
+import os
 import tempfile
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import assume, given, settings
@@ -13,7 +18,10 @@ from hypothesis import strategies as st
 from vcp_migrate import MigrationFileError, MigrationManager, UsageError, discovery, loading, scaffold
 from vcp_migrate.scaffold import normalise_name
 
-from .conftest import Project
+from .conftest import Project, file_size_limit, run_cli
+
+if TYPE_CHECKING:
+    from multiprocessing.synchronize import Barrier
 
 
 def test_first_file_and_next_number(project: Project) -> None:
@@ -151,3 +159,94 @@ def test_any_accepted_name_makes_files_that_load_and_validate(name: str) -> None
             loaded = loading.load(directory.migrations[0])  # as up loads it
             assert loaded.down is not None and loaded.allowed_hazards == frozenset()
             assert manager.validate() == []
+
+
+def _new_at_once(database: str, folder: str, name: str, barrier: Barrier) -> None:
+    barrier.wait(timeout=60)
+    MigrationManager(database, folder).new(name)
+
+
+def test_news_started_together_get_distinct_versions(project: Project) -> None:
+    # Each reads the directory, takes the highest version plus one and creates its file: without a
+    # lock, two that read before either created got one version (001_a_0.py and 001_a_1.py).
+    context = multiprocessing.get_context("fork")
+    for round in range(4):
+        barrier = context.Barrier(8)
+        processes = [
+            context.Process(target=_new_at_once, args=(str(project.db), str(project.dir), f"n_{round}_{i}", barrier))
+            for i in range(8)
+        ]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(timeout=120)
+        assert [process.exitcode for process in processes] == [0] * 8
+    names = sorted(path.name for path in project.dir.iterdir())  # no lock file left beside them
+    assert [name.partition("_")[0] for name in names] == [f"{version:03d}" for version in range(1, 33)]
+    assert project.manager().validate() == []
+    assert not project.db.exists()
+
+
+def test_waits_for_another_new_a_bounded_time(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    held = os.open(project.dir, os.O_RDONLY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as another new holds it, from reading the folder to creating its file
+        started = time.monotonic()
+        with pytest.raises(MigrationFileError) as raised:
+            project.manager(lock_timeout=0.3).new("b")
+        assert time.monotonic() - started >= 0.3
+        assert str(raised.value) == (
+            f"{project.dir}: another vcp-migrate new held this folder for 0.3s"
+            " (nothing was created; run it again once the other has finished)"
+        )
+        result = project.cli("new", "b", env={"VCP_MIGRATE_LOCK_TIMEOUT": "0"})
+        assert result.exit_code == 1 and result.stderr == f"Error: {raised.value}".replace("0.3s", "0s") + "\n"
+        assert sorted(path.name for path in project.dir.iterdir()) == ["001_a.sql"]
+    finally:
+        os.close(held)
+    assert project.manager(lock_timeout=0).new("b").name == "002_b.py"
+
+
+@pytest.mark.parametrize("sql", [False, True])
+def test_a_failed_write_leaves_no_file(project: Project, sql: bool) -> None:
+    # The file is created before anything is written: on a full disk (here: a file size limit of
+    # 0) it was left empty, and the next new took the version after it.
+    kept = project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;").read_bytes()
+    extension = "sql" if sql else "py"
+    result = run_cli(project, "new", "b", *(["--sql"] if sql else []), preexec_fn=file_size_limit(0))
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == (
+        f"Error: {project.dir / f'002_b.{extension}'}: cannot be written: File too large"
+        " (nothing was created; check the space left on its device)\n"
+    )
+    assert sorted(path.name for path in project.dir.iterdir()) == ["001_a.sql"]
+    assert (project.dir / "001_a.sql").read_bytes() == kept and not project.db.exists()
+    assert project.manager().new("b", sql=sql).name == f"002_b.{extension}"
+
+
+def test_a_failed_write_leaves_no_folder_it_created(project: Project) -> None:
+    fresh = project.root / "fresh"
+    result = run_cli(project, "new", "b", "--dir", str(fresh), preexec_fn=file_size_limit(0))
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"Error: {fresh / '001_b.py'}: cannot be written: File too large"
+        " (nothing was created; check the space left on its device)\n"
+    )
+    assert not fresh.exists() and sorted(path.name for path in project.root.iterdir()) == ["migrations"]
+
+
+def test_a_link_to_nothing_is_not_an_existing_file(project: Project) -> None:
+    project.dir.rmdir()
+    project.dir.symlink_to(project.root / "gone")
+    result = project.cli("new", "x")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {project.dir}: is a symbolic link to '{project.root / 'gone'}', which does not exist"
+        " (point it to the migrations folder, or remove it; nothing was created)\n"
+    )
+    assert sorted(path.name for path in project.root.iterdir()) == ["migrations"] and project.dir.is_symlink()
+    (project.root / "real").mkdir()
+    project.dir.unlink()
+    project.dir.symlink_to("real")  # a link to a folder is the folder
+    assert project.manager().new("x").name == "001_x.py" and (project.root / "real" / "001_x.py").exists()
