@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,7 @@ from vcp_migrate.cli import main
 
 from .cluster import Cluster, free_port
 from .conftest import ENV_VARS, Project, console_script
+from .lost_answers import LosingProxy
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
@@ -604,3 +607,91 @@ def test_status_on_a_replica_works_while_the_primary_is_down(project: Project, c
         current = cli(project, replica, "current")
     assert status.exit_code == 0 and "2 applied, 0 pending" in status.output
     assert current.output.strip() == "2"
+
+
+# -- the answer to a COMMIT lost --------------------------------------------------------------------
+
+
+def test_a_commit_whose_answer_is_lost_is_asked_again_and_reported_done(project: Project, cluster: Cluster) -> None:
+    """The server committed the rollback, its answer never came: the run read the history on the
+    stream it had lost, took it for "not committed", said "nothing was changed", and deleted the
+    backup it had taken before: the only copy of the table the rollback had dropped."""
+    url = cluster.primary.url
+    two(project)
+    assert cli(project, url, "migrate").exit_code == 0
+    query(url, "INSERT INTO fills (qty) VALUES (7)")
+    with LosingProxy(url, "COMMIT /* vcp-migrate */") as proxy:
+        runner = process(project, proxy.url, "rollback")
+        out, err = runner.communicate(timeout=120)
+    assert proxy.lost.is_set() and runner.returncode == 1 and "Traceback" not in err, out + err
+    assert err.count("\n") == 1 and "nothing was changed" not in err
+    assert err.strip().endswith(
+        f"({project.dir / '002_fills.sql'} was committed before it; 'vcp-migrate status' shows what is applied)"
+    )
+    assert "Rolled back 2 fills" in out and "Deleted that backup" not in out
+    assert history(url) == [1] and tables(url) == {"trades"}
+    (backup,) = (project.root / f"127.0.0.1_{proxy.url.rsplit(':', 1)[1]}.db.backups").iterdir()
+    with closing(sqlite3.connect(backup)) as kept:
+        assert kept.execute("SELECT qty FROM fills").fetchall() == [(7,)]
+
+
+def test_a_commit_whose_answer_is_lost_with_the_server_is_in_doubt_and_the_backup_kept(
+    project: Project, cluster: Cluster
+) -> None:
+    """The primary died with the answer to a COMMIT it had made: the run cannot ask again, so it
+    says that whether the migration committed is unknown, and keeps the backup."""
+    url = cluster.primary.url
+    two(project)
+    assert cli(project, url, "migrate", "--to", "1").exit_code == 0
+    with LosingProxy(url, "COMMIT /* vcp-migrate */", then=cluster.kill_primary) as proxy:
+        runner = process(project, proxy.url, "migrate", "--no-dump")
+        out, err = runner.communicate(timeout=120)
+    assert proxy.lost.is_set() and runner.returncode == 1 and "Traceback" not in err, out + err
+    warning, error = err.splitlines()
+    assert warning.startswith("Warning: ") and warning.endswith(
+        ": kept: the run may have changed the database before it stopped"
+    )
+    assert "nothing was changed" not in err
+    assert error.endswith(
+        f"(whether {project.dir / '002_fills.sql'} was committed is unknown (the server's answer to its COMMIT was"
+        " lost): 'vcp-migrate status' tells once the server answers; the backup taken before this run, if any, is"
+        " kept)"
+    )
+    assert "Deleted that backup" not in out
+    assert len(list((project.root / f"127.0.0.1_{proxy.url.rsplit(':', 1)[1]}.db.backups").iterdir())) == 1
+    cluster.restart_primary()
+    assert history(url) == [1, 2] and tables(url) == {"trades", "fills"}  # it had committed
+    assert cli(project, url, "migrate").exit_code == 0 and history(url) == [1, 2]
+
+
+def test_ctrl_c_during_a_transactional_migration_on_a_server_deletes_the_backup_without_a_warning(
+    project: Project, cluster: Cluster
+) -> None:
+    """A server's database is not compared with its backup: every Ctrl-C kept it, with a warning
+    that a migration had changed the database outside a transaction, beside an error saying the
+    migration was rolled back whole."""
+    url = cluster.primary.url
+    started = project.root / "started"
+    project.sql("001_trades.sql", "CREATE TABLE trades (id INTEGER PRIMARY KEY);", "DROP TABLE trades;")
+    project.write(
+        "002_slow.py",
+        f"""
+        import pathlib, time
+
+        def up(connection):
+            connection.execute("CREATE TABLE slow (x)")
+            pathlib.Path({str(started)!r}).touch()
+            time.sleep(30)
+
+        def down(connection):
+            connection.execute("DROP TABLE slow")
+        """,
+    )
+    assert cli(project, url, "migrate", "--to", "1").exit_code == 0
+    runner = process(project, url, "migrate")
+    wait_until(started.exists, timeout=30)
+    runner.send_signal(signal.SIGINT)
+    out, err = runner.communicate(timeout=60)
+    assert runner.returncode == 130 and "Traceback" not in err, out + err
+    assert "kept" not in err and "Deleted that backup again" in out
+    assert history(url) == [1] and tables(url) == {"trades"}

@@ -27,10 +27,14 @@ def transaction(connection: Connection, *, commit: bool = True) -> Iterator[None
     With ``commit=False`` (a dry run) it is rolled back at the end in any case.
     """
     connection.execute(BEGIN)
+    committing = False
     try:
         yield
+        committing = commit
         connection.execute(COMMIT if commit else ROLLBACK)
-    except BaseException:
+    except BaseException as exc:
+        if committing:  # on a server whose answer was lost, the COMMIT may have been made
+            setattr(exc, _MAY_HAVE_COMMITTED, True)
         if connection.in_transaction:  # what stopped it is what to report, not a failed rollback after it
             with contextlib.suppress(sqlite3.Error):
                 connection.execute(ROLLBACK)
@@ -67,4 +71,25 @@ def foreign_keys_off(connection: Connection) -> Iterator[None]:
                 connection.execute("PRAGMA foreign_keys = ON")
         raise
     if enforced:
-        connection.execute("PRAGMA foreign_keys = ON")
+        try:
+            connection.execute("PRAGMA foreign_keys = ON")
+        except BaseException as exc:  # after the COMMIT of what it wrapped
+            setattr(exc, _MAY_HAVE_COMMITTED, True)
+            raise
+
+
+_MAY_HAVE_COMMITTED = "vcp_migrate_may_have_committed"
+
+
+def may_have_committed(exc: BaseException) -> bool:
+    """Whether ``exc``, or an error it was raised from, came from a COMMIT or from after one: a
+    server whose answer was lost may then have committed the transaction (a file's COMMIT either
+    happened or not, and its connection can still be asked which)."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # a chain of causes is short; never follow a cycle
+        if seen is None:
+            return False
+        if getattr(seen, _MAY_HAVE_COMMITTED, False):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, NamedTuple
 
-from .. import history, sqlite
-from ..errors import DatabaseError, Interrupted
+from .. import history, sqlite, transactions
+from ..errors import DatabaseError, Interrupted, VcpMigrateError
 from ..lock import RunLock, identify
 from ..models import Backup, Direction, MigrationRun
 from ..session import Session
@@ -125,16 +125,19 @@ def each(settings: Settings, session: Session, plan: list[LoadedMigration], dire
         try:
             outcome = run.one(migration, direction, earlier=len(runs))
         except BaseException as exc:  # an interrupt or a database error: what it did outside a transaction stays
-            if not _committed(session, migration, direction):
+            committed = _committed(session, migration, direction, exc)
+            if committed is None:
+                return Ran(tuple(runs), _in_doubt(exc, [migration]), partly=True)
+            if not committed:
                 outside = not migration.step(direction).transactional
                 return Ran(tuple(runs), _outside(exc, migration) if outside else exc, partly=outside)
-            # Ctrl-C reached Python just after its COMMIT: it is done, and said so.
+            # Ctrl-C reached Python just after its COMMIT, or a server failed after it: it is done, and said so.
             from ..execution import ms_since  # loaded: the runner came from it
 
             done = MigrationRun(migration.file.version, migration.file.name, direction, ms_since(started))
             with contextlib.suppress(BaseException):
                 settings.observer.finished(done)
-            return Ran((*runs, done), exc)
+            return Ran((*runs, done), _after_commit(exc, [migration]))
         if outcome.error:
             return Ran(tuple(runs), outcome.error, outcome.partly)
         runs.append(outcome.run)
@@ -156,15 +159,51 @@ def _outside(exc: BaseException, migration: LoadedMigration) -> BaseException:
     )
 
 
-def _committed(session: Session, migration: LoadedMigration, direction: Direction) -> bool:
-    """Whether the migration's transaction committed after all (its history row says so)."""
+def _committed(session: Session, migration: LoadedMigration, direction: Direction, exc: BaseException) -> bool | None:
+    """Whether the migration's transaction committed after all (its history row says so); None
+    when that cannot be known: a server's COMMIT was sent and its answer lost, and the server
+    cannot be asked again."""
     connection = session.connection
     try:
         return not connection.in_transaction and history.is_recorded(
             connection, migration.file, applied=direction == "up"
         )
-    except BaseException:  # cannot tell (a second Ctrl-C, a broken connection): not said to be done
-        return False
+    except BaseException:  # cannot ask on this connection (a second Ctrl-C, a broken stream)
+        # A file's COMMIT is told by the same connection; a server rolls back the transaction of a
+        # lost stream, unless its COMMIT had been sent.
+        if not (connection.remote and transactions.may_have_committed(exc)):
+            return False
+    if isinstance(exc, KeyboardInterrupt):
+        return None  # asking on a new stream could wait a whole request timeout after Ctrl-C
+    try:
+        session.renew()  # a new stream (the schema file is written through it too)
+        return history.is_recorded(session.connection, migration.file, applied=direction == "up")
+    except BaseException:
+        return None
+
+
+def _in_doubt(exc: BaseException, migrations: list[LoadedMigration]) -> BaseException:
+    """What stopped a run whose COMMIT on a server got no answer: that is what to say, not "nothing
+    was changed"."""
+    names = ", ".join(str(migration.file.path) for migration in migrations)
+    said = (
+        f"whether {names} was committed is unknown (the server's answer to its COMMIT was lost):"
+        " 'vcp-migrate status' tells once the server answers; the backup taken before this run, if any, is kept"
+    )
+    if isinstance(exc, KeyboardInterrupt):
+        return Interrupted(f"interrupted while the server committed: {said}")
+    if isinstance(exc, VcpMigrateError):
+        exc.hint = said
+    return exc
+
+
+def _after_commit(exc: BaseException, migrations: list[LoadedMigration]) -> BaseException:
+    """What stopped a run after its migration's COMMIT (a server that failed just after it): the
+    error, saying that the migration is committed."""
+    if isinstance(exc, VcpMigrateError):
+        names = ", ".join(str(migration.file.path) for migration in migrations)
+        exc.hint = f"{names} was committed before it; 'vcp-migrate status' shows what is applied"
+    return exc
 
 
 def batch(settings: Settings, session: Session, plan: list[tuple[LoadedMigration, Direction]]) -> Ran:
@@ -176,7 +215,13 @@ def batch(settings: Settings, session: Session, plan: list[tuple[LoadedMigration
     except BaseException as exc:
         # Ctrl-C just after the COMMIT: each migration's row says so (a redo's pair of one migration cannot tell).
         once = len({migration.file.version for migration, _ in plan}) == len(plan)
-        if not (once and all(_committed(session, migration, direction) for migration, direction in plan)):
+        states = [_committed(session, migration, direction, exc) for migration, direction in plan[:1]]
+        if states == [None]:  # a server's answer to the batch's COMMIT was lost, and it cannot be asked again
+            return Ran((), _in_doubt(exc, [migration for migration, _ in plan]), partly=True)
+        states += [_committed(session, migration, direction, exc) for migration, direction in plan[1:]]
+        if None in states:
+            return Ran((), _in_doubt(exc, [migration for migration, _ in plan]), partly=True)
+        if not (once and all(states)):
             return Ran((), exc)
         from ..execution import ms_since  # loaded: the runner came from it
 
@@ -185,7 +230,7 @@ def batch(settings: Settings, session: Session, plan: list[tuple[LoadedMigration
         with contextlib.suppress(BaseException):
             for run in done:
                 settings.observer.finished(run)
-        return Ran(done, exc)
+        return Ran(done, _after_commit(exc, [migration for migration, _ in plan]))
     failed = next((outcome for outcome in outcomes if outcome.error), None)
     if failed is not None:
         return Ran((), failed.error, failed.partly)
@@ -226,7 +271,10 @@ def _keep_or_discard(settings: Settings, backup: Backup, ran: Ran, *, created_fo
     from .. import backups
 
     changed = bool(ran.runs) or ran.partly
-    if not ran.runs and (ran.partly or not isinstance(ran.stopped, Exception)):
+    if not ran.runs and settings.server is not None:  # not compared with its backup: what ran says it all
+        if changed:
+            settings.observer.warning(f"{backup.path}: kept: the run may have changed the database before it stopped")
+    elif not ran.runs and (ran.partly or not isinstance(ran.stopped, Exception)):
         changed = _differs(settings, backup)  # interrupted, or it may have written outside a transaction
         if changed:
             settings.observer.warning(
@@ -243,8 +291,6 @@ def _keep_or_discard(settings: Settings, backup: Backup, ran: Ran, *, created_fo
 def _differs(settings: Settings, backup: Backup) -> bool:
     from .. import copying
 
-    if settings.server is not None:
-        return True  # cannot compare a server's database with a file cheaply: keep the backup
     try:
         return copying.differs(settings.db_path, backup.path, settings.lock_timeout)
     except (OSError, sqlite3.Error):
