@@ -316,3 +316,48 @@ def test_the_installed_command_from_a_subdirectory_uses_the_project_two_folders_
         " (name the table [tool.vcp-migrate])\n"
     )
     assert list(work.iterdir()) == []
+
+
+# -- our table where it is not read ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("[tools.vcp-migrate]\n{settings}", "tools.vcp-migrate"),
+        ("[Tool.vcp-migrate]\n{settings}", "Tool.vcp-migrate"),
+        ("[too.vcp-migrate]\n{settings}", "too.vcp-migrate"),
+        ("[TOOL.'vcp_migrate']\n{settings}", "TOOL.vcp_migrate"),
+        ("[vcp-migrate]\n{settings}", "vcp-migrate"),
+        ('["vcp_migrate"]\n{settings}', "vcp_migrate"),
+        ('[tools]\nvcp-migrate = {{db = "prod.db", create = false}}\n', "tools.vcp-migrate"),
+        ('vcp-migrate.db = "prod.db"\nvcp-migrate.create = false\n', "vcp-migrate"),
+    ],
+)
+def test_our_table_outside_tool_is_an_error_naming_the_right_one(project: Project, text: str, shown: str) -> None:
+    """Passed by, each would drop every setting: `up` created and migrated the default database."""
+    (project.root / ".git").mkdir()
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    text = text.format(settings='db = "prod.db"\ncreate = false\n') + '\n[project]\nname = "app"\n'
+    (project.root / "pyproject.toml").write_text(text)
+    said = f"pyproject.toml: [{shown}] is not read by vcp-migrate (name the table [tool.vcp-migrate])"
+    with pytest.raises(UsageError, match=re.escape(said)):
+        parse_tool_table(text, "pyproject.toml")  # the Python 3.10 reader, on every version
+    with pytest.raises(UsageError, match=re.escape(said)):
+        MigrationManager.from_config()
+    for command in ("up", "status"):
+        result = CliRunner().invoke(main, [command])
+        assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"Error: {said}\n")
+    assert sorted(p.name for p in project.root.iterdir()) == [".git", "migrations", "pyproject.toml"]
+
+
+def test_tables_of_other_names_outside_tool_are_left_alone(project: Project) -> None:
+    text = (
+        '[project]\nname = "vcp-migrate"\n[project.scripts]\nvcp-migrate = "vcp_migrate.cli:main"\n'
+        "[tools]\nx = 1\n[tools.vcp-deploy]\nx = 1\n[toolz.black]\nx = 1\n[vcp]\nx = 1\n[vcp-deploy]\nx = 1\n"
+        '[migrate]\nx = 1\n[tool.black]\nline-length = 99\n[tool.vcp-migrate]\ndb = "x.db"\n'
+    )
+    (project.root / ".git").mkdir()
+    (project.root / "pyproject.toml").write_text(text)
+    assert parse_tool_table(text) == {"db": "x.db"}
+    assert MigrationManager.from_config().db_path == Path("x.db")

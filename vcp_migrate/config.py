@@ -21,7 +21,7 @@ from typing import NamedTuple, TypeGuard, TypeVar
 
 from .backends import is_url
 from .errors import UsageError, setting
-from .tomltable import TABLE, near_miss, near_miss_error, tool_table
+from .tomltable import TABLE, misplaced_in, near_miss_error, tool_table
 
 KEYS: dict[str, type] = {
     "db": str,
@@ -273,11 +273,11 @@ def _document(path: Path) -> tuple[dict[str, object], bool]:
             document = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise UsageError(f"is not valid TOML: {exc}", where=where, hint="fix the file") from exc
+        misplaced = misplaced_in(document)
+        if misplaced is not None:
+            raise near_miss_error(misplaced, where)
         tool = document.get("tool", {})
         tool = tool if isinstance(tool, dict) else {}
-        for name in tool:
-            if near_miss(name):
-                raise near_miss_error(name, where)
         if "vcp-migrate" not in tool:
             return {}, False
         table = tool["vcp-migrate"]

@@ -6,6 +6,7 @@ names both readers refuse."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from .errors import UsageError
 
@@ -23,6 +24,36 @@ def near_miss(name: str) -> bool:
 _OURS = ("vcpmigrate", "vcpmigrates", "vcpmigration", "vcpmigrations", "vcpmigrator")  # meant, within one typo
 
 
+def misplaced(path: list[str]) -> str | None:
+    """The table ``path`` (a table's or key's dotted name, from the top of the file) puts ours in
+    when it is named almost right, dotted ("tool.vcp_migrate", "vcp-migrate", "tools.vcp-migrate"):
+    under ``tool`` misspelt, at the top of the file, or under a ``tool`` one letter off; each would
+    be passed by without a word. None for any other table, [tool.vcp-migrate] itself included."""
+
+    def ours(name: str) -> bool:
+        return name == "vcp-migrate" or near_miss(name)
+
+    if path and ours(path[0]):
+        return path[0]
+    if len(path) < 2 or not (near_miss(path[1]) if path[0] == "tool" else _near_tool(path[0]) and ours(path[1])):
+        return None
+    return f"{path[0]}.{path[1]}"
+
+
+def misplaced_in(document: Mapping[str, object]) -> str | None:
+    """The first table of a whole parsed ``document`` (tomllib's) that ``misplaced`` names, or None."""
+    for key, value in document.items():
+        for path in ([key], *([key, name] for name in (value if isinstance(value, dict) else ()))):
+            if (found := misplaced(path)) is not None:
+                return found
+    return None
+
+
+def _near_tool(name: str) -> bool:
+    """``tool`` within one typo, case aside ([tools], [Tool], [too]), but not ``tool`` itself."""
+    return name != "tool" and _edits(name.lower(), "tool") <= 1
+
+
 def _edits(one: str, other: str) -> int:
     """How many characters to insert, delete or replace, or pairs to swap, to make ``one`` into ``other``."""
     rows = [list(range(len(other) + 1))]
@@ -37,7 +68,8 @@ def _edits(one: str, other: str) -> int:
 
 
 def near_miss_error(name: str, where: str) -> UsageError:
-    return UsageError(f"[tool.{name}] is not read by vcp-migrate", where=where, hint=f"name the table {TABLE}")
+    """The error for the table ``name`` (dotted: ``tool.vcp_migrate``), ours named almost right."""
+    return UsageError(f"[{name}] is not read by vcp-migrate", where=where, hint=f"name the table {TABLE}")
 
 
 _PART = r"""\s*(?:"(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_-]+)\s*"""
@@ -100,11 +132,9 @@ def _dotted(key: str) -> list[str]:
 
 def _not_ours(path: list[str], number: int, where: str) -> None:
     """Refuse, outside the table, what names it almost right or sets it in a form this reader cannot read."""
-    if len(path) < 2 or path[0] != "tool":
-        return
-    if near_miss(path[1]):
-        raise near_miss_error(path[1], where)
-    if path[1] == "vcp-migrate":
+    if (name := misplaced(path)) is not None:
+        raise near_miss_error(name, where)
+    if path[:2] == ["tool", "vcp-migrate"]:
         raise UsageError(
             f"line {number}: {'.'.join(path)} is not read on Python 3.10",
             where=where,
