@@ -170,3 +170,109 @@ def test_a_bytes_path_is_decoded_and_other_methods_refuse_arguments_of_the_wrong
         with pytest.raises(UsageError, match=re.escape(said)):
             call()
     assert project.history() == [1] and sorted(p.name for p in project.dir.iterdir()) == ["001_a.sql", "schema.sql"]
+
+
+FLAGS = ("backup", "user_version", "dump_schema", "create", "allow_existing")
+
+
+@pytest.mark.parametrize("value", ["no", "false", 0, 1, None])
+@pytest.mark.parametrize("name", FLAGS)
+def test_a_constructor_flag_that_is_not_a_bool_is_a_usage_error(project: Project, name: str, value: object) -> None:
+    """A string such as "no" is truthy: taken as it is, it would turn a protection off (or on)."""
+    from vcp_migrate import UsageError
+
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    said = f"{name} must be True or False, not {value!r}"
+    with pytest.raises(UsageError, match=re.escape(said)):
+        project.manager(**{name: value})
+    manager = project.manager()
+    setattr(manager, name, value)  # set after construction: refused at the next call, before anything
+    with pytest.raises(UsageError, match=re.escape(said)):
+        manager.migrate()
+    assert not project.db.exists() and sorted(p.name for p in project.root.iterdir()) == ["migrations"]
+
+
+def test_a_truthy_string_never_turns_a_protection_off(project: Project) -> None:
+    import sqlite3
+
+    from vcp_migrate import MigrationManager, UsageError
+
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    with sqlite3.connect(project.db) as application:
+        application.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY)")
+    application.close()
+    before = project.digest()
+    with pytest.raises(UsageError, match=re.escape("allow_existing must be True or False, not 'no'")):
+        MigrationManager(db_path=project.db, migrations_dir=project.dir, allow_existing="no").migrate()  # type: ignore[arg-type]
+    assert project.digest() == before and project.history() == [] and project.tables() == {"orders"}
+    new = project.root / "new.db"
+    with pytest.raises(UsageError, match=re.escape("create must be True or False, not 'false'")):
+        MigrationManager(db_path=new, migrations_dir=project.dir, create="false").migrate()  # type: ignore[arg-type]
+    assert not new.exists() and sorted(p.name for p in project.root.iterdir()) == ["migrations", "test.db"]
+
+
+@pytest.mark.parametrize(
+    ("call", "said"),
+    [
+        (lambda m: m.migrate(allow_out_of_order="no"), "allow_out_of_order must be True or False, not 'no'"),
+        (lambda m: m.migrate(atomic="no"), "atomic must be True or False, not 'no'"),
+        (lambda m: m.rollback(from_history="no"), "from_history must be True or False, not 'no'"),
+        (lambda m: m.dry_run_migrate(allow_out_of_order=1), "allow_out_of_order must be True or False, not 1"),
+        (lambda m: m.dry_run_rollback(from_history="no"), "from_history must be True or False, not 'no'"),
+        (lambda m: m.validate(roundtrip="no"), "roundtrip must be True or False, not 'no'"),
+        (lambda m: m.new("c", sql="no"), "sql must be True or False, not 'no'"),
+    ],
+    ids=["migrate allow_out_of_order", "migrate atomic", "rollback from_history", "dry run migrate",
+         "dry run rollback", "validate roundtrip", "new sql"],
+)  # fmt: skip
+def test_a_method_flag_that_is_not_a_bool_is_a_usage_error(project: Project, call: Any, said: str) -> None:
+    from vcp_migrate import UsageError
+
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
+    manager = project.manager()
+    manager.migrate(1)
+    before = project.digest()
+    with pytest.raises(UsageError, match=re.escape(said)):
+        call(manager)
+    assert project.digest() == before and project.history() == [1]
+    assert sorted(p.name for p in project.dir.iterdir()) == ["001_a.sql", "002_b.sql", "schema.sql"]
+
+
+def test_a_confirm_answer_that_is_not_a_bool_is_refused_and_nothing_is_done(project: Project) -> None:
+    """A confirm that answers "no" (a truthy string) must not count as yes."""
+    from vcp_migrate import UsageError
+
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
+    manager = project.manager()
+    manager.migrate(1)
+    manager.migrate()  # backs up the database at version 1 first
+    (project.dir / "002_b.sql").unlink()  # rolled back from the history, once confirmed
+
+    def checksum() -> object:
+        return project.query("SELECT checksum FROM vcp_migrations WHERE version = 2")
+
+    before, recorded = project.digest(), checksum()
+    said = "confirm returned 'no', not True or False (nothing was done)"
+    with pytest.raises(UsageError, match=re.escape(said)):
+        manager.rollback(from_history=True, confirm=lambda title, source: "no")  # type: ignore[arg-type,return-value]
+    with pytest.raises(UsageError, match=re.escape(said)):
+        manager.dry_run_rollback(from_history=True, confirm=lambda title, source: "no")  # type: ignore[arg-type,return-value]
+    assert project.digest() == before and project.history() == [1, 2] and project.tables() == {"a", "b"}
+    project.sql("002_b.sql", "CREATE TABLE b (x, y);", "DROP TABLE b;")  # edited since it was applied
+    with pytest.raises(UsageError, match=re.escape(said)):
+        manager.repair([2], confirm=lambda repair: "no")  # type: ignore[arg-type,return-value]
+    with pytest.raises(UsageError, match=re.escape("confirm returned 1, not True or False")):
+        manager.restore(confirm=lambda backup: 1)  # type: ignore[arg-type,return-value]
+    assert project.digest() == before and checksum() == recorded and project.history() == [1, 2]
+    for call in (
+        lambda: manager.rollback(from_history=True, confirm="yes"),  # type: ignore[arg-type]
+        lambda: manager.dry_run_rollback(from_history=True, confirm="yes"),  # type: ignore[arg-type]
+        lambda: manager.repair([2], confirm="yes"),  # type: ignore[arg-type]
+        lambda: manager.restore(confirm="yes"),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(UsageError, match=re.escape("confirm must be a function that returns True or False")):
+            call()
+    assert project.digest() == before and checksum() == recorded and project.history() == [1, 2]
+    assert len(manager.backups()) == 1

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .backends import TOKEN_VARIABLE, Server, is_url, stand_in
-from .commands.context import Settings, checked
+from .commands.context import Settings, answers, checked, flags
 from .commands.context import path_argument as _path
 from .errors import UsageError, setting
 from .models import Backup, DryRun, MigrationRun, Problem, Repair, StatusReport
@@ -195,6 +195,7 @@ class MigrationManager:
         """
         from .commands import validate
 
+        flags(roundtrip=roundtrip)
         return validate.validate(self._settings(), roundtrip=roundtrip)
 
     def schema_text(self) -> str:
@@ -221,6 +222,7 @@ class MigrationManager:
         """
         from .commands import migrate
 
+        flags(allow_out_of_order=allow_out_of_order, atomic=atomic)
         return migrate.migrate(self._settings(), target, allow_out_of_order=allow_out_of_order, atomic=atomic)
 
     def rollback(
@@ -240,7 +242,8 @@ class MigrationManager:
         """
         from .commands import rollback
 
-        return rollback.rollback(self._settings(), steps, to, from_history=from_history, confirm=confirm)
+        flags(from_history=from_history)
+        return rollback.rollback(self._settings(), steps, to, from_history=from_history, confirm=answers(confirm))
 
     def redo(self) -> list[MigrationRun]:
         """Roll back the newest migration and apply it again, from its file as it is now.
@@ -255,6 +258,7 @@ class MigrationManager:
         """Rehearse ``migrate``: really run it, then undo it; the database file is left as it was."""
         from .commands import dry_run
 
+        flags(allow_out_of_order=allow_out_of_order)
         return dry_run.dry_run_migrate(self._settings(), target, allow_out_of_order=allow_out_of_order)
 
     def dry_run_rollback(
@@ -268,7 +272,9 @@ class MigrationManager:
         """Rehearse ``rollback``: really run it, then undo it; the database file is left as it was."""
         from .commands import dry_run
 
-        return dry_run.dry_run_rollback(self._settings(), steps, to, from_history=from_history, confirm=confirm)
+        flags(from_history=from_history)
+        settings = self._settings()
+        return dry_run.dry_run_rollback(settings, steps, to, from_history=from_history, confirm=answers(confirm))
 
     def baseline(self, version: int) -> list[int]:
         """Record the migrations up to ``version`` as applied, without running them.
@@ -290,7 +296,7 @@ class MigrationManager:
         """
         from .commands import repair
 
-        return repair.repair(self._settings(), versions, confirm)
+        return repair.repair(self._settings(), versions, answers(confirm))
 
     def restore(
         self, backup: str | os.PathLike[str] | None = None, *, confirm: Callable[[Backup], bool] | None = None
@@ -305,10 +311,11 @@ class MigrationManager:
         """
         from .commands import restore
 
-        return restore.restore(self._settings(), backup, confirm)
+        return restore.restore(self._settings(), backup, answers(confirm))
 
     def new(self, name: str, *, sql: bool = False) -> Path:
         """Create the next migration file with empty up and down; return its path. Never overwrites."""
         from .commands import new
 
+        flags(sql=sql)
         return new.new(self._settings(), name, sql=sql)

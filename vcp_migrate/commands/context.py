@@ -8,10 +8,10 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, ParamSpec
 
 from .. import discovery, history, sqlite, transactions
 from ..database import Connection
@@ -44,11 +44,42 @@ class Settings(NamedTuple):
     server: Server | None = None  # a database on a libSQL server (db_path is then its local stand-in name)
 
 
+P = ParamSpec("P")
+
+
 def whole_number(name: str, value: object) -> None:
     """Refuse an argument of the Python API that must be a whole number (a version, a count) and
     is not: 1.5, "3" or True would otherwise be misread, or fail deep inside with a TypeError."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
         raise UsageError(f"{name} must be a whole number, not {value!r}")
+
+
+def flags(**given: object) -> None:
+    """Refuse an argument of the Python API that must be True or False and is not: "no" and
+    "false" are truthy, and taken as they are would turn a protection off (or on) unseen."""
+    for name, value in given.items():
+        if not isinstance(value, bool):
+            raise UsageError(f"{name} must be True or False, not {value!r}")
+
+
+def answers(confirm: Callable[P, bool] | None) -> Callable[P, bool] | None:
+    """A ``confirm`` callback of the Python API, refused now unless it is a function, and made to
+    refuse an answer other than True or False (UsageError): "no" is truthy, and would go on.
+
+    Every command asks before it changes anything, so a refused answer leaves all as it was.
+    """
+    if confirm is None:
+        return None
+    if not callable(confirm):
+        raise UsageError(f"confirm must be a function that returns True or False, not {confirm!r}")
+
+    def answered(*args: P.args, **kwargs: P.kwargs) -> bool:
+        answer: object = confirm(*args, **kwargs)
+        if not isinstance(answer, bool):
+            raise UsageError(f"confirm returned {answer!r}, not True or False", hint="nothing was done")
+        return answer
+
+    return answered
 
 
 def path_argument(name: str, value: object) -> Path:
@@ -69,7 +100,14 @@ def path_text(name: str, value: object) -> str:
 
 def checked(settings: Settings) -> Settings:
     """``settings``, once its values are checked: raises UsageError for a lock timeout that is not
-    a finite number of seconds, or fewer than one backup to keep."""
+    a finite number of seconds, fewer than one backup to keep, or a flag that is not a bool."""
+    flags(
+        backup=settings.backup,
+        user_version=settings.user_version,
+        dump_schema=settings.dump_schema,
+        create=settings.create,
+        allow_existing=settings.allow_existing,
+    )
     seconds = settings.lock_timeout
     number = isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
     if not (number and 0 <= seconds <= sys.float_info.max):  # NaN fails the comparison, inf and 10**400 the bound

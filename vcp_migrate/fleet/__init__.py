@@ -76,6 +76,7 @@ class Fleet:
             )
         self.paths = [context.path_text("a database path", path) for path in paths]
         self.observer = observer or Observer()
+        context.flags(backup=backup, dump_schema=dump_schema)  # the others are checked with the settings
         directory = context.path_argument("migrations_dir", migrations_dir)
         self.schema_file = (
             context.path_argument("schema_file", schema_file) if schema_file is not None else directory / "schema.sql"
@@ -107,6 +108,7 @@ class Fleet:
         stops after that many, ``canary`` runs that many first and stops if any of them fails.
         ``on_result`` sees each database's result as it comes."""
         policy = _policy(keep_going, max_failures, canary)
+        context.flags(allow_out_of_order=allow_out_of_order, atomic=atomic, dry_run=dry_run)
         context.whole_number("target", target)
         job = Job("migrate", self.settings, (), target, allow_out_of_order=allow_out_of_order, atomic=atomic,
                   dry_run=dry_run)  # fmt: skip
@@ -143,6 +145,7 @@ class Fleet:
         self, *, roundtrip: bool = False, jobs: int | None = None, on_result: Report | None = None
     ) -> FleetRun:
         """Validate every database (see MigrationManager.validate); a database with errors fails."""
+        context.flags(roundtrip=roundtrip)
         job = Job("validate", self.settings, (), roundtrip=roundtrip)
         return self._run(job, jobs, Policy(max_failures=None), on_result, load=False, dump=False)
 
@@ -235,6 +238,7 @@ def _check_backup_dir(folder: Path) -> None:
 
 
 def _policy(keep_going: bool, max_failures: int | None, canary: int) -> Policy:
+    context.flags(keep_going=keep_going)
     context.whole_number("max_failures", max_failures)
     context.whole_number("canary", canary)
     if (max_failures is not None and max_failures < 1) or canary < 0:
