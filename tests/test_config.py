@@ -318,6 +318,33 @@ def test_the_installed_command_from_a_subdirectory_uses_the_project_two_folders_
     assert list(work.iterdir()) == []
 
 
+# -- what from_config is given --------------------------------------------------------------------
+
+
+def test_from_config_takes_the_paths_the_constructor_takes(project: Project) -> None:
+    """A path object (or bytes) is a path, as for the constructor; an error names the parameter."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    for given, said in (
+        ({"db_path": 3}, "db_path must be a path (a str or a path object), not int (3)"),
+        ({"schema_file": ["s.sql"]}, "schema_file must be a path (a str or a path object), not list"),
+        ({"migrations_dir": "m\0"}, "migrations_dir holds a NUL character"),
+        ({"dump_schema": "no"}, "dump_schema must be True or False, not 'no'"),
+        ({"create": "false"}, "create must be True or False, not 'false'"),
+    ):
+        with pytest.raises(UsageError, match=re.escape(said)):
+            MigrationManager.from_config(**given)
+    assert sorted(p.name for p in project.root.iterdir()) == ["migrations"]
+    manager = MigrationManager.from_config(
+        db_path=Path("x.db"), migrations_dir=project.dir, schema_file=Path("s.sql"), backup_dir=Path("kept")
+    )
+    assert (manager.db_path, manager.migrations_dir, manager.schema_file, manager.backup_dir) == (
+        Path("x.db"), project.dir, Path("s.sql"), Path("kept")
+    )  # fmt: skip
+    assert MigrationManager.from_config(db_path=os.fsencode("y.db")).db_path == Path("y.db")
+    assert [run.version for run in manager.migrate()] == [1]
+    assert sorted(p.name for p in project.root.iterdir()) == ["migrations", "s.sql", "x.db"]
+
+
 # -- our table where it is not read ---------------------------------------------------------------
 
 

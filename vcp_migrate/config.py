@@ -214,9 +214,25 @@ def settings_from(
         unknown = sorted(set(given) - set(known))
         if unknown:
             raise UsageError(f"unknown parameter {unknown[0]!r}", hint=f"known parameters: {', '.join(known)}")
-        given = {known[name]: value for name, value in given.items()}
+        given = {known[name]: _given(name, known[name], value) for name, value in given.items()}
     found = _located(explicit, None)
     return manager_settings(given, found[0], table=found[1]) if found else manager_settings(given)
+
+
+def _given(parameter: str, key: str, value: object) -> object:
+    """A value given to ``from_config`` as ``parameter``, checked under that name: a path may be
+    any the constructor takes (a str, bytes, a path object), and comes back as text."""
+    if value is None:
+        return None
+    if key in _PATHS:
+        from .commands.context import path_text
+
+        if value == "":  # here first, so that the command line names its option
+            raise UsageError(f"{setting(parameter)} is empty", hint="give a path")  # type: ignore[arg-type]
+        return path_text(parameter, value)
+    if not _is_a(value, KEYS[key]):
+        raise _wrong_type(parameter, KEYS[key], value, "")
+    return value
 
 
 def _from_environment(key: str, raw: str) -> object:
@@ -252,7 +268,9 @@ def _is_a(value: object, kind: type[T]) -> TypeGuard[T]:
 
 
 def _wrong_type(key: str, kind: type, value: object, where: str) -> UsageError:
-    name = {float: "a number", int: "a whole number", str: "a string", bool: "true or false"}.get(kind, kind.__name__)
+    # A value of the table is spelled as TOML spells it, a value given as Python does.
+    flag = "true or false" if where else "True or False"
+    name = {float: "a number", int: "a whole number", str: "a string", bool: flag}.get(kind, kind.__name__)
     what = f"{TABLE} {key}" if where else key
     return UsageError(f"{what} must be {name}, not {value!r}", where=where or None)
 
