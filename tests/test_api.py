@@ -276,3 +276,43 @@ def test_a_confirm_answer_that_is_not_a_bool_is_refused_and_nothing_is_done(proj
             call()
     assert project.digest() == before and checksum() == recorded and project.history() == [1, 2]
     assert len(manager.backups()) == 1
+
+
+@pytest.mark.parametrize(
+    ("arguments", "said"),
+    [
+        ({"schema_file": "."}, "schema_file names a folder, not a file: '.'"),
+        ({"schema_file": "./"}, "schema_file names a folder, not a file: './'"),
+        ({"schema_file": "/"}, "schema_file names a folder, not a file: '/'"),
+        ({"schema_file": "db/.."}, "schema_file names a folder, not a file: 'db/..'"),
+        ({"schema_file": Path(".")}, "schema_file names a folder, not a file: '.'"),
+        ({"schema_file": ""}, "schema_file is empty (give a path)"),
+        ({"db_path": "."}, "db_path names a folder, not a file: '.'"),
+        ({"db_path": "data/"}, "db_path names a folder, not a file: 'data/'"),
+        ({"db_path": ""}, "db_path is empty (give a path)"),
+        ({"migrations_dir": ""}, "migrations_dir is empty (give a path)"),
+        ({"backup_dir": ""}, "backup_dir is empty (give a path)"),
+        ({"backup_dir": b""}, "backup_dir is empty (give a path)"),
+    ],
+)
+def test_a_path_that_cannot_name_what_it_should_is_a_usage_error(
+    project: Project, arguments: dict[str, Any], said: str
+) -> None:
+    """Refused before anything: a schema file named "." was found out only after the commit."""
+    from vcp_migrate import MigrationManager, UsageError
+
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
+    project.manager().migrate(1)
+    before = project.digest()
+    given = {"db_path": project.db, "migrations_dir": project.dir} | arguments
+    with pytest.raises(UsageError, match=re.escape(said)):
+        MigrationManager(**given)
+    manager = project.manager()
+    name = next(iter(arguments))
+    setattr(manager, name, arguments[name])  # set after construction: refused at the next call
+    with pytest.raises(UsageError, match=re.escape(said)):
+        manager.migrate()
+    assert project.digest() == before and project.history() == [1]
+    assert sorted(p.name for p in project.root.iterdir()) == ["migrations", "test.db"]
+    assert sorted(p.name for p in project.dir.iterdir()) == ["001_a.sql", "002_b.sql", "schema.sql"]

@@ -328,8 +328,10 @@ def test_from_config_takes_the_paths_the_constructor_takes(project: Project) -> 
         ({"db_path": 3}, "db_path must be a path (a str or a path object), not int (3)"),
         ({"schema_file": ["s.sql"]}, "schema_file must be a path (a str or a path object), not list"),
         ({"migrations_dir": "m\0"}, "migrations_dir holds a NUL character"),
+        ({"backup_dir": b""}, "backup_dir is empty (give a path)"),
         ({"dump_schema": "no"}, "dump_schema must be True or False, not 'no'"),
         ({"create": "false"}, "create must be True or False, not 'false'"),
+        ({"schema_file": Path(".")}, "schema_file names a folder, not a file: '.'"),
     ):
         with pytest.raises(UsageError, match=re.escape(said)):
             MigrationManager.from_config(**given)
@@ -388,3 +390,43 @@ def test_tables_of_other_names_outside_tool_are_left_alone(project: Project) -> 
     (project.root / "pyproject.toml").write_text(text)
     assert parse_tool_table(text) == {"db": "x.db"}
     assert MigrationManager.from_config().db_path == Path("x.db")
+
+
+# -- settings that cannot name what they should ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [
+        ("schema_file = '.'", "schema_file names a folder, not a file: '.'"),
+        ("schema_file = './'", "schema_file names a folder, not a file: './'"),
+        ("schema_file = '/'", "schema_file names a folder, not a file: '/'"),
+        ("schema_file = 'migrations/..'", "schema_file names a folder, not a file: 'migrations/..'"),
+        ("db = '.'", "db names a folder, not a file: '.'"),
+        ("db = 'data/'", "db names a folder, not a file: 'data/'"),
+    ],
+)
+def test_a_table_path_that_names_a_folder_is_refused_before_anything(project: Project, line: str, said: str) -> None:
+    """``up`` with schema_file = "." once committed the migration, then failed on a ValueError."""
+    (project.root / ".git").mkdir()
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
+    assert project.cli("up", "--to", "1").exit_code == 0
+    before = project.digest()
+    (project.root / "pyproject.toml").write_text(f"[tool.vcp-migrate]\n{line}\n")
+    said = f"pyproject.toml: [tool.vcp-migrate] {said} (give the path of a file, or leave the key out)"
+    with pytest.raises(UsageError, match=re.escape(said)):
+        MigrationManager.from_config()
+    for args in (("up",), ("up", "--db", "test.db"), ("status",)):
+        result = CliRunner().invoke(main, list(args))
+        assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"Error: {said}\n")
+    assert project.digest() == before and project.history() == [1]
+    assert sorted(p.name for p in project.root.iterdir()) == [".git", "migrations", "pyproject.toml", "test.db"]
+    assert sorted(p.name for p in project.dir.iterdir()) == ["001_a.sql", "002_b.sql", "schema.sql"]
+    (project.root / "pyproject.toml").unlink()
+    result = CliRunner().invoke(main, ["up", "--db", "data/"])  # given, it is named as the option
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "Error: --db names a folder, not a file: 'data/' (give the path of a file)\n",
+    )
+    assert sorted(p.name for p in project.root.iterdir()) == [".git", "migrations", "test.db"]

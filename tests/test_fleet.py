@@ -708,7 +708,7 @@ def test_the_python_api_refuses_what_is_not_a_list_of_paths_and_jobs_below_one(p
     assert _digest(path) == before and sorted(p.name for p in path.parent.iterdir()) == [path.name]
 
 
-def test_the_python_api_refuses_a_flag_that_is_not_a_bool_before_anything(project: Project) -> None:
+def test_the_python_api_refuses_a_flag_or_a_schema_file_of_the_wrong_kind_before_anything(project: Project) -> None:
     """A truthy string taken as it is would turn a setting on: ``dry_run="no"`` would migrate for real."""
     paths = _tenants(project, 2, rows=1)
     digests = [_digest(p) for p in paths]
@@ -716,6 +716,7 @@ def test_the_python_api_refuses_a_flag_that_is_not_a_bool_before_anything(projec
         (lambda: Fleet(paths, project.dir, backup="no"), "backup must be True or False, not 'no'"),
         (lambda: Fleet(paths, project.dir, dump_schema=0), "dump_schema must be True or False, not 0"),
         (lambda: Fleet(paths, project.dir, allow_existing="no"), "allow_existing must be True or False, not 'no'"),
+        (lambda: Fleet(paths, project.dir, schema_file="."), "schema_file names a folder, not a file: '.'"),
         (lambda: Fleet(paths, project.dir).migrate(jobs=1, dry_run="no"), "dry_run must be True or False, not 'no'"),
         (lambda: Fleet(paths, project.dir).migrate(jobs=1, atomic="no"), "atomic must be True or False, not 'no'"),
         (lambda: Fleet(paths, project.dir).rollback(jobs=1, keep_going=1), "keep_going must be True or False, not 1"),

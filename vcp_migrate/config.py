@@ -52,6 +52,7 @@ DEFAULTS: dict[str, object] = {
 ENVIRONMENT = {"db": "VCP_MIGRATE_DB", "dir": "VCP_MIGRATE_DIR", "lock_timeout": "VCP_MIGRATE_LOCK_TIMEOUT"}
 CONFIG_VARIABLE = "VCP_MIGRATE_CONFIG"
 _PATHS = ("db", "dir", "schema_file", "backup_dir")
+_FILES = ("db", "schema_file")
 T = TypeVar("T")
 
 
@@ -138,6 +139,12 @@ def _checked(path: Path, table: dict[str, object]) -> dict[str, object]:
             raise _wrong_type(key, expected, value, str(path))
         if key in _PATHS and value == "":  # relative to the file, it would name the file's own folder
             raise UsageError(f"{TABLE} {key} is empty", where=str(path), hint="give a path, or leave the key out")
+        if key in _FILES and _names_a_folder(value):  # checked as written: joined to the file's folder, "." is lost
+            raise UsageError(
+                f"{TABLE} {key} names a folder, not a file: {value!r}",
+                where=str(path),
+                hint="give the path of a file, or leave the key out",
+            )
     if table.get("keep_backups", 1) < 1:  # type: ignore[operator]
         raise UsageError(
             f"keep_backups must be 1 or more, not {table['keep_backups']}",
@@ -247,6 +254,12 @@ def _from_environment(key: str, raw: str) -> object:
             f"{ENVIRONMENT[key]}={raw!r} is not a finite number of seconds, 0 or more", hint="give one such as 30"
         )
     return seconds
+
+
+def _names_a_folder(value: object) -> bool:
+    from .commands.context import names_a_folder
+
+    return isinstance(value, str) and not is_url(value) and names_a_folder(value)
 
 
 def _check_lock_timeout(seconds: object, where: str | None) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .backends import TOKEN_VARIABLE, Server, is_url, stand_in
 from .commands.context import Settings, answers, checked, flags
+from .commands.context import file_argument as _file
 from .commands.context import path_argument as _path
 from .errors import UsageError, setting
 from .models import Backup, DryRun, MigrationRun, Problem, Repair, StatusReport
@@ -60,7 +61,7 @@ class MigrationManager:
     ) -> None:
         # A libSQL URL names a database on a server; db_path is then the local name its backups go by.
         self.db_url = db_path if isinstance(db_path, str) and is_url(db_path) else None
-        self.db_path = stand_in(db_path) if isinstance(db_path, str) and self.db_url else _path("db_path", db_path)
+        self.db_path = stand_in(db_path) if isinstance(db_path, str) and self.db_url else _file("db_path", db_path)
         self.replicas = tuple(replicas)
         self.replica_timeout = replica_timeout
         self.lease = lease
@@ -71,7 +72,7 @@ class MigrationManager:
         self.keep_backups = keep_backups
         self.user_version = user_version
         self.schema_file = (
-            _path("schema_file", schema_file) if schema_file is not None else self.migrations_dir / "schema.sql"
+            _file("schema_file", schema_file) if schema_file is not None else self.migrations_dir / "schema.sql"
         )
         self.dump_schema = dump_schema
         self.create = create
@@ -117,13 +118,13 @@ class MigrationManager:
     def _settings(self) -> Settings:
         return checked(
             Settings(
-                _path("db_path", self.db_path),
+                _file("db_path", self.db_path),
                 _path("migrations_dir", self.migrations_dir),
                 self.lock_timeout,
                 self.backup,
                 self.keep_backups,
                 self.user_version,
-                _path("schema_file", self.schema_file),
+                _file("schema_file", self.schema_file),
                 self.dump_schema,
                 self.observer,
                 self.create,

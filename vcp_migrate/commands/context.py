@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple, ParamSpec
 
 from .. import discovery, history, sqlite, transactions
 from ..database import Connection
-from ..errors import DatabaseError, UsageError
+from ..errors import DatabaseError, Parameter, UsageError, setting
 from ..models import AppliedMigration, Directory
 from ..observer import Observer
 
@@ -87,12 +87,29 @@ def path_argument(name: str, value: object) -> Path:
     return Path(path_text(name, value))
 
 
+def file_argument(name: Parameter, value: object) -> Path:
+    """A path parameter that must name a file (the database, the schema file), as a Path: refused
+    when it ends in a folder's name (".", "..", a separator), which no file can have."""
+    text = path_text(name, value)
+    if names_a_folder(text):
+        raise UsageError(f"{setting(name)} names a folder, not a file: {text!r}", hint="give the path of a file")
+    return Path(text)
+
+
+def names_a_folder(text: str) -> bool:
+    """Whether a path's text ends where only a folder can (".", "..", "/", "data/")."""
+    return os.path.basename(text) in ("", ".", "..")
+
+
 def path_text(name: str, value: object) -> str:
     """A path parameter's text, as given (bytes decoded as the system does); UsageError for what
-    is not a path (None, a number) or holds a NUL, which no file name can."""
+    is not a path (None, a number), is empty (Path("") would be the current folder) or holds a
+    NUL, which no file name can."""
     if not isinstance(value, (str, bytes, os.PathLike)):
         raise UsageError(f"{name} must be a path (a str or a path object), not {type(value).__name__} ({value!r})")
     text = os.fsdecode(os.fspath(value))
+    if not text:
+        raise UsageError(f"{name} is empty", hint="give a path")
     if "\0" in text:
         raise UsageError(f"{name} holds a NUL character, which no file name can: {text!r}", hint="fix the path")
     return text

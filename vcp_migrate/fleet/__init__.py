@@ -79,7 +79,7 @@ class Fleet:
         context.flags(backup=backup, dump_schema=dump_schema)  # the others are checked with the settings
         directory = context.path_argument("migrations_dir", migrations_dir)
         self.schema_file = (
-            context.path_argument("schema_file", schema_file) if schema_file is not None else directory / "schema.sql"
+            context.file_argument("schema_file", schema_file) if schema_file is not None else directory / "schema.sql"
         )
         self.dump_schema = dump_schema
         self.settings = context.checked(
