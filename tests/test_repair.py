@@ -103,20 +103,6 @@ def test_repair_of_an_empty_list_of_versions_repairs_nothing_and_says_so(project
     assert project.digest() == before and project.manager().status()[1]["state"] == "modified"
 
 
-@pytest.mark.parametrize("answer", ["no", 0, None, "yes"])
-def test_a_confirm_that_answers_something_else_than_true_or_false_records_nothing(
-    project: Project, answer: object
-) -> None:
-    """The string 'no' is true in Python: a confirm written as input('record? ') accepted 'n'."""
-    three(project)
-    project.manager().migrate()
-    project.sql("002_b.sql", "CREATE TABLE b(x); -- edited", "DROP TABLE b;")
-    before = project.digest()
-    with pytest.raises(UsageError, match=r"^confirm must return True or False, not .*nothing was recorded"):
-        project.manager().repair([2], confirm=lambda repair: answer)  # type: ignore[arg-type, return-value]
-    assert project.digest() == before and project.manager().status()[1]["state"] == "modified"
-
-
 BROKEN = {
     "002_b.sql": "-- migrate:up\nCREATE TABLE b(x);\n-- migrate: down\nDROP TABLE b;\n",
     "002_b.py": "def up(connection):\n    connection.execute('CREATE TABLE b(x)'\n",

@@ -28,7 +28,7 @@ def repair(settings: Settings, versions: list[int] | None, confirm: Callable[[Re
     with frame.writing(settings, create=False) as session:
         connection = session.connection
         found = repairs(settings, connection, directory, versions)
-        chosen = [r for r in found if _accepted(confirm, r)]
+        chosen = [r for r in found if confirm is None or confirm(r)]
         if not chosen:  # nothing written: a database without history stays without one
             return []
         with sqlite.translated(where(settings)), transactions.transaction(connection):
@@ -68,15 +68,6 @@ def repairs(
         before = history.applied_source(connection, version)
         found.append(Repair(current, applied[version], source_diff(before, current)))
     return found
-
-
-def _accepted(confirm: Callable[[Repair], bool] | None, repair: Repair) -> bool:
-    if confirm is None:
-        return True
-    answer = confirm(repair)
-    if not isinstance(answer, bool):  # "no" is truthy: only a real True records
-        raise UsageError(f"confirm must return True or False, not {answer!r}", hint="nothing was recorded")
-    return answer
 
 
 def _require_loadable(current: MigrationFile) -> None:
