@@ -695,3 +695,19 @@ def test_ctrl_c_during_a_transactional_migration_on_a_server_deletes_the_backup_
     assert runner.returncode == 130 and "Traceback" not in err, out + err
     assert "kept" not in err and "Deleted that backup again" in out
     assert history(url) == [1] and tables(url) == {"trades"}
+
+
+def test_the_server_failing_during_the_backup_is_named_and_said_so(project: Project, cluster: Cluster) -> None:
+    """The error named the backup's local stand-in and said to free space or fix permissions."""
+    url = cluster.primary.url
+    two(project)
+    assert cli(project, url, "migrate", "--to", "1").exit_code == 0
+    with LosingProxy(url, "PRAGMA user_version") as proxy:
+        runner = process(project, proxy.url, "migrate")
+        out, err = runner.communicate(timeout=120)
+    assert proxy.lost.is_set() and runner.returncode == 1 and "Traceback" not in err, out + err
+    assert err.startswith(f"Error: {proxy.url}: backup into ") and err.count("\n") == 1
+    assert err.strip().endswith(
+        "(check that the server is running and run again, or pass --no-backup; nothing was changed)"
+    )
+    assert history(url) == [1] and not list(project.root.glob("*.db.backups/*"))

@@ -146,6 +146,8 @@ def _check_folder(where: Path) -> None:
 def _remedy(exc: OSError | sqlite3.Error) -> str:
     if isinstance(exc, _NotAFolder):
         return "remove it" if "link" in str(exc) else "move it away"
+    if getattr(exc, "about_database", False):  # a server that failed while it was read (backends.remote)
+        return "check that the server is running and run again"
     if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
         return f"retry when the other connection is done, raise {setting('lock_timeout')}"
     if isinstance(exc, FileNotFoundError):

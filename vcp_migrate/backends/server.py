@@ -92,13 +92,17 @@ def take_backup(settings: Settings, session: Session) -> Backup:
     assert isinstance(connection, remote.RemoteConnection)
     with sqlite.translated(connection.url), transactions.read_transaction(connection):
         version = history.highest(connection)
-        return backups.take(
-            None,
-            settings.db_path,
-            version,
-            settings.backup_dir,
-            copier=lambda target: snapshot.copy_into(connection, target),
-        )
+        try:
+            return backups.take(
+                None,
+                settings.db_path,
+                version,
+                settings.backup_dir,
+                copier=lambda target: snapshot.copy_into(connection, target),
+            )
+        except DatabaseError as exc:  # named after the local stand-in: the database is the server's
+            exc.where = connection.url
+            raise
 
 
 def wait_for_replicas(settings: Settings, version: int) -> None:
