@@ -250,3 +250,13 @@ def test_a_link_to_nothing_is_not_an_existing_file(project: Project) -> None:
     project.dir.unlink()
     project.dir.symlink_to("real")  # a link to a folder is the folder
     assert project.manager().new("x").name == "001_x.py" and (project.root / "real" / "001_x.py").exists()
+
+
+def test_the_version_of_a_file_that_cannot_be_used_is_taken_too(project: Project) -> None:
+    """A link to nothing named 002_... and a folder named 003_...: new made 002 beside them, a
+    version used twice once the link is mended."""
+    project.sql("001_t.sql", "CREATE TABLE t(a);", "DROP TABLE t;")
+    (project.dir / "002_linked.py").symlink_to("nowhere")
+    (project.dir / "003_x.sql").mkdir()
+    created = project.manager().new("second")
+    assert created.name == "004_second.py"

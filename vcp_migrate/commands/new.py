@@ -33,8 +33,10 @@ def new(settings: Settings, name: str, *, sql: bool) -> Path:
     _check_folder(folder)
     in_history = list(applied(settings) or {})
     with _locked(folder, settings.lock_timeout):
-        files = discovery.without_duplicates(scan(settings)).migrations
-        version = scaffold.next_version([*(f.version for f in files), *in_history])
+        found = scan(settings)
+        files = discovery.without_duplicates(found).migrations
+        taken = [problem.version for problem in found.problems if problem.version is not None]  # a link to nothing
+        version = scaffold.next_version([*(f.version for f in files), *taken, *in_history])
         width = scaffold.prefix_width(f.path.name.partition("_")[0] for f in files)
         path = folder / scaffold.file_name(version, snake, width=width, sql=sql)
         _create(path, scaffold.template(snake, sql=sql))
