@@ -12,7 +12,7 @@ from contextlib import closing
 
 import pytest
 
-from vcp_migrate import PlanError
+from vcp_migrate import MigrationManager, PlanError
 
 from .conftest import (
     Project,
@@ -512,3 +512,28 @@ def test_a_reader_leaving_in_the_middle_of_a_long_output_is_said_buffered_or_not
     said = "Error: standard output was closed before all was printed; the command went on to its end\n"
     assert code == 1 and err.endswith(said)
     assert len(err.splitlines()) == 1 + as_json and not project.db.exists()  # --json notes the missing database
+
+
+def test_a_schema_file_named_as_a_migration_is_listed_and_run_as_one(project: Project) -> None:
+    """It was left out of the scan whatever the dump setting: status never listed 003, and with
+    the dump off (the refusal's own hint) migrate skipped it for good, status then all applied."""
+    three(project)
+    project.sql("004_d.sql", "CREATE TABLE d(x);", "DROP TABLE d;")
+    named = project.manager(schema_file=project.dir / "003_c.sql", dump_schema=False)
+    assert [row["version"] for row in named.status()] == [1, 2, 3, 4]
+    assert [run.version for run in named.migrate()] == [1, 2, 3, 4]
+    assert project.history() == [1, 2, 3, 4] and project.tables() == {"a", "b", "c", "d"}
+
+
+def test_the_schema_file_is_known_by_another_spelling_of_its_folder(project: Project) -> None:
+    """The folder named through '..' or a link: the tool's own schema.sql was taken for a
+    migration with a bad name, and every later run refused to start."""
+    three(project)
+    assert project.manager().migrate() and (project.dir / "schema.sql").exists()
+    (project.root / "sub").mkdir()
+    (project.root / "linked").symlink_to(project.dir)
+    for spelling in (project.root / "sub" / ".." / "migrations", project.root / "linked"):
+        manager = MigrationManager(project.db, spelling, schema_file=project.dir / "schema.sql")
+        assert {row["state"] for row in manager.status()} == {"applied"}
+        assert manager.migrate() == [] and manager.rollback() and manager.migrate()
+    assert project.history() == [1, 2, 3]

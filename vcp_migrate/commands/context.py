@@ -140,11 +140,17 @@ def checked(settings: Settings) -> Settings:
 
 
 def scan(settings: Settings) -> Directory:
-    """The migrations directory; the schema file is not a migration even when it lives there."""
+    """The migrations directory; the schema file is not a migration even when it lives there,
+    unless it is named as one: then it is one (left out, it would be skipped for good with the
+    dump off; with it on, writing the schema file over it is refused: ``schema_target``)."""
     if settings.directory is not None:
         return settings.directory
-    inside = settings.schema_file.absolute().parent == settings.migrations_dir.absolute()
-    return discovery.scan(settings.migrations_dir, ignore=[settings.schema_file.name] if inside else [])
+    name = settings.schema_file.name
+    # The folder as the file system names it: '..', links and another spelling of the same folder.
+    inside = not discovery.is_migration_name(name) and (
+        os.path.realpath(settings.schema_file.parent) == os.path.realpath(settings.migrations_dir)
+    )
+    return discovery.scan(settings.migrations_dir, ignore=[name] if inside else [])
 
 
 def where(settings: Settings) -> str:
