@@ -383,3 +383,43 @@ def test_a_source_kept_in_the_history_that_cannot_load_says_to_restore_the_file(
     said = " ".join(result.stderr.split())
     assert ":history/002_needs.py: loading failed" in said and "a module the release had" in said
     assert said.endswith("(restore the migration's file to roll it back with it; nothing was rolled back)")
+
+
+def test_a_dry_run_shows_escape_sequences_in_statements_as_text(project: Project) -> None:
+    """A statement's literal reached the terminal raw: it could clear the screen or hide the lines after it."""
+    project.sql("001_t.sql", "CREATE TABLE t(a);", "SELECT '\x1b[2J\x1b]0;pwned\x07';\nDROP TABLE t;")
+    project.manager().migrate()
+    result = project.cli("rollback", "--dry-run")
+    assert result.exit_code == 0 and "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "SELECT '\\x1b[2J\\x1b]0;pwned\\x07';" in result.stdout
+
+
+def test_from_history_shows_the_stored_source_as_it_is_not_as_emoji(project: Project) -> None:
+    """Rich replaced ':red_circle:' with its emoji: what was shown was not what runs."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.write(
+        "002_e.py",
+        'FLAG = ":red_circle:"\ndef up(c):\n    c.execute("CREATE TABLE e(x)")\n'
+        'def down(c):\n    c.execute("DROP TABLE e")',
+    )
+    project.manager().migrate()
+    (project.dir / "002_e.py").unlink()
+    result = project.cli("rollback", "--from-history", "--yes")
+    assert result.exit_code == 0, result.output
+    assert 'FLAG = ":red_circle:"' in result.stdout and "\U0001f534" not in result.stdout
+    assert project.history() == [1]
+
+
+def test_a_down_that_fails_outside_a_transaction_leaves_the_schema_file_true(project: Project) -> None:
+    """What it did before failing stays in the database; the schema file still showed the index it had dropped."""
+    project.write(
+        "001_e.sql",
+        "-- migrate:up transaction:false\nCREATE TABLE e(a);\nCREATE INDEX e_a ON e(a);\n"
+        "-- migrate:down transaction:false\nDROP INDEX e_a;\nDROP TABLE nosuch;\nDROP TABLE e;\n",
+    )
+    project.manager().migrate()
+    assert "e_a" in (project.dir / "schema.sql").read_text()
+    result = project.cli("rollback")
+    assert result.exit_code == 1 and project.history() == [1]
+    assert project.query("SELECT name FROM sqlite_master WHERE name = 'e_a'") == []
+    assert "e_a" not in (project.dir / "schema.sql").read_text()

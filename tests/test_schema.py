@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from contextlib import closing
 
 import pytest
 
 from vcp_migrate.errors import UsageError
 from vcp_migrate.schema import normalise, snapshot
 
-from .conftest import Project, trading
+from .conftest import Project, console_script, on_a_terminal, trading
 
 
 def test_schema_file_follows_every_change_and_is_not_a_migration(project: Project) -> None:
@@ -230,3 +231,13 @@ def test_a_run_with_nothing_to_do_is_not_refused_for_it(project: Project) -> Non
         assert result.exit_code == 0 and result.stderr == "", result.output
     assert (project.root / "notes.sql").read_text() == "mine\n" and project.history() == [1, 2]
     assert project.cli("rollback").exit_code == 2 and project.history() == [1, 2]  # something to do: refused
+
+
+def test_the_schema_command_on_a_terminal_shows_escape_sequences_as_text(project: Project) -> None:
+    """A literal of the schema reached the terminal raw: it could retitle the window and clear the screen."""
+    with closing(sqlite3.connect(project.db)) as connection:
+        connection.execute("CREATE TABLE esc(a TEXT DEFAULT '\x1b]0;PWNED\x07\x1b[2J')")
+    command = [str(console_script()), "schema", "--db", str(project.db), "--dir", str(project.dir)]
+    code, shown = on_a_terminal(command, project.root)
+    assert code == 0 and "PWNED" in shown
+    assert "\x1b]0;PWNED" not in shown and "\x07" not in shown and "\x1b[2J" not in shown

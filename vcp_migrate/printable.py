@@ -27,6 +27,15 @@ def printable(text: str) -> str:
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
+def printable_lines(text: str) -> str:
+    """Code or SQL to show as it is laid out: ``printable``, but its line ends and tabs kept (any
+    other escape in it could move the cursor and erase the lines shown)."""
+    if text.isprintable():
+        return text
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return "\n".join("\t".join(printable(part) for part in line.split("\t")) for line in lines)
+
+
 TIME = "Applied at (UTC)"
 _SUMMARY_ORDER = ("applied", "pending", "modified", "missing", "out-of-order", "invalid")
 

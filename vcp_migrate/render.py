@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .models import Backup, DryRun, MigrationRun, Problem
-from .printable import backup_text, printable, size
+from .printable import backup_text, printable, printable_lines, size
 
 
 def run_line(run: MigrationRun) -> Text:
@@ -88,8 +88,7 @@ def diff_text(diff: str) -> Text:
             if line.startswith("@@")
             else ""
         )
-        # Escapes in a file could move the cursor and erase the lines under review: only tabs stay.
-        text.append("\t".join(printable(part) for part in line.split("\t")) + "\n", style=style)
+        text.append(printable_lines(line) + "\n", style=style)  # escapes could erase the lines under review
     return text
 
 
@@ -105,7 +104,7 @@ def dry_run(report: DryRun) -> Group:
         line.append(f"{rehearsal.version} {printable(rehearsal.name)}", style="bold")
         line.append(f" ({outcome})")
         parts.append(line)
-        parts.extend(Text("    " + statement) for statement in rehearsal.statements)
+        parts.extend(Text("    " + printable_lines(statement)) for statement in rehearsal.statements)
     if not report.rehearsals:
         parts.append(Text("Nothing to run."))
     from . import schema  # loaded only for a dry run, not by status

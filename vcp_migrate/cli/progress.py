@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import sys
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..observer import Observer
-from ..printable import backup_text, printable
+from ..printable import backup_text, printable, printable_lines
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -84,7 +83,7 @@ class Progress(Observer):
         if self._console is None:
             from rich.console import Console
 
-            self._console = Console(highlight=False, soft_wrap=True)
+            self._console = Console(highlight=False, soft_wrap=True, emoji=False)  # ':red_circle:' is text
         return self._console
 
     @property
@@ -152,10 +151,7 @@ class Progress(Observer):
     def showing(self, title: str, code: str) -> None:
         self.stop()
         self.console.print(f"Running the {printable(title)}:", style="bold", markup=False)
-        # Escapes in the code could move the cursor and erase lines it shows: only line ends and tabs stay.
-        lines = re.split(r"\r\n|\r|\n", code)
-        shown = "\n".join("\t".join(printable(part) for part in line.split("\t")) for line in lines)
-        self.console.print(shown or "(empty)", markup=False)
+        self.console.print(printable_lines(code) or "(empty)", markup=False)
 
     def waiting(self, message: str) -> None:
         if not self.quiet:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .. import closed_output
-from ..printable import printable, status_lines, unmanaged_note
+from ..printable import printable, printable_lines, status_lines, unmanaged_note
 from .base import EXIT_DISAGREE, EXIT_PENDING, common, handles_errors, make_manager
 from .progress import Progress, colour, terminal_columns
 
@@ -161,7 +161,7 @@ def schema_command(db: str | None, directory: str | None, progress: Progress) ->
     if progress.terminal:
         from rich.syntax import Syntax
 
-        progress.console.print(Syntax(text, "sql", background_color="default"))
+        progress.console.print(Syntax(printable_lines(text), "sql", background_color="default"))
     else:
         click.echo(text, nl=False)
     return 0

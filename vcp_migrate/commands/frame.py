@@ -258,7 +258,7 @@ def changing(settings: Settings, session: Session, run: Callable[[], Ran]) -> Ra
         created_folder = not os.path.lexists(backups.folder(settings.db_path, settings.backup_dir))
     backup = take_backup(settings, session, folder_created=created_folder)
     ran = run()
-    if ran.runs:
+    if ran.runs or (ran.partly and settings.server is None):  # what a failed migration left outside a transaction too
         dump(settings, session)
     if backup is not None:
         _keep_or_discard(settings, backup, ran, created_folder=created_folder)
