@@ -124,12 +124,9 @@ def test_new_cannot_write_outside_the_directory(project: Project, name: str) -> 
 def test_new_does_not_follow_a_link_planted_where_its_file_goes(project: Project) -> None:
     target = project.root / "victim.txt"
     target.write_text("precious")
-    (project.dir / "001_x.py").symlink_to(target)  # a dangling-or-not link named like the next file
-    from vcp_migrate import MigrationFileError
-
-    with pytest.raises(MigrationFileError):
-        project.manager().new("x")
-    assert target.read_text() == "precious"
+    (project.dir / "001_x.py").symlink_to(target)  # a link named like the next file: its version is taken
+    assert project.manager().new("x").name == "002_x.py"
+    assert target.read_text() == "precious" and (project.dir / "001_x.py").is_symlink()
 
 
 def test_from_history_never_runs_code_a_coding_declaration_hides(project: Project) -> None:
