@@ -319,6 +319,31 @@ def test_a_redirect_is_not_followed_so_the_token_goes_nowhere_else(fake: tuple[s
     assert len(handler.received) == 1
 
 
+def test_closing_a_stream_waits_a_few_seconds_at_most(fake: tuple[str, type[FakeServer]]) -> None:
+    """A close the server does not answer is given up after 2 s, not the request timeout: the server
+    ends an idle stream by itself, and a run that failed must not wait a full timeout more for it."""
+    url, handler = fake
+    handler.reply = (200, json.dumps(PIPELINE).encode(), {})
+    answer = handler.do_POST
+    stopped = threading.Event()
+
+    def answer_only_the_first(self: FakeServer) -> None:
+        if not self.received:
+            answer(self)
+        else:  # as a server that stopped answering
+            stopped.wait(30)
+
+    handler.do_POST = answer_only_the_first  # type: ignore[method-assign]
+    stream = Stream(url, timeout=30)
+    assert stream.execute("SELECT 1").rows == ((1,),)
+    start = time.monotonic()
+    try:
+        stream.close()
+        assert time.monotonic() - start < 5 and stream.closed
+    finally:
+        stopped.set()
+
+
 def test_urls() -> None:
     assert hrana.http_url("libsql://db.example.com") == "https://db.example.com"
     assert hrana.http_url("LIBSQL://db.example.com:8443/") == "https://db.example.com:8443"

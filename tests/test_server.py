@@ -22,7 +22,7 @@ from vcp_migrate import MigrationManager
 from vcp_migrate.backends import hrana
 from vcp_migrate.cli import main
 
-from .cluster import Cluster, free_port
+from .cluster import Cluster, Node, free_port
 from .conftest import ENV_VARS, Project, console_script
 from .lost_answers import LosingProxy
 
@@ -280,6 +280,64 @@ def test_a_killed_runner_blocks_others_until_its_lease_expires(project: Project,
     assert history(url) == [1] and tables(url) == {"slow"}
 
 
+def names(url: str) -> list[str]:
+    """Every name in the database's schema, SQLite's and vcp-migrate's own included."""
+    return [str(row[0]) for row in query(url, "SELECT name FROM sqlite_master ORDER BY name")]
+
+
+def test_a_refused_or_dry_run_leaves_a_database_it_does_not_manage_as_it_was(
+    project: Project, cluster: Cluster
+) -> None:
+    """Taking the lease makes its table; a run that leaves no history drops it again when it lets go."""
+    url = cluster.primary.url
+    two(project)
+    query(url, "CREATE TABLE app_users (id INTEGER PRIMARY KEY, email TEXT)")
+    for args, said in [
+        (("migrate", "--dry-run"), "has 1 table(s) (app_users) and no migration history"),
+        (("up",), "has 1 table(s) (app_users) and no migration history"),
+        (("rollback",), "nothing to roll back"),
+        (("rollback", "--dry-run"), "nothing to roll back"),
+    ]:
+        result = cli(project, url, *args)
+        assert result.exit_code == 1 and said in result.output and "nothing was changed" in result.output, args
+        assert names(url) == ["app_users"], args
+    rehearsed = cli(project, url, "migrate", "--dry-run", "--allow-existing")
+    assert rehearsed.exit_code == 0 and "the database is unchanged" in rehearsed.output
+    assert cli(project, url, "repair", "--yes").exit_code == 0  # nothing to repair
+    for command in ("status", "current", "validate"):  # never take the lease
+        assert cli(project, url, command).exit_code in (0, 1), command
+    assert names(url) == ["app_users"]
+    cluster.settle()  # the replicas follow: none of them has the table either
+    assert [names(replica.url) for replica in cluster.replicas] == [["app_users"], ["app_users"]]
+    assert cli(project, url, "migrate", "--allow-existing", "--no-backup").exit_code == 0  # history: the table stays
+    assert history(url) == [1, 2] and query(url, "SELECT count(*) FROM vcp_migrations_lease") == [(0,)]
+
+
+def finished(runners: list[subprocess.Popen[str]]) -> list[tuple[int, str]]:
+    """Each runner's exit code and what it wrote on stderr, once it has ended."""
+    errors = [runner.communicate(timeout=120)[1] for runner in runners]
+    return [(runner.returncode, err) for runner, err in zip(runners, errors, strict=True)]
+
+
+def test_runners_at_once_leave_the_history_or_nothing(project: Project, cluster: Cluster) -> None:
+    """Runners that take the lease while another drops its table, each one making it again."""
+    url = cluster.primary.url
+    two(project)
+    for _ in range(2):  # a database it does not manage: every run refused, the table never left behind
+        query(url, "CREATE TABLE IF NOT EXISTS app_users (id INTEGER PRIMARY KEY)")
+        runners = [process(project, url, *args) for args in [("up",), ("migrate", "--dry-run"), ("rollback",)] * 2]
+        outcomes = finished(runners)
+        assert all(code == 1 and "nothing was changed" in err for code, err in outcomes), outcomes
+        assert all("Traceback" not in err for _, err in outcomes)
+        assert names(url) == ["app_users"]
+    wipe(url)  # an empty database: one applies, the others find nothing to do
+    runners = [process(project, url, *args) for args in [("up", "--no-backup"), ("migrate", "--dry-run")] * 3]
+    outcomes = finished(runners)
+    assert all(code == 0 for code, _ in outcomes), outcomes
+    assert history(url) == [1, 2] and tables(url) == {"trades", "fills"}
+    assert query(url, "SELECT count(*) FROM vcp_migrations_lease") == [(0,)]
+
+
 # -- faults of the server -------------------------------------------------------------------------
 
 
@@ -312,6 +370,64 @@ def test_the_primary_killed_mid_migration(project: Project, cluster: Cluster) ->
     project.write("001_slow.py", "def up(connection):\n    connection.execute('CREATE TABLE slow (x)')\n")
     assert cli(project, url, "migrate", "--no-backup", "--lock-timeout", "60").exit_code == 0
     assert history(url) == [1]
+
+
+@pytest.fixture
+def lone_server(libsql_cluster: Cluster, tmp_path: Path) -> Iterator[Node]:
+    """A sqld of its own, to stop (SIGSTOP) without disturbing the session's cluster."""
+    node = Node("lone", libsql_cluster.binary, tmp_path / "lone", [])
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.mark.parametrize("ctrl_c", [False, True], ids=["the request times out", "Ctrl-C"])
+def test_a_server_that_stops_answering_mid_migration_ends_the_run_within_about_one_timeout(
+    project: Project, lone_server: Node, ctrl_c: bool
+) -> None:
+    """Once the server has not answered, or on Ctrl-C, the lease is let go of with a short wait,
+    or left to expire, never after a full timeout for each request of its release."""
+    url = lone_server.url
+    timeout = 10.0  # each request's, with --lock-timeout 1 (at least 10 s)
+    started = project.root / "started"
+    project.write(
+        "001_slow.py",
+        f"""
+        import pathlib, time
+
+        def up(connection):
+            connection.execute("CREATE TABLE slow (x)")
+            pathlib.Path({str(started)!r}).touch()
+            time.sleep(1)
+            connection.execute("INSERT INTO slow VALUES (1)")
+        """,
+    )
+    runner = process(project, url, "migrate", "--no-backup", "--lock-timeout", "1", "--lease", "5")
+    wait_until(started.exists, timeout=30)
+    with lone_server.paused():
+        stopped_at = time.monotonic()
+        if ctrl_c:
+            time.sleep(2)  # its INSERT waits for an answer
+            interrupted_at = time.monotonic()
+            runner.send_signal(signal.SIGINT)
+        _, err = runner.communicate(timeout=120)
+        ended = time.monotonic()
+    if ctrl_c:
+        assert runner.returncode == 130, err
+        assert ended - interrupted_at < 8, err  # two full timeouts (20 s) before
+        assert "Error: interrupted while running" in err
+    else:
+        assert runner.returncode == 1, err
+        assert ended - stopped_at < 2 * timeout, err  # three full timeouts (30 s) before
+        assert "Error: " + f"{url}: the server did not answer within {timeout:g} s" in err
+    assert err.count("Error: ") == 1 and "Traceback" not in err
+    assert "lease could not be released (the server did not answer); it expires by itself within 5 s" in err
+    assert history(url) == [] and "slow" not in tables(url)
+    project.write("001_slow.py", "def up(connection):\n    connection.execute('CREATE TABLE slow (x)')\n")
+    assert cli(project, url, "migrate", "--no-backup", "--lock-timeout", "60").exit_code == 0
+    assert history(url) == [1] and tables(url) == {"slow"}
 
 
 def test_a_migration_that_loses_the_write_lock_applies_nothing(project: Project, cluster: Cluster) -> None:

@@ -41,6 +41,7 @@ Value: TypeAlias = int | float | str | bytes | None
 """A value as Python's sqlite3 module returns it."""
 
 DEFAULT_TIMEOUT = 10.0
+_CLOSE_TIMEOUT = 2.0  # a close not answered is fine: the server expires an idle stream after 10 s
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 
@@ -182,7 +183,8 @@ class Stream:
             return
         self._closed = True
         if self._opened and self._lost is None and self._baton is not None:
-            # Not answering is fine: the server expires an abandoned stream after 10 s idle, rolling it back.
+            # Not answering is fine: the server expires an abandoned stream after 10 s idle, rolling
+            # it back; so a close waits a few seconds at most, not the whole timeout of a request.
             with contextlib.suppress(sqlite3.Error):
                 self._pipeline([{"type": "close"}], closing=True)
 
@@ -194,7 +196,7 @@ class Stream:
         if self._closed and not closing:
             raise sqlite3.ProgrammingError(f"{self.url}: the stream is closed")
         body = json.dumps({"baton": self._baton, "requests": requests}).encode()
-        answer = self._post(body)
+        answer = self._post(body, min(self.timeout, _CLOSE_TIMEOUT) if closing else self.timeout)
         baton = answer.get("baton")
         results = answer.get("results")
         if not isinstance(results, list) or len(results) != len(requests) or not isinstance(baton, (str, type(None))):
@@ -220,14 +222,14 @@ class Stream:
             return
         self._endpoint = f"{target}/v2/pipeline"
 
-    def _post(self, body: bytes) -> dict[str, Any]:
+    def _post(self, body: bytes, timeout: float) -> dict[str, Any]:
         request = urllib.request.Request(self._endpoint, data=body, method="POST")
         request.add_header("Content-Type", "application/json")
         if self._token:
             request.add_header("Authorization", f"Bearer {self._token}")
         sent = False
         try:
-            with self._opener.open(request, timeout=self.timeout) as response:
+            with self._opener.open(request, timeout=timeout) as response:
                 sent = True
                 text = response.read()
         except KeyboardInterrupt:  # its answer, and so the stream's next baton, is lost with it

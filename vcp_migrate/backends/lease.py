@@ -10,12 +10,22 @@ server's clock, so clocks of the runners never matter):
 - checked and renewed again inside each migration's transaction, just before its COMMIT: a run
   whose lease was taken over (it stalled past the expiry) fails there, and nothing more is applied;
 - deleted at the end. A runner that dies keeps the others waiting at most one lease.
+
+The table is made by the first run that finds it missing. A run that leaves the database without
+vcp-migrate's history (a refused or dry run, a rollback of nothing) drops it again when it lets go
+of the lease, in the transaction that deletes its row and only if no other row is there: such a
+database is left exactly as it was found. A runner that finds the table gone makes it again.
+
+When the server has stopped answering (a request timed out or could not be sent), or Ctrl-C
+stops the run, the lease is released within a few seconds, or not at all: it then expires by
+itself, and the run says so.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import threading
 import time
 import uuid
@@ -25,9 +35,11 @@ from typing import Protocol
 
 from .. import history
 from ..errors import DatabaseError, LockTimeout, setting
+from .hrana import ServerUnreachable
 
 DEFAULT_SECONDS = 30.0
 _POLL_SECONDS = 0.25
+_HURRIED_SECONDS = 2.0  # how long a release waits to see the server answer, once it did not or after Ctrl-C
 _DAY = 86400.0
 _CREATE = (
     f"CREATE TABLE IF NOT EXISTS {history.LEASE} ("
@@ -43,6 +55,9 @@ _TAKE = (
 _RENEW = f"UPDATE {history.LEASE} SET expires = julianday('now') + ? WHERE id = 1 AND holder = ?"
 _HELD_BY = f"SELECT holder, (expires - julianday('now')) * {_DAY} FROM {history.LEASE} WHERE id = 1"
 _RELEASE = f"DELETE FROM {history.LEASE} WHERE id = 1 AND holder = ?"
+_HAS_HISTORY = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)"
+_LEFT = f"SELECT count(*) FROM {history.LEASE}"
+_DROP = f"DROP TABLE {history.LEASE}"
 
 
 class _Connection(Protocol):
@@ -51,20 +66,27 @@ class _Connection(Protocol):
     def close(self) -> None: ...
 
 
+class _Connect(Protocol):
+    def __call__(self, timeout: float | None = None) -> _Connection:
+        """A new connection whose requests each wait at most ``timeout`` seconds (None: the run's own)."""
+
+
 class Lease:
     """Context manager holding the lease of the database at ``where``, waiting at most ``timeout``.
 
-    ``connect`` opens a new connection to the server (the renewing thread keeps one of its own).
+    ``connect`` opens a new connection to the server (the renewing thread keeps one of its own);
+    ``warn`` is told when the lease could not be released, so that it expires by itself.
     """
 
     def __init__(
         self,
-        connect: Callable[[], _Connection],
+        connect: _Connect,
         where: str,
         timeout: float,
         seconds: float = DEFAULT_SECONDS,
         on_wait: Callable[[str], None] | None = None,
         busy: Callable[[], bool] | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self.connect = connect
         self.busy = busy  # the run's own write transaction is open: renewing now would wait on it
@@ -72,20 +94,21 @@ class Lease:
         self.timeout = timeout
         self.seconds = seconds
         self.on_wait = on_wait
+        self.warn = warn
         self.holder = f"{socket.gethostname()} pid {os.getpid()} {uuid.uuid4().hex[:8]}"
-        self._connection: _Connection | None = None
+        self._held = False
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
         self.lost: str | None = None  # why the renewing thread could not renew it
+        self.unanswered = False  # a request of the renewing thread got no answer
 
     def __enter__(self) -> Lease:
         connection = self.connect()
         try:
             self._take(connection)
-        except BaseException:
-            connection.close()
-            raise
-        self._connection = connection
+        finally:
+            connection.close()  # its next request would come only at the release: the server ends an idle stream
+        self._held = True
         self._renewer = threading.Thread(target=self._renew_until_released, name="vcp-migrate lease", daemon=True)
         self._renewer.start()
         return self
@@ -94,23 +117,33 @@ class Lease:
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
         self._stop.set()
+        # The server no longer answers, or Ctrl-C: a full timeout for each request of the release
+        # would keep the command waiting long after it failed; the lease expires by itself anyway.
+        hurried = self.unanswered or (kind is not None and issubclass(kind, KeyboardInterrupt)) or _unanswered(error)
         if self._renewer is not None:
-            self._renewer.join(timeout=5)
-        if self._connection is not None:
-            self._connection.close()  # idle since the lease was taken: the server may have ended it
-            self._connection = None
-            releasing = self.connect()
-            try:
-                releasing.execute(_RELEASE, (self.holder,))
-            except Exception:  # unreachable: the lease expires on its own
-                pass
-            finally:
-                releasing.close()
+            self._renewer.join(timeout=0.5 if hurried else 5)  # a daemon: its renewal of a row gone is harmless
+        if not self._held:
+            return
+        self._held = False
+        try:
+            self._release(hurried)
+        except Exception as exc:
+            if self.warn is not None:
+                why = "the server did not answer" if _unanswered(exc) else _first_line(exc)
+                self.warn(
+                    f"{self.where}: the run lock's lease could not be released ({why}); it expires by itself"
+                    f" within {self.seconds:g} s, and until then another run waits for it"
+                )
 
     def verify(self, connection: _Connection) -> None:
         """Renew the lease in the transaction on ``connection``, right before its COMMIT; raise
         DatabaseError if it is no longer ours (it expired and another run may have taken it)."""
-        cursor = connection.execute(_RENEW, (self.seconds / _DAY, self.holder))
+        try:
+            cursor = connection.execute(_RENEW, (self.seconds / _DAY, self.holder))
+        except sqlite3.OperationalError as exc:
+            if not _missing(exc):
+                raise
+            cursor = None  # another run took it, finished and dropped the table
         if getattr(cursor, "rowcount", 0) != 1:
             raise DatabaseError(
                 f"the run lock's lease ({self.seconds:g} s) expired and another run took it"
@@ -120,15 +153,25 @@ class Lease:
             )
 
     def _take(self, connection: _Connection) -> None:
-        connection.execute(_CREATE)
         deadline = time.monotonic() + self.timeout
         while True:
             # Read first, write only when the lease looks free: a write waiting for the holder's
             # transaction makes the server take the write lock from it after 5 s.
-            held = connection.execute(_HELD_BY).fetchone()  # type: ignore[attr-defined]
+            try:
+                held = connection.execute(_HELD_BY).fetchone()  # type: ignore[attr-defined]
+            except sqlite3.OperationalError as exc:
+                if not _missing(exc):
+                    raise
+                connection.execute(_CREATE)  # never made, or dropped by the last run to let go of it
+                held = None
             holder, left = (str(held[0]), float(held[1])) if held else ("another run", 0.0)
             if left <= 0:
-                cursor = connection.execute(_TAKE, (self.holder, self.seconds / _DAY))
+                try:
+                    cursor = connection.execute(_TAKE, (self.holder, self.seconds / _DAY))
+                except sqlite3.OperationalError as exc:
+                    if not _missing(exc):
+                        raise
+                    cursor = None  # dropped since by a run that let go of it: made again on the next turn
                 if getattr(cursor, "rowcount", 0) == 1:
                     return
             if self.on_wait is not None and self.timeout > 0:
@@ -142,6 +185,34 @@ class Lease:
                     f" it when its lease ends; nothing was changed",
                 )
             time.sleep(min(_POLL_SECONDS, max(deadline - time.monotonic(), 0.01)))
+
+    def _release(self, hurried: bool) -> None:
+        """Delete our row; drop the table too when the database has no history and no other row,
+        so a run that made no history leaves the database as it found it. ``hurried``: first see,
+        waiting a few seconds at most, whether the server answers at all."""
+        checking = self.connect(_HURRIED_SECONDS if hurried else None)
+        try:
+            has_history = checking.execute(_HAS_HISTORY, history.TABLES).fetchone()[0]  # type: ignore[attr-defined]
+        finally:
+            if hurried:
+                checking.close()
+        # It answers: the writes below may wait for the write lock up to the server's own 5 s limit.
+        connection = self.connect() if hurried else checking
+        try:
+            if has_history:  # history tables are never dropped: the table stays, and one statement is enough
+                connection.execute(_RELEASE, (self.holder,))
+                return
+            # In one transaction: a runner that took the lease between a check and the DROP
+            # would otherwise lose its row with the table.
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute(_RELEASE, (self.holder,))
+            left = connection.execute(_LEFT).fetchone()[0]  # type: ignore[attr-defined]
+            made = connection.execute(_HAS_HISTORY, history.TABLES).fetchone()[0]  # type: ignore[attr-defined]
+            if not left and not made:
+                connection.execute(_DROP)
+            connection.execute("COMMIT")
+        finally:
+            connection.close()  # before the COMMIT: closing the stream rolls its transaction back
 
     def _renew_until_released(self) -> None:
         every = self.seconds / 3
@@ -157,6 +228,32 @@ class Lease:
                     self.lost = "it could not be renewed in time"
                     return
             except Exception as exc:  # tried again; the check before COMMIT decides
+                if isinstance(exc, sqlite3.OperationalError) and _missing(exc):
+                    self.lost = "it could not be renewed in time"
+                    return
+                self.unanswered = self.unanswered or _unanswered(exc)
                 self.lost = f"renewing it failed: {exc}"
             finally:
                 connection.close()
+
+
+def _missing(error: sqlite3.OperationalError) -> bool:
+    """Whether ``error`` says the lease's table does not exist."""
+    return str(error).startswith("no such table") and history.LEASE in str(error)
+
+
+def _unanswered(error: BaseException | None) -> bool:
+    """Whether ``error``, or an error it was raised from, says the server did not answer or could
+    not be reached."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, ServerUnreachable):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

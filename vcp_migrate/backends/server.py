@@ -54,13 +54,20 @@ def writing(settings: Settings) -> Iterator[Session]:
     server = settings.server
     assert server is not None
     url = server.url
+
+    def connect_for_lease(timeout: float | None = None) -> remote.RemoteConnection:
+        if timeout is None:
+            return connect(server, settings.lock_timeout)
+        return remote.RemoteConnection(server.url, server.auth_token, timeout)
+
     with sqlite.translated(url):
         lease = Lease(
-            lambda: connect(server, settings.lock_timeout),
+            connect_for_lease,
             url,
             settings.lock_timeout,
             server.lease,
             on_wait=settings.observer.waiting,
+            warn=settings.observer.warning,
         )
         with lease:
             session = Session(
