@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
@@ -264,8 +265,9 @@ class FakeServer(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def fake() -> Iterator[tuple[str, type[FakeServer]]]:
+@contextmanager
+def serving() -> Iterator[tuple[str, type[FakeServer]]]:
+    """A fake server on a free loopback port, for the block: its URL and its handler class."""
     handler = type("Handler", (FakeServer,), {"received": []})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
@@ -275,6 +277,12 @@ def fake() -> Iterator[tuple[str, type[FakeServer]]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def fake() -> Iterator[tuple[str, type[FakeServer]]]:
+    with serving() as served:
+        yield served
 
 
 PIPELINE = {"baton": "b1", "base_url": None, "results": [{"type": "ok", "response": {"type": "execute", "result": {
@@ -317,6 +325,34 @@ def test_a_redirect_is_not_followed_so_the_token_goes_nowhere_else(fake: tuple[s
         Stream(url, auth_token=TOKEN, timeout=5).execute("SELECT 1")
     assert TOKEN not in str(caught.value)
     assert len(handler.received) == 1
+
+
+def test_a_base_url_at_another_host_is_refused_so_the_token_goes_nowhere_else(
+    fake: tuple[str, type[FakeServer]],
+) -> None:
+    url, handler = fake
+    port = url.rsplit(":", 1)[1]
+    with serving() as (elsewhere, foreign):
+        foreign.reply = (200, json.dumps(PIPELINE).encode(), {})
+        for moved, named in [
+            (elsewhere, elsewhere),
+            (f"{elsewhere}/v2/", elsewhere),
+            (f"http://localhost:{port}", f"http://localhost:{port}"),  # the same server, by another name
+        ]:
+            handler.reply = (200, json.dumps({**PIPELINE, "base_url": moved}).encode(), {})
+            stream = Stream(url, auth_token=TOKEN, timeout=5)
+            assert stream.execute("SELECT 1").rows == ((1,),)  # the answer still counts
+            with pytest.raises(ServerError) as caught:
+                stream.execute("SELECT 1")
+            assert str(caught.value) == (
+                f"{url}: the server asked for this stream's next requests at another host ({named}), which would"
+                " receive the auth token: refused, and nothing was sent there; if that is the server to use,"
+                " give its URL"
+            )
+            assert stream.closed and TOKEN not in str(caught.value)
+            stream.close()
+    assert foreign.received == []
+    assert len(handler.received) == 3  # one request a stream: none after the answer naming another host
 
 
 def test_closing_a_stream_waits_a_few_seconds_at_most(fake: tuple[str, type[FakeServer]]) -> None:

@@ -17,7 +17,8 @@ transaction), takes the write lock from a transaction older than 5 s when anothe
 and refuses TEMP objects, ATTACH, VACUUM and ``PRAGMA journal_mode``. Non-finite floats cannot be
 sent (the protocol's JSON has no infinity) and come back as None.
 
-The auth token is sent only in the ``Authorization`` header: no message or repr holds it.
+The auth token is sent only in the ``Authorization`` header, and only to the host and port given
+(a redirect, or a ``base_url`` at another host, is refused): no message or repr holds it.
 Nothing of vcp_migrate is imported here, and nothing imports this module unless a URL is used.
 """
 
@@ -139,6 +140,7 @@ class Stream:
         self._opened = False  # the server has a stream for us: a null baton now means it ended
         self._closed = False
         self._lost: str | None = None  # why the stream cannot be used any more
+        self._advice = "; open a new stream"  # what to do then
         direct = urllib.parse.urlsplit(self.url).hostname in _LOOPBACK
         # A proxy cannot reach this machine's loopback, so a proxy setting must not apply to it.
         handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
@@ -192,7 +194,7 @@ class Stream:
 
     def _pipeline(self, requests: list[dict[str, Any]], closing: bool = False) -> list[dict[str, Any]]:
         if self._lost is not None:
-            raise ServerError(f"{self.url}: {self._lost}; open a new stream", "STREAM_LOST", self._lost)
+            raise ServerError(f"{self.url}: {self._lost}{self._advice}", "STREAM_LOST", self._lost)
         if self._closed and not closing:
             raise sqlite3.ProgrammingError(f"{self.url}: the stream is closed")
         body = json.dumps({"baton": self._baton, "requests": requests}).encode()
@@ -213,12 +215,23 @@ class Stream:
 
     def _follow(self, base_url: str) -> None:
         # The server may ask for the stream's next requests at another address (sqld's
-        # --http-self-url): follow it, but never from https to plain http, which would expose the token.
+        # --http-self-url). Each request carries the auth token, so only to the same host and
+        # port (a redirect is refused for the same reason), never from https to plain http. An
+        # address elsewhere ends the stream: its next request says why, and nothing is sent there.
         try:
             target = http_url(base_url)
         except ValueError:
             return
-        if self.url.startswith("https://") and not target.startswith("https://"):
+        here, there = urllib.parse.urlsplit(self.url), urllib.parse.urlsplit(target)
+        if self.url.startswith("https://") and there.scheme != "https":
+            return
+        if (there.hostname, _port(there)) != (here.hostname, _port(here)):
+            self._lost = (
+                f"the server asked for this stream's next requests at another host ({there.scheme}://{there.netloc}),"
+                " which would receive the auth token: refused, and nothing was sent there; if that is the server"
+                " to use, give its URL"
+            )
+            self._advice = ""
             return
         self._endpoint = f"{target}/v2/pipeline"
 
@@ -286,6 +299,11 @@ class Stream:
             advice = "open a new stream and try again"
         self._lost = f"the server refused a request (HTTP {exc.code})"
         return ServerError(f"{self.url}: HTTP {exc.code}: {message} ({advice})", code or f"HTTP_{exc.code}", message)
+
+
+def _port(url: urllib.parse.SplitResult) -> int | None:
+    """The port a URL reaches, its scheme's default when it names none."""
+    return url.port or {"http": 80, "https": 443}.get(url.scheme)
 
 
 def _describe(reason: object) -> str:
