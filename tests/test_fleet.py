@@ -648,6 +648,26 @@ def test_the_command_line_in_process_targets_from_a_file_and_standard_input(
     assert "check its path in the list of databases" in line["error"]
 
 
+def test_a_server_url_is_not_a_fleet_target(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = _tenants(project, 2, rows=1)
+    before = {path: _digest(path) for path in paths}
+    monkeypatch.chdir(project.root)
+    (project.root / "servers.txt").write_text(f"{paths[0]}\nlibsql://reader:pw@db.example.com/app\n")
+    said = "fleets run on database files, not server URLs (migrate a server with 'vcp-migrate migrate --db URL')"
+    for args, where in [
+        (("status", "http://127.0.0.1:8080"), "http://127.0.0.1:8080"),
+        (("migrate", str(paths[0]), "https://db.example.com"), "https://db.example.com"),
+        (("validate", "ws://127.0.0.1:8080"), "ws://127.0.0.1:8080"),
+        (("migrate", "--targets-from", "servers.txt"), "libsql://db.example.com/app"),  # never the password
+    ]:
+        result = _cli(project, *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert result.stderr == f"Error: {where}: {said}\n" and "pw" not in result.stderr
+    with pytest.raises(UsageError, match="fleets run on database files, not server URLs"):
+        Fleet([paths[1], "http://127.0.0.1:8080"], project.dir)
+    assert {path: _digest(path) for path in paths} == before
+
+
 def test_the_python_api_status_validate_and_dry_run_in_process(project: Project) -> None:
     paths = _tenants(project, 4, rows=1)
     rehearsed = Fleet(paths, project.dir).migrate(jobs=1, dry_run=True)

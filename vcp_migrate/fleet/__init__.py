@@ -74,7 +74,7 @@ class Fleet:
                 f"paths must be a list of database paths, not one {type(paths).__name__} ({paths!r})",
                 hint="give [path] for one database",
             )
-        self.paths = [context.path_text("a database path", path) for path in paths]
+        self.paths = targets.files_only(context.path_text("a database path", path) for path in paths)
         self.observer = observer or Observer()
         context.flags(backup=backup, dump_schema=dump_schema)  # the others are checked with the settings
         directory = context.path_argument("migrations_dir", migrations_dir)

@@ -7,9 +7,11 @@ import functools
 import glob
 import os
 import sys
+import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..backends import is_url
 from ..backups import is_backup_name
 from ..errors import UsageError
 from .results import file_key, to_rerun
@@ -64,10 +66,10 @@ def listed_in(source: str) -> list[str]:
 
 
 def choose(patterns: Iterable[str], targets_from: str | None, only_failed: str | None, command: str) -> list[str]:
-    """The databases of a ``command`` run, from its arguments; refuses a run of none."""
-    paths = expand(patterns)
+    """The databases of a ``command`` run, from its arguments; refuses a run of none, or of a server."""
+    paths = expand(files_only(patterns))
     if targets_from is not None:
-        paths = once([*paths, *listed_in(targets_from)])
+        paths = once([*paths, *files_only(listed_in(targets_from))])
     if only_failed is not None:
         rerun = to_rerun(Path(only_failed), command)
         paths = once([*paths, *rerun] if paths else rerun)
@@ -106,6 +108,22 @@ def _beside_a_database(path: str) -> bool:
 @functools.lru_cache(maxsize=256)
 def _resolved(folder: str) -> str:
     return os.path.realpath(folder)
+
+
+def files_only(paths: Iterable[str]) -> list[str]:
+    """``paths``, or UsageError at the first that is a server's URL (``http://``, ``libsql://``...):
+    a fleet runs on database files."""
+    paths = list(paths)
+    for path in paths:
+        if is_url(path):
+            parts = urllib.parse.urlsplit(path.strip())
+            shown = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"  # never a password or token
+            raise UsageError(
+                "fleets run on database files, not server URLs",
+                where=shown,
+                hint="migrate a server with 'vcp-migrate migrate --db URL'",
+            )
+    return paths
 
 
 def no_null(path: str, what: str) -> None:
