@@ -200,7 +200,7 @@ def test_a_server_that_does_not_answer_fails_within_the_timeout() -> None:
     )
     # its state on the server is unknown, so the stream is not used again
     assert stream.closed
-    with pytest.raises(ServerError, match="no answer, so its state is unknown; open a new stream"):
+    with pytest.raises(ServerError, match=r"its state is unknown; run again \(a new run opens a new stream\)"):
         stream.execute("SELECT 1")
     stream.close()
 
@@ -447,6 +447,18 @@ def test_the_stream_follows_the_servers_base_url_and_stops_when_the_server_ends_
     assert stream.execute("SELECT 1").rows == ((1,),)  # the answer still counts
     assert [path for path, _, _ in handler.received] == ["/v2/pipeline", "/node2/v2/pipeline"]
     assert stream.closed  # a null baton: the server ended the stream, and its state with it
-    with pytest.raises(ServerError, match="the server ended the stream; open a new stream"):
+    with pytest.raises(ServerError, match=r"the server ended the stream; run again \(a new run opens a new stream\)"):
         stream.execute("SELECT 1")
     assert len(handler.received) == 2
+
+
+def test_a_web_server_that_is_not_sqld_is_named_as_such_in_one_short_line(fake: tuple[str, type[FakeServer]]) -> None:
+    """Its whole HTML page was the message, and the advice was to 'open a new stream'."""
+    url, handler = fake
+    page = b"<!DOCTYPE HTML>\n<html>\n<head><title>Error</title></head>\n<body>" + b"x" * 5000 + b"</body></html>"
+    handler.reply = (501, page, {"Content-Type": "text/html"})
+    with pytest.raises(ServerError) as raised:
+        Stream(url, timeout=5).execute("SELECT 1")
+    said = str(raised.value)
+    assert "\n" not in said and len(said) < 400
+    assert said.endswith("(check that the URL is a libSQL server (sqld), then run again)")

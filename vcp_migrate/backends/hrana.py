@@ -140,7 +140,7 @@ class Stream:
         self._opened = False  # the server has a stream for us: a null baton now means it ended
         self._closed = False
         self._lost: str | None = None  # why the stream cannot be used any more
-        self._advice = "; open a new stream"  # what to do then
+        self._advice = "; run again (a new run opens a new stream)"  # what to do then
         direct = urllib.parse.urlsplit(self.url).hostname in _LOOPBACK
         # A proxy cannot reach this machine's loopback, so a proxy setting must not apply to it.
         handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
@@ -287,8 +287,9 @@ class Stream:
         if isinstance(parsed, dict):
             message, code = str(parsed.get("message") or parsed.get("error") or raw), parsed.get("code")
         message = message or (exc.reason if isinstance(exc.reason, str) else "")
+        message = " ".join(message.split())[:200]  # a web page's whole HTML is not a message
         if code == "STREAM_EXPIRED":
-            advice = "the stream was idle for too long and its transaction, if any, was rolled back; open a new stream"
+            advice = "the stream was idle for too long and its transaction, if any, was rolled back; run again"
         elif exc.code in (401, 403):
             advice = "the server refused the auth token: check that it is set, valid and allows this database"
         elif exc.code == 404:
@@ -296,7 +297,7 @@ class Stream:
         elif 300 <= exc.code < 400:
             advice = "the server redirects elsewhere: use the URL it redirects to"
         else:
-            advice = "open a new stream and try again"
+            advice = "check that the URL is a libSQL server (sqld), then run again"
         self._lost = f"the server refused a request (HTTP {exc.code})"
         return ServerError(f"{self.url}: HTTP {exc.code}: {message} ({advice})", code or f"HTTP_{exc.code}", message)
 
