@@ -462,3 +462,24 @@ def test_a_web_server_that_is_not_sqld_is_named_as_such_in_one_short_line(fake: 
     said = str(raised.value)
     assert "\n" not in said and len(said) < 400
     assert said.endswith("(check that the URL is a libSQL server (sqld), then run again)")
+
+
+@pytest.mark.parametrize(
+    "result",
+    [{"cols": [1, 2], "rows": []}, {"cols": [], "rows": [5]}, {"cols": [], "rows": [], "affected_row_count": "many"}],
+)
+def test_an_answer_of_the_wrong_shapes_is_a_server_error_not_a_defect(
+    fake: tuple[str, type[FakeServer]], result: dict[str, object]
+) -> None:
+    """It raised AttributeError, TypeError or ValueError: 'unexpected ... report it', the server not named."""
+    url, handler = fake
+    answer = {
+        "baton": "b1",
+        "base_url": None,
+        "results": [{"type": "ok", "response": {"type": "execute", "result": result}}],
+    }
+    handler.reply = (200, json.dumps(answer).encode(), {"Content-Type": "application/json"})
+    with pytest.raises(
+        ServerError, match=r"the server's answer to a statement is not a Hrana result \(is this a libSQL"
+    ):
+        Stream(url, timeout=5).execute("SELECT 1")

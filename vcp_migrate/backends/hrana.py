@@ -371,13 +371,18 @@ def _decode(url: str, value: object) -> Value:
 
 
 def _result(url: str, item: dict[str, Any]) -> Result:
-    result = (item.get("response") or {}).get("result")
+    response = item.get("response")
+    result = response.get("result") if isinstance(response, dict) else None
     if not isinstance(result, dict):
         raise ServerError(f"{url}: the server's answer to a statement holds no result", None, "")
-    rowid = result.get("last_insert_rowid")
-    return Result(
-        columns=tuple(str(column.get("name") or "") for column in result.get("cols") or ()),
-        rows=tuple(tuple(_decode(url, value) for value in row) for row in result.get("rows") or ()),
-        affected_row_count=int(result.get("affected_row_count") or 0),
-        last_insert_rowid=None if rowid is None else int(rowid),
-    )
+    try:
+        rowid = result.get("last_insert_rowid")
+        return Result(
+            columns=tuple(str(column.get("name") or "") for column in result.get("cols") or ()),
+            rows=tuple(tuple(_decode(url, value) for value in row) for row in result.get("rows") or ()),
+            affected_row_count=int(result.get("affected_row_count") or 0),
+            last_insert_rowid=None if rowid is None else int(rowid),
+        )
+    except (AttributeError, TypeError, ValueError) as exc:  # not the shapes of the protocol
+        said = "the server's answer to a statement is not a Hrana result (is this a libSQL server?)"
+        raise ServerError(f"{url}: {said}", None, said) from exc
