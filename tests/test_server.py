@@ -237,7 +237,7 @@ def test_a_replica_that_does_not_catch_up_fails_the_deploy(project: Project, clu
         )
     assert result.exit_code == 1
     assert (
-        "the change is committed on the primary, but 1 replica(s) did not reach version 2 within 1 s" in result.output
+        "the primary is at version 2 (committed), but 1 replica(s) did not reach it within 1 s" in result.output
     )
     assert "--replica-timeout" in result.output and "Traceback" not in result.output
     assert history(url) == [1, 2]  # committed: the deploy is told not to trust the replica yet
@@ -669,7 +669,7 @@ def test_no_create_and_waiting_for_replicas_with_nothing_to_apply(project: Proje
         query(url, "INSERT INTO trades (symbol) VALUES ('x')")
         cluster.primary.url  # noqa: B018 - the write above is what the paused replica misses
         again = cli(project, url, "migrate", "--no-backup", "--wait-for-replica", replica.url, "--replica-timeout", "1")
-    assert again.exit_code == 1 and "did not reach version 2 within 1 s" in again.output
+    assert again.exit_code == 1 and "replica(s) did not reach it within 1 s" in again.output
 
 
 @pytest.mark.parametrize("url", ["ws://127.0.0.1:8080", "libsql:127.0.0.1:8080", "http:/127.0.0.1"])

@@ -132,7 +132,7 @@ def wait_for_replicas(settings: Settings, version: int) -> None:
     if behind:
         states = "; ".join(f"{replica}: {seen.get(replica, 'not read')}" for replica in behind)
         raise DatabaseError(
-            f"the change is committed on the primary, but {len(behind)} replica(s) did not reach version {version}"
+            f"the primary is at version {version} (committed), but {len(behind)} replica(s) did not reach it"
             f" within {server.replica_timeout:g} s ({states})",
             where=server.url,
             hint=f"check the replicas, or raise {setting('replica_timeout')}; do not start code that needs"
