@@ -169,7 +169,7 @@ def _new_at_once(database: str, folder: str, name: str, barrier: Barrier) -> Non
 def test_news_started_together_get_distinct_versions(project: Project) -> None:
     # Each reads the directory, takes the highest version plus one and creates its file: without a
     # lock, two that read before either created got one version (001_a_0.py and 001_a_1.py).
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("forkserver")  # fork() from a process with threads may deadlock
     for round in range(4):
         barrier = context.Barrier(8)
         processes = [
