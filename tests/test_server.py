@@ -236,9 +236,7 @@ def test_a_replica_that_does_not_catch_up_fails_the_deploy(project: Project, clu
             project, url, "migrate", "--no-backup", "--wait-for-replica", replica.url, "--replica-timeout", "1"
         )
     assert result.exit_code == 1
-    assert (
-        "the primary is at version 2 (committed), but 1 replica(s) did not reach it within 1 s" in result.output
-    )
+    assert "the primary is at version 2 (committed), but 1 replica(s) did not reach it within 1 s" in result.output
     assert "--replica-timeout" in result.output and "Traceback" not in result.output
     assert history(url) == [1, 2]  # committed: the deploy is told not to trust the replica yet
 
