@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
+import subprocess
 from contextlib import closing
 
 import pytest
@@ -13,7 +15,8 @@ from hypothesis import strategies as st
 from vcp_migrate.errors import UsageError
 from vcp_migrate.schema import normalise, snapshot, tokenise
 
-from .conftest import Project, console_script, on_a_terminal, trading
+from .conftest import TRADES, Project, console_script, on_a_terminal, trading
+from .test_processes import as_unprivileged
 
 
 def test_schema_file_follows_every_change_and_is_not_a_migration(project: Project) -> None:
@@ -348,3 +351,98 @@ COMMENTED = """CREATE TABLE t (
   b TEXT DEFAULT 'x  y',
   c TEXT DEFAULT 'z'
 );"""
+
+
+# -- a schema file validate cannot read ------------------------------------------------------------
+
+
+def _validate_unprivileged(project: Project) -> subprocess.CompletedProcess[str]:
+    """validate as a real process that file permissions bind (root drops its power to pass them)."""
+    command = [str(console_script()), "validate", "--db", str(project.db), "--dir", str(project.dir)]
+    return subprocess.run(as_unprivileged(command), cwd=project.root, capture_output=True, text=True, timeout=60)
+
+
+def _with_drift_and_a_hazard(project: Project) -> None:
+    """Versions 1 and 2 applied, an index made by hand, a pending migration that drops a table."""
+    trading(project)
+    project.manager().migrate()
+    with closing(sqlite3.connect(project.db)) as connection:
+        connection.execute("CREATE INDEX by_hand ON trades(quantity)")
+        connection.commit()
+    project.sql("003_drop.sql", "DROP TABLE trades;", TRADES)
+
+
+UNREADABLE = (
+    ": cannot be read (Permission denied), so whether vcp-migrate wrote it cannot be told and it was not checked:"
+    " make it readable (its permissions and its folder's), or name another schema file"
+)
+
+
+def test_an_unreadable_schema_file_is_a_problem_and_the_other_checks_run(project: Project) -> None:
+    """It gave up with "unexpected PermissionError": now one line that says what to do, the drift
+    and the hazard are still found, and nothing is changed."""
+    _with_drift_and_a_hazard(project)
+    dump = project.dir / "schema.sql"
+    text, digest = dump.read_bytes(), project.digest()
+    dump.chmod(0o000)
+    try:
+        result = _validate_unprivileged(project)
+    finally:
+        dump.chmod(0o644)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == ""
+    problems = [line for line in result.stdout.splitlines() if line.startswith((str(project.root), "warning: "))]
+    assert problems[:2] == [
+        f"{project.db}: the schema differs from what the applied migrations produce (drift: changed outside"
+        " migrations)",
+        f"{dump}{UNREADABLE}",
+    ], result.stdout
+    assert problems[2].startswith(f"warning: {project.dir / '003_drop.sql'}: drop-table: ") and len(problems) == 3
+    assert result.stdout.endswith("failed: 2 error(s), 1 warning(s).\n")
+    assert dump.read_bytes() == text and stat.S_IMODE(dump.stat().st_mode) == 0o644
+    assert project.digest() == digest and project.history() == [1, 2]
+
+
+def test_a_schema_file_in_a_folder_that_cannot_be_entered_is_a_problem(project: Project) -> None:
+    """Path.is_file() raised there too, before anything was read."""
+    trading(project)
+    (project.root / "db").mkdir()
+    (project.root / "pyproject.toml").write_text('[tool.vcp-migrate]\nschema_file = "db/schema.sql"\n')
+    assert project.cli("migrate").exit_code == 0
+    (project.root / "db").chmod(0o600)  # readable, not searchable: the file in it cannot be opened
+    try:
+        result = _validate_unprivileged(project)
+    finally:
+        (project.root / "db").chmod(0o755)
+    assert result.returncode == 1 and result.stderr == ""
+    assert result.stdout == f"db/schema.sql{UNREADABLE}\nfailed: 1 error(s), 0 warning(s).\n"
+    assert "-- version: 2" in (project.root / "db" / "schema.sql").read_text()
+
+
+def test_a_schema_file_that_is_a_folder_a_pipe_or_not_utf8_is_a_problem(project: Project) -> None:
+    trading(project)
+    project.manager().migrate()
+    dump = project.dir / "schema.sql"
+    text = dump.read_bytes()
+    dump.write_bytes(text.replace(b"symbol TEXT", b"symbol \xff TEXT"))
+    (problem,) = project.manager().validate()
+    assert (problem.kind, problem.severity, problem.path) == ("schema-file", "error", dump)
+    assert problem.message == (
+        "line 6 is not UTF-8 text, which vcp-migrate always writes, so it was not checked: restore it from version"
+        " control, or delete it (the next change writes it again)"
+    )
+    dump.unlink()
+    dump.mkdir()
+    (problem,) = project.manager().validate()
+    assert problem.message == (
+        "is a folder, not a schema file, so it was not checked: move it away, or name another schema file"
+    )
+    dump.rmdir()
+    os.mkfifo(dump)  # never waited on for a writer
+    (problem,) = project.manager().validate()
+    assert problem.message == "is not a regular file, so it was not checked: move it away, or name another schema file"
+    dump.unlink()
+    os.symlink("nowhere.sql", dump)  # a link to nothing is no schema file, as no file is
+    assert project.manager().validate() == []
+    assert sorted(p.name for p in project.dir.iterdir()) == ["001_trades.sql", "002_index.sql", "schema.sql"]
+    assert dump.is_symlink() and project.history() == [1, 2]

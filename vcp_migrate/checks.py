@@ -7,6 +7,7 @@ be rehearsed, a warning, never as checked."""
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -89,8 +90,14 @@ def _versions(versions: list[int]) -> str:
 
 def dump_file(path: Path, files: list[LoadedMigration], edited: list[int], missing: list[int]) -> list[Problem]:
     """A problem if the schema file is not what the migrations up to its version produce
-    (``missing``: applied versions whose file is gone, which no replay can stand in for)."""
-    dumped = schema.read_dump(path)
+    (``missing``: applied versions whose file is gone, which no replay can stand in for). None
+    when there is no schema file; one that cannot be read is a problem, never an exception."""
+    try:
+        dumped = schema.read_dump(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        return [Problem("schema-file", _unreadable(exc), path)]
     if dumped is None:
         return [Problem("schema-file", "has no '-- version: N' header; it was not written by vcp-migrate", path)]
     version, text = dumped
@@ -107,6 +114,24 @@ def dump_file(path: Path, files: list[LoadedMigration], edited: list[int], missi
     if changed := [v for v in edited if v <= version]:
         message += f" ({_versions(changed)} changed since {_it(changed)} ran: that edit may be the difference)"
     return [Problem("schema-file", message, path, diff=difference)]
+
+
+def _unreadable(exc: OSError | UnicodeDecodeError) -> str:
+    """Why the schema file could not be checked, and what to do (as migrate says it)."""
+    if isinstance(exc, UnicodeDecodeError):
+        line = exc.object[: exc.start].count(b"\n") + 1
+        return (
+            f"line {line} is not UTF-8 text, which vcp-migrate always writes, so it was not checked: restore it"
+            " from version control, or delete it (the next change writes it again)"
+        )
+    if isinstance(exc, IsADirectoryError):
+        return "is a folder, not a schema file, so it was not checked: move it away, or name another schema file"
+    if exc.errno == errno.EINVAL:
+        return "is not a regular file, so it was not checked: move it away, or name another schema file"
+    return (
+        f"cannot be read ({exc.strerror or exc}), so whether vcp-migrate wrote it cannot be told and it was not"
+        " checked: make it readable (its permissions and its folder's), or name another schema file"
+    )
 
 
 def lint(

@@ -292,8 +292,26 @@ def _new_file_beside(path: Path) -> tuple[Path, int]:
 
 
 def read_dump(path: Path) -> tuple[int, str] | None:
-    """(version, schema) from a schema file, or None if it is not one vcp-migrate wrote."""
-    header, separator, body = path.read_text(encoding="utf-8", errors="replace").partition("\n\n")
+    """(version, schema) from a schema file, or None if it is not one vcp-migrate wrote.
+
+    Raises FileNotFoundError or NotADirectoryError when there is none (a link to nothing too),
+    IsADirectoryError for a folder, OSError when it cannot be read (EINVAL: not a regular file; a
+    pipe is never waited on), UnicodeDecodeError when it is not the UTF-8 vcp-migrate writes.
+    """
+    # O_NONBLOCK: the open of a pipe never waits for a writer. A link is read through: reading
+    # harms nothing, and a schema file kept as a link to a shared one is checked.
+    handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(handle).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))  # a pipe, a device, a socket
+        with open(handle, "rb", closefd=False) as file:
+            text = file.read().decode("utf-8")
+    finally:
+        os.close(handle)
+    header, separator, body = text.partition("\n\n")
     match = _DUMP_VERSION.search(header + "\n")
     if match is None or not separator:
         return None

@@ -64,7 +64,7 @@ def validate(settings: Settings, *, roundtrip: bool) -> list[Problem]:
     with closing(copy) if copy else contextlib.nullcontext():
         if runnable and live_schema is not None:
             problems += _drift(settings, live_schema, loaded, applied, edited)
-        if runnable and settings.schema_file.is_file():
+        if runnable:  # nothing when there is no schema file, a problem when it cannot be read
             missing = sorted(v for v in applied if v not in loaded)
             problems += checks.dump_file(settings.schema_file, [loaded[v] for v in sorted(loaded)], edited, missing)
         if runnable:
