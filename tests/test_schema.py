@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import stat
 import subprocess
+import sys
+import time
 from contextlib import closing
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -15,7 +19,7 @@ from hypothesis import strategies as st
 from vcp_migrate.errors import UsageError
 from vcp_migrate.schema import normalise, snapshot, tokenise
 
-from .conftest import TRADES, Project, console_script, on_a_terminal, trading
+from .conftest import ENV_VARS, TRADES, Project, console_script, on_a_terminal, trading
 from .test_processes import as_unprivileged
 
 
@@ -446,3 +450,131 @@ def test_a_schema_file_that_is_a_folder_a_pipe_or_not_utf8_is_a_problem(project:
     assert project.manager().validate() == []
     assert sorted(p.name for p in project.dir.iterdir()) == ["001_trades.sql", "002_index.sql", "schema.sql"]
     assert dump.is_symlink() and project.history() == [1, 2]
+
+
+# -- what a run killed while writing the schema file left ------------------------------------------
+
+KILLED_BEFORE_THE_RENAME = """
+import os, signal, sys
+from vcp_migrate.entry import main
+
+renaming = os.replace
+
+def replace(source, target, *args, **kwargs):
+    if str(source).endswith(".partial"):  # the schema file, written in full, about to be renamed
+        os.kill(os.getpid(), signal.SIGKILL)
+    return renaming(source, target, *args, **kwargs)
+
+os.replace = replace
+sys.argv[0] = "vcp-migrate"
+main()
+"""
+
+
+def _partials(project: Project) -> list[str]:
+    return sorted(p.name for p in project.dir.iterdir() if p.name.endswith(".partial"))
+
+
+def _aged(path: Path, seconds: float = 120) -> None:
+    """As old as a partial file of a run killed ``seconds`` ago (mtime only; never through a link)."""
+    when = time.time() - seconds
+    os.utime(path, (when, when), follow_symlinks=False)
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_a_partial_schema_file_of_a_killed_run_is_removed_by_the_next_write(project: Project) -> None:
+    """A real process, SIGKILLed between writing the schema file's partial file and renaming it:
+    the partial stayed for good. Now the next write removes it, once its pid is dead and it is
+    older than a writer ever keeps one (its mtime is set back here rather than waiting a minute)."""
+    trading(project)
+    project.manager().migrate(target=1)
+    dump = project.dir / "schema.sql"
+    before = dump.read_text()
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    command = ["migrate", "--db", str(project.db), "--dir", str(project.dir)]
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_BEFORE_THE_RENAME, *command], cwd=project.root, env=env, timeout=60
+    )
+    assert killed.returncode == -signal.SIGKILL
+    assert project.history() == [1, 2] and dump.read_text() == before  # committed; the file not renamed yet
+    (left,) = _partials(project)
+    assert "CREATE INDEX trades_symbol" in (project.dir / left).read_text()  # written in full
+    project.sql("003_c.sql", "CREATE TABLE c(x);", "DROP TABLE c;")
+    assert project.cli("migrate").exit_code == 0
+    assert _partials(project) == [left]  # young: it could be a live writer's on another machine
+    _aged(project.dir / left)
+    result = project.cli("rollback")
+    assert result.exit_code == 0 and result.stderr == "", result.output
+    assert _partials(project) == [] and "-- version: 2" in dump.read_text() and project.history() == [1, 2]
+
+
+def test_only_dead_partials_of_this_schema_file_are_removed(project: Project) -> None:
+    """Regular files named as ours for this schema file, of a dead pid (or none, as before) and
+    old: nothing else, however it is named, and never through a link."""
+    trading(project)
+    dead, victim = _dead_pid(), project.root / "victim.txt"
+    victim.write_text("not ours\n")
+    removed = [f".schema.sql.{dead}.0123abcd.partial", ".schema.sql.0123abcd.partial"]
+    kept = [
+        f".schema.sql.{os.getpid()}.0123abcd.partial",  # a live writer's, however old
+        f".schema.sql.{dead}.0123abcd.partial.bak",
+        f".schema.sql.{dead}.0123ABCD.partial",
+        f".other.sql.{dead}.0123abcd.partial",
+        f"schema.sql.{dead}.0123abcd.partial",
+        ".schema.sql.partial",
+        f"notes.{dead}.0123abcd.partial",
+    ]
+    for name in removed + kept:
+        (project.dir / name).write_text(f"{name}\n")
+    young = f".schema.sql.{dead}.4567abcd.partial"  # a writer on another machine may still rename it
+    (project.dir / young).write_text("young\n")
+    os.symlink("../victim.txt", project.dir / f".schema.sql.{dead}.89abcdef.partial")
+    (project.dir / f".schema.sql.{dead}.fedcba98.partial").mkdir()
+    for name in [*removed, *kept, f".schema.sql.{dead}.89abcdef.partial", f".schema.sql.{dead}.fedcba98.partial"]:
+        _aged(project.dir / name)
+    result = project.cli("migrate")
+    assert result.exit_code == 0 and result.stderr == "", result.output
+    names = sorted(p.name for p in project.dir.iterdir())
+    assert names == sorted(
+        [
+            *kept,
+            young,
+            f".schema.sql.{dead}.89abcdef.partial",
+            f".schema.sql.{dead}.fedcba98.partial",
+            "001_trades.sql",
+            "002_index.sql",
+            "schema.sql",
+        ]
+    )
+    assert all((project.dir / name).read_text() == f"{name}\n" for name in kept)
+    assert os.readlink(project.dir / f".schema.sql.{dead}.89abcdef.partial") == "../victim.txt"
+    assert victim.read_text() == "not ours\n" and "-- version: 2" in (project.dir / "schema.sql").read_text()
+
+
+def test_the_schema_file_is_on_disk_before_it_is_renamed(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Renamed unsynced, a power loss could leave an empty schema file, which every later change refuses."""
+    trading(project)
+    events: list[tuple[str, int]] = []  # what was done to which file (its inode)
+    syncing, renaming = os.fsync, os.replace
+
+    def fsync(handle: int) -> None:
+        events.append(("fsync", os.fstat(handle).st_ino))
+        syncing(handle)
+
+    def replace(source: str, target: str) -> None:
+        if str(source).endswith(".partial"):
+            events.append(("replace", os.stat(source).st_ino))
+        renaming(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    project.manager(backup=False).migrate()
+    (written,) = [inode for event, inode in events if event == "replace"]
+    assert ("fsync", written) in events[: events.index(("replace", written))]
+    assert (project.dir / "schema.sql").stat().st_ino == written
+    assert "-- version: 2" in (project.dir / "schema.sql").read_text()

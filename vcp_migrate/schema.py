@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import stat
+import time
 from itertools import islice
 from pathlib import Path
 
@@ -233,15 +234,21 @@ def write_dump(path: Path, connection: Queries, version: int) -> None:
 
     The text goes to a new file of our own beside it, renamed over it. Nothing found there is
     written through: a link at the schema file's path is replaced, its target left as it is.
-    Raises OSError when the file cannot be written; no partial file is left behind.
+    Raises OSError when the file cannot be written; no partial file is left behind, and those
+    of runs killed while writing it are removed first.
     """
     text = dump_text(connection, version)
+    _remove_dead_partials(path)
     if _regular_file_text(path) == text:
         return
     partial, handle = _new_file_beside(path)
     try:
         with open(handle, "w", encoding="utf-8") as out:
             out.write(text)
+            out.flush()
+            # On disk before the rename: after a power loss the renamed file could be empty, and
+            # an empty schema file (not one vcp-migrate wrote) makes every later change refuse.
+            os.fsync(out.fileno())
         os.replace(partial, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -281,14 +288,57 @@ def _regular_file_text(path: Path) -> str | None:
 
 def _new_file_beside(path: Path) -> tuple[Path, int]:
     """A file created here and now (O_EXCL: never one found there, nor a link's target), with a
-    name no one can plant in advance; its mode is the umask's, like any new file's."""
+    name no one can plant in advance, holding the writer's pid; its mode is the umask's."""
     for _ in range(10):
-        partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
+        partial = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
         try:
             return partial, os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NO_FOLLOW, 0o666)
         except FileExistsError:
             continue
     raise FileExistsError(errno.EEXIST, "no unused name for the partial schema file", str(path.parent))
+
+
+# A writer keeps its partial file for the milliseconds it takes to write the text and rename it.
+# One found later is a killed run's when the pid in its name is not alive here (a writer stopped
+# on this machine keeps its file however old) and it is older than this (a writer on another
+# machine sharing the folder, whose pid means nothing here, renamed its own long before).
+_STALE_SECONDS = 60.0
+
+
+def _remove_dead_partials(path: Path) -> None:
+    """Delete the partial files of the schema file at ``path`` that killed runs left: regular
+    files named as ours for this name (with a pid, or without one as before), never a link."""
+    ours = re.compile(rf"\.{re.escape(path.name)}\.(?:([0-9]{{1,10}})\.)?[0-9a-f]{{8}}\.partial")
+    try:
+        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return  # the write that follows fails too, and says why
+    try:
+        with os.scandir(folder) as entries:
+            found = [(entry, match) for entry in entries if (match := ours.fullmatch(entry.name))]
+        for entry, match in found:
+            with contextlib.suppress(OSError):
+                status = entry.stat(follow_symlinks=False)
+                old = time.time() - status.st_mtime > _STALE_SECONDS
+                if stat.S_ISREG(status.st_mode) and old and not (match[1] and _alive(int(match[1]))):
+                    os.unlink(entry.name, dir_fd=folder)
+    except OSError:
+        pass  # a folder that cannot be listed: nothing is removed
+    finally:
+        os.close(folder)
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process of that pid runs on this machine (another user's too)."""
+    if pid <= 0:
+        return False  # never a writer's: kill(0) would ask about our own process group
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # none, or a number no pid can be
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def read_dump(path: Path) -> tuple[int, str] | None:
