@@ -7,6 +7,7 @@ import hashlib
 import os
 import pty
 import resource
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -251,3 +252,13 @@ def interrupt_after_commit(monkeypatch: pytest.MonkeyPatch) -> None:
         self.__dict__["ready"] = value
 
     monkeypatch.setattr(Session, "history_ready", property(lambda self: self.__dict__["ready"], noted), raising=False)
+
+
+def as_unprivileged(command: list[str]) -> list[str]:
+    """Root ignores file permissions; drop that power so a read-only file is read-only."""
+    if os.geteuid() != 0:
+        return command
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: file permissions cannot be enforced")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--", *command]

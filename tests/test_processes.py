@@ -4,7 +4,6 @@ of the installed console script, and databases that cannot be used."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sqlite3
 import stat
@@ -18,7 +17,7 @@ import pytest
 
 from vcp_migrate.lock import lock_path
 
-from .conftest import ENV_VARS, Project, console_script, run_cli
+from .conftest import ENV_VARS, Project, as_unprivileged, console_script, run_cli
 
 SLOW = """
 import os, time
@@ -551,16 +550,6 @@ def test_a_run_waiting_for_the_application_s_lock_goes_on_once_it_is_released(pr
         application.close()
     assert result.returncode == 0, result.stderr
     assert time.monotonic() - started >= 1.5 and project.history() == [1, 2]
-
-
-def as_unprivileged(command: list[str]) -> list[str]:
-    """Root ignores file permissions; drop that power so a read-only file is read-only."""
-    if os.geteuid() != 0:
-        return command
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("running as root without setpriv: file permissions cannot be enforced")
-    return [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--", *command]
 
 
 def test_database_in_a_read_only_folder_is_refused_by_its_run_lock(project: Project) -> None:

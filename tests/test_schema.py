@@ -19,8 +19,7 @@ from hypothesis import strategies as st
 from vcp_migrate.errors import UsageError
 from vcp_migrate.schema import normalise, snapshot, tokenise
 
-from .conftest import ENV_VARS, TRADES, Project, console_script, on_a_terminal, trading
-from .test_processes import as_unprivileged
+from .conftest import ENV_VARS, TRADES, Project, as_unprivileged, console_script, on_a_terminal, trading
 
 
 def test_schema_file_follows_every_change_and_is_not_a_migration(project: Project) -> None:
