@@ -262,3 +262,21 @@ def as_unprivileged(command: list[str]) -> list[str]:
     if setpriv is None:
         pytest.skip("running as root without setpriv: file permissions cannot be enforced")
     return [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--", *command]
+
+
+def trigger_on_the_history(project: Project, *, drop: bool = False) -> str:
+    """Put a trigger on the history table by hand, as an outsider would (``drop``: take it off
+    again); the error every command that writes the history refuses to run with while it is there."""
+    with closing(sqlite3.connect(project.db)) as connection:
+        connection.execute(
+            "DROP TRIGGER hand_trg"
+            if drop
+            else "CREATE TRIGGER hand_trg AFTER INSERT ON vcp_migrations BEGIN"
+            " DELETE FROM vcp_migrations WHERE version = 1; END"
+        )
+        connection.commit()
+    return (
+        f"Error: {project.db}: its history tables carry trigger(s) that this run did not make (hand_trg), which"
+        ' could rewrite the history (drop them with DROP TRIGGER "hand_trg": vcp-migrate\'s history must be'
+        " written only by vcp-migrate; nothing was changed)"
+    )

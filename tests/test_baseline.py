@@ -8,7 +8,7 @@ import pytest
 
 from vcp_migrate import PlanError
 
-from .conftest import Project, three
+from .conftest import Project, three, trigger_on_the_history
 
 
 def test_baseline_adopts_an_existing_database(project: Project) -> None:
@@ -58,3 +58,18 @@ def test_baseline_with_quiet_prints_nothing(project: Project) -> None:
     project.manager().migrate(1)
     result = project.cli("baseline", "2", "-q")
     assert result.exit_code == 0 and result.stdout == "" and project.history() == [1, 2]
+
+
+def test_baseline_refuses_a_history_carrying_a_trigger_it_did_not_make(project: Project) -> None:
+    """The trigger would fire on the rows baseline records (here deleting version 1's) unseen."""
+    three(project)
+    project.manager().migrate(target=1)
+    error = trigger_on_the_history(project)
+    connection = sqlite3.connect(project.db)
+    connection.execute("CREATE TABLE b(x)")
+    connection.commit()
+    connection.close()
+    before = project.digest()
+    result = project.cli("baseline", "2")
+    assert (result.exit_code, result.stderr) == (1, error + "\n")
+    assert project.digest() == before and project.history() == [1]

@@ -165,3 +165,23 @@ def test_user_version_follows_the_highest_version_and_refuses_what_does_not_fit(
     history.record(connection, file(history.USER_VERSION_MAX + 1), 0)
     assert history.sync_user_version(connection) is False
     assert connection.execute("PRAGMA user_version").fetchone() == (7,)
+
+
+def test_the_read_of_the_history_finds_the_triggers_on_its_tables_in_the_same_statement() -> None:
+    """So that a run refuses the ones it did not make before it begins, at no statement more: on
+    either table, however the name is spelled; not a trigger of another table named like one."""
+    connection = database()
+    history.prepare(connection)
+    connection.execute("CREATE TABLE other (x)")
+    connection.execute("CREATE TRIGGER vcp_migrations AFTER INSERT ON other BEGIN SELECT 1; END")
+    found = history.read_current(connection, with_id=False)
+    assert found is not None and found.triggers == ()
+    connection.execute("CREATE TRIGGER b_upper AFTER INSERT ON VCP_Migrations BEGIN SELECT 1; END")
+    connection.execute("CREATE TRIGGER a_meta AFTER UPDATE ON vcp_migrations_meta BEGIN SELECT 1; END")
+    connection.execute('CREATE TRIGGER "odd, name" BEFORE DELETE ON vcp_migrations BEGIN SELECT 1; END')
+    expected = ("a_meta", "b_upper", "odd, name")
+    statements: list[str] = []
+    connection.set_trace_callback(statements.append)
+    found = history.read_current(connection, with_id=True)
+    assert found is not None and found.triggers == expected and len(statements) == 1
+    assert history.read_all(connection, with_id=True).triggers == expected  # a server's read, or an older layout

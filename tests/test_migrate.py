@@ -21,6 +21,7 @@ from .conftest import (
     console_script,
     interrupt_after_commit,
     three,
+    trigger_on_the_history,
     with_output_closed,
     wrong_directory,
     wrong_directory_error,
@@ -886,6 +887,27 @@ def test_a_trigger_that_rewrites_other_history_rows_fails_the_migration(project:
     assert result.exit_code == 1 and "002_trap.sql: it left trigger(s) on the history table (evil)" in result.output
     assert project.history() == [1] and project.tables() == {"a"}
     assert project.query("SELECT name FROM sqlite_master WHERE type = 'trigger'") == []
+
+
+@pytest.mark.parametrize("options", [(), ("--atomic",), ("--dry-run",)], ids=["each", "atomic", "dry run"])
+def test_a_trigger_put_on_the_history_by_hand_refuses_migrate_before_anything(
+    project: Project, options: tuple[str, ...]
+) -> None:
+    """A trigger the run did not make is not blamed on the first migration it runs (which would
+    fail before its COMMIT, told to drop a trigger it never made): the run refuses to begin."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
+    project.manager().migrate(target=1)
+    error = trigger_on_the_history(project)
+    before, files = project.digest(), sorted(project.root.iterdir())
+    result = project.cli("migrate", *options)
+    assert (result.exit_code, result.stderr, result.stdout) == (1, error + "\n", "")
+    assert project.digest() == before and sorted(project.root.iterdir()) == files  # no backup either
+    assert project.history() == [1] and project.tables() == {"a"}
+    with pytest.raises(DatabaseError, match="trigger\\(s\\) that this run did not make \\(hand_trg\\)"):
+        project.manager().migrate()
+    trigger_on_the_history(project, drop=True)
+    assert project.cli("migrate").exit_code == 0 and project.history() == [1, 2]
 
 
 @pytest.mark.parametrize("table", ["vcp_migrations", "vcp_migrations_meta"])

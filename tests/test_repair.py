@@ -11,7 +11,7 @@ import pytest
 
 from vcp_migrate import PlanError, UsageError
 
-from .conftest import Project, console_script, three
+from .conftest import Project, console_script, three, trigger_on_the_history
 
 
 def test_repair_shows_the_diff_and_records_after_confirmation(
@@ -146,3 +146,14 @@ def test_repair_with_quiet_and_yes_prints_nothing(project: Project) -> None:
     result = project.cli("repair", "--yes", "-q")
     assert result.exit_code == 0 and result.stdout == ""
     assert project.manager().status()[1]["state"] == "applied"
+
+
+def test_repair_refuses_a_history_carrying_a_trigger_it_did_not_make(project: Project) -> None:
+    three(project)
+    project.manager().migrate()
+    error = trigger_on_the_history(project)
+    project.sql("002_b.sql", "CREATE TABLE b(x); -- reviewed: comment only", "DROP TABLE b;")
+    before = project.digest()
+    result = project.cli("repair", "--yes")
+    assert (result.exit_code, result.stderr, result.stdout) == (1, error + "\n", "")
+    assert project.digest() == before and project.manager().status()[1]["state"] == "modified"

@@ -10,7 +10,14 @@ import pytest
 
 from vcp_migrate import DatabaseError, MigrationFailed, MigrationFileError, PlanError, UsageError
 
-from .conftest import Project, interrupt_after_commit, three, wrong_directory, wrong_directory_error
+from .conftest import (
+    Project,
+    interrupt_after_commit,
+    three,
+    trigger_on_the_history,
+    wrong_directory,
+    wrong_directory_error,
+)
 
 
 def three_tables(project: Project) -> None:
@@ -55,6 +62,23 @@ def test_failing_down_keeps_earlier_undone_and_itself_applied(project: Project) 
     )
     assert project.tables() == {"t1", "t2"}
     assert project.history() == [1, 2]
+
+
+@pytest.mark.parametrize("command", [("rollback",), ("redo",), ("rollback", "--dry-run")])
+def test_a_trigger_put_on_the_history_by_hand_refuses_rollback_before_anything(
+    project: Project, command: tuple[str, ...]
+) -> None:
+    """It was blamed on the migration rolled back ("drop them in the migration"): the run made
+    no trigger, so it refuses to begin, saying the trigger is not its own."""
+    three_tables(project)
+    error = trigger_on_the_history(project)
+    before, files = project.digest(), sorted(project.root.iterdir())
+    result = project.cli(*command)
+    assert (result.exit_code, result.stderr, result.stdout) == (1, error + "\n", "")
+    assert project.digest() == before and sorted(project.root.iterdir()) == files
+    assert project.history() == [1, 2, 3] and project.tables() == {"t1", "t2", "t3"}
+    trigger_on_the_history(project, drop=True)
+    assert project.cli(*command).exit_code == 0
 
 
 def test_missing_file_is_refused_and_history_kept(project: Project) -> None:

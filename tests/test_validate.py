@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import TRADES, Project, console_script, modified_missing_and_out_of_order, trading, with_output_closed
+from .conftest import (
+    TRADES,
+    Project,
+    console_script,
+    modified_missing_and_out_of_order,
+    trading,
+    trigger_on_the_history,
+    with_output_closed,
+)
 
 
 def populate(project: Project) -> None:
@@ -127,6 +135,31 @@ def test_an_applied_migration_that_cannot_be_replayed_says_which_check_it_stoppe
     failed = "replaying it on an empty database fails: statement 1 failed: no such table: legacy, so"
     fix = "could not be done; make it run on what the migrations before it build"
     assert messages == [f"{failed} the check for drift {fix}", f"{failed} the check of the schema file {fix}"]
+
+
+def test_a_trigger_put_on_the_history_table_by_hand_is_an_error(project: Project) -> None:
+    """A snapshot leaves the history tables' objects out, so drift cannot see it; every command
+    that writes the history refuses to run while it is there, so validate says so and what to do.
+    The pending migration is checked as it will run once the trigger is dropped, not blamed for it."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
+    project.manager().migrate()
+    trigger_on_the_history(project)
+    project.sql("003_c.sql", "CREATE TABLE c (x);", "DROP TABLE c;")
+    before = project.digest()
+    result = project.cli("validate", "--roundtrip")
+    assert result.exit_code == 1
+    assert result.stdout == (
+        f"{project.db}: trigger(s) on the history tables that are not vcp-migrate's (hand_trg) could rewrite the"
+        " history, and migrate, rollback, redo, baseline and repair refuse to run while they are there; drop them"
+        ' with DROP TRIGGER "hand_trg": vcp-migrate\'s history must be written only by vcp-migrate\n'
+        "failed: 1 error(s), 0 warning(s).\n"
+    )
+    (problem,) = json.loads(project.cli("validate", "--json").stdout)["problems"]
+    assert (problem["kind"], problem["severity"], problem["file"]) == ("history-trigger", "error", str(project.db))
+    assert project.digest() == before and project.history() == [1, 2]
+    trigger_on_the_history(project, drop=True)
+    assert project.manager().validate(roundtrip=True) == []
 
 
 def test_hand_edited_schema_file_disagrees_with_the_migrations(project: Project) -> None:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-from . import history, references, sqlite, transactions
+from . import history, history_guard, references, sqlite, transactions
 from .database import Connection
 from .errors import MigrationFailed
 from .loading import LoadedMigration
@@ -194,12 +194,12 @@ class Runner:
         except sqlite3.Error:
             _fail_if_query_only(connection)
             raise
-        written = history.written(connection, file.version, whole=whole)
+        written = history_guard.written(connection, file.version, whole=whole)
         if written.tables != len(history.TABLES):
             raise _history_dropped()
         if written.triggers:
             raise StepFailed(
-                f"it left trigger(s) on the history table ({', '.join(history.triggers(connection))}), which"
+                f"it left trigger(s) on the history table ({', '.join(history_guard.triggers(connection))}), which"
                 " could rewrite the history; drop them in the migration"
             )
         # A migration may have left a TEMP trigger on the history table that undoes our row: the
@@ -230,7 +230,7 @@ def _write_row(connection: Connection, file: MigrationFile, direction: Direction
                 " database through another name, such as a hard link in another folder?)"
             )
     except sqlite3.Error:
-        if history.intact(connection):
+        if history_guard.intact(connection):
             raise
         raise _history_dropped() from None
 

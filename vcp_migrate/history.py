@@ -55,17 +55,25 @@ def layout(connection: Queries) -> int:
     Raises DatabaseError when something of the application's has a history table's name (a table
     of other columns, a view, another spelling of the name): SQLite would refuse ours beside it.
     """
+    return _layout(connection)[0]
+
+
+def _layout(connection: Queries) -> tuple[int, tuple[str, ...]]:
+    """``layout``, and the triggers on the history tables in the main schema, in one read of it."""
     query = (  # the kinds whose names a table's may not take; a trigger's may
         "SELECT name, type FROM sqlite_master WHERE name COLLATE NOCASE IN (?, ?)"
-        " AND type IN ('table', 'view', 'index') ORDER BY name"
+        f" AND type IN ('table', 'view', 'index') UNION ALL {_ON_HISTORY} ORDER BY name"
     )
-    names = set()
+    names, triggers = set(), []
     for name, kind in connection.execute(query, TABLES):
-        if kind != "table" or name not in TABLES:
+        if kind == "trigger":
+            triggers.append(str(name))
+        elif kind != "table" or name not in TABLES:
             raise _not_ours(str(name), str(kind))
-        names.add(str(name))
+        else:
+            names.add(str(name))
     if not names:
-        return 0
+        return 0, ()
     if TABLE not in names:
         raise _not_ours(META)
     try:
@@ -82,7 +90,7 @@ def layout(connection: Queries) -> int:
             f"its history was written by a newer vcp-migrate (layout {found}, this one knows {LAYOUT})",
             hint="upgrade vcp-migrate; nothing was changed",
         )
-    return found
+    return found, tuple(triggers)
 
 
 def _not_ours(name: str, kind: str = "table") -> DatabaseError:
@@ -115,25 +123,35 @@ def read(connection: Queries) -> dict[int, AppliedMigration]:
 
 
 class Found(NamedTuple):
-    """What a read of the history found: the layout of its tables, the applied migrations, the id."""
+    """What a read of the history found: the layout of its tables, the applied migrations, the id,
+    and the triggers on its tables (``not_made_here``), read with them at no extra statement."""
 
     layout: int
     applied: dict[int, AppliedMigration]
     database_id: str | None
+    triggers: tuple[str, ...] = ()
 
 
 def read_all(connection: Queries, *, with_id: bool) -> Found:
     """``read``, the layout, and (``with_id``) ``database_id`` together, looking up the layout once
     (call in one snapshot)."""
-    found = layout(connection)
-    return Found(found, _rows(connection, found), _id(connection, found) if with_id else None)
+    found, triggers = _layout(connection)
+    return Found(found, _rows(connection, found), _id(connection, found) if with_id else None, triggers)
 
 
+# The triggers on the history tables in the main schema (a TEMP one could only be the reading
+# connection's own), as SQLite compares names: ignoring the case of ASCII letters (NOCASE).
+_ON_HISTORY = (
+    "SELECT name, type FROM main.sqlite_master"
+    f" WHERE type = 'trigger' AND tbl_name COLLATE NOCASE IN ('{TABLE}', '{META}')"
+)
 # The whole history at the current layout in one statement, hence one snapshot and one round of
 # SQLite's file locking without a transaction around it: a first row (version NULL, so sorted
-# first) carries the layout and the database id, the others are the applied migrations.
+# first) carries the triggers on its tables (separated by NUL, which no name holds), the layout
+# and the database id, the others are the applied migrations.
 CURRENT = (
-    f"SELECT NULL, NULL, NULL, NULL, NULL, NULL, (SELECT value FROM {META} WHERE key = 'layout'),"
+    f"SELECT NULL, (SELECT group_concat(name, char(0)) FROM ({_ON_HISTORY})), NULL, NULL, NULL, NULL,"
+    f" (SELECT value FROM {META} WHERE key = 'layout'),"
     f" (SELECT value FROM {META} WHERE key = 'database_id')"
     f" UNION ALL SELECT version, name, checksum, applied_at, execution_ms, file, NULL, NULL FROM {TABLE}"
     " ORDER BY 1"
@@ -155,7 +173,8 @@ def read_current(connection: Queries, *, with_id: bool) -> Found | None:
     if layout is None or str(layout) != str(LAYOUT):
         return None
     applied = {row[0]: AppliedMigration(row[0], row[1], row[2], row[3], row[4], row[5]) for row in rows[1:]}
-    return Found(LAYOUT, applied, str(database_id) if with_id and database_id is not None else None)
+    triggers = () if rows[0][1] is None else tuple(sorted(str(rows[0][1]).split("\0")))
+    return Found(LAYOUT, applied, str(database_id) if with_id and database_id is not None else None, triggers)
 
 
 def _rows(connection: Queries, found: int) -> dict[int, AppliedMigration]:
@@ -242,12 +261,6 @@ def remove(connection: Queries, version: int) -> bool:
     return bool(connection.execute(f"DELETE FROM {_MAIN_TABLE} WHERE version = ?", (version,)).rowcount == 1)
 
 
-def triggers(connection: Queries) -> list[str]:
-    """Triggers on the history tables (TEMP or not): a migration's, which could rewrite the history."""
-    rows = connection.execute(f"SELECT name FROM ({_TRIGGERS})", TABLES + TABLES)
-    return [str(row[0]) for row in rows]
-
-
 def written_in(sql: str) -> str | None:
     """The history table that ``sql`` (a statement, or a trigger's text) names as one it writes
     (INSERT or REPLACE INTO, UPDATE [OR ...], DELETE FROM it, a schema's name before it or not),
@@ -312,55 +325,16 @@ def _reshaped_in(said: list[str]) -> str | None:
 
 
 _NAMED = re.compile("vcp_migrations", re.IGNORECASE)  # TABLE, in META too
-_TABLES = "SELECT count(*) FROM main.sqlite_master WHERE type = 'table' AND name IN (?, ?)"
-# A trigger's tbl_name is its table as CREATE TRIGGER spelled it (ON VCP_MIGRATIONS): compared as
-# SQLite compares names, ignoring the case of ASCII letters only (NOCASE).
-_TRIGGERS = (
-    "SELECT name FROM temp.sqlite_master WHERE type = 'trigger' AND tbl_name COLLATE NOCASE IN (?, ?)"
-    " UNION ALL SELECT name FROM main.sqlite_master WHERE type = 'trigger' AND tbl_name COLLATE NOCASE IN (?, ?)"
-)
-
-
-class Written(NamedTuple):
-    """The history as a migration's transaction leaves it, read back before its COMMIT."""
-
-    tables: int  # how many of the two history tables are there
-    triggers: int  # triggers on the history tables (names: ``triggers``)
-    checksum: str | None  # of the row at the version just written; None when there is none
-    highest: int  # the highest applied version
-
-
-_CHECKSUM = f"SELECT checksum FROM {_MAIN_TABLE} WHERE version = ?"
-_HIGHEST = f"SELECT coalesce(max(version), 0) FROM {_MAIN_TABLE}"
-
-
-def written(connection: Queries, version: int, *, whole: bool = True) -> Written:
-    """Read back, in one statement, what the run must check before it commits ``version``.
-
-    The tables and the triggers are found by reading the whole schema. ``whole=False`` reads only
-    the row and the highest version, in O(log n), for a caller that knows the tables are there
-    with no trigger on them (nothing since its last full read could have changed that): it
-    reports them as such.
-    """
-    if not whole:
-        checksum, highest = connection.execute(f"SELECT ({_CHECKSUM}), ({_HIGHEST})", (version,)).fetchone()
-        return Written(len(TABLES), 0, None if checksum is None else str(checksum), int(highest))
-    row = connection.execute(
-        f"SELECT ({_TABLES}), (SELECT count(*) FROM ({_TRIGGERS})), ({_CHECKSUM}), ({_HIGHEST})",
-        (*TABLES, *TABLES, *TABLES, version),
-    ).fetchone()
-    return Written(int(row[0]), int(row[1]), None if row[2] is None else str(row[2]), int(row[3]))
-
-
-def intact(connection: Queries) -> bool:
-    """Whether both history tables are still there (a migration may have dropped or renamed one)."""
-    return int(connection.execute(_TABLES, TABLES).fetchone()[0]) == len(TABLES)
+# The row of a version, and the highest version: read back before a COMMIT (``history_guard``).
+CHECKSUM = f"SELECT checksum FROM {_MAIN_TABLE} WHERE version = ?"
+HIGHEST = f"SELECT coalesce(max(version), 0) FROM {_MAIN_TABLE}"
 
 
 def is_recorded(connection: Queries, migration: MigrationFile, *, applied: bool) -> bool:
     """Whether the history says what the run just wrote: the row of ``migration`` with its
     checksum (``applied``), or no row at all (rolled back)."""
-    checksum = written(connection, migration.version).checksum
+    row = connection.execute(CHECKSUM, (migration.version,)).fetchone()
+    checksum = None if row is None or row[0] is None else str(row[0])
     return checksum == migration.checksum if applied else checksum is None
 
 
@@ -379,7 +353,7 @@ def sync_user_version(connection: Queries, highest: int | None = None) -> bool:
     Returns False, leaving it unchanged, when that version does not fit in 32 bits.
     """
     if highest is None:
-        highest = int(connection.execute(_HIGHEST).fetchone()[0])
+        highest = int(connection.execute(HIGHEST).fetchone()[0])
     if highest > USER_VERSION_MAX:
         return False
     connection.execute(f"PRAGMA user_version = {highest:d}")

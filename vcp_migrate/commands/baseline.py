@@ -17,7 +17,7 @@ def baseline(settings: Settings, version: int) -> list[int]:
     directory = discovery.usable(scan(settings))
     with frame.writing(settings, create=False) as session:
         connection = session.connection
-        applied = read_history(settings, connection)
+        applied = read_history(settings, connection, changing=True)
         if version not in {m.version for m in directory.migrations}:
             raise PlanError(f"version {version} is not a migration in {directory.path}", hint="nothing was changed")
         beyond = sorted(v for v in applied if v > version)

@@ -202,12 +202,13 @@ def naming_the_database(settings: Settings) -> Iterator[None]:
             raise
 
 
-def read_history(settings: Settings, connection: Connection) -> dict[int, AppliedMigration]:
+def read_history(settings: Settings, connection: Connection, *, changing: bool = False) -> dict[int, AppliedMigration]:
     """The history of the database behind ``connection``; errors name the database.
 
     Read in one snapshot: in one statement when the history tables are at the current layout,
     else in one read transaction (unless one is open), with one round of SQLite's file locking
-    and journal checks instead of one per query.
+    and journal checks instead of one per query. ``changing``: the caller is about to write the
+    history, and a trigger on its tables, which this run did not make, refuses it (DatabaseError).
     """
     wants_id = settings.observer.wants_history
     try:  # naming_the_database, spelled out: this runs for every database of a fleet
@@ -224,6 +225,10 @@ def read_history(settings: Settings, connection: Connection) -> dict[int, Applie
     connection.history_layout = found.layout
     if wants_id:
         settings.observer.found(max(found.applied, default=0), found.database_id)
+    if changing and found.triggers:
+        from .. import history_guard
+
+        raise history_guard.not_made_here(found.triggers, where(settings))
     return found.applied
 
 

@@ -55,7 +55,7 @@ def plan(
     allow_out_of_order: bool,
 ) -> list[LoadedMigration]:
     """The loaded migrations ``migrate`` runs, in order (shared with its dry run)."""
-    applied = read_history(settings, connection)
+    applied = read_history(settings, connection, changing=True)
     if not applied and not settings.allow_existing:
         refuse_unmanaged(settings, connection)
     planning.require_some_applied_files(directory, applied, where(settings))

@@ -42,7 +42,7 @@ def repairs(
     settings: Settings, connection: Connection, directory: Directory, versions: list[int] | None
 ) -> list[Repair]:
     """The modified applied migrations (those of ``versions``, or all), each with its diff."""
-    applied = read_history(settings, connection)
+    applied = read_history(settings, connection, changing=True)
     modified = {
         row.version: row
         for row in planning.status_rows(directory, applied)

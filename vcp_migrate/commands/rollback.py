@@ -103,7 +103,7 @@ def plan_rollback(
     again: bool = False,
 ) -> list[LoadedMigration]:
     """The loaded migrations a rollback runs, newest first (shared with its dry run and redo: ``again``)."""
-    applied = read_history(settings, connection)
+    applied = read_history(settings, connection, changing=True)
     if not from_history:  # the history's own sources need no directory: a release may have none of them
         planning.require_some_applied_files(directory, applied, where(settings))
     if not applied and to is None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 from contextlib import closing
 
-from .. import checks, loading, planning, references, schema, scratch, sqlite, transactions
-from ..database import Connection
+from .. import checks, history_guard, loading, planning, references, schema, scratch, sqlite, transactions
+from ..database import Connection, quoted
 from ..errors import MigrationFileError
 from ..loading import LoadedMigration
 from ..models import AppliedMigration, Directory, Problem
@@ -54,11 +54,16 @@ def validate(settings: Settings, *, roundtrip: bool) -> list[Problem]:
             applied = read_history(settings, connection)
             with sqlite.translated(where(settings)):
                 problems += _history_problems(settings, connection, directory, applied)
+                foreign = history_guard.triggers(connection)  # (a snapshot leaves them out: drift cannot see them)
+                problems += _trigger_problems(settings, foreign)
                 problems += _database_problems(settings, connection)
                 live_schema = schema.snapshot(connection)
                 # A copy only for what runs migrations on one: lint (something pending) and round trips.
                 needed = runnable and (roundtrip or not set(loaded) <= set(applied))
                 copy = copy_for_checks(settings, connection) if needed else None
+            if copy is not None:  # checked as they will run once the triggers are dropped, as the problem says
+                for name in foreign:
+                    copy.execute(f"DROP TRIGGER IF EXISTS {quoted(name)}")
     # Files edited after they ran are not what ran: what replaying them finds may be that edit.
     edited = [p.version for p in problems if p.kind == "modified" and p.version is not None]
     with closing(copy) if copy else contextlib.nullcontext():
@@ -129,6 +134,18 @@ def _drift(
         message = f"cannot check for drift: the file of applied version(s) {', '.join(map(str, missing))} is missing"
         return [Problem("drift", message, settings.migrations_dir, severity="warning")]
     return checks.drift(live_schema, [loaded[v] for v in sorted(applied)], where(settings), edited)
+
+
+def _trigger_problems(settings: Settings, foreign: list[str]) -> list[Problem]:
+    """Triggers on the history tables, which no run leaves there: every command that writes the history refuses them."""
+    if not foreign:
+        return []
+    message = (
+        f"trigger(s) on the history tables that are not vcp-migrate's ({', '.join(foreign)}) could rewrite the"
+        " history, and migrate, rollback, redo, baseline and repair refuse to run while they are there;"
+        f" {history_guard.drop_them(foreign)}"
+    )
+    return [Problem("history-trigger", message, where(settings))]
 
 
 def _database_problems(settings: Settings, connection: Connection) -> list[Problem]:
