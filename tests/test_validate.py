@@ -43,6 +43,7 @@ def test_validate_finds_every_kind_of_problem(project: Project) -> None:
     problems = project.manager().validate()
     kinds = sorted((p.kind, p.version) for p in problems)
     assert kinds == [
+        ("drift", None),  # cannot be checked: 2's file is missing
         ("duplicate", 7),
         ("empty-down", 3),
         ("load", 6),
@@ -51,7 +52,9 @@ def test_validate_finds_every_kind_of_problem(project: Project) -> None:
         ("name", None),
         ("no-down", 5),
         ("no-down", 7),
+        ("not-checked", 6),  # hazards: 3 and 5 were linted, not 6 and after
         ("out-of-order", 3),
+        ("schema-file", None),  # cannot be checked: 2's file is missing
     ]
     assert all(str(p).count("\n") == 0 for p in problems)
 
@@ -160,6 +163,71 @@ def test_a_trigger_put_on_the_history_table_by_hand_is_an_error(project: Project
     assert project.digest() == before and project.history() == [1, 2]
     trigger_on_the_history(project, drop=True)
     assert project.manager().validate(roundtrip=True) == []
+
+
+def test_a_migration_without_a_down_does_not_stop_the_checks_that_replay_ups(project: Project) -> None:
+    """Drift, the schema file and the lint replay ups only: a missing down (an error of its own)
+    used to skip them all silently, hiding an index made by hand."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
+    project.write("003_p.py", "def up(c):\n    c.execute('CREATE TABLE p (x)')\n")
+    project.manager().migrate()
+    with closing(sqlite3.connect(project.db)) as connection:
+        connection.execute("CREATE INDEX hand ON a(x)")
+        connection.commit()
+    project.sql("004_d.sql", "DROP TABLE b;", "CREATE TABLE b (x);")
+    before = project.digest()
+    result = project.cli("validate")
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{project.dir / '003_p.py'}: has no down, so it cannot be rolled back; add one"
+    assert lines[1] == (
+        f"{project.db}: the schema differs from what the applied migrations produce (drift: changed outside migrations)"
+    )
+    assert "+CREATE INDEX hand ON a(x);" in lines
+    assert any(line.startswith(f"warning: {project.dir / '004_d.sql'}: drop-table:") for line in lines)
+    assert lines[-1] == "failed: 2 error(s), 1 warning(s)."
+    problems = json.loads(project.cli("validate", "--json", "--roundtrip").stdout)["problems"]
+    assert [(p["kind"], p["severity"], p["version"]) for p in problems] == [
+        ("no-down", "error", 3),
+        ("drift", "error", None),
+        ("hazard", "warning", 4),
+        ("not-checked", "warning", 3),
+    ]
+    assert "+CREATE INDEX hand ON a(x);" in problems[1]["diff"]
+    assert problems[3]["message"] == (
+        "round trips not checked: it has no down, and they run every migration up and down; fix the file, then"
+        " validate again"
+    )
+    assert project.digest() == before and project.history() == [1, 2, 3]
+
+
+def test_a_check_that_cannot_replay_a_file_says_so_and_the_others_still_run(project: Project) -> None:
+    """An applied file that no longer loads stops drift and the schema file, which say so (text and
+    --json), naming it; the pending migration after it is still linted on the database's copy."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
+    project.manager().migrate()
+    broken = project.write("002_b.py", "def up(c) pass\n")
+    (project.dir / "002_b.sql").unlink()
+    project.sql("003_c.sql", "DROP TABLE a;", "CREATE TABLE a (x);")
+    before = project.digest()
+    result = project.cli("validate")
+    assert result.exit_code == 1
+    said = "it cannot be loaded (see its error), and the check replays"
+    assert f"warning: {broken}: drift not checked: {said} the up of every applied migration; fix the file," in (
+        result.stdout
+    )
+    assert f"warning: {broken}: the schema file not checked: {said} every migration up to 2; fix the file" in (
+        result.stdout
+    )
+    assert f"warning: {project.dir / '003_c.sql'}: drop-table:" in result.stdout
+    problems = json.loads(project.cli("validate", "--json").stdout)["problems"]
+    assert [(p["kind"], p["version"], p["file"]) for p in problems if p["kind"] == "not-checked"] == [
+        ("not-checked", 2, str(broken)),
+        ("not-checked", 2, str(broken)),
+    ]
+    assert project.digest() == before and project.history() == [1, 2]
 
 
 def test_hand_edited_schema_file_disagrees_with_the_migrations(project: Project) -> None:
@@ -571,7 +639,9 @@ def test_an_unknown_hazard_name_fails_validate_and_changes_nothing(project: Proj
         f"{path}: line 2: '-- vcp:allow' names an unknown hazard 'rebuild-parnet'; the known hazards are"
         " pragma-in-transaction, vacuum-in-transaction, not-null-without-default, drop-column, drop-table,"
         " rename-referenced, rebuild-parent, empty-down (fix the name)",
-        "failed: 1 error(s), 0 warning(s).",
+        f"warning: {path}: hazards not checked: it cannot be loaded (see its error), and each pending migration"
+        " is linted on what the ones before it leave, so none from it on was; fix the file, then validate again",
+        "failed: 1 error(s), 1 warning(s).",
     ]
     assert project.digest() == before and project.history() == [1, 2, 3] and "fills" in project.tables()
     assert project.cli("migrate").exit_code == 1

@@ -8,7 +8,10 @@ memory; then replay, lint and round-trip on databases in memory only. The databa
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from contextlib import closing
+from pathlib import Path
+from typing import NamedTuple
 
 from .. import checks, history_guard, loading, planning, references, schema, scratch, sqlite, transactions
 from ..database import Connection, quoted
@@ -20,9 +23,19 @@ from .repair import source_diff
 
 
 def validate(settings: Settings, *, roundtrip: bool) -> list[Problem]:
-    """Every problem found; warnings (hazards) have severity "warning"."""
+    """Every problem found; warnings (hazards) have severity "warning".
+
+    Each check that replays migrations runs whenever the files it replays can be loaded; one that
+    cannot says so ("drift not checked: ..."), naming the file that stops it.
+    """
     directory = scan(settings)
     problems = [Problem(p.kind, p.reason, p.path, p.version) for p in directory.problems]
+    # The versions whose file cannot be replayed, with the file and why: the check needing one stops there.
+    unusable = {
+        p.version: Stop(p.path, p.version, _UNUSABLE[p.kind])
+        for p in directory.problems
+        if p.kind in _UNUSABLE and p.version is not None
+    }
     loaded: dict[int, LoadedMigration] = {}
     warnings: list[Problem] = []
     for file in directory.migrations:
@@ -31,6 +44,7 @@ def validate(settings: Settings, *, roundtrip: bool) -> list[Problem]:
         except MigrationFileError as exc:
             said = exc.what if exc.hint is None else f"{exc.what} ({exc.hint})"  # what to do, as migrate says it
             problems.append(Problem("load", said, file.path, file.version))
+            unusable.setdefault(file.version, Stop(file.path, file.version, "it cannot be loaded (see its error)"))
             continue
         if migration.down is None:
             problems.append(
@@ -43,15 +57,16 @@ def validate(settings: Settings, *, roundtrip: bool) -> list[Problem]:
             else:
                 empty += "; write its down (if nothing needs undoing, acknowledge it: '-- vcp:allow empty-down')"
                 warnings.append(Problem("empty-down", empty, file.path, file.version, severity="warning"))
-    runnable = not problems  # replays need every file to load, and one file per version
     problems += warnings
     applied: dict[int, AppliedMigration] = {}
     live_schema: str | None = None
     copy: sqlite.MigrationConnection | None = None
+    no_down = {v: Stop(m.file.path, v, "it has no down") for v, m in loaded.items() if m.down is None}
     if exists(settings):
         # One read transaction: history, schema and copy agree even while others migrate.
         with closing(open_existing(settings)) as connection, transactions.read_transaction(connection):
             applied = read_history(settings, connection)
+            pending, lint_stop, trip_stop = _plan(loaded, unusable, no_down, applied, roundtrip=roundtrip)
             with sqlite.translated(where(settings)):
                 problems += _history_problems(settings, connection, directory, applied)
                 foreign = history_guard.triggers(connection)  # (a snapshot leaves them out: drift cannot see them)
@@ -59,29 +74,96 @@ def validate(settings: Settings, *, roundtrip: bool) -> list[Problem]:
                 problems += _database_problems(settings, connection)
                 live_schema = schema.snapshot(connection)
                 # A copy only for what runs migrations on one: lint (something pending) and round trips.
-                needed = runnable and (roundtrip or not set(loaded) <= set(applied))
+                needed = bool(pending) or (roundtrip and trip_stop is None)
                 copy = copy_for_checks(settings, connection) if needed else None
             if copy is not None:  # checked as they will run once the triggers are dropped, as the problem says
                 for name in foreign:
                     copy.execute(f"DROP TRIGGER IF EXISTS {quoted(name)}")
+    else:
+        pending, lint_stop, trip_stop = _plan(loaded, unusable, no_down, applied, roundtrip=roundtrip)
     # Files edited after they ran are not what ran: what replaying them finds may be that edit.
     edited = [p.version for p in problems if p.kind == "modified" and p.version is not None]
     with closing(copy) if copy else contextlib.nullcontext():
-        if runnable and live_schema is not None:
-            problems += _drift(settings, live_schema, loaded, applied, edited)
-        if runnable:  # nothing when there is no schema file, a problem when it cannot be read
-            missing = sorted(v for v in applied if v not in loaded)
-            problems += checks.dump_file(settings.schema_file, [loaded[v] for v in sorted(loaded)], edited, missing)
-        if runnable:
-            pending = [loaded[v] for v in sorted(loaded) if v not in applied]
-            trip = scratch.copy_of(copy) if roundtrip and copy is not None else None  # lint changes its copy
-            with closing(trip) if trip else contextlib.nullcontext():
-                problems += checks.lint(copy, pending, server=settings.server is not None, own=True)
-                # a pending migration that fails on the data is reported once, not again as a round trip
-                if roundtrip and not any(p.kind == "fails" for p in problems):
-                    done = [loaded[v] for v in sorted(loaded) if v in applied]
-                    problems += checks.roundtrip(trip, done, pending, own=True)
+        if live_schema is not None:
+            if (stop := _first(applied, unusable)) is not None:
+                problems.append(_not_checked("drift", stop, "the check replays the up of every applied migration"))
+            else:
+                problems += _drift(settings, live_schema, loaded, applied, edited)
+        problems += _schema_file(settings, loaded, unusable, applied, edited)  # none when there is no file
+        tripping = roundtrip and trip_stop is None
+        trip = scratch.copy_of(copy) if tripping and copy is not None else None  # lint changes its copy
+        with closing(trip) if trip else contextlib.nullcontext():
+            problems += checks.lint(copy, pending, server=settings.server is not None, own=True)
+            if lint_stop is not None:
+                problems.append(_not_checked("hazards", lint_stop, _LINTED))
+            if trip_stop is not None:
+                problems.append(_not_checked("round trips", trip_stop, "they run every migration up and down"))
+            # a pending migration that fails on the data is reported once, not again as a round trip
+            if tripping and not any(p.kind == "fails" for p in problems):
+                done = [loaded[v] for v in sorted(loaded) if v in applied]
+                problems += checks.roundtrip(trip, done, pending, own=True)
     return problems
+
+
+# Why a file the directory scan could not use cannot be replayed either.
+_UNUSABLE = {"duplicate": "its version has another file", "unreadable": "it cannot be read"}
+_LINTED = "each pending migration is linted on what the ones before it leave, so none from it on was"
+
+
+class Stop(NamedTuple):
+    """The file that stops a check replaying migrations, and why."""
+
+    path: Path
+    version: int
+    why: str
+
+
+def _first(versions: Iterable[int], stops: dict[int, Stop]) -> Stop | None:
+    """The stop of the lowest of ``versions`` that has one, if any."""
+    return next((stops[v] for v in sorted(versions) if v in stops), None)
+
+
+def _plan(
+    loaded: dict[int, LoadedMigration],
+    unusable: dict[int, Stop],
+    no_down: dict[int, Stop],
+    applied: dict[int, AppliedMigration],
+    *,
+    roundtrip: bool,
+) -> tuple[list[LoadedMigration], Stop | None, Stop | None]:
+    """The pending migrations to lint, in order, up to the first that cannot be replayed (each
+    runs on what the ones before it leave), and that one's stop; then the round trips' stop (every
+    migration, each with its down), None when they run or are not asked for."""
+    versions = sorted((set(loaded) | set(unusable)) - set(applied))
+    lint_stop = _first(versions, unusable)
+    pending = [loaded[v] for v in versions if lint_stop is None or v < lint_stop.version]
+    trip_stop = _first(set(loaded) | set(unusable), no_down | unusable) if roundtrip else None
+    return pending, lint_stop, trip_stop
+
+
+def _not_checked(check: str, stop: Stop, because: str) -> Problem:
+    """The warning for a check that could not run: which, the file that stops it, why, what to do."""
+    message = f"{check} not checked: {stop.why}, and {because}; fix the file, then validate again"
+    return Problem("not-checked", message, stop.path, stop.version, severity="warning")
+
+
+def _schema_file(
+    settings: Settings,
+    loaded: dict[int, LoadedMigration],
+    unusable: dict[int, Stop],
+    applied: dict[int, AppliedMigration],
+    edited: list[int],
+) -> list[Problem]:
+    """The schema file against the migrations up to its version, unless one of them cannot be replayed."""
+    try:
+        dumped = schema.read_dump(settings.schema_file)
+    except (OSError, UnicodeDecodeError):  # none there, or unreadable: dump_file says which, if anything
+        dumped = None
+    stop = _first([v for v in unusable if v <= dumped[0]], unusable) if dumped else None
+    if dumped and stop is not None:
+        return [_not_checked("the schema file", stop, f"the check replays every migration up to {dumped[0]}")]
+    missing = sorted(v for v in applied if v not in loaded)
+    return checks.dump_file(settings.schema_file, [loaded[v] for v in sorted(loaded)], edited, missing)
 
 
 def schema_text(settings: Settings) -> str:
