@@ -4,8 +4,11 @@ each bad case is built for real and must be reported, and validate never writes 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
 import subprocess
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -14,6 +17,7 @@ import pytest
 from .conftest import (
     TRADES,
     Project,
+    blobs,
     console_script,
     modified_missing_and_out_of_order,
     trading,
@@ -648,24 +652,24 @@ def test_an_unknown_hazard_name_fails_validate_and_changes_nothing(project: Proj
     assert project.digest() == before and project.history() == [1, 2, 3]
 
 
-def test_copies_are_scratch_files_in_the_temporary_folder_and_are_removed(
-    project: Project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+def test_copies_are_temporary_databases_on_disk_and_are_closed(
+    project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """validate runs migrations on copies in files, not in memory: memory stays flat whatever the
-    database's size; the files go when the check ends, even when it finds a failing migration."""
-    import tempfile
-
+    """validate runs migrations on copies on disk, not in memory: memory stays flat whatever the
+    database's size. Each is SQLite's temporary database (no name: its file is unlinked as soon
+    as SQLite opens it), closed when the check ends, even when it finds a failing migration."""
     from vcp_migrate import scratch
 
-    scratch_folder = tmp_path / "scratch"
-    scratch_folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch_folder))
-    made: list[str] = []
+    made: list[tuple[scratch.ScratchConnection, str, str]] = []
     real = scratch.database
 
     def recording() -> scratch.ScratchConnection:
         connection = real()
-        made.append(connection.scratch_path)
+        (_, _, name), (journal,) = (
+            connection.execute("PRAGMA database_list").fetchone(),
+            connection.execute("PRAGMA journal_mode").fetchone(),
+        )
+        made.append((connection, name, journal))
         return connection
 
     monkeypatch.setattr(scratch, "database", recording)
@@ -673,11 +677,78 @@ def test_copies_are_scratch_files_in_the_temporary_folder_and_are_removed(
     project.manager().migrate()
     project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
     assert project.manager().validate(roundtrip=True) == []
-    assert len(made) == 2 and all(Path(path).parent == scratch_folder for path in made)  # lint's and the trip's
+    assert [(name, journal) for _, name, journal in made] == [("", "delete")] * 2  # lint's and the trip's, on disk
     project.sql("003_bad.sql", "INSERT INTO nowhere VALUES (1);", "DELETE FROM nowhere;")
     assert [p.kind for p in project.manager().validate(roundtrip=True)] == ["fails"]
-    assert list(scratch_folder.iterdir()) == []
+    assert len(made) == 4
+    for connection, _, _ in made:
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            connection.execute("SELECT 1")
     assert project.history() == [1]
+
+
+def test_where_sqlite_keeps_temporary_databases_in_memory_a_copy_is_a_named_file_removed_at_close(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A build with SQLITE_TEMP_STORE=2 or 3 would hold the whole copy in memory: a named file
+    in Python's temporary folder instead, as before, with its journal removed when it closes."""
+    import tempfile
+
+    from vcp_migrate import scratch
+
+    monkeypatch.setattr(scratch, "_TEMPORARY", ":memory:")  # what such a build makes of it
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    connection = scratch.database()
+    path = Path(connection.scratch_path)
+    assert path.parent == tmp_path and path.name.startswith("vcp-migrate-scratch-")
+    connection.execute("BEGIN")
+    connection.execute("CREATE TABLE t (x)")
+    assert path.is_file() and Path(f"{path}-journal").is_file()
+    connection.execute("COMMIT")
+    connection.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="the copy's open file is seen in /proc")
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_killed_validate_leaves_no_copy_in_the_temporary_folder(project: Project, how: signal.Signals) -> None:
+    """A copy of the database outlived a validate killed while a pending migration ran on it, for
+    good: SQLite's temporary database is unlinked as it is opened, so it goes with the process."""
+    folder = project.root / "tmp"
+    folder.mkdir()
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.manager().migrate()
+    blobs(project.db, 8)  # more than SQLite's cache holds: the copy is written to its file
+    started = project.root / "started"
+    slow = f"import time\ndef up(c):\n    open({str(started)!r}, 'w').close()\n    time.sleep(60)\n"
+    project.write("002_slow.py", slow + "def down(c):\n    pass\n")
+    before = project.digest()
+    command = [str(console_script()), "validate", "--db", str(project.db), "--dir", str(project.dir)]
+    env = {k: v for k, v in os.environ.items() if k != "SQLITE_TMPDIR"} | {"TMPDIR": str(folder)}
+    process = subprocess.Popen(command, cwd=project.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), process.communicate()
+        opened = [os.readlink(fd) for fd in Path(f"/proc/{process.pid}/fd").iterdir()]
+        while_running = list(folder.iterdir())
+        process.send_signal(how)
+        process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == -how
+    assert list(folder.iterdir()) == []
+    project.write("002_slow.py", "def up(c):\n    pass\ndef down(c):\n    pass\n")
+    again = subprocess.run(command, cwd=project.root, env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 1 and "the schema differs" in again.stdout  # the table made outside migrations
+    assert list(folder.iterdir()) == []
+    assert project.digest() == before and project.history() == [1]
+    # The copy was on disk there (not in memory), with no name from the moment it was opened.
+    assert any(link.startswith(f"{folder}/") and link.endswith(" (deleted)") for link in opened), opened
+    assert while_running == []
 
 
 def test_validate_with_standard_output_closed_says_so(project: Project) -> None:
