@@ -124,7 +124,7 @@ def read(connection: Queries) -> dict[int, AppliedMigration]:
 
 class Found(NamedTuple):
     """What a read of the history found: the layout of its tables, the applied migrations, the id,
-    and the triggers on its tables (``not_made_here``), read with them at no extra statement."""
+    and the triggers on its tables (``history_guard.not_made_here``), read with them at no extra statement."""
 
     layout: int
     applied: dict[int, AppliedMigration]
