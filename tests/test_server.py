@@ -826,3 +826,54 @@ def test_the_server_failing_during_the_backup_is_named_and_said_so(project: Proj
         "(check that the server is running and run again, or pass --no-backup; nothing was changed)"
     )
     assert history(url) == [1] and not list(project.root.glob("*.db.backups/*"))
+
+
+def test_a_redo_whose_commit_answer_is_lost_keeps_the_backup(project: Project, cluster: Cluster) -> None:
+    """A redo's down and up of one migration leave the same history row whether its COMMIT was
+    made or not: it said "nothing was changed" and deleted the backup, the only copy of the row
+    the committed down had dropped with its table."""
+    url = cluster.primary.url
+    two(project)
+    assert cli(project, url, "migrate").exit_code == 0
+    query(url, "INSERT INTO fills (qty) VALUES (7)")
+    with LosingProxy(url, "COMMIT /* vcp-migrate */") as proxy:
+        runner = process(project, proxy.url, "redo")
+        out, err = runner.communicate(timeout=120)
+    assert proxy.lost.is_set() and runner.returncode == 1 and "Traceback" not in err, out + err
+    assert "nothing was changed" not in err and "Deleted that backup" not in out
+    assert f"whether {project.dir / '002_fills.sql'} was committed is unknown" in err
+    (backup,) = (project.root / f"127.0.0.1_{proxy.url.rsplit(':', 1)[1]}.db.backups").iterdir()
+    with closing(sqlite3.connect(backup)) as kept:
+        assert kept.execute("SELECT qty FROM fills").fetchall() == [(7,)]
+    assert query(url, "SELECT count(*) FROM fills") == [(0,)]  # the redo had committed
+
+
+def test_a_commit_whose_answer_is_lost_through_a_replica_is_asked_of_the_primary(
+    project: Project, cluster: Cluster
+) -> None:
+    """Asked again with a plain read, a replica answered from data that had not caught up yet."""
+    url = cluster.primary.url
+    two(project)
+    assert cli(project, url, "migrate").exit_code == 0
+    cluster.settle()
+    with LosingProxy(cluster.replicas[0].url, "COMMIT /* vcp-migrate */") as proxy:
+        runner = process(project, proxy.url, "rollback", "--lock-timeout", "60")
+        out, err = runner.communicate(timeout=120)
+    assert proxy.lost.is_set() and runner.returncode == 1 and "Traceback" not in err, out + err
+    assert f"({project.dir / '002_fills.sql'} was committed before it;" in err and "Deleted that backup" not in out
+    assert history(url) == [1]
+
+
+def test_baseline_whose_commit_answer_is_lost_does_not_say_nothing_was_changed(
+    project: Project, cluster: Cluster
+) -> None:
+    url = cluster.primary.url
+    two(project)
+    query(url, "CREATE TABLE trades (id INTEGER PRIMARY KEY, symbol TEXT)")
+    with LosingProxy(url, "COMMIT /* vcp-migrate */") as proxy:
+        runner = process(project, proxy.url, "baseline", "1")
+        out, err = runner.communicate(timeout=120)
+    assert proxy.lost.is_set() and runner.returncode == 1 and "Traceback" not in err, out + err
+    assert "nothing was changed" not in err
+    assert "(whether it was committed is unknown: 'vcp-migrate status' tells once the server answers)" in err
+    assert history(url) == [1]

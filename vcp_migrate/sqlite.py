@@ -24,7 +24,7 @@ from .busy import FIRST_READ, OWN_WAITS, execute_waiting, stoppable
 from .database import Connection, Queries
 from .errors import DatabaseError, LockTimeout, setting
 from .history import HANDS_OFF, TABLES
-from .transactions import transaction
+from .transactions import may_have_committed, transaction
 from .watching import Known, Watch, fence_statement
 
 
@@ -376,6 +376,8 @@ def translated(path: Path | str, changed: str = "nothing was changed") -> Iterat
     try:
         yield
     except sqlite3.Error as exc:
+        if getattr(exc, "about_database", False) and may_have_committed(exc):  # a server's COMMIT unanswered
+            changed = "whether it was committed is unknown: 'vcp-migrate status' tells once the server answers"
         raise database_error(exc, path, changed) from exc
 
 

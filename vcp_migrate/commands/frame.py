@@ -177,7 +177,10 @@ def _committed(session: Session, migration: LoadedMigration, direction: Directio
         return None  # asking on a new stream could wait a whole request timeout after Ctrl-C
     try:
         session.renew()  # a new stream (the schema file is written through it too)
-        return history.is_recorded(session.connection, migration.file, applied=direction == "up")
+        # In a write transaction: sent to the primary (a replica may not have the COMMIT yet), and
+        # after the unanswered transaction (it holds the write lock until it ends either way).
+        with transactions.transaction(session.connection, commit=False):
+            return history.is_recorded(session.connection, migration.file, applied=direction == "up")
     except BaseException:
         return None
 
@@ -185,7 +188,7 @@ def _committed(session: Session, migration: LoadedMigration, direction: Directio
 def _in_doubt(exc: BaseException, migrations: list[LoadedMigration]) -> BaseException:
     """What stopped a run whose COMMIT on a server got no answer: that is what to say, not "nothing
     was changed"."""
-    names = ", ".join(str(migration.file.path) for migration in migrations)
+    names = ", ".join(dict.fromkeys(str(migration.file.path) for migration in migrations))  # a redo's: once
     said = (
         f"whether {names} was committed is unknown (the server's answer to its COMMIT was lost):"
         " 'vcp-migrate status' tells once the server answers; the backup taken before this run, if any, is kept"
@@ -201,7 +204,7 @@ def _after_commit(exc: BaseException, migrations: list[LoadedMigration]) -> Base
     """What stopped a run after its migration's COMMIT (a server that failed just after it): the
     error, saying that the migration is committed."""
     if isinstance(exc, VcpMigrateError):
-        names = ", ".join(str(migration.file.path) for migration in migrations)
+        names = ", ".join(dict.fromkeys(str(migration.file.path) for migration in migrations))
         exc.hint = f"{names} was committed before it; 'vcp-migrate status' shows what is applied"
     return exc
 
@@ -219,7 +222,8 @@ def batch(settings: Settings, session: Session, plan: list[tuple[LoadedMigration
         if states == [None]:  # a server's answer to the batch's COMMIT was lost, and it cannot be asked again
             return Ran((), _in_doubt(exc, [migration for migration, _ in plan]), partly=True)
         states += [_committed(session, migration, direction, exc) for migration, direction in plan[1:]]
-        if None in states:
+        in_doubt = None in states or (not once and session.connection.remote and transactions.may_have_committed(exc))
+        if in_doubt:  # (a redo's pair on a server: its history row reads the same whether it committed or not)
             return Ran((), _in_doubt(exc, [migration for migration, _ in plan]), partly=True)
         if not (once and all(states)):
             return Ran((), exc)
