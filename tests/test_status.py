@@ -215,6 +215,8 @@ def test_a_database_with_tables_and_no_history_is_said_so(project: Project) -> N
         assert result.exit_code == 0, result.output
         assert "has 1 table(s) (existing) and no migration history" in result.stderr
         assert "vcp-migrate baseline VERSION" in result.stderr
+        # A CI gate: 3 said "only pending", as if migrate would run; it refuses this database.
+        assert project.cli("status", *args, "--exit-code").exit_code == 4
     assert project.digest() == before
     project.manager(allow_existing=True).migrate()
     assert project.manager().report().unmanaged == ()
@@ -228,6 +230,7 @@ def test_the_note_does_not_say_migrate_refuses_when_allow_existing_is_configured
     result = project.cli("status")
     assert result.exit_code == 0 and "has 1 table(s) (existing) and no migration history" in result.stderr
     assert "refuses" not in result.stderr and "allow_existing" in result.stderr
+    assert project.cli("status", "--exit-code").exit_code == 3  # migrate will apply them: only pending
     assert project.digest() == before
 
 

@@ -54,6 +54,8 @@ def status_command(db: str | None, directory: str | None, as_json: bool, exit_co
         click.echo(status_table(report, columns=terminal_columns(), colour=colour(sys.stdout)), color=True)
     else:  # CI logs and pipes: plain aligned lines
         click.echo(status_lines(report))
+    if exit_code and report.unmanaged and not manager.allow_existing:
+        return EXIT_DISAGREE  # tables and no history: migrate refuses it, as it refuses what disagrees
     return status_exit_code(report) if exit_code else 0
 
 
