@@ -164,6 +164,15 @@ def three(project: Project) -> None:
     project.sql("003_c.sql", "CREATE TABLE c(x);", "DROP TABLE c;")
 
 
+def applied_1_3_then_2(project: Project) -> None:
+    """Tables t1 and t3 applied, then t2 with allow_out_of_order: applied in the order 1, 3, 2."""
+    for version in (1, 3):
+        project.sql(f"00{version}_t{version}.sql", f"CREATE TABLE t{version}(x);", f"DROP TABLE t{version};")
+    project.manager().migrate()
+    project.sql("002_t2.sql", "CREATE TABLE t2(x);", "DROP TABLE t2;")
+    assert [r.version for r in project.manager().migrate(allow_out_of_order=True)] == [2]
+
+
 def three_trades(project: Project) -> None:
     """trades with one row (AAPL), then a pnl column, then an index on symbol; each with its down."""
     project.sql(

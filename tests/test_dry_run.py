@@ -9,7 +9,7 @@ import pytest
 
 from vcp_migrate.schema import diff
 
-from .conftest import Project
+from .conftest import Project, applied_1_3_then_2
 
 PY_BACKFILL = """
 def up(connection):
@@ -243,3 +243,15 @@ def test_dry_run_on_a_database_with_free_pages_leaves_its_content_as_it_was(proj
     assert report.ran_in == "a transaction that was rolled back"
     assert [r.error for r in report.rehearsals] == [None]
     assert seen() == before and pages_in_use() == pages and project.history() == []
+
+
+def test_rollback_dry_run_after_an_out_of_order_migrate_rehearses_the_one_applied_last(project: Project) -> None:
+    applied_1_3_then_2(project)
+    before = project.digest()
+    result = project.cli("rollback", "--dry-run", "--steps", "2")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.index("Would roll back 2 t2") < result.stdout.index("Would roll back 3 t3")
+    assert project.digest() == before and project.history() == [1, 2, 3]
+    one = project.cli("rollback", "--dry-run")
+    assert one.exit_code == 0 and "Would roll back 2 t2" in one.stdout and "Would roll back 3" not in one.stdout
+    assert "-CREATE TABLE t2 (" in one.stdout and "-CREATE TABLE t3 (" not in one.stdout

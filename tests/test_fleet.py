@@ -27,7 +27,7 @@ from vcp_migrate.errors import MigrationFileError, UsageError
 from vcp_migrate.fleet import Fleet
 from vcp_migrate.fleet import worker as worker_module
 
-from .conftest import ENV_VARS, Project, console_script, on_a_terminal, with_output_closed
+from .conftest import ENV_VARS, Project, applied_1_3_then_2, console_script, on_a_terminal, with_output_closed
 
 TRADES = (
     "-- migrate:up\nCREATE TABLE trades (id INTEGER PRIMARY KEY, qty INTEGER);\n-- migrate:down\nDROP TABLE trades;\n"
@@ -1481,3 +1481,22 @@ def test_odd_reports_and_lists_are_usage_errors_and_sqlite_s_own_files_no_target
         "tenant0000.db": ("migrated", None),
         "tenant0001.db": ("migrated", None),
     }
+
+
+def test_fleet_rollback_undoes_the_migration_applied_last_on_each_database(project: Project) -> None:
+    applied_1_3_then_2(project)
+    folder = project.root / "tenants"
+    folder.mkdir()
+    paths = [folder / f"tenant{number}.db" for number in range(2)]
+    for path in paths:
+        shutil.copyfile(project.db, path)
+    run = Fleet(paths[:1], project.dir).rollback()  # the API on one, the command line on the other
+    assert {r.state for r in run.results} == {"rolled-back"}
+    result = _fleet(project, "rollback", str(paths[1]))
+    assert result.returncode == 0, result.stdout + result.stderr
+    for path in paths:
+        with closing(sqlite3.connect(path)) as connection:
+            history = [row[0] for row in connection.execute("SELECT version FROM vcp_migrations ORDER BY version")]
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE name LIKE 't_'")}
+            assert (history, tables) == ([1, 3], {"t1", "t3"}), path
+            assert connection.execute("PRAGMA user_version").fetchone() == (3,)

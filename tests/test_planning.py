@@ -9,7 +9,7 @@ import pytest
 
 from vcp_migrate.errors import PlanError
 from vcp_migrate.models import AppliedMigration, Directory, FileProblem, MigrationFile
-from vcp_migrate.planning import plan_migrate, plan_rollback, status_rows
+from vcp_migrate.planning import application_order, plan_migrate, plan_rollback, status_rows
 
 DIR = Path("migrations")
 
@@ -137,3 +137,12 @@ def test_a_long_list_of_known_versions_is_cut_short() -> None:
         plan_rollback(files(*range(1, 1001)), applied(*range(1, 1001)), to=5000)
     message = str(raised.value)
     assert "known versions: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and 990 more" in message and len(message) < 200
+
+
+def test_the_order_of_application_is_applied_at_then_version() -> None:
+    """One run applies in version order, several rows in the same millisecond; an out-of-order
+    migrate applies a lower version later."""
+    history = applied(1, 2, 3, 4)  # all in the same millisecond
+    history[2] = history[2]._replace(applied_at="2026-11-24T12:00:00.001Z")
+    assert application_order(history) == [1, 3, 4, 2]
+    assert [m.version for m in plan_rollback(files(1, 2, 3, 4), history, steps=3)] == [2, 4, 3]

@@ -12,6 +12,7 @@ from vcp_migrate import DatabaseError, MigrationFailed, MigrationFileError, Plan
 
 from .conftest import (
     Project,
+    applied_1_3_then_2,
     interrupt_after_commit,
     three,
     trigger_on_the_history,
@@ -447,3 +448,80 @@ def test_a_down_that_fails_outside_a_transaction_leaves_the_schema_file_true(pro
     assert result.exit_code == 1 and project.history() == [1]
     assert project.query("SELECT name FROM sqlite_master WHERE name = 'e_a'") == []
     assert "e_a" not in (project.dir / "schema.sql").read_text()
+
+
+# -- after migrate --allow-out-of-order: the reverse of the order of application ------------------
+
+
+def reopened(project: Project) -> tuple[set[str], list[int], int]:
+    """The tables, the history and PRAGMA user_version, read on a new connection."""
+    return project.tables(), project.history(), int(project.query("PRAGMA user_version")[0][0])  # type: ignore[call-overload]
+
+
+def test_rollback_undoes_the_migration_applied_last_not_the_highest(project: Project) -> None:
+    applied_1_3_then_2(project)
+    result = project.cli("rollback")
+    assert result.exit_code == 0, result.output
+    assert "Rolled back 2 t2" in result.stdout and "t3" not in result.stdout
+    # user_version is the highest applied version: 3 is still applied
+    assert reopened(project) == ({"t1", "t3"}, [1, 3], 3)
+    assert [row["state"] for row in project.manager().status()] == ["applied", "out-of-order", "applied"]
+
+
+def test_steps_follow_the_reverse_of_the_order_of_application(project: Project) -> None:
+    applied_1_3_then_2(project)
+    assert [r.version for r in project.manager().rollback(2)] == [2, 3]
+    assert reopened(project) == ({"t1"}, [1], 1)
+
+
+def test_to_rolls_back_in_the_reverse_order_of_application(project: Project) -> None:
+    applied_1_3_then_2(project)
+    assert [r.version for r in project.manager().rollback(to=1)] == [2, 3]
+    assert reopened(project) == ({"t1"}, [1], 1)
+
+
+def test_to_that_keeps_a_migration_applied_after_one_it_rolls_back_is_refused(project: Project) -> None:
+    """--to 2 would run the down of 3 on a schema that 2, applied after it, changed."""
+    applied_1_3_then_2(project)
+    before = project.digest()
+    result = project.cli("rollback", "--to", "2")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert " ".join(result.stderr.split()) == (
+        "Error: --to 2 would roll back version 3 (t3) and keep version 2 (t2), applied after it: the down of 3"
+        " would run on a schema its up did not leave (roll back in the reverse order of application with"
+        " --steps 2 (version(s) 2, 3), then apply version(s) 2 again with migrate --to 2; nothing was changed)"
+    )
+    assert project.digest() == before and reopened(project) == ({"t1", "t2", "t3"}, [1, 2, 3], 3)
+
+
+def test_a_failing_down_stops_the_rollback_after_the_last_applied(project: Project) -> None:
+    """2 (applied last) is rolled back and stays so; 3's down fails whole: 3 and 1 stay applied."""
+    applied_1_3_then_2(project)
+    project.sql("003_t3.sql", "CREATE TABLE t3(x);", "DROP TABLE t3;\nDROP TABLE no_such_table;")
+    result = project.cli("rollback", "--steps", "2")
+    assert result.exit_code == 1
+    said = " ".join(result.stderr.split())
+    assert "003_t3.sql: statement 2 failed: no such table: no_such_table" in said
+    assert "it is still applied; the 1 migration(s) before it in this run stay rolled back" in said
+    assert "Rolled back 2 t2" in result.stdout
+    assert reopened(project) == ({"t1", "t3"}, [1, 3], 3)
+
+
+def test_redo_redoes_the_migration_applied_last(project: Project) -> None:
+    applied_1_3_then_2(project)
+    project.sql("002_t2.sql", "CREATE TABLE t2(x, y);", "DROP TABLE t2;")
+    runs = project.manager().redo()
+    assert [(r.version, r.direction) for r in runs] == [(2, "down"), (2, "up")]
+    assert project.columns("t2") == ["x", "y"] and project.columns("t3") == ["x"]
+    assert reopened(project) == ({"t1", "t2", "t3"}, [1, 2, 3], 3)
+    assert [r.version for r in project.manager().rollback()] == [2]  # still the last applied
+
+
+def test_from_history_follows_the_reverse_order_of_application(project: Project) -> None:
+    applied_1_3_then_2(project)
+    for name in ("002_t2.sql", "003_t3.sql"):
+        (project.dir / name).unlink()
+    result = project.cli("rollback", "--steps", "2", "--from-history", "--yes")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.index("Rolled back 2 t2") < result.stdout.index("Rolled back 3 t3")
+    assert reopened(project) == ({"t1"}, [1], 1)

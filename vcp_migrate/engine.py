@@ -234,9 +234,11 @@ class MigrationManager:
         from_history: bool = False,
         confirm: Callable[[str, str], bool] | None = None,
     ) -> list[MigrationRun]:
-        """Roll back the newest ``steps`` migrations (default 1), or all above version ``to``.
+        """Roll back the ``steps`` migrations applied last (default 1), or all above version ``to``.
 
-        Newest first; if one fails, those rolled back before it stay rolled back. With
+        In the reverse of the order they were applied in (which differs from version order after
+        ``migrate(allow_out_of_order=True)``); PlanError when ``to`` would keep a migration applied
+        after one it rolls back. If one fails, those rolled back before it stay rolled back. With
         ``from_history``, a migration whose file is missing runs the source kept in the history:
         ``confirm`` sees what will run (a title and the whole source as stored, top-level code
         included) before anything runs, and refusing stops the rollback with PlanError.
@@ -247,7 +249,7 @@ class MigrationManager:
         return rollback.rollback(self._settings(), steps, to, from_history=from_history, confirm=answers(confirm))
 
     def redo(self) -> list[MigrationRun]:
-        """Roll back the newest migration and apply it again, from its file as it is now.
+        """Roll back the migration applied last and apply it again, from its file as it is now.
 
         When it is transactional both happen in one transaction: if the up fails, it stays applied.
         """

@@ -109,14 +109,15 @@ def plan_rollback(
     from_history: bool = False,
     again: bool = False,
 ) -> list[MigrationFile | AppliedMigration]:
-    """What ``rollback`` undoes, newest first: the file, or with ``from_history`` the history row
-    of a migration whose file is missing. Raises PlanError when it must refuse (``again``: for a
-    redo, whose refusal says what redo needs)."""
-    newest_first = sorted(applied, reverse=True)
+    """What ``rollback`` undoes, the last applied first (``application_order``, reversed): the
+    file, or with ``from_history`` the history row of a migration whose file is missing. Raises
+    PlanError when it must refuse (``again``: for a redo, whose refusal says what redo needs)."""
+    newest_first = application_order(applied)[::-1]
     if to is not None:
         if to != 0:
             _require_known("to", to, status_rows(directory, applied), directory)
         chosen = [version for version in newest_first if version > to]
+        _require_applied_last(chosen, newest_first, to, applied)
     else:
         count = 1 if steps is None else steps
         if count > len(newest_first):
@@ -139,6 +140,39 @@ def plan_rollback(
                 hint=f"restore the file, {instead}; its history row was kept and nothing was changed",
             )
     return [files.get(version) or applied[version] for version in chosen]
+
+
+def application_order(applied: Mapping[int, AppliedMigration]) -> list[int]:
+    """The applied versions in the order they were applied, first applied first.
+
+    That is the order of ``applied_at`` (UTC, to the millisecond, written with the history row),
+    then of version: one run applies its migrations in version order, several in the same
+    millisecond. It differs from version order only after ``migrate`` with ``allow_out_of_order``.
+    """
+    return sorted(applied, key=lambda version: (applied[version].applied_at, version))
+
+
+def _require_applied_last(
+    chosen: list[int], newest_first: list[int], to: int, applied: Mapping[int, AppliedMigration]
+) -> None:
+    """Refuse ``to`` when a migration it keeps was applied after one it rolls back: that one's
+    down would run on a schema its up did not leave (only the reverse of the order of
+    application is sure to be valid)."""
+    if newest_first[: len(chosen)] == chosen:
+        return
+    steps = newest_first.index(chosen[-1]) + 1
+    kept = [version for version in newest_first[:steps] if version <= to]
+    later = kept[0]
+    earlier = next(version for version in newest_first[newest_first.index(later) :] if version > to)
+    raise PlanError(
+        f"{setting('to', to)} would roll back version {earlier} ({applied[earlier].name}) and keep version"
+        f" {later} ({applied[later].name}), applied after it: the down of {earlier} would run on a schema"
+        " its up did not leave",
+        where=None,
+        hint=f"roll back in the reverse order of application with {setting('steps', steps)}"
+        f" (version(s) {short_list(newest_first[:steps])}), then apply version(s) {short_list(sorted(kept))}"
+        f" again with migrate {setting('target', to)}; nothing was changed",
+    )
 
 
 def _require_known(parameter: Parameter, version: int, rows: list[StatusRow], directory: Directory) -> None:

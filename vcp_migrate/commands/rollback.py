@@ -1,5 +1,6 @@
-"""rollback and redo: undo the newest migrations, newest first, each committed with the removal
-of its history row; redo undoes the newest and applies it again from its file.
+"""rollback and redo: undo the migrations applied last, in the reverse of the order they were
+applied in (planning.application_order), each committed with the removal of its history row;
+redo undoes the one applied last and applies it again from its file.
 
 Scan, lock, read the history, plan (files, or with --from-history the source kept in the
 history, shown and confirmed first), load, back up, run, keep what ran.
@@ -24,7 +25,7 @@ Confirm = Callable[[str, str], bool]
 def rollback(
     settings: Settings, steps: int | None, to: int | None, *, from_history: bool, confirm: Confirm | None
 ) -> list[MigrationRun]:
-    """Roll back the newest ``steps`` migrations (default 1), or all above ``to``."""
+    """Roll back the ``steps`` migrations applied last (default 1), or all above ``to``."""
     check_arguments(steps, to)
     directory = discovery.usable(scan(settings))
     with frame.writing(settings, create=False) as session:
@@ -35,7 +36,7 @@ def rollback(
 
 
 def redo(settings: Settings) -> list[MigrationRun]:
-    """Roll back the newest migration and apply it again, in one transaction when both allow it."""
+    """Roll back the migration applied last and apply it again, in one transaction when both allow it."""
     directory = discovery.usable(scan(settings))
     with frame.writing(settings, create=False) as session:
         (migration,) = plan_rollback(settings, session.connection, directory, 1, None, False, None, again=True)
@@ -59,7 +60,7 @@ def redo(settings: Settings) -> list[MigrationRun]:
 
 def _half_done(stopped: BaseException, migration: LoadedMigration) -> BaseException:
     """What stopped a redo between its down and its up, saying so: redo again would roll back the
-    migration before this one, and leave this one unapplied."""
+    migration applied before this one, and leave this one unapplied."""
     path = str(migration.file.path)
 
     def told(it: str) -> str:
@@ -102,7 +103,8 @@ def plan_rollback(
     *,
     again: bool = False,
 ) -> list[LoadedMigration]:
-    """The loaded migrations a rollback runs, newest first (shared with its dry run and redo: ``again``)."""
+    """The loaded migrations a rollback runs, the last applied first (shared with its dry run and
+    redo: ``again``)."""
     applied = read_history(settings, connection, changing=True)
     if not from_history:  # the history's own sources need no directory: a release may have none of them
         planning.require_some_applied_files(directory, applied, where(settings))

@@ -125,8 +125,8 @@ class Fleet:
         canary: int = 0,
         on_result: Report | None = None,
     ) -> FleetRun:
-        """Roll back the newest ``steps`` migrations (default 1), or all above ``to``, on every
-        database; when to stop as for ``migrate``."""
+        """Roll back the ``steps`` migrations applied last (default 1), or all above ``to``, on
+        every database, as ``MigrationManager.rollback`` does; when to stop as for ``migrate``."""
         policy = _policy(keep_going, max_failures, canary)
         from ..commands.rollback import check_arguments
 
