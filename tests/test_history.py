@@ -48,6 +48,28 @@ def test_prepare_record_read_remove() -> None:
     assert history.highest(connection) == 1
 
 
+def test_applied_at_never_goes_back_so_it_orders_the_rows_as_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clock set back, or the same millisecond, writes a millisecond after the latest row."""
+    connection = database()
+    history.prepare(connection)
+    for version, now in ((1, "2026-11-24T12:00:00.000Z"), (3, "2026-11-24T12:00:00.999Z")):
+        monkeypatch.setattr(history, "utc_now", lambda now=now: now)
+        history.record(connection, file(version), 1)
+    monkeypatch.setattr(history, "utc_now", lambda: "2026-11-24T11:59:00.000Z")  # set back a minute
+    history.record(connection, file(2), 1)
+    history.record(connection, file(4), 1)
+    times = {version: row.applied_at for version, row in history.read(connection).items()}
+    assert times == {
+        1: "2026-11-24T12:00:00.000Z",
+        3: "2026-11-24T12:00:00.999Z",
+        2: "2026-11-24T12:00:01.000Z",
+        4: "2026-11-24T12:00:01.001Z",
+    }
+    monkeypatch.setattr(history, "utc_now", lambda: "2026-11-24T13:00:00.000Z")  # a clock ahead is kept
+    history.record(connection, file(5), 1)
+    assert history.read(connection)[5].applied_at == "2026-11-24T13:00:00.000Z"
+
+
 def test_is_recorded_compares_the_checksum() -> None:
     connection = database()
     history.prepare(connection)

@@ -525,3 +525,21 @@ def test_from_history_follows_the_reverse_order_of_application(project: Project)
     assert result.exit_code == 0, result.output
     assert result.stdout.index("Rolled back 2 t2") < result.stdout.index("Rolled back 3 t3")
     assert reopened(project) == ({"t1"}, [1], 1)
+
+
+def test_a_clock_set_back_before_the_out_of_order_migrate_still_rolls_back_the_one_applied_last(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """applied_at is the order of application: a host whose clock is behind the one that applied 3
+    records 2 after it all the same."""
+    from vcp_migrate import history
+
+    monkeypatch.setattr(history, "utc_now", lambda: "2026-11-24T12:00:00.000Z")
+    for version in (1, 3):
+        project.sql(f"00{version}_t{version}.sql", f"CREATE TABLE t{version}(x);", f"DROP TABLE t{version};")
+    project.manager().migrate()
+    monkeypatch.setattr(history, "utc_now", lambda: "2026-11-24T11:00:00.000Z")
+    project.sql("002_t2.sql", "CREATE TABLE t2(x);", "DROP TABLE t2;")
+    project.manager().migrate(allow_out_of_order=True)
+    assert [r.version for r in project.manager().rollback()] == [2]
+    assert reopened(project) == ({"t1", "t3"}, [1, 3], 3)

@@ -230,11 +230,17 @@ def prepare(connection: Queries) -> None:
     )
 
 
+# applied_at is the order of application (rollback undoes the migration applied last first), so
+# a row never takes a time at or before the latest one's: a clock set back, or the clock of
+# another host that is behind, writes a millisecond after it instead (NULL, hence '', without one).
+_AFTER_THE_LATEST = "coalesce(strftime('%Y-%m-%dT%H:%M:%fZ', max(applied_at), '+0.001 seconds'), '')"
+
+
 def record(connection: Queries, migration: MigrationFile, execution_ms: int) -> None:
     """Write the history row of an applied migration, in the caller's transaction."""
     connection.execute(
         f"INSERT INTO {_MAIN_TABLE} (version, name, checksum, applied_at, execution_ms, file, source)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        f" SELECT ?, ?, ?, max(?, {_AFTER_THE_LATEST}), ?, ?, ? FROM {_MAIN_TABLE}",
         (
             migration.version,
             migration.name,
