@@ -194,7 +194,8 @@ def roundtrip(
 
     Pending migrations, oldest first, from the database as it is: up, down (schema and rows of
     the tables that existed before are back), up again (same as after the first up). Then every
-    migration, newest first: down, up (back as it was), down again (same as after the first down).
+    migration, the last applied first (``applied`` is in the order of application, then ``pending``):
+    down, up (back as it was), down again (same as after the first down).
     The first migration that fails stops the check: what follows would start from a wrong state.
     """
     with closing(_throw_away(live, own)) as session:

@@ -100,7 +100,7 @@ def validate(settings: Settings, *, roundtrip: bool) -> list[Problem]:
                 problems.append(_not_checked("round trips", trip_stop, "they run every migration up and down"))
             # a pending migration that fails on the data is reported once, not again as a round trip
             if tripping and not any(p.kind == "fails" for p in problems):
-                done = [loaded[v] for v in sorted(loaded) if v in applied]
+                done = [loaded[v] for v in planning.application_order(applied) if v in loaded]
                 problems += checks.roundtrip(trip, done, pending, own=True)
     return problems
 
@@ -215,7 +215,9 @@ def _drift(
     if missing:
         message = f"cannot check for drift: the file of applied version(s) {', '.join(map(str, missing))} is missing"
         return [Problem("drift", message, settings.migrations_dir, severity="warning")]
-    return checks.drift(live_schema, [loaded[v] for v in sorted(applied)], where(settings), edited)
+    # in the order they were applied: two that add columns to one table leave them in that order
+    in_order = [loaded[v] for v in planning.application_order(applied)]
+    return checks.drift(live_schema, in_order, where(settings), edited)
 
 
 def _trigger_problems(settings: Settings, foreign: list[str]) -> list[Problem]:
