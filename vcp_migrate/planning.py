@@ -145,9 +145,10 @@ def plan_rollback(
 def application_order(applied: Mapping[int, AppliedMigration]) -> list[int]:
     """The applied versions in the order they were applied, first applied first.
 
-    That is the order of ``applied_at`` (UTC, to the millisecond, written with the history row),
-    then of version: one run applies its migrations in version order, several in the same
-    millisecond. It differs from version order only after ``migrate`` with ``allow_out_of_order``.
+    That is the order of ``applied_at`` (UTC, to the millisecond, written with the history row and
+    never before the latest row's: ``history.record``), then of version, for rows an earlier
+    release wrote in the same millisecond (one run applies its migrations in version order). It
+    differs from version order only after ``migrate`` with ``allow_out_of_order``.
     """
     return sorted(applied, key=lambda version: (applied[version].applied_at, version))
 
