@@ -2,10 +2,10 @@
 
 Exit codes: 0 ok; 1 error; 2 usage; 130 interrupted. ``status --exit-code`` adds 3 (something is
 pending) and 4 (something is modified, missing, invalid or out-of-order; 4 wins over 3).
-Shared options and error handling are in ``base``, questions in ``asking``; the commands in
-``changing``, ``keeping``, ``reading`` and ``fleet``, each module imported only when one of its
-commands runs (``Group.lazy``), so ``vcp-migrate status`` loads neither the changing commands nor
-the fleet's.
+Errors and exit codes are in ``base``, shared options in ``options``, questions in ``asking``;
+the commands in ``changing``, ``keeping``, ``reading`` and ``fleet``, each module imported only
+when one of its commands runs (``Group.lazy``), so ``vcp-migrate status`` loads neither the
+changing commands nor the fleet's.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from .base import Globals, Group, global_options
+from .base import Globals, Group
+from .options import global_options
 
 
 @click.group("vcp-migrate", cls=Group, context_settings={"help_option_names": ["-h", "--help"]}, no_args_is_help=True)

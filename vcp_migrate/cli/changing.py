@@ -14,15 +14,8 @@ from ..errors import PlanError, VcpMigrateError
 from ..printable import printable
 from . import naming
 from .asking import asked
-from .base import (
-    backup_options,
-    common,
-    error,
-    handles_errors,
-    lock_timeout_option,
-    make_manager,
-    run_options,
-)
+from .base import error, handles_errors, make_manager
+from .options import backup_options, common, lock_timeout_option, run_options
 
 if TYPE_CHECKING:
     from ..engine import MigrationManager, Repair

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .base import EXIT_DISAGREE, EXIT_PENDING, common, handles_errors
+from .base import EXIT_DISAGREE, EXIT_PENDING, handles_errors
 from .fleet_shared import choose_paths, make_fleet, run_and_report, stopping_options, targets_options
+from .options import common
 
 if TYPE_CHECKING:
     from .progress import Progress

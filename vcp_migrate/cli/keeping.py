@@ -9,7 +9,8 @@ import click
 from ..errors import VcpMigrateError
 from ..printable import printable
 from .asking import asked
-from .base import backup_dir_option, common, handles_errors, lock_timeout_option, make_manager
+from .base import handles_errors, make_manager
+from .options import backup_dir_option, common, lock_timeout_option
 
 if TYPE_CHECKING:
     from ..models import Backup

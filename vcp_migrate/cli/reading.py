@@ -10,7 +10,8 @@ import click
 
 from .. import closed_output
 from ..printable import printable, printable_lines, status_lines, unmanaged_note
-from .base import EXIT_DISAGREE, EXIT_PENDING, common, handles_errors, make_manager
+from .base import EXIT_DISAGREE, EXIT_PENDING, handles_errors, make_manager
+from .options import common
 from .progress import Progress, colour, terminal_columns
 
 if TYPE_CHECKING:
