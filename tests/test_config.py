@@ -92,7 +92,7 @@ def test_manager_settings_take_given_values_then_the_table_then_defaults(tmp_pat
     from vcp_migrate.config import manager_settings
 
     assert manager_settings() == (
-        "vcp_trading.db", "migrations", None, 30.0, True, 5, True, True, True, False, None, None
+        "vcp_trading.db", "migrations", None, 30.0, True, 5, True, True, True, False, None, None, {}
     )  # fmt: skip
     pyproject = tmp_path / "pyproject.toml"
     pyproject.write_text(
@@ -104,6 +104,11 @@ def test_manager_settings_take_given_values_then_the_table_then_defaults(tmp_pat
     assert table == (
         str(tmp_path / "table.db"), str(tmp_path / "migrations"), str(tmp_path / "s.sql"),
         4.0, False, 2, False, False, False, True, pyproject, "/srv/backups",
+        {name: f"{key} in [tool.vcp-migrate] of {pyproject}" for name, key in (
+            ("db_path", "db"), ("lock_timeout", "lock_timeout"), ("backup", "backup"), ("keep_backups", "keep_backups"),
+            ("user_version", "user_version"), ("dump_schema", "dump"), ("create", "create"),
+            ("allow_existing", "allow_existing"), ("backup_dir", "backup_dir"), ("schema_file", "schema_file"),
+        )},
     )  # fmt: skip
     given = manager_settings({"db": "given.db", "dir": "given", "keep_backups": 9, "create": True}, pyproject)
     assert (given.db, given.directory, given.keep_backups, given.create, given.backup) == (
@@ -430,3 +435,51 @@ def test_a_table_path_that_names_a_folder_is_refused_before_anything(project: Pr
         "Error: --db names a folder, not a file: 'data/' (give the path of a file)\n",
     )
     assert sorted(p.name for p in project.root.iterdir()) == [".git", "migrations", "test.db"]
+
+
+def test_an_error_names_where_a_value_came_from_not_an_option_never_typed(project: Project) -> None:
+    """A database or a migrations folder from VCP_MIGRATE_DB/DIR or from the table: the message
+    names that, not --db or --dir, which the user never typed."""
+    (project.root / ".git").mkdir()
+    (project.root / "folder.db").mkdir()
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    missing = "migrations directory does not exist"
+
+    def said(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+        result = CliRunner().invoke(main, list(args), env=env)
+        return result.exit_code, result.stderr
+
+    assert said("status", env={"VCP_MIGRATE_DB": "folder.db"}) == (
+        1,
+        "Error: folder.db: is a directory, not a database file (check VCP_MIGRATE_DB)\n",
+    )
+    assert said("up", env={"VCP_MIGRATE_DIR": "nowhere"}) == (
+        1,
+        f"Error: nowhere: {missing} (check VCP_MIGRATE_DIR, or create it with 'vcp-migrate new NAME')\n",
+    )
+    assert said("fleet", "status", "test.db", env={"VCP_MIGRATE_DIR": "nowhere"}) == (
+        1,
+        f"Error: nowhere: {missing} (check VCP_MIGRATE_DIR, or create it with 'vcp-migrate new NAME')\n",
+    )
+    (project.root / "pyproject.toml").write_text("[tool.vcp-migrate]\ndb = 'folder.db'\ndir = 'nowhere'\n")
+    table = "in [tool.vcp-migrate] of pyproject.toml"
+    assert said("up", "--dir", "migrations") == (
+        1,
+        f"Error: folder.db: is a directory, not a database file (check db {table})\n",
+    )
+    assert said("status", "--db", "test.db") == (
+        1,
+        f"Error: nowhere: {missing} (check dir {table}, or create it with 'vcp-migrate new NAME')\n",
+    )
+    # Given on the command line, or given over the environment, the option is named.
+    assert said("status", "--db", "test.db", "--dir", "elsewhere", env={"VCP_MIGRATE_DIR": "nowhere"}) == (
+        1,
+        f"Error: elsewhere: {missing} (check --dir, or create it with 'vcp-migrate new NAME')\n",
+    )
+    assert said("status", "--db", "folder.db", "--dir", "migrations") == (
+        1,
+        "Error: folder.db: is a directory, not a database file (check --db)\n",
+    )
+    assert sorted(p.name for p in project.root.iterdir()) == [".git", "folder.db", "migrations", "pyproject.toml"]
+    assert list((project.root / "folder.db").iterdir()) == []
+    assert sorted(p.name for p in project.dir.iterdir()) == ["001_a.sql"]

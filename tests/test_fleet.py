@@ -761,7 +761,8 @@ def test_a_schema_file_that_is_a_target_or_a_migration_stops_the_fleet_before_it
     (project.root / "pyproject.toml").write_text(f'[tool.vcp-migrate]\nschema_file = "{paths[0]}"\n')
     result = _fleet(project, "migrate", *map(str, paths))
     assert result.returncode == 2 and result.stdout == "", result.stderr
-    assert "schema_file (in [tool.vcp-migrate]) is a file vcp-migrate did not write" in " ".join(result.stderr.split())
+    said = "schema_file in [tool.vcp-migrate] of pyproject.toml is a file vcp-migrate did not write"
+    assert said in " ".join(result.stderr.split())
     assert [_digest(p) for p in paths] == digests
     assert Fleet(paths, project.dir, schema_file=paths[0]).status(jobs=1).summary.ok  # status writes no schema file
 

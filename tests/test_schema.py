@@ -146,7 +146,8 @@ def test_a_schema_file_that_names_the_database_is_refused_before_anything(projec
     """Written over the database after the change, the schema text replaced it whole."""
     trading(project)
     said = _refused(project, "test.db")  # a new database: there is no file yet to recognise
-    assert "schema_file (in [tool.vcp-migrate]) names the database itself" in said and "--no-dump" in said
+    assert "schema_file in [tool.vcp-migrate] of pyproject.toml names the database itself" in said
+    assert "--no-dump" in said
     assert not project.db.exists()
     project.manager(dump_schema=False).migrate(target=1)
     said = _refused(project, "test.db")

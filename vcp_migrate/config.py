@@ -72,6 +72,9 @@ class ManagerSettings(NamedTuple):
     allow_existing: bool
     config: Path | None
     backup_dir: str | None = None
+    origins: Mapping[str, str] = {}
+    """Where each value not given came from, by MigrationManager parameter, for messages to name
+    instead of the parameter: ``{"db_path": "VCP_MIGRATE_DB"}``; defaults are not named."""
 
 
 def find(explicit: str | os.PathLike[str] | None = None, start: Path | None = None) -> Path | None:
@@ -177,11 +180,15 @@ def manager_settings(
     else:
         table = _checked(config, table)
     values: dict[str, object] = {}
+    origins: dict[str, str] = {}
     for key, kind in KEYS.items():
         value = given.get(key)
         if value is None and key in ENVIRONMENT and os.environ.get(ENVIRONMENT[key]):
             value = _from_environment(key, os.environ[ENVIRONMENT[key]])
+            origins[_PARAMETER.get(key, key)] = ENVIRONMENT[key]
         if value is None:
+            if key in table:
+                origins[_PARAMETER.get(key, key)] = f"{key} in {TABLE} of {config}"
             value = table.get(key, DEFAULTS[key])
             # With a configuration file, its paths and the default ones are relative to it.
             relative = value is not None and not Path(str(value)).is_absolute() and not is_url(str(value))
@@ -204,11 +211,13 @@ def manager_settings(
         allow_existing=bool(values["allow_existing"]),
         config=config,
         backup_dir=None if values["backup_dir"] is None else str(values["backup_dir"]),
+        origins=origins,
     )
 
 
 # MigrationManager's parameter names for the keys whose names differ.
 PARAMETERS = {"db_path": "db", "migrations_dir": "dir", "dump_schema": "dump"}
+_PARAMETER = {key: parameter for parameter, key in PARAMETERS.items()}
 
 
 def settings_from(

@@ -11,6 +11,7 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .backends import TOKEN_VARIABLE, Server, is_url, stand_in
 from .commands.context import Settings, answers, checked, flags
@@ -19,6 +20,9 @@ from .commands.context import path_argument as _path
 from .errors import UsageError, setting
 from .models import Backup, DryRun, MigrationRun, Problem, Repair, StatusReport
 from .observer import Observer
+
+if TYPE_CHECKING:
+    from .config import ManagerSettings
 
 __all__ = ["MigrationManager", "Repair"]
 
@@ -95,7 +99,18 @@ class MigrationManager:
         overrides = dict(overrides)
         server = {name: overrides.pop(name) for name in _SERVER_ONLY if overrides.get(name) is not None}
         found = config.settings_from(path, overrides, parameters=True)
-        manager = cls(
+        manager = cls.from_settings(found, observer=observer)
+        # The server's settings are given, never read from the file (a token has no place there).
+        for name, value in server.items():
+            setattr(manager, "_auth_token" if name == "auth_token" else name, value)
+        manager._settings()  # checked now, as the constructor checks its own
+        return manager
+
+    @classmethod
+    def from_settings(cls, found: ManagerSettings, *, observer: Observer | None = None) -> MigrationManager:
+        """The manager of settings decided already (``config.settings_from``); ``found.origins``
+        says where each came from, for a caller that names them in messages."""
+        return cls(
             found.db,
             found.directory,
             lock_timeout=found.lock_timeout,
@@ -109,11 +124,6 @@ class MigrationManager:
             backup_dir=found.backup_dir,
             observer=observer,
         )
-        # The server's settings are given, never read from the file (a token has no place there).
-        for name, value in server.items():
-            setattr(manager, "_auth_token" if name == "auth_token" else name, value)
-        manager._settings()  # checked now, as the constructor checks its own
-        return manager
 
     def _settings(self) -> Settings:
         return checked(

@@ -182,7 +182,8 @@ def handles_errors(command: F) -> F:
         except (click.ClickException, click.Abort):
             raise
         except VcpMigrateError as exc:
-            _said(progress, debug, naming.message(exc))  # options, where str(exc) names Python's parameters
+            # options (or where a value came from), where str(exc) names Python's parameters
+            _said(progress, debug, naming.message(exc, progress.origins))
             return exc.exit_code
         except Exception as exc:
             if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):  # wrapped, as in making a class
@@ -219,6 +220,7 @@ def make_manager(
 ) -> MigrationManager:
     """The engine as ``MigrationManager.from_config`` builds it: options given here first, then
     the environment, then [tool.vcp-migrate] of --config or the nearest pyproject.toml, then defaults."""
+    from ..config import settings_from
     from ..engine import MigrationManager
 
     given = dict(
@@ -233,7 +235,9 @@ def make_manager(
     context = click.get_current_context(silent=True)
     if context is not None and "backup_dir" not in given:
         given["backup_dir"] = context.meta.get("vcp_migrate.backup_dir")
-    manager = MigrationManager.from_config(progress.config, observer=progress, **given)
+    found = settings_from(progress.config, given, parameters=True)
+    progress.origins = found.origins  # for the message of an error, the settings' sources
+    manager = MigrationManager.from_settings(found, observer=progress)
     if context is not None:  # for a database on a server
         manager.replicas = tuple(context.meta.get("vcp_migrate.replicas", ()))
         manager.replica_timeout = context.meta.get("vcp_migrate.replica_timeout", manager.replica_timeout)

@@ -79,6 +79,7 @@ def make_fleet(progress: Progress, paths: list[str], directory: str | None, **op
 
     backup, backup_dir = bool(options.pop("backup", False)), options.pop("backup_dir", None)
     found = config.settings_from(progress.config, {"dir": directory, **options})
+    progress.origins = found.origins  # for messages, where each setting came from
     return Fleet(
         paths,
         found.directory,
@@ -139,9 +140,9 @@ class _Lines:
 
     def emit(self, result: DatabaseResult) -> None:
         if self.as_json:
-            click.echo(json.dumps(result.as_dict(as_option)))
+            click.echo(json.dumps(result.as_dict(_spelling(self.progress))))
         elif self.show(result) and not self.progress.quiet:
-            line = _line(result, rehearsal=self.rehearsal)
+            line = _line(result, _spelling(self.progress), rehearsal=self.rehearsal)
             if self.bar is not None:
                 self.bar.console.print(line, markup=False, highlight=False)
             else:
@@ -153,7 +154,12 @@ class _Lines:
             self.bar = None
 
 
-def _line(result: DatabaseResult, *, rehearsal: bool = False) -> str:
+def _spelling(progress: Progress) -> Callable[[str, str | None], str]:
+    """How this run's messages name a setting: by the option, or by where its value came from."""
+    return naming.where_from(progress.origins, as_option)
+
+
+def _line(result: DatabaseResult, spell: Callable[[str, str | None], str], *, rehearsal: bool = False) -> str:
     versions = "" if result.version_before is None else f"  {result.version_before} -> {result.version_after}"
     if rehearsal and result.state != "failed":
         versions += "  (rehearsed: nothing was changed)"
@@ -161,7 +167,7 @@ def _line(result: DatabaseResult, *, rehearsal: bool = False) -> str:
         versions += f"  ({', '.join(result.problems)})"
     if result.pending:
         versions += f"  {result.pending} pending"
-    error = f"  {result.message(as_option)}" if result.error else ""
+    error = f"  {result.message(spell)}" if result.error else ""
     return printable(f"{result.state:<15} {result.path}{versions}  {result.ms:.0f} ms{error}")
 
 
@@ -176,7 +182,7 @@ def _finish(run: FleetRun, lines: _Lines, command: str, report: str | None) -> N
     if summary.slowest:
         text.append("slowest: " + ", ".join(f"{r.path} ({r.ms:.0f} ms)" for r in summary.slowest))
     for result in summary.failed[:10]:
-        message = result.message(as_option) or ""
+        message = result.message(_spelling(lines.progress)) or ""
         text.append(f"failed: {message if message.startswith(result.path) else f'{result.path}: {message}'}")
     if len(summary.failed) > 10:
         text.append(f"failed: and {len(summary.failed) - 10} more" + (f" (all in {report})" if report else ""))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from ..errors import VcpMigrateError
 
 # Each MigrationManager parameter a message may name (errors.Parameter), and its option.
@@ -42,6 +44,20 @@ def as_option(parameter: str, value: str | None) -> str:
     return option if value is None else f"{option} {value}"
 
 
-def message(error: VcpMigrateError) -> str:
-    """The error's message as the command line says it, naming options."""
-    return error.message(as_option)
+def where_from(
+    origins: Mapping[str, str], spell: Callable[[str, str | None], str] = as_option
+) -> Callable[[str, str | None], str]:
+    """``spell``, but a setting whose value came from the environment or the configuration file
+    (``origins``, see ``config.ManagerSettings``) is named by where it came from: the user who
+    set VCP_MIGRATE_DB never typed --db. A setting named with a value to give it (``--no-backup``)
+    stays an option: giving it on the command line is a way to do what the message asks."""
+
+    def spelled(parameter: str, value: str | None) -> str:
+        return origins[parameter] if value is None and parameter in origins else spell(parameter, value)
+
+    return spelled
+
+
+def message(error: VcpMigrateError, origins: Mapping[str, str] | None = None) -> str:
+    """The error's message as the command line says it, naming options, or where a value came from."""
+    return error.message(where_from(origins or {}))

@@ -13,6 +13,7 @@ from ..observer import Observer
 from ..printable import backup_text, printable, printable_lines
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
     from rich.console import Console
@@ -66,6 +67,7 @@ class Progress(Observer):
         self.verbose = verbose  # each statement with its time too
         self.wants_statements = verbose
         self.config: str | None = None  # --config, for the manager
+        self.origins: Mapping[str, str] = {}  # where the manager's settings came from, for messages
         self.taken: Backup | None = None  # the backup taken by this command, for --json
         self.made: Path | None = None  # the database this command created
         self.version_found: int | None = None  # the version the run found under its lock (with wants_history)
