@@ -125,6 +125,10 @@ def test_an_argument_that_is_not_a_whole_number_is_a_usage_error(project: Projec
         ({"schema_file": 3.5}, "schema_file must be a path"),
         ({"backup_dir": ["x"]}, "backup_dir must be a path"),
         ({"db_path": "test.db\0x"}, "db_path holds a NUL character"),
+        ({"db_path": "bad\ud800.db"}, "db_path holds a lone surrogate ('\\ud800'), which no file name can"),
+        ({"migrations_dir": "m\udfff"}, "migrations_dir holds a lone surrogate ('\\udfff')"),
+        ({"schema_file": "s\ud800.sql"}, "schema_file holds a lone surrogate"),
+        ({"backup_dir": "b\ud800"}, "backup_dir holds a lone surrogate"),
         ({"lock_timeout": "5"}, "lock timeout must be a finite number of seconds, 0 or more, not '5'"),
         ({"lock_timeout": None}, "lock timeout must be a finite number"),
         ({"lock_timeout": True}, "lock timeout must be a finite number"),
@@ -170,6 +174,36 @@ def test_a_bytes_path_is_decoded_and_other_methods_refuse_arguments_of_the_wrong
         with pytest.raises(UsageError, match=re.escape(said)):
             call()
     assert project.history() == [1] and sorted(p.name for p in project.dir.iterdir()) == ["001_a.sql", "schema.sql"]
+
+
+def test_a_path_of_bytes_that_are_not_utf8_is_a_name_and_a_lone_surrogate_is_refused(project: Project) -> None:
+    """A name that is not UTF-8 (its bytes, or the str os.fsdecode makes of them) names its file;
+    a lone surrogate that stands for no byte names none: a UsageError of one line, from the
+    constructor, from_config and a fleet alike, not a UnicodeEncodeError, and nothing on disk."""
+    import os
+
+    from vcp_migrate import MigrationManager, UsageError
+    from vcp_migrate.fleet import Fleet
+
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    for name in (b"bytes\xff.db", "text\udcff.db"):
+        assert [run.version for run in MigrationManager(name, project.dir).migrate()] == [1]
+    assert sorted(os.listdir(os.fsencode(project.root))) == [b"bytes\xff.db", b"migrations", b"text\xff.db"]
+    said = (
+        "db_path holds a lone surrogate ('\\ud800'), which no file name can: 'bad\\ud800.db'"
+        " (fix the path, or give it as bytes)"
+    )
+    for make in (
+        lambda: MigrationManager("bad\ud800.db", project.dir),
+        lambda: MigrationManager.from_config(db_path="bad\ud800.db", migrations_dir=project.dir),
+    ):
+        with pytest.raises(UsageError) as refused:
+            make()
+        assert str(refused.value) == said
+    with pytest.raises(UsageError, match=re.escape("a database path holds a lone surrogate ('\\ud800')")):
+        Fleet(["bad\ud800.db"], project.dir).migrate(jobs=1)
+    assert sorted(os.listdir(os.fsencode(project.root))) == [b"bytes\xff.db", b"migrations", b"text\xff.db"]
+    assert sorted(p.name for p in project.dir.iterdir()) == ["001_a.sql", "schema.sql"]
 
 
 FLAGS = ("backup", "user_version", "dump_schema", "create", "allow_existing")

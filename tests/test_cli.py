@@ -133,6 +133,31 @@ def test_errors_are_one_line_with_the_documented_exit_code(
     assert not project.db.exists()
 
 
+def test_a_name_that_is_not_utf8_names_its_file_and_a_lone_surrogate_is_a_usage_error(project: Project) -> None:
+    """Bytes that are not UTF-8 in an argument reach Python as surrogates standing for them: the
+    file gets exactly those bytes. A surrogate that stands for no byte (main() called with a str)
+    is one line, exit 2, nothing made; it was an 'unexpected UnicodeEncodeError'."""
+    import os
+    import subprocess
+
+    two(project)
+    refused = [
+        (["up", "--db", "bad\ud800.db"], "Error: --db holds a lone surrogate ('\\ud800'), which no file name can"),
+        (["up", "--dir", "m\ud800"], "Error: --dir holds a lone surrogate ('\\ud800'), which no file name can"),
+        (["up", "--backup-dir", "b\ud800"], "Error: --backup-dir holds a lone surrogate ('\\ud800')"),
+        (["fleet", "migrate", "f\ud800.db"], "Error: a database path holds a lone surrogate ('\\ud800')"),
+    ]
+    for args, said in refused:
+        result = CliRunner().invoke(main, args)
+        assert (result.exit_code, result.stdout) == (2, ""), result.stderr
+        assert result.stderr.startswith(said) and len(result.stderr.splitlines()) == 1, result.stderr
+    assert sorted(os.listdir(project.root)) == ["migrations"]
+    assert sorted(os.listdir(project.dir)) == ["001_a.sql", "002_b.sql"]
+    done = subprocess.run([console_script(), "up", "--db", b"bad\xff.db"], cwd=project.root, capture_output=True)
+    assert done.returncode == 0 and b"Created bad\\udcff.db" in done.stdout, done.stderr
+    assert sorted(os.listdir(os.fsencode(project.root))) == [b"bad\xff.db", b"migrations"]
+
+
 def test_unknown_command_is_a_usage_error() -> None:
     result = CliRunner().invoke(main, ["frobnicate"])
     assert result.exit_code == 2

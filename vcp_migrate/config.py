@@ -245,7 +245,7 @@ def _given(parameter: str, key: str, value: object) -> object:
 
         if value == "":  # here first, so that the command line names its option
             raise UsageError(f"{setting(parameter)} is empty", hint="give a path")  # type: ignore[arg-type]
-        return path_text(parameter, value)
+        return path_text(parameter, value, shown=setting(parameter))  # type: ignore[arg-type]
     if not _is_a(value, KEYS[key]):
         raise _wrong_type(parameter, KEYS[key], value, "")
     return value

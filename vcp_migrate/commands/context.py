@@ -82,15 +82,15 @@ def answers(confirm: Callable[P, bool] | None) -> Callable[P, bool] | None:
     return answered
 
 
-def path_argument(name: str, value: object) -> Path:
+def path_argument(name: Parameter, value: object) -> Path:
     """A path parameter as a Path (see ``path_text``)."""
-    return Path(path_text(name, value))
+    return Path(path_text(name, value, shown=setting(name)))
 
 
 def file_argument(name: Parameter, value: object) -> Path:
     """A path parameter that must name a file (the database, the schema file), as a Path: refused
     when it ends in a folder's name (".", "..", a separator), which no file can have."""
-    text = path_text(name, value)
+    text = path_text(name, value, shown=setting(name))
     if names_a_folder(text):
         raise UsageError(f"{setting(name)} names a folder, not a file: {text!r}", hint="give the path of a file")
     return Path(text)
@@ -101,17 +101,26 @@ def names_a_folder(text: str) -> bool:
     return os.path.basename(text) in ("", ".", "..")
 
 
-def path_text(name: str, value: object) -> str:
+def path_text(name: str, value: object, *, shown: str | None = None) -> str:
     """A path parameter's text, as given (bytes decoded as the system does); UsageError for what
-    is not a path (None, a number), is empty (Path("") would be the current folder) or holds a
-    NUL, which no file name can."""
+    is not a path (None, a number), is empty (Path("") would be the current folder), or holds a
+    NUL or a lone surrogate, which no file name can. ``shown`` names it in messages (default:
+    ``name``; a ``setting()`` for a parameter, so that the command line names its option)."""
+    shown = name if shown is None else shown
     if not isinstance(value, (str, bytes, os.PathLike)):
-        raise UsageError(f"{name} must be a path (a str or a path object), not {type(value).__name__} ({value!r})")
+        raise UsageError(f"{shown} must be a path (a str or a path object), not {type(value).__name__} ({value!r})")
     text = os.fsdecode(os.fspath(value))
     if not text:
-        raise UsageError(f"{name} is empty", hint="give a path")
+        raise UsageError(f"{shown} is empty", hint="give a path")
     if "\0" in text:
-        raise UsageError(f"{name} holds a NUL character, which no file name can: {text!r}", hint="fix the path")
+        raise UsageError(f"{shown} holds a NUL character, which no file name can: {text!r}", hint="fix the path")
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError as exc:  # a surrogate that stands for no byte, unlike \udc80-\udcff from os.fsdecode
+        raise UsageError(
+            f"{shown} holds a lone surrogate ({text[exc.start]!r}), which no file name can: {text!r}",
+            hint="fix the path, or give it as bytes",
+        ) from None
     return text
 
 

@@ -30,7 +30,7 @@ def expand(patterns: Iterable[str]) -> list[str]:
     """
     found: list[str] = []
     for pattern in patterns:
-        no_null(pattern, "a database path")
+        possible_name(pattern, "a database path")
         if _MAGIC.isdisjoint(pattern) or os.path.lexists(pattern):
             found.append(pattern)
             continue
@@ -61,7 +61,7 @@ def listed_in(source: str) -> list[str]:
     lines = (line[:-1] if line.endswith("\r") else line for line in text.split("\n"))
     paths = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
     for path in paths:
-        no_null(path, f"a line of {where}")
+        possible_name(path, f"a line of {where}")
     return paths
 
 
@@ -126,9 +126,18 @@ def files_only(paths: Iterable[str]) -> list[str]:
     return paths
 
 
-def no_null(path: str, what: str) -> None:
+def possible_name(path: str, what: str) -> None:
+    """UsageError for a path no file can have: one that holds a NUL or a lone surrogate (one
+    that stands for no byte, unlike those that carry the bytes of a name that is not UTF-8)."""
     if "\0" in path:
         raise UsageError(f"{what} holds a NUL character, which no file name can: {path!r}", hint="fix the path")
+    try:
+        os.fsencode(path)
+    except UnicodeEncodeError as exc:
+        raise UsageError(
+            f"{what} holds a lone surrogate ({path[exc.start]!r}), which no file name can: {path!r}",
+            hint="fix the path",
+        ) from None
 
 
 def once(paths: list[str]) -> list[str]:
