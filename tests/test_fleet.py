@@ -1363,6 +1363,17 @@ def test_a_backup_folder_that_cannot_be_one_stops_the_fleet_before_it_starts(pro
     assert [_version(path) for path in paths] == [1, 1]
 
 
+@pytest.mark.parametrize("command", ["migrate", "rollback"])
+def test_an_empty_backup_folder_is_a_usage_error_not_ignored(project: Project, command: str) -> None:
+    """``--backup-dir ""`` was passed by, as if not given: the run went on with no backup at all."""
+    paths = _tenants(project, 2)
+    before = _files(project.root)
+    result = _fleet(project, command, "tenants/*.db", "--backup-dir", "", "--keep-going")
+    assert (result.returncode, result.stdout) == (2, ""), result.stderr
+    assert result.stderr == "Error: --backup-dir is empty (give a path)\n"
+    assert _files(project.root) == before and [_version(path) for path in paths] == [1, 1]
+
+
 def test_more_jobs_than_four_a_core_is_a_usage_error(project: Project) -> None:
     """Said before anything is loaded: a Python migration's module code has not run."""
     _tenants(project, 1)

@@ -86,7 +86,7 @@ def make_fleet(progress: Progress, paths: list[str], directory: str | None, **op
         lock_timeout=found.lock_timeout,
         backup=backup,
         keep_backups=found.keep_backups,
-        backup_dir=backup_dir or (found.backup_dir if backup else None),
+        backup_dir=backup_dir if backup_dir is not None else (found.backup_dir if backup else None),
         user_version=found.user_version,
         schema_file=found.schema_file,
         dump_schema=found.dump,
