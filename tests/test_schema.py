@@ -578,3 +578,21 @@ def test_the_schema_file_is_on_disk_before_it_is_renamed(project: Project, monke
     assert ("fsync", written) in events[: events.index(("replace", written))]
     assert (project.dir / "schema.sql").stat().st_ino == written
     assert "-- version: 2" in (project.dir / "schema.sql").read_text()
+
+
+@pytest.mark.parametrize("mode", [0o444, 0o640, 0o604], ids=oct)
+def test_the_schema_file_keeps_the_permission_bits_it_had(project: Project, mode: int) -> None:
+    """Replaced by a new file renamed over it, a read-only (0444) schema file came back 0644."""
+    trading(project)
+    schema = project.dir / "schema.sql"
+    project.manager().migrate(target=1)
+    created = stat.S_IMODE(os.stat(schema).st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert created == 0o666 & ~umask  # a new one: as any file the user makes
+    first = schema.read_text()
+    os.chmod(schema, mode)
+    project.manager().migrate()
+    assert schema.read_text() != first and "-- version: 2" in schema.read_text()
+    assert stat.S_IMODE(os.stat(schema).st_mode) == mode
+    assert sorted(p.name for p in project.dir.iterdir() if p.name.startswith(".")) == []  # no partial left

@@ -234,6 +234,8 @@ def write_dump(path: Path, connection: Queries, version: int) -> None:
 
     The text goes to a new file of our own beside it, renamed over it. Nothing found there is
     written through: a link at the schema file's path is replaced, its target left as it is.
+    The file replaced keeps its permission bits (one made read-only stays so); a new one gets
+    the umask's.
     Raises OSError when the file cannot be written; no partial file is left behind, and those
     of runs killed while writing it are removed first.
     """
@@ -241,8 +243,13 @@ def write_dump(path: Path, connection: Queries, version: int) -> None:
     _remove_dead_partials(path)
     if _regular_file_text(path) == text:
         return
+    mode = _regular_file_mode(path)
     partial, handle = _new_file_beside(path)
     try:
+        if mode is not None and hasattr(os, "fchmod"):  # on our open handle: read-only, it is still written
+            os.fchmod(handle, mode)
+        elif mode is not None:
+            os.chmod(partial, mode)
         with open(handle, "w", encoding="utf-8") as out:
             out.write(text)
             out.flush()
@@ -284,6 +291,15 @@ def _regular_file_text(path: Path) -> str | None:
             return file.read()
     finally:
         os.close(handle)
+
+
+def _regular_file_mode(path: Path) -> int | None:
+    """The permission bits of the regular file at ``path``; None for a link or nothing there."""
+    try:
+        status = os.lstat(path)
+    except OSError:
+        return None
+    return stat.S_IMODE(status.st_mode) if stat.S_ISREG(status.st_mode) else None
 
 
 def _new_file_beside(path: Path) -> tuple[Path, int]:
