@@ -1397,7 +1397,8 @@ def test_targets_from_keeps_names_as_the_system_gives_them(project: Project) -> 
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
         (line,) = result.stdout.splitlines()
-        assert json.loads(line)["path"] == odd and json.loads(line)["state"] == "checked"
+        # The byte 0xE9 is the text \udce9 in the JSON, as the plain line shows it (see JSON output).
+        assert json.loads(line)["path"] == "tenants/caf\\udce9 .db" and json.loads(line)["state"] == "checked"
 
 
 @pytest.mark.parametrize("terminal", [False, True], ids=["lines", "progress bar"])
@@ -1512,3 +1513,25 @@ def test_fleet_rollback_undoes_the_migration_applied_last_on_each_database(proje
             tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE name LIKE 't_'")}
             assert (history, tables) == ([1, 3], {"t1", "t3"}), path
             assert connection.execute("PRAGMA user_version").fetchone() == (3,)
+
+
+def test_fleet_status_json_shows_a_path_that_is_not_utf8_as_its_line_does(project: Project) -> None:
+    """Each JSON line is valid UTF-8 with no lone surrogate: the byte 0xE9 of a database's name is
+    the text \\udce9, as the plain line shows it (json.dumps wrote an escaped lone surrogate)."""
+    paths = _tenants(project, 1)
+    latin = os.fsdecode(b"tenants/caf\xe9.db")
+    shutil.copyfile(paths[0], latin)
+    before = _files(project.root)
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    command = [str(console_script()), "fleet", "status", latin, str(paths[0]), "--dir", str(project.dir)]
+    lines = subprocess.run(command, cwd=project.root, capture_output=True, env=env, timeout=300)
+    assert b"tenants/caf\\udce9.db  1 -> 1" in lines.stdout, lines.stderr
+    done = subprocess.run([*command, "--json"], cwd=project.root, capture_output=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.decode("utf-8", errors="strict").splitlines()]
+    for row in rows:
+        json.dumps(row, ensure_ascii=False).encode("utf-8", errors="strict")  # no lone surrogate in it
+    assert sorted((row["path"], row["state"]) for row in rows) == sorted(
+        [("tenants/caf\\udce9.db", "checked"), (str(paths[0]), "checked")]
+    )
+    assert _files(project.root) == before

@@ -540,3 +540,40 @@ def test_the_schema_file_is_known_by_another_spelling_of_its_folder(project: Pro
         assert {row["state"] for row in manager.status()} == {"applied"}
         assert manager.migrate() == [] and manager.rollback() and manager.migrate()
     assert project.history() == [1, 2, 3]
+
+
+def _strict_json(output: bytes) -> object:
+    """``output`` read as a strict consumer reads it: UTF-8 and JSON both strict, and no string
+    holding a lone surrogate (Python's json.loads takes an escaped one; other readers refuse it)."""
+    document = json.loads(output.decode("utf-8", errors="strict"))
+
+    def strings(value: object) -> list[str]:
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, dict):
+            return [text for key, item in value.items() for text in (key, *strings(item))]
+        return [text for item in value for text in strings(item)] if isinstance(value, list) else []
+
+    for text in strings(document):
+        text.encode("utf-8", errors="strict")
+    return document
+
+
+def test_status_json_shows_a_name_that_is_not_utf8_as_the_text_output_does(project: Project) -> None:
+    """The byte 0xE9 of a Latin-1 name: json.dumps wrote the lone surrogate escape "\\udce9",
+    which a strict reader refuses; now the text \\udce9, as the table shows it."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    (project.dir / os.fsdecode(b"002_caf\xe9.sql")).write_text("-- migrate:up\nCREATE TABLE b (x);\n")
+    (project.dir / "003_café.sql").write_text("-- migrate:up\nCREATE TABLE c (x);\n")
+    command = [str(console_script()), "status", "--db", "test.db", "--dir", "migrations"]
+    table = subprocess.run(command, cwd=project.root, capture_output=True, check=True)
+    assert "      2  pending                    caf\\udce9\n" in table.stdout.decode()
+    done = subprocess.run([*command, "--json"], cwd=project.root, capture_output=True)
+    assert done.returncode == 0, done.stderr
+    rows = _strict_json(done.stdout)
+    assert [(row["name"], row["file"]) for row in rows] == [  # type: ignore[index, union-attr]
+        ("a", "migrations/001_a.sql"),
+        ("caf\\udce9", "migrations/002_caf\\udce9.sql"),
+        ("café", "migrations/003_café.sql"),
+    ]
+    assert not project.db.exists()

@@ -36,6 +36,27 @@ def printable_lines(text: str) -> str:
     return "\n".join("\t".join(printable(part) for part in line.split("\t")) for line in lines)
 
 
+def json_text(value: object, *, indent: int | None = None) -> str:
+    """``value`` as JSON that strict readers take: a surrogate from a file name that is not UTF-8
+    (``\\udce9`` stands for the byte 0xE9) becomes the text of its escape, as ``printable`` shows
+    it, where ``json.dumps`` writes an escaped lone surrogate that is no character at all."""
+    import json
+
+    return json.dumps(_without_surrogates(value), indent=indent)
+
+
+def _without_surrogates(value: object) -> object:
+    if isinstance(value, str):
+        if value.isascii():
+            return value
+        return "".join(f"\\u{ord(char):04x}" if "\ud800" <= char <= "\udfff" else char for char in value)
+    if isinstance(value, dict):
+        return {_without_surrogates(key): _without_surrogates(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_without_surrogates(item) for item in value]
+    return value
+
+
 TIME = "Applied at (UTC)"
 _SUMMARY_ORDER = ("applied", "pending", "modified", "missing", "out-of-order", "invalid")
 

@@ -11,7 +11,7 @@ import click
 
 from .. import closed_output
 from ..errors import PlanError, VcpMigrateError
-from ..printable import printable
+from ..printable import json_text, printable
 from . import naming
 from .asking import asked
 from .base import error, handles_errors, make_manager
@@ -131,9 +131,7 @@ def _reporting(manager: MigrationManager, progress: Progress, as_json: bool) -> 
         after = _version(manager)
         # A run stopped before it read the history changed nothing: the version before is the one after.
         before = after if progress.version_found is None else progress.version_found
-        import json
-
-        click.echo(json.dumps(_result(manager, progress, before, after, failure), indent=2))
+        click.echo(json_text(_result(manager, progress, before, after, failure), indent=2))
 
 
 def _version(manager: MigrationManager) -> int | None:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -15,7 +14,7 @@ import click
 
 from .. import closed_output
 from ..errors import VcpMigrateError
-from ..printable import printable
+from ..printable import json_text, printable
 from . import naming
 from .base import EXIT_INTERRUPTED, error
 from .naming import as_option as _as_option
@@ -140,7 +139,7 @@ class _Lines:
 
     def emit(self, result: DatabaseResult) -> None:
         if self.as_json:
-            click.echo(json.dumps(result.as_dict(_spelling(self.progress))))
+            click.echo(json_text(result.as_dict(_spelling(self.progress))))
         elif self.show(result) and not self.progress.quiet:
             line = _line(result, _spelling(self.progress), rehearsal=self.rehearsal)
             if self.bar is not None:

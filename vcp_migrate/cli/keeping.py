@@ -33,9 +33,9 @@ def backups_command(db: str | None, directory: str | None, as_json: bool, progre
     manager = make_manager(db, directory, progress)
     found = manager.backups()
     if as_json:
-        import json
+        from ..printable import json_text
 
-        click.echo(json.dumps([backup.as_dict() for backup in found], indent=2))
+        click.echo(json_text([backup.as_dict() for backup in found], indent=2))
     elif not progress.terminal:  # a pipe, a file: whole names, a line each (a table would cut them)
         from .. import backups
         from ..printable import size

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .. import closed_output
-from ..printable import printable, printable_lines, status_lines, unmanaged_note
+from ..printable import json_text, printable, printable_lines, status_lines, unmanaged_note
 from .base import EXIT_DISAGREE, EXIT_PENDING, handles_errors, make_manager
 from .options import common
 from .progress import Progress, colour, terminal_columns
@@ -44,9 +44,7 @@ def status_command(db: str | None, directory: str | None, as_json: bool, exit_co
     if report.unmanaged and not progress.quiet:
         click.echo(unmanaged_note(report, allow_existing=manager.allow_existing), err=True)
     if as_json:
-        import json
-
-        click.echo(json.dumps([row.as_dict() for row in report.rows]))
+        click.echo(json_text([row.as_dict() for row in report.rows]))
         if not report.database_exists and not progress.quiet:
             click.echo(f"Note: {report.database} does not exist yet: every migration is pending.", err=True)
     elif progress.terminal:  # drawn without Rich: loading it takes longer than the rest of status
@@ -79,9 +77,7 @@ def current_command(db: str | None, directory: str | None, as_json: bool, progre
     manager = make_manager(db, directory, progress)
     version = manager.current()
     if as_json:
-        import json
-
-        click.echo(json.dumps({"database": manager.database, "version": version}))
+        click.echo(json_text({"database": manager.database, "version": version}))
     else:
         click.echo(version)
     return 0
@@ -133,9 +129,7 @@ def validate_command(
         problems = make_manager(db, directory, progress).validate(roundtrip=roundtrip)
     failing = [p for p in problems if p.severity == "error" or (strict and p.severity == "warning")]
     if as_json:
-        import json
-
-        click.echo(json.dumps({"ok": not failing, "problems": [p.as_dict() for p in problems]}, indent=2))
+        click.echo(json_text({"ok": not failing, "problems": [p.as_dict() for p in problems]}, indent=2))
     else:
         from .. import render
 
