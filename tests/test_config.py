@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -453,6 +454,8 @@ def test_an_error_names_where_a_value_came_from_not_an_option_never_typed(projec
         1,
         "Error: folder.db: is a directory, not a database file (check VCP_MIGRATE_DB)\n",
     )
+    failed = CliRunner().invoke(main, ["up", "--json"], env={"VCP_MIGRATE_DB": "folder.db"})
+    assert json.loads(failed.stdout)["error"] == "folder.db: is a directory, not a database file (check VCP_MIGRATE_DB)"
     assert said("up", env={"VCP_MIGRATE_DIR": "nowhere"}) == (
         1,
         f"Error: nowhere: {missing} (check VCP_MIGRATE_DIR, or create it with 'vcp-migrate new NAME')\n",

@@ -122,7 +122,7 @@ def _reporting(manager: MigrationManager, progress: Progress, as_json: bool) -> 
         with closed_output.printing_aside():  # what a migration prints must not break the JSON
             yield
     except VcpMigrateError as exc:
-        failure = naming.message(exc)  # the options, as the error line names them
+        failure = naming.message(exc, progress.origins)  # as the error line names the settings
         raise
     except KeyboardInterrupt as exc:
         failure = getattr(exc, "said", None) or "interrupted"
