@@ -1535,3 +1535,31 @@ def test_fleet_status_json_shows_a_path_that_is_not_utf8_as_its_line_does(projec
         [("tenants/caf\\udce9.db", "checked"), (str(paths[0]), "checked")]
     )
     assert _files(project.root) == before
+
+
+def test_fleet_status_exit_code_agrees_with_status_on_a_database_with_tables_and_no_history(
+    project: Project,
+) -> None:
+    """4 when migrate refuses it, as 'status --exit-code' says; 3 (only pending) once allow_existing
+    is set, where the fleet said 4 still."""
+    paths = _tenants(project, 1)
+    app = project.root / "app.db"
+    with closing(sqlite3.connect(app)) as connection:
+        connection.execute("CREATE TABLE users (id INTEGER PRIMARY KEY)")
+        connection.commit()
+    before = _files(project.root)
+    for table, expected in (("", 4), ("[tool.vcp-migrate]\nallow_existing = true\n", 3)):
+        (project.root / "pyproject.toml").write_text(table)
+        single = subprocess.run(
+            [str(console_script()), "status", "--exit-code", "--db", str(app), "--dir", str(project.dir)],
+            cwd=project.root, capture_output=True, text=True, timeout=300,
+            env={k: v for k, v in os.environ.items() if k not in ENV_VARS},
+        )  # fmt: skip
+        assert single.returncode == expected, single.stderr
+        for args in ((str(app),), (str(app), str(paths[0])), (str(app), "--json")):
+            fleet = _fleet(project, "status", *args, "--exit-code")
+            assert fleet.returncode == expected, (args, fleet.stdout, fleet.stderr)
+            assert "no-history" in fleet.stdout
+        before["pyproject.toml"] = _digest(project.root / "pyproject.toml")
+        assert _files(project.root) == before
+    assert _fleet(project, "status", str(paths[0]), "--exit-code").returncode == 3  # only behind: as before

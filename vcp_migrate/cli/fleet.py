@@ -174,9 +174,15 @@ def fleet_status(
     )
     if run.summary.failed:
         return 1
-    if exit_code and any(r.problems for r in run.results):
+    if exit_code and any(_counted(r.problems, fleet.settings.allow_existing) for r in run.results):
         return EXIT_DISAGREE
     return EXIT_PENDING if exit_code and any(r.pending for r in run.results) else 0
+
+
+def _counted(problems: tuple[str, ...], allow_existing: bool) -> list[str]:
+    """The problems --exit-code counts, as 'status --exit-code' does: tables and no history only
+    when migrate refuses such a database (with allow_existing it applies every migration to it)."""
+    return [problem for problem in problems if not (allow_existing and problem == "no-history")]
 
 
 @fleet_group.command("validate")
