@@ -414,10 +414,46 @@ def test_ctrl_c_that_python_wrapped_in_another_error_is_an_interrupt(
         main(["status", "--db", str(project.db), "--dir", str(project.dir)])
     assert stopped.value.code == 130
     err = capsys.readouterr().err
-    assert (
-        err.startswith("Error: interrupted (a transactional migration is rolled back whole;")
-        and "unexpected" not in err
-    )
+    assert err == "Error: interrupted; nothing was changed (this command only reads)\n"  # status only reads
+
+
+@pytest.mark.parametrize(
+    ("args", "method"),
+    [
+        (["status"], "report"),
+        (["status", "--json"], "report"),
+        (["current"], "current"),
+        (["validate"], "validate"),
+        (["schema"], "schema_text"),
+        (["backups"], "backups"),
+        (["up"], "migrate"),
+        (["down"], "rollback"),
+    ],
+)
+def test_ctrl_c_in_a_command_that_only_reads_says_nothing_was_changed(
+    project: Project, monkeypatch: pytest.MonkeyPatch, args: list[str], method: str
+) -> None:
+    """Not the changing commands' 'a transactional migration is rolled back whole', which made a
+    reader of 'status' wonder what was rolled back."""
+    from vcp_migrate import MigrationManager
+
+    two(project)
+    project.manager().migrate(target=1)
+    before = project.digest()
+    files = sorted(p.name for p in project.root.rglob("*"))
+
+    def interrupted(*arguments: object, **keywords: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(MigrationManager, method, interrupted)
+    result = project.cli(*args)
+    assert (result.exit_code, result.stdout) == (130, "")
+    if method in ("migrate", "rollback"):
+        assert result.stderr.startswith("Error: interrupted (a transactional migration is rolled back whole;")
+    else:
+        assert result.stderr == "Error: interrupted; nothing was changed (this command only reads)\n"
+    assert project.digest() == before and project.history() == [1]
+    assert sorted(p.name for p in project.root.rglob("*")) == files
 
 
 def test_ctrl_c_before_the_command_begins_is_an_interrupt_not_a_refused_question(

@@ -148,11 +148,12 @@ def _globals(given: dict[str, Any]) -> Globals:
     return Globals(**merged)
 
 
-def handles_errors(command: F) -> F:
+def handles_errors(command: F, *, only_reads: bool = False) -> F:
     """Run a command body: VcpMigrateError and Ctrl-C become one line on stderr and an exit code.
 
     The body gets ``db`` and ``directory`` (from before or after the command name) and a
-    ``progress`` argument, the Progress that the engine reports to.
+    ``progress`` argument, the Progress that the engine reports to. A command that ``only_reads``
+    (see ``reads_only``) says on Ctrl-C that nothing was changed.
     """
 
     @functools.wraps(command)
@@ -187,24 +188,32 @@ def handles_errors(command: F) -> F:
             return exc.exit_code
         except Exception as exc:
             if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):  # wrapped, as in making a class
-                return _interrupted(progress)
+                return _interrupted(progress, None, only_reads)
             _said(progress, debug, f"unexpected {type(exc).__name__}: {exc} (run again with --debug and report it)")
             return 1
         except KeyboardInterrupt as exc:
-            return _interrupted(progress, getattr(exc, "said", None))
+            return _interrupted(progress, getattr(exc, "said", None), only_reads)
         finally:
             progress.stop()
 
     return wrapper  # type: ignore[return-value]
 
 
+def reads_only(command: F) -> F:
+    """``handles_errors`` for a command that never changes the database nor any file (status,
+    current, validate, schema, backups): interrupted, it says that nothing was changed."""
+    return handles_errors(command, only_reads=True)
+
+
 _DONE = "'vcp-migrate status' shows what is applied"
+_READ = "interrupted; nothing was changed (this command only reads)"
 
 
-def _interrupted(progress: Progress, said: str | None = None) -> int:
+def _interrupted(progress: Progress, said: str | None = None, only_reads: bool = False) -> int:
     progress.stop()
     current = f" while running {progress.current.path}" if progress.current else ""
-    error(said or f"interrupted{current} (a transactional migration is rolled back whole; {_DONE})")
+    generic = _READ if only_reads else f"interrupted{current} (a transactional migration is rolled back whole; {_DONE})"
+    error(said or generic)
     return EXIT_INTERRUPTED
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .base import EXIT_DISAGREE, EXIT_PENDING, handles_errors
+from .base import EXIT_DISAGREE, EXIT_PENDING, handles_errors, reads_only
 from .fleet_shared import choose_paths, make_fleet, run_and_report, stopping_options, targets_options
 from .options import common
 
@@ -145,7 +145,7 @@ def fleet_rollback(
 @common
 @targets_options
 @click.option("--exit-code", is_flag=True, help=f"Exit {EXIT_PENDING} when any is behind, {EXIT_DISAGREE} on problems.")
-@handles_errors
+@reads_only
 def fleet_status(
     db: str | None, directory: str | None, patterns: tuple[str, ...], targets_from: str | None,
     only_failed: str | None, jobs: int | None, as_json: bool, report: str | None, lock_timeout: float | None,
@@ -189,7 +189,7 @@ def _counted(problems: tuple[str, ...], allow_existing: bool) -> list[str]:
 @common
 @targets_options
 @click.option("--roundtrip", is_flag=True, help="Also prove every migration reversible on a copy of each database.")
-@handles_errors
+@reads_only
 def fleet_validate(
     db: str | None, directory: str | None, patterns: tuple[str, ...], targets_from: str | None,
     only_failed: str | None, jobs: int | None, as_json: bool, report: str | None, lock_timeout: float | None,

@@ -9,7 +9,7 @@ import click
 from ..errors import VcpMigrateError
 from ..printable import printable
 from .asking import asked
-from .base import handles_errors, make_manager
+from .base import handles_errors, make_manager, reads_only
 from .options import backup_dir_option, common, lock_timeout_option
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 @common
 @backup_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
-@handles_errors
+@reads_only
 def backups_command(db: str | None, directory: str | None, as_json: bool, progress: Progress) -> int:
     """List the backups taken before changes: time, version, size.
 

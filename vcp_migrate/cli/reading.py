@@ -10,7 +10,7 @@ import click
 
 from .. import closed_output
 from ..printable import json_text, printable, printable_lines, status_lines, unmanaged_note
-from .base import EXIT_DISAGREE, EXIT_PENDING, handles_errors, make_manager
+from .base import EXIT_DISAGREE, EXIT_PENDING, handles_errors, make_manager, reads_only
 from .options import common
 from .progress import Progress, colour, terminal_columns
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     help=f"Exit {EXIT_PENDING} when any migration is pending, {EXIT_DISAGREE} when any is modified, missing,"
     " invalid or out-of-order.",
 )
-@handles_errors
+@reads_only
 def status_command(db: str | None, directory: str | None, as_json: bool, exit_code: bool, progress: Progress) -> int:
     """Show every migration: applied, pending, modified, missing, out-of-order or invalid.
 
@@ -61,7 +61,7 @@ def status_command(db: str | None, directory: str | None, as_json: bool, exit_co
 @click.command("current")
 @common
 @click.option("--json", "as_json", is_flag=True, help='Print {"database": ..., "version": N} instead.')
-@handles_errors
+@reads_only
 def current_command(db: str | None, directory: str | None, as_json: bool, progress: Progress) -> int:
     """Print the database's version alone: the highest applied migration, 0 when none.
 
@@ -107,7 +107,7 @@ def new_command(db: str | None, directory: str | None, name: str, sql: bool, pro
 @click.option("--roundtrip", is_flag=True, help="Also prove every migration reversible on a copy of the database.")
 @click.option("--strict", is_flag=True, help="Treat warnings (hazards not acknowledged) as failures.")
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
-@handles_errors
+@reads_only
 def validate_command(
     db: str | None, directory: str | None, roundtrip: bool, strict: bool, as_json: bool, progress: Progress
 ) -> int:
@@ -144,7 +144,7 @@ def validate_command(
 
 @click.command("schema")
 @common
-@handles_errors
+@reads_only
 def schema_command(db: str | None, directory: str | None, progress: Progress) -> int:
     """Print the database's normalised schema: tables, indexes, views, triggers.
 
