@@ -112,21 +112,21 @@ def plan_rollback(
     """What ``rollback`` undoes, the last applied first (``application_order``, reversed): the
     file, or with ``from_history`` the history row of a migration whose file is missing. Raises
     PlanError when it must refuse (``again``: for a redo, whose refusal says what redo needs)."""
-    newest_first = application_order(applied)[::-1]
+    last_first = application_order(applied)[::-1]
     if to is not None:
         if to != 0:
             _require_known("to", to, status_rows(directory, applied), directory)
-        chosen = [version for version in newest_first if version > to]
-        _require_applied_last(chosen, newest_first, to, applied)
+        chosen = [version for version in last_first if version > to]
+        _require_applied_last(chosen, last_first, to, applied)
     else:
         count = 1 if steps is None else steps
-        if count > len(newest_first):
+        if count > len(last_first):
             raise PlanError(
-                f"cannot roll back {count}: {len(newest_first)} migration(s) applied",
+                f"cannot roll back {count}: {len(last_first)} migration(s) applied",
                 where=None,
                 hint=f"use {setting('to', 0)} to roll back every applied migration; nothing was changed",
             )
-        chosen = newest_first[:count]
+        chosen = last_first[:count]
     files = {migration.version: migration for migration in directory.migrations}
     for version in chosen:
         if version not in files and not from_history:
@@ -154,24 +154,24 @@ def application_order(applied: Mapping[int, AppliedMigration]) -> list[int]:
 
 
 def _require_applied_last(
-    chosen: list[int], newest_first: list[int], to: int, applied: Mapping[int, AppliedMigration]
+    chosen: list[int], last_first: list[int], to: int, applied: Mapping[int, AppliedMigration]
 ) -> None:
     """Refuse ``to`` when a migration it keeps was applied after one it rolls back: that one's
     down would run on a schema its up did not leave (only the reverse of the order of
     application is sure to be valid)."""
-    if newest_first[: len(chosen)] == chosen:
+    if last_first[: len(chosen)] == chosen:
         return
-    steps = newest_first.index(chosen[-1]) + 1
-    kept = [version for version in newest_first[:steps] if version <= to]
+    steps = last_first.index(chosen[-1]) + 1
+    kept = [version for version in last_first[:steps] if version <= to]
     later = kept[0]
-    earlier = next(version for version in newest_first[newest_first.index(later) :] if version > to)
+    earlier = next(version for version in last_first[last_first.index(later) :] if version > to)
     raise PlanError(
         f"{setting('to', to)} would roll back version {earlier} ({applied[earlier].name}) and keep version"
         f" {later} ({applied[later].name}), applied after it: the down of {earlier} would run on a schema"
         " its up did not leave",
         where=None,
         hint=f"roll back in the reverse order of application with {setting('steps', steps)}"
-        f" (version(s) {short_list(newest_first[:steps])}), then apply version(s) {short_list(sorted(kept))}"
+        f" (version(s) {short_list(last_first[:steps])}), then apply version(s) {short_list(sorted(kept))}"
         f" again with migrate {setting('target', to)}; nothing was changed",
     )
 

@@ -195,7 +195,7 @@ def rollback_command(
     dump: bool | None,
     progress: Progress,
 ) -> int:
-    """Roll back applied migrations, newest first (alias: down).
+    """Roll back applied migrations, the last applied first (alias: down).
 
     With --from-history, a migration whose file is missing runs from the source
     kept in the database: it is shown whole, and run only once you say yes.
@@ -246,7 +246,7 @@ def redo_command(
     dump: bool | None,
     progress: Progress,
 ) -> int:
-    """Roll back the newest migration and apply it again, as its file is now.
+    """Roll back the migration applied last and apply it again, as its file is now.
 
     The loop while writing a migration. In one transaction when the migration is
     transactional: if its up fails, it stays applied as it was.

@@ -109,7 +109,7 @@ def fleet_rollback(
     steps: int | None, to: int | None, keep_going: bool, max_failures: int | None, canary: int, backup: bool,
     backup_dir: str | None, keep_backups: int | None, dump: bool | None, progress: Progress,
 ) -> int:  # fmt: skip
-    """Roll back the newest migrations of every database, each as 'vcp-migrate rollback' would.
+    """Roll back the migrations applied last on every database, each as 'vcp-migrate rollback' would.
 
     \b
     Example:
