@@ -1190,6 +1190,9 @@ def _files(folder: Path) -> dict[str, str]:
         "a link to a report",
         "JSON that is not a report",
         "no name",
+        "a database's journal, not there",
+        "a database's write-ahead log, not there",
+        "the journal of a database named through a link",
     ],
 )
 def test_a_report_that_would_replace_what_is_not_a_report_is_refused_first(project: Project, named: str) -> None:
@@ -1207,11 +1210,17 @@ def test_a_report_that_would_replace_what_is_not_a_report_is_refused_first(proje
         "a link to a report": "link.json",
         "JSON that is not a report": "deploy.json",
         "no name": "",
+        # SQLite's next open of the database takes a file there for its journal and deletes it.
+        "a database's journal, not there": "tenants/tenant0001.db-journal",
+        "a database's write-ahead log, not there": "./tenants/tenant0002.db-wal",
+        "the journal of a database named through a link": "tenants/tenant0000.db-journal",
     }[named]
     (project.root / "link.json").symlink_to("earlier.json")
+    (project.root / "linked.db").symlink_to("tenants/tenant0000.db")
     (project.root / "deploy.json").write_text('{"command": "deploy --prod", "results": [], "owner": "ops"}')
     before = _files(project.root)
-    result = _fleet(project, "migrate", "tenants/*.db", "tenants/new.db", "--keep-going", "--report", report)
+    targets = ["linked.db", "tenants/tenant0001.db", "tenants/tenant0002.db"] if "link" in named else ["tenants/*.db"]
+    result = _fleet(project, "migrate", *targets, "tenants/new.db", "--keep-going", "--report", report)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"Invalid value for --report: {report!r} cannot be written: it" in result.stderr
     assert _files(project.root) == before and (project.root / "link.json").is_symlink()

@@ -165,6 +165,8 @@ def replaceable(path: str, targets: Sequence[str] = (), own: Sequence[Path] = ()
     if any(file_key(target) == key for target in targets):
         return "it is one of the databases of the run: name another file"
     real = os.path.realpath(absolute)
+    if _beside_a_target(absolute, real, targets):
+        return "it is where SQLite keeps a journal of a database of the run, and would be deleted: name another file"
     if os.path.basename(absolute).startswith(lock.PREFIX) or any(
         real == (mine := os.path.realpath(place)) or real.startswith(mine + os.sep) for place in own
     ):
@@ -176,6 +178,23 @@ def replaceable(path: str, targets: Sequence[str] = (), own: Sequence[Path] = ()
     if not _is_report(Path(absolute)):
         return "it exists and is not a fleet run's report, which would be lost: name a new file or an earlier report"
     return None
+
+
+_SQLITE_FILES = ("-journal", "-wal", "-shm")
+
+
+def _beside_a_target(absolute: str, real: str, targets: Sequence[str]) -> bool:
+    """Whether the report would be a file SQLite keeps beside a database of the run (its journal,
+    its write-ahead log, its shared memory): the next open of that database would take it for a
+    journal and delete it. Named from the path given or from the file it leads to, as SQLite may."""
+    if not absolute.endswith(_SQLITE_FILES):
+        return False
+    for target in targets:
+        spelled = os.path.abspath(target)
+        found = os.path.realpath(spelled)
+        if any(name in (spelled + suffix, found + suffix) for suffix in _SQLITE_FILES for name in (absolute, real)):
+            return True
+    return False
 
 
 def file_key(path: str) -> tuple[int, int] | str:
