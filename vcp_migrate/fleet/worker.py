@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import hashlib
 import multiprocessing
 import os
 import signal
@@ -23,33 +22,15 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from .. import closed_output, history
 from ..commands import context
-from ..errors import (
-    DatabaseError,
-    LockTimeout,
-    MigrationFailed,
-    MigrationFileError,
-    PlanError,
-    VcpMigrateError,
-    as_token,
-)
-from ..observer import Observer
-from .results import (
-    CHECKED,
-    FAILED,
-    MIGRATED,
-    NOT_STARTED,
-    NOTHING_TO_ROLL_BACK,
-    ROLLED_BACK,
-    UP_TO_DATE,
-    DatabaseResult,
-)
+from ..errors import DatabaseError, PlanError, VcpMigrateError, as_token
+from . import commands
+from .results import CHECKED, FAILED, NOT_STARTED, DatabaseResult
 from .targets import is_backup
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
     from ..loading import LoadedMigration
-    from ..models import MigrationRun
 
 
 class Job(NamedTuple):
@@ -67,28 +48,6 @@ class Job(NamedTuple):
     dry_run: bool = False
     roundtrip: bool = False
     aside: bool = False  # run from the command line: a migration's prints go to standard error
-
-
-class _Collector(Observer):
-    """Keeps the version and id one database's run found, what it committed, and its warnings;
-    says nothing."""
-
-    wants_history = True
-
-    def __init__(self) -> None:
-        self.runs: list[MigrationRun] = []
-        self.warnings: list[str] = []
-        self.version: int | None = None
-        self.database_id: str | None = None
-
-    def found(self, version: int, database_id: str | None) -> None:
-        self.version, self.database_id = version, database_id
-
-    def finished(self, run: MigrationRun) -> None:
-        self.runs.append(run)
-
-    def warning(self, message: str) -> None:
-        self.warnings.append(message)
 
 
 class Shared(NamedTuple):
@@ -240,7 +199,7 @@ def _version_now(path: str) -> int | None:
 def run_one(path: str) -> DatabaseResult:
     """The job on one database; every failure becomes a failed result, never an exception."""
     assert _here is not None, "start() first"
-    job, collector = _here.job, _Collector()
+    job, collector = _here.job, commands.Collector()
     settings = job.settings._replace(db_path=Path(path), observer=collector)
     started = time.perf_counter()
     try:
@@ -248,10 +207,11 @@ def run_one(path: str) -> DatabaseResult:
             raise PlanError(_here.refused)
         _require_file(path)
         with closed_output.printing_aside(job.aside):  # standard output is the fleet's results
-            result = _COMMANDS[job.command](job, settings, collector, DatabaseResult(path, CHECKED))
+            result = commands.COMMANDS[job.command](job, settings, collector, DatabaseResult(path, CHECKED))
     except (VcpMigrateError, OSError) as exc:
         result = DatabaseResult(
-            path, FAILED, version_after=_after(collector.version, collector.runs), kind=_kind(exc),
+            path, FAILED, version_after=commands.reached(collector.version, collector.runs),
+            kind=commands.failure_kind(exc),
             error=exc.message(as_token) if isinstance(exc, VcpMigrateError) else f"{path}: {exc}",
         )  # fmt: skip
     except KeyboardInterrupt:
@@ -260,7 +220,7 @@ def run_one(path: str) -> DatabaseResult:
         # A worker ignores Ctrl-C, and the fleet's process raises only the second: this came from
         # the migration's own code. The run goes on.
         result = lost(path, "the migration raised KeyboardInterrupt")
-        result = result._replace(version_after=_after(collector.version, collector.runs))
+        result = result._replace(version_after=commands.reached(collector.version, collector.runs))
     except Exception as exc:  # a defect of ours: the other databases go on
         error = f"{path}: unexpected {type(exc).__name__}: {exc}"
         result = DatabaseResult(path, FAILED, version_after=collector.version, error=error)
@@ -302,96 +262,3 @@ def _require_file(path: str) -> None:
             where=path,
             hint="check the file (a copy still being written?), or create it with 'vcp-migrate migrate --db'",
         )
-
-
-def _after(before: int | None, runs: list[MigrationRun]) -> int | None:
-    ups = [run.version for run in runs if run.direction == "up"]
-    return max([before or 0, *ups]) if ups else before
-
-
-def _migrate(job: Job, settings: context.Settings, seen: _Collector, result: DatabaseResult) -> DatabaseResult:
-    from ..commands import migrate
-
-    if not job.dry_run:
-        runs = migrate.migrate(settings, job.target, allow_out_of_order=job.allow_out_of_order, atomic=job.atomic)
-        return result._replace(state=MIGRATED if runs else UP_TO_DATE, version_after=_after(seen.version, runs))
-    from ..commands import dry_run
-
-    report = dry_run.dry_run_migrate(settings, job.target, allow_out_of_order=job.allow_out_of_order)
-    failed = report.failed
-    if failed is not None:
-        raise MigrationFailed(
-            f"version {failed.version} ({failed.name}) would fail: {failed.error}",
-            where=str(settings.db_path),
-            version=failed.version,
-            hint="dry run: nothing was changed",
-        )
-    versions = [rehearsal.version for rehearsal in report.rehearsals]
-    after = max([seen.version or 0, *versions]) if versions else seen.version
-    return result._replace(state=MIGRATED if versions else UP_TO_DATE, version_after=after)
-
-
-def _rollback(job: Job, settings: context.Settings, seen: _Collector, result: DatabaseResult) -> DatabaseResult:
-    from ..commands import current, rollback
-
-    if not current.version(settings):
-        return result._replace(state=NOTHING_TO_ROLL_BACK, version_after=0)
-    runs = rollback.rollback(settings, job.steps, job.to, from_history=False, confirm=None)
-    return result._replace(state=ROLLED_BACK if runs else NOTHING_TO_ROLL_BACK, version_after=current.version(settings))
-
-
-def _status(job: Job, settings: context.Settings, seen: _Collector, result: DatabaseResult) -> DatabaseResult:
-    from .. import schema
-    from ..commands import status
-
-    report = status.report(settings)
-    problems: list[str] = sorted({row.state for row in report.rows if row.state not in ("applied", "pending")})
-    if report.unmanaged:
-        problems.append("no-history")
-    with closing(context.open_existing(settings)) as connection, context.naming_the_database(settings):
-        fingerprint = hashlib.sha256(schema.snapshot(connection).encode()).hexdigest()[:16]
-    return result._replace(
-        version_after=seen.version, pending=len(report.pending), problems=tuple(problems), fingerprint=fingerprint
-    )
-
-
-def _validate(job: Job, settings: context.Settings, seen: _Collector, result: DatabaseResult) -> DatabaseResult:
-    from ..commands import validate
-
-    problems = validate.validate(settings, roundtrip=job.roundtrip)
-    errors = [p for p in problems if p.severity == "error"]
-    if errors:
-        more = f" and {len(errors) - 3} more" if len(errors) > 3 else ""
-        raise _ValidateFailed("; ".join(str(p) for p in errors[:3]) + more)
-    warnings = tuple(f"{p.severity}: {p}" for p in problems if p.severity != "error")
-    return result._replace(version_after=seen.version, problems=warnings)
-
-
-class _ValidateFailed(VcpMigrateError):
-    """Validate found errors in this database."""
-
-
-_COMMANDS = {"migrate": _migrate, "rollback": _rollback, "status": _status, "validate": _validate}
-
-
-def _kind(exc: BaseException) -> str:
-    if isinstance(exc, LockTimeout) or (isinstance(exc, MigrationFailed) and "database is locked" in str(exc)):
-        return "locked"  # a name or a table called "locked" is no lock
-    if isinstance(exc, MigrationFailed):
-        return "migration"
-    if isinstance(exc, MigrationFileError):
-        return "files"
-    if isinstance(exc, PlanError):
-        return "plan"
-    if isinstance(exc, _ValidateFailed):
-        return "invalid"
-    if isinstance(exc, DatabaseError):
-        text = str(exc)
-        return (
-            "missing"
-            if "does not exist" in text
-            else "not-a-database"
-            if "not a SQLite database" in text
-            else "database"
-        )
-    return "error"
