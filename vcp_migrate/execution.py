@@ -9,15 +9,14 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-from . import history, history_guard, references, sqlite, transactions
+from . import commit_checks, failures, history, history_guard, sqlite, transactions
 from .database import Connection
 from .errors import MigrationFailed
 from .loading import LoadedMigration
 from .models import Direction, MigrationFile, MigrationRun
-from .references import References
 from .session import Session
 from .steps import StepFailed, run_step
-from .watching import Known, Watch
+from .watching import Known
 
 _SAVEPOINT = "vcp_migrate_step"
 
@@ -71,8 +70,8 @@ class Runner:
                 if step.transactional:
                     with transactions.foreign_keys_off(connection), transactions.transaction(connection):
                         ran = run_step(connection, step, guarded=True, capture=capture)
-                        _leave_history_alone(ran.watch)
-                        checked = _check_references(connection, ran.watch, connection.known)
+                        commit_checks.leave_history_alone(ran.watch)
+                        checked = commit_checks.foreign_keys(connection, ran.watch, connection.known)
                         self.session.before_commit()  # still ours, before its history row (and its COMMIT)
                         self._record(connection, migration.file, direction, started, whole=checked.whole_history)
                     connection.known = checked.known  # true now that it is committed
@@ -102,7 +101,9 @@ class Runner:
                 with contextlib.suppress(sqlite3.Error):  # what to report is its failure (closing rolls back too)
                     _rolled_back_left_open(connection)
                 failed.hint = _LEFT_OPEN
-            error = _failure(failed, migration.file, direction, transactional=step.transactional, earlier=earlier)
+            error = failures.migration_failed(
+                failed, migration.file, direction, transactional=step.transactional, earlier=earlier
+            )
             partly = not step.transactional or failed.ended_transaction
             ms = ms_since(started)
             return Outcome(migration, direction, ms, failed.statements, error, failed.unrehearsable, partly)
@@ -169,14 +170,16 @@ class Runner:
         connection.execute(f"SAVEPOINT {_SAVEPOINT}")
         try:
             ran = run_step(connection, step, guarded=True, capture=capture)
-            _leave_history_alone(ran.watch)
-            checked = _check_references(connection, ran.watch, known)
+            commit_checks.leave_history_alone(ran.watch)
+            checked = commit_checks.foreign_keys(connection, ran.watch, known)
             self._record(connection, migration.file, direction, started, whole=checked.whole_history)
         except StepFailed as failed:
             if not failed.ended_transaction:
                 connection.execute(f"ROLLBACK TO {_SAVEPOINT}")
                 connection.execute(f"RELEASE {_SAVEPOINT}")
-            error = _failure(failed, migration.file, direction, transactional=True, earlier=earlier, batch=True)
+            error = failures.migration_failed(
+                failed, migration.file, direction, transactional=True, earlier=earlier, batch=True
+            )
             ms, ended = ms_since(started), failed.ended_transaction
             return Outcome(migration, direction, ms, failed.statements, error, failed.unrehearsable, ended), None
         connection.execute(f"RELEASE {_SAVEPOINT}")
@@ -265,57 +268,10 @@ def _fail_if_query_only(connection: Connection) -> None:
         ) from None
 
 
-class _Checked(NamedTuple):
-    """What the checks before a commit know once the foreign keys are checked: whether the history
-    tables need the whole schema read (``whole_history``), and what will be known after the
-    commit if every check passes (None: nothing, the next migration checks everything)."""
-
-    whole_history: bool
-    known: Known | None
-
-
-def _check_references(connection: Connection, watch: Watch | None, known: Known | None) -> _Checked:
-    """Check the foreign keys after a step, over what it touched when the rest is known to be
-    sound (see ``watching``), otherwise the whole database. Raises StepFailed on a violation."""
-    if watch is None or not watch.trusted:
-        _fail_on(references.violations(connection))
-        return _Checked(True, None)
-    version = references.data_version(connection)
-    same = known is not None and known.version == version  # no other connection committed since
-    if not same or watch.unsure or known is None:
-        _fail_on(references.violations(connection))
-        return _Checked(not same or watch.history, Known(version, None))
-    touched = watch.written.keys() | watch.named.keys()
-    found = known.references
-    if touched:
-        if found is None:  # read once a run, after the step: its changes are in it
-            found = References.read(connection)
-        else:  # a table that had no foreign key and was only dropped has none whether the DROP ran or not
-            again = {key: name for key, name in watch.named.items() if key in watch.created or key in found.parents}
-            found = found.refreshed(again, references.foreign_keys(connection, again.values()))
-        _fail_on(references.violations(connection, found.to_check(touched)))
-    return _Checked(watch.history, Known(version, found))
-
-
-def _leave_history_alone(watch: Watch | None) -> None:
-    """Refuse a step that wrote rows of a history table, remade one, or left a trigger that would
-    write them: the history must say exactly what is committed, and a row deleted or rewritten
-    there would have a later run apply a migration again, or skip one. (A trigger on a history
-    table, and what a watch that did not see the whole step missed, are caught when the row is
-    written.)"""
-    if watch is not None and (written := watch.history_refusal()) is not None:
-        raise StepFailed(written)
-
-
 _HISTORY_CHANGED = (
     "the history tables' rows changed while it ran (through another connection, backup() or the like), and"
     f" stay so; restore the backup taken before this run if one was ('vcp-migrate restore'); {history.HANDS_OFF}"
 )
-
-
-def _fail_on(violations: list[str]) -> None:
-    if violations:
-        raise StepFailed(f"foreign key check failed: {'; '.join(violations)}; fix the data or the migration")
 
 
 def _history_dropped() -> StepFailed:
@@ -332,65 +288,3 @@ def ms_since(started: float) -> int:
 
 class _Abandon(Exception):
     """Ends a batch's transaction with a rollback after a migration failed."""
-
-
-def _failure(
-    failed: StepFailed,
-    file: MigrationFile,
-    direction: Direction,
-    *,
-    transactional: bool,
-    earlier: int,
-    batch: bool = False,
-) -> MigrationFailed:
-    error = _failed_with(failed, file, direction, transactional=transactional, earlier=earlier, batch=batch)
-    error.__cause__ = failed.__cause__  # what the migration raised, or SQLite's error for its statement
-    return error
-
-
-def _failed_with(
-    failed: StepFailed,
-    file: MigrationFile,
-    direction: Direction,
-    *,
-    transactional: bool,
-    earlier: int,
-    batch: bool,
-) -> MigrationFailed:
-    if failed.ended_transaction:
-        return MigrationFailed(
-            failed.what,
-            where=str(file.path),
-            version=file.version,
-            hint=(
-                f"what it did up to then ({failed.changes} row change(s), and any schema change) is committed"
-                " without a history row"
-                + ("; so are the migrations before it in the batch" if batch and earlier else "")
-                + "; 'vcp-migrate validate' shows the drift: undo it by hand or restore the backup"
-            ),
-            statement_index=failed.index,
-            statement=failed.statement,
-        )
-    if failed.unrehearsable:
-        hint = "run it for real after a backup; nothing was changed"
-    elif failed.hint is not None:
-        hint = failed.hint
-    elif batch:
-        hint = "the whole batch was rolled back; nothing was changed"
-    elif not transactional:
-        hint = "it runs outside a transaction, so what it did before failing stays; make it idempotent and run again"
-    elif direction == "up":
-        hint = "nothing was applied" if not earlier else "it was rolled back"
-    else:
-        hint = "its down was undone whole: it is still applied"
-    if earlier and not batch:
-        stay = "applied" if direction == "up" else "rolled back"
-        hint += f"; the {earlier} migration(s) before it in this run stay {stay}"
-    return MigrationFailed(
-        failed.what,
-        where=str(file.path),
-        version=file.version,
-        hint=hint,
-        statement_index=failed.index,
-        statement=failed.statement,
-    )
