@@ -385,7 +385,8 @@ def test_waiting_for_an_application_s_write_lock_keeps_the_lock_timeout_and_sqli
 ) -> None:
     """The wait is made in slices of 50 ms, for Ctrl-C: one shorter timeout waited a whole slice,
     and the error that gave up lost SQLite's code (SQLITE_BUSY) for one of ours."""
-    from vcp_migrate.sqlite import database_error, open_database
+    from vcp_migrate.file_errors import database_error
+    from vcp_migrate.sqlite import open_database
     from vcp_migrate.transactions import BEGIN
 
     database = tmp_path / "app.db"

@@ -50,7 +50,7 @@ def execute_waiting(connection: sqlite3.Connection, sql: str, parameters: Any, t
             try:
                 return run(connection, sql, parameters)
             except sqlite3.OperationalError as exc:
-                # SQLITE_BUSY only (sqlite.is_locked also counts SQLITE_LOCKED, which never waits).
+                # SQLITE_BUSY only (file_errors.is_locked also counts SQLITE_LOCKED, which never waits).
                 if not str(exc).startswith("database is locked") or left_ms <= SLICE_MS:
                     raise  # the last slice was the rest of the timeout
     finally:

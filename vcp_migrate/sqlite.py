@@ -3,7 +3,7 @@
 foreign keys: ``references``; copying it: ``copying``).
 
 Everything tied to a local SQLite file is behind these few names: ``open_database``,
-``memory_database``, ``translated`` (error translation), ``copying.copy`` (the online backup API;
+``memory_database``, ``translated`` (error translation: ``file_errors``), ``copying.copy`` (the online backup API;
 copies for checks are in ``scratch``), ``quick_check`` and ``integrity_problems``. A database on a server supplies
 its own in ``backends.server``; transactions (``transactions``) are the same for both.
 """
@@ -22,7 +22,7 @@ from urllib.parse import quote_from_bytes
 
 from .busy import FIRST_READ, OWN_WAITS, execute_waiting, stoppable
 from .database import Connection, Queries
-from .errors import DatabaseError, LockTimeout, setting
+from .errors import DatabaseError, setting
 from .history import HANDS_OFF, TABLES
 from .transactions import may_have_committed, transaction
 from .watching import Known, Watch, fence_statement
@@ -271,44 +271,10 @@ def open_database(path: Path, *, create: bool, timeout: float, read_first: bool 
     except sqlite3.Error as exc:
         if connection is not None:
             connection.close()
+        from .file_errors import database_error  # loaded only on an error: a database that opens never needs it
+
         raise database_error(exc, path) from exc
     return connection
-
-
-_READONLY_DBMOVED = 1032  # SQLite's extended code (Python 3.11+): the file it had open was renamed or unlinked
-# SQLite's fixed messages for errors about the database file rather than the SQL that ran.
-_FILE_ERRORS = {
-    "file is not a database": "not-a-database",
-    "database disk image is malformed": "corrupt",
-    "malformed database schema": "corrupt",
-    "attempt to write a readonly database": "read-only",
-    "database is locked": "locked",
-    "database schema is locked": "locked",
-    "database table is locked": "locked",
-    "unable to open database file": "cannot-open",
-    "database or disk is full": "disk",
-    "disk i/o error": "disk",
-}
-
-
-def _file_error_kind(exc: BaseException) -> str | None:
-    if not isinstance(exc, sqlite3.Error):
-        return None
-    if getattr(exc, "about_database", False):  # a server or its stream failed (backends.remote)
-        return "server"
-    text = str(exc).lower()
-    return next((kind for prefix, kind in _FILE_ERRORS.items() if text.startswith(prefix)), None)
-
-
-def is_file_problem(exc: BaseException) -> bool:
-    """Whether a SQLite error is about the database file (read-only, locked, corrupt, full, I/O),
-    not about the SQL that was running."""
-    return _file_error_kind(exc) is not None
-
-
-def is_locked(exc: BaseException) -> bool:
-    """Whether a SQLite error says another connection holds a lock the statement needs."""
-    return _file_error_kind(exc) == "locked"
 
 
 def require_writable(connection: MigrationConnection, path: Path) -> None:
@@ -325,6 +291,8 @@ def require_writable(connection: MigrationConnection, path: Path) -> None:
         with transaction(connection, commit=False):
             connection.execute(f"PRAGMA user_version = {int(version):d}")
     except sqlite3.Error as exc:
+        from .file_errors import database_error
+
         raise database_error(exc, path) from exc
 
 
@@ -341,41 +309,15 @@ def memory_database() -> MigrationConnection:
     return sqlite3.connect(":memory:", isolation_level=None, factory=MigrationConnection)
 
 
-def database_error(exc: sqlite3.Error, path: Path | str, changed: str = "nothing was changed") -> DatabaseError:
-    """Translate a SQLite error about the database file itself into a DatabaseError; ``changed``
-    ends the hint: what the command had done when the error came."""
-    where = str(path)
-    kind = _file_error_kind(exc)
-    if kind == "not-a-database":
-        return DatabaseError("is not a SQLite database", where=where, hint=f"check {setting('db_path')}; {changed}")
-    if kind == "corrupt":
-        return DatabaseError(f"is corrupt ({exc})", where=where, hint=f"restore it from a backup; {changed}")
-    gone = "://" not in where and not os.path.lexists(where)  # before 3.11 (no extended code): the file gone says it
-    if kind == "read-only" and getattr(exc, "sqlite_errorcode", _READONLY_DBMOVED if gone else 0) == _READONLY_DBMOVED:
-        return DatabaseError("was moved or deleted during the run", where=where, hint=f"put it back; {changed}")
-    if kind == "read-only":
-        return DatabaseError(
-            "is read-only", where=where, hint=f"check the permissions of the file and its folder; {changed}"
-        )
-    if kind == "locked":
-        return LockTimeout(
-            "is locked by another connection",
-            where=where,
-            hint=f"retry when it is released, or raise {setting('lock_timeout')}; {changed}",
-        )
-    if kind == "cannot-open":
-        return DatabaseError("cannot be opened", where=where, hint=f"check the path and its permissions; {changed}")
-    if kind == "disk":
-        return DatabaseError(str(exc), where=where, hint=f"check the disk; {changed}")
-    return DatabaseError(str(exc), where=where, hint=changed)
-
-
 @contextmanager
 def translated(path: Path | str, changed: str = "nothing was changed") -> Iterator[None]:
-    """Turn a SQLite error raised inside into a DatabaseError about ``path`` (see database_error)."""
+    """Turn a SQLite error raised inside into a DatabaseError about ``path`` (see
+    ``file_errors.database_error``)."""
     try:
         yield
     except sqlite3.Error as exc:
+        from .file_errors import database_error
+
         if getattr(exc, "about_database", False) and may_have_committed(exc):  # a server's COMMIT unanswered
             changed = "whether it was committed is unknown: 'vcp-migrate status' tells once the server answers"
         raise database_error(exc, path, changed) from exc

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, NamedTuple
 
-from . import interrupts, loading, sqlite
+from . import file_errors, interrupts, loading
 from .database import Connection, Rows
 from .loading import PythonStep, SqlStep, Step
 from .sqltext import first_words
@@ -144,7 +144,7 @@ def _still_ours(connection: Connection, guard: str) -> bool:
     try:
         _quietly(connection, f"RELEASE {guard}")
     except sqlite3.OperationalError as exc:
-        if sqlite.is_file_problem(exc):  # the server lost the transaction, not the step: say so
+        if file_errors.is_file_problem(exc):  # the server lost the transaction, not the step: say so
             raise
         return False  # "no such savepoint": a transaction of the step's own
     return True
@@ -189,7 +189,7 @@ def _run_statements(connection: Connection, statements: tuple[str, ...]) -> None
             for _ in connection.execute(statement):
                 pass
         except sqlite3.Error as exc:
-            if sqlite.is_file_problem(exc):
+            if file_errors.is_file_problem(exc):
                 raise
             if connection.unrehearsable:
                 what = f"statement {index} cannot be rehearsed: {connection.unrehearsable}"
@@ -219,8 +219,8 @@ def _run_function(connection: Connection, step: PythonStep) -> None:
     except BaseException as exc:  # SystemExit, GeneratorExit and the like are the migration's failure too
         if connection.unrehearsable:
             raise StepFailed(f"{name}() cannot be rehearsed: {connection.unrehearsable}", unrehearsable=True) from exc
-        if sqlite.is_file_problem(exc) and connection.refused is None:
-            if sqlite.is_locked(exc):
+        if file_errors.is_file_problem(exc) and connection.refused is None:
+            if file_errors.is_locked(exc):
                 # We hold the write lock: a lock met inside the migration is one it waits for itself,
                 # most often through a second connection of its own.
                 raise StepFailed(

@@ -261,7 +261,7 @@ class ServerProblem(sqlite3.OperationalError):
     """The server or the stream failed, not the statement: the transaction is gone (rolled back,
     or its outcome unknown when the server stopped answering), so the run stops."""
 
-    about_database = True  # for sqlite.is_file_problem: not the migration's fault
+    about_database = True  # for file_errors.is_file_problem: not the migration's fault
 
 
 _STOLEN = (

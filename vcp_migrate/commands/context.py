@@ -227,7 +227,9 @@ def read_history(settings: Settings, connection: Connection, *, changing: bool =
             with _reading(connection):
                 found = history.read_all(connection, with_id=wants_id)
     except sqlite3.Error as exc:
-        raise sqlite.database_error(exc, where(settings)) from exc
+        from ..file_errors import database_error  # loaded only on an error: a history read never needs it
+
+        raise database_error(exc, where(settings)) from exc
     except DatabaseError as exc:
         exc.where = exc.where or where(settings)
         raise

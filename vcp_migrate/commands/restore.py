@@ -15,7 +15,7 @@ from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import backups, copying, history, sqlite
+from .. import backups, copying, file_errors, history, sqlite
 from ..database import Connection
 from ..errors import DatabaseError, Interrupted, UsageError, VcpMigrateError
 from ..models import Backup
@@ -60,7 +60,7 @@ def restore(
                 backups.discard(safety, folder_created=created_folder)
                 settings.observer.discarded(safety)
             if isinstance(exc, sqlite3.Error):
-                raise sqlite.database_error(exc, database) from exc
+                raise file_errors.database_error(exc, database) from exc
             if isinstance(exc, OSError):
                 raise DatabaseError(f"restore failed: {exc}", where=str(database), hint="nothing was changed") from exc
             raise
