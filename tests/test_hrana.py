@@ -21,7 +21,7 @@ from typing import ClassVar
 
 import pytest
 
-from vcp_migrate.backends import hrana
+from vcp_migrate.backends import hrana, hrana_protocol
 from vcp_migrate.backends.hrana import ConstraintError, ServerError, ServerUnreachable, Stream
 
 from .cluster import Cluster, free_port
@@ -407,14 +407,17 @@ def test_urls() -> None:
 
 
 def test_the_client_stands_alone_and_is_loaded_only_for_a_url() -> None:
-    source = Path(hrana.__file__).read_text(encoding="utf-8")
-    imported = {
-        node.module if isinstance(node, ast.ImportFrom) else alias.name
-        for node in ast.walk(ast.parse(source))
-        if isinstance(node, (ast.Import, ast.ImportFrom))
-        for alias in node.names
-    }
-    assert not any(name is None or name.startswith("vcp_migrate") for name in imported), imported
+    for module in (hrana, hrana_protocol):  # the client, and the protocol's shapes it imports
+        source = Path(module.__file__).read_text(encoding="utf-8")
+        imported = {
+            ("." * node.level if isinstance(node, ast.ImportFrom) else "")
+            + ((node.module or "") if isinstance(node, ast.ImportFrom) else alias.name)
+            for node in ast.walk(ast.parse(source))
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            for alias in node.names
+        }
+        ours = {name for name in imported if name.startswith((".", "vcp_migrate"))}
+        assert ours <= {".hrana_protocol"}, imported
     probe = "import sys, vcp_migrate.cli; print(sorted(m for m in sys.modules if 'backends' in m))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "[]"

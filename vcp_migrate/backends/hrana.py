@@ -19,12 +19,13 @@ sent (the protocol's JSON has no infinity) and come back as None.
 
 The auth token is sent only in the ``Authorization`` header, and only to the host and port given
 (a redirect, or a ``base_url`` at another host, is refused): no message or repr holds it.
-Nothing of vcp_migrate is imported here, and nothing imports this module unless a URL is used.
+What the protocol's JSON carries (arguments, results, a refusal's error) is in ``hrana_protocol``,
+which stands alone too: nothing else of vcp_migrate is imported here, and nothing imports this
+module unless a URL is used.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import http.client
 import json
@@ -34,38 +35,17 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeAlias
+from typing import Any
 
-Value: TypeAlias = int | float | str | bytes | None
-"""A value as Python's sqlite3 module returns it."""
+from .hrana_protocol import ConstraintError, Result, ServerError, Value, encode, read_result, statement_error
+
+# The client's own names, and the protocol's it answers with.
+__all__ = ["ConstraintError", "Result", "ServerError", "ServerUnreachable", "Stream", "Value", "http_url"]
 
 DEFAULT_TIMEOUT = 10.0
 _CLOSE_TIMEOUT = 2.0  # a close not answered is fine: the server expires an idle stream after 10 s
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
-
-
-class ServerError(sqlite3.OperationalError):
-    """The server refused a statement or a request; ``code`` is its code (``SQLITE_ERROR``,
-    ``SQL_PARSE_ERROR``, ``STREAM_EXPIRED``...), ``server_message`` its message as sent."""
-
-    def __init__(self, message: str, code: str | None, server_message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.server_message = server_message
-        self.sqlite_errorname = code  # where Python's sqlite3 keeps it (3.11+)
-
-
-class ConstraintError(sqlite3.IntegrityError):
-    """The server refused a statement that broke a constraint (UNIQUE, NOT NULL, FOREIGN KEY...)."""
-
-    def __init__(self, message: str, code: str | None, server_message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.server_message = server_message
-        self.sqlite_errorname = code
 
 
 class ServerUnreachable(sqlite3.OperationalError):
@@ -74,16 +54,6 @@ class ServerUnreachable(sqlite3.OperationalError):
     def __init__(self, message: str, url: str) -> None:
         super().__init__(message)
         self.url = url
-
-
-@dataclass(frozen=True)
-class Result:
-    """What one statement returned: column names, rows of Python values, and its effect."""
-
-    columns: tuple[str, ...]
-    rows: tuple[tuple[Value, ...], ...]
-    affected_row_count: int
-    last_insert_rowid: int | None
 
 
 def http_url(url: str) -> str:
@@ -172,11 +142,11 @@ class Stream:
         usable), ServerUnreachable when the server cannot be reached or does not answer in
         time, sqlite3.ProgrammingError when the stream was closed or an argument cannot be sent.
         """
-        statement = {"sql": sql, "args": [_encode(value, index) for index, value in enumerate(args, 1)]}
+        statement = {"sql": sql, "args": [encode(value, index) for index, value in enumerate(args, 1)]}
         (result,) = self._pipeline([{"type": "execute", "stmt": statement}])
         if result.get("type") == "error":
-            raise _statement_error(result.get("error"))
-        return _result(self.url, result)
+            raise statement_error(result.get("error"))
+        return read_result(self.url, result)
 
     def close(self) -> None:
         """End the stream on the server (rolling back a transaction still open). Idempotent; a
@@ -313,76 +283,3 @@ def _describe(reason: object) -> str:
     if isinstance(reason, OSError) and reason.strerror:
         return str(reason.strerror).lower()
     return str(reason) or type(reason).__name__
-
-
-def _statement_error(error: object) -> sqlite3.Error:
-    """The sqlite3 exception for a statement the server refused, its message as SQLite words it."""
-    fields = error if isinstance(error, dict) else {}
-    raw = str(fields.get("message") or "the server refused the statement without a message")
-    code = fields.get("code") if isinstance(fields.get("code"), str) else None
-    message = raw.removeprefix("SQLite error: ")
-    if (code or "").startswith("SQLITE_CONSTRAINT"):
-        return ConstraintError(message, code, raw)
-    return ServerError(message, code, raw)
-
-
-def _encode(value: object, index: int) -> dict[str, Any]:
-    """One argument as Hrana sends it; types as sqlite3 accepts them."""
-    if value is None:
-        return {"type": "null"}
-    if isinstance(value, int):  # bool too, as sqlite3 stores it
-        if not _INT_MIN <= value <= _INT_MAX:
-            raise OverflowError("Python int too large to convert to SQLite INTEGER")
-        return {"type": "integer", "value": str(int(value))}
-    if isinstance(value, float):
-        if math.isnan(value):
-            return {"type": "null"}  # as sqlite3 binds NaN
-        if math.isinf(value):
-            raise sqlite3.ProgrammingError(
-                f"argument {index}: {value} cannot be sent to a libSQL server (its protocol has no infinity)"
-            )
-        return {"type": "float", "value": value}
-    if isinstance(value, str):
-        return {"type": "text", "value": value}
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return {"type": "blob", "base64": base64.b64encode(bytes(value)).decode("ascii")}
-    raise sqlite3.ProgrammingError(f"Error binding parameter {index}: type '{type(value).__name__}' is not supported")
-
-
-def _decode(url: str, value: object) -> Value:
-    fields = value if isinstance(value, dict) else {}
-    kind = fields.get("type")
-    try:
-        if kind == "null":
-            return None
-        if kind == "integer":
-            return int(fields["value"])
-        if kind == "float":
-            number = fields.get("value")
-            return None if number is None else float(number)  # the server sends inf and -inf as null
-        if kind == "text":
-            return str(fields["value"])
-        if kind == "blob":
-            data = str(fields.get("base64", ""))
-            return base64.b64decode(data + "=" * (-len(data) % 4))  # the server leaves out the padding
-    except (KeyError, TypeError, ValueError):
-        pass
-    raise ServerError(f"{url}: the server sent a value this client cannot read: {kind!r}", None, str(kind))
-
-
-def _result(url: str, item: dict[str, Any]) -> Result:
-    response = item.get("response")
-    result = response.get("result") if isinstance(response, dict) else None
-    if not isinstance(result, dict):
-        raise ServerError(f"{url}: the server's answer to a statement holds no result", None, "")
-    try:
-        rowid = result.get("last_insert_rowid")
-        return Result(
-            columns=tuple(str(column.get("name") or "") for column in result.get("cols") or ()),
-            rows=tuple(tuple(_decode(url, value) for value in row) for row in result.get("rows") or ()),
-            affected_row_count=int(result.get("affected_row_count") or 0),
-            last_insert_rowid=None if rowid is None else int(rowid),
-        )
-    except (AttributeError, TypeError, ValueError) as exc:  # not the shapes of the protocol
-        said = "the server's answer to a statement is not a Hrana result (is this a libSQL server?)"
-        raise ServerError(f"{url}: {said}", None, said) from exc
