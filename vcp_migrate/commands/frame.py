@@ -188,7 +188,7 @@ def _committed(session: Session, migration: LoadedMigration, direction: Directio
 def _in_doubt(exc: BaseException, migrations: list[LoadedMigration]) -> BaseException:
     """What stopped a run whose COMMIT on a server got no answer: that is what to say, not "nothing
     was changed"."""
-    names = ", ".join(dict.fromkeys(str(migration.file.path) for migration in migrations))  # a redo's: once
+    names = _paths(migrations)
     said = (
         f"whether {names} was committed is unknown (the server's answer to its COMMIT was lost):"
         " 'vcp-migrate status' tells once the server answers; the backup taken before this run, if any, is kept"
@@ -204,9 +204,13 @@ def _after_commit(exc: BaseException, migrations: list[LoadedMigration]) -> Base
     """What stopped a run after its migration's COMMIT (a server that failed just after it): the
     error, saying that the migration is committed."""
     if isinstance(exc, VcpMigrateError):
-        names = ", ".join(dict.fromkeys(str(migration.file.path) for migration in migrations))
-        exc.hint = f"{names} was committed before it; 'vcp-migrate status' shows what is applied"
+        exc.hint = f"{_paths(migrations)} was committed before it; 'vcp-migrate status' shows what is applied"
     return exc
+
+
+def _paths(migrations: list[LoadedMigration]) -> str:
+    """The migrations' paths, each once (a redo's down and up are of one migration)."""
+    return ", ".join(dict.fromkeys(str(migration.file.path) for migration in migrations))
 
 
 def batch(settings: Settings, session: Session, plan: list[tuple[LoadedMigration, Direction]]) -> Ran:
