@@ -875,5 +875,8 @@ def test_baseline_whose_commit_answer_is_lost_does_not_say_nothing_was_changed(
         out, err = runner.communicate(timeout=120)
     assert proxy.lost.is_set() and runner.returncode == 1 and "Traceback" not in err, out + err
     assert "nothing was changed" not in err
-    assert "(whether it was committed is unknown: 'vcp-migrate status' tells once the server answers)" in err
+    assert (
+        "(whether it was committed is unknown (the server's answer to its COMMIT was lost): 'vcp-migrate status'"
+        " tells once the server answers)"
+    ) in err
     assert history(url) == [1]

@@ -188,11 +188,7 @@ def _committed(session: Session, migration: LoadedMigration, direction: Directio
 def _in_doubt(exc: BaseException, migrations: list[LoadedMigration]) -> BaseException:
     """What stopped a run whose COMMIT on a server got no answer: that is what to say, not "nothing
     was changed"."""
-    names = _paths(migrations)
-    said = (
-        f"whether {names} was committed is unknown (the server's answer to its COMMIT was lost):"
-        " 'vcp-migrate status' tells once the server answers; the backup taken before this run, if any, is kept"
-    )
+    said = f"{sqlite.commit_unknown(_paths(migrations))}; the backup taken before this run, if any, is kept"
     if isinstance(exc, KeyboardInterrupt):
         return Interrupted(f"interrupted while the server committed: {said}")
     if isinstance(exc, VcpMigrateError):
