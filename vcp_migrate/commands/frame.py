@@ -218,10 +218,11 @@ def batch(settings: Settings, session: Session, plan: list[tuple[LoadedMigration
     except BaseException as exc:
         # Ctrl-C just after the COMMIT: each migration's row says so (a redo's pair of one migration cannot tell).
         once = len({migration.file.version for migration, _ in plan}) == len(plan)
-        states = [_committed(session, migration, direction, exc) for migration, direction in plan[:1]]
-        if states == [None]:  # a server's answer to the batch's COMMIT was lost, and it cannot be asked again
-            return Ran((), _in_doubt(exc, [migration for migration, _ in plan]), partly=True)
-        states += [_committed(session, migration, direction, exc) for migration, direction in plan[1:]]
+        states: list[bool | None] = []
+        for migration, direction in plan:
+            states.append(_committed(session, migration, direction, exc))
+            if states[-1] is None:  # a server's answer to the batch's COMMIT was lost, and it cannot be asked again
+                break
         in_doubt = None in states or (not once and session.connection.remote and transactions.may_have_committed(exc))
         if in_doubt:  # (a redo's pair on a server: its history row reads the same whether it committed or not)
             return Ran((), _in_doubt(exc, [migration for migration, _ in plan]), partly=True)
