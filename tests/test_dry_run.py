@@ -255,3 +255,31 @@ def test_rollback_dry_run_after_an_out_of_order_migrate_rehearses_the_one_applie
     one = project.cli("rollback", "--dry-run")
     assert one.exit_code == 0 and "Would roll back 2 t2" in one.stdout and "Would roll back 3" not in one.stdout
     assert "-CREATE TABLE t2 (" in one.stdout and "-CREATE TABLE t3 (" not in one.stdout
+
+
+@pytest.mark.parametrize("commit", [True, False])
+def test_a_failed_restore_of_foreign_keys_follows_a_commit_only_when_there_was_one(
+    project: Project, commit: bool
+) -> None:
+    """Enforcement not restored after a dry run's transaction, rolled back, was said to come after
+    a COMMIT, which on a server reads as a COMMIT whose outcome is unknown."""
+    from vcp_migrate import sqlite, transactions
+
+    with closing(sqlite.open_database(project.db, create=True, timeout=1)) as connection:
+        connection.execute("PRAGMA foreign_keys = ON")
+        execute = connection.execute
+
+        def refusing_the_restore(sql: str, *args: object) -> sqlite3.Cursor:
+            if sql == "PRAGMA foreign_keys = ON":
+                raise sqlite3.OperationalError("disk I/O error")
+            return execute(sql, *args)
+
+        connection.execute = refusing_the_restore  # type: ignore[method-assign]
+        with (
+            pytest.raises(sqlite3.OperationalError) as raised,
+            transactions.foreign_keys_off(connection, commit=commit),
+            transactions.transaction(connection, commit=commit),
+        ):
+            connection.execute("CREATE TABLE t (x)")
+        assert transactions.may_have_committed(raised.value) is commit
+        assert (project.tables() == {"t"}) is commit

@@ -130,7 +130,7 @@ class Runner:
         try:
             with (
                 sqlite.translated(self.session.where),
-                transactions.foreign_keys_off(connection),
+                transactions.foreign_keys_off(connection, commit=commit),
                 transactions.transaction(connection, commit=commit),
             ):
                 for migration, direction in plan:

@@ -53,10 +53,12 @@ def read_transaction(connection: Connection) -> Iterator[None]:
 
 
 @contextmanager
-def foreign_keys_off(connection: Connection) -> Iterator[None]:
+def foreign_keys_off(connection: Connection, *, commit: bool = True) -> Iterator[None]:
     """Foreign key enforcement off around a schema change, restored after (SQLite's procedure).
 
     The pragma is a no-op inside a transaction, so this must wrap the transaction, not sit in it.
+    ``commit``: the transaction it wraps ends with a COMMIT when it succeeds (False: a dry run's
+    is rolled back, so a failed restore after it cannot have followed a COMMIT).
     """
     if connection.foreign_keys is None:  # only our own pragmas change it on this connection
         connection.foreign_keys = connection.execute("PRAGMA foreign_keys").fetchone()[0] == 1
@@ -73,8 +75,9 @@ def foreign_keys_off(connection: Connection) -> Iterator[None]:
     if enforced:
         try:
             connection.execute("PRAGMA foreign_keys = ON")
-        except BaseException as exc:  # after the COMMIT of what it wrapped
-            setattr(exc, _MAY_HAVE_COMMITTED, True)
+        except BaseException as exc:
+            if commit:  # after the COMMIT of what it wrapped
+                setattr(exc, _MAY_HAVE_COMMITTED, True)
             raise
 
 
