@@ -339,24 +339,31 @@ def test_runners_at_once_leave_the_history_or_nothing(project: Project, cluster:
 # -- faults of the server -------------------------------------------------------------------------
 
 
-def test_the_primary_killed_mid_migration(project: Project, cluster: Cluster) -> None:
-    url = cluster.primary.url
+def slow_migration(project: Project, seconds: float, name: str = "001_slow.py") -> Path:
+    """Write a Python migration that creates the table ``slow``, touches the file returned (it has
+    started), sleeps ``seconds`` and then writes a row: the run is mid-migration meanwhile."""
     started = project.root / "started"
     project.write(
-        "001_slow.py",
+        name,
         f"""
         import pathlib, time
 
         def up(connection):
             connection.execute("CREATE TABLE slow (x)")
             pathlib.Path({str(started)!r}).touch()
-            time.sleep(2)
+            time.sleep({seconds!r})
             connection.execute("INSERT INTO slow VALUES (1)")
 
         def down(connection):
             connection.execute("DROP TABLE slow")
         """,
     )
+    return started
+
+
+def test_the_primary_killed_mid_migration(project: Project, cluster: Cluster) -> None:
+    url = cluster.primary.url
+    started = slow_migration(project, 2)
     runner = process(project, url, "migrate", "--no-backup")
     wait_until(started.exists, timeout=30)
     cluster.kill_primary()
@@ -389,19 +396,7 @@ def test_a_server_that_stops_answering_mid_migration_ends_the_run_within_about_o
     or left to expire, never after a full timeout for each request of its release."""
     url = lone_server.url
     timeout = 10.0  # each request's, with --lock-timeout 1 (at least 10 s)
-    started = project.root / "started"
-    project.write(
-        "001_slow.py",
-        f"""
-        import pathlib, time
-
-        def up(connection):
-            connection.execute("CREATE TABLE slow (x)")
-            pathlib.Path({str(started)!r}).touch()
-            time.sleep(1)
-            connection.execute("INSERT INTO slow VALUES (1)")
-        """,
-    )
+    started = slow_migration(project, 1)
     runner = process(project, url, "migrate", "--no-backup", "--lock-timeout", "1", "--lease", "5")
     wait_until(started.exists, timeout=30)
     with lone_server.paused():
@@ -786,22 +781,8 @@ def test_ctrl_c_during_a_transactional_migration_on_a_server_deletes_the_backup_
     that a migration had changed the database outside a transaction, beside an error saying the
     migration was rolled back whole."""
     url = cluster.primary.url
-    started = project.root / "started"
     project.sql("001_trades.sql", "CREATE TABLE trades (id INTEGER PRIMARY KEY);", "DROP TABLE trades;")
-    project.write(
-        "002_slow.py",
-        f"""
-        import pathlib, time
-
-        def up(connection):
-            connection.execute("CREATE TABLE slow (x)")
-            pathlib.Path({str(started)!r}).touch()
-            time.sleep(30)
-
-        def down(connection):
-            connection.execute("DROP TABLE slow")
-        """,
-    )
+    started = slow_migration(project, 30, "002_slow.py")
     assert cli(project, url, "migrate", "--to", "1").exit_code == 0
     runner = process(project, url, "migrate")
     wait_until(started.exists, timeout=30)
