@@ -477,6 +477,24 @@ HOLDS = {
 }
 
 
+def interrupted_while_held(project: Project, hold: str, *command: str) -> tuple[int, str]:
+    """Run ``command`` while an application holds the database (``hold``: its BEGIN, then a read),
+    press Ctrl-C once the command waits for it, and let go: the exit code and standard error."""
+    application = sqlite3.connect(project.db, isolation_level=None)
+    application.execute(hold)
+    application.execute("SELECT count(*) FROM sqlite_master").fetchall()
+    process = start(project, *command)
+    try:
+        time.sleep(2)  # started, and waiting for the lock
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        application.execute("ROLLBACK")
+        application.close()
+    return process.returncode, stderr
+
+
 @pytest.mark.parametrize("holds", sorted(HOLDS))
 def test_ctrl_c_while_waiting_for_the_application_s_lock_stops_the_wait_at_once(project: Project, holds: str) -> None:
     """SQLite's busy handler sleeps in C: Ctrl-C while a run waited for the application's write
@@ -487,19 +505,10 @@ def test_ctrl_c_while_waiting_for_the_application_s_lock_stops_the_wait_at_once(
     project.sql("002_b.sql", "CREATE TABLE b(x);", "DROP TABLE b;")
     assert run_cli(project, "migrate", "--to", "1").returncode == 0
     before = digest_all(project)
-    application = sqlite3.connect(project.db, isolation_level=None)
-    application.execute(HOLDS[holds])
-    application.execute("SELECT count(*) FROM sqlite_master").fetchall()
-    process = start(project, "migrate", "--lock-timeout", "120", "--no-backup")
-    try:
-        time.sleep(2)  # started, and waiting for the lock
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        process.kill()
-        application.execute("ROLLBACK")
-        application.close()
-    assert process.returncode == 130 and stderr.startswith("Error: interrupted"), stderr
+    returncode, stderr = interrupted_while_held(
+        project, HOLDS[holds], "migrate", "--lock-timeout", "120", "--no-backup"
+    )
+    assert returncode == 130 and stderr.startswith("Error: interrupted"), stderr
     assert digest_all(project) == before and project.history() == [1]
 
 
@@ -514,19 +523,8 @@ def test_ctrl_c_while_any_command_waits_to_open_a_database_held_exclusively_stop
     assert run_cli(project, "migrate").returncode == 0
     before = digest_all(project)
     monkeypatch.setenv("VCP_MIGRATE_LOCK_TIMEOUT", "120")
-    application = sqlite3.connect(project.db, isolation_level=None)
-    application.execute("BEGIN EXCLUSIVE")
-    application.execute("SELECT count(*) FROM sqlite_master").fetchall()
-    process = start(project, *command)
-    try:
-        time.sleep(2)  # started, and waiting for the lock
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        process.kill()
-        application.execute("ROLLBACK")
-        application.close()
-    assert process.returncode == 130 and stderr.startswith("Error: interrupted"), stderr
+    returncode, stderr = interrupted_while_held(project, HOLDS["the database exclusively"], *command)
+    assert returncode == 130 and stderr.startswith("Error: interrupted"), stderr
     assert "Traceback" not in stderr and digest_all(project) == before and project.history() == [1]
 
 
