@@ -1,6 +1,7 @@
 """SQLite's errors about the database file rather than the SQL that ran (not a database, corrupt,
 read-only, moved, locked, full, I/O), and the DatabaseError each becomes: what happened to the
-file and what to do. A server's failures (``backends.remote``) count as such errors too."""
+file and what to do. A server's failures (``backends.remote``) count as such errors too, and a
+COMMIT whose answer a server lost is said to be of unknown outcome (``commit_unknown``)."""
 
 from __future__ import annotations
 
@@ -73,3 +74,11 @@ def database_error(exc: sqlite3.Error, path: Path | str, changed: str = "nothing
     if kind == "disk":
         return DatabaseError(str(exc), where=where, hint=f"check the disk; {changed}")
     return DatabaseError(str(exc), where=where, hint=changed)
+
+
+def commit_unknown(what: str = "it") -> str:
+    """What to say of ``what`` when a server's answer to its COMMIT was lost: not "nothing was changed"."""
+    return (
+        f"whether {what} was committed is unknown (the server's answer to its COMMIT was lost):"
+        " 'vcp-migrate status' tells once the server answers"
+    )

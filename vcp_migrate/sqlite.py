@@ -316,19 +316,11 @@ def translated(path: Path | str, changed: str = "nothing was changed") -> Iterat
     try:
         yield
     except sqlite3.Error as exc:
-        from .file_errors import database_error
+        from .file_errors import commit_unknown, database_error
 
         if getattr(exc, "about_database", False) and may_have_committed(exc):  # a server's COMMIT unanswered
             changed = commit_unknown()
         raise database_error(exc, path, changed) from exc
-
-
-def commit_unknown(what: str = "it") -> str:
-    """What to say of ``what`` when a server's answer to its COMMIT was lost: not "nothing was changed"."""
-    return (
-        f"whether {what} was committed is unknown (the server's answer to its COMMIT was lost):"
-        " 'vcp-migrate status' tells once the server answers"
-    )
 
 
 def quick_check(connection: Queries) -> bool:

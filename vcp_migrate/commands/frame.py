@@ -188,7 +188,9 @@ def _committed(session: Session, migration: LoadedMigration, direction: Directio
 def _in_doubt(exc: BaseException, migrations: list[LoadedMigration]) -> BaseException:
     """What stopped a run whose COMMIT on a server got no answer: that is what to say, not "nothing
     was changed"."""
-    said = f"{sqlite.commit_unknown(_paths(migrations))}; the backup taken before this run, if any, is kept"
+    from ..file_errors import commit_unknown  # loaded only when a COMMIT is in doubt
+
+    said = f"{commit_unknown(_paths(migrations))}; the backup taken before this run, if any, is kept"
     if isinstance(exc, KeyboardInterrupt):
         return Interrupted(f"interrupted while the server committed: {said}")
     if isinstance(exc, VcpMigrateError):
