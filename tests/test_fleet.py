@@ -972,6 +972,40 @@ def test_keep_going_replaces_workers_that_databases_crash_and_runs_every_other(p
             assert results[path.name]["state"] == "migrated"
 
 
+def test_a_worker_that_dies_before_its_first_database_fails_none_after_one_that_died_holding_one(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker dies holding a database; the one started in its place dies too, as Python starts,
+    before it takes any: the first database it was sent was reported failed ("its worker process
+    ended abruptly"), though nothing had touched it (the flag saying the slot held a database was
+    its predecessor's)."""
+    paths = _acting_tenants(project, 12, 0, {2: "kill"})
+    migration = project.dir / "002_notional.py"
+    migration.write_text(
+        migration.read_text().replace(
+            "    if action == 'kill':\n", "    if action == 'kill':\n        open('killed', 'w').close()\n"
+        )
+    )
+    # Run by every Python as it starts: the first to start after the kill, the worker in its place, dies.
+    startup = project.root / "startup"
+    startup.mkdir()
+    (startup / "sitecustomize.py").write_text(
+        "import os, signal\n"
+        "if os.path.exists('killed') and not os.path.exists('died starting'):\n"
+        "    open('died starting', 'w').close()\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(startup), os.environ.get("PYTHONPATH")])))
+    out, err = _finished(_started(project, "--jobs", "2", "--keep-going"))
+    assert (project.root / "died starting").exists(), err
+    results = {Path(line["path"]).name: line for line in map(json.loads, out.splitlines())}
+    assert len(results) == 12 and "Traceback" not in err, err
+    failed = sorted(name for name, result in results.items() if result["state"] == "failed")
+    assert failed == [paths[2].name], (failed, err)
+    for number, path in enumerate(paths):
+        assert _consistent(path) == (1 if number == 2 else 2)
+
+
 @pytest.mark.parametrize("action", ["hang", "endless", "caught"])
 @pytest.mark.parametrize("jobs", ["2", "1"])
 def test_a_second_ctrl_c_stops_a_migration_that_hangs(project: Project, jobs: str, action: str) -> None:

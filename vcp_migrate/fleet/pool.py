@@ -137,6 +137,9 @@ class _Worker:
 
 
 def _start(context: SpawnContext, job: worker.Job, shared: worker.Shared, slot: int) -> _Worker:
+    # A worker started in the slot of one that died holding a database has none in hand: if it dies
+    # before taking its first, the flag must not say otherwise (a database never touched failed).
+    shared.busy[slot] = 0
     ours, theirs = context.Pipe()
     process = context.Process(target=worker.serve, args=(theirs, job, shared, slot), name=f"vcp-migrate-worker-{slot}")
     process.start()
