@@ -543,3 +543,8 @@ def test_a_clock_set_back_before_the_out_of_order_migrate_still_rolls_back_the_o
     project.manager().migrate(allow_out_of_order=True)
     assert [r.version for r in project.manager().rollback()] == [2]
     assert reopened(project) == ({"t1", "t3"}, [1, 3], 3)
+    # Two in one run, on that clock: each after the one before it, as the run knows them.
+    project.sql("004_t4.sql", "CREATE TABLE t4(x);", "DROP TABLE t4;")
+    project.manager().migrate(allow_out_of_order=True)
+    assert [r.version for r in project.manager().rollback(steps=2)] == [4, 2]
+    assert reopened(project) == ({"t1", "t3"}, [1, 3], 3)

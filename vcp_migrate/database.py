@@ -57,6 +57,7 @@ class Connection(Queries, Protocol):
     on_statement: Callable[[str, float], None] | None
     in_step: bool
     history_layout: int | None
+    latest_applied_at: str | None  # the latest applied_at the history read on it found ('' for none)
     remote: bool  # a database on a server (its reads outside a transaction are each a snapshot)
     known: Known | None  # what the checks before the last commit established (never, on a server)
 

@@ -55,6 +55,9 @@ class Runner:
         self.user_version = user_version
         self.warn = warn
         self._warned = False
+        # The latest applied_at of the history (its rows are in the order of application): as the
+        # history read before the run found it, then as this run writes it (None: read it first).
+        self._latest = session.connection.latest_applied_at
 
     def one(self, migration: LoadedMigration, direction: Direction, *, earlier: int, capture: bool = False) -> Outcome:
         """Run one migration in its own transaction (or none, if it opted out)."""
@@ -193,7 +196,7 @@ class Runner:
             # current layout then need no second look inside this transaction.
             if not self.session.history_ready and connection.history_layout != history.LAYOUT:
                 history.prepare(connection)
-            _write_row(connection, file, direction, started)
+            self._latest = _write_row(connection, file, direction, started, self._latest)
         except sqlite3.Error:
             _fail_if_query_only(connection)
             raise
@@ -221,13 +224,15 @@ class Runner:
             )
 
 
-def _write_row(connection: Connection, file: MigrationFile, direction: Direction, started: float) -> None:
-    """Write (up) or delete (down) the history row of ``file``; StepFailed when the row or a
-    history table is not where it was left."""
+def _write_row(
+    connection: Connection, file: MigrationFile, direction: Direction, started: float, latest: str | None
+) -> str | None:
+    """Write (up) or delete (down) the history row of ``file``, and return the latest applied_at
+    (``latest``: as known before); StepFailed when the row or a history table is not where it was left."""
     try:
         if direction == "up":
-            history.record(connection, file, ms_since(started))
-        elif not history.remove(connection, file.version):
+            return history.record(connection, file, ms_since(started), latest)
+        if not history.remove(connection, file.version):
             raise StepFailed(
                 "its history row was already gone: another run rolled it back first (one reaching the"
                 " database through another name, such as a hard link in another folder?)"
@@ -236,6 +241,7 @@ def _write_row(connection: Connection, file: MigrationFile, direction: Direction
         if history_guard.intact(connection):
             raise
         raise _history_dropped() from None
+    return latest
 
 
 _LEFT_OPEN = (

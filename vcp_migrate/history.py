@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import NamedTuple
 
 from .database import Queries
@@ -230,27 +230,49 @@ def prepare(connection: Queries) -> None:
     )
 
 
-# applied_at is the order of application (rollback undoes the migration applied last first), so
-# a row never takes a time at or before the latest one's: a clock set back, or the clock of
-# another host that is behind, writes a millisecond after it instead (NULL, hence '', without one).
-_AFTER_THE_LATEST = "coalesce(strftime('%Y-%m-%dT%H:%M:%fZ', max(applied_at), '+0.001 seconds'), '')"
+def record(connection: Queries, migration: MigrationFile, execution_ms: int, after: str | None = None) -> str:
+    """Write the history row of an applied migration, in the caller's transaction; returns its
+    applied_at.
 
-
-def record(connection: Queries, migration: MigrationFile, execution_ms: int) -> None:
-    """Write the history row of an applied migration, in the caller's transaction."""
+    applied_at is the order of application (rollback undoes the migration applied last first), so
+    a row never takes a time at or before the latest one's (``after``, the latest the caller
+    knows; None: read here): a clock set back, or the clock of another host that is behind,
+    writes a millisecond after it instead.
+    """
+    if after is None:
+        after = latest_applied_at(connection)
+    stamp = utc_now()
+    if stamp <= after:
+        stamp = _a_millisecond_after(after, stamp)
     connection.execute(
         f"INSERT INTO {_MAIN_TABLE} (version, name, checksum, applied_at, execution_ms, file, source)"
-        f" SELECT ?, ?, ?, max(?, {_AFTER_THE_LATEST}), ?, ?, ? FROM {_MAIN_TABLE}",
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
         (
             migration.version,
             migration.name,
             migration.checksum,
-            utc_now(),
+            stamp,
             execution_ms,
             migration.path.name,
             migration.source,
         ),
     )
+    return stamp
+
+
+def latest_applied_at(connection: Queries) -> str:
+    """The latest applied_at in the history ('' when it has none): one read of its rows."""
+    return str(connection.execute(f"SELECT coalesce(max(applied_at), '') FROM {_MAIN_TABLE}").fetchone()[0])
+
+
+def _a_millisecond_after(latest: str, now: str) -> str:
+    """``latest`` plus a millisecond, in utc_now's form (``now`` if ``latest`` is not in it: a row
+    edited by hand orders nothing)."""
+    try:
+        moment = datetime.strptime(latest, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return now
+    return (moment + timedelta(milliseconds=1)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def update(connection: Queries, migration: MigrationFile) -> None:

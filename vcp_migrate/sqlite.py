@@ -64,6 +64,7 @@ class MigrationConnection(sqlite3.Connection):
     on_statement: Callable[[str, float], None] | None = None  # -v: each statement of a migration and its ms
     in_step = False  # a migration's step runs (guarded or not): its statements are reported, not ours
     history_layout: int | None = None  # the layout of the history tables the last read on it found
+    latest_applied_at: str | None = None  # and the latest applied_at it found
     remote = False
     writable_schema = False  # PRAGMA writable_schema or setconfig() ran: until the connection is replaced
     main_file: str | None = None  # the database's file, as opened

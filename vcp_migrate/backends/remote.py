@@ -111,6 +111,7 @@ class RemoteConnection:
     on_statement: Callable[[str, float], None] | None = None
     in_step = False
     history_layout: int | None = None
+    latest_applied_at: str | None = None
     remote = True
     known: Known | None = None  # never set: there is no authorizer to watch a step with
 

@@ -38,8 +38,9 @@ def baseline(settings: Settings, version: int) -> list[int]:
             )
         with sqlite.translated(where(settings)), transactions.transaction(connection):
             history.prepare(connection)
+            latest = None
             for file in files:
-                history.record(connection, file, 0)
+                latest = history.record(connection, file, 0, latest)
             if settings.user_version:
                 history.sync_user_version(connection)
         frame.dump(settings, session)
