@@ -1606,3 +1606,32 @@ def test_fleet_status_exit_code_agrees_with_status_on_a_database_with_tables_and
         before["pyproject.toml"] = _digest(project.root / "pyproject.toml")
         assert _files(project.root) == before
     assert _fleet(project, "status", str(paths[0]), "--exit-code").returncode == 3  # only behind: as before
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_each_database_s_warnings_are_shown_under_its_line_in_its_json_and_in_the_report(
+    project: Project, jobs: str
+) -> None:
+    """The single command's warnings on a database (a hard link, a migration changed since it was
+    applied) were kept by the fleet and never shown; from worker processes they cross a pipe."""
+    paths = _tenants(project, 2, rows=1)
+    (project.root / "elsewhere").mkdir()
+    os.link(paths[1], project.root / "elsewhere" / "other-name.db")
+    text = _fleet(project, "migrate", "tenants/*.db", "--jobs", jobs, "--no-dump", "--report", "run.json")
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    linked = lines.index(next(line for line in lines if "tenants/tenant0001.db" in line and "1 -> 2" in line))
+    assert lines[linked + 1].startswith("  warning: tenants/tenant0001.db: the database file has 2 hard links")
+    assert sum("warning:" in line for line in lines) == 1 and "2 migrated; 1 with warnings" in text.stdout
+    report = json.loads((project.root / "run.json").read_text(encoding="utf-8"))
+    warnings = {Path(result["path"]).name: result["warnings"] for result in report["results"]}
+    assert warnings["tenant0000.db"] == [] and "has 2 hard links" in warnings["tenant0001.db"][0]
+    assert report["summary"]["with_warnings"] == 1 and [_version(path) for path in paths] == [2, 2]
+    changed = project.dir / "002_notional.sql"
+    changed.write_text(changed.read_text(encoding="utf-8") + "-- edited after it was applied\n", encoding="utf-8")
+    down = _fleet(project, "rollback", "tenants/*.db", "--jobs", jobs, "--no-dump", "--json")
+    assert down.returncode == 0, down.stderr
+    found = {Path(line["path"]).name: line["warnings"] for line in map(json.loads, down.stdout.splitlines())}
+    said = f"{changed}: changed since it was applied; rolling back with its current down"
+    assert found["tenant0000.db"] == [said] and found["tenant0001.db"][-1] == said
+    assert "2 with warnings" in down.stderr and [_version(path) for path in paths] == [1, 1]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from .. import closed_output
-from ..errors import VcpMigrateError
+from ..errors import VcpMigrateError, spelled
 from ..printable import json_text, printable
 from . import naming
 from .base import EXIT_INTERRUPTED, error
@@ -140,7 +140,7 @@ class _Lines:
     def emit(self, result: DatabaseResult) -> None:
         if self.as_json:
             click.echo(json_text(result.as_dict(_spelling(self.progress))))
-        elif self.show(result) and not self.progress.quiet:
+        elif (self.show(result) or result.warnings) and not self.progress.quiet:
             line = _line(result, _spelling(self.progress), rehearsal=self.rehearsal)
             if self.bar is not None:
                 self.bar.console.print(line, markup=False, highlight=False)
@@ -167,7 +167,8 @@ def _line(result: DatabaseResult, spell: Callable[[str, str | None], str], *, re
     if result.pending:
         versions += f"  {result.pending} pending"
     error = f"  {result.message(spell)}" if result.error else ""
-    return printable(f"{result.state:<15} {result.path}{versions}  {result.ms:.0f} ms{error}")
+    warnings = "".join(f"\n  warning: {printable(spelled(warning, spell))}" for warning in result.warnings)
+    return printable(f"{result.state:<15} {result.path}{versions}  {result.ms:.0f} ms{error}") + warnings
 
 
 def _finish(run: FleetRun, lines: _Lines, command: str, report: str | None) -> None:
@@ -175,7 +176,8 @@ def _finish(run: FleetRun, lines: _Lines, command: str, report: str | None) -> N
     summary = run.summary
     states = _counts(summary)
     versions = ", ".join(f"v{version}: {count}" for version, count in sorted(summary.versions.items()))
-    text = [f"{command}: {summary.total} database(s) in {summary.seconds:.1f} s: {states or 'none'}"]
+    warned = f"; {summary.warned} with warnings (under their lines)" if summary.warned else ""
+    text = [f"{command}: {summary.total} database(s) in {summary.seconds:.1f} s: {states or 'none'}{warned}"]
     if versions:
         text.append(f"at each version: {versions}")
     if summary.slowest:

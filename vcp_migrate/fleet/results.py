@@ -26,6 +26,8 @@ class DatabaseResult(NamedTuple):
     why it failed ("locked", "missing", "not-a-database", "migration", "files", "plan", ...).
     ``pending`` and ``problems`` are status's (states such as "modified", and "drifted" when its
     schema differs from most databases at its version); ``fingerprint`` is its schema's digest.
+    ``warnings``: what the single command would have warned about on this database (a hard
+    link, a migration changed since it was applied, a backup kept), in the order said.
     """
 
     path: str
@@ -40,6 +42,7 @@ class DatabaseResult(NamedTuple):
     pending: int = 0
     problems: tuple[str, ...] = ()
     fingerprint: str | None = None
+    warnings: tuple[str, ...] = ()
 
     def message(self, spell: Callable[[str, str | None], str] = as_parameter) -> str | None:
         """The error, each setting it names spelled by ``spell`` (Python's spelling by default)."""
@@ -58,12 +61,14 @@ class DatabaseResult(NamedTuple):
             "database_id": self.database_id,
             "pending": self.pending,
             "problems": list(self.problems),
+            "warnings": [spelled(warning, spell) for warning in self.warnings],
         }
 
 
 class Summary(NamedTuple):
     """All databases of a run: how many in each state and at each version, the slowest five,
-    the databases that failed, and database ids shared by several files (clones of a template)."""
+    the databases that failed, database ids shared by several files (clones of a template), and
+    how many databases have warnings."""
 
     total: int
     states: dict[str, int]
@@ -72,6 +77,7 @@ class Summary(NamedTuple):
     failed: tuple[DatabaseResult, ...]
     shared_ids: dict[str, tuple[str, ...]]
     seconds: float
+    warned: int = 0
 
     @property
     def ok(self) -> bool:
@@ -86,6 +92,7 @@ class Summary(NamedTuple):
             "failed": [{"path": r.path, "error": r.message(spell)} for r in self.failed],
             "shared_database_ids": {key: list(paths) for key, paths in self.shared_ids.items()},
             "seconds": round(self.seconds, 3),
+            "with_warnings": self.warned,
         }
 
 
@@ -104,6 +111,7 @@ def summarize(results: Sequence[DatabaseResult], seconds: float) -> Summary:
         failed=tuple(r for r in results if r.state == FAILED),
         shared_ids={key: tuple(paths) for key, paths in by_id.items() if len(paths) > 1},
         seconds=seconds,
+        warned=sum(1 for result in results if result.warnings),
     )
 
 

@@ -228,6 +228,7 @@ def run_one(path: str) -> DatabaseResult:
         version_before=collector.version,
         database_id=collector.database_id,
         applied=tuple(run.version for run in collector.runs),
+        warnings=tuple(collector.warnings),
         ms=(time.perf_counter() - started) * 1000,
     )
 
