@@ -1635,3 +1635,28 @@ def test_each_database_s_warnings_are_shown_under_its_line_in_its_json_and_in_th
     said = f"{changed}: changed since it was applied; rolling back with its current down"
     assert found["tenant0000.db"] == [said] and found["tenant0001.db"][-1] == said
     assert "2 with warnings" in down.stderr and [_version(path) for path in paths] == [1, 1]
+
+
+def test_fleet_rollback_of_a_database_with_nothing_applied_fails_as_the_single_command_does(project: Project) -> None:
+    """It was "nothing-to-undo", exit 0, with no version before, where 'rollback' exits 1."""
+    project.write("001_trades.sql", TRADES)
+    emptied, bare = project.root / "emptied.db", project.root / "bare.db"
+    MigrationManager(emptied, project.dir, dump_schema=False).migrate()
+    MigrationManager(emptied, project.dir, dump_schema=False).rollback(to=0)
+    with closing(sqlite3.connect(bare)) as connection:
+        connection.execute("CREATE TABLE app (id INTEGER)")  # tables, no history
+    before = {path: _digest(path) for path in (emptied, bare)}
+    for path in (emptied, bare):
+        single = subprocess.run(
+            [str(console_script()), "rollback", "--db", str(path), "--dir", str(project.dir), "--no-dump"],
+            capture_output=True, text=True, timeout=60, env={k: v for k, v in os.environ.items() if k not in ENV_VARS},
+        )  # fmt: skip
+        assert single.returncode == 1 and "nothing to roll back: no migration is applied" in single.stderr
+    down = _cli(project, "rollback", str(emptied), str(bare), "--keep-going", "--json", "--no-dump")
+    assert down.exit_code == 1, down.output
+    for line in map(json.loads, down.stdout.splitlines()):
+        assert (line["state"], line["kind"], line["version_before"], line["version_after"]) == ("failed", "plan", 0, 0)
+        assert line["error"] == f"{line['path']}: nothing to roll back: no migration is applied (nothing was changed)"
+    to_zero = _cli(project, "rollback", str(emptied), "--to", "0", "--json", "--no-dump")
+    assert to_zero.exit_code == 0 and json.loads(to_zero.stdout)["state"] == "nothing-to-undo"
+    assert {path: _digest(path) for path in (emptied, bare)} == before

@@ -70,10 +70,12 @@ def _migrate(job: Job, settings: context.Settings, seen: Collector, result: Data
 def _rollback(job: Job, settings: context.Settings, seen: Collector, result: DatabaseResult) -> DatabaseResult:
     from ..commands import current, rollback
 
-    if not current.version(settings):
-        return result._replace(state=NOTHING_TO_ROLL_BACK, version_after=0)
+    # Nothing applied fails as the single command fails ("nothing to roll back"), but --to with
+    # nothing above it is nothing to do, as there.
     runs = rollback.rollback(settings, job.steps, job.to, from_history=False, confirm=None)
-    return result._replace(state=ROLLED_BACK if runs else NOTHING_TO_ROLL_BACK, version_after=current.version(settings))
+    if not runs:
+        return result._replace(state=NOTHING_TO_ROLL_BACK, version_after=seen.version)
+    return result._replace(state=ROLLED_BACK, version_after=current.version(settings))
 
 
 def _status(job: Job, settings: context.Settings, seen: Collector, result: DatabaseResult) -> DatabaseResult:
