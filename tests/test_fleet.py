@@ -1660,3 +1660,24 @@ def test_fleet_rollback_of_a_database_with_nothing_applied_fails_as_the_single_c
     to_zero = _cli(project, "rollback", str(emptied), "--to", "0", "--json", "--no-dump")
     assert to_zero.exit_code == 0 and json.loads(to_zero.stdout)["state"] == "nothing-to-undo"
     assert {path: _digest(path) for path in (emptied, bare)} == before
+
+
+def test_a_report_that_is_or_is_inside_a_backups_folder_is_refused_before_the_run(project: Project) -> None:
+    """--report and --backup-dir naming one new path: every database was migrated, then the
+    report could not be written (exit 1, no report)."""
+    paths = _tenants(project, 2, rows=1)
+    before = {path: _digest(path) for path in paths}
+    (project.root / "kept").mkdir()
+    for args in (
+        ("--backup-dir", "backups", "--report", "backups"),
+        ("--backup-dir", "backups/", "--report", "./backups"),
+        ("--backup-dir", "kept", "--report", "kept/run.json"),
+        ("--backup", "--report", "tenants/tenant0001.db.backups"),
+    ):
+        result = _fleet(project, "migrate", "tenants/*.db", "--no-dump", *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert f"Invalid value for --report: {args[-1]!r} cannot be written: it is vcp-migrate's own" in result.stderr
+        assert "the backups folder" in result.stderr and result.stdout == ""
+        assert {path: _digest(path) for path in paths} == before
+        assert not (project.root / "backups").exists() and not list((project.root / "kept").iterdir())
+        assert sorted(p.name for p in (project.root / "tenants").iterdir()) == ["tenant0000.db", "tenant0001.db"]

@@ -206,7 +206,7 @@ def _write(run: FleetRun, command: str, report: str, written: str, fleet: Fleet)
     from ..fleet import write_report
     from ..fleet.results import replaceable
 
-    why = replaceable(written, (), _own(fleet))
+    why = replaceable(written, (), _own(fleet, written))
     try:
         if why is None:
             write_report(Path(written), command, run.results, run.summary)
@@ -221,9 +221,18 @@ def _write(run: FleetRun, command: str, report: str, written: str, fleet: Fleet)
     )
 
 
-def _own(fleet: Fleet) -> list[Path]:
-    """What of vcp-migrate's own a report must never replace."""
-    return [fleet.settings.migrations_dir, fleet.schema_file]
+def _own(fleet: Fleet, report: str) -> list[Path]:
+    """What of vcp-migrate's own a report must never replace, nor be inside: the backups folders
+    too (a report named as one, there or not yet, would fail only once every database ran)."""
+    settings = fleet.settings
+    if settings.backup_dir is not None or not settings.backup:
+        backups = [] if settings.backup_dir is None else [settings.backup_dir]
+    else:  # each database's own <db>.backups: only those the report's path could be or be inside
+        real = Path(os.path.realpath(report))
+        holders = {str(folder) for folder in (real, *real.parents) if folder.name.endswith(".backups")}
+        named = (Path(os.path.realpath(path) + ".backups") for path in fleet.paths) if holders else ()
+        backups = [folder for folder in named if str(folder) in holders]
+    return [settings.migrations_dir, fleet.schema_file, *backups]
 
 
 def run_and_report(
@@ -293,6 +302,6 @@ def _writable(report: str | None, fleet: Fleet) -> str | None:
 
     if report is None:
         return None
-    if (why := replaceable(report, fleet.paths, _own(fleet))) is not None:
+    if (why := replaceable(report, fleet.paths, _own(fleet, report))) is not None:
         raise click.BadParameter(f"{report!r} cannot be written: {why}", param_hint="--report")
     return os.path.abspath(report)

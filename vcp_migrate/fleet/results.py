@@ -161,7 +161,7 @@ def replaceable(path: str, targets: Sequence[str] = (), own: Sequence[Path] = ()
     """Why a report cannot be written at ``path``, or None: it may name a new file in a folder
     that exists, or a report a fleet run wrote (a resumed run's report replaces its own), never
     anything else: one of the ``targets`` (there or not yet), something of vcp-migrate's own
-    (``own``: the migrations folder, the schema file; a run lock), a link, a file that is not a
+    (``own``: the migrations folder, the schema file, the backups folder; a run lock), a link, a file that is not a
     report. Checked before the run, and again just before the report is written."""
     if not path or path.endswith(("/", os.sep)):
         return "it names no file: name one"
@@ -178,7 +178,10 @@ def replaceable(path: str, targets: Sequence[str] = (), own: Sequence[Path] = ()
     if os.path.basename(absolute).startswith(lock.PREFIX) or any(
         real == (mine := os.path.realpath(place)) or real.startswith(mine + os.sep) for place in own
     ):
-        return "it is vcp-migrate's own (the migrations folder, the schema file or a run lock): name another file"
+        return (
+            "it is vcp-migrate's own or inside it (the migrations folder, the schema file, the backups folder or"
+            " a run lock): name another file"
+        )
     if not os.path.lexists(absolute):
         return None
     if os.path.islink(absolute) or not os.path.isfile(absolute):
