@@ -1681,3 +1681,16 @@ def test_a_report_that_is_or_is_inside_a_backups_folder_is_refused_before_the_ru
         assert {path: _digest(path) for path in paths} == before
         assert not (project.root / "backups").exists() and not list((project.root / "kept").iterdir())
         assert sorted(p.name for p in (project.root / "tenants").iterdir()) == ["tenant0000.db", "tenant0001.db"]
+
+
+@pytest.mark.parametrize("command", ["migrate", "rollback", "status", "validate"])
+def test_a_lock_timeout_that_is_no_number_is_named_as_the_option(project: Project, command: str) -> None:
+    """It was named as the Python parameter (lock_timeout), where the single command names --lock-timeout."""
+    paths = _tenants(project, 1, rows=1)
+    before = _digest(paths[0])
+    result = _cli(project, command, str(paths[0]), "--lock-timeout", "nan")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "Error: Invalid value for '--lock-timeout': nan is not a number of seconds; give one such as 30"
+    )
+    assert _digest(paths[0]) == before and _version(paths[0]) == 1

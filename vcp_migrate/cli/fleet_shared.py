@@ -18,6 +18,7 @@ from ..printable import json_text, printable
 from . import naming
 from .base import EXIT_INTERRUPTED, error
 from .naming import as_option as _as_option
+from .options import finite_seconds
 
 if TYPE_CHECKING:
     from ..fleet import DatabaseResult, Fleet, FleetRun, Summary
@@ -45,6 +46,7 @@ def targets_options(command: F) -> F:
                          help="One JSON object a database (JSON Lines); the summary on stderr."),
             click.option("--report", metavar="FILE", help="Write every result and the summary to FILE as JSON."),
             click.option("--lock-timeout", type=click.FloatRange(min=0, max=86400), metavar="SECONDS",
+                         callback=finite_seconds,
                          help="How long to wait for each database [default: lock_timeout in [tool.vcp-migrate],"
                          " else 30]."),
         )

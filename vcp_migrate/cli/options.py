@@ -60,7 +60,7 @@ def common(command: F) -> F:
     return global_options(command)
 
 
-def _finite(ctx: click.Context, param: click.Parameter, seconds: float | None) -> float | None:
+def finite_seconds(ctx: click.Context, param: click.Parameter, seconds: float | None) -> float | None:
     # float() parses 'nan' and 'inf', and nan passes FloatRange(min=0): both would mean waiting forever.
     if seconds is None:
         return None
@@ -72,7 +72,7 @@ def _finite(ctx: click.Context, param: click.Parameter, seconds: float | None) -
 lock_timeout_option = click.option(
     "--lock-timeout",
     type=click.FloatRange(min=0),
-    callback=_finite,
+    callback=finite_seconds,
     metavar="SECONDS",
     help="How long to wait for another run or connection to release the database"
     " [env VCP_MIGRATE_LOCK_TIMEOUT; default: lock_timeout in [tool.vcp-migrate], else 30].",
@@ -119,7 +119,7 @@ def _seconds(name: str, help: str) -> Callable[[F], F]:
     return click.option(
         name,
         type=click.FloatRange(min=0, min_open=True),
-        callback=lambda ctx, param, value: _remember(ctx, param, _finite(ctx, param, value)),
+        callback=lambda ctx, param, value: _remember(ctx, param, finite_seconds(ctx, param, value)),
         expose_value=False,
         metavar="SECONDS",
         help=help,
