@@ -1694,3 +1694,17 @@ def test_a_lock_timeout_that_is_no_number_is_named_as_the_option(project: Projec
         "Error: Invalid value for '--lock-timeout': nan is not a number of seconds; give one such as 30"
     )
     assert _digest(paths[0]) == before and _version(paths[0]) == 1
+
+
+def test_a_byte_order_mark_at_the_start_of_targets_from_is_no_part_of_the_first_line(project: Project) -> None:
+    """'\\ufeff# tenants' was a path, reported missing, and failed the run."""
+    paths = _tenants(project, 2, rows=1)
+    (project.root / "list.txt").write_bytes(b"\xef\xbb\xbf# tenants\r\ntenants/tenant0000.db\r\n")
+    result = _cli(project, "migrate", "--targets-from", "list.txt", "--json", "--no-dump")
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["path"] for line in result.stdout.splitlines()] == ["tenants/tenant0000.db"]
+    assert [_version(path) for path in paths] == [2, 1]
+    (project.root / "list.txt").write_bytes(b"\xef\xbb\xbftenants/tenant0001.db\n")  # the mark before a path too
+    again = _cli(project, "migrate", "--targets-from", "list.txt", "--json", "--no-dump")
+    assert again.exit_code == 0 and json.loads(again.stdout)["path"] == "tenants/tenant0001.db"
+    assert [_version(path) for path in paths] == [2, 2]

@@ -3,6 +3,7 @@ databases a report says failed or were not started."""
 
 from __future__ import annotations
 
+import codecs
 import functools
 import glob
 import os
@@ -49,14 +50,17 @@ def expand(patterns: Iterable[str]) -> list[str]:
 
 def listed_in(source: str) -> list[str]:
     """The paths in a file (``-``: standard input), one a line, each taken as it is written (never
-    as a pattern, spaces kept); blank lines and ``#`` comments skipped."""
+    as a pattern, spaces kept); blank lines and ``#`` comments skipped, a UTF-8 byte-order mark
+    at the very start dropped."""
     where = "standard input" if source == "-" else source
     if source == "-" and sys.stdin is None:  # closed (<&-)
         raise UsageError("cannot be read: it is closed", where=where, hint="give the list on standard input, or a file")
     try:  # file names as the system gives them: bytes that are not UTF-8 kept
-        text = os.fsdecode(sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes())
+        data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot be read: {exc}", where=where, hint="give a file with one path a line") from exc
+    # A byte-order mark that an editor put at the start is no part of the first name (nor of a "#").
+    text = os.fsdecode(data.removeprefix(codecs.BOM_UTF8))
     # Lines end at LF (CRLF too); any other character, spaces included, belongs to the name.
     lines = (line[:-1] if line.endswith("\r") else line for line in text.split("\n"))
     paths = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
