@@ -1708,3 +1708,16 @@ def test_a_byte_order_mark_at_the_start_of_targets_from_is_no_part_of_the_first_
     again = _cli(project, "migrate", "--targets-from", "list.txt", "--json", "--no-dump")
     assert again.exit_code == 0 and json.loads(again.stdout)["path"] == "tenants/tenant0001.db"
     assert [_version(path) for path in paths] == [2, 2]
+
+
+def test_an_empty_targets_from_or_only_failed_is_said_to_be_empty(project: Project) -> None:
+    """It was "cannot be read: Is a directory: '.'": the empty path read as the current folder."""
+    paths = _tenants(project, 1, rows=1)
+    for option, wanted in (
+        ("--targets-from", "a file with one path a line ('-': standard input)"),
+        ("--only-failed", "the report of a fleet run"),
+    ):
+        result = _cli(project, "migrate", str(paths[0]), option, "")
+        assert result.exit_code == 2
+        assert result.stderr.startswith(f"Error: Invalid value for {option}: is empty: name {wanted} (see ")
+        assert _version(paths[0]) == 1

@@ -105,6 +105,13 @@ def choose_paths(
 
     if db is not None:
         raise click.UsageError("fleet commands take the databases as arguments, not --db")
+    files = {
+        "--targets-from": (targets_from, "a file with one path a line ('-': standard input)"),
+        "--only-failed": (only_failed, "the report of a fleet run"),
+    }
+    for option, (value, wanted) in files.items():
+        if value == "":  # read as a path, it would be the current folder
+            raise click.BadParameter(f"is empty: name {wanted}", param_hint=option)
     command = command or click.get_current_context().info_name or ""
     return targets.choose(patterns, targets_from, only_failed, command)
 
