@@ -1477,21 +1477,28 @@ def test_fleet_status_shows_files_it_cannot_use_as_the_single_command_does(proje
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
-def test_from_python_a_migration_s_prints_go_where_they_always_go_whatever_the_jobs(
+def test_from_python_prints_are_not_redirected_and_a_redirect_stdout_reaches_them_only_with_jobs_1(
     project: Project, jobs: int
 ) -> None:
-    """From Python nothing is redirected: with jobs=1 they went to standard output, with 2 to standard error."""
+    """From Python nothing is redirected: with jobs=1 they went to standard output, with 2 to standard error.
+    A redirection of sys.stdout reaches them only with jobs=1: workers print to file descriptor 1."""
     paths = _tenants(project, 2, rows=1)
     project.write("003_noisy.py", "def up(c):\n    print('hello from up')\ndef down(c):\n    pass\n")
+    fleet = f"Fleet({[str(p) for p in paths]!r}, {str(project.dir)!r}, dump_schema=False)"
     script = (
-        "import sys\nfrom vcp_migrate.fleet import Fleet\n"
+        "import contextlib, io, sys\nfrom vcp_migrate.fleet import Fleet\n"
         "if __name__ == '__main__':\n"
-        f"    run = Fleet({[str(p) for p in paths]!r}, {str(project.dir)!r}, dump_schema=False).migrate(jobs={jobs})\n"
-        "    sys.exit(0 if run.summary.ok else 1)\n"
+        f"    run = {fleet}.migrate(jobs={jobs})\n"
+        "    with contextlib.redirect_stdout(io.StringIO()) as caught:\n"
+        f"        down = {fleet}.rollback(to=2, jobs={jobs})\n"
+        f"        again = {fleet}.migrate(jobs={jobs})\n"
+        "    print('caught', caught.getvalue().count('hello from up'))\n"
+        "    sys.exit(0 if run.summary.ok and down.summary.ok and again.summary.ok else 1)\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count("hello from up") == 2 and "hello" not in result.stderr
+    assert result.stdout.splitlines()[-1] == ("caught 2" if jobs == 1 else "caught 0")
+    assert result.stdout.count("hello from up") == (2 if jobs == 1 else 4) and "hello" not in result.stderr
     assert all(_version(p) == 3 for p in paths)
 
 
