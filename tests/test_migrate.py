@@ -623,6 +623,30 @@ def test_migrate_json_when_a_migration_fails_says_what_committed(project: Projec
     assert project.history() == [1] and project.tables() == {"a"}
 
 
+def test_migrate_json_carries_an_unexpected_error_as_the_error_line_does(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error vcp-migrate did not raise on purpose exited 1 with "error": null in the JSON."""
+    from vcp_migrate import history
+
+    project.sql("001_a.sql", "CREATE TABLE a(x);")
+    project.sql("002_b.sql", "CREATE TABLE b(x);")
+    record = history.record
+
+    def failing(connection: object, migration: object, execution_ms: int) -> None:
+        if migration.version == 2:  # type: ignore[attr-defined]
+            raise RuntimeError("a defect")
+        record(connection, migration, execution_ms)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(history, "record", failing)
+    result = project.cli("up", "--json")
+    said = "unexpected RuntimeError: a defect (run again with --debug and report it)"
+    assert result.exit_code == 1 and result.stderr == f"Error: {said}\n"
+    report = json.loads(result.stdout)
+    assert report["error"] == said and [r["version"] for r in report["ran"]] == [1] and report["version_after"] == 1
+    assert project.history() == [1] and project.tables() == {"a"}  # 002 rolled back with its history row
+
+
 PRINTING = """
 def up(connection):
     connection.execute("CREATE TABLE b (x)")

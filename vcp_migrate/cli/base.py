@@ -189,7 +189,7 @@ def handles_errors(command: F, *, only_reads: bool = False) -> F:
         except Exception as exc:
             if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):  # wrapped, as in making a class
                 return _interrupted(progress, None, only_reads)
-            _said(progress, debug, f"unexpected {type(exc).__name__}: {exc} (run again with --debug and report it)")
+            _said(progress, debug, unexpected(exc))
             return 1
         except KeyboardInterrupt as exc:
             return _interrupted(progress, getattr(exc, "said", None), only_reads)
@@ -197,6 +197,11 @@ def handles_errors(command: F, *, only_reads: bool = False) -> F:
             progress.stop()
 
     return wrapper  # type: ignore[return-value]
+
+
+def unexpected(exc: Exception) -> str:
+    """How an error vcp-migrate did not raise on purpose (a defect) is said: its type and text."""
+    return f"unexpected {type(exc).__name__}: {exc} (run again with --debug and report it)"
 
 
 def reads_only(command: F) -> F:

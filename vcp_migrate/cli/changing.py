@@ -14,7 +14,7 @@ from ..errors import PlanError, VcpMigrateError
 from ..printable import json_text, printable
 from . import naming
 from .asking import asked
-from .base import error, handles_errors, make_manager
+from .base import error, handles_errors, make_manager, unexpected
 from .options import backup_options, common, lock_timeout_option, run_options
 
 if TYPE_CHECKING:
@@ -126,6 +126,10 @@ def _reporting(manager: MigrationManager, progress: Progress, as_json: bool) -> 
         raise
     except KeyboardInterrupt as exc:
         failure = getattr(exc, "said", None) or "interrupted"
+        raise
+    except Exception as exc:  # a defect: the error line says it, and so must the JSON
+        wrapped = isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt)  # as handles_errors says it
+        failure = "interrupted" if wrapped else unexpected(exc)
         raise
     finally:
         after = _version(manager)
