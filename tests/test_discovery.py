@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import socket
@@ -15,7 +16,7 @@ import pytest
 from vcp_migrate import MigrationFileError
 from vcp_migrate.discovery import _read_opened, checksum, scan, usable, without_duplicates
 
-from .conftest import Project
+from .conftest import Project, run_cli
 
 
 def test_versions_are_ordered_numerically(project: Project) -> None:
@@ -204,3 +205,49 @@ def test_versions_are_ascii_digits_only(project: Project) -> None:
     result = project.cli("migrate")
     assert result.exit_code == 1 and "name does not match NNN_name.py or NNN_name.sql" in result.stderr
     assert not project.db.exists() or project.history() == []
+
+
+def _not_utf8(project: Project, name: bytes, text: str) -> None:
+    """Write ``name`` (bytes that are not UTF-8) in the migrations directory, or skip where the
+    file system refuses such a name."""
+    try:
+        with open(os.fsencode(project.dir) + b"/" + name, "w", encoding="utf-8") as file:
+            file.write(text)
+    except OSError as exc:
+        pytest.skip(f"this file system refuses names that are not UTF-8: {exc}")
+
+
+def test_a_name_that_is_not_utf8_is_invalid_and_every_command_refuses_it_before_changing_anything(
+    project: Project,
+) -> None:
+    """The history stores a migration's file name as text; the name 002_caf\\xe9.sql has none. It
+    was applied up to the INSERT of its history row, then 'unexpected UnicodeEncodeError', after
+    001 had committed, and up --json said "error": null."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    assert project.cli("up").exit_code == 0
+    _not_utf8(project, b"002_caf\xe9.sql", "-- migrate:up\nCREATE TABLE b (x);\n-- migrate:down\nDROP TABLE b;\n")
+    project.sql("003_c.sql", "CREATE TABLE c (x);", "DROP TABLE c;")
+    (problem,) = scan(project.dir, ignore={"schema.sql"}).problems
+    said = (
+        "name is not valid UTF-8, so the history could not record it;"
+        " rename it (letters, digits and underscores), then run the command again"
+    )
+    assert (problem.kind, problem.path.name, problem.reason, problem.version) == ("name", "002_caf\udce9.sql", said, 2)
+    before = project.digest()
+    line = f"Error: migrations/002_caf\\udce9.sql: {said}\n"
+    for args in (("up",), ("up", "--to", "1"), ("redo",), ("baseline", "3"), ("rollback",)):
+        done = run_cli(project, *args, "--dir", "migrations")
+        assert (done.returncode, done.stdout, done.stderr) == (1, "", line), args
+    refused = run_cli(project, "up", "--json", "--dir", "migrations")
+    assert refused.returncode == 1 and refused.stderr == line
+    assert json.loads(refused.stdout)["error"] == line.removeprefix("Error: ").rstrip("\n")
+    checked = run_cli(project, "validate", "--dir", "migrations")
+    assert checked.returncode == 1 and f"migrations/002_caf\\udce9.sql: {said}\n" in checked.stdout
+    assert "Traceback" not in checked.stdout + checked.stderr
+    status = run_cli(project, "status", "--dir", "migrations")
+    rows = [row.split() for row in status.stdout.splitlines()]
+    assert status.returncode == 0 and ["-", "invalid", "002_caf\\udce9"] in rows
+    assert project.digest() == before and project.history() == [1] and project.tables() == {"a"}
+    created = project.cli("new", "d")  # its version stays taken: renamed, it is no duplicate
+    assert created.exit_code == 0 and (project.dir / "004_d.py").exists(), created.output
+    assert project.digest() == before and project.history() == [1]

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from vcp_migrate import MigrationFileError, MigrationManager, UsageError, discovery, loading, scaffold
 from vcp_migrate.scaffold import normalise_name
 
-from .conftest import Project, file_size_limit, run_cli
+from .conftest import Project, console_script, file_size_limit, run_cli
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Barrier
@@ -260,3 +260,16 @@ def test_the_version_of_a_file_that_cannot_be_used_is_taken_too(project: Project
     (project.dir / "003_x.sql").mkdir()
     created = project.manager().new("second")
     assert created.name == "004_second.py"
+
+
+def test_a_name_given_as_bytes_that_are_not_utf8_makes_a_file_name_that_is(project: Project) -> None:
+    """Discovery refuses a file name that is not UTF-8; new never makes one: a byte that is not
+    UTF-8 reaches it as a lone surrogate, which is no letter, so it becomes an underscore."""
+    import subprocess
+
+    done = subprocess.run(
+        [console_script(), "new", b"caf\xe9 au lait", "--dir", "migrations"], cwd=project.root, capture_output=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert os.listdir(os.fsencode(project.dir)) == [b"001_caf_au_lait.py"]
+    assert not project.db.exists()

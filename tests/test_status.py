@@ -561,19 +561,20 @@ def _strict_json(output: bytes) -> object:
 
 def test_status_json_shows_a_name_that_is_not_utf8_as_the_text_output_does(project: Project) -> None:
     """The byte 0xE9 of a Latin-1 name: json.dumps wrote the lone surrogate escape "\\udce9",
-    which a strict reader refuses; now the text \\udce9, as the table shows it."""
+    which a strict reader refuses; now the text \\udce9, as the table shows it. Such a file is
+    invalid (the history could not record its name), listed with the other invalid files."""
     project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
     (project.dir / os.fsdecode(b"002_caf\xe9.sql")).write_text("-- migrate:up\nCREATE TABLE b (x);\n")
     (project.dir / "003_café.sql").write_text("-- migrate:up\nCREATE TABLE c (x);\n")
     command = [str(console_script()), "status", "--db", "test.db", "--dir", "migrations"]
     table = subprocess.run(command, cwd=project.root, capture_output=True, check=True)
-    assert "      2  pending                    caf\\udce9\n" in table.stdout.decode()
+    assert "      -  invalid                    002_caf\\udce9\n" in table.stdout.decode()
     done = subprocess.run([*command, "--json"], cwd=project.root, capture_output=True)
     assert done.returncode == 0, done.stderr
     rows = _strict_json(done.stdout)
-    assert [(row["name"], row["file"]) for row in rows] == [  # type: ignore[index, union-attr]
-        ("a", "migrations/001_a.sql"),
-        ("caf\\udce9", "migrations/002_caf\\udce9.sql"),
-        ("café", "migrations/003_café.sql"),
+    assert [(row["name"], row["state"], row["file"]) for row in rows] == [  # type: ignore[index, union-attr]
+        ("a", "pending", "migrations/001_a.sql"),
+        ("café", "pending", "migrations/003_café.sql"),
+        ("002_caf\\udce9", "invalid", "migrations/002_caf\\udce9.sql"),
     ]
     assert not project.db.exists()

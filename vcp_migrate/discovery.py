@@ -3,8 +3,9 @@
 A migration is ``NNN_name.py`` or ``NNN_name.sql``: the version is the integer prefix, the name
 the rest of the stem. Ignored: ``__init__.py``, ``__pycache__/`` and other directories, dotfiles,
 and files not ending in .py or .sql (editor backups such as ``001_x.py~`` or ``001_x.sql.orig``).
-Any other .py/.sql entry is reported, never skipped: a directory, pipe, socket or device so named,
-or a link that loops or leads nowhere, is a problem, and only regular files are ever opened.
+Any other .py/.sql entry is reported, never skipped: a name that is not valid UTF-8, a directory,
+pipe, socket or device so named, or a link that loops or leads nowhere, is a problem, and only
+regular files are ever opened.
 """
 
 from __future__ import annotations
@@ -99,6 +100,16 @@ def scan(directory: Path, ignore: Collection[str] = ()) -> Directory:
 def _read(directory: Path, entry: os.DirEntry[str], root: Path, hashed: int) -> MigrationFile | FileProblem:
     path = directory / entry.name
     match = _NAME.fullmatch(entry.name)
+    if not _is_utf8(entry.name):
+        # Its version stays taken (by 'new'), and checks that replay migrations stop at it.
+        taken = int(match[1]) if match and 0 < int(match[1]) <= _MAX_VERSION else None
+        return FileProblem(
+            "name",
+            path,
+            "name is not valid UTF-8, so the history could not record it;"
+            " rename it (letters, digits and underscores), then run the command again",
+            taken,
+        )
     if match is None:
         return FileProblem(
             "name",
@@ -151,6 +162,18 @@ def _read(directory: Path, entry: os.DirEntry[str], root: Path, hashed: int) -> 
     if data is None:
         return FileProblem("unreadable", path, "was replaced while being read; run the command again", version)
     return MigrationFile(version, match[2], path, checksum(data, hashed_before=hashed), data)
+
+
+def _is_utf8(name: str) -> bool:
+    """Whether ``name`` can be written as UTF-8 text (SQLite's): a name that is not valid UTF-8 on
+    disk comes from the file system as a str with lone surrogates, which no TEXT column takes."""
+    if name.isascii():
+        return True
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)

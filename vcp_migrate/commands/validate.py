@@ -106,7 +106,11 @@ def validate(settings: Settings, *, roundtrip: bool) -> list[Problem]:
 
 
 # Why a file the directory scan could not use cannot be replayed either.
-_UNUSABLE = {"duplicate": "its version has another file", "unreadable": "it cannot be read"}
+_UNUSABLE = {
+    "duplicate": "its version has another file",
+    "unreadable": "it cannot be read",
+    "name": "its name is not valid UTF-8",  # the only name problem with a version
+}
 _LINTED = "each pending migration is linted on what the ones before it leave, so none from it on was"
 
 
