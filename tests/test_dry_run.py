@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
 from contextlib import closing
 
 import pytest
 
 from vcp_migrate.schema import diff
 
-from .conftest import Project, applied_1_3_then_2
+from .conftest import Project, applied_1_3_then_2, console_script
 
 PY_BACKFILL = """
 def up(connection):
@@ -283,3 +285,29 @@ def test_a_failed_restore_of_foreign_keys_follows_a_commit_only_when_there_was_o
             connection.execute("CREATE TABLE t (x)")
         assert transactions.may_have_committed(raised.value) is commit
         assert (project.tables() == {"t"}) is commit
+
+
+def test_dry_runs_work_on_a_database_whose_path_is_not_utf8(project: Project) -> None:
+    """SQLite lists a database's file as the bytes of its path, as text; read as a str, a path that
+    is not UTF-8 failed every dry run: "Could not decode to UTF-8 column 'file'"."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
+    database = os.fsencode(project.root) + b"/caf\xe9.db"
+    command = [console_script(), "--db", database, "--dir", os.fsencode(project.dir)]
+    assert subprocess.run([*command, "up", "--to", "1"], capture_output=True, timeout=60).returncode == 0
+    with open(database, "rb") as file:
+        before = file.read()
+    for args, said in (
+        (["up", "--dry-run"], b"Would apply 2 b"),
+        (["up", "--sql"], b"-- 002_b.sql (up)\nCREATE TABLE b (x);"),
+        (["down", "--dry-run"], b"Would roll back 1 a"),
+        (["rollback", "--sql"], b"-- 001_a.sql (down)\nDROP TABLE a;"),
+    ):
+        done = subprocess.run([*command, *args], capture_output=True, timeout=60)
+        assert (done.returncode, done.stderr) == (0, b""), (args, done.stderr)
+        assert said in done.stdout, args
+    with open(database, "rb") as file:
+        assert file.read() == before
+    with closing(sqlite3.connect(database)) as connection:
+        assert connection.execute("SELECT version FROM vcp_migrations").fetchall() == [(1,)]
+        assert connection.execute("SELECT name FROM sqlite_master WHERE name = 'b'").fetchall() == []

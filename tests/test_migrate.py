@@ -1328,6 +1328,34 @@ def test_an_attach_of_the_database_by_an_expression_without_locking_is_refused(p
     assert project.digest() == before
 
 
+@pytest.mark.parametrize("kind", ["sql", "py"])
+def test_an_attach_by_an_expression_of_a_database_named_by_bytes_not_utf8_is_refused(
+    project: Project, kind: str
+) -> None:
+    """The databases attached are listed with their files' paths as bytes: read as text, a path
+    that is not UTF-8 failed the check with "Could not decode to UTF-8 column 'file'"."""
+    from vcp_migrate import MigrationManager
+
+    database = os.fsencode(project.root) + b"/caf\xe9.db"
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    assert [run.version for run in MigrationManager(database, project.dir).migrate()] == [1]
+    with open(database, "rb") as file:
+        before = file.read()
+    if kind == "sql":  # no SQL text can spell the path: it is an expression, which no authorizer reads
+        project.sql("002_b.sql", f"ATTACH CAST(X'{database.hex()}' AS TEXT) AS again;\nDELETE FROM again.a;")
+        said = "statement 1 attached the database's own file (as again); use the database as main instead"
+    else:
+        up = f"def up(connection):\n    connection.execute('ATTACH ? AS again', ({database!r},))\n"
+        project.write("002_b.py", up)
+        said = "it attached the database's own file (as again); use the database as main instead"
+    with pytest.raises(MigrationFailed, match=re.escape(said)):
+        MigrationManager(database, project.dir, backup=False).migrate()
+    with open(database, "rb") as file:
+        assert file.read() == before
+    with closing(sqlite3.connect(database)) as connection:
+        assert connection.execute("SELECT version FROM vcp_migrations").fetchall() == [(1,)]
+
+
 @pytest.mark.parametrize("how", ["another connection", "backup()"])
 def test_a_migration_outside_a_transaction_that_changes_the_history_past_the_fence_fails(
     project: Project, how: str

@@ -9,13 +9,13 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 from . import file_errors, interrupts, loading
 from .database import Connection, Rows
 from .loading import PythonStep, SqlStep, Step
 from .sqltext import first_words
-from .watching import self_attached
+from .watching import attached_files, self_attached
 
 if TYPE_CHECKING:
     from .watching import Watch
@@ -164,9 +164,9 @@ def _quietly(connection: Connection, sql: str) -> Rows:
 
 def _check_attached(connection: Connection) -> None:
     """While rehearsing, fail a step that attached a file past the authorizer (it swapped it out)."""
-    listed = _quietly(connection, "PRAGMA database_list").fetchall()
-    main = listed[0][2]
-    for _, name, file in listed:
+    listed = _attached(connection)
+    main = listed[0][1]
+    for name, file in listed:
         if name not in ("main", "temp") and file and file != main:
             connection.unrehearsable = f"it attached the file {file!r} past vcp-migrate's guards"
             raise StepFailed(f"it cannot be rehearsed: {connection.unrehearsable}", unrehearsable=True)
@@ -175,7 +175,12 @@ def _check_attached(connection: Connection) -> None:
 def _self_attached(connection: Connection) -> str | None:
     """The name under which the step attached the main database's own file, if it did: a second
     connection to it, which waits for the lock our transaction holds."""
-    return self_attached(_quietly(connection, "PRAGMA database_list").fetchall())
+    return self_attached(_attached(connection))
+
+
+def _attached(connection: Connection) -> list[tuple[str, str]]:
+    """``attached_files`` of a local connection (the only kind that rehearses or is asked), quietly."""
+    return attached_files(cast("sqlite3.Connection", connection), lambda sql: _quietly(connection, sql))
 
 
 def _ended(failed: StepFailed, connection: Connection, changes_before: int) -> None:

@@ -28,6 +28,7 @@ from .history import HANDS_OFF, TABLES
 from .references import key
 
 if TYPE_CHECKING:
+    from .database import Rows
     from .references import References
     from .sqlite import MigrationConnection
 
@@ -141,7 +142,7 @@ class Watch:
         the application writes a table, or its ATTACH of the database's own file, said as a
         failure; None when it did none. Reads the schema (and the triggers' text) when needed."""
         if self.attached:  # by a name the authorizer could not read (an expression, a parameter)
-            listed = sqlite3.Connection.execute(self.connection, "PRAGMA database_list").fetchall()
+            listed = attached_files(self.connection, lambda sql: sqlite3.Connection.execute(self.connection, sql))
             if (again := self_attached(listed)) is not None:
                 return f"it attached the database's own file (as {again}); use the database as main instead"
         if self.reshaped is not None:
@@ -277,10 +278,26 @@ def fence_statement(connection: MigrationConnection, sql: str) -> None:
         connection._refuse(f"{tried}; {HANDS_OFF}")
 
 
-def self_attached(listed: list[tuple[object, ...]]) -> str | None:
-    """The name under which the database's own file is attached again, from PRAGMA database_list."""
-    main = str(listed[0][2])
-    return next((str(name) for _, name, file, *_ in listed[1:] if file and is_own_file(main, str(file))), None)
+def attached_files(connection: sqlite3.Connection, run: Callable[[str], Rows]) -> list[tuple[str, str]]:
+    """Each database open on ``connection`` (PRAGMA database_list, run by ``run``), main first, as
+    (name, file); the file is '' for one in memory.
+
+    SQLite gives a file's path as the bytes it was opened by, as text: read as a str, a path that
+    is not UTF-8 fails to decode. Read as bytes, it is the name the file system gives it.
+    """
+    factory = connection.text_factory
+    connection.text_factory = bytes
+    try:
+        listed = run("PRAGMA database_list").fetchall()
+    finally:
+        connection.text_factory = factory
+    return [(name.decode(errors="surrogateescape"), os.fsdecode(file)) for _, name, file in listed]
+
+
+def self_attached(listed: list[tuple[str, str]]) -> str | None:
+    """The name under which the database's own file is attached again, from ``attached_files``."""
+    main = listed[0][1]
+    return next((name for name, file in listed[1:] if file and is_own_file(main, file)), None)
 
 
 def is_own_file(main: str | None, name: str) -> bool:
