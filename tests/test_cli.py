@@ -158,6 +158,46 @@ def test_a_name_that_is_not_utf8_names_its_file_and_a_lone_surrogate_is_a_usage_
     assert sorted(os.listdir(os.fsencode(project.root))) == [b"bad\xff.db", b"migrations"]
 
 
+def test_every_command_works_on_a_database_and_a_directory_whose_paths_are_not_utf8(project: Project) -> None:
+    """Real processes given bytes that are not UTF-8 as paths (os.fsencode), a folder above both
+    so named too: each command does what it does elsewhere, and says the paths with \\udce9."""
+    import os
+    import sqlite3
+    import subprocess
+    from contextlib import closing
+
+    top = os.fsencode(project.root) + b"/r\xe9"
+    folder = top + b"/m\xe9"
+    os.makedirs(folder)
+    for name, table in ((b"001_a.sql", "a"), (b"002_b.sql", "b")):
+        with open(folder + b"/" + name, "w") as file:
+            file.write(f"-- migrate:up\nCREATE TABLE {table}(x);\n-- migrate:down\nDROP TABLE {table};\n")
+    database, old = top + b"/t\xe9.db", top + b"/old\xe9.db"
+    with closing(sqlite3.connect(old)) as made:
+        made.execute("CREATE TABLE a(x)")
+
+    def run(*args: str, db: bytes = database) -> str:
+        done = subprocess.run([console_script(), *args, "--db", db, "--dir", folder], capture_output=True, timeout=60)
+        assert (done.returncode, done.stderr) == (0, b""), (args, done.stderr)
+        return done.stdout.decode()
+
+    assert "Applied 2 migration(s)" in run("up")
+    assert "r\\udce9/t\\udce9.db" in run("status") and run("current") == "2\n"
+    assert run("validate", "--roundtrip") == "OK: no problems found.\n"
+    assert run("schema") == "CREATE TABLE a (\n  x\n);\nCREATE TABLE b (\n  x\n);\n"
+    assert "Would roll back 2 b" in run("rollback", "--dry-run")
+    assert "Rolled back 2 b" in run("rollback") and "1 backup(s)" in run("backups")
+    with open(folder + b"/001_a.sql", "a") as file:
+        file.write("-- reviewed\n")
+    assert "Recorded new checksums: 1." in run("repair", "--yes")
+    assert "Recorded as applied without running them: 1." in run("baseline", "1", db=old)
+    with closing(sqlite3.connect(database)) as connection:
+        assert connection.execute("SELECT version, file FROM vcp_migrations").fetchall() == [(1, "001_a.sql")]
+        assert connection.execute("SELECT name FROM sqlite_master WHERE name = 'b'").fetchall() == []
+    with closing(sqlite3.connect(old)) as connection:
+        assert connection.execute("SELECT version FROM vcp_migrations").fetchall() == [(1,)]
+
+
 def test_unknown_command_is_a_usage_error() -> None:
     result = CliRunner().invoke(main, ["frobnicate"])
     assert result.exit_code == 2
