@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, NamedTuple, cast
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import file_errors, interrupts, loading
 from .database import Connection, Rows
@@ -179,8 +179,8 @@ def _self_attached(connection: Connection) -> str | None:
 
 
 def _attached(connection: Connection) -> list[tuple[str, str]]:
-    """``attached_files`` of a local connection (the only kind that rehearses or is asked), quietly."""
-    return attached_files(cast("sqlite3.Connection", connection), lambda sql: _quietly(connection, sql))
+    """``attached_files`` of the step's connection, asked quietly."""
+    return attached_files(connection, lambda sql: _quietly(connection, sql))
 
 
 def _ended(failed: StepFailed, connection: Connection, changes_before: int) -> None:

@@ -278,13 +278,15 @@ def fence_statement(connection: MigrationConnection, sql: str) -> None:
         connection._refuse(f"{tried}; {HANDS_OFF}")
 
 
-def attached_files(connection: sqlite3.Connection, run: Callable[[str], Rows]) -> list[tuple[str, str]]:
+def attached_files(connection: object, run: Callable[[str], Rows]) -> list[tuple[str, str]]:
     """Each database open on ``connection`` (PRAGMA database_list, run by ``run``), main first, as
     (name, file); the file is '' for one in memory.
 
     SQLite gives a file's path as the bytes it was opened by, as text: read as a str, a path that
     is not UTF-8 fails to decode. Read as bytes, it is the name the file system gives it.
     """
+    if not isinstance(connection, sqlite3.Connection):  # a server's: its answer is text already
+        return [(str(name), str(file or "")) for _, name, file in run("PRAGMA database_list").fetchall()]
     factory = connection.text_factory
     connection.text_factory = bytes
     try:
