@@ -633,10 +633,10 @@ def test_migrate_json_carries_an_unexpected_error_as_the_error_line_does(
     project.sql("002_b.sql", "CREATE TABLE b(x);")
     record = history.record
 
-    def failing(connection: object, migration: object, execution_ms: int) -> None:
+    def failing(connection: object, migration: object, execution_ms: int, after: str | None = None) -> str:
         if migration.version == 2:  # type: ignore[attr-defined]
             raise RuntimeError("a defect")
-        record(connection, migration, execution_ms)  # type: ignore[arg-type]
+        return record(connection, migration, execution_ms, after)  # type: ignore[arg-type]
 
     monkeypatch.setattr(history, "record", failing)
     result = project.cli("up", "--json")
