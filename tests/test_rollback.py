@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 
 import pytest
 
@@ -489,7 +490,8 @@ def test_to_that_keeps_a_migration_applied_after_one_it_rolls_back_is_refused(pr
     assert " ".join(result.stderr.split()) == (
         "Error: --to 2 would roll back version 3 (t3) and keep version 2 (t2), applied after it: the down of 3"
         " would run on a schema its up did not leave (roll back in the reverse order of application with"
-        " --steps 2 (version(s) 2, 3), then apply version(s) 2 again with migrate --to 2; nothing was changed)"
+        " --steps 2 (version(s) 2, 3); that rolls back version(s) 2 too, at or below 2: apply again those to keep with"
+        " migrate (with --allow-out-of-order for one below an applied version); nothing was changed)"
     )
     assert project.digest() == before and reopened(project) == ({"t1", "t2", "t3"}, [1, 2, 3], 3)
 
@@ -546,5 +548,9 @@ def test_a_clock_set_back_before_the_out_of_order_migrate_still_rolls_back_the_o
     # Two in one run, on that clock: each after the one before it, as the run knows them.
     project.sql("004_t4.sql", "CREATE TABLE t4(x);", "DROP TABLE t4;")
     project.manager().migrate(allow_out_of_order=True)
+    with closing(sqlite3.connect(project.db)) as connection:
+        stamps = dict(connection.execute("SELECT version, applied_at FROM vcp_migrations WHERE version IN (2, 4)"))
+    # 1 and 3 took .000 and .001 on it, so 2 and 4 take the next two.
+    assert stamps == {2: "2026-11-24T12:00:00.002Z", 4: "2026-11-24T12:00:00.003Z"}
     assert [r.version for r in project.manager().rollback(steps=2)] == [4, 2]
     assert reopened(project) == ({"t1", "t3"}, [1, 3], 3)

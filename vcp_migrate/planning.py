@@ -150,7 +150,12 @@ def application_order(applied: Mapping[int, AppliedMigration]) -> list[int]:
     release wrote in the same millisecond (one run applies its migrations in version order). It
     differs from version order only after ``migrate`` with ``allow_out_of_order``.
     """
-    return sorted(applied, key=lambda version: (applied[version].applied_at, version))
+    return sorted(applied, key=lambda version: (_text(applied[version].applied_at), version))
+
+
+def _text(value: object) -> str:
+    """An applied_at as text: one edited by hand into another type (a BLOB, a number) orders first."""
+    return value if isinstance(value, str) else ""
 
 
 def _require_applied_last(
@@ -171,8 +176,9 @@ def _require_applied_last(
         " its up did not leave",
         where=None,
         hint=f"roll back in the reverse order of application with {setting('steps', steps)}"
-        f" (version(s) {short_list(last_first[:steps])}), then apply version(s) {short_list(sorted(kept))}"
-        f" again with migrate {setting('target', to)}; nothing was changed",
+        f" (version(s) {short_list(last_first[:steps])}); that rolls back version(s) {short_list(sorted(kept))}"
+        f" too, at or below {to}: apply again those to keep with migrate (with {setting('allow_out_of_order', True)}"
+        " for one below an applied version); nothing was changed",
     )
 
 
