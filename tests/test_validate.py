@@ -810,6 +810,22 @@ def test_a_schema_file_that_cannot_be_replayed_for_a_missing_file_is_a_warning(p
     assert str(said).endswith("cannot be checked: the file of applied version(s) 2 is missing")
 
 
+def test_after_an_out_of_order_migrate_the_schema_file_is_checked_in_the_order_of_application(
+    project: Project,
+) -> None:
+    """The schema file written after 3, then 2 (out of order), holds t(a, c, b), as the database
+    does: replayed in version order it was (a, b, c), and validate said it disagreed."""
+    project.sql("001_t.sql", "CREATE TABLE t(a);", "DROP TABLE t;")
+    project.sql("003_c.sql", "ALTER TABLE t ADD COLUMN c;", "ALTER TABLE t DROP COLUMN c;")
+    project.manager().migrate()
+    project.sql("002_b.sql", "ALTER TABLE t ADD COLUMN b;", "ALTER TABLE t DROP COLUMN b;")
+    project.manager().migrate(allow_out_of_order=True)
+    before = project.digest()
+    assert "CREATE TABLE t ( a, c, b );" in " ".join((project.dir / "schema.sql").read_text().split())
+    assert project.manager().validate() == []
+    assert project.digest() == before
+
+
 def test_after_an_out_of_order_migrate_drift_and_round_trips_follow_the_order_of_application(
     project: Project,
 ) -> None:

@@ -167,7 +167,10 @@ def _schema_file(
     if dumped and stop is not None:
         return [_not_checked("the schema file", stop, f"the check replays every migration up to {dumped[0]}")]
     missing = sorted(v for v in applied if v not in loaded)
-    return checks.dump_file(settings.schema_file, [loaded[v] for v in sorted(loaded)], edited, missing)
+    # Written from a database, the file holds what its history applied, in that order (it differs
+    # from version order only after an out-of-order migrate); with no history, every migration.
+    replayed = [v for v in planning.application_order(applied) if v in loaded] if applied else sorted(loaded)
+    return checks.dump_file(settings.schema_file, [loaded[v] for v in replayed], edited, missing)
 
 
 def schema_text(settings: Settings) -> str:
