@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ import pytest
 from vcp_migrate import history
 from vcp_migrate.errors import DatabaseError
 from vcp_migrate.models import MigrationFile
+
+from .conftest import Project
 
 
 def database() -> sqlite3.Connection:
@@ -207,3 +210,21 @@ def test_the_read_of_the_history_finds_the_triggers_on_its_tables_in_the_same_st
     found = history.read_current(connection, with_id=True)
     assert found is not None and found.triggers == expected and len(statements) == 1
     assert history.read_all(connection, with_id=True).triggers == expected  # a server's read, or an older layout
+
+
+@pytest.mark.parametrize("edited", ["x'00'", "'9999-12-31T23:59:59.999Z'"])
+def test_an_applied_at_edited_by_hand_orders_nothing_and_stops_nothing(project: Project, edited: str) -> None:
+    """A BLOB, or the last millisecond a date can hold, put in applied_at by hand:
+    migrate and rollback go on (they stopped with an unexpected TypeError or OverflowError)."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.manager().migrate()
+    with closing(sqlite3.connect(project.db)) as connection:
+        connection.execute(f"UPDATE vcp_migrations SET applied_at = {edited}")
+        connection.commit()
+    project.sql("002_b.sql", "CREATE TABLE b(x);", "DROP TABLE b;")
+    assert [r.version for r in project.manager().migrate()] == [2]
+    assert project.history() == [1, 2] and project.tables() == {"a", "b"}
+    # A time in the right form is a time (the last millisecond of 9999 is later than 2): it orders.
+    expected = [1, 2] if edited.startswith("'9999") else [2, 1]
+    assert [r.version for r in project.manager().rollback(steps=2)] == expected
+    assert project.history() == [] and project.tables() == set()

@@ -262,7 +262,8 @@ def record(connection: Queries, migration: MigrationFile, execution_ms: int, aft
 
 def latest_applied_at(connection: Queries) -> str:
     """The latest applied_at in the history ('' when it has none): one read of its rows."""
-    return str(connection.execute(f"SELECT coalesce(max(applied_at), '') FROM {_MAIN_TABLE}").fetchone()[0])
+    sql = f"SELECT coalesce(max(applied_at), '') FROM {_MAIN_TABLE} WHERE typeof(applied_at) = 'text'"
+    return str(connection.execute(sql).fetchone()[0])
 
 
 def _a_millisecond_after(latest: str, now: str) -> str:
@@ -270,9 +271,9 @@ def _a_millisecond_after(latest: str, now: str) -> str:
     edited by hand orders nothing)."""
     try:
         moment = datetime.strptime(latest, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-    except ValueError:
+        return (moment + timedelta(milliseconds=1)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    except (ValueError, OverflowError):
         return now
-    return (moment + timedelta(milliseconds=1)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def update(connection: Queries, migration: MigrationFile) -> None:

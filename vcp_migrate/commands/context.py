@@ -234,7 +234,8 @@ def read_history(settings: Settings, connection: Connection, *, changing: bool =
         exc.where = exc.where or where(settings)
         raise
     connection.history_layout = found.layout
-    connection.latest_applied_at = max((row.applied_at for row in found.applied.values()), default="")
+    stamps = (row.applied_at for row in found.applied.values() if isinstance(row.applied_at, str))  # not edited by hand
+    connection.latest_applied_at = max(stamps, default="")
     if wants_id:
         settings.observer.found(max(found.applied, default=0), found.database_id)
     if changing and found.triggers:
