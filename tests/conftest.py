@@ -164,6 +164,26 @@ def three(project: Project) -> None:
     project.sql("003_c.sql", "CREATE TABLE c(x);", "DROP TABLE c;")
 
 
+def five_thousand_rows(project: Project) -> None:
+    """001 applied: a table t of 5,000 rows whose v is 'x', enough for a small page cache to spill
+    (an UPDATE that makes every row long writes pages to the file before its COMMIT)."""
+    project.sql(
+        "001_t.sql",
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);\n"
+        "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 5000)\n"
+        "INSERT INTO t (v) SELECT 'x' FROM r;",
+        "DROP TABLE t;",
+    )
+    project.manager(backup=False).migrate()
+
+
+def still_five_thousand_rows(project: Project, history: tuple[int, ...] = (1,), value: str = "x") -> None:
+    """The database reopened is sound, t holds its 5,000 rows each with ``value``, the history ``history``."""
+    assert project.query("PRAGMA integrity_check") == [("ok",)]
+    assert project.query("SELECT count(*), min(v), max(v) FROM t") == [(5000, value, value)]
+    assert project.history() == list(history)
+
+
 def applied_1_3_then_2(project: Project) -> None:
     """Tables t1 and t3 applied, then t2 with allow_out_of_order: applied in the order 1, 3, 2."""
     for version in (1, 3):

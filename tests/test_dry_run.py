@@ -11,7 +11,7 @@ import pytest
 
 from vcp_migrate.schema import diff
 
-from .conftest import Project, applied_1_3_then_2, console_script
+from .conftest import Project, applied_1_3_then_2, console_script, five_thousand_rows, still_five_thousand_rows
 
 PY_BACKFILL = """
 def up(connection):
@@ -311,3 +311,24 @@ def test_dry_runs_work_on_a_database_whose_path_is_not_utf8(project: Project) ->
     with closing(sqlite3.connect(database)) as connection:
         assert connection.execute("SELECT version FROM vcp_migrations").fetchall() == [(1,)]
         assert connection.execute("SELECT name FROM sqlite_master WHERE name = 'b'").fetchall() == []
+
+
+def test_a_dry_run_cannot_turn_the_rollback_journal_off_and_leaves_the_file_as_it_was(project: Project) -> None:
+    """Its writes spilled past a cache of one page with no journal on disk: the rollback kept them."""
+    five_thousand_rows(project)
+    project.sql(
+        "002_bad.sql",
+        "PRAGMA journal_mode=OFF;\nPRAGMA cache_size=1;\nUPDATE t SET v='changed';\nINSERT INTO t(v) SELECT v FROM t;",
+    )
+    before = project.digest()
+    result = project.cli("migrate", "--dry-run")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {project.dir / '002_bad.sql'}: statement 1 tried to turn the rollback journal off inside its"
+        " transaction (PRAGMA journal_mode = OFF), so a failed statement or a crash would corrupt the database"
+        " instead of leaving it as it was; if truly needed, put it in a migration of its own that runs outside a"
+        " transaction ('-- migrate:up transaction:false' in SQL, transactional = False in Python), which is not"
+        " atomic (dry run: nothing was changed)\n"
+    )
+    assert project.digest() == before
+    still_five_thousand_rows(project)

@@ -19,7 +19,9 @@ from vcp_migrate import DatabaseError, MigrationFailed, MigrationFileError, Plan
 from .conftest import (
     Project,
     console_script,
+    five_thousand_rows,
     interrupt_after_commit,
+    still_five_thousand_rows,
     three,
     trigger_on_the_history,
     with_output_closed,
@@ -2266,3 +2268,107 @@ def test_ctrl_c_just_after_an_atomic_batch_commits_reports_the_batch_as_done(
     assert [(r["version"], r["direction"]) for r in report["ran"]] == [(2, "up"), (3, "up")]
     assert report["version_after"] == 3 and report["error"] == "interrupted" and "Warning" not in result.stderr
     assert project.history() == [1, 2, 3] and "-- version: 3" in (project.dir / "schema.sql").read_text()
+
+
+JOURNAL_OFF_SAID = (
+    "tried to turn the rollback journal off inside its transaction (PRAGMA {pragma}), so a failed statement"
+    " or a crash would corrupt the database instead of leaving it as it was; if truly needed, put it in a"
+    " migration of its own that runs outside a transaction ('-- migrate:up transaction:false' in SQL,"
+    " transactional = False in Python), which is not atomic"
+)
+# The writes after it spill pages to the file (a cache of 5 pages), then a statement fails: with no
+# journal on disk, the rollback left rows out of order and lost (the backup deleted as unchanged).
+SPILL_THEN_FAIL = "PRAGMA cache_size = 5;\nUPDATE t SET v = printf('%.500c', 'z');\nSELECT * FROM no_such_table;"
+
+
+@pytest.mark.parametrize(
+    ("pragma", "said"),
+    [
+        ("journal_mode=OFF", "journal_mode = OFF"),
+        ("main.journal_mode = 'off'", "main.journal_mode = off"),
+        ('"JOURNAL_MODE" = [Of]', "JOURNAL_MODE = Of"),
+        ("journal_mode('o')", "journal_mode = o"),  # SQLite reads a prefix of a mode's name as that mode
+    ],
+)
+def test_a_sql_migration_cannot_turn_the_rollback_journal_off(project: Project, pragma: str, said: str) -> None:
+    five_thousand_rows(project)
+    project.sql("002_bad.sql", f"PRAGMA {pragma};\n{SPILL_THEN_FAIL}")
+    result = project.cli("migrate")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {project.dir / '002_bad.sql'}: statement 1 {JOURNAL_OFF_SAID.format(pragma=said)}"
+        " (nothing was applied)\n"
+    )
+    still_five_thousand_rows(project)
+    assert not any(project.root.glob("test.db.backups/*.db")) and "Deleted that backup again" in result.stdout
+
+
+def test_a_migration_cannot_keep_the_rollback_journal_in_memory_or_take_an_attached_ones(project: Project) -> None:
+    """MEMORY: a killed process left most rows changed and no history row. An attached database's
+    journal counts too (the migration writes it in the same transaction)."""
+    five_thousand_rows(project)
+    project.sql("002_memory.sql", "PRAGMA journal_mode = MEMORY;\nUPDATE t SET v = 'y';")
+    result = project.cli("migrate")
+    assert result.exit_code == 1 and "statement 1 tried to keep the rollback journal in memory" in result.stderr
+    assert "(PRAGMA journal_mode = MEMORY), so a crash would corrupt the database" in result.stderr
+    still_five_thousand_rows(project)
+    project.sql(
+        "002_memory.sql",
+        "ATTACH 'side.db' AS side;\nCREATE TABLE side.s (x);\nPRAGMA side.journal_mode = off;\nUPDATE t SET v = 'y';",
+    )
+    result = project.cli("migrate")
+    assert result.exit_code == 1 and "statement 3 tried to turn the rollback journal off" in result.stderr
+    assert "(PRAGMA side.journal_mode = off)" in result.stderr
+    still_five_thousand_rows(project)
+    with closing(sqlite3.connect(project.root / "side.db")) as side:
+        assert side.execute("SELECT name FROM sqlite_master").fetchall() == []
+
+
+@pytest.mark.parametrize("catches", [False, True], ids=["raises", "catches the refusal"])
+def test_a_python_migration_cannot_turn_the_rollback_journal_off(project: Project, catches: bool) -> None:
+    five_thousand_rows(project)
+    off = "connection.execute('PRAGMA journal_mode=OFF')"
+    project.write(
+        "002_bad.py",
+        "import sqlite3\n\n"
+        "def up(connection):\n"
+        + (f"    try:\n        {off}\n    except sqlite3.DatabaseError:\n        pass\n" if catches else f"    {off}\n")
+        + "    connection.execute('PRAGMA cache_size = 5')\n"
+        "    connection.execute(\"UPDATE t SET v = printf('%.500c', 'z')\")\n"
+        + ("" if catches else "    raise RuntimeError('boom')\n"),
+    )
+    result = project.cli("migrate")
+    assert result.exit_code == 1
+    said = JOURNAL_OFF_SAID.format(pragma="journal_mode = OFF")
+    assert result.stderr == f"Error: {project.dir / '002_bad.py'}: up() {said} (nothing was applied)\n"
+    still_five_thousand_rows(project)
+    assert not any(project.root.glob("test.db.backups/*.db"))  # the run changed nothing
+
+
+def test_an_atomic_batch_cannot_turn_the_rollback_journal_off(project: Project) -> None:
+    five_thousand_rows(project)
+    project.sql("002_u.sql", "CREATE TABLE u (x);\nUPDATE t SET v = 'y';", "DROP TABLE u;")
+    project.sql("003_bad.sql", f"PRAGMA journal_mode = off;\n{SPILL_THEN_FAIL}")
+    result = project.cli("migrate", "--atomic")
+    assert result.exit_code == 1
+    assert f"{project.dir / '003_bad.sql'}: statement 1 {JOURNAL_OFF_SAID.format(pragma='journal_mode = off')}" in (
+        result.stderr
+    )
+    still_five_thousand_rows(project)
+    assert project.tables() == {"t"} and not any(project.root.glob("test.db.backups/*.db"))
+
+
+def test_the_rollback_journal_turned_off_outside_a_transaction_stays_in_that_migration(project: Project) -> None:
+    """Outside a transaction it is the migration's own choice; its connection is replaced after
+    it, so the next migration's failure still rolls back from a journal on disk."""
+    five_thousand_rows(project)
+    project.write(
+        "002_off.sql",
+        "-- migrate:up transaction:false\nPRAGMA journal_mode = OFF;\nPRAGMA cache_size = 5;\nUPDATE t SET v = 'y';\n"
+        "-- migrate:down transaction:false\nUPDATE t SET v = 'x';\n",
+    )
+    project.sql("003_fails.sql", SPILL_THEN_FAIL.split("\n", 1)[1])
+    result = project.cli("migrate")
+    assert result.exit_code == 1 and "003_fails.sql: statement 2 failed: no such table: no_such_table" in result.stderr
+    still_five_thousand_rows(project, (1, 2), "y")
+    assert len(list(project.root.glob("test.db.backups/*.db"))) == 1  # 002 was committed

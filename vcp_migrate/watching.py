@@ -9,8 +9,10 @@ authorizer when the step's guard savepoint is released: Python code that swapped
 the base class's ``set_authorizer``) gets the full checks, and the connection is replaced after
 it. A server's connection has no authorizer and is never watched.
 
-A step outside a transaction (unguarded) is watched too, as a fence: nothing would undo what it
-did, so what would touch the history tables is denied as SQLite prepares it.
+A guarded step is refused a PRAGMA journal_mode that takes the journal its rollback needs off
+the disk (``journal``). A step outside a transaction (unguarded) is watched too, as a fence:
+nothing would undo what it did, so what would touch the history tables is denied as SQLite
+prepares it.
 
 What the checks established is kept on the connection as ``Known``, tied to PRAGMA
 data_version: any commit by another connection changes it, and the next checks read everything.
@@ -207,13 +209,14 @@ class Watch:
 
 def _authorizer(watch: Watch) -> Callable[[int, str | None, str | None, str | None, str | None], int]:
     connection, guard = watch.connection, watch.guard
-    ok, deny, attach, savepoint, transaction, create_index = (
+    ok, deny, attach, savepoint, transaction, create_index, pragma = (
         sqlite3.SQLITE_OK,
         sqlite3.SQLITE_DENY,
         sqlite3.SQLITE_ATTACH,
         sqlite3.SQLITE_SAVEPOINT,
         sqlite3.SQLITE_TRANSACTION,
         sqlite3.SQLITE_CREATE_INDEX,
+        sqlite3.SQLITE_PRAGMA,
     )
 
     def authorize(action: int, arg1: str | None, arg2: str | None, database: str | None, trigger: str | None) -> int:
@@ -236,6 +239,12 @@ def _authorizer(watch: Watch) -> Callable[[int, str | None, str | None, str | No
         if action == transaction:
             connection.refused = f"run {arg1}"
             return deny
+        if action == pragma and arg2 is not None and key(arg1 or "") == "journal_mode":
+            from . import journal  # only when a guarded step sets a journal mode
+
+            if (said := journal.refused(arg1 or "journal_mode", arg2, database)) is not None:
+                connection.refused = said
+                return deny
         watch.saw(action, arg1, arg2, trigger, database)
         return ok
 
