@@ -19,7 +19,9 @@ from .conftest import (
     Project,
     blobs,
     console_script,
+    five_thousand_rows,
     modified_missing_and_out_of_order,
+    still_five_thousand_rows,
     trading,
     trigger_on_the_history,
     with_output_closed,
@@ -841,3 +843,26 @@ def test_after_an_out_of_order_migrate_drift_and_round_trips_follow_the_order_of
     assert project.columns("t") == ["a", "c", "b"]
     assert project.manager(dump_schema=False).validate(roundtrip=True) == []
     assert project.digest() == before
+
+
+@pytest.mark.parametrize("mode", ["OFF", "memory"])
+def test_a_pending_migration_that_takes_the_rollback_journal_off_disk_is_an_error(project: Project, mode: str) -> None:
+    """Refused inside its transaction, which its rehearsal says as an error: not the warning that a
+    PRAGMA there is a no-op or an error (SQLite accepts these before the first write)."""
+    five_thousand_rows(project)
+    project.sql("002_bad.sql", f"PRAGMA journal_mode = {mode};\nUPDATE t SET v = 'y';", "UPDATE t SET v = 'x';")
+    before = project.digest()
+    result = project.cli("validate")
+    assert result.exit_code == 1
+    what, then = ("turn the rollback journal off", "a failed statement or a crash")
+    if mode == "memory":
+        what, then = "keep the rollback journal in memory", "a crash"
+    assert result.output == (
+        f"{project.dir / '002_bad.sql'}: would fail on the database as it is: statement 1 tried to {what} inside its"
+        f" transaction (PRAGMA journal_mode = {mode}), so {then} would corrupt the database instead of leaving it"
+        " as it was; if truly needed, put it in a migration of its own that runs outside a transaction"
+        " ('-- migrate:up transaction:false' in SQL, transactional = False in Python), which is not atomic\n"
+        "failed: 1 error(s), 0 warning(s).\n"
+    )
+    assert project.digest() == before
+    still_five_thousand_rows(project)
