@@ -2372,3 +2372,27 @@ def test_the_rollback_journal_turned_off_outside_a_transaction_stays_in_that_mig
     assert result.exit_code == 1 and "003_fails.sql: statement 2 failed: no such table: no_such_table" in result.stderr
     still_five_thousand_rows(project, (1, 2), "y")
     assert len(list(project.root.glob("test.db.backups/*.db"))) == 1  # 002 was committed
+
+
+def test_a_failed_python_migration_that_wrote_past_the_transaction_keeps_the_backup(project: Project) -> None:
+    """Python code can reach past the guards (here a second connection that takes no lock): after
+    it fails, the database is compared with the backup, which is kept when they differ."""
+    five_thousand_rows(project)
+    project.write(
+        "002_past.py",
+        "import sqlite3\n\n"
+        "def up(connection):\n"
+        "    side = sqlite3.connect('file:test.db?nolock=1', uri=True, isolation_level=None)\n"
+        "    side.execute(\"UPDATE t SET v = 'past'\")\n"
+        "    side.close()\n"
+        "    raise RuntimeError('boom')\n",
+    )
+    result = project.cli("migrate")
+    assert result.exit_code == 1 and "up() failed at line 7: RuntimeError: boom (nothing was applied)" in result.stderr
+    still_five_thousand_rows(project, (1,), "past")
+    (backup,) = project.root.glob("test.db.backups/*.db")
+    assert (
+        f"{backup.relative_to(project.root)}: kept: a migration changed the database" in result.stderr + result.stdout
+    )
+    with closing(sqlite3.connect(backup)) as copy:
+        assert copy.execute("SELECT count(*), max(v) FROM t").fetchone() == (5000, "x")

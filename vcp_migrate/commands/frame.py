@@ -33,12 +33,15 @@ if TYPE_CHECKING:  # loaded only once there is something to run: a run with noth
 
 class Ran(NamedTuple):
     """What a run did: the migrations committed, what stopped it (a failed migration, an
-    interrupt, a database error), and whether the migration that failed may have committed
-    part of its work (it ran outside a transaction, or ended ours)."""
+    interrupt, a database error), whether the migration that failed may have committed part of
+    its work (it ran outside a transaction, or ended ours), and whether Python code ran before it
+    stopped (``python``: it can reach past the guards, so only the backup can tell whether it
+    changed the database)."""
 
     runs: tuple[MigrationRun, ...]
     stopped: BaseException | None = None
     partly: bool = False
+    python: bool = False
 
     def result(self) -> list[MigrationRun]:
         """The runs, or raise what stopped the run."""
@@ -130,7 +133,8 @@ def each(settings: Settings, session: Session, plan: list[LoadedMigration], dire
                 return Ran(tuple(runs), _in_doubt(exc, [migration]), partly=True)
             if not committed:
                 outside = not migration.step(direction).transactional
-                return Ran(tuple(runs), _outside(exc, migration) if outside else exc, partly=outside)
+                stopped = _outside(exc, migration) if outside else exc
+                return Ran(tuple(runs), stopped, partly=outside, python=_python(migration, direction))
             # Ctrl-C reached Python just after its COMMIT, or a server failed after it: it is done, and said so.
             from ..execution import ms_since  # loaded: the runner came from it
 
@@ -139,13 +143,20 @@ def each(settings: Settings, session: Session, plan: list[LoadedMigration], dire
                 settings.observer.finished(done)
             return Ran((*runs, done), _after_commit(exc, [migration]))
         if outcome.error:
-            return Ran(tuple(runs), outcome.error, outcome.partly)
+            return Ran(tuple(runs), outcome.error, outcome.partly, _python(migration, direction))
         runs.append(outcome.run)
         try:
             settings.observer.finished(outcome.run)
         except BaseException as exc:
             return Ran(tuple(runs), exc)
     return Ran(tuple(runs))
+
+
+def _python(migration: LoadedMigration, direction: Direction) -> bool:
+    """Whether the migration's step is Python code."""
+    from ..loading import PythonStep  # loaded: the plan came from it
+
+    return isinstance(migration.step(direction), PythonStep)
 
 
 def _outside(exc: BaseException, migration: LoadedMigration) -> BaseException:
@@ -229,7 +240,7 @@ def batch(settings: Settings, session: Session, plan: list[tuple[LoadedMigration
         if in_doubt:  # (a redo's pair on a server: its history row reads the same whether it committed or not)
             return Ran((), _in_doubt(exc, [migration for migration, _ in plan]), partly=True)
         if not (once and all(states)):
-            return Ran((), exc)
+            return Ran((), exc, python=any(_python(migration, direction) for migration, direction in plan))
         from ..execution import ms_since  # loaded: the runner came from it
 
         each_ms = ms_since(started) // len(plan)
@@ -240,7 +251,8 @@ def batch(settings: Settings, session: Session, plan: list[tuple[LoadedMigration
         return Ran(done, _after_commit(exc, [migration for migration, _ in plan]))
     failed = next((outcome for outcome in outcomes if outcome.error), None)
     if failed is not None:
-        return Ran((), failed.error, failed.partly)
+        python = any(_python(outcome.migration, outcome.direction) for outcome in outcomes)
+        return Ran((), failed.error, failed.partly, python)
     runs = tuple(outcome.run for outcome in outcomes)
     try:
         for run in runs:
@@ -281,12 +293,13 @@ def _keep_or_discard(settings: Settings, backup: Backup, ran: Ran, *, created_fo
     if not ran.runs and settings.server is not None:  # not compared with its backup: what ran says it all
         if changed:
             settings.observer.warning(f"{backup.path}: kept: the run may have changed the database before it stopped")
-    elif not ran.runs and (ran.partly or not isinstance(ran.stopped, Exception)):
-        changed = _differs(settings, backup)  # interrupted, or it may have written outside a transaction
+    elif not ran.runs and (ran.partly or ran.python or not isinstance(ran.stopped, Exception)):
+        # Interrupted, or it may have written past our transaction: outside one, or from Python code.
+        changed = _differs(settings, backup)
         if changed:
             settings.observer.warning(
-                f"{backup.path}: kept: a migration changed the database before the run failed, outside a"
-                " transaction; restore this backup to go back"
+                f"{backup.path}: kept: a migration changed the database before the run failed, outside"
+                " vcp-migrate's transaction; restore this backup to go back"
             )
     if changed:
         backups.prune(settings.db_path, settings.keep_backups, settings.backup_dir)
