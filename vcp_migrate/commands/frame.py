@@ -218,8 +218,10 @@ def _after_commit(exc: BaseException, migrations: list[LoadedMigration]) -> Base
 
 
 def _paths(migrations: list[LoadedMigration]) -> str:
-    """The migrations' paths, each once (a redo's down and up are of one migration)."""
-    return ", ".join(dict.fromkeys(str(migration.file.path) for migration in migrations))
+    """The migrations' paths, each once (a redo's down and up are of one migration), as the
+    subject of a sentence in the singular: one migration, or the batch of several."""
+    paths = list(dict.fromkeys(str(migration.file.path) for migration in migrations))
+    return paths[0] if len(paths) == 1 else f"the batch of {', '.join(paths)}"
 
 
 def batch(settings: Settings, session: Session, plan: list[tuple[LoadedMigration, Direction]]) -> Ran:
