@@ -149,9 +149,18 @@ def test_an_up_is_refused_exactly_when_one_argument_cannot_be_bound_to_it(projec
         assert isinstance(load_one(project, "001_x.py", text + "\n").up, PythonStep)
 
 
-def test_null_bytes_in_python_are_refused(project: Project) -> None:
-    with pytest.raises(MigrationFileError, match="001_x.py"):
-        load_one(project, "001_x.py", raw=b"def up(c): pass\n\x00\n")
+def test_a_nul_character_in_python_is_an_error_naming_the_line(project: Project) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    assert project.cli("migrate").exit_code == 0
+    before = project.digest()
+    project.write("002_nul.py", raw=b"def up(c):\r\n    c.execute('CREATE TABLE b (x)')\r\n    pass\x00\n")
+    result = project.cli("migrate")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {project.dir / '002_nul.py'}: line 3: holds a NUL character, which Python source cannot contain"
+        " (remove it; nothing was applied)\n"
+    )
+    assert project.digest() == before and project.history() == [1] and project.tables() == {"a"}
 
 
 def test_loading_runs_the_current_source_not_stale_bytecode(project: Project) -> None:

@@ -260,12 +260,16 @@ def _exec_python(migration: MigrationFile) -> tuple[types.ModuleType, str | None
     """The module, and the folder its top-level code moved to (its functions run there), if it moved."""
     where = str(migration.path)
     text = source_text(migration)
+    if "\0" in text:  # compile() refuses it without a line (a ValueError before 3.11, then a SyntaxError)
+        nul_line = len(re.split(r"\r\n|\r|\n", text[: text.index("\0")]))
+        raise MigrationFileError(
+            f"line {nul_line}: holds a NUL character, which Python source cannot contain", where=where, hint="remove it"
+        )
     try:
         code = compile(text, where, "exec", dont_inherit=True)
     except SyntaxError as exc:
-        raise MigrationFileError(f"line {exc.lineno}: {exc.msg}", where=where, hint=_FIX) from exc
-    except ValueError as exc:  # null bytes
-        raise MigrationFileError(f"cannot be compiled: {exc}", where=where, hint=_FIX) from exc
+        line = f"line {exc.lineno}: " if exc.lineno else ""
+        raise MigrationFileError(f"{line}{exc.msg}", where=where, hint=_FIX) from exc
     module = types.ModuleType(f"vcp_migration_{migration.version}_{migration.name}")
     module.__file__ = where
     try:
