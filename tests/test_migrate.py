@@ -236,6 +236,24 @@ def test_sys_exit_in_a_migration_is_a_failure(project: Project) -> None:
     assert project.tables() == set()
 
 
+@pytest.mark.parametrize("base", ["Exception", "sqlite3.OperationalError"])
+def test_an_exception_whose_message_cannot_be_read_is_the_migrations_failure(project: Project, base: str) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    assert project.cli("migrate").exit_code == 0
+    project.write(
+        "002_x.py",
+        f"import sqlite3\nclass Odd({base}):\n    def __str__(self):\n        raise RuntimeError('no')\n"
+        "def up(c):\n    c.execute('CREATE TABLE t(x)')\n    raise Odd()\ndef down(c): pass\n",
+    )
+    result = project.cli("migrate")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {project.dir / '002_x.py'}: up() failed at line 7: Odd (its message could not be read)"
+        " (nothing was applied)\n"
+    )
+    assert project.tables() == {"a"} and project.history() == [1]
+
+
 def test_a_migration_that_fails_to_load_stops_the_run_before_anything_runs(project: Project) -> None:
     project.sql("001_ok.sql", "CREATE TABLE ok(x);")
     project.write("002_broken.py", "def up(connection)\n    pass\n")

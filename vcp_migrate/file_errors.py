@@ -32,7 +32,10 @@ def _file_error_kind(exc: BaseException) -> str | None:
         return None
     if getattr(exc, "about_database", False):  # a server or its stream failed (backends.remote)
         return "server"
-    text = str(exc).lower()
+    try:
+        text = str(exc).lower()
+    except Exception:  # a subclass raised by a migration, whose message cannot be read: not SQLite's
+        return None
     return next((kind for prefix, kind in _FILE_ERRORS.items() if text.startswith(prefix)), None)
 
 

@@ -335,6 +335,12 @@ def at_line(tb: TracebackType | None, filename: str) -> str:
 
 
 def describe(exc: BaseException) -> str:
-    """'TypeName: message' on one line."""
-    text = " ".join(str(exc).split())
+    """'TypeName: message' on one line; a message that cannot be read (its ``__str__`` raises,
+    or returns no string) is said so, so the failure stays the migration's."""
+    try:
+        text = " ".join(str(exc).split())
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        return f"{type(exc).__name__} (its message could not be read)"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
