@@ -254,6 +254,47 @@ def test_an_exception_whose_message_cannot_be_read_is_the_migrations_failure(pro
     assert project.tables() == {"a"} and project.history() == [1]
 
 
+CALLABLES = """
+import functools
+
+def _create(connection, name):
+    connection.execute(f"CREATE TABLE {name} (x)")
+    connection.execute(f"INSERT INTO {name} VALUES (1)")
+
+class Drop:
+    def __call__(self, connection):
+        connection.execute("DROP TABLE p")
+        if connection.execute("SELECT count(*) FROM sqlite_master WHERE name = 'keep'").fetchone()[0]:
+            raise ValueError("keep is there")
+
+up = functools.partial(_create, name="p")
+down = Drop()
+"""
+
+
+def test_a_partial_or_a_callable_object_runs_as_up_or_down(project: Project) -> None:
+    project.write("001_p.py", CALLABLES)
+    dry = project.cli("migrate", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "CREATE TABLE p (x);" in dry.output and not project.db.exists()
+    assert project.cli("validate").exit_code == 0
+    assert project.cli("migrate").exit_code == 0
+    assert project.query("SELECT x FROM p") == [(1,)] and project.history() == [1]
+    with closing(sqlite3.connect(project.db)) as connection, connection:
+        connection.execute("CREATE TABLE keep (x)")
+    result = project.cli("rollback", "--no-backup")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {project.dir / '001_p.py'}: down() failed at line 11: ValueError: keep is there"
+        " (its down was undone whole: it is still applied)\n"
+    )
+    assert project.query("SELECT x FROM p") == [(1,)] and project.history() == [1]
+    with closing(sqlite3.connect(project.db)) as connection, connection:
+        connection.execute("DROP TABLE keep")
+    assert project.cli("rollback", "--no-backup").exit_code == 0
+    assert project.tables() == set() and project.history() == []
+
+
 def test_a_migration_that_fails_to_load_stops_the_run_before_anything_runs(project: Project) -> None:
     project.sql("001_ok.sql", "CREATE TABLE ok(x);")
     project.write("002_broken.py", "def up(connection)\n    pass\n")

@@ -36,10 +36,13 @@ class SqlStep(NamedTuple):
 
 
 class PythonStep(NamedTuple):
-    """The up() or down() function of a Python migration."""
+    """The up() or down() function of a Python migration: any callable (a function, a partial, a
+    callable object), so it is named by ``name`` and its file ``where``, never by its attributes."""
 
     function: Callable[[Connection], object]
     transactional: bool
+    name: str  # "up" or "down"
+    where: str  # the file, as its code was compiled under
     folder: str | None = None  # where its module's top-level code moved the current folder: it runs there
 
 
@@ -84,10 +87,11 @@ def load(migration: MigrationFile) -> LoadedMigration:
     if up_function is None:
         raise MigrationFileError("has no up(connection) function", where=str(migration.path), hint=_FIX)
     down_function = _function(module, "down", migration)
+    where = str(migration.path)
     return LoadedMigration(
         migration,
-        PythonStep(up_function, transactional, folder),
-        PythonStep(down_function, transactional, folder) if down_function else None,
+        PythonStep(up_function, transactional, "up", where, folder),
+        PythonStep(down_function, transactional, "down", where, folder) if down_function else None,
         _python_allowances(module, str(migration.path)),
     )
 

@@ -209,7 +209,7 @@ def _run_statements(connection: Connection, statements: tuple[str, ...]) -> None
 
 
 def _run_function(connection: Connection, step: PythonStep) -> None:
-    name = step.function.__name__
+    name = step.name
     threads_before = set(threading.enumerate())
     try:
         try:
@@ -233,7 +233,7 @@ def _run_function(connection: Connection, step: PythonStep) -> None:
                     " for vcp-migrate's transaction: use the connection it is given"
                 ) from exc
             raise
-        where = loading.at_line(exc.__traceback__, step.function.__code__.co_filename)
+        where = loading.at_line(exc.__traceback__, step.where)
         raise StepFailed(
             _refused(connection, f"{name}()") or f"{name}() failed{where}: {loading.describe(exc)}"
         ) from exc
