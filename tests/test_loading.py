@@ -149,6 +149,48 @@ def test_an_up_is_refused_exactly_when_one_argument_cannot_be_bound_to_it(projec
         assert isinstance(load_one(project, "001_x.py", text + "\n").up, PythonStep)
 
 
+@pytest.mark.parametrize(
+    ("code", "kind", "use", "drop"),
+    [
+        ("async def up(c):\n    c.execute('CREATE TABLE b (x)')\n", "an async function", "await", "async"),
+        ("def up(c):\n    c.execute('CREATE TABLE b (x)')\n    yield\n", "a generator function", "iterate", "yield"),
+        (
+            "async def up(c):\n    c.execute('CREATE TABLE b (x)')\n    yield\n",
+            "an async generator function",
+            "iterate",
+            "async and yield",
+        ),
+        (
+            "import functools\nasync def _up(c, n): pass\nup = functools.partial(_up, n=1)\n",
+            "an async function",
+            "await",
+            "async",
+        ),
+        (
+            "class Up:\n    def __call__(self, c):\n        yield\nup = Up()\n",
+            "a generator function",
+            "iterate",
+            "yield",
+        ),
+    ],
+)
+def test_an_up_whose_call_would_not_run_its_body_is_refused(
+    project: Project, code: str, kind: str, use: str, drop: str
+) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    assert project.cli("migrate").exit_code == 0
+    before = project.digest()
+    project.write("002_b.py", code + "def down(c):\n    pass\n")
+    for args in (["migrate"], ["migrate", "--dry-run"]):
+        result = project.cli(*args)
+        assert result.exit_code == 1
+        assert result.stderr == (
+            f"Error: {project.dir / '002_b.py'}: up is {kind}: vcp-migrate calls it and does not {use} it,"
+            f" so its body would never run (make it a plain function, without {drop}; nothing was applied)\n"
+        )
+        assert project.digest() == before and project.history() == [1] and project.tables() == {"a"}
+
+
 def test_a_nul_character_in_python_is_an_error_naming_the_line(project: Project) -> None:
     project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
     assert project.cli("migrate").exit_code == 0

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
 import sqlite3
 import subprocess
 import sys
+import warnings
 from contextlib import closing
 from pathlib import Path
 
@@ -251,6 +253,35 @@ def test_an_exception_whose_message_cannot_be_read_is_the_migrations_failure(pro
         f"Error: {project.dir / '002_x.py'}: up() failed at line 7: Odd (its message could not be read)"
         " (nothing was applied)\n"
     )
+    assert project.tables() == {"a"} and project.history() == [1]
+
+
+@pytest.mark.parametrize(
+    ("made", "what", "use"),
+    [
+        ("async def made(c):\n    c.execute('CREATE TABLE lost (x)')\n", "an awaitable", "await"),
+        ("def made(c):\n    c.execute('CREATE TABLE lost (x)')\n    yield\n", "a generator", "iterate"),
+        ("async def made(c):\n    c.execute('CREATE TABLE lost (x)')\n    yield\n", "a generator", "iterate"),
+    ],
+)
+def test_an_up_that_returns_a_coroutine_or_a_generator_fails(project: Project, made: str, what: str, use: str) -> None:
+    """The loader cannot see it (a plain function that returns one): the call is checked, nothing is
+    committed, and the coroutine is closed, so Python warns of nothing."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    assert project.cli("migrate").exit_code == 0
+    project.write(
+        "002_b.py", made + "def up(c):\n    c.execute('CREATE TABLE b (x)')\n    return made(c)\ndef down(c): pass\n"
+    )
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        result = project.cli("migrate")
+        gc.collect()
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {project.dir / '002_b.py'}: up() returned {what}, which vcp-migrate does not {use}, so its work"
+        " never ran; make up a plain function that does the work when called (nothing was applied)\n"
+    )
+    assert [str(w.message) for w in warned] == []
     assert project.tables() == {"a"} and project.history() == [1]
 
 
@@ -2114,6 +2145,7 @@ def test_a_link_repointed_during_the_run_does_not_move_the_run_to_another_databa
 
 NOOP_IMPORTS = """
 import sys
+import warnings
 from vcp_migrate.cli import main
 
 try:
@@ -2155,6 +2187,7 @@ def test_a_no_op_up_loads_nothing_it_does_not_use(project: Project) -> None:
 
 RUN_IMPORTS = """
 import sys
+import warnings
 from vcp_migrate.cli import main
 
 try:

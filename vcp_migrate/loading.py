@@ -295,6 +295,14 @@ def _function(module: types.ModuleType, name: str, migration: MigrationFile) -> 
     where = str(migration.path)
     if not callable(function):
         raise MigrationFileError(f"{name} is not a function", where=where, hint=f"define def {name}(connection):")
+    kind = _never_runs(function)
+    if kind is not None:
+        use, drop = _USE[kind]
+        raise MigrationFileError(
+            f"{name} is {kind}: vcp-migrate calls it and does not {use} it, so its body would never run",
+            where=where,
+            hint=f"make it a plain function, without {drop}",
+        )
     if not _takes_one_argument(function):
         raise MigrationFileError(
             f"{name}() must take exactly one argument, the connection",
@@ -302,6 +310,27 @@ def _function(module: types.ModuleType, name: str, migration: MigrationFile) -> 
             hint=f"define def {name}(connection):",
         )
     return function  # type: ignore[no-any-return]
+
+
+# What vcp-migrate does not do to what calling each kind returns, and what the function must drop.
+_USE = {
+    "an async function": ("await", "async"),
+    "a generator function": ("iterate", "yield"),
+    "an async generator function": ("iterate", "async and yield"),
+}
+
+
+def _never_runs(function: Callable[..., object]) -> str | None:
+    """What kind of function ``function`` is when calling it runs none of its body (it makes a
+    coroutine or a generator), also behind a partial or as a callable object's ``__call__``."""
+    for candidate in (function, type(function).__call__):
+        if inspect.isasyncgenfunction(candidate):
+            return "an async generator function"
+        if inspect.iscoroutinefunction(candidate):
+            return "an async function"
+        if inspect.isgeneratorfunction(candidate):
+            return "a generator function"
+    return None
 
 
 _VARARGS = inspect.CO_VARARGS

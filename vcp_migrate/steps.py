@@ -3,6 +3,7 @@ guarded against ending our transaction; every way it can fail becomes one StepFa
 
 from __future__ import annotations
 
+import inspect
 import os
 import sqlite3
 import threading
@@ -211,10 +212,11 @@ def _run_statements(connection: Connection, statements: tuple[str, ...]) -> None
 def _run_function(connection: Connection, step: PythonStep) -> None:
     name = step.name
     threads_before = set(threading.enumerate())
+    returned: object = None
     try:
         try:
             with loading.keeping_cwd(step.folder):
-                step.function(connection)
+                returned = step.function(connection)
         finally:
             _stop_left_threads(connection, threads_before, f"{name}()")
     except KeyboardInterrupt:
@@ -237,11 +239,29 @@ def _run_function(connection: Connection, step: PythonStep) -> None:
         raise StepFailed(
             _refused(connection, f"{name}()") or f"{name}() failed{where}: {loading.describe(exc)}"
         ) from exc
+    _check_returned(returned, name)
     if connection.unrehearsable:
         raise StepFailed(f"{name}() cannot be rehearsed: {connection.unrehearsable}", unrehearsable=True)
     refused = _refused(connection, f"{name}()")
     if refused:
         raise StepFailed(refused)
+
+
+def _check_returned(returned: object, name: str) -> None:
+    """Fail a step whose call made a coroutine or a generator (the loader refuses async and
+    generator functions, but not every callable that returns one): its work never ran."""
+    if inspect.isawaitable(returned):
+        what, use = "an awaitable", "await"
+    elif inspect.isgenerator(returned) or inspect.isasyncgen(returned):
+        what, use = "a generator", "iterate"
+    else:
+        return
+    if inspect.iscoroutine(returned) or inspect.isgenerator(returned):
+        returned.close()  # never started: closing runs none of its code, and Python warns of no coroutine never awaited
+    raise StepFailed(
+        f"{name}() returned {what}, which vcp-migrate does not {use}, so its work never ran;"
+        f" make {name} a plain function that does the work when called"
+    )
 
 
 _THREAD_GRACE_SECONDS = 2.0
