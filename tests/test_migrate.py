@@ -9,6 +9,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import time
 import warnings
 from contextlib import closing
 from pathlib import Path
@@ -283,6 +284,53 @@ def test_an_up_that_returns_a_coroutine_or_a_generator_fails(project: Project, m
     )
     assert [str(w.message) for w in warned] == []
     assert project.tables() == {"a"} and project.history() == [1]
+
+
+LEAVES_A_RAW_THREAD = """
+import _thread, sqlite3, time
+
+def up(connection):
+    connection.execute("CREATE TABLE b (x)")
+    path = connection.execute("PRAGMA database_list").fetchone()[2]
+
+    def work():
+        own = sqlite3.connect(path, timeout=30, isolation_level=None)
+        for n in range(5):
+            own.execute("INSERT INTO a VALUES (?)", (n,))
+            time.sleep(0.05)
+        own.close()
+        open(path + ".done", "w").close()
+
+    _thread.start_new_thread(work, ())
+
+def down(connection):
+    connection.execute("DROP TABLE b")
+"""
+
+
+@pytest.mark.parametrize("seen", [False, True])
+def test_a_thread_started_with_thread_and_left_running_fails_the_migration(project: Project, seen: bool) -> None:
+    """threading.enumerate() does not list it (or lists it as a dummy that cannot be joined, once it
+    asked for its threading object); Python's count of threads counts it. It cannot be stopped: its
+    own connection waits for the migration's transaction, and writes once it is rolled back."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    asks = "        __import__('threading').current_thread()\n" if seen else ""
+    project.write("002_raw.py", LEAVES_A_RAW_THREAD.replace("    def work():\n", f"    def work():\n{asks}"))
+    with pytest.raises(MigrationFailed) as failed:
+        project.manager().migrate()
+    assert str(failed.value) == (
+        f"{project.dir / '002_raw.py'}: up() returned with thread(s) still running (1 started with _thread);"
+        " a migration must finish its work (join its threads) before it returns (it was rolled back; the 1"
+        " migration(s) before it in this run stay applied)"
+    )
+    assert project.history() == [1] and project.tables() == {"a"}
+    done = Path(f"{project.db}.done")
+    deadline = time.monotonic() + 30
+    while not done.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert done.exists()
+    assert project.query("SELECT x FROM a") == [(0,), (1,), (2,), (3,), (4,)]  # written after the rollback
+    assert project.history() == [1] and project.tables() == {"a"}
 
 
 CALLABLES = """
@@ -2145,6 +2193,7 @@ def test_a_link_repointed_during_the_run_does_not_move_the_run_to_another_databa
 
 NOOP_IMPORTS = """
 import sys
+import time
 import warnings
 from vcp_migrate.cli import main
 
@@ -2187,6 +2236,7 @@ def test_a_no_op_up_loads_nothing_it_does_not_use(project: Project) -> None:
 
 RUN_IMPORTS = """
 import sys
+import time
 import warnings
 from vcp_migrate.cli import main
 

@@ -6,13 +6,11 @@ from __future__ import annotations
 import inspect
 import os
 import sqlite3
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, NamedTuple
 
-from . import file_errors, interrupts, loading
+from . import file_errors, interrupts, left_threads, loading
 from .database import Connection, Rows
 from .loading import PythonStep, SqlStep, Step
 from .sqltext import first_words
@@ -211,7 +209,7 @@ def _run_statements(connection: Connection, statements: tuple[str, ...]) -> None
 
 def _run_function(connection: Connection, step: PythonStep) -> None:
     name = step.name
-    threads_before = set(threading.enumerate())
+    threads_before = left_threads.now()
     returned: object = None
     try:
         try:
@@ -247,6 +245,16 @@ def _run_function(connection: Connection, step: PythonStep) -> None:
         raise StepFailed(refused)
 
 
+def _stop_left_threads(connection: Connection, before: left_threads.Threads, who: str) -> None:
+    """Fail a migration that returned with a thread of its own still running (``left_threads``)."""
+    left = left_threads.stop_left(connection, before)
+    if left is not None:
+        raise StepFailed(
+            f"{who} returned with thread(s) still running ({left}); a migration must finish its work"
+            " (join its threads) before it returns"
+        )
+
+
 def _check_returned(returned: object, name: str) -> None:
     """Fail a step whose call made a coroutine or a generator (the loader refuses async and
     generator functions, but not every callable that returns one): its work never ran."""
@@ -261,30 +269,6 @@ def _check_returned(returned: object, name: str) -> None:
     raise StepFailed(
         f"{name}() returned {what}, which vcp-migrate does not {use}, so its work never ran;"
         f" make {name} a plain function that does the work when called"
-    )
-
-
-_THREAD_GRACE_SECONDS = 2.0
-
-
-def _stop_left_threads(connection: Connection, before: set[threading.Thread], who: str) -> None:
-    """Fail a migration that returned with a thread of its own still running.
-
-    Such a thread may go on working after the migration's COMMIT. The connection refuses other
-    threads (it checks the thread), so it cannot use ours; still, interrupt what runs on it and
-    wait briefly for the threads, so the rollback and the release of the locks come first.
-    """
-    left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-    if not left:
-        return
-    connection.interrupt()
-    deadline = time.monotonic() + _THREAD_GRACE_SECONDS
-    for thread in left:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    names = ", ".join(thread.name for thread in left)
-    raise StepFailed(
-        f"{who} returned with thread(s) still running ({names}); a migration must finish its work"
-        " (join its threads) before it returns"
     )
 
 
