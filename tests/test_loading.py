@@ -191,20 +191,6 @@ def test_an_up_whose_call_would_not_run_its_body_is_refused(
         assert project.digest() == before and project.history() == [1] and project.tables() == {"a"}
 
 
-def test_a_nul_character_in_python_is_an_error_naming_the_line(project: Project) -> None:
-    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
-    assert project.cli("migrate").exit_code == 0
-    before = project.digest()
-    project.write("002_nul.py", raw=b"def up(c):\r\n    c.execute('CREATE TABLE b (x)')\r\n    pass\x00\n")
-    result = project.cli("migrate")
-    assert result.exit_code == 1
-    assert result.stderr == (
-        f"Error: {project.dir / '002_nul.py'}: line 3: holds a NUL character, which Python source cannot contain"
-        " (remove it; nothing was applied)\n"
-    )
-    assert project.digest() == before and project.history() == [1] and project.tables() == {"a"}
-
-
 def test_loading_runs_the_current_source_not_stale_bytecode(project: Project) -> None:
     """Same size, same mtime, different code: the new code must be what loads."""
     path = project.write("001_x.py", "VALUE = 1\ndef up(c): return VALUE\n")
@@ -326,17 +312,29 @@ def test_line_numbers_count_only_lf_crlf_and_cr(project: Project) -> None:
         load_one(project, "001_x.sql", raw=raw.encode())
 
 
-def test_nul_character_is_an_error_naming_file_and_line(project: Project) -> None:
+@pytest.mark.parametrize(
+    ("name", "raw", "said"),
+    [
+        (
+            "002_nul.sql",
+            b"-- migrate:up\nCREATE TABLE b (x);\nINSERT INTO b VALUES ('a\x00b');\n",
+            "which SQLite cannot run (remove it; write X'00' for a zero byte in a blob;",
+        ),
+        (
+            "002_nul.py",
+            b"def up(c):\r\n    c.execute('CREATE TABLE b (x)')\r\n    pass\x00\n",
+            "which Python source cannot contain (remove it;",
+        ),
+    ],
+)
+def test_nul_character_is_an_error_naming_file_and_line(project: Project, name: str, raw: bytes, said: str) -> None:
     project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
     assert project.cli("migrate").exit_code == 0
     before = project.digest()
-    project.write("002_nul.sql", raw=b"-- migrate:up\nCREATE TABLE b (x);\nINSERT INTO b VALUES ('a\x00b');\n")
+    project.write(name, raw=raw)
     result = project.cli("migrate")
     assert result.exit_code == 1
-    assert result.stderr == (
-        f"Error: {project.dir / '002_nul.sql'}: line 3: holds a NUL character, which SQLite cannot run"
-        " (remove it; write X'00' for a zero byte in a blob; nothing was applied)\n"
-    )
+    assert result.stderr == f"Error: {project.dir / name}: line 3: holds a NUL character, {said} nothing was applied)\n"
     assert project.digest() == before and project.history() == [1] and project.tables() == {"a"}
 
 
