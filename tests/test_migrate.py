@@ -2249,8 +2249,9 @@ print(" ".join(sorted(sys.modules)), file=sys.stderr)
 
 
 def test_a_run_without_a_schema_file_loads_no_schema_writer(project: Project) -> None:
-    """Each module costs every run its import: the schema writer (difflib) only when it writes, and
-    the guard's random name comes from os.urandom, not the secrets module (random, hmac, base64)."""
+    """Each module costs every run its import: the schema writer (difflib) only when it writes, the
+    translation of SQLite's file errors only on an error, and the guard's random name comes from
+    os.urandom, not the secrets module (random, hmac, base64)."""
     project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
     project.write("002_b.py", "def up(connection):\n    connection.execute('CREATE TABLE b (x)')\n")
     result = subprocess.run(
@@ -2259,7 +2260,7 @@ def test_a_run_without_a_schema_file_loads_no_schema_writer(project: Project) ->
     assert result.returncode == 0 and "Applied 2 migration(s)" in result.stdout
     loaded = set(result.stderr.split())
     assert "vcp_migrate.steps" in loaded  # it did run migrations
-    for module in ("vcp_migrate.schema", "difflib", "secrets"):
+    for module in ("vcp_migrate.schema", "vcp_migrate.file_errors", "difflib", "secrets"):
         assert module not in loaded, module
     assert project.history() == [1, 2] and not (project.dir / "schema.sql").exists()
 

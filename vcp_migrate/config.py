@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import NamedTuple, TypeGuard, TypeVar
 
 from .backends import is_url
-from .errors import UsageError, setting
+from .errors import Parameter, UsageError, setting
 from .tomltable import TABLE, misplaced_in, near_miss_error, tool_table
 
 KEYS: dict[str, type] = {
@@ -51,7 +51,13 @@ DEFAULTS: dict[str, object] = {
 }
 ENVIRONMENT = {"db": "VCP_MIGRATE_DB", "dir": "VCP_MIGRATE_DIR", "lock_timeout": "VCP_MIGRATE_LOCK_TIMEOUT"}
 CONFIG_VARIABLE = "VCP_MIGRATE_CONFIG"
-_PATHS = ("db", "dir", "schema_file", "backup_dir")
+# The keys that are paths, with MigrationManager's parameter for each (named in messages).
+_PATHS: dict[str, Parameter] = {
+    "db": "db_path",
+    "dir": "migrations_dir",
+    "schema_file": "schema_file",
+    "backup_dir": "backup_dir",
+}
 _FILES = ("db", "schema_file")
 T = TypeVar("T")
 
@@ -148,7 +154,8 @@ def _checked(path: Path, table: dict[str, object]) -> dict[str, object]:
                 where=str(path),
                 hint="give the path of a file, or leave the key out",
             )
-    if table.get("keep_backups", 1) < 1:  # type: ignore[operator]
+    keep = table.get("keep_backups", 1)
+    if isinstance(keep, int) and keep < 1:  # of the right type: checked above
         raise UsageError(
             f"keep_backups must be 1 or more, not {table['keep_backups']}",
             where=str(path),
@@ -170,9 +177,9 @@ def manager_settings(
     unknown = sorted(set(given) - set(KEYS))
     if unknown:
         raise UsageError(f"unknown setting {unknown[0]!r}", hint=f"known settings: {', '.join(KEYS)}")
-    for key, parameter in (("db", "db_path"), ("dir", "migrations_dir")):
+    for key in ("db", "dir"):
         if given.get(key) == "":  # Path("") is the current folder, never what was meant
-            raise UsageError(f"{setting(parameter)} is empty", hint="give a path")  # type: ignore[arg-type]
+            raise UsageError(f"{setting(_PATHS[key])} is empty", hint="give a path")
     if config is None:
         table = {}
     elif table is None:
@@ -198,13 +205,15 @@ def manager_settings(
             raise _wrong_type(key, kind, value, "")  # a given value: the table's were checked when read
         values[key] = float(value) if kind is float and value is not None else value
     _check_lock_timeout(values["lock_timeout"], str(config) if "lock_timeout" in table else None)
+    lock_timeout, keep_backups = values["lock_timeout"], values["keep_backups"]
+    assert isinstance(lock_timeout, float) and isinstance(keep_backups, int)  # checked by _is_a above
     return ManagerSettings(
         db=str(values["db"]),
         directory=str(values["dir"]),
         schema_file=None if values["schema_file"] is None else str(values["schema_file"]),
-        lock_timeout=float(values["lock_timeout"]),  # type: ignore[arg-type]
+        lock_timeout=lock_timeout,
         backup=bool(values["backup"]),
-        keep_backups=int(values["keep_backups"]),  # type: ignore[call-overload]
+        keep_backups=keep_backups,
         dump=bool(values["dump"]),
         user_version=bool(values["user_version"]),
         create=bool(values["create"]),
@@ -243,9 +252,10 @@ def _given(parameter: str, key: str, value: object) -> object:
     if key in _PATHS:
         from .commands.context import path_text
 
+        shown = setting(_PATHS[key])  # the parameter's own name, as the command line spells it
         if value == "":  # here first, so that the command line names its option
-            raise UsageError(f"{setting(parameter)} is empty", hint="give a path")  # type: ignore[arg-type]
-        return path_text(parameter, value, shown=setting(parameter))  # type: ignore[arg-type]
+            raise UsageError(f"{shown} is empty", hint="give a path")
+        return path_text(parameter, value, shown=shown)
     if not _is_a(value, KEYS[key]):
         raise _wrong_type(parameter, KEYS[key], value, "")
     return value

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, NamedTuple
 
-from . import file_errors, interrupts, left_threads, loading
+from . import interrupts, left_threads, loading
 from .database import Connection, Rows
 from .loading import PythonStep, SqlStep, Step
 from .sqltext import first_words
@@ -143,6 +143,8 @@ def _still_ours(connection: Connection, guard: str) -> bool:
     try:
         _quietly(connection, f"RELEASE {guard}")
     except sqlite3.OperationalError as exc:
+        from . import file_errors  # loaded only on an error
+
         if file_errors.is_file_problem(exc):  # the server lost the transaction, not the step: say so
             raise
         return False  # "no such savepoint": a transaction of the step's own
@@ -193,6 +195,8 @@ def _run_statements(connection: Connection, statements: tuple[str, ...]) -> None
             for _ in connection.execute(statement):
                 pass
         except sqlite3.Error as exc:
+            from . import file_errors  # loaded only on an error
+
             if file_errors.is_file_problem(exc):
                 raise
             if connection.unrehearsable:
@@ -224,6 +228,8 @@ def _run_function(connection: Connection, step: PythonStep) -> None:
     except BaseException as exc:  # SystemExit, GeneratorExit and the like are the migration's failure too
         if connection.unrehearsable:
             raise StepFailed(f"{name}() cannot be rehearsed: {connection.unrehearsable}", unrehearsable=True) from exc
+        from . import file_errors  # loaded only on an error
+
         if file_errors.is_file_problem(exc) and connection.refused is None:
             if file_errors.is_locked(exc):
                 # We hold the write lock: a lock met inside the migration is one it waits for itself,
