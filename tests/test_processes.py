@@ -717,6 +717,39 @@ def test_ctrl_c_while_the_command_line_loads_is_an_interrupt_not_a_traceback(pro
     assert not project.db.exists()
 
 
+# Started by the interpreter before the console script runs: Ctrl-C (a real SIGINT) arrives as
+# Python cleans up at exit, once the command has ended.
+INTERRUPT_AT_EXIT = """
+import atexit, os, signal, time
+
+def interrupt():
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.05)
+
+atexit.register(interrupt)
+"""
+
+
+@pytest.mark.parametrize("command", [("migrate",), ("fleet", "migrate")])
+def test_ctrl_c_once_the_command_has_ended_changes_nothing(project: Project, command: tuple[str, ...]) -> None:
+    """A run that completed exits 0 with what it said, not a traceback or death by the signal."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.manager().migrate()  # a fleet migrates databases that exist
+    project.sql("002_b.sql", "CREATE TABLE b(x);", "DROP TABLE b;")
+    hooks = project.root / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(INTERRUPT_AT_EXIT)
+    env = {**{k: v for k, v in os.environ.items() if k not in ENV_VARS}, "PYTHONPATH": str(hooks)}
+    target = ["--db", str(project.db)] if command == ("migrate",) else [str(project.db), "--jobs", "1"]
+    done = subprocess.run(
+        [str(console_script()), *command, *target, "--dir", str(project.dir), "--no-dump"],
+        cwd=project.root, capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (0, "")
+    assert "Traceback" not in done.stdout and "KeyboardInterrupt" not in done.stdout
+    assert project.history() == [1, 2]
+
+
 LEAVES_A_THREAD = """
 import threading
 import time

@@ -12,10 +12,19 @@ INTERRUPTED = "interrupted before anything was done; nothing was changed"  # the
 
 
 def main() -> None:
-    """Run vcp-migrate's command line (exit 130 for Ctrl-C while it loads)."""
+    """Run vcp-migrate's command line (exit 130 for Ctrl-C while it loads; one once it has ended
+    changes nothing)."""
     try:
         from .cli import main as command_line
     except KeyboardInterrupt:
         sys.stderr.write(f"Error: {INTERRUPTED}\n")
         raise SystemExit(130) from None
-    command_line()
+    try:
+        command_line()
+    finally:
+        import signal
+
+        # The command has done its work, said so and chosen its exit code: a Ctrl-C from here to
+        # the process's end (Python's own clean-up at exit) would print a traceback, or end the
+        # process by the signal, so that a run that completed would look interrupted.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
