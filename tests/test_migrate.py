@@ -24,6 +24,7 @@ from .conftest import (
     console_script,
     five_thousand_rows,
     interrupt_after_commit,
+    run_cli,
     still_five_thousand_rows,
     three,
     trigger_on_the_history,
@@ -131,6 +132,47 @@ def test_python_code_cannot_commit_on_its_own(project: Project, body: str, refus
     assert "(nothing was applied)" in str(error.value)
     assert project.tables() == set()
     assert project.history() == []
+
+
+BACKUP_INSIDE = """
+import sqlite3
+
+def up(connection):
+    connection.execute("CREATE TABLE b (x)")
+    copy = sqlite3.connect("copy.db")
+    {backup}
+    connection.execute("CREATE TABLE c (x)")
+
+def down(connection):
+    pass
+"""
+
+
+@pytest.mark.parametrize(
+    ("backup", "said"),
+    [
+        # Even when it swallows the error: the migration still fails.
+        (
+            "try:\n        connection.backup(copy)\n    except sqlite3.Error:\n        pass",
+            r"up\(\) tried to call backup\(\) inside its transaction.*'vcp-migrate backups'",
+        ),
+        # Our connection as the target: SQLite refuses it at once, as in use.
+        ("copy.backup(connection)", "up\\(\\) failed at line 6: OperationalError: destination database is in use"),
+    ],
+    ids=["source", "target"],
+)
+def test_backup_inside_a_migration_fails_at_once(project: Project, backup: str, said: str) -> None:
+    """SQLite cannot copy a database in the middle of its connection's write: sqlite3 retried that
+    in C forever, where Ctrl-C could not reach it. A real process, so that a hang is a timeout."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.manager().migrate()
+    before = project.digest()
+    project.write("002_copy.py", BACKUP_INSIDE.format(backup=backup))
+    result = run_cli(project, "migrate", "--no-backup", timeout=30)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("\n") == 1 and re.search(said, result.stderr), result.stderr
+    assert "(nothing was applied)" in result.stderr
+    assert project.digest() == before and project.history() == [1] and project.tables() == {"a"}
 
 
 def test_refusal_is_enforced_even_when_the_migration_swallows_the_error(project: Project) -> None:

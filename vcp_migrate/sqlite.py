@@ -105,6 +105,22 @@ class MigrationConnection(sqlite3.Connection):
             self._refuse("call close()")
         super().close()
 
+    def backup(
+        self,
+        target: sqlite3.Connection,
+        *,
+        pages: int = -1,
+        progress: Callable[[int, int, int], object] | None = None,
+        name: str = "main",
+        sleep: float = 0.25,
+    ) -> None:
+        # SQLite cannot copy a database its own connection is writing: each step answers BUSY, and
+        # sqlite3 sleeps and retries that in C for as long as the transaction lasts (forever, for
+        # ours), where Ctrl-C cannot reach it.
+        if self.in_step and self.in_transaction:
+            self._refuse(_NO_BACKUP)
+        super().backup(target, pages=pages, progress=progress, name=name, sleep=sleep)
+
     def set_authorizer(self, authorizer_callback: Any, /) -> None:
         if self.guarded:
             self._refuse("call set_authorizer()")
@@ -174,6 +190,11 @@ class MigrationConnection(sqlite3.Connection):
         return cursor
 
 
+_NO_BACKUP = (
+    "call backup() inside its transaction, which SQLite cannot copy until the transaction ends;"
+    " vcp-migrate backs the database up itself before it migrates (unless --no-backup): see"
+    " 'vcp-migrate backups', or take a copy before running vcp-migrate"
+)
 _BLOB_REFUSED = {*TABLES, "sqlite_master", "sqlite_schema", "sqlite_temp_master", "sqlite_temp_schema"}
 
 
