@@ -468,6 +468,12 @@ def test_connection_state_does_not_leak_into_the_next_migration(project: Project
     assert project.query("SELECT * FROM seen") == [(0, 0, 0, 1, 0)]
 
 
+# Whether a callback the migration before set is called back during a statement of this one.
+CALLED_BACK = (
+    "(os.path.exists('called') and os.remove('called'), connection.execute('SELECT 42'), os.path.exists('called'))[2]"
+)
+
+
 @pytest.mark.parametrize(
     ("sets", "observes", "clean"),
     [
@@ -492,17 +498,71 @@ def test_connection_state_does_not_leak_into_the_next_migration(project: Project
             "connection.execute('PRAGMA reverse_unordered_selects').fetchone()[0]",
             0,
         ),
+        # Through the base class, past the methods that mark the connection: what cannot be undone
+        # is seen after the step, what can is undone.
+        (
+            "sqlite3.Connection.create_collation(connection, 'rev', lambda a, b: (a < b) - (a > b))",
+            "connection.execute(\"SELECT 'a' < 'b' COLLATE rev\").fetchone()[0]",
+            None,
+        ),
+        ("sqlite3.Connection.isolation_level.__set__(connection, 'DEFERRED')", "connection.isolation_level", None),
+        (
+            "sqlite3.Connection.set_trace_callback(connection, lambda sql: open('called', 'a').write(sql))",
+            CALLED_BACK,
+            False,
+        ),
+        (
+            "sqlite3.Connection.set_progress_handler(connection, lambda: (open('called', 'a').write('x'), 0)[1], 1)",
+            CALLED_BACK,
+            False,
+        ),
+        (
+            "sqlite3.Connection.row_factory.__set__(connection, sqlite3.Row)",
+            "type(connection.execute('SELECT 1').fetchone()).__name__",
+            "tuple",
+        ),
+        (
+            "sqlite3.Connection.text_factory.__set__(connection, bytes)",
+            "connection.execute(\"SELECT 'x'\").fetchone()[0]",
+            "x",
+        ),
+        pytest.param(
+            "sqlite3.Connection.setlimit(connection, sqlite3.SQLITE_LIMIT_LENGTH, 1000)",
+            "connection.getlimit(sqlite3.SQLITE_LIMIT_LENGTH) == 1000",
+            False,
+            marks=pytest.mark.skipif(sys.version_info < (3, 11), reason="setlimit() came with Python 3.11"),
+        ),
+        pytest.param(
+            "sqlite3.Connection.autocommit.__set__(connection, False)",
+            "connection.autocommit",
+            getattr(sqlite3, "LEGACY_TRANSACTION_CONTROL", None),
+            marks=pytest.mark.skipif(sys.version_info < (3, 12), reason="autocommit came with Python 3.12"),
+        ),
     ],
-    ids=["function", "aggregate", "collation", "isolation_level", "pragma"],
+    ids=[
+        "function",
+        "aggregate",
+        "collation",
+        "isolation_level",
+        "pragma",
+        "base collation",
+        "base isolation_level",
+        "base trace callback",
+        "base progress handler",
+        "base row_factory",
+        "base text_factory",
+        "base limit",
+        "base autocommit",
+    ],
 )
 def test_each_kind_of_connection_state_is_dropped_after_its_migration(
     project: Project, sets: str, observes: str, clean: object
 ) -> None:
     """A migration that changes its connection gets it replaced: the next one sees a fresh one."""
-    project.write("001_sets.py", f"def up(connection):\n    {sets}\n")
+    project.write("001_sets.py", f"import sqlite3\n\ndef up(connection):\n    {sets}\n")
     project.write(
         "002_observes.py",
-        "def up(connection):\n"
+        "import os\nimport sqlite3\n\ndef up(connection):\n"
         "    try:\n"
         f"        seen = {observes}\n"
         "    except Exception:\n"
@@ -1601,14 +1661,16 @@ def test_a_migration_outside_a_transaction_that_fails_after_leaving_such_a_trigg
 
 
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="setconfig() came with Python 3.12")
-def test_a_schema_made_writable_by_setconfig_has_every_trigger_read(project: Project) -> None:
+@pytest.mark.parametrize("setconfig", ["connection.setconfig(", "sqlite3.Connection.setconfig(connection, "])
+def test_a_schema_made_writable_by_setconfig_has_every_trigger_read(project: Project, setconfig: str) -> None:
+    """Through the base class too: the option is read after the step."""
     project.sql("001_a.sql", "CREATE TABLE a (x);\nCREATE TRIGGER tr AFTER INSERT ON a BEGIN SELECT 1; END;")
     project.manager().migrate()
     before = project.digest()
     project.write(
         "002_b.py",
         "import sqlite3\n\ndef up(connection):\n"
-        "    connection.setconfig(sqlite3.SQLITE_DBCONFIG_WRITABLE_SCHEMA, True)\n"
+        f"    {setconfig}sqlite3.SQLITE_DBCONFIG_WRITABLE_SCHEMA, True)\n"
         "    connection.execute(\"UPDATE sqlite_master SET sql = 'CREATE TRIGGER tr AFTER INSERT ON a BEGIN"
         " DELETE FROM vcp_migrations; END' WHERE name = 'tr'\")\n",
     )

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_from_bytes
 
+from . import connection_state
 from .busy import FIRST_READ, OWN_WAITS, execute_waiting, stoppable
 from .database import Connection, Queries
 from .errors import DatabaseError, setting
@@ -80,11 +81,9 @@ class MigrationConnection(sqlite3.Connection):
         return watch
 
     def reset_python_state(self) -> None:
-        """Undo what Python code may have set on the connection that would break our own queries
-        before the commit (a connection whose state it changed is replaced after the migration)."""
-        self.row_factory = None
-        self.text_factory = str
-        sqlite3.Connection.set_progress_handler(self, None, 0)
+        """After a Python step: undo what it may have set on the connection, and mark what it
+        changed that cannot be undone (``connection_state``), so that the connection is replaced."""
+        connection_state.after_python(self)
 
     def _refuse(self, what: str) -> None:
         self.refused = what
