@@ -1102,6 +1102,39 @@ def test_a_migration_that_commits_past_the_guards_fails_loudly(project: Project,
     assert validate.exit_code == 1 and "drift" in validate.output
 
 
+@pytest.mark.parametrize(
+    ("body", "said", "rows"),
+    [
+        ("COMMIT", "at most the 1 row change(s) it made", [(1,)]),
+        # What it changed in a transaction of its own that it left open is rolled back: it was
+        # counted as committed.
+        ("COMMIT; BEGIN; INSERT INTO sneaky VALUES (2)", "at most the 2 row change(s) it made", [(1,)]),
+        ("ROLLBACK", "at most the 1 row change(s) it made", None),
+    ],
+    ids=["committed", "left open", "rolled back"],
+)
+def test_what_a_migration_that_ended_the_transaction_committed_is_said(
+    project: Project, body: str, said: str, rows: list[tuple[int]] | None
+) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.manager().migrate()
+    project.write(
+        "002_sneaky.py",
+        "import sqlite3\n\ndef up(connection):\n"
+        "    sqlite3.Connection.set_authorizer(connection, lambda *args: sqlite3.SQLITE_OK)\n"
+        "    connection.execute('CREATE TABLE sneaky (x)')\n"
+        "    connection.execute('INSERT INTO sneaky VALUES (1)')\n"
+        + "".join(f"    connection.execute({statement.strip()!r})\n" for statement in body.split(";")),
+    )
+    result = project.cli("migrate", "--no-backup")
+    assert result.exit_code == 1
+    output = " ".join(result.output.split())
+    assert f"committed itself ({said}, and any schema change) stays committed without a history row" in output
+    assert ("the transaction it began and left open was rolled back" in output) == ("BEGIN" in body)
+    assert project.history() == [1]
+    assert (project.query("SELECT x FROM sneaky") if "sneaky" in project.tables() else None) == rows
+
+
 def test_a_temp_trigger_that_deletes_the_history_row_fails_the_migration(project: Project) -> None:
     project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
     project.sql(

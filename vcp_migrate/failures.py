@@ -40,8 +40,9 @@ def _failed_with(
             where=str(file.path),
             version=file.version,
             hint=(
-                f"what it did up to then ({failed.changes} row change(s), and any schema change) is committed"
-                " without a history row"
+                f"what it committed itself (at most the {failed.changes} row change(s) it made, and any schema"
+                " change) stays committed without a history row"
+                + ("; the transaction it began and left open was rolled back" if failed.left_open else "")
                 + ("; so are the migrations before it in the batch" if batch and earlier else "")
                 + "; 'vcp-migrate validate' shows the drift: undo it by hand or restore the backup"
             ),

@@ -41,7 +41,10 @@ class StepFailed(Exception):
         self.statements = statements
         self.unrehearsable = unrehearsable
         self.ended_transaction = False  # the migration ended our transaction behind our back
-        self.changes = 0  # rows it had changed by then
+        # Rows it had changed by then: committed, or undone by a ROLLBACK of its own, or in a
+        # transaction of its own it left open (``left_open``), which is rolled back.
+        self.changes = 0
+        self.left_open = False
 
 
 class Ran(NamedTuple):
@@ -187,6 +190,7 @@ def _attached(connection: Connection) -> list[tuple[str, str]]:
 def _ended(failed: StepFailed, connection: Connection, changes_before: int) -> None:
     failed.ended_transaction = True
     failed.changes = connection.total_changes - changes_before
+    failed.left_open = connection.in_transaction
 
 
 def _run_statements(connection: Connection, statements: tuple[str, ...]) -> None:
