@@ -375,6 +375,44 @@ def test_a_thread_started_with_thread_and_left_running_fails_the_migration(proje
     assert project.history() == [1] and project.tables() == {"a"}
 
 
+NATIVE_THREAD = """
+import _thread, ctypes, time
+
+def up(connection):
+    connection.execute("CREATE TABLE b (x)")
+    libc = ctypes.CDLL(None)
+    thread = ctypes.c_ulong()
+    # A thread of C code, as a library's thread pool starts: it runs libc's sleep(3), never Python.
+    libc.pthread_create(ctypes.byref(thread), None, ctypes.cast(libc.sleep, ctypes.c_void_p), ctypes.c_void_p(3))
+    {python}
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="the system's count of threads is Linux's")
+@pytest.mark.parametrize("python", [False, True], ids=["alone", "with a thread of _thread"])
+def test_a_thread_of_c_code_a_migration_starts_is_not_waited_for(
+    project: Project, monkeypatch: pytest.MonkeyPatch, python: bool
+) -> None:
+    """The system counts it and Python never does: it was taken for a thread of _thread yet to run,
+    and waited for (1 s; here as long as the thread ran). One of _thread beside it is still found."""
+    from vcp_migrate import left_threads
+
+    monkeypatch.setattr(left_threads, "_SETTLE_SECONDS", 30.0)
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.manager().migrate()
+    started = "_thread.start_new_thread(time.sleep, (0.5,))" if python else ""
+    project.write("002_pool.py", NATIVE_THREAD.format(python=started))
+    began = time.monotonic()
+    if python:
+        with pytest.raises(MigrationFailed, match=r"still running \(1 started with _thread\)"):
+            project.manager().migrate()
+        assert project.history() == [1]
+    else:
+        project.manager().migrate()
+        assert project.history() == [1, 2]
+    assert time.monotonic() - began < 2.5
+
+
 CALLABLES = """
 import functools
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import _thread
 import os
+import sys
 import threading
 import time
 from typing import NamedTuple
@@ -67,16 +68,75 @@ def stop_left(connection: Connection, before: Threads) -> str | None:
 
 def _unlisted(before: Threads, listed: int) -> int:
     """How many threads Python counts beyond those ``threading`` lists, waiting for one the operating
-    system counts and Python not yet (a thread of _thread yet to run, or of C code, which never counts)."""
+    system counts and Python not yet (a thread of _thread yet to run), unless every thread Python
+    does not know of is one of C code (a library's thread pool), which Python never counts."""
     python = _thread._count() - before.python - listed
     deadline = time.monotonic() + _SETTLE_SECONDS
+    others = _Others()
     while python <= 0 and before.system is not None and time.monotonic() < deadline:
         system = _system_count()
-        if system is None or system - before.system - listed <= 0:
+        if system is None or system - before.system - listed <= 0 or others.none_waits_for_python():
             break
         time.sleep(0.001)
         python = _thread._count() - before.python - listed
     return max(python, 0)
+
+
+# A thread of _thread waits for the GIL before Python counts it, and wakes at each switch interval
+# (5 ms) to ask for it; while we sleep, the GIL is free and it takes it at its first run. So a thread
+# that sleeps through several intervals without waking is not waiting for the GIL: C code's own.
+_QUIET_SECONDS = max(3 * sys.getswitchinterval(), 0.015)
+
+
+class _Others:
+    """The threads of the process that ``threading`` does not know of, as Linux shows them
+    (/proc/self/task): when each last woke, to tell one waiting for the GIL from one of C code."""
+
+    def __init__(self) -> None:
+        self.woke: dict[str, tuple[str, float]] = {}  # thread id -> its count of runs, and when it changed
+
+    def none_waits_for_python(self) -> bool:
+        """Whether each such thread has slept without waking for a few switch intervals, or ended."""
+        now = time.monotonic()
+        known = {str(thread.native_id) for thread in threading.enumerate()}
+        try:
+            tasks = os.listdir("/proc/self/task")
+        except OSError:
+            return False
+        quiet = True
+        for task in tasks:
+            if task in known:
+                continue
+            runs = _runs(task)
+            if runs is None:  # running or about to, or not to be read: it may be one of _thread yet to run
+                self.woke.pop(task, None)
+                quiet = False
+                continue
+            last = self.woke.setdefault(task, (runs, now))
+            if last[0] != runs:
+                self.woke[task] = (runs, now)
+            if last[0] != runs or now - last[1] < _QUIET_SECONDS:
+                quiet = False
+        return quiet
+
+
+def _runs(task: str) -> str | None:
+    """How many times thread ``task`` of this process has run (Linux's schedstat), '' once it has
+    ended, None while it runs or waits to run, or where that cannot be read."""
+    try:
+        with open(f"/proc/self/task/{task}/stat", "rb") as stat:
+            state = stat.read().rpartition(b")")[2].split()[:1]
+        with open(f"/proc/self/task/{task}/schedstat", "rb") as schedstat:
+            fields = schedstat.read().split()
+    except FileNotFoundError:
+        return ""
+    except OSError:
+        return None
+    if state in ([b"Z"], [b"X"]):
+        return ""
+    if state not in ([b"S"], [b"D"]) or len(fields) < 3:
+        return None
+    return fields[2].decode()
 
 
 def _system_count() -> int | None:
