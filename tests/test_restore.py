@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import closing, nullcontext
 from pathlib import Path
 
 import pytest
@@ -509,11 +509,15 @@ def test_ctrl_c_during_a_restore_keeps_the_state_before_whenever_the_copy_was_ma
         raise KeyboardInterrupt
 
     monkeypatch.setattr(backups, "copy_into", interrupted)
+    chosen = project.manager().backups()[0].path
     with pytest.raises(Interrupted) as raised:
-        project.manager().restore(project.manager().backups()[0].path.name)
+        project.manager().restore(chosen.name)
     kept = [backup for backup in project.manager().backups() if backup.version == 3]
     if when == "before the copy":
-        assert str(raised.value) == f"interrupted before the restore of {project.db} was made; nothing was changed"
+        assert str(raised.value) == (
+            f"interrupted before the restore of {project.db} from {chosen} was made; nothing was changed (the"
+            " database is as it was, the backup untouched)"
+        )
         assert project.history() == [1, 2, 3] and kept == []
         assert project.query("SELECT count(*) FROM trades WHERE symbol = 'only here'") == [(1,)]
     else:
@@ -662,10 +666,57 @@ def test_ctrl_c_during_a_restore_s_copy_ends_at_once_with_the_database_as_it_was
     finally:
         process.kill()
     assert process.returncode == 130
-    assert stderr == f"Error: interrupted before the restore of {project.db} was made; nothing was changed\n"
+    chosen = kept[0].path
+    assert stderr == (
+        f"Error: interrupted before the restore of {project.db} from {chosen} was made; nothing was changed (the"
+        " database is as it was, the backup untouched)\n"
+    )
     assert hashlib.sha256(project.db.read_bytes()).digest() == before and not journal.exists()
     assert project.manager().backups() == kept  # its safety copy deleted again
     shutil.copy(project.db, project.root / "same.db")
     started = time.monotonic()
     assert not differs(project.db, project.root / "same.db", 5)  # the comparison it no longer makes
     assert took < (time.monotonic() - started) / 2, took
+
+
+@pytest.mark.parametrize("phase", ["waiting for the run lock", "taking its safety copy"])
+def test_ctrl_c_before_a_restore_s_copy_says_nothing_was_changed(project: Project, phase: str) -> None:
+    """Before the copy, a restore waits for the run lock, checks the backup and copies the database
+    as it is: a Ctrl-C there said what it says of a migration ('a transactional migration is rolled
+    back whole'), or that a backup was not taken."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.manager().migrate()
+    blobs(project.db, 128)
+    project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
+    project.manager().migrate()
+    kept = project.manager().backups()
+    before = hashlib.sha256(project.db.read_bytes()).digest()
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    command = [str(console_script()), "restore", "--yes", "--db", str(project.db), "--dir", str(project.dir)]
+    with RunLock(project.db, 5) if phase == "waiting for the run lock" else nullcontext():
+        process = subprocess.Popen(command, cwd=project.root, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            assert process.stderr is not None
+            if phase == "waiting for the run lock":
+                assert "waiting for the run lock" in process.stderr.readline()
+            else:
+                deadline = time.monotonic() + 60
+                while not any(
+                    p.stat().st_size > 40_000_000 for p in (project.root / "test.db.backups").glob("*.partial")
+                ):
+                    assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+                    time.sleep(0.0005)
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=60)
+        finally:
+            process.kill()
+    assert process.returncode == 130
+    said = {
+        "waiting for the run lock": f"interrupted before the restore of {project.db} began; nothing was changed",
+        "taking its safety copy": (
+            f"interrupted while taking a copy of {project.db} before the restore; nothing was changed, no copy kept"
+        ),
+    }[phase]
+    assert stderr.splitlines()[-1] == f"Error: {said} (the database and its backups are as they were)"
+    assert hashlib.sha256(project.db.read_bytes()).digest() == before
+    assert project.manager().backups() == kept

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..errors import VcpMigrateError
+from ..errors import Interrupted, VcpMigrateError
 from ..printable import printable
 from .asking import asked
 from .base import handles_errors, make_manager, reads_only
@@ -74,7 +74,10 @@ def restore_command(
       vcp-migrate restore
       vcp-migrate restore 20261124T120000.000Z-v2.3f2a9c1d0b7e.db --yes
     """
-    manager = make_manager(db, directory, progress, lock_timeout)
+    try:
+        manager = make_manager(db, directory, progress, lock_timeout)
+    except KeyboardInterrupt as exc:
+        raise _not_begun(exc, "") from None
 
     def confirm(chosen: Backup) -> bool:
         when = f"{chosen.path} (taken {chosen.taken_at}, at version {chosen.version})"
@@ -86,8 +89,26 @@ def restore_command(
         warning = f"Restoring {when} replaces {manager.db_path}: every change made since then will be lost."
         return asked("Restore it?", yes=yes, refusal=refusal, warning=warning, progress=progress)
 
-    restored, safety = manager.restore(backup, confirm=confirm)
+    try:
+        restored, safety = manager.restore(backup, confirm=confirm)
+    except KeyboardInterrupt as exc:
+        raise _not_begun(exc, f" of {manager.db_path}") from None
     when = f"taken {restored.taken_at}, at version {restored.version}"
     undo = f"; the state before is in {safety.path}" if safety else ""
-    click.echo(printable(f"Restored {manager.db_path} from {restored.path} ({when}){undo}."))
+    try:
+        click.echo(printable(f"Restored {manager.db_path} from {restored.path} ({when}){undo}."))
+    except KeyboardInterrupt:
+        raise Interrupted(
+            printable(f"interrupted once {manager.db_path} was restored from {restored.path}{undo}")
+        ) from None
     return 0
+
+
+def _not_begun(interrupt: KeyboardInterrupt, of: str) -> Interrupted:
+    """A Ctrl-C during a restore: what the restore said it left, or (while it was still loading,
+    before it began) that nothing was changed."""
+    if isinstance(interrupt, Interrupted):
+        return interrupt
+    return Interrupted(
+        f"interrupted before the restore{of} began; nothing was changed (the database and its backups are as they were)"
+    )

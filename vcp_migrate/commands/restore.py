@@ -19,6 +19,7 @@ from .. import backups, copying, file_errors, history, sqlite
 from ..database import Connection
 from ..errors import DatabaseError, Interrupted, UsageError, VcpMigrateError
 from ..models import Backup
+from ..session import Session
 from . import frame
 from .context import Settings, path_text
 
@@ -43,35 +44,71 @@ def restore(
             " to inspect or load; nothing was changed",
         )
     database = settings.db_path
-    with frame.writing(settings, create=True) as session:
-        chosen = _choose(settings, backup, session.connection)
-        if confirm is not None and not confirm(chosen):
-            raise VcpMigrateError("the restore was not confirmed", where=str(database), hint="nothing was changed")
-        created_folder = not os.path.lexists(backups.folder(database, settings.backup_dir))
-        safety = frame.take_backup(settings, session, always=True, folder_created=created_folder)
-        try:
-            note = backups.copy_into(chosen.path, sqlite.local(session.connection), database)
-        except Exception as exc:
-            # The copy is one transaction: a failed one changed nothing. After a write error (a full
-            # disk) SQLite rolls its journal back at the next read: made now, not left to whoever opens it.
-            with contextlib.suppress(sqlite3.Error):
-                session.connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            if safety:
-                backups.discard(safety, folder_created=created_folder)
-                settings.observer.discarded(safety)
-            if isinstance(exc, sqlite3.Error):
-                raise file_errors.database_error(exc, database) from exc
-            if isinstance(exc, OSError):
-                raise DatabaseError(f"restore failed: {exc}", where=str(database), hint="nothing was changed") from exc
+    restored: tuple[Backup, Backup | None] | None = None  # once the copy is made
+    try:
+        with frame.writing(settings, create=True) as session:
+            chosen = _choose(settings, backup, session.connection)
+            if confirm is not None and not confirm(chosen):
+                raise VcpMigrateError("the restore was not confirmed", where=str(database), hint="nothing was changed")
+            created_folder = not os.path.lexists(backups.folder(database, settings.backup_dir))
+            safety = _safety_copy(settings, session, created_folder)
+            try:
+                note = backups.copy_into(chosen.path, sqlite.local(session.connection), database)
+            except Exception as exc:
+                # The copy is one transaction: a failed one changed nothing. After a write error (a full
+                # disk) SQLite rolls its journal back at the next read: made now, not left to whoever opens it.
+                with contextlib.suppress(sqlite3.Error):
+                    session.connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                if safety:
+                    backups.discard(safety, folder_created=created_folder)
+                    settings.observer.discarded(safety)
+                if isinstance(exc, sqlite3.Error):
+                    raise file_errors.database_error(exc, database) from exc
+                if isinstance(exc, OSError):
+                    raise DatabaseError(
+                        f"restore failed: {exc}", where=str(database), hint="nothing was changed"
+                    ) from exc
+                raise
+            except BaseException as exc:  # Ctrl-C: it may have come once the copy was made
+                untouched = isinstance(exc, copying.Stopped)
+                raise _interrupted(settings, chosen, safety, created_folder, untouched=untouched) from exc
+            restored = chosen, safety
+            if note:
+                settings.observer.warning(note)
+            if settings.schema_file.parent.is_dir():  # a restore needs no migrations folder: none, no schema file
+                try:
+                    frame.dump(settings, session)
+                except KeyboardInterrupt:
+                    raise Interrupted(
+                        f"{_made(database, chosen, safety)}; the schema file was left as it was"
+                    ) from None
+        return restored
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Interrupted):
             raise
-        except BaseException as exc:  # Ctrl-C: it may have come once the copy was made
-            untouched = isinstance(exc, copying.Stopped)
-            raise _interrupted(settings, chosen, safety, created_folder, untouched=untouched) from exc
-        if note:
-            settings.observer.warning(note)
-        if settings.schema_file.parent.is_dir():  # a restore needs no migrations folder: none, no schema file
-            frame.dump(settings, session)
-        return chosen, safety
+        if restored is not None:  # as the run lock was let go
+            raise Interrupted(_made(database, *restored)) from None
+        raise Interrupted(
+            f"interrupted before the restore of {database} began; nothing was changed (the database and its"
+            " backups are as they were)"
+        ) from None
+
+
+def _safety_copy(settings: Settings, session: Session, created_folder: bool) -> Backup | None:
+    """The copy of the database's state before the restore (None: it held nothing)."""
+    try:
+        return frame.take_backup(settings, session, always=True, folder_created=created_folder)
+    except Interrupted:  # the copy stops within a step, its partial file removed
+        raise Interrupted(
+            f"interrupted while taking a copy of {settings.db_path} before the restore; nothing was changed, no"
+            " copy kept (the database and its backups are as they were)"
+        ) from None
+
+
+def _made(database: Path, chosen: Backup, safety: Backup | None) -> str:
+    """An interrupt once the restore was made, said."""
+    before = f"; its state before is kept in {safety.path}" if safety else ""
+    return f"interrupted once {database} was restored from {chosen.path}{before}"
 
 
 def _interrupted(
@@ -91,12 +128,13 @@ def _interrupted(
             f" its state before is kept in {safety.path}"
         )
     if restored:
-        return Interrupted(
-            f"interrupted once {database} was restored from {chosen.path}; its state before is kept in {safety.path}"
-        )
+        return Interrupted(_made(database, chosen, safety))
     backups.discard(safety, folder_created=created_folder)
     settings.observer.discarded(safety)
-    return Interrupted(f"interrupted before the restore of {database} was made; nothing was changed")
+    return Interrupted(
+        f"interrupted before the restore of {database} from {chosen.path} was made; nothing was changed (the"
+        " database is as it was, the backup untouched)"
+    )
 
 
 def _choose(settings: Settings, backup: str | os.PathLike[str] | None, live: Connection) -> Backup:
