@@ -17,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vcp_migrate.errors import UsageError
-from vcp_migrate.schema import normalise, snapshot, tokenise
+from vcp_migrate.schema import snapshot
+from vcp_migrate.schema_text import normalise, tokenise
 
 from .conftest import ENV_VARS, TRADES, Project, as_unprivileged, console_script, on_a_terminal, trading
 
