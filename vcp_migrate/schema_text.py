@@ -152,18 +152,43 @@ def _table_one_definition_a_line(tokens: list[str]) -> str:
 
 
 def _definitions_and_comments(parts: list[list[str]]) -> tuple[list[list[str]], list[list[str]]]:
-    """Each definition, and the comments that end its line: the ones before its comma, which
-    then goes before them (a line comment would hide it), and a line comment just after it."""
+    """Each definition, and the comment that ends its line after its comma, laid out so that the
+    text made of them normalises to itself (a database made from the schema file then shows no
+    drift, and its schema file does not change):
+
+    - block comments just before a definition's comma stay there: ``a INT /* key */,``;
+    - the first line comment before the comma goes after it (a comma after it would be commented
+      out) and ends the line: ``a INT, -- key``; the comments after that one begin the next
+      definition, as they would in the text made;
+    - a line comment just after the comma ends the line too, unless one already does.
+
+    The last definition has no comma: the comments after it end its line as written.
+    """
     bodies: list[list[str]] = []
     notes: list[list[str]] = []
-    for part in parts:
+    carried: list[str] = []  # what followed the line comment moved after the previous comma
+    for number, part in enumerate(parts, 1):
         start = 1 if part[:1] == [" "] else 0
-        if notes and part[start : start + 1] and part[start].startswith("--"):
-            notes[-1] += [" ", part[start]]
+        if notes and not notes[-1] and part[start : start + 1] and part[start].startswith("--"):
+            notes[-1] = [part[start]]
             part = part[start + 1 :]
+        if carried:
+            lead = 1 if part[:1] and part[0] in _SEPARATORS else 0
+            # after a line comment, its own line break; else the white space that was there
+            gap = [] if carried[-1] == "\n" else part[:lead] or [" "]
+            part = carried + gap + part[lead:]
         end = len(part)
         while end and (part[end - 1] in _SEPARATORS or _is_comment(part[end - 1])):
             end -= 1
-        bodies.append(part[:end])
-        notes.append(part[end:])
+        run = part[end:]
+        line_comment = next((at for at, token in enumerate(run) if token.startswith("--")), None)
+        if number == len(parts) or line_comment is None:
+            last = number == len(parts)
+            bodies.append(part[:end] if last else part)
+            notes.append(run if last else [])
+            carried = []
+        else:
+            bodies.append(part[: end + line_comment])
+            notes.append([run[line_comment]])
+            carried = run[line_comment + 1 :]
     return bodies, notes
