@@ -578,3 +578,41 @@ def test_status_json_shows_a_name_that_is_not_utf8_as_the_text_output_does(proje
         ("002_caf\\udce9", "invalid", "migrations/002_caf\\udce9.sql"),
     ]
     assert not project.db.exists()
+
+
+@pytest.mark.parametrize(
+    ("edit", "missing", "state", "shown"),
+    [
+        ("name = X'ff00'", True, "missing", {"name": "x'ff00'"}),
+        ("applied_at = X'ff'", False, "applied", {"applied_at": "x'ff'"}),
+        ("checksum = X'00ff'", False, "modified", {"applied_checksum": "x'00ff'"}),
+        ("execution_ms = 9e999", False, "applied", {"execution_ms": None}),
+        ("execution_ms = 'slow'", False, "applied", {"execution_ms": None}),
+    ],
+    ids=["name a BLOB", "applied_at a BLOB", "checksum a BLOB", "execution_ms infinite", "execution_ms text"],
+)
+def test_a_history_value_edited_by_hand_into_another_type_is_shown(
+    project: Project, edit: str, missing: bool, state: str, shown: dict[str, object]
+) -> None:
+    """A BLOB in the history failed status ("unexpected AttributeError", exit 1, --exit-code 1
+    too) or its JSON (bytes, and an infinite execution_ms written as Infinity, which is no JSON).
+    It is shown for what it is; the state and exit code are decided as before; nothing is changed."""
+    apply_two(project)
+    with closing(sqlite3.connect(project.db)) as connection, connection:
+        connection.execute(f"UPDATE vcp_migrations SET {edit} WHERE version = 1")
+    if missing:
+        (project.dir / "001_a.sql").unlink()
+    before = project.digest()
+    command = [str(console_script()), "status", "--db", "test.db", "--dir", "migrations", "--exit-code"]
+    table = subprocess.run(command, cwd=project.root, capture_output=True, text=True, timeout=60)
+    assert (table.returncode, table.stderr) == (0 if state == "applied" else 4, "")
+    assert re.search(rf"^      1  {state} ", table.stdout, re.MULTILINE), table.stdout
+    for key in {"name", "applied_at"} & set(shown):  # the columns the table has
+        assert str(shown[key]) in table.stdout
+    done = subprocess.run([*command, "--json"], cwd=project.root, capture_output=True, timeout=60)
+    assert (done.returncode, done.stderr) == (table.returncode, b"")
+    document = _strict_json(done.stdout)
+    row = document[0]  # type: ignore[index]
+    assert row["state"] == state and {key: row[key] for key in shown} == shown
+    assert json.loads(done.stdout, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+    assert project.digest() == before and project.history() == [1, 2]

@@ -52,7 +52,7 @@ class AppliedMigration(NamedTuple):
     name: str
     checksum: str
     applied_at: str
-    execution_ms: int
+    execution_ms: int | None  # None in what status shows for a value edited by hand that is no number
     file: str | None = None
 
 
