@@ -228,3 +228,55 @@ def test_an_applied_at_edited_by_hand_orders_nothing_and_stops_nothing(project: 
     expected = [1, 2] if edited.startswith("'9999") else [2, 1]
     assert [r.version for r in project.manager().rollback(steps=2)] == expected
     assert project.history() == [] and project.tables() == set()
+
+
+def _history_made_again_by_hand(project: Project, column: str, versions: str) -> None:
+    """Two migrations applied, then the history table made again with ``column`` as its version
+    (as a tool that rebuilds tables, or an import from CSV, leaves it), holding ``versions``."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b(x);", "DROP TABLE b;")
+    project.manager().migrate()
+    with closing(sqlite3.connect(project.db)) as connection, connection:
+        rows = connection.execute("SELECT * FROM vcp_migrations ORDER BY version").fetchall()
+        connection.execute("ALTER TABLE vcp_migrations RENAME TO applied")
+        connection.execute(
+            f"CREATE TABLE vcp_migrations ({column}, name TEXT, checksum TEXT, applied_at TEXT,"
+            " execution_ms INTEGER, file TEXT, source BLOB)"
+        )
+        for version, row in zip(versions.split(","), [*rows, rows[-1]], strict=False):
+            connection.execute(f"INSERT INTO vcp_migrations VALUES ({version}, ?, ?, ?, ?, ?, ?)", row[1:])
+        connection.execute("DROP TABLE applied")
+
+
+@pytest.mark.parametrize(
+    ("column", "versions", "said", "highest"),
+    [
+        ("version INTEGER", "NULL,2", "the version NULL", None),
+        ("version INTEGER", "'one',2", "the version 'one'", "the version 'one'"),
+        ("version INTEGER", "X'01',2", "the version x'01'", "the version x'01'"),
+        ("version REAL", "1.5,2", "the version 1.5", "the version 2.0"),
+        ("version TEXT", "1,2", "the version '1'", "the version '2'"),
+        ("version INTEGER", "1,2,1", "version 1 twice", None),
+    ],
+    ids=["NULL", "text", "BLOB", "a fraction", "a TEXT column", "twice"],
+)
+def test_a_history_table_made_again_by_hand_is_refused_by_name(
+    project: Project, column: str, versions: str, said: str, highest: str | None
+) -> None:
+    """Every command failed with an unexpected TypeError (a version compared with numbers), or kept
+    one row of a version found twice; now one line names the value and what to do, and nothing
+    changes. current reads the highest version alone: only a highest that is no number stops it."""
+    _history_made_again_by_hand(project, column, versions)
+    before = project.digest()
+    for command in ("status --json --exit-code", "validate --json", "migrate", "rollback", "current"):
+        result = project.cli(*command.split())
+        expected = highest if command == "current" else said
+        if expected is None:
+            assert (result.exit_code, result.stdout, result.stderr) == (0, "2\n", "")
+            continue
+        assert (result.exit_code, result.stdout) == (1, ""), (command, result.output)
+        assert result.stderr.startswith(f"Error: {project.db}: its history table vcp_migrations has {expected}")
+        assert "edited by hand" in result.stderr and result.stderr.endswith("nothing was changed)\n")
+        assert result.stderr.count("\n") == 1
+    assert project.digest() == before
+    assert project.tables() == {"a", "b"} and not (project.root / "test.db.backups").exists()

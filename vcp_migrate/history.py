@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from .database import Queries
 from .errors import DatabaseError
+from .history_rows import by_version, not_whole
 from .models import AppliedMigration, MigrationFile
 
 TABLE = "vcp_migrations"
@@ -172,7 +173,7 @@ def read_current(connection: Queries, *, with_id: bool) -> Found | None:
     layout, database_id = rows[0][6], rows[0][7]
     if layout is None or str(layout) != str(LAYOUT):
         return None
-    applied = {row[0]: AppliedMigration(row[0], row[1], row[2], row[3], row[4], row[5]) for row in rows[1:]}
+    applied = by_version(rows[1:])
     triggers = () if rows[0][1] is None else tuple(sorted(str(rows[0][1]).split("\0")))
     return Found(LAYOUT, applied, str(database_id) if with_id and database_id is not None else None, triggers)
 
@@ -184,7 +185,7 @@ def _rows(connection: Queries, found: int) -> dict[int, AppliedMigration]:
     rows = connection.execute(
         f"SELECT version, name, checksum, applied_at, execution_ms, {file} FROM {TABLE} ORDER BY version"
     )
-    return {row[0]: AppliedMigration(*row) for row in rows}
+    return by_version(rows)
 
 
 def applied_source(connection: Queries, version: int) -> bytes | None:
@@ -371,7 +372,10 @@ def highest(connection: Queries) -> int:
     """The highest applied version, 0 when none."""
     if layout(connection) == 0:
         return 0
-    return int(connection.execute(f"SELECT coalesce(max(version), 0) FROM {TABLE}").fetchone()[0])
+    found = connection.execute(f"SELECT coalesce(max(version), 0) FROM {TABLE}").fetchone()[0]
+    if type(found) is not int:  # a table made again by hand: text sorts above every number
+        raise not_whole(found)
+    return found
 
 
 def sync_user_version(connection: Queries, highest: int | None = None) -> bool:
