@@ -248,6 +248,24 @@ def test_other_tools_tables_are_left_alone(tmp_path: Path, monkeypatch: pytest.M
     assert config.find() is not None and MigrationManager.from_config().db_path.name == "x.db"
 
 
+@pytest.mark.parametrize(
+    ("kind", "said"), [("folder", "a folder"), ("pipe", "no regular file"), ("device", "no regular file")]
+)
+def test_a_config_that_names_a_folder_a_pipe_or_a_device_says_so(project: Project, kind: str, said: str) -> None:
+    """Each was said to be 'a file that does not exist', which it is not; a pipe is never opened."""
+    named = {"folder": project.dir, "device": Path(os.devnull)}.get(kind, project.root / "fifo.toml")
+    if kind == "pipe":
+        os.mkfifo(named)
+    for where, arguments, env in (
+        ("--config", ["status", "--config", str(named)], {}),
+        ("VCP_MIGRATE_CONFIG", ["status"], {"VCP_MIGRATE_CONFIG": str(named)}),
+    ):
+        result = project.cli(*arguments, env=env)
+        assert (result.exit_code, result.stdout) == (2, "")
+        assert result.stderr == f"Error: {named}: {where} names {said} (give a pyproject.toml)\n"
+    assert not project.db.exists()
+
+
 def test_config_option_and_environment_pick_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     work = _layout(tmp_path)
     other = tmp_path / "other.toml"

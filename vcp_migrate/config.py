@@ -103,8 +103,8 @@ def _located(explicit: str | os.PathLike[str] | None, start: Path | None) -> tup
     )
     if named:
         path = Path(named)
-        if not path.is_file():
-            raise UsageError(f"{how} names a file that does not exist", where=str(path), hint="give a pyproject.toml")
+        if not path.is_file():  # a pipe or a device is never opened: reading one could wait forever
+            raise UsageError(f"{how} names {_what_is_at(path)}", where=str(path), hint="give a pyproject.toml")
         table, has_table = _document(path)
         if not has_table:
             raise UsageError(f"has no {TABLE} table", where=str(path), hint=f"add one, or leave {how} out")
@@ -119,6 +119,13 @@ def _located(explicit: str | os.PathLike[str] | None, start: Path | None) -> tup
         if (folder / ".git").exists():
             break
     return None
+
+
+def _what_is_at(path: Path) -> str:
+    """What a path that names no regular file names instead."""
+    if path.is_dir():
+        return "a folder"
+    return "no regular file" if path.exists() else "a file that does not exist"
 
 
 def _shortest(path: Path) -> Path:
