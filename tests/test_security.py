@@ -5,6 +5,7 @@ only with rollback --from-history."""
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 
 import pytest
 
@@ -174,3 +175,33 @@ def test_from_history_gives_the_api_the_source_as_it_is(project: Project) -> Non
     seen: list[str] = []
     project.manager().rollback(from_history=True, confirm=lambda title, code: bool(seen.append(code)) or True)
     assert seen == [hiding] and project.history() == [1]
+
+
+@pytest.mark.parametrize("end", ["-journal", "-wal", "-shm"])
+def test_a_link_planted_beside_the_database_is_named_and_its_target_left_alone(project: Project, end: str) -> None:
+    """SQLite refuses to open a database whose journal, WAL or shared-memory file is a link; the
+    error said to check the path and its permissions, both fine. It names the link now."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.manager().migrate()
+    project.sql("002_b.sql", "CREATE TABLE b(x);", "DROP TABLE b;")
+    if end != "-journal":
+        with closing(sqlite3.connect(project.db)) as connection:
+            connection.execute("PRAGMA journal_mode = WAL")
+    victim = project.root / "victim.txt"
+    victim.write_text("not SQLite's")
+    link = project.root / f"test.db{end}"
+    link.unlink(missing_ok=True)
+    link.symlink_to(victim)
+    before = project.digest()
+    for command in ("status", "current", "validate --json", "migrate", "rollback"):
+        result = project.cli(*command.split())
+        assert (result.exit_code, result.stdout) == (1, ""), (command, result.output)
+        assert result.stderr == (
+            f"Error: {project.db}: cannot be opened: {link} beside it is a symbolic link, which SQLite refuses to"
+            " open or write through (remove the link: SQLite never makes its journal, WAL or shared-memory file"
+            " one; nothing was changed)\n"
+        )
+    assert victim.read_text() == "not SQLite's" and link.is_symlink()
+    assert project.digest() == before and not (project.root / "test.db.backups").exists()
+    link.unlink()
+    assert project.cli("migrate").exit_code == 0 and project.history() == [1, 2]

@@ -72,11 +72,25 @@ def database_error(exc: sqlite3.Error, path: Path | str, changed: str = "nothing
             where=where,
             hint=f"retry when it is released, or raise {setting('lock_timeout')}; {changed}",
         )
+    if kind == "cannot-open" and (link := _linked_beside(where)) is not None:
+        return DatabaseError(
+            f"cannot be opened: {link} beside it is a symbolic link, which SQLite refuses to open or write through",
+            where=where,
+            hint=f"remove the link: SQLite never makes its journal, WAL or shared-memory file one; {changed}",
+        )
     if kind == "cannot-open":
         return DatabaseError("cannot be opened", where=where, hint=f"check the path and its permissions; {changed}")
     if kind == "disk":
         return DatabaseError(str(exc), where=where, hint=f"check the disk; {changed}")
     return DatabaseError(str(exc), where=where, hint=changed)
+
+
+def _linked_beside(where: str) -> str | None:
+    """The journal, WAL or shared-memory file of the database at ``where`` that is a symbolic link
+    (planted, or left by a copy that kept links), if any: SQLite then cannot open the database."""
+    if "://" in where:
+        return None
+    return next((where + end for end in ("-journal", "-wal", "-shm") if os.path.islink(where + end)), None)
 
 
 def commit_unknown(what: str = "it") -> str:
