@@ -167,6 +167,31 @@ def test_an_empty_path_given_is_an_error(project: Project) -> None:
     assert sorted(p.name for p in project.root.iterdir()) == ["migrations"] and not any(project.dir.iterdir())
 
 
+def test_a_blank_path_is_an_error_wherever_it_comes_from(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """' ' named a file: migrate created a database called ' ' (said as 'Created  '), and the other
+    commands said 'Error: : does not exist'. Blank from an option, the environment or the table
+    (in a folder above: there it was joined to '..'), it is refused as an empty one is, and
+    nothing is made."""
+    (project.root / "sub").mkdir()
+    for folder, arguments, env, table, said in (
+        ("", ["up", "--db", "  "], {}, "", "--db is blank"),
+        ("", ["status", "--dir", "\t"], {}, "", "--dir is blank"),
+        ("", ["up"], {"VCP_MIGRATE_DB": " "}, "", "VCP_MIGRATE_DB is blank"),
+        ("", ["current"], {"VCP_MIGRATE_DIR": " "}, 'db = "test.db"', "VCP_MIGRATE_DIR is blank"),
+        ("", ["up"], {}, 'db = " "', "pyproject.toml: [tool.vcp-migrate] db is blank"),
+        ("sub", ["up"], {}, 'db = " "', "../pyproject.toml: [tool.vcp-migrate] db is blank"),
+        ("sub", ["up"], {}, 'schema_file = " "', "../pyproject.toml: [tool.vcp-migrate] schema_file is blank"),
+    ):
+        monkeypatch.chdir(project.root / folder)
+        (project.root / "pyproject.toml").write_text(f"[tool.vcp-migrate]\n{table}\n" if table else "")
+        result = CliRunner().invoke(main, arguments, env=env)
+        assert (result.exit_code, result.stdout) == (2, ""), (arguments, result.output)
+        assert result.stderr.startswith(f"Error: {said} (white space only) (give a path")
+        assert result.stderr.count("\n") == 1
+    assert sorted(p.name for p in project.root.iterdir()) == ["migrations", "pyproject.toml", "sub"]
+    assert not any(project.dir.iterdir()) and not any((project.root / "sub").iterdir())
+
+
 # -- which file -------------------------------------------------------------------------------
 
 

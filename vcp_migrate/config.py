@@ -155,6 +155,10 @@ def _checked(path: Path, table: dict[str, object]) -> dict[str, object]:
             raise _wrong_type(key, expected, value, str(path))
         if key in _PATHS and value == "":  # relative to the file, it would name the file's own folder
             raise UsageError(f"{TABLE} {key} is empty", where=str(path), hint="give a path, or leave the key out")
+        if key in _PATHS and str(value).isspace():  # joined to the file's folder, it would look like a name
+            raise UsageError(
+                f"{TABLE} {key} is blank (white space only)", where=str(path), hint="give a path, or leave the key out"
+            )
         if key in _FILES and _names_a_folder(value):  # checked as written: joined to the file's folder, "." is lost
             raise UsageError(
                 f"{TABLE} {key} names a folder, not a file: {value!r}",

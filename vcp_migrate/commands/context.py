@@ -103,8 +103,8 @@ def names_a_folder(text: str) -> bool:
 
 def path_text(name: str, value: object, *, shown: str | None = None) -> str:
     """A path parameter's text, as given (bytes decoded as the system does); UsageError for what
-    is not a path (None, a number), is empty (Path("") would be the current folder), or holds a
-    NUL or a lone surrogate, which no file name can. ``shown`` names it in messages (default:
+    is not a path (None, a number), is empty (Path("") would be the current folder) or blank, or
+    holds a NUL or a lone surrogate, which no file name can. ``shown`` names it in messages (default:
     ``name``; a ``setting()`` for a parameter, so that the command line names its option)."""
     shown = name if shown is None else shown
     if not isinstance(value, (str, bytes, os.PathLike)):
@@ -112,6 +112,8 @@ def path_text(name: str, value: object, *, shown: str | None = None) -> str:
     text = os.fsdecode(os.fspath(value))
     if not text:
         raise UsageError(f"{shown} is empty", hint="give a path")
+    if text.isspace():  # a quoted variable left blank: never a name meant, and made one by migrate
+        raise UsageError(f"{shown} is blank (white space only)", hint="give a path")
     if "\0" in text:
         raise UsageError(f"{shown} holds a NUL character, which no file name can: {text!r}", hint="fix the path")
     try:
