@@ -6,8 +6,10 @@ import fcntl
 import json
 import multiprocessing
 import os
+import sqlite3
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -273,3 +275,25 @@ def test_a_name_given_as_bytes_that_are_not_utf8_makes_a_file_name_that_is(proje
     assert done.returncode == 0, done.stderr
     assert os.listdir(os.fsencode(project.dir)) == [b"001_caf_au_lait.py"]
     assert not project.db.exists()
+
+
+@pytest.mark.parametrize("in_history", [False, True], ids=["a file", "the history"])
+def test_no_version_above_the_highest_a_migration_can_have(project: Project, in_history: bool) -> None:
+    """After a file or a history row of version 2**63 - 1, new created 9223372036854775808_x.py,
+    which status then listed as invalid; it refuses now, and creates nothing."""
+    highest = 2**63 - 1
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    if in_history:
+        project.manager().migrate()
+        with closing(sqlite3.connect(project.db)) as connection, connection:
+            connection.execute("UPDATE vcp_migrations SET version = ?", (highest,))
+    else:
+        project.sql(f"{highest}_b.sql", "CREATE TABLE b(x);", "DROP TABLE b;")
+    before = sorted(path.name for path in project.dir.iterdir())
+    result = project.cli("new", "x")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"Error: {project.dir}: the next version, {highest + 1}, is above the highest a migration can have"
+        f" ({highest}) (renumber the migration of the highest version; nothing was created)\n"
+    )
+    assert sorted(path.name for path in project.dir.iterdir()) == before

@@ -23,7 +23,7 @@ from .errors import MigrationFileError, setting
 from .models import Directory, FileProblem, MigrationFile
 
 _NAME = re.compile(r"([0-9]+)_(.+)\.(py|sql)")  # not \d: it matches every script's digits
-_MAX_VERSION = 2**63 - 1  # SQLite's INTEGER
+MAX_VERSION = 2**63 - 1  # SQLite's INTEGER
 
 
 # The interpreter's own SHA-256, named _sha2 from Python 3.12 and _sha256 before.
@@ -102,7 +102,7 @@ def _read(directory: Path, entry: os.DirEntry[str], root: Path, hashed: int) -> 
     match = _NAME.fullmatch(entry.name)
     if not _is_utf8(entry.name):
         # Its version stays taken (by 'new'), and checks that replay migrations stop at it.
-        taken = int(match[1]) if match and 0 < int(match[1]) <= _MAX_VERSION else None
+        taken = int(match[1]) if match and 0 < int(match[1]) <= MAX_VERSION else None
         return FileProblem(
             "name",
             path,
@@ -117,11 +117,11 @@ def _read(directory: Path, entry: os.DirEntry[str], root: Path, hashed: int) -> 
             "name does not match NNN_name.py or NNN_name.sql; rename it, or start it with a dot to ignore it",
         )
     version = int(match[1])
-    if not 0 < version <= _MAX_VERSION:
+    if not 0 < version <= MAX_VERSION:
         return FileProblem(
             "name",
             path,
-            f"version must be between 1 and {_MAX_VERSION} (0 means 'before any migration'); renumber it",
+            f"version must be between 1 and {MAX_VERSION} (0 means 'before any migration'); renumber it",
         )
     is_link = entry.is_symlink()
     if entry.is_file(follow_symlinks=False):  # a regular file (scandir knew it without a stat): open it

@@ -37,6 +37,12 @@ def new(settings: Settings, name: str, *, sql: bool) -> Path:
         files = discovery.without_duplicates(found).migrations
         taken = [problem.version for problem in found.problems if problem.version is not None]  # a link to nothing
         version = scaffold.next_version([*(f.version for f in files), *taken, *in_history])
+        if version > discovery.MAX_VERSION:  # its file would be an invalid migration
+            raise MigrationFileError(
+                f"the next version, {version}, is above the highest a migration can have ({discovery.MAX_VERSION})",
+                where=str(folder),
+                hint="renumber the migration of the highest version; nothing was created",
+            )
         width = scaffold.prefix_width(f.path.name.partition("_")[0] for f in files)
         path = folder / scaffold.file_name(version, snake, width=width, sql=sql)
         _create(path, scaffold.template(snake, sql=sql))
