@@ -192,6 +192,31 @@ def test_a_blank_path_is_an_error_wherever_it_comes_from(project: Project, monke
     assert not any(project.dir.iterdir()) and not any((project.root / "sub").iterdir())
 
 
+def test_an_unexpanded_tilde_is_an_error(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No shell expands ~ in --dir=~ (nor in a table or a YAML-set variable): new made a folder
+    named '~' in the project (the hint of status says to make the directory with new), and
+    migrate a database under it once it was there. Refused now unless such a folder is there."""
+    unexpanded = "write the full path; a shell expands ~ only at the start of a word: --db ~/app.db, not --db=~/app.db"
+    (project.root / "sub").mkdir()
+    for folder, arguments, env, table, said in (
+        ("", ["new", "x", "--dir=~"], {}, "", f"--dir begins with ~, which is not expanded here: '~' ({unexpanded})"),
+        ("", ["up", "--db=~/app.db"], {}, "", "--db begins with ~, which is not expanded here: '~/app.db'"),
+        ("", ["status"], {"VCP_MIGRATE_DIR": "~/m"}, "", "VCP_MIGRATE_DIR begins with ~, which is not expanded here"),
+        ("sub", ["up"], {}, 'db = "~/app.db"', "../pyproject.toml: [tool.vcp-migrate] db begins with ~, which is not"),
+    ):
+        monkeypatch.chdir(project.root / folder)
+        (project.root / "pyproject.toml").write_text(f"[tool.vcp-migrate]\n{table}\n" if table else "")
+        result = CliRunner().invoke(main, arguments, env=env)
+        assert (result.exit_code, result.stdout) == (2, ""), (arguments, result.output)
+        assert result.stderr.startswith(f"Error: {said}") and result.stderr.count("\n") == 1
+    assert sorted(p.name for p in project.root.iterdir()) == ["migrations", "pyproject.toml", "sub"]
+    assert not any(project.dir.iterdir()) and not any((project.root / "sub").iterdir())
+    monkeypatch.chdir(project.root)
+    (project.root / "~").mkdir()  # a folder so named, there: it is the one meant
+    result = CliRunner().invoke(main, ["new", "x", "--dir=~/m"])
+    assert (result.exit_code, result.stdout) == (0, "Created ~/m/001_x.py\n")
+
+
 # -- which file -------------------------------------------------------------------------------
 
 

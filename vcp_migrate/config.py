@@ -155,6 +155,12 @@ def _checked(path: Path, table: dict[str, object]) -> dict[str, object]:
             raise _wrong_type(key, expected, value, str(path))
         if key in _PATHS and value == "":  # relative to the file, it would name the file's own folder
             raise UsageError(f"{TABLE} {key} is empty", where=str(path), hint="give a path, or leave the key out")
+        if key in _PATHS and str(value).startswith("~") and not (path.parent / str(value).split("/")[0]).exists():
+            raise UsageError(
+                f"{TABLE} {key} begins with ~, which is not expanded: {value!r}",
+                where=str(path),
+                hint="write the full path, or one relative to this file",
+            )
         if key in _PATHS and str(value).isspace():  # joined to the file's folder, it would look like a name
             raise UsageError(
                 f"{TABLE} {key} is blank (white space only)", where=str(path), hint="give a path, or leave the key out"

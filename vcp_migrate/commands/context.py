@@ -101,10 +101,14 @@ def names_a_folder(text: str) -> bool:
     return os.path.basename(text) in ("", ".", "..")
 
 
+UNEXPANDED = "write the full path; a shell expands ~ only at the start of a word: --db ~/app.db, not --db=~/app.db"
+
+
 def path_text(name: str, value: object, *, shown: str | None = None) -> str:
     """A path parameter's text, as given (bytes decoded as the system does); UsageError for what
-    is not a path (None, a number), is empty (Path("") would be the current folder) or blank, or
-    holds a NUL or a lone surrogate, which no file name can. ``shown`` names it in messages (default:
+    is not a path (None, a number), is empty (Path("") would be the current folder) or blank,
+    begins with a ~ no shell expanded (and no such folder is there), or holds a NUL or a lone
+    surrogate, which no file name can. ``shown`` names it in messages (default:
     ``name``; a ``setting()`` for a parameter, so that the command line names its option)."""
     shown = name if shown is None else shown
     if not isinstance(value, (str, bytes, os.PathLike)):
@@ -114,6 +118,8 @@ def path_text(name: str, value: object, *, shown: str | None = None) -> str:
         raise UsageError(f"{shown} is empty", hint="give a path")
     if text.isspace():  # a quoted variable left blank: never a name meant, and made one by migrate
         raise UsageError(f"{shown} is blank (white space only)", hint="give a path")
+    if text.startswith("~") and not os.path.lexists(text.split(os.sep, 1)[0]):  # new would make a folder '~'
+        raise UsageError(f"{shown} begins with ~, which is not expanded here: {text!r}", hint=UNEXPANDED)
     if "\0" in text:
         raise UsageError(f"{shown} holds a NUL character, which no file name can: {text!r}", hint="fix the path")
     try:
