@@ -112,6 +112,8 @@ def not_written(path: Path, exc: BaseException) -> str:
     said = f"{path}: the schema file could not be written"
     if not path.absolute().parent.is_dir():
         return f"{said}: its folder {path.parent} does not exist (create it, or name another schema file)"
+    if isinstance(exc, IsADirectoryError) or (isinstance(exc, OSError) and path.is_dir()):
+        return f"{said}: a folder has its name (move the folder away, or name another schema file)"
     if isinstance(exc, OSError):
         return f"{said}: {exc.strerror or exc} (check the folder's permissions and free space)"
     return f"{said}: {exc}"  # reading the database for it failed
