@@ -846,6 +846,33 @@ def test_a_schema_file_written_by_a_run_after_validate_read_the_history_still_ag
     assert project.digest() == before
 
 
+@pytest.mark.parametrize("how", ["rolled back after an out-of-order migrate", "merged below the applied ones"])
+def test_a_migration_pending_below_the_applied_ones_is_not_replayed_into_the_schema_file(
+    project: Project, how: str
+) -> None:
+    """1 and 3 applied, 2 pending below 3 (rolled back, as the migration applied last, after
+    1, 3 then 2; or a merged branch's): the schema file, at version 3, rightly holds t1 and t3.
+    No migrate without allow_out_of_order applies 2, so it is not replayed into what the file
+    should hold (it was, and validate said the file disagreed)."""
+    for version in (1, 3):
+        project.sql(f"00{version}_t{version}.sql", f"CREATE TABLE t{version}(x);", f"DROP TABLE t{version};")
+    project.manager().migrate()
+    project.sql("002_t2.sql", "CREATE TABLE t2(x);", "DROP TABLE t2;")
+    if how.startswith("rolled back"):
+        project.manager().migrate(allow_out_of_order=True)
+        assert [r.version for r in project.manager().rollback()] == [2]
+    before = project.digest()
+    result = project.cli("validate")
+    assert result.exit_code == 1
+    assert result.output == (
+        f"{project.dir / '002_t2.sql'}: pending below the highest applied version 3; migrate refuses it unless"
+        " out-of-order migrations are allowed\nfailed: 1 error(s), 0 warning(s).\n"
+    )
+    assert project.digest() == before
+    assert project.tables() == {"t1", "t3"} and project.history() == [1, 3]
+    assert "t2" not in (project.dir / "schema.sql").read_text()
+
+
 def test_after_an_out_of_order_migrate_drift_and_round_trips_follow_the_order_of_application(
     project: Project,
 ) -> None:

@@ -168,11 +168,14 @@ def _schema_file(
         return [_not_checked("the schema file", stop, f"the check replays every migration up to {dumped[0]}")]
     missing = sorted(v for v in applied if v not in loaded)
     # Written from a database, the file holds what its history applied, in that order (it differs
-    # from version order only after an out-of-order migrate), then, in version order, what the
-    # history did not have when read: with none, every migration; and a run that applied more
-    # since that read wrote the file for them too (it is read after the history).
+    # from version order only after an out-of-order migrate), then, in version order, the pending
+    # ones above the highest applied: with no history, every migration; and a run that applied
+    # more since the history was read wrote the file for them too (it is read after the history).
+    # One pending below the highest (merged, or rolled back after an out-of-order migrate) is in
+    # the file only once a migrate allowed out of order applies it.
     in_order = [v for v in planning.application_order(applied) if v in loaded]
-    replayed = in_order + sorted(v for v in loaded if v not in applied)
+    highest = max(applied, default=0)
+    replayed = in_order + sorted(v for v in loaded if v not in applied and v > highest)
     return checks.dump_file(settings.schema_file, [loaded[v] for v in replayed], edited, missing)
 
 
