@@ -146,3 +146,24 @@ def test_the_order_of_application_is_applied_at_then_version() -> None:
     history[2] = history[2]._replace(applied_at="2026-11-24T12:00:00.001Z")
     assert application_order(history) == [1, 3, 4, 2]
     assert [m.version for m in plan_rollback(files(1, 2, 3, 4), history, steps=3)] == [2, 4, 3]
+
+
+@pytest.mark.parametrize(
+    ("stamps", "order"),
+    [
+        # 3's made a number by hand: it keeps its place after 1 and 2 (it came first, and rollback undid 2)
+        ({3: 1795521600}, [1, 2, 3, 4]),
+        ({1: b"\x00", 3: "later"}, [1, 2, 3, 4]),
+        # 3 applied last (out of order): 2, with no time, comes right after 1, before 4
+        ({3: "2026-11-24T12:00:00.005Z", 2: 17.5}, [1, 2, 4, 3]),
+        # 2 applied last (out of order): 3, with no time, comes after it (after every one below it)
+        ({2: "2026-11-24T12:00:00.005Z", 3: 17.5}, [1, 4, 2, 3]),
+        # other forms of a time are that time: SQLite's (UTC), an offset, a lower-case z
+        ({1: "2026-11-24 12:00:03", 2: "2026-11-24T08:00:02-04:00", 3: "2026-11-24t12:00:01.000z"}, [4, 3, 2, 1]),
+    ],
+)
+def test_the_order_of_application_reads_each_applied_at_as_a_time(stamps: dict[int, object], order: list[int]) -> None:
+    history = applied(1, 2, 3, 4)  # all at 12:00:00.000 but those changed here
+    for version, stamp in stamps.items():
+        history[version] = history[version]._replace(applied_at=stamp)  # type: ignore[arg-type]
+    assert application_order(history) == order

@@ -554,3 +554,79 @@ def test_a_clock_set_back_before_the_out_of_order_migrate_still_rolls_back_the_o
     assert stamps == {2: "2026-11-24T12:00:00.002Z", 4: "2026-11-24T12:00:00.003Z"}
     assert [r.version for r in project.manager().rollback(steps=2)] == [4, 2]
     assert reopened(project) == ({"t1", "t3"}, [1, 3], 3)
+
+
+def mark_applied_by_hand(project: Project, version: int, applied_at: str) -> None:
+    """Make t<version> and record its migration as applied, as someone applying it by hand in an
+    incident would (``applied_at``: an SQL expression for the time they write)."""
+    from vcp_migrate import discovery
+
+    file = next(m for m in discovery.scan(project.dir).migrations if m.version == version)
+    with closing(sqlite3.connect(project.db)) as connection:
+        connection.execute(f"CREATE TABLE t{version}(x)")
+        connection.execute(
+            "INSERT INTO vcp_migrations (version, name, checksum, applied_at, execution_ms, file, source)"
+            f" VALUES (?, ?, ?, {applied_at}, 0, ?, ?)",
+            (version, file.name, file.checksum, file.path.name, file.source),
+        )
+        connection.execute(f"PRAGMA user_version = {version}")
+        connection.commit()
+
+
+@pytest.mark.parametrize(
+    "applied_at",
+    [
+        "'2026-11-24 12:00:05'",  # SQLite's own form (CURRENT_TIMESTAMP), UTC
+        "'2026-11-24T08:00:05-04:00'",  # ISO 8601 with an offset: 12:00:05 UTC
+        "1795521605",  # a number (seconds since 1970?): no time to read, so after 1-3, as migrate applies
+        "x'00'",
+    ],
+)
+def test_a_migration_recorded_by_hand_after_the_others_is_the_one_rolled_back(
+    project: Project, monkeypatch: pytest.MonkeyPatch, applied_at: str
+) -> None:
+    """1-3 applied at 12:00:00, then 4 recorded by hand at 12:00:05 in another form: rollback
+    undoes 4, and --to 3 is no refusal. Text was compared as text (a space, or '08', sorts before
+    'T12') and any other value came first, so rollback undid 3 while 4 stayed applied."""
+    from vcp_migrate import history
+
+    monkeypatch.setattr(history, "utc_now", lambda: "2026-11-24T12:00:00.000Z")
+    for version in (1, 2, 3, 4):
+        project.sql(f"00{version}_t{version}.sql", f"CREATE TABLE t{version}(x);", f"DROP TABLE t{version};")
+    project.manager().migrate(3)
+    mark_applied_by_hand(project, 4, applied_at)
+    result = project.cli("rollback", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert [line.split(" (")[0] for line in result.stdout.splitlines() if line.startswith("Would")] == [
+        "Would roll back 4 t4"
+    ]
+    result = project.cli("rollback")
+    assert result.exit_code == 0, result.output
+    assert "Rolled back 4 t4" in result.stdout and "t3" not in result.stdout
+    assert reopened(project) == ({"t1", "t2", "t3"}, [1, 2, 3], 3)
+    mark_applied_by_hand(project, 4, applied_at)
+    assert [r.version for r in project.manager().rollback(to=3)] == [4]
+    assert reopened(project) == ({"t1", "t2", "t3"}, [1, 2, 3], 3)
+
+
+def test_the_next_migration_is_applied_after_a_time_recorded_by_hand_in_another_form(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row recorded by hand in SQLite's form at 12:00:05, then a migrate on a clock at 12:00:01:
+    the new row takes a millisecond after 12:00:05 (the latest was found by comparing text, where
+    '2026-11-24T12:00:00.000Z' is above '2026-11-24 12:00:05', so it took 12:00:01), and is the
+    one rolled back first."""
+    from vcp_migrate import history
+
+    monkeypatch.setattr(history, "utc_now", lambda: "2026-11-24T12:00:00.000Z")
+    for version in (1, 2, 3):
+        project.sql(f"00{version}_t{version}.sql", f"CREATE TABLE t{version}(x);", f"DROP TABLE t{version};")
+    project.manager().migrate(1)
+    mark_applied_by_hand(project, 2, "'2026-11-24 12:00:05'")
+    monkeypatch.setattr(history, "utc_now", lambda: "2026-11-24T12:00:01.000Z")
+    assert [r.version for r in project.manager().migrate()] == [3]
+    assert dict(project.query("SELECT version, applied_at FROM vcp_migrations WHERE version = 3")) == {
+        3: "2026-11-24T12:00:05.001Z"
+    }
+    assert [r.version for r in project.manager().rollback()] == [3]
+    assert reopened(project) == ({"t1", "t2"}, [1, 2], 2)

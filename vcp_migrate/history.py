@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import NamedTuple
 
+from . import applied_times
 from .database import Queries
 from .errors import DatabaseError
 from .history_rows import by_version, not_whole
@@ -242,9 +243,7 @@ def record(connection: Queries, migration: MigrationFile, execution_ms: int, aft
     """
     if after is None:
         after = latest_applied_at(connection)
-    stamp = utc_now()
-    if stamp <= after:
-        stamp = _a_millisecond_after(after, stamp)
+    stamp = applied_times.after(after, utc_now())
     connection.execute(
         f"INSERT INTO {_MAIN_TABLE} (version, name, checksum, applied_at, execution_ms, file, source)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -262,19 +261,10 @@ def record(connection: Queries, migration: MigrationFile, execution_ms: int, aft
 
 
 def latest_applied_at(connection: Queries) -> str:
-    """The latest applied_at in the history ('' when it has none): one read of its rows."""
-    sql = f"SELECT coalesce(max(applied_at), '') FROM {_MAIN_TABLE} WHERE typeof(applied_at) = 'text'"
-    return str(connection.execute(sql).fetchone()[0])
-
-
-def _a_millisecond_after(latest: str, now: str) -> str:
-    """``latest`` plus a millisecond, in utc_now's form (``now`` if ``latest`` is not in it: a row
-    edited by hand orders nothing)."""
-    try:
-        moment = datetime.strptime(latest, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-        return (moment + timedelta(milliseconds=1)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    except (ValueError, OverflowError):
-        return now
+    """The latest applied_at in the history that is a time ('' when none is), in the form
+    vcp-migrate writes: one read of its rows (a row written by hand may hold another form)."""
+    rows = connection.execute(f"SELECT applied_at FROM {_MAIN_TABLE} WHERE typeof(applied_at) = 'text'")
+    return applied_times.latest(row[0] for row in rows)
 
 
 def update(connection: Queries, migration: MigrationFile) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from . import applied_times
 from .errors import Parameter, PlanError, setting
 from .models import AppliedMigration, Directory, MigrationFile, State, StatusRow
 
@@ -146,16 +147,12 @@ def application_order(applied: Mapping[int, AppliedMigration]) -> list[int]:
     """The applied versions in the order they were applied, first applied first.
 
     That is the order of ``applied_at`` (UTC, to the millisecond, written with the history row and
-    never before the latest row's: ``history.record``), then of version, for rows an earlier
-    release wrote in the same millisecond (one run applies its migrations in version order). It
-    differs from version order only after ``migrate`` with ``allow_out_of_order``.
+    never before the latest row's: ``history.record``) read as times, then of version, for rows an
+    earlier release wrote in the same millisecond (one run applies its migrations in version
+    order); one edited by hand into no time keeps its place in version order (``applied_times``).
+    It differs from version order only after ``migrate`` with ``allow_out_of_order``.
     """
-    return sorted(applied, key=lambda version: (_text(applied[version].applied_at), version))
-
-
-def _text(value: object) -> str:
-    """An applied_at as text: one edited by hand into another type (a BLOB, a number) orders first."""
-    return value if isinstance(value, str) else ""
+    return applied_times.order(applied)
 
 
 def _require_applied_last(

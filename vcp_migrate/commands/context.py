@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager, closing, contextmanager, nullcont
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, ParamSpec
 
-from .. import discovery, history, sqlite, transactions
+from .. import applied_times, discovery, history, sqlite, transactions
 from ..database import Connection
 from ..errors import DatabaseError, Parameter, UsageError, setting
 from ..models import AppliedMigration, Directory
@@ -242,8 +242,7 @@ def read_history(settings: Settings, connection: Connection, *, changing: bool =
         exc.where = exc.where or where(settings)
         raise
     connection.history_layout = found.layout
-    stamps = (row.applied_at for row in found.applied.values() if isinstance(row.applied_at, str))  # not edited by hand
-    connection.latest_applied_at = max(stamps, default="")
+    connection.latest_applied_at = applied_times.latest(row.applied_at for row in found.applied.values())
     if wants_id:
         settings.observer.found(max(found.applied, default=0), found.database_id)
     if changing and found.triggers:
