@@ -630,3 +630,30 @@ def test_the_next_migration_is_applied_after_a_time_recorded_by_hand_in_another_
     }
     assert [r.version for r in project.manager().rollback()] == [3]
     assert reopened(project) == ({"t1", "t2"}, [1, 2], 2)
+
+
+def test_a_redo_of_a_migration_applied_out_of_order_stopped_after_its_down_says_to_allow_out_of_order(
+    project: Project,
+) -> None:
+    """1 and 3 applied, then 2: redo rolls 2 back and its up fails outside a transaction. 2 is
+    now pending below 3, so a plain 'vcp-migrate migrate', which the error named, refuses it and
+    says to renumber it; the error names --allow-out-of-order, and that applies it again."""
+    applied_1_3_then_2(project)
+    outside = "-- migrate:up transaction:false\nCREATE TABLE IF NOT EXISTS t2 (x);\n{more}"
+    outside += "-- migrate:down\nDROP TABLE t2;\n"
+    project.write("002_t2.sql", outside.format(more="SELECT * FROM nowhere;\n"))
+    assert project.cli("repair", "--yes").exit_code == 0
+    result = project.cli("redo")
+    assert result.exit_code == 1
+    said = " ".join(result.stderr.split())
+    assert said.endswith(
+        "redo had rolled it back and did not apply it again: once the cause is fixed, apply it with"
+        " 'vcp-migrate migrate --allow-out-of-order' (it is below applied version 3), not redo, which would roll"
+        " back the migration before it)"
+    ), said
+    assert reopened(project) == ({"t1", "t2", "t3"}, [1, 3], 3)  # its up's first statement stays: outside a transaction
+    project.write("002_t2.sql", outside.format(more=""))
+    assert project.cli("migrate").exit_code == 1  # out of order
+    assert project.cli("migrate", "--allow-out-of-order").exit_code == 0
+    assert reopened(project) == ({"t1", "t2", "t3"}, [1, 2, 3], 3)
+    assert [r.version for r in project.manager().rollback()] == [2]

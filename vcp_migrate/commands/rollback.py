@@ -39,7 +39,9 @@ def redo(settings: Settings) -> list[MigrationRun]:
     """Roll back the migration applied last and apply it again, in one transaction when both allow it."""
     directory = discovery.usable(scan(settings))
     with frame.writing(settings, create=False) as session:
-        (migration,) = plan_rollback(settings, session.connection, directory, 1, None, False, None, again=True)
+        applied = read_history(settings, session.connection, changing=True)
+        (migration,) = planned(settings, session.connection, directory, applied, 1, None, False, None, again=True)
+        apply_again = _apply_again(migration.file.version, applied)
         down, up = migration.step("down"), migration.step("up")
         if down.transactional and up.transactional:
             pair: list[tuple[LoadedMigration, Direction]] = [(migration, "down"), (migration, "up")]
@@ -50,23 +52,37 @@ def redo(settings: Settings) -> list[MigrationRun]:
             if not undone.runs:
                 return undone
             if undone.stopped is not None:  # Ctrl-C reached Python just after the down's COMMIT
-                return frame.Ran(undone.runs, _half_done(undone.stopped, migration), undone.partly)
+                return frame.Ran(undone.runs, _half_done(undone.stopped, migration, apply_again), undone.partly)
             again = frame.each(settings, session, [migration], "up")
-            stopped = again.stopped if again.runs or again.stopped is None else _half_done(again.stopped, migration)
+            stopped = (
+                again.stopped
+                if again.runs or again.stopped is None
+                else _half_done(again.stopped, migration, apply_again)
+            )
             return frame.Ran(undone.runs + again.runs, stopped, again.partly)
 
         return frame.changing(settings, session, one_then_other).result()
 
 
-def _half_done(stopped: BaseException, migration: LoadedMigration) -> BaseException:
-    """What stopped a redo between its down and its up, saying so: redo again would roll back the
-    migration applied before this one, and leave this one unapplied."""
+def _apply_again(version: int, applied: dict[int, AppliedMigration]) -> str:
+    """How to apply again a migration that redo rolled back and did not apply again: below another
+    applied version (it was applied out of order), migrate applies it only when allowed to."""
+    highest = max((each for each in applied if each != version), default=0)
+    if version < highest:
+        return f"'vcp-migrate migrate --allow-out-of-order' (it is below applied version {highest})"
+    return "'vcp-migrate migrate'"
+
+
+def _half_done(stopped: BaseException, migration: LoadedMigration, apply_again: str) -> BaseException:
+    """What stopped a redo between its down and its up, saying so (``apply_again``: how to apply
+    it): redo again would roll back the migration applied before this one, and leave this one
+    unapplied."""
     path = str(migration.file.path)
 
     def told(it: str) -> str:
         return (
             f"redo had rolled {it} back and did not apply it again: once the cause is fixed, apply it with"
-            " 'vcp-migrate migrate', not redo, which would roll back the migration before it"
+            f" {apply_again}, not redo, which would roll back the migration before it"
         )
 
     if isinstance(stopped, Interrupted):
@@ -100,12 +116,25 @@ def plan_rollback(
     to: int | None,
     from_history: bool,
     confirm: Confirm | None,
+) -> list[LoadedMigration]:
+    """The loaded migrations a rollback runs, the last applied first (shared with its dry run)."""
+    applied = read_history(settings, connection, changing=True)
+    return planned(settings, connection, directory, applied, steps, to, from_history, confirm)
+
+
+def planned(
+    settings: Settings,
+    connection: Connection,
+    directory: Directory,
+    applied: dict[int, AppliedMigration],
+    steps: int | None,
+    to: int | None,
+    from_history: bool,
+    confirm: Confirm | None,
     *,
     again: bool = False,
 ) -> list[LoadedMigration]:
-    """The loaded migrations a rollback runs, the last applied first (shared with its dry run and
-    redo: ``again``)."""
-    applied = read_history(settings, connection, changing=True)
+    """``plan_rollback`` from the history ``applied``, read under the run lock (for a redo: ``again``)."""
     if not from_history:  # the history's own sources need no directory: a release may have none of them
         planning.require_some_applied_files(directory, applied, where(settings))
     if not applied and to is None:
