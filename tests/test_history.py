@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from contextlib import closing
@@ -280,3 +281,30 @@ def test_a_history_table_made_again_by_hand_is_refused_by_name(
         assert result.stderr.count("\n") == 1
     assert project.digest() == before
     assert project.tables() == {"a", "b"} and not (project.root / "test.db.backups").exists()
+
+
+@pytest.mark.parametrize(
+    ("edited", "shown"),
+    [("x'00ff'", "x'00ff'"), ("'20261124'", "20261124")],
+)
+def test_an_applied_at_edited_by_hand_into_another_type_is_read_as_text_that_is_no_time(
+    project: Project, edited: str, shown: str
+) -> None:
+    """A BLOB in applied_at is read as text, as SQL writes it, and no time: status shows it and
+    --json holds it (it stopped both with an unexpected error), and the row keeps its place in
+    version order. A date in ISO 8601's basic form is no time either (Python reads it as one from
+    3.11 only: 3 was taken as applied first, and rollback undid 2)."""
+    for version in (1, 2, 3):
+        project.sql(f"00{version}_t{version}.sql", f"CREATE TABLE t{version}(x);", f"DROP TABLE t{version};")
+    project.manager().migrate()
+    with closing(sqlite3.connect(project.db)) as connection:
+        connection.execute(f"UPDATE vcp_migrations SET applied_at = {edited} WHERE version = 3")
+        connection.commit()
+    result = project.cli("status")
+    assert result.exit_code == 0, result.output
+    assert re.search(rf"^\s+3\s+applied\s+{re.escape(shown)}\s+t3$", result.stdout, re.MULTILINE), result.stdout
+    result = project.cli("status", "--json")
+    assert result.exit_code == 0, result.output
+    assert [row["applied_at"] for row in json.loads(result.stdout)][2] == shown
+    assert [r.version for r in project.manager().rollback()] == [3]
+    assert project.history() == [1, 2] and project.tables() == {"t1", "t2"}

@@ -9,10 +9,25 @@ by hand may hold another form of time, read as the time it is (SQLite's CURRENT_
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 
 from .models import AppliedMigration
+
+# ISO 8601's extended form of a date, which every version of Python reads (from 3.11 it reads the
+# basic form too: 20261124).
+_DATE = re.compile(r"\d{4}-\d\d-\d\d(?:[Tt ]|$)")
+
+
+def as_text(value: object) -> str:
+    """An applied_at as the history holds it, as text: one edited by hand into a BLOB or a number
+    as SQL writes it (x'00ff', 17.5), which is no time."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return f"x'{value.hex()}'"
+    return "" if value is None else str(value)
 
 
 def moment(value: object) -> datetime | None:
@@ -21,6 +36,8 @@ def moment(value: object) -> datetime | None:
     if not isinstance(value, str):
         return None
     text = value.strip()
+    if not _DATE.match(text):
+        return None
     if text[-1:] in ("Z", "z"):  # Python before 3.11 reads only an offset
         text = f"{text[:-1]}+00:00"
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from .applied_times import as_text
 from .errors import DatabaseError
 from .models import AppliedMigration
 
@@ -26,7 +27,8 @@ def by_version(rows: Iterable[Sequence[object]]) -> dict[int, AppliedMigration]:
             raise not_whole(version)
         if version in applied:
             raise twice(version)
-        applied[version] = AppliedMigration(version, *row[1:6])  # type: ignore[arg-type]
+        # An applied_at put there by hand as a BLOB or a number reads as text (no time).
+        applied[version] = AppliedMigration(version, row[1], row[2], as_text(row[3]), row[4], row[5])  # type: ignore[arg-type]
     return applied
 
 
