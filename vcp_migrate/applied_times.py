@@ -10,8 +10,10 @@ by hand may hold another form of time, read as the time it is (SQLite's CURRENT_
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
+from itertools import accumulate
 
 from .models import AppliedMigration
 
@@ -89,8 +91,15 @@ def order(applied: Mapping[int, AppliedMigration]) -> list[int]:
     applies them: among rows in version order, it keeps its place.
     """
     times = {version: when for version, row in applied.items() if (when := _as_written(row.applied_at)) is not None}
-    ordered = sorted(times, key=lambda version: (times[version], version))
+    timed = sorted(times, key=lambda version: (times[version], version))
+    # The lowest version from each place on: one with no time goes before the first place from
+    # which every version is above it (a whole history of such rows is ordered in O(n log n)).
+    lowest_from = list(accumulate(reversed(timed), min))[::-1]
+    before: dict[int, list[int]] = {}
     for version in sorted(applied.keys() - times.keys()):
-        below = [at for at, each in enumerate(ordered) if each < version]
-        ordered.insert(below[-1] + 1 if below else 0, version)
-    return ordered
+        before.setdefault(bisect_left(lowest_from, version), []).append(version)
+    ordered: list[int] = []
+    for place, version in enumerate(timed):
+        ordered += before.get(place, ())
+        ordered.append(version)
+    return ordered + before.get(len(timed), [])
