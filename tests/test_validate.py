@@ -18,6 +18,7 @@ import pytest
 from .conftest import (
     TRADES,
     Project,
+    applied_1_3_then_2,
     blobs,
     console_script,
     five_thousand_rows,
@@ -871,6 +872,29 @@ def test_a_migration_pending_below_the_applied_ones_is_not_replayed_into_the_sch
     assert project.digest() == before
     assert project.tables() == {"t1", "t3"} and project.history() == [1, 3]
     assert "t2" not in (project.dir / "schema.sql").read_text()
+
+
+def test_a_schema_file_written_by_a_rollback_after_validate_read_the_history_still_agrees(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1, 3 then 2 applied; validate reads the history, then a rollback undoes 2 (the last applied)
+    and writes the schema file (t1 and t3, at version 3), then validate reads it. What the history
+    read had applied up to version 3 (t1, t3, t2) is not what the file holds, and the file was said
+    to disagree; the history read again after the file says why, and the file agrees with it."""
+    from vcp_migrate import schema
+
+    applied_1_3_then_2(project)
+    read_dump = schema.read_dump
+    rolled_back: list[int] = []
+
+    def after_a_rollback(path: Path) -> tuple[int, str] | None:
+        if not rolled_back:
+            rolled_back.extend(r.version for r in project.manager(backup=False).rollback())
+        return read_dump(path)
+
+    monkeypatch.setattr(schema, "read_dump", after_a_rollback)
+    assert project.manager().validate() == []
+    assert rolled_back == [2] and project.history() == [1, 3] and project.tables() == {"t1", "t3"}
 
 
 def test_after_an_out_of_order_migrate_drift_and_round_trips_follow_the_order_of_application(

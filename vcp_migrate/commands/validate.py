@@ -19,6 +19,7 @@ from ..errors import MigrationFileError
 from ..loading import LoadedMigration
 from ..models import AppliedMigration, Directory, Problem
 from .context import Settings, copy_for_checks, exists, open_existing, read_history, scan, where
+from .context import applied as applied_history
 from .repair import source_diff
 
 
@@ -166,6 +167,26 @@ def _schema_file(
     stop = _first([v for v in unusable if v <= dumped[0]], unusable) if dumped else None
     if dumped and stop is not None:
         return [_not_checked("the schema file", stop, f"the check replays every migration up to {dumped[0]}")]
+    found = _against_history(settings, loaded, applied, edited)
+    if not any(problem.diff is not None for problem in found):
+        return found
+    # A run between the read of the history and the read of the file wrote the file from a history
+    # this validate did not read (a rollback of a migration applied out of order, whose version is
+    # still the highest, leaves a file the history read cannot tell): it agrees with the history
+    # read again. A file that disagrees with both is reported against the one the checks read.
+    again = applied_history(settings)
+    if again is None or again == applied:
+        return found
+    return found if _against_history(settings, loaded, again, edited) else []
+
+
+def _against_history(
+    settings: Settings,
+    loaded: dict[int, LoadedMigration],
+    applied: dict[int, AppliedMigration],
+    edited: list[int],
+) -> list[Problem]:
+    """The schema file against what the database with history ``applied`` holds up to its version."""
     missing = sorted(v for v in applied if v not in loaded)
     # Written from a database, the file holds what its history applied, in that order (it differs
     # from version order only after an out-of-order migrate), then, in version order, the pending
