@@ -14,6 +14,7 @@ from vcp_migrate import DatabaseError, MigrationFailed, MigrationFileError, Plan
 from .conftest import (
     Project,
     applied_1_3_then_2,
+    console_script,
     interrupt_after_commit,
     three,
     trigger_on_the_history,
@@ -657,3 +658,19 @@ def test_a_redo_of_a_migration_applied_out_of_order_stopped_after_its_down_says_
     assert project.cli("migrate", "--allow-out-of-order").exit_code == 0
     assert reopened(project) == ({"t1", "t2", "t3"}, [1, 2, 3], 3)
     assert [r.version for r in project.manager().rollback()] == [2]
+
+
+@pytest.mark.parametrize("command", [["rollback"], ["redo"], ["baseline", "1"], ["repair"], ["migrate"]])
+def test_a_file_that_is_not_a_database_is_named_as_given(project: Project, command: list[str]) -> None:
+    """Every command names the database as the user wrote it: those that read the history at once
+    (rollback, redo, baseline, repair) named the absolute path the run lock had resolved."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.db.write_text("these are my trading notes, not a database\n" * 50)
+    before = project.digest()
+    result = subprocess.run(
+        [str(console_script()), *command, "--db", project.db.name, "--dir", project.dir.name],
+        cwd=project.root, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == f"Error: {project.db.name}: is not a SQLite database (check --db; nothing was changed)\n"
+    assert project.digest() == before and not list(project.root.glob(".vcp-lock-*"))

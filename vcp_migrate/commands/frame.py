@@ -75,7 +75,12 @@ def writing(settings: Settings, *, create: bool, history_first: bool = False) ->
             )
         _IN_RUN[lock.held.key] = threading.get_ident()
         try:
-            session = Session(lock.resolved, settings.lock_timeout, read_first=not history_first)
+            try:  # opened by the path the lock resolved, named as given (as every other command names it)
+                session = Session(lock.resolved, settings.lock_timeout, read_first=not history_first)
+            except DatabaseError as exc:
+                exc.where = str(settings.db_path)
+                raise
+            session.where = str(settings.db_path)
             session.existed = lock.held.size > 0
             session.before_commit = lock.verify
             if settings.observer.wants_statements:
