@@ -241,6 +241,25 @@ def test_a_replica_that_does_not_catch_up_fails_the_deploy(project: Project, clu
     assert history(url) == [1, 2]  # committed: the deploy is told not to trust the replica yet
 
 
+def test_ctrl_c_while_waiting_for_a_replica_says_the_change_is_committed(project: Project, cluster: Cluster) -> None:
+    """It said the migration in progress was rolled back whole, of migrations committed on the primary."""
+    url, replica = cluster.primary.url, cluster.replicas[0]
+    two(project)
+    with replica.paused():
+        runner = process(project, url, "migrate", "--no-backup", "--wait-for-replica", replica.url)
+        wait_until(lambda: history(url) == [1, 2], timeout=30)
+        time.sleep(0.5)  # it waits for the replica now
+        runner.send_signal(signal.SIGINT)
+        out, err = runner.communicate(timeout=30)
+    assert runner.returncode == 130 and "Traceback" not in err, out + err
+    assert err.count("Error: ") == 1 and "rolled back" not in err, err
+    said = "interrupted while waiting for the replicas: the primary is at version 2 (committed)"
+    assert f"Error: {said}; 'vcp-migrate status --db REPLICA' tells whether a replica has it ({replica.url} had" in err
+    assert history(url) == [1, 2] and tables(url) == {"trades", "fills"}
+    again = cli(project, url, "migrate", "--no-backup", "--wait-for-replica", replica.url)
+    assert again.exit_code == 0 and "Nothing to apply" in again.output, again.output
+
+
 # -- the lease ------------------------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .. import backups, history, sqlite, transactions
-from ..errors import DatabaseError, setting
+from ..errors import DatabaseError, Interrupted, setting
 from ..session import Session
 from . import Server, remote, snapshot
 from .lease import Lease
@@ -120,15 +120,23 @@ def wait_for_replicas(settings: Settings, version: int) -> None:
     deadline = time.monotonic() + server.replica_timeout
     behind = list(server.replicas)
     seen: dict[str, str] = {}
-    while behind:
-        for replica in list(behind):
-            wait = max(0.5, min(10.0, deadline - time.monotonic()))  # a replica that does not answer
-            found = _replica_version(Server(replica, server.auth_token), seen, wait)
-            if found == version:
-                behind.remove(replica)
-        if not behind or time.monotonic() >= deadline:
-            break
-        time.sleep(_REPLICA_POLL_SECONDS)
+    try:
+        while behind:
+            for replica in list(behind):
+                wait = max(0.5, min(10.0, deadline - time.monotonic()))  # a replica that does not answer
+                found = _replica_version(Server(replica, server.auth_token), seen, wait)
+                if found == version:
+                    behind.remove(replica)
+            if not behind or time.monotonic() >= deadline:
+                break
+            time.sleep(_REPLICA_POLL_SECONDS)
+    except KeyboardInterrupt as exc:  # the change is committed: not "rolled back", as Ctrl-C in a migration
+        if isinstance(exc, Interrupted):
+            raise
+        raise Interrupted(
+            f"interrupted while waiting for the replicas: the primary is at version {version} (committed);"
+            f" 'vcp-migrate status --db REPLICA' tells whether a replica has it ({', '.join(behind)} had not yet)"
+        ) from None
     if behind:
         states = "; ".join(f"{replica}: {seen.get(replica, 'not read')}" for replica in behind)
         raise DatabaseError(
