@@ -726,6 +726,34 @@ def test_a_backup_of_the_server_keeps_what_select_star_would_lose(project: Proje
     assert "drift" in checked.output and "fails" not in checked.output and "Traceback" not in checked.output
 
 
+def test_a_backup_and_validate_keep_infinities_which_the_protocol_sends_without_a_value(
+    project: Project, cluster: Cluster
+) -> None:
+    """The server sends a REAL of +/-infinity as a float without a value: the backup held NULL in
+    its place, and in a NOT NULL column the backup and validate failed ("free space, fix permissions")."""
+    import sqlite3
+
+    url = cluster.primary.url
+    project.sql(
+        "001_prices.sql",
+        "CREATE TABLE prices (id INTEGER PRIMARY KEY, bid REAL NOT NULL, ask REAL, note);"
+        " INSERT INTO prices (bid, ask, note) VALUES (9e999, -9e999, 'Inf'), (1.5, NULL, NULL), (-9e999, 2.5, 9e999);",
+        "DROP TABLE prices;",
+    )
+    assert cli(project, url, "migrate").exit_code == 0
+    project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
+    result = cli(project, url, "migrate")
+    assert result.exit_code == 0, result.output
+    assert history(url) == [1, 2]
+    (backup,) = (project.root / f"127.0.0.1_{cluster.primary.port}.db.backups").iterdir()
+    with closing(sqlite3.connect(backup)) as copy:
+        rows = copy.execute("SELECT id, bid, ask, note, typeof(note) FROM prices ORDER BY id").fetchall()
+    inf = float("inf")
+    assert rows == [(1, inf, -inf, "Inf", "text"), (2, 1.5, None, None, "null"), (3, -inf, 2.5, inf, "real")]
+    checked = cli(project, url, "validate")
+    assert checked.exit_code == 0 and "Traceback" not in checked.output, checked.output
+
+
 def test_status_on_a_replica_works_while_the_primary_is_down(project: Project, cluster: Cluster) -> None:
     two(project)
     replica = cluster.replicas[0].url

@@ -9,6 +9,7 @@ computed again, the tables a virtual table (FTS5) keeps its data in are copied a
 
 from __future__ import annotations
 
+import math
 import sqlite3
 
 from .. import history
@@ -55,10 +56,17 @@ def _copy_rows(connection: Queries, target: sqlite3.Connection, table: str) -> N
     # Stored columns only: generated ones (hidden 2 and 3) are computed again by the copy.
     columns = [str(row[1]) for row in connection.execute(f"PRAGMA table_xinfo({name})").fetchall() if row[6] == 0]
     names = ", ".join(map(quoted, columns))
+    signed = _infinite_columns(connection, name, columns)
+    # The protocol's JSON has no infinity: the server sends a REAL of +/-infinity as a float
+    # without a value, read as NULL. Columns that hold one are read with their sign beside them.
+    signs = "".join(f", CASE WHEN {_infinite(column)} THEN {quoted(column)} > 0 END" for column in signed)
+    at = [columns.index(column) for column in signed]
     insert = f"INSERT OR REPLACE INTO {name} ({names}) VALUES ({', '.join('?' * len(columns))})"
     offset, page = 0, _FIRST_PAGE
     while True:
-        rows = connection.execute(f"SELECT {names} FROM {name} LIMIT {page} OFFSET {offset}").fetchall()
+        rows = connection.execute(f"SELECT {names}{signs} FROM {name} LIMIT {page} OFFSET {offset}").fetchall()
+        if at:
+            rows = [_with_infinities(row, at) for row in rows]
         if rows:
             target.executemany(insert, rows)
         offset += len(rows)
@@ -68,3 +76,25 @@ def _copy_rows(connection: Queries, target: sqlite3.Connection, table: str) -> N
         # pages of small rows should not cost a request each.
         size = sum(len(value) if isinstance(value, (str, bytes)) else 8 for row in rows for value in row)
         page = max(1, min(_MAX_PAGE, _PAGE_BYTES * len(rows) // max(size, 1)))
+
+
+def _infinite(column: str) -> str:
+    """SQL: whether ``column``'s value is a REAL of +/-infinity."""
+    return f"(typeof({quoted(column)}) = 'real' AND abs({quoted(column)}) = 9e999)"
+
+
+def _infinite_columns(connection: Queries, name: str, columns: list[str]) -> list[str]:
+    """The columns of table ``name`` (quoted) where some row holds an infinity, in one scan."""
+    if not columns:
+        return []
+    held = connection.execute(f"SELECT {', '.join(f'max({_infinite(column)})' for column in columns)} FROM {name}")
+    return [column for column, infinite in zip(columns, held.fetchone(), strict=True) if infinite]
+
+
+def _with_infinities(row: tuple[object, ...], at: list[int]) -> tuple[object, ...]:
+    """``row`` without its trailing signs, and with an infinity where a sign says one was."""
+    values = list(row[: len(row) - len(at)])
+    for index, sign in zip(at, row[len(row) - len(at) :], strict=True):
+        if sign is not None:
+            values[index] = math.inf if sign else -math.inf
+    return tuple(values)
