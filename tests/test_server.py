@@ -442,6 +442,31 @@ def test_a_server_that_stops_answering_mid_migration_ends_the_run_within_about_o
     assert history(url) == [1] and tables(url) == {"slow"}
 
 
+def test_ctrl_c_in_a_migrations_python_code_after_the_server_stopped_answering_ends_within_seconds(
+    project: Project, lone_server: Node
+) -> None:
+    """Ctrl-C landed in the migration's own code (not in a request): the ROLLBACK after it waited a
+    whole request timeout (20 s here) for a server that no longer answered."""
+    url = lone_server.url
+    started = slow_migration(project, 5)
+    runner = process(project, url, "migrate", "--no-backup", "--lock-timeout", "20", "--lease", "5")
+    wait_until(started.exists, timeout=30)
+    with lone_server.paused():
+        time.sleep(1)  # the migration sleeps: no request waits for an answer yet
+        interrupted_at = time.monotonic()
+        runner.send_signal(signal.SIGINT)
+        _, err = runner.communicate(timeout=120)
+        ended = time.monotonic()
+    assert runner.returncode == 130 and "Traceback" not in err, err
+    assert ended - interrupted_at < 8, err
+    assert "Error: interrupted while running" in err and err.count("Error: ") == 1, err
+    assert "lease could not be released (the server did not answer); it expires by itself within 5 s" in err
+    assert history(url) == [] and "slow" not in tables(url)
+    project.write("001_slow.py", "def up(connection):\n    connection.execute('CREATE TABLE slow (x)')\n")
+    assert cli(project, url, "migrate", "--no-backup", "--lock-timeout", "60").exit_code == 0
+    assert history(url) == [1] and tables(url) == {"slow"}
+
+
 def test_a_migration_that_loses_the_write_lock_applies_nothing(project: Project, cluster: Cluster) -> None:
     """sqld takes the write lock from a transaction older than 5 s when another writer waits."""
     url = cluster.primary.url

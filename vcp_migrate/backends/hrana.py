@@ -135,15 +135,16 @@ class Stream:
         """True once ``close()`` was called, the server ended the stream, or a request failed in transport."""
         return self._closed or self._lost is not None
 
-    def execute(self, sql: str, args: Sequence[Value] = ()) -> Result:
-        """Run one statement with positional ``?`` arguments on this stream.
+    def execute(self, sql: str, args: Sequence[Value] = (), *, timeout: float | None = None) -> Result:
+        """Run one statement with positional ``?`` arguments on this stream; ``timeout``: a
+        shorter wait for this request than the stream's own.
 
         Raises ConstraintError or ServerError when the server refuses it (the stream stays
         usable), ServerUnreachable when the server cannot be reached or does not answer in
         time, sqlite3.ProgrammingError when the stream was closed or an argument cannot be sent.
         """
         statement = {"sql": sql, "args": [encode(value, index) for index, value in enumerate(args, 1)]}
-        (result,) = self._pipeline([{"type": "execute", "stmt": statement}])
+        (result,) = self._pipeline([{"type": "execute", "stmt": statement}], timeout=timeout)
         if result.get("type") == "error":
             raise statement_error(result.get("error"))
         return read_result(self.url, result)
@@ -162,13 +163,16 @@ class Stream:
 
     # -- the wire ----------------------------------------------------------------------------
 
-    def _pipeline(self, requests: list[dict[str, Any]], closing: bool = False) -> list[dict[str, Any]]:
+    def _pipeline(
+        self, requests: list[dict[str, Any]], closing: bool = False, timeout: float | None = None
+    ) -> list[dict[str, Any]]:
         if self._lost is not None:
             raise ServerError(f"{self.url}: {self._lost}{self._advice}", "STREAM_LOST", self._lost)
         if self._closed and not closing:
             raise sqlite3.ProgrammingError(f"{self.url}: the stream is closed")
         body = json.dumps({"baton": self._baton, "requests": requests}).encode()
-        answer = self._post(body, min(self.timeout, _CLOSE_TIMEOUT) if closing else self.timeout)
+        wait = _CLOSE_TIMEOUT if closing else self.timeout if timeout is None else timeout
+        answer = self._post(body, min(self.timeout, wait))
         baton = answer.get("baton")
         results = answer.get("results")
         if not isinstance(results, list) or len(results) != len(requests) or not isinstance(baton, (str, type(None))):
@@ -222,7 +226,7 @@ class Stream:
             raise self._refused(exc) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-            raise self._unreachable(reason, sent or not isinstance(exc, urllib.error.URLError)) from exc
+            raise self._unreachable(reason, sent or not isinstance(exc, urllib.error.URLError), timeout) from exc
         try:
             answer = json.loads(text)
         except ValueError:
@@ -232,10 +236,10 @@ class Stream:
             raise ServerError(f"{self.url}: {self._lost} (is this a libSQL server?)", None, self._lost)
         return answer
 
-    def _unreachable(self, reason: object, sent: bool) -> ServerUnreachable:
+    def _unreachable(self, reason: object, sent: bool, timeout: float) -> ServerUnreachable:
         self._lost = "an earlier request on this stream got no answer, so its state is unknown"
         if isinstance(reason, TimeoutError):
-            what = f"the server did not answer within {self.timeout:g} s"
+            what = f"the server did not answer within {timeout:g} s"
             advice = "check that it is running and not overloaded, or allow a longer timeout"
         else:
             what = f"the server could not be reached ({_describe(reason)})"

@@ -22,6 +22,7 @@ Nothing here is imported unless a URL is used.
 from __future__ import annotations
 
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ from . import hrana
 if TYPE_CHECKING:
     from ..watching import Known, Watch
 
+_HURRIED_SECONDS = 2.0  # a ROLLBACK after Ctrl-C
 BEGINS = frozenset({"begin"})
 ENDS = frozenset({"commit", "end", "rollback"})
 
@@ -155,8 +157,12 @@ class RemoteConnection:
     def _run(self, sql: str, parameters: Sequence[Any], words: list[str]) -> RemoteCursor:
         if isinstance(parameters, dict):
             raise sqlite3.ProgrammingError("named parameters are not supported on a libSQL server: use ?")
+        # Our ROLLBACK after Ctrl-C (it is handled meanwhile) waits a few seconds at most: the
+        # interrupt may have landed in the migration's own code after the server stopped answering,
+        # and closing or abandoning the stream rolls its transaction back anyway.
+        hurried = _ends_or_begins(words) and words[0] == "rollback" and isinstance(sys.exc_info()[1], KeyboardInterrupt)
         try:
-            result = self._stream.execute(sql, tuple(parameters))
+            result = self._stream.execute(sql, tuple(parameters), timeout=_HURRIED_SECONDS if hurried else None)
         except hrana.ServerUnreachable as exc:
             self._in_transaction = False  # the stream is gone, and its transaction with it
             raise ServerProblem(str(exc).removeprefix(f"{self.url}: ")) from exc
