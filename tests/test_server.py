@@ -355,6 +355,24 @@ def test_runners_at_once_leave_the_history_or_nothing(project: Project, cluster:
     assert query(url, "SELECT count(*) FROM vcp_migrations_lease") == [(0,)]
 
 
+def test_the_lease_is_renewed_while_the_backup_is_read(project: Project, cluster: Cluster) -> None:
+    """Renewing skipped every transaction, the backup's read one too: a backup longer than the
+    lease let a waiting run take it over, and the run that had it failed at its first COMMIT."""
+    url = cluster.primary.url
+    with hrana.Stream(url, timeout=60) as stream:  # about 3 s to back up, three leases
+        stream.execute("CREATE TABLE many (a INTEGER, b TEXT)")
+        stream.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 600000)"
+            " INSERT INTO many SELECT i, 'row ' || i FROM n"
+        )
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    waits = ("--lease", "1", "--lock-timeout", "120")
+    outcomes = finished([process(project, url, "migrate", "--allow-existing", *waits) for _ in range(2)])
+    assert all(code == 0 and "Traceback" not in err for code, err in outcomes), outcomes
+    assert history(url) == [1] and query(url, "SELECT count(*) FROM many") == [(600000,)]
+    assert query(url, "SELECT count(*) FROM vcp_migrations_lease") == [(0,)]
+
+
 # -- faults of the server -------------------------------------------------------------------------
 
 

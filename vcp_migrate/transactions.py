@@ -18,6 +18,7 @@ from .database import Connection
 BEGIN = "BEGIN IMMEDIATE /* vcp-migrate */"
 COMMIT = "COMMIT /* vcp-migrate */"
 ROLLBACK = "ROLLBACK /* vcp-migrate */"
+READ = "BEGIN DEFERRED /* vcp-migrate */"  # a read snapshot's: it never writes
 
 
 @contextmanager
@@ -44,7 +45,7 @@ def transaction(connection: Connection, *, commit: bool = True) -> Iterator[None
 @contextmanager
 def read_transaction(connection: Connection) -> Iterator[None]:
     """BEGIN ... ROLLBACK: every read inside sees one snapshot, however other connections write."""
-    connection.execute("BEGIN DEFERRED /* vcp-migrate */")
+    connection.execute(READ)
     try:
         yield
     finally:

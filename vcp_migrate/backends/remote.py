@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .. import history, sqltext
+from .. import history, sqltext, transactions
 from . import hrana
 
 if TYPE_CHECKING:
@@ -121,6 +121,7 @@ class RemoteConnection:
         self.url = hrana.http_url(url)
         self._stream = hrana.Stream(url, auth_token, timeout)
         self._in_transaction = False
+        self._reading = False  # the transaction open is one of our read snapshots
         self.total_changes = 0
 
     def __repr__(self) -> str:
@@ -129,6 +130,12 @@ class RemoteConnection:
     @property
     def in_transaction(self) -> bool:
         return self._in_transaction
+
+    @property
+    def writing(self) -> bool:
+        """Whether a transaction that may write is open (not a read snapshot of ours): the server
+        takes its write lock from it after 5 s for another writer, the lease's renewal too."""
+        return self._in_transaction and not self._reading
 
     # -- statements ------------------------------------------------------------------------
 
@@ -177,7 +184,7 @@ class RemoteConnection:
             if "no transaction is active" in str(exc):  # it ended earlier (INSERT OR ROLLBACK, RAISE(ROLLBACK))
                 self._in_transaction = False
             raise
-        self._track(words)
+        self._track(sql, words)
         self.total_changes += result.affected_row_count if not result.columns else 0
         return RemoteCursor(self, result)
 
@@ -205,9 +212,10 @@ class RemoteConnection:
     def cursor(self) -> RemoteCursor:
         return RemoteCursor(self)
 
-    def _track(self, words: list[str]) -> None:
+    def _track(self, sql: str, words: list[str]) -> None:
         if words[:1] and words[0] in BEGINS:
             self._in_transaction = True
+            self._reading = sql == transactions.READ
         elif _ends_or_begins(words) and words[0] in ENDS:
             self._in_transaction = False
 

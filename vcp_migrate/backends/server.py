@@ -74,7 +74,7 @@ def writing(settings: Settings) -> Iterator[Session]:
                 settings.db_path, settings.lock_timeout, opener=lambda: connect(server, settings.lock_timeout)
             )
             session.where = url
-            lease.busy = lambda: session.connection.in_transaction
+            lease.busy = lambda: _writing(session)  # renewing while a read snapshot (a backup) is open is safe
             session.before_commit = lambda: lease.verify(session.connection)
             if settings.observer.wants_statements:
                 session.on_statement = settings.observer.statement
@@ -90,6 +90,12 @@ def writing(settings: Settings) -> Iterator[Session]:
                 session.close()
     if server.replicas:  # also when this run had nothing to do: another run may have just done it
         wait_for_replicas(settings, version)
+
+
+def _writing(session: Session) -> bool:
+    """Whether the run's connection has a transaction open that may write."""
+    connection = session.connection
+    return connection.writing if isinstance(connection, remote.RemoteConnection) else connection.in_transaction
 
 
 def take_backup(settings: Settings, session: Session) -> Backup:
