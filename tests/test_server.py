@@ -614,12 +614,21 @@ def test_an_unreachable_server_is_one_line_and_nothing_is_written(project: Proje
         ("http://", "the URL names no host"),
         ("http://127.0.0.1:99999", "the port is not a number from 0 to 65535"),
         ("https://user:secret@example.com", "must not carry a user, password"),
+        # These three were "unexpected UnicodeError ... report it", exit 1, when a request was made.
+        ("http://127.0.0.1:8080/bases/\u00e9", "http://127.0.0.1:8080: the URL's path must be ASCII"),
+        ("http://a..example.com", "http://a..example.com: the host name is not valid"),
+        (f"http://{'a' * 64}.example.com", "the host name is not valid"),
+        ("http://[::1", "not a valid URL (Invalid IPv6 URL)"),
+        ("http://127.0.0.1:8080/a b", "the URL's path must be ASCII, without spaces or control characters"),
     ],
 )
 def test_a_bad_url_is_a_usage_error(project: Project, url: str, why: str) -> None:
     two(project)
-    result = cli(project, url, "migrate")
-    assert result.exit_code == 2 and why in result.output and "secret" not in result.output
+    for command in ("migrate", "status"):
+        result = cli(project, url, command)
+        assert result.exit_code == 2 and why in result.output and "secret" not in result.output, result.output
+        assert result.output.count("\n") == 1 and "unexpected" not in result.output
+    assert sorted(p.name for p in project.root.iterdir()) == ["migrations"]
 
 
 def test_the_auth_token_is_never_printed(project: Project, cluster: Cluster) -> None:

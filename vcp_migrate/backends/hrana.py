@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import ipaddress
 import json
 import math
 import sqlite3
@@ -63,7 +64,10 @@ def http_url(url: str) -> str:
     host, a bad port, or a URL that carries a user, password, query or fragment (the auth token
     is passed on its own, so it never ends up in a URL that gets printed).
     """
-    parts = urllib.parse.urlsplit(url.strip())
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+    except ValueError as exc:  # an unclosed [ of an IPv6 address
+        raise ValueError(f"not a valid URL ({exc}): use libsql://HOST, https://HOST or http://HOST:PORT") from None
     scheme = parts.scheme.lower()
     if scheme not in ("libsql", "http", "https"):
         raise ValueError("not a libSQL URL: use libsql://HOST, https://HOST or http://HOST:PORT")
@@ -80,7 +84,32 @@ def http_url(url: str) -> str:
             f"{scheme}://{netloc}: the URL must not carry a user, password, query or fragment"
             " (pass the auth token on its own)"
         )
+    if not _sendable(parts.hostname, host=True):
+        said = "the host name is not valid (each part between dots is 1 to 63 characters)"
+        raise ValueError(f"{scheme}://{netloc}: {said}")
+    if not _sendable(parts.path, host=False):
+        said = "the URL's path must be ASCII, without spaces or control characters (percent-encode it)"
+        raise ValueError(f"{scheme}://{netloc}: {said}")
     return f"{'https' if scheme == 'libsql' else scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def _sendable(text: str, *, host: bool) -> bool:
+    """Whether a request can name ``text`` as a host (an address, or a name in IDNA) or a path
+    (ASCII: the request line is), rather than fail as an unexpected error when it is sent."""
+    if any(character.isspace() or not character.isprintable() for character in text):
+        return False
+    if not host:
+        return text.isascii()
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        pass
+    try:
+        text.encode("idna")
+    except UnicodeError:
+        return False
+    return True
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
