@@ -260,6 +260,26 @@ def test_ctrl_c_while_waiting_for_a_replica_says_the_change_is_committed(project
     assert again.exit_code == 0 and "Nothing to apply" in again.output, again.output
 
 
+def test_a_replica_that_reached_a_later_change_of_another_run_is_not_behind(project: Project, cluster: Cluster) -> None:
+    """Another run applied version 2 while this one waited for its version 1: the replica, at 2,
+    never read "1", and the deploy failed saying a replica at version 2 had not reached version 1."""
+    url, replica = cluster.primary.url, cluster.replicas[0]
+    two(project)
+    with replica.paused():
+        waiting = process(
+            project, url, "migrate", "--to", "1", "--no-backup", "--wait-for-replica", replica.url,
+            "--replica-timeout", "30",
+        )  # fmt: skip
+        wait_until(lambda: history(url) == [1], timeout=30)
+        assert cli(project, url, "migrate", "--no-backup", "--lock-timeout", "30").exit_code == 0
+        assert history(url) == [1, 2]
+    started = time.monotonic()
+    out, err = waiting.communicate(timeout=60)
+    assert waiting.returncode == 0 and err == "", out + err
+    assert time.monotonic() - started < 15
+    assert history(replica.url) == [1, 2]
+
+
 # -- the lease ------------------------------------------------------------------------------------
 
 

@@ -82,6 +82,7 @@ def writing(settings: Settings) -> Iterator[Session]:
                 # An empty database (nothing but the lease) has nothing to back up, as an empty file.
                 with sqlite.translated(url):
                     session.existed = history.has_objects(session.connection)
+                    before = history.highest(session.connection) if server.replicas else 0
                 yield session
                 if server.replicas:  # so a deploy never starts new code against a stale replica
                     with sqlite.translated(url):
@@ -89,7 +90,7 @@ def writing(settings: Settings) -> Iterator[Session]:
             finally:
                 session.close()
     if server.replicas:  # also when this run had nothing to do: another run may have just done it
-        wait_for_replicas(settings, version)
+        wait_for_replicas(settings, version, rose=version >= before)
 
 
 def _writing(session: Session) -> bool:
@@ -118,9 +119,10 @@ def take_backup(settings: Settings, session: Session) -> Backup:
             raise
 
 
-def wait_for_replicas(settings: Settings, version: int) -> None:
-    """Wait until every replica reports ``version`` as its highest applied version, at most the
-    replica timeout in all; raise DatabaseError naming the replicas still behind."""
+def wait_for_replicas(settings: Settings, version: int, *, rose: bool = False) -> None:
+    """Wait until every replica reports ``version`` as its highest applied version (or a higher
+    one when the run ``rose`` to it: a later run's, which includes it), at most the replica
+    timeout in all; raise DatabaseError naming the replicas still behind."""
     server = settings.server
     assert server is not None
     deadline = time.monotonic() + server.replica_timeout
@@ -131,7 +133,7 @@ def wait_for_replicas(settings: Settings, version: int) -> None:
             for replica in list(behind):
                 wait = max(0.5, min(10.0, deadline - time.monotonic()))  # a replica that does not answer
                 found = _replica_version(Server(replica, server.auth_token), seen, wait)
-                if found == version:
+                if found is not None and (found == version or (rose and found > version)):
                     behind.remove(replica)
             if not behind or time.monotonic() >= deadline:
                 break
