@@ -113,6 +113,27 @@ def test_a_migration_cannot_end_the_transaction(target: Target, ending: str) -> 
     assert target.history() == [] and target.tables() == set()
 
 
+@pytest.mark.parametrize("where", ["argument", "statement"])
+def test_text_that_is_not_utf8_fails_the_migration_as_on_a_file(target: Target, where: str) -> None:
+    """A lone surrogate reached the server escaped in JSON, which it refused with HTTP 400, "check
+    that the URL is a libSQL server": blamed on the server, the migration unnamed."""
+    target.project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    line = 'connection.execute("INSERT INTO a VALUES (?)", ("x \\ud800",))'
+    if where == "statement":
+        line = "connection.execute(\"INSERT INTO a VALUES ('x \\ud800')\")"
+    target.project.write("002_b.py", f"def up(connection):\n    connection.execute('DELETE FROM a')\n    {line}\n")
+    result = target.cli("migrate", "--no-backup")
+    said = "002_b.py: up() failed at line 3: UnicodeEncodeError: 'utf-8' codec can't encode character '\\ud800'"
+    assert result.exit_code == 1 and said in result.output, result.output
+    assert "surrogates not allowed (it was rolled back; the 1 migration(s) before it in this run stay applied)" in (
+        result.output
+    )
+    assert "Warning" not in result.output
+    assert target.history() == [1] and target.query("SELECT count(*) FROM a") == [(0,)]
+    target.project.write("002_b.py", "def up(connection):\n    connection.execute('DELETE FROM a')\n")
+    assert target.cli("migrate", "--no-backup").exit_code == 0 and target.history() == [1, 2]
+
+
 def test_a_foreign_key_rebuild_and_a_broken_reference(target: Target) -> None:
     project = target.project
     project.sql(

@@ -170,8 +170,10 @@ class Stream:
 
         Raises ConstraintError or ServerError when the server refuses it (the stream stays
         usable), ServerUnreachable when the server cannot be reached or does not answer in
-        time, sqlite3.ProgrammingError when the stream was closed or an argument cannot be sent.
+        time, sqlite3.ProgrammingError when the stream was closed or an argument cannot be sent,
+        UnicodeEncodeError (as sqlite3) when the statement or a text argument is not UTF-8.
         """
+        sql.encode()  # not UTF-8 (a lone surrogate): UnicodeEncodeError, as sqlite3 raises, not the server's HTTP 400
         statement = {"sql": sql, "args": [encode(value, index) for index, value in enumerate(args, 1)]}
         (result,) = self._pipeline([{"type": "execute", "stmt": statement}], timeout=timeout)
         if result.get("type") == "error":

@@ -75,6 +75,7 @@ def encode(value: object, index: int) -> dict[str, Any]:
             )
         return {"type": "float", "value": value}
     if isinstance(value, str):
+        value.encode()  # a lone surrogate: UnicodeEncodeError, as sqlite3 raises (JSON would carry it escaped)
         return {"type": "text", "value": value}
     if isinstance(value, (bytes, bytearray, memoryview)):
         return {"type": "blob", "base64": base64.b64encode(bytes(value)).decode("ascii")}
