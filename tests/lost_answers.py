@@ -14,9 +14,13 @@ from urllib.parse import urlsplit
 
 
 class LosingProxy:
-    """Forwards every request to ``upstream``; loses the answer to the first whose body holds ``text``."""
+    """Forwards every request to ``upstream``; loses the answer to the first whose body holds
+    ``text``: the connection is closed, or with ``status`` (502, say) a gateway's error page is
+    sent in its place, as a reverse proxy in front of the server does when its wait runs out."""
 
-    def __init__(self, upstream: str, text: str, then: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self, upstream: str, text: str, then: Callable[[], None] = lambda: None, status: int | None = None
+    ) -> None:
         self.lost = threading.Event()  # set once the answer has been lost
         target = urlsplit(upstream)
         proxy = self
@@ -49,6 +53,14 @@ class LosingProxy:
                 if text.encode() in body and not proxy.lost.is_set():
                     proxy.lost.set()
                     then()
+                    if status is not None:
+                        page = b"<html><body><h1>Bad Gateway</h1></body></html>"
+                        self.send_response(status)
+                        self.send_header("Content-Type", "text/html")
+                        self.send_header("Content-Length", str(len(page)))
+                        self.end_headers()
+                        self.wfile.write(page)
+                        return
                     self.close_connection = True
                     self.connection.close()
                     return

@@ -863,6 +863,28 @@ def test_a_commit_whose_answer_is_lost_is_asked_again_and_reported_done(project:
         assert kept.execute("SELECT qty FROM fills").fetchall() == [(7,)]
 
 
+def test_a_gateway_error_for_a_commit_is_asked_again_and_named(project: Project, cluster: Cluster) -> None:
+    """A reverse proxy in front of the server answered the COMMIT with its own 502 page: the run
+    asked again (it had committed), but the error quoted the page's HTML and said to check that
+    the URL is a libSQL server."""
+    url = cluster.primary.url
+    two(project)
+    assert cli(project, url, "migrate", "--to", "1").exit_code == 0
+    with LosingProxy(url, "COMMIT /* vcp-migrate */", status=502) as proxy:
+        runner = process(project, proxy.url, "migrate")
+        out, err = runner.communicate(timeout=120)
+    assert proxy.lost.is_set() and runner.returncode == 1 and "Traceback" not in err, out + err
+    assert err.count("\n") == 1 and "<" not in err and "libSQL server" not in err, err
+    said = "HTTP 502: Bad Gateway (the server, or a gateway in front of it, could not answer"
+    assert f"Error: {proxy.url}: {said}" in err
+    assert err.strip().endswith(
+        f"({project.dir / '002_fills.sql'} was committed before it; 'vcp-migrate status' shows what is applied)"
+    )
+    assert history(url) == [1, 2] and tables(url) == {"trades", "fills"}
+    again = cli(project, url, "migrate")
+    assert again.exit_code == 0 and "Nothing to apply" in again.output
+
+
 def test_a_commit_whose_answer_is_lost_with_the_server_is_in_doubt_and_the_backup_kept(
     project: Project, cluster: Cluster
 ) -> None:

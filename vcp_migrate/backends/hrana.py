@@ -291,8 +291,10 @@ class Stream:
             parsed = None
         if isinstance(parsed, dict):
             message, code = str(parsed.get("message") or parsed.get("error") or raw), parsed.get("code")
-        message = message or (exc.reason if isinstance(exc.reason, str) else "")
-        message = " ".join(message.split())[:200]  # a web page's whole HTML is not a message
+        reason = exc.reason if isinstance(exc.reason, str) else ""
+        if not message or message.startswith("<"):  # a web page (a proxy's): its HTML is not a message
+            message = reason
+        message = " ".join(message.split())[:200]
         if code == "STREAM_EXPIRED":
             advice = "the stream was idle for too long and its transaction, if any, was rolled back; run again"
         elif exc.code in (401, 403):
@@ -301,6 +303,11 @@ class Stream:
             advice = "no Hrana endpoint at this URL: check that it is a libSQL server (sqld) and the path is right"
         elif 300 <= exc.code < 400:
             advice = "the server redirects elsewhere: use the URL it redirects to"
+        elif exc.code in (502, 503, 504):
+            advice = (
+                "the server, or a gateway in front of it, could not answer (overloaded, restarting?), so whether"
+                " the request took effect is unknown: check that the server is running, then run again"
+            )
         else:
             advice = "check that the URL is a libSQL server (sqld), then run again"
         self._lost = f"the server refused a request (HTTP {exc.code})"
