@@ -217,6 +217,35 @@ def test_an_unexpanded_tilde_is_an_error(project: Project, monkeypatch: pytest.M
     assert (result.exit_code, result.stdout) == (0, "Created ~/m/001_x.py\n")
 
 
+def test_a_url_of_another_kind_is_an_error(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sqlite:///app.db, as SQLAlchemy names a file, or file:///..., was taken as a path: migrate
+    said its folder 'sqlite:' did not exist, status that every migration was pending (exit 0).
+    Refused now, from an option, the environment or the table, unless a folder so named is there."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    hint = "give a path, app.db and not sqlite:///app.db; the only URLs vcp-migrate reads are a libSQL server's:"
+    (project.root / "sub").mkdir()
+    for folder, arguments, env, table, said in (
+        ("", ["up", "--db", "sqlite:///app.db"], {}, "", f"--db is a URL, not a path: 'sqlite:///app.db' ({hint}"),
+        ("", ["status", "--db", "file:///tmp/app.db"], {}, "", "--db is a URL, not a path: 'file:///tmp/app.db'"),
+        ("", ["status", "--dir", "s3://bucket/m"], {}, "", "--dir is a URL, not a path: 's3://bucket/m'"),
+        ("", ["status"], {"VCP_MIGRATE_DB": "sqlite:///app.db"}, "", "VCP_MIGRATE_DB is a URL, not a path"),
+        ("sub", ["up"], {}, 'db = "sqlite:///app.db"', "../pyproject.toml: [tool.vcp-migrate] db is a URL, not a"),
+    ):
+        monkeypatch.chdir(project.root / folder)
+        (project.root / "pyproject.toml").write_text(f"[tool.vcp-migrate]\n{table}\n" if table else "")
+        result = CliRunner().invoke(main, arguments, env=env)
+        assert (result.exit_code, result.stdout) == (2, ""), (arguments, result.output)
+        assert result.stderr.startswith(f"Error: {said}") and result.stderr.count("\n") == 1
+    assert sorted(p.name for p in project.root.iterdir()) == ["migrations", "pyproject.toml", "sub"]
+    assert not any((project.root / "sub").iterdir())
+    monkeypatch.chdir(project.root)
+    (project.root / "pyproject.toml").unlink()
+    (project.root / "sqlite:").mkdir()  # a folder so named, there: it is the one meant
+    result = CliRunner().invoke(main, ["up", "--db", "sqlite://app.db"])
+    assert result.exit_code == 0, result.output
+    assert (project.root / "sqlite:" / "app.db").exists()
+
+
 # -- which file -------------------------------------------------------------------------------
 
 

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple, TypeGuard, TypeVar
 
-from .backends import is_url
+from .backends import FOREIGN_URL, foreign_url, is_url
 from .errors import Parameter, UsageError, setting
 from .tomltable import TABLE, misplaced_in, near_miss_error, tool_table
 
@@ -161,6 +161,8 @@ def _checked(path: Path, table: dict[str, object]) -> dict[str, object]:
                 where=str(path),
                 hint="write the full path, or one relative to this file",
             )
+        if key in _PATHS and foreign_url(str(value)) and not (path.parent / str(value).split("/")[0]).exists():
+            raise UsageError(f"{TABLE} {key} is a URL, not a path: {value!r}", where=str(path), hint=FOREIGN_URL)
         if key in _PATHS and str(value).isspace():  # joined to the file's folder, it would look like a name
             raise UsageError(
                 f"{TABLE} {key} is blank (white space only)", where=str(path), hint="give a path, or leave the key out"

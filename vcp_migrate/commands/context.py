@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, ParamSpec
 
 from .. import applied_times, discovery, history, sqlite, transactions
+from ..backends import FOREIGN_URL, foreign_url
 from ..database import Connection
 from ..errors import DatabaseError, Parameter, UsageError, setting
 from ..models import AppliedMigration, Directory
@@ -107,7 +108,8 @@ UNEXPANDED = "write the full path; a shell expands ~ only at the start of a word
 def path_text(name: str, value: object, *, shown: str | None = None) -> str:
     """A path parameter's text, as given (bytes decoded as the system does); UsageError for what
     is not a path (None, a number), is empty (Path("") would be the current folder) or blank,
-    begins with a ~ no shell expanded (and no such folder is there), or holds a NUL or a lone
+    begins with a ~ no shell expanded (and no such folder is there), is a URL other than a libSQL
+    server's (sqlite:///app.db; unless a folder so named is there), or holds a NUL or a lone
     surrogate, which no file name can. ``shown`` names it in messages (default:
     ``name``; a ``setting()`` for a parameter, so that the command line names its option)."""
     shown = name if shown is None else shown
@@ -120,6 +122,8 @@ def path_text(name: str, value: object, *, shown: str | None = None) -> str:
         raise UsageError(f"{shown} is blank (white space only)", hint="give a path")
     if text.startswith("~") and not os.path.lexists(text.split(os.sep, 1)[0]):  # new would make a folder '~'
         raise UsageError(f"{shown} begins with ~, which is not expanded here: {text!r}", hint=UNEXPANDED)
+    if foreign_url(text) and not os.path.lexists(text.split("/", 1)[0]):  # taken as a path: a folder 'sqlite:'
+        raise UsageError(f"{shown} is a URL, not a path: {text!r}", hint=FOREIGN_URL)
     if "\0" in text:
         raise UsageError(f"{shown} holds a NUL character, which no file name can: {text!r}", hint="fix the path")
     try:
