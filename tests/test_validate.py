@@ -251,6 +251,27 @@ def test_hand_edited_schema_file_disagrees_with_the_migrations(project: Project)
     assert "has no '-- version: N' header" in problem.message
 
 
+def test_a_schema_file_whose_comments_an_earlier_release_laid_out_otherwise_is_a_warning(project: Project) -> None:
+    """Releases before 2026-12-07 put a block comment before a comma after it (a layout that did not
+    normalise to itself): such a file, the same schema, made validate fail (exit 1) until the next
+    change rewrote it. A difference in the SQL itself is still an error."""
+    project.sql("001_t.sql", "CREATE TABLE t (a INT /* key */, b INT -- two\n -- three\n, c INT);", "DROP TABLE t;")
+    project.manager().migrate()
+    dump = project.dir / "schema.sql"
+    written = dump.read_text()
+    assert "  a INT /* key */,\n" in written
+    dump.write_text(written.replace("  a INT /* key */,\n", "  a INT, /* key */\n"))  # as the earlier release wrote it
+    before = project.digest()
+    result = project.cli("validate")
+    assert result.exit_code == 0, result.output
+    assert "only in where comments are; the next change writes it again" in result.output
+    assert project.cli("validate", "--strict").exit_code == 1
+    dump.write_text(written.replace("  a INT /* key */,\n", "  a TEXT, /* key */\n"))
+    (problem,) = project.manager().validate()
+    assert (problem.severity, problem.message) == ("error", "disagrees with the migrations up to version 1")
+    assert project.digest() == before and project.history() == [1]
+
+
 # -- round trips ----------------------------------------------------------------------------------
 
 
