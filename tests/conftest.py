@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
@@ -281,6 +282,17 @@ def interrupt_after_commit(monkeypatch: pytest.MonkeyPatch) -> None:
         self.__dict__["ready"] = value
 
     monkeypatch.setattr(Session, "history_ready", property(lambda self: self.__dict__["ready"], noted), raising=False)
+
+
+def interrupt_once_copied(process: subprocess.Popen[str], folder: Path, size: int) -> str:
+    """Send SIGINT to ``process`` once a partial copy in ``folder`` holds more than ``size`` bytes
+    (a backup or a safety copy under way); its standard error once it has ended."""
+    deadline = time.monotonic() + 60
+    while not any(path.stat().st_size > size for path in folder.glob("*.partial")):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.0005)
+    process.send_signal(signal.SIGINT)
+    return process.communicate(timeout=60)[1]
 
 
 def as_unprivileged(command: list[str]) -> list[str]:

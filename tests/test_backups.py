@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import re
-import signal
 import sqlite3
 import stat
 import subprocess
@@ -19,7 +18,17 @@ import pytest
 from vcp_migrate import DatabaseError
 from vcp_migrate.backups import folder
 
-from .conftest import ENV_VARS, Project, add_ballast, blobs, console_script, file_size_limit, on_a_terminal, run_cli
+from .conftest import (
+    ENV_VARS,
+    Project,
+    add_ballast,
+    blobs,
+    console_script,
+    file_size_limit,
+    interrupt_once_copied,
+    on_a_terminal,
+    run_cli,
+)
 from .conftest import three_trades as three
 
 
@@ -167,12 +176,7 @@ def test_ctrl_c_during_the_backup_stops_its_copy_within_a_step_and_leaves_nothin
     command = [str(console_script()), "migrate", "--db", str(project.db), "--dir", str(project.dir)]
     process = subprocess.Popen(command, cwd=project.root, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        deadline = time.monotonic() + 60
-        while not any(p.stat().st_size > 64_000_000 for p in folder(project.db).glob("*.partial")):
-            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-            time.sleep(0.001)
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
+        stderr = interrupt_once_copied(process, folder(project.db), 64_000_000)
     finally:
         process.kill()
     assert process.returncode == 130

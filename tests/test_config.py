@@ -192,24 +192,34 @@ def test_a_blank_path_is_an_error_wherever_it_comes_from(project: Project, monke
     assert not any(project.dir.iterdir()) and not any((project.root / "sub").iterdir())
 
 
-def test_an_unexpanded_tilde_is_an_error(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No shell expands ~ in --dir=~ (nor in a table or a YAML-set variable): new made a folder
-    named '~' in the project (the hint of status says to make the directory with new), and
-    migrate a database under it once it was there. Refused now unless such a folder is there."""
-    unexpanded = "write the full path; a shell expands ~ only at the start of a word: --db ~/app.db, not --db=~/app.db"
+def _refused_as_usage(
+    project: Project, monkeypatch: pytest.MonkeyPatch, *cases: tuple[str, list[str], dict[str, str], str, str]
+) -> None:
+    """Each case (the folder run in, the arguments, the environment, the table's line, the error's
+    beginning) is a usage error of one line, and nothing is made: no database, no folder."""
     (project.root / "sub").mkdir()
-    for folder, arguments, env, table, said in (
-        ("", ["new", "x", "--dir=~"], {}, "", f"--dir begins with ~, which is not expanded here: '~' ({unexpanded})"),
-        ("", ["up", "--db=~/app.db"], {}, "", "--db begins with ~, which is not expanded here: '~/app.db'"),
-        ("", ["status"], {"VCP_MIGRATE_DIR": "~/m"}, "", "VCP_MIGRATE_DIR begins with ~, which is not expanded here"),
-        ("sub", ["up"], {}, 'db = "~/app.db"', "../pyproject.toml: [tool.vcp-migrate] db begins with ~, which is not"),
-    ):
+    for folder, arguments, env, table, said in cases:
         monkeypatch.chdir(project.root / folder)
         (project.root / "pyproject.toml").write_text(f"[tool.vcp-migrate]\n{table}\n" if table else "")
         result = CliRunner().invoke(main, arguments, env=env)
         assert (result.exit_code, result.stdout) == (2, ""), (arguments, result.output)
         assert result.stderr.startswith(f"Error: {said}") and result.stderr.count("\n") == 1
     assert sorted(p.name for p in project.root.iterdir()) == ["migrations", "pyproject.toml", "sub"]
+
+
+def test_an_unexpanded_tilde_is_an_error(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No shell expands ~ in --dir=~ (nor in a table or a YAML-set variable): new made a folder
+    named '~' in the project (the hint of status says to make the directory with new), and
+    migrate a database under it once it was there. Refused now unless such a folder is there."""
+    unexpanded = "write the full path; a shell expands ~ only at the start of a word: --db ~/app.db, not --db=~/app.db"
+    _refused_as_usage(
+        project,
+        monkeypatch,
+        ("", ["new", "x", "--dir=~"], {}, "", f"--dir begins with ~, which is not expanded here: '~' ({unexpanded})"),
+        ("", ["up", "--db=~/app.db"], {}, "", "--db begins with ~, which is not expanded here: '~/app.db'"),
+        ("", ["status"], {"VCP_MIGRATE_DIR": "~/m"}, "", "VCP_MIGRATE_DIR begins with ~, which is not expanded here"),
+        ("sub", ["up"], {}, 'db = "~/app.db"', "../pyproject.toml: [tool.vcp-migrate] db begins with ~, which is not"),
+    )
     assert not any(project.dir.iterdir()) and not any((project.root / "sub").iterdir())
     monkeypatch.chdir(project.root)
     (project.root / "~").mkdir()  # a folder so named, there: it is the one meant
@@ -223,20 +233,15 @@ def test_a_url_of_another_kind_is_an_error(project: Project, monkeypatch: pytest
     Refused now, from an option, the environment or the table, unless a folder so named is there."""
     project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
     hint = "give a path, app.db and not sqlite:///app.db; the only URLs vcp-migrate reads are a libSQL server's:"
-    (project.root / "sub").mkdir()
-    for folder, arguments, env, table, said in (
+    _refused_as_usage(
+        project,
+        monkeypatch,
         ("", ["up", "--db", "sqlite:///app.db"], {}, "", f"--db is a URL, not a path: 'sqlite:///app.db' ({hint}"),
         ("", ["status", "--db", "file:///tmp/app.db"], {}, "", "--db is a URL, not a path: 'file:///tmp/app.db'"),
         ("", ["status", "--dir", "s3://bucket/m"], {}, "", "--dir is a URL, not a path: 's3://bucket/m'"),
         ("", ["status"], {"VCP_MIGRATE_DB": "sqlite:///app.db"}, "", "VCP_MIGRATE_DB is a URL, not a path"),
         ("sub", ["up"], {}, 'db = "sqlite:///app.db"', "../pyproject.toml: [tool.vcp-migrate] db is a URL, not a"),
-    ):
-        monkeypatch.chdir(project.root / folder)
-        (project.root / "pyproject.toml").write_text(f"[tool.vcp-migrate]\n{table}\n" if table else "")
-        result = CliRunner().invoke(main, arguments, env=env)
-        assert (result.exit_code, result.stdout) == (2, ""), (arguments, result.output)
-        assert result.stderr.startswith(f"Error: {said}") and result.stderr.count("\n") == 1
-    assert sorted(p.name for p in project.root.iterdir()) == ["migrations", "pyproject.toml", "sub"]
+    )
     assert not any((project.root / "sub").iterdir())
     monkeypatch.chdir(project.root)
     (project.root / "pyproject.toml").unlink()

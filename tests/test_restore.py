@@ -31,6 +31,7 @@ from .conftest import (
     blobs,
     console_script,
     file_size_limit,
+    interrupt_once_copied,
     run_cli,
     with_output_closed,
 )
@@ -699,15 +700,10 @@ def test_ctrl_c_before_a_restore_s_copy_says_nothing_was_changed(project: Projec
             assert process.stderr is not None
             if phase == "waiting for the run lock":
                 assert "waiting for the run lock" in process.stderr.readline()
+                process.send_signal(signal.SIGINT)
+                _, stderr = process.communicate(timeout=60)
             else:
-                deadline = time.monotonic() + 60
-                while not any(
-                    p.stat().st_size > 40_000_000 for p in (project.root / "test.db.backups").glob("*.partial")
-                ):
-                    assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-                    time.sleep(0.0005)
-            process.send_signal(signal.SIGINT)
-            _, stderr = process.communicate(timeout=60)
+                stderr = interrupt_once_copied(process, project.root / "test.db.backups", 40_000_000)
         finally:
             process.kill()
     assert process.returncode == 130
