@@ -2396,6 +2396,7 @@ def test_a_no_op_up_loads_nothing_it_does_not_use(project: Project) -> None:
         "loading",
         "execution",
         "steps",
+        "connection_state",
         "backups",
         "checks",
         "schema",

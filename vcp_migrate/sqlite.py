@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_from_bytes
 
-from . import connection_state
 from .busy import FIRST_READ, OWN_WAITS, execute_waiting, stoppable
 from .database import Connection, Queries
 from .errors import DatabaseError, setting
@@ -83,6 +82,8 @@ class MigrationConnection(sqlite3.Connection):
     def reset_python_state(self) -> None:
         """After a Python step: undo what it may have set on the connection, and mark what it
         changed that cannot be undone (``connection_state``), so that the connection is replaced."""
+        from . import connection_state  # only a run with a Python migration loads it
+
         connection_state.after_python(self)
 
     def _refuse(self, what: str) -> None:
