@@ -413,6 +413,21 @@ def test_a_thread_of_c_code_a_migration_starts_is_not_waited_for(
     assert time.monotonic() - began < 2.5
 
 
+def test_the_quiet_that_tells_a_thread_of_c_code_follows_the_switch_interval() -> None:
+    """A thread of _thread waiting for the GIL wakes once a switch interval: one a migration or its
+    application lengthened (0.1 s) must not make such a thread look like C code's, quiet since the
+    interval the module was imported with (5 ms: one of three missed under load)."""
+    from vcp_migrate import left_threads
+
+    interval = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.1)
+        assert left_threads.quiet_seconds() >= 0.3
+    finally:
+        sys.setswitchinterval(interval)
+    assert left_threads.quiet_seconds() == max(3 * interval, 0.015)
+
+
 CALLABLES = """
 import functools
 

@@ -82,10 +82,12 @@ def _unlisted(before: Threads, listed: int) -> int:
     return max(python, 0)
 
 
-# A thread of _thread waits for the GIL before Python counts it, and wakes at each switch interval
-# (5 ms) to ask for it; while we sleep, the GIL is free and it takes it at its first run. So a thread
-# that sleeps through several intervals without waking is not waiting for the GIL: C code's own.
-_QUIET_SECONDS = max(3 * sys.getswitchinterval(), 0.015)
+def quiet_seconds() -> float:
+    """How long a thread must sleep without waking to be taken for C code's own: a thread of
+    _thread waits for the GIL before Python counts it, and wakes at each switch interval (5 ms
+    unless a migration or its application set another: read at each check) to ask for it; while
+    we sleep, the GIL is free and it takes it at its first run."""
+    return max(3 * sys.getswitchinterval(), 0.015)
 
 
 class _Others:
@@ -103,7 +105,7 @@ class _Others:
             tasks = os.listdir("/proc/self/task")
         except OSError:
             return False
-        quiet = True
+        quiet, window = True, quiet_seconds()
         for task in tasks:
             if task in known:
                 continue
@@ -115,7 +117,7 @@ class _Others:
             last = self.woke.setdefault(task, (runs, now))
             if last[0] != runs:
                 self.woke[task] = (runs, now)
-            if last[0] != runs or now - last[1] < _QUIET_SECONDS:
+            if last[0] != runs or now - last[1] < window:
                 quiet = False
         return quiet
 
@@ -126,10 +128,13 @@ def _runs(task: str) -> str | None:
     try:
         with open(f"/proc/self/task/{task}/stat", "rb") as stat:
             state = stat.read().rpartition(b")")[2].split()[:1]
-        with open(f"/proc/self/task/{task}/schedstat", "rb") as schedstat:
-            fields = schedstat.read().split()
     except FileNotFoundError:
         return ""
+    except OSError:
+        return None
+    try:  # a kernel without schedstat: unknown, never taken for a thread that ended
+        with open(f"/proc/self/task/{task}/schedstat", "rb") as schedstat:
+            fields = schedstat.read().split()
     except OSError:
         return None
     if state in ([b"Z"], [b"X"]):
