@@ -112,7 +112,10 @@ def dump_file(path: Path, files: list[LoadedMigration], edited: list[int], missi
         return []
     difference = schema.diff(expected, text, f"what migrations up to {version} produce", str(path))
     if _code(expected) == _code(text):  # the layout of comments changed in 2026-12: one written before
-        said = "differs from what the migrations produce only in where comments are; the next change writes it again"
+        said = (
+            "differs from what the migrations produce only in where comments are; the next change writes it"
+            f" again, or now: vcp-migrate baseline {version}"
+        )
         return [Problem("schema-file", said, path, severity="warning", diff=difference)]
     message = f"disagrees with the migrations up to version {version}"
     if changed := [v for v in edited if v <= version]:
