@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -124,11 +125,12 @@ def test_text_that_is_not_utf8_fails_the_migration_as_on_a_file(target: Target, 
     target.project.write("002_b.py", f"def up(connection):\n    connection.execute('DELETE FROM a')\n    {line}\n")
     result = target.cli("migrate", "--no-backup")
     said = "002_b.py: up() failed at line 3: UnicodeEncodeError: 'utf-8' codec can't encode character '\\ud800'"
+    reason = "surrogates not allowed"
+    if where == "statement" and target.url is None and sys.version_info < (3, 11):  # Python 3.10's sqlite3 says
+        said, reason = "002_b.py: up() failed at line 3: Warning: SQL is of wrong type ('str').", "Must be string."
     assert result.exit_code == 1 and said in result.output, result.output
-    assert "surrogates not allowed (it was rolled back; the 1 migration(s) before it in this run stay applied)" in (
-        result.output
-    )
-    assert "Warning" not in result.output
+    assert f"{reason} (it was rolled back; the 1 migration(s) before it in this run stay applied)" in result.output
+    assert result.output.count("Warning") == said.count("Warning")
     assert target.history() == [1] and target.query("SELECT count(*) FROM a") == [(0,)]
     target.project.write("002_b.py", "def up(connection):\n    connection.execute('DELETE FROM a')\n")
     assert target.cli("migrate", "--no-backup").exit_code == 0 and target.history() == [1, 2]
