@@ -216,6 +216,36 @@ def test_failed_migration_message_and_debug_traceback(project: Project) -> None:
     assert project.tables() == set()
 
 
+def test_an_error_names_a_file_as_status_does_a_line_break_escaped_and_spaces_kept(project: Project) -> None:
+    """The error line folded all white space: 'current --db $'nl\\nx.db'' said 'nl x.db: does not
+    exist' where status says nl\\nx.db, and a run of spaces in a name became one space, a name no
+    file has. A name is shown as status shows it; what SQLite quotes of a statement is folded."""
+    import os
+    import subprocess
+
+    from vcp_migrate.printable import printable
+
+    two(project)
+    for name in ("nl\nx.db", "two  spaces.db", "tab\tand\rcr.db"):
+        command = [str(console_script()), "--dir", str(project.dir), "--db", name]
+        done = subprocess.run([*command, "current"], cwd=project.root, capture_output=True, text=True, timeout=60)
+        assert (done.returncode, done.stdout) == (1, ""), done.stderr
+        said = f"Error: {printable(name)}: does not exist (check --db, or run 'vcp-migrate migrate' to create it)\n"
+        assert done.stderr == said and said.count("\n") == 1, done.stderr
+        status = subprocess.run([*command, "status"], cwd=project.root, capture_output=True, text=True, timeout=60)
+        assert status.stdout.startswith(f"Migrations of {printable(name)}\n"), status.stdout
+    assert sorted(os.listdir(project.root)) == ["migrations"]
+    project.cli("migrate")
+    project.sql("003_two  spaces.sql", "CREATE TABLE c (x CHECK (x > 0\n    AND x < 5));\nINSERT INTO c VALUES (9);")
+    result = project.cli("migrate")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"Error: {project.dir / '003_two  spaces.sql'}: statement 2 failed: CHECK constraint failed: x > 0 AND x < 5"
+        " (nothing was applied)\n",
+    )
+    assert project.history() == [1, 2] and project.tables() == {"a", "b"}
+
+
 def test_unexpected_exception_is_one_line_without_debug(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     from vcp_migrate import engine
 

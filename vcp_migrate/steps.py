@@ -206,7 +206,9 @@ def _run_statements(connection: Connection, statements: tuple[str, ...]) -> None
             if connection.unrehearsable:
                 what = f"statement {index} cannot be rehearsed: {connection.unrehearsable}"
                 raise StepFailed(what, index, statement, unrehearsable=True) from exc
-            what = _refused(connection, f"statement {index}") or f"statement {index} failed: {exc}"
+            # SQLite quotes a CHECK's expression or a RAISE's text as written: on one line, as the statement is.
+            said = " ".join(str(exc).split())
+            what = _refused(connection, f"statement {index}") or f"statement {index} failed: {said}"
             raise StepFailed(what, index, statement) from exc
         # The database's own file attached again (named by an expression, which the authorizer cannot
         # read): said at once, before a write to it waits for our own lock.

@@ -35,8 +35,10 @@ def _colour(stream: Any) -> bool:
 def error(message: str) -> None:
     """Print ``message`` as one ``Error:`` line on stderr."""
     prefix = click.style("Error:", fg="red", bold=True) if _colour(sys.stderr) else "Error:"
-    # Whitespace first (a statement's line breaks become spaces), then names' escape sequences.
-    click.echo(f"{prefix} {printable(' '.join(message.split()))}", err=True, color=_colour(sys.stderr))
+    # One line, but names as they are (as status shows them): a line break or a tab in a file name
+    # is shown as its escape, never folded into a space, nor runs of spaces into one. What the core
+    # quotes of a statement or a migration's exception is put on one line where it is quoted.
+    click.echo(f"{prefix} {printable(message)}", err=True, color=_colour(sys.stderr))
 
 
 def _said(progress: Progress, debug: bool, message: str) -> None:
