@@ -308,3 +308,72 @@ def test_an_applied_at_edited_by_hand_into_another_type_is_read_as_text_that_is_
     assert [row["applied_at"] for row in json.loads(result.stdout)][2] == shown
     assert [r.version for r in project.manager().rollback()] == [3]
     assert project.history() == [1, 2] and project.tables() == {"t1", "t2"}
+
+
+@pytest.mark.parametrize(
+    ("dropped", "said", "hint"),
+    [
+        ("file", "no column file:", "add it with ALTER TABLE vcp_migrations ADD COLUMN file TEXT (NULL there"),
+        ("source", "no column source:", "add it with ALTER TABLE vcp_migrations ADD COLUMN source BLOB (NULL"),
+        (
+            "file,source",
+            "no column file, source:",
+            "add them with ALTER TABLE vcp_migrations ADD COLUMN file TEXT and ALTER TABLE vcp_migrations ADD"
+            " COLUMN source BLOB (NULL",
+        ),
+        ("checksum", "no column checksum:", "restore a backup ('vcp-migrate backups' lists them), or add it and"),
+        ("layout 1,checksum", "no column checksum:", "restore a backup ('vcp-migrate backups' lists them), or add"),
+    ],
+)
+def test_a_history_table_without_a_column_of_its_layout_is_refused_naming_it(
+    project: Project, dropped: str, said: str, hint: str
+) -> None:
+    """A history table made again by hand or by another tool without a column: every command said
+    'no such column: file (nothing was changed)', with nothing to go on (and without source, status
+    worked and migrate failed at its INSERT). One line names the table, the columns and what to do,
+    exit 1, nothing changed; the ALTER TABLE it gives makes the history usable again. A history of
+    layout 1 (no file nor source) is not missing them: it is upgraded, unless it lacks another."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b(x);", "DROP TABLE b;")
+    project.manager(backup=False).migrate(1)
+    columns = dropped.split(",")
+    with closing(sqlite3.connect(project.db)) as connection, connection:
+        if columns[0] == "layout 1":  # as the first release left it
+            columns[:1] = ["file", "source"]
+            connection.execute("DELETE FROM vcp_migrations_meta WHERE key = 'database_id'")
+            connection.execute("UPDATE vcp_migrations_meta SET value = '1'")
+        for column in columns:
+            connection.execute(f"ALTER TABLE vcp_migrations DROP COLUMN {column}")
+    before = project.digest()
+    for command in ("status --json --exit-code", "validate --json", "migrate", "rollback", "redo", "repair --yes"):
+        result = project.cli(*command.split())
+        assert (result.exit_code, result.stdout) == (1, ""), (command, result.output)
+        assert result.stderr.startswith(f"Error: {project.db}: its history table vcp_migrations has {said} it was")
+        assert hint in result.stderr and result.stderr.endswith("; nothing was changed)\n"), result.stderr
+        assert result.stderr.count("\n") == 1
+    assert project.digest() == before and not (project.root / "test.db.backups").exists()
+    if "(NULL there" not in hint:
+        return
+    statements = hint.split(" with ", 1)[1].split(" (NULL")[0].split(" and ")
+    with closing(sqlite3.connect(project.db)) as connection, connection:
+        for statement in statements:
+            connection.execute(statement)
+    assert project.cli("migrate").exit_code == 0 and project.history() == [1, 2]
+    assert project.cli("rollback", "--steps", "2").exit_code == 0 and project.tables() == set()
+
+
+def test_a_history_of_layout_1_is_still_upgraded_by_the_command_line(project: Project) -> None:
+    """A history as the first release left it (no file nor source, layout 1) lacks no column:
+    status reads it, and migrate upgrades it in place."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b(x);", "DROP TABLE b;")
+    project.manager(backup=False).migrate(1)
+    with closing(sqlite3.connect(project.db)) as connection, connection:
+        connection.execute("ALTER TABLE vcp_migrations DROP COLUMN file")
+        connection.execute("ALTER TABLE vcp_migrations DROP COLUMN source")
+        connection.execute("DELETE FROM vcp_migrations_meta WHERE key = 'database_id'")
+        connection.execute("UPDATE vcp_migrations_meta SET value = '1'")
+    assert project.cli("status", "--exit-code").exit_code == 3
+    assert project.cli("migrate").exit_code == 0 and project.history() == [1, 2]
+    assert project.columns("vcp_migrations")[-2:] == ["file", "source"]
+    assert project.query("SELECT value FROM vcp_migrations_meta WHERE key = 'layout'") == [("2",)]

@@ -17,10 +17,10 @@ from typing import NamedTuple
 from . import applied_times
 from .database import Queries
 from .errors import DatabaseError
-from .history_rows import by_version, not_whole
+from .history_rows import SOURCE_THERE, by_version, not_whole, read_rows
+from .history_rows import TABLE as TABLE
 from .models import AppliedMigration, MigrationFile
 
-TABLE = "vcp_migrations"
 META = "vcp_migrations_meta"
 TABLES = (TABLE, META)
 HANDS_OFF = "leave the history tables to vcp-migrate"  # what a migration that touched them is told
@@ -150,9 +150,9 @@ _ON_HISTORY = (
 # The whole history at the current layout in one statement, hence one snapshot and one round of
 # SQLite's file locking without a transaction around it: a first row (version NULL, so sorted
 # first) carries the triggers on its tables (separated by NUL, which no name holds), the layout
-# and the database id, the others are the applied migrations.
+# and the database id (and fails without the column source), the others are the applied migrations.
 CURRENT = (
-    f"SELECT NULL, (SELECT group_concat(name, char(0)) FROM ({_ON_HISTORY})), NULL, NULL, NULL, NULL,"
+    f"SELECT NULL, (SELECT group_concat(name, char(0)) FROM ({_ON_HISTORY})), {SOURCE_THERE}, NULL, NULL, NULL,"
     f" (SELECT value FROM {META} WHERE key = 'layout'),"
     f" (SELECT value FROM {META} WHERE key = 'database_id')"
     f" UNION ALL SELECT version, name, checksum, applied_at, execution_ms, file, NULL, NULL FROM {TABLE}"
@@ -180,13 +180,7 @@ def read_current(connection: Queries, *, with_id: bool) -> Found | None:
 
 
 def _rows(connection: Queries, found: int) -> dict[int, AppliedMigration]:
-    if found == 0:
-        return {}
-    file = "file" if found >= 2 else "NULL"
-    rows = connection.execute(
-        f"SELECT version, name, checksum, applied_at, execution_ms, {file} FROM {TABLE} ORDER BY version"
-    )
-    return by_version(rows)
+    return read_rows(connection, found) if found else {}
 
 
 def applied_source(connection: Queries, version: int) -> bytes | None:

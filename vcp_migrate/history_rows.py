@@ -4,16 +4,71 @@ vcp-migrate makes the version the table's INTEGER PRIMARY KEY, so SQLite keeps i
 unique. A table made again by hand (a tool that rebuilds tables, an import from CSV, which makes
 every column TEXT) can hold '3', 3.5, NULL or a BLOB, or a version twice: the commands compared
 such a version with whole numbers and failed with an unexpected error, or kept one row of two.
-Such a history is refused, naming the value and the query that finds its row.
+Such a history is refused, naming the value and the query that finds its row. So is a table made
+again without a column of its layout, naming the columns and how to add back those that can be.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Sequence
 
 from .applied_times import as_text
+from .database import Queries
 from .errors import DatabaseError
 from .models import AppliedMigration
+
+TABLE = "vcp_migrations"
+# The columns of the history table at each layout (see ``history``).
+COLUMNS = {
+    1: ("version", "name", "checksum", "applied_at", "execution_ms"),
+    2: ("version", "name", "checksum", "applied_at", "execution_ms", "file", "source"),
+}
+# The columns a history can do without, and their type: NULL there reads as not kept (as in layout 1).
+_ADDABLE = {"file": "TEXT", "source": "BLOB"}
+_NO_COLUMN = ("no such column", "has no column named")  # SQLite's words when a column is not there
+# What reads no row but fails when the table has no column source: the read of the rows names all
+# the columns of layout 2, without reading any source (a whole file each).
+SOURCE_THERE = f"(SELECT source FROM {TABLE} WHERE 0)"
+
+
+def read_rows(connection: Queries, layout: int) -> dict[int, AppliedMigration]:
+    """The applied migrations of a history at ``layout`` (1 or more) by version, in one statement.
+
+    Raises DatabaseError for a table that lacks a column of its layout (``lacking``), a version
+    that is not a whole number, or one found twice."""
+    file = f"file, {SOURCE_THERE}" if layout >= 2 else "NULL, NULL"
+    try:
+        rows = connection.execute(
+            f"SELECT version, name, checksum, applied_at, execution_ms, {file} FROM {TABLE} ORDER BY version"
+        )
+    except sqlite3.OperationalError as exc:
+        found = lacking(connection, layout) if any(words in str(exc) for words in _NO_COLUMN) else None
+        if found is None:
+            raise
+        raise found from None
+    return by_version(rows)
+
+
+def lacking(connection: Queries, layout: int) -> DatabaseError | None:
+    """The error for a history table without a column its layout has (it was made again by hand,
+    or by another tool), naming the columns and what to do; None when it has them all."""
+    query = "SELECT name FROM pragma_table_info(?, 'main')"
+    there = {str(row[0]).lower() for row in connection.execute(query, (TABLE,))}
+    missing = [column for column in COLUMNS[layout] if column not in there]
+    if not missing:
+        return None
+    them = "them" if len(missing) > 1 else "it"
+    backup = "restore a backup ('vcp-migrate backups' lists them)"
+    if all(column in _ADDABLE for column in missing):  # NULL there is what a history before them holds
+        adding = " and ".join(f"ALTER TABLE {TABLE} ADD COLUMN {column} {_ADDABLE[column]}" for column in missing)
+        what_to_do = f"add {them} with {adding} (NULL there reads as not kept), or {backup}"
+    else:
+        what_to_do = f"{backup}, or add {them} and give each row its value by hand"
+    return DatabaseError(
+        f"its history table {TABLE} has no column {', '.join(missing)}: it was made again by hand, or by another tool",
+        hint=f"{what_to_do}; nothing was changed",
+    )
 
 
 def by_version(rows: Iterable[Sequence[object]]) -> dict[int, AppliedMigration]:
@@ -34,8 +89,6 @@ def by_version(rows: Iterable[Sequence[object]]) -> dict[int, AppliedMigration]:
 
 def not_whole(value: object) -> DatabaseError:
     """The error for a history whose ``value`` of a version is no whole number (``...`` when unknown)."""
-    from .history import TABLE  # history imports this module
-
     return DatabaseError(
         f"its history table {TABLE} has the version {_sql(value)}, which is not a whole number: it was edited by hand",
         hint=f"find the row with: SELECT rowid, * FROM {TABLE} WHERE typeof(version) <> 'integer'; give it its"
@@ -45,8 +98,6 @@ def not_whole(value: object) -> DatabaseError:
 
 def twice(version: int) -> DatabaseError:
     """The error for a history that holds ``version`` in two rows."""
-    from .history import TABLE
-
     return DatabaseError(
         f"its history table {TABLE} has version {version} twice: it was edited by hand",
         hint=f"delete the wrong row (SELECT rowid, * FROM {TABLE} WHERE version = {version}),"
