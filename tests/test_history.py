@@ -377,3 +377,51 @@ def test_a_history_of_layout_1_is_still_upgraded_by_the_command_line(project: Pr
     assert project.cli("migrate").exit_code == 0 and project.history() == [1, 2]
     assert project.columns("vcp_migrations")[-2:] == ["file", "source"]
     assert project.query("SELECT value FROM vcp_migrations_meta WHERE key = 'layout'") == [("2",)]
+
+
+@pytest.mark.parametrize("column", ["applied_at", "name", "checksum", "file"])
+def test_text_that_is_not_utf8_in_the_history_is_read_and_shown_escaped(project: Project, column: str) -> None:
+    """Text that is not UTF-8 written into the history by hand (CAST(x'ff' AS TEXT)) made status,
+    validate, migrate and rollback fail with 'Could not decode to UTF-8 column 'NULL' with text
+    '\\ufffd''. It is read as a file name is, the byte as \\udcff: shown escaped, in --json too; no
+    checksum matches it (modified), and it is no time (the row keeps its place in version order)."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b(x);", "DROP TABLE b;")
+    project.manager(backup=False).migrate()
+    with closing(sqlite3.connect(project.db)) as connection, connection:
+        connection.execute(f"UPDATE vcp_migrations SET {column} = CAST(x'ff' AS TEXT) WHERE version = 1")
+    before = project.digest()
+    status = project.cli("status", "--json")
+    assert (status.exit_code, status.stderr) == (0, ""), status.output
+    first = json.loads(status.stdout)[0]
+    expected = {"applied_at": "applied_at", "checksum": "applied_checksum"}.get(column)
+    assert first["state"] == ("modified" if column == "checksum" else "applied")
+    assert expected is None or first[expected] == "\\udcff"
+    plain = project.cli("status")
+    assert plain.exit_code == 0 and ("1  applied  \\udcff" in plain.stdout) == (column == "applied_at"), plain.stdout
+    validate = project.cli("validate")
+    assert validate.exit_code == (1 if column == "checksum" else 0), validate.output
+    assert ("001_a.sql: changed since it was applied" in validate.stdout) == (column == "checksum")
+    assert project.digest() == before
+    rollback = project.cli("rollback", "--no-backup")
+    assert (rollback.exit_code, rollback.stderr) == (0, ""), rollback.output
+    assert project.history() == [1] and project.tables() == {"a"}
+    migrate = project.cli("migrate", "--no-backup")  # refused while 1 is modified
+    assert migrate.exit_code == (1 if column == "checksum" else 0), migrate.output
+    assert project.history() == ([1] if column == "checksum" else [1, 2])
+    assert project.query(f"SELECT CAST({column} AS BLOB) FROM vcp_migrations WHERE version = 1") == [(b"\xff",)]
+
+
+def test_the_history_module_reads_text_that_is_not_utf8_as_its_bytes() -> None:
+    connection = database()
+    history.prepare(connection)
+    history.record(connection, file(1, b"-- migrate:up\nSELECT 1;\n"), 5)
+    connection.execute("UPDATE vcp_migrations SET name = CAST(x'41ff' AS TEXT), source = CAST(x'2dff' AS TEXT)")
+    connection.execute("UPDATE vcp_migrations_meta SET value = CAST(x'ff' AS TEXT) WHERE key = 'database_id'")
+    found = history.read_all(connection, with_id=True)
+    assert found.applied[1].name == "A\udcff" and found.database_id == "\udcff"
+    assert history.read_current(connection, with_id=True) == found and history.read(connection) == found.applied
+    assert history.applied_source(connection, 1) == b"-\xff"
+    assert connection.text_factory is str  # as it was: a migration given this connection reads as before
+    with pytest.raises(sqlite3.OperationalError, match="Could not decode to UTF-8"):
+        connection.execute("SELECT name FROM vcp_migrations").fetchall()

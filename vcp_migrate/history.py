@@ -17,7 +17,7 @@ from typing import NamedTuple
 from . import applied_times
 from .database import Queries
 from .errors import DatabaseError
-from .history_rows import SOURCE_THERE, by_version, not_whole, read_rows
+from .history_rows import SOURCE_THERE, by_version, not_whole, read_rows, tolerant
 from .history_rows import TABLE as TABLE
 from .models import AppliedMigration, MigrationFile
 
@@ -51,6 +51,7 @@ _UPGRADES = {
 }
 
 
+@tolerant
 def layout(connection: Queries) -> int:
     """The layout of the history tables in this database; 0 when it has none.
 
@@ -119,6 +120,7 @@ def has_objects(connection: Queries) -> bool:
     return int(connection.execute(query, (LEASE,)).fetchone()[0]) > 0
 
 
+@tolerant
 def read(connection: Queries) -> dict[int, AppliedMigration]:
     """Every applied migration by version (without sources); empty when there is no history yet."""
     return _rows(connection, layout(connection))
@@ -134,6 +136,7 @@ class Found(NamedTuple):
     triggers: tuple[str, ...] = ()
 
 
+@tolerant
 def read_all(connection: Queries, *, with_id: bool) -> Found:
     """``read``, the layout, and (``with_id``) ``database_id`` together, looking up the layout once
     (call in one snapshot)."""
@@ -161,6 +164,7 @@ CURRENT = (
 _NOT_CURRENT = ("no such table", "no such column")  # SQLite's words when a table or column is not there
 
 
+@tolerant
 def read_current(connection: Queries, *, with_id: bool) -> Found | None:
     """``read_all`` in one statement (one snapshot, no transaction needed) when the history tables
     are at the current layout; None when they are not (absent, older, or not vcp-migrate's):
@@ -183,6 +187,7 @@ def _rows(connection: Queries, found: int) -> dict[int, AppliedMigration]:
     return read_rows(connection, found) if found else {}
 
 
+@tolerant
 def applied_source(connection: Queries, version: int) -> bytes | None:
     """The file content as it was applied, or None when the history predates sources."""
     if layout(connection) < 2:
@@ -190,9 +195,12 @@ def applied_source(connection: Queries, version: int) -> bytes | None:
     row = connection.execute(f"SELECT source FROM {TABLE} WHERE version = ?", (version,)).fetchone()
     if not row or row[0] is None:
         return None
-    return row[0].encode("utf-8") if isinstance(row[0], str) else bytes(row[0])  # TEXT, if not kept by us
+    if isinstance(row[0], str):  # TEXT, if not kept by us; what is not UTF-8 in it back to its bytes
+        return row[0].encode("utf-8", "surrogateescape")
+    return bytes(row[0])
 
 
+@tolerant
 def database_id(connection: Queries) -> str | None:
     """The id vcp-migrate gave this database, or None if it has no (current) history."""
     return _id(connection, layout(connection))
@@ -254,6 +262,7 @@ def record(connection: Queries, migration: MigrationFile, execution_ms: int, aft
     return stamp
 
 
+@tolerant
 def latest_applied_at(connection: Queries) -> str:
     """The latest applied_at in the history that is a time ('' when none is), in the form
     vcp-migrate writes: one read of its rows (a row written by hand may hold another form)."""

@@ -6,12 +6,16 @@ every column TEXT) can hold '3', 3.5, NULL or a BLOB, or a version twice: the co
 such a version with whole numbers and failed with an unexpected error, or kept one row of two.
 Such a history is refused, naming the value and the query that finds its row. So is a table made
 again without a column of its layout, naming the columns and how to add back those that can be.
+
+Text that is not UTF-8 in it (written by hand) is read as a file name is: ``tolerant``.
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar, cast
 
 from .applied_times import as_text
 from .database import Queries
@@ -30,6 +34,38 @@ _NO_COLUMN = ("no such column", "has no column named")  # SQLite's words when a 
 # What reads no row but fails when the table has no column source: the read of the rows names all
 # the columns of layout 2, without reading any source (a whole file each).
 SOURCE_THERE = f"(SELECT source FROM {TABLE} WHERE 0)"
+
+
+R = TypeVar("R", bound=Callable[..., Any])
+_NOT_UTF8 = "Could not decode to UTF-8"  # sqlite3's words for text that is not UTF-8
+
+
+def tolerant(read: R) -> R:
+    """``read`` (of the history; its first argument is the connection), reading it again if a text
+    in it is not UTF-8 (written by hand: CAST(x'ff' AS TEXT)) with such text decoded as a file name
+    is, each byte that is not UTF-8 as a surrogate (``\\udcff``): shown escaped, it matches no
+    checksum and is no time. sqlite3 refuses such text, and every command failed with 'Could not
+    decode to UTF-8 column ...'. Only then: a text factory costs a Python call a value."""
+
+    @functools.wraps(read)
+    def reading(connection: Queries, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return read(connection, *args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            if not str(exc).startswith(_NOT_UTF8) or not isinstance(connection, sqlite3.Connection):
+                raise
+        factory = connection.text_factory
+        connection.text_factory = _surrogates
+        try:
+            return read(connection, *args, **kwargs)
+        finally:
+            connection.text_factory = factory
+
+    return cast(R, reading)
+
+
+def _surrogates(value: bytes) -> str:
+    return value.decode("utf-8", "surrogateescape")
 
 
 def read_rows(connection: Queries, layout: int) -> dict[int, AppliedMigration]:
