@@ -857,3 +857,35 @@ def test_a_waiting_runner_says_so_at_once_and_once(project: Project) -> None:
     holder.wait()
     assert "waiting for the run lock" not in rest and rest.startswith("Error: ")
     assert project.tables() == set() and project.history() == []
+
+
+@pytest.mark.parametrize("command", ["migrate", "rollback", "redo", "baseline 1", "repair --yes"])
+def test_ctrl_c_while_waiting_for_the_run_lock_says_nothing_was_changed(project: Project, command: str) -> None:
+    """A run waiting for the run lock another real migrate holds (in a slow Python migration), sent
+    Ctrl-C, said 'a transactional migration is rolled back whole': it had run none, changed
+    nothing. It says it was waiting and that nothing was changed, exit 130; the holder goes on,
+    and the waiter left no backup nor history row."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.manager().migrate()
+    project.write("002_slow.py", SLOW)
+    holder = start(project, "migrate")
+    try:
+        wait_for(project.root / "started", holder)
+        waiter = start(project, *command.split(), "--lock-timeout", "60")
+        try:
+            assert waiter.stderr is not None
+            assert waiter.stderr.readline() == f"waiting for the run lock held by pid {holder.pid} (up to 60 s)\n"
+            waiter.send_signal(signal.SIGINT)
+            out, err = waiter.communicate(timeout=30)
+        finally:
+            waiter.kill()
+        assert (waiter.returncode, out) == (130, "")
+        assert (
+            err == f"Error: interrupted while waiting for the run lock held by pid {holder.pid}; nothing was changed\n"
+        )
+        (project.root / "let_it_finish").write_text("")
+        assert holder.wait(timeout=60) == 0, holder.communicate()
+    finally:
+        holder.kill()
+    assert project.history() == [1, 2] and project.tables() == {"a", "slow"}
+    assert len(project.manager().backups()) == 1  # the holder's (the first run created the database)

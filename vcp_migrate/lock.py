@@ -32,7 +32,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple
 
-from .errors import DatabaseError, LockTimeout, setting
+from .errors import DatabaseError, Interrupted, LockTimeout, setting
 
 _POLL_SECONDS = 0.02
 PREFIX = ".vcp-lock-"  # how a run lock's file name starts (a fleet's report never takes one)
@@ -113,6 +113,7 @@ class RunLock:
         self._resolved: str | None = None
         self._path: str | None = None
         self._fd: int | None = None
+        self._waited_for: str | None = None  # the holder of the lock, once this run has had to wait
 
     @property
     def created(self) -> bool:
@@ -149,6 +150,12 @@ class RunLock:
         except DatabaseError:
             self.remove_if_created_empty()  # refused: no run can hold this lock, so it is no one's
             raise
+        except KeyboardInterrupt as exc:  # nothing is done before the lock is held: not "rolled back"
+            if isinstance(exc, Interrupted):
+                raise
+            held_by = self._waited_for
+            when = f"while waiting for the run lock held by {held_by}" if held_by else "before the run lock was taken"
+            raise Interrupted(f"interrupted {when}; nothing was changed") from None
 
     def _acquire(self) -> RunLock:
         deadline = time.monotonic() + self.timeout
@@ -161,7 +168,7 @@ class RunLock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = _holder(fd)
+                holder = self._waited_for = _holder(fd)
                 os.close(fd)
                 if self.on_wait is not None and self.timeout > 0:
                     self.on_wait(f"waiting for the run lock held by {holder} (up to {self.timeout:g} s)")
