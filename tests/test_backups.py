@@ -430,3 +430,38 @@ def test_rotation_takes_what_sqlite_left_beside_a_backup_with_it(project: Projec
     assert [backup.version for backup in project.manager().backups()] == [2]
     assert not os.path.exists(f"{oldest.path}-wal") and os.path.islink(f"{oldest.path}-shm")
     assert elsewhere.read_bytes() == b"keep me"
+
+
+def test_in_a_shared_folder_a_database_whose_name_holds_a_line_break_has_its_backups(project: Project) -> None:
+    """A backup in a shared folder is named after the database file: one named 'nl\\nx.db' failed
+    every run that took a backup with an unexpected AssertionError, after the copy (left behind,
+    never listed, so never pruned nor restored), and 'backups' listed none. A partial copy a
+    killed run left under such a name is removed by the next backup, as any other."""
+    from contextlib import closing
+
+    from vcp_migrate.backups import tag
+    from vcp_migrate.printable import printable
+
+    database = project.root / "nl\nx.db"
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
+    shared = project.root / "shared"
+    shared.mkdir()
+    leftover = shared / f"{database.name}.20261207T010203.456Z-v1.{tag(database)}.db.partial"
+    run = ["--db", str(database), "--backup-dir", str(shared)]
+    assert run_cli(project, "migrate", "--to", "1", *run).returncode == 0
+    leftover.write_bytes(b"left by a run killed mid-copy")
+    done = run_cli(project, "migrate", *run)
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    assert f"Backed up to {shared}/nl\\nx.db.2" in done.stdout
+    [backup] = os.listdir(shared)  # the partial copy removed
+    assert backup.startswith("nl\nx.db.2") and backup.endswith(f"-v1.{tag(database)}.db")
+    listed = run_cli(project, "backups", *run).stdout.splitlines()
+    assert " v1 " in listed[1] and listed[1].endswith(f"  {printable(backup)}") and "nl\\nx.db.2" in listed[1]
+    assert listed[2:] == ["1 backup(s)"]
+    as_json = json.loads(run_cli(project, "backups", "--json", *run).stdout)
+    assert [(item["file"], item["version"]) for item in as_json] == [(str(shared / backup), 1)]
+    restored = run_cli(project, "restore", "--yes", *run)
+    assert restored.returncode == 0, restored.stderr
+    with closing(sqlite3.connect(database)) as connection:
+        assert connection.execute("SELECT version FROM vcp_migrations").fetchall() == [(1,)]

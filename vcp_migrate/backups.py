@@ -28,12 +28,14 @@ from .errors import DatabaseError, setting
 from .models import Backup
 
 # ASCII digits and hex only: only names we gave. The tag is missing from names of older releases.
+# DOTALL: in a shared folder, a name begins with the database file's, which may hold a line break.
 _NAME = re.compile(
     r"(?:(?P<database>.+)\.)?(?P<stamp>[0-9]{8}T[0-9]{6}\.[0-9]{3}Z)-v(?P<version>[0-9]+)(?:-[0-9]+)?"
-    r"(?:\.(?P<tag>[0-9a-f]{12}))?\.db"
+    r"(?:\.(?P<tag>[0-9a-f]{12}))?\.db",
+    re.DOTALL,
 )
 # A copy under way, and the files SQLite may keep beside it; a run killed mid-copy leaves them.
-_PARTIAL = re.compile(_NAME.pattern + r"\.partial(?:-journal|-wal|-shm)?")
+_PARTIAL = re.compile(_NAME.pattern + r"\.partial(?:-journal|-wal|-shm)?", re.DOTALL)
 
 
 def folder(database: Path, shared: Path | None = None) -> Path:
