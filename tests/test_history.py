@@ -249,13 +249,24 @@ def _history_made_again_by_hand(project: Project, column: str, versions: str) ->
         connection.execute("DROP TABLE applied")
 
 
+def test_a_history_table_made_again_with_a_real_version_column_works(project: Project) -> None:
+    """A REAL column keeps versions 1 and 2 as 1.0 and 2.0: whole numbers, read as the versions
+    they are (every command worked with them before versions were checked, and then none did)."""
+    _history_made_again_by_hand(project, "version REAL", "1,2")
+    assert project.query("SELECT typeof(version) FROM vcp_migrations") == [("real",), ("real",)]
+    assert project.cli("status", "--exit-code").exit_code == 0
+    assert project.cli("current").stdout == "2\n"
+    assert project.cli("rollback").exit_code == 0
+    assert project.history() == [1] and project.tables() == {"a"}
+
+
 @pytest.mark.parametrize(
     ("column", "versions", "said", "highest"),
     [
         ("version INTEGER", "NULL,2", "the version NULL", None),
         ("version INTEGER", "'one',2", "the version 'one'", "the version 'one'"),
         ("version INTEGER", "X'01',2", "the version x'01'", "the version x'01'"),
-        ("version REAL", "1.5,2", "the version 1.5", "the version 2.0"),
+        ("version REAL", "1.5,2", "the version 1.5", None),
         ("version TEXT", "1,2", "the version '1'", "the version '2'"),
         ("version INTEGER", "1,2,1", "version 1 twice", None),
     ],

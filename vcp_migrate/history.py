@@ -17,7 +17,7 @@ from typing import NamedTuple
 from . import applied_times
 from .database import Queries
 from .errors import DatabaseError
-from .history_rows import SOURCE_THERE, by_version, not_whole, read_rows, tolerant
+from .history_rows import SOURCE_THERE, by_version, read_rows, tolerant, whole_version
 from .history_rows import TABLE as TABLE
 from .models import AppliedMigration, MigrationFile
 
@@ -366,9 +366,8 @@ def highest(connection: Queries) -> int:
     if layout(connection) == 0:
         return 0
     found = connection.execute(f"SELECT coalesce(max(version), 0) FROM {TABLE}").fetchone()[0]
-    if type(found) is not int:  # a table made again by hand: text sorts above every number
-        raise not_whole(found)
-    return found
+    # A table made again by hand: text sorts above every number; a REAL column keeps 2 as 2.0.
+    return found if type(found) is int else whole_version(found)
 
 
 def sync_user_version(connection: Queries, highest: int | None = None) -> bool:

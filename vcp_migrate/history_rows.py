@@ -13,6 +13,7 @@ Text that is not UTF-8 in it (written by hand) is read as a file name is: ``tole
 from __future__ import annotations
 
 import functools
+import math
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar, cast
@@ -113,22 +114,47 @@ def by_version(rows: Iterable[Sequence[object]]) -> dict[int, AppliedMigration]:
     one found twice."""
     applied: dict[int, AppliedMigration] = {}
     for row in rows:
-        version = row[0]
-        if type(version) is not int:
-            raise not_whole(version)
+        version = row[0] if type(row[0]) is int else whole_version(row[0])
         if version in applied:
             raise twice(version)
-        # An applied_at put there by hand as a BLOB or a number reads as text (no time).
-        applied[version] = AppliedMigration(version, row[1], row[2], as_text(row[3]), row[4], row[5])  # type: ignore[arg-type]
+        name, checksum, applied_at, ms, file = row[1:6]
+        if not (
+            type(name) is str
+            and type(checksum) is str
+            and type(applied_at) is str
+            and type(ms) is int
+            and (file is None or type(file) is str)
+        ):  # a value edited by hand into another type: as SQL writes it (x'ff00'), no time, no number
+            name, checksum, applied_at, ms = as_text(name), as_text(checksum), as_text(applied_at), _whole(ms)
+            file = None if file is None else as_text(file)
+        applied[version] = AppliedMigration(version, name, checksum, applied_at, ms, file)
     return applied
+
+
+def whole_version(value: object) -> int:
+    """A version read from a table made again by hand: a whole number a REAL column keeps as 2.0
+    is that number; anything else (NULL, text, 1.5, a BLOB) is refused (DatabaseError)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise not_whole(value)
+
+
+def _whole(value: object) -> int | None:
+    """A number of milliseconds, or None for a value that is none (text, a BLOB, infinity)."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return round(value)
+    return None
 
 
 def not_whole(value: object) -> DatabaseError:
     """The error for a history whose ``value`` of a version is no whole number (``...`` when unknown)."""
     return DatabaseError(
         f"its history table {TABLE} has the version {_sql(value)}, which is not a whole number: it was edited by hand",
-        hint=f"find the row with: SELECT rowid, * FROM {TABLE} WHERE typeof(version) <> 'integer'; give it its"
-        " version, or restore a backup; nothing was changed",
+        hint=f"find the row with: SELECT rowid, * FROM {TABLE} WHERE typeof(version) <> 'integer' and give it its"
+        " version, in a table whose version column is INTEGER PRIMARY KEY as vcp-migrate makes it (another type"
+        " keeps what it is given as that type), or restore a backup; nothing was changed",
     )
 
 

@@ -3,7 +3,6 @@ never creates the database, never takes the run lock."""
 
 from __future__ import annotations
 
-import math
 from contextlib import closing
 
 from .. import planning
@@ -17,7 +16,7 @@ def report(settings: Settings) -> StatusReport:
     directory = scan(settings)
     history = applied(settings)
     planning.require_some_applied_files(directory, history or {}, where(settings))
-    rows = [_as_text(row) for row in _readable(directory, planning.status_rows(directory, history or {}))]
+    rows = _readable(directory, planning.status_rows(directory, history or {}))
     database = settings.db_path if settings.server is None else settings.server.url
     return StatusReport(database, history is not None, tuple(rows), _unmanaged(settings, history))
 
@@ -40,45 +39,6 @@ def _readable(directory: Directory, rows: list[StatusRow]) -> list[StatusRow]:
         except MigrationFileError:
             unreadable.add(path)
     return [row._replace(state="invalid") if row.path in unreadable else row for row in rows]
-
-
-def _as_text(row: StatusRow) -> StatusRow:
-    """The row with its history values as the types status shows: a value edited by hand into
-    another type is shown for what it is (a BLOB as ``x'ff00'``), where printing it or writing
-    it as JSON failed. The state was decided from the values as stored."""
-    applied = row.applied
-    if applied is None or (
-        type(applied.name) is str
-        and type(applied.checksum) is str
-        and type(applied.applied_at) is str
-        and type(applied.execution_ms) is int
-        and (applied.file is None or type(applied.file) is str)
-    ):
-        return row
-    name = _text(applied.name)
-    shown = applied._replace(
-        name=name,
-        checksum=_text(applied.checksum),
-        applied_at=_text(applied.applied_at),
-        execution_ms=_whole(applied.execution_ms),
-        file=None if applied.file is None else _text(applied.file),
-    )
-    return row._replace(name=row.name if row.path else name, applied=shown)
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        return f"x'{value.hex()}'"  # as SQL writes a BLOB
-    return "" if value is None else str(value)
-
-
-def _whole(value: object) -> int | None:
-    """A number of milliseconds, or None for a value that is none (text, a BLOB, infinity)."""
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and math.isfinite(value):
-        return round(value)
-    return None
 
 
 def _unmanaged(settings: Settings, history: dict[int, AppliedMigration] | None) -> tuple[str, ...]:
