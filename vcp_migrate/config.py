@@ -19,8 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple, TypeGuard, TypeVar
 
-from .backends import FOREIGN_URL, foreign_url, is_url
+from .backends import is_url
 from .errors import Parameter, UsageError, setting
+from .path_words import not_meant
 from .tomltable import TABLE, misplaced_in, near_miss_error, tool_table
 
 KEYS: dict[str, type] = {
@@ -153,20 +154,9 @@ def _checked(path: Path, table: dict[str, object]) -> dict[str, object]:
             )
         if not _is_a(value, expected):
             raise _wrong_type(key, expected, value, str(path))
-        if key in _PATHS and value == "":  # relative to the file, it would name the file's own folder
-            raise UsageError(f"{TABLE} {key} is empty", where=str(path), hint="give a path, or leave the key out")
-        if key in _PATHS and str(value).startswith("~") and not (path.parent / str(value).split("/")[0]).exists():
-            raise UsageError(
-                f"{TABLE} {key} begins with ~, which is not expanded: {value!r}",
-                where=str(path),
-                hint="write the full path, or one relative to this file",
-            )
-        if key in _PATHS and foreign_url(str(value)) and not (path.parent / str(value).split("/")[0]).exists():
-            raise UsageError(f"{TABLE} {key} is a URL, not a path: {value!r}", where=str(path), hint=FOREIGN_URL)
-        if key in _PATHS and str(value).isspace():  # joined to the file's folder, it would look like a name
-            raise UsageError(
-                f"{TABLE} {key} is blank (white space only)", where=str(path), hint="give a path, or leave the key out"
-            )
+        # Relative to the file: an empty path would name the file's own folder, a blank one a file.
+        if key in _PATHS and (wrong := not_meant(str(value), str(path.parent))):
+            raise UsageError(f"{TABLE} {key} {wrong[0]}", where=str(path), hint=f"{wrong[1]}, or leave the key out")
         if key in _FILES and _names_a_folder(value):  # checked as written: joined to the file's folder, "." is lost
             raise UsageError(
                 f"{TABLE} {key} names a folder, not a file: {value!r}",

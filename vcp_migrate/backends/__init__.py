@@ -24,20 +24,6 @@ def is_url(text: str) -> bool:
     return text.strip().lower().startswith(_LOOKS_LIKE)
 
 
-# A URL's scheme and '://', as other tools name a SQLite file (sqlite:///app.db, file:///app.db).
-_ANY_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
-FOREIGN_URL = (
-    "give a path, app.db and not sqlite:///app.db; the only URLs vcp-migrate reads are a libSQL server's:"
-    " libsql://, http://, https://"
-)
-
-
-def foreign_url(text: str) -> bool:
-    """Whether ``text`` is a URL of another kind (``sqlite:///app.db``, ``file:///data/app.db``):
-    given where a path goes, it would name a folder ``sqlite:`` (see ``FOREIGN_URL``)."""
-    return _ANY_URL.match(text.strip()) is not None and not is_url(text)
-
-
 class Server(NamedTuple):
     """A database on a libSQL server: its URL, the auth token (from the environment, never
     printed), the run lock's lease in seconds, and the replicas to wait for after a change."""

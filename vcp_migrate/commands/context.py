@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, ParamSpec
 
 from .. import applied_times, discovery, history, sqlite, transactions
-from ..backends import FOREIGN_URL, foreign_url
 from ..database import Connection
 from ..errors import DatabaseError, Parameter, UsageError, setting
 from ..models import AppliedMigration, Directory
 from ..observer import Observer
+from ..path_words import not_meant
 
 if TYPE_CHECKING:
     from ..backends import Server
@@ -102,9 +102,6 @@ def names_a_folder(text: str) -> bool:
     return os.path.basename(text) in ("", ".", "..")
 
 
-UNEXPANDED = "write the full path; a shell expands ~ only at the start of a word: --db ~/app.db, not --db=~/app.db"
-
-
 def path_text(name: str, value: object, *, shown: str | None = None) -> str:
     """A path parameter's text, as given (bytes decoded as the system does); UsageError for what
     is not a path (None, a number), is empty (Path("") would be the current folder) or blank,
@@ -116,14 +113,8 @@ def path_text(name: str, value: object, *, shown: str | None = None) -> str:
     if not isinstance(value, (str, bytes, os.PathLike)):
         raise UsageError(f"{shown} must be a path (a str or a path object), not {type(value).__name__} ({value!r})")
     text = os.fsdecode(os.fspath(value))
-    if not text:
-        raise UsageError(f"{shown} is empty", hint="give a path")
-    if text.isspace():  # a quoted variable left blank: never a name meant, and made one by migrate
-        raise UsageError(f"{shown} is blank (white space only)", hint="give a path")
-    if text.startswith("~") and not os.path.lexists(text.split(os.sep, 1)[0]):  # new would make a folder '~'
-        raise UsageError(f"{shown} begins with ~, which is not expanded here: {text!r}", hint=UNEXPANDED)
-    if foreign_url(text) and not os.path.lexists(text.split("/", 1)[0]):  # taken as a path: a folder 'sqlite:'
-        raise UsageError(f"{shown} is a URL, not a path: {text!r}", hint=FOREIGN_URL)
+    if wrong := not_meant(text):
+        raise UsageError(f"{shown} {wrong[0]}", hint=wrong[1])
     if "\0" in text:
         raise UsageError(f"{shown} holds a NUL character, which no file name can: {text!r}", hint="fix the path")
     try:
