@@ -4,7 +4,7 @@ kind of database is used, so a command on a local file never loads it.
 ``hrana``: a client for libSQL's server (sqld, Turso) over Hrana over HTTP; ``remote``: a
 connection to such a server as the engine uses a local one; ``lease``: the run lock on a server;
 ``server``: the few named functions the commands call for a server (open, lock, back up, wait for
-replicas).
+replicas); ``replicas``: what a replica must hold to count as caught up.
 """
 
 from __future__ import annotations

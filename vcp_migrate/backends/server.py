@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from .. import backups, history, sqlite, transactions
 from ..errors import DatabaseError, Interrupted, setting
 from ..session import Session
-from . import Server, remote, snapshot
+from . import Server, remote, replicas, snapshot
 from .lease import Lease
 
 if TYPE_CHECKING:
@@ -86,11 +86,11 @@ def writing(settings: Settings) -> Iterator[Session]:
                 yield session
                 if server.replicas:  # so a deploy never starts new code against a stale replica
                     with sqlite.translated(url):
-                        version = history.highest(session.connection)
+                        applied = replicas.read(session.connection)
             finally:
                 session.close()
     if server.replicas:  # also when this run had nothing to do: another run may have just done it
-        wait_for_replicas(settings, version, rose=version >= before)
+        wait_for_replicas(settings, applied, rose=applied.highest >= before)
 
 
 def _writing(session: Session) -> bool:
@@ -119,12 +119,13 @@ def take_backup(settings: Settings, session: Session) -> Backup:
             raise
 
 
-def wait_for_replicas(settings: Settings, version: int, *, rose: bool = False) -> None:
-    """Wait until every replica reports ``version`` as its highest applied version (or a higher
-    one when the run ``rose`` to it: a later run's, which includes it), at most the replica
-    timeout in all; raise DatabaseError naming the replicas still behind."""
+def wait_for_replicas(settings: Settings, applied: replicas.Applied, *, rose: bool = False) -> None:
+    """Wait until every replica holds the history ``applied`` the primary had at the end of the
+    run (or more when the run ``rose`` to its version: a later run's, see ``replicas.caught_up``),
+    at most the replica timeout in all; raise DatabaseError naming the replicas still behind."""
     server = settings.server
     assert server is not None
+    version = applied.highest
     deadline = time.monotonic() + server.replica_timeout
     behind = list(server.replicas)
     seen: dict[str, str] = {}
@@ -132,9 +133,11 @@ def wait_for_replicas(settings: Settings, version: int, *, rose: bool = False) -
         while behind:
             for replica in list(behind):
                 wait = max(0.5, min(10.0, deadline - time.monotonic()))  # a replica that does not answer
-                found = _replica_version(Server(replica, server.auth_token), seen, wait)
-                if found is not None and (found == version or (rose and found > version)):
+                found = _replica_history(Server(replica, server.auth_token), seen, wait)
+                if found is not None and replicas.caught_up(found, applied, rose=rose):
                     behind.remove(replica)
+                elif found is not None:
+                    seen[replica] = replicas.said(found, applied)
             if not behind or time.monotonic() >= deadline:
                 break
             time.sleep(_REPLICA_POLL_SECONDS)
@@ -156,10 +159,10 @@ def wait_for_replicas(settings: Settings, version: int, *, rose: bool = False) -
         )
 
 
-def _replica_version(replica: Server, seen: dict[str, str], timeout: float) -> int | None:
+def _replica_history(replica: Server, seen: dict[str, str], timeout: float) -> replicas.Applied | None:
     connection = remote.RemoteConnection(replica.url, replica.auth_token, timeout)
     try:
-        version = history.highest(connection)
+        found = replicas.read(connection)
     except sqlite3.Error as exc:
         seen[replica.url] = str(exc)
         return None
@@ -168,5 +171,4 @@ def _replica_version(replica: Server, seen: dict[str, str], timeout: float) -> i
         return None
     finally:
         connection.close()
-    seen[replica.url] = f"at version {version}"
-    return version
+    return found

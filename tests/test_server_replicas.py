@@ -1,0 +1,84 @@
+"""--wait-for-replica on a real libSQL cluster when a run leaves the highest version where it was
+(a migration applied out of order under it, repair): the replica must hold the change itself."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from vcp_migrate import MigrationManager
+from vcp_migrate.errors import DatabaseError
+
+from .cluster import Cluster, Node
+from .conftest import Project
+from .relay import Relay
+from .test_server import cli, cluster, history, query, wait_until
+
+__all__ = ["cluster"]  # the fixture, used by name
+
+
+@pytest.fixture(scope="module")
+def linked(libsql_cluster: Cluster) -> Iterator[tuple[Node, Relay]]:
+    """A third replica of the cluster's primary, joined to it through a relay the test can hold:
+    the replica then answers, from what it had."""
+    relay = Relay(libsql_cluster.grpc_port)
+    node = Node(
+        "replica-relayed",
+        libsql_cluster.binary,
+        libsql_cluster.root,
+        ["--primary-grpc-url", f"http://127.0.0.1:{relay.port}"],
+    )
+    node.start()
+    try:
+        yield node, relay
+    finally:
+        node.stop()
+        relay.close()
+
+
+def caught_up(replica: Node, url: str) -> None:
+    """Wait until ``replica`` has the primary's history (at ``url``)."""
+    wait_until(
+        lambda: query(replica.url, "SELECT * FROM vcp_migrations") == query(url, "SELECT * FROM vcp_migrations"), 30
+    )
+
+
+def test_a_replica_at_the_highest_version_without_a_migration_applied_under_it_is_behind(
+    project: Project, cluster: Cluster, linked: tuple[Node, Relay]
+) -> None:
+    """A replica already at version 3 was counted as caught up with a run that applied 2 under it."""
+    url, (replica, relay) = cluster.primary.url, linked
+    project.sql("001_trades.sql", "CREATE TABLE trades (id INTEGER PRIMARY KEY);", "DROP TABLE trades;")
+    project.sql("003_orders.sql", "CREATE TABLE orders (id INTEGER PRIMARY KEY);", "DROP TABLE orders;")
+    assert cli(project, url, "migrate", "--no-backup", "--wait-for-replica", replica.url).exit_code == 0
+    project.sql("002_fills.sql", "CREATE TABLE fills (id INTEGER PRIMARY KEY);", "DROP TABLE fills;")
+    waits = ("--wait-for-replica", replica.url, "--replica-timeout", "1")
+    caught_up(replica, url)
+    with relay.held():
+        result = cli(project, url, "migrate", "--no-backup", "--allow-out-of-order", *waits)
+    assert result.exit_code == 1, result.output
+    assert "the primary is at version 3 (committed), but 1 replica(s) did not reach it within 1 s" in result.output
+    assert f"{replica.url}: at version 3, without all of the history the primary has" in result.output
+    assert history(url) == [1, 2, 3]  # committed on the primary
+    again = cli(project, url, "migrate", "--no-backup", "--wait-for-replica", replica.url)
+    assert again.exit_code == 0 and "Nothing to apply" in again.output, again.output
+    assert history(replica.url) == [1, 2, 3]  # no waiting here: the run waited
+
+
+def test_a_replica_without_a_repair_is_behind(project: Project, cluster: Cluster, linked: tuple[Node, Relay]) -> None:
+    url, (replica, relay) = cluster.primary.url, linked
+    project.sql("001_trades.sql", "CREATE TABLE trades (id INTEGER PRIMARY KEY);", "DROP TABLE trades;")
+    assert cli(project, url, "migrate", "--no-backup", "--wait-for-replica", replica.url).exit_code == 0
+    project.sql("001_trades.sql", "CREATE TABLE trades (id INTEGER PRIMARY KEY); -- reviewed", "DROP TABLE trades;")
+    before = query(url, "SELECT checksum FROM vcp_migrations")
+    caught_up(replica, url)
+    with relay.held():
+        manager = MigrationManager(url, project.dir, replicas=[replica.url], replica_timeout=1)
+        with pytest.raises(DatabaseError) as raised:
+            manager.repair()
+    assert f"{replica.url}: at version 1, without all of the history the primary has" in str(raised.value)
+    repaired = query(url, "SELECT checksum FROM vcp_migrations")
+    assert repaired != before  # committed on the primary
+    wait_until(lambda: query(replica.url, "SELECT checksum FROM vcp_migrations") == repaired, timeout=30)
+    assert cli(project, url, "status", "--exit-code").exit_code == 0
