@@ -159,11 +159,11 @@ class MigrationManager:
             return None
         from .backends.hrana import http_url
 
-        try:
-            for url in (self.db_url, *self.replicas):
+        for url, given in ((self.db_url, setting("db_path")), *((url, setting("replicas")) for url in self.replicas)):
+            try:
                 http_url(url)
-        except ValueError as exc:
-            raise UsageError(str(exc), hint=f"check {setting('db_path')} and {setting('replicas')}") from None
+            except ValueError as exc:  # only the setting that holds it: a command may have no replicas
+                raise UsageError(str(exc), hint=f"check {given}") from None
         for value, name in ((self.lease, setting("lease")), (self.replica_timeout, setting("replica_timeout"))):
             if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 < value <= _DAY):
                 raise UsageError(f"{name} must be a number of seconds above 0 and at most a day, not {value!r}")
