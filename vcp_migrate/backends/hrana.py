@@ -52,9 +52,10 @@ _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 class ServerUnreachable(sqlite3.OperationalError):
     """The server could not be reached or did not answer within the timeout."""
 
-    def __init__(self, message: str, url: str) -> None:
+    def __init__(self, message: str, url: str, said: str = "") -> None:
         super().__init__(message)
         self.url = url
+        self.said = said or message  # what happened and what to do, without the URL or the request's effect
 
 
 def http_url(url: str) -> str:
@@ -128,11 +129,15 @@ class Stream:
     a stream whose request failed in transport, or that the server ended, cannot be used again.
     """
 
-    def __init__(self, url: str, auth_token: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self, url: str, auth_token: str | None = None, timeout: float = DEFAULT_TIMEOUT, longer: str | None = None
+    ) -> None:
+        """``longer``: how the caller's user makes the timeout longer, said when a request ran out of it."""
         if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
         self.url = http_url(url)
         self.timeout = float(timeout)
+        self._longer = longer
         self._token = auth_token
         self._endpoint = f"{self.url}/v2/pipeline"
         self._baton: str | None = None
@@ -271,12 +276,12 @@ class Stream:
         self._lost = "an earlier request on this stream got no answer, so its state is unknown"
         if isinstance(reason, TimeoutError):
             what = f"the server did not answer within {timeout:g} s"
-            advice = "check that it is running and not overloaded, or allow a longer timeout"
+            advice = f"check that it is running and not overloaded, or {self._longer or 'allow a longer timeout'}"
         else:
             what = f"the server could not be reached ({_describe(reason)})"
             advice = "check that it is running and that the URL is right"
         effect = "whether the request took effect is unknown" if sent else "nothing was sent"
-        return ServerUnreachable(f"{self.url}: {what}; {advice} ({effect})", self.url)
+        return ServerUnreachable(f"{self.url}: {what}; {advice} ({effect})", self.url, f"{what}; {advice}")
 
     def _refused(self, exc: urllib.error.HTTPError) -> ServerError:
         # A whole request refused (a stream expired, a bad token, no such endpoint): the stream is over.

@@ -106,6 +106,16 @@ class Lease:
         connection = self.connect()
         try:
             self._take(connection)
+        except sqlite3.OperationalError as exc:  # whatever an unanswered request did, no migration had begun
+            unanswered = _unreachable(exc)
+            if unanswered is None:
+                raise
+            raise DatabaseError(
+                unanswered.said,
+                where=self.where,
+                hint="nothing was changed; a lease the request may have taken expires by itself within"
+                f" {self.seconds:g} s",
+            ) from exc
         finally:
             connection.close()  # its next request would come only at the release: the server ends an idle stream
         self._held = True
@@ -128,12 +138,14 @@ class Lease:
         try:
             self._release(hurried)
         except Exception as exc:
-            if self.warn is not None:
-                why = "the server did not answer" if _unanswered(exc) else _first_line(exc)
-                self.warn(
-                    f"{self.where}: the run lock's lease could not be released ({why}); it expires by itself"
-                    f" within {self.seconds:g} s, and until then another run waits for it"
-                )
+            self._warn("the server did not answer" if _unanswered(exc) else _first_line(exc))
+
+    def _warn(self, why: str) -> None:
+        if self.warn is not None:
+            self.warn(
+                f"{self.where}: the run lock's lease could not be released ({why}); it expires by itself"
+                f" within {self.seconds:g} s, and until then another run waits for it"
+            )
 
     def verify(self, connection: _Connection) -> None:
         """Renew the lease in the transaction on ``connection``, right before its COMMIT; raise
@@ -245,13 +257,19 @@ def _missing(error: sqlite3.OperationalError) -> bool:
 def _unanswered(error: BaseException | None) -> bool:
     """Whether ``error``, or an error it was raised from, says the server did not answer or could
     not be reached."""
+    return _unreachable(error) is not None
+
+
+def _unreachable(error: BaseException | None) -> ServerUnreachable | None:
+    """The error, ``error`` or one it was raised from, that says the server did not answer or
+    could not be reached."""
     seen: set[int] = set()
     while error is not None and id(error) not in seen:
         if isinstance(error, ServerUnreachable):
-            return True
+            return error
         seen.add(id(error))
         error = error.__cause__ or error.__context__
-    return False
+    return None
 
 
 def _first_line(error: BaseException) -> str:

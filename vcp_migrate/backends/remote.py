@@ -117,9 +117,9 @@ class RemoteConnection:
     remote = True
     known: Known | None = None  # never set: there is no authorizer to watch a step with
 
-    def __init__(self, url: str, auth_token: str | None, timeout: float) -> None:
+    def __init__(self, url: str, auth_token: str | None, timeout: float, longer: str | None = None) -> None:
         self.url = hrana.http_url(url)
-        self._stream = hrana.Stream(url, auth_token, timeout)
+        self._stream = hrana.Stream(url, auth_token, timeout, longer)
         self._in_transaction = False
         self._reading = False  # the transaction open is one of our read snapshots
         self.total_changes = 0

@@ -25,9 +25,13 @@ if TYPE_CHECKING:
 _REPLICA_POLL_SECONDS = 0.2
 
 
+# The lock timeout sets each request's timeout too (see _stream_timeout): how to make it longer.
+LONGER = f"raise {setting('lock_timeout')} (each request waits that long, 10 to 300 s)"
+
+
 def connect(server: Server, timeout: float) -> remote.RemoteConnection:
     """A new connection (stream) to the server's database; nothing is sent yet."""
-    return remote.RemoteConnection(server.url, server.auth_token, _stream_timeout(timeout))
+    return remote.RemoteConnection(server.url, server.auth_token, _stream_timeout(timeout), LONGER)
 
 
 def open_existing(server: Server, timeout: float) -> remote.RemoteConnection:

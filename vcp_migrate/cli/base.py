@@ -253,6 +253,8 @@ def make_manager(
         given["backup_dir"] = context.meta.get("vcp_migrate.backup_dir")
     found = settings_from(progress.config, given, parameters=True)
     progress.origins = found.origins  # for the message of an error, the settings' sources
+    if context is not None:  # and how to set those the command has no option for
+        progress.origins = {**naming.without_options(p.name or "" for p in context.command.params), **found.origins}
     manager = MigrationManager.from_settings(found, observer=progress)
     if context is not None:  # for a database on a server
         manager.replicas = tuple(context.meta.get("vcp_migrate.replicas", ()))

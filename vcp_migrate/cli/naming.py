@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from ..errors import VcpMigrateError
 
@@ -32,6 +32,17 @@ OPTIONS = {
 # Settings the command line takes from the [tool.vcp-migrate] table only, without an option.
 TABLE_ONLY = {"schema_file": "schema_file (in [tool.vcp-migrate])"}
 OPTIONS.update(TABLE_ONLY)
+
+
+# How to set a setting with a command that has no option for it (status reads a server with
+# each request waiting the lock timeout, but has no --lock-timeout).
+ELSEWHERE = {"lock_timeout": "VCP_MIGRATE_LOCK_TIMEOUT (or lock_timeout in [tool.vcp-migrate])"}
+
+
+def without_options(options: Iterable[str]) -> dict[str, str]:
+    """How a command whose parameters are named ``options`` is told to set a setting it has no
+    option for (``ELSEWHERE``): named as where it is set instead, as ``where_from`` names them."""
+    return {parameter: how for parameter, how in ELSEWHERE.items() if parameter not in options}
 
 
 def as_option(parameter: str, value: str | None) -> str:
