@@ -4,6 +4,8 @@ Each says what is true at that point, and names only settings the command has.""
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +18,8 @@ from vcp_migrate.errors import DatabaseError
 
 from .cluster import Cluster, Node
 from .conftest import Project
-from .test_server import cli, cluster, history, query
+from .lost_answers import LosingProxy
+from .test_server import cli, cluster, history, process, query, slow_migration, wait_until
 
 __all__ = ["cluster"]  # the fixture, used by name
 
@@ -65,6 +68,56 @@ def test_a_command_without_the_option_is_told_where_to_set_the_timeout() -> None
         "lock_timeout": "VCP_MIGRATE_LOCK_TIMEOUT (or lock_timeout in [tool.vcp-migrate])"
     }
     assert without_options(["db", "lock_timeout"]) == {}
+
+
+def test_ctrl_c_while_waiting_for_the_lease_says_nothing_was_changed(project: Project, cluster: Cluster) -> None:
+    """It said "a transactional migration is rolled back whole", of a run that had not begun one."""
+    url = cluster.primary.url
+    started = slow_migration(project, 4)
+    holder = process(project, url, "migrate", "--no-backup")
+    waiter: subprocess.Popen[str] | None = None
+    try:
+        wait_until(started.exists, timeout=30)
+        waiter = process(project, url, "migrate", "--no-backup")
+        assert waiter.stderr is not None
+        assert waiter.stderr.readline().startswith("waiting for the run lock held by ")
+        waiter.send_signal(signal.SIGINT)
+        _, err = waiter.communicate(timeout=30)
+        holder.communicate(timeout=60)
+    finally:
+        for runner in (holder, waiter):
+            if runner is not None:
+                runner.kill()
+    assert waiter.returncode == 130 and "Traceback" not in err, err
+    assert err == (
+        f"Error: {url}: interrupted while taking the run lock (the database's lease); nothing was changed (a lease"
+        " the request in flight may have taken expires by itself within 30 s)\n"
+    )
+    assert holder.returncode == 0 and history(url) == [1]  # the holder's, applied once
+    assert query(url, "SELECT count(*) FROM slow") == [(1,)]
+
+
+def test_ctrl_c_while_letting_go_of_the_lease_says_the_commits_stay(project: Project, cluster: Cluster) -> None:
+    """It said "a transactional migration is rolled back whole", after the run's commits."""
+    url = cluster.primary.url
+    one(project)
+    runners: list[subprocess.Popen[str]] = []
+
+    def interrupt() -> None:  # the DELETE of the lease's row is done; its answer is still awaited
+        runners[0].send_signal(signal.SIGINT)
+        time.sleep(1)
+
+    with LosingProxy(url, "DELETE FROM vcp_migrations_lease", then=interrupt) as proxy:
+        runners.append(process(project, proxy.url, "migrate", "--no-backup"))
+        out, err = runners[0].communicate(timeout=60)
+    assert runners[0].returncode == 130 and "Traceback" not in err, out + err
+    assert "Applied 1 trades" in out
+    assert err.startswith(
+        f"Error: {proxy.url}: interrupted while letting go of the run lock (the database's lease): what this run"
+        " committed stays committed ('vcp-migrate status' shows what is applied); the lease expires by itself"
+        " within 30 s\n"
+    ), err
+    assert history(url) == [1] and query(url, "SELECT count(*) FROM vcp_migrations_lease") == [(0,)]
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,7 @@ from types import TracebackType
 from typing import Protocol
 
 from .. import history
-from ..errors import DatabaseError, LockTimeout, setting
+from ..errors import DatabaseError, Interrupted, LockTimeout, setting
 from .hrana import ServerUnreachable
 
 DEFAULT_SECONDS = 30.0
@@ -116,6 +116,13 @@ class Lease:
                 hint="nothing was changed; a lease the request may have taken expires by itself within"
                 f" {self.seconds:g} s",
             ) from exc
+        except KeyboardInterrupt as exc:  # not "a migration is rolled back": none had begun
+            if isinstance(exc, Interrupted):
+                raise
+            raise Interrupted(
+                f"{self.where}: interrupted while taking the run lock (the database's lease); nothing was changed"
+                f" (a lease the request in flight may have taken expires by itself within {self.seconds:g} s)"
+            ) from None
         finally:
             connection.close()  # its next request would come only at the release: the server ends an idle stream
         self._held = True
@@ -137,6 +144,17 @@ class Lease:
         self._held = False
         try:
             self._release(hurried)
+        except KeyboardInterrupt as exc:
+            if kind is not None:  # what stopped the run already says what it left; the lease expires
+                self._warn("interrupted")
+                return
+            if isinstance(exc, Interrupted):
+                raise
+            raise Interrupted(
+                f"{self.where}: interrupted while letting go of the run lock (the database's lease): what this run"
+                " committed stays committed ('vcp-migrate status' shows what is applied); the lease expires by"
+                f" itself within {self.seconds:g} s"
+            ) from None
         except Exception as exc:
             self._warn("the server did not answer" if _unanswered(exc) else _first_line(exc))
 
