@@ -3,6 +3,7 @@ pruned, and that taking one never follows a link or leaves half a copy. Restorin
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -163,6 +164,32 @@ def test_a_backup_killed_mid_copy_is_never_listed_and_is_cleaned_up(project: Pro
     project.manager().migrate()
     assert not leftover.exists()
     assert [b.version for b in project.manager().backups()] == [1]
+
+
+def test_a_partial_backup_another_run_is_still_writing_is_left_alone(project: Project) -> None:
+    """Starting a backup removed every partial file, taking each for one a killed run left: two
+    overlapping runs (one stalled past a server's lease) deleted each other's copy under way."""
+    three(project)
+    project.manager().migrate(1)
+    folder(project.db).mkdir(mode=0o700)
+    abandoned = folder(project.db) / "20260101T000000.000Z-v1.db.partial"
+    abandoned.write_bytes(b"half a copy")
+    Path(f"{abandoned}-journal").write_bytes(b"its journal")
+    writing = folder(project.db) / "20260101T000001.000Z-v1.db.partial"
+    writing.write_bytes(b"a copy under way")
+    Path(f"{writing}-journal").write_bytes(b"its journal")
+    held = os.open(writing, os.O_RDONLY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as the run writing it holds it, until it ends or dies
+        project.manager().migrate(2)
+        assert writing.read_bytes() == b"a copy under way" and Path(f"{writing}-journal").exists()
+        assert not abandoned.exists() and not Path(f"{abandoned}-journal").exists()
+    finally:
+        os.close(held)  # that run is gone: its file is abandoned now
+    project.manager().migrate()
+    assert not writing.exists() and not Path(f"{writing}-journal").exists()
+    assert project.history() == [1, 2, 3]
+    assert [b.version for b in project.manager().backups()] == [2, 1]
 
 
 def test_ctrl_c_during_the_backup_stops_its_copy_within_a_step_and_leaves_nothing(project: Project) -> None:

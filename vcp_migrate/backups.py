@@ -20,9 +20,9 @@ import sqlite3
 import stat
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 
+from . import partial_files
 from .copying import copy
 from .errors import DatabaseError, setting
 from .models import Backup
@@ -167,43 +167,32 @@ def _stale(entry: os.DirEntry[str], clean: str | None) -> bool:
 def _partial(where: Path, pattern: str, mode: int, *, clean: str | None) -> Iterator[tuple[Path, Path]]:
     """A new empty file in ``where`` under a partial name: yields (partial, final name). The
     partial file, and what SQLite kept beside it, is removed at the end, unless renamed. Those a killed
-    run left are removed first: all (``clean`` "*"), or those of the database of that tag, or none."""
+    run left are removed first: all (``clean`` "*"), or those of the database of that tag, or none;
+    never one another run is still writing (see ``partial_files``)."""
     # O_NOFOLLOW: if the folder was swapped for a link since it was checked, this fails.
     descriptor = os.open(where, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
         with os.scandir(descriptor) as entries:
             stale = [e.name for e in entries if _stale(e, clean)]
-        for name in stale:
-            os.unlink(name, dir_fd=descriptor)
-        name = _create(descriptor, pattern, mode)
-        partial = name + ".partial"
+        partial_files.remove_abandoned(descriptor, stale)
+        name, held = partial_files.create(descriptor, pattern, mode)  # locked before it has a partial name
         try:
-            os.rename(name, partial, src_dir_fd=descriptor, dst_dir_fd=descriptor)
-        except OSError:
-            os.unlink(name, dir_fd=descriptor)
-            raise
-        try:
-            yield where / partial, where / name
+            partial = name + ".partial"
+            try:
+                os.rename(name, partial, src_dir_fd=descriptor, dst_dir_fd=descriptor)
+            except OSError:
+                os.unlink(name, dir_fd=descriptor)
+                raise
+            try:
+                yield where / partial, where / name
+            finally:
+                for leftover in (partial, partial + "-journal", partial + "-wal", partial + "-shm"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(leftover, dir_fd=descriptor)
         finally:
-            for leftover in (partial, partial + "-journal", partial + "-wal", partial + "-shm"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(leftover, dir_fd=descriptor)
+            os.close(held)  # the lock goes with it
     finally:
         os.close(descriptor)
-
-
-def _create(descriptor: int, pattern: str, mode: int) -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%f")[:-3] + "Z"
-    for attempt in range(1, 1000):
-        suffix = "" if attempt == 1 else f"-{attempt}"
-        name = pattern.format(stamp=stamp, suffix=suffix)
-        try:
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-            os.close(os.open(name, flags, mode, dir_fd=descriptor))
-            return name
-        except FileExistsError:
-            continue
-    raise OSError(f"too many backups named {stamp}")
 
 
 def _fsync(path: Path) -> None:

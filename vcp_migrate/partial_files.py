@@ -1,0 +1,73 @@
+"""The partial files a backup is copied into before it gets its name, and which of those left in a
+backups folder are abandoned.
+
+A run holds an flock on its partial file from the moment the file is created until it is renamed
+or removed; the system drops it when the run ends or dies. So a partial file that can be locked
+is no run's any more, and one that cannot is being written: never removed, even when its run
+stalled past a server's lease and another run is backing up the same database meanwhile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from datetime import datetime, timezone
+
+
+def create(descriptor: int, pattern: str, mode: int) -> tuple[str, int]:
+    """A new empty file named after ``pattern``, and a descriptor of it holding its flock."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%f")[:-3] + "Z"
+    for attempt in range(1, 1000):
+        suffix = "" if attempt == 1 else f"-{attempt}"
+        name = pattern.format(stamp=stamp, suffix=suffix)
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+            fd = os.open(name, flags, mode, dir_fd=descriptor)
+        except FileExistsError:
+            continue
+        fcntl.flock(fd, fcntl.LOCK_EX)  # new: no one else can hold it
+        return name, fd
+    raise OSError(f"too many backups named {stamp}")
+
+
+def remove_abandoned(descriptor: int, names: list[str]) -> None:
+    """Remove the partial files among ``names`` that no run is writing, and what SQLite kept beside
+    them. A run holds an flock on its partial file while it copies, which the system drops when the
+    run ends or dies: a file that can be locked is abandoned. Another run's copy under way (one
+    that stalled past a server's lease, say) is never touched."""
+    for name in sorted(names, key=lambda name: name.endswith(".partial"), reverse=True):  # files first
+        main = name[: name.rindex(".partial") + len(".partial")]
+        if name == main:
+            _remove_if_unlocked(descriptor, name)
+        elif not _exists_in(descriptor, main):  # beside a partial file gone (removed above, or renamed)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=descriptor)
+
+
+def _remove_if_unlocked(descriptor: int, name: str) -> None:
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=descriptor)
+    except FileNotFoundError:
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # a run is copying into it
+        held = os.fstat(fd)
+        now = os.stat(name, dir_fd=descriptor, follow_symlinks=False)
+        if (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):  # still the file locked, not a new run's
+            os.unlink(name, dir_fd=descriptor)
+    except FileNotFoundError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _exists_in(descriptor: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=descriptor, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
