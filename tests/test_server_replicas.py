@@ -53,12 +53,12 @@ def test_a_replica_at_the_highest_version_without_a_migration_applied_under_it_i
     project.sql("003_orders.sql", "CREATE TABLE orders (id INTEGER PRIMARY KEY);", "DROP TABLE orders;")
     assert cli(project, url, "migrate", "--no-backup", "--wait-for-replica", replica.url).exit_code == 0
     project.sql("002_fills.sql", "CREATE TABLE fills (id INTEGER PRIMARY KEY);", "DROP TABLE fills;")
-    waits = ("--wait-for-replica", replica.url, "--replica-timeout", "1")
+    waits = ("--wait-for-replica", replica.url, "--replica-timeout", "3")
     caught_up(replica, url)
     with relay.held():
         result = cli(project, url, "migrate", "--no-backup", "--allow-out-of-order", *waits)
     assert result.exit_code == 1, result.output
-    assert "the primary is at version 3 (committed), but 1 replica(s) did not reach it within 1 s" in result.output
+    assert "the primary is at version 3 (committed), but 1 replica(s) did not reach it within 3 s" in result.output
     assert f"{replica.url}: at version 3, without all of the history the primary has" in result.output
     assert history(url) == [1, 2, 3]  # committed on the primary
     again = cli(project, url, "migrate", "--no-backup", "--wait-for-replica", replica.url)
@@ -74,7 +74,7 @@ def test_a_replica_without_a_repair_is_behind(project: Project, cluster: Cluster
     before = query(url, "SELECT checksum FROM vcp_migrations")
     caught_up(replica, url)
     with relay.held():
-        manager = MigrationManager(url, project.dir, replicas=[replica.url], replica_timeout=1)
+        manager = MigrationManager(url, project.dir, replicas=[replica.url], replica_timeout=3)
         with pytest.raises(DatabaseError) as raised:
             manager.repair()
     assert f"{replica.url}: at version 1, without all of the history the primary has" in str(raised.value)
