@@ -82,3 +82,26 @@ def test_a_replica_without_a_repair_is_behind(project: Project, cluster: Cluster
     assert repaired != before  # committed on the primary
     wait_until(lambda: query(replica.url, "SELECT checksum FROM vcp_migrations") == repaired, timeout=30)
     assert cli(project, url, "status", "--exit-code").exit_code == 0
+
+
+def test_the_schema_file_of_a_run_through_a_replicas_url_has_its_change(project: Project, cluster: Cluster) -> None:
+    """A replica answers reads from what it has, which may lag behind even the stream's own COMMIT
+    that it forwarded to the primary: the schema file written after a run through a replica's URL
+    missed its last change (6 runs in 60 here)."""
+    url, replica = cluster.primary.url, cluster.replicas[0].url
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
+    stale = []
+    for attempt in range(20):
+        assert cli(project, replica, "migrate", "--no-backup").exit_code == 0
+        written = (project.dir / "schema.sql").read_text()
+        if "-- version: 2\n" not in written or "CREATE TABLE b" not in written:
+            stale.append(f"up {attempt}: {written}")
+        assert cli(project, replica, "rollback", "--no-backup").exit_code == 0
+        written = (project.dir / "schema.sql").read_text()
+        if "-- version: 1\n" not in written or "CREATE TABLE b" in written:
+            stale.append(f"down {attempt}: {written}")
+        assert history(url) == [1]
+        assert cli(project, url, "rollback", "--no-backup", "--to", "0").exit_code == 0
+    assert stale == []
+    assert history(url) == [] and query(url, "SELECT name FROM sqlite_master WHERE name IN ('a', 'b')") == []

@@ -43,6 +43,19 @@ def transaction(connection: Connection, *, commit: bool = True) -> Iterator[None
 
 
 @contextmanager
+def latest(connection: Connection) -> Iterator[None]:
+    """Reads that see every change committed so far, the run's own last COMMIT included. A server
+    reached through a replica's URL answers reads from the replica, which may lag behind the
+    primary (even behind the stream's own writes); in a write transaction, rolled back at the end,
+    the primary answers them. A local file's reads always see the last COMMIT."""
+    if not getattr(connection, "remote", False):
+        yield
+        return
+    with transaction(connection, commit=False):
+        yield
+
+
+@contextmanager
 def read_transaction(connection: Connection) -> Iterator[None]:
     """BEGIN ... ROLLBACK: every read inside sees one snapshot, however other connections write."""
     connection.execute(READ)

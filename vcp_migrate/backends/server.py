@@ -86,15 +86,20 @@ def writing(settings: Settings) -> Iterator[Session]:
                 # An empty database (nothing but the lease) has nothing to back up, as an empty file.
                 with sqlite.translated(url):
                     session.existed = history.has_objects(session.connection)
-                    before = history.highest(session.connection) if server.replicas else 0
+                    before = _latest_highest(session) if server.replicas else 0
                 yield session
                 if server.replicas:  # so a deploy never starts new code against a stale replica
-                    with sqlite.translated(url):
+                    with sqlite.translated(url), transactions.latest(session.connection):  # the primary's
                         applied = replicas.read(session.connection)
             finally:
                 session.close()
     if server.replicas:  # also when this run had nothing to do: another run may have just done it
         wait_for_replicas(settings, applied, rose=applied.highest >= before)
+
+
+def _latest_highest(session: Session) -> int:
+    with transactions.latest(session.connection):  # the primary's, when --db is a replica's URL
+        return history.highest(session.connection)
 
 
 def _writing(session: Session) -> bool:

@@ -365,7 +365,8 @@ def dump(settings: Settings, session: Session) -> None:
         settings.observer.warning(schema_target.skipped(settings.schema_file, why))
         return
     try:
-        schema.write_dump(settings.schema_file, session.connection, history.highest(session.connection))
+        with transactions.latest(session.connection):  # through a replica's URL: the primary's, with our change
+            schema.write_dump(settings.schema_file, session.connection, history.highest(session.connection))
     except (OSError, sqlite3.Error) as exc:
         settings.observer.warning(schema.not_written(settings.schema_file, exc))
 
