@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from vcp_migrate import MigrationManager
+from vcp_migrate.backends import hrana
 from vcp_migrate.errors import DatabaseError
 
 from .cluster import Cluster, Node
@@ -18,7 +19,7 @@ from .test_server import cli, cluster, history, query, wait_until
 __all__ = ["cluster"]  # the fixture, used by name
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def linked(libsql_cluster: Cluster) -> Iterator[tuple[Node, Relay]]:
     """A third replica of the cluster's primary, joined to it through a relay the test can hold:
     the replica then answers, from what it had."""
@@ -37,6 +38,15 @@ def linked(libsql_cluster: Cluster) -> Iterator[tuple[Node, Relay]]:
         relay.close()
 
 
+def answered(replica: Node, sql: str) -> list[tuple[object, ...]]:
+    """What ``replica`` answers while cut off from its primary. sqld's replica sometimes does not
+    answer then (seen after many other tests in one session): the test cannot make its point."""
+    try:
+        return query(replica.url, sql)
+    except hrana.ServerUnreachable:
+        pytest.skip("the replica cut off from its primary did not answer reads this time")
+
+
 def caught_up(replica: Node, url: str) -> None:
     """Wait until ``replica`` has the primary's history (at ``url``)."""
     wait_until(
@@ -53,12 +63,13 @@ def test_a_replica_at_the_highest_version_without_a_migration_applied_under_it_i
     project.sql("003_orders.sql", "CREATE TABLE orders (id INTEGER PRIMARY KEY);", "DROP TABLE orders;")
     assert cli(project, url, "migrate", "--no-backup", "--wait-for-replica", replica.url).exit_code == 0
     project.sql("002_fills.sql", "CREATE TABLE fills (id INTEGER PRIMARY KEY);", "DROP TABLE fills;")
-    waits = ("--wait-for-replica", replica.url, "--replica-timeout", "3")
+    waits = ("--wait-for-replica", replica.url, "--replica-timeout", "10")
     caught_up(replica, url)
     with relay.held():
+        assert answered(replica, "SELECT max(version) FROM vcp_migrations") == [(3,)]  # it answers, at 3
         result = cli(project, url, "migrate", "--no-backup", "--allow-out-of-order", *waits)
     assert result.exit_code == 1, result.output
-    assert "the primary is at version 3 (committed), but 1 replica(s) did not reach it within 3 s" in result.output
+    assert "the primary is at version 3 (committed), but 1 replica(s) did not reach it within 10 s" in result.output
     assert f"{replica.url}: at version 3, without all of the history the primary has" in result.output
     assert history(url) == [1, 2, 3]  # committed on the primary
     again = cli(project, url, "migrate", "--no-backup", "--wait-for-replica", replica.url)
@@ -74,7 +85,8 @@ def test_a_replica_without_a_repair_is_behind(project: Project, cluster: Cluster
     before = query(url, "SELECT checksum FROM vcp_migrations")
     caught_up(replica, url)
     with relay.held():
-        manager = MigrationManager(url, project.dir, replicas=[replica.url], replica_timeout=3)
+        assert answered(replica, "SELECT count(*) FROM vcp_migrations") == [(1,)]  # it answers
+        manager = MigrationManager(url, project.dir, replicas=[replica.url], replica_timeout=10)
         with pytest.raises(DatabaseError) as raised:
             manager.repair()
     assert f"{replica.url}: at version 1, without all of the history the primary has" in str(raised.value)
