@@ -199,3 +199,16 @@ def test_drift_is_found(target: Target) -> None:
     result = target.cli("validate")
     assert result.exit_code == 1 and "drift" in result.output and "fills_qty" in result.output
     assert target.history() == [1, 2]
+
+
+def test_a_replica_counts_as_caught_up_only_with_the_runs_history_row_for_row() -> None:
+    """Comparing the highest version only, a replica at 3 without the 2 applied under it counted."""
+    from vcp_migrate.backends.replicas import Applied, caught_up
+
+    ours = Applied(3, frozenset({(1, "a", "t1"), (2, "b", "t4"), (3, "c", "t2")}))
+    without_two = Applied(3, frozenset({(1, "a", "t1"), (3, "c", "t2")}))
+    repaired_not = Applied(3, frozenset({(1, "a", "t1"), (2, "old", "t4"), (3, "c", "t2")}))
+    later = Applied(4, ours.rows | {(4, "d", "t5")})
+    assert caught_up(ours, ours, rose=False) and caught_up(later, ours, rose=True)
+    assert not caught_up(without_two, ours, rose=True) and not caught_up(repaired_not, ours, rose=True)
+    assert not caught_up(later, ours, rose=False)  # after a rollback, a replica still above is behind
