@@ -334,26 +334,6 @@ def test_waiter_past_the_lock_timeout_fails_cleanly(project: Project) -> None:
     assert project.tables() == set() and project.history() == []
 
 
-def test_ctrl_c_while_waiting_for_the_run_lock_says_nothing_was_changed(project: Project) -> None:
-    """It said "a transactional migration is rolled back whole", of a run that had not begun one."""
-    project.write("001_slow.py", SLOW)
-    holder = start(project, "migrate")
-    try:
-        wait_for(project.root / "started", holder)
-        waiter = start(project, "migrate")
-        assert waiter.stderr is not None
-        assert waiter.stderr.readline() == f"waiting for the run lock held by pid {holder.pid} (up to 30 s)\n"
-        waiter.send_signal(signal.SIGINT)
-        _, rest = waiter.communicate(timeout=30)
-        (project.root / "let_it_finish").touch()
-        holder.communicate(timeout=30)
-    finally:
-        holder.kill()
-    assert waiter.returncode == 130
-    assert rest == f"Error: {project.db}: interrupted while taking the run lock; nothing was changed\n"
-    assert holder.returncode == 0 and project.history() == [1]  # the holder's run, applied once
-
-
 GATED = """
 import os, time
 from pathlib import Path
