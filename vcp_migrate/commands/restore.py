@@ -45,10 +45,8 @@ def restore(
         )
     database = settings.db_path
     restored: tuple[Backup, Backup | None] | None = None  # once the copy is made
-    locked = False
     try:
         with frame.writing(settings, create=True) as session:
-            locked = True
             chosen = _choose(settings, backup, session.connection)
             if confirm is not None and not confirm(chosen):
                 raise VcpMigrateError("the restore was not confirmed", where=str(database), hint="nothing was changed")
@@ -86,7 +84,7 @@ def restore(
                     ) from None
         return restored
     except KeyboardInterrupt as exc:
-        if isinstance(exc, Interrupted) and locked:  # waiting for the run lock: said as any time before it began
+        if isinstance(exc, Interrupted):
             raise
         if restored is not None:  # as the run lock was let go
             raise Interrupted(_made(database, *restored)) from None
