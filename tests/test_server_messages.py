@@ -7,8 +7,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -19,20 +17,9 @@ from vcp_migrate.errors import DatabaseError
 from .cluster import Cluster, Node
 from .conftest import Project
 from .lost_answers import LosingProxy
-from .test_server import cli, cluster, history, process, query, slow_migration, wait_until
+from .test_server import cli, cluster, history, lone_server, process, query, slow_migration, wait_until
 
-__all__ = ["cluster"]  # the fixture, used by name
-
-
-@pytest.fixture
-def lone_server(libsql_cluster: Cluster, tmp_path: Path) -> Iterator[Node]:
-    """A sqld of its own, to stop (SIGSTOP) without disturbing the session's cluster."""
-    node = Node("lone", libsql_cluster.binary, tmp_path / "lone", [])
-    node.start()
-    try:
-        yield node
-    finally:
-        node.stop()
+__all__ = ["cluster", "lone_server"]  # the fixtures, used by name
 
 
 def one(project: Project) -> None:
