@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .database import quoted
+from .transactions import READ, ROLLBACK
 
 STEP_BYTES = 32 * 1024 * 1024  # about 0.1 s of copying here: the longest a Ctrl-C waits
 _BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (sqlite3 names them from Python 3.11 only)
@@ -60,14 +61,14 @@ def _one_snapshot(source: sqlite3.Connection) -> Iterator[None]:
     BEGIN holds no lock until it reads: read now), left as it is; otherwise one begun and ended here."""
     begun = not source.in_transaction
     if begun:
-        source.execute("BEGIN DEFERRED /* vcp-migrate */")
+        source.execute(READ)
     try:
         source.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # the read lock, taken now
         yield
     finally:
         if begun and source.in_transaction:
             with contextlib.suppress(sqlite3.Error):  # what stopped the copy is what to report
-                source.execute("ROLLBACK /* vcp-migrate */")
+                source.execute(ROLLBACK)
 
 
 def differs(database: Path, backup: Path, timeout: float) -> bool:
