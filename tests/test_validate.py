@@ -129,7 +129,7 @@ def test_edited_applied_file_shows_its_diff_and_the_drift_it_implies(project: Pr
     # The database was not changed outside migrations: the edit may be the difference, and they say so.
     assert "changed outside migrations)" not in problems[1].message
     assert "now that version 2 changed since it ran: that edit, or a change outside migrations" in problems[1].message
-    assert problems[2].message.endswith("(version 2 changed since it ran: that edit may be the difference)")
+    assert "(version 2 changed since it ran: that edit may be the difference): restore what" in problems[2].message
     assert problems[0].diff is not None
     assert "-CREATE INDEX trades_symbol ON trades(symbol);" in problems[0].diff
     assert "+CREATE INDEX trades_symbol ON trades(symbol, quantity);" in problems[0].diff
@@ -245,7 +245,13 @@ def test_hand_edited_schema_file_disagrees_with_the_migrations(project: Project)
     dump.write_text(dump.read_text().replace("symbol TEXT", "symbol VARCHAR(8)"))
     (problem,) = project.manager().validate()
     assert (problem.kind, str(problem.path)) == ("schema-file", str(dump))
-    assert problem.message == "disagrees with the migrations up to version 2"
+    assert problem.message == (
+        "disagrees with the migrations up to version 2: restore what was edited (this file or a migration) from"
+        " version control, or write the file again from a database at version 2 that shows no drift:"
+        " vcp-migrate baseline 2"
+    )
+    assert project.cli("baseline", "2").exit_code == 0  # what the message says: the database has no drift
+    assert project.manager().validate() == [] and project.history() == [1, 2]
     dump.write_text("CREATE TABLE whatever(x);\n")
     (problem,) = project.manager().validate()
     assert "has no '-- version: N' header" in problem.message
@@ -271,7 +277,8 @@ def test_a_schema_file_whose_comments_an_earlier_release_laid_out_otherwise_is_a
     kept = dump.read_text()
     dump.write_text(written.replace("  a INT /* key */,\n", "  a TEXT, /* key */\n"))
     (problem,) = project.manager().validate()
-    assert (problem.severity, problem.message) == ("error", "disagrees with the migrations up to version 1")
+    assert problem.severity == "error"
+    assert problem.message.startswith("disagrees with the migrations up to version 1: restore what was edited")
     assert project.digest() == before and project.history() == [1]
     dump.write_text(kept)
     assert project.cli("baseline", "1").exit_code == 0  # what the warning says: it records nothing

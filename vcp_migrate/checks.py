@@ -120,6 +120,10 @@ def dump_file(path: Path, files: list[LoadedMigration], edited: list[int], missi
     message = f"disagrees with the migrations up to version {version}"
     if changed := [v for v in edited if v <= version]:
         message += f" ({_versions(changed)} changed since {_it(changed)} ran: that edit may be the difference)"
+    message += (
+        ": restore what was edited (this file or a migration) from version control, or write the file again"
+        f" from a database at version {version} that shows no drift: vcp-migrate baseline {version}"
+    )
     return [Problem("schema-file", message, path, diff=difference)]
 
 
