@@ -21,6 +21,9 @@ from click.testing import CliRunner, Result
 from vcp_migrate import MigrationManager
 from vcp_migrate.backends import hrana
 from vcp_migrate.cli import main
+from vcp_migrate.errors import DatabaseError
+from vcp_migrate.models import MigrationRun
+from vcp_migrate.observer import Observer
 
 from .cluster import Cluster, Node, free_port
 from .conftest import ENV_VARS, Project, console_script
@@ -315,6 +318,59 @@ def test_a_killed_runner_blocks_others_until_its_lease_expires(project: Project,
     assert result.exit_code == 0, result.output
     assert waited >= lease - 2.0  # not before the dead runner's lease ran out
     assert history(url) == [1] and tables(url) == {"slow"}
+
+
+def test_a_runner_stalled_past_its_lease_applies_nothing_more_and_says_another_run_took_it(
+    project: Project, cluster: Cluster
+) -> None:
+    """A run stopped (SIGSTOP) mid-migration for longer than its lease: another run takes the lease
+    and applies everything; the first, resumed, fails on its next statement, and says that another
+    run took its lease, not what that statement ran into (the write lock the server took from it)."""
+    url = cluster.primary.url
+    started = slow_migration(project, 3)
+    project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
+    stalled = process(project, url, "migrate", "--no-backup", "--lease", "2")
+    wait_until(started.exists, timeout=30)
+    stalled.send_signal(signal.SIGSTOP)
+    try:
+        result = cli(project, url, "migrate", "--no-backup", "--lease", "2", "--lock-timeout", "60")
+        assert result.exit_code == 0, result.output
+    finally:
+        stalled.send_signal(signal.SIGCONT)
+    out, err = stalled.communicate(timeout=60)
+    assert stalled.returncode == 1 and "Traceback" not in err, out + err
+    assert "the run lock's lease (2 s) expired and another run took it" in err, out + err
+    assert "nothing more was applied" in err, out + err
+    assert history(url) == [1, 2] and query(url, "SELECT x FROM slow") == [(1,)]  # the other run's row alone
+    assert query(url, "SELECT count(*) FROM vcp_migrations_lease") == [(0,)]
+
+
+def test_a_run_whose_lease_was_taken_between_two_migrations_says_so_not_what_its_next_one_ran_into(
+    project: Project, cluster: Cluster
+) -> None:
+    """Between two of a run's migrations its lease ends up another run's (as when it stalls past
+    it: here the row is deleted, as an expiry lets another run take it), and that run applies the
+    rest. The first run's next migration then fails on "table fills already exists": it says
+    that another run took its lease, and that nothing more was applied."""
+    url = cluster.primary.url
+    two(project)
+
+    class TakenOver(Observer):
+        def finished(self, run: MigrationRun) -> None:
+            if run.version == 1:
+                query(url, "DELETE FROM vcp_migrations_lease")
+                other = process(project, url, "migrate", "--no-backup", "--lock-timeout", "30")
+                out, err = other.communicate(timeout=60)
+                assert other.returncode == 0, out + err
+
+    manager = MigrationManager(url, project.dir, backup=False, lock_timeout=30, observer=TakenOver())
+    with pytest.raises(DatabaseError) as caught:
+        manager.migrate()
+    said = str(caught.value)
+    assert "the run lock's lease (30 s) expired and another run took it" in said, said
+    assert "nothing more was applied" in said and "already exists" not in said, said
+    assert history(url) == [1, 2] and tables(url) == {"trades", "fills"}
+    assert query(url, "SELECT count(*) FROM vcp_migrations_lease") == [(0,)]
 
 
 def names(url: str) -> list[str]:

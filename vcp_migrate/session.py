@@ -10,11 +10,16 @@ from pathlib import Path
 
 from . import sqlite
 from .database import Connection
+from .errors import VcpMigrateError
 
 _OPEN = 0  # sessions open in the main thread
 
 
 def _no_check() -> None:
+    return None
+
+
+def _kept(error: BaseException) -> VcpMigrateError | None:
     return None
 
 
@@ -45,6 +50,9 @@ class Session:
         self.existed = False  # the database had content before this run (so it is backed up)
         self.rehearsing = rehearsing
         self.before_commit: Callable[[], None] = _no_check
+        # After an error stopped the run: what to report instead when another run took the run lock
+        # meanwhile (a server's lease can expire); None while it is this run's (a lock file's always is).
+        self.taken_over: Callable[[BaseException], VcpMigrateError | None] = _kept
         # How to open it again (a server's database: a new stream); by default the file at ``path``.
         self.opener = opener or (lambda: sqlite.open_database(path, create=False, timeout=timeout))
         if connection is None:

@@ -96,17 +96,34 @@ def foreign_keys_off(connection: Connection, *, commit: bool = True) -> Iterator
 
 
 _MAY_HAVE_COMMITTED = "vcp_migrate_may_have_committed"
+_ROLLED_BACK = "vcp_migrate_rolled_back"
 
 
 def may_have_committed(exc: BaseException) -> bool:
     """Whether ``exc``, or an error it was raised from, came from a COMMIT or from after one: a
     server whose answer was lost may then have committed the transaction (a file's COMMIT either
     happened or not, and its connection can still be asked which)."""
+    return _marked(exc, _MAY_HAVE_COMMITTED)
+
+
+def mark_rolled_back(exc: BaseException) -> None:
+    """Mark ``exc`` as the server's word that it rolled the run's transaction back."""
+    setattr(exc, _ROLLED_BACK, True)
+
+
+def rolled_back(exc: BaseException) -> bool:
+    """Whether ``exc``, or an error it was raised from, says the server rolled the transaction back
+    (it took the write lock from it, or ended its stream): a row the history holds for the
+    migration afterwards is then another run's, never this transaction's."""
+    return _marked(exc, _ROLLED_BACK)
+
+
+def _marked(exc: BaseException, mark: str) -> bool:
     seen: BaseException | None = exc
     for _ in range(10):  # a chain of causes is short; never follow a cycle
         if seen is None:
             return False
-        if getattr(seen, _MAY_HAVE_COMMITTED, False):
+        if getattr(seen, mark, False):
             return True
         seen = seen.__cause__ or seen.__context__
     return False

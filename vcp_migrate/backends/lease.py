@@ -182,6 +182,20 @@ class Lease:
                 hint="nothing more was applied; run again once the other run is done",
             )
 
+    def taken_over(self, connection: _Connection, error: BaseException) -> DatabaseError | None:
+        """After ``error`` stopped the run: the error to report instead when the lease is no longer
+        ours (the run stalled past it and another run took it, so what a statement ran into was that
+        run's doing); None while it is ours, after Ctrl-C, or when the server did not answer."""
+        if isinstance(error, KeyboardInterrupt) or self.unanswered or _unanswered(error):
+            return None
+        try:
+            self.verify(connection)
+        except DatabaseError as lost:
+            return lost
+        except Exception:  # it cannot be asked: what stopped the run is what to report
+            return None
+        return None
+
     def _take(self, connection: _Connection) -> None:
         deadline = time.monotonic() + self.timeout
         while True:

@@ -176,11 +176,13 @@ class RemoteConnection:
         except hrana.ServerError as exc:
             if "transaction timed out" in str(exc).lower():
                 self._in_transaction = False
-                raise ServerProblem(_STOLEN) from exc
+                raise ServerProblem(_STOLEN, rolled_back=True) from exc
             if self._stream.closed:  # the server ended the stream, rolling back its transaction
                 self._in_transaction = False
                 expired = exc.code == "STREAM_EXPIRED" or "expired" in str(exc).lower()
-                raise ServerProblem(_EXPIRED if expired else str(exc).removeprefix(f"{self.url}: ")) from exc
+                if expired:  # the server's word; an HTTP error (a gateway's 502) leaves it unknown
+                    raise ServerProblem(_EXPIRED, rolled_back=True) from exc
+                raise ServerProblem(str(exc).removeprefix(f"{self.url}: ")) from exc
             if "no transaction is active" in str(exc):  # it ended earlier (INSERT OR ROLLBACK, RAISE(ROLLBACK))
                 self._in_transaction = False
             raise
@@ -277,6 +279,11 @@ class ServerProblem(sqlite3.OperationalError):
     or its outcome unknown when the server stopped answering), so the run stops."""
 
     about_database = True  # for file_errors.is_file_problem: not the migration's fault
+
+    def __init__(self, message: str, *, rolled_back: bool = False) -> None:
+        super().__init__(message)
+        if rolled_back:  # the server said so: whatever the history holds now, this transaction did not commit
+            transactions.mark_rolled_back(self)
 
 
 _STOLEN = (

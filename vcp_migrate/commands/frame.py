@@ -138,7 +138,7 @@ def each(settings: Settings, session: Session, plan: list[LoadedMigration], dire
                 return Ran(tuple(runs), _in_doubt(exc, [migration]), partly=True)
             if not committed:
                 outside = not migration.step(direction).transactional
-                stopped = _outside(exc, migration) if outside else exc
+                stopped = _outside(exc, migration) if outside else session.taken_over(exc) or exc
                 return Ran(tuple(runs), stopped, partly=outside, python=_python(migration, direction))
             # Ctrl-C reached Python just after its COMMIT, or a server failed after it: it is done, and said so.
             from ..execution import ms_since  # loaded: the runner came from it
@@ -148,7 +148,8 @@ def each(settings: Settings, session: Session, plan: list[LoadedMigration], dire
                 settings.observer.finished(done)
             return Ran((*runs, done), _after_commit(exc, [migration]))
         if outcome.error:
-            return Ran(tuple(runs), outcome.error, outcome.partly, _python(migration, direction))
+            stopped = outcome.error if outcome.partly else session.taken_over(outcome.error) or outcome.error
+            return Ran(tuple(runs), stopped, outcome.partly, _python(migration, direction))
         runs.append(outcome.run)
         try:
             settings.observer.finished(outcome.run)
@@ -180,6 +181,8 @@ def _committed(session: Session, migration: LoadedMigration, direction: Directio
     when that cannot be known: a server's COMMIT was sent and its answer lost, and the server
     cannot be asked again."""
     connection = session.connection
+    if transactions.rolled_back(exc):  # a row there now is another run's: one that took the lease meanwhile
+        return False
     try:
         return not connection.in_transaction and history.is_recorded(
             connection, migration.file, applied=direction == "up"
@@ -247,7 +250,8 @@ def batch(settings: Settings, session: Session, plan: list[tuple[LoadedMigration
         if in_doubt:  # (a redo's pair on a server: its history row reads the same whether it committed or not)
             return Ran((), _in_doubt(exc, [migration for migration, _ in plan]), partly=True)
         if not (once and all(states)):
-            return Ran((), exc, python=any(_python(migration, direction) for migration, direction in plan))
+            python = any(_python(migration, direction) for migration, direction in plan)
+            return Ran((), session.taken_over(exc) or exc, python=python)
         from ..execution import ms_since  # loaded: the runner came from it
 
         each_ms = ms_since(started) // len(plan)
@@ -257,9 +261,10 @@ def batch(settings: Settings, session: Session, plan: list[tuple[LoadedMigration
                 settings.observer.finished(run)
         return Ran(done, _after_commit(exc, [migration for migration, _ in plan]))
     failed = next((outcome for outcome in outcomes if outcome.error), None)
-    if failed is not None:
+    if failed is not None and failed.error is not None:
         python = any(_python(outcome.migration, outcome.direction) for outcome in outcomes)
-        return Ran((), failed.error, failed.partly, python)
+        stopped = failed.error if failed.partly else session.taken_over(failed.error) or failed.error
+        return Ran((), stopped, failed.partly, python)
     runs = tuple(outcome.run for outcome in outcomes)
     try:
         for run in runs:
