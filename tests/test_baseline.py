@@ -73,3 +73,28 @@ def test_baseline_refuses_a_history_carrying_a_trigger_it_did_not_make(project: 
     result = project.cli("baseline", "2")
     assert (result.exit_code, result.stderr) == (1, error + "\n")
     assert project.digest() == before and project.history() == [1]
+
+
+BROKEN = {
+    "002_b.sql": "-- migrate:up\nCREATE TABLE b(x);\n-- migrate: down\nDROP TABLE b;\n",
+    "002_b.py": "def up(connection)\n    connection.execute('CREATE TABLE b(x)')\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_baseline_refuses_a_file_that_cannot_be_loaded(project: Project, name: str) -> None:
+    """It was recorded as applied with its checksum: status called it applied and sound, and the
+    rollback that needed it failed on it."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.write(name, BROKEN[name])
+    connection = sqlite3.connect(project.db)
+    connection.executescript("CREATE TABLE a(x); CREATE TABLE b(x);")
+    connection.close()
+    before = project.digest()
+    result = project.cli("baseline", "2")
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"Error: {project.dir / name}: line ")
+    assert result.stderr.strip().endswith("then baseline again; nothing was recorded)")
+    assert result.stderr.count("\n") == 1
+    assert project.digest() == before and project.history() == []
+    assert project.query("SELECT count(*) FROM sqlite_master WHERE name = 'vcp_migrations'") == [(0,)]

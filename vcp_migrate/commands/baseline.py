@@ -1,10 +1,11 @@
 """baseline: adopt a database made before vcp-migrate by recording migrations as applied,
-without running them. Scan, lock, read the history, check, record in one transaction."""
+without running them. Scan, lock, read the history, check, load, record in one transaction."""
 
 from __future__ import annotations
 
 from .. import discovery, history, sqlite, transactions
-from ..errors import PlanError, UsageError
+from ..errors import MigrationFileError, PlanError, UsageError
+from ..models import MigrationFile
 from . import frame
 from .context import Settings, read_history, scan, where, whole_number
 
@@ -36,6 +37,7 @@ def baseline(settings: Settings, version: int) -> list[int]:
                 where=where(settings),
                 hint="apply them with 'vcp-migrate migrate --allow-out-of-order'; nothing was changed",
             )
+        _require_loadable(files)
         with sqlite.translated(where(settings)), transactions.transaction(connection):
             history.prepare(connection)
             latest = None
@@ -45,3 +47,17 @@ def baseline(settings: Settings, version: int) -> list[int]:
                 history.sync_user_version(connection)
         frame.dump(settings, session)
         return [file.version for file in files]
+
+
+def _require_loadable(files: list[MigrationFile]) -> None:
+    """Refuse to record a file that cannot be loaded: its checksum would make it look applied and
+    sound until the rollback that needs it (as ``repair`` refuses such an edit)."""
+    from .. import loading
+
+    for file in files:
+        try:
+            loading.load(file)
+        except MigrationFileError as exc:
+            raise MigrationFileError(
+                exc.what, where=exc.where, hint=f"{exc.hint}, then baseline again; nothing was recorded"
+            ) from exc.__cause__
