@@ -717,3 +717,23 @@ def test_ctrl_c_before_a_restore_s_copy_says_nothing_was_changed(project: Projec
     assert stderr.splitlines()[-1] == f"Error: {said}; nothing was changed{tail}"
     assert hashlib.sha256(project.db.read_bytes()).digest() == before
     assert project.manager().backups() == kept
+
+
+def test_restore_refuses_an_empty_file_named_as_a_backup(project: Project) -> None:
+    """SQLite opens an empty file as a database holding nothing, and one in the backups folder under
+    a backup's name passed as a backup taken before the first migration: restore emptied the database."""
+    three(project)
+    project.manager().migrate(1)
+    project.manager().migrate()
+    empty = folder(project.db) / "20990101T000000.000Z-v1.db"
+    empty.touch()  # a copy cut short
+    before, kept = project.digest(), sorted(os.listdir(folder(project.db)))
+    result = project.cli("restore", "--yes")
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert result.stderr == (
+        f"Error: {empty}: is empty, so it is no backup (every backup holds at least the database's first page:"
+        " a copy cut short?) (pick another backup; nothing was changed)\n"
+    )
+    assert project.digest() == before and project.history() == [1, 2, 3]
+    assert project.query("SELECT symbol FROM trades") == [("AAPL",)]
+    assert sorted(os.listdir(folder(project.db))) == kept  # no safety copy left

@@ -172,6 +172,12 @@ def _check(settings: Settings, path: Path, live: Connection) -> int:
             where=where,
             hint="pick one from 'vcp-migrate backups'; nothing was changed",
         )
+    if path.stat().st_size == 0:  # SQLite opens it as a database holding nothing: restoring it empties ours
+        raise DatabaseError(
+            "is empty, so it is no backup (every backup holds at least the database's first page: a copy cut short?)",
+            where=where,
+            hint="pick another backup; nothing was changed",
+        )
     try:
         with closing(sqlite.open_database(path, create=False, timeout=settings.lock_timeout)) as connection:
             if not sqlite.quick_check(connection):
