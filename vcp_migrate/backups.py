@@ -252,16 +252,23 @@ def _ours(name: str, own: str, shared: Path | None) -> bool:  # a backup of the 
     return match["database"] is not None and match["tag"] == own  # whichever of its names it was taken by
 
 
-def prune(database: Path, keep: int, shared: Path | None = None) -> list[Path]:
-    """Delete all but the newest ``keep`` backups; return what was deleted."""
-    removed = []
+def prune(database: Path, keep: int, shared: Path | None = None) -> list[str]:
+    """Delete all but the newest ``keep`` backups; return a warning for each that could not be
+    deleted (another user's in a shared folder, an immutable file): it runs after the change was
+    committed, which an old backup left in place must not turn into a failure."""
+    kept = []
     for backup in listing(database, shared)[keep:]:
-        backup.path.unlink()
-        for sidecar in (Path(f"{backup.path}-wal"), Path(f"{backup.path}-shm")):  # left by a run killed using it
-            if sidecar.is_file() and not sidecar.is_symlink():
-                sidecar.unlink()
-        removed.append(backup.path)
-    return removed
+        try:
+            backup.path.unlink(missing_ok=True)  # missing: deleted by hand meanwhile
+            for sidecar in (Path(f"{backup.path}-wal"), Path(f"{backup.path}-shm")):  # left by a run killed using it
+                if sidecar.is_file() and not sidecar.is_symlink():
+                    sidecar.unlink(missing_ok=True)
+        except OSError as exc:
+            kept.append(
+                f"{backup.path}: this old backup was kept, not deleted in rotation: {exc.strerror or exc}"
+                " (delete it by hand, or check the folder's permissions)"
+            )
+    return kept
 
 
 def discard(backup: Backup, *, folder_created: bool) -> None:

@@ -314,7 +314,8 @@ def _keep_or_discard(settings: Settings, backup: Backup, ran: Ran, *, created_fo
                 " vcp-migrate's transaction; restore this backup to go back"
             )
     if changed:
-        backups.prune(settings.db_path, settings.keep_backups, settings.backup_dir)
+        for said in backups.prune(settings.db_path, settings.keep_backups, settings.backup_dir):
+            settings.observer.warning(said)
     else:
         backups.discard(backup, folder_created=created_folder)
         settings.observer.discarded(backup)
