@@ -521,3 +521,23 @@ def test_an_old_backup_rotation_cannot_delete_is_a_warning_not_a_failure(project
     assert project.history() == [1, 2, 3]
     newest = [backup.path for backup in project.manager().backups()]
     assert len(newest) == 2 and older in newest and old not in newest
+
+
+def test_a_database_name_too_long_for_its_backups_names_says_to_shorten_it(project: Project) -> None:
+    """In a shared folder a backup's name is the database's file name lengthened by its time,
+    version and tag: past the file system's limit the error said 'free space, fix permissions'."""
+    three(project)
+    project.db = project.root / ("d" * 215 + ".db")
+    project.manager().migrate(1)
+    before = project.digest()
+    (project.root / "shared").mkdir()
+    result = project.cli("migrate", "--backup-dir", str(project.root / "shared"))
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"Error: {project.db}: backup into {project.root / 'shared'} failed: ")
+    assert "File name too long" in result.stderr and result.stderr.count("\n") == 1
+    assert result.stderr.rstrip().endswith(
+        "(the database's file name is too long to name its backups after it: shorten it, or pass --no-backup;"
+        " nothing was changed)"
+    )
+    assert project.digest() == before and project.history() == [1]
+    assert os.listdir(project.root / "shared") == []

@@ -13,6 +13,7 @@ The folder is never followed through a link; nothing in it is deleted but regula
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -154,6 +155,8 @@ def _remedy(exc: OSError | sqlite3.Error) -> str:
         return f"retry when the other connection is done, raise {setting('lock_timeout')}"
     if isinstance(exc, FileNotFoundError):
         return "create the folder the backups folder goes in"
+    if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:  # the names are the database's, lengthened
+        return "the database's file name is too long to name its backups after it: shorten it"
     return "free space, fix permissions"
 
 
