@@ -737,3 +737,40 @@ def test_restore_refuses_an_empty_file_named_as_a_backup(project: Project) -> No
     assert project.digest() == before and project.history() == [1, 2, 3]
     assert project.query("SELECT symbol FROM trades") == [("AAPL",)]
     assert sorted(os.listdir(folder(project.db))) == kept  # no safety copy left
+
+
+def test_a_restore_killed_during_its_copy_into_a_database_in_wal_mode_leaves_it_in_wal_mode(
+    project: Project,
+) -> None:
+    """A backup taken before the database was put in WAL mode: restore took the database out of
+    WAL mode, then copied. Killed during the copy, it left the database as it was but in rollback
+    mode, which neither the database before nor the backup is (readers then block its writers).
+    With one page size, it now copies in WAL mode and leaves it only once the copy is committed."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.manager().migrate()
+    blobs(project.db, 128)
+    project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
+    project.manager().migrate()  # its backup, at version 1, is in rollback mode
+    (backup,) = project.manager().backups()
+    with closing(sqlite3.connect(project.db)) as connection:
+        assert connection.execute("PRAGMA journal_mode = WAL").fetchone() == ("wal",)
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    command = [str(console_script()), "restore", "--yes", "--db", str(project.db), "--dir", str(project.dir)]
+    process = subprocess.Popen(command, cwd=project.root, stderr=subprocess.PIPE, text=True, env=env)
+    written = [project.root / "test.db-wal", project.root / "test.db-journal"]  # where the copy goes, as it goes
+    try:
+        deadline = time.monotonic() + 60
+        while not any(path.exists() and path.stat().st_size > 40_000_000 for path in written):  # a third copied
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.0005)
+        process.kill()
+        process.communicate(timeout=60)
+    finally:
+        process.kill()
+    with closing(sqlite3.connect(project.db)) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert project.history() == [1, 2] and project.query("SELECT count(*) FROM blobs") == [(128_000,)]
+    result = run_cli(project, "restore", "--yes", backup.path.name)  # the next run works
+    assert result.returncode == 0, result.stderr
+    assert project.history() == [1] and project.query("PRAGMA journal_mode") == [("delete",)]

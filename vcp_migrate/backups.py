@@ -299,7 +299,14 @@ def copy_into(backup: Path, target: sqlite3.Connection, database: Path) -> str |
         if own_mode != "wal" or (size == own_size and mode == "wal"):
             copy(source, target)  # a database in rollback mode takes the backup's header as it is
             return None
-        if _leave_wal(target):
+        if size == own_size:
+            # Copied in WAL mode, and only then taken out of it: a run killed during the copy leaves
+            # the database as it was, its journal mode too (taken out first, it was left in rollback mode).
+            copy(source, target)
+            with contextlib.suppress(sqlite3.Error):  # the copy is committed: what fails now only keeps WAL mode
+                if _leave_wal(target):
+                    return None
+        elif _leave_wal(target):  # SQLite copies no page of another size into a database in WAL mode
             try:
                 copy(source, target)
             except BaseException:
@@ -309,9 +316,7 @@ def copy_into(backup: Path, target: sqlite3.Connection, database: Path) -> str |
             return None
         kept = [f"page size ({own_size} bytes, not the backup's {size})"] if size != own_size else []
         kept += [f"journal mode (wal, not the backup's {mode})"] if mode != "wal" else []
-        if size == own_size:
-            copy(source, target)
-        else:
+        if size != own_size:
             with _converted(source, own_size, backup.parent, tag(database)) as converted:
                 copy(converted, target)
         return (
