@@ -774,3 +774,23 @@ def test_a_restore_killed_during_its_copy_into_a_database_in_wal_mode_leaves_it_
     result = run_cli(project, "restore", "--yes", backup.path.name)  # the next run works
     assert result.returncode == 0, result.stderr
     assert project.history() == [1] and project.query("PRAGMA journal_mode") == [("delete",)]
+
+
+def test_a_backup_another_connection_holds_says_to_retry_not_to_pick_another(project: Project) -> None:
+    """Its error said 'pick another backup' for a backup that is sound but being written: the
+    remedy is to wait for it, or to wait longer."""
+    three(project)
+    project.manager().migrate(1)
+    project.manager().migrate()
+    (backup,) = project.manager().backups()
+    before = project.digest()
+    with closing(sqlite3.connect(backup.path, isolation_level=None)) as holder:
+        holder.execute("BEGIN EXCLUSIVE")
+        result = project.cli("restore", "--yes", "--lock-timeout", "0.2")
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert result.stderr == (
+        f"Error: {backup.path}: is locked by another connection (retry when it is released, or raise"
+        " --lock-timeout; nothing was changed)\n"
+    )
+    assert project.digest() == before and project.history() == [1, 2, 3]
+    assert project.manager().backups() == [backup]  # no safety copy left

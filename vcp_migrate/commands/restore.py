@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .. import backups, copying, file_errors, history, sqlite
 from ..database import Connection
-from ..errors import DatabaseError, Interrupted, UsageError, VcpMigrateError
+from ..errors import DatabaseError, Interrupted, LockTimeout, UsageError, VcpMigrateError
 from ..models import Backup
 from ..session import Session
 from . import frame
@@ -184,6 +184,9 @@ def _check(settings: Settings, path: Path, live: Connection) -> int:
                 raise DatabaseError("is corrupt", where=where, hint="pick another backup; nothing was changed")
             backup_id = history.database_id(connection)
             version = history.highest(connection)
+    except LockTimeout as exc:  # another connection writes it: waiting more is the remedy, not another backup
+        exc.where = where
+        raise
     except DatabaseError as exc:
         hint = "pick another backup; nothing was changed"
         unopened = exc.what in ("cannot be opened", "is read-only")
