@@ -13,6 +13,7 @@ import sqlite3
 import stat
 import subprocess
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -541,3 +542,46 @@ def test_a_database_name_too_long_for_its_backups_names_says_to_shorten_it(proje
     )
     assert project.digest() == before and project.history() == [1]
     assert os.listdir(project.root / "shared") == []
+
+
+def test_a_backups_folder_swapped_for_a_link_during_the_backup_writes_through_nothing(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The folder is checked, and its partial file created through its descriptor; SQLite then
+    opened the partial file by its path. Anyone who can write the database's directory could swap
+    the folder for a link to a folder of theirs between the two, where a hard link to someone's
+    database bore the partial file's name: the backup was copied over that database."""
+    three(project)
+    project.manager().migrate(1)
+    project.manager().migrate(2)  # the backups folder exists, with a backup of version 1
+    victim = project.root / "other.db"
+    with closing(sqlite3.connect(victim)) as connection:
+        connection.execute("CREATE TABLE precious (x)")
+        connection.execute("INSERT INTO precious VALUES ('keep me')")
+        connection.commit()
+    kept = victim.read_bytes()
+    theirs, moved = project.root / "theirs", project.root / "moved"
+    theirs.mkdir()
+    real_connect = sqlite3.connect
+
+    def swapping(database: object, *args: object, **kwargs: object) -> sqlite3.Connection:
+        path = Path(str(database))
+        if path.name.endswith(".partial") and not moved.exists():  # between the check and SQLite's open
+            os.link(victim, theirs / path.name)
+            folder(project.db).rename(moved)
+            folder(project.db).symlink_to(theirs)
+        return real_connect(database, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sqlite3, "connect", swapping)
+    before, earlier = project.digest(), sorted(os.listdir(folder(project.db)))
+    result = project.cli("migrate")
+    monkeypatch.undo()
+    assert victim.read_bytes() == kept
+    assert result.exit_code == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr == (
+        f"Error: {project.db}: backup into {folder(project.db)} failed: it was swapped for a symbolic link while"
+        " the backup was taken (remove it, or pass --no-backup; nothing was changed)\n"
+    )
+    assert [name for name in os.listdir(theirs) if not name.endswith(".partial")] == []
+    assert project.digest() == before and project.history() == [1, 2]
+    assert sorted(os.listdir(moved)) == earlier  # its partial file removed, through the folder's descriptor

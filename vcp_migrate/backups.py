@@ -93,18 +93,21 @@ def take(
         created = _make_folder(where)
         # Copy under a name listing() ignores, and give it its real name only once it is complete
         # and on disk: a run killed mid-copy never leaves something that looks like a backup.
-        with _partial(where, name, mode, clean="*" if shared is None else tag(database)) as (partial, path):
-            target = sqlite3.connect(partial)
+        with _partial(where, name, mode, clean="*" if shared is None else tag(database)) as partial:
+            target = sqlite3.connect(partial.path)  # SQLite opens by path: checked to be our file before a write
             try:
+                if not partial_files.also_open(partial.held):
+                    raise _NotAFolder("it was swapped for a symbolic link while the backup was taken")
+                target.execute("PRAGMA journal_mode = MEMORY")  # a new file needs no journal made beside it by path
                 if source is not None:
                     copy(source, target)
                 elif copier is not None:
                     copier(target)
             finally:
                 target.close()
-            _fsync(partial)
-            os.rename(partial, path)
-            made = path
+            os.fsync(partial.held)
+            os.rename(partial.path.name, partial.final.name, src_dir_fd=partial.folder, dst_dir_fd=partial.folder)
+            path = made = partial.final
         _fsync(where)
     except BaseException as exc:  # Ctrl-C included: the copy stops within a step (see copying)
         if made is not None:  # not said to be taken: never left to be listed (and restored) as one
@@ -167,8 +170,8 @@ def _stale(entry: os.DirEntry[str], clean: str | None) -> bool:
 
 
 @contextlib.contextmanager
-def _partial(where: Path, pattern: str, mode: int, *, clean: str | None) -> Iterator[tuple[Path, Path]]:
-    """A new empty file in ``where`` under a partial name: yields (partial, final name). The
+def _partial(where: Path, pattern: str, mode: int, *, clean: str | None) -> Iterator[partial_files.Partial]:
+    """A new empty file in ``where`` under a partial name, yielded with its final name. The
     partial file, and what SQLite kept beside it, is removed at the end, unless renamed. Those a killed
     run left are removed first: all (``clean`` "*"), or those of the database of that tag, or none;
     never one another run is still writing (see ``partial_files``)."""
@@ -187,7 +190,7 @@ def _partial(where: Path, pattern: str, mode: int, *, clean: str | None) -> Iter
                 os.unlink(name, dir_fd=descriptor)
                 raise
             try:
-                yield where / partial, where / name
+                yield partial_files.Partial(where / partial, where / name, descriptor, held)
             finally:
                 for leftover in (partial, partial + "-journal", partial + "-wal", partial + "-shm"):
                     with contextlib.suppress(FileNotFoundError):
@@ -351,11 +354,14 @@ def _leave_wal(target: sqlite3.Connection) -> bool:
 def _converted(source: sqlite3.Connection, page_size: int, where: Path, label: str) -> Iterator[sqlite3.Connection]:
     """A temporary copy of ``source`` with ``page_size``, in the backup's folder under a partial name
     tagged ``label`` (the database's: one a killed run left in a shared folder is the next run's to remove)."""
-    with _partial(where, f"{{stamp}}-v0{{suffix}}.{label}.db", 0o600, clean=None) as (partial, _):
-        converted = sqlite3.connect(partial, isolation_level=None)
+    with _partial(where, f"{{stamp}}-v0{{suffix}}.{label}.db", 0o600, clean=None) as partial:
+        converted = sqlite3.connect(partial.path, isolation_level=None)
         try:
+            if not partial_files.also_open(partial.held):  # opened by path, as in take
+                raise _NotAFolder("it was swapped for a symbolic link while the backup was converted")
+            converted.execute("PRAGMA journal_mode = MEMORY")  # no journal made beside it by path
             copy(source, converted)
-            converted.execute("PRAGMA journal_mode = DELETE")  # VACUUM changes no page size in WAL mode
+            converted.execute("PRAGMA journal_mode = MEMORY")  # VACUUM changes no page size in WAL mode
             converted.execute(f"PRAGMA page_size = {page_size:d}")
             converted.execute("VACUUM")
             yield converted

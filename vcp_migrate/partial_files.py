@@ -13,6 +13,18 @@ import contextlib
 import fcntl
 import os
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import NamedTuple
+
+
+class Partial(NamedTuple):
+    """A partial file being written: its path, the path it gets once complete, and the descriptors
+    of its folder and of itself (which holds its flock)."""
+
+    path: Path
+    final: Path
+    folder: int
+    held: int
 
 
 def create(descriptor: int, pattern: str, mode: int) -> tuple[str, int]:
@@ -71,3 +83,24 @@ def _exists_in(descriptor: int, name: str) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def also_open(held: int) -> bool:
+    """Whether this process has the file of ``held`` open through another descriptor too: then the
+    file SQLite just opened by its path is this one, not one a link put in its place since (a
+    folder swapped for a link to another, where a link to someone's file has the partial's name).
+    True where that cannot be told (no /proc/self/fd)."""
+    listed = "/proc/self/fd"
+    try:
+        names = os.listdir(listed)
+    except OSError:
+        return True
+    ours = os.fstat(held)
+    for name in names:
+        if name == str(held):
+            continue
+        with contextlib.suppress(OSError):
+            found = os.stat(f"{listed}/{name}")
+            if (found.st_dev, found.st_ino) == (ours.st_dev, ours.st_ino):
+                return True
+    return False
