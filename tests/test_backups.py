@@ -585,3 +585,37 @@ def test_a_backups_folder_swapped_for_a_link_during_the_backup_writes_through_no
     assert [name for name in os.listdir(theirs) if not name.endswith(".partial")] == []
     assert project.digest() == before and project.history() == [1, 2]
     assert sorted(os.listdir(moved)) == earlier  # its partial file removed, through the folder's descriptor
+
+
+def test_a_backups_folder_swapped_for_a_link_during_the_run_is_a_warning_once_committed(project: Project) -> None:
+    """Moved to a bigger disk while a migration ran, a link left in its place: rotation, after the
+    commit, found the link and raised, so a migrate that had applied its migration exited 1."""
+    three(project)
+    project.manager().migrate(1)
+    moved = project.root / "bigger" / folder(project.db).name
+    moved.parent.mkdir()
+    project.write(
+        "002_b.py",
+        f"""
+        import os
+
+        def up(connection):
+            os.rename({str(folder(project.db))!r}, {str(moved)!r})
+            os.symlink({str(moved)!r}, {str(folder(project.db))!r})
+            connection.execute("CREATE TABLE b (x)")
+
+        def down(connection):
+            connection.execute("DROP TABLE b")
+        """,
+    )
+    (project.dir / "002_pnl.sql").unlink()
+    result = project.cli("migrate", "--to", "2")
+    assert result.exit_code == 0 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr == (
+        f"Warning: {folder(project.db)}: old backups were not rotated: it is a symbolic link, which is never"
+        " followed (replace it by a folder, or remove it)\n"
+    )
+    assert result.stdout.splitlines()[-1].startswith("Applied 1 migration(s) in ")
+    assert project.history() == [1, 2] and "b" in project.tables()
+    (backup,) = os.listdir(moved)  # the backup taken before, where the folder went
+    assert backup.endswith(".db") and "-v1." in backup

@@ -262,8 +262,14 @@ def prune(database: Path, keep: int, shared: Path | None = None) -> list[str]:
     """Delete all but the newest ``keep`` backups; return a warning for each that could not be
     deleted (another user's in a shared folder, an immutable file): it runs after the change was
     committed, which an old backup left in place must not turn into a failure."""
+    try:
+        old = listing(database, shared)[keep:]
+    except DatabaseError as exc:  # the folder was swapped for a link (or a file) during the run
+        return [f"{exc.where}: old backups were not rotated: {exc.what}" + (f" ({exc.hint})" if exc.hint else "")]
+    except OSError as exc:  # it cannot be listed any more
+        return [f"{folder(database, shared)}: old backups were not rotated: {exc.strerror or exc}"]
     kept = []
-    for backup in listing(database, shared)[keep:]:
+    for backup in old:
         try:
             backup.path.unlink(missing_ok=True)  # missing: deleted by hand meanwhile
             for sidecar in (Path(f"{backup.path}-wal"), Path(f"{backup.path}-shm")):  # left by a run killed using it
