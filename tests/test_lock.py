@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sqlite3
+import subprocess
 import threading
 import time
 from contextlib import closing
@@ -411,3 +413,43 @@ def test_a_lock_timeout_past_what_sqlite_holds_is_its_longest_not_none(tmp_path:
 
     with closing(open_database(tmp_path / "app.db", create=True, timeout=3_000_000)) as connection:
         assert connection.execute("PRAGMA busy_timeout").fetchone() == (2**31 - 1,)
+
+
+def test_a_lock_file_that_cannot_be_deleted_after_the_commit_is_left_for_the_next_run(project: Project) -> None:
+    """Releasing the run lock deletes its file; a directory that no longer lets it (made immutable,
+    or read-only, while the run went on) raised 'unexpected PermissionError' after the migration had
+    committed: exit 1 for a change that was made. The file is left; the next run takes and deletes it."""
+    if shutil.which("chattr") is None:
+        pytest.skip("no chattr to make a directory whose files cannot be deleted")
+    probe = project.root / "probe"
+    probe.mkdir()
+    if subprocess.run(["chattr", "+i", str(probe)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i needs root and the right to make a directory immutable")
+    subprocess.run(["chattr", "-i", str(probe)], check=True)
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.manager().migrate()
+    with closing(sqlite3.connect(project.db)) as connection:  # its commit then needs no new file beside it
+        assert connection.execute("PRAGMA journal_mode = WAL").fetchone() == ("wal",)
+    project.write(
+        "002_b.py",
+        f"""
+        import subprocess
+
+        def up(connection):
+            subprocess.run(["chattr", "+i", {str(project.root)!r}], check=True)
+            connection.execute("CREATE TABLE b (x)")
+
+        def down(connection):
+            connection.execute("DROP TABLE b")
+        """,
+    )
+    try:
+        result = project.cli("migrate", "--no-backup", "--no-dump")
+    finally:
+        subprocess.run(["chattr", "-i", str(project.root)], check=True)
+    assert (result.exit_code, result.stderr) == (0, ""), result.stderr
+    assert result.stdout.splitlines()[-1].startswith("Applied 1 migration(s) in ")
+    assert project.history() == [1, 2] and "b" in project.tables()
+    (left,) = [name for name in os.listdir(project.root) if name.startswith(".vcp-lock-")]
+    assert project.cli("rollback", "--no-backup", "--no-dump").exit_code == 0
+    assert project.history() == [1] and not (project.root / left).exists()

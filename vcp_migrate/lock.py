@@ -368,7 +368,7 @@ def _is_at(path: str | Path, held: os.stat_result) -> bool:
 
 def _release(path: str, fd: int) -> None:
     """Delete the lock file we hold, then let go of it: a waiter on it notices the deletion."""
-    with contextlib.suppress(FileNotFoundError):
+    with contextlib.suppress(OSError):
         os.unlink(path)
     os.close(fd)
 
