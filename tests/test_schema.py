@@ -131,6 +131,27 @@ def test_a_failed_schema_file_write_leaves_no_partial_file(project: Project) -> 
     assert list((project.dir / "schema.sql").iterdir()) == []
 
 
+def test_the_schema_file_and_then_its_folder_are_synced_to_disk(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file was synced before its rename, but not its folder after it: a power loss could bring
+    back the schema file it replaced, one change behind the database."""
+    trading(project)
+    synced: list[tuple[int, int]] = []
+    real = os.fsync
+
+    def recording(fd: int) -> None:
+        found = os.fstat(fd)
+        synced.append((found.st_dev, found.st_ino))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    assert project.cli("migrate", "--no-backup").exit_code == 0
+    dump, folder = (project.dir / "schema.sql").stat(), project.dir.stat()
+    assert (dump.st_dev, dump.st_ino) in synced and (folder.st_dev, folder.st_ino) in synced
+    assert synced.index((folder.st_dev, folder.st_ino)) > synced.index((dump.st_dev, dump.st_ino))
+
+
 def _refused(project: Project, schema_file: str, *args: str) -> str:
     """Run migrate with ``schema_file`` in the table; it must be refused with nothing changed."""
     (project.root / "pyproject.toml").write_text(f'[tool.vcp-migrate]\nschema_file = "{schema_file}"\n')
