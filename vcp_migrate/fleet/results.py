@@ -135,7 +135,9 @@ def mark_drifted(results: list[DatabaseResult]) -> list[DatabaseResult]:
 
 
 def write_report(path: Path, command: str, results: Iterable[DatabaseResult], summary: Summary) -> None:
-    """Write the JSON report whole or not at all (a new file renamed over the old one)."""
+    """Write the JSON report whole or not at all (a new file renamed over the old one). The
+    report it replaces keeps its permission bits; a new one gets the umask's, as any file the
+    user writes (a temporary file's 0600 would hide it from the others who read it)."""
     document = {
         "command": command,
         "directory": os.getcwd(),  # what relative paths are relative to, for a rerun from elsewhere
@@ -144,13 +146,27 @@ def write_report(path: Path, command: str, results: Iterable[DatabaseResult], su
     }
     folder = path.absolute().parent
     import json  # here: a worker process, which never writes a report, need not load them
-    import tempfile
+    import secrets
+    import stat
 
-    descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
     try:
+        found = os.lstat(path)
+        mode = stat.S_IMODE(found.st_mode) if stat.S_ISREG(found.st_mode) else None
+    except OSError:
+        mode = None
+    # Created here and now (O_EXCL: never a file or a link found there), 0666 less the umask.
+    name = str(folder / f".{path.name}.{secrets.token_hex(4)}")
+    descriptor = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    try:
+        if mode is not None:  # on our open handle: a read-only report is still written
+            os.fchmod(descriptor, mode) if hasattr(os, "fchmod") else os.chmod(name, mode)
         with os.fdopen(descriptor, "w", encoding="utf-8") as out:
             json.dump(document, out, indent=1)
             out.write("\n")
+            out.flush()
+            # On disk before the rename: after a power loss an empty report is no report, which
+            # --only-failed cannot read and --report refuses to replace.
+            os.fsync(out.fileno())
         os.replace(name, path)
     except BaseException:
         Path(name).unlink(missing_ok=True)

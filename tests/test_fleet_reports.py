@@ -1,0 +1,36 @@
+"""vcp-migrate fleet --report and --only-failed: the report file itself, as the console script
+writes it, and the databases checked after each run."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+from .conftest import Project
+from .test_fleet import _consistent, _fleet, _tenants
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_a_report_is_a_file_as_the_umask_makes_it_and_one_replaced_keeps_its_mode(project: Project) -> None:
+    """It was 0600 whatever the umask (the temporary file it is renamed from), and an earlier
+    report others could read became readable by its owner alone when a resumed run replaced it."""
+    paths = _tenants(project, 3, rows=1, frozen=(1,))
+    report = project.root / "run.json"
+    first = _fleet(project, "migrate", "tenants/*.db", "--keep-going", "--jobs", "1", "--report", "run.json",
+                   preexec_fn=lambda: os.umask(0o002))  # fmt: skip
+    assert first.returncode == 1, first.stderr
+    assert _mode(report) == 0o664
+    assert [_consistent(path) for path in paths] == [2, 1, 2]
+    os.chmod(report, 0o644)
+    again = _fleet(project, "migrate", "--only-failed", "run.json", "--jobs", "1", "--report", "run.json",
+                   preexec_fn=lambda: os.umask(0o077))  # fmt: skip
+    assert again.returncode == 1, again.stderr  # the trigger still refuses the backfill
+    assert _mode(report) == 0o644
+    assert json.loads(report.read_text())["summary"]["states"] == {"failed": 1}
+    assert [_consistent(path) for path in paths] == [2, 1, 2]
+    assert sorted(p.name for p in project.root.iterdir() if p.name.startswith(".run.json")) == []
