@@ -271,8 +271,13 @@ def _not_for_workers() -> Iterator[None]:
     A signal's being ignored survives exec, and Python keeps an ignored SIGINT ignored, so a
     worker never dies of one sent to the whole process group while it starts, before it ignores
     them itself (blocking them alone did not reach it: its start undoes the mask). Here they are
-    blocked meanwhile, and arrive once the handlers are back.
+    blocked meanwhile, and arrive once the handlers are back. Only the main thread can set
+    handlers: a run started from another thread (whose process's signals are not the run's to
+    handle, see ``_signals_as_a_flag``) starts its workers as they are.
     """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
     try:
         previous = {number: signal.signal(number, signal.SIG_IGN) for number in _STOPPING}
