@@ -58,7 +58,9 @@ def listed_in(source: str) -> list[str]:
     try:  # file names as the system gives them: bytes that are not UTF-8 kept
         data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
     except OSError as exc:
-        raise UsageError(f"cannot be read: {exc}", where=where, hint="give a file with one path a line") from exc
+        raise UsageError(
+            f"cannot be read: {exc.strerror or exc}", where=where, hint="give a file with one path a line"
+        ) from exc
     # A byte-order mark that an editor put at the start is no part of the first name (nor of a "#").
     text = os.fsdecode(data.removeprefix(codecs.BOM_UTF8))
     # Lines end at LF (CRLF too); any other character, spaces included, belongs to the name.
