@@ -20,7 +20,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from .. import closed_output, history
+from .. import closed_output, history, sqlite
 from ..commands import context
 from ..errors import DatabaseError, PlanError, VcpMigrateError, as_token
 from . import commands
@@ -188,12 +188,21 @@ def lost(path: str, why: str) -> DatabaseResult:
 
 
 def _version_now(path: str) -> int | None:
-    """The highest applied version of ``path`` (SQLite rolls back what a killed run left); None if unreadable."""
+    """The highest applied version of ``path`` (SQLite rolls back what a killed run left); None if
+    unreadable, or if nothing is there any more (never made: a fleet never creates a database)."""
     try:
-        with closing(sqlite3.connect(path, timeout=1)) as connection:
+        with closing(sqlite.open_database(Path(path), create=False, timeout=1)) as connection:
             return history.highest(connection)
     except (sqlite3.Error, OSError, DatabaseError):
         return None
+
+
+def _after_failure(path: str, collector: commands.Collector) -> int | None:
+    """The version a database is at after its run failed: from what it committed when that only
+    added versions; read again when it rolled some back (the highest left is in its history alone)."""
+    if any(run.direction == "down" for run in collector.runs):
+        return _version_now(path)
+    return commands.reached(collector.version, collector.runs)
 
 
 def run_one(path: str) -> DatabaseResult:
@@ -210,7 +219,7 @@ def run_one(path: str) -> DatabaseResult:
             result = commands.COMMANDS[job.command](job, settings, collector, DatabaseResult(path, CHECKED))
     except (VcpMigrateError, OSError) as exc:
         result = DatabaseResult(
-            path, FAILED, version_after=commands.reached(collector.version, collector.runs),
+            path, FAILED, version_after=_after_failure(path, collector),
             kind=commands.failure_kind(exc),
             error=exc.message(as_token) if isinstance(exc, VcpMigrateError) else f"{path}: {exc}",
         )  # fmt: skip
@@ -220,7 +229,7 @@ def run_one(path: str) -> DatabaseResult:
         # A worker ignores Ctrl-C, and the fleet's process raises only the second: this came from
         # the migration's own code. The run goes on.
         result = lost(path, "the migration raised KeyboardInterrupt")
-        result = result._replace(version_after=commands.reached(collector.version, collector.runs))
+        result = result._replace(version_after=_after_failure(path, collector))
     except Exception as exc:  # a defect of ours: the other databases go on
         error = f"{path}: unexpected {type(exc).__name__}: {exc}"
         result = DatabaseResult(path, FAILED, version_after=collector.version, error=error)

@@ -1,0 +1,58 @@
+"""What a fleet run says each database is at, and the summary's counts, checked against the
+databases themselves, reopened after the run."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+from vcp_migrate import MigrationManager
+
+from .conftest import Project
+from .test_fleet import _fleet
+
+
+def _history(path: Path) -> tuple[list[int], int]:
+    with closing(sqlite3.connect(path)) as connection:
+        versions = [row[0] for row in connection.execute("SELECT version FROM vcp_migrations ORDER BY version")]
+        return versions, connection.execute("PRAGMA user_version").fetchone()[0]
+
+
+def test_a_rollback_that_fails_after_undoing_one_says_the_version_it_left(project: Project) -> None:
+    """--steps 2 undid 3 and failed on 2's down: the database is at 2, but its line, its JSON,
+    the report and the summary's count at each version said 3 (the version before the run)."""
+    project.sql("001_a.sql", "CREATE TABLE a (id INTEGER);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b (id INTEGER);", "DROP TABLE no_such_table;")
+    project.sql("003_c.sql", "CREATE TABLE c (id INTEGER);", "DROP TABLE c;")
+    paths = [project.root / "one.db", project.root / "two.db"]
+    for path in paths:
+        MigrationManager(path, project.dir, dump_schema=False).migrate()
+    done = _fleet(project, "rollback", *map(str, paths), "--steps", "2", "--keep-going", "--jobs", "2", "--no-dump",
+                  "--json", "--report", "run.json")  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert sorted((r["path"], r["state"], r["version_before"], r["version_after"], r["applied"]) for r in rows) == [
+        (str(path), "failed", 3, 2, [3]) for path in paths
+    ]
+    report = json.loads((project.root / "run.json").read_text())
+    assert [r["version_after"] for r in report["results"]] == [2, 2]
+    assert report["summary"]["versions"] == {"2": 2}
+    assert "at each version: v2: 2" in done.stderr
+    for path in paths:
+        assert _history(path) == ([1, 2], 2)
+        with closing(sqlite3.connect(path)) as connection:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert {"a", "b"} <= tables and "c" not in tables
+
+
+def test_a_database_lost_in_flight_and_gone_since_is_not_made_again(tmp_path: Path) -> None:
+    """Reading the version of a database whose run was cut short (its worker killed, Ctrl-C
+    twice) made an empty file where it had been, if it had been removed meanwhile."""
+    from vcp_migrate.fleet import worker
+
+    gone = tmp_path / "gone.db"
+    result = worker.lost(str(gone), "its worker process ended abruptly")
+    assert (result.state, result.kind, result.version_after) == ("failed", "interrupted", None)
+    assert not gone.exists() and list(tmp_path.iterdir()) == []
