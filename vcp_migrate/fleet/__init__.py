@@ -11,7 +11,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 from typing import NamedTuple
 
@@ -184,6 +184,9 @@ class Fleet:
         except pool.Interrupted as stopped:
             seconds = time.perf_counter() - started
             run = FleetRun(stopped.results, summarize(stopped.results, seconds))
+            if dump and self.dump_schema:  # what finished is committed, and a rerun may have nothing to do
+                with suppress(KeyboardInterrupt):  # Ctrl-C again: the run stopped is what is said
+                    self._write_schema(stopped.results)
             raise FleetInterrupted(run, stopped.stopped_in_flight) from None
         summary = summarize(results, time.perf_counter() - started)
         for shared, sharing in summary.shared_ids.items():
@@ -197,8 +200,11 @@ class Fleet:
         return FleetRun(results, summary)
 
     def _write_schema(self, results: list[DatabaseResult]) -> None:
-        """Write the schema file once, from the first database changed to the highest version."""
-        changed = [r for r in results if r.state in (MIGRATED, ROLLED_BACK) and r.version_after is not None]
+        """Write the schema file once, from the first database changed to the highest version; a
+        database that failed after committing migrations changed too, as the single command says."""
+        changed = [
+            r for r in results if (r.state in (MIGRATED, ROLLED_BACK) or r.applied) and r.version_after is not None
+        ]
         if not changed:
             return
         highest = max(r.version_after or 0 for r in changed)
