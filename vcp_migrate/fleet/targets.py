@@ -27,7 +27,7 @@ def expand(patterns: Iterable[str]) -> list[str]:
 
     A pattern that matches nothing is an error: a typo must not make a fleet of none. A plain
     path that does not exist is kept, so the run reports it as failed (missing). A pattern's
-    matches leave out backups (``tenants/**/*.db`` reaches each ``<db>.backups`` folder).
+    matches leave out folders and backups (``tenants/**/*.db`` reaches each ``<db>.backups`` folder).
     """
     found: list[str] = []
     for pattern in patterns:
@@ -36,10 +36,15 @@ def expand(patterns: Iterable[str]) -> list[str]:
             found.append(pattern)
             continue
         matches = sorted(glob.glob(pattern, recursive=True))
-        # Never a backup, nor what SQLite keeps beside a database (its -wal, -shm or -journal).
-        databases = [match for match in matches if not is_backup(match) and not _beside_a_database(match)]
+        # Never a folder ('t/**' matches 't/' and each folder below it), a backup, nor what SQLite
+        # keeps beside a database (its -wal, -shm or -journal).
+        databases = [
+            match
+            for match in matches
+            if not os.path.isdir(match) and not is_backup(match) and not _beside_a_database(match)
+        ]
         if not databases:
-            but = " but backups and SQLite's own files, which are never targets" if matches else ""
+            but = " but folders, backups and SQLite's own files, which are never targets" if matches else ""
             raise UsageError(
                 f"the pattern {pattern!r} matches no file{but}",
                 hint="check it, and quote it so that the shell does not expand it first",
