@@ -3,10 +3,16 @@ it says of those it cannot use; the databases checked after each run."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
 
-from .conftest import Project
-from .test_fleet import _cli, _consistent, _tenants
+from .conftest import ENV_VARS, Project, console_script
+from .test_fleet import _cli, _consistent, _digest, _tenants
 
 
 def test_a_targets_from_that_cannot_be_read_is_named_once(project: Project) -> None:
@@ -38,3 +44,41 @@ def test_a_pattern_s_matches_leave_out_folders(project: Project) -> None:
     assert "the pattern 'empty/*' matches no file but folders, backups and SQLite's own files" in refused.stderr
     named = _cli(project, "migrate", "empty/inside")  # a folder named, not matched, still fails as one
     assert named.exit_code == 1 and "empty/inside: is not a regular file" in named.stdout
+
+
+def _interrupted_when(command: list[str], cwd: Path, ready: Callable[[int], bool]) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` and send it Ctrl-C once ``ready(pid)``; its exit code and output."""
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    process = subprocess.Popen(command, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=env, text=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not ready(process.pid) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+def _reading_standard_input(pid: int) -> bool:
+    try:  # the system call it waits in: read (0 on x86-64, 63 on arm64) of file descriptor 0
+        number, descriptor, *_ = Path(f"/proc/{pid}/syscall").read_text().split()
+    except (OSError, ValueError):
+        return False
+    return number in ("0", "63") and int(descriptor, 16) == 0
+
+
+def test_ctrl_c_before_any_database_started_says_nothing_was_changed(project: Project) -> None:
+    """It said "interrupted (a transactional migration is rolled back whole; 'vcp-migrate status'
+    shows what is applied)" while the list of databases was read, or the migrations loaded."""
+    paths = _tenants(project, 2, rows=1)
+    before = {path: _digest(path) for path in paths}
+    said = "Error: interrupted before any database was started: nothing was changed\n"
+    script = [str(console_script()), "fleet", "migrate", "--dir", str(project.dir)]
+    listed = _interrupted_when([*script, "--targets-from", "-"], project.root, _reading_standard_input)
+    assert (listed.returncode, listed.stderr, listed.stdout) == (130, said, "")
+    marker = project.root / "loading"
+    project.write("003_slow.py", f"import pathlib, time\npathlib.Path({str(marker)!r}).touch()\ntime.sleep(30)\n"
+                  "def up(connection):\n    pass\n")  # fmt: skip
+    loading = _interrupted_when([*script, *map(str, paths)], project.root, lambda pid: marker.exists())
+    assert (loading.returncode, loading.stderr, loading.stdout) == (130, said, "")
+    assert {path: _digest(path) for path in paths} == before

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from .. import closed_output
-from ..errors import VcpMigrateError, spelled
+from ..errors import Interrupted, VcpMigrateError, spelled
 from ..printable import json_text, printable
 from . import naming
 from .base import EXIT_INTERRUPTED, error
@@ -113,7 +113,16 @@ def choose_paths(
         if value == "":  # read as a path, it would be the current folder
             raise click.BadParameter(f"is empty: name {wanted}", param_hint=option)
     command = command or click.get_current_context().info_name or ""
-    return targets.choose(patterns, targets_from, only_failed, command)
+    try:  # a list on standard input can take its time
+        return targets.choose(patterns, targets_from, only_failed, command)
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:
+        raise Interrupted(_BEFORE) from None
+
+
+# Ctrl-C before the first database started (the list of them read, the migrations loaded).
+_BEFORE = "interrupted before any database was started: nothing was changed"
 
 
 class _Lines:
@@ -262,7 +271,7 @@ def run_and_report(
         # While databases run, the fleet's own handler has them (those in flight finish). Before,
         # nothing ran: stop. After (results came, the run is ending), the report is written.
         if not lines.done:
-            raise KeyboardInterrupt
+            raise Interrupted(_BEFORE)
 
     for number in stopping:
         signal.signal(number, interrupt)
