@@ -7,8 +7,12 @@ import json
 import sqlite3
 from contextlib import closing
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from vcp_migrate import MigrationManager
+from vcp_migrate.fleet import Fleet
 
 from .conftest import Project
 from .test_fleet import _fleet
@@ -56,3 +60,34 @@ def test_a_database_lost_in_flight_and_gone_since_is_not_made_again(tmp_path: Pa
     result = worker.lost(str(gone), "its worker process ended abruptly")
     assert (result.state, result.kind, result.version_after) == ("failed", "interrupted", None)
     assert not gone.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_an_unexpected_error_on_one_database_has_a_kind_and_says_what_to_do(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its kind was null in the JSON (every other failure has one), and its error said what went
+    wrong but not what to do about it."""
+    from vcp_migrate.fleet import commands
+
+    project.sql("001_a.sql", "CREATE TABLE a (id INTEGER);", "DROP TABLE a;")
+    paths = [project.root / "one.db", project.root / "two.db"]
+    for path in paths:
+        MigrationManager(path, project.dir, dump_schema=False).migrate()
+    project.sql("002_b.sql", "CREATE TABLE b (id INTEGER);", "DROP TABLE b;")
+    real = commands.COMMANDS["migrate"]
+
+    def broken(job: Any, settings: Any, seen: Any, result: Any) -> Any:
+        if settings.db_path.name == "one.db":
+            raise RuntimeError("boom")
+        return real(job, settings, seen, result)
+
+    monkeypatch.setitem(commands.COMMANDS, "migrate", broken)
+    run = Fleet(paths, project.dir, dump_schema=False).migrate(jobs=1, keep_going=True)
+    failed, migrated = run.results
+    assert (failed.state, failed.kind) == ("failed", "error")
+    assert failed.error == (
+        f"{paths[0]}: unexpected RuntimeError: boom (a defect of vcp-migrate: run the single command on this"
+        " database with --debug, and report it)"
+    )
+    assert failed.as_dict()["kind"] == "error" and migrated.state == "migrated"
+    assert _history(paths[0]) == ([1], 1) and _history(paths[1]) == ([1, 2], 2)

@@ -231,8 +231,11 @@ def run_one(path: str) -> DatabaseResult:
         result = lost(path, "the migration raised KeyboardInterrupt")
         result = result._replace(version_after=_after_failure(path, collector))
     except Exception as exc:  # a defect of ours: the other databases go on
-        error = f"{path}: unexpected {type(exc).__name__}: {exc}"
-        result = DatabaseResult(path, FAILED, version_after=collector.version, error=error)
+        error = (
+            f"{path}: unexpected {type(exc).__name__}: {exc} (a defect of vcp-migrate: run the single command on"
+            " this database with --debug, and report it)"
+        )
+        result = DatabaseResult(path, FAILED, version_after=collector.version, error=error, kind="error")
     return result._replace(
         version_before=collector.version,
         database_id=collector.database_id,
