@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
+from vcp_migrate.errors import UsageError
 from vcp_migrate.fleet import Fleet, FleetRun
 
 from .conftest import Project
@@ -30,3 +33,17 @@ def test_a_fleet_started_from_another_thread_runs_its_workers(project: Project) 
     assert not thread.is_alive() and errors == []
     assert runs[0].summary.states == {"migrated": 4}
     assert [_consistent(path) for path in paths] == [2, 2, 2, 2]
+
+
+def test_a_stopping_setting_out_of_range_names_itself_and_its_value(project: Project) -> None:
+    """canary=-1 said "max_failures must be 1 or more and canary 0 or more": which one, and
+    what was given, the reader had to work out."""
+    paths = _tenants(project, 1, rows=1)
+    for given, said in (
+        ({"canary": -1}, "canary must be 0 or more, not -1 (nothing was changed)"),
+        ({"max_failures": 0}, "max_failures must be 1 or more, not 0 (nothing was changed)"),
+    ):
+        with pytest.raises(UsageError) as refused:
+            Fleet(paths, project.dir).migrate(jobs=1, **given)
+        assert str(refused.value) == said
+    assert _consistent(paths[0]) == 1

@@ -247,8 +247,10 @@ def _policy(keep_going: bool, max_failures: int | None, canary: int) -> Policy:
     context.flags(keep_going=keep_going)
     context.whole_number("max_failures", max_failures)
     context.whole_number("canary", canary)
-    if (max_failures is not None and max_failures < 1) or canary < 0:
-        raise UsageError("max_failures must be 1 or more and canary 0 or more")
+    if max_failures is not None and max_failures < 1:
+        raise UsageError(f"max_failures must be 1 or more, not {max_failures}", hint="nothing was changed")
+    if canary < 0:
+        raise UsageError(f"canary must be 0 or more, not {canary}", hint="nothing was changed")
     return Policy(None if keep_going and max_failures is None else max_failures or 1, canary)
 
 
