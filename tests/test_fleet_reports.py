@@ -34,3 +34,17 @@ def test_a_report_is_a_file_as_the_umask_makes_it_and_one_replaced_keeps_its_mod
     assert json.loads(report.read_text())["summary"]["states"] == {"failed": 1}
     assert [_consistent(path) for path in paths] == [2, 1, 2]
     assert sorted(p.name for p in project.root.iterdir() if p.name.startswith(".run.json")) == []
+
+
+def test_a_report_named_dash_is_refused_not_written_as_a_file_named_dash(project: Project) -> None:
+    """'--report -' (as '--targets-from -' reads standard input) wrote the report to a file named
+    '-' in the current folder, and nothing to standard output."""
+    paths = _tenants(project, 1, rows=1)
+    refused = _fleet(project, "migrate", str(paths[0]), "--report", "-", "--jobs", "1")
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.startswith("Error: Invalid value for --report: '-' is not standard output here")
+    assert not (project.root / "-").exists() and _consistent(paths[0]) == 1
+    named = _fleet(project, "migrate", str(paths[0]), "--report", "./-", "--jobs", "1")
+    assert named.returncode == 0, named.stderr
+    assert json.loads((project.root / "-").read_text())["summary"]["states"] == {"migrated": 1}
+    assert _consistent(paths[0]) == 2

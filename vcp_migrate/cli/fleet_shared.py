@@ -320,6 +320,12 @@ def _writable(report: str | None, fleet: Fleet) -> str | None:
 
     if report is None:
         return None
+    if report == "-":  # as --targets-from reads standard input, this would be standard output: it is a file
+        raise click.BadParameter(
+            "'-' is not standard output here: the report is a file (name one, as ./- for a file so named);"
+            " --json prints the results on standard output",
+            param_hint="--report",
+        )
     if (why := replaceable(report, fleet.paths, _own(fleet, report))) is not None:
         raise click.BadParameter(f"{report!r} cannot be written: {why}", param_hint="--report")
     return os.path.abspath(report)
