@@ -91,3 +91,31 @@ def test_an_unexpected_error_on_one_database_has_a_kind_and_says_what_to_do(
     )
     assert failed.as_dict()["kind"] == "error" and migrated.state == "migrated"
     assert _history(paths[0]) == ([1], 1) and _history(paths[1]) == ([1, 2], 2)
+
+
+def test_a_run_the_policy_stopped_says_why_and_what_to_do(project: Project) -> None:
+    """The summary counted the databases not started and said nothing of why (the first failure,
+    --max-failures, a canary) nor how to run them."""
+    from .test_fleet import _digest, _tenants
+
+    paths = _tenants(project, 6, rows=1, frozen=(0,))
+    before = {path: _digest(path) for path in paths}
+    default = _fleet(project, "migrate", "tenants/*.db", "--jobs", "1", "--report", "run.json")
+    assert default.returncode == 1
+    assert default.stdout.splitlines()[-1] == (
+        "stopped after 1 failure(s) (at the first, as by default): 5 database(s) not started; fix the cause and"
+        " run again with --only-failed run.json, or pass --keep-going to run them all"
+    )
+    limited = _fleet(project, "migrate", "tenants/*.db", "--jobs", "1", "--max-failures", "1", "--json", "-q")
+    assert limited.returncode == 1 and limited.stderr.splitlines()[-1] == (
+        "stopped after 1 failure(s) (at --max-failures 1): 5 database(s) not started; fix the cause and run again"
+    )
+    assert {path: _digest(path) for path in paths} == before
+    canary = _fleet(project, "migrate", "tenants/*.db", "--jobs", "1", "--canary", "2", "--keep-going", "-q")
+    assert canary.returncode == 1 and canary.stdout.splitlines()[-1] == (
+        "stopped: a database among the first 2 (--canary) failed: 4 not started; fix the cause and run again"
+    )
+    assert [_history(path)[0][-1] for path in paths] == [1, 2, 1, 1, 1, 1]
+    everything = _fleet(project, "migrate", "tenants/*.db", "--jobs", "1", "--keep-going")
+    assert everything.returncode == 1 and not any(line.startswith("stopped") for line in everything.stdout.splitlines())
+    assert [_history(path)[0][-1] for path in paths] == [1, 2, 2, 2, 2, 2]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .base import EXIT_DISAGREE, EXIT_PENDING, handles_errors, reads_only
-from .fleet_shared import choose_paths, make_fleet, run_and_report, stopping_options, targets_options
+from .fleet_shared import Stopping, choose_paths, make_fleet, run_and_report, stopping_options, targets_options
 from .options import common
 
 if TYPE_CHECKING:
@@ -92,6 +92,7 @@ def fleet_migrate(
             canary=canary,
             on_result=lines,
         ),
+        policy=Stopping(keep_going, max_failures, canary),
     )
     return 0 if run.summary.ok else 1
 
@@ -137,6 +138,7 @@ def fleet_rollback(
         lambda lines: fleet.rollback(
             steps, to=to, jobs=jobs, keep_going=keep_going, max_failures=max_failures, canary=canary, on_result=lines
         ),
+        policy=Stopping(keep_going, max_failures, canary),
     )
     return 0 if run.summary.ok else 1
 

@@ -8,7 +8,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import click
 
@@ -189,7 +189,7 @@ def _line(result: DatabaseResult, spell: Callable[[str, str | None], str], *, re
     return printable(f"{result.state:<15} {result.path}{versions}  {result.ms:.0f} ms{error}") + warnings
 
 
-def _finish(run: FleetRun, lines: _Lines, command: str, report: str | None) -> None:
+def _finish(run: FleetRun, lines: _Lines, command: str, report: str | None, stopped: str | None = None) -> None:
     lines.stop()
     summary = run.summary
     states = _counts(summary)
@@ -205,10 +205,37 @@ def _finish(run: FleetRun, lines: _Lines, command: str, report: str | None) -> N
         text.append(f"failed: {message if message.startswith(result.path) else f'{result.path}: {message}'}")
     if len(summary.failed) > 10:
         text.append(f"failed: and {len(summary.failed) - 10} more" + (f" (all in {report})" if report else ""))
+    if stopped:
+        text.append(stopped)
     if lines.progress.quiet and command != "status":  # -q: only the errors (status's summary is its data)
-        text = [line for line in text if line.startswith("failed: ")]
+        text = [line for line in text if line.startswith(("failed: ", "stopped"))]
     for line in text:
         click.echo(printable(line), err=lines.as_json)
+
+
+class Stopping(NamedTuple):
+    """When a run that changes databases stops: its --keep-going, --max-failures and --canary."""
+
+    keep_going: bool
+    max_failures: int | None
+    canary: int
+
+
+def _why_stopped(run: FleetRun, stopping: Stopping, report: str | None) -> str | None:
+    """Why databases were not started in a run that was not interrupted, and what to do next."""
+    left = run.summary.states.get("not-started", 0)
+    if not left:
+        return None
+    again = f"fix the cause and run again with --only-failed {report}" if report else "fix the cause and run again"
+    if any(result.state == "failed" for result in run.results[: stopping.canary]):
+        return f"stopped: a database among the first {stopping.canary} (--canary) failed: {left} not started; {again}"
+    failures = len(run.summary.failed)
+    if stopping.max_failures is not None:
+        limit = f"at --max-failures {stopping.max_failures}"
+    else:
+        limit = "at the first, as by default"
+    more = "" if stopping.keep_going or stopping.max_failures is not None else ", or pass --keep-going to run them all"
+    return f"stopped after {failures} failure(s) ({limit}): {left} database(s) not started; {again}{more}"
 
 
 def _counts(summary: Summary) -> str:
@@ -256,6 +283,7 @@ def _own(fleet: Fleet, report: str) -> list[Path]:
 def run_and_report(
     progress: Progress, fleet: Fleet, as_json: bool, report: str | None, command: str,
     start: Callable[[Callable[[DatabaseResult], None]], FleetRun], show: Callable[[DatabaseResult], bool] = bool,
+    policy: Stopping | None = None,
 ) -> FleetRun:  # fmt: skip
     from ..fleet import FleetInterrupted
     from ..fleet.results import NOT_STARTED
@@ -287,7 +315,8 @@ def run_and_report(
         if lines.deferred:
             for result in run.results:
                 lines.emit(result)
-        _finish(run, lines, command, report)
+        why = _why_stopped(run, policy, report) if policy is not None and not interrupted else None
+        _finish(run, lines, command, report, why)
         unwritten = _write(run, command, report, written, fleet) if report and written else None
     finally:
         for number, handler in previous.items():
