@@ -119,3 +119,26 @@ def test_a_run_the_policy_stopped_says_why_and_what_to_do(project: Project) -> N
     everything = _fleet(project, "migrate", "tenants/*.db", "--jobs", "1", "--keep-going")
     assert everything.returncode == 1 and not any(line.startswith("stopped") for line in everything.stdout.splitlines())
     assert [_history(path)[0][-1] for path in paths] == [1, 2, 2, 2, 2, 2]
+
+
+def test_a_rollback_of_a_migration_whose_file_is_missing_points_to_what_exists(project: Project) -> None:
+    """It said "or pass --from-history to run the down kept in the database", an option fleet
+    rollback does not have (nor Fleet.rollback a parameter): a fleet never runs code kept in its
+    databases."""
+    project.sql("001_a.sql", "CREATE TABLE a (id INTEGER);", "DROP TABLE a;")
+    gone = project.sql("002_b.sql", "CREATE TABLE b (id INTEGER);", "DROP TABLE b;")
+    paths = [project.root / "one.db", project.root / "two.db"]
+    for path in paths:
+        MigrationManager(path, project.dir, dump_schema=False).migrate()
+    gone.unlink()
+    hint = (
+        "restore the file, or roll this database back on its own, not in a fleet, with {}, which shows the down"
+        " kept in it before running it; its history row was kept and nothing was changed"
+    )
+    done = _fleet(project, "rollback", *map(str, paths), "--keep-going", "--jobs", "1", "--no-dump", "-q")
+    assert done.returncode == 1
+    assert done.stdout.count(hint.format("--from-history")) == 2 and "or pass --from-history" not in done.stdout
+    run = Fleet(paths, project.dir, dump_schema=False).rollback(jobs=1, keep_going=True)
+    assert [r.kind for r in run.results] == ["plan", "plan"]
+    assert all(hint.format("from_history=True") in (r.message() or "") for r in run.results)
+    assert [_history(path) for path in paths] == [([1, 2], 2), ([1, 2], 2)]

@@ -8,7 +8,15 @@ from contextlib import closing
 from typing import TYPE_CHECKING
 
 from ..commands import context
-from ..errors import DatabaseError, LockTimeout, MigrationFailed, MigrationFileError, PlanError, VcpMigrateError
+from ..errors import (
+    DatabaseError,
+    LockTimeout,
+    MigrationFailed,
+    MigrationFileError,
+    PlanError,
+    VcpMigrateError,
+    setting,
+)
 from ..observer import Observer
 from .results import MIGRATED, NOTHING_TO_ROLL_BACK, ROLLED_BACK, UP_TO_DATE, DatabaseResult
 
@@ -72,7 +80,20 @@ def _rollback(job: Job, settings: context.Settings, seen: Collector, result: Dat
 
     # Nothing applied fails as the single command fails ("nothing to roll back"), but --to with
     # nothing above it is nothing to do, as there.
-    runs = rollback.rollback(settings, job.steps, job.to, from_history=False, confirm=None)
+    try:
+        runs = rollback.rollback(settings, job.steps, job.to, from_history=False, confirm=None)
+    except PlanError as exc:
+        if exc.hint is None or setting("from_history", True) not in exc.hint:
+            raise
+        # A fleet has no from_history: it never runs code kept in its databases, which the single
+        # command shows before it runs it.
+        raise PlanError(
+            exc.what,
+            where=exc.where,
+            hint=f"restore the file, or roll this database back on its own, not in a fleet, with"
+            f" {setting('from_history', True)}, which shows the down kept in it before running it; its history"
+            " row was kept and nothing was changed",
+        ) from None
     if not runs:
         return result._replace(state=NOTHING_TO_ROLL_BACK, version_after=seen.version)
     return result._replace(state=ROLLED_BACK, version_after=current.version(settings))
