@@ -142,3 +142,20 @@ def test_a_rollback_of_a_migration_whose_file_is_missing_points_to_what_exists(p
     assert [r.kind for r in run.results] == ["plan", "plan"]
     assert all(hint.format("from_history=True") in (r.message() or "") for r in run.results)
     assert [_history(path) for path in paths] == [([1, 2], 2), ([1, 2], 2)]
+
+
+def test_databases_not_started_with_no_failure_are_not_said_to_follow_one() -> None:
+    """Workers that end before they take any database (one that cannot start is replaced only so
+    many times) leave the rest not started with no failure: that read "stopped after 0
+    failure(s) (at the first, as by default)"."""
+    from vcp_migrate.cli.fleet_shared import Stopping, _why_stopped
+    from vcp_migrate.fleet import DatabaseResult, FleetRun
+    from vcp_migrate.fleet.results import summarize
+
+    results = [DatabaseResult("one.db", "migrated"), DatabaseResult("two.db", "not-started")]
+    run = FleetRun(results, summarize(results, 0.1))
+    said = _why_stopped(run, Stopping(keep_going=False, max_failures=None, canary=0), "run.json")
+    assert said == (
+        "stopped: 1 database(s) not started, the worker processes having ended; fix the cause and run again"
+        " with --only-failed run.json"
+    )

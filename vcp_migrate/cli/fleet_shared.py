@@ -230,6 +230,8 @@ def _why_stopped(run: FleetRun, stopping: Stopping, report: str | None) -> str |
     if any(result.state == "failed" for result in run.results[: stopping.canary]):
         return f"stopped: a database among the first {stopping.canary} (--canary) failed: {left} not started; {again}"
     failures = len(run.summary.failed)
+    if not failures:  # no failure stopped it: its worker processes ended before they could take them
+        return f"stopped: {left} database(s) not started, the worker processes having ended; {again}"
     if stopping.max_failures is not None:
         limit = f"at --max-failures {stopping.max_failures}"
     else:
