@@ -8,6 +8,10 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
+from vcp_migrate.errors import UsageError
+
 from .conftest import Project
 from .test_fleet import _consistent, _fleet, _tenants
 
@@ -48,3 +52,32 @@ def test_a_report_named_dash_is_refused_not_written_as_a_file_named_dash(project
     assert named.returncode == 0, named.stderr
     assert json.loads((project.root / "-").read_text())["summary"]["states"] == {"migrated": 1}
     assert _consistent(paths[0]) == 2
+
+
+def test_only_failed_never_loads_a_file_whole_that_cannot_be_a_report(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database given to --only-failed by mistake was read whole into memory (a 400 MB file took
+    800 MB) before it was found not to be a report; --report's own check reads one byte first."""
+    from vcp_migrate.fleet import results, targets
+
+    paths = _tenants(project, 2, rows=1)
+    read: list[Path] = []
+    real = Path.read_text
+
+    def reading(self: Path, *args: object, **kwargs: object) -> str:
+        read.append(self)
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "read_text", reading)
+    with pytest.raises(UsageError, match="is not a report of a fleet run"):
+        targets.choose([], None, str(paths[0]), "migrate")
+    assert read == []
+    report = project.root / "run.json"
+    failed = {"command": "migrate", "summary": {}, "results": [{"path": str(paths[1]), "state": "failed"}]}
+    report.write_text(json.dumps(failed))
+    assert targets.choose([], None, str(report), "migrate") == [str(paths[1])]
+    monkeypatch.setattr(results, "_REPORT_MOST", report.stat().st_size - 1)  # a bigger file is read as none
+    with pytest.raises(UsageError, match="is not a report of a fleet run"):
+        targets.choose([], None, str(report), "migrate")
+    assert [_consistent(path) for path in paths] == [1, 1]

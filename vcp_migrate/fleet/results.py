@@ -266,7 +266,10 @@ def _document(report: Path) -> tuple[str, object, list[str]]:
     """A report's command, directory and the paths it says failed or were not started."""
     import json
 
-    document = json.loads(report.read_text(encoding="utf-8"))
+    with report.open("rb") as file:  # a database given by mistake is never loaded whole, as in _is_report
+        if os.fstat(file.fileno()).st_size > _REPORT_MOST or file.read(1) != b"{":
+            raise ValueError("not a report")
+        document = json.loads(b"{" + file.read())
     paths = [result["path"] for result in document["results"] if result["state"] in RERUN]
     found, base = document["command"], document.get("directory")
     if not all(isinstance(path, str) and path and "\0" not in path for path in paths):
