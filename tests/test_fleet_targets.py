@@ -82,3 +82,21 @@ def test_ctrl_c_before_any_database_started_says_nothing_was_changed(project: Pr
     loading = _interrupted_when([*script, *map(str, paths)], project.root, lambda pid: marker.exists())
     assert (loading.returncode, loading.stderr, loading.stdout) == (130, said, "")
     assert {path: _digest(path) for path in paths} == before
+
+
+def test_a_binary_file_or_a_huge_line_given_as_the_list_is_refused_in_one_short_line(project: Project) -> None:
+    """A database given to --targets-from by mistake was read whole and refused with its first
+    "line" (tens of kB of escaped bytes, up to its first newline) in the message; a text file
+    with no newline became one path as long as the file, printed three times, after a stat of it."""
+    paths = _tenants(project, 1, rows=1)
+    huge = project.root / "huge.txt"
+    huge.write_text("a" * 100_000 + "\n")
+    for listed, said in (
+        (paths[0], f"Error: {paths[0]}: is not a list of paths: it holds a NUL character, which no path can"
+                   " (a database?) (give a text file with one path a line)\n"),
+        (huge, f"Error: a line of {huge} is 100,000 characters long, longer than any path: '{'a' * 60}'...'{'a' * 30}'"
+               " (give a file with one path a line)\n"),
+    ):  # fmt: skip
+        result = _cli(project, "migrate", "--targets-from", str(listed))
+        assert (result.exit_code, result.stdout, result.stderr) == (2, "", said)
+    assert _consistent(paths[0]) == 1

@@ -11,6 +11,7 @@ import sys
 import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 from ..backends import is_url
 from ..backups import is_backup_name
@@ -61,7 +62,7 @@ def listed_in(source: str) -> list[str]:
     if source == "-" and sys.stdin is None:  # closed (<&-)
         raise UsageError("cannot be read: it is closed", where=where, hint="give the list on standard input, or a file")
     try:  # file names as the system gives them: bytes that are not UTF-8 kept
-        data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+        data = _text_of(source, where)
     except OSError as exc:
         raise UsageError(
             f"cannot be read: {exc.strerror or exc}", where=where, hint="give a file with one path a line"
@@ -72,8 +73,45 @@ def listed_in(source: str) -> list[str]:
     lines = (line[:-1] if line.endswith("\r") else line for line in text.split("\n"))
     paths = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
     for path in paths:
+        if len(path) > _LONGEST_PATH:
+            raise UsageError(
+                f"a line of {where} is {len(path):,} characters long, longer than any path: {_shown(path)}",
+                hint="give a file with one path a line",
+            )
         possible_name(path, f"a line of {where}")
     return paths
+
+
+_LONGEST_PATH = 4096  # PATH_MAX of Linux, the largest there is: a longer line names no file
+_CHUNK = 1 << 20
+
+
+def _text_of(source: str, where: str) -> bytes:
+    """The bytes of a list of paths (``-``: standard input, left open)."""
+    if source == "-":
+        return _read_text(sys.stdin.buffer, where)
+    with open(source, "rb") as file:
+        return _read_text(file, where)
+
+
+def _read_text(file: BinaryIO, where: str) -> bytes:
+    """A file's bytes, read a chunk at a time: a database or any binary file named by mistake is
+    refused at its first NUL byte (which no path holds), never read whole first."""
+    chunks = []
+    while chunk := file.read(_CHUNK):
+        if b"\0" in chunk:
+            raise UsageError(
+                "is not a list of paths: it holds a NUL character, which no path can (a database?)",
+                where=where,
+                hint="give a text file with one path a line",
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _shown(text: str) -> str:
+    """``text`` quoted for a message, its middle left out past 100 characters."""
+    return repr(text) if len(text) <= 100 else f"{text[:60]!r}...{text[-30:]!r}"
 
 
 def choose(patterns: Iterable[str], targets_from: str | None, only_failed: str | None, command: str) -> list[str]:
@@ -141,12 +179,12 @@ def possible_name(path: str, what: str) -> None:
     """UsageError for a path no file can have: one that holds a NUL or a lone surrogate (one
     that stands for no byte, unlike those that carry the bytes of a name that is not UTF-8)."""
     if "\0" in path:
-        raise UsageError(f"{what} holds a NUL character, which no file name can: {path!r}", hint="fix the path")
+        raise UsageError(f"{what} holds a NUL character, which no file name can: {_shown(path)}", hint="fix the path")
     try:
         os.fsencode(path)
     except UnicodeEncodeError as exc:
         raise UsageError(
-            f"{what} holds a lone surrogate ({path[exc.start]!r}), which no file name can: {path!r}",
+            f"{what} holds a lone surrogate ({path[exc.start]!r}), which no file name can: {_shown(path)}",
             hint="fix the path",
         ) from None
 
