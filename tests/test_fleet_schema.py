@@ -4,13 +4,18 @@ database, failed or cut short too; the databases reopened after each run."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
 from contextlib import closing
 from pathlib import Path
 
+import pytest
+
 from vcp_migrate import MigrationManager
+from vcp_migrate.errors import UsageError
+from vcp_migrate.fleet import Fleet
 
 from .conftest import ENV_VARS, Project, console_script
 from .test_fleet import _fleet, _slow_tenants
@@ -64,3 +69,21 @@ def test_a_run_cut_short_writes_the_schema_file_of_what_it_changed(project: Proj
     assert 1 <= versions.count(2) < len(paths), versions
     dumped = dump.read_text()
     assert dumped.splitlines()[1] == "-- version: 2" and "notional" in dumped
+
+
+def test_a_schema_file_named_as_a_database_s_journal_stops_the_fleet_before_it_starts(project: Project) -> None:
+    """'vcp-migrate migrate' refuses it; the fleet wrote its schema file there, which SQLite took
+    for that database's journal and deleted at the next open."""
+    paths = _at_version_1(project, 2)
+    (project.dir / "schema.sql").unlink()  # the schema file is named elsewhere: not one in the migrations
+    for suffix in ("-journal", "-wal", "-shm"):
+        schema_file = Path(f"{paths[1]}{suffix}")
+        with pytest.raises(UsageError, match=re.escape("names the database itself (or its journal)")):
+            Fleet(paths, project.dir, schema_file=schema_file).migrate(jobs=1)
+        assert not schema_file.exists()
+    (project.root / "pyproject.toml").write_text(f'[tool.vcp-migrate]\nschema_file = "{paths[0]}-journal"\n')
+    refused = _fleet(project, "migrate", *map(str, paths), "--jobs", "1")
+    assert refused.returncode == 2 and refused.stdout == "", refused.stderr
+    assert "names the database itself (or its journal)" in " ".join(refused.stderr.split())
+    assert not Path(f"{paths[0]}-journal").exists()
+    assert [_history(path) for path in paths] == [[1], [1]]

@@ -22,7 +22,7 @@ from ..observer import Observer
 from ..planning import short_list
 from . import pool, targets
 from .pool import Policy, Report
-from .results import MIGRATED, ROLLED_BACK, DatabaseResult, Summary, mark_drifted, summarize, write_report
+from .results import MIGRATED, ROLLED_BACK, DatabaseResult, Summary, file_key, mark_drifted, summarize, write_report
 from .worker import Job
 
 __all__ = ["DatabaseResult", "Fleet", "FleetInterrupted", "FleetRun", "Policy", "Summary", "write_report"]
@@ -166,9 +166,9 @@ class Fleet:
         changing = job.command in ("migrate", "rollback") and not job.dry_run
         if self.settings.backup and self.settings.backup_dir is not None and changing:
             _check_backup_dir(self.settings.backup_dir)
-        if dump and self.dump_schema:  # a target or a migration is never overwritten by it
-            schema_target.check(self.schema_file, self.settings.migrations_dir, None)
         paths = targets.once(self.paths)
+        if dump and self.dump_schema:  # a target, its journal or a migration is never overwritten by it
+            schema_target.check(self.schema_file, self.settings.migrations_dir, _journaled(self.schema_file, paths))
         aside = closed_output.guarded()  # the command line's: from Python, prints stay where they go
         directory = context.scan(self.settings)
         if job.command != "status":  # status shows a file it cannot use as invalid, as the single command does
@@ -221,6 +221,17 @@ class Fleet:
                 schema.write_dump(self.schema_file, c, history.highest(c))
         except (OSError, sqlite3.Error, DatabaseError) as exc:
             self.observer.warning(schema.not_written(self.schema_file, exc))
+
+
+def _journaled(schema_file: Path, paths: list[str]) -> Path | None:
+    """The database of the fleet whose journal, write-ahead log or shared memory the schema file
+    would be (SQLite would delete it, or read it as one), for schema_target to refuse; None if
+    none. Only a file so named is compared with the databases."""
+    base, _, kind = schema_file.name.rpartition("-")
+    if kind not in ("journal", "wal", "shm") or not base:
+        return None
+    key = file_key(str(schema_file.with_name(base)))
+    return next((Path(path) for path in paths if file_key(path) == key), None)
 
 
 _JOBS_A_CORE = 4  # more would only compete for the cores (and 10,000 would start 10,000 processes)
