@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,33 @@ def test_only_failed_never_loads_a_file_whole_that_cannot_be_a_report(
     with pytest.raises(UsageError, match="is not a report of a fleet run"):
         targets.choose([], None, str(report), "migrate")
     assert [_consistent(path) for path in paths] == [1, 1]
+
+
+def test_the_report_names_settings_as_the_command_line_does(project: Project) -> None:
+    """The JSON lines said "raise --lock-timeout" and the report, of the same run, "raise
+    lock_timeout" (Python's parameter, which a command line user has not got): the report was
+    spelled as for the Python API."""
+    import subprocess
+
+    paths = _tenants(project, 2, rows=1)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sqlite3, sys, time\nc = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+         "c.execute('BEGIN EXCLUSIVE')\nprint('held', flush=True)\ntime.sleep(60)\n", str(paths[0])],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        done = _fleet(project, "migrate", *map(str, paths), "--keep-going", "--lock-timeout", "0", "--jobs", "1",
+                      "--json", "--report", "run.json")  # fmt: skip
+    finally:
+        holder.kill()
+        holder.wait()
+    assert done.returncode == 1, done.stderr
+    line = json.loads(done.stdout.splitlines()[0])
+    assert line["kind"] == "locked" and "--lock-timeout" in line["error"], line
+    report = json.loads((project.root / "run.json").read_text())
+    assert report["results"][0]["error"] == line["error"]
+    assert report["summary"]["failed"] == [{"path": line["path"], "error": line["error"]}]
+    assert "lock_timeout" not in (project.root / "run.json").read_text()
+    assert _consistent(paths[0]) == 1
+    assert _consistent(paths[1]) == 2

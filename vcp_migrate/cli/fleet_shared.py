@@ -245,7 +245,9 @@ def _counts(summary: Summary) -> str:
     return ", ".join(f"{count} {state}" for state, count in sorted(summary.states.items()))
 
 
-def _write(run: FleetRun, command: str, report: str, written: str, fleet: Fleet) -> VcpMigrateError | None:
+def _write(
+    run: FleetRun, command: str, report: str, written: str, fleet: Fleet, spell: Callable[[str, str | None], str]
+) -> VcpMigrateError | None:
     """Write the report at ``written`` (``report`` made absolute before the run, so that a
     migration that changes the current folder cannot move it), checked again first: something
     that appeared there meanwhile is never replaced (the targets need no second look: the path
@@ -256,7 +258,7 @@ def _write(run: FleetRun, command: str, report: str, written: str, fleet: Fleet)
     why = replaceable(written, (), _own(fleet, written))
     try:
         if why is None:
-            write_report(Path(written), command, run.results, run.summary)
+            write_report(Path(written), command, run.results, run.summary, spell)
     except OSError as exc:
         why = str(exc.strerror or exc)
     if why is None:
@@ -319,7 +321,7 @@ def run_and_report(
                 lines.emit(result)
         why = _why_stopped(run, policy, report) if policy is not None and not interrupted else None
         _finish(run, lines, command, report, why)
-        unwritten = _write(run, command, report, written, fleet) if report and written else None
+        unwritten = _write(run, command, report, written, fleet, _spelling(progress)) if report and written else None
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)

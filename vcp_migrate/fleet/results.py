@@ -134,15 +134,22 @@ def mark_drifted(results: list[DatabaseResult]) -> list[DatabaseResult]:
     ]
 
 
-def write_report(path: Path, command: str, results: Iterable[DatabaseResult], summary: Summary) -> None:
-    """Write the JSON report whole or not at all (a new file renamed over the old one). The
-    report it replaces keeps its permission bits; a new one gets the umask's, as any file the
-    user writes (a temporary file's 0600 would hide it from the others who read it)."""
+def write_report(
+    path: Path,
+    command: str,
+    results: Iterable[DatabaseResult],
+    summary: Summary,
+    spell: Callable[[str, str | None], str] = as_parameter,
+) -> None:
+    """Write the JSON report whole or not at all (a new file renamed over the old one), each
+    setting its errors name spelled by ``spell`` (Python's by default; the command line's
+    options from it). The report it replaces keeps its permission bits; a new one gets the
+    umask's, as any file the user writes (a temporary file's 0600 would hide it from others)."""
     document = {
         "command": command,
         "directory": os.getcwd(),  # what relative paths are relative to, for a rerun from elsewhere
-        "summary": summary.as_dict(),
-        "results": [result.as_dict() for result in results],
+        "summary": summary.as_dict(spell),
+        "results": [result.as_dict(spell) for result in results],
     }
     folder = path.absolute().parent
     import json  # here: a worker process, which never writes a report, need not load them
