@@ -63,7 +63,7 @@ def fleet_migrate(
       vcp-migrate fleet migrate --only-failed run.json --report run.json
     """
     command = "migrate --dry-run" if dry_run else "migrate"  # a rehearsal's report is never a real run's
-    paths = choose_paths(db, patterns, targets_from, only_failed, command)
+    paths = choose_paths(db, patterns, targets_from, only_failed, command, report)
     fleet = make_fleet(
         progress,
         paths,
@@ -118,7 +118,7 @@ def fleet_rollback(
     """
     if steps is not None and to is not None:
         raise click.UsageError("--steps and --to cannot be used together")
-    paths = choose_paths(db, patterns, targets_from, only_failed)
+    paths = choose_paths(db, patterns, targets_from, only_failed, report=report)
     fleet = make_fleet(
         progress,
         paths,
@@ -163,7 +163,7 @@ def fleet_status(
       vcp-migrate fleet status 'tenants/*.db'
       vcp-migrate fleet status --targets-from tenants.txt --json --exit-code
     """
-    paths = choose_paths(db, patterns, targets_from, only_failed)
+    paths = choose_paths(db, patterns, targets_from, only_failed, report=report)
     fleet = make_fleet(progress, paths, directory, lock_timeout=lock_timeout)
     run = run_and_report(
         progress,
@@ -203,7 +203,7 @@ def fleet_validate(
     Example:
       vcp-migrate fleet validate 'tenants/*.db' --jobs 2
     """
-    paths = choose_paths(db, patterns, targets_from, only_failed)
+    paths = choose_paths(db, patterns, targets_from, only_failed, report=report)
     fleet = make_fleet(progress, paths, directory, lock_timeout=lock_timeout)
     run = run_and_report(progress, fleet, as_json, report, "validate",
                lambda lines: fleet.validate(roundtrip=roundtrip, jobs=jobs, on_result=lines))  # fmt: skip

@@ -97,7 +97,12 @@ def make_fleet(progress: Progress, paths: list[str], directory: str | None, **op
 
 
 def choose_paths(
-    db: str | None, patterns: tuple[str, ...], targets_from: str | None, only_failed: str | None, command: str = ""
+    db: str | None,
+    patterns: tuple[str, ...],
+    targets_from: str | None,
+    only_failed: str | None,
+    command: str = "",
+    report: str | None = None,
 ) -> list[str]:
     """The databases named; ``command`` (default: this command's name) is what a report given to
     --only-failed must be of."""
@@ -114,7 +119,7 @@ def choose_paths(
             raise click.BadParameter(f"is empty: name {wanted}", param_hint=option)
     command = command or click.get_current_context().info_name or ""
     try:  # a list on standard input can take its time
-        return targets.choose(patterns, targets_from, only_failed, command)
+        return targets.choose(patterns, targets_from, only_failed, command, report)
     except Interrupted:
         raise
     except KeyboardInterrupt:

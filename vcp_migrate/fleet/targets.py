@@ -21,15 +21,17 @@ from .results import file_key, to_rerun
 _MAGIC = frozenset("*?[")
 
 
-def expand(patterns: Iterable[str]) -> list[str]:
+def expand(patterns: Iterable[str], report: str | None = None) -> list[str]:
     """Each pattern's matches in sorted order, or the path itself when it has no glob character
     or names something that exists (``acct[1].db`` is that file, not ``acct1.db``); every file
     once (two names of one file count once, the first kept).
 
     A pattern that matches nothing is an error: a typo must not make a fleet of none. A plain
     path that does not exist is kept, so the run reports it as failed (missing). A pattern's
-    matches leave out folders and backups (``tenants/**/*.db`` reaches each ``<db>.backups`` folder).
+    matches leave out folders and backups (``tenants/**/*.db`` reaches each ``<db>.backups`` folder),
+    and the run's ``report``, written where 'tenants/*' finds it the next time.
     """
+    mine = _report_key(report)
     found: list[str] = []
     for pattern in patterns:
         possible_name(pattern, "a database path")
@@ -42,7 +44,10 @@ def expand(patterns: Iterable[str]) -> list[str]:
         databases = [
             match
             for match in matches
-            if not os.path.isdir(match) and not is_backup(match) and not _beside_a_database(match)
+            if not os.path.isdir(match)
+            and not is_backup(match)
+            and not _beside_a_database(match)
+            and not (mine is not None and os.path.basename(match) == mine[0] and file_key(match) == mine[1])
         ]
         if not databases:
             but = " but folders, backups and SQLite's own files, which are never targets" if matches else ""
@@ -114,9 +119,19 @@ def _shown(text: str) -> str:
     return repr(text) if len(text) <= 100 else f"{text[:60]!r}...{text[-30:]!r}"
 
 
-def choose(patterns: Iterable[str], targets_from: str | None, only_failed: str | None, command: str) -> list[str]:
-    """The databases of a ``command`` run, from its arguments; refuses a run of none, or of a server."""
-    paths = expand(files_only(patterns))
+def _report_key(report: str | None) -> tuple[str, tuple[int, int] | str] | None:
+    """The name and file key of a report there is, for a pattern's matches to leave it out."""
+    if report is None or not os.path.isfile(report):
+        return None
+    return os.path.basename(report), file_key(report)
+
+
+def choose(
+    patterns: Iterable[str], targets_from: str | None, only_failed: str | None, command: str, report: str | None = None
+) -> list[str]:
+    """The databases of a ``command`` run, from its arguments; refuses a run of none, or of a server.
+    ``report``: the run's --report, which a pattern's matches leave out."""
+    paths = expand(files_only(patterns), report)
     if targets_from is not None:
         paths = once([*paths, *files_only(listed_in(targets_from))])
     if only_failed is not None:
