@@ -56,6 +56,20 @@ def test_a_report_named_dash_is_refused_not_written_as_a_file_named_dash(project
     assert _consistent(paths[0]) == 2
 
 
+def test_only_failed_named_dash_is_refused_not_read_as_a_file_named_dash(project: Project) -> None:
+    """'--only-failed -' (as '--targets-from -' reads standard input) read a file named '-' in the
+    current folder, and failed saying that '-' does not exist."""
+    paths = _tenants(project, 1, rows=1)
+    refused = _fleet(project, "migrate", "--only-failed", "-", "--jobs", "1")
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.startswith("Error: Invalid value for --only-failed: '-' is not standard input here")
+    assert len(refused.stderr.strip().splitlines()) == 1 and _consistent(paths[0]) == 1
+    assert _fleet(project, "migrate", str(paths[0]), "--report", "./-", "--jobs", "1").returncode == 0
+    (project.root / "-").write_text((project.root / "-").read_text().replace('"migrated"', '"failed"'))
+    named = _fleet(project, "migrate", "--only-failed", "./-", "--jobs", "1")
+    assert named.returncode == 0 and str(paths[0]) in named.stdout, named.stdout + named.stderr
+
+
 def test_only_failed_never_loads_a_file_whole_that_cannot_be_a_report(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -117,6 +117,11 @@ def choose_paths(
     for option, (value, wanted) in files.items():
         if value == "":  # read as a path, it would be the current folder
             raise click.BadParameter(f"is empty: name {wanted}", param_hint=option)
+    if only_failed == "-":  # as --targets-from reads standard input, this would too: it reads a file
+        raise click.BadParameter(
+            "'-' is not standard input here: the report is a file (name it, as ./- for a file so named)",
+            param_hint="--only-failed",
+        )
     command = command or click.get_current_context().info_name or ""
     try:  # a list on standard input can take its time
         return targets.choose(patterns, targets_from, only_failed, command, report)
