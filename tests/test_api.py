@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from .conftest import Project
 
@@ -350,3 +351,35 @@ def test_a_path_that_cannot_name_what_it_should_is_a_usage_error(
     assert project.digest() == before and project.history() == [1]
     assert sorted(p.name for p in project.root.iterdir()) == ["migrations", "test.db"]
     assert sorted(p.name for p in project.dir.iterdir()) == ["001_a.sql", "002_b.sql", "schema.sql"]
+
+
+def test_sqlite_s_own_names_for_a_database_are_refused_unless_a_file_so_named_is_there(project: Project) -> None:
+    """A db_path of ":memory:" made a file of that name, which the next manager found migrated already; a URI
+    ("file:test.db?mode=ro") made a file of its own name too, and status called every migration of
+    test.db pending. Refused now, from the constructor, from_config and the command line alike."""
+    from vcp_migrate import MigrationManager, UsageError
+    from vcp_migrate.cli import main
+
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
+    project.manager().migrate(1)
+    before = project.digest()
+    memory = "db_path is :memory:, SQLite's database in memory, which ends with its connection"
+    uri = "db_path is a SQLite URI, not a path: 'file:test.db?mode=ro' (give the file's path, 'test.db';"
+    for name, said in ((":memory:", memory), ("file:test.db?mode=ro", uri)):
+        with pytest.raises(UsageError, match=re.escape(said)):
+            MigrationManager(name, project.dir)
+        with pytest.raises(UsageError, match=re.escape(said)):
+            MigrationManager.from_config(db_path=name, migrations_dir=project.dir)
+        manager = project.manager()
+        manager.db_path = name  # type: ignore[assignment]  # set after construction: refused at the next call
+        for call in (manager.migrate, manager.status):
+            with pytest.raises(UsageError, match=re.escape(said)):
+                call()
+        result = CliRunner().invoke(main, ["status", "--db", name, "--dir", str(project.dir)])
+        assert result.exit_code == 2 and said.replace("db_path", "--db") in result.output
+    assert project.digest() == before and project.history() == [1] and project.tables() == {"a"}
+    assert sorted(p.name for p in project.root.iterdir()) == ["migrations", "test.db"]
+    (project.root / ":memory:").touch()  # a file so named, there: it is the one meant
+    assert [run.version for run in MigrationManager(":memory:", project.dir).migrate()] == [1, 2]
+    assert project.history() == [1]

@@ -16,8 +16,10 @@ def not_meant(text: str, folder: str = "") -> tuple[str, str] | None:
     """What is wrong with ``text`` as a path read from ``folder`` (the current one by default),
     and what to do; None when nothing is. Empty (Path("") is the current folder) or blank (a quoted
     variable left empty: migrate made a database of ' '); a ~ no shell expanded (``--dir=~``: new
-    made a folder '~'); a URL of another kind (``sqlite:///app.db``: a folder 'sqlite:'). The last
-    two are what was meant when a folder so named is there."""
+    made a folder '~'); a URL of another kind (``sqlite:///app.db``: a folder 'sqlite:'); SQLite's
+    own names, ``:memory:`` and a URI ``file:app.db?mode=ro`` (migrate made a file of that name,
+    status said every migration of app.db was pending). The last three are what was meant when a
+    file or folder so named is there."""
     if not text:
         return "is empty", "give a path"
     if text.isspace():
@@ -33,5 +35,17 @@ def not_meant(text: str, folder: str = "") -> tuple[str, str] | None:
             f"is a URL, not a path: {text!r}",
             "give a path, app.db and not sqlite:///app.db; the only URLs vcp-migrate reads are a libSQL"
             " server's: libsql://, http://, https://",
+        )
+    if text == ":memory:" and not there:
+        return (
+            "is :memory:, SQLite's database in memory, which ends with its connection: each command opens the"
+            " database anew, so nothing migrated there would last",
+            "give the path of a file, a temporary one in a test",
+        )
+    if text.startswith("file:") and not there:
+        return (
+            f"is a SQLite URI, not a path: {text!r}",
+            f"give the file's path, {re.split('[?#]', text[5:], maxsplit=1)[0] or 'app.db'!r}; vcp-migrate opens"
+            " it itself",
         )
     return None
