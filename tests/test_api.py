@@ -383,3 +383,44 @@ def test_sqlite_s_own_names_for_a_database_are_refused_unless_a_file_so_named_is
     (project.root / ":memory:").touch()  # a file so named, there: it is the one meant
     assert [run.version for run in MigrationManager(":memory:", project.dir).migrate()] == [1, 2]
     assert project.history() == [1]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "said"),
+    [
+        ({"replicas": "http://127.0.0.1:2"}, "replicas must be a list of URLs, not str (give a list such as"),
+        ({"replicas": None}, "replicas must be a list of URLs, not NoneType"),
+        ({"replicas": [b"http://127.0.0.1:2"]}, "replicas must be a list of URLs, each a str, not bytes"),
+        ({"replicas": [None]}, "replicas must be a list of URLs, each a str, not NoneType"),
+        ({"auth_token": 12345}, "auth_token must be a str or None, not int"),
+        ({"auth_token": b"secret"}, "auth_token must be a str or None, not bytes"),
+        ({"lease": True}, "lease must be a number of seconds above 0 and at most a day, not True"),
+        ({"replica_timeout": True}, "replica_timeout must be a number of seconds above 0"),
+    ],
+)
+def test_a_server_setting_of_the_wrong_kind_is_a_usage_error(
+    project: Project, arguments: dict[str, Any], said: str
+) -> None:
+    """auth_token=12345 or replicas=[None] raised an AttributeError from deep inside, replicas=None
+    a TypeError; one URL given as a str was taken as a list of its characters. Refused before
+    anything is sent or opened, naming the type and never the value (it may be the token)."""
+    from vcp_migrate import MigrationManager, UsageError
+
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.manager().migrate()
+    before = project.digest()
+    server = "http://127.0.0.1:1"  # nothing listens there: a call that got as far as sending would fail otherwise
+    with pytest.raises(UsageError) as refused:
+        MigrationManager(server, project.dir, **arguments)
+    assert said in str(refused.value) and "secret" not in str(refused.value) and "12345" not in str(refused.value)
+    name = next(iter(arguments))
+    if arguments[name] is not None:  # None is a setting not given to from_config
+        with pytest.raises(UsageError, match=re.escape(said)):
+            MigrationManager.from_config(db_path=server, migrations_dir=project.dir, **arguments)
+    if name == "replicas":
+        manager = project.manager()
+        manager.replicas = arguments[name]  # set after construction: refused at the next call
+        with pytest.raises(UsageError, match=re.escape(said)):
+            manager.rollback()
+    assert project.digest() == before and project.history() == [1] and project.tables() == {"a"}
+    assert sorted(p.name for p in project.root.iterdir()) == ["migrations", "test.db"]

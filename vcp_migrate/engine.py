@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +28,21 @@ __all__ = ["MigrationManager", "Repair"]
 
 _DAY = 86400.0
 _SERVER_ONLY = ("replicas", "replica_timeout", "lease", "auth_token")
+
+
+def _urls(replicas: object) -> tuple[str, ...]:
+    """The replicas' URLs, refused (UsageError) unless a list of str: a str alone is a sequence of
+    its characters, and None or a number failed deep inside with a TypeError. The message names
+    types only: a URL may carry what must not be printed."""
+    if isinstance(replicas, (str, bytes)) or not isinstance(replicas, Iterable):
+        raise UsageError(
+            f"{setting('replicas')} must be a list of URLs, not {type(replicas).__name__}",
+            hint='give a list such as ["http://HOST:PORT"], or () for none',
+        )
+    urls = tuple(replicas)
+    if wrong := [type(url).__name__ for url in urls if not isinstance(url, str)]:
+        raise UsageError(f"{setting('replicas')} must be a list of URLs, each a str, not {wrong[0]}")
+    return urls
 
 
 class MigrationManager:
@@ -66,7 +81,7 @@ class MigrationManager:
         # A libSQL URL names a database on a server; db_path is then the local name its backups go by.
         self.db_url = db_path if isinstance(db_path, str) and is_url(db_path) else None
         self.db_path = stand_in(db_path) if isinstance(db_path, str) and self.db_url else _file("db_path", db_path)
-        self.replicas = tuple(replicas)
+        self.replicas = _urls(replicas)
         self.replica_timeout = replica_timeout
         self.lease = lease
         self._auth_token = auth_token  # else $VCP_MIGRATE_AUTH_TOKEN, read when used; never printed
@@ -150,8 +165,9 @@ class MigrationManager:
         return self.db_url if self.db_url is not None else str(self.db_path)
 
     def _server(self) -> Server | None:
+        replicas = _urls(self.replicas)
         if self.db_url is None:
-            if self.replicas:
+            if replicas:
                 raise UsageError(
                     f"{setting('replicas')} is only for a database on a server",
                     hint=f"give a libSQL URL as {setting('db_path')}, or leave the replicas out",
@@ -159,14 +175,17 @@ class MigrationManager:
             return None
         from .backends.hrana import http_url
 
-        for url, given in ((self.db_url, setting("db_path")), *((url, setting("replicas")) for url in self.replicas)):
+        for url, given in ((self.db_url, setting("db_path")), *((url, setting("replicas")) for url in replicas)):
             try:
                 http_url(url)
             except ValueError as exc:  # only the setting that holds it: a command may have no replicas
                 raise UsageError(str(exc), hint=f"check {given}") from None
         for value, name in ((self.lease, setting("lease")), (self.replica_timeout, setting("replica_timeout"))):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 < value <= _DAY):
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not (number and math.isfinite(value) and 0 < value <= _DAY):
                 raise UsageError(f"{name} must be a number of seconds above 0 and at most a day, not {value!r}")
+        if not isinstance(self._auth_token, (str, type(None))):  # never the value: it may be the token
+            raise UsageError(f"auth_token must be a str or None, not {type(self._auth_token).__name__}")
         # stripped: a token read from a file often ends with a line end
         token = (self._auth_token or os.environ.get(TOKEN_VARIABLE) or "").strip() or None
         if token is not None and not all("!" <= character <= "~" for character in token):
@@ -175,9 +194,7 @@ class MigrationManager:
                 " end, a character outside ASCII)",
                 hint="check how it is set",
             )
-        return Server(
-            http_url(self.db_url), token, float(self.lease), tuple(self.replicas), float(self.replica_timeout)
-        )
+        return Server(http_url(self.db_url), token, float(self.lease), replicas, float(self.replica_timeout))
 
     # -- reading ------------------------------------------------------------------------------
 
