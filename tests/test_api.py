@@ -424,3 +424,19 @@ def test_a_server_setting_of_the_wrong_kind_is_a_usage_error(
             manager.rollback()
     assert project.digest() == before and project.history() == [1] and project.tables() == {"a"}
     assert sorted(p.name for p in project.root.iterdir()) == ["migrations", "test.db"]
+
+
+def test_a_server_setting_of_none_is_not_given_to_from_config(project: Project) -> None:
+    """None counts as not given: from_config(auth_token=os.environ.get("TOKEN")) with the variable
+    unset was refused as "unknown parameter 'auth_token'", and so were replicas, lease and
+    replica_timeout of None; each is now left to its default, as the other parameters are."""
+    from vcp_migrate import MigrationManager
+
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    nones = {"auth_token": None, "replicas": None, "lease": None, "replica_timeout": None}
+    manager = MigrationManager.from_config(db_path=project.db, migrations_dir=project.dir, **nones)
+    assert (manager.replicas, manager.lease, manager.replica_timeout) == ((), 30.0, 60.0)
+    assert [run.version for run in manager.migrate()] == [1]
+    assert project.history() == [1] and project.tables() == {"a"}
+    server = MigrationManager.from_config(db_path="http://127.0.0.1:1", migrations_dir=project.dir, **nones)
+    assert server.database == "http://127.0.0.1:1" and server.replicas == ()

@@ -112,7 +112,9 @@ class MigrationManager:
         from . import config
 
         overrides = dict(overrides)
-        server = {name: overrides.pop(name) for name in _SERVER_ONLY if overrides.get(name) is not None}
+        # None is a setting not given, here as for every other parameter (auth_token=os.environ.get(...))
+        given = {name: overrides.pop(name, None) for name in _SERVER_ONLY}
+        server = {name: value for name, value in given.items() if value is not None}
         found = config.settings_from(path, overrides, parameters=True)
         manager = cls.from_settings(found, observer=observer)
         # The server's settings are given, never read from the file (a token has no place there).
