@@ -440,3 +440,41 @@ def test_a_server_setting_of_none_is_not_given_to_from_config(project: Project) 
     assert project.history() == [1] and project.tables() == {"a"}
     server = MigrationManager.from_config(db_path="http://127.0.0.1:1", migrations_dir=project.dir, **nones)
     assert server.database == "http://127.0.0.1:1" and server.replicas == ()
+
+
+def _migrate_in_a_worker(db: str, directory: str) -> list[int]:
+    from vcp_migrate import MigrationManager
+
+    return [run.version for run in MigrationManager(db, directory).migrate()]
+
+
+def test_a_failure_in_a_worker_process_reaches_the_parent_whole(project: Project) -> None:
+    """MigrationFailed could not be unpickled (its fields are keyword-only): run in a process pool,
+    the parent got BrokenProcessPool, "terminated abruptly", and a multiprocessing.Pool hung for
+    good. Every error now travels with its fields, and the pool goes on working."""
+    import multiprocessing
+    import pickle
+    from concurrent.futures import ProcessPoolExecutor
+
+    from vcp_migrate import LockTimeout, MigrationFailed, UsageError
+    from vcp_migrate.errors import setting
+
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.sql("002_b.sql", "CREATE TABLE b (x);\nINSERT INTO nope VALUES (1);", "DROP TABLE b;")
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with pytest.raises(MigrationFailed) as failed:
+            pool.submit(_migrate_in_a_worker, str(project.db), str(project.dir)).result(timeout=120)
+        error = failed.value
+        assert (error.version, error.statement_index, error.statement) == (2, 2, "INSERT INTO nope VALUES (1);")
+        assert str(error) == (
+            "migrations/002_b.sql: statement 2 failed: no such table: nope"
+            " (it was rolled back; the 1 migration(s) before it in this run stay applied)"
+        ).replace("migrations/", f"{project.dir}/")
+        assert project.history() == [1] and project.tables() == {"a"}
+        project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
+        assert pool.submit(_migrate_in_a_worker, str(project.db), str(project.dir)).result(timeout=120) == [2]
+    assert project.history() == [1, 2] and project.tables() == {"a", "b"}
+    for sent in (UsageError(f"bad {setting('db_path')}", hint="fix it"), LockTimeout("held", where="x.db", hint="h")):
+        received = pickle.loads(pickle.dumps(sent))
+        assert (type(received), received.__dict__, received.args) == (type(sent), sent.__dict__, sent.args)
+        assert received.message(lambda parameter, value: f"--{parameter}") == sent.message(lambda p, v: f"--{p}")

@@ -86,10 +86,23 @@ class VcpMigrateError(Exception):
     def __str__(self) -> str:
         return self.message()
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # By its fields, not its message: unpickling calls the class with its args, which
+        # MigrationFailed cannot take, so a multiprocessing worker's failure broke the pool.
+        return (_rebuilt, (type(self), dict(self.__dict__)))
+
     def message(self, spell: Callable[[str, str | None], str] = as_parameter) -> str:
         """The whole message, each setting it names spelled by ``spell`` (see ``spelled``)."""
         text = f"{self.where}: {self.what}" if self.where else self.what
         return spelled(f"{text} ({self.hint})" if self.hint else text, spell)
+
+
+def _rebuilt(kind: type[VcpMigrateError], fields: dict[str, object]) -> VcpMigrateError:
+    """An error unpickled: its fields as they were, its args its message as before."""
+    error = kind.__new__(kind)
+    error.__dict__.update(fields)
+    Exception.__init__(error, str(error))
+    return error
 
 
 class UsageError(VcpMigrateError):
