@@ -215,6 +215,61 @@ def test_same_file_name_in_two_directories_does_not_clash(project: Project) -> N
     assert (a.up.function(None), b.up.function(None)) == ("first", "second")  # type: ignore[arg-type]
 
 
+DATACLASS_MIGRATION = """
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import ClassVar
+
+
+@dataclasses.dataclass(frozen=True)
+class Symbol:
+    TABLE: ClassVar[str] = "symbols"
+    name: str
+    lot: int = 100
+
+
+SEEN = __name__ in sys.modules
+
+
+def up(connection):
+    connection.execute(f"CREATE TABLE {Symbol.TABLE} (name TEXT, lot INTEGER)")
+    for symbol in (Symbol("AAPL"), Symbol("BRK.A", lot=1)):
+        connection.execute(f"INSERT INTO {Symbol.TABLE} VALUES (?, ?)", dataclasses.astuple(symbol))
+
+
+def down(connection):
+    connection.execute(f"DROP TABLE {Symbol.TABLE}")
+"""
+
+
+def test_a_python_migration_may_define_a_dataclass_and_leaves_no_module_behind(project: Project) -> None:
+    """@dataclass looks its class's module up in sys.modules for every field annotated with a
+    string (all of them under ``from __future__ import annotations``): a migration that defined one
+    failed to load with "'NoneType' object has no attribute '__dict__'". Its module is in
+    sys.modules while its top level runs, and taken out again, also when loading fails."""
+    import sys
+
+    from vcp_migrate import MigrationManager
+
+    project.write("001_symbols.py", DATACLASS_MIGRATION)
+    project.write("002_broken.py", "import sys\nNAME = __name__\nraise RuntimeError(NAME in sys.modules)\n")
+    manager = MigrationManager(project.db, project.dir)
+    with pytest.raises(MigrationFileError, match="loading failed at line 3: RuntimeError: True"):
+        manager.migrate()
+    assert project.history() == [] and project.tables() == set()
+    (project.dir / "002_broken.py").unlink()
+    assert [run.version for run in manager.migrate()] == [1]
+    assert project.query("SELECT name, lot FROM symbols") == [("AAPL", 100), ("BRK.A", 1)]
+    assert project.history() == [1] and not [name for name in sys.modules if name.startswith("vcp_migration_")]
+    loaded = load(scan(project.dir).migrations[0])
+    assert isinstance(loaded.up, PythonStep) and loaded.up.function.__globals__["SEEN"] is True
+    assert "vcp_migration_1_symbols" not in sys.modules
+    assert manager.validate(roundtrip=True) == [] and [run.version for run in manager.rollback()] == [1]
+    assert project.history() == [] and project.tables() == set()
+
+
 # -- the SQL file format: markers, literals and line ends as SQLite reads them -----------------
 
 ODD_SEPARATORS = ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e"]

@@ -1,8 +1,8 @@
 """Turning a migration file into what runs: SQL sections or Python functions.
 
 Loading always compiles the file's current bytes (the ones its checksum was taken from), read as
-UTF-8, into a fresh module object: no bytecode cache, no entry in sys.modules, no clash between
-directories, and no coding declaration that makes the code run differ from the code shown.
+UTF-8, into a fresh module object: no bytecode cache, in sys.modules only while its top level runs
+(``module_entry``), no clash between folders, no coding declaration to make the code run differ.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple
 
-from . import sqltext
+from . import module_entry, sqltext
 from .database import Connection
 from .errors import MigrationFileError
 from .models import Direction, MigrationFile
@@ -274,10 +274,10 @@ def _exec_python(migration: MigrationFile) -> tuple[types.ModuleType, str | None
     except SyntaxError as exc:
         line = f"line {exc.lineno}: " if exc.lineno else ""
         raise MigrationFileError(f"{line}{exc.msg}", where=where, hint=_FIX) from exc
-    module = types.ModuleType(f"vcp_migration_{migration.version}_{migration.name}")
+    module = types.ModuleType(name := f"vcp_migration_{migration.version}_{migration.name}")
     module.__file__ = where
     try:
-        with keeping_cwd() as folder:
+        with keeping_cwd() as folder, module_entry.registered(module, name):
             exec(code, module.__dict__)
     except KeyboardInterrupt:
         raise
