@@ -118,6 +118,13 @@ def test_an_argument_that_is_not_a_whole_number_is_a_usage_error(project: Projec
     assert project.db.read_bytes() == before and project.history() == [1]
 
 
+class NotAPath:
+    """A path object whose __fspath__ returns neither str nor bytes: os.fspath raised a TypeError."""
+
+    def __fspath__(self) -> int:
+        return 5
+
+
 @pytest.mark.parametrize(
     ("arguments", "said"),
     [
@@ -139,6 +146,8 @@ def test_an_argument_that_is_not_a_whole_number_is_a_usage_error(project: Projec
         ({"keep_backups": True}, "keep_backups must be a whole number, not True"),
         ({"keep_backups": "3"}, "keep_backups must be a whole number"),
         ({"observer": 5}, "observer must be a vcp_migrate Observer, not int"),
+        ({"db_path": NotAPath()}, "db_path must be a path: expected NotAPath.__fspath__() to return str or bytes"),
+        ({"migrations_dir": NotAPath()}, "migrations_dir must be a path: expected NotAPath.__fspath__() to return"),
     ],
 )
 def test_a_constructor_argument_of_the_wrong_kind_is_a_usage_error(

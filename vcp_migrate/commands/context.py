@@ -112,7 +112,10 @@ def path_text(name: str, value: object, *, shown: str | None = None) -> str:
     shown = name if shown is None else shown
     if not isinstance(value, (str, bytes, os.PathLike)):
         raise UsageError(f"{shown} must be a path (a str or a path object), not {type(value).__name__} ({value!r})")
-    text = os.fsdecode(os.fspath(value))
+    try:
+        text = os.fsdecode(os.fspath(value))
+    except TypeError as exc:  # a path object whose __fspath__ returns neither str nor bytes
+        raise UsageError(f"{shown} must be a path: {exc}") from exc
     if wrong := not_meant(text):
         raise UsageError(f"{shown} {wrong[0]}", hint=wrong[1])
     if "\0" in text:
