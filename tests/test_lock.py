@@ -453,3 +453,43 @@ def test_a_lock_file_that_cannot_be_deleted_after_the_commit_is_left_for_the_nex
     (left,) = [name for name in os.listdir(project.root) if name.startswith(".vcp-lock-")]
     assert project.cli("rollback", "--no-backup", "--no-dump").exit_code == 0
     assert project.history() == [1] and not (project.root / left).exists()
+
+
+@pytest.mark.parametrize("at", ["_is_at", "_restat", "_check_content"])
+def test_ctrl_c_just_after_the_lock_was_taken_lets_go_of_it(
+    project: Project, monkeypatch: pytest.MonkeyPatch, at: str
+) -> None:
+    """Ctrl-C that reached Python after flock() had taken the lock, before the run held it, left
+    its descriptor open and locked: every later run, in this process or any other, waited for it
+    until the process ended (LockTimeout, "held by another process"). It is let go of now."""
+    import subprocess
+    import sys
+
+    from vcp_migrate import lock
+
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.manager().migrate()
+    project.sql("002_b.sql", "CREATE TABLE b (x);", "DROP TABLE b;")
+    before = sorted(os.listdir("/proc/self/fd"))
+    real = getattr(lock, at)
+
+    def interrupted(*args: object) -> object:
+        monkeypatch.setattr(lock, at, real)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lock, at, interrupted)
+    with pytest.raises(KeyboardInterrupt, match="nothing was changed"):
+        project.manager().migrate()
+    assert sorted(os.listdir("/proc/self/fd")) == before
+    assert project.history() == [1] and project.tables() == {"a"}
+    code = (
+        "import sys; from vcp_migrate import MigrationManager;"
+        " MigrationManager(sys.argv[1], sys.argv[2], lock_timeout=1).migrate()"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", code, str(project.db), str(project.dir)], capture_output=True, text=True
+    )
+    assert other.returncode == 0, other.stderr
+    assert project.history() == [1, 2] and project.tables() == {"a", "b"}
+    assert [run.version for run in project.manager(lock_timeout=1).rollback()] == [2]
+    assert project.history() == [1] and project.tables() == {"a"}

@@ -165,44 +165,52 @@ class RunLock:
             fd = self._open(path)
             if fd is None:
                 continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = self._waited_for = _holder(fd)
-                os.close(fd)
-                if self.on_wait is not None and self.timeout > 0:
-                    self.on_wait(f"waiting for the run lock held by {holder} (up to {self.timeout:g} s)")
-                    self.on_wait = None
-                if time.monotonic() >= deadline:
-                    raise LockTimeout(
-                        f"another vcp-migrate run ({holder}) held the database for {self.timeout:g}s",
-                        where=str(self.database),
-                        hint=f"wait for it to finish or raise {setting('lock_timeout')}; nothing was changed",
-                    ) from None  # the deadline passed: the last refusal to lock is not the cause
-                time.sleep(_POLL_SECONDS)
-                continue
-            held = os.fstat(fd)
-            if not _is_at(path, held):  # its holder deleted it as we locked it
-                os.close(fd)
-                continue
-            now = _restat(resolved)
-            if now is None or now.key != identity.key:
-                # The database was removed or replaced while we waited: this is not its lock.
-                _release(path, fd)
-                continue
-            try:
-                _check_content(fd, path, self.database, held)  # again: no one else may write it now
-            except DatabaseError:
+            try:  # closed on every way out but the run's: Ctrl-C between flock and here left it held for good
+                taken = self._take(fd, path, resolved, identity)
+            except BaseException:
+                self._fd = None
                 os.close(fd)
                 raise
-            # Write, then cut to length: truncating to zero first makes ext4 flush the file at
-            # close (its guard for files rewritten in place), which costs a disk write per run.
-            pid = str(os.getpid()).encode()
-            os.pwrite(fd, pid, 0)
-            if held.st_size > len(pid):
-                os.ftruncate(fd, len(pid))
-            self._fd, self._path, self.identity, self._resolved = fd, path, now, resolved
-            return self
+            if taken is True:
+                return self
+            os.close(fd)
+            if taken is False:
+                continue  # not this database's lock after all: look again
+            holder = self._waited_for = taken
+            if self.on_wait is not None and self.timeout > 0:
+                self.on_wait(f"waiting for the run lock held by {holder} (up to {self.timeout:g} s)")
+                self.on_wait = None
+            if time.monotonic() >= deadline:
+                what = f"another vcp-migrate run ({holder}) held the database for {self.timeout:g}s"
+                hint = f"wait for it to finish or raise {setting('lock_timeout')}; nothing was changed"
+                raise LockTimeout(what, where=str(self.database), hint=hint)
+            time.sleep(_POLL_SECONDS)
+
+    def _take(self, fd: int, path: str, resolved: str, identity: Identity) -> bool | str:
+        """Lock ``fd`` and make it the run's (True); its holder when another run has it, False when
+        it is not this database's lock. Never closes ``fd``: the caller does, unless True."""
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _holder(fd)
+        held = os.fstat(fd)
+        if not _is_at(path, held):  # its holder deleted it as we locked it
+            return False
+        now = _restat(resolved)
+        if now is None or now.key != identity.key:
+            # The database was removed or replaced while we waited: this is not its lock.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            return False
+        _check_content(fd, path, self.database, held)  # again: no one else may write it now
+        # Write, then cut to length: truncating to zero first makes ext4 flush the file at
+        # close (its guard for files rewritten in place), which costs a disk write per run.
+        pid = str(os.getpid()).encode()
+        os.pwrite(fd, pid, 0)
+        if held.st_size > len(pid):
+            os.ftruncate(fd, len(pid))
+        self._fd, self._path, self.identity, self._resolved = fd, path, now, resolved
+        return True
 
     def __exit__(
         self,
@@ -259,11 +267,8 @@ class RunLock:
             if found is not None:
                 return found
             if not self.create:
-                raise DatabaseError(
-                    "does not exist",
-                    where=str(self.database),
-                    hint=f"check {setting('db_path')}; only 'migrate' creates a database",
-                )
+                hint = f"check {setting('db_path')}; only 'migrate' creates a database"
+                raise DatabaseError("does not exist", where=str(self.database), hint=hint)
             self._create_empty()
 
     def _create_empty(self) -> None:
@@ -315,11 +320,8 @@ class RunLock:
 
 
 def _cannot_create(path: str, exc: OSError, database: Path) -> DatabaseError:
-    return DatabaseError(
-        f"cannot create the lock file {path}: {exc.strerror}",
-        where=str(database),
-        hint="the database's directory must be writable; nothing was changed",
-    )
+    hint = "the database's directory must be writable; nothing was changed"
+    return DatabaseError(f"cannot create the lock file {path}: {exc.strerror}", where=str(database), hint=hint)
 
 
 def _check_kind(status: os.stat_result, path: str, database: Path) -> None:
@@ -346,11 +348,8 @@ def _check_content(fd: int, path: str, database: Path, status: os.stat_result) -
 
 
 def _not_ours(path: str, what: str, database: Path) -> DatabaseError:
-    return DatabaseError(
-        f"{what}, not a run lock of vcp-migrate",
-        where=str(path),
-        hint=f"remove it once no vcp-migrate run is using {database}; nothing was changed",
-    )
+    hint = f"remove it once no vcp-migrate run is using {database}; nothing was changed"
+    return DatabaseError(f"{what}, not a run lock of vcp-migrate", where=str(path), hint=hint)
 
 
 def _same_file(path: str | Path, fd: int) -> bool:
