@@ -29,6 +29,7 @@ from .conftest import (
     three,
     trigger_on_the_history,
     with_output_closed,
+    with_output_on_a_full_disk,
     wrong_directory,
     wrong_directory_error,
 )
@@ -2470,6 +2471,24 @@ def test_standard_output_closed_stops_no_migration_halfway(project: Project) -> 
     assert code == 1 and "Traceback" not in err
     assert err == "Error: standard output was closed before all was printed; the command went on to its end\n"
     assert project.history() == [1, 2, 3, 4]
+    assert [backup.version for backup in project.manager().backups()] == [1]
+
+
+@pytest.mark.parametrize("unbuffered", ["1", ""])
+def test_standard_output_on_a_full_disk_stops_no_migration_halfway(project: Project, unbuffered: str) -> None:
+    """``vcp-migrate up >> deploy.log`` on a full disk: the line after a migration's COMMIT raised
+    ENOSPC, so the run stopped there (002 applied, 003 not: "unexpected OSError", or exit 120 with a
+    traceback). Every migration is applied as with the output written; one line says so, exit 1."""
+    three(project)
+    project.manager().migrate(1)
+    command = [str(console_script()), "up", "--db", str(project.db), "--dir", str(project.dir)]
+    code, err = with_output_on_a_full_disk(command, project.root, PYTHONUNBUFFERED=unbuffered)
+    assert code == 1 and "Traceback" not in err
+    assert err == (
+        "Error: standard output could not be written (No space left on device), so some of what the command"
+        " printed is lost; the command went on to its end\n"
+    )
+    assert project.history() == [1, 2, 3] and project.tables() == {"a", "b", "c"}
     assert [backup.version for backup in project.manager().backups()] == [1]
 
 

@@ -21,6 +21,7 @@ from .conftest import (
     run_cli,
     three,
     with_output_closed,
+    with_output_on_a_full_disk,
     wrong_directory,
     wrong_directory_error,
 )
@@ -515,6 +516,26 @@ def test_a_reader_leaving_in_the_middle_of_a_long_output_is_said_buffered_or_not
     said = "Error: standard output was closed before all was printed; the command went on to its end\n"
     assert code == 1 and err.endswith(said)
     assert len(err.splitlines()) == 1 + as_json and not project.db.exists()  # --json notes the missing database
+
+
+@pytest.mark.parametrize("unbuffered", ["1", ""])
+@pytest.mark.parametrize("as_json", [False, True])
+def test_standard_output_on_a_full_disk_is_one_line_exit_1(project: Project, unbuffered: str, as_json: bool) -> None:
+    """``status > log`` on a full disk: the OSError (ENOSPC) was "unexpected ... report it", and
+    buffered, a traceback at exit and exit code 120."""
+    three(project)
+    project.manager().migrate(2)
+    before = project.digest()
+    command = [str(console_script()), "status", *(["--json"] if as_json else []), "--db", str(project.db)]
+    code, err = with_output_on_a_full_disk(
+        [*command, "--dir", str(project.dir)], project.root, PYTHONUNBUFFERED=unbuffered
+    )
+    assert code == 1
+    assert err == (
+        "Error: standard output could not be written (No space left on device), so some of what the command"
+        " printed is lost; the command went on to its end\n"
+    )
+    assert project.digest() == before and sorted(p.name for p in project.root.iterdir()) == ["migrations", "test.db"]
 
 
 def test_a_schema_file_named_as_a_migration_is_listed_and_run_as_one(project: Project) -> None:

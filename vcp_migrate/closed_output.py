@@ -1,8 +1,9 @@
-"""Standard output whose reader went away (``vcp-migrate up | head -1``): what is still written to
-it goes nowhere, and the run goes on to its end, as it would have with the reader there.
+"""Standard output whose reader went away (``vcp-migrate up | head -1``), or that cannot be written
+(redirected to a file on a full disk, ``> /dev/full``): what is still written to it goes nowhere,
+and the run goes on to its end, as it would have with the reader there.
 
 Python ignores SIGPIPE, so a write to a pipe nobody reads raises BrokenPipeError wherever it
-lands: in a line about a migration (after its backup was taken, before its COMMIT), in a
+lands (and a full disk OSError): in a line about a migration (after its backup was taken, before its COMMIT), in a
 migration's own print(), or in Rich, which then exits at once. ``guard()`` puts a stand-in in
 front of ``sys.stdout`` that swallows it, points file descriptor 1 at the null device (so that
 Python's flush at exit cannot fail either) and remembers that it happened (``closed()``), so the
@@ -26,6 +27,7 @@ class _Guarded:
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self.gone = False
+        self.failure: str | None = None  # why a write failed, when not for a reader gone (ENOSPC, EIO)
         # Unbuffered (python -u, PYTHONUNBUFFERED=1, common in containers): the text layer writes
         # straight to the file, and when the reader leaves during a write, the write is cut short
         # without an error and the text layer drops the rest. Those writes are made here, whole,
@@ -48,8 +50,8 @@ class _Guarded:
                     lines, self.pending = self.pending[:cut], self.pending[cut:]
                     self.stream.flush()
                     self._write_whole(self.encode(lines))
-            except BrokenPipeError:
-                self._went()
+            except OSError as exc:
+                self._went(exc)
         return len(text)
 
     def _write_whole(self, data: bytes) -> None:
@@ -72,11 +74,13 @@ class _Guarded:
                 if self.pending:
                     rest, self.pending = self.pending, ""
                     self._write_whole(self.encode(rest))
-            except BrokenPipeError:
-                self._went()
+            except OSError as exc:
+                self._went(exc)
 
-    def _went(self) -> None:
+    def _went(self, exc: OSError) -> None:
         self.gone = True
+        if not isinstance(exc, BrokenPipeError):
+            self.failure = exc.strerror or type(exc).__name__
         with contextlib.suppress(OSError, ValueError):  # ValueError: no descriptor behind it (a test's runner)
             nowhere = os.open(os.devnull, os.O_WRONLY)
             try:
@@ -135,11 +139,20 @@ def guard() -> None:
 
 
 def closed() -> bool:
-    """Whether standard output's reader went away since ``guard()``: flushes what is pending first."""
+    """Whether standard output's reader went away, or a write to it failed, since ``guard()``:
+    flushes what is pending first."""
     if isinstance(sys.stdout, _Guarded):
         sys.stdout.flush()
         return sys.stdout.gone
     return False
+
+
+def what_happened() -> str:
+    """What ``closed()`` found, said for an error line: the reader gone, or why a write failed."""
+    failure = sys.stdout.failure if isinstance(sys.stdout, _Guarded) else None
+    if failure is None:
+        return "standard output was closed before all was printed"
+    return f"standard output could not be written ({failure}), so some of what the command printed is lost"
 
 
 def unguard() -> None:

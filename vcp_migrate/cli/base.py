@@ -78,6 +78,17 @@ class Group(click.Group):
         return (command.name if command else None), command, rest
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
+        closed_output.guard()  # --help, --version: printed before any command (each says it itself)
+        try:
+            code = self._exit_code(*args, **kwargs)
+            if closed_output.closed():
+                error(closed_output.what_happened())
+                code = code or 1
+        finally:
+            closed_output.unguard()
+        exit_now(code)
+
+    def _exit_code(self, *args: Any, **kwargs: Any) -> int:
         kwargs["standalone_mode"] = False
         try:
             result = super().main(*args, **kwargs)
@@ -89,17 +100,17 @@ class Group(click.Group):
             else:
                 where = exc.ctx.command_path if exc.ctx else "vcp-migrate"
                 error(f"{exc.format_message()} (see '{where} --help')")
-            sys.exit(exc.exit_code)
+            return exc.exit_code
         except click.ClickException as exc:
             error(exc.format_message())
-            sys.exit(exc.exit_code)
+            return exc.exit_code
         except click.Abort as exc:
             if isinstance(exc.__context__, KeyboardInterrupt):  # Ctrl-C before the command began
                 error(INTERRUPTED)
-                sys.exit(EXIT_INTERRUPTED)
+                return EXIT_INTERRUPTED
             error("aborted: no answer to the question; nothing was changed (pass --yes to skip questions)")
-            sys.exit(1)
-        exit_now(result if isinstance(result, int) else 0)
+            return 1
+        return result if isinstance(result, int) else 0
 
 
 def _arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
@@ -164,7 +175,7 @@ def handles_errors(command: F, *, only_reads: bool = False) -> F:
         try:
             code = body(*args, **kwargs)
             if code == 0 and closed_output.closed():
-                error("standard output was closed before all was printed; the command went on to its end")
+                error(f"{closed_output.what_happened()}; the command went on to its end")
                 return 1
             return code
         finally:
