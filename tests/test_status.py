@@ -338,6 +338,30 @@ def test_no_color_on_a_terminal_keeps_the_table_without_styles(project: Project)
     assert not project.db.exists()  # status never creates the database
 
 
+@pytest.mark.parametrize("term", ["dumb", "unknown", "DUMB"])
+def test_a_dumb_terminal_gets_the_table_without_styles_and_a_plain_error(project: Project, term: str) -> None:
+    """TERM=dumb (Emacs' shell, a serial console) shows escape sequences as text: Rich, which draws
+    every other table and the schema, styles nothing there, but the status table and the error
+    line were styled all the same."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    command = [
+        "env",
+        f"TERM={term}",
+        str(console_script()),
+        "status",
+        "--db",
+        str(project.db),
+        "--dir",
+        str(project.dir),
+    ]
+    code, raw = terminal(command, project.root, columns=80)
+    assert code == 0, raw
+    assert "\x1b[" not in raw and "┏" in raw and "│       1 │ a" in raw
+    code, raw = terminal([*command, "--bogus"], project.root, columns=80)
+    assert code == 2 and raw.startswith("Error: No such option '--bogus'")
+    assert not project.db.exists()  # status never creates the database
+
+
 STATUS_ON_A_TERMINAL = """
 import sys
 from vcp_migrate.cli import main

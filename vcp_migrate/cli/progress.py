@@ -38,8 +38,14 @@ def is_terminal(stream: Any) -> bool:
 
 
 def colour(stream: Any) -> bool:
-    """Whether to style what goes to ``stream``: a terminal, and NO_COLOR unset or empty (as Rich)."""
-    return is_terminal(stream) and not os.environ.get("NO_COLOR")
+    """Whether to style what goes to ``stream``: a terminal, NO_COLOR unset or empty, and TERM not
+    ``dumb`` or ``unknown`` (as Rich: Emacs' shell, a serial console show escape codes as text)."""
+    return is_terminal(stream) and not os.environ.get("NO_COLOR") and not dumb_terminal()
+
+
+def dumb_terminal() -> bool:
+    """Whether TERM names a terminal that takes no escape sequences (as Rich decides it)."""
+    return os.environ.get("TERM", "").lower() in ("dumb", "unknown")
 
 
 def terminal_columns() -> int:
