@@ -563,3 +563,23 @@ def test_help_and_version_that_cannot_be_printed_are_one_line_not_a_traceback(
         said = "Error: standard output was closed before all was printed\n"
     assert (code, err) == (2 if not arguments else 1, said)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [("stauts", "status"), ("Status", "status"), ("migrat", "migrate"), ("valdiate", "validate"), ("dwon", "down")],
+)
+def test_a_mistyped_command_names_the_one_meant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, typed: str, meant: str
+) -> None:
+    """'No such command' said only to see --help; click suggests options, not commands."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, [typed])
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: No such command '{typed}'. Did you mean '{meant}'? (see 'vcp-migrate --help')\n"
+    assert list(tmp_path.iterdir()) == []
+    fleet = CliRunner().invoke(main, ["fleet", "stauts"])
+    assert (fleet.exit_code, fleet.stderr) == (
+        2,
+        "Error: No such command 'stauts'. Did you mean 'status'? (see 'vcp-migrate fleet --help')\n",
+    )

@@ -74,8 +74,23 @@ class Group(click.Group):
     def resolve_command(
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
-        _, command, rest = super().resolve_command(ctx, args)
+        try:
+            _, command, rest = super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            if args and not args[0].startswith("-") and (near := self._nearest(ctx, args[0])):
+                raise click.UsageError(f"No such command {args[0]!r}. Did you mean {near!r}?", ctx) from exc
+            raise
         return (command.name if command else None), command, rest
+
+    def _nearest(self, ctx: click.Context, name: str) -> str | None:
+        """The command (or alias) a mistyped name most likely meant: 'stauts', 'Status', 'migrat'."""
+        import difflib
+
+        names = [*self.list_commands(ctx), *self.aliases]
+        if name.lower() in names:
+            return name.lower()
+        found = difflib.get_close_matches(name.lower(), names, n=1, cutoff=0.6)
+        return found[0] if found else None
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         closed_output.guard()  # --help, --version: printed before any command (each says it itself)
