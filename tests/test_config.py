@@ -588,3 +588,17 @@ def test_an_error_names_where_a_value_came_from_not_an_option_never_typed(projec
     assert sorted(p.name for p in project.root.iterdir()) == [".git", "folder.db", "migrations", "pyproject.toml"]
     assert list((project.root / "folder.db").iterdir()) == []
     assert sorted(p.name for p in project.dir.iterdir()) == ["001_a.sql"]
+
+
+def test_a_byte_order_mark_is_named_not_an_invalid_statement_at_line_1(project: Project) -> None:
+    """Saved by an editor as 'UTF-8 with BOM', the file was 'not valid TOML: Invalid statement (at
+    line 1, column 1)' (or 'line 1: expected key = value' on Python 3.10): nothing to see there."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    (project.root / "pyproject.toml").write_bytes(b'\xef\xbb\xbf[tool.vcp-migrate]\r\ndb = "app.db"\r\n')
+    result = CliRunner().invoke(main, ["status"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: pyproject.toml: begins with a byte order mark (an invisible U+FEFF, as some editors save UTF-8),"
+        " which TOML does not allow (save the file as UTF-8 without a BOM)\n"
+    )
+    assert sorted(path.name for path in project.root.iterdir()) == ["migrations", "pyproject.toml"]

@@ -325,6 +325,13 @@ def _document(path: Path) -> tuple[dict[str, object], bool]:
         raise UsageError(
             f"cannot be read: {exc}", where=where, hint=f"fix the file, or name another with {setting('path')}"
         ) from exc
+    if text.startswith("\ufeff"):  # TOML refuses it, at "line 1, column 1", where no one sees anything amiss
+        raise UsageError(
+            "begins with a byte order mark (an invisible U+FEFF, as some editors save UTF-8),"
+            " which TOML does not allow",
+            where=where,
+            hint="save the file as UTF-8 without a BOM",
+        )
     if sys.version_info >= (3, 11):
         import tomllib
 
