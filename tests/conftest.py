@@ -115,15 +115,17 @@ def with_output_closed(command: list[str], cwd: Path, *, read_first: int = 0, **
     return process.returncode, err.decode()
 
 
-def with_output_on_a_full_disk(command: list[str], cwd: Path, **env: str) -> tuple[int, str]:
-    """Run ``command`` as a real process whose standard output is a file on a full disk (the null
-    device that answers every write with ENOSPC, ``> /dev/full``): its exit code and its stderr."""
+def with_output_on_a_full_disk(command: list[str], cwd: Path, *, errors: bool = False, **env: str) -> tuple[int, str]:
+    """Run ``command`` as a real process whose standard output (``errors``: standard error) is a
+    file on a full disk (the device that answers every write with ENOSPC, ``> /dev/full``): its exit
+    code and what it wrote on the other stream."""
     if not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full here")
     environment = {k: v for k, v in os.environ.items() if k not in ENV_VARS} | env
     with open("/dev/full", "wb") as full:
-        process = subprocess.run(command, cwd=cwd, stdout=full, stderr=subprocess.PIPE, env=environment, timeout=120)
-    return process.returncode, process.stderr.decode()
+        streams = {"stdout": subprocess.PIPE, "stderr": full} if errors else {"stdout": full, "stderr": subprocess.PIPE}
+        process = subprocess.run(command, cwd=cwd, env=environment, timeout=120, **streams)  # type: ignore[call-overload]
+    return process.returncode, (process.stdout if errors else process.stderr).decode()
 
 
 def on_a_terminal(command: list[str], cwd: Path, *, columns: int = 80) -> tuple[int, str]:

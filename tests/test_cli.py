@@ -583,3 +583,12 @@ def test_a_mistyped_command_names_the_one_meant(
         2,
         "Error: No such command 'stauts'. Did you mean 'status'? (see 'vcp-migrate fleet --help')\n",
     )
+
+
+def test_a_usage_error_is_exit_2_even_when_it_cannot_be_said(tmp_path: Path) -> None:
+    """Standard error on a full disk: writing the error line raised, and the exit code was 1."""
+    code, out = with_output_on_a_full_disk([str(console_script()), "stauts"], tmp_path, errors=True)
+    assert (code, out) == (2, "")
+    code, out = with_output_on_a_full_disk([str(console_script()), "current", "--db", "x.db"], tmp_path, errors=True)
+    assert (code, out) == (1, "")
+    assert list(tmp_path.iterdir()) == []

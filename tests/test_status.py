@@ -562,6 +562,26 @@ def test_standard_output_on_a_full_disk_is_one_line_exit_1(project: Project, unb
     assert project.digest() == before and sorted(p.name for p in project.root.iterdir()) == ["migrations", "test.db"]
 
 
+@pytest.mark.parametrize("unbuffered", ["1", ""])
+@pytest.mark.parametrize("as_json", [False, True])
+def test_standard_error_on_a_full_disk_changes_no_exit_code(project: Project, unbuffered: str, as_json: bool) -> None:
+    """``status --exit-code 2>> ci.log`` on a full disk, for a database with tables and no history:
+    the note on stderr raised ENOSPC, and the gate exited 1 (its error line lost too), not 4."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    with closing(sqlite3.connect(project.db)) as connection:
+        connection.execute("CREATE TABLE made_by_hand (x)")
+    before = project.digest()
+    command = [str(console_script()), "status", "--exit-code", *(["--json"] if as_json else [])]
+    command += ["--db", str(project.db), "--dir", str(project.dir)]
+    code, out = with_output_on_a_full_disk(command, project.root, errors=True, PYTHONUNBUFFERED=unbuffered)
+    assert code == 4
+    if as_json:
+        assert [row["state"] for row in json.loads(out)] == ["pending"]
+    else:
+        assert out.splitlines()[-1] == "0 applied, 1 pending"
+    assert project.digest() == before and sorted(p.name for p in project.root.iterdir()) == ["migrations", "test.db"]
+
+
 def test_a_schema_file_named_as_a_migration_is_listed_and_run_as_one(project: Project) -> None:
     """It was left out of the scan whatever the dump setting: status never listed 003, and with
     the dump off (the refusal's own hint) migrate skipped it for good, status then all applied."""

@@ -132,10 +132,14 @@ def _descriptor_aside() -> Iterator[None]:
         os.close(kept)
 
 
-def guard() -> None:
-    """Put the stand-in in front of ``sys.stdout`` (once: a second call keeps the first)."""
+def guard(*, errors: bool = False) -> None:
+    """Put the stand-in in front of ``sys.stdout`` (once: a second call keeps the first); with
+    ``errors``, in front of ``sys.stderr`` too: a warning or an error line that cannot be written
+    (``2>> log`` on a full disk) is lost, but stops nothing and changes no exit code."""
     if sys.stdout is not None and not isinstance(sys.stdout, _Guarded):
         sys.stdout = _Guarded(sys.stdout)
+    if errors and sys.stderr is not None and not isinstance(sys.stderr, _Guarded):
+        sys.stderr = _Guarded(sys.stderr)
 
 
 def closed() -> bool:
@@ -160,3 +164,6 @@ def unguard() -> None:
     if isinstance(sys.stdout, _Guarded):
         sys.stdout.flush()
         sys.stdout = sys.stdout.stream
+    if isinstance(sys.stderr, _Guarded):
+        sys.stderr.flush()
+        sys.stderr = sys.stderr.stream

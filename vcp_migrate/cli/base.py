@@ -93,7 +93,7 @@ class Group(click.Group):
         return found[0] if found else None
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
-        closed_output.guard()  # --help, --version: printed before any command (each says it itself)
+        closed_output.guard(errors=True)  # --help, --version: printed before any command (each says it itself)
         try:
             code = self._exit_code(*args, **kwargs)
             if closed_output.closed():
@@ -186,7 +186,7 @@ def handles_errors(command: F, *, only_reads: bool = False) -> F:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> int:
-        closed_output.guard()  # a reader gone (| head) stops no command halfway: it is said at the end
+        closed_output.guard(errors=True)  # a reader gone (| head) stops no command halfway: it is said at the end
         try:
             code = body(*args, **kwargs)
             if code == 0 and closed_output.closed():
