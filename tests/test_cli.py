@@ -592,3 +592,23 @@ def test_a_usage_error_is_exit_2_even_when_it_cannot_be_said(tmp_path: Path) -> 
     code, out = with_output_on_a_full_disk([str(console_script()), "current", "--db", "x.db"], tmp_path, errors=True)
     assert (code, out) == (1, "")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["rollback", "--steps"], "Option '--steps' requires an argument."),
+        (["status", "--json=1"], "Option '--json' does not take a value."),
+        (["status", "--db"], "Option '--db' requires an argument."),
+    ],
+)
+def test_an_option_without_its_value_points_at_its_command_s_help(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, arguments: list[str], message: str
+) -> None:
+    """click's parser raises these with no context: they said "see 'vcp-migrate --help'", which
+    lists none of the command's options."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, arguments)
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {message} (see 'vcp-migrate {arguments[0]} --help')\n"
+    assert list(tmp_path.iterdir()) == []

@@ -82,6 +82,17 @@ class Group(click.Group):
             raise
         return (command.name if command else None), command, rest
 
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            # click's parser raises some errors with no context ('--steps' without its value): they
+            # pointed at 'vcp-migrate --help', which lists no option of the command.
+            name = ctx.invoked_subcommand
+            if exc.ctx is None and name and (command := self.get_command(ctx, name)) is not None:
+                exc.ctx = click.Context(command, info_name=name, parent=ctx)
+            raise
+
     def _nearest(self, ctx: click.Context, name: str) -> str | None:
         """The command (or alias) a mistyped name most likely meant: 'stauts', 'Status', 'migrat'."""
         import difflib
