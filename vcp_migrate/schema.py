@@ -1,8 +1,8 @@
 """Schema snapshots: the database's schema as normalised, deterministic text, and diffs of two.
 
-Tables come first, then indexes, views and triggers, each by name; SQLite's internal objects and
-vcp-migrate's own tables are left out. Each statement is normalised by ``schema_text``. Also the
-schema file: written atomically, read back.
+Tables come first, then indexes, views and triggers, each by name; SQLite's internal objects (and
+the shadow tables of virtual tables) and vcp-migrate's own tables are left out. Each statement is
+normalised by ``schema_text``. Also the schema file: written atomically, read back.
 """
 
 from __future__ import annotations
@@ -34,8 +34,17 @@ def snapshot(connection: Queries) -> str:
         " AND tbl_name NOT IN (?, ?, ?)",
         history.OURS,
     ).fetchall()
+    if any(kind == "table" and str(sql).startswith("CREATE VIRTUAL") for kind, _, sql in rows):
+        shadows = shadow_tables(connection)
+        rows = [row for row in rows if not (row[0] == "table" and row[1] in shadows)]
     rows.sort(key=lambda row: (_KIND_ORDER.get(row[0], 9), row[1]))
     return "".join(normalise(sql) + ";\n" for _, _, sql in rows)
+
+
+def shadow_tables(connection: Queries) -> set[str]:
+    """The tables virtual tables keep their data in (FTS5's docs_data, docs_idx...): each CREATE
+    VIRTUAL TABLE makes its own, so listed too, the schema could not be run (they exist already)."""
+    return {str(row[1]) for row in connection.execute("PRAGMA main.table_list").fetchall() if row[2] == "shadow"}
 
 
 def diff(before: str, after: str, before_label: str = "before", after_label: str = "after") -> str:
