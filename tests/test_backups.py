@@ -25,6 +25,7 @@ from .conftest import (
     ENV_VARS,
     Project,
     add_ballast,
+    as_unprivileged,
     blobs,
     console_script,
     file_size_limit,
@@ -619,3 +620,28 @@ def test_a_backups_folder_swapped_for_a_link_during_the_run_is_a_warning_once_co
     assert project.history() == [1, 2] and "b" in project.tables()
     (backup,) = os.listdir(moved)  # the backup taken before, where the folder went
     assert backup.endswith(".db") and "-v1." in backup
+
+
+def test_a_backups_folder_that_cannot_be_read_is_an_error_that_says_so(project: Project) -> None:
+    """An unreadable folder was "unexpected PermissionError ... report it", a database path under
+    a file "unexpected NotADirectoryError"; the listing changes nothing either way."""
+    three(project)
+    project.manager().migrate(1)
+    project.manager().migrate()
+    backups = project.root / "test.db.backups"
+    before = sorted(path.name for path in backups.iterdir())
+    backups.chmod(0)
+    try:
+        command = [str(console_script()), "backups", "--db", str(project.db), "--dir", str(project.dir)]
+        result = subprocess.run(as_unprivileged(command), cwd=project.root, capture_output=True, text=True, timeout=60)
+    finally:
+        backups.chmod(0o700)
+    assert result.returncode == 1 and result.stdout == ""
+    assert (
+        result.stderr
+        == f"Error: {backups}: cannot be read: Permission denied (check its permissions and its folder's)\n"
+    )
+    under_a_file = project.cli("backups", "--db", str(project.db / "x.db"))
+    assert under_a_file.exit_code == 0 and under_a_file.stdout.endswith("\n0 backup(s)\n")
+    assert sorted(path.name for path in backups.iterdir()) == before
+    assert sorted(path.name for path in project.root.iterdir()) == ["migrations", "test.db", "test.db.backups"]

@@ -227,19 +227,23 @@ def listing(database: Path, shared: Path | None = None) -> list[Backup]:
     """The backups of ``database``, newest first: in its own folder, every backup there; in a
     shared one, those tagged as its. Raises DatabaseError when the folder is a link or not a directory."""
     where = folder(database, shared)
+    own = tag(database)
     try:
         _check_folder(where)
-    except FileNotFoundError:
+        with os.scandir(where) as entries:
+            found = [
+                described(where / entry.name, entry.stat(follow_symlinks=False).st_size)
+                for entry in entries
+                if _ours(entry.name, own, shared) and entry.is_file(follow_symlinks=False)
+            ]
+    except (FileNotFoundError, NotADirectoryError):  # no such folder (under a file: no folder either)
         return []
     except _NotAFolder as exc:
         raise DatabaseError(str(exc), where=str(where), hint="replace it by a folder, or remove it") from exc
-    own = tag(database)
-    with os.scandir(where) as entries:
-        found = [
-            described(where / entry.name, entry.stat(follow_symlinks=False).st_size)
-            for entry in entries
-            if _ours(entry.name, own, shared) and entry.is_file(follow_symlinks=False)
-        ]
+    except OSError as exc:
+        raise DatabaseError(
+            f"cannot be read: {exc.strerror or exc}", where=str(where), hint="check its permissions and its folder's"
+        ) from exc
     return sorted(found, key=_newest, reverse=True)
 
 
