@@ -17,7 +17,7 @@ from vcp_migrate.cli import main
 from vcp_migrate.config import read_settings
 from vcp_migrate.tomltable import parse_tool_table
 
-from .conftest import ENV_VARS, Project, console_script
+from .conftest import ENV_VARS, Project, as_unprivileged, console_script
 
 SAMPLES = [
     '[project]\nname = "x"\n\n[tool.vcp-migrate]\ndb = "prod.db"\ndir = \'db/migrations\'  # where they live\n',
@@ -602,3 +602,29 @@ def test_a_byte_order_mark_is_named_not_an_invalid_statement_at_line_1(project: 
         " which TOML does not allow (save the file as UTF-8 without a BOM)\n"
     )
     assert sorted(path.name for path in project.root.iterdir()) == ["migrations", "pyproject.toml"]
+
+
+def test_a_folder_that_cannot_be_searched_for_the_configuration_is_a_usage_error(project: Project) -> None:
+    """Run in a folder without its x bit, looking for pyproject.toml raised 'unexpected
+    PermissionError ... report it'. Skipping the folder could miss the project's file and use the
+    defaults (another database), so it is an error naming the file and what to do."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.manager().migrate()
+    before = project.digest()
+    closed = project.root / "closed"
+    closed.mkdir()
+    closed.chmod(0)
+    try:
+        command = [str(console_script()), "current", "--db", str(project.db)]
+        environment = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+        result = subprocess.run(
+            as_unprivileged(command), cwd=closed, capture_output=True, text=True, timeout=60, env=environment
+        )
+    finally:
+        closed.chmod(0o755)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "Error: pyproject.toml: cannot be looked for: Permission denied (make its folder searchable, or name the"
+        " configuration file with --config)\n"
+    )
+    assert list(closed.iterdir()) == [] and project.digest() == before

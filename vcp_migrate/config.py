@@ -113,12 +113,19 @@ def _located(explicit: str | os.PathLike[str] | None, start: Path | None) -> tup
     here = Path.cwd() if start is None else start
     for folder in (here, *here.absolute().parents):
         candidate = _shortest(folder / "pyproject.toml")
-        if candidate.is_file():
-            table, has_table = _document(candidate)
-            if has_table:
-                return candidate, table
-        if (folder / ".git").exists():
-            break
+        try:
+            if candidate.is_file():
+                table, has_table = _document(candidate)
+                if has_table:
+                    return candidate, table
+            if (folder / ".git").exists():
+                break
+        except PermissionError as exc:  # a folder on the way that cannot be searched (no x bit)
+            raise UsageError(
+                f"cannot be looked for: {exc.strerror}",
+                where=str(candidate),
+                hint=f"make its folder searchable, or name the configuration file with {setting('path')}",
+            ) from exc
     return None
 
 
