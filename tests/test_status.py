@@ -15,6 +15,7 @@ import pytest
 from vcp_migrate import MigrationManager, PlanError
 
 from .conftest import (
+    ENV_VARS,
     Project,
     console_script,
     modified_missing_and_out_of_order,
@@ -580,6 +581,25 @@ def test_standard_error_on_a_full_disk_changes_no_exit_code(project: Project, un
     else:
         assert out.splitlines()[-1] == "0 applied, 1 pending"
     assert project.digest() == before and sorted(p.name for p in project.root.iterdir()) == ["migrations", "test.db"]
+
+
+def test_a_name_the_output_s_encoding_lacks_is_escaped_not_a_crash(project: Project) -> None:
+    """Standard output in Latin-1 (a non-UTF-8 locale): a Chinese migration name was 'unexpected
+    UnicodeEncodeError ... report it'; and in ASCII (LC_ALL=C without Python's UTF-8 mode) click
+    wrote around the guard, so a reader gone was 'unexpected BrokenPipeError'."""
+    project.sql("001_数据.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    command = [str(console_script()), "status", "--db", str(project.db), "--dir", str(project.dir)]
+    environment = {k: v for k, v in os.environ.items() if k not in ENV_VARS} | {"PYTHONIOENCODING": "latin-1"}
+    result = subprocess.run(command, cwd=project.root, capture_output=True, env=environment, timeout=60)
+    assert result.returncode == 0 and result.stderr == b""
+    assert b"      1  pending                    \\u6570\\u636e\n" in result.stdout
+    ascii_only = {"LC_ALL": "C", "LANG": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+    code, err = with_output_closed(command, project.root, **ascii_only)
+    assert (code, err) == (
+        1,
+        "Error: standard output was closed before all was printed; the command went on to its end\n",
+    )
+    assert sorted(path.name for path in project.root.iterdir()) == ["migrations"]
 
 
 def test_a_schema_file_named_as_a_migration_is_listed_and_run_as_one(project: Project) -> None:

@@ -137,9 +137,26 @@ def guard(*, errors: bool = False) -> None:
     ``errors``, in front of ``sys.stderr`` too: a warning or an error line that cannot be written
     (``2>> log`` on a full disk) is lost, but stops nothing and changes no exit code."""
     if sys.stdout is not None and not isinstance(sys.stdout, _Guarded):
-        sys.stdout = _Guarded(sys.stdout)
+        sys.stdout = _Guarded(_any_text(sys.stdout))
     if errors and sys.stderr is not None and not isinstance(sys.stderr, _Guarded):
-        sys.stderr = _Guarded(sys.stderr)
+        sys.stderr = _Guarded(_any_text(sys.stderr))
+
+
+def _any_text(stream: TextIO) -> TextIO:
+    """``stream``, made to write any text: a name in a script its encoding lacks (Chinese on a
+    Latin-1 locale) as an escape, never a UnicodeEncodeError wherever it lands; and ASCII, which
+    only a misconfigured locale gives (LC_ALL=C without Python's UTF-8 mode), as UTF-8, as click
+    writes there (it would otherwise write around this guard, to the stream's buffer)."""
+    if not isinstance(stream, io.TextIOWrapper):
+        return stream
+    try:
+        if codecs.lookup(stream.encoding).name == "ascii":
+            stream.reconfigure(encoding="utf-8", errors="backslashreplace")
+        elif not codecs.lookup(stream.encoding).name.startswith("utf"):
+            stream.reconfigure(errors="backslashreplace")
+    except (LookupError, ValueError, OSError):  # an encoding Python does not know, a closed stream
+        pass
+    return stream
 
 
 def closed() -> bool:
