@@ -970,3 +970,20 @@ def test_a_pending_migration_that_takes_the_rollback_journal_off_disk_is_an_erro
     )
     assert project.digest() == before
     still_five_thousand_rows(project)
+
+
+def test_a_database_that_does_not_exist_is_noted_not_passed_as_checked(project: Project) -> None:
+    """'validate --db typo.db' said only "OK: no problems found.", as though the database had been
+    checked for drift and integrity; a note now says only the migrations were (exit code unchanged:
+    the migrations alone may be what CI checks)."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    note = f"Note: {project.db} does not exist: only the migrations were checked, not a database.\n"
+    result = project.cli("validate")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "OK: no problems found.\n", note)
+    as_json = project.cli("validate", "--json")
+    assert as_json.exit_code == 0 and json.loads(as_json.stdout)["ok"] is True and as_json.stderr == note
+    quiet = project.cli("validate", "-q")
+    assert (quiet.exit_code, quiet.stdout, quiet.stderr) == (0, "", "")
+    project.manager().migrate()
+    assert project.cli("validate").stderr == ""
+    assert sorted(path.name for path in project.root.iterdir()) == ["migrations", "test.db"]

@@ -125,8 +125,13 @@ def validate_command(
       vcp-migrate validate
       vcp-migrate validate --roundtrip --strict --json
     """
+    manager = make_manager(db, directory, progress)
+    missing = manager.db_url is None and not (manager.db_path.exists() or manager.db_path.is_symlink())
     with closed_output.printing_aside() if as_json else nullcontext():  # what a rehearsed migration prints
-        problems = make_manager(db, directory, progress).validate(roundtrip=roundtrip)
+        problems = manager.validate(roundtrip=roundtrip)
+    if missing and not progress.quiet:  # else a mistyped --db passes as "OK", as though it had been checked
+        note = f"Note: {manager.db_path} does not exist: only the migrations were checked, not a database."
+        click.echo(printable(note), err=True)
     failing = [p for p in problems if p.severity == "error" or (strict and p.severity == "warning")]
     if as_json:
         click.echo(json_text({"ok": not failing, "problems": [p.as_dict() for p in problems]}, indent=2))
