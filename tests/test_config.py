@@ -628,3 +628,33 @@ def test_a_folder_that_cannot_be_searched_for_the_configuration_is_a_usage_error
         " configuration file with --config)\n"
     )
     assert list(closed.iterdir()) == [] and project.digest() == before
+
+
+def test_a_current_folder_deleted_under_the_shell_is_a_usage_error(project: Project) -> None:
+    """Its folder deleted (a branch switched, a release folder replaced), every command said
+    'unexpected FileNotFoundError ... report it'; with --config and an absolute --db it still runs."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.manager().migrate()
+    before = project.digest()
+    gone = project.root / "gone"
+    gone.mkdir()
+    script = (
+        "import os, subprocess, sys\n"
+        "os.chdir(sys.argv[1]); os.rmdir(sys.argv[1])\n"
+        "for extra in ([], ['--config', sys.argv[3]]):\n"
+        "    command = [sys.argv[2], 'current', '--db', sys.argv[4], *extra]\n"
+        "    done = subprocess.run(command, capture_output=True, text=True)\n"
+        "    print(done.returncode, repr(done.stdout), repr(done.stderr))\n"
+    )
+    config = project.root / "vcp.toml"
+    config.write_text('[tool.vcp-migrate]\ndir = "migrations"\n')
+    environment = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    arguments = [str(gone), str(console_script()), str(config), str(project.db)]
+    result = subprocess.run([sys.executable, "-c", script, *arguments], capture_output=True, text=True, env=environment)
+    said = (
+        "Error: the current folder no longer exists, so no pyproject.toml can be looked for above it"
+        " (cd into the project again)\n"
+    )
+    assert result.stdout.splitlines() == [f"2 '' {said!r}", "0 '1\\n' ''"]
+    assert not gone.exists() and project.digest() == before
+    assert sorted(path.name for path in project.root.iterdir()) == ["migrations", "test.db", "vcp.toml"]

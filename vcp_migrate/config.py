@@ -110,7 +110,13 @@ def _located(explicit: str | os.PathLike[str] | None, start: Path | None) -> tup
         if not has_table:
             raise UsageError(f"has no {TABLE} table", where=str(path), hint=f"add one, or leave {how} out")
         return path, table
-    here = Path.cwd() if start is None else start
+    try:
+        here = Path.cwd() if start is None else start
+    except FileNotFoundError as exc:  # deleted under the shell (a branch switched, a release folder replaced)
+        raise UsageError(
+            "the current folder no longer exists, so no pyproject.toml can be looked for above it",
+            hint="cd into the project again",
+        ) from exc
     for folder in (here, *here.absolute().parents):
         candidate = _shortest(folder / "pyproject.toml")
         try:
