@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import http.server
 import threading
+import time
 from collections.abc import Callable
 from types import TracebackType
 from urllib.parse import urlsplit
@@ -19,9 +20,18 @@ class LosingProxy:
     sent in its place, as a reverse proxy in front of the server does when its wait runs out."""
 
     def __init__(
-        self, upstream: str, text: str, then: Callable[[], None] = lambda: None, status: int | None = None
+        self,
+        upstream: str,
+        text: str,
+        then: Callable[[], None] = lambda: None,
+        status: int | None = None,
+        *,
+        stall: float = 0.0,
     ) -> None:
-        self.lost = threading.Event()  # set once the answer has been lost
+        """With ``stall``, the answer is not lost: it comes back, and the request after it reaches
+        the server only ``stall`` seconds later, as from a client paused between the two."""
+        self.lost = threading.Event()  # set once the answer has been lost (or, with ``stall``, sent)
+        stalled = threading.Event()
         target = urlsplit(upstream)
         proxy = self
 
@@ -38,6 +48,9 @@ class LosingProxy:
                 self._forward(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
 
             def _forward(self, body: bytes) -> None:
+                if stall and proxy.lost.is_set() and not stalled.is_set():
+                    stalled.set()
+                    time.sleep(stall)
                 upstream = http.client.HTTPConnection(target.hostname or "", target.port, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
                 try:
@@ -50,7 +63,9 @@ class LosingProxy:
                     return
                 finally:
                     upstream.close()
-                if text.encode() in body and not proxy.lost.is_set():
+                if text.encode() in body and not proxy.lost.is_set() and stall:
+                    proxy.lost.set()  # answered below; the next request waits
+                elif text.encode() in body and not proxy.lost.is_set():
                     proxy.lost.set()
                     then()
                     if status is not None:

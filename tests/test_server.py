@@ -340,6 +340,7 @@ def test_a_runner_stalled_past_its_lease_applies_nothing_more_and_says_another_r
     out, err = stalled.communicate(timeout=60)
     assert stalled.returncode == 1 and "Traceback" not in err, out + err
     assert "the run lock's lease (2 s) expired and another run took it" in err, out + err
+    assert "then failed on what it did: the server took the write lock from this transaction" in err, out + err
     assert "nothing more was applied" in err, out + err
     assert history(url) == [1, 2] and query(url, "SELECT x FROM slow") == [(1,)]  # the other run's row alone
     assert query(url, "SELECT count(*) FROM vcp_migrations_lease") == [(0,)]
@@ -368,7 +369,10 @@ def test_a_run_whose_lease_was_taken_between_two_migrations_says_so_not_what_its
         manager.migrate()
     said = str(caught.value)
     assert "the run lock's lease (30 s) expired and another run took it" in said, said
-    assert "nothing more was applied" in said and "already exists" not in said, said
+    assert (
+        "this run's next statement then failed on what it did: statement 1 failed: table fills already exists" in said
+    )
+    assert "nothing more was applied" in said, said
     assert history(url) == [1, 2] and tables(url) == {"trades", "fills"}
     assert query(url, "SELECT count(*) FROM vcp_migrations_lease") == [(0,)]
 
@@ -917,6 +921,28 @@ def test_a_commit_whose_answer_is_lost_is_asked_again_and_reported_done(project:
     (backup,) = (project.root / f"127.0.0.1_{proxy.url.rsplit(':', 1)[1]}.db.backups").iterdir()
     with closing(sqlite3.connect(backup)) as kept:
         assert kept.execute("SELECT qty FROM fills").fetchall() == [(7,)]
+
+
+def test_a_stream_that_expires_just_after_a_commit_leaves_that_migration_applied_and_said_so(
+    project: Project, cluster: Cluster
+) -> None:
+    """The run paused for longer than the server keeps an idle stream, right after a COMMIT was
+    answered: the request after it (sqld enforces foreign keys, so the PRAGMA that turns them back
+    on) met an expired stream. That was taken for the server's word that the migration's
+    transaction was rolled back: 'Applied 1' was not said of a committed migration."""
+    url = cluster.primary.url
+    two(project)
+    with LosingProxy(url, "COMMIT /* vcp-migrate */", stall=12) as proxy:
+        runner = process(project, proxy.url, "migrate", "--no-backup")
+        out, err = runner.communicate(timeout=120)
+    assert proxy.lost.is_set() and runner.returncode == 1 and "Traceback" not in err, out + err
+    assert "Applied 1 trades" in out, out + err
+    assert err.strip().endswith(
+        f"({project.dir / '001_trades.sql'} was committed before it; 'vcp-migrate status' shows what is applied)"
+    ), err
+    assert history(url) == [1] and tables(url) == {"trades"}
+    again = cli(project, url, "migrate", "--no-backup")
+    assert again.exit_code == 0 and history(url) == [1, 2], again.output
 
 
 def test_a_gateway_error_for_a_commit_is_asked_again_and_named(project: Project, cluster: Cluster) -> None:

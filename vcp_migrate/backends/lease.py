@@ -34,7 +34,7 @@ from types import TracebackType
 from typing import Protocol
 
 from .. import history
-from ..errors import DatabaseError, Interrupted, LockTimeout, setting
+from ..errors import DatabaseError, Interrupted, LockTimeout, VcpMigrateError, setting
 from .hrana import ServerUnreachable
 
 DEFAULT_SECONDS = 30.0
@@ -191,6 +191,9 @@ class Lease:
         try:
             self.verify(connection)
         except DatabaseError as lost:
+            said = error.what if isinstance(error, VcpMigrateError) else _first_line(error)
+            lost.what += f"; this run's next statement then failed on what it did: {said}"
+            lost.__cause__ = error  # --debug shows it whole
             return lost
         except Exception:  # it cannot be asked: what stopped the run is what to report
             return None

@@ -168,6 +168,9 @@ class RemoteConnection:
         # interrupt may have landed in the migration's own code after the server stopped answering,
         # and closing or abandoning the stream rolls its transaction back anyway.
         hurried = _ends_or_begins(words) and words[0] == "rollback" and isinstance(sys.exc_info()[1], KeyboardInterrupt)
+        # The server's word that it rolled back is about a transaction open when the request went;
+        # after a COMMIT answered (the PRAGMA that follows it, say) there is none it could have.
+        had_transaction = self._in_transaction
         try:
             result = self._stream.execute(sql, tuple(parameters), timeout=_HURRIED_SECONDS if hurried else None)
         except hrana.ServerUnreachable as exc:
@@ -176,12 +179,12 @@ class RemoteConnection:
         except hrana.ServerError as exc:
             if "transaction timed out" in str(exc).lower():
                 self._in_transaction = False
-                raise ServerProblem(_STOLEN, rolled_back=True) from exc
+                raise ServerProblem(_STOLEN, rolled_back=had_transaction) from exc
             if self._stream.closed:  # the server ended the stream, rolling back its transaction
                 self._in_transaction = False
                 expired = exc.code == "STREAM_EXPIRED" or "expired" in str(exc).lower()
                 if expired:  # the server's word; an HTTP error (a gateway's 502) leaves it unknown
-                    raise ServerProblem(_EXPIRED, rolled_back=True) from exc
+                    raise ServerProblem(_EXPIRED, rolled_back=had_transaction) from exc
                 raise ServerProblem(str(exc).removeprefix(f"{self.url}: ")) from exc
             if "no transaction is active" in str(exc):  # it ended earlier (INSERT OR ROLLBACK, RAISE(ROLLBACK))
                 self._in_transaction = False
