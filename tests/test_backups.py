@@ -220,18 +220,16 @@ def test_ctrl_c_once_the_backup_is_named_leaves_none_to_be_restored_by_mistake(
 ) -> None:
     """Ctrl-C while the folder was synced, after the backup got its name: 'no backup kept' was
     said and one was kept, the newest, which a restore then picked."""
-    from vcp_migrate import backups
-
     three(project)
     project.manager().migrate(1)
-    synced = backups._fsync
+    synced = os.fsync
 
-    def then_ctrl_c(path: Path) -> None:
-        synced(path)
-        if path.is_dir():
+    def then_ctrl_c(fd: int) -> None:
+        synced(fd)
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(backups, "_fsync", then_ctrl_c)
+    monkeypatch.setattr(os, "fsync", then_ctrl_c)
     with pytest.raises(KeyboardInterrupt, match="nothing was changed, no backup kept"):
         project.manager().migrate()
     assert not folder(project.db).exists() and project.history() == [1]

@@ -88,7 +88,7 @@ def take(
     # Readable by no one who cannot read the database; writable by its owner only.
     mode = (stat.S_IMODE(os.stat(database).st_mode) & 0o444) | 0o200 if copier is None else 0o600
     started = time.perf_counter()
-    created, made = False, None
+    created = False
     try:
         created = _make_folder(where)
         # Copy under a name listing() ignores, and give it its real name only once it is complete
@@ -107,12 +107,14 @@ def take(
                 target.close()
             os.fsync(partial.held)
             os.rename(partial.path.name, partial.final.name, src_dir_fd=partial.folder, dst_dir_fd=partial.folder)
-            path = made = partial.final
-        _fsync(where)
+            try:  # the folder it was made in, never one a link now puts at its path
+                os.fsync(partial.folder)
+            except BaseException:  # not said to be taken: never left to be listed (and restored) as one
+                with contextlib.suppress(OSError):
+                    os.unlink(partial.final.name, dir_fd=partial.folder)
+                raise
+            path = partial.final
     except BaseException as exc:  # Ctrl-C included: the copy stops within a step (see copying)
-        if made is not None:  # not said to be taken: never left to be listed (and restored) as one
-            with contextlib.suppress(OSError):
-                os.unlink(made)
         if created:
             with contextlib.suppress(OSError):
                 where.rmdir()
@@ -199,14 +201,6 @@ def _partial(where: Path, pattern: str, mode: int, *, clean: str | None) -> Iter
             os.close(held)  # the lock goes with it
     finally:
         os.close(descriptor)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def described(path: Path, size: int | None = None) -> Backup:
@@ -371,6 +365,8 @@ def _converted(source: sqlite3.Connection, page_size: int, where: Path, label: s
                 raise _NotAFolder("it was swapped for a symbolic link while the backup was converted")
             converted.execute("PRAGMA journal_mode = MEMORY")  # no journal made beside it by path
             copy(source, converted)
+            # A backup of a database in WAL mode makes the copy WAL too: leaving it opens its -wal
+            # and -shm by path, after the check above (the copy is only read from then on).
             converted.execute("PRAGMA journal_mode = MEMORY")  # VACUUM changes no page size in WAL mode
             converted.execute(f"PRAGMA page_size = {page_size:d}")
             converted.execute("VACUUM")

@@ -1,5 +1,5 @@
 """The partial files a backup is copied into before it gets its name, and which of those left in a
-backups folder are abandoned.
+backups folder are abandoned; and making the rename that gives a file its name durable.
 
 A run holds an flock on its partial file from the moment the file is created until it is renamed
 or removed; the system drops it when the run ends or dies. So a partial file that can be locked
@@ -104,3 +104,15 @@ def also_open(held: int) -> bool:
             if (found.st_dev, found.st_ino) == (ours.st_dev, ours.st_ino):
                 return True
     return False
+
+
+def sync_folder(path: Path) -> None:
+    """Sync the folder ``path`` was just renamed into: until then, a power loss can bring back the
+    file it replaced, or none. A folder that cannot be opened or synced (some file systems refuse
+    it) leaves the rename to the file system's own schedule."""
+    with contextlib.suppress(OSError):
+        folder = os.open(path.absolute().parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)

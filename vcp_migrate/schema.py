@@ -113,19 +113,9 @@ def write_dump(path: Path, connection: Queries, version: int) -> None:
         with contextlib.suppress(OSError):
             os.unlink(partial)
         raise
-    _sync_folder(path)
+    from .partial_files import sync_folder  # only a change writes the file
 
-
-def _sync_folder(path: Path) -> None:
-    """The rename on disk too: until the folder is synced, a power loss can bring back the file
-    it replaced (one change behind the database). A folder that cannot be opened or synced (some
-    file systems refuse it) leaves the rename to the file system's own schedule."""
-    with contextlib.suppress(OSError):
-        folder = os.open(path.absolute().parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+    sync_folder(path)  # the rename too: a power loss could bring back the file it replaced
 
 
 def not_written(path: Path, exc: BaseException) -> str:

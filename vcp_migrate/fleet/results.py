@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 from .. import lock
 from ..errors import UsageError, as_parameter, spelled
+from ..partial_files import sync_folder
 
 # What happened to one database. "failed" and "not-started" are what --only-failed reruns.
 MIGRATED, UP_TO_DATE, ROLLED_BACK, NOTHING_TO_ROLL_BACK = "migrated", "up-to-date", "rolled-back", "nothing-to-undo"
@@ -178,6 +179,7 @@ def write_report(
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
+    sync_folder(path)  # the rename too: a power loss could bring back the report it replaced
 
 
 def replaceable(path: str, targets: Sequence[str] = (), own: Sequence[Path] = ()) -> str | None:
