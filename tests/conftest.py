@@ -86,6 +86,29 @@ class Project:
         return CliRunner().invoke(main, arguments, env=env, input=input)
 
 
+class Synced(list[tuple[int, int]]):
+    """The files and folders synced to disk (``os.fsync``) while a test runs, in order."""
+
+    def order(self, *paths: Path) -> list[int]:
+        """Where each of ``paths`` was first synced (a ValueError for one that was not)."""
+        return [self.index((found.st_dev, found.st_ino)) for found in (path.stat() for path in paths)]
+
+
+@pytest.fixture
+def synced(monkeypatch: pytest.MonkeyPatch) -> Synced:
+    """Record each file and folder this process syncs to disk, by device and inode."""
+    seen = Synced()
+    real = os.fsync
+
+    def recording(fd: int) -> None:
+        found = os.fstat(fd)
+        seen.append((found.st_dev, found.st_ino))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    return seen
+
+
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project]:
     monkeypatch.chdir(tmp_path)

@@ -14,7 +14,7 @@ import pytest
 
 from vcp_migrate.errors import UsageError
 
-from .conftest import Project
+from .conftest import Project, Synced
 from .test_fleet import _consistent, _fleet, _tenants
 
 
@@ -150,23 +150,14 @@ def test_a_report_a_pattern_would_match_is_no_target_of_the_next_run(project: Pr
     assert named.returncode == 2 and "it is one of the databases of the run" in named.stderr
 
 
-def test_a_report_and_then_its_folder_are_synced_to_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_report_and_then_its_folder_are_synced_to_disk(tmp_path: Path, synced: Synced) -> None:
     """The report was synced before its rename, but not its folder after it: a power loss could
     bring back the report it replaced, which --only-failed would then rerun from."""
     from vcp_migrate.fleet import results
 
-    synced: list[tuple[int, int]] = []
-    real = os.fsync
-
-    def recording(fd: int) -> None:
-        found = os.fstat(fd)
-        synced.append((found.st_dev, found.st_ino))
-        real(fd)
-
-    monkeypatch.setattr(os, "fsync", recording)
     report = tmp_path / "run.json"
     summary = results.Summary(total=0, states={}, versions={}, slowest=(), failed=(), shared_ids={}, seconds=0.0)
     results.write_report(report, "migrate", [], summary)
-    written, folder = report.stat(), tmp_path.stat()
     assert json.loads(report.read_text())["command"] == "migrate"
-    assert synced.index((folder.st_dev, folder.st_ino)) > synced.index((written.st_dev, written.st_ino))
+    written, folder = synced.order(report, tmp_path)
+    assert folder > written

@@ -20,7 +20,7 @@ from vcp_migrate.errors import UsageError
 from vcp_migrate.schema import snapshot
 from vcp_migrate.schema_text import normalise, tokenise
 
-from .conftest import ENV_VARS, TRADES, Project, as_unprivileged, console_script, on_a_terminal, trading
+from .conftest import ENV_VARS, TRADES, Project, Synced, as_unprivileged, console_script, on_a_terminal, trading
 
 
 def test_schema_file_follows_every_change_and_is_not_a_migration(project: Project) -> None:
@@ -131,25 +131,13 @@ def test_a_failed_schema_file_write_leaves_no_partial_file(project: Project) -> 
     assert list((project.dir / "schema.sql").iterdir()) == []
 
 
-def test_the_schema_file_and_then_its_folder_are_synced_to_disk(
-    project: Project, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_schema_file_and_then_its_folder_are_synced_to_disk(project: Project, synced: Synced) -> None:
     """The file was synced before its rename, but not its folder after it: a power loss could bring
     back the schema file it replaced, one change behind the database."""
     trading(project)
-    synced: list[tuple[int, int]] = []
-    real = os.fsync
-
-    def recording(fd: int) -> None:
-        found = os.fstat(fd)
-        synced.append((found.st_dev, found.st_ino))
-        real(fd)
-
-    monkeypatch.setattr(os, "fsync", recording)
     assert project.cli("migrate", "--no-backup").exit_code == 0
-    dump, folder = (project.dir / "schema.sql").stat(), project.dir.stat()
-    assert (dump.st_dev, dump.st_ino) in synced and (folder.st_dev, folder.st_ino) in synced
-    assert synced.index((folder.st_dev, folder.st_ino)) > synced.index((dump.st_dev, dump.st_ino))
+    dump, folder = synced.order(project.dir / "schema.sql", project.dir)
+    assert folder > dump
 
 
 def _refused(project: Project, schema_file: str, *args: str) -> str:

@@ -104,21 +104,25 @@ def load_plan(
     done = "applied" if direction == "up" else "rolled back"
     loaded = []
     for file in plan:
-        try:
-            key = (file.path, file.checksum)
-            migration = cache[key] if cache is not None and key in cache else load(file)
-            if cache is not None:
-                cache[key] = migration
-        except MigrationFileError as exc:
-            raise MigrationFileError(
-                exc.what, where=exc.where, hint=f"{exc.hint}; nothing was {done}"
-            ) from exc.__cause__
+        key = (file.path, file.checksum)
+        migration = cache[key] if cache is not None and key in cache else load_or_refuse(file, f"; nothing was {done}")
+        if cache is not None:
+            cache[key] = migration
         if direction == "down" and migration.down is None:
             raise MigrationFileError(
                 "has no down, so it cannot be rolled back", where=str(file.path), hint=f"add one; nothing was {done}"
             )
         loaded.append(migration)
     return loaded
+
+
+def load_or_refuse(file: MigrationFile, then: str) -> LoadedMigration:
+    """``load(file)``; a file that cannot be loaded is refused with ``then`` added to what its
+    error says to do (``"; nothing was applied"``)."""
+    try:
+        return load(file)
+    except MigrationFileError as exc:
+        raise MigrationFileError(exc.what, where=exc.where, hint=f"{exc.hint}{then}") from exc.__cause__
 
 
 def _load_sql(migration: MigrationFile) -> tuple[SqlStep, SqlStep | None, frozenset[str]]:

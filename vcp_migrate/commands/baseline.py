@@ -4,7 +4,7 @@ without running them. Scan, lock, read the history, check, load, record in one t
 from __future__ import annotations
 
 from .. import discovery, history, sqlite, transactions
-from ..errors import MigrationFileError, PlanError, UsageError
+from ..errors import PlanError, UsageError
 from ..models import MigrationFile
 from . import frame
 from .context import Settings, read_history, scan, where, whole_number
@@ -55,9 +55,4 @@ def _require_loadable(files: list[MigrationFile]) -> None:
     from .. import loading
 
     for file in files:
-        try:
-            loading.load(file)
-        except MigrationFileError as exc:
-            raise MigrationFileError(
-                exc.what, where=exc.where, hint=f"{exc.hint}, then baseline again; nothing was recorded"
-            ) from exc.__cause__
+        loading.load_or_refuse(file, ", then baseline again; nothing was recorded")

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 
 from .. import discovery, history, planning, sqlite, transactions
 from ..database import Connection
-from ..errors import MigrationFileError, PlanError, UsageError
+from ..errors import PlanError, UsageError
 from ..models import Directory, MigrationFile, Repair
 from . import frame
 from .context import Settings, read_history, scan, where, whole_number
@@ -74,12 +74,7 @@ def _require_loadable(current: MigrationFile) -> None:
     """Refuse to record a file the next rollback could not load: its checksum would make it look sound."""
     from .. import loading
 
-    try:
-        loading.load(current)
-    except MigrationFileError as exc:
-        raise MigrationFileError(
-            exc.what, where=exc.where, hint=f"{exc.hint}, then repair it; nothing was recorded"
-        ) from exc.__cause__
+    loading.load_or_refuse(current, ", then repair it; nothing was recorded")
 
 
 def source_diff(before: bytes | None, current: MigrationFile) -> str:
