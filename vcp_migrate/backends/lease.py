@@ -182,14 +182,19 @@ class Lease:
                 hint="nothing more was applied; run again once the other run is done",
             )
 
-    def taken_over(self, connection: _Connection, error: BaseException) -> DatabaseError | None:
+    def taken_over(self, error: BaseException) -> DatabaseError | None:
         """After ``error`` stopped the run: the error to report instead when the lease is no longer
         ours (the run stalled past it and another run took it, so what a statement ran into was that
-        run's doing); None while it is ours, after Ctrl-C, or when the server did not answer."""
+        run's doing); None while it is ours, after Ctrl-C, or when the server did not answer. Asked
+        on a new stream: the run's may be the one the server ended (a stall past its 10 s)."""
         if isinstance(error, KeyboardInterrupt) or self.unanswered or _unanswered(error):
             return None
         try:
-            self.verify(connection)
+            checking = self.connect(_HURRIED_SECONDS)
+            try:
+                self.verify(checking)
+            finally:
+                checking.close()
         except DatabaseError as lost:
             said = error.what if isinstance(error, VcpMigrateError) else _first_line(error)
             lost.what += f"; this run's next statement then failed on what it did: {said}"

@@ -80,7 +80,7 @@ def writing(settings: Settings) -> Iterator[Session]:
             session.where = url
             lease.busy = lambda: _writing(session)  # renewing while a read snapshot (a backup) is open is safe
             session.before_commit = lambda: lease.verify(session.connection)
-            session.taken_over = lambda error: lease.taken_over(session.connection, error)
+            session.taken_over = lease.taken_over
             if settings.observer.wants_statements:
                 session.on_statement = settings.observer.statement
             try:
