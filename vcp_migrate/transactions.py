@@ -118,12 +118,15 @@ def rolled_back(exc: BaseException) -> bool:
     return _marked(exc, _ROLLED_BACK)
 
 
+def causes(exc: BaseException | None) -> Iterator[BaseException]:
+    """``exc``, then the error it was raised from (``raise ... from``, or while handling), and so
+    on: each once, so a chain that loops back ends."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        yield exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+
+
 def _marked(exc: BaseException, mark: str) -> bool:
-    seen: BaseException | None = exc
-    for _ in range(10):  # a chain of causes is short; never follow a cycle
-        if seen is None:
-            return False
-        if getattr(seen, mark, False):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    return any(getattr(seen, mark, False) for seen in causes(exc))

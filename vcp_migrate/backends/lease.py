@@ -33,7 +33,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol
 
-from .. import history
+from .. import history, transactions
 from ..errors import DatabaseError, Interrupted, LockTimeout, VcpMigrateError, setting
 from .hrana import ServerUnreachable
 
@@ -303,13 +303,7 @@ def _unanswered(error: BaseException | None) -> bool:
 def _unreachable(error: BaseException | None) -> ServerUnreachable | None:
     """The error, ``error`` or one it was raised from, that says the server did not answer or
     could not be reached."""
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, ServerUnreachable):
-            return error
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__
-    return None
+    return next((seen for seen in transactions.causes(error) if isinstance(seen, ServerUnreachable)), None)
 
 
 def _first_line(error: BaseException) -> str:

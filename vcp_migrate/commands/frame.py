@@ -138,7 +138,7 @@ def each(settings: Settings, session: Session, plan: list[LoadedMigration], dire
                 return Ran(tuple(runs), _in_doubt(exc, [migration]), partly=True)
             if not committed:
                 outside = not migration.step(direction).transactional
-                stopped = _outside(exc, migration) if outside else session.taken_over(exc) or exc
+                stopped = _outside(exc, migration) if outside else _reported(session, exc)
                 return Ran(tuple(runs), stopped, partly=outside, python=_python(migration, direction))
             # Ctrl-C reached Python just after its COMMIT, or a server failed after it: it is done, and said so.
             from ..execution import ms_since  # loaded: the runner came from it
@@ -148,7 +148,7 @@ def each(settings: Settings, session: Session, plan: list[LoadedMigration], dire
                 settings.observer.finished(done)
             return Ran((*runs, done), _after_commit(exc, [migration]))
         if outcome.error:
-            stopped = outcome.error if outcome.partly else session.taken_over(outcome.error) or outcome.error
+            stopped = _reported(session, outcome.error, partly=outcome.partly)
             return Ran(tuple(runs), stopped, outcome.partly, _python(migration, direction))
         runs.append(outcome.run)
         try:
@@ -156,6 +156,13 @@ def each(settings: Settings, session: Session, plan: list[LoadedMigration], dire
         except BaseException as exc:
             return Ran(tuple(runs), exc)
     return Ran(tuple(runs))
+
+
+def _reported(session: Session, error: BaseException, *, partly: bool = False) -> BaseException:
+    """What to report for ``error``, which stopped a migration: what the session says instead when
+    the run's hold on the database was taken over meanwhile (a server's lease), unless the
+    migration partly ran (what it did outside a transaction is then what to say)."""
+    return error if partly else session.taken_over(error) or error
 
 
 def _python(migration: LoadedMigration, direction: Direction) -> bool:
@@ -251,7 +258,7 @@ def batch(settings: Settings, session: Session, plan: list[tuple[LoadedMigration
             return Ran((), _in_doubt(exc, [migration for migration, _ in plan]), partly=True)
         if not (once and all(states)):
             python = any(_python(migration, direction) for migration, direction in plan)
-            return Ran((), session.taken_over(exc) or exc, python=python)
+            return Ran((), _reported(session, exc), python=python)
         from ..execution import ms_since  # loaded: the runner came from it
 
         each_ms = ms_since(started) // len(plan)
@@ -263,7 +270,7 @@ def batch(settings: Settings, session: Session, plan: list[tuple[LoadedMigration
     failed = next((outcome for outcome in outcomes if outcome.error), None)
     if failed is not None and failed.error is not None:
         python = any(_python(outcome.migration, outcome.direction) for outcome in outcomes)
-        stopped = failed.error if failed.partly else session.taken_over(failed.error) or failed.error
+        stopped = _reported(session, failed.error, partly=failed.partly)
         return Ran((), stopped, failed.partly, python)
     runs = tuple(outcome.run for outcome in outcomes)
     try:
