@@ -423,6 +423,28 @@ def test_a_backup_copied_out_of_its_folder_says_when_it_was_taken_by_its_name(pr
         project.manager().migrate()
 
 
+def test_restore_says_the_version_the_backup_holds_not_the_one_its_name_says(project: Project) -> None:
+    """Two backups whose names were swapped: the question and the result give the version each
+    file's history holds, which is what the database is at afterwards."""
+    three(project)
+    project.manager().migrate(1)
+    project.manager().migrate(2)
+    project.manager().migrate()
+    first, second = sorted(project.manager().backups(), key=lambda backup: backup.version)
+    assert (first.version, second.version) == (1, 2)
+    swap = first.path.with_name("swap")
+    first.path.rename(swap)
+    second.path.rename(first.path)
+    swap.rename(second.path)  # the file named as at version 2 holds version 1
+    asked: list[int] = []
+    restored, _ = project.manager().restore(second.path.name, confirm=lambda backup: not asked.append(backup.version))
+    assert asked == [1] and restored.version == 1
+    assert project.history() == [1] and project.query("PRAGMA user_version") == [(1,)]
+    result = run_cli(project, "restore", first.path.name, "--yes")  # named v1, holds version 2
+    assert result.returncode == 0, result.stderr
+    assert "at version 2)" in result.stdout and project.history() == [1, 2]
+
+
 def test_restore_with_standard_output_closed_restores_and_leaves_one_safety_copy(project: Project) -> None:
     """Its lines went nowhere: it restored all the same (no leftover copy that a second restore
     would then pick), and says that its output was lost."""

@@ -151,8 +151,8 @@ def _choose(settings: Settings, backup: str | os.PathLike[str] | None, live: Con
             chosen = home / chosen
     version = _check(settings, chosen, live)
     listed = next((b for b in found if b.path.resolve() == chosen.resolve()), None)
-    if listed:
-        return listed
+    if listed:  # the version its history holds, which is what comes back: a renamed file's name can say another
+        return listed._replace(version=version)
     info = chosen.stat()
     if backups.is_backup_name(chosen):  # moved or copied out of the folder: its name says when it was taken
         return backups.described(chosen)._replace(version=version, size=info.st_size)
