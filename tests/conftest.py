@@ -138,6 +138,17 @@ def with_output_closed(command: list[str], cwd: Path, *, read_first: int = 0, **
     return process.returncode, err.decode()
 
 
+def with_output_missing(command: list[str], cwd: Path, **env: str) -> tuple[int, str]:
+    """Run ``command`` as a real process started with its standard output closed (``>&-``: no
+    descriptor 1 at all): its exit code and what it wrote on stderr."""
+    environment = {k: v for k, v in os.environ.items() if k not in ENV_VARS} | env
+    shell = ["/bin/sh", "-c", 'exec "$@" >&-', "sh", *command]
+    process = subprocess.run(
+        shell, cwd=cwd, env=environment, stdin=subprocess.DEVNULL, capture_output=True, timeout=120
+    )
+    return process.returncode, process.stderr.decode()
+
+
 def with_output_on_a_full_disk(command: list[str], cwd: Path, *, errors: bool = False, **env: str) -> tuple[int, str]:
     """Run ``command`` as a real process whose standard output (``errors``: standard error) is a
     file on a full disk (the device that answers every write with ENOSPC, ``> /dev/full``): its exit

@@ -12,7 +12,14 @@ from click.testing import CliRunner
 from vcp_migrate import UsageError
 from vcp_migrate.cli import main
 
-from .conftest import Project, console_script, on_a_terminal, with_output_closed, with_output_on_a_full_disk
+from .conftest import (
+    Project,
+    console_script,
+    on_a_terminal,
+    with_output_closed,
+    with_output_missing,
+    with_output_on_a_full_disk,
+)
 
 COMMANDS = [
     "migrate",
@@ -546,18 +553,22 @@ def test_ctrl_c_before_the_command_begins_is_an_interrupt_not_a_refused_question
 
 
 @pytest.mark.parametrize("arguments", [["--help"], ["--version"], ["status", "--help"], []])
-@pytest.mark.parametrize("where", ["a full disk", "a reader gone"])
+@pytest.mark.parametrize("where", ["a full disk", "a reader gone", "none at all"])
 def test_help_and_version_that_cannot_be_printed_are_one_line_not_a_traceback(
     tmp_path: Path, arguments: list[str], where: str
 ) -> None:
     """Printed before any command, outside its guard: on a full disk a traceback (OSError: No
     space left on device), and with the reader gone the help of no command too; --help exited 1
-    saying nothing. The exit code is 1 (2 for no command: a usage error), and nothing is made."""
+    saying nothing; with no standard output at all (>&-), exit 0 saying nothing. The exit code
+    is 1 (2 for no command: a usage error), and nothing is made."""
     command = [str(console_script()), *arguments]
     if where == "a full disk":
         code, err = with_output_on_a_full_disk(command, tmp_path)
         said = "Error: standard output could not be written (No space left on device), so some of what the command"
         said += " printed is lost\n"
+    elif where == "none at all":
+        code, err = with_output_missing(command, tmp_path)
+        said = "Error: standard output was closed from the start, so nothing the command printed could be seen\n"
     else:
         code, err = with_output_closed(command, tmp_path)
         said = "Error: standard output was closed before all was printed\n"

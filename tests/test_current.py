@@ -13,7 +13,7 @@ import pytest
 
 from vcp_migrate import DatabaseError, discovery
 
-from .conftest import Project, run_cli
+from .conftest import Project, console_script, run_cli, with_output_missing
 
 
 def three(project: Project) -> None:
@@ -176,3 +176,18 @@ def test_current_imports_no_command_module_but_its_own(project: Project, json_fl
     assert commands == {"vcp_migrate.commands.context", "vcp_migrate.commands.current"}
     for heavy in ("planning", "execution", "steps", "loading", "backups", "checks", "lock", "schema"):
         assert f"vcp_migrate.{heavy}" not in loaded
+
+
+@pytest.mark.parametrize("options", [[], ["--json"]])
+def test_no_standard_output_at_all_is_one_line_exit_1(project: Project, options: list[str]) -> None:
+    """``test "$(vcp-migrate current >&-)" ...``: the version went nowhere and current exited 0."""
+    three(project)
+    project.manager().migrate(2)
+    before = project.digest()
+    command = [str(console_script()), "current", *options, "--db", str(project.db), "--dir", str(project.dir)]
+    assert with_output_missing(command, project.root) == (
+        1,
+        "Error: standard output was closed from the start, so nothing the command printed could be seen;"
+        " the command went on to its end\n",
+    )
+    assert project.digest() == before

@@ -29,6 +29,7 @@ from .conftest import (
     three,
     trigger_on_the_history,
     with_output_closed,
+    with_output_missing,
     with_output_on_a_full_disk,
     wrong_directory,
     wrong_directory_error,
@@ -2475,6 +2476,38 @@ def test_standard_output_closed_stops_no_migration_halfway(project: Project) -> 
     assert err == "Error: standard output was closed before all was printed; the command went on to its end\n"
     assert project.history() == [1, 2, 3, 4]
     assert [backup.version for backup in project.manager().backups()] == [1]
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_no_standard_output_at_all_is_said_and_its_number_taken_by_no_file(project: Project, quiet: bool) -> None:
+    """``vcp-migrate up >&-``: exit 0 without a word, and descriptor 1 free, so the run lock
+    opened next took it (what the process wrote there went into that file), and a program the
+    migration ran had no standard output (``echo`` fails with EBADF). It is now the null device
+    meanwhile; the lost lines are said, exit 1 (-q prints nothing there: exit 0)."""
+    three(project)
+    child = [sys.executable, "-c", "import os; os.write(1, b'backfilled')"]
+    project.write(
+        "004_d.py",
+        "import os, subprocess\n"
+        "def up(connection):\n"
+        "    nowhere = os.path.samestat(os.fstat(1), os.stat(os.devnull))\n"
+        f"    child = subprocess.run({child!r}).returncode\n"
+        "    connection.execute('CREATE TABLE d (one_is_nowhere, child_exit)')\n"
+        "    connection.execute('INSERT INTO d VALUES (?, ?)', (nowhere, child))\n",
+    )
+    project.manager().migrate(1)
+    command = [str(console_script()), *(["-q"] if quiet else []), "up", "--db", str(project.db)]
+    code, err = with_output_missing([*command, "--dir", str(project.dir)], project.root)
+    if quiet:
+        assert (code, err) == (0, "")
+    else:
+        assert code == 1 and err == (
+            "Error: standard output was closed from the start, so nothing the command printed could be seen;"
+            " the command went on to its end\n"
+        )
+    assert project.history() == [1, 2, 3, 4]
+    with closing(sqlite3.connect(project.db)) as connection:
+        assert connection.execute("SELECT one_is_nowhere, child_exit FROM d").fetchall() == [(1, 0)]
 
 
 @pytest.mark.parametrize("unbuffered", ["1", ""])

@@ -22,6 +22,7 @@ from .conftest import (
     run_cli,
     three,
     with_output_closed,
+    with_output_missing,
     with_output_on_a_full_disk,
     wrong_directory,
     wrong_directory_error,
@@ -523,6 +524,43 @@ def test_standard_output_closed_is_one_line_not_a_traceback(project: Project) ->
     assert process.returncode == 1
     assert err == "Error: standard output was closed before all was printed; the command went on to its end\n"
     assert project.digest() == before
+
+
+MISSING = (
+    "Error: standard output was closed from the start, so nothing the command printed could be seen;"
+    " the command went on to its end\n"
+)
+
+
+@pytest.mark.parametrize("options", [[], ["--json"], ["--exit-code"], ["--json", "--exit-code"]])
+def test_standard_output_closed_from_the_start_is_one_line_exit_1(project: Project, options: list[str]) -> None:
+    """``vcp-migrate status >&-`` in a CI job: Python has no standard output at all, and status
+    exited 0 without a word, as though it had been shown."""
+    three(project)
+    project.manager().migrate()
+    before = project.digest()
+    command = [str(console_script()), "status", *options, "--db", str(project.db), "--dir", str(project.dir)]
+    assert with_output_missing(command, project.root) == (1, MISSING)
+    assert project.digest() == before and sorted(p.name for p in project.root.iterdir()) == ["migrations", "test.db"]
+
+
+@pytest.mark.parametrize("output", ["closed from the start", "on a full disk"])
+def test_exit_code_s_answer_stays_when_the_output_is_lost_and_the_loss_is_said(project: Project, output: str) -> None:
+    """``status --exit-code`` with something pending and its output lost: 3 stays (the gate's
+    answer is still true), and the line says what was lost; it said nothing."""
+    three(project)
+    project.manager().migrate(2)
+    before = project.digest()
+    command = [str(console_script()), "status", "--exit-code", "--db", str(project.db), "--dir", str(project.dir)]
+    if output == "on a full disk":
+        said = (
+            "Error: standard output could not be written (No space left on device), so some of what the"
+            " command printed is lost; the command went on to its end\n"
+        )
+        assert with_output_on_a_full_disk(command, project.root) == (3, said)
+    else:
+        assert with_output_missing(command, project.root) == (3, MISSING)
+    assert project.digest() == before and project.history() == [1, 2]
 
 
 @pytest.mark.parametrize("unbuffered", ["1", ""])

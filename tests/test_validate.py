@@ -27,6 +27,7 @@ from .conftest import (
     trading,
     trigger_on_the_history,
     with_output_closed,
+    with_output_missing,
 )
 
 
@@ -799,6 +800,21 @@ def test_validate_with_standard_output_closed_says_so(project: Project) -> None:
         1,
         "Error: standard output was closed before all was printed; the command went on to its end\n",
     )
+
+
+@pytest.mark.parametrize("options", [[], ["--json"]])
+def test_validate_with_no_standard_output_at_all_says_so(project: Project, options: list[str]) -> None:
+    """``validate >&-`` in a CI job exited 0 without a word: what it found was never seen."""
+    trading(project)
+    project.manager().migrate()
+    before = project.digest()
+    command = [str(console_script()), "validate", *options, "--db", str(project.db), "--dir", str(project.dir)]
+    assert with_output_missing(command, project.root) == (
+        1,
+        "Error: standard output was closed from the start, so nothing the command printed could be seen;"
+        " the command went on to its end\n",
+    )
+    assert project.digest() == before
 
 
 def test_validate_json_holds_only_json_when_a_rehearsed_migration_prints(project: Project) -> None:

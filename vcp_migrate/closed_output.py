@@ -7,7 +7,9 @@ lands (and a full disk OSError): in a line about a migration (after its backup w
 migration's own print(), or in Rich, which then exits at once. ``guard()`` puts a stand-in in
 front of ``sys.stdout`` that swallows it, points file descriptor 1 at the null device (so that
 Python's flush at exit cannot fail either) and remembers that it happened (``closed()``), so the
-command can say so once it is done. Nothing here knows of click or Rich.
+command can say so once it is done. Standard output closed from the start (``>&-``: Python has
+no ``sys.stdout`` at all) is noted at the first write, and its descriptor is held on the null
+device meanwhile. Nothing here knows of click or Rich.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from typing import Any, TextIO
 class _Guarded:
     """``sys.stdout``, but a closed reader is noted instead of raised."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, *, missing: bool = False) -> None:
         self.stream = stream
+        self.missing = missing  # no standard output from the start (>&-): whatever is written is lost
         self.gone = False
         self.failure: str | None = None  # why a write failed, when not for a reader gone (ENOSPC, EIO)
         # Unbuffered (python -u, PYTHONUNBUFFERED=1, common in containers): the text layer writes
@@ -40,7 +43,9 @@ class _Guarded:
             self.encode = codecs.getincrementalencoder(stream.encoding)(stream.errors or "strict").encode
 
     def write(self, text: str) -> int:
-        if not self.gone:
+        if self.missing:
+            self.gone = self.gone or bool(text)
+        elif not self.gone:
             try:
                 if self.raw is None or not isinstance(text, str):
                     return self.stream.write(text)
@@ -68,7 +73,7 @@ class _Guarded:
             left = left[written:]
 
     def flush(self) -> None:
-        if not self.gone:
+        if not (self.gone or self.missing):
             try:
                 self.stream.flush()
                 if self.pending:
@@ -136,10 +141,32 @@ def guard(*, errors: bool = False) -> None:
     """Put the stand-in in front of ``sys.stdout`` (once: a second call keeps the first); with
     ``errors``, in front of ``sys.stderr`` too: a warning or an error line that cannot be written
     (``2>> log`` on a full disk) is lost, but stops nothing and changes no exit code."""
-    if sys.stdout is not None and not isinstance(sys.stdout, _Guarded):
+    if sys.stdout is None:  # closed from the start: a command that prints must not end silently with 0
+        _hold(1)
+        nowhere = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (unguard() closes it)
+        sys.stdout = _Guarded(nowhere, missing=True)
+    elif not isinstance(sys.stdout, _Guarded):
         sys.stdout = _Guarded(_any_text(sys.stdout))
-    if errors and sys.stderr is not None and not isinstance(sys.stderr, _Guarded):
+    if errors and sys.stderr is None:  # nothing can be said there; only its descriptor is held
+        _hold(2)
+    elif errors and not isinstance(sys.stderr, _Guarded):
         sys.stderr = _Guarded(_any_text(sys.stderr))
+
+
+def _hold(descriptor: int) -> None:
+    """Put the null device at ``descriptor`` (1, 2) when it is closed: else the next file opened
+    (the run lock) takes its number, and what is written there (``os.write(1, ...)``, C code) goes
+    into that file, while a program a migration runs starts with none (``echo`` fails: EBADF)."""
+    try:
+        os.fstat(descriptor)
+    except OSError:
+        with contextlib.suppress(OSError):
+            nowhere = os.open(os.devnull, os.O_WRONLY)
+            if nowhere == descriptor:  # the lowest free number: made inheritable, as dup2 makes it
+                os.set_inheritable(descriptor, True)
+            else:
+                os.dup2(nowhere, descriptor)
+                os.close(nowhere)
 
 
 def _any_text(stream: TextIO) -> TextIO:
@@ -170,6 +197,8 @@ def closed() -> bool:
 
 def what_happened() -> str:
     """What ``closed()`` found, said for an error line: the reader gone, or why a write failed."""
+    if isinstance(sys.stdout, _Guarded) and sys.stdout.missing:
+        return "standard output was closed from the start, so nothing the command printed could be seen"
     failure = sys.stdout.failure if isinstance(sys.stdout, _Guarded) else None
     if failure is None:
         return "standard output was closed before all was printed"
@@ -178,7 +207,10 @@ def what_happened() -> str:
 
 def unguard() -> None:
     """Take the stand-in away again (the command is done; a test's runner swaps streams)."""
-    if isinstance(sys.stdout, _Guarded):
+    if isinstance(sys.stdout, _Guarded) and sys.stdout.missing:
+        sys.stdout.stream.close()
+        sys.stdout = None  # as Python left it
+    elif isinstance(sys.stdout, _Guarded):
         sys.stdout.flush()
         sys.stdout = sys.stdout.stream
     if isinstance(sys.stderr, _Guarded):

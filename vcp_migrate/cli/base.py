@@ -199,15 +199,17 @@ def handles_errors(command: F, *, only_reads: bool = False) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> int:
         closed_output.guard(errors=True)  # a reader gone (| head) stops no command halfway: it is said at the end
         try:
-            code = body(*args, **kwargs)
-            if code == 0 and closed_output.closed():
+            code, said = body(*args, **kwargs)
+            # An answer in the exit code (status --exit-code: 3, 4) stays; 0 would say all is well.
+            if not said and closed_output.closed():
                 error(f"{closed_output.what_happened()}; the command went on to its end")
-                return 1
+                return code or 1
             return code
         finally:
             closed_output.unguard()
 
-    def body(*args: Any, **kwargs: Any) -> int:
+    def body(*args: Any, **kwargs: Any) -> tuple[int, bool]:
+        """The command's exit code, and whether an error line said why already."""
         options = _globals(kwargs)
         if options.quiet and options.verbose:
             raise click.UsageError("-q and -v cannot be used together")
@@ -218,20 +220,20 @@ def handles_errors(command: F, *, only_reads: bool = False) -> F:
         debug = options.debug
         try:
             result = command(*args, db=options.db, directory=options.directory, progress=progress, **kwargs)
-            return int(result or 0)
+            return int(result or 0), False
         except (click.ClickException, click.Abort):
             raise
         except VcpMigrateError as exc:
             # options (or where a value came from), where str(exc) names Python's parameters
             _said(progress, debug, naming.message(exc, progress.origins))
-            return exc.exit_code
+            return exc.exit_code, True
         except Exception as exc:
             if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):  # wrapped, as in making a class
-                return _interrupted(progress, None, only_reads)
+                return _interrupted(progress, None, only_reads), True
             _said(progress, debug, unexpected(exc))
-            return 1
+            return 1, True
         except KeyboardInterrupt as exc:
-            return _interrupted(progress, getattr(exc, "said", None), only_reads)
+            return _interrupted(progress, getattr(exc, "said", None), only_reads), True
         finally:
             progress.stop()
 
