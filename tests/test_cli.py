@@ -380,6 +380,26 @@ def test_terminal_gets_progress_and_colour_and_no_color_removes_colour(project: 
     assert not re.search(r"\x1b\[[0-9;]*3[0-7]m", plain.stdout)
 
 
+@pytest.mark.parametrize(("no_color", "coloured"), [("", True), ("1", False)])
+def test_no_color_empty_keeps_colour_everywhere_and_set_removes_it_everywhere(
+    project: Project, no_color: str, coloured: bool
+) -> None:
+    """NO_COLOR set but empty turned off the error line's colour alone: the status table and
+    Rich's diffs kept theirs. no-color.org: present and not empty turns colour off."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    project.manager().migrate()
+    project.sql("001_a.sql", "CREATE TABLE a(y);", "DROP TABLE a;")  # edited since: validate shows a diff
+    before = project.digest()
+    where = ["--db", str(project.db), "--dir", str(project.dir)]
+    colours = re.compile(r"\x1b\[[0-9;]*3[0-7]m")
+    for arguments, code in ([*where, "status"], 0), ([*where, "validate"], 1), (["--db", "no/such.db", "current"], 1):
+        command = ["env", f"NO_COLOR={no_color}", str(console_script()), *arguments]
+        got, raw = on_a_terminal(command, project.root)
+        assert got == code, raw
+        assert bool(colours.search(raw)) is coloured, (arguments, raw)
+    assert project.digest() == before and not (project.root / "no").exists()
+
+
 def test_failing_rollback_of_an_edited_file_says_one_thing(project: Project) -> None:
     """Found by the bad-input campaign: no 'rolling back with its current down' warning before an
     error that rolls nothing back."""

@@ -16,7 +16,7 @@ from ..entry import INTERRUPTED
 from ..errors import VcpMigrateError
 from ..printable import printable
 from . import naming
-from .progress import Progress, dumb_terminal
+from .progress import Progress, dumb_terminal, no_colour
 
 if TYPE_CHECKING:
     from ..engine import MigrationManager
@@ -29,7 +29,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _colour(stream: Any) -> bool:
-    return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty() and not dumb_terminal()
+    return not no_colour() and hasattr(stream, "isatty") and stream.isatty() and not dumb_terminal()
 
 
 def error(message: str) -> None:

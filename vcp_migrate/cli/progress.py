@@ -38,9 +38,16 @@ def is_terminal(stream: Any) -> bool:
 
 
 def colour(stream: Any) -> bool:
-    """Whether to style what goes to ``stream``: a terminal, NO_COLOR unset or empty, and TERM not
+    """Whether to style what goes to ``stream``: a terminal, ``no_colour()`` false, and TERM not
     ``dumb`` or ``unknown`` (as Rich: Emacs' shell, a serial console show escape codes as text)."""
-    return is_terminal(stream) and not os.environ.get("NO_COLOR") and not dumb_terminal()
+    return is_terminal(stream) and not no_colour() and not dumb_terminal()
+
+
+def no_colour() -> bool:
+    """Whether NO_COLOR turns colour off: set and not empty (no-color.org's rule; an empty value
+    is as though unset). Every place that colours asks here, Rich too (before 14 it took an
+    empty value as set)."""
+    return bool(os.environ.get("NO_COLOR"))
 
 
 def dumb_terminal() -> bool:
@@ -91,7 +98,8 @@ class Progress(Observer):
         if self._console is None:
             from rich.console import Console
 
-            self._console = Console(highlight=False, soft_wrap=True, emoji=False)  # ':red_circle:' is text
+            # emoji: ':red_circle:' is text
+            self._console = Console(highlight=False, soft_wrap=True, emoji=False, no_color=no_colour())
         return self._console
 
     @property
