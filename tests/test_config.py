@@ -31,6 +31,8 @@ SAMPLES = [
     # Values over several lines in other tables: a nested array, strings holding brackets and headers.
     '[tool.other]\nmatrix = [\n  ["a", "b"],  # [x]\n  [\'c\', "]"],\n]\ntext = """\n[not a header\n"""\n'
     "raw = '''\n[tool.vcpmigrate]\n'''\n[tool.vcp-migrate]\ndb = \"z.db\"\n",
+    # A table under an array of tables is declared again under each element: that is no repeat.
+    '[[tool.other]]\n[tool.other.sub]\nx = 1\n[[tool.other]]\n[tool.other.sub]\nx = 2\n[tool.vcp-migrate]\ndb = "a"\n',
 ]
 
 
@@ -51,7 +53,41 @@ def test_small_reader_values() -> None:
         {"db": "literal.db"},
         {"db": "spaced.db"},
         {"db": "z.db"},
+        {"db": "a"},
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "first", "second", "name"),
+    [
+        (
+            '[tool.vcp-migrate]\ndb = "a.db"\n\n[tool.other]\nx = 1\n\n[tool.vcp-migrate]\ndir = "m"\n',
+            1,
+            7,
+            "tool.vcp-migrate",
+        ),
+        ('[project]\n[tool.vcp-migrate]\ndb = "a.db"\n[tool."vcp-migrate"]\ndb = "b.db"\n', 2, 4, "tool.vcp-migrate"),
+        ("[tool.vcp-migrate]\n[tool.vcp-migrate]\n", 1, 2, "tool.vcp-migrate"),
+        ('[tool.other]\nx = 1\n[tool.vcp-migrate]\ndb = "a.db"\n[tool.other]\ny = 2\n', 1, 5, "tool.other"),
+    ],
+)
+def test_small_reader_refuses_a_table_declared_twice_as_tomllib_does(
+    text: str, first: int, second: int, name: str
+) -> None:
+    """On Python 3.10 a second [tool.vcp-migrate] was read on top of the first (its dir taken,
+    or its db overridden), where tomllib on 3.11+ refuses the file."""
+    said = (
+        f"pyproject.toml: line {second}: [{name}] is declared twice (first on line {first}),"
+        " which TOML does not allow (merge the two tables into one)"
+    )
+    with pytest.raises(UsageError) as raised:
+        parse_tool_table(text, "pyproject.toml")
+    assert str(raised.value) == said
+    if sys.version_info >= (3, 11):
+        import tomllib
+
+        with pytest.raises(tomllib.TOMLDecodeError, match="twice"):
+            tomllib.loads(text)
 
 
 @pytest.mark.parametrize(

@@ -90,6 +90,7 @@ def tool_table(text: str, where: str) -> tuple[dict[str, object], bool]:
     table: dict[str, object] = {}
     inside = found = False
     path: list[str] = []
+    declared: dict[tuple[str, ...], int] = {}  # each [table] and the line of its header: TOML allows one
     open_value: tuple[int, str | None] = (0, None)  # a value of another table going on over lines
     for number, raw in enumerate(text.splitlines(), 1):
         if open_value != (0, None):
@@ -103,6 +104,7 @@ def tool_table(text: str, where: str) -> tuple[dict[str, object], bool]:
             if header is None or (header[1] == "[[") != line.split("#")[0].rstrip().endswith("]]"):
                 raise UsageError(f"line {number}: malformed table header {line!r}", where=where, hint="fix the file")
             path = _dotted(header[2])
+            declared = _declare(declared, tuple(path), header[1] == "[[", number, where)
             inside = path == ["tool", "vcp-migrate"] and header[1] == "["
             found = found or inside
             if not inside:
@@ -122,6 +124,24 @@ def tool_table(text: str, where: str) -> tuple[dict[str, object], bool]:
             raise UsageError(f"line {number}: {key} is set twice", where=where, hint="fix the file")
         table[key] = _value(pair[2].strip(), number, where)
     return table, found
+
+
+def _declare(
+    declared: dict[tuple[str, ...], int], path: tuple[str, ...], array: bool, number: int, where: str
+) -> dict[tuple[str, ...], int]:
+    """The tables declared so far, ``path`` added; a [table] declared twice is refused, as tomllib
+    refuses it (the second [tool.vcp-migrate] would otherwise add to, or override, the first).
+    A new [[array]] element starts afresh the tables under it, which each element may declare."""
+    if array:
+        return {other: line for other, line in declared.items() if other[: len(path)] != path}
+    if path in declared:
+        raise UsageError(
+            f"line {number}: [{'.'.join(path)}] is declared twice (first on line {declared[path]}),"
+            " which TOML does not allow",
+            where=where,
+            hint="merge the two tables into one",
+        )
+    return {**declared, path: number}
 
 
 def _dotted(key: str) -> list[str]:
