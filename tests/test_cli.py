@@ -631,6 +631,10 @@ def test_a_usage_error_is_exit_2_even_when_it_cannot_be_said(tmp_path: Path) -> 
         (["rollback", "--steps"], "Option '--steps' requires an argument."),
         (["status", "--json=1"], "Option '--json' does not take a value."),
         (["status", "--db"], "Option '--db' requires an argument."),
+        # A fleet's command: they said "see 'vcp-migrate fleet --help'", which lists none either.
+        (["fleet", "status", "--jobs"], "Option '--jobs' requires an argument."),
+        (["fleet", "migrate", "a.db", "--jobs"], "Option '--jobs' requires an argument."),
+        (["fleet", "validate", "--json=1"], "Option '--json' does not take a value."),
     ],
 )
 def test_an_option_without_its_value_points_at_its_command_s_help(
@@ -640,6 +644,7 @@ def test_an_option_without_its_value_points_at_its_command_s_help(
     lists none of the command's options."""
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, arguments)
+    command = " ".join(arguments[: 2 if arguments[0] == "fleet" else 1])
     assert result.exit_code == 2
-    assert result.stderr == f"Error: {message} (see 'vcp-migrate {arguments[0]} --help')\n"
+    assert result.stderr == f"Error: {message} (see 'vcp-migrate {command} --help')\n"
     assert list(tmp_path.iterdir()) == []

@@ -51,7 +51,23 @@ def _said(progress: Progress, debug: bool, message: str) -> None:
     error(message)
 
 
-class Group(click.Group):
+class Commands(click.Group):
+    """A group whose option errors name its command's own help (``vcp-migrate`` and ``fleet``)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            # click's parser raises some errors with no context ('--steps' without its value): they
+            # pointed at the group's --help, which lists no option of the command. The innermost
+            # group that sees it first names its command ('vcp-migrate fleet status --help').
+            name = ctx.invoked_subcommand
+            if exc.ctx is None and name and (command := self.get_command(ctx, name)) is not None:
+                exc.ctx = click.Context(command, info_name=name, parent=ctx)
+            raise
+
+
+class Group(Commands):
     """The command group: aliases (up, down) and one-line usage errors."""
 
     aliases: ClassVar[dict[str, str]] = {"up": "migrate", "down": "rollback"}
@@ -81,17 +97,6 @@ class Group(click.Group):
                 raise click.UsageError(f"No such command {args[0]!r}. Did you mean {near!r}?", ctx) from exc
             raise
         return (command.name if command else None), command, rest
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except click.UsageError as exc:
-            # click's parser raises some errors with no context ('--steps' without its value): they
-            # pointed at 'vcp-migrate --help', which lists no option of the command.
-            name = ctx.invoked_subcommand
-            if exc.ctx is None and name and (command := self.get_command(ctx, name)) is not None:
-                exc.ctx = click.Context(command, info_name=name, parent=ctx)
-            raise
 
     def _nearest(self, ctx: click.Context, name: str) -> str | None:
         """The command (or alias) a mistyped name most likely meant: 'stauts', 'Status', 'migrat'."""

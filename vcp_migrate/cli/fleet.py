@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .base import EXIT_DISAGREE, EXIT_PENDING, handles_errors, reads_only
+from .base import EXIT_DISAGREE, EXIT_PENDING, Commands, handles_errors, reads_only
 from .fleet_shared import Stopping, choose_paths, make_fleet, run_and_report, stopping_options, targets_options
 from .options import common
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .progress import Progress
 
 
-@click.group("fleet")
+@click.group("fleet", cls=Commands)
 def fleet_group() -> None:
     """Run a command on many databases at once, in parallel, with one summary.
 
