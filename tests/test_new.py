@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import multiprocessing
@@ -225,6 +226,60 @@ def test_a_failed_write_leaves_no_file(project: Project, sql: bool) -> None:
     assert sorted(path.name for path in project.dir.iterdir()) == ["001_a.sql"]
     assert (project.dir / "001_a.sql").read_bytes() == kept and not project.db.exists()
     assert project.manager().new("b", sql=sql).name == f"002_b.{extension}"
+
+
+def test_the_file_is_synced_before_it_has_its_name_and_its_folder_after(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file was created under its name and written without a sync: a power loss right after
+    new could leave an empty or cut-short migration under that name."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    created = project.dir / "002_b.py"
+    synced: list[tuple[tuple[int, int], bool]] = []  # what was synced, and whether the file had its name then
+    real = os.fsync
+
+    def recording(fd: int) -> None:
+        found = os.fstat(fd)
+        synced.append(((found.st_dev, found.st_ino), created.exists()))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    assert project.manager().new("b") == created
+    file, folder = ((found.st_dev, found.st_ino) for found in (created.stat(), project.dir.stat()))
+    assert synced == [(file, False), (folder, True)]
+    assert created.read_text(encoding="utf-8") == scaffold.template("b", sql=False)
+    assert sorted(os.listdir(project.dir)) == ["001_a.sql", "002_b.py"]  # no partial file left
+    assert not project.db.exists()
+
+
+@pytest.mark.parametrize(
+    ("refusal", "error"),
+    [
+        (errno.EPERM, None),  # FAT: no hard links; the file is created in place, as before
+        (errno.ENAMETOOLONG, "cannot be created: File name too long (check the directory and the name)"),
+    ],
+    ids=["no hard links", "a name too long"],
+)
+def test_a_file_system_that_cannot_link_the_file(
+    project: Project, monkeypatch: pytest.MonkeyPatch, refusal: int, error: str | None
+) -> None:
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise OSError(refusal, os.strerror(refusal))
+
+    monkeypatch.setattr(os, "link", refused)
+    created = project.dir / "002_b.sql"
+    if error is None:
+        assert project.manager().new("b", sql=True) == created
+        assert created.read_text(encoding="utf-8") == scaffold.template("b", sql=True)
+        assert sorted(os.listdir(project.dir)) == ["001_a.sql", "002_b.sql"]
+    else:
+        with pytest.raises(MigrationFileError) as raised:
+            project.manager().new("b", sql=True)
+        assert str(raised.value) == f"{created}: {error}"
+        assert sorted(os.listdir(project.dir)) == ["001_a.sql"]  # no partial file left
+    assert not project.db.exists()
 
 
 def test_a_failed_write_leaves_no_folder_it_created(project: Project) -> None:

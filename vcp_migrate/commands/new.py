@@ -1,7 +1,7 @@
 """new: create the next migration file with an empty up and down; never overwrites a file.
 
 Normalise the name, read the history, lock the directory, read it for the next version and the
-prefix width, create the file exclusively.
+prefix width, create the file exclusively, whole or not at all.
 
 Two ``new`` started together would read the same highest version and create two files with one
 version. So each holds an advisory lock (flock) on the migrations directory itself, from reading it
@@ -12,6 +12,7 @@ drops the lock when its holder exits or is killed.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import time
@@ -19,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .. import discovery, scaffold
+from .. import discovery, partial_files, scaffold
 from ..errors import MigrationFileError, setting
 from .context import Settings, applied, scan
 
@@ -32,7 +33,7 @@ def new(settings: Settings, name: str, *, sql: bool) -> Path:
     folder = settings.migrations_dir
     _check_folder(folder)
     in_history = list(applied(settings) or {})
-    with _locked(folder, settings.lock_timeout):
+    with _locked(folder, settings.lock_timeout) as descriptor:
         found = scan(settings)
         files = discovery.without_duplicates(found).migrations
         taken = [problem.version for problem in found.problems if problem.version is not None]  # a link to nothing
@@ -45,7 +46,7 @@ def new(settings: Settings, name: str, *, sql: bool) -> Path:
             )
         width = scaffold.prefix_width(f.path.name.partition("_")[0] for f in files)
         path = folder / scaffold.file_name(version, snake, width=width, sql=sql)
-        _create(path, scaffold.template(snake, sql=sql))
+        _create(descriptor, path, scaffold.template(snake, sql=sql))
     return path
 
 
@@ -75,9 +76,9 @@ def _link_to_nothing(folder: Path) -> MigrationFileError:
 
 
 @contextmanager
-def _locked(folder: Path, timeout: float) -> Iterator[None]:
-    """Hold the lock of ``folder``, creating it if missing (not its parents); a folder created here
-    is removed again if what runs inside fails."""
+def _locked(folder: Path, timeout: float) -> Iterator[int]:
+    """Hold the lock of ``folder``, creating it if missing (not its parents), and yield a descriptor
+    of it; a folder created here is removed again if what runs inside fails."""
     deadline = time.monotonic() + timeout
     while True:
         created = _make(folder)
@@ -99,7 +100,7 @@ def _locked(folder: Path, timeout: float) -> Iterator[None]:
             raise
         os.close(fd)  # the folder was removed or replaced while we waited: lock the one there now
     try:
-        yield
+        yield fd
     except BaseException:
         if created:
             with contextlib.suppress(OSError):  # not empty: someone put a file there meanwhile
@@ -166,37 +167,91 @@ def _is_at(folder: Path, fd: int) -> bool:
     return (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
 
 
-def _create(path: Path, text: str) -> None:
-    """Create ``path`` (never an existing file) holding ``text``.
+def _create(folder: int, path: Path, text: str) -> None:
+    """Create ``path`` in the folder of descriptor ``folder`` (never over an existing file), holding
+    ``text`` whole or not at all.
 
-    On a full disk the file is created, then writing it fails: the file created here is removed
-    again, so that no empty migration is left to fail ``up`` and take a version.
+    The text is written to a partial file and synced before the file gets its name, by a link,
+    which fails where the name is taken (a rename would replace the file there); the folder is
+    synced after. Created under its name and written there, a power loss could leave it empty or
+    cut short. A write that fails (a full disk) leaves neither file: no empty migration is left
+    to fail ``up`` and take a version.
     """
+    data = text.encode("utf-8")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-    except FileExistsError as exc:
-        raise MigrationFileError("already exists", where=str(path), hint="nothing was overwritten") from exc
-    except OSError as exc:  # a read-only directory, or a file system with shorter names
-        raise MigrationFileError(
-            f"cannot be created: {exc.strerror}", where=str(path), hint="check the directory and the name"
-        ) from exc
+        partial, fd = partial_files.create(folder, _PARTIAL, 0o666)
+    except OSError as exc:  # a read-only directory
+        raise _not_created(path, exc) from exc
     created = os.fstat(fd)
     try:
+        _fill(fd, data, path)
         try:
-            data = text.encode("utf-8")
+            os.link(partial, path.name, src_dir_fd=folder, dst_dir_fd=folder)
+        except FileExistsError as exc:
+            raise _exists(path) from exc
+        except OSError as exc:
+            if exc.errno not in _NO_LINKS:  # a file system with shorter names, say
+                raise _not_created(path, exc) from exc
+            _create_in_place(folder, path, data)
+    finally:
+        _remove_if_same(folder, partial, created)
+    partial_files.sync_folder(path)
+
+
+# Short: the migration's own name may take all the bytes a file name can have. Discovery skips a
+# name that starts with a dot, should a power loss leave one.
+_PARTIAL = ".vcp-migrate-new.{stamp}{suffix}.partial"
+# What a file system without hard links (FAT, some network and FUSE ones) answers a link with.
+_NO_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS})
+
+
+def _create_in_place(folder: int, path: Path, data: bytes) -> None:
+    """Create ``path`` itself (never an existing file) and write ``data`` into it: only where a
+    file cannot be linked, so a power loss while it is written can still leave it cut short."""
+    try:
+        fd = os.open(path.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666, dir_fd=folder)
+    except FileExistsError as exc:
+        raise _exists(path) from exc
+    except OSError as exc:
+        raise _not_created(path, exc) from exc
+    created = os.fstat(fd)
+    try:
+        _fill(fd, data, path)
+    except BaseException:
+        _remove_if_same(folder, path.name, created)
+        raise
+
+
+def _fill(fd: int, data: bytes, path: Path) -> None:
+    """Write ``data`` to ``fd``, sync it to disk and close it. Raises MigrationFileError if that fails."""
+    try:
+        try:
             while data:
                 data = data[os.write(fd, data) :]
+            os.fsync(fd)
         finally:
             os.close(fd)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            now = os.lstat(path)
-            if (now.st_dev, now.st_ino) == (created.st_dev, created.st_ino):  # ours, not one put in its place
-                os.unlink(path)
-        if isinstance(exc, OSError):
-            raise MigrationFileError(
-                f"cannot be written: {exc.strerror}",
-                where=str(path),
-                hint="nothing was created; check the space left on its device",
-            ) from exc
-        raise
+    except OSError as exc:
+        raise MigrationFileError(
+            f"cannot be written: {exc.strerror}",
+            where=str(path),
+            hint="nothing was created; check the space left on its device",
+        ) from exc
+
+
+def _remove_if_same(folder: int, name: str, created: os.stat_result) -> None:
+    """Remove ``name`` if it is still the file created here, not one put in its place."""
+    with contextlib.suppress(OSError):
+        now = os.stat(name, dir_fd=folder, follow_symlinks=False)
+        if (now.st_dev, now.st_ino) == (created.st_dev, created.st_ino):
+            os.unlink(name, dir_fd=folder)
+
+
+def _exists(path: Path) -> MigrationFileError:
+    return MigrationFileError("already exists", where=str(path), hint="nothing was overwritten")
+
+
+def _not_created(path: Path, exc: OSError) -> MigrationFileError:
+    return MigrationFileError(
+        f"cannot be created: {exc.strerror}", where=str(path), hint="check the directory and the name"
+    )
