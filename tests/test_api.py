@@ -451,6 +451,36 @@ def test_a_server_setting_of_none_is_not_given_to_from_config(project: Project) 
     assert server.database == "http://127.0.0.1:1" and server.replicas == ()
 
 
+@pytest.mark.parametrize(
+    "url",
+    [Path("libsql://127.0.0.1:1"), b"http://127.0.0.1:1", Path("libsql:test.db"), b"https:test.db"],
+    ids=["Path", "bytes", "Path, no slashes", "bytes, no slashes"],
+)
+def test_a_server_url_given_as_bytes_or_a_path_is_a_usage_error(project: Project, url: Path | bytes) -> None:
+    """Path("libsql://HOST") is libsql:/HOST, and a URL given as bytes or a Path was taken for a
+    file's path: migrate made a database 'libsql:test.db', or one in a folder named 'libsql:'."""
+    from vcp_migrate import MigrationManager, UsageError
+    from vcp_migrate.fleet import Fleet
+
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    (project.root / "libsql:").mkdir()  # where Path("libsql://HOST") would put a file named HOST
+    before = sorted(path.relative_to(project.root) for path in project.root.rglob("*"))
+    said = (
+        f"db_path is a server's URL given as {type(url).__name__}: a URL must be a str"
+        " (give it as a str such as 'libsql://HOST:PORT', not a Path, which makes '//' one '/')"
+    )
+    with pytest.raises(UsageError) as refused:
+        MigrationManager(url, project.dir).migrate()
+    assert str(refused.value) == said
+    with pytest.raises(UsageError) as refused:
+        MigrationManager.from_config(db_path=url, migrations_dir=project.dir).migrate()
+    assert str(refused.value) == said
+    with pytest.raises(UsageError, match="fleets run on database files, not server URLs"):
+        Fleet([url], project.dir)  # a fleet takes no server, given as a str or not
+    assert sorted(path.relative_to(project.root) for path in project.root.rglob("*")) == before
+    assert not project.db.exists()
+
+
 def _migrate_in_a_worker(db: str, directory: str) -> list[int]:
     from vcp_migrate import MigrationManager
 

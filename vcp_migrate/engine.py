@@ -45,6 +45,24 @@ def _urls(replicas: object) -> tuple[str, ...]:
     return urls
 
 
+def _url_as_str(value: object) -> None:
+    """UsageError for a server's URL given as bytes or a path object, not a str: as a path,
+    ``Path("libsql://HOST")`` is ``libsql:/HOST``, and both were taken for a file's path (a file
+    ``libsql:app.db`` was made). A str of the same text is read as a URL, so no file can be meant.
+    The message names the type only: a URL may carry what must not be printed."""
+    if isinstance(value, str) or not isinstance(value, (bytes, os.PathLike)):
+        return
+    try:
+        text = os.fsdecode(os.fspath(value))
+    except TypeError:  # a path object whose __fspath__ returns neither str nor bytes: refused later
+        return
+    if is_url(text):
+        raise UsageError(
+            f"{setting('db_path')} is a server's URL given as {type(value).__name__}: a URL must be a str",
+            hint="give it as a str such as 'libsql://HOST:PORT', not a Path, which makes '//' one '/'",
+        )
+
+
 class MigrationManager:
     """Applies, rolls back, reports and checks the migrations of one directory on one database.
 
@@ -79,6 +97,7 @@ class MigrationManager:
         auth_token: str | None = None,
     ) -> None:
         # A libSQL URL names a database on a server; db_path is then the local name its backups go by.
+        _url_as_str(db_path)
         self.db_url = db_path if isinstance(db_path, str) and is_url(db_path) else None
         self.db_path = stand_in(db_path) if isinstance(db_path, str) and self.db_url else _file("db_path", db_path)
         self.replicas = _urls(replicas)
@@ -112,6 +131,7 @@ class MigrationManager:
         from . import config
 
         overrides = dict(overrides)
+        _url_as_str(overrides.get("db_path"))  # as a path, Path("libsql://HOST") would say the URL names no host
         # None is a setting not given, here as for every other parameter (auth_token=os.environ.get(...))
         given = {name: overrides.pop(name, None) for name in _SERVER_ONLY}
         server = {name: value for name, value in given.items() if value is not None}
