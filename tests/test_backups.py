@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from vcp_migrate import DatabaseError
+from vcp_migrate import Backup, DatabaseError, MigrationFailed, Observer
 from vcp_migrate.backups import folder
 
 from .conftest import (
@@ -298,6 +298,90 @@ def test_a_failed_run_that_changed_only_a_setting_keeps_its_backup(project: Proj
     assert result.exit_code == 1 and project.query("PRAGMA journal_mode") == [("wal",)]
     (backup,) = project.manager().backups()
     assert f"Warning: {backup.path}: kept" in result.stderr
+
+
+def _undeletable(backup: Path) -> None:
+    """Put a folder that is not empty where ``backup`` was: no one, root included, can unlink it."""
+    backup.unlink()
+    backup.mkdir()
+    (backup / "kept").write_text("a file in the way")
+
+
+class _Undeletable(Observer):
+    """Makes the backup the run took undeletable as soon as it is taken; with ``raising``, then stops the run."""
+
+    def __init__(self, *, raising: bool) -> None:
+        self.raising = raising
+        self.taken: list[Path] = []
+        self.warnings: list[str] = []
+        self.discards: list[Path] = []
+
+    def backed_up(self, backup: Backup) -> None:
+        self.taken.append(backup.path)
+        _undeletable(backup.path)
+        if self.raising:
+            raise ValueError("the observer broke")
+
+    def discarded(self, backup: Backup) -> None:
+        self.discards.append(backup.path)
+
+    def warning(self, message: str) -> None:
+        self.warnings.append(message)
+
+
+@pytest.mark.parametrize("raising", [False, True], ids=["the migration failed", "the observer raised"])
+def test_a_backup_that_cannot_be_deleted_again_is_a_warning_after_the_run_s_own_error(
+    project: Project, raising: bool
+) -> None:
+    """A failed run deletes the backup it took; when that failed too, its error (IsADirectoryError,
+    PermissionError) was raised in place of the run's own, which was lost."""
+    three(project)
+    project.manager().migrate()
+    project.sql("004_bad.sql", "INSERT INTO nowhere VALUES (1);", "SELECT 1;")
+    before = project.digest()
+    observer = _Undeletable(raising=raising)
+    said = "the observer broke" if raising else "004_bad.sql: statement 1 failed: no such table: nowhere"
+    with pytest.raises(ValueError if raising else MigrationFailed, match=said):
+        project.manager(observer=observer).migrate()
+    (taken,) = observer.taken
+    assert observer.warnings == [
+        f"{taken}: the backup this run took was left, not deleted: Is a directory"
+        " (the run changed nothing: delete it by hand)"
+    ]
+    assert observer.discards == []  # not said to be deleted
+    assert project.digest() == before and project.history() == [1, 2, 3] and project.tables() == {"trades"}
+    assert list(folder(project.db).iterdir()) == [taken] and taken.is_dir()
+
+
+def test_on_the_command_line_the_run_s_error_is_reported_and_the_backup_left_is_named(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vcp_migrate.cli.progress import Progress
+
+    three(project)
+    project.manager().migrate()
+    project.sql("004_bad.sql", "INSERT INTO nowhere VALUES (1);", "SELECT 1;")
+    before = project.digest()
+    taken: list[Path] = []
+    shown = Progress.backed_up
+
+    def undeletable(self: Progress, backup: Backup) -> None:
+        shown(self, backup)
+        taken.append(backup.path)
+        _undeletable(backup.path)
+
+    monkeypatch.setattr(Progress, "backed_up", undeletable)
+    result = project.cli("migrate")
+    assert result.exit_code == 1, result.output
+    (backup,) = taken
+    assert result.stderr == (
+        f"Warning: {backup}: the backup this run took was left, not deleted: Is a directory"
+        " (the run changed nothing: delete it by hand)\n"
+        f"Error: {project.dir / '004_bad.sql'}: statement 1 failed: no such table: nowhere (nothing was applied)\n"
+    )
+    assert "Deleted that backup again" not in result.stdout
+    assert project.digest() == before and project.history() == [1, 2, 3]
+    assert list(folder(project.db).iterdir()) == [backup] and backup.is_dir()
 
 
 def test_backups_folder_that_is_a_link_is_refused_and_not_followed(project: Project) -> None:

@@ -281,12 +281,23 @@ def prune(database: Path, keep: int, shared: Path | None = None) -> list[str]:
     return kept
 
 
-def discard(backup: Backup, *, folder_created: bool) -> None:
-    """Delete a backup this run took and no longer needs, and its folder if this run made it."""
-    backup.path.unlink(missing_ok=True)
+def discard(backup: Backup, *, folder_created: bool) -> str | None:
+    """Delete a backup this run took and no longer needs, and its folder if this run made it.
+
+    Returns the warning to give when the backup cannot be deleted (None once it is): the run
+    failed, as a rule, and its own error is the one to report, not this one.
+    """
+    try:
+        backup.path.unlink(missing_ok=True)
+    except OSError as exc:  # its folder made read-only, a folder put in its place
+        return (
+            f"{backup.path}: the backup this run took was left, not deleted: {exc.strerror or exc}"
+            " (the run changed nothing: delete it by hand)"
+        )
     if folder_created:
         with contextlib.suppress(OSError):
             backup.path.parent.rmdir()
+    return None
 
 
 def copy_into(backup: Path, target: sqlite3.Connection, database: Path) -> str | None:

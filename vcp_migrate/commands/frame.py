@@ -324,8 +324,19 @@ def _keep_or_discard(settings: Settings, backup: Backup, ran: Ran, *, created_fo
         for said in backups.prune(settings.db_path, settings.keep_backups, settings.backup_dir):
             settings.observer.warning(said)
     else:
-        backups.discard(backup, folder_created=created_folder)
+        discard(settings, backup, folder_created=created_folder)
+
+
+def discard(settings: Settings, backup: Backup, *, folder_created: bool) -> None:
+    """Delete the backup of a run that changed nothing. One that cannot be deleted is a warning
+    that names it, never an error in place of the run's own."""
+    from .. import backups
+
+    said = backups.discard(backup, folder_created=folder_created)
+    if said is None:
         settings.observer.discarded(backup)
+    else:
+        settings.observer.warning(said)
 
 
 def _differs(settings: Settings, backup: Backup) -> bool:
@@ -362,7 +373,10 @@ def take_backup(
     try:
         settings.observer.backed_up(backup)
     except BaseException:  # the caller's observer stops the run before it starts: no backup of nothing
-        backups.discard(backup, folder_created=folder_created)
+        left = backups.discard(backup, folder_created=folder_created)
+        if left is not None:
+            with contextlib.suppress(Exception):  # what the observer raised is the error to report
+                settings.observer.warning(left)
         raise
     return backup
 

@@ -60,8 +60,7 @@ def restore(
                 with contextlib.suppress(sqlite3.Error):
                     session.connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
                 if safety:
-                    backups.discard(safety, folder_created=created_folder)
-                    settings.observer.discarded(safety)
+                    frame.discard(settings, safety, folder_created=created_folder)
                 if isinstance(exc, sqlite3.Error):
                     raise file_errors.database_error(exc, database) from exc
                 if isinstance(exc, OSError):
@@ -129,8 +128,7 @@ def _interrupted(
         )
     if restored:
         return Interrupted(_made(database, chosen, safety))
-    backups.discard(safety, folder_created=created_folder)
-    settings.observer.discarded(safety)
+    frame.discard(settings, safety, folder_created=created_folder)
     return Interrupted(
         f"interrupted before the restore of {database} from {chosen.path} was made; nothing was changed (the"
         " database is as it was, the backup untouched)"
