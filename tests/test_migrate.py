@@ -2425,6 +2425,7 @@ def test_a_no_op_up_loads_nothing_it_does_not_use(project: Project) -> None:
         "backends.hrana",
         "cli.reading",
         "cli.fleet",
+        "commands.stopping",
     ):
         assert f"vcp_migrate.{heavy}" not in loaded, heavy
     assert not {name for name in loaded if name == "rich" or name.startswith("rich.")}

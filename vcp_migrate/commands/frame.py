@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, NamedTuple
 
 from .. import history, sqlite, transactions
-from ..errors import DatabaseError, Interrupted, VcpMigrateError
+from ..errors import DatabaseError, Interrupted
 from ..lock import RunLock, identify
 from ..models import Backup, Direction, MigrationRun
 from ..session import Session
@@ -122,6 +122,8 @@ def runner(settings: Settings, session: Session) -> Runner:
 
 def each(settings: Settings, session: Session, plan: list[LoadedMigration], direction: Direction) -> Ran:
     """Run each migration in its own transaction until one fails; never raises what stops it."""
+    from . import stopping  # loaded only once there is something to run
+
     run = runner(settings, session)
     runs: list[MigrationRun] = []
     for index, migration in enumerate(plan, 1):
@@ -133,12 +135,12 @@ def each(settings: Settings, session: Session, plan: list[LoadedMigration], dire
         try:
             outcome = run.one(migration, direction, earlier=len(runs))
         except BaseException as exc:  # an interrupt or a database error: what it did outside a transaction stays
-            committed = _committed(session, migration, direction, exc)
+            committed = stopping.committed(session, migration, direction, exc)
             if committed is None:
-                return Ran(tuple(runs), _in_doubt(exc, [migration]), partly=True)
+                return Ran(tuple(runs), stopping.in_doubt(exc, [migration]), partly=True)
             if not committed:
                 outside = not migration.step(direction).transactional
-                stopped = _outside(exc, migration) if outside else _reported(session, exc)
+                stopped = stopping.outside(exc, migration) if outside else stopping.reported(session, exc)
                 return Ran(tuple(runs), stopped, partly=outside, python=_python(migration, direction))
             # Ctrl-C reached Python just after its COMMIT, or a server failed after it: it is done, and said so.
             from ..execution import ms_since  # loaded: the runner came from it
@@ -146,9 +148,9 @@ def each(settings: Settings, session: Session, plan: list[LoadedMigration], dire
             done = MigrationRun(migration.file.version, migration.file.name, direction, ms_since(started))
             with contextlib.suppress(BaseException):
                 settings.observer.finished(done)
-            return Ran((*runs, done), _after_commit(exc, [migration]))
+            return Ran((*runs, done), stopping.after_commit(exc, [migration]))
         if outcome.error:
-            stopped = _reported(session, outcome.error, partly=outcome.partly)
+            stopped = stopping.reported(session, outcome.error, partly=outcome.partly)
             return Ran(tuple(runs), stopped, outcome.partly, _python(migration, direction))
         runs.append(outcome.run)
         try:
@@ -158,13 +160,6 @@ def each(settings: Settings, session: Session, plan: list[LoadedMigration], dire
     return Ran(tuple(runs))
 
 
-def _reported(session: Session, error: BaseException, *, partly: bool = False) -> BaseException:
-    """What to report for ``error``, which stopped a migration: what the session says instead when
-    the run's hold on the database was taken over meanwhile (a server's lease), unless the
-    migration partly ran (what it did outside a transaction is then what to say)."""
-    return error if partly else session.taken_over(error) or error
-
-
 def _python(migration: LoadedMigration, direction: Direction) -> bool:
     """Whether the migration's step is Python code."""
     from ..loading import PythonStep  # loaded: the plan came from it
@@ -172,75 +167,10 @@ def _python(migration: LoadedMigration, direction: Direction) -> bool:
     return isinstance(migration.step(direction), PythonStep)
 
 
-def _outside(exc: BaseException, migration: LoadedMigration) -> BaseException:
-    """Ctrl-C in a migration that runs outside a transaction: what it did until then stays."""
-    if not isinstance(exc, KeyboardInterrupt) or isinstance(exc, Interrupted):
-        return exc
-    return Interrupted(
-        f"interrupted while running {migration.file.path}, which runs outside a transaction: what it had"
-        " committed until then stays; 'vcp-migrate validate' shows the drift: undo it by hand, or restore the"
-        " backup taken before this run if one was ('vcp-migrate restore')"
-    )
-
-
-def _committed(session: Session, migration: LoadedMigration, direction: Direction, exc: BaseException) -> bool | None:
-    """Whether the migration's transaction committed after all (its history row says so); None
-    when that cannot be known: a server's COMMIT was sent and its answer lost, and the server
-    cannot be asked again."""
-    connection = session.connection
-    if transactions.rolled_back(exc):  # a row there now is another run's: one that took the lease meanwhile
-        return False
-    try:
-        return not connection.in_transaction and history.is_recorded(
-            connection, migration.file, applied=direction == "up"
-        )
-    except BaseException:  # cannot ask on this connection (a second Ctrl-C, a broken stream)
-        # A file's COMMIT is told by the same connection; a server rolls back the transaction of a
-        # lost stream, unless its COMMIT had been sent.
-        if not (connection.remote and transactions.may_have_committed(exc)):
-            return False
-    if isinstance(exc, KeyboardInterrupt):
-        return None  # asking on a new stream could wait a whole request timeout after Ctrl-C
-    try:
-        session.renew()  # a new stream (the schema file is written through it too)
-        # In a write transaction: sent to the primary (a replica may not have the COMMIT yet), and
-        # after the unanswered transaction (it holds the write lock until it ends either way).
-        with transactions.transaction(session.connection, commit=False):
-            return history.is_recorded(session.connection, migration.file, applied=direction == "up")
-    except BaseException:
-        return None
-
-
-def _in_doubt(exc: BaseException, migrations: list[LoadedMigration]) -> BaseException:
-    """What stopped a run whose COMMIT on a server got no answer: that is what to say, not "nothing
-    was changed"."""
-    from ..file_errors import commit_unknown  # loaded only when a COMMIT is in doubt
-
-    said = f"{commit_unknown(_paths(migrations))}; the backup taken before this run, if any, is kept"
-    if isinstance(exc, KeyboardInterrupt):
-        return Interrupted(f"interrupted while the server committed: {said}")
-    if isinstance(exc, VcpMigrateError):
-        exc.hint = said
-    return exc
-
-
-def _after_commit(exc: BaseException, migrations: list[LoadedMigration]) -> BaseException:
-    """What stopped a run after its migration's COMMIT (a server that failed just after it): the
-    error, saying that the migration is committed."""
-    if isinstance(exc, VcpMigrateError):
-        exc.hint = f"{_paths(migrations)} was committed before it; 'vcp-migrate status' shows what is applied"
-    return exc
-
-
-def _paths(migrations: list[LoadedMigration]) -> str:
-    """The migrations' paths, each once (a redo's down and up are of one migration), as the
-    subject of a sentence in the singular: one migration, or the batch of several."""
-    paths = list(dict.fromkeys(str(migration.file.path) for migration in migrations))
-    return paths[0] if len(paths) == 1 else f"the batch of {', '.join(paths)}"
-
-
 def batch(settings: Settings, session: Session, plan: list[tuple[LoadedMigration, Direction]]) -> Ran:
     """Run the whole plan in one transaction: every run once it has committed, or what stopped it."""
+    from . import stopping  # loaded only once there is something to run
+
     started = time.perf_counter()
     try:
         settings.observer.started(plan[0][0].file, plan[0][1], 1, len(plan))
@@ -250,15 +180,15 @@ def batch(settings: Settings, session: Session, plan: list[tuple[LoadedMigration
         once = len({migration.file.version for migration, _ in plan}) == len(plan)
         states: list[bool | None] = []
         for migration, direction in plan:
-            states.append(_committed(session, migration, direction, exc))
+            states.append(stopping.committed(session, migration, direction, exc))
             if states[-1] is None:  # a server's answer to the batch's COMMIT was lost, and it cannot be asked again
                 break
         in_doubt = None in states or (not once and session.connection.remote and transactions.may_have_committed(exc))
         if in_doubt:  # (a redo's pair on a server: its history row reads the same whether it committed or not)
-            return Ran((), _in_doubt(exc, [migration for migration, _ in plan]), partly=True)
+            return Ran((), stopping.in_doubt(exc, [migration for migration, _ in plan]), partly=True)
         if not (once and all(states)):
             python = any(_python(migration, direction) for migration, direction in plan)
-            return Ran((), _reported(session, exc), python=python)
+            return Ran((), stopping.reported(session, exc), python=python)
         from ..execution import ms_since  # loaded: the runner came from it
 
         each_ms = ms_since(started) // len(plan)
@@ -266,11 +196,11 @@ def batch(settings: Settings, session: Session, plan: list[tuple[LoadedMigration
         with contextlib.suppress(BaseException):
             for run in done:
                 settings.observer.finished(run)
-        return Ran(done, _after_commit(exc, [migration for migration, _ in plan]))
+        return Ran(done, stopping.after_commit(exc, [migration for migration, _ in plan]))
     failed = next((outcome for outcome in outcomes if outcome.error), None)
     if failed is not None and failed.error is not None:
         python = any(_python(outcome.migration, outcome.direction) for outcome in outcomes)
-        stopped = _reported(session, failed.error, partly=failed.partly)
+        stopped = stopping.reported(session, failed.error, partly=failed.partly)
         return Ran((), stopped, failed.partly, python)
     runs = tuple(outcome.run for outcome in outcomes)
     try:
