@@ -23,7 +23,7 @@ import pytest
 from click.testing import Result
 
 from vcp_migrate import MigrationManager, closed_output
-from vcp_migrate.errors import MigrationFileError, UsageError
+from vcp_migrate.errors import MigrationFileError, PlanError, UsageError
 from vcp_migrate.fleet import Fleet
 from vcp_migrate.fleet import worker as worker_module
 
@@ -188,6 +188,35 @@ def test_a_bad_migration_file_stops_the_fleet_before_any_database_is_touched(pro
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.startswith("Error: ") and len(result.stderr.splitlines()) == 1
     assert all(_digest(path) == before[path] for path in paths)
+
+
+def test_a_version_no_migration_has_is_refused_once_before_any_database_is_touched(project: Project) -> None:
+    """'fleet migrate --to 7' with no migration 7 failed the first database, and the others as
+    not started (or each one, with --keep-going) and wrote that into the report, where 'migrate
+    --to 7' refuses at once: now the fleet refuses as it does, before any database, exit 1."""
+    paths = _tenants(project, 4, rows=1)
+    MigrationManager(paths[3], project.dir, dump_schema=False).migrate()
+    before = _files(project.root)
+    single = subprocess.run(
+        [str(console_script()), "migrate", "--db", str(paths[0]), "--dir", str(project.dir), "--to", "7"],
+        cwd=project.root, capture_output=True, text=True, timeout=60,
+        env={k: v for k, v in os.environ.items() if k not in ENV_VARS},
+    )  # fmt: skip
+    said = f"Error: --to 7 is not a migration in {project.dir} (known versions: 1, 2; no database was touched)"
+    assert (single.returncode, single.stderr) == (1, f"{said.split('; ')[0]})\n")  # the same words, less the last
+    for args in (("migrate", "--to", "7"), ("rollback", "--to", "7"), ("migrate", "--to", "7", "--dry-run")):
+        for more in ((), ("--keep-going",)):
+            refused = _fleet(project, *args, "tenants/*.db", "--report", "run.json", "--backup", *more)
+            assert (refused.returncode, refused.stdout, refused.stderr) == (1, "", said + "\n"), (args, more)
+            assert _files(project.root) == before  # no report, no backup, no lock, every database as it was
+    with pytest.raises(PlanError, match="no database was touched"):
+        Fleet(paths, project.dir).rollback(to=3, jobs=2)
+    assert _files(project.root) == before
+    # 0 is no migration's, and rolls back every one, as 'rollback --to 0' does.
+    emptied = _fleet(project, "rollback", "--to", "0", "tenants/*.db", "--json")
+    assert emptied.returncode == 0, emptied.stderr
+    assert [json.loads(line)["version_after"] for line in emptied.stdout.splitlines()] == [0, 0, 0, 0]
+    assert [_version(path) for path in paths] == [0, 0, 0, 0]
 
 
 def test_a_fleet_run_and_single_runs_leave_identical_databases(project: Project) -> None:

@@ -17,7 +17,8 @@ from typing import NamedTuple
 
 from .. import closed_output, discovery, history, loading, schema_target, sqlite
 from ..commands import context
-from ..errors import DatabaseError, UsageError, setting
+from ..errors import DatabaseError, PlanError, UsageError, setting
+from ..models import Directory
 from ..observer import Observer
 from ..planning import short_list
 from . import pool, targets
@@ -173,6 +174,7 @@ class Fleet:
         directory = context.scan(self.settings)
         if job.command != "status":  # status shows a file it cannot use as invalid, as the single command does
             directory = discovery.usable(directory)
+        _require_known(job, directory)
         loaded: dict[tuple[Path, str], loading.LoadedMigration] = {}
         if load:  # a bad migration file stops the fleet before any database is touched
             with closed_output.printing_aside(aside):  # what a module prints as it loads: not among the results
@@ -232,6 +234,20 @@ def _journaled(schema_file: Path, paths: list[str]) -> Path | None:
         return None
     key = file_key(str(schema_file.with_name(base)))
     return next((Path(path) for path in paths if file_key(path) == key), None)
+
+
+def _require_known(job: Job, directory: Directory) -> None:
+    """A version to migrate or roll back to that no migration file has is refused once, before
+    any database is touched, as the single command refuses it (exit 1), not by each database in
+    turn; rollback's 0 (every migration) is no migration's."""
+    version = job.target if job.command == "migrate" else job.to if job.command == "rollback" else None
+    known = [migration.version for migration in directory.migrations]
+    if version is None or version in known or (job.command == "rollback" and version == 0):
+        return
+    raise PlanError(
+        f"{setting('target' if job.command == 'migrate' else 'to', version)} is not a migration in {directory.path}",
+        hint=f"known versions: {short_list(known) or 'none'}; no database was touched",
+    )
 
 
 _JOBS_A_CORE = 4  # more would only compete for the cores (and 10,000 would start 10,000 processes)
