@@ -4,14 +4,15 @@ and the errors its arguments raise; the databases checked after each run."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 
 from vcp_migrate.errors import UsageError
-from vcp_migrate.fleet import Fleet, FleetRun
+from vcp_migrate.fleet import DatabaseResult, Fleet, FleetCallbackFailed, FleetRun
 
 from .conftest import Project
-from .test_fleet import _consistent, _tenants
+from .test_fleet import _consistent, _digest, _slow_tenants, _tenants
 
 
 def test_a_fleet_started_from_another_thread_runs_its_workers(project: Project) -> None:
@@ -47,3 +48,44 @@ def test_a_stopping_setting_out_of_range_names_itself_and_its_value(project: Pro
             Fleet(paths, project.dir).migrate(jobs=1, **given)
         assert str(refused.value) == said
     assert _consistent(paths[0]) == 1
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_an_on_result_that_raises_stops_the_run_and_loses_neither_results_nor_the_schema_file(
+    project: Project, jobs: int
+) -> None:
+    """The callback's exception came out of migrate() as it was raised: the results of the
+    databases already migrated were lost with the run, and the schema file was not written."""
+    paths = _slow_tenants(project, 20, 0.05)
+    before = {path: _digest(path) for path in paths}
+    seen: list[str] = []
+
+    def on_result(result: DatabaseResult) -> None:
+        seen.append(result.path)
+        if len(seen) == 2:
+            raise ValueError("the dashboard is down")
+
+    with pytest.raises(FleetCallbackFailed) as failed:
+        Fleet(paths, project.dir).migrate(jobs=jobs, on_result=on_result)
+    assert len(seen) == 2  # never called again once it raised
+    cause = failed.value.__cause__
+    assert isinstance(cause, ValueError) and str(cause) == "the dashboard is down"
+    assert str(failed.value) == (
+        f"{seen[1]}: on_result raised ValueError: the dashboard is down, given this database's result; no database"
+        " was started after it, those in flight finished (this error's run has every database's result, and the"
+        " schema file was written for what committed; fix on_result and run again)"
+    )
+    run = failed.value.run
+    assert [result.path for result in run.results] == [str(path) for path in paths]
+    states = [result.state for result in run.results]
+    assert set(states) == {"migrated", "not-started"} and 2 <= states.count("migrated") <= (2 if jobs == 1 else 6)
+    assert run.summary.states == {"migrated": states.count("migrated"), "not-started": states.count("not-started")}
+    for path, result in zip(paths, run.results, strict=True):
+        if result.state == "migrated":
+            assert _consistent(path) == 2 and result.version_after == 2
+        else:
+            assert _digest(path) == before[path]
+    schema = (project.dir / "schema.sql").read_text()
+    assert schema.splitlines()[1] == "-- version: 2" and "notional" in schema
+    finished = Fleet([Path(r.path) for r in run.results if r.state == "not-started"], project.dir).migrate(jobs=jobs)
+    assert finished.summary.ok and all(_consistent(path) == 2 for path in paths)

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from .. import closed_output, discovery, history, loading, schema_target, sqlite
 from ..commands import context
-from ..errors import DatabaseError, PlanError, UsageError, setting
+from ..errors import DatabaseError, PlanError, UsageError, VcpMigrateError, setting
 from ..models import Directory
 from ..observer import Observer
 from ..planning import short_list
@@ -26,7 +26,16 @@ from .pool import Policy, Report
 from .results import MIGRATED, ROLLED_BACK, DatabaseResult, Summary, file_key, mark_drifted, summarize, write_report
 from .worker import Job
 
-__all__ = ["DatabaseResult", "Fleet", "FleetInterrupted", "FleetRun", "Policy", "Summary", "write_report"]
+__all__ = [
+    "DatabaseResult",
+    "Fleet",
+    "FleetCallbackFailed",
+    "FleetInterrupted",
+    "FleetRun",
+    "Policy",
+    "Summary",
+    "write_report",
+]
 
 
 class FleetRun(NamedTuple):
@@ -44,6 +53,22 @@ class FleetInterrupted(KeyboardInterrupt):
         super().__init__()
         self.run = run
         self.stopped_in_flight = stopped_in_flight
+
+
+class FleetCallbackFailed(VcpMigrateError):
+    """``on_result`` raised (the exception is the ``__cause__``): the run stopped as after a
+    failure, those in flight finished (not shown to it), the schema file was written for what
+    committed; ``run`` has every database's result."""
+
+    def __init__(self, run: FleetRun, error: Exception, path: str) -> None:
+        super().__init__(
+            f"on_result raised {type(error).__name__}: {error}, given this database's result; no database was"
+            " started after it, those in flight finished",
+            where=path,
+            hint="this error's run has every database's result, and the schema file was written for what committed;"
+            " fix on_result and run again",
+        )
+        self.run = run
 
 
 class Fleet:
@@ -181,8 +206,11 @@ class Fleet:
                 loading.load_plan(list(directory.migrations), "up", loaded)
         checksums = tuple((migration.version, migration.checksum) for migration in directory.migrations)
         job = job._replace(settings=self.settings._replace(directory=directory), checksums=checksums, aside=aside)
+        raised: pool.ReportRaised | None = None
         try:
             results = pool.run(job, paths, workers, policy, on_result or _ignore, loaded)
+        except pool.ReportRaised as stopped:  # the run stopped: what it did is kept, then said
+            results, raised = stopped.results, stopped
         except pool.Interrupted as stopped:
             seconds = time.perf_counter() - started
             run = FleetRun(stopped.results, summarize(stopped.results, seconds))
@@ -199,6 +227,8 @@ class Fleet:
             )
         if dump and self.dump_schema:
             self._write_schema(results)
+        if raised is not None:
+            raise FleetCallbackFailed(FleetRun(results, summary), raised.error, raised.path) from raised.error
         return FleetRun(results, summary)
 
     def _write_schema(self, results: list[DatabaseResult]) -> None:

@@ -56,6 +56,15 @@ class Interrupted(KeyboardInterrupt):
         self.stopped_in_flight = stopped_in_flight
 
 
+class ReportRaised(Exception):
+    """``report`` raised ``error`` on the result of ``path``: no database was started after it, those
+    in flight finished (not reported to it); ``results`` has one per path."""
+
+    def __init__(self, results: list[DatabaseResult], error: Exception, path: str) -> None:
+        super().__init__(str(error))
+        self.results, self.error, self.path = results, error, path
+
+
 def run(
     job: worker.Job,
     paths: Sequence[str],
@@ -65,7 +74,8 @@ def run(
     loaded: dict[tuple[Path, str], LoadedMigration] | None = None,
 ) -> list[DatabaseResult]:
     """Run ``job`` on every database, in ``jobs`` worker processes (1: in this process); call
-    ``report`` with each result as it comes. Returns one result per path, in the order given."""
+    ``report`` with each result as it comes. Returns one result per path, in the order given.
+    Raises Interrupted (Ctrl-C, SIGTERM), and ReportRaised once the run stopped if ``report`` raised."""
     tally = _Tally(policy, len(paths), report)
     canary, rest = list(range(min(policy.canary, len(paths)))), list(range(min(policy.canary, len(paths)), len(paths)))
     try:
@@ -83,7 +93,7 @@ def run(
                     tally.end_phase(is_canary=phase is canary)
             if signalled.is_set():
                 raise KeyboardInterrupt
-            return tally.results(paths)
+            return tally.finished(paths)
         context = multiprocessing.get_context("spawn")  # no fork: nothing of this process's state is shared
         count = min(jobs, len(paths))
         failures, busy = context.RawArray(ctypes.c_int, count), context.RawArray(ctypes.c_int, count)
@@ -112,7 +122,7 @@ def run(
                 _end(workers, shared)
         if signalled.is_set():
             raise KeyboardInterrupt
-        return tally.results(paths)
+        return tally.finished(paths)
     except KeyboardInterrupt:
         if tally.current is not None and tally.current not in tally.by_index:  # in this process: rolled back
             tally.record(tally.current, worker.lost(paths[tally.current], "interrupted while it ran"))
@@ -326,6 +336,7 @@ class _Tally:
         self.busy: ctypes.Array[ctypes.c_int] | None = None  # which workers have a database in hand
         self.stopped_in_flight = False  # Ctrl-C again stopped databases that were running
         self.current: int | None = None  # the database being run in this process (jobs 1)
+        self.raised: tuple[Exception, str] | None = None  # what report raised, on which database
 
     def stop(self) -> None:
         self.stopped = True
@@ -341,11 +352,22 @@ class _Tally:
             limit = self.policy.max_failures
             if limit is not None and self.failures >= limit:
                 self.stop()
-        self.report(result)
+        if self.raised is None:  # once it raised, never again: its state is its own to trust
+            try:
+                self.report(result)
+            except Exception as exc:  # stops the run as a failure would; raised once it ended
+                self.raised = (exc, result.path)
+                self.stop()
 
     def end_phase(self, *, is_canary: bool) -> None:
         if is_canary and self.failures:
             self.stop()
+
+    def finished(self, paths: Sequence[str]) -> list[DatabaseResult]:
+        results = self.results(paths)
+        if self.raised is not None:
+            raise ReportRaised(results, *self.raised) from self.raised[0]
+        return results
 
     def results(self, paths: Sequence[str]) -> list[DatabaseResult]:
         missing = [i for i in range(len(paths)) if i not in self.by_index]
