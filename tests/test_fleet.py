@@ -3,6 +3,7 @@ with real worker processes; every failure checked by reopening the databases."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -327,6 +328,56 @@ def test_fleet_status_counts_versions_and_lists_problems(project: Project) -> No
     assert "tenant0001.db" not in result.stdout.split("status:")[0]  # up to date: not listed
     behind = _fleet(project, "status", *(str(p) for p in paths[1:5]), "--exit-code")
     assert behind.returncode == 3
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_an_interrupted_fleet_status_marks_the_drifted_among_the_databases_it_read(project: Project, jobs: str) -> None:
+    """Ctrl-C while databases are read (their application holds them locked): the databases read
+    were listed without their drift, which only a run that ended marked."""
+    paths = _tenants(project, 8, rows=1)
+    Fleet(paths, project.dir).migrate(jobs=1)
+    with closing(sqlite3.connect(paths[0])) as connection:
+        connection.execute("CREATE INDEX drift ON trades(qty)")
+    before = {path: _digest(path) for path in paths}
+    held = [sqlite3.connect(path, isolation_level=None) for path in paths[2:4]]
+    for connection in held:  # the fleet waits for them: each worker (one by turns, with 2) has one in hand
+        connection.execute("BEGIN EXCLUSIVE")
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    command = [str(console_script()), "fleet", "status", *map(str, paths), "--dir", str(project.dir), "--jobs", jobs,
+               "--lock-timeout", "60", "--report", "run.json"]  # fmt: skip
+    process = subprocess.Popen(command, cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                               start_new_session=True, text=True)  # fmt: skip
+
+    def reading(path: Path) -> bool:
+        for pid in (process.pid, *_children(process.pid)):
+            with contextlib.suppress(OSError):
+                if any(os.path.realpath(fd) == str(path) for fd in Path(f"/proc/{pid}/fd").iterdir()):
+                    return True
+        return False
+
+    try:
+        for _ in range(3000):
+            if all(reading(path) for path in paths[2 : 2 + int(jobs)]):
+                break
+            time.sleep(0.01)
+        os.killpg(process.pid, signal.SIGINT)
+        time.sleep(0.5)
+    finally:
+        for connection in held:  # the databases in flight finish
+            connection.execute("ROLLBACK")
+            connection.close()
+    out, err = _finished(process)
+    assert process.returncode == 130, err
+    assert "Error: interrupted: the databases in flight finished, the others were not started" in err
+    report = {Path(r["path"]).name: r for r in json.loads((project.root / "run.json").read_text())["results"]}
+    read = [name for name, result in report.items() if result["state"] == "checked"]
+    assert read == [path.name for path in paths[: 2 + int(jobs)]], report
+    assert {name: report[name]["problems"] for name in read} == {name: [] for name in read} | {
+        paths[0].name: ["drifted"]
+    }
+    assert re.search(rf"^checked +{re.escape(str(paths[0]))}  2 -> 2  \(drifted\)", out, re.M), out
+    assert [path.name for path in paths if str(path) in out.split("status:")[0]] == [paths[0].name]
+    assert {path: _digest(path) for path in paths} == before
 
 
 def test_targets_bad_input_is_one_line_and_changes_nothing(project: Project) -> None:

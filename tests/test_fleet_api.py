@@ -3,7 +3,9 @@ and the errors its arguments raise; the databases checked after each run."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -89,3 +91,26 @@ def test_an_on_result_that_raises_stops_the_run_and_loses_neither_results_nor_th
     assert schema.splitlines()[1] == "-- version: 2" and "notional" in schema
     finished = Fleet([Path(r.path) for r in run.results if r.state == "not-started"], project.dir).migrate(jobs=jobs)
     assert finished.summary.ok and all(_consistent(path) == 2 for path in paths)
+
+
+def test_a_status_whose_on_result_raises_marks_the_drifted_among_the_databases_read(project: Project) -> None:
+    """As a status run interrupted: its run carries the drift of those read, as a whole run's does."""
+    paths = _tenants(project, 6, rows=1)
+    Fleet(paths, project.dir).migrate(jobs=1)
+    with closing(sqlite3.connect(paths[0])) as connection:
+        connection.execute("CREATE INDEX drift ON trades(qty)")
+    before = {path: _digest(path) for path in paths}
+    seen: list[DatabaseResult] = []
+
+    def on_result(result: DatabaseResult) -> None:
+        seen.append(result)
+        if len(seen) == 3:
+            raise RuntimeError("enough")
+
+    with pytest.raises(FleetCallbackFailed) as failed:
+        Fleet(paths, project.dir).status(jobs=1, on_result=on_result)
+    results = failed.value.run.results
+    assert [(r.state, r.problems) for r in results] == [("checked", ("drifted",)), ("checked", ()), ("checked", ())] + [
+        ("not-started", ())
+    ] * 3
+    assert {path: _digest(path) for path in paths} == before

@@ -164,7 +164,11 @@ class Fleet:
         """Every database's version, pending count and problems; "drifted" marks a database whose
         schema differs from most databases at its version. Never changes a database."""
         job = Job("status", self.settings, ())
-        run = self._run(job, jobs, Policy(max_failures=None), on_result, load=False, dump=False)
+        try:
+            run = self._run(job, jobs, Policy(max_failures=None), on_result, load=False, dump=False)
+        except (FleetInterrupted, FleetCallbackFailed) as stopped:  # among those read before it stopped
+            stopped.run = FleetRun(mark_drifted(stopped.run.results), stopped.run.summary)
+            raise
         return FleetRun(mark_drifted(run.results), run.summary)
 
     def validate(
