@@ -3,10 +3,14 @@ writes it, and the databases checked after each run."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import re
 import shutil
+import signal
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,8 +18,8 @@ import pytest
 
 from vcp_migrate.errors import UsageError
 
-from .conftest import Project, Synced
-from .test_fleet import _consistent, _fleet, _tenants
+from .conftest import ENV_VARS, Project, Synced
+from .test_fleet import _consistent, _digest, _fleet, _tenants
 
 
 def _mode(path: Path) -> int:
@@ -161,3 +165,76 @@ def test_a_report_and_then_its_folder_are_synced_to_disk(tmp_path: Path, synced:
     assert json.loads(report.read_text())["command"] == "migrate"
     written, folder = synced.order(report, tmp_path)
     assert folder > written
+
+
+# The command line, SIGKILLed as it renames its report into place: its temporary file fully written.
+KILLED_WRITING = """\
+import os, signal, sys
+def replace(source, target, *args, **kwargs):
+    if os.path.basename(target) == "run.json":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(source, target, *args, **kwargs)
+real, os.replace = os.replace, replace
+from vcp_migrate.entry import main
+sys.argv = ["vcp-migrate", *sys.argv[1:]]
+main()
+"""
+
+
+def test_the_temporary_files_of_runs_killed_writing_a_report_are_removed_by_the_next_and_nothing_else(
+    project: Project,
+) -> None:
+    """A run killed as it wrote its report left the temporary file beside it, and every later
+    run left it there: one more a kill, for good."""
+    paths = _tenants(project, 2, rows=1)
+    folder = project.root
+    (folder / "killed.py").write_text(KILLED_WRITING)
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    left: list[list[str]] = []
+    for _ in range(2):  # the second run removes what the first left, and leaves its own
+        killed = subprocess.run(
+            [sys.executable, "killed.py", "fleet", "migrate", "tenants/*.db", "--dir", str(project.dir), "--jobs", "1",
+             "--report", "run.json", "--no-dump"],
+            cwd=folder, capture_output=True, text=True, timeout=120, env=env,
+        )  # fmt: skip
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        left.append(sorted(path.name for path in folder.iterdir() if path.name.startswith(".run.json.")))
+    assert all(len(names) == 1 and re.fullmatch(r"\.run\.json\.[0-9a-f]{8}", names[0]) for names in left), left
+    assert left[0] != left[1] and json.loads((folder / left[1][0]).read_text())["command"] == "migrate"
+    assert not (folder / "run.json").exists() and [_consistent(path) for path in paths] == [2, 2]
+    # Named as ours, or nearly, and not ours: each stays as it is.
+    kept = folder / "kept.json"
+    kept.write_text('{"mine": true}\n')
+    planted = {
+        ".run.json.0badcafe": "my notes\n",  # not begun as a report
+        ".run.json.1234abcd.bak": "{",  # another name
+        ".other.json.12345678": '{\n "command": "migrate"',  # another report's
+        "run.json.12345678": "{",
+        ".run.json.00c0ffee": "{",  # a run writing it holds its lock
+        ".run.json.abcdef12": "{",  # linked from elsewhere too
+    }
+    for name, text in planted.items():
+        (folder / name).write_text(text)
+    os.link(folder / ".run.json.abcdef12", folder / "elsewhere")
+    (folder / ".run.json.feedf00d").symlink_to(kept)  # a link, to JSON: never followed, nor removed
+    held = os.open(folder / ".run.json.00c0ffee", os.O_RDONLY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        result = _fleet(project, "status", "tenants/*.db", "--report", "run.json")
+    finally:
+        os.close(held)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((folder / "run.json").read_text())["summary"]["states"] == {"checked": 2}
+    assert not (folder / left[1][0]).exists()
+    assert {name: (folder / name).read_text() for name in planted} == planted
+    assert os.readlink(folder / ".run.json.feedf00d") == str(kept) and kept.read_text() == '{"mine": true}\n'
+    assert sorted(path.name for path in folder.iterdir() if path.name.startswith(".run.json.")) == sorted(
+        [".run.json.0badcafe", ".run.json.1234abcd.bak", ".run.json.00c0ffee", ".run.json.abcdef12",
+         ".run.json.feedf00d"]
+    )  # fmt: skip
+    digests = {path: _digest(path) for path in paths}
+    again = _fleet(project, "status", "tenants/*.db", "--report", "run.json")  # its writer gone: a leftover
+    assert again.returncode == 0 and {path: _digest(path) for path in paths} == digests
+    del planted[".run.json.00c0ffee"]
+    assert {name: (folder / name).read_text() for name in planted} == planted
+    assert not (folder / ".run.json.00c0ffee").exists()

@@ -3,9 +3,12 @@ database, a Summary, and the JSON report that ``--only-failed`` reads back."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import NamedTuple
 
@@ -154,7 +157,6 @@ def write_report(
     }
     folder = path.absolute().parent
     import json  # here: a worker process, which never writes a report, need not load them
-    import secrets
     import stat
 
     try:
@@ -162,9 +164,8 @@ def write_report(
         mode = stat.S_IMODE(found.st_mode) if stat.S_ISREG(found.st_mode) else None
     except OSError:
         mode = None
-    # Created here and now (O_EXCL: never a file or a link found there), 0666 less the umask.
-    name = str(folder / f".{path.name}.{secrets.token_hex(4)}")
-    descriptor = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    _remove_leftovers(folder, path.name)
+    name, descriptor = _temporary(folder, path.name)
     try:
         if mode is not None:  # on our open handle: a read-only report is still written
             os.fchmod(descriptor, mode) if hasattr(os, "fchmod") else os.chmod(name, mode)
@@ -175,11 +176,72 @@ def write_report(
             # On disk before the rename: after a power loss an empty report is no report, which
             # --only-failed cannot read and --report refuses to replace.
             os.fsync(out.fileno())
-        os.replace(name, path)
+            os.replace(name, path)  # still locked: never taken for a leftover (_remove_leftovers)
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
     sync_folder(path)  # the rename too: a power loss could bring back the report it replaced
+
+
+def _temporary(folder: Path, report: str) -> tuple[str, int]:
+    """A new file to write the report named ``report`` into (O_EXCL: never a file or a link found
+    there; 0666 less the umask), and its descriptor, which holds its flock until the file is
+    renamed: a run that finds it meanwhile knows it is being written."""
+    import secrets  # here: a worker process, which never writes a report, need not load it
+
+    for _ in range(100):
+        name = str(folder / f".{report}.{secrets.token_hex(4)}")
+        descriptor = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        if _is_at(name, descriptor):
+            return name, descriptor
+        os.close(descriptor)  # removed as a leftover between its creation and its lock: take another
+    raise OSError(f"no temporary file could be kept in {folder} to write the report in")
+
+
+def _remove_leftovers(folder: Path, report: str) -> None:
+    """Remove the temporary files that runs killed while they wrote the report named ``report``
+    (SIGKILL, a power loss) left in ``folder``: named as ``_temporary`` names them, regular files
+    of this user with one link, empty or begun as a report, and not locked (a run writing one
+    holds its flock until it renames it). Nothing else is touched; one that cannot go stays."""
+    ours = re.compile(rf"\.{re.escape(report)}\.[0-9a-f]{{8}}")
+    try:
+        names = [name for name in os.listdir(folder) if ours.fullmatch(name)]
+    except OSError:
+        return
+    for name in names:
+        with suppress(OSError):
+            _remove_if_abandoned(str(folder / name))
+
+
+def _remove_if_abandoned(name: str) -> None:
+    """Remove ``name`` if it is one of ``_remove_leftovers``'s (never through a link)."""
+    import stat
+
+    descriptor = os.open(name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK)
+    try:
+        found = os.fstat(descriptor)
+        if not stat.S_ISREG(found.st_mode) or found.st_nlink != 1 or found.st_uid != os.geteuid():
+            return
+        if os.read(descriptor, 1) not in (b"", b"{"):
+            return
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # a run is writing it
+        if _is_at(name, descriptor):  # still the file locked, not one a run created since
+            os.unlink(name)
+    finally:
+        os.close(descriptor)
+
+
+def _is_at(name: str, descriptor: int) -> bool:
+    """Whether ``name`` is the file open as ``descriptor``."""
+    try:
+        now, held = os.lstat(name), os.fstat(descriptor)
+    except FileNotFoundError:
+        return False
+    return (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
 
 
 def replaceable(path: str, targets: Sequence[str] = (), own: Sequence[Path] = ()) -> str | None:
