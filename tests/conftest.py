@@ -138,11 +138,12 @@ def with_output_closed(command: list[str], cwd: Path, *, read_first: int = 0, **
     return process.returncode, err.decode()
 
 
-def with_output_missing(command: list[str], cwd: Path, **env: str) -> tuple[int, str]:
+def with_output_missing(command: list[str], cwd: Path, closing: str = ">&-", **env: str) -> tuple[int, str]:
     """Run ``command`` as a real process started with its standard output closed (``>&-``: no
-    descriptor 1 at all): its exit code and what it wrote on stderr."""
+    descriptor 1 at all; ``closing`` names others, ``0<&-`` for standard input): its exit code and
+    what it wrote on stderr."""
     environment = {k: v for k, v in os.environ.items() if k not in ENV_VARS} | env
-    shell = ["/bin/sh", "-c", 'exec "$@" >&-', "sh", *command]
+    shell = ["/bin/sh", "-c", f'exec "$@" {closing}', "sh", *command]
     process = subprocess.run(
         shell, cwd=cwd, env=environment, stdin=subprocess.DEVNULL, capture_output=True, timeout=120
     )

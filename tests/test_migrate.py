@@ -2511,6 +2511,29 @@ def test_no_standard_output_at_all_is_said_and_its_number_taken_by_no_file(proje
         assert connection.execute("SELECT one_is_nowhere, child_exit FROM d").fetchall() == [(1, 0)]
 
 
+@pytest.mark.parametrize("shut", ["0<&-", "0<&- >&-"])
+def test_no_standard_input_at_all_leaves_the_run_lock_out_of_a_migration_s_input(project: Project, shut: str) -> None:
+    """``vcp-migrate up 0<&-``: descriptor 0 was free, so the run lock, the first file the run
+    opened, took it, and a migration (or a program it ran) reading its input read the lock file.
+    It is the null device meanwhile; the run goes on as with any input."""
+    three(project)
+    project.write(
+        "004_d.py",
+        "import os\n"
+        "def up(connection):\n"
+        "    nowhere = os.path.samestat(os.fstat(0), os.stat(os.devnull))\n"
+        "    connection.execute('CREATE TABLE d (zero_is_nowhere, read)')\n"
+        "    connection.execute('INSERT INTO d VALUES (?, ?)', (nowhere, os.read(0, 100)))\n",
+    )
+    project.manager().migrate(1)
+    command = [str(console_script()), "-q", "up", "--db", str(project.db), "--dir", str(project.dir)]
+    assert with_output_missing(command, project.root, shut) == (0, "")
+    assert project.history() == [1, 2, 3, 4]
+    with closing(sqlite3.connect(project.db)) as connection:
+        assert connection.execute("SELECT zero_is_nowhere, read FROM d").fetchall() == [(1, b"")]
+    assert sorted(path.name for path in project.root.iterdir() if "lock" in path.name) == []
+
+
 @pytest.mark.parametrize("unbuffered", ["1", ""])
 def test_standard_output_on_a_full_disk_stops_no_migration_halfway(project: Project, unbuffered: str) -> None:
     """``vcp-migrate up >> deploy.log`` on a full disk: the line after a migration's COMMIT raised

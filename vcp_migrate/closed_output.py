@@ -140,7 +140,11 @@ def _descriptor_aside() -> Iterator[None]:
 def guard(*, errors: bool = False) -> None:
     """Put the stand-in in front of ``sys.stdout`` (once: a second call keeps the first); with
     ``errors``, in front of ``sys.stderr`` too: a warning or an error line that cannot be written
-    (``2>> log`` on a full disk) is lost, but stops nothing and changes no exit code."""
+    (``2>> log`` on a full disk) is lost, but stops nothing and changes no exit code. Standard
+    input closed from the start (``0<&-``) is held on the null device too: a run reads nothing
+    there, but the first file it opened (the run lock) took number 0, a migration's input."""
+    if sys.stdin is None:
+        _hold(0, os.O_RDONLY)
     if sys.stdout is None:  # closed from the start: a command that prints must not end silently with 0
         _hold(1)
         nowhere = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (unguard() closes it)
@@ -153,15 +157,15 @@ def guard(*, errors: bool = False) -> None:
         sys.stderr = _Guarded(_any_text(sys.stderr))
 
 
-def _hold(descriptor: int) -> None:
-    """Put the null device at ``descriptor`` (1, 2) when it is closed: else the next file opened
+def _hold(descriptor: int, flags: int = os.O_WRONLY) -> None:
+    """Put the null device at ``descriptor`` (0, 1, 2) when it is closed: else the next file opened
     (the run lock) takes its number, and what is written there (``os.write(1, ...)``, C code) goes
     into that file, while a program a migration runs starts with none (``echo`` fails: EBADF)."""
     try:
         os.fstat(descriptor)
     except OSError:
         with contextlib.suppress(OSError):
-            nowhere = os.open(os.devnull, os.O_WRONLY)
+            nowhere = os.open(os.devnull, flags)
             if nowhere == descriptor:  # the lowest free number: made inheritable, as dup2 makes it
                 os.set_inheritable(descriptor, True)
             else:
