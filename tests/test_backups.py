@@ -3,6 +3,7 @@ pruned, and that taking one never follows a link or leaves half a copy. Restorin
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -432,6 +433,33 @@ def test_a_backup_that_fills_the_disk_leaves_no_folder_and_changes_nothing(proje
     assert result.stderr.rstrip().endswith("(free space, fix permissions, or pass --no-backup; nothing was changed)")
     assert not os.path.lexists(folder(project.db))
     assert project.digest() == before and project.history() == [1]
+
+
+def test_a_folder_without_locks_leaves_no_empty_file_named_as_a_backup(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The backup's file is made under its final name and locked before it takes a partial one: a
+    file system that cannot lock (flock: ENOLCK) left an empty file named as a backup, which
+    'backups' listed and 'restore' chose as the newest."""
+    three(project)
+    project.manager().migrate(1)
+    project.manager().migrate(2)
+    (kept,) = project.manager().backups()
+    real = fcntl.flock
+
+    def no_locks(fd: int, operation: int) -> None:
+        if os.path.dirname(os.readlink(f"/proc/self/fd/{fd}")) == str(folder(project.db)):
+            raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+        real(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    before = project.digest()
+    with pytest.raises(DatabaseError, match="backup into .* failed"):
+        project.manager().migrate()
+    monkeypatch.undo()
+    assert project.digest() == before and project.history() == [1, 2]
+    assert sorted(folder(project.db).iterdir()) == [kept.path]
+    assert project.manager().backups() == [kept]
 
 
 def test_a_file_named_like_a_backup_in_other_digits_is_neither_listed_nor_pruned(project: Project) -> None:

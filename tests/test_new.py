@@ -228,6 +228,25 @@ def test_a_failed_write_leaves_no_file(project: Project, sql: bool) -> None:
     assert project.manager().new("b", sql=sql).name == f"002_b.{extension}"
 
 
+def test_a_folder_without_locks_leaves_no_partial_file(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file system that cannot lock (flock: ENOLCK, some network ones) failed the partial file's
+    lock after creating it: the file was left, hidden, and its descriptor open."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    real = fcntl.flock
+
+    def no_locks(fd: int, operation: int) -> None:
+        if os.path.basename(os.readlink(f"/proc/self/fd/{fd}")).startswith(".vcp-migrate-new."):
+            raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+        real(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    before = set(os.listdir("/proc/self/fd"))
+    with pytest.raises(MigrationFileError, match="cannot be created"):
+        project.manager().new("b")
+    assert sorted(path.name for path in project.dir.iterdir()) == ["001_a.sql"]
+    assert set(os.listdir("/proc/self/fd")) <= before
+
+
 def test_the_file_is_synced_before_it_has_its_name_and_its_folder_after(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -38,7 +38,13 @@ def create(descriptor: int, pattern: str, mode: int) -> tuple[str, int]:
             fd = os.open(name, flags, mode, dir_fd=descriptor)
         except FileExistsError:
             continue
-        fcntl.flock(fd, fcntl.LOCK_EX)  # new: no one else can hold it
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # new: no one else can hold it
+        except BaseException:  # a file system without locks (ENOLCK), Ctrl-C: nothing of it is left
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=descriptor)
+            raise
         return name, fd
     raise OSError(f"too many backups named {stamp}")
 
