@@ -273,10 +273,12 @@ def _journaled(schema_file: Path, paths: list[str]) -> Path | None:
 def _require_known(job: Job, directory: Directory) -> None:
     """A version to migrate or roll back to that no migration file has is refused once, before
     any database is touched, as the single command refuses it (exit 1), not by each database in
-    turn; rollback's 0 (every migration) is no migration's."""
+    turn. Rollback's 0 (every migration) is no migration's, and a version below the newest file
+    may be in a database's history with its file gone (squashed into a baseline): the fleet reads
+    no database first, so each one decides, as the single command does."""
     version = job.target if job.command == "migrate" else job.to if job.command == "rollback" else None
     known = [migration.version for migration in directory.migrations]
-    if version is None or version in known or (job.command == "rollback" and version == 0):
+    if version is None or version in known or (job.command == "rollback" and version < max(known, default=1)):
         return
     raise PlanError(
         f"{setting('target' if job.command == 'migrate' else 'to', version)} is not a migration in {directory.path}",
