@@ -1003,3 +1003,37 @@ def test_a_database_that_does_not_exist_is_noted_not_passed_as_checked(project: 
     project.manager().migrate()
     assert project.cli("validate").stderr == ""
     assert sorted(path.name for path in project.root.iterdir()) == ["migrations", "test.db"]
+
+
+def test_validate_warns_when_user_version_disagrees_with_the_history(project: Project) -> None:
+    trading(project)
+    project.manager().migrate()
+    with closing(sqlite3.connect(project.db)) as connection:
+        connection.execute("PRAGMA user_version = 7")  # by hand: an application reading it sees version 7
+    before = project.db.read_bytes()
+    result = project.cli("validate")
+    assert result.exit_code == 0, result.output
+    assert (
+        f"warning: {project.db}: PRAGMA user_version is 7, but the highest applied version is 2: an application"
+        " that reads it sees another schema; set it with 'vcp-migrate baseline 2' (which records nothing), or"
+        " set user_version = false in [tool.vcp-migrate] if it belongs to someone else"
+    ) in result.output
+    assert project.cli("validate", "--strict").exit_code == 1
+    assert project.db.read_bytes() == before  # validate only reads
+    # the fix it names sets it, and records nothing
+    assert project.cli("baseline", "2").exit_code == 0
+    with closing(sqlite3.connect(project.db)) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone() == (2,)
+        assert connection.execute("SELECT version FROM vcp_migrations ORDER BY version").fetchall() == [(1,), (2,)]
+    assert project.cli("validate", "--strict").exit_code == 0
+
+
+def test_validate_leaves_user_version_alone_when_it_is_someone_elses(project: Project) -> None:
+    trading(project)
+    project.manager().migrate()
+    with closing(sqlite3.connect(project.db)) as connection:
+        connection.execute("PRAGMA user_version = 7")
+    (project.root / "pyproject.toml").write_text("[tool.vcp-migrate]\nuser_version = false\n")
+    result = project.cli("validate", "--strict")
+    assert result.exit_code == 0, result.output
+    assert "user_version" not in result.output

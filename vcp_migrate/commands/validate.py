@@ -73,6 +73,7 @@ def validate(settings: Settings, *, roundtrip: bool) -> list[Problem]:
                 foreign = history_guard.triggers(connection)  # (a snapshot leaves them out: drift cannot see them)
                 problems += _trigger_problems(settings, foreign)
                 problems += _database_problems(settings, connection)
+                problems += _user_version_problems(settings, connection, applied)
                 live_schema = schema.snapshot(connection)
                 # A copy only for what runs migrations on one: lint (something pending) and round trips.
                 needed = bool(pending) or (roundtrip and trip_stop is None)
@@ -273,6 +274,31 @@ def _database_problems(settings: Settings, connection: Connection) -> list[Probl
     ]
     violations = references.violations(connection)
     return problems + [Problem("foreign-key", f"foreign_key_check: {v}", database) for v in violations]
+
+
+def _user_version_problems(
+    settings: Settings, connection: Connection, applied: dict[int, AppliedMigration]
+) -> list[Problem]:
+    """PRAGMA user_version against the highest applied version, which every change sets it to:
+    one set by hand (or by a migration outside a run) tells an application that reads it another
+    schema than the one it has. Not when it is someone else's (user_version = false), the
+    database has no history, or the version does not fit in it."""
+    from .. import history
+
+    highest = max(applied, default=0)
+    if not settings.user_version or highest > history.USER_VERSION_MAX or history.layout(connection) == 0:
+        return []
+    found = connection.execute("PRAGMA user_version").fetchone()[0]
+    if found == highest:
+        return []
+    # baseline at the database's own version records nothing and sets it; it needs a file of that version
+    fix = f"'vcp-migrate baseline {highest}' (which records nothing)" if highest else "PRAGMA user_version = 0"
+    message = (
+        f"PRAGMA user_version is {found}, but the highest applied version is {highest}: an application"
+        f" that reads it sees another schema; set it with {fix}, or set user_version = false in"
+        " [tool.vcp-migrate] if it belongs to someone else"
+    )
+    return [Problem("user-version", message, where(settings), severity="warning")]
 
 
 def _does(step: loading.Step) -> bool:
