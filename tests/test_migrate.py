@@ -2809,3 +2809,33 @@ def test_a_failed_python_migration_that_wrote_past_the_transaction_keeps_the_bac
     )
     with closing(sqlite3.connect(backup)) as copy:
         assert copy.execute("SELECT count(*), max(v) FROM t").fetchone() == (5000, "x")
+
+
+def test_a_file_renumbered_after_it_ran_is_refused_not_applied_again(project: Project) -> None:
+    project.sql("001_trades.sql", "CREATE TABLE IF NOT EXISTS trades (id INTEGER PRIMARY KEY, symbol TEXT);")
+    project.sql("002_seed.sql", "INSERT INTO trades (symbol) VALUES ('AAPL');", "DELETE FROM trades;")
+    project.manager().migrate()
+    # renumbered on a rebase: its up runs on the database as it is, and would seed a second row
+    (project.dir / "002_seed.sql").rename(project.dir / "003_seed.sql")
+    before = project.digest()
+    for args in (("migrate",), ("migrate", "--dry-run"), ("migrate", "--atomic")):
+        result = project.cli(*args)
+        assert result.exit_code == 1, result.output
+        assert (
+            f"Error: {project.dir / '003_seed.sql'}: holds exactly what version 2 (seed) applied, whose file"
+            " (002_seed.sql) is missing: it was renumbered from 2, and would be applied a second time (give it"
+            " back its applied name; to apply the same content again as a new migration, change the file (a"
+            " comment will do); nothing was applied)"
+        ) in result.output
+        assert "Traceback" not in result.output
+    assert project.digest() == before
+    assert project.history() == [1, 2] and project.query("SELECT symbol FROM trades") == [("AAPL",)]
+    assert not (project.root / "test.db.backups").exists()
+    # named back, it is applied as it was; changed, it is a new migration
+    (project.dir / "003_seed.sql").rename(project.dir / "002_seed.sql")
+    assert project.cli("migrate").exit_code == 0 and project.history() == [1, 2]
+    (project.dir / "002_seed.sql").rename(project.dir / "003_seed.sql")
+    with (project.dir / "003_seed.sql").open("a") as file:
+        file.write("-- seeded again on purpose\n")
+    assert project.cli("migrate").exit_code == 0, project.cli("status").output
+    assert project.history() == [1, 2, 3] and project.query("SELECT count(*) FROM trades") == [(2,)]

@@ -1037,3 +1037,22 @@ def test_validate_leaves_user_version_alone_when_it_is_someone_elses(project: Pr
     result = project.cli("validate", "--strict")
     assert result.exit_code == 0, result.output
     assert "user_version" not in result.output
+
+
+def test_validate_reports_a_file_renumbered_after_it_ran(project: Project) -> None:
+    trading(project)
+    project.manager().migrate()
+    (project.dir / "002_index.sql").rename(project.dir / "003_index.sql")
+    before = project.db.read_bytes()
+    data = json.loads(project.cli("validate", "--json").stdout)
+    found = [(p["kind"], p["version"], p["message"]) for p in data["problems"] if p["kind"] == "renumbered"]
+    assert found == [
+        (
+            "renumbered",
+            3,
+            "holds exactly what version 2 (index) applied, whose file (002_index.sql) is missing: it was"
+            " renumbered from 2, and would be applied a second time; give it back its applied name; to apply"
+            " the same content again as a new migration, change the file (a comment will do)",
+        )
+    ]
+    assert data["ok"] is False and project.db.read_bytes() == before

@@ -87,9 +87,14 @@ def plan_migrate(
         _require_known("target", target, rows, directory)
     highest = max(applied, default=0)
     plan = []
+    moved = renumbered(directory, applied)
     for migration in directory.migrations:
         if migration.version in applied or (target is not None and migration.version > target):
             continue
+        if migration.version in moved:
+            raise PlanError(
+                moved[migration.version], where=str(migration.path), hint=f"{RENUMBERED}; nothing was applied"
+            )
         if migration.version < highest and not allow_out_of_order:
             raise PlanError(
                 f"version {migration.version} is pending but version {highest} is already applied (out of order)",
@@ -99,6 +104,32 @@ def plan_migrate(
             )
         plan.append(migration)
     return plan
+
+
+def renumbered(directory: Directory, applied: Mapping[int, AppliedMigration]) -> dict[int, str]:
+    """The pending files that hold exactly what an applied migration whose file is missing ran,
+    by version, each with what to say: a file renamed to another version (a branch renumbered on
+    a rebase), which migrate would otherwise apply a second time under its new number.
+    """
+    files = {migration.version for migration in directory.migrations}
+    files.update(problem.version for problem in directory.problems if problem.version is not None)
+    gone = {row.checksum: row for version, row in applied.items() if version not in files}
+    found = {}
+    for migration in directory.migrations:
+        row = gone.get(migration.checksum)
+        if row is not None and migration.version not in applied:
+            named = row.file or f"version {row.version}'s file"
+            found[migration.version] = (
+                f"holds exactly what version {row.version} ({row.name}) applied, whose file ({named}) is missing:"
+                f" it was renumbered from {row.version}, and would be applied a second time"
+            )
+    return found
+
+
+RENUMBERED = (
+    "give it back its applied name; to apply the same content again as a new migration, change the file"
+    " (a comment will do)"
+)
 
 
 def plan_rollback(

@@ -235,6 +235,9 @@ def _history_problems(
                 " migrate refuses it unless out-of-order migrations are allowed"
             )
             problems.append(Problem("out-of-order", message, row.path, row.version))
+    moved = planning.renumbered(directory, applied)  # migrate refuses them: each would run what ran once again
+    for file in (m for m in directory.migrations if m.version in moved):
+        problems.append(Problem("renumbered", f"{moved[file.version]}; {planning.RENUMBERED}", file.path, file.version))
     return problems
 
 
