@@ -98,3 +98,26 @@ def test_baseline_refuses_a_file_that_cannot_be_loaded(project: Project, name: s
     assert result.stderr.count("\n") == 1
     assert project.digest() == before and project.history() == []
     assert project.query("SELECT count(*) FROM sqlite_master WHERE name = 'vcp_migrations'") == [(0,)]
+
+
+@pytest.mark.parametrize("made", ["an empty file", "rolled back to 0"])
+def test_baseline_refuses_a_database_with_nothing_to_adopt(project: Project, made: str) -> None:
+    """An empty file (touched, or a mistyped path's) or a history rolled back to 0: baseline
+    recorded 1 and 2 as applied with neither table there, and migrate then skipped them."""
+    three(project)
+    if made == "an empty file":
+        project.db.touch()
+    else:
+        project.manager().migrate()
+        project.manager().rollback(to=0)
+    before, dumped = project.db.read_bytes(), sorted(p.name for p in project.dir.iterdir())
+    result = project.cli("baseline", "2")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.strip() == (
+        f"Error: {project.db}: has no tables, indexes, views or triggers: baseline would record version(s) 1, 2"
+        " as applied with nothing of them there (apply them with 'vcp-migrate migrate'; nothing was recorded)"
+    )
+    assert project.db.read_bytes() == before and project.history() == []
+    assert sorted(p.name for p in project.dir.iterdir()) == dumped  # no schema file written either
+    assert project.cli("migrate").exit_code == 0 and project.history() == [1, 2, 3]
+    assert project.tables() == {"a", "b", "c"}

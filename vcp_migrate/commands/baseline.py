@@ -3,7 +3,7 @@ without running them. Scan, lock, read the history, check, load, record in one t
 
 from __future__ import annotations
 
-from .. import discovery, history, sqlite, transactions
+from .. import discovery, history, planning, schema, sqlite, transactions
 from ..errors import PlanError, UsageError
 from ..models import MigrationFile
 from . import frame
@@ -36,6 +36,14 @@ def baseline(settings: Settings, version: int) -> list[int]:
                 " baseline would record them without running them",
                 where=where(settings),
                 hint="apply them with 'vcp-migrate migrate --allow-out-of-order'; nothing was changed",
+            )
+        if files and not schema.snapshot(connection).strip():
+            # an empty file, or one made by a mistyped path: recorded, the migrations would be skipped
+            raise PlanError(
+                f"has no tables, indexes, views or triggers: baseline would record version(s)"
+                f" {planning.short_list([m.version for m in files])} as applied with nothing of them there",
+                where=where(settings),
+                hint="apply them with 'vcp-migrate migrate'; nothing was recorded",
             )
         _require_loadable(files)
         with sqlite.translated(where(settings)), transactions.transaction(connection):
