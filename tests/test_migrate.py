@@ -2839,3 +2839,18 @@ def test_a_file_renumbered_after_it_ran_is_refused_not_applied_again(project: Pr
         file.write("-- seeded again on purpose\n")
     assert project.cli("migrate").exit_code == 0, project.cli("status").output
     assert project.history() == [1, 2, 3] and project.query("SELECT count(*) FROM trades") == [(2,)]
+
+
+def test_migrate_to_a_version_below_the_database_says_it_stays_above(project: Project) -> None:
+    """--to names where to stop: a deploy pinned to 1 on a database at 3 was told 'up to date' alone."""
+    three(project)
+    project.manager().migrate()
+    before = project.digest()
+    result = project.cli("migrate", "--to", "1")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip() == (
+        f"Warning: {project.db} is at version 3, above --to 1: migrate only applies, and leaves it there;"
+        " to go down to 1, run 'vcp-migrate rollback --to 1'"
+    )
+    assert project.digest() == before and project.history() == [1, 2, 3]
+    assert project.cli("migrate", "--to", "3").stderr == ""  # at it: nothing to say

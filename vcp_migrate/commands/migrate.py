@@ -66,6 +66,11 @@ def plan(
                     f"version {row.version} ({row.name}) is applied but its file is missing from {directory.path}"
                 )
     files = planning.plan_migrate(directory, applied, target=target, allow_out_of_order=allow_out_of_order)
+    if target is not None and target < max(applied, default=0):  # --to names where to stop, never goes down
+        settings.observer.warning(
+            f"{where(settings)} is at version {max(applied)}, above --to {target}: migrate only applies, and"
+            f" leaves it there; to go down to {target}, run 'vcp-migrate rollback --to {target}'"
+        )
     if not files:
         return []  # nothing to load: a run with nothing to do never imports the loader
     from .. import loading
