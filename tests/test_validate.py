@@ -1056,3 +1056,17 @@ def test_validate_reports_a_file_renumbered_after_it_ran(project: Project) -> No
         )
     ]
     assert data["ok"] is False and project.db.read_bytes() == before
+
+
+def test_validate_names_the_baseline_that_records_history_rows_deleted_by_hand(project: Project) -> None:
+    trading(project)
+    project.manager().migrate()
+    with closing(sqlite3.connect(project.db)) as connection, connection:
+        connection.execute("DELETE FROM vcp_migrations WHERE version = 2")  # user_version stays 2
+    (problem,) = [p for p in project.manager().validate() if p.kind == "user-version"]
+    assert problem.message.endswith(
+        "; if the history lost the rows up to 2 (drift then shows what they made), record them with"
+        " 'vcp-migrate baseline 2'"
+    )
+    assert project.cli("baseline", "2").exit_code == 0 and project.history() == [1, 2]
+    assert project.cli("validate", "--strict").exit_code == 0

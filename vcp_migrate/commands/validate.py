@@ -73,7 +73,7 @@ def validate(settings: Settings, *, roundtrip: bool) -> list[Problem]:
                 foreign = history_guard.triggers(connection)  # (a snapshot leaves them out: drift cannot see them)
                 problems += _trigger_problems(settings, foreign)
                 problems += _database_problems(settings, connection)
-                problems += _user_version_problems(settings, connection, applied)
+                problems += _user_version_problems(settings, connection, applied, directory)
                 live_schema = schema.snapshot(connection)
                 # A copy only for what runs migrations on one: lint (something pending) and round trips.
                 needed = bool(pending) or (roundtrip and trip_stop is None)
@@ -280,7 +280,7 @@ def _database_problems(settings: Settings, connection: Connection) -> list[Probl
 
 
 def _user_version_problems(
-    settings: Settings, connection: Connection, applied: dict[int, AppliedMigration]
+    settings: Settings, connection: Connection, applied: dict[int, AppliedMigration], directory: Directory
 ) -> list[Problem]:
     """PRAGMA user_version against the highest applied version, which every change sets it to:
     one set by hand (or by a migration outside a run) tells an application that reads it another
@@ -294,13 +294,19 @@ def _user_version_problems(
     found = connection.execute("PRAGMA user_version").fetchone()[0]
     if found == highest:
         return []
-    # baseline at the database's own version records nothing and sets it; it needs a file of that version
-    fix = f"'vcp-migrate baseline {highest}' (which records nothing)" if highest else "PRAGMA user_version = 0"
+    # baseline at the database's own version records nothing and sets it; it needs that version's file
+    files = {migration.version for migration in directory.migrations}
+    fix = f"'vcp-migrate baseline {highest}' (which records nothing)" if highest in files else None
     message = (
         f"PRAGMA user_version is {found}, but the highest applied version is {highest}: an application"
-        f" that reads it sees another schema; set it with {fix}, or set user_version = false in"
-        " [tool.vcp-migrate] if it belongs to someone else"
+        f" that reads it sees another schema; set it with {fix or f'PRAGMA user_version = {highest}'}, or set"
+        " user_version = false in [tool.vcp-migrate] if it belongs to someone else"
     )
+    if found > highest and found in files:  # rows deleted by hand: their tables are still there
+        message += (
+            f"; if the history lost the rows up to {found} (drift then shows what they made), record them"
+            f" with 'vcp-migrate baseline {found}'"
+        )
     return [Problem("user-version", message, where(settings), severity="warning")]
 
 
