@@ -86,11 +86,13 @@ def plan_migrate(
     if target is not None:
         _require_known("target", target, rows, directory)
     highest = max(applied, default=0)
-    plan = []
-    moved = renumbered(directory, applied)
+    plan: list[MigrationFile] = []
+    moved: dict[int, str] | None = None  # looked for once something is pending: a no-op run pays nothing
     for migration in directory.migrations:
         if migration.version in applied or (target is not None and migration.version > target):
             continue
+        if moved is None:
+            moved = renumbered(directory, applied)
         if migration.version in moved:
             raise PlanError(
                 moved[migration.version], where=str(migration.path), hint=f"{RENUMBERED}; nothing was applied"
