@@ -2479,28 +2479,38 @@ def test_standard_output_closed_stops_no_migration_halfway(project: Project) -> 
     assert [backup.version for backup in project.manager().backups()] == [1]
 
 
+@pytest.mark.parametrize("shut", [">&-", ">&- 2>&-"])
 @pytest.mark.parametrize("quiet", [False, True])
-def test_no_standard_output_at_all_is_said_and_its_number_taken_by_no_file(project: Project, quiet: bool) -> None:
+def test_no_standard_output_at_all_is_said_and_its_number_taken_by_no_file(
+    project: Project, quiet: bool, shut: str
+) -> None:
     """``vcp-migrate up >&-``: exit 0 without a word, and descriptor 1 free, so the run lock
     opened next took it (what the process wrote there went into that file), and a program the
     migration ran had no standard output (``echo`` fails with EBADF). It is now the null device
-    meanwhile; the lost lines are said, exit 1 (-q prints nothing there: exit 0)."""
+    meanwhile; the lost lines are said, exit 1 (-q prints nothing there: exit 0). With standard
+    error closed too, nothing can be said, and descriptor 2 is the null device as well (it was the
+    stand-in's file, which a program the migration ran does not inherit)."""
     three(project)
-    child = [sys.executable, "-c", "import os; os.write(1, b'backfilled')"]
+    child = [sys.executable, "-c", "import os; os.write(1, b'backfilled'); os.write(2, b'noted')"]
     project.write(
         "004_d.py",
         "import os, subprocess\n"
         "def up(connection):\n"
-        "    nowhere = os.path.samestat(os.fstat(1), os.stat(os.devnull))\n"
+        "    one, two = (os.path.samestat(os.fstat(fd), os.stat(os.devnull)) for fd in (1, 2))\n"
         f"    child = subprocess.run({child!r}).returncode\n"
-        "    connection.execute('CREATE TABLE d (one_is_nowhere, child_exit)')\n"
-        "    connection.execute('INSERT INTO d VALUES (?, ?)', (nowhere, child))\n",
+        "    connection.execute('CREATE TABLE d (one_is_nowhere, two_is_nowhere, child_exit)')\n"
+        "    connection.execute('INSERT INTO d VALUES (?, ?, ?)', (one, two, child))\n",
     )
     project.manager().migrate(1)
     command = [str(console_script()), *(["-q"] if quiet else []), "up", "--db", str(project.db)]
-    code, err = with_output_missing([*command, "--dir", str(project.dir)], project.root)
+    code, err = with_output_missing([*command, "--dir", str(project.dir)], project.root, shut)
+    if "2>&-" not in shut:  # the program the migration ran wrote there first
+        assert err.startswith("noted")
+        err = err.removeprefix("noted")
     if quiet:
         assert (code, err) == (0, "")
+    elif "2>&-" in shut:
+        assert (code, err) == (1, "")
     else:
         assert code == 1 and err == (
             "Error: standard output was closed from the start, so nothing the command printed could be seen;"
@@ -2508,7 +2518,25 @@ def test_no_standard_output_at_all_is_said_and_its_number_taken_by_no_file(proje
         )
     assert project.history() == [1, 2, 3, 4]
     with closing(sqlite3.connect(project.db)) as connection:
-        assert connection.execute("SELECT one_is_nowhere, child_exit FROM d").fetchall() == [(1, 0)]
+        found = connection.execute("SELECT one_is_nowhere, two_is_nowhere, child_exit FROM d").fetchall()
+        assert found == [(1, int("2>&-" in shut), 0)]
+
+
+def test_a_thread_left_running_with_no_standard_output_ends_the_process_at_once(project: Project) -> None:
+    """A migration that leaves a thread running fails, and the process ends without waiting for
+    the thread; with standard output closed from the start, ending it tried to flush a stream
+    that is not there: a traceback, then Python waited for the thread (forever, for one that never
+    ends)."""
+    project.sql("001_a.sql", "CREATE TABLE a (x);", "DROP TABLE a;")
+    project.write(
+        "002_left.py",
+        "import threading, time\ndef up(connection):\n    threading.Thread(target=time.sleep, args=(3600,)).start()\n",
+    )
+    command = [str(console_script()), "up", "--db", str(project.db), "--dir", str(project.dir)]
+    code, err = with_output_missing(command, project.root)
+    assert code == 1 and "Traceback" not in err
+    assert err.startswith(f"Error: {project.dir / '002_left.py'}: up() returned with thread(s) still running")
+    assert project.history() == [1] and project.tables() == {"a"}
 
 
 @pytest.mark.parametrize("shut", ["0<&-", "0<&- >&-"])

@@ -142,19 +142,22 @@ def guard(*, errors: bool = False) -> None:
     ``errors``, in front of ``sys.stderr`` too: a warning or an error line that cannot be written
     (``2>> log`` on a full disk) is lost, but stops nothing and changes no exit code. Standard
     input closed from the start (``0<&-``) is held on the null device too: a run reads nothing
-    there, but the first file it opened (the run lock) took number 0, a migration's input."""
-    if sys.stdin is None:
-        _hold(0, os.O_RDONLY)
-    if sys.stdout is None:  # closed from the start: a command that prints must not end silently with 0
-        _hold(1)
+    there, but the first file it opened (the run lock) took number 0, a migration's input. The
+    three descriptors are held before anything is opened here, so none of them is the stand-in's."""
+    for descriptor, stream, flags in (
+        (0, sys.stdin, os.O_RDONLY),
+        (1, sys.stdout, os.O_WRONLY),
+        (2, sys.stderr, os.O_WRONLY),
+    ):
+        if stream is None:  # closed from the start
+            _hold(descriptor, flags)
+    if sys.stdout is None:  # a command that prints must not end silently with 0
         nowhere = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (unguard() closes it)
         sys.stdout = _Guarded(nowhere, missing=True)
     elif not isinstance(sys.stdout, _Guarded):
         sys.stdout = _Guarded(_any_text(sys.stdout))
-    if errors and sys.stderr is None:  # nothing can be said there; only its descriptor is held
-        _hold(2)
-    elif errors and not isinstance(sys.stderr, _Guarded):
-        sys.stderr = _Guarded(_any_text(sys.stderr))
+    if errors and sys.stderr is not None and not isinstance(sys.stderr, _Guarded):
+        sys.stderr = _Guarded(_any_text(sys.stderr))  # none: nothing can be said there, its descriptor is held
 
 
 def _hold(descriptor: int, flags: int = os.O_WRONLY) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import os
@@ -160,8 +161,10 @@ def exit_now(code: int) -> None:
         thread.is_alive() and not thread.daemon and thread is not threading.main_thread()
         for thread in threading.enumerate()
     ):
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):  # None when closed from the start (>&-)
+            with contextlib.suppress(Exception):
+                if stream is not None:
+                    stream.flush()
         os._exit(code)
     sys.exit(code)
 
