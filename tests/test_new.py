@@ -228,23 +228,46 @@ def test_a_failed_write_leaves_no_file(project: Project, sql: bool) -> None:
     assert project.manager().new("b", sql=sql).name == f"002_b.{extension}"
 
 
-def test_a_folder_without_locks_leaves_no_partial_file(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A file system that cannot lock (flock: ENOLCK, some network ones) failed the partial file's
-    lock after creating it: the file was left, hidden, and its descriptor open."""
+def test_a_file_system_without_locks_still_gets_its_file_whole(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where nothing can be locked (flock: ENOLCK, some network file systems), new goes on
+    unlocked, as it did before it wrote through a partial file, whose lock then failed it."""
     project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
-    real = fcntl.flock
 
     def no_locks(fd: int, operation: int) -> None:
-        if os.path.basename(os.readlink(f"/proc/self/fd/{fd}")).startswith(".vcp-migrate-new."):
-            raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
-        real(fd, operation)
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
 
     monkeypatch.setattr(fcntl, "flock", no_locks)
     before = set(os.listdir("/proc/self/fd"))
-    with pytest.raises(MigrationFileError, match="cannot be created"):
-        project.manager().new("b")
-    assert sorted(path.name for path in project.dir.iterdir()) == ["001_a.sql"]
+    created = project.manager().new("b")
+    assert sorted(path.name for path in project.dir.iterdir()) == ["001_a.sql", "002_b.py"]
+    assert created.read_text() == scaffold.template("b", sql=False)
     assert set(os.listdir("/proc/self/fd")) <= before
+
+
+def test_a_partial_file_a_killed_new_left_is_removed_by_the_next_and_nothing_else(project: Project) -> None:
+    """A new killed (or a power loss) between writing its partial file and naming it left the
+    hidden partial file in the migrations folder for good."""
+    project.sql("001_a.sql", "CREATE TABLE a(x);", "DROP TABLE a;")
+    left = project.dir / ".vcp-migrate-new.20261208T010203.456Z.partial"
+    fresh = project.dir / ".vcp-migrate-new.20261208T010203.457Z-2.partial"  # another new's, being written
+    others = [
+        project.dir / ".vcp-migrate-new.notes.partial",
+        project.dir / "vcp-migrate-new.20261208T010203.456Z.partial",
+    ]
+    for path in (left, fresh, *others):
+        path.write_text("-- migrate:up\n")
+    os.utime(left, (time.time() - 3600, time.time() - 3600))
+    for other in others:
+        os.utime(other, (time.time() - 3600, time.time() - 3600))
+    planted = project.dir / ".vcp-migrate-new.20261208T010203.458Z.partial"
+    planted.mkdir()  # not a file: never ours
+    os.utime(planted, (0, 0))
+    project.manager().new("b")
+    assert sorted(path.name for path in project.dir.iterdir()) == sorted(
+        ["001_a.sql", "002_b.py", fresh.name, planted.name, *(other.name for other in others)]
+    )
 
 
 def test_the_file_is_synced_before_it_has_its_name_and_its_folder_after(

@@ -27,8 +27,9 @@ class Partial(NamedTuple):
     held: int
 
 
-def create(descriptor: int, pattern: str, mode: int) -> tuple[str, int]:
-    """A new empty file named after ``pattern``, and a descriptor of it holding its flock."""
+def create(descriptor: int, pattern: str, mode: int, *, locked: bool = True) -> tuple[str, int]:
+    """A new empty file named after ``pattern``, and a descriptor of it holding its flock (unless
+    not ``locked``: for a caller that holds a lock of its own, on a file system that may have none)."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%f")[:-3] + "Z"
     for attempt in range(1, 1000):
         suffix = "" if attempt == 1 else f"-{attempt}"
@@ -38,6 +39,8 @@ def create(descriptor: int, pattern: str, mode: int) -> tuple[str, int]:
             fd = os.open(name, flags, mode, dir_fd=descriptor)
         except FileExistsError:
             continue
+        if not locked:
+            return name, fd
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)  # new: no one else can hold it
         except BaseException:  # a file system without locks (ENOLCK), Ctrl-C: nothing of it is left

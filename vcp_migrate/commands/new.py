@@ -15,6 +15,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -178,15 +179,16 @@ def _create(folder: int, path: Path, text: str) -> None:
     to fail ``up`` and take a version.
     """
     data = text.encode("utf-8")
-    try:
-        partial, fd = partial_files.create(folder, _PARTIAL, 0o666)
+    _remove_abandoned(folder)
+    try:  # unlocked: the folder's lock is what keeps two new apart, where the file system has locks
+        partial, fd = partial_files.create(folder, _PARTIAL, 0o666, locked=False)
     except OSError as exc:  # a read-only directory
         raise _not_created(path, exc) from exc
     created = os.fstat(fd)
     try:
         _fill(fd, data, path)
         try:
-            os.link(partial, path.name, src_dir_fd=folder, dst_dir_fd=folder)
+            os.link(partial, path.name, src_dir_fd=folder, dst_dir_fd=folder, follow_symlinks=False)
         except FileExistsError as exc:
             raise _exists(path) from exc
         except OSError as exc:
@@ -201,8 +203,22 @@ def _create(folder: int, path: Path, text: str) -> None:
 # Short: the migration's own name may take all the bytes a file name can have. Discovery skips a
 # name that starts with a dot, should a power loss leave one.
 _PARTIAL = ".vcp-migrate-new.{stamp}{suffix}.partial"
+_ABANDONED = re.compile(r"\.vcp-migrate-new\.\d{8}T\d{6}\.\d{3}Z(?:-\d+)?\.partial")
+_ABANDONED_AFTER_SECONDS = 60  # a new writes its partial file in milliseconds
 # What a file system without hard links (FAT, some network and FUSE ones) answers a link with.
 _NO_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS})
+
+
+def _remove_abandoned(folder: int) -> None:
+    """Remove the partial files a new killed while writing (or a power loss) left: named exactly as
+    new names them, regular files, untouched for a minute (no new writes one for so long)."""
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            if not _ABANDONED.fullmatch(entry.name) or not entry.is_file(follow_symlinks=False):
+                continue
+            if time.time() - entry.stat(follow_symlinks=False).st_mtime > _ABANDONED_AFTER_SECONDS:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.name, dir_fd=folder)
 
 
 def _create_in_place(folder: int, path: Path, data: bytes) -> None:
