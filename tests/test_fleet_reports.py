@@ -3,6 +3,7 @@ writes it, and the databases checked after each run."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -12,6 +13,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -167,6 +169,25 @@ def test_a_report_and_then_its_folder_are_synced_to_disk(tmp_path: Path, synced:
     assert folder > written
 
 
+def test_a_report_is_written_where_nothing_can_be_locked_and_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where nothing can be locked (flock: ENOLCK), the report's temporary file was created, its
+    lock failed, and the run ended with an error and the file left: one more each time."""
+    from vcp_migrate.fleet import results
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    report = tmp_path / "run.json"
+    summary = results.Summary(total=0, states={}, versions={}, slowest=(), failed=(), shared_ids={}, seconds=0.0)
+    for _ in range(2):
+        results.write_report(report, "migrate", [], summary)
+    assert json.loads(report.read_text())["command"] == "migrate"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run.json"]
+
+
 # The command line, SIGKILLed as it renames its report into place: its temporary file fully written.
 KILLED_WRITING = """\
 import os, signal, sys
@@ -179,6 +200,10 @@ from vcp_migrate.entry import main
 sys.argv = ["vcp-migrate", *sys.argv[1:]]
 main()
 """
+
+
+def _an_hour_old(path: Path) -> None:
+    os.utime(path, (time.time() - 3600, time.time() - 3600))
 
 
 def test_the_temporary_files_of_runs_killed_writing_a_report_are_removed_by_the_next_and_nothing_else(
@@ -199,6 +224,7 @@ def test_the_temporary_files_of_runs_killed_writing_a_report_are_removed_by_the_
         )  # fmt: skip
         assert killed.returncode == -signal.SIGKILL, killed.stderr
         left.append(sorted(path.name for path in folder.iterdir() if path.name.startswith(".run.json.")))
+        _an_hour_old(folder / left[-1][0])  # younger than a minute, it may be a run's still being written
     assert all(len(names) == 1 and re.fullmatch(r"\.run\.json\.[0-9a-f]{8}", names[0]) for names in left), left
     assert left[0] != left[1] and json.loads((folder / left[1][0]).read_text())["command"] == "migrate"
     assert not (folder / "run.json").exists() and [_consistent(path) for path in paths] == [2, 2]
@@ -215,6 +241,10 @@ def test_the_temporary_files_of_runs_killed_writing_a_report_are_removed_by_the_
     }
     for name, text in planted.items():
         (folder / name).write_text(text)
+        _an_hour_old(folder / name)
+    young = folder / ".run.json.5eed5eed"  # begun a moment ago, by a run that may take no lock: it stays
+    young.write_text("{")
+    planted[young.name] = "{"
     os.link(folder / ".run.json.abcdef12", folder / "elsewhere")
     (folder / ".run.json.feedf00d").symlink_to(kept)  # a link, to JSON: never followed, nor removed
     held = os.open(folder / ".run.json.00c0ffee", os.O_RDONLY)
@@ -230,7 +260,7 @@ def test_the_temporary_files_of_runs_killed_writing_a_report_are_removed_by_the_
     assert os.readlink(folder / ".run.json.feedf00d") == str(kept) and kept.read_text() == '{"mine": true}\n'
     assert sorted(path.name for path in folder.iterdir() if path.name.startswith(".run.json.")) == sorted(
         [".run.json.0badcafe", ".run.json.1234abcd.bak", ".run.json.00c0ffee", ".run.json.abcdef12",
-         ".run.json.feedf00d"]
+         ".run.json.feedf00d", ".run.json.5eed5eed"]
     )  # fmt: skip
     digests = {path: _digest(path) for path in paths}
     again = _fleet(project, "status", "tenants/*.db", "--report", "run.json")  # its writer gone: a leftover

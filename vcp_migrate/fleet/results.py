@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
@@ -192,7 +193,8 @@ def _temporary(folder: Path, report: str) -> tuple[str, int]:
     for _ in range(100):
         name = str(folder / f".{report}.{secrets.token_hex(4)}")
         descriptor = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        with suppress(OSError):  # a file system without locks (ENOLCK): written unlocked, its age then guards it
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
         if _is_at(name, descriptor):
             return name, descriptor
         os.close(descriptor)  # removed as a leftover between its creation and its lock: take another
@@ -214,6 +216,9 @@ def _remove_leftovers(folder: Path, report: str) -> None:
             _remove_if_abandoned(str(folder / name))
 
 
+_ABANDONED_AFTER_SECONDS = 60  # a report is written in well under that
+
+
 def _remove_if_abandoned(name: str) -> None:
     """Remove ``name`` if it is one of ``_remove_leftovers``'s (never through a link)."""
     import stat
@@ -223,6 +228,8 @@ def _remove_if_abandoned(name: str) -> None:
         found = os.fstat(descriptor)
         if not stat.S_ISREG(found.st_mode) or found.st_nlink != 1 or found.st_uid != os.geteuid():
             return
+        if time.time() - found.st_mtime < _ABANDONED_AFTER_SECONDS:
+            return  # being written, perhaps unlocked (no locks there, or a release that took none)
         if os.read(descriptor, 1) not in (b"", b"{"):
             return
         try:
