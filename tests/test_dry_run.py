@@ -11,7 +11,15 @@ import pytest
 
 from vcp_migrate.schema import diff
 
-from .conftest import Project, applied_1_3_then_2, console_script, five_thousand_rows, still_five_thousand_rows
+from .conftest import (
+    Project,
+    applied_1_3_then_2,
+    console_script,
+    five_thousand_rows,
+    still_five_thousand_rows,
+    with_output_missing,
+    with_output_on_a_full_disk,
+)
 
 PY_BACKFILL = """
 def up(connection):
@@ -84,6 +92,24 @@ def test_failing_dry_run_exits_1_naming_migration_and_statement(project: Project
     assert result.stderr.strip() == (
         f"Error: {project.dir / '003_bad.sql'}: statement 2 failed: no such table: missing_table"
         " (dry run: nothing was changed)"
+    )
+    assert project.digest() == before and project.history() == [1]
+
+
+@pytest.mark.parametrize("lost", ["full", "closed"])
+def test_a_failing_dry_run_whose_output_is_lost_says_its_error_once(project: Project, lost: str) -> None:
+    """Its report printed to a full disk (or to no standard output at all), the failing dry run
+    said its error, then a second line about the output: two error lines for one failure."""
+    trading(project)
+    project.sql("003_bad.sql", "SELECT * FROM missing_table;")
+    before = project.digest()
+    command = [str(console_script()), "migrate", "--dry-run", "--db", str(project.db), "--dir", str(project.dir)]
+    run = with_output_on_a_full_disk if lost == "full" else with_output_missing
+    code, err = run(command, project.root)
+    assert (code, err) == (
+        1,
+        f"Error: {project.dir / '003_bad.sql'}: statement 1 failed: no such table: missing_table"
+        " (dry run: nothing was changed)\n",
     )
     assert project.digest() == before and project.history() == [1]
 

@@ -14,7 +14,7 @@ from ..errors import PlanError, VcpMigrateError
 from ..printable import json_text, printable
 from . import naming
 from .asking import asked
-from .base import error, handles_errors, make_manager, unexpected
+from .base import handles_errors, make_manager, unexpected
 from .options import backup_options, common, lock_timeout_option, run_options
 
 if TYPE_CHECKING:
@@ -34,8 +34,8 @@ def _show_dry_run(report: DryRun, progress: Progress, sql: bool) -> int:
     failed = report.failed
     if failed is None:
         return 0
-    error(f"{failed.path}: {failed.error} (dry run: nothing was changed)")
-    return 1
+    # Raised, not printed here: the command's error is said once, the output lost (if it was) beside it.
+    raise VcpMigrateError(failed.error or "failed", where=str(failed.path), hint="dry run: nothing was changed")
 
 
 @click.command("migrate")
