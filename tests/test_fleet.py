@@ -28,7 +28,15 @@ from vcp_migrate.errors import MigrationFileError, PlanError, UsageError
 from vcp_migrate.fleet import Fleet
 from vcp_migrate.fleet import worker as worker_module
 
-from .conftest import ENV_VARS, Project, applied_1_3_then_2, console_script, on_a_terminal, with_output_closed
+from .conftest import (
+    ENV_VARS,
+    Project,
+    applied_1_3_then_2,
+    console_script,
+    on_a_terminal,
+    with_output_closed,
+    with_output_missing,
+)
 
 TRADES = (
     "-- migrate:up\nCREATE TABLE trades (id INTEGER PRIMARY KEY, qty INTEGER);\n-- migrate:down\nDROP TABLE trades;\n"
@@ -337,6 +345,15 @@ def test_fleet_status_counts_versions_and_lists_problems(project: Project) -> No
     assert "tenant0001.db" not in result.stdout.split("status:")[0]  # up to date: not listed
     behind = _fleet(project, "status", *(str(p) for p in paths[1:5]), "--exit-code")
     assert behind.returncode == 3
+    # Its output lost (no reader, no standard output at all): the answer stays, as status's does, and the loss is said.
+    command = [str(console_script()), "fleet", "status", *(str(p) for p in paths[1:5]), "--dir", str(project.dir)]
+    for lose, said in (
+        (with_output_closed, "closed before all was printed"),
+        (with_output_missing, "closed from the start, so nothing the command printed could be seen"),
+    ):
+        code, err = lose([*command, "--exit-code"], project.root)
+        assert code == 3 and "Traceback" not in err, err
+        assert err.splitlines()[-1].startswith(f"Error: standard output was {said}; the run went on to its end: 4")
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
@@ -1413,7 +1430,7 @@ def test_standard_output_closed_early_the_run_goes_on_to_its_end_and_the_report_
     _, err = process.communicate(timeout=120)
     assert process.returncode == 1, err
     assert err.strip().splitlines()[-1] == (
-        "Error: standard output was closed while the results were printed; the run went on to its end:"
+        "Error: standard output was closed before all was printed; the run went on to its end:"
         " 30 migrated (every result is in run.json)"
     )
     assert "Traceback" not in err and "Exception ignored" not in err
@@ -1543,7 +1560,7 @@ def test_output_closed_fails_no_migration_that_prints_nor_the_progress_bar(proje
     code, err = with_output_closed([*command, "--no-dump"], project.root, **({"FORCE_COLOR": "1"} if terminal else {}))
     assert code == 1 and "Traceback" not in err
     assert err.splitlines()[-1] == (
-        "Error: standard output was closed while the results were printed; the run went on to its end: 12 migrated"
+        "Error: standard output was closed before all was printed; the run went on to its end: 12 migrated"
         " (pass --report FILE to keep the results)"
     )
     assert [_version(path) for path in paths] == [3] * 12

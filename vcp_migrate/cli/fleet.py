@@ -16,6 +16,7 @@ from .fleet_shared import Stopping, choose_paths, make_fleet, run_and_report, st
 from .options import common
 
 if TYPE_CHECKING:
+    from ..fleet import FleetRun
     from .progress import Progress
 
 
@@ -173,10 +174,16 @@ def fleet_status(
         "status",
         lambda lines: fleet.status(jobs=jobs, on_result=lines),
         show=lambda r: r.state == "failed" or bool(r.pending or r.problems),
+        answer=lambda run: _status_code(run, exit_code, fleet.settings.allow_existing),
     )
+    return _status_code(run, exit_code, fleet.settings.allow_existing)
+
+
+def _status_code(run: FleetRun, exit_code: bool, allow_existing: bool) -> int:
+    """1 if a database failed; with ``exit_code``, 4 for problems, 3 for pending migrations."""
     if run.summary.failed:
         return 1
-    if exit_code and any(_counted(r.problems, fleet.settings.allow_existing) for r in run.results):
+    if exit_code and any(_counted(r.problems, allow_existing) for r in run.results):
         return EXIT_DISAGREE
     return EXIT_PENDING if exit_code and any(r.pending for r in run.results) else 0
 

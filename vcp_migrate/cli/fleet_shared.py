@@ -297,8 +297,10 @@ def _own(fleet: Fleet, report: str) -> list[Path]:
 def run_and_report(
     progress: Progress, fleet: Fleet, as_json: bool, report: str | None, command: str,
     start: Callable[[Callable[[DatabaseResult], None]], FleetRun], show: Callable[[DatabaseResult], bool] = bool,
-    policy: Stopping | None = None,
+    policy: Stopping | None = None, answer: Callable[[FleetRun], int] | None = None,
 ) -> FleetRun:  # fmt: skip
+    """Run ``start`` with a line a result; ``answer`` is the exit code the run gives as an answer
+    (status --exit-code), kept when the results could not be printed."""
     from ..fleet import FleetInterrupted
     from ..fleet.results import NOT_STARTED
 
@@ -340,11 +342,12 @@ def run_and_report(
     elif unwritten is not None:
         raise unwritten
     if not interrupted and closed_output.closed():  # the lines and the summary went nowhere: say the gist
-        raise VcpMigrateError(
-            "standard output was closed while the results were printed; the run went on to its end:"
-            f" {_counts(run.summary)}",
+        lost = VcpMigrateError(
+            f"{closed_output.what_happened()}; the run went on to its end: {_counts(run.summary)}",
             hint=f"every result is in {report}" if report else "pass --report FILE to keep the results",
         )
+        lost.exit_code = (answer(run) if answer is not None else 0) or 1  # an answer stays, as status's does
+        raise lost
     if interrupted:
         resume = f"run again with --only-failed {report}" if report else "run again"
         in_flight = "were stopped and rolled back" if stopped_in_flight else "finished"
