@@ -538,6 +538,9 @@ def test_a_server_that_stops_answering_mid_migration_ends_the_run_within_about_o
         assert runner.returncode == 1, err
         assert ended - stopped_at < 2 * timeout, err  # three full timeouts (30 s) before
         assert "Error: " + f"{url}: the server did not answer within {timeout:g} s" in err
+        # Its INSERT went unanswered inside the migration's transaction, which no COMMIT ended.
+        assert "(its transaction was never committed, so nothing of it was applied)" in err, err
+        assert "took effect is unknown" not in err, err
     assert err.count("Error: ") == 1 and "Traceback" not in err
     assert "lease could not be released (the server did not answer); it expires by itself within 5 s" in err
     assert history(url) == [] and "slow" not in tables(url)

@@ -47,6 +47,7 @@ __all__ = ["ConstraintError", "Result", "ServerError", "ServerUnreachable", "Str
 DEFAULT_TIMEOUT = 10.0
 _CLOSE_TIMEOUT = 2.0  # a close not answered is fine: the server expires an idle stream after 10 s
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+UNKNOWN_EFFECT = "whether the request took effect is unknown"  # a request sent, its answer lost
 
 
 class ServerUnreachable(sqlite3.OperationalError):
@@ -280,7 +281,7 @@ class Stream:
         else:
             what = f"the server could not be reached ({_describe(reason)})"
             advice = "check that it is running and that the URL is right"
-        effect = "whether the request took effect is unknown" if sent else "nothing was sent"
+        effect = UNKNOWN_EFFECT if sent else "nothing was sent"
         return ServerUnreachable(f"{self.url}: {what}; {advice} ({effect})", self.url, f"{what}; {advice}")
 
     def _refused(self, exc: urllib.error.HTTPError) -> ServerError:

@@ -175,7 +175,11 @@ class RemoteConnection:
             result = self._stream.execute(sql, tuple(parameters), timeout=_HURRIED_SECONDS if hurried else None)
         except hrana.ServerUnreachable as exc:
             self._in_transaction = False  # the stream is gone, and its transaction with it
-            raise ServerProblem(str(exc).removeprefix(f"{self.url}: ")) from exc
+            said = str(exc).removeprefix(f"{self.url}: ")
+            if had_transaction and not (_ends_or_begins(words) and words[0] in ENDS):
+                # Whatever this statement did, no COMMIT was sent: the transaction cannot be applied.
+                said = said.replace(hrana.UNKNOWN_EFFECT, _NOT_COMMITTED)
+            raise ServerProblem(said) from exc
         except hrana.ServerError as exc:
             if "transaction timed out" in str(exc).lower():
                 self._in_transaction = False
@@ -271,6 +275,7 @@ def _ends_or_begins(words: list[str]) -> bool:
     return True
 
 
+_NOT_COMMITTED = "its transaction was never committed, so nothing of it was applied"
 _EXPIRED = (
     "the server ended this run's stream after 10 s without a request from it, and rolled back its"
     " transaction; a migration on a server must not pause that long between statements"
