@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from vcp_migrate import DatabaseError, LockTimeout
-from vcp_migrate.lock import RunLock, _same_file, lock_path
+from vcp_migrate.lock import RunLock, lock_path, same_file
 
 from .conftest import Project
 
@@ -83,7 +83,7 @@ def test_lock_file_replaced_under_a_waiter_is_not_trusted(tmp_path: Path) -> Non
     with RunLock(database, timeout=1) as lock:
         fd = os.open(lock.path, os.O_RDWR)
         os.unlink(lock.path)
-        assert _same_file(lock.path, fd) is False
+        assert same_file(lock.path, fd) is False
         os.close(fd)
 
 

@@ -221,7 +221,7 @@ class RunLock:
         if self._fd is None or self._path is None:
             return
         # A file put in our lock file's place is a newcomer's lock: never delete it.
-        if _same_file(self._path, self._fd):
+        if same_file(self._path, self._fd):
             _release(self._path, self._fd)
         else:
             os.close(self._fd)
@@ -246,7 +246,7 @@ class RunLock:
         If it was deleted or replaced, a newcomer takes the lock on the new file while this run
         goes on, so the run must stop before committing anything more.
         """
-        if self._fd is None or self._path is None or not _same_file(self._path, self._fd):
+        if self._fd is None or self._path is None or not same_file(self._path, self._fd):
             raise DatabaseError(
                 f"the lock file {self._path} was removed or replaced while this run held it;"
                 " another run may be changing the database",
@@ -352,7 +352,8 @@ def _not_ours(path: str, what: str, database: Path) -> DatabaseError:
     return DatabaseError(f"{what}, not a run lock of vcp-migrate", where=str(path), hint=hint)
 
 
-def _same_file(path: str | Path, fd: int) -> bool:
+def same_file(path: str | Path, fd: int) -> bool:
+    """Whether ``path`` names the file open as ``fd`` (never through a link: a link is another file)."""
     return _is_at(path, os.fstat(fd))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
@@ -50,6 +51,16 @@ def create(descriptor: int, pattern: str, mode: int, *, locked: bool = True) -> 
             raise
         return name, fd
     raise OSError(f"too many backups named {stamp}")
+
+
+# A temporary file untouched this long is taken for one a killed run left (where no lock tells it):
+# every writer of one writes it in well under that.
+ABANDONED_AFTER_SECONDS = 60.0
+
+
+def untouched(status: os.stat_result) -> bool:
+    """Whether the file of ``status`` was last written more than ``ABANDONED_AFTER_SECONDS`` ago."""
+    return time.time() - status.st_mtime > ABANDONED_AFTER_SECONDS
 
 
 def remove_abandoned(descriptor: int, names: list[str]) -> None:

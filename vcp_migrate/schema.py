@@ -15,10 +15,9 @@ import os
 import re
 import secrets
 import stat
-import time
 from pathlib import Path
 
-from . import history
+from . import history, partial_files
 from .database import Queries, quoted
 from .schema_target import HEADER as DUMP_HEADER
 from .schema_text import normalise
@@ -173,11 +172,8 @@ def _new_file_beside(path: Path) -> tuple[Path, int]:
 
 # A writer keeps its partial file for the milliseconds it takes to write the text and rename it.
 # One found later is a killed run's when the pid in its name is not alive here (a writer stopped
-# on this machine keeps its file however old) and it is older than this (a writer on another
+# on this machine keeps its file however old) and it is untouched for a minute (a writer on another
 # machine sharing the folder, whose pid means nothing here, renamed its own long before).
-_STALE_SECONDS = 60.0
-
-
 def _remove_dead_partials(path: Path) -> None:
     """Delete the partial files of the schema file at ``path`` that killed runs left: regular
     files named as ours for this name (with a pid, or without one as before), never a link."""
@@ -192,7 +188,7 @@ def _remove_dead_partials(path: Path) -> None:
         for entry, match in found:
             with contextlib.suppress(OSError):
                 status = entry.stat(follow_symlinks=False)
-                old = time.time() - status.st_mtime > _STALE_SECONDS
+                old = partial_files.untouched(status)
                 if stat.S_ISREG(status.st_mode) and old and not (match[1] and _alive(int(match[1]))):
                     os.unlink(entry.name, dir_fd=folder)
     except OSError:

@@ -204,7 +204,6 @@ def _create(folder: int, path: Path, text: str) -> None:
 # name that starts with a dot, should a power loss leave one.
 _PARTIAL = ".vcp-migrate-new.{stamp}{suffix}.partial"
 _ABANDONED = re.compile(r"\.vcp-migrate-new\.\d{8}T\d{6}\.\d{3}Z(?:-\d+)?\.partial")
-_ABANDONED_AFTER_SECONDS = 60  # a new writes its partial file in milliseconds
 # What a file system without hard links (FAT, some network and FUSE ones) answers a link with.
 _NO_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS})
 
@@ -216,7 +215,7 @@ def _remove_abandoned(folder: int) -> None:
         for entry in entries:
             if not _ABANDONED.fullmatch(entry.name) or not entry.is_file(follow_symlinks=False):
                 continue
-            if time.time() - entry.stat(follow_symlinks=False).st_mtime > _ABANDONED_AFTER_SECONDS:
+            if partial_files.untouched(entry.stat(follow_symlinks=False)):
                 with contextlib.suppress(OSError):
                     os.unlink(entry.name, dir_fd=folder)
 

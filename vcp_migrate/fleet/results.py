@@ -6,16 +6,14 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import NamedTuple
 
-from .. import lock
+from .. import lock, partial_files
 from ..errors import UsageError, as_parameter, spelled
-from ..partial_files import sync_folder
 
 # What happened to one database. "failed" and "not-started" are what --only-failed reruns.
 MIGRATED, UP_TO_DATE, ROLLED_BACK, NOTHING_TO_ROLL_BACK = "migrated", "up-to-date", "rolled-back", "nothing-to-undo"
@@ -181,7 +179,7 @@ def write_report(
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
-    sync_folder(path)  # the rename too: a power loss could bring back the report it replaced
+    partial_files.sync_folder(path)  # the rename too: a power loss could bring back the report it replaced
 
 
 def _temporary(folder: Path, report: str) -> tuple[str, int]:
@@ -195,7 +193,7 @@ def _temporary(folder: Path, report: str) -> tuple[str, int]:
         descriptor = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
         with suppress(OSError):  # a file system without locks (ENOLCK): written unlocked, its age then guards it
             fcntl.flock(descriptor, fcntl.LOCK_EX)
-        if _is_at(name, descriptor):
+        if lock.same_file(name, descriptor):
             return name, descriptor
         os.close(descriptor)  # removed as a leftover between its creation and its lock: take another
     raise OSError(f"no temporary file could be kept in {folder} to write the report in")
@@ -216,9 +214,6 @@ def _remove_leftovers(folder: Path, report: str) -> None:
             _remove_if_abandoned(str(folder / name))
 
 
-_ABANDONED_AFTER_SECONDS = 60  # a report is written in well under that
-
-
 def _remove_if_abandoned(name: str) -> None:
     """Remove ``name`` if it is one of ``_remove_leftovers``'s (never through a link)."""
     import stat
@@ -228,7 +223,7 @@ def _remove_if_abandoned(name: str) -> None:
         found = os.fstat(descriptor)
         if not stat.S_ISREG(found.st_mode) or found.st_nlink != 1 or found.st_uid != os.geteuid():
             return
-        if time.time() - found.st_mtime < _ABANDONED_AFTER_SECONDS:
+        if not partial_files.untouched(found):
             return  # being written, perhaps unlocked (no locks there, or a release that took none)
         if os.read(descriptor, 1) not in (b"", b"{"):
             return
@@ -236,19 +231,10 @@ def _remove_if_abandoned(name: str) -> None:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return  # a run is writing it
-        if _is_at(name, descriptor):  # still the file locked, not one a run created since
+        if lock.same_file(name, descriptor):  # still the file locked, not one a run created since
             os.unlink(name)
     finally:
         os.close(descriptor)
-
-
-def _is_at(name: str, descriptor: int) -> bool:
-    """Whether ``name`` is the file open as ``descriptor``."""
-    try:
-        now, held = os.lstat(name), os.fstat(descriptor)
-    except FileNotFoundError:
-        return False
-    return (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
 
 
 def replaceable(path: str, targets: Sequence[str] = (), own: Sequence[Path] = ()) -> str | None:
